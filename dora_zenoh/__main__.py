@@ -1,0 +1,4 @@
+"""``python -m dora_zenoh`` is the ``dora-zenoh`` command."""
+from dora_zenoh.cli import main
+
+main()

@@ -1,0 +1,196 @@
+"""Per-input bounded queues feeding one wake-up queue that the node's loop waits on.
+
+Zenoh calls our subscriber callbacks directly on its own threads
+(``Callback(indirect=False)``): the fastest receive path measured here, and it lets
+one ``next()`` wait on every input at once. Each input keeps its own bounded deque,
+so a flooded input drops *its own* oldest messages (or, with ``queue_policy:
+block``, holds back *its own* sender) and never delays the others. The wake queue
+carries one token per queued item, so ``next()`` blocks in C, with the GIL
+released, and costs no CPU while idle.
+"""
+from __future__ import annotations
+
+import heapq
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+CLOSED = object()  # end-of-stream marker placed after an input's last message
+
+
+class InputQueue:
+    """One input's queue. ``put`` runs on Zenoh threads, ``take`` on the node's thread."""
+
+    __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
+                 "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
+                 "first_seq", "expect", "busy", "last_put")
+
+    def __init__(self, input_id: str, size: int, block: bool, wake: queue.SimpleQueue,
+                 source_node: str | None = None, source_output: str | None = None,
+                 stdout: bool = False, timer_ns: int | None = None) -> None:
+        self.id = input_id
+        self.items: deque = deque()
+        self.size = max(1, size)
+        self.block = block
+        self.dropped = 0
+        self.closed = False
+        self.lock = threading.Lock()
+        self.not_full = threading.Condition(self.lock)
+        self.wake = wake
+        self.source_node = source_node
+        self.source_output = source_output
+        self.stdout = stdout
+        self.timer_ns = timer_ns
+        self._stopping = False
+        self.received = 0                 # messages that reached this queue (dropped ones too)
+        self.first_seq: int | None = None  # sender's sequence number of the first one we got
+        self.expect: int | None = None     # sender's final count, from its end-of-stream notice
+        self.busy = False                  # a sender is blocked in put() (queue_policy: block)
+        self.last_put = 0.0
+
+    def put_sample(self, sample: Any) -> None:
+        """The Zenoh callback: note where the sender's sequence starts, then queue."""
+        if self.first_seq is None:
+            self.first_seq = seq_of(sample)
+        self.put(sample)
+
+    def put(self, item: Any) -> None:
+        """Queue one message; drop this input's oldest or wait, as its policy says."""
+        with self.lock:
+            if self.closed:
+                return
+            items = self.items
+            if len(items) >= self.size:
+                if not self.block:
+                    items.popleft()
+                    items.append(item)
+                    self.dropped += 1
+                    self.received += 1
+                    if self.dropped == 1:
+                        _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+                              "messages; the total is reported when the input closes")
+                    self._close_if_complete()
+                    return
+                self.busy = True
+                while len(items) >= self.size and not self._stopping:
+                    self.not_full.wait(1.0)
+                self.busy = False
+            items.append(item)
+            self.received += 1
+            self.last_put = time.monotonic()
+            self.wake.put(self)
+            self._close_if_complete()
+
+    def finish(self, total: int) -> None:
+        """The sender announced it sent ``total`` messages: close once they are all here.
+
+        The notice can overtake data (it may travel another route, or data may wait
+        behind a blocked callback), so closing on it alone could lose messages.
+        """
+        with self.lock:
+            self.expect = total
+            self._close_if_complete()
+
+    def close_when_quiet(self, quiet: float = 0.05, patience: float = 2.0) -> None:
+        """The sender is gone without a notice (crash): close once nothing is in flight.
+
+        Waits until no sender is blocked on this queue and nothing arrived for ``quiet``
+        seconds, or ``patience`` seconds when a notice promised more than has arrived.
+        """
+        with self.lock:
+            if self.closed:
+                return
+            idle = time.monotonic() - self.last_put
+            waiting_for_more = self.expect is not None
+            if not self.busy and idle >= (patience if waiting_for_more else quiet):
+                self._close_locked()
+                return
+        threading.Timer(quiet, self.close_when_quiet, (quiet, patience)).start()
+
+    def close(self) -> None:
+        """Close now (timers, shutdown)."""
+        with self.lock:
+            self._close_locked()
+
+    def _close_if_complete(self) -> None:
+        if self.expect is not None and self.received + (self.first_seq or 0) >= self.expect:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.items.append(CLOSED)
+        self.wake.put(self)
+        if self.dropped:
+            _warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+
+    def take(self) -> Any:
+        """The oldest queued item; only called after a wake token for this input."""
+        with self.lock:
+            item = self.items.popleft()
+            if self.block:
+                self.not_full.notify()
+        return item
+
+    def release(self) -> None:
+        """Let a sender blocked on this full input go (the node is shutting down)."""
+        with self.lock:
+            self._stopping = True
+            self.not_full.notify_all()
+
+
+class TimerThread(threading.Thread):
+    """Generates the ``dora/timer/...`` inputs of one node, drift-free, on one thread.
+
+    It sleeps on an Event until the next deadline, so an idle node costs nothing.
+    """
+
+    def __init__(self, timers: list[InputQueue]) -> None:
+        super().__init__(name="dora-zenoh-timers", daemon=True)
+        self._stop_event = threading.Event()
+        now = time.monotonic_ns()
+        self._heap = [(now + t.timer_ns, i, t) for i, t in enumerate(timers)]
+        heapq.heapify(self._heap)
+
+    def run(self) -> None:
+        heap = self._heap
+        while heap:
+            deadline, i, timer = heap[0]
+            delay = (deadline - time.monotonic_ns()) / 1e9
+            if delay > 0 and self._stop_event.wait(delay):
+                return
+            if timer.closed:
+                heapq.heappop(heap)
+                continue
+            timer.put(time.time_ns())
+            nxt = deadline + timer.timer_ns
+            now = time.monotonic_ns()
+            if nxt < now:  # we fell behind (suspended, overloaded): skip missed ticks
+                nxt = now + timer.timer_ns
+            heapq.heapreplace(heap, (nxt, i, timer))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def seq_of(sample: Any) -> int:
+    """The sequence number in a message's attachment (0 for a plain Zenoh publisher)."""
+    att = sample.attachment
+    if att is None:
+        return 0
+    raw = att.to_bytes()
+    if raw.startswith(b'{"seq":'):
+        end = raw.find(b",", 7)
+        try:
+            return int(raw[7:end])
+        except ValueError:
+            return 0
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,52 @@
+"""Key expressions: the wire contract in one place.
+
+User data lives on ``{prefix}/{dataflow}/{node}/{output}`` (an operator's output
+on ``{prefix}/{dataflow}/{node}/{operator}/{output}``), so an input's
+``source: node/op/output`` is literally the key's suffix and ``{prefix}/**``
+shows user data only. Everything internal lives under the verbatim chunk
+``@dz`` (``{prefix}/@dz/...``), which ``*`` and ``**`` never match.
+"""
+from __future__ import annotations
+
+DEFAULT_PREFIX = "dora"
+INTERNAL = "@dz"
+
+
+def data_key(prefix: str, dataflow: str, source: str) -> str:
+    """Key of an output; ``source`` is ``node/output`` or ``node/operator/output``."""
+    return f"{prefix}/{dataflow}/{source}"
+
+
+def live_root(prefix: str, dataflow: str) -> str:
+    """Liveliness tokens of one dataflow: ``node/<id>``, ``exited/<id>``, ``stop``, ``runner``."""
+    return f"{prefix}/{INTERNAL}/live/{dataflow}"
+
+
+def node_token(prefix: str, dataflow: str, node: str) -> str:
+    """Declared by a node once all its inputs are subscribed: it is ready and alive."""
+    return f"{live_root(prefix, dataflow)}/node/{node}"
+
+
+def exited_token(prefix: str, dataflow: str, node: str) -> str:
+    """Declared by the runner when a node's process has exited (whatever the node did)."""
+    return f"{live_root(prefix, dataflow)}/exited/{node}"
+
+
+def stop_token(prefix: str, dataflow: str) -> str:
+    """Declared by the runner when the dataflow is asked to stop; late joiners see it too."""
+    return f"{live_root(prefix, dataflow)}/stop"
+
+
+def runner_token(prefix: str, dataflow: str) -> str:
+    """Declared by whatever supervises the dataflow for as long as it runs."""
+    return f"{live_root(prefix, dataflow)}/runner"
+
+
+def eos_key(prefix: str, dataflow: str, node: str) -> str:
+    """End-of-stream notices of a node's outputs, sent in order after its last message."""
+    return f"{prefix}/{INTERNAL}/eos/{dataflow}/{node}"
+
+
+def config_key(prefix: str, dataflow: str, node: str) -> str:
+    """Queryable that hands a dynamic node its configuration."""
+    return f"{prefix}/{INTERNAL}/cfg/{dataflow}/{node}"

@@ -1,0 +1,381 @@
+"""The Node API: one process of a dataflow, talking Zenoh directly to its peers.
+
+``Node()`` reads the configuration the runner put in its environment
+(``DORA_ZENOH_NODE_CONFIG``), opens a Zenoh peer session, subscribes to its inputs'
+keys, announces itself with a liveliness token, and waits until every node that
+subscribes to its outputs has done the same (the start barrier), so a message sent
+right after ``Node()`` is never lost. ``Node("id")`` outside a runner asks the
+running dataflow for the configuration of its dynamic node ``id``.
+"""
+from __future__ import annotations
+
+import atexit
+import dis
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import zenoh
+
+from dora_zenoh import keys, wire, zconfig
+from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
+from dora_zenoh.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event
+from dora_zenoh.inputs import CLOSED, InputQueue, TimerThread
+
+CONFIG_ENV = "DORA_ZENOH_NODE_CONFIG"
+DATAFLOW_ENV = "DORA_ZENOH_DATAFLOW"
+PREFIX_ENV = "DORA_ZENOH_PREFIX"
+_STOP = object()  # wake token: the dataflow asks this node to stop
+
+
+class Node:
+    """A dataflow node. See the README's "Node API" for both API generations.
+
+    Args:
+        node_id: ignored when the runner started this process (dora does the same);
+            otherwise the id of a ``path: dynamic`` node of a running dataflow to join.
+        dataflow: which running dataflow to join when several have a node ``node_id``.
+        endpoint: the Zenoh hub to connect to (default ``$DORA_ZENOH_ENDPOINT`` or
+            ``tcp/127.0.0.1:7447``), for dynamic nodes.
+        barrier_timeout: how long ``Node()`` waits for the nodes that subscribe to
+            its outputs before it goes on anyway (with a warning).
+    """
+
+    def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
+                 endpoint: str | None = None, barrier_timeout: float | None = None) -> None:
+        self._closed = True
+        self._legacy: bool | None = None
+        raw = os.environ.get(CONFIG_ENV)
+        if raw:
+            cfg = json.loads(raw)
+            session = zenoh.open(zconfig.peer_config([cfg["endpoint"]],
+                                                     [zconfig.node_listen_endpoint(cfg["endpoint"])]))
+            zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
+        else:
+            if not node_id:
+                raise NodeConfigError(
+                    "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
+                    "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
+                    "running dataflow, e.g. Node(\"plot\")")
+            hub = endpoint or zconfig.default_endpoint()
+            session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+            try:
+                cfg = _fetch_dynamic_config(session, node_id, dataflow or os.environ.get(DATAFLOW_ENV),
+                                            os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX, hub)
+            except BaseException:
+                session.close()
+                raise
+        self._cfg = cfg
+        self._session = session
+        self._closed = False
+        self._setup(barrier_timeout if barrier_timeout is not None else cfg.get("barrier_timeout", 30.0))
+        atexit.register(self.close)
+
+    # -- set-up ----------------------------------------------------------------------
+    def _setup(self, barrier_timeout: float) -> None:
+        cfg, session = self._cfg, self._session
+        self.node_id: str = cfg["node"]
+        self._dataflow: str = cfg["dataflow"]
+        prefix = cfg["prefix"]
+        self._wake: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopped = False
+        self._finished = False
+        self._forwardable: list[tuple[Any, Any]] = []
+        self._state = threading.Condition()
+        self._alive: set[str] = set()
+        self._exited: set[str] = set()
+
+        # Outputs: one publisher each; [publisher, next sequence number].
+        self._outputs: dict[str, list] = {}
+        for out_id, key in cfg["outputs"].items():
+            pub = session.declare_publisher(key, encoding=wire.ENC_BYTES, express=True,
+                                            congestion_control=zenoh.CongestionControl.BLOCK)
+            self._outputs[out_id] = [pub, 0]
+        self._eos_pub = session.declare_publisher(
+            keys.eos_key(prefix, self._dataflow, self.node_id),
+            congestion_control=zenoh.CongestionControl.BLOCK)
+
+        # Inputs: a bounded queue each, fed by a direct Zenoh callback.
+        self._inputs: dict[str, InputQueue] = {}
+        timers: list[InputQueue] = []
+        sources: set[str] = set()
+        for in_id, spec in cfg["inputs"].items():
+            q = InputQueue(in_id, spec.get("queue_size", 10), spec.get("queue_policy") == "block",
+                           self._wake, spec.get("source_node"), spec.get("source_output"),
+                           spec.get("stdout", False), spec.get("timer_ns"))
+            self._inputs[in_id] = q
+            if q.timer_ns:
+                timers.append(q)
+            else:
+                sources.add(q.source_node)
+                session.declare_subscriber(spec["key"], zenoh.handlers.Callback(q.put_sample, indirect=False))
+        for source in sorted(sources):
+            session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
+                                       zenoh.handlers.Callback(self._on_eos, indirect=False))
+        self._data_inputs = [q for q in self._inputs.values() if not q.timer_ns]
+        self._live_root = keys.live_root(prefix, self._dataflow) + "/"
+        session.liveliness().declare_subscriber(
+            self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
+        # Announced only now, after every input is subscribed: the token means "ready".
+        self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
+        self._timers = TimerThread(timers) if timers else None
+        if self._timers:
+            self._timers.start()
+        self._barrier(cfg.get("waits_for", []), barrier_timeout)
+
+    def _barrier(self, waits_for: list[str], timeout: float) -> None:
+        """Return once every subscriber of our outputs is ready (or has already exited)."""
+        if not waits_for:
+            return
+        deadline = time.monotonic() + timeout
+        with self._state:
+            while True:
+                missing = [n for n in waits_for if n not in self._alive and n not in self._exited]
+                left = deadline - time.monotonic()
+                if not missing or left <= 0 or self._stopped:
+                    break
+                self._state.wait(left)
+        if missing and not self._stopped:
+            _warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
+                  "to subscribe; messages sent before they start are lost")
+
+    # -- Zenoh callbacks (on Zenoh threads) ------------------------------------------------
+    def _on_live(self, sample: zenoh.Sample) -> None:
+        what = str(sample.key_expr)[len(self._live_root):]
+        put = sample.kind == zenoh.SampleKind.PUT
+        kind, _, name = what.partition("/")
+        if kind == "node":
+            with self._state:
+                (self._alive.add if put else self._alive.discard)(name)
+                self._state.notify_all()
+            if not put:  # gone: after its end-of-stream notice, or crashed without one
+                self._close_from(name, include_stdout=False)
+        elif kind == "exited" and put:
+            with self._state:
+                self._exited.add(name)
+                self._state.notify_all()
+            self._close_from(name, include_stdout=True)
+        elif kind == "stop" and put:
+            self._request_stop()
+        elif kind == "runner" and not put and self._cfg.get("supervised"):
+            self._request_stop()  # our supervisor is gone: wind down
+
+    def _on_eos(self, sample: zenoh.Sample) -> None:
+        try:
+            notice = json.loads(sample.payload.to_bytes())
+        except ValueError:
+            return
+        node, outputs = notice.get("node"), notice.get("outputs", {})
+        for q in self._data_inputs:
+            if q.source_node == node and q.source_output in outputs:
+                q.finish(outputs[q.source_output])
+
+    def _close_from(self, node: str, include_stdout: bool) -> None:
+        """``node`` is gone: close its inputs once what it sent before has landed."""
+        for q in self._data_inputs:
+            if q.source_node == node and (include_stdout or not q.stdout):
+                q.close_when_quiet()
+
+    def _request_stop(self) -> None:
+        with self._state:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._state.notify_all()
+        self._wake.put(_STOP)
+
+    # -- receiving ---------------------------------------------------------------------
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event, blocking (GIL released) up to ``timeout`` seconds.
+
+        Returns None on timeout, and for ever once the dataflow stops or every input
+        has closed (after a STOP event).
+        """
+        if self._legacy is None:
+            self._legacy = _caller_unpacks(sys._getframe(1))
+        return self._next(timeout)
+
+    def _next(self, timeout: float | None) -> Event | None:
+        wake = self._wake
+        while not self._finished:
+            try:
+                token = wake.get() if timeout is None else wake.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if token.__class__ is InputQueue:
+                item = token.take()
+                if item is CLOSED:
+                    self._after_close()
+                    if self._legacy:
+                        continue
+                    return Event(INPUT_CLOSED, token.id, node=self)
+                if item.__class__ is int:  # a timer tick carries its time
+                    return Event(INPUT, token.id, None, self, timestamp=item)
+                return Event(INPUT, token.id, item, self)
+            if token is _STOP:
+                self._finished = True
+                return None if self._legacy else Event(STOP, node=self)
+        return None
+
+    def _after_close(self) -> None:
+        """dora's rule: once every non-timer input has closed, timers close and STOP follows."""
+        if self._data_inputs and all(q.closed for q in self._data_inputs):
+            for q in self._inputs.values():
+                if q.timer_ns:
+                    q.close()
+            if all(q.closed and not q.items for q in self._inputs.values()):
+                self._request_stop()
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        if self._legacy is None:
+            self._legacy = _caller_unpacks(sys._getframe(1))
+        event = self._next(None)
+        if event is None:
+            raise StopIteration
+        return event
+
+    # -- sending -----------------------------------------------------------------------
+    def send_output(self, output_id: str, data: Any = b"", metadata: dict | None = None) -> None:
+        """Publish ``data`` on output ``output_id`` (key ``{prefix}/{dataflow}/{node}/{output}``).
+
+        ``data``: bytes, bytearray, memoryview, str, a numpy array or a pyarrow array.
+        ``metadata``: JSON-serialisable parameters, delivered as ``event["metadata"]``.
+        """
+        out = self._outputs.get(output_id)
+        if out is None:
+            declared = ", ".join(sorted(self._outputs)) or "none"
+            raise UndeclaredOutputError(
+                f"node '{self.node_id}' has no output '{output_id}' (declared outputs: {declared}); "
+                f"add it to the node's `outputs:` in the dataflow YAML")
+        payload, encoding = None, None
+        if data.__class__ is not bytes:
+            for obj, sample in self._forwardable:
+                if obj is data:  # forwarding a received value: hand Zenoh its own buffer
+                    payload, encoding = sample.payload, sample.encoding
+                    break
+        if payload is None:
+            payload, encoding = wire.encode(data)
+        seq = out[1]
+        out[1] = seq + 1
+        att = wire.attachment(seq, time.time_ns(), metadata)
+        if encoding is None:
+            out[0].put(payload, attachment=att)
+        else:
+            out[0].put(payload, encoding=encoding, attachment=att)
+
+    def _remember_forwardable(self, value: Any, sample: Any) -> None:
+        fwd = self._forwardable
+        fwd.append((value, sample))
+        if len(fwd) > 2:
+            del fwd[0]
+
+    # -- information -------------------------------------------------------------------
+    def dataflow_descriptor(self) -> dict:
+        """The dataflow's YAML, parsed (dora's ``node.dataflow_descriptor()``)."""
+        import yaml
+
+        with open(self._cfg["descriptor"], encoding="utf-8") as f:
+            return yaml.safe_load(f)
+
+    def dataflow_id(self) -> str:
+        """The running dataflow's name (its key chunk)."""
+        return self._dataflow
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self._outputs)
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self._inputs)
+
+    # -- shutdown ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Announce end-of-stream on every output, then leave. Called at exit too."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            atexit.unregister(self.close)
+            if self._timers:
+                self._timers.stop()
+            for q in self._inputs.values():
+                q.release()
+            notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()}}
+            self._eos_pub.put(json.dumps(notice).encode())
+        finally:
+            self._session.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _caller_unpacks(frame: Any) -> bool:
+    """Whether the calling code unpacks our result into two names (the 2022 API).
+
+    ``input_id, value = node.next()`` and ``for input_id, value in node:`` compile to
+    an ``UNPACK_SEQUENCE 2`` right after the call; dora >= 0.3 code binds one name.
+    Looked at once per node, so its cost does not matter.
+    """
+    try:
+        lasti = frame.f_lasti
+        for ins in dis.get_instructions(frame.f_code):
+            if ins.offset > lasti and ins.opname != "CACHE":
+                return ins.opname == "UNPACK_SEQUENCE" and ins.arg == 2
+    except Exception:
+        pass
+    return False
+
+
+def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | None, prefix: str,
+                          hub: str) -> dict:
+    """Ask the running dataflow(s) for the configuration of dynamic node ``node_id``."""
+    selector = keys.config_key(prefix, dataflow or "*", node_id)
+    found: list[dict] = []
+    deadline = time.monotonic() + 5.0
+    while not found and time.monotonic() < deadline:
+        for reply in session.get(selector, timeout=2.0):
+            if reply.ok is not None:
+                try:
+                    found.append(json.loads(reply.ok.payload.to_bytes()))
+                except ValueError:
+                    continue
+        if not found:
+            time.sleep(0.2)  # the hub link may still be coming up
+    if not found:
+        where = f"dataflow '{dataflow}' has no" if dataflow else "no running dataflow has a"
+        raise NodeConfigError(
+            f"{where} dynamic node '{node_id}' (asked on {hub}): start the dataflow first "
+            f"(`dora-zenoh run dataflow.yml`), and check that the YAML has a node `id: {node_id}` with "
+            "`path: dynamic`; set DORA_ZENOH_ENDPOINT if it runs on another endpoint")
+    if len(found) > 1:
+        names = ", ".join(sorted(c["dataflow"] for c in found))
+        raise NodeConfigError(
+            f"several running dataflows have a dynamic node '{node_id}' ({names}): pass "
+            f"Node(\"{node_id}\", dataflow=NAME) or set {DATAFLOW_ENV}")
+    return found[0]
+
+
+def _warn(message: str) -> None:
+    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)
+
+
+__all__ = ["Node", "Event", "INPUT", "INPUT_CLOSED", "STOP", "ERROR"]

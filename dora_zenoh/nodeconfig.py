@@ -1,0 +1,61 @@
+"""The configuration a node process receives, built from the descriptor.
+
+It is plain JSON (in ``$DORA_ZENOH_NODE_CONFIG``, or served to dynamic nodes over
+Zenoh) so that a node needs neither pydantic nor the YAML file to start: start-up
+time is part of the product.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dora_zenoh import keys
+
+if TYPE_CHECKING:
+    from dora_zenoh.descriptor import Descriptor, ResolvedInput, ResolvedNode
+
+
+def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
+    """(node, output) pairs that carry a node's stdout lines (``send_stdout_as``)."""
+    return {(n.id, n.send_stdout_as) for n in desc.nodes if n.send_stdout_as}
+
+
+def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[str, Any]:
+    """One input as a node sees it: the key to subscribe to and its queue."""
+    spec: dict[str, Any] = {"queue_size": inp.queue_size, "queue_policy": inp.queue_policy}
+    if inp.timer_ns:
+        spec["timer_ns"] = inp.timer_ns
+        return spec
+    spec.update(key=keys.data_key(desc.prefix, dataflow, inp.source), source_node=inp.source_node,
+                source_output=inp.source_output,
+                stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc))
+    return spec
+
+
+def subscribers_of(desc: Descriptor, node_id: str) -> list[str]:
+    """Nodes started with the dataflow that read an output of ``node_id`` (the start barrier)."""
+    readers = []
+    for other in desc.nodes:
+        if other.id == node_id or other.kind == "dynamic":
+            continue
+        all_inputs = list(other.inputs.values()) + [i for op in other.operators for i in op.inputs.values()]
+        if any(i.source_node == node_id for i in all_inputs):
+            readers.append(other.id)
+    return readers
+
+
+def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
+                supervised: bool = True) -> dict[str, Any]:
+    """Everything node ``node`` needs to join dataflow ``dataflow``."""
+    outputs = {o: keys.data_key(desc.prefix, dataflow, f"{node.id}/{o}")
+               for o in node.outputs if o != node.send_stdout_as}
+    return {
+        "dataflow": dataflow,
+        "node": node.id,
+        "prefix": desc.prefix,
+        "endpoint": endpoint,
+        "descriptor": str(desc.path),
+        "supervised": supervised,
+        "inputs": {i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
+        "outputs": outputs,
+        "waits_for": subscribers_of(desc, node.id),
+    }

@@ -1,0 +1,132 @@
+"""Payload and attachment format: what a plain Zenoh subscriber sees.
+
+Payload
+    The bytes the node sent, untouched (Zenoh encoding ``application/octet-stream``).
+    A ``str`` is sent as UTF-8 (``text/plain;charset=utf-8``). An Arrow array that is
+    not plain bytes is sent as an Arrow IPC stream holding one record batch with one
+    column named ``value`` (encoding ``application/vnd.apache.arrow.stream``), so it
+    comes back as the same Arrow type, and any Arrow reader can decode it.
+Attachment
+    UTF-8 JSON: ``{"seq": N, "ts": T}`` plus ``"params": {...}`` when the sender
+    gave metadata. ``seq`` counts messages per output from 0, ``ts`` is the send
+    time in nanoseconds since the Unix epoch.
+
+pyarrow and numpy are optional: they are imported only when an Arrow or numpy
+value is sent or when an event's value is read with pyarrow installed.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import zenoh
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+ENC_BYTES = zenoh.Encoding.APPLICATION_OCTET_STREAM
+ENC_TEXT = zenoh.Encoding("text/plain;charset=utf-8")
+ENC_ARROW = zenoh.Encoding(ARROW_STREAM)
+
+_pa: Any = None
+_pa_checked = False
+
+
+def pyarrow() -> Any:
+    """The pyarrow module, or None when it is not installed (checked once)."""
+    global _pa, _pa_checked
+    if not _pa_checked:
+        _pa_checked = True
+        try:
+            import pyarrow as pa
+
+            _pa = pa
+        except ImportError:
+            _pa = None
+    return _pa
+
+
+def attachment(seq: int, ts: int, params: dict | None) -> bytes:
+    """The JSON attachment of one message (formatted by hand: this is the hot path)."""
+    if params:
+        return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
+    return b'{"seq":%d,"ts":%d}' % (seq, ts)
+
+
+def parse_attachment(raw: bytes | None) -> dict:
+    """The attachment as a dict (empty for a message sent by a plain Zenoh client)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def encode(data: Any) -> tuple[Any, zenoh.Encoding | None]:
+    """Turn what a node passes to ``send_output`` into a Zenoh payload and encoding.
+
+    Returns ``(payload, None)`` for raw bytes so the publisher's default encoding
+    applies without a per-message Encoding object.
+    """
+    cls = data.__class__
+    if cls is bytes or cls is bytearray or cls is zenoh.ZBytes:
+        return data, None
+    if cls is memoryview:
+        return data.tobytes(), None
+    if cls is str:
+        return data.encode(), ENC_TEXT
+    module = cls.__module__ or ""
+    if module.startswith("pyarrow"):
+        return _encode_arrow(data)
+    if module.startswith("numpy"):
+        pa = pyarrow()
+        if pa is None:
+            return data.tobytes(), None
+        return _encode_arrow(pa.array(data.ravel()) if data.ndim != 1 else pa.array(data))
+    if data is None:
+        return b"", None
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data), None
+    if isinstance(data, (list, tuple)) and pyarrow() is not None:
+        return _encode_arrow(pyarrow().array(data))
+    raise TypeError(
+        f"send_output: cannot send a {cls.__qualname__}; send bytes, bytearray, memoryview, str, "
+        "a numpy array or a pyarrow array"
+    )
+
+
+def _encode_arrow(array: Any) -> tuple[Any, zenoh.Encoding | None]:
+    pa = pyarrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if isinstance(array, pa.Array) and array.type == pa.uint8() and array.null_count == 0:
+        # Plain bytes: send the data buffer itself so plain subscribers see raw bytes.
+        buf = array.buffers()[1]
+        return buf[array.offset : array.offset + len(array)].to_pybytes(), None
+    if not isinstance(array, pa.Array):
+        raise TypeError(f"send_output: cannot send a {type(array).__qualname__}")
+    batch = pa.record_batch([array], names=["value"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes(), ENC_ARROW
+
+
+def is_arrow_stream(encoding: zenoh.Encoding) -> bool:
+    return str(encoding).startswith(ARROW_STREAM)
+
+
+def to_arrow(raw: bytes, arrow_stream: bool) -> Any:
+    """Build the Arrow value of a received payload, over the received buffer (no copy)."""
+    pa = pyarrow()
+    if arrow_stream:
+        return pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0)
+    return pa.Array.from_buffers(pa.uint8(), len(raw), [None, pa.py_buffer(raw)])
+
+
+def from_arrow_to_bytes(raw: bytes, arrow_stream: bool) -> bytes:
+    """Bytes for the 2022 API: the payload itself, or an Arrow value's data buffer."""
+    if not arrow_stream or pyarrow() is None:
+        return raw
+    array = to_arrow(raw, True)
+    return b"".join(b.to_pybytes() for b in array.buffers()[1:2] if b is not None)
