@@ -76,8 +76,10 @@ def check(file: Path) -> None:
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
+@click.option("--hot-reload", is_flag=True,
+              help="Reload a Python operator in place (keeping its state) when its file changes.")
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -86,7 +88,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
 
     desc = load_or_exit(file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
-                      log_dir=log_dir, echo=not quiet)
+                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload)
     flow = DataflowRun(desc, opts)
     interrupts = 0
 
@@ -112,6 +114,16 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     click.echo(result.summary(), err=True)
     sys.exit(0 if result.ok else 1)
 
+
+def _register_coordinator_commands() -> None:
+    """up, down, coordinator, start, stop, restart, list, logs, clean (see cli_coordinator)."""
+    from dora_zenoh.cli_coordinator import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_coordinator_commands()
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,7 @@ Both dialects found in the wild are accepted by one schema: the dora 0.3+ form
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import os
@@ -398,18 +399,18 @@ def _unwrap(tp: Any) -> list[Any]:
 
 def _schema_at(schema: type[BaseModel], path: DataPath) -> type[BaseModel] | None:
     """The schema model that validates the mapping found at ``path`` below ``schema``."""
-    types: list[Any] = [schema]
+    candidates: list[Any] = [schema]
     for step in path:
         following = []
-        for tp in (t for candidate in types for t in _unwrap(candidate)):
+        for tp in (t for candidate in candidates for t in _unwrap(candidate)):
             if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(step, str):
                 following += [f.annotation for n, f in tp.model_fields.items() if (f.alias or n) == step]
             elif get_origin(tp) is list and isinstance(step, int):
                 following.append(get_args(tp)[0])
             elif get_origin(tp) is dict and isinstance(step, str):
                 following.append(get_args(tp)[1])
-        types = following
-    for tp in (t for candidate in types for t in _unwrap(candidate)):
+        candidates = following
+    for tp in (t for candidate in candidates for t in _unwrap(candidate)):
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             return tp
     return None
@@ -423,7 +424,8 @@ def _keys_of(schema: type[BaseModel]) -> list[str]:
 # Small helpers
 # ---------------------------------------------------------------------------------------------
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: Ids become Zenoh key chunks and are split on '/' in input sources, hence the strict alphabet.
+_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _ID_HINT = "ids use letters, digits, '_', '-' and '.', and start with a letter, a digit or '_'"
 _PYTHON_RE = re.compile(r"^python(\d+(\.\d+)?)?$")
 _TIMER_NS = {"millis": 1_000_000, "secs": 1_000_000_000, "hz": None}
@@ -450,14 +452,11 @@ def _dotted(path: DataPath) -> str:
 
 def _id_problem(value: str, what: str) -> tuple[str, str] | None:
     """(message, hint) when ``value`` is not a valid id, else None."""
-    if _ID_RE.match(value):
+    if _ID_RE.fullmatch(value):
         return None
+    hint = _ID_HINT
     if "/" in value:
         hint = "'/' separates node, operator and output in input sources; use '_' or '-' instead"
-    elif not value:
-        hint = _ID_HINT
-    else:
-        hint = _ID_HINT
     return f"{what} '{value}' is not a valid id", hint
 
 
@@ -615,6 +614,16 @@ class _Checker:
                 got = err.get("input")
                 if isinstance(got, (str, int, float, bool)) or got is None:
                     text += f" (got {got!r})"
+                if kind == "string_type" and isinstance(got, (bool, int, float, datetime.date)):
+                    # YAML 1.1 reads yes/no/on/off as booleans and 2024-01-01 as a date.
+                    read_as = (
+                        "a boolean"
+                        if isinstance(got, bool)
+                        else "a date"
+                        if isinstance(got, datetime.date)
+                        else "a number"
+                    )
+                    hint = f"YAML reads this value as {read_as}; put it in quotes"
                 message = f"{where} {text}"
         self.add(message, full, node, hint)
 
@@ -642,6 +651,8 @@ class _Checker:
         resolved = [self._resolve(n, registry) for n in known]
         if self.problems:
             return None
+        if len(resolved) != len(raw_nodes) or None in resolved:  # every drop must come with a problem
+            raise RuntimeError("a node was dropped without a reported problem")
         return Descriptor(
             path=self.path,
             base_dir=self.base_dir,
@@ -756,7 +767,7 @@ class _Checker:
             ops += [
                 (at + ("operators", j), op, OperatorListItemSchema) for j, op in enumerate(raw["operators"])
             ]
-        node.runtime = bool(ops) or "operator" in broken or "operators" in broken
+        node.runtime = raw.get("operator") is not None or raw.get("operators") is not None
         for op_at, op_raw, op_schema in ops:
             op, op_broken = self.validate(op_schema, op_raw, op_at, label)
             if op is None:

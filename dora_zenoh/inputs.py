@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 CLOSED = object()  # end-of-stream marker placed after an input's last message
@@ -94,21 +95,28 @@ class InputQueue:
             self.expect = total
             self._close_if_complete()
 
-    def close_when_quiet(self, quiet: float = 0.05, patience: float = 2.0) -> None:
+    def close_when_quiet(self, quiet: float = 0.05, patience: float = 2.0,
+                         ready: Callable[[], bool] | None = None, give_up: float | None = None) -> None:
         """The sender is gone without a notice (crash): close once nothing is in flight.
 
-        Waits until no sender is blocked on this queue and nothing arrived for ``quiet``
-        seconds, or ``patience`` seconds when a notice promised more than has arrived.
+        Waits until ``ready()`` (if given) holds, no sender is blocked on this queue and
+        nothing arrived for ``quiet`` seconds, or ``patience`` seconds when a notice
+        promised more than has arrived. After 10 s it closes whatever the state.
         """
+        now = time.monotonic()
+        give_up = now + 10.0 if give_up is None else give_up
         with self.lock:
             if self.closed:
                 return
-            idle = time.monotonic() - self.last_put
+            idle = now - self.last_put
             waiting_for_more = self.expect is not None
-            if not self.busy and idle >= (patience if waiting_for_more else quiet):
+            settled = not self.busy and idle >= (patience if waiting_for_more else quiet)
+            if (settled and (ready is None or ready())) or now >= give_up:
                 self._close_locked()
                 return
-        threading.Timer(quiet, self.close_when_quiet, (quiet, patience)).start()
+        timer = threading.Timer(quiet, self.close_when_quiet, (quiet, patience, ready, give_up))
+        timer.daemon = True
+        timer.start()
 
     def close(self) -> None:
         """Close now (timers, shutdown)."""

@@ -50,3 +50,35 @@ def eos_key(prefix: str, dataflow: str, node: str) -> str:
 def config_key(prefix: str, dataflow: str, node: str) -> str:
     """Queryable that hands a dynamic node its configuration."""
     return f"{prefix}/{INTERNAL}/cfg/{dataflow}/{node}"
+
+
+def stats_key(prefix: str, dataflow: str, node: str) -> str:
+    """Queryable of a node: how many messages it has sent per output (for ``list NAME``).
+
+    Nodes count their own messages (the sequence numbers they stamp anyway), so
+    counting costs nothing on the data path and no user data reaches the coordinator.
+    """
+    return f"{prefix}/{INTERNAL}/stats/{dataflow}/{node}"
+
+
+# -- the coordinator's control plane (always under the default prefix) --------------------------
+
+
+def ctl_key(verb: str) -> str:
+    """Queryable of the coordinator for one command (``start``, ``stop``, ``list``...)."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/ctl/{verb}"
+
+
+def coordinator_token() -> str:
+    """Declared by the coordinator for as long as it runs."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/coordinator"
+
+
+def log_key(dataflow: str, node: str) -> str:
+    """Log lines of a node of a coordinator-run dataflow (``start --attach``, ``logs --follow``)."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/log/{dataflow}/{node}"
+
+
+def done_key(dataflow: str) -> str:
+    """The result of a coordinator-run dataflow, published once when it ends."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/done/{dataflow}"

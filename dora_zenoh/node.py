@@ -44,10 +44,14 @@ class Node:
             ``tcp/127.0.0.1:7447``), for dynamic nodes.
         barrier_timeout: how long ``Node()`` waits for the nodes that subscribe to
             its outputs before it goes on anyway (with a warning).
+        inputs, outputs: make this a ROS-like node with no YAML (see ``dora_zenoh.adhoc``):
+            ``inputs={"image": "camera/image"}``, ``outputs=["cmd_vel"]``, on the keys of
+            dataflow ``dataflow`` (default ``"default"``).
     """
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
-                 endpoint: str | None = None, barrier_timeout: float | None = None) -> None:
+                 endpoint: str | None = None, barrier_timeout: float | None = None,
+                 inputs: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
         self._closed = True
         self._legacy: bool | None = None
         raw = os.environ.get(CONFIG_ENV)
@@ -63,6 +67,16 @@ class Node:
                     "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
                     "running dataflow, e.g. Node(\"plot\")")
             hub = endpoint or zconfig.default_endpoint()
+            if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner
+                from dora_zenoh import adhoc
+
+                cfg = adhoc.adhoc_config(node_id, inputs, outputs, dataflow or os.environ.get(DATAFLOW_ENV),
+                                         os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX, hub)
+                session = adhoc.open_session(hub)
+                self._cfg, self._session, self._closed = cfg, session, False
+                self._setup(barrier_timeout or 0.0)
+                atexit.register(self.close)
+                return
             session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
             try:
                 cfg = _fetch_dynamic_config(session, node_id, dataflow or os.environ.get(DATAFLOW_ENV),
@@ -100,6 +114,8 @@ class Node:
             keys.eos_key(prefix, self._dataflow, self.node_id),
             congestion_control=zenoh.CongestionControl.BLOCK)
 
+        # Sources that may restart (or leave and rejoin): only their final exited token closes.
+        self._restartable = {s.get("source_node") for s in cfg["inputs"].values() if s.get("restartable")}
         # Inputs: a bounded queue each, fed by a direct Zenoh callback.
         self._inputs: dict[str, InputQueue] = {}
         timers: list[InputQueue] = []
@@ -113,11 +129,15 @@ class Node:
                 timers.append(q)
             else:
                 sources.add(q.source_node)
-                session.declare_subscriber(spec["key"], zenoh.handlers.Callback(q.put_sample, indirect=False))
+                session.declare_subscriber(spec["key"],
+                                           zenoh.handlers.Callback(self._input_callback(q, spec), indirect=False))
         for source in sorted(sources):
             session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
         self._data_inputs = [q for q in self._inputs.values() if not q.timer_ns]
+        self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
+                                                  zenoh.handlers.Callback(self._on_stats_query,
+                                                                          indirect=False))
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -127,6 +147,11 @@ class Node:
         if self._timers:
             self._timers.start()
         self._barrier(cfg.get("waits_for", []), barrier_timeout)
+
+    def _input_callback(self, q: InputQueue, spec: dict) -> Any:
+        """The Zenoh callback feeding input ``q``; a hook for the operator runtime, which must
+        not block on messages it delivers to itself (see ``dora_zenoh.runtime``)."""
+        return q.put_sample
 
     def _barrier(self, waits_for: list[str], timeout: float) -> None:
         """Return once every subscriber of our outputs is ready (or has already exited)."""
@@ -153,7 +178,7 @@ class Node:
             with self._state:
                 (self._alive.add if put else self._alive.discard)(name)
                 self._state.notify_all()
-            if not put:  # gone: after its end-of-stream notice, or crashed without one
+            if not put and name not in self._restartable:  # gone: after its notice, or crashed
                 self._close_from(name, include_stdout=False)
         elif kind == "exited" and put:
             with self._state:
@@ -171,15 +196,30 @@ class Node:
         except ValueError:
             return
         node, outputs = notice.get("node"), notice.get("outputs", {})
+        if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
+            return
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
 
+    def _on_stats_query(self, query: zenoh.Query) -> None:
+        """``dora-zenoh list NAME``: messages sent per output, counted by their sequence numbers."""
+        counts = {o: v[1] for o, v in self._outputs.items()}
+        query.reply(keys.stats_key(self._cfg["prefix"], self._dataflow, self.node_id), json.dumps(counts))
+
     def _close_from(self, node: str, include_stdout: bool) -> None:
-        """``node`` is gone: close its inputs once what it sent before has landed."""
+        """``node`` is gone: close its inputs once what it sent before has landed.
+
+        "Landed" means: its liveliness token is gone too (its link closes after its last
+        message on that link) and nothing arrived for a moment. The runner's ``exited``
+        notice comes over another link and can overtake the node's last messages.
+        """
+        def link_closed() -> bool:
+            return node not in self._alive
+
         for q in self._data_inputs:
             if q.source_node == node and (include_stdout or not q.stdout):
-                q.close_when_quiet()
+                q.close_when_quiet(ready=link_closed)
 
     def _request_stop(self) -> None:
         with self._state:
@@ -282,6 +322,8 @@ class Node:
         """The dataflow's YAML, parsed (dora's ``node.dataflow_descriptor()``)."""
         import yaml
 
+        if not self._cfg.get("descriptor"):  # a ROS-like node has no YAML
+            return {"nodes": []}
         with open(self._cfg["descriptor"], encoding="utf-8") as f:
             return yaml.safe_load(f)
 
@@ -309,7 +351,8 @@ class Node:
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
-            notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()}}
+            notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
+                      "ended": time.time()}
             self._eos_pub.put(json.dumps(notice).encode())
         finally:
             self._session.close()

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 from dora_zenoh import keys
 
 if TYPE_CHECKING:
-    from dora_zenoh.descriptor import Descriptor, ResolvedInput, ResolvedNode
+    from dora_zenoh.descriptor import Descriptor, OperatorSpec, ResolvedInput, ResolvedNode
 
 
 def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
-    """(node, output) pairs that carry a node's stdout lines (``send_stdout_as``)."""
-    return {(n.id, n.send_stdout_as) for n in desc.nodes if n.send_stdout_as}
+    """(node, output) pairs whose stdout lines the runner publishes (``send_stdout_as``).
+
+    An operator runtime publishes its operators' lines itself, as ordinary outputs.
+    """
+    return {(n.id, n.send_stdout_as) for n in desc.nodes if n.send_stdout_as and n.kind != "runtime"}
 
 
 def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[str, Any]:
@@ -28,7 +31,20 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[st
     spec.update(key=keys.data_key(desc.prefix, dataflow, inp.source), source_node=inp.source_node,
                 source_output=inp.source_output,
                 stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc))
+    if inp.source_node in restartable_nodes(desc):
+        spec["restartable"] = True
     return spec
+
+
+def restartable_nodes(desc: Descriptor) -> set[str]:
+    """Nodes whose process may end and come back: a ``restart_policy`` other than ``never``,
+    or ``path: dynamic`` (started by hand; may leave and rejoin).
+
+    Their downstream inputs ignore the loss of their liveliness token and their
+    end-of-stream notices, and close only on the runner's final ``exited/<node>``
+    token (or when the dataflow stops), so a restart is invisible downstream.
+    """
+    return {n.id for n in desc.nodes if n.restart_policy != "never" or n.kind == "dynamic"}
 
 
 def subscribers_of(desc: Descriptor, node_id: str) -> list[str]:
@@ -46,9 +62,10 @@ def subscribers_of(desc: Descriptor, node_id: str) -> list[str]:
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
                 supervised: bool = True) -> dict[str, Any]:
     """Everything node ``node`` needs to join dataflow ``dataflow``."""
+    runtime = node.kind == "runtime"
     outputs = {o: keys.data_key(desc.prefix, dataflow, f"{node.id}/{o}")
-               for o in node.outputs if o != node.send_stdout_as}
-    return {
+               for o in node.outputs if runtime or o != node.send_stdout_as}
+    cfg: dict[str, Any] = {
         "dataflow": dataflow,
         "node": node.id,
         "prefix": desc.prefix,
@@ -59,3 +76,18 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         "outputs": outputs,
         "waits_for": subscribers_of(desc, node.id),
     }
+    if runtime:
+        cfg["operators"] = [operator_config(node, op) for op in node.operators]
+    return cfg
+
+
+def operator_config(node: ResolvedNode, op: OperatorSpec) -> dict[str, Any]:
+    """One operator of a runtime node: its file and ids, without the node-level "opid/" prefix.
+
+    A node-level ``send_stdout_as: opid/out`` counts as that operator's.
+    """
+    stdout_as = op.send_stdout_as
+    if stdout_as is None and node.send_stdout_as and node.send_stdout_as.startswith(f"{op.id}/"):
+        stdout_as = node.send_stdout_as[len(op.id) + 1:]
+    return {"id": op.id, "python": str(op.python), "inputs": list(op.inputs), "outputs": list(op.outputs),
+            "send_stdout_as": stdout_as}

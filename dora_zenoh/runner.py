@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +34,8 @@ from dora_zenoh.reaper import terminate_trees
 
 SHIM_DIR = str(Path(__file__).resolve().parent / "_shim")
 STDERR_TAIL = 15
+RESTART_DELAY = 0.5      # seconds before the first restart when the YAML gives no restart_delay
+RESTART_DELAY_MAX = 30.0  # the delay doubles with each restart of a node, up to this
 
 
 @dataclass
@@ -46,6 +49,11 @@ class RunOptions:
     log_dir: Path | None = None
     echo: bool = True
     out: IO[str] | None = None  # where node lines are echoed (default: sys.stdout/sys.stderr)
+    # Called with (node id, line, is_stderr, display) for every line written to a node's log,
+    # under the log lock (so a reader of the log file and a follower of this hook agree);
+    # ``display`` is what `run` prints for it, or None for a line `run` only logs.
+    on_line: Callable[[str, str, bool, str | None], None] | None = None
+    hot_reload: bool = False  # operator runtimes reload changed operator files in place
 
 
 @dataclass
@@ -56,8 +64,9 @@ class NodeResult:
     returncode: int | None
     status: str  # "succeeded" | "failed" | "stopped" | "killed"
     detail: str
-    ended_at: float
+    ended_at: float  # wall-clock seconds: when the node's end began (see DataflowRun._ended_at)
     stderr_tail: list[str] = field(default_factory=list)
+    restarts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -107,7 +116,8 @@ class _Proc:
         self.log = log
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.pumps: list[threading.Thread] = []
-        self.stop_action: str | None = None  # "terminated" (asked to stop) | "killed" (ignored STOP)
+        # "terminated" (asked to stop) | "killed" (ignored STOP) | "forced" (killed on request)
+        self.stop_action: str | None = None
         self.exited_token: Any = None
 
 
@@ -143,12 +153,24 @@ class DataflowRun:
         self.procs: dict[str, _Proc] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
+        # When each node's end began, in wall-clock seconds (one clock for every process on
+        # the machine): its own stamp in its end-of-stream notice, else when its token went
+        # or its process exited. Our receive times alone can't order two nodes' ends: the
+        # notices travel different links, which a loaded machine serves out of order.
         self._ended_at: dict[str, float] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._print_lock = threading.Lock()
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
+        self._killed = False
+        # Supervision: restarts done per node, nodes waiting out their restart delay
+        # (with how their last process ended), lines written per node log, and the
+        # messages each node's earlier processes sent (from their end-of-stream notices).
+        self.restarts: dict[str, int] = {}
+        self.pending_restart: dict[str, tuple[_Proc, str, str]] = {}
+        self.line_counts: dict[str, int] = {}
+        self.sent_before: dict[str, dict[str, int]] = {}
         self.log_dir = self._make_log_dir()
 
     # -- start -----------------------------------------------------------------------
@@ -198,6 +220,11 @@ class DataflowRun:
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
+            # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) by
+            # declaring the stop token itself: treat that like Ctrl-C.
+            session.liveliness().declare_subscriber(
+                keys.stop_token(prefix, self.dataflow),
+                zenoh.handlers.Callback(self._on_stop_token, indirect=False))
             # A node's end is dated by its end-of-stream notice when it sends one: a node
             # that fails sends it before its downstream can react, so the first failure
             # in time is the cause, not one of its victims.
@@ -233,13 +260,16 @@ class DataflowRun:
         assert node.command, node.id
         return list(node.command)
 
-    def _spawn(self, node: ResolvedNode) -> None:
+    def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = self._base_env()
         env.update(node.env)
         cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id
-        log = open(self.log_dir / f"log_{node.id}.txt", "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        if self.options.hot_reload and node.kind == "runtime":
+            env["DORA_ZENOH_HOT_RELOAD"] = "1"
+        log = open(self.log_dir / f"log_{node.id}.txt", "a" if restart else "w",  # noqa: SIM115
+                   encoding="utf-8", buffering=1)
         try:
             popen = subprocess.Popen(self.command_for(node), cwd=self.desc.base_dir, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -253,7 +283,7 @@ class DataflowRun:
         self._reaper.stdin.write(f"{popen.pid} {proc.create_time}\n")
         self._reaper.stdin.flush()
         stdout_pub = None
-        if node.send_stdout_as:
+        if node.send_stdout_as and node.kind != "runtime":  # a runtime publishes its operators' lines
             stdout_pub = self.session.declare_publisher(
                 keys.data_key(self.desc.prefix, self.dataflow, f"{node.id}/{node.send_stdout_as}"),
                 encoding=wire.ENC_TEXT, congestion_control=zenoh.CongestionControl.BLOCK)
@@ -274,11 +304,7 @@ class DataflowRun:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if is_stderr:
                 proc.stderr_tail.append(line)
-            with self._print_lock:
-                proc.log.write(line + "\n")
-                if self.options.echo:
-                    out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
-                    print(f"[{node_id}] {line}", file=out, flush=True)
+            self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
             if publisher is not None:
                 publisher.put(line.encode(), attachment=wire.attachment(seq, time.time_ns(), None))
                 seq += 1
@@ -287,6 +313,37 @@ class DataflowRun:
             notice = {"node": node_id, "outputs": {proc.node.send_stdout_as: seq}}
             self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), json.dumps(notice).encode(),
                              congestion_control=zenoh.CongestionControl.BLOCK)
+
+    def _log_line(self, proc: _Proc, line: str, is_stderr: bool, display: str | None) -> None:
+        """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
+        node_id = proc.node.id
+        with self._print_lock:
+            proc.log.write(line + "\n")
+            self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
+            if display is not None and self.options.echo:
+                out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
+                print(display, file=out, flush=True)
+            if self.options.on_line is not None:
+                try:
+                    self.options.on_line(node_id, line, is_stderr, display)
+                except Exception:  # a log follower must never break supervision
+                    pass
+
+    def read_log(self, node_id: str, tail: int | None = None) -> tuple[list[str], int]:
+        """The last ``tail`` lines of a node's log (all if None) and how many it has in all.
+
+        Read under the log lock, so the count matches the lines ``on_line`` has seen.
+        """
+        path = self.log_dir / f"log_{node_id}.txt"
+        with self._print_lock:
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []
+            count = self.line_counts.get(node_id, 0)
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        return lines, count
 
     def _waiter(self, proc: _Proc) -> None:
         proc.popen.wait()
@@ -300,10 +357,32 @@ class DataflowRun:
             self.alive.add(name)
         else:
             self.alive.discard(name)
+            self._ended_at.setdefault(name, time.time())
+
+    def _on_stop_token(self, sample: zenoh.Sample) -> None:
+        if sample.kind == zenoh.SampleKind.PUT:
+            self.stop()
 
     def _on_eos(self, sample: zenoh.Sample) -> None:
         node = str(sample.key_expr).rsplit("/", 1)[1]
-        self._ended_at.setdefault(node, time.monotonic())
+        try:
+            notice = json.loads(sample.payload.to_bytes())
+        except ValueError:
+            notice = {}
+        if isinstance(notice, dict) and notice.get("partial"):
+            return  # one operator of a runtime stopped; the node goes on (its final notice repeats these)
+        try:
+            ended = float(notice.get("ended", time.time()))
+        except (TypeError, ValueError, AttributeError):
+            ended = time.time()
+        self._ended_at.setdefault(node, ended)
+        try:
+            outputs = notice.get("outputs", {})
+            sent = self.sent_before.setdefault(node, {})
+            for out, count in outputs.items():
+                sent[out] = sent.get(out, 0) + int(count)
+        except (ValueError, AttributeError, TypeError):
+            pass
 
     def _on_config_query(self, query: zenoh.Query) -> None:
         for node in self.desc.nodes:
@@ -319,6 +398,8 @@ class DataflowRun:
         node_id = proc.node.id
         if proc.stop_action == "killed":
             status, detail = "killed", f"did not stop within the {self.options.grace:g} s grace period and was killed"
+        elif proc.stop_action == "forced":
+            status, detail = "killed", "was killed on request (--force)"
         elif code == 0:
             status, detail = "succeeded", "exited with code 0"
         elif proc.stop_action == "terminated" and code is not None and code < 0:
@@ -327,35 +408,121 @@ class DataflowRun:
             status, detail = "failed", f"was killed by signal {_signal_name(-code)}"
         else:
             status, detail = "failed", f"exited with code {code}"
-        ended_at = min(self._ended_at.get(node_id, time.monotonic()), time.monotonic())
-        self.results[node_id] = NodeResult(node_id, code, status, detail, ended_at, list(proc.stderr_tail))
-        proc.log.write(f"[dora-zenoh] node '{node_id}' {detail}\n")
-        proc.log.close()
+        if self._will_restart(proc.node, status):
+            done = self.restarts.get(node_id, 0)
+            delay = min(RESTART_DELAY_MAX, (proc.node.restart_delay if proc.node.restart_delay is not None
+                                            else RESTART_DELAY) * 2 ** done)
+            self.restarts[node_id] = done + 1
+            limit = f" of {proc.node.max_restarts}" if proc.node.max_restarts is not None else ""
+            msg = (f"[dora-zenoh] node '{node_id}' {detail}; restarting in {delay:g} s "
+                   f"(restart {done + 1}{limit}, restart_policy: {proc.node.restart_policy})")
+            self._log_line(proc, msg, True, msg)
+            proc.log.close()
+            self._ended_at.pop(node_id, None)
+            # No exited/<node> token: downstream keeps its inputs open across the restart.
+            self.pending_restart[node_id] = (proc, status, detail)
+            timer = threading.Timer(delay, self._events.put, (("respawn", node_id),))
+            timer.daemon = True
+            timer.start()
+            return
+        self._final_exit(proc, status, detail)
+
+    def _will_restart(self, node: ResolvedNode, status: str) -> bool:
+        """Whether the node's ``restart_policy`` restarts it after it ended with ``status``."""
+        if self._stopping_at is not None or self._killed or node.restart_policy == "never":
+            return False
+        if node.max_restarts is not None and self.restarts.get(node.id, 0) >= node.max_restarts:
+            return False
+        return status == "failed" or (node.restart_policy == "always" and status == "succeeded")
+
+    def _final_exit(self, proc: _Proc, status: str, detail: str) -> None:
+        """The node is done for good: record its result and tell its downstream (exited token)."""
+        node_id = proc.node.id
+        code = proc.popen.returncode
+        ended_at = min(self._ended_at.get(node_id, time.time()), time.time())
+        self.results[node_id] = NodeResult(node_id, code, status, detail, ended_at, list(proc.stderr_tail),
+                                           self.restarts.get(node_id, 0))
+        if not proc.log.closed:
+            line = f"[dora-zenoh] node '{node_id}' {detail}"
+            self._log_line(proc, line, True, line if status == "failed" else None)
+            proc.log.close()
         if self.session is not None:
             proc.exited_token = self.session.liveliness().declare_token(
                 keys.exited_token(self.desc.prefix, self.dataflow, node_id))
-        if status == "failed" and self.options.echo:
-            with self._print_lock:
-                print(f"[dora-zenoh] node '{node_id}' {detail}", file=sys.stderr, flush=True)
+
+    def _respawn(self, node_id: str) -> None:
+        """A node's restart delay is over: start it again (same keys, same log file)."""
+        pending = self.pending_restart.pop(node_id, None)
+        if pending is None:
+            return
+        self._ended_at.pop(node_id, None)  # a late token loss of the old process must not count
+        try:
+            self._spawn(pending[0].node, restart=True)
+        except RuntimeError as exc:
+            self._final_exit(pending[0], "failed", f"could not be restarted: {exc}")
+
+    def _cancel_restarts(self) -> None:
+        """Stopping: nodes waiting to restart are done, with how their last process ended."""
+        for node_id in list(self.pending_restart):
+            proc, status, detail = self.pending_restart.pop(node_id)
+            self._final_exit(proc, status, detail)
+
+    def node_states(self) -> list[dict[str, Any]]:
+        """A snapshot of every node for status displays: id, pid, status, restarts. Thread-safe."""
+        states = []
+        procs = dict(self.procs)
+        for node in self.desc.nodes:
+            if node.kind == "dynamic":
+                states.append({"id": node.id, "pid": None, "restarts": 0, "create_time": None,
+                               "status": "joined" if node.id in self.alive else "dynamic", "detail": None})
+                continue
+            proc = procs.get(node.id)
+            result = self.results.get(node.id)
+            pid = None
+            if result is not None:
+                status = result.status
+            elif node.id in self.pending_restart:
+                status = "restarting"
+            elif proc is not None and proc.popen.poll() is None:
+                status = "stopping" if self._stopping_at is not None else "running"
+                pid = proc.popen.pid
+            else:
+                status = "exited"
+            states.append({"id": node.id, "pid": pid, "status": status, "restarts": self.restarts.get(node.id, 0),
+                           "create_time": proc.create_time if proc is not None and pid else None,
+                           "detail": result.detail if result is not None else None})
+        return states
 
     # -- stopping --------------------------------------------------------------------
-    def stop(self) -> None:
-        """Ask every node to stop (STOP event); the grace period starts now. Thread-safe."""
+    def stop(self, grace: float | None = None) -> None:
+        """Ask every node to stop (STOP event); the grace period starts now. Thread-safe.
+
+        ``grace`` replaces the run's grace period if given.
+        """
+        if grace is not None:
+            self.options.grace = grace
         self._events.put(("stop", None))
 
-    def kill(self) -> None:
-        """Kill every node's process tree now. Thread-safe."""
+    def kill(self, forced: bool = False) -> None:
+        """Kill every node's process tree now; nothing restarts. Thread-safe.
+
+        ``forced``: the user asked for it (reported as such rather than as a node
+        that ignored STOP).
+        """
+        self._killed = True
         roots = []
-        for p in self.procs.values():
+        for p in list(self.procs.values()):
             if p.popen.poll() is None:
-                p.stop_action = p.stop_action or "killed"
+                p.stop_action = p.stop_action or ("forced" if forced else "killed")
                 roots.append((p.popen.pid, p.create_time))
+        self._events.put(("stop", None))
         terminate_trees(roots, grace=0.0)
 
     def _begin_stop(self) -> None:
         if self._stopping_at is not None:
             return
         self._stopping_at = time.monotonic()
+        self._cancel_restarts()
         self._tokens.append(self.session.liveliness().declare_token(
             keys.stop_token(self.desc.prefix, self.dataflow)))
         threading.Thread(target=self._stop_silent_nodes, daemon=True).start()
@@ -368,7 +535,7 @@ class DataflowRun:
         """
         time.sleep(settle)
         roots = []
-        for p in self.procs.values():
+        for p in list(self.procs.values()):
             if p.node.id not in self.alive and p.popen.poll() is None and p.stop_action is None:
                 p.stop_action = "terminated"
                 roots.append((p.popen.pid, p.create_time))
@@ -404,6 +571,8 @@ class DataflowRun:
                 continue
             if kind == "exit":
                 self._record_exit(proc)
+            elif kind == "respawn":
+                self._respawn(proc)
             elif kind == "stop":
                 self._begin_stop()
         self._finish()

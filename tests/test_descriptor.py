@@ -812,3 +812,54 @@ def test_file_label_is_the_path_as_given(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     problem = only_problem(Path("dataflow.yml"))
     assert str(problem).startswith("dataflow.yml:3: node 'a': path 'gone.py' does not exist")
+
+
+def test_yaml_scalars_that_are_not_strings_get_a_quoting_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    outputs: [on, 1]\n")
+    found = [(p.line, p.message, p.hint) for p in problems_of(path)]
+    assert found == [
+        (
+            4,
+            "outputs[0] should be a valid string (got True)",
+            "YAML reads this value as a boolean; put it in quotes",
+        ),
+        (
+            4,
+            "outputs[1] should be a valid string (got 1)",
+            "YAML reads this value as a number; put it in quotes",
+        ),
+    ]
+
+
+def test_more_node_rules(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        nodes:
+          - id: dora
+            path: dynamic
+          - id: empty
+            operators: []
+          - id: runtime
+            args: --x
+            operators:
+              - {id: a, python: op.py, outputs: [x], send_stdout_as: x}
+              - {id: b, python: op.py, outputs: [y], send_stdout_as: y}
+          - id: legacy
+            custom: {run: python op.py, source: op.py}
+          - id: weird
+            path: dynamic
+            inputs:
+              "in/put": dora/timer/millis/1
+        """,
+        "op.py",
+    )
+    found = [(p.line, p.node, p.message) for p in problems_of(path)]
+    assert found == [
+        (2, "dora", "node id 'dora' is reserved for timers (dora/timer/...)"),
+        (5, "empty", "'operators' is empty"),
+        (7, "runtime", "'args' has no effect on a node with operators"),
+        (10, "runtime", "send_stdout_as is given more than once"),
+        (12, "legacy", "custom has both 'run' and 'source'"),
+        (16, "weird", "input id 'in/put' is not a valid id"),
+    ]

@@ -75,6 +75,9 @@ def test_upstream_killed_gives_input_closed_then_stop(flow):
         node = Node()
         for i in range(3):
             node.send_output("data", str(i).encode())
+        # send_output hands the message to Zenoh's sender thread; give it time to leave
+        # the process, so this models a crash after sending, not one in mid-send.
+        import time; time.sleep(0.5)
         print("about to die", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -114,7 +117,7 @@ def test_summary_names_first_failure_not_its_victims(flow):
     """)
     res = flow.run()
     assert res.returncode == 1
-    assert "failed: node 'source' exited with code 1 (then also: victim)" in res.stderr
+    assert "failed: node 'source' exited with code 1 (then also: victim)" in res.stderr, res.stderr
     assert "RuntimeError: sensor unplugged" in res.stderr
 
 

@@ -1,0 +1,840 @@
+#!/usr/bin/env python3
+"""dora-zenoh's benchmark: latency, throughput, startup and idle CPU.
+
+Cases (select with --cases):
+  latency     two-node ping-pong, one-way p50/p90 per message size (half the round trip)
+  throughput  windowed flood: the sender waits for an ack after every window; a lost
+              message is reported as LOST with its count, never hidden
+  startup     from spawning the runner to every node of a 10-node dataflow having its first input
+  idle        CPU of node processes waiting for an input that never comes / a slow timer
+
+The node scripts in scripts/bench_nodes/ use only the dora node API (`from dora import Node`,
+events as dicts), so --compare runs the very same files under dora-rs 1.1.0 (installed on first
+use into its own venv) and adds plain zenoh-python (scripts/zenoh_floor.py) as the latency floor.
+Runtimes take turns within every repeat, and each figure is the median over --repeat, so a drift
+in machine speed hits all runtimes alike.
+
+examples:
+  python scripts/bench.py --quick                       # smoke run, dora-zenoh only
+  python scripts/bench.py --compare --png bench.png     # the full side-by-side
+  python scripts/bench.py --cases latency --sizes 8,1048576 --rounds 1000
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+HERE = Path(__file__).resolve().parent
+NODES = HERE / "bench_nodes"
+FLOOR = HERE / "zenoh_floor.py"
+CASES = ("latency", "throughput", "startup", "idle")
+DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
+DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
+FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
+        "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0}
+QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
+         "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0}
+
+# Every process this script starts, so that any exit path can end them (and their trees).
+_LIVE: list[subprocess.Popen] = []
+
+
+class Unavailable(Exception):
+    """A runtime that cannot be used here; its cases are reported as unavailable, not crashed on."""
+
+
+# ---------------------------------------------------------------- processes
+
+
+def spawn(cmd: list[str], workdir: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a process in its own session (so a stray group member can be found later) and track it."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    _LIVE.append(proc)
+    return proc
+
+
+def end_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop a process gently (SIGINT = Ctrl-C: runtimes send STOP), then its whole tree by force.
+
+    Descendants are collected before the parent goes, since orphans leave its tree; the session's
+    process group is the backstop for any that were missed.
+    """
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    alive = [p for p in family if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=3)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group we created; gone already in the normal case
+    if proc in _LIVE:
+        _LIVE.remove(proc)
+
+
+def end_all() -> None:
+    """End every process still tracked: the finally of main, also on Ctrl-C and SIGTERM."""
+    for proc in list(_LIVE):
+        end_tree(proc, grace=2.0)
+
+
+def exit_on_signals() -> None:
+    """Turn SIGTERM/SIGHUP into SystemExit and SIGINT into KeyboardInterrupt (even when started in the
+    background, where SIGINT is inherited as ignored), so finally blocks run and nothing is orphaned."""
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now, so runs never join another run's network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, chars: int = 1500) -> str:
+    """The end of a log, for error messages that say why a run failed."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    """Poll until predicate() holds; give up at the timeout or when proc has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return predicate()
+        time.sleep(0.02)
+    return False
+
+
+# ---------------------------------------------------------------- runtimes
+
+
+@dataclass
+class Runtime:
+    """How to run a dataflow file with one runtime: the command line and its environment."""
+
+    name: str
+    command: Callable[[Path, float, Path], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def default_dora_zenoh_cmd() -> str:
+    """`dora-zenoh` next to this Python (the project's venv), else on PATH, else `python -m`."""
+    beside = Path(sys.executable).parent / "dora-zenoh"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("dora-zenoh")
+    return found if found else f"{sys.executable} -m dora_zenoh"
+
+
+def dora_zenoh_runtime(cmd: str) -> Runtime:
+    """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after."""
+    def command(path: Path, stop_after: float, workdir: Path) -> list[str]:
+        return cmd.split() + ["run", str(path), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
+                              "--stop-after", f"{stop_after:.0f}s", "--grace", "5s", "--quiet",
+                              "--log-dir", str(workdir / "logs")]
+    path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return Runtime(DZ, command, {"PATH": path_env})
+
+
+def ensure_dora_rs(venv: Path) -> Path:
+    """The dora 1.1.0 CLI, installed into its own venv on first use (never into the project's)."""
+    dora = venv / "bin" / "dora"
+    if not dora.exists():
+        print(f"installing dora-rs 1.1.0 into {venv} (first use) ...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *DORA_RS_PACKAGES],
+                           check=True, timeout=1200)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise Unavailable(f"dora-rs could not be installed into {venv}: {exc}") from exc
+    try:
+        out = subprocess.run([str(dora), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable(f"{dora} does not run: {exc}") from exc
+    if out.returncode != 0:
+        raise Unavailable(f"{dora} --version failed: {out.stderr.strip()[:300]}")
+    return dora
+
+
+def dora_rs_runtime(venv: Path) -> Runtime:
+    """dora-rs `dora run`, with its venv first on PATH so `.py` nodes get its `dora` package."""
+    dora = ensure_dora_rs(venv)
+
+    def command(path: Path, stop_after: float, _workdir: Path) -> list[str]:
+        return [str(dora), "run", str(path), "--stop-after", f"{stop_after:.0f}s", "--log-level", "error"]
+    path_env = f"{dora.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return Runtime(RS, command, {"PATH": path_env, "RUST_LOG": "error", "VIRTUAL_ENV": str(venv)})
+
+
+@dataclass
+class Run:
+    """One dataflow run in a scratch directory: the runner process and where its output went."""
+
+    runtime: Runtime
+    workdir: Path
+    proc: subprocess.Popen
+    log: Path
+    started: float  # time.time() just before spawning the runner
+
+
+@contextlib.contextmanager
+def dataflow(runtime: Runtime, nodes: list[dict], stop_after: float) -> Iterator[Run]:
+    """Write the YAML, spawn the runner, and always end its whole tree and delete the scratch dir."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-") as tmp:
+        workdir = Path(tmp)
+        path = workdir / "dataflow.yml"
+        path.write_text(yaml.safe_dump({"nodes": nodes}, sort_keys=False))
+        env = {**os.environ, **runtime.env}
+        log = workdir / "runner.log"
+        cmd = runtime.command(path, stop_after, workdir)
+        started = time.time()
+        proc = spawn(cmd, workdir, env, log)
+        try:
+            yield Run(runtime, workdir, proc, log, started)
+        finally:
+            end_tree(proc)
+
+
+def finish(run: Run, timeout: float) -> str | None:
+    """Wait for the runner to exit by itself; an error text if it timed out or failed."""
+    try:
+        code = run.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return f"{run.runtime.name} did not finish within {timeout:.0f} s; log tail:\n{tail(run.log)}"
+    if code != 0:
+        return f"{run.runtime.name} exited {code}; log tail:\n{tail(run.log)}"
+    return None
+
+
+def node(node_id: str, script: str, inputs: dict | None = None, outputs: list[str] | None = None,
+         env: dict[str, Any] | None = None, args: str | None = None) -> dict:
+    """One node entry in the YAML shape both runtimes accept (absolute path, string env values)."""
+    entry: dict[str, Any] = {"id": node_id, "path": str(NODES / script)}
+    if args:
+        entry["args"] = args
+    if inputs:
+        entry["inputs"] = inputs
+    if outputs:
+        entry["outputs"] = outputs
+    if env:
+        entry["env"] = {k: str(v) for k, v in env.items()}
+    return entry
+
+
+# ---------------------------------------------------------------- cases
+
+
+def latency_dataflow(opts: argparse.Namespace, result: Path) -> list[dict]:
+    """ping sends, pong echoes the received value unchanged."""
+    env = {"RESULT_FILE": result, "SIZES": opts.sizes, "ROUNDS": opts.rounds, "WARMUP": opts.warmup}
+    return [node("ping", "ping.py", {"pong": "pong/pong"}, ["ping", "done"], env),
+            node("pong", "pong.py", {"ping": "ping/ping", "done": "ping/done"}, ["pong"])]
+
+
+def run_latency(runtime: Runtime, opts: argparse.Namespace) -> dict:
+    """Per size: one-way p50/p90 in microseconds from one ping-pong run, or an error."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        result = Path(tmp) / "latency.json"
+        with dataflow(runtime, latency_dataflow(opts, result), opts.timeout) as run:
+            error = finish(run, opts.timeout + 30)
+        if result.exists():
+            return json.loads(result.read_text())
+        return {"error": error or "no result written"}
+
+
+def run_zenoh_floor(opts: argparse.Namespace) -> dict:
+    """The same ping-pong in plain zenoh-python: two processes, peer mode, loopback."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-zenoh-") as tmp:
+        workdir = Path(tmp)
+        port, ready, result, log = free_port(), workdir / "ready", workdir / "floor.json", workdir / "floor.log"
+        env = dict(os.environ)
+        pong = spawn([sys.executable, str(FLOOR), "pong", "--port", str(port), "--ready-file", str(ready),
+                      "--max-seconds", str(opts.timeout + 60)], workdir, env, log)
+        try:
+            if not wait_for(ready.exists, 30, pong):
+                return {"error": f"zenoh pong did not start; log tail:\n{tail(log)}"}
+            ping = spawn([sys.executable, str(FLOOR), "ping", "--port", str(port), "--sizes", opts.sizes,
+                          "--rounds", str(opts.rounds), "--warmup", str(opts.warmup), "--result", str(result)],
+                         workdir, env, log)
+            try:
+                ping.wait(opts.timeout)
+            except subprocess.TimeoutExpired:
+                return {"error": f"zenoh ping did not finish within {opts.timeout} s"}
+            finally:
+                end_tree(ping)
+        finally:
+            end_tree(pong)
+        if result.exists():
+            return json.loads(result.read_text())
+        return {"error": f"zenoh ping wrote no result; log tail:\n{tail(log)}"}
+
+
+def parse_flood(spec: str) -> tuple[int, int, int]:
+    """SIZE:COUNT:WINDOW, with COUNT rounded up to whole windows (the sender sends whole windows)."""
+    size, count, window = (int(x) for x in spec.split(":"))
+    return size, -(-count // window) * window, window
+
+
+def flood_dataflow(spec: str, result: Path, rx_result: Path, ack_timeout: float, queue_factor: float) -> list[dict]:
+    """tx floods `data`; rx's input queue holds one window (times --queue-factor), which must be enough."""
+    size, count, window = parse_flood(spec)
+    queue_size = max(1, round(window * queue_factor))
+    tx_env = {"RESULT_FILE": result, "SIZE": size, "COUNT": count, "WINDOW": window, "ACK_TIMEOUT": ack_timeout}
+    rx_env = {"RX_RESULT_FILE": rx_result, "SIZE": size, "WINDOW": window}
+    return [node("tx", "flood_tx.py", {"ack": "rx/ack"}, ["data", "done"], tx_env),
+            node("rx", "flood_rx.py", {"data": {"source": "tx/data", "queue_size": queue_size}, "done": "tx/done"},
+                 ["ack"], rx_env)]
+
+
+def run_throughput(runtime: Runtime, spec: str, opts: argparse.Namespace) -> dict:
+    """msgs/s and MB/s of acknowledged messages, and `lost` = sent - received by rx."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        result, rx_result = Path(tmp) / "tx.json", Path(tmp) / "rx.json"
+        with dataflow(runtime, flood_dataflow(spec, result, rx_result, opts.ack_timeout, opts.queue_factor), opts.timeout) as run:
+            error = finish(run, opts.timeout + 30)
+        if not result.exists():
+            return {"error": error or "sender wrote no result"}
+        report = json.loads(result.read_text())
+        if rx_result.exists():
+            rx = json.loads(rx_result.read_text())
+            report.update(rx)
+            report["lost"] = report["sent"] - rx["received"]
+        else:  # the receiver never reported: count every unacknowledged message as lost
+            report["lost"] = report["sent"] - report["acknowledged"]
+            report["note"] = "receiver wrote no count; lost = unacknowledged"
+        if report["missing_ack_after"] is not None:
+            report["lost"] = max(report["lost"], 1)  # a missing ack is a loss even if counts disagree
+        if error:
+            report["runner_error"] = error
+        return report
+
+
+def startup_dataflow(opts: argparse.Namespace, stamps: Path) -> list[dict]:
+    """A source and 9 relays, fanned out from the source or chained one after another."""
+    nodes = [node("source", "startup_source.py", outputs=["go"])]
+    for i in range(1, opts.startup_nodes):
+        upstream = "source/go" if opts.startup_shape == "fanout" or i == 1 else f"relay{i - 1}/go"
+        nodes.append(node(f"relay{i}", "startup_relay.py", {"go": upstream}, ["go"],
+                          {"STAMP_FILE": stamps / f"relay{i}"}))
+    return nodes
+
+
+def run_startup(runtime: Runtime, opts: argparse.Namespace) -> dict:
+    """Seconds from spawning the runner to the last node's first input (and to the runner's exit)."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        stamps = Path(tmp)
+        with dataflow(runtime, startup_dataflow(opts, stamps), opts.timeout) as run:
+            error = finish(run, opts.timeout + 30)
+            exited = time.time()
+        times = [float(p.read_text()) for p in stamps.iterdir() if p.read_text().strip()]
+        missing = opts.startup_nodes - 1 - len(times)
+        if missing or not times:
+            return {"error": f"{missing} node(s) never got a first input. {error or ''}".strip()}
+        return {"startup_s": max(times) - run.started, "first_input_s": min(times) - run.started,
+                "run_total_s": exited - run.started, "nodes": opts.startup_nodes}
+
+
+def idle_dataflow(ready: Path) -> list[dict]:
+    """`waiter` waits for ticker/never, which never comes; `ticker` waits with a 1 s timer."""
+    return [node("waiter", "idle_wait.py", {"never": "ticker/never"}, ["never"],
+                 {"READY_FILE": ready / "waiter"}, args="waiter"),
+            node("ticker", "idle_wait.py", {"tick": "dora/timer/secs/1"}, ["never"],
+                 {"READY_FILE": ready / "ticker"}, args="ticker")]
+
+
+def label(proc: psutil.Process, runner_pid: int) -> str:
+    """Which part of the dataflow a process is: runner, one of the probe nodes, or a runtime helper."""
+    if proc.pid == runner_pid:
+        return "runner"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        return "helpers"
+    for name in ("waiter", "ticker"):
+        if "idle_wait.py" in cmd and cmd.rstrip().endswith(name):
+            return name
+    return "helpers"
+
+
+def cpu_snapshot(runner_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user+system) of the runner and every descendant, keyed by pid."""
+    root = psutil.Process(runner_pid)
+    snap: dict[int, tuple[str, float]] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            snap[proc.pid] = (label(proc, runner_pid), times.user + times.system)
+    return snap
+
+
+def run_idle(runtime: Runtime, opts: argparse.Namespace) -> dict:
+    """CPU % (CPU seconds / wall seconds) while both probe nodes wait, per part of the process tree."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        ready = Path(tmp)
+        stop_after = opts.idle_seconds + opts.timeout
+        with dataflow(runtime, idle_dataflow(ready), stop_after) as run:
+            both = lambda: (ready / "waiter").exists() and (ready / "ticker").exists()  # noqa: E731
+            if not wait_for(both, opts.timeout, run.proc):
+                return {"error": f"idle nodes never became ready; log tail:\n{tail(run.log)}"}
+            time.sleep(opts.idle_settle)  # let start-up work (imports, discovery) finish
+            before, t0 = cpu_snapshot(run.proc.pid), time.monotonic()
+            time.sleep(opts.idle_seconds)
+            after, wall = cpu_snapshot(run.proc.pid), time.monotonic() - t0
+        return idle_report(before, after, wall)
+
+
+def idle_report(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], wall: float) -> dict:
+    """Sum CPU deltas per label; `nodes` is everything in the tree except the runner itself."""
+    pct: dict[str, float] = {"runner": 0.0, "waiter": 0.0, "ticker": 0.0, "helpers": 0.0}
+    for pid, (name, cpu) in after.items():
+        start = before.get(pid, (name, 0.0))[1]
+        pct[name] = pct.get(name, 0.0) + (cpu - start) / wall * 100
+    pct["nodes"] = sum(v for k, v in pct.items() if k != "runner")
+    return {f"{k}_cpu_pct": round(v, 3) for k, v in pct.items()} | {
+        "wall_s": round(wall, 3), "processes": sorted(name for name, _ in after.values())}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    """Median of the figures that exist; None when every run failed."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def turns(players: dict[str, Callable[[], dict] | str], repeat: int, what: str) -> dict[str, list[dict]]:
+    """Call each player in turn, `repeat` times over; a string player is unavailable and says why."""
+    runs: dict[str, list[dict]] = {name: [] for name in players}
+    for rep in range(repeat):
+        for name, play in players.items():
+            if isinstance(play, str):
+                runs[name].append({"error": f"unavailable: {play}"})
+                continue
+            t0 = time.monotonic()
+            res = play()
+            status = "FAILED" if "error" in res else "ok"
+            print(f"  {what} {name} repeat {rep + 1}/{repeat}: {status} ({time.monotonic() - t0:.1f} s)",
+                  flush=True)
+            runs[name].append(res)
+    return runs
+
+
+def players(runtimes: dict[str, Runtime | str], case: Callable[[Runtime], dict]) -> dict[str, Callable[[], dict] | str]:
+    """Bind a case to every available runtime; unavailable ones stay as their reason."""
+    return {name: (rt if isinstance(rt, str) else (lambda rt=rt: case(rt))) for name, rt in runtimes.items()}
+
+
+def summarize_latency(runs: dict[str, list[dict]], sizes: list[str]) -> dict:
+    """Per size and runtime: median over repeats of p50 and p90 (microseconds)."""
+    out: dict[str, dict] = {}
+    for size in sizes:
+        out[size] = {}
+        for name, reps in runs.items():
+            ok = [r[size] for r in reps if "error" not in r and size in r]
+            out[size][name] = {"p50_us": median_or_none([r["one_way_p50_us"] for r in ok]),
+                               "p90_us": median_or_none([r["one_way_p90_us"] for r in ok]),
+                               "runs": len(ok)}
+    return out
+
+
+def summarize_throughput(runs: dict[str, list[dict]]) -> dict:
+    """Per runtime: median msgs/s and MB/s, and the total lost over all repeats (never hidden)."""
+    out = {}
+    for name, reps in runs.items():
+        ok = [r for r in reps if "error" not in r]
+        out[name] = {"msgs_per_s": median_or_none([r["msgs_per_s"] for r in ok]),
+                     "MB_per_s": median_or_none([r["MB_per_s"] for r in ok]),
+                     "acknowledged_median": median_or_none([r["acknowledged"] for r in ok]),
+                     "lost": sum(r["lost"] for r in ok) if ok else None,
+                     "runs_with_loss": sum(1 for r in ok if r["lost"]),
+                     "runs": len(ok), "failed": len(reps) - len(ok)}
+    return out
+
+
+def summarize_startup(runs: dict[str, list[dict]]) -> dict:
+    """Per runtime: median, min and max startup seconds over the repeats."""
+    out = {}
+    for name, reps in runs.items():
+        vals = [r["startup_s"] for r in reps if "error" not in r]
+        out[name] = {"median_s": median_or_none(vals), "min_s": min(vals) if vals else None,
+                     "max_s": max(vals) if vals else None,
+                     "run_total_median_s": median_or_none([r["run_total_s"] for r in reps if "error" not in r]),
+                     "runs": len(vals)}
+    return out
+
+
+def summarize_idle(runs: dict[str, list[dict]]) -> dict:
+    """Per runtime: median CPU % of each part over the repeats."""
+    out = {}
+    for name, reps in runs.items():
+        ok = [r for r in reps if "error" not in r]
+        keys = ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct", "runner_cpu_pct", "helpers_cpu_pct")
+        out[name] = {k: median_or_none([r[k] for r in ok]) for k in keys} | {"runs": len(ok)}
+    return out
+
+
+def errors_of(case: str, runs: dict[str, list[dict]]) -> list[str]:
+    """Every failed run as one readable line (the JSON keeps the full text)."""
+    return [f"{case} {name} repeat {i + 1}: {r['error']}" for name, reps in runs.items()
+            for i, r in enumerate(reps) if "error" in r]
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    """A table cell: the number, or 'failed' when no run produced it."""
+    return "failed" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """a/b as a table cell, '-' when either side is missing."""
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table, padded so it also reads well in a terminal."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = lambda cells: "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|",
+                      *(line(r) for r in rows)])
+
+
+def human_size(size: int) -> str:
+    """8 B, 64 KiB, 1 MiB: sizes as people say them."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def latency_table(summary: dict, names: list[str]) -> str:
+    """p50 (p90) per runtime, and the dora-zenoh ratios of the p50s (lower is better)."""
+    others = [n for n in names if n != DZ]
+    header = ["size", *(f"{n} p50 (p90) µs" for n in names), *(f"{DZ}/{n}" for n in others)]
+    rows = []
+    for size, per in summary.items():
+        cells = [f"{fmt(per[n]['p50_us'])} ({fmt(per[n]['p90_us'])})" if per[n]["p50_us"] is not None
+                 else "failed" for n in names]
+        rows.append([human_size(int(size)), *cells, *(ratio(per[DZ]["p50_us"], per[n]["p50_us"]) for n in others)])
+    return table(header, rows)
+
+
+def loss_cell(s: dict) -> str:
+    """0, or LOST with the count and how many runs lost anything; failed runs say so."""
+    if s["lost"] is None:
+        return "failed"
+    text = "0" if s["lost"] == 0 else f"LOST {s['lost']} ({s['runs_with_loss']}/{s['runs']} runs)"
+    return text + (f", {s['failed']} failed" if s["failed"] else "")
+
+
+def throughput_table(summary: dict, names: list[str]) -> str:
+    """msgs/s, MB/s and lost per runtime for every size:window, plus dora-zenoh/dora-rs (higher is better)."""
+    header = ["size", "window", *(f"{n} {c}" for n in names for c in ("msg/s", "MB/s", "lost"))]
+    if RS in names and DZ in names:
+        header.append(f"{DZ}/{RS} msg/s")
+    rows = []
+    for spec, per in summary.items():
+        size, _, window = parse_flood(spec)
+        row = [human_size(size), str(window)]
+        for n in names:
+            row += [rate_cell(per[n], "msgs_per_s", 0), rate_cell(per[n], "MB_per_s", 1), loss_cell(per[n])]
+        if RS in names and DZ in names:
+            lossy = per[DZ]["lost"] or per[RS]["lost"]
+            row.append(ratio(per[DZ]["msgs_per_s"], per[RS]["msgs_per_s"]) + ("*" if lossy else ""))
+        rows.append(row)
+    note = ("\n* a runtime lost messages: its rate covers only the windows acknowledged before the loss"
+            if any(s["lost"] for per in summary.values() for s in per.values()) else "")
+    return table(header, rows) + note
+
+
+def rate_cell(s: dict, key: str, digits: int) -> str:
+    """A rate, 'none acked' when a loss came in the first window, 'failed' when no run finished."""
+    if not s["runs"]:
+        return "failed"
+    return "none acked" if s[key] is None else fmt(s[key], digits)
+
+
+def startup_table(summary: dict, names: list[str], nodes: int) -> str:
+    """Median (min-max) seconds to every node's first input, and to the runner's exit."""
+    header = ["runtime", f"{nodes} nodes to first input, s (min-max)", "to runner exit, s"]
+    if RS in names and DZ in names:
+        header.append(f"{DZ}/{RS}")
+    rows = []
+    for n in names:
+        s = summary[n]
+        cell = f"{fmt(s['median_s'], 3)} ({fmt(s['min_s'], 3)}-{fmt(s['max_s'], 3)})" if s["runs"] else "failed"
+        row = [n, cell, fmt(s["run_total_median_s"], 3)]
+        if RS in names and DZ in names:
+            row.append(ratio(summary[DZ]["median_s"], summary[RS]["median_s"]) if n == DZ else "")
+        rows.append(row)
+    return table(header, rows)
+
+
+def idle_table(summary: dict, names: list[str]) -> str:
+    """CPU % per part of the dataflow while it waits (CPU seconds per wall second x 100)."""
+    header = ["runtime", "waiter node %", "slow-timer node %", "all node processes %", "runner %"]
+    rows = [[n, *(fmt(summary[n][k], 2) for k in ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct",
+                                                  "runner_cpu_pct"))] for n in names]
+    return table(header, rows)
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (what a reader compares machines by)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def version_of(dist: str) -> str:
+    """An installed distribution's version, or 'not installed'."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict:
+    """What the figures depend on: CPU, cores, Python, Zenoh, load, date."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "zenoh": version_of("eclipse-zenoh"), "dora_zenoh": version_of("dora-zenoh"),
+            "platform": platform.platform(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "loadavg_start": list(os.getloadavg())}
+
+
+def machine_line(m: dict) -> str:
+    """The one-line machine description printed under the tables."""
+    load = "/".join(f"{x:.2f}" for x in m["loadavg_start"])
+    end = "/".join(f"{x:.2f}" for x in m.get("loadavg_end", []))
+    rs = f", dora-rs {m['dora_rs']}" if m.get("dora_rs") else ""
+    return (f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, zenoh {m['zenoh']}, "
+            f"dora-zenoh {m['dora_zenoh']}{rs}; {m['date']}; load avg (1/5/15 min) {load} at start, {end} at end")
+
+
+def draw_png(path: Path, summary: dict, names: list[str]) -> None:
+    """Latency p50 per size per runtime on log-log axes, if matplotlib is there (it is not a dependency)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"--png: matplotlib is not installed; `{sys.executable} -m pip install matplotlib` to draw charts")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sizes = [int(s) for s in summary]
+    for n in names:
+        points = [(s, summary[str(s)][n]["p50_us"]) for s in sizes if summary[str(s)][n]["p50_us"] is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=n)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes, [human_size(s) for s in sizes])
+    ax.set_xlabel("message size")
+    ax.set_ylabel("one-way latency p50 (µs)")
+    ax.set_title("two-node ping-pong, one-way latency (lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"chart written to {path}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Options; unset ones take --quick's or the full run's defaults."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)} (default: all)")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run dora-rs 1.1.0 (all cases) and plain zenoh (latency floor)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke run: sizes {QUICK['sizes']}, {QUICK['rounds']} rounds, 1 repeat, small floods")
+    ap.add_argument("--sizes", help=f"latency message sizes in bytes (default {FULL['sizes']})")
+    ap.add_argument("--rounds", type=int, help=f"measured round trips per size (default {FULL['rounds']})")
+    ap.add_argument("--warmup", type=int, help=f"unmeasured round trips per size first (default {FULL['warmup']})")
+    ap.add_argument("--repeat", type=int, help=f"runs per case and runtime; figures are medians (default {FULL['repeat']})")
+    ap.add_argument("--flood", help=f"throughput runs as SIZE:COUNT:WINDOW,... (default {FULL['flood']})")
+    ap.add_argument("--ack-timeout", type=float, default=5.0,
+                    help="seconds the sender waits for a window's ack before declaring a message lost")
+    ap.add_argument("--queue-factor", type=float, default=1.0,
+                    help="throughput receiver's queue_size = window x this (1: exactly one window)")
+    ap.add_argument("--startup-nodes", type=int, default=10, help="nodes in the startup dataflow (source + relays)")
+    ap.add_argument("--startup-shape", choices=("fanout", "chain"), default="fanout",
+                    help="relays all read the source, or each reads the previous one")
+    ap.add_argument("--idle-seconds", type=float, help=f"idle measuring window (default {FULL['idle_seconds']})")
+    ap.add_argument("--idle-settle", type=float, default=1.0, help="seconds to wait after nodes are ready")
+    ap.add_argument("--timeout", type=float, default=240, help="bound on any one dataflow run, seconds")
+    ap.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where every figure goes")
+    ap.add_argument("--png", type=Path, help="draw the latency chart here (needs matplotlib)")
+    ap.add_argument("--dora-zenoh-cmd", default=default_dora_zenoh_cmd(), help="how to invoke dora-zenoh")
+    ap.add_argument("--dora-rs-venv", type=Path, default=Path(os.environ.get("BENCH_DORA_RS_VENV", "/tmp/bench-dora-rs")),
+                    help="venv for dora-rs 1.1.0, created on first use")
+    opts = ap.parse_args(argv)
+    for key, value in (QUICK if opts.quick else FULL).items():
+        if getattr(opts, key) is None:
+            setattr(opts, key, value)
+    opts.case_list = [c.strip() for c in opts.cases.split(",") if c.strip()]
+    unknown = set(opts.case_list) - set(CASES)
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
+    return opts
+
+
+def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
+    """dora-zenoh, plus dora-rs with --compare; a string in place of a Runtime says why it is unavailable."""
+    runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd)}
+    if opts.compare:
+        try:
+            runtimes[RS] = dora_rs_runtime(opts.dora_rs_venv)
+            machine["dora_rs"] = "1.1.0"
+        except Unavailable as exc:
+            print(f"dora-rs unavailable: {exc}", flush=True)
+            runtimes[RS] = str(exc)
+    return runtimes
+
+
+def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], report: dict) -> list[str]:
+    """Run the selected cases (runtimes taking turns), filling report; return the printed tables."""
+    names, out = list(runtimes), []
+    if "latency" in opts.case_list:
+        print("latency ...", flush=True)
+        who = players(runtimes, lambda rt: run_latency(rt, opts))
+        if opts.compare:
+            who[ZENOH] = lambda: run_zenoh_floor(opts)
+        runs = turns(who, opts.repeat, "latency")
+        summary = summarize_latency(runs, opts.sizes.split(","))
+        report["latency"] = {"runs": runs, "summary": summary}
+        report["errors"] += errors_of("latency", runs)
+        out.append("one-way latency, median over repeats of p50 (p90), µs; ratios of p50, lower is better\n"
+                   + latency_table(summary, list(runs)))
+    if "throughput" in opts.case_list:
+        print("throughput ...", flush=True)
+        report["throughput"] = {"runs": {}, "summary": {}}
+        for spec in filter(None, opts.flood.split(",")):
+            runs = turns(players(runtimes, lambda rt, s=spec: run_throughput(rt, s, opts)), opts.repeat,
+                         f"throughput {spec}")
+            report["throughput"]["runs"][spec] = runs
+            report["throughput"]["summary"][spec] = summarize_throughput(runs)
+            report["errors"] += errors_of(f"throughput {spec}", runs)
+        queue = "window" if opts.queue_factor == 1 else f"window x {opts.queue_factor:g}"
+        out.append(f"windowed throughput, median over repeats (ack after every window; receiver queue_size = "
+                   f"{queue}); lost = sent - received, summed over repeats\n"
+                   + throughput_table(report["throughput"]["summary"], names))
+    if "startup" in opts.case_list:
+        print("startup ...", flush=True)
+        runs = turns(players(runtimes, lambda rt: run_startup(rt, opts)), opts.repeat, "startup")
+        summary = summarize_startup(runs)
+        report["startup"] = {"runs": runs, "summary": summary, "shape": opts.startup_shape}
+        report["errors"] += errors_of("startup", runs)
+        out.append(f"startup ({opts.startup_shape}), from spawning the runner; median over repeats\n"
+                   + startup_table(summary, names, opts.startup_nodes))
+    if "idle" in opts.case_list:
+        print("idle ...", flush=True)
+        runs = turns(players(runtimes, lambda rt: run_idle(rt, opts)), opts.repeat, "idle")
+        summary = summarize_idle(runs)
+        report["idle"] = {"runs": runs, "summary": summary, "seconds": opts.idle_seconds}
+        report["errors"] += errors_of("idle", runs)
+        tick = 100 / (os.sysconf("SC_CLK_TCK") * opts.idle_seconds)
+        out.append(f"idle CPU over {opts.idle_seconds:g} s, % of one core, median over repeats "
+                   f"(resolution: one clock tick = {tick:.2f} %)\n"
+                   + idle_table(summary, names))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print, write JSON (and PNG); exit 1 if a dora-zenoh run failed or lost a message."""
+    opts = parse_args(argv)
+    exit_on_signals()
+    machine = machine_info()
+    report: dict[str, Any] = {"machine": machine, "errors": [],
+                              "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}}
+    try:
+        runtimes = runtimes_for(opts, machine)
+        report["runtimes"] = {n: ("available" if isinstance(r, Runtime) else f"unavailable: {r}")
+                              for n, r in runtimes.items()}
+        tables = run_cases(opts, runtimes, report)
+    finally:
+        end_all()
+    machine["loadavg_end"] = list(os.getloadavg())
+    print()
+    print("\n\n".join(tables))
+    print()
+    print(machine_line(machine))
+    for err in report["errors"]:
+        print(f"\nFAILED {err}")
+    opts.json.parent.mkdir(parents=True, exist_ok=True)
+    opts.json.write_text(json.dumps(report, indent=2))
+    print(f"\nJSON written to {opts.json}")
+    if opts.png:
+        if "latency" in report:
+            draw_png(opts.png, report["latency"]["summary"], list(report["latency"]["runs"]))
+        else:
+            print("--png: the chart shows latency; add it to --cases")
+    return 1 if dz_failed(report) else 0
+
+
+def dz_failed(report: dict) -> bool:
+    """Whether dora-zenoh itself failed a run or lost a message (other runtimes' failures are reported only)."""
+    if any(e.split(" ")[0] in CASES and f" {DZ} repeat" in e for e in report["errors"]):
+        return True
+    return any(per[DZ]["lost"] for per in report.get("throughput", {}).get("summary", {}).values())
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process this benchmark started has been ended", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The floor under dora-zenoh: the bench ping-pong in plain zenoh-python.
+
+No middleware on top: two peer sessions on loopback, multicast scouting off,
+shared memory left at Zenoh's default. Both sides turn every payload into
+Python bytes, as a real node that reads its input would, so the figure is
+what any Python program on Zenoh pays. bench.py runs it for --compare:
+
+    python zenoh_floor.py pong --port 7555 --ready-file /tmp/ready &
+    python zenoh_floor.py ping --port 7555 --result out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import zenoh
+
+
+def config(port: int, listen: bool) -> zenoh.Config:
+    """A loopback-only peer config; pong listens, ping connects (no scouting wait)."""
+    conf = zenoh.Config()
+    conf.insert_json5("mode", '"peer"')
+    conf.insert_json5("scouting/multicast/enabled", "false")
+    conf.insert_json5("scouting/delay", "0")
+    endpoint = json.dumps([f"tcp/127.0.0.1:{port}"])
+    if listen:
+        conf.insert_json5("listen/endpoints", endpoint)
+    else:
+        conf.insert_json5("listen/endpoints", "[]")
+        conf.insert_json5("connect/endpoints", endpoint)
+    return conf
+
+
+def pong(args: argparse.Namespace) -> None:
+    """Echo each ping as bytes until SIGTERM/SIGINT; the session is always closed (else exit hangs)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with zenoh.open(config(args.port, listen=True)) as session:
+        pub = session.declare_publisher(
+            "bench/pong", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
+        sub = session.declare_subscriber("bench/ping", lambda s: pub.put(s.payload.to_bytes()))
+        if args.ready_file:
+            Path(args.ready_file).write_text("ready")
+        stop.wait(args.max_seconds)
+        sub.undeclare()
+
+
+def wait_matching(pub: zenoh.Publisher, timeout: float) -> None:
+    """Block until pong subscribes, so no ping is sent into the void."""
+    deadline = time.monotonic() + timeout
+    while not pub.matching_status.matching:
+        if time.monotonic() > deadline:
+            raise SystemExit("pong never subscribed")
+        time.sleep(0.01)
+
+
+def measure(pub: zenoh.Publisher, sub: zenoh.Subscriber, size: int, rounds: int, warmup: int) -> dict:
+    """Round trips of `size` bytes; one-way figures are half of them."""
+    payload = bytes(size)
+    rtts: list[int] = []
+    for i in range(warmup + rounds):
+        t0 = time.perf_counter_ns()
+        pub.put(payload)
+        sample = sub.recv()
+        data = sample.payload.to_bytes()
+        t1 = time.perf_counter_ns()
+        if len(data) != size:
+            raise SystemExit(f"echo of size {size} came back with {len(data)} bytes")
+        if i >= warmup:
+            rtts.append(t1 - t0)
+    rtts.sort()
+    return {"one_way_p50_us": rtts[len(rtts) // 2] / 2000,
+            "one_way_p90_us": rtts[min(len(rtts) - 1, int(len(rtts) * 0.9))] / 2000,
+            "rounds": len(rtts)}
+
+
+def ping(args: argparse.Namespace) -> None:
+    """Measure every size and write the same JSON shape as bench_nodes/ping.py."""
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with zenoh.open(config(args.port, listen=False)) as session:
+        pub = session.declare_publisher(
+            "bench/ping", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
+        sub = session.declare_subscriber("bench/pong", zenoh.handlers.FifoChannel(16))
+        wait_matching(pub, 10)
+        report = {str(size): measure(pub, sub, size, args.rounds, args.warmup) for size in sizes}
+    Path(args.result).write_text(json.dumps(report))
+
+
+def main() -> None:
+    """Parse the role and run it."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("role", choices=["ping", "pong"])
+    ap.add_argument("--port", type=int, default=7555, help="loopback TCP port pong listens on")
+    ap.add_argument("--sizes", default="8,1024,65536,1048576,4194304", help="payload sizes in bytes")
+    ap.add_argument("--rounds", type=int, default=300, help="measured round trips per size")
+    ap.add_argument("--warmup", type=int, default=30, help="unmeasured round trips per size")
+    ap.add_argument("--result", default="zenoh_floor.json", help="ping: where the JSON goes")
+    ap.add_argument("--ready-file", help="pong: written once it is subscribed")
+    ap.add_argument("--max-seconds", type=float, default=600, help="pong: exit after this long anyway")
+    args = ap.parse_args()
+    (ping if args.role == "ping" else pong)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The benchmark script runs end to end and reports no lost message (no timing assertions)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+
+@pytest.mark.timeout(300)
+def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency,throughput",
+                           "--json", str(out)], capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert {"cpu", "cores", "python", "zenoh", "date"} <= set(report["machine"])
+    assert report["runtimes"] == {"dora-zenoh": "available"}
+    assert report["errors"] == []
+
+    latency = report["latency"]["summary"]
+    assert set(latency) == set(report["config"]["sizes"].split(","))
+    for per_runtime in latency.values():
+        figures = per_runtime["dora-zenoh"]
+        assert figures["runs"] == 1
+        assert 0 < figures["p50_us"] <= figures["p90_us"]
+
+    throughput = report["throughput"]["summary"]
+    assert set(throughput) == set(report["config"]["flood"].split(","))
+    for spec, per_runtime in throughput.items():
+        figures = per_runtime["dora-zenoh"]
+        assert figures["lost"] == 0, f"{spec}: {figures}"
+        assert figures["runs"] == 1 and figures["failed"] == 0
+        assert figures["msgs_per_s"] > 0
+        run = report["throughput"]["runs"][spec]["dora-zenoh"][0]
+        assert run["received"] == run["sent"] == run["acknowledged"]
+        assert run["wrong_size"] == 0

@@ -1,0 +1,512 @@
+"""The coordinator and its control plane: real coordinator processes, each on its own endpoint.
+
+Every wait is bounded; every coordinator is taken down (then killed) when its test ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import ROOT, cli, start_cli
+
+FOREVER = textwrap.dedent("""
+    import os
+    from dora import Node
+    node = Node()
+    open(f"{os.environ['DORA_NODE_ID']}.pid", "w").write(str(os.getpid()))
+    print("ready", flush=True)
+    for event in node:
+        if event["type"] == "STOP":
+            print("got STOP", flush=True)
+            break
+""")
+
+RECORDER = textwrap.dedent("""
+    import json, os
+    from dora import Node
+    events = []
+    for event in Node():
+        entry = {"type": event["type"], "id": event["id"]}
+        if event["type"] == "INPUT":
+            entry["data"] = event.raw.decode()
+        events.append(entry)
+    json.dump(events, open(os.environ.get("OUT", "result.json"), "w"))
+""")
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Coord:
+    """A coordinator process on the test's own endpoint, driven through the CLI."""
+
+    def __init__(self, endpoint: str, log_file: Path) -> None:
+        self.endpoint = endpoint
+        self.log_file = log_file
+        self.pid: int | None = None
+
+    def __call__(self, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return cli(*args, "--endpoint", self.endpoint, timeout=timeout, cwd=cwd)
+
+    def up(self) -> subprocess.CompletedProcess:
+        res = self("up", "--log-file", str(self.log_file))
+        assert res.returncode == 0, res.stderr
+        self.pid = self.info()["pid"]
+        return res
+
+    def info(self) -> dict:
+        from dora_zenoh.control import coordinator_running
+
+        return coordinator_running(self.endpoint, timeout=5.0)
+
+    def list(self, target: str | None = None):
+        res = self("list", *([target] if target else []), "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def status(self, target: str) -> str:
+        return self.list(target)["status"]
+
+    def teardown(self) -> None:
+        try:
+            self("down", "--grace", "2s", timeout=40)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.pid and psutil.pid_exists(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def coord(endpoint: str, tmp_path: Path):
+    c = Coord(endpoint, tmp_path / "coordinator.log")
+    c.up()
+    try:
+        yield c
+    finally:
+        c.teardown()
+
+
+def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
+    second = coord("up")
+    assert second.returncode == 0 and "already running" in second.stdout
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: counter
+            path: counter.py
+            inputs:
+              tick: dora/timer/millis/20
+            outputs: [count]
+          - id: idle
+            path: idle.py
+            inputs:
+              count: counter/count
+    """)
+    flow.write("counter.py", """
+        from dora import Node
+        node = Node()
+        n = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("count", str(n).encode())
+                n += 1
+                if n == 3:
+                    print("counted to 3", flush=True)
+    """)
+    flow.write("idle.py", FOREVER)
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--detach")
+    assert res.returncode == 0, res.stderr
+    assert f"dataflow '{flow.name}' started" in res.stderr
+    wait_for(lambda: (flow.folder / "idle.pid").exists(), what="nodes to start")
+
+    rows = coord.list()
+    assert [(r["name"], r["status"], r["nodes"]) for r in rows] == [(flow.name, "running", 2)]
+    table = coord("list").stdout
+    assert table.splitlines()[0].split() == ["NAME", "ID", "STATUS", "UPTIME", "NODES", "CPU%", "RSS"]
+    detail = wait_for(lambda: (d := coord.list(flow.name)) and d["nodes"][0]["sent"].get("count", 0) > 0 and d,
+                      what="messages to be counted")
+    nodes = {n["id"]: n for n in detail["nodes"]}
+    assert nodes["idle"]["pid"] == int((flow.folder / "idle.pid").read_text())
+    assert nodes["counter"]["status"] == "running" and nodes["counter"]["restarts"] == 0
+    assert "SENT" in coord("list", flow.name).stdout
+
+    logs = wait_for(lambda: "counted to 3" in (r := coord("logs", flow.name, "counter")).stdout and r,
+                    what="the log line")
+    assert logs.returncode == 0
+    assert coord("logs", flow.name, "idle", "--tail", "1").stdout.strip() == "ready"
+    assert "has no node 'ghost'" in coord("logs", flow.name, "ghost").stderr
+
+    res = coord("stop", flow.name)
+    assert res.returncode == 0, res.stderr
+    assert "stopped" in res.stderr
+    assert coord.status(flow.name) == "stopped"
+    assert "got STOP" in coord("logs", flow.name, "idle").stdout  # logs survive the nodes
+
+    res = coord("restart", flow.name)
+    assert res.returncode == 0, res.stderr
+    rows = coord.list()
+    assert sorted(r["status"] for r in rows) == ["running", "stopped"]
+    res = coord("stop", flow.name, "--force")
+    assert res.returncode == 0, res.stderr
+    res = coord("clean")
+    assert res.returncode == 0 and "removed 2" in res.stdout
+    assert coord.list() == []
+
+    assert "stopping 0 dataflow(s)" in coord("down").stdout
+    psutil.Process(coord.pid).wait(10) if psutil.pid_exists(coord.pid) else None
+    assert "no coordinator is running" in coord("list").stderr
+
+
+def test_start_validates_first_and_attached_reports_result(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: sender/nope
+    """)
+    res = coord("start", str(flow.yaml), "--name", flow.name)
+    assert res.returncode == 1 and "nope" in res.stderr
+    assert coord.list() == []  # nothing started
+
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: sender/data
+    """)
+    flow.write("sender.py", """
+        from dora import Node
+        node = Node()
+        for i in range(3):
+            node.send_output("data", str(i).encode())
+        print("sent 3")
+    """)
+    flow.write("receiver.py", """
+        import sys
+        from dora import Node
+        for event in Node():
+            if event["type"] == "INPUT":
+                print("got", event.raw.decode())
+        sys.exit(3)
+    """)
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--attach")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "[sender] sent 3" in res.stdout
+    assert "[receiver] got 2" in res.stdout
+    assert "node 'receiver' exited with code 3" in res.stderr
+    assert coord.status(flow.name) == "failed"
+
+
+def test_ctrl_c_while_attached_stops_the_dataflow(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: waiter
+            path: waiter.py
+    """)
+    flow.write("waiter.py", FOREVER)
+    proc = start_cli("start", str(flow.yaml), "--name", flow.name, "--endpoint", coord.endpoint, cwd=flow.folder)
+    try:
+        wait_for(lambda: (flow.folder / "waiter.pid").exists(), what="the node")
+        wait_for(lambda: "ready" in coord("logs", flow.name, "waiter").stdout, what="the node to be ready")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "[waiter] got STOP" in out
+    assert coord.status(flow.name) == "stopped"
+
+
+def test_two_dataflows_at_once_and_unique_names(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            inputs:
+              tick: dora/timer/millis/20
+            outputs: [data]
+          - id: rx
+            path: rx.py
+            inputs:
+              data: tx/data
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("data", node.dataflow_id().encode())
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        seen = set()
+        for event in node:
+            if event["type"] == "INPUT":
+                seen.add(event.raw.decode())
+                json.dump(sorted(seen), open(f"seen-{node.dataflow_id()}.json", "w"))
+    """)
+    a, b = flow.name + "-a", flow.name + "-b"
+    for name in (a, b):
+        res = coord("start", str(flow.yaml), "--name", name, "--detach")
+        assert res.returncode == 0, res.stderr
+    dup = coord("start", str(flow.yaml), "--name", a, "--detach")
+    assert dup.returncode == 1 and f"a dataflow named '{a}' is already running" in dup.stderr
+    for name in (a, b):
+        wait_for(lambda n=name: (flow.folder / f"seen-{n}.json").exists(), what=f"{name} to flow")
+    rows = coord.list()
+    assert sorted((r["name"], r["status"]) for r in rows) == [(a, "running"), (b, "running")]
+    for name in (a, b):
+        assert coord("stop", name).returncode == 0
+        assert flow.result(f"seen-{name}.json") == [name]  # no cross-talk
+
+
+def test_restart_policies(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: flaky
+            path: flaky.py
+            outputs: [data]
+            restart_policy: on-failure
+            max_restarts: 3
+            restart_delay: 0.1
+          - id: always
+            path: always.py
+            outputs: [data]
+            restart_policy: always
+            max_restarts: 2
+            restart_delay: 0.1
+          - id: fragile
+            path: fragile.py
+          - id: sink
+            path: sink.py
+            inputs:
+              flaky: flaky/data
+              always: always/data
+    """)
+    flow.write("flaky.py", """
+        import os, sys
+        from dora import Node
+        node = Node()
+        n = len(open("flaky.runs").read()) if os.path.exists("flaky.runs") else 0
+        open("flaky.runs", "a").write("x")
+        node.send_output("data", f"run{n}".encode())
+        sys.exit(1 if n < 2 else 0)   # crashes twice, then succeeds
+    """)
+    flow.write("always.py", """
+        from dora import Node
+        Node().send_output("data", b"hi")   # exits 0: restarted twice anyway
+    """)
+    flow.write("fragile.py", "import sys; sys.exit(2)\n")
+    flow.write("sink.py", RECORDER)
+    res = coord("start", str(flow.yaml), "--name", flow.name)
+    assert res.returncode == 1, res.stdout + res.stderr  # fragile (never) failed
+    assert "node 'fragile' exited with code 2" in res.stderr
+    assert "restarting in 0.1 s (restart 1 of 3, restart_policy: on-failure)" in res.stderr
+    events = flow.result()
+    assert [e["data"] for e in events if e["id"] == "flaky" and e["type"] == "INPUT"] == ["run0", "run1", "run2"]
+    assert [e["data"] for e in events if e["id"] == "always" and e["type"] == "INPUT"] == ["hi"] * 3
+    # one INPUT_CLOSED per input, after every message of every restart, then STOP
+    closed = [i for i, e in enumerate(events) if e["type"] == "INPUT_CLOSED"]
+    assert sorted(events[i]["id"] for i in closed) == ["always", "flaky"]
+    closed_at = {events[c]["id"]: c for c in closed}
+    for input_id in ("always", "flaky"):  # each input closes after its own last message
+        last_input = max(i for i, e in enumerate(events) if e["id"] == input_id and e["type"] == "INPUT")
+        assert closed_at[input_id] > last_input
+    assert events[-1]["type"] == "STOP"
+    nodes = {n["id"]: n for n in coord.list(flow.name)["nodes"]}
+    assert (nodes["flaky"]["restarts"], nodes["flaky"]["status"]) == (2, "succeeded")
+    assert (nodes["always"]["restarts"], nodes["always"]["status"]) == (2, "succeeded")
+    assert (nodes["fragile"]["restarts"], nodes["fragile"]["status"]) == (0, "failed")
+    assert "restarting in" in coord("logs", flow.name, "flaky").stdout
+
+
+def test_stop_kills_node_that_ignores_stop_after_grace(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: polite
+            path: polite.py
+          - id: stubborn
+            path: stubborn.py
+    """)
+    flow.write("polite.py", FOREVER)
+    flow.write("stubborn.py", """
+        import signal, time
+        from dora import Node
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        node = Node()
+        open("stubborn.pid", "w").write("x")
+        while True:
+            time.sleep(0.1)
+    """)
+    assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
+    wait_for(lambda: (flow.folder / "stubborn.pid").exists() and (flow.folder / "polite.pid").exists(),
+             what="nodes")
+    res = coord("stop", flow.name, "--grace", "1s")
+    assert res.returncode == 0, res.stderr
+    assert "node 'stubborn' did not stop within the 1 s grace period and was killed" in res.stderr
+    d = coord.list(flow.name)
+    assert d["status"] == "stopped"
+    nodes = {n["id"]: n["status"] for n in d["nodes"]}
+    assert nodes == {"polite": "succeeded", "stubborn": "killed"}
+
+
+def test_killing_the_coordinator_leaves_nothing_running(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: py
+            path: forever.py
+          - id: sh
+            path: shell
+            args: echo $$ > sh.pid; sleep 600
+    """)
+    flow.write("forever.py", """
+        import os, subprocess, time
+        from dora import Node
+        node = Node()
+        child = subprocess.Popen(["sleep", "600"])
+        open("py.pid", "w").write(f"{os.getpid()} {child.pid}")
+        while True:
+            time.sleep(1)
+    """)
+    assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
+    wait_for(lambda: (flow.folder / "py.pid").exists() and (flow.folder / "sh.pid").exists(), what="nodes")
+    time.sleep(0.2)
+    pids = [int(p) for p in (flow.folder / "py.pid").read_text().split()]
+    pids.append(int((flow.folder / "sh.pid").read_text()))
+    family = [psutil.Process(coord.pid)] + psutil.Process(coord.pid).children(recursive=True)
+    procs = [psutil.Process(p) for p in pids] + family[1:]
+    os.kill(coord.pid, signal.SIGKILL)
+    gone, alive = psutil.wait_procs(procs + family[:1], timeout=30)
+    assert not alive, f"left running: {alive}"
+    coord.up()  # a new coordinator starts clean
+    assert coord.list() == []
+
+
+def test_dynamic_node_joins_leaves_and_rejoins(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: source
+            path: source.py
+            inputs:
+              tick: dora/timer/millis/50
+            outputs: [data]
+          - id: plot
+            path: dynamic
+            inputs:
+              data: source/data
+            outputs: [ack]
+          - id: sink
+            path: sink.py
+            inputs:
+              ack: plot/ack
+    """)
+    flow.write("source.py", """
+        from dora import Node
+        node = Node()
+        n = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("data", str(n).encode())
+                n += 1
+    """)
+    flow.write("sink.py", RECORDER)
+    flow.write("plot.py", """
+        import sys
+        from dora_zenoh import Node
+        node = Node("plot", dataflow=sys.argv[1])
+        got = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("ack", sys.argv[2].encode())
+                got += 1
+                if got == 3:
+                    break
+    """)
+    assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
+    env = dict(os.environ, DORA_ZENOH_ENDPOINT=coord.endpoint)
+    for visit in ("first", "second"):  # join, leave, join again
+        dyn = subprocess.run([sys.executable, "plot.py", flow.name, visit], cwd=flow.folder, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert dyn.returncode == 0, dyn.stderr
+    wait_for(lambda: coord("logs", flow.name, "sink").stdout is not None and coord.status(flow.name) == "running",
+             what="the dataflow")
+    res = coord("stop", flow.name)
+    assert res.returncode == 0, res.stderr
+    events = flow.result()
+    inputs = [e for e in events if e["type"] == "INPUT"]
+    assert [e["data"] for e in inputs] == ["first"] * 3 + ["second"] * 3
+    assert [e["type"] for e in events[:6]] == ["INPUT"] * 6  # no INPUT_CLOSED when plot left
+    assert events[-1]["type"] == "STOP"
+
+
+def test_ros_like_talker_and_listener(tmp_path, endpoint):
+    env = dict(os.environ, DORA_ZENOH_ENDPOINT=endpoint, COUNT="5")
+    folder = ROOT / "examples" / "ros-like"
+    talker = subprocess.Popen([sys.executable, str(folder / "talker.py")], env=dict(env, COUNT="600"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        listener = subprocess.run([sys.executable, str(folder / "listener.py")], env=env, capture_output=True,
+                                  text=True, timeout=60)
+    finally:
+        talker.kill()
+        talker.communicate(timeout=10)
+    assert listener.returncode == 0, listener.stderr
+    heard = [line for line in listener.stdout.splitlines() if line.startswith("heard: hello ")]
+    assert len(heard) == 5
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in heard]
+    assert numbers == list(range(numbers[0], numbers[0] + 5))
+
+
+def test_list_shows_cpu_of_a_busy_node(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: burner
+            path: burner.py
+          - id: sleeper
+            path: sleeper.py
+    """)
+    flow.write("burner.py", """
+        import time
+        from dora import Node
+        node = Node()
+        open("burner.pid", "w").write("x")
+        while node.next(timeout=0) is None:
+            sum(range(20000))
+    """)
+    flow.write("sleeper.py", FOREVER)
+    assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
+    wait_for(lambda: (flow.folder / "burner.pid").exists(), what="the burner")
+
+    def busy():
+        nodes = {n["id"]: n for n in coord.list(flow.name)["nodes"]}
+        return nodes["burner"]["cpu"] > 20 and nodes["burner"]["cpu"] > nodes["sleeper"]["cpu"] and nodes
+    nodes = wait_for(busy, what="the burner's CPU to show")
+    assert nodes["burner"]["rss"] > 1_000_000
+    row = coord.list()[0]
+    assert row["cpu"] >= nodes["burner"]["cpu"] * 0.5 and row["rss"] > nodes["burner"]["rss"]
+    assert coord("stop", flow.name, "--grace", "2s").returncode == 0
