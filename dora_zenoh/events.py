@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dora_zenoh import wire
+from dora_zenoh.arrowvalue import ArrowValue
 
 INPUT = "INPUT"
 INPUT_CLOSED = "INPUT_CLOSED"
@@ -61,14 +62,10 @@ class Event:
 
     @property
     def value(self) -> Any:
-        """dora's ``event["value"]``: a pyarrow array when pyarrow is installed, else ``bytes``."""
+        """dora's ``event["value"]``: a pyarrow array (lazily built, see
+        :mod:`dora_zenoh.arrowvalue`) when pyarrow is installed, else ``bytes``."""
         if self._value is None:
-            if wire.pyarrow() is None:
-                self._value = self.raw
-            else:
-                self._value = wire.to_arrow(self.raw, self._arrow_stream())
-                if self._node is not None and self._sample is not None:
-                    self._node._remember_forwardable(self._value, self._sample)
+            self._value = self.raw if wire.pyarrow() is None else ArrowValue(self._sample)
         return self._value
 
     @property

@@ -27,7 +27,7 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_put")
+                 "first_seq", "expect", "busy")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: queue.SimpleQueue,
                  source_node: str | None = None, source_output: str | None = None,
@@ -50,40 +50,46 @@ class InputQueue:
         self.first_seq: int | None = None  # sender's sequence number of the first one we got
         self.expect: int | None = None     # sender's final count, from its end-of-stream notice
         self.busy = False                  # a sender is blocked in put() (queue_policy: block)
-        self.last_put = 0.0
-
-    def put_sample(self, sample: Any) -> None:
-        """The Zenoh callback: note where the sender's sequence starts, then queue."""
-        if self.first_seq is None:
-            self.first_seq = seq_of(sample)
-        self.put(sample)
 
     def put(self, item: Any) -> None:
-        """Queue one message; drop this input's oldest or wait, as its policy says."""
+        """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
+        oldest or wait, as its policy says. This is the Zenoh callback: keep it lean."""
         with self.lock:
             if self.closed:
                 return
+            if self.first_seq is None and item.__class__ is not int:
+                self.first_seq = seq_of(item)  # where the sender's sequence starts for us
             items = self.items
             if len(items) >= self.size:
                 if not self.block:
-                    items.popleft()
-                    items.append(item)
-                    self.dropped += 1
-                    self.received += 1
-                    if self.dropped == 1:
-                        _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
-                              "messages; the total is reported when the input closes")
-                    self._close_if_complete()
+                    self._drop_oldest_for(item)
                     return
-                self.busy = True
-                while len(items) >= self.size and not self._stopping:
-                    self.not_full.wait(1.0)
-                self.busy = False
+                self._wait_for_room()
             items.append(item)
             self.received += 1
-            self.last_put = time.monotonic()
             self.wake.put(self)
+            if self.expect is not None:
+                self._close_if_complete()
+
+    put_sample = put
+
+    def _drop_oldest_for(self, item: Any) -> None:
+        self.items.popleft()
+        self.items.append(item)
+        self.dropped += 1
+        self.received += 1
+        if self.dropped == 1:
+            _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+                  "messages; the total is reported when the input closes")
+        if self.expect is not None:
             self._close_if_complete()
+
+    def _wait_for_room(self) -> None:
+        """``queue_policy: block``: hold the sender (a Zenoh thread) until the node takes one."""
+        self.busy = True
+        while len(self.items) >= self.size and not self._stopping:
+            self.not_full.wait(1.0)
+        self.busy = False
 
     def finish(self, total: int) -> None:
         """The sender announced it sent ``total`` messages: close once they are all here.
@@ -96,25 +102,27 @@ class InputQueue:
             self._close_if_complete()
 
     def close_when_quiet(self, quiet: float = 0.05, patience: float = 2.0,
-                         ready: Callable[[], bool] | None = None, give_up: float | None = None) -> None:
+                         ready: Callable[[], bool] | None = None, give_up: float | None = None,
+                         _seen: tuple[int, float] | None = None) -> None:
         """The sender is gone without a notice (crash): close once nothing is in flight.
 
         Waits until ``ready()`` (if given) holds, no sender is blocked on this queue and
         nothing arrived for ``quiet`` seconds, or ``patience`` seconds when a notice
         promised more than has arrived. After 10 s it closes whatever the state.
+        Re-checks on a timer thread, only while such a close is pending.
         """
         now = time.monotonic()
         give_up = now + 10.0 if give_up is None else give_up
         with self.lock:
             if self.closed:
                 return
-            idle = now - self.last_put
-            waiting_for_more = self.expect is not None
-            settled = not self.busy and idle >= (patience if waiting_for_more else quiet)
+            count, since = _seen if _seen is not None and _seen[0] == self.received else (self.received, now)
+            wanted = patience if self.expect is not None else quiet
+            settled = not self.busy and _seen is not None and now - since >= wanted - 1e-3
             if (settled and (ready is None or ready())) or now >= give_up:
                 self._close_locked()
                 return
-        timer = threading.Timer(quiet, self.close_when_quiet, (quiet, patience, ready, give_up))
+        timer = threading.Timer(quiet, self.close_when_quiet, (quiet, patience, ready, give_up, (count, since)))
         timer.daemon = True
         timer.start()
 

@@ -23,6 +23,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import keys, wire, zconfig
+from dora_zenoh.arrowvalue import ArrowValue
 from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
 from dora_zenoh.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event
 from dora_zenoh.inputs import CLOSED, InputQueue, TimerThread
@@ -99,7 +100,6 @@ class Node:
         self._wake: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = False
         self._finished = False
-        self._forwardable: list[tuple[Any, Any]] = []
         self._state = threading.Condition()
         self._alive: set[str] = set()
         self._exited: set[str] = set()
@@ -295,13 +295,10 @@ class Node:
             raise UndeclaredOutputError(
                 f"node '{self.node_id}' has no output '{output_id}' (declared outputs: {declared}); "
                 f"add it to the node's `outputs:` in the dataflow YAML")
-        payload, encoding = None, None
-        if data.__class__ is not bytes:
-            for obj, sample in self._forwardable:
-                if obj is data:  # forwarding a received value: hand Zenoh its own buffer
-                    payload, encoding = sample.payload, sample.encoding
-                    break
-        if payload is None:
+        if data.__class__ is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
+            sample = data._sample
+            payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
+        else:
             payload, encoding = wire.encode(data)
         seq = out[1]
         out[1] = seq + 1
@@ -310,12 +307,6 @@ class Node:
             out[0].put(payload, attachment=att)
         else:
             out[0].put(payload, encoding=encoding, attachment=att)
-
-    def _remember_forwardable(self, value: Any, sample: Any) -> None:
-        fwd = self._forwardable
-        fwd.append((value, sample))
-        if len(fwd) > 2:
-            del fwd[0]
 
     # -- information -------------------------------------------------------------------
     def dataflow_descriptor(self) -> dict:
