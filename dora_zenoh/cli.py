@@ -54,13 +54,11 @@ def main() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def check(file: Path) -> None:
     """Validate a dataflow YAML and report every problem at once."""
-    from dora_zenoh.descriptor import check_file
+    from dora_zenoh.descriptor import DescriptorError, check_file
 
     problems = check_file(file)
-    for problem in problems:
-        click.echo(str(problem), err=True)
     if problems:
-        click.echo(f"{len(problems)} problem(s) found in {file}", err=True)
+        click.echo(str(DescriptorError(problems, str(file))), err=True)
         sys.exit(1)
     click.echo(f"{file}: ok")
 

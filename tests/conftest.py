@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,36 @@ class Flow:
 @pytest.fixture
 def flow(tmp_path: Path, flow_name: str, endpoint: str) -> Flow:
     return Flow(tmp_path, flow_name, endpoint)
+
+
+def write_long_lived_flow(flow: Flow) -> None:
+    """A dataflow whose nodes never end by themselves: a Python node with a child process,
+    and a shell node. Each writes its pids (py.pid, sh.pid) once it runs."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: py
+            path: forever.py
+          - id: sh
+            path: shell
+            args: echo $$ > sh.pid; sleep 600
+    """)
+    flow.write("forever.py", """
+        import os, subprocess, time
+        from dora import Node
+        node = Node()
+        child = subprocess.Popen(["sleep", "600"])
+        open("py.pid", "w").write(f"{os.getpid()} {child.pid}")
+        while True:
+            time.sleep(1)
+    """)
+
+
+def long_lived_pids(flow: Flow, timeout: float = 30) -> list[int]:
+    """The pids written by :func:`write_long_lived_flow`'s nodes (node, its child, shell node)."""
+    deadline = time.monotonic() + timeout
+    while not ((flow.folder / "py.pid").exists() and (flow.folder / "sh.pid").exists()):
+        assert time.monotonic() < deadline, "nodes did not start"
+        time.sleep(0.05)
+    time.sleep(0.2)  # let the files be written completely
+    pids = [int(p) for p in (flow.folder / "py.pid").read_text().split()]
+    return pids + [int((flow.folder / "sh.pid").read_text())]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, cli, start_cli
+from conftest import ROOT, cli, long_lived_pids, start_cli, write_long_lived_flow
 
 FOREVER = textwrap.dedent("""
     import os
@@ -376,28 +376,9 @@ def test_stop_kills_node_that_ignores_stop_after_grace(coord, flow):
 
 
 def test_killing_the_coordinator_leaves_nothing_running(coord, flow):
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: py
-            path: forever.py
-          - id: sh
-            path: shell
-            args: echo $$ > sh.pid; sleep 600
-    """)
-    flow.write("forever.py", """
-        import os, subprocess, time
-        from dora import Node
-        node = Node()
-        child = subprocess.Popen(["sleep", "600"])
-        open("py.pid", "w").write(f"{os.getpid()} {child.pid}")
-        while True:
-            time.sleep(1)
-    """)
+    write_long_lived_flow(flow)
     assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
-    wait_for(lambda: (flow.folder / "py.pid").exists() and (flow.folder / "sh.pid").exists(), what="nodes")
-    time.sleep(0.2)
-    pids = [int(p) for p in (flow.folder / "py.pid").read_text().split()]
-    pids.append(int((flow.folder / "sh.pid").read_text()))
+    pids = long_lived_pids(flow)
     family = [psutil.Process(coord.pid)] + psutil.Process(coord.pid).children(recursive=True)
     procs = [psutil.Process(p) for p in pids] + family[1:]
     os.kill(coord.pid, signal.SIGKILL)

@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 import zenoh
+from conftest import long_lived_pids, write_long_lived_flow
 
 from dora_zenoh import zconfig
 
@@ -475,32 +476,10 @@ def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
 
 
 def test_no_orphans_when_run_is_killed(flow):
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: py
-            path: forever.py
-          - id: sh
-            path: shell
-            args: echo $$ > sh.pid; sleep 600
-    """)
-    flow.write("forever.py", """
-        import os, subprocess, time
-        from dora import Node
-        node = Node()
-        child = subprocess.Popen(["sleep", "600"])
-        open("py.pid", "w").write(f"{os.getpid()} {child.pid}")
-        while True:
-            time.sleep(1)
-    """)
+    write_long_lived_flow(flow)
     proc = flow.start()
     try:
-        deadline = time.monotonic() + 30
-        while not ((flow.folder / "py.pid").exists() and (flow.folder / "sh.pid").exists()):
-            assert time.monotonic() < deadline, "nodes did not start"
-            time.sleep(0.05)
-        time.sleep(0.2)
-        pids = [int(p) for p in (flow.folder / "py.pid").read_text().split()]
-        pids.append(int((flow.folder / "sh.pid").read_text()))
+        pids = long_lived_pids(flow)
         assert all(psutil.pid_exists(p) for p in pids)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
