@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from time import time_ns
 from typing import Any
 
 import zenoh
@@ -299,14 +300,18 @@ class Node:
             raise UndeclaredOutputError(
                 f"node '{self.node_id}' has no output '{output_id}' (declared outputs: {declared}); "
                 f"add it to the node's `outputs:` in the dataflow YAML")
-        if data.__class__ is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
+        seq = out[1]
+        out[1] = seq + 1
+        cls = data.__class__
+        if cls is bytes and not metadata:  # the common case, kept short: it runs per message
+            out[0].put(data, attachment=b'{"seq":%d,"ts":%d}' % (seq, time_ns()))
+            return
+        if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
             sample = data._sample
             payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
         else:
             payload, encoding = wire.encode(data)
-        seq = out[1]
-        out[1] = seq + 1
-        att = wire.attachment(seq, time.time_ns(), metadata)
+        att = wire.attachment(seq, time_ns(), metadata)
         if encoding is None:
             out[0].put(payload, attachment=att)
         else:
