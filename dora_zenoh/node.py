@@ -61,39 +61,37 @@ class Node:
         self._closed = True
         self._legacy: bool | None = None
         raw = os.environ.get(CONFIG_ENV)
-        if raw:
+        if raw:  # started by a runner or coordinator: its configuration, whatever our name
             cfg = json.loads(raw)
             session = zenoh.open(zconfig.peer_config([cfg["endpoint"]],
                                                      [zconfig.node_listen_endpoint(cfg["endpoint"])]))
             zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
+            default_barrier = cfg.get("barrier_timeout", 30.0)
+        elif not node_id:
+            raise NodeConfigError(
+                "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
+                "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
+                "running dataflow, e.g. Node(\"plot\")")
         else:
-            if not node_id:
-                raise NodeConfigError(
-                    "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
-                    "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
-                    "running dataflow, e.g. Node(\"plot\")")
             hub = endpoint or zconfig.default_endpoint()
-            if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner
+            dataflow = dataflow or os.environ.get(DATAFLOW_ENV)
+            prefix = os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX
+            if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner, no barrier
                 from dora_zenoh import adhoc
 
-                cfg = adhoc.adhoc_config(node_id, inputs, outputs, dataflow or os.environ.get(DATAFLOW_ENV),
-                                         os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX, hub)
+                cfg = adhoc.adhoc_config(node_id, inputs, outputs, dataflow, prefix, hub)
                 session = adhoc.open_session(hub)
-                self._cfg, self._session, self._closed = cfg, session, False
-                self._setup(barrier_timeout or 0.0)
-                atexit.register(self.close)
-                return
-            session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
-            try:
-                cfg = _fetch_dynamic_config(session, node_id, dataflow or os.environ.get(DATAFLOW_ENV),
-                                            os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX, hub)
-            except BaseException:
-                session.close()
-                raise
-        self._cfg = cfg
-        self._session = session
-        self._closed = False
-        self._setup(barrier_timeout if barrier_timeout is not None else cfg.get("barrier_timeout", 30.0))
+                default_barrier = 0.0
+            else:  # a `path: dynamic` node of a running dataflow
+                session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+                try:
+                    cfg = _fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
+                except BaseException:
+                    session.close()
+                    raise
+                default_barrier = cfg.get("barrier_timeout", 30.0)
+        self._cfg, self._session, self._closed = cfg, session, False
+        self._setup(barrier_timeout if barrier_timeout is not None else default_barrier)
         atexit.register(self.close)
 
     # -- set-up ----------------------------------------------------------------------

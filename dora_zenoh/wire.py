@@ -126,8 +126,18 @@ def to_arrow(raw: bytes, arrow_stream: bool) -> Any:
 
 
 def from_arrow_to_bytes(raw: bytes, arrow_stream: bool) -> bytes:
-    """Bytes for the 2022 API: the payload itself, or an Arrow value's data buffer."""
-    if not arrow_stream or pyarrow() is None:
+    """Bytes for the 2022 API, which only knows bytes.
+
+    A fixed-width numeric Arrow value without nulls gives its values' bytes (what a 2022
+    sender would have packed); any other Arrow value gives the payload as it travelled,
+    an Arrow IPC stream, rather than some internal buffer of it.
+    """
+    pa = pyarrow()
+    if not arrow_stream or pa is None:
         return raw
     array = to_arrow(raw, True)
-    return b"".join(b.to_pybytes() for b in array.buffers()[1:2] if b is not None)
+    kind = array.type
+    if pa.types.is_primitive(kind) and not pa.types.is_boolean(kind) and array.null_count == 0:
+        width = kind.bit_width // 8
+        return array.buffers()[1][array.offset * width:(array.offset + len(array)) * width].to_pybytes()
+    return raw

@@ -592,3 +592,42 @@ def test_dynamic_node_without_dataflow_gets_clear_error(tmp_path, endpoint):
                          env=dict(os.environ, DORA_ZENOH_ENDPOINT=endpoint))
     assert res.returncode == 1
     assert "no running dataflow has a dynamic node 'ghost'" in res.stderr
+
+
+def test_2022_receiver_gets_bytes_of_arrow_values(flow):
+    """A today's-API sender and a 2022-API receiver: numbers arrive as their packed bytes,
+    other Arrow values as the Arrow IPC stream that travelled."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [ints, strings]
+          - id: rx
+            path: rx.py
+            inputs:
+              ints: tx/ints
+              strings: tx/strings
+    """)
+    flow.write("tx.py", """
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        node.send_output("ints", pa.array([1, -2, 3], type=pa.int32()).slice(1))
+        node.send_output("strings", pa.array(["a", "bc"]))
+    """)
+    flow.write("rx.py", """
+        import json
+        import pyarrow as pa
+        from dora import Node
+        got = {}
+        for input_id, value in Node():
+            if input_id == "ints":
+                got[input_id] = value.hex()
+            else:
+                got[input_id] = pa.ipc.open_stream(value).read_next_batch().column(0).to_pylist()
+        json.dump(got, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    import struct
+    assert flow.result() == {"ints": struct.pack("<ii", -2, 3).hex(), "strings": ["a", "bc"]}
