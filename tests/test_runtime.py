@@ -631,3 +631,37 @@ def test_2022_receiver_gets_bytes_of_arrow_values(flow):
     assert res.returncode == 0, res.stderr
     import struct
     assert flow.result() == {"ints": struct.pack("<ii", -2, 3).hex(), "strings": ["a", "bc"]}
+
+
+def test_2022_next_unpacking_form(flow):
+    """`input_id, value = node.next()` (the original docs' form) gets bytes, not Arrow or events."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [string]
+          - id: rx
+            path: rx.py
+            inputs:
+              string: tx/string
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        node.send_output("string", b"first")
+        node.send_output("string", b"second")
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = []
+        for _ in range(2):
+            input_id, value = node.next()
+            got.append([input_id, type(value).__name__, value.decode()])
+        got.append(node.next())   # the stream has ended: None, no INPUT_CLOSED/STOP events
+        json.dump(got, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == [["string", "bytes", "first"], ["string", "bytes", "second"], None]
