@@ -307,6 +307,8 @@ class Node:
         if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
             sample = data._sample
             payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
+            if encoding == wire.ENC_BYTES:
+                encoding = None  # the publisher's default: don't pass (and convert) it again
         else:
             payload, encoding = wire.encode(data)
         att = wire.attachment(seq, time_ns(), metadata)
