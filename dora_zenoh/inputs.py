@@ -71,7 +71,6 @@ class InputQueue:
             if self.expect is not None:
                 self._close_if_complete()
 
-    put_sample = put
 
     def _drop_oldest_for(self, item: Any) -> None:
         self.items.popleft()

@@ -154,7 +154,7 @@ class Node:
     def _input_callback(self, q: InputQueue, spec: dict) -> Any:
         """The Zenoh callback feeding input ``q``; a hook for the operator runtime, which must
         not block on messages it delivers to itself (see ``dora_zenoh.runtime``)."""
-        return q.put_sample
+        return q.put
 
     def _barrier(self, waits_for: list[str], timeout: float) -> None:
         """Return once every subscriber of our outputs is ready (or has already exited)."""

@@ -418,7 +418,6 @@ class DataflowRun:
                    f"(restart {done + 1}{limit}, restart_policy: {proc.node.restart_policy})")
             self._log_line(proc, msg, True, msg)
             proc.log.close()
-            self._ended_at.pop(node_id, None)
             # No exited/<node> token: downstream keeps its inputs open across the restart.
             self.pending_restart[node_id] = (proc, status, detail)
             timer = threading.Timer(delay, self._events.put, (("respawn", node_id),))
@@ -455,7 +454,9 @@ class DataflowRun:
         pending = self.pending_restart.pop(node_id, None)
         if pending is None:
             return
-        self._ended_at.pop(node_id, None)  # a late token loss of the old process must not count
+        # The old process's end no longer counts (a late token loss included); if the restart
+        # is cancelled instead, _final_exit dates the node by that end, as it should.
+        self._ended_at.pop(node_id, None)
         try:
             self._spawn(pending[0].node, restart=True)
         except RuntimeError as exc:

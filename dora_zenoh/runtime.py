@@ -77,7 +77,7 @@ class RuntimeNode(Node):
 
     def _input_callback(self, q: InputQueue, spec: dict) -> Any:
         if spec.get("source_node") != self._cfg["node"] or not q.block:
-            return q.put_sample
+            return q.put
 
         def self_delivery(sample: Any) -> None:
             # Called inside our own put() when the main thread sends: never wait for
@@ -86,11 +86,11 @@ class RuntimeNode(Node):
                 size = q.size
                 q.size = len(q.items) + 1
                 try:
-                    q.put_sample(sample)
+                    q.put(sample)
                 finally:
                     q.size = size
             else:
-                q.put_sample(sample)
+                q.put(sample)
 
         return self_delivery
 

@@ -113,8 +113,12 @@ def _encode_arrow(array: Any) -> tuple[Any, zenoh.Encoding | None]:
 
 
 def is_arrow_stream(encoding: zenoh.Encoding) -> bool:
-    """Whether a payload is an Arrow IPC stream (compared as Encoding objects: cheaper than str)."""
-    return encoding == ENC_ARROW
+    """Whether a payload is an Arrow IPC stream (also with a schema suffix from another sender).
+
+    Raw bytes, the common case, are told apart by an object comparison (0.1 µs) before
+    the encoding is formatted as text (0.3 µs).
+    """
+    return encoding != ENC_BYTES and str(encoding).startswith(ARROW_STREAM)
 
 
 def to_arrow(raw: bytes, arrow_stream: bool) -> Any:
