@@ -1,17 +1,16 @@
-"""Per-input bounded queues feeding one wake-up queue that the node's loop waits on.
+"""Per-input bounded queues, and the bookkeeping every input needs (counts, closing).
 
-Zenoh calls our subscriber callbacks directly on its own threads
-(``Callback(indirect=False)``): the fastest receive path measured here, and it lets
-one ``next()`` wait on every input at once. Each input keeps its own bounded deque,
-so a flooded input drops *its own* oldest messages (or, with ``queue_policy:
-block``, holds back *its own* sender) and never delays the others. The wake queue
-carries one token per queued item, so ``next()`` blocks in C, with the GIL
-released, and costs no CPU while idle.
+A node's *primary* input (see :mod:`dora_zenoh.inbox`) is received straight from a
+Zenoh ring channel by the node's thread; its ``InputQueue`` only keeps the counts
+(``delivered``) and, once closed, the end-of-stream marker. Every other input is fed
+by a Zenoh callback (``Callback(indirect=False)``) into its own bounded deque, so a
+flooded input drops *its own* oldest messages (or, with ``queue_policy: block``,
+holds back *its own* sender) and never delays the others. Each queued item puts one
+token in the node's inbox, so ``next()`` serves inputs in arrival order.
 """
 from __future__ import annotations
 
 import heapq
-import queue
 import sys
 import threading
 import time
@@ -27,9 +26,9 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy")
+                 "first_seq", "expect", "busy", "last_seq")
 
-    def __init__(self, input_id: str, size: int, block: bool, wake: queue.SimpleQueue,
+    def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
                  stdout: bool = False, timer_ns: int | None = None) -> None:
         self.id = input_id
@@ -50,6 +49,7 @@ class InputQueue:
         self.first_seq: int | None = None  # sender's sequence number of the first one we got
         self.expect: int | None = None     # sender's final count, from its end-of-stream notice
         self.busy = False                  # a sender is blocked in put() (queue_policy: block)
+        self.last_seq: int | None = None   # primary input: the last sequence number delivered
 
     def put(self, item: Any) -> None:
         """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
@@ -72,16 +72,48 @@ class InputQueue:
                 self._close_if_complete()
 
 
+    def arrived(self, raw: bytes) -> bool:
+        """A message of the primary input came out of the inbox's ring (``raw``: its
+        attachment): count it, and the messages the ring pushed out before it (the gap
+        in sequence numbers). False when the input has closed (the message is ignored)."""
+        if self.closed:
+            return False
+        if raw[:7] == b'{"seq":':
+            seq = int(raw[7:raw.find(b",", 7)])
+            last = self.last_seq
+            if last is None:
+                if self.first_seq is None:
+                    self.first_seq = seq
+                elif seq > self.first_seq:  # pushed out of the ring before we read any
+                    self.count_dropped(seq - self.first_seq)
+            elif seq > last + 1:
+                self.count_dropped(seq - last - 1)
+            self.last_seq = seq
+            self.received = seq + 1 - (self.first_seq or 0)
+        else:  # a plain Zenoh publisher: no sequence numbers
+            self.received += 1
+        return True
+
+    def settle(self) -> None:
+        """After a batch of ``arrived`` (and the drops of trimming it): close if the
+        sender's end-of-stream notice says this was all."""
+        if self.expect is not None:
+            with self.lock:
+                self._close_if_complete()
+
     def _drop_oldest_for(self, item: Any) -> None:
         self.items.popleft()
         self.items.append(item)
-        self.dropped += 1
         self.received += 1
-        if self.dropped == 1:
-            _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
-                  "messages; the total is reported when the input closes")
+        self.count_dropped(1)
         if self.expect is not None:
             self._close_if_complete()
+
+    def count_dropped(self, n: int) -> None:
+        self.dropped += n
+        if self.dropped == n:
+            _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+                  "messages; the total is reported when the input closes")
 
     def _wait_for_room(self) -> None:
         """``queue_policy: block``: hold the sender (a Zenoh thread) until the node takes one."""

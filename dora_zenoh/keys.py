@@ -64,6 +64,12 @@ def stats_key(prefix: str, dataflow: str, node: str) -> str:
 # -- the coordinator's control plane (always under the default prefix) --------------------------
 
 
+def wake_key(prefix: str, dataflow: str, node: str, zid: str) -> str:
+    """A node's private wake-up ring when it has no input to wait on (see ``inbox``);
+    only session-local markers are ever put on it."""
+    return f"{prefix}/{INTERNAL}/wake/{dataflow}/{node}/{zid}"
+
+
 def ctl_key(verb: str) -> str:
     """Queryable of the coordinator for one command (``start``, ``stop``, ``list``...)."""
     return f"{DEFAULT_PREFIX}/{INTERNAL}/ctl/{verb}"

@@ -27,12 +27,14 @@ from dora_zenoh import keys, wire, zconfig
 from dora_zenoh.arrowvalue import ArrowValue
 from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
 from dora_zenoh.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event
+from dora_zenoh.inbox import Inbox
 from dora_zenoh.inputs import CLOSED, InputQueue, TimerThread
 
 CONFIG_ENV = "DORA_ZENOH_NODE_CONFIG"
 DATAFLOW_ENV = "DORA_ZENOH_DATAFLOW"
 PREFIX_ENV = "DORA_ZENOH_PREFIX"
 _STOP = object()  # wake token: the dataflow asks this node to stop
+_SAMPLE = zenoh.Sample
 # Zenoh batches small messages unless a publisher is "express". Batching measured
 # 17-27k vs 12-15k msg/s for 8 B floods here, with the same ping-pong latency, so it is
 # the default; DORA_ZENOH_EXPRESS=1 sends every message on its own.
@@ -100,7 +102,6 @@ class Node:
         self.node_id: str = cfg["node"]
         self._dataflow: str = cfg["dataflow"]
         prefix = cfg["prefix"]
-        self._wake: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = False
         self._finished = False
         self._state = threading.Condition()
@@ -119,21 +120,36 @@ class Node:
 
         # Sources that may restart (or leave and rejoin): only their final exited token closes.
         self._restartable = {s.get("source_node") for s in cfg["inputs"].values() if s.get("restartable")}
-        # Inputs: a bounded queue each, fed by a direct Zenoh callback.
+        # Inputs: the primary one is read from the inbox's ring channel by our thread;
+        # every other one has a bounded queue fed by a direct Zenoh callback.
+        specs = cfg["inputs"]
+        primary_id = next((i for i, sp in specs.items()
+                           if not sp.get("timer_ns") and sp.get("queue_policy") != "block"), None)
+        ring_key = specs[primary_id]["key"] if primary_id else keys.wake_key(prefix, self._dataflow,
+                                                                             self.node_id, str(session.info.zid()))
         self._inputs: dict[str, InputQueue] = {}
+        for in_id, spec in specs.items():
+            q = InputQueue(in_id, spec.get("queue_size", 10), spec.get("queue_policy") == "block",
+                           None, spec.get("source_node"), spec.get("source_output"),
+                           spec.get("stdout", False), spec.get("timer_ns"))
+            if cfg.get("fresh_start") and not spec.get("restartable"):
+                q.first_seq = 0  # so messages dropped before the first one we read count too
+            self._inputs[in_id] = q
+        self._primary = self._inputs[primary_id] if primary_id else None
+        # Room for every marker that can be outstanding (one per queued token, see inbox).
+        ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
+        self._wake = Inbox(session, ring_key, ring_size, self._primary)
         timers: list[InputQueue] = []
         sources: set[str] = set()
-        for in_id, spec in cfg["inputs"].items():
-            q = InputQueue(in_id, spec.get("queue_size", 10), spec.get("queue_policy") == "block",
-                           self._wake, spec.get("source_node"), spec.get("source_output"),
-                           spec.get("stdout", False), spec.get("timer_ns"))
-            self._inputs[in_id] = q
+        for in_id, q in self._inputs.items():
+            q.wake = self._wake
             if q.timer_ns:
                 timers.append(q)
-            else:
-                sources.add(q.source_node)
-                session.declare_subscriber(spec["key"],
-                                           zenoh.handlers.Callback(self._input_callback(q, spec), indirect=False))
+                continue
+            sources.add(q.source_node)
+            if q is not self._primary:
+                session.declare_subscriber(specs[in_id]["key"], zenoh.handlers.Callback(
+                    self._input_callback(q, specs[in_id]), indirect=False))
         for source in sorted(sources):
             session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
@@ -244,13 +260,16 @@ class Node:
         return self._next(timeout)
 
     def _next(self, timeout: float | None) -> Event | None:
-        wake = self._wake
+        get = self._wake.get
         while not self._finished:
             try:
-                token = wake.get() if timeout is None else wake.get(timeout=timeout)
+                token = get(timeout)
             except queue.Empty:
                 return None
-            if token.__class__ is InputQueue:
+            cls = token.__class__
+            if cls is _SAMPLE:  # the primary input's message, straight from Zenoh
+                return Event(INPUT, self._primary.id, token, self)
+            if cls is InputQueue:
                 item = token.take()
                 if item is CLOSED:
                     self._after_close()
@@ -355,6 +374,7 @@ class Node:
                       "ended": time.time()}
             self._eos_pub.put(json.dumps(notice).encode())
         finally:
+            self._wake.close()
             self._session.close()
 
     def __enter__(self) -> Node:

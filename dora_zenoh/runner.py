@@ -264,6 +264,9 @@ class DataflowRun:
         env = self._base_env()
         env.update(node.env)
         cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
+        # Started with the dataflow, behind the start barrier: it hears every message its
+        # sources send, from sequence number 0 (a restarted node joins them midway).
+        cfg["fresh_start"] = not restart
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id
         if self.options.hot_reload and node.kind == "runtime":

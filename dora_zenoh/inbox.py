@@ -1,0 +1,206 @@
+"""Where a node's thread waits for its next event: one Zenoh ring channel.
+
+Why not a Python queue fed by Zenoh callbacks? A callback makes Zenoh's receive
+thread take the GIL, and waking the node's thread then costs a second GIL hand-over:
+about 30 µs per message on each side here (two `perf_counter_ns` probes, callback
+entry to the node thread's wake-up). A Zenoh channel is filled in Rust without the
+GIL, and ``recv()`` waits with the GIL released, so a message wakes the node once.
+
+Zenoh's channels cannot be waited on together, so a node waits on one ring channel:
+the subscriber of its *primary* input (the first input with the default
+``drop_oldest`` policy). Everything else that must wake the node (its other inputs,
+timers, INPUT_CLOSED, STOP, a ``next(timeout)`` deadline) is queued in
+Python and announced by a *marker*: a DELETE sample with attachment ``@dz``, put on
+the primary input's key with ``allowed_destination=SESSION_LOCAL``, so that it only
+enters this session's ring, right behind the data that arrived before it. No other
+process ever sees a marker. A node with no such input waits on a ring of its own
+under the internal key space, which only ever carries markers.
+
+The ring is sized so that markers can never push out data the input's queue_size
+allows: there are never more markers outstanding than queued tokens. A flood of
+data can push markers out, so a queued token whose marker never shows up is served
+as soon as the ring is empty. When the node asks for an event, everything in the
+ring is drained into local order, and the primary input's data is trimmed to its
+``queue_size`` (oldest dropped) right then.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import zenoh
+
+if TYPE_CHECKING:
+    from dora_zenoh.inputs import InputQueue
+
+MARK = b"@dz"            # attachment of a marker: another source has a token queued
+MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed
+_LOCAL = zenoh.Locality.SESSION_LOCAL
+_DELETE = zenoh.SampleKind.DELETE
+_SAMPLE = zenoh.Sample
+
+
+class Inbox:
+    """The node thread's single wait point (see the module docstring).
+
+    ``get()`` returns either a ``zenoh.Sample`` of the primary input or a token that
+    ``put()`` queued (an ``InputQueue`` with an item, or any other object).
+    """
+
+    def __init__(self, session: zenoh.Session, key: str, ring_size: int, primary: InputQueue | None) -> None:
+        self._session = session
+        self._key = key
+        self._sub = session.declare_subscriber(key, zenoh.handlers.RingChannel(ring_size))
+        self._recv = self._sub.recv
+        self._try_recv = self._sub.try_recv
+        self._pending: deque = deque()   # tokens from put(), oldest first
+        self._local: deque = deque()     # drained from the ring, in arrival order
+        self._served_early = 0           # tokens served before their marker was read
+        self.primary = primary
+        self._primary_size = primary.size if primary is not None else 1 << 62
+        self._closed = False
+        self._alarm = _Alarm(self._ring)
+
+    # -- any thread ------------------------------------------------------------------
+    def put(self, token: Any) -> None:
+        """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...)."""
+        self._pending.append(token)
+        self._ring(MARK)
+
+    def _ring(self, tag: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
+        except Exception:  # the session is closing: nobody is waiting any more
+            pass
+
+    # -- the node's thread -----------------------------------------------------------
+    def get(self, timeout: float | None = None) -> Any:
+        """The next sample or token, oldest first; raises ``queue.Empty`` after ``timeout`` s."""
+        local = self._local
+        if local:
+            return local.popleft()
+        deadline = None
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            if timeout > 0:
+                self._alarm.arm(deadline)
+        pending = self._pending
+        while True:
+            if pending or (deadline is not None and timeout <= 0):
+                sample = self._try_recv()
+                if sample is None:
+                    if pending:  # its marker is still on its way (or was pushed out of the ring)
+                        self._served_early += 1
+                        return pending.popleft()
+                    raise queue.Empty
+            else:
+                try:
+                    sample = self._recv()
+                except Exception as exc:  # the session was closed under us
+                    raise queue.Empty from exc
+            self._take(sample)
+            while (sample := self._try_recv()) is not None:  # drain: see the module docstring
+                self._take(sample)
+            if local:
+                if len(local) > self._primary_size:
+                    self._trim()
+                    local = self._local
+                if self.primary is not None:
+                    self.primary.settle()
+                return local.popleft()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise queue.Empty
+
+    def _take(self, sample: Any) -> None:
+        """File one ring item in arrival order: a primary sample, or the token of a marker.
+
+        The attachment tells both apart (one Zenoh getter on the hot path), and carries
+        the sequence number the primary input counts arrivals and drops by.
+        """
+        att = sample.attachment
+        raw = att.to_bytes() if att is not None else b""
+        if raw[:3] == MARK and sample.kind == _DELETE:
+            if raw == MARK:
+                if self._served_early:
+                    self._served_early -= 1  # this marker's token went out already
+                elif self._pending:
+                    self._local.append(self._pending.popleft())
+            return  # an alarm: the caller looks at the clock
+        primary = self.primary
+        if primary is not None and primary.arrived(raw):
+            self._local.append(sample)
+
+    def _trim(self) -> None:
+        """Drop the oldest primary samples beyond queue_size (the drop_oldest policy)."""
+        local = self._local
+        samples = sum(1 for item in local if item.__class__ is _SAMPLE)
+        excess = samples - self.primary.size
+        if excess <= 0:
+            return
+        self.primary.count_dropped(excess)
+        kept: deque = deque()
+        for item in local:
+            if excess and item.__class__ is _SAMPLE:
+                excess -= 1
+                continue
+            kept.append(item)
+        self._local = kept
+
+    def close(self) -> None:
+        """Stop the alarm thread (before the session closes)."""
+        self._closed = True
+        self._alarm.stop()
+
+
+class _Alarm(threading.Thread):
+    """Wakes the node's thread when a ``next(timeout)`` deadline passes.
+
+    Arming costs the caller two attribute writes; the thread is only notified when a
+    deadline comes *earlier* than the one it sleeps towards, so a node calling
+    ``next(timeout=T)`` in a loop does not wake this thread per message.
+    """
+
+    def __init__(self, ring: Any) -> None:
+        super().__init__(name="dora-zenoh-alarm", daemon=True)
+        self._fire = ring
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sleeping_until = float("inf")
+        self._stopped = False
+        self._launched = False
+
+    def arm(self, deadline: float) -> None:
+        self._deadline = deadline
+        if not self._launched:
+            self._launched = True
+            self.start()
+        elif deadline < self._sleeping_until:
+            with self._cond:
+                self._cond.notify()
+
+    def run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                self._sleeping_until = float("inf")  # awake: arm() must notify (it waits for the lock)
+                deadline = self._deadline
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if self._deadline == deadline:
+                        self._deadline = None
+                    self._fire(MARK_ALARM)
+                    continue
+                self._sleeping_until = deadline
+                self._cond.wait(left)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()

@@ -1,0 +1,214 @@
+"""The node's wait point (dora_zenoh.inbox): one Zenoh ring channel for the primary input,
+markers for everything else. Real processes, real Zenoh on loopback."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import zenoh
+
+from dora_zenoh import zconfig
+
+SENDER = """
+    import time
+    from dora import Node
+    node = Node()
+    for i in range(300):
+        node.send_output("data", str(i).encode())
+        if i % 50 == 0:
+            node.send_output("side", b"s%d" % i)
+    node.send_output("done", b"")
+"""
+
+RECEIVER = """
+    import json, os, time
+    from dora import Node
+    node = Node()
+    time.sleep(0.5)  # everything queues up before the first next()
+    seen = []
+    for event in node:
+        if event["type"] == "INPUT":
+            seen.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+            if event["id"] == "done":
+                break
+    json.dump(seen, open(os.environ["OUT"], "w"))
+"""
+
+
+def test_order_across_inputs_is_arrival_order(flow):
+    """Whichever input is the primary one, a node sees one sender's messages in the order
+    they were sent: the `done` it sends last never overtakes its data."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data, side, done]
+          - id: data_first
+            path: receiver.py
+            env: {OUT: data_first.json}
+            inputs:
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+              done: sender/done
+              tick: dora/timer/millis/7
+          - id: done_first
+            path: receiver.py
+            env: {OUT: done_first.json}
+            inputs:
+              done: sender/done
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("receiver.py", RECEIVER)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    expected = []
+    for i in range(300):
+        expected.append(["data", str(i)])
+        if i % 50 == 0:
+            expected.append(["side", f"s{i}"])
+    expected.append(["done", ""])
+    for name in ("data_first", "done_first"):
+        seen = flow.result(f"{name}.json")
+        data = [e for e in seen if e[0] != "tick"]
+        assert data == expected, name
+
+
+def test_wakeups_never_reach_other_processes(flow):
+    """Markers (timers, other inputs, STOP) are session-local: a plain Zenoh subscriber on
+    `dora/**` sees only the nodes' own messages, all with their attachment."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data, side, done]
+          - id: receiver
+            path: receiver.py
+            env: {OUT: result.json}
+            inputs:
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+              done: sender/done
+              tick: dora/timer/millis/5
+    """)
+    flow.write("sender.py", "import time\ntime.sleep(1.5)\n" + textwrap.dedent(SENDER))
+    flow.write("receiver.py", RECEIVER)
+    proc = flow.start()
+    kinds, atts = set(), []
+    try:
+        with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
+            sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(10000))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                sample = sub.try_recv()
+                if sample is None:
+                    time.sleep(0.01)
+                    continue
+                kinds.add(str(sample.kind))
+                atts.append(sample.attachment.to_bytes() if sample.attachment is not None else None)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == 0
+    assert len(atts) >= 300  # it did listen while the sender ran
+    assert kinds == {str(zenoh.SampleKind.PUT)}
+    assert all(a is not None and a.startswith(b'{"seq":') for a in atts)
+
+
+def test_next_timeout_returns_none_then_the_message(flow):
+    """``next(timeout)`` returns None when nothing came, as often as asked, also when a
+    shorter timeout follows a longer one, and the message once it comes."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: late
+            path: late.py
+            outputs: [data]
+          - id: waiter
+            path: waiter.py
+            inputs:
+              data: late/data
+    """)
+    flow.write("late.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(2.0)
+        node.send_output("data", b"finally")
+    """)
+    flow.write("waiter.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        nones, waited = 0, []
+        for timeout in (0.3, 0.05, 0.0, 0.1):
+            t0 = time.monotonic()
+            assert node.next(timeout=timeout) is None
+            waited.append([timeout, time.monotonic() - t0])
+            nones += 1
+        while True:
+            event = node.next(timeout=0.1)
+            if event is None:
+                nones += 1
+                continue
+            break
+        json.dump({"nones": nones, "waited": waited, "type": event["type"],
+                   "value": bytes(event["value"].to_numpy()).decode()}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["type"] == "INPUT" and out["value"] == "finally"
+    assert out["nones"] > 4
+    assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
+
+
+def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
+    """A node run by hand and blocked in Zenoh's recv() still stops on Ctrl-C (zenoh-python
+    looks at Python's signals while it waits)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            outputs: [data]
+          - id: viewer
+            path: dynamic
+            inputs:
+              data: quiet/data
+    """)
+    flow.write("quiet.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(60)
+    """)
+    flow.write("viewer.py", """
+        import sys
+        from dora_zenoh import Node
+        node = Node("viewer", dataflow=sys.argv[1], endpoint=sys.argv[2])
+        print("waiting", flush=True)
+        for event in node:
+            pass
+    """)
+    proc = flow.start("--stop-after", "60s")
+    viewer = None
+    try:
+        time.sleep(1.0)
+        viewer = subprocess.Popen([sys.executable, "viewer.py", flow.name, flow.endpoint], cwd=flow.folder,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert viewer.stdout is not None
+        assert viewer.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)  # it is inside recv() now
+        viewer.send_signal(signal.SIGINT)
+        _, err = viewer.communicate(timeout=20)
+        assert "KeyboardInterrupt" in err
+    finally:
+        if viewer is not None and viewer.poll() is None:
+            viewer.kill()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
