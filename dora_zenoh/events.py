@@ -65,7 +65,7 @@ class Event:
         """dora's ``event["value"]``: a pyarrow array (lazily built, see
         :mod:`dora_zenoh.arrowvalue`) when pyarrow is installed, else ``bytes``."""
         if self._value is None:
-            self._value = self.raw if wire.pyarrow() is None else ArrowValue(self._sample)
+            self._value = ArrowValue(self._sample) if wire.has_pyarrow() else self.raw
         return self._value
 
     @property

@@ -665,3 +665,51 @@ def test_2022_next_unpacking_form(flow):
     res = flow.run()
     assert res.returncode == 0, res.stderr
     assert flow.result() == [["string", "bytes", "first"], ["string", "bytes", "second"], None]
+
+
+def test_forwarding_a_value_does_not_import_pyarrow(flow):
+    """A node that forwards or measures `event["value"]` never imports pyarrow (~170 ms)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: source
+            path: source.py
+            outputs: [data]
+          - id: relay
+            path: relay.py
+            inputs:
+              data: {source: source/data, queue_size: 100}
+            outputs: [data]
+          - id: sink
+            path: sink.py
+            inputs:
+              data: {source: relay/data, queue_size: 100}
+    """)
+    flow.write("source.py", """
+        from dora import Node
+        node = Node()
+        for i in range(20):
+            node.send_output("data", b"x" * i)
+    """)
+    flow.write("relay.py", """
+        import json, sys
+        from dora import Node
+        node = Node()
+        sizes = []
+        for event in node:
+            if event["type"] == "INPUT":
+                sizes.append(len(event["value"]))
+                node.send_output("data", event["value"])
+        json.dump({"sizes": sizes, "pyarrow": "pyarrow" in sys.modules}, open("relay.json", "w"))
+    """)
+    flow.write("sink.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = [bytes(e["value"].to_numpy()) for e in node if e["type"] == "INPUT"]
+        json.dump([g.decode() for g in got], open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    relay = flow.result("relay.json")
+    assert relay == {"sizes": list(range(20)), "pyarrow": False}
+    assert flow.result() == ["x" * i for i in range(20)]
