@@ -120,13 +120,33 @@ class Node:
 
         # Sources that may restart (or leave and rejoin): only their final exited token closes.
         self._restartable = {s.get("source_node") for s in cfg["inputs"].values() if s.get("restartable")}
-        # Inputs: the primary one is read from the inbox's ring channel by our thread;
-        # every other one has a bounded queue fed by a direct Zenoh callback.
-        specs = cfg["inputs"]
+        sources = self._setup_inputs(cfg["inputs"], prefix)
+        for source in sorted(sources):
+            session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
+                                       zenoh.handlers.Callback(self._on_eos, indirect=False))
+        self._data_inputs = [q for q in self._inputs.values() if not q.timer_ns]
+        self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
+                                                  zenoh.handlers.Callback(self._on_stats_query,
+                                                                          indirect=False))
+        self._live_root = keys.live_root(prefix, self._dataflow) + "/"
+        session.liveliness().declare_subscriber(
+            self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
+        # Announced only now, after every input is subscribed: the token means "ready".
+        self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
+        if self._timers:
+            self._timers.start()
+        self._barrier(cfg.get("waits_for", []), barrier_timeout)
+
+    def _setup_inputs(self, specs: dict[str, dict], prefix: str) -> set[str]:
+        """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.
+
+        The primary input (the first non-timer ``drop_oldest`` one) is read from the
+        inbox's ring channel by our thread; every other input has a bounded queue fed
+        by a direct Zenoh callback (see :mod:`dora_zenoh.inbox`). Returns the source nodes.
+        """
+        cfg, session = self._cfg, self._session
         primary_id = next((i for i, sp in specs.items()
                            if not sp.get("timer_ns") and sp.get("queue_policy") != "block"), None)
-        ring_key = specs[primary_id]["key"] if primary_id else keys.wake_key(prefix, self._dataflow,
-                                                                             self.node_id, str(session.info.zid()))
         self._inputs: dict[str, InputQueue] = {}
         for in_id, spec in specs.items():
             q = InputQueue(in_id, spec.get("queue_size", 10), spec.get("queue_policy") == "block",
@@ -136,6 +156,8 @@ class Node:
                 q.first_seq = 0  # so messages dropped before the first one we read count too
             self._inputs[in_id] = q
         self._primary = self._inputs[primary_id] if primary_id else None
+        ring_key = (specs[primary_id]["key"] if primary_id else
+                    keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
         # Room for every marker that can be outstanding (one per queued token, see inbox).
         ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
         self._wake = Inbox(session, ring_key, ring_size, self._primary)
@@ -150,22 +172,8 @@ class Node:
             if q is not self._primary:
                 session.declare_subscriber(specs[in_id]["key"], zenoh.handlers.Callback(
                     self._input_callback(q, specs[in_id]), indirect=False))
-        for source in sorted(sources):
-            session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
-                                       zenoh.handlers.Callback(self._on_eos, indirect=False))
-        self._data_inputs = [q for q in self._inputs.values() if not q.timer_ns]
-        self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
-                                                  zenoh.handlers.Callback(self._on_stats_query,
-                                                                          indirect=False))
-        self._live_root = keys.live_root(prefix, self._dataflow) + "/"
-        session.liveliness().declare_subscriber(
-            self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
-        # Announced only now, after every input is subscribed: the token means "ready".
-        self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
         self._timers = TimerThread(timers) if timers else None
-        if self._timers:
-            self._timers.start()
-        self._barrier(cfg.get("waits_for", []), barrier_timeout)
+        return sources
 
     def _input_callback(self, q: InputQueue, spec: dict) -> Any:
         """The Zenoh callback feeding input ``q``; a hook for the operator runtime, which must
