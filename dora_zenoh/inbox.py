@@ -91,21 +91,21 @@ class Inbox:
                 self._alarm.arm(deadline)
         pending = self._pending
         while True:
-            if pending or (deadline is not None and timeout <= 0):
-                sample = self._try_recv()
-                if sample is None:
-                    if pending:  # its marker is still on its way (or was pushed out of the ring)
-                        self._served_early += 1
-                        return pending.popleft()
-                    raise queue.Empty
-            else:
-                try:
+            try:
+                if pending or (deadline is not None and timeout <= 0):
+                    sample = self._try_recv()
+                    if sample is None:
+                        if pending:  # its marker is still on its way (or was pushed out of the ring)
+                            self._served_early += 1
+                            return pending.popleft()
+                        raise queue.Empty
+                else:
                     sample = self._recv()
-                except Exception as exc:  # the session was closed under us
-                    raise queue.Empty from exc
-            self._take(sample)
-            while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                 self._take(sample)
+                while (sample := self._try_recv()) is not None:  # drain: see the module docstring
+                    self._take(sample)
+            except zenoh.ZError as exc:  # the session was closed under us: no more events
+                raise queue.Empty from exc
             if local:
                 if len(local) > self._primary_size:
                     self._trim()

@@ -212,3 +212,34 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
             proc.communicate(timeout=30)
         finally:
             proc.kill()
+
+
+def test_close_from_another_thread_ends_a_waiting_loop(flow):
+    """``node.close()`` on another thread (a watchdog, a GUI) ends ``for event in node``."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            outputs: [data]
+          - id: watched
+            path: watched.py
+            inputs:
+              data: quiet/data
+    """)
+    flow.write("quiet.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(3)
+    """)
+    flow.write("watched.py", """
+        import json, threading
+        from dora import Node
+        node = Node()
+        threading.Timer(0.5, node.close).start()
+        events = [event["type"] for event in node]
+        json.dump(events, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == []
