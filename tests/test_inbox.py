@@ -243,3 +243,46 @@ def test_close_from_another_thread_ends_a_waiting_loop(flow):
     res = flow.run()
     assert res.returncode == 0, res.stderr
     assert flow.result() == []
+
+
+def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
+    """``queue_size: 1`` means "only the newest": a node that wakes up late gets exactly the last
+    message, even with a fast timer filling the ring with wake-up markers meanwhile."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: camera
+            path: camera.py
+            outputs: [frame]
+          - id: detector
+            path: detector.py
+            inputs:
+              frame: {source: camera/frame, queue_size: 1}
+              tick: dora/timer/millis/2
+    """)
+    flow.write("camera.py", """
+        from dora import Node
+        node = Node()
+        for i in range(100):
+            node.send_output("frame", str(i).encode())
+    """)
+    flow.write("detector.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        time.sleep(1.0)  # busy: 100 frames and ~500 ticks arrive meanwhile
+        frames, ticks = [], 0
+        for event in node:
+            if event["type"] == "INPUT" and event["id"] == "frame":
+                frames.append(bytes(event["value"].to_numpy()).decode())
+            elif event["type"] == "INPUT":
+                ticks += 1
+            elif event["type"] == "INPUT_CLOSED" and event["id"] == "frame":
+                break
+        json.dump({"frames": frames, "ticks": ticks}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["frames"] == ["99"]
+    assert out["ticks"] >= 1
+    assert "input 'frame' dropped 99 message(s) in all" in res.stderr
