@@ -2,7 +2,7 @@
 
 A node's *primary* input (see :mod:`dora_zenoh.inbox`) is received straight from a
 Zenoh ring channel by the node's thread; its ``InputQueue`` only keeps the counts
-(``delivered``) and, once closed, the end-of-stream marker. Every other input is fed
+(``arrived``) and, once closed, the end-of-stream marker. Every other input is fed
 by a Zenoh callback (``Callback(indirect=False)``) into its own bounded deque, so a
 flooded input drops *its own* oldest messages (or, with ``queue_policy: block``,
 holds back *its own* sender) and never delays the others. Each queued item puts one
@@ -71,7 +71,6 @@ class InputQueue:
             if self.expect is not None:
                 self._close_if_complete()
 
-
     def arrived(self, raw: bytes) -> bool:
         """A message of the primary input came out of the inbox's ring (``raw``: its
         attachment): count it, and the messages the ring pushed out before it (the gap
@@ -110,6 +109,7 @@ class InputQueue:
             self._close_if_complete()
 
     def count_dropped(self, n: int) -> None:
+        """``n`` more messages of this input were dropped; the first drop is logged at once."""
         self.dropped += n
         if self.dropped == n:
             _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "

@@ -61,13 +61,13 @@ def stats_key(prefix: str, dataflow: str, node: str) -> str:
     return f"{prefix}/{INTERNAL}/stats/{dataflow}/{node}"
 
 
-# -- the coordinator's control plane (always under the default prefix) --------------------------
-
-
 def wake_key(prefix: str, dataflow: str, node: str, zid: str) -> str:
     """A node's private wake-up ring when it has no input to wait on (see ``inbox``);
     only session-local markers are ever put on it."""
     return f"{prefix}/{INTERNAL}/wake/{dataflow}/{node}/{zid}"
+
+
+# -- the coordinator's control plane (always under the default prefix) --------------------------
 
 
 def ctl_key(verb: str) -> str:

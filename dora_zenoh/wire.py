@@ -138,6 +138,9 @@ def is_arrow_stream(encoding: zenoh.Encoding) -> bool:
 def to_arrow(raw: bytes, arrow_stream: bool) -> Any:
     """Build the Arrow value of a received payload, over the received buffer (no copy)."""
     pa = pyarrow()
+    if pa is None:
+        raise ImportError("event[\"value\"] needs pyarrow, which is installed but fails to import: "
+                          "run `python -c 'import pyarrow'` to see why, or uninstall it to get bytes")
     if arrow_stream:
         return pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0)
     return pa.Array.from_buffers(pa.uint8(), len(raw), [None, pa.py_buffer(raw)])
