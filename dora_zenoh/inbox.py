@@ -60,6 +60,7 @@ class Inbox:
         self._local: deque = deque()     # drained from the ring, in arrival order
         self._served_early = 0           # tokens served before their marker was read
         self.primary = primary
+        self._primary_ended = False      # the primary input's INPUT_CLOSED is queued
         self._primary_size = primary.size if primary is not None else 1 << 62
         self._closed = False
         self._alarm = _Alarm(self._ring)
@@ -97,7 +98,7 @@ class Inbox:
                     if sample is None:
                         if pending:  # its marker is still on its way (or was pushed out of the ring)
                             self._served_early += 1
-                            return pending.popleft()
+                            return self._token_out(pending.popleft())
                         raise queue.Empty
                 else:
                     sample = self._recv()
@@ -129,11 +130,19 @@ class Inbox:
                 if self._served_early:
                     self._served_early -= 1  # this marker's token went out already
                 elif self._pending:
-                    self._local.append(self._pending.popleft())
+                    self._local.append(self._token_out(self._pending.popleft()))
             return  # an alarm: the caller looks at the clock
         primary = self.primary
-        if primary is not None and primary.arrived(raw):
+        if primary is not None and not self._primary_ended:
+            primary.arrived(raw)
             self._local.append(sample)
+
+    def _token_out(self, token: Any) -> Any:
+        """A token leaves the queue in arrival order. The primary input's own token is its
+        end of stream: what the ring held before it is delivered, what comes after is not."""
+        if token is self.primary:
+            self._primary_ended = True
+        return token
 
     def _trim(self) -> None:
         """Drop the oldest primary samples beyond queue_size (the drop_oldest policy)."""

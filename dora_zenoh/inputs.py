@@ -71,12 +71,12 @@ class InputQueue:
             if self.expect is not None:
                 self._close_if_complete()
 
-    def arrived(self, raw: bytes) -> bool:
+    def arrived(self, raw: bytes) -> None:
         """A message of the primary input came out of the inbox's ring (``raw``: its
         attachment): count it, and the messages the ring pushed out before it (the gap
-        in sequence numbers). False when the input has closed (the message is ignored)."""
-        if self.closed:
-            return False
+        in sequence numbers). The inbox stops calling it once this input's INPUT_CLOSED
+        has taken its place in the stream: it may have closed already, and the messages
+        that arrived before the close are still delivered."""
         if raw[:7] == b'{"seq":':
             seq = int(raw[7:raw.find(b",", 7)])
             last = self.last_seq
@@ -91,7 +91,6 @@ class InputQueue:
             self.received = seq + 1 - (self.first_seq or 0)
         else:  # a plain Zenoh publisher: no sequence numbers
             self.received += 1
-        return True
 
     def settle(self) -> None:
         """After a batch of ``arrived`` (and the drops of trimming it): close if the

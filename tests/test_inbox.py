@@ -286,3 +286,35 @@ def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
     assert out["frames"] == ["99"]
     assert out["ticks"] >= 1
     assert "input 'frame' dropped 99 message(s) in all" in res.stderr
+
+
+def test_messages_queued_before_a_close_are_still_delivered(flow):
+    """An input may close while its node is busy (here: its sender is gone and the node
+    has not read anything for seconds). What arrived before the close still comes first."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: brief
+            path: brief.py
+            outputs: [data]
+          - id: busy
+            path: busy.py
+            inputs:
+              data: brief/data
+    """)
+    flow.write("brief.py", """
+        from dora import Node
+        node = Node()
+        for i in range(3):
+            node.send_output("data", str(i).encode())
+    """)
+    flow.write("busy.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        time.sleep(3.0)  # the input closes meanwhile (its sender exited 2 s ago)
+        events = [[e["type"], e["id"]] for e in node]
+        json.dump(events, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == [["INPUT", "data"]] * 3 + [["INPUT_CLOSED", "data"], ["STOP", None]]
