@@ -95,13 +95,21 @@ def test_wakeups_never_reach_other_processes(flow):
               done: sender/done
               tick: dora/timer/millis/5
     """)
-    flow.write("sender.py", "import time\ntime.sleep(1.5)\n" + textwrap.dedent(SENDER))
+    flow.write("sender.py", textwrap.dedent("""
+        import os, time
+        deadline = time.monotonic() + 30
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the test's plain subscriber is in place
+    """) + textwrap.dedent(SENDER))
     flow.write("receiver.py", RECEIVER)
     proc = flow.start()
     kinds, atts = set(), []
     try:
         with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
             sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(10000))
+            assert zconfig.wait_for_peers(session, 20)
+            time.sleep(0.5)  # let the subscription reach the nodes
+            (flow.folder / "go").write_text("")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and proc.poll() is None:
                 sample = sub.try_recv()
@@ -111,9 +119,9 @@ def test_wakeups_never_reach_other_processes(flow):
                 kinds.add(str(sample.kind))
                 atts.append(sample.attachment.to_bytes() if sample.attachment is not None else None)
     finally:
-        proc.wait(30)
-    assert proc.returncode == 0
-    assert len(atts) >= 300  # it did listen while the sender ran
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert len(atts) == 300 + 6 + 1, (out, err)  # everything the sender sent: data, side, done
     assert kinds == {str(zenoh.SampleKind.PUT)}
     assert all(a is not None and a.startswith(b'{"seq":') for a in atts)
 
