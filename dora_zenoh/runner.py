@@ -29,7 +29,7 @@ import zenoh
 
 from dora_zenoh import keys, wire, zconfig
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
-from dora_zenoh.nodeconfig import node_config
+from dora_zenoh.nodeconfig import node_config, subscribers_of
 from dora_zenoh.reaper import terminate_trees
 
 SHIM_DIR = str(Path(__file__).resolve().parent / "_shim")
@@ -309,6 +309,8 @@ class DataflowRun:
                 proc.stderr_tail.append(line)
             self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
             if publisher is not None:
+                if seq == 0:
+                    self._wait_for_readers(node_id)
                 publisher.put(line.encode(), attachment=wire.attachment(seq, time.time_ns(), None))
                 seq += 1
         stream.close()
@@ -316,6 +318,23 @@ class DataflowRun:
             notice = {"node": node_id, "outputs": {proc.node.send_stdout_as: seq}}
             self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), json.dumps(notice).encode(),
                              congestion_control=zenoh.CongestionControl.BLOCK)
+
+    def _wait_for_readers(self, node_id: str, timeout: float = 30.0) -> None:
+        """Before the first stdout line we publish for ``node_id``: wait (bounded) until every
+        node that reads it is subscribed, as this process sees it.
+
+        The node's own start barrier does not cover this publisher: the node may see a
+        reader's token over their direct link before the reader's subscription reaches
+        us, and a line published then would be lost (seen under CPU load).
+        """
+        readers = subscribers_of(self.desc, node_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._stopping_at is None:
+            waiting = [r for r in readers if r not in self.alive
+                       and not (r in self.procs and self.procs[r].popen.poll() is not None)]
+            if not waiting:
+                return
+            time.sleep(0.005)
 
     def _log_line(self, proc: _Proc, line: str, is_stderr: bool, display: str | None) -> None:
         """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
