@@ -272,12 +272,16 @@ def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
         node = Node()
         for i in range(100):
             node.send_output("frame", str(i).encode())
+        open("sent", "w").close()
     """)
     flow.write("detector.py", """
-        import json, time
+        import json, os, time
         from dora import Node
         node = Node()
-        time.sleep(1.0)  # busy: 100 frames and ~500 ticks arrive meanwhile
+        deadline = time.monotonic() + 30
+        while not os.path.exists("sent") and time.monotonic() < deadline:
+            time.sleep(0.01)  # busy: all 100 frames, and ticks, arrive meanwhile
+        time.sleep(0.5)
         frames, ticks = [], 0
         for event in node:
             if event["type"] == "INPUT" and event["id"] == "frame":
