@@ -195,6 +195,16 @@ class Node:
         if missing and not self._stopped:
             _warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
                   "to subscribe; messages sent before they start are lost")
+            return
+        # A reader's token can reach us (as history, through the hub) before its
+        # subscription does; a message sent then is lost. So also wait until each output
+        # that a live reader reads has a matching subscriber here.
+        for out_id, readers in self._cfg.get("readers", {}).items():
+            out = self._outputs.get(out_id)
+            if out is None or not any(r in self._alive and r not in self._exited for r in readers):
+                continue
+            while not out[0].matching_status.matching and time.monotonic() < deadline and not self._stopped:
+                time.sleep(0.002)
 
     # -- Zenoh callbacks (on Zenoh threads) ------------------------------------------------
     def _on_live(self, sample: zenoh.Sample) -> None:

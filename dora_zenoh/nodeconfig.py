@@ -49,13 +49,22 @@ def restartable_nodes(desc: Descriptor) -> set[str]:
 
 def subscribers_of(desc: Descriptor, node_id: str) -> list[str]:
     """Nodes started with the dataflow that read an output of ``node_id`` (the start barrier)."""
-    readers = []
+    readers = {r for rs in readers_by_output(desc, node_id).values() for r in rs}
+    return [n.id for n in desc.nodes if n.id in readers]
+
+
+def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
+    """For each output of ``node_id``: the nodes started with the dataflow that read it."""
+    readers: dict[str, list[str]] = {}
     for other in desc.nodes:
         if other.id == node_id or other.kind == "dynamic":
             continue
         all_inputs = list(other.inputs.values()) + [i for op in other.operators for i in op.inputs.values()]
-        if any(i.source_node == node_id for i in all_inputs):
-            readers.append(other.id)
+        for i in all_inputs:
+            if i.source_node == node_id and i.source_output:
+                out_readers = readers.setdefault(i.source_output, [])
+                if other.id not in out_readers:
+                    out_readers.append(other.id)
     return readers
 
 
@@ -75,6 +84,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         "inputs": {i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
         "outputs": outputs,
         "waits_for": subscribers_of(desc, node.id),
+        "readers": {o: r for o, r in readers_by_output(desc, node.id).items() if o in outputs},
     }
     if runtime:
         cfg["operators"] = [operator_config(node, op) for op in node.operators]
