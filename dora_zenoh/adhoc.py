@@ -69,7 +69,7 @@ def adhoc_config(node_id: str, inputs: dict[str, Any] | None, outputs: list[str]
         "supervised": False,
         "inputs": cfg_inputs,
         "outputs": {o: keys.data_key(prefix, dataflow, f"{node_id}/{o}") for o in (outputs or [])},
-        "waits_for": [],
+        "readers": {},
     }
 
 

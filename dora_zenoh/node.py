@@ -135,7 +135,7 @@ class Node:
         self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
         if self._timers:
             self._timers.start()
-        self._barrier(cfg.get("waits_for", []), barrier_timeout)
+        self._barrier(cfg.get("readers", {}), barrier_timeout)
 
     def _setup_inputs(self, specs: dict[str, dict], prefix: str) -> set[str]:
         """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.
@@ -180,8 +180,9 @@ class Node:
         not block on messages it delivers to itself (see ``dora_zenoh.runtime``)."""
         return q.put
 
-    def _barrier(self, waits_for: list[str], timeout: float) -> None:
-        """Return once every subscriber of our outputs is ready (or has already exited)."""
+    def _barrier(self, readers: dict[str, list[str]], timeout: float) -> None:
+        """Return once every reader of our outputs is ready (or has already exited)."""
+        waits_for = sorted({r for rs in readers.values() for r in rs})
         if not waits_for:
             return
         deadline = time.monotonic() + timeout
@@ -199,9 +200,9 @@ class Node:
         # A reader's token can reach us (as history, through the hub) before its
         # subscription does; a message sent then is lost. So also wait until each output
         # that a live reader reads has a matching subscriber here.
-        for out_id, readers in self._cfg.get("readers", {}).items():
-            out = self._outputs.get(out_id)
-            if out is None or not any(r in self._alive and r not in self._exited for r in readers):
+        for out_id, out_readers in readers.items():
+            out = self._outputs.get(out_id)  # None for the stdout output: the runner publishes it
+            if out is None or not any(r in self._alive and r not in self._exited for r in out_readers):
                 continue
             while not out[0].matching_status.matching and time.monotonic() < deadline and not self._stopped:
                 time.sleep(0.002)

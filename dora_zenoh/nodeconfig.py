@@ -47,14 +47,9 @@ def restartable_nodes(desc: Descriptor) -> set[str]:
     return {n.id for n in desc.nodes if n.restart_policy != "never" or n.kind == "dynamic"}
 
 
-def subscribers_of(desc: Descriptor, node_id: str) -> list[str]:
-    """Nodes started with the dataflow that read an output of ``node_id`` (the start barrier)."""
-    readers = {r for rs in readers_by_output(desc, node_id).values() for r in rs}
-    return [n.id for n in desc.nodes if n.id in readers]
-
-
 def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
-    """For each output of ``node_id``: the nodes started with the dataflow that read it."""
+    """For each output of ``node_id``: the nodes started with the dataflow that read it
+    (what its start barrier waits for; dynamic nodes never hold it up)."""
     readers: dict[str, list[str]] = {}
     for other in desc.nodes:
         if other.id == node_id or other.kind == "dynamic":
@@ -83,8 +78,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         "supervised": supervised,
         "inputs": {i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
         "outputs": outputs,
-        "waits_for": subscribers_of(desc, node.id),
-        "readers": {o: r for o, r in readers_by_output(desc, node.id).items() if o in outputs},
+        "readers": readers_by_output(desc, node.id),
     }
     if runtime:
         cfg["operators"] = [operator_config(node, op) for op in node.operators]

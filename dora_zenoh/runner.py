@@ -29,7 +29,7 @@ import zenoh
 
 from dora_zenoh import keys, wire, zconfig
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
-from dora_zenoh.nodeconfig import node_config, subscribers_of
+from dora_zenoh.nodeconfig import node_config, readers_by_output
 from dora_zenoh.reaper import terminate_trees
 
 SHIM_DIR = str(Path(__file__).resolve().parent / "_shim")
@@ -310,7 +310,7 @@ class DataflowRun:
             self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
             if publisher is not None:
                 if seq == 0:
-                    self._wait_for_readers(node_id)
+                    self._wait_for_readers(node_id, proc.node.send_stdout_as)
                 publisher.put(line.encode(), attachment=wire.attachment(seq, time.time_ns(), None))
                 seq += 1
         stream.close()
@@ -319,15 +319,15 @@ class DataflowRun:
             self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), json.dumps(notice).encode(),
                              congestion_control=zenoh.CongestionControl.BLOCK)
 
-    def _wait_for_readers(self, node_id: str, timeout: float = 30.0) -> None:
-        """Before the first stdout line we publish for ``node_id``: wait (bounded) until every
-        node that reads it is subscribed, as this process sees it.
+    def _wait_for_readers(self, node_id: str, output: str, timeout: float = 30.0) -> None:
+        """Before the first stdout line we publish for ``node_id`` (as ``output``): wait
+        (bounded) until every node that reads it is subscribed, as this process sees it.
 
         The node's own start barrier does not cover this publisher: the node may see a
         reader's token over their direct link before the reader's subscription reaches
         us, and a line published then would be lost (seen under CPU load).
         """
-        readers = subscribers_of(self.desc, node_id)
+        readers = readers_by_output(self.desc, node_id).get(output, [])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._stopping_at is None:
             waiting = [r for r in readers if r not in self.alive
