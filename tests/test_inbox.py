@@ -27,6 +27,13 @@ SENDER = """
     node.send_output("done", b"")
 """
 
+QUIET = """
+    import os, time
+    from dora import Node
+    node = Node()
+    time.sleep(float(os.environ.get("QUIET_FOR", "60")))  # a source that never sends
+"""
+
 RECEIVER = """
     import json, os, time
     from dora import Node
@@ -186,12 +193,7 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
             inputs:
               data: quiet/data
     """)
-    flow.write("quiet.py", """
-        import time
-        from dora import Node
-        node = Node()
-        time.sleep(60)
-    """)
+    flow.write("quiet.py", QUIET)
     flow.write("viewer.py", """
         import sys
         from dora_zenoh import Node
@@ -228,18 +230,14 @@ def test_close_from_another_thread_ends_a_waiting_loop(flow):
         nodes:
           - id: quiet
             path: quiet.py
+            env: {QUIET_FOR: "3"}
             outputs: [data]
           - id: watched
             path: watched.py
             inputs:
               data: quiet/data
     """)
-    flow.write("quiet.py", """
-        import time
-        from dora import Node
-        node = Node()
-        time.sleep(3)
-    """)
+    flow.write("quiet.py", QUIET)
     flow.write("watched.py", """
         import json, threading
         from dora import Node
