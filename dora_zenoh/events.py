@@ -25,22 +25,48 @@ ERROR = "ERROR"
 _KEYS = ("type", "id", "kind", "value", "metadata")
 
 
-class Event:
-    """One event of a node's stream (see the module docstring for the two ways to read it)."""
+class Event(dict):
+    """One event of a node's stream (see the module docstring for the two ways to read it).
 
-    __slots__ = ("type", "id", "_sample", "_raw", "_value", "_meta", "error", "_node", "timestamp")
+    A ``dict``, as dora's own events are, so that ``event["type"]``, ``event["id"]`` and
+    (with pyarrow installed) ``event["value"]`` are plain dict lookups: these run once
+    per message on a just-woken thread, where every Python-level call counts. What is
+    not stored yet (``metadata``, ``kind``, a value without pyarrow) is built on first
+    use by ``__missing__``. Build events with :func:`new_event`.
+    """
 
-    def __init__(self, type: str, id: str | None = None, sample: Any = None, node: Any = None,
-                 error: str | None = None, timestamp: int | None = None) -> None:
-        self.type = type
-        self.id = id
-        self._sample = sample
-        self._raw: bytes | None = None
-        self._value: Any = None
-        self._meta: dict | None = None
-        self._node = node
-        self.error = error
-        self.timestamp = timestamp
+    __slots__ = ("_sample", "_node", "__dict__")
+    # Rarely set, so class-level defaults: an event that never needs them allocates nothing.
+    _raw: bytes | None = None
+    _meta: dict | None = None
+    error: str | None = None
+    timestamp: int | None = None
+
+    @property
+    def type(self) -> str:
+        return dict.__getitem__(self, "type")
+
+    @property
+    def id(self) -> str | None:
+        return dict.__getitem__(self, "id")
+
+    @id.setter
+    def id(self, value: str | None) -> None:
+        dict.__setitem__(self, "id", value)
+
+    def __missing__(self, key: str) -> Any:
+        kind = dict.__getitem__(self, "type")
+        if key == "value":  # an input's value without pyarrow (bytes), built on first use
+            value = self.raw
+            dict.__setitem__(self, "value", value)
+            return value
+        if key == "metadata":
+            return self.metadata
+        if key == "kind":
+            return "dora"
+        if key == "error" and kind == ERROR:
+            return self.error
+        raise KeyError(key)
 
     # -- payload -------------------------------------------------------------------
     def _arrow_stream(self) -> bool:
@@ -64,9 +90,7 @@ class Event:
     def value(self) -> Any:
         """dora's ``event["value"]``: a pyarrow array (lazily built, see
         :mod:`dora_zenoh.arrowvalue`) when pyarrow is installed, else ``bytes``."""
-        if self._value is None:
-            self._value = ArrowValue(self._sample) if wire.has_pyarrow() else self.raw
-        return self._value
+        return self["value"]
 
     @property
     def metadata(self) -> dict:
@@ -89,21 +113,6 @@ class Event:
         return wire.parse_attachment(self._sample.attachment.to_bytes())
 
     # -- the dora >= 0.3 mapping form ------------------------------------------------
-    def __getitem__(self, key: str) -> Any:
-        if key == "type":
-            return self.type
-        if key == "id":
-            return self.id
-        if key == "value":
-            return self.value if self.type == INPUT else None
-        if key == "metadata":
-            return self.metadata
-        if key == "kind":
-            return "dora"
-        if key == "error" and self.type == ERROR:
-            return self.error
-        raise KeyError(key)
-
     def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
@@ -125,6 +134,12 @@ class Event:
     def __len__(self) -> int:
         return len(self.keys())
 
+    # Events compare and hash by identity (as before Event became a dict): two events are
+    # never the same event, whatever they carry.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
     # -- the 2022 tuple form --------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         """``input_id, value = event``: the 2022 API. Switches the node to that API."""
@@ -140,3 +155,22 @@ class Event:
         if self.type == ERROR:
             return f"Event(type='ERROR', error={self.error!r})"
         return f"Event(type={self.type!r}, id={self.id!r})"
+
+
+def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,
+              error: str | None = None, timestamp: int | None = None) -> Event:
+    """An event. An INPUT's value is an :class:`ArrowValue` with pyarrow installed (cheap: it
+    only wraps the sample), else its bytes, copied out of Zenoh when first read."""
+    event = Event(type=type, id=id)
+    if type == INPUT:
+        if wire.has_pyarrow():
+            dict.__setitem__(event, "value", ArrowValue(sample) if sample is not None else ArrowValue(None))
+    else:
+        dict.__setitem__(event, "value", None)
+    event._sample = sample
+    event._node = node
+    if error is not None:
+        event.error = error
+    if timestamp is not None:
+        event.timestamp = timestamp
+    return event

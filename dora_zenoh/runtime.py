@@ -44,7 +44,7 @@ from typing import Any
 
 from dora_zenoh import keys
 from dora_zenoh.errors import UndeclaredOutputError
-from dora_zenoh.events import INPUT, INPUT_CLOSED, STOP, Event
+from dora_zenoh.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.hotreload import FileWatcher
 from dora_zenoh.inputs import InputQueue
 from dora_zenoh.node import CONFIG_ENV, Node
@@ -225,7 +225,7 @@ class Runtime:
             if event.type == STOP:
                 for op in self.ops:
                     if not op.stopped and op.form == "event":
-                        self._dispatch(op, Event(STOP, None, node=node))
+                        self._dispatch(op, new_event(STOP, None, node=node))
                 return
             op_id, _, local = (event.id or "").partition("/")
             op = self.by_id.get(op_id)

@@ -328,3 +328,65 @@ def test_messages_queued_before_a_close_are_still_delivered(flow):
     res = flow.run()
     assert res.returncode == 0, res.stderr
     assert flow.result() == [["INPUT", "data"]] * 3 + [["INPUT_CLOSED", "data"], ["STOP", None]]
+
+
+def test_drops_are_counted_exactly_between_lock_step_phases(flow):
+    """The inbox's short path (one message in the ring: counted without parsing its sequence
+    number) and its general path (a burst that overflows the ring and is trimmed) take turns;
+    the drop count stays exact and the input still closes after the sender's last message."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            inputs:
+              ack: receiver/ack
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: {source: sender/data, queue_size: 5}
+            outputs: [ack]
+    """)
+    flow.write("sender.py", """
+        from dora import Node
+        node = Node()
+        def lock_step(numbers):
+            for i in numbers:
+                node.send_output("data", str(i).encode())
+                event = node.next(timeout=30)
+                assert event is not None and event["id"] == "ack", event
+        lock_step(range(0, 50))
+        for i in range(50, 250):  # the receiver sleeps through this burst
+            node.send_output("data", str(i).encode())
+        open("burst-sent", "w").close()
+        event = node.next(timeout=30)  # the ack of 249: the burst is through
+        assert event is not None and event["id"] == "ack", event
+        lock_step(range(250, 300))
+    """)
+    flow.write("receiver.py", """
+        import json, os, time
+        from dora import Node
+        node = Node()
+        got = []
+        for event in node:
+            if event["type"] != "INPUT":
+                if event["type"] == "INPUT_CLOSED":
+                    break
+                continue
+            n = int(bytes(event["value"].to_numpy()).decode())
+            got.append(n)
+            if n < 50 or n >= 249:  # 249, the burst's last, is kept: drop_oldest keeps the newest
+                node.send_output("ack", b"")
+            if n == 49:  # sleep through the burst that this ack lets go
+                deadline = time.monotonic() + 30
+                while not os.path.exists("burst-sent") and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.3)
+        json.dump(got, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    got = flow.result()
+    assert got[:50] == list(range(50)) and got[-51:] == list(range(249, 300)), got
+    assert got == sorted(got) and len(got) < 300
+    assert f"input 'data' dropped {300 - len(got)} message(s) in all" in res.stderr

@@ -713,3 +713,54 @@ def test_forwarding_a_value_does_not_import_pyarrow(flow):
     relay = flow.result("relay.json")
     assert relay == {"sizes": list(range(20)), "pyarrow": False}
     assert flow.result() == ["x" * i for i in range(20)]
+
+
+def test_event_is_a_dict_like_doras(flow):
+    """dora's events are dicts: ours are too (lookups are C-level dict reads on the hot path),
+    and the keys that are built on first use still behave like stored ones."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: probe
+            path: probe.py
+            inputs:
+              data: sender/data
+    """)
+    flow.write("sender.py", """
+        from dora import Node
+        node = Node()
+        node.send_output("data", b"abc", {"frame": 7})
+    """)
+    flow.write("probe.py", """
+        import json
+        from dora import Node
+        node = Node()
+        event = next(iter(node))
+        try:
+            event["nope"]
+            missing = "no KeyError"
+        except KeyError:
+            missing = "KeyError"
+        out = {
+            "is_dict": isinstance(event, dict),
+            "keys": sorted(dict(event)),
+            "spread": sorted({**event}),
+            "len": len(event),
+            "type": event["type"], "id": event["id"], "kind": event["kind"],
+            "metadata": event.get("metadata"), "meta_item": event["metadata"],
+            "value_in": "value" in event, "value": bytes(event["value"].to_numpy()).decode(),
+            "get_default": event.get("nope", "dflt"), "missing": missing,
+            "same_event_equal": event == event, "hashable": isinstance(hash(event), int),
+        }
+        json.dump(out, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    keys = ["id", "kind", "metadata", "type", "value"]
+    assert out == {"is_dict": True, "keys": keys, "spread": keys, "len": 5, "type": "INPUT", "id": "data",
+                   "kind": "dora", "metadata": {"frame": 7}, "meta_item": {"frame": 7}, "value_in": True,
+                   "value": "abc", "get_default": "dflt", "missing": "KeyError", "same_event_equal": True,
+                   "hashable": True}
