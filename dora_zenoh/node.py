@@ -298,8 +298,7 @@ class Node:
         return None
 
     def _sample_event(self, sample: zenoh.Sample) -> Event:
-        """``new_event(INPUT, primary id, sample, self)``, in short: it runs per message.
-        ``_events`` does the same inline."""
+        """``new_event(INPUT, primary id, sample, self)``, in short: it runs per message."""
         event = Event(self._template)
         if self._arrow:
             value = _new(ArrowValue)
@@ -338,37 +337,7 @@ class Node:
                 self._request_stop()
 
     def __iter__(self) -> Iterator[Event]:
-        return self._events()
-
-    def _events(self) -> Iterator[Event]:
-        """``for event in node``: what ``_next`` does, as a generator with the primary
-        input's event built inline. Resuming a generator costs less than a call to
-        ``__next__``, and this runs once per message on a just-woken thread."""
-        if self._legacy is None:
-            self._legacy = _caller_unpacks(sys._getframe(1))
-        get = self._wake.get
-        template, arrow, new = self._template, self._arrow, _new
-        while not self._finished:
-            try:
-                token = get(None)
-            except queue.Empty:
-                return
-            if token.__class__ is _SAMPLE:  # as _sample_event(token)
-                event = Event(template)
-                if arrow:
-                    value = new(ArrowValue)
-                    value._sample = token
-                    value._array = None
-                    event["value"] = value
-                event._sample = token
-                event._node = self
-                yield event
-                continue
-            event = self._token_event(token)
-            if event is None:
-                return
-            if event is not _SKIP:
-                yield event
+        return self
 
     def __next__(self) -> Event:
         if self._legacy is None:
