@@ -164,7 +164,7 @@ def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = 
     event = Event(type=type, id=id)
     if type == INPUT:
         if wire.has_pyarrow():
-            dict.__setitem__(event, "value", ArrowValue(sample) if sample is not None else ArrowValue(None))
+            dict.__setitem__(event, "value", ArrowValue(sample))
     else:
         dict.__setitem__(event, "value", None)
     event._sample = sample

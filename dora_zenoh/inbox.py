@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
+from dora_zenoh.wire import SEQ_PREFIX
+
 if TYPE_CHECKING:
     from dora_zenoh.inputs import InputQueue
 
 MARK = b"@dz"            # attachment of a marker: another source has a token queued
 MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed
-SEQ_PREFIX = b'{"seq":'  # how a dora-zenoh sender's attachment starts (see dora_zenoh.wire)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
 _SAMPLE = zenoh.Sample
@@ -90,11 +91,11 @@ class Inbox:
         deadline = None
         if timeout is not None:
             if timeout <= 0:
-                return self._get(deadline, timeout)
+                return self._get(None, blocking=False)
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
         if self._pending:
-            return self._get(deadline, timeout)
+            return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
         # message of the primary input from a dora-zenoh sender, and nothing else in the
         # ring. Then the ring cannot have overflowed since we last emptied it, so no
@@ -110,25 +111,23 @@ class Inbox:
             if primary is not None and primary.last_seq is not None and not self._primary_ended:
                 att = sample.attachment
                 if att is not None and att.to_bytes()[:7] == SEQ_PREFIX:
-                    primary.last_seq += 1
-                    primary.received += 1
-                    if primary.expect is not None:
-                        primary.settle()
+                    primary.arrived_next()
                     return sample
         self._take(sample)
         if more is not None:
             self._take(more)
-        return self._get(deadline, timeout, drained=True)
+        return self._get(deadline, drained=True)
 
-    def _get(self, deadline: float | None, timeout: float | None, drained: bool = False) -> Any:
-        """``get()`` in general: markers, queued tokens, floods to trim, deadlines."""
+    def _get(self, deadline: float | None, blocking: bool = True, drained: bool = False) -> Any:
+        """``get()`` in general: markers, queued tokens, floods to trim, deadlines.
+        ``drained``: the caller has just emptied the ring into local order."""
         local = self._local
         pending = self._pending
         while True:
             try:
                 if drained:
                     drained = False
-                elif pending or (deadline is None and timeout is not None):
+                elif pending or not blocking:
                     sample = self._try_recv()
                     if sample is None:
                         if pending:  # its marker is still on its way (or was pushed out of the ring)

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from dora_zenoh import wire
+
 CLOSED = object()  # end-of-stream marker placed after an input's last message
 
 
@@ -77,8 +79,8 @@ class InputQueue:
         in sequence numbers). The inbox stops calling it once this input's INPUT_CLOSED
         has taken its place in the stream: it may have closed already, and the messages
         that arrived before the close are still delivered."""
-        if raw[:7] == b'{"seq":':
-            seq = int(raw[7:raw.find(b",", 7)])
+        seq = wire.seq_in(raw)
+        if seq is not None:
             last = self.last_seq
             if last is None:
                 if self.first_seq is None:
@@ -91,6 +93,14 @@ class InputQueue:
             self.received = seq + 1 - (self.first_seq or 0)
         else:  # a plain Zenoh publisher: no sequence numbers
             self.received += 1
+
+    def arrived_next(self) -> None:
+        """``arrived`` for a message known to be the next in its sender's sequence (see
+        ``Inbox.get``): no attachment to parse, no gap to count."""
+        self.last_seq += 1
+        self.received += 1
+        if self.expect is not None:
+            self.settle()
 
     def settle(self) -> None:
         """After a batch of ``arrived`` (and the drops of trimming it): close if the
@@ -226,16 +236,8 @@ class TimerThread(threading.Thread):
 def seq_of(sample: Any) -> int:
     """The sequence number in a message's attachment (0 for a plain Zenoh publisher)."""
     att = sample.attachment
-    if att is None:
-        return 0
-    raw = att.to_bytes()
-    if raw.startswith(b'{"seq":'):
-        end = raw.find(b",", 7)
-        try:
-            return int(raw[7:end])
-        except ValueError:
-            return 0
-    return 0
+    seq = wire.seq_in(att.to_bytes()) if att is not None else None
+    return 0 if seq is None else seq
 
 
 def _warn(message: str) -> None:

@@ -58,11 +58,26 @@ def pyarrow() -> Any:
     return _pa
 
 
+SEQ_PREFIX = b'{"seq":'          # how every attachment of a dora-zenoh sender starts
+SEQ_TS = b'{"seq":%d,"ts":%d}'  # the attachment without params (send_output formats it inline)
+
+
 def attachment(seq: int, ts: int, params: dict | None) -> bytes:
     """The JSON attachment of one message (formatted by hand: this is the hot path)."""
     if params:
         return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
-    return b'{"seq":%d,"ts":%d}' % (seq, ts)
+    return SEQ_TS % (seq, ts)
+
+
+def seq_in(raw: bytes) -> int | None:
+    """The sequence number an attachment starts with; None for one a plain Zenoh
+    publisher wrote (or none at all)."""
+    if raw[:7] == SEQ_PREFIX:
+        try:
+            return int(raw[7:raw.find(b",", 7)])
+        except ValueError:
+            return None
+    return None
 
 
 def parse_attachment(raw: bytes | None) -> dict:
