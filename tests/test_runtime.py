@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 import zenoh
-from conftest import long_lived_pids, write_long_lived_flow
+from conftest import cli, long_lived_pids, write_long_lived_flow
 
 from dora_zenoh import zconfig
 
@@ -435,6 +435,63 @@ def test_env_and_args_reach_the_node(flow):
     assert out["argv"] == ["--speed", "3", "two words"]
     assert (out["gain"], out["enabled"], out["home"]) == ("2.5", "true", os.environ["HOME"])
     assert os.path.samefile(out["cwd"], flow.folder)
+
+
+def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
+    """A node runs Zenoh on one thread (no tx/net/acc threads of its own); a node with a
+    `queue_policy: block` input keeps Zenoh's default, and a ZENOH_RUNTIME of the user wins."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: src
+            path: src.py
+            inputs:
+              tick: dora/timer/millis/20
+            outputs: [x]
+          - id: plain
+            path: probe.py
+            inputs:
+              x: src/x
+          - id: blocking
+            path: probe.py
+            inputs:
+              x:
+                source: src/x
+                queue_policy: block
+          - id: mine
+            path: probe.py
+            env:
+              ZENOH_RUNTIME: "(rx:(worker_threads:2))"
+            inputs:
+              x: src/x
+    """)
+    flow.write("src.py", """
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("x", b"1")
+    """)
+    flow.write("probe.py", """
+        import json, os
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":  # links are up: Zenoh has started its threads
+                tasks = os.listdir("/proc/self/task")
+                names = sorted({open(f"/proc/self/task/{t}/comm").read().strip().split("-")[0] for t in tasks})
+                json.dump({"env": os.environ.get("ZENOH_RUNTIME"), "threads": names},
+                          open(os.environ["DORA_NODE_ID"] + ".json", "w"))
+                break
+    """)
+    env = {k: v for k, v in os.environ.items() if k != zconfig.RUNTIME_ENV}
+    res = cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, "--stop-after", "3s",
+              cwd=flow.folder, env=env)
+    assert res.returncode == 0, res.stderr
+    plain, blocking, mine = (flow.result(f"{n}.json") for n in ("plain", "blocking", "mine"))
+    assert plain["env"] == zconfig.NODE_RUNTIME
+    assert "rx" in plain["threads"] and not {"tx", "net", "acc"} & set(plain["threads"])
+    assert blocking["env"] is None and "tx" in blocking["threads"]
+    assert mine["env"] == "(rx:(worker_threads:2))" and "tx" in mine["threads"]
 
 
 def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
