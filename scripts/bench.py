@@ -10,7 +10,8 @@ Cases (select with --cases):
 
 The node scripts in scripts/bench_nodes/ use only the dora node API (`from dora import Node`,
 events as dicts), so --compare runs the very same files under dora-rs 1.1.0 (installed on first
-use into its own venv) and adds plain zenoh-python (scripts/zenoh_floor.py) as the latency floor.
+use into its own venv) and adds plain zenoh-python (scripts/zenoh_floor.py) as the latency floor,
+once with Zenoh's default runtime and once with the one-thread runtime dora-zenoh gives its nodes.
 Runtimes take turns within every repeat, and each figure is the median over --repeat, so a drift
 in machine speed hits all runtimes alike.
 
@@ -44,11 +45,14 @@ from typing import Any
 import psutil
 import yaml
 
+from dora_zenoh import zconfig
+
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 CASES = ("latency", "throughput", "startup", "idle")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
+ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0}
@@ -288,12 +292,17 @@ def run_latency(runtime: Runtime, opts: argparse.Namespace) -> dict:
         return {"error": error or "no result written"}
 
 
-def run_zenoh_floor(opts: argparse.Namespace) -> dict:
-    """The same ping-pong in plain zenoh-python: two processes, peer mode, loopback."""
+def run_zenoh_floor(opts: argparse.Namespace, runtime: str | None = None) -> dict:
+    """The same ping-pong in plain zenoh-python: two processes, peer mode, loopback.
+
+    ``runtime``: a ``ZENOH_RUNTIME`` for both processes (else Zenoh's default, or yours).
+    """
     with tempfile.TemporaryDirectory(prefix="dz-bench-zenoh-") as tmp:
         workdir = Path(tmp)
         port, ready, result, log = free_port(), workdir / "ready", workdir / "floor.json", workdir / "floor.log"
         env = dict(os.environ)
+        if runtime:
+            env[zconfig.RUNTIME_ENV] = runtime
         pong = spawn([sys.executable, str(FLOOR), "pong", "--port", str(port), "--ready-file", str(ready),
                       "--max-seconds", str(opts.timeout + 60)], workdir, env, log)
         try:
@@ -753,6 +762,7 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         who = players(runtimes, lambda rt: run_latency(rt, opts))
         if opts.compare:
             who[ZENOH] = lambda: run_zenoh_floor(opts)
+            who[ZENOH_1T] = lambda: run_zenoh_floor(opts, zconfig.NODE_RUNTIME)
         runs = turns(who, opts.repeat, "latency")
         summary = summarize_latency(runs, opts.sizes.split(","))
         report["latency"] = {"runs": runs, "summary": summary}
