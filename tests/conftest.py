@@ -64,9 +64,10 @@ class Flow:
     def yaml(self) -> Path:
         return self.folder / "dataflow.yml"
 
-    def run(self, *extra: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    def run(self, *extra: str, timeout: float = RUN_TIMEOUT, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
         return cli("run", str(self.yaml), "--name", self.name, "--endpoint", self.endpoint, *extra,
-                   cwd=self.folder, timeout=timeout)
+                   cwd=self.folder, timeout=timeout, env=env)
 
     def start(self, *extra: str) -> subprocess.Popen:
         return start_cli("run", str(self.yaml), "--name", self.name, "--endpoint", self.endpoint, *extra,

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import cli
 
 SENDER = """
     import os, struct
@@ -93,7 +92,6 @@ def test_no_loss_without_shared_memory(flow, cpu_hogs):
                                 "scouting": {"multicast": {"enabled": False}}}))
     write_flow(flow, 64 * 1024, 1000)
     env = dict(os.environ, DORA_ZENOH_ZENOH_CONFIG=str(conf))  # every session of the run: hub and nodes
-    res = cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, cwd=flow.folder,
-              timeout=150, env=env)
+    res = flow.run(timeout=150, env=env)
     assert res.returncode == 0, res.stderr
     assert flow.result()["seen"] == list(range(1000))

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 import zenoh
-from conftest import cli, long_lived_pids, write_long_lived_flow
+from conftest import long_lived_pids, write_long_lived_flow
 
 from dora_zenoh import zconfig
 
@@ -484,8 +484,7 @@ def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
                 break
     """)
     env = {k: v for k, v in os.environ.items() if k != zconfig.RUNTIME_ENV}
-    res = cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, "--stop-after", "3s",
-              cwd=flow.folder, env=env)
+    res = flow.run("--stop-after", "3s", env=env)
     assert res.returncode == 0, res.stderr
     plain, blocking, mine = (flow.result(f"{n}.json") for n in ("plain", "blocking", "mine"))
     assert plain["env"] == zconfig.NODE_RUNTIME
