@@ -19,6 +19,7 @@ examples:
   python scripts/bench.py --quick                       # smoke run, dora-zenoh only
   python scripts/bench.py --compare --png bench.png     # the full side-by-side
   python scripts/bench.py --cases latency --sizes 8,1048576 --rounds 1000
+  python scripts/bench.py --compare --cases latency --cpus 0   # every process on one core
 """
 from __future__ import annotations
 
@@ -658,7 +659,7 @@ def machine_info() -> dict:
             "zenoh": version_of("eclipse-zenoh"), "dora_zenoh": version_of("dora-zenoh"),
             "platform": platform.platform(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_start": list(os.getloadavg())}
+            "loadavg_start": list(os.getloadavg()), "cpus": sorted(os.sched_getaffinity(0))}
 
 
 def machine_line(m: dict) -> str:
@@ -666,7 +667,9 @@ def machine_line(m: dict) -> str:
     load = "/".join(f"{x:.2f}" for x in m["loadavg_start"])
     end = "/".join(f"{x:.2f}" for x in m.get("loadavg_end", []))
     rs = f", dora-rs {m['dora_rs']}" if m.get("dora_rs") else ""
-    return (f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, zenoh {m['zenoh']}, "
+    pinned = (f" (benchmark pinned to CPU {','.join(map(str, m['cpus']))})"
+              if len(m.get("cpus", [])) < (m["cores"] or 0) else "")
+    return (f"machine: {m['cpu']}, {m['cores']} cores{pinned}, Python {m['python']}, zenoh {m['zenoh']}, "
             f"dora-zenoh {m['dora_zenoh']}{rs}; {m['date']}; load avg (1/5/15 min) {load} at start, {end} at end")
 
 
@@ -724,6 +727,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="relays all read the source, or each reads the previous one")
     ap.add_argument("--idle-seconds", type=float, help=f"idle measuring window (default {FULL['idle_seconds']})")
     ap.add_argument("--idle-settle", type=float, default=1.0, help="seconds to wait after nodes are ready")
+    ap.add_argument("--cpus", type=parse_cpus, metavar="LIST",
+                    help="run every process of the benchmark on these CPUs only, e.g. 0 or 0,1 or 0-3 "
+                         "(default: all); shows what cross-core wake-ups cost on this machine")
     ap.add_argument("--timeout", type=float, default=240, help="bound on any one dataflow run, seconds")
     ap.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where every figure goes")
     ap.add_argument("--png", type=Path, help="draw the latency chart here (needs matplotlib)")
@@ -739,6 +745,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         ap.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
     return opts
+
+
+def parse_cpus(spec: str) -> list[int]:
+    """``0,2-3`` -> [0, 2, 3]; only CPUs this process may run on."""
+    cpus: set[int] = set()
+    try:
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not a CPU list; write e.g. 0 or 0,1 or 0-3") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: this process may run on CPUs {','.join(map(str, sorted(allowed)))} only")
+    return sorted(cpus)
 
 
 def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
@@ -807,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run, print, write JSON (and PNG); exit 1 if a dora-zenoh run failed or lost a message."""
     opts = parse_args(argv)
     exit_on_signals()
+    if opts.cpus:
+        os.sched_setaffinity(0, opts.cpus)  # every process started from here inherits it
     machine = machine_info()
     report: dict[str, Any] = {"machine": machine, "errors": [],
                               "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}}

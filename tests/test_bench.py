@@ -40,3 +40,24 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
         run = report["throughput"]["runs"][spec]["dora-zenoh"][0]
         assert run["received"] == run["sent"] == run["acknowledged"]
         assert run["wrong_size"] == 0
+
+
+@pytest.mark.timeout(200)
+def test_bench_pins_itself_and_its_processes_with_cpus(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency", "--sizes", "8",
+                           "--cpus", "0", "--json", str(out)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpus"] == [0]
+    assert report["errors"] == []
+    assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
+    if report["machine"]["cores"] > 1:
+        assert "pinned to CPU 0" in proc.stdout
+
+
+def test_bench_rejects_a_cpu_list_it_cannot_use() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--cpus", "0-99999"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "may run on CPUs" in proc.stderr and "Traceback" not in proc.stderr
