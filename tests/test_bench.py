@@ -43,7 +43,7 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(200)
-def test_bench_pins_itself_and_its_processes_with_cpus(tmp_path: Path) -> None:
+def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency", "--sizes", "8",
                            "--cpus", "0", "--json", str(out)], capture_output=True, text=True, timeout=180)
