@@ -22,6 +22,10 @@ data can push markers out, so a queued token whose marker never shows up is serv
 as soon as the ring is empty. When the node asks for an event, everything in the
 ring is drained into local order, and the primary input's data is trimmed to its
 ``queue_size`` (oldest dropped) right then.
+
+Whenever the node's thread is about to block (or a ``timeout=0`` poll finds nothing),
+the inbox first calls ``before_wait`` if the node set one: the node uses it to push
+out what it just sent (see ``Node._flush``).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zenoh
@@ -67,6 +72,7 @@ class Inbox:
         self._primary_size = primary.size if primary is not None else 1 << 62
         self._closed = False
         self._alarm = _Alarm(self._ring)
+        self.before_wait: Callable[[], None] | None = None  # see the module docstring
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
@@ -102,6 +108,8 @@ class Inbox:
         # message was lost and its sequence number is the last one + 1: no need to parse
         # it (that alone costs ~4 us on a cold CPU). Anything else takes the general path.
         try:
+            if self.before_wait is not None:
+                self.before_wait()
             sample = self._recv()
             more = self._try_recv()
         except zenoh.ZError as exc:  # the session was closed under us: no more events
@@ -133,9 +141,13 @@ class Inbox:
                         if pending:  # its marker is still on its way (or was pushed out of the ring)
                             self._served_early += 1
                             return self._token_out(pending.popleft())
+                        if self.before_wait is not None:
+                            self.before_wait()
                         raise queue.Empty
                     self._take(sample)
                 else:
+                    if self.before_wait is not None:
+                        self.before_wait()
                     self._take(self._recv())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)

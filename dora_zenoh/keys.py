@@ -47,6 +47,12 @@ def eos_key(prefix: str, dataflow: str, node: str) -> str:
     return f"{prefix}/{INTERNAL}/eos/{dataflow}/{node}"
 
 
+def flush_key(prefix: str, dataflow: str, node: str) -> str:
+    """Empty express messages a node sends after a burst of messages (see ``Node._flush``);
+    every node that reads from ``node`` subscribes, so each reaches the links the burst took."""
+    return f"{prefix}/{INTERNAL}/flush/{dataflow}/{node}"
+
+
 def config_key(prefix: str, dataflow: str, node: str) -> str:
     """Queryable that hands a dynamic node its configuration."""
     return f"{prefix}/{INTERNAL}/cfg/{dataflow}/{node}"

@@ -390,3 +390,69 @@ def test_drops_are_counted_exactly_between_lock_step_phases(flow):
     assert got[:50] == list(range(50)) and got[-51:] == list(range(249, 300)), got
     assert got == sorted(got) and len(got) < 300
     assert f"input 'data' dropped {300 - len(got)} message(s) in all" in res.stderr
+
+
+def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(flow):
+    """A node that sent several messages and then waits sends one empty express message on
+    its flush key (so that Zenoh sends the burst's batch now); one message alone does not.
+    The flush key is internal: `dora/**` does not show it."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: bursty
+            path: sender.py
+            env: {SEND: "a,b,a"}
+            outputs: [a, b]
+          - id: single
+            path: sender.py
+            env: {SEND: "a"}
+            outputs: [a]
+          - id: reader
+            path: reader.py
+            inputs: {a: bursty/a, b: bursty/b, s: single/a}
+    """)
+    flow.write("sender.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        deadline = time.monotonic() + 30
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the test's subscription is known to this session too
+        for i, output in enumerate(os.environ["SEND"].split(",")):
+            node.send_output(output, b"%d" % i)
+        assert node.next(timeout=1.0) is None  # blocks: a burst is flushed right before
+        assert node.next(timeout=0.2) is None  # nothing new sent: no second flush
+    """)
+    flow.write("reader.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = []
+        for event in node:
+            if event["type"] == "INPUT":
+                got.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+        json.dump(got, open("result.json", "w"))
+    """)
+    proc = flow.start()
+    flushes, user_keys = [], []
+    try:
+        with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
+            flush_sub = session.declare_subscriber(f"dora/@dz/flush/{flow.name}/*",
+                                                   zenoh.handlers.FifoChannel(100))
+            data_sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(100))
+            assert zconfig.wait_for_peers(session, 20)
+            time.sleep(0.5)  # let the subscriptions reach the nodes
+            (flow.folder / "go").write_text("")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            flushes = [str(s.key_expr).rsplit("/", 1)[1] for s in iter(flush_sub.try_recv, None)]
+            user_keys = [str(s.key_expr) for s in iter(data_sub.try_recv, None)]
+    finally:
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert flushes == ["bursty"], (flushes, err)
+    assert sorted(user_keys) == sorted(f"dora/{flow.name}/{k}" for k in ("bursty/a", "bursty/b", "bursty/a",
+                                                                          "single/a"))
+    got = flow.result()
+    assert [g for g in got if g[0] != "s"] == [["a", "0"], ["b", "1"], ["a", "2"]] and ["s", "0"] in got
