@@ -67,6 +67,7 @@ class Inbox:
         self._pending: deque = deque()   # tokens from put(), oldest first
         self._local: deque = deque()     # drained from the ring, in arrival order
         self._served_early = 0           # tokens served before their marker was read
+        self._arrived: list[bytes] = []  # attachments of the primary samples just drained
         self.primary = primary
         self._primary_ended = False      # the primary input's INPUT_CLOSED is queued
         self._primary_size = primary.size if primary is not None else 1 << 62
@@ -154,6 +155,9 @@ class Inbox:
             except zenoh.ZError as exc:  # the session was closed under us: no more events
                 raise queue.Empty from exc
             if local:
+                if self._arrived:
+                    self.primary.arrived_all(self._arrived)
+                    self._arrived = []
                 if len(local) > self._primary_size:
                     self._trim()
                     local = self._local
@@ -167,7 +171,8 @@ class Inbox:
         """File one ring item in arrival order: a primary sample, or the token of a marker.
 
         The attachment tells both apart (one Zenoh getter on the hot path), and carries
-        the sequence number the primary input counts arrivals and drops by.
+        the sequence number the primary input counts arrivals and drops by: the caller
+        hands those of a whole drained batch to ``arrived_all`` at once.
         """
         att = sample.attachment
         raw = att.to_bytes() if att is not None else b""
@@ -180,7 +185,7 @@ class Inbox:
             return  # an alarm: the caller looks at the clock
         primary = self.primary
         if primary is not None and not self._primary_ended:
-            primary.arrived(raw)
+            self._arrived.append(raw)
             self._local.append(sample)
 
     def _token_out(self, token: Any) -> Any:
