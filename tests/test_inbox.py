@@ -49,6 +49,14 @@ RECEIVER = """
 """
 
 
+def let_senders_go(session: zenoh.Session, flow) -> None:
+    """Once the test's subscriptions have reached the nodes, tell senders that wait for it
+    (a `go` file) to start."""
+    assert zconfig.wait_for_peers(session, 20)
+    time.sleep(0.5)
+    (flow.folder / "go").write_text("")
+
+
 def test_order_across_inputs_is_arrival_order(flow):
     """Whichever input is the primary one, a node sees one sender's messages in the order
     they were sent: the `done` it sends last never overtakes its data."""
@@ -114,9 +122,7 @@ def test_wakeups_never_reach_other_processes(flow):
     try:
         with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
             sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(10000))
-            assert zconfig.wait_for_peers(session, 20)
-            time.sleep(0.5)  # let the subscription reach the nodes
-            (flow.folder / "go").write_text("")
+            let_senders_go(session, flow)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and proc.poll() is None:
                 sample = sub.try_recv()
@@ -440,9 +446,7 @@ def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(fl
             flush_sub = session.declare_subscriber(f"dora/@dz/flush/{flow.name}/*",
                                                    zenoh.handlers.FifoChannel(100))
             data_sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(100))
-            assert zconfig.wait_for_peers(session, 20)
-            time.sleep(0.5)  # let the subscriptions reach the nodes
-            (flow.folder / "go").write_text("")
+            let_senders_go(session, flow)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
