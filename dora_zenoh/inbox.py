@@ -24,8 +24,8 @@ ring is drained into local order, and the primary input's data is trimmed to its
 ``queue_size`` (oldest dropped) right then.
 
 Whenever the node's thread is about to block (or a ``timeout=0`` poll finds nothing),
-the inbox first calls ``before_wait`` if the node set one: the node uses it to push
-out what it just sent (see ``Node._flush``).
+the inbox first calls ``before_wait`` (nothing, unless the node set it): the node uses
+it to push out what it just sent (see ``Node._flush``).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class Inbox:
         self._primary_size = primary.size if primary is not None else 1 << 62
         self._closed = False
         self._alarm = _Alarm(self._ring)
-        self.before_wait: Callable[[], None] | None = None  # see the module docstring
+        self.before_wait: Callable[[], None] = _nothing  # see the module docstring
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
@@ -109,8 +109,7 @@ class Inbox:
         # message was lost and its sequence number is the last one + 1: no need to parse
         # it (that alone costs ~4 us on a cold CPU). Anything else takes the general path.
         try:
-            if self.before_wait is not None:
-                self.before_wait()
+            self.before_wait()
             sample = self._recv()
             more = self._try_recv()
         except zenoh.ZError as exc:  # the session was closed under us: no more events
@@ -142,13 +141,11 @@ class Inbox:
                         if pending:  # its marker is still on its way (or was pushed out of the ring)
                             self._served_early += 1
                             return self._token_out(pending.popleft())
-                        if self.before_wait is not None:
-                            self.before_wait()
+                        self.before_wait()
                         raise queue.Empty
                     self._take(sample)
                 else:
-                    if self.before_wait is not None:
-                        self.before_wait()
+                    self.before_wait()
                     self._take(self._recv())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)
@@ -215,6 +212,10 @@ class Inbox:
         """Stop the alarm thread (before the session closes)."""
         self._closed = True
         self._alarm.stop()
+
+
+def _nothing() -> None:
+    """``before_wait`` of a node that has nothing to do before it waits."""
 
 
 class _Alarm(threading.Thread):
