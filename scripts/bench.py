@@ -51,6 +51,7 @@ from dora_zenoh import zconfig
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
+PIPE_FLOOR = HERE / "pipe_floor.py"
 CASES = ("latency", "throughput", "startup", "idle")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
@@ -323,6 +324,34 @@ def run_zenoh_floor(opts: argparse.Namespace, runtime: str | None = None) -> dic
         if result.exists():
             return json.loads(result.read_text())
         return {"error": f"zenoh ping wrote no result; log tail:\n{tail(log)}"}
+
+
+def run_pipe_floor(opts: argparse.Namespace) -> dict:
+    """The machine's wake-up floor (scripts/pipe_floor.py): one-way p50/p90 of a 1-byte pipe
+    ping-pong between two processes, placed freely and on one CPU."""
+    try:
+        done = subprocess.run([sys.executable, str(PIPE_FLOOR)], capture_output=True, text=True,
+                              timeout=opts.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"pipe_floor.py did not finish within {opts.timeout} s"}
+    if done.returncode != 0:
+        return {"error": f"pipe_floor.py exited with {done.returncode}: {done.stderr[-500:]}"}
+    return json.loads(done.stdout)
+
+
+def summarize_pipe_floor(runs: list[dict]) -> dict:
+    """Per placement: median over repeats of the one-way p50 (µs)."""
+    ok = [r for r in runs if "error" not in r]
+    return {place: median_or_none([r[place]["one_way_p50_us"] for r in ok]) for place in ("free", "one-cpu")}
+
+
+def pipe_floor_line(floor: dict) -> str:
+    """One sentence under the latency table: how much of a two-process hop is the machine's."""
+    if floor["free"] is None:
+        return "machine floor (scripts/pipe_floor.py): failed"
+    return (f"machine floor (scripts/pipe_floor.py, median over repeats): a 1-byte ping-pong between two processes "
+            f"over OS pipes takes {fmt(floor['free'], 1)} µs one-way placed freely, {fmt(floor['one-cpu'], 1)} µs "
+            f"with both on one CPU; every one-way trip above crosses processes at least once")
 
 
 def parse_flood(spec: str) -> tuple[int, int, int]:
@@ -787,10 +816,13 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
             who[ZENOH_1T] = lambda: run_zenoh_floor(opts, zconfig.NODE_RUNTIME)
         runs = turns(who, opts.repeat, "latency")
         summary = summarize_latency(runs, opts.sizes.split(","))
-        report["latency"] = {"runs": runs, "summary": summary}
+        floor_runs = [run_pipe_floor(opts) for _ in range(opts.repeat)]
+        floor = summarize_pipe_floor(floor_runs)
+        report["latency"] = {"runs": runs, "summary": summary, "pipe_floor": {"runs": floor_runs, "summary": floor}}
         report["errors"] += errors_of("latency", runs)
+        report["errors"] += [f"pipe floor: {r['error']}" for r in floor_runs if "error" in r]
         out.append("one-way latency, median over repeats of p50 (p90), µs; ratios of p50, lower is better\n"
-                   + latency_table(summary, list(runs)))
+                   + latency_table(summary, list(runs)) + "\n" + pipe_floor_line(floor))
     if "throughput" in opts.case_list:
         print("throughput ...", flush=True)
         report["throughput"] = {"runs": {}, "summary": {}}

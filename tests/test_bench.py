@@ -29,6 +29,12 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
         figures = per_runtime["dora-zenoh"]
         assert figures["runs"] == 1
         assert 0 < figures["p50_us"] <= figures["p90_us"]
+    floor = report["latency"]["pipe_floor"]
+    assert len(floor["runs"]) == 1
+    for place in ("free", "one-cpu"):
+        assert 0 < floor["runs"][0][place]["one_way_p50_us"] <= floor["runs"][0][place]["one_way_p90_us"]
+        assert floor["summary"][place] == floor["runs"][0][place]["one_way_p50_us"]
+    assert "machine floor (scripts/pipe_floor.py" in proc.stdout
 
     throughput = report["throughput"]["summary"]
     assert set(throughput) == set(report["config"]["flood"].split(","))
