@@ -23,7 +23,7 @@ from typing import Any
 
 import zenoh
 
-from dora_zenoh import keys, wire, zconfig
+from dora_zenoh import keys, sched, wire, zconfig
 from dora_zenoh.arrowvalue import ArrowValue
 from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
 from dora_zenoh.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event, new_event
@@ -100,6 +100,10 @@ class Node:
         self._cfg, self._session, self._closed = cfg, session, False
         self._setup(barrier_timeout if barrier_timeout is not None else default_barrier)
         atexit.register(self.close)
+        try:  # this thread reads the events: see dora_zenoh.sched
+            sched.request_slice(sched.slice_from_env())
+        except ValueError as exc:
+            _warn(str(exc))
 
     # -- set-up ----------------------------------------------------------------------
     def _setup(self, barrier_timeout: float) -> None:

@@ -14,6 +14,8 @@ import time
 
 import zenoh
 
+from dora_zenoh import sched
+
 DEFAULT_ENDPOINT = "tcp/127.0.0.1:7447"
 ENDPOINT_ENV = "DORA_ZENOH_ENDPOINT"
 LISTEN_ENV = "DORA_ZENOH_LISTEN"
@@ -66,14 +68,17 @@ def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
 
 
 def tune_node_runtime(env: dict[str, str], blocking_input: bool) -> None:
-    """Give a node process the one-thread Zenoh runtime (``NODE_RUNTIME``) in its environment.
+    """Put dora-zenoh's thread settings for a node process in its environment.
 
-    Not a node with a ``queue_policy: block`` input: its Zenoh callback waits for room in
-    the queue, which would stall that one thread, and with it the node's own sends.
-    A ``ZENOH_RUNTIME`` the user set (environment, or the node's ``env:``) is kept.
+    The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
+    ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
+    would stall that one thread, and with it the node's own sends. And a short scheduler
+    slice for the node's thread (see :mod:`dora_zenoh.sched`). A setting the user made
+    (environment, or the node's ``env:``) is kept.
     """
     if not blocking_input:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
+    env.setdefault(sched.SLICE_ENV, str(sched.DEFAULT_SLICE_US))
 
 
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -12,7 +14,7 @@ import pytest
 import zenoh
 from conftest import long_lived_pids, write_long_lived_flow
 
-from dora_zenoh import zconfig
+from dora_zenoh import sched, zconfig
 
 RECORDER = textwrap.dedent("""
     import json, os, sys
@@ -491,6 +493,74 @@ def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
     assert "rx" in plain["threads"] and not {"tx", "net", "acc"} & set(plain["threads"])
     assert blocking["env"] is None and "tx" in blocking["threads"]
     assert mine["env"] == "(rx:(worker_threads:2))" and "tx" in mine["threads"]
+
+
+def _own_slice_ns() -> int | None:
+    """se.slice of this thread, from /proc (None where the kernel does not show it)."""
+    for line in open("/proc/thread-self/sched"):
+        if line.startswith("se.slice"):
+            return int(line.split()[-1])
+    return None
+
+
+def test_node_thread_asks_for_a_short_scheduler_slice(flow):
+    """The runner asks for a 300 µs slice for every node's thread (dora_zenoh.sched); 0 keeps
+    the kernel's default; a value that is not a number is named in a warning, and the node runs."""
+    if sys.platform != "linux" or _own_slice_ns() is None:
+        pytest.skip("needs Linux with per-thread slices in /proc/<pid>/sched")
+    probe = subprocess.run([sys.executable, "-c", "from dora_zenoh import sched; print(sched.request_slice(300))"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.stdout.strip() != "True":
+        pytest.skip("this kernel does not take a custom slice (Linux >= 6.12 does)")
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: src
+            path: src.py
+            inputs:
+              tick: dora/timer/millis/20
+            outputs: [x]
+          - id: short
+            path: probe.py
+            inputs:
+              x: src/x
+          - id: kernel
+            path: probe.py
+            env:
+              DORA_ZENOH_NODE_SLICE_US: "0"
+            inputs:
+              x: src/x
+          - id: typo
+            path: probe.py
+            env:
+              DORA_ZENOH_NODE_SLICE_US: "fast"
+            inputs:
+              x: src/x
+    """)
+    flow.write("src.py", """
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("x", b"1")
+    """)
+    flow.write("probe.py", """
+        import json, os
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                line = next(l for l in open("/proc/thread-self/sched") if l.startswith("se.slice"))
+                json.dump({"slice_ns": int(line.split()[-1])}, open(os.environ["DORA_NODE_ID"] + ".json", "w"))
+                break
+    """)
+    env = {k: v for k, v in os.environ.items() if k != sched.SLICE_ENV}
+    res = flow.run("--stop-after", "3s", env=env)
+    assert res.returncode == 0, res.stderr
+    default_ns = _own_slice_ns()
+    assert flow.result("short.json") == {"slice_ns": 300_000}
+    assert flow.result("kernel.json") == {"slice_ns": default_ns} != {"slice_ns": 300_000}
+    assert flow.result("typo.json") == {"slice_ns": default_ns}
+    assert "DORA_ZENOH_NODE_SLICE_US='fast' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
 def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
