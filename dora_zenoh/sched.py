@@ -9,8 +9,8 @@ plain zenoh-python doing less Python per message). A thread that asks for a shor
 slice than the default (``sched_setattr`` with ``sched_runtime``, honoured since Linux
 6.12 for normal threads) has the earlier deadline, so Zenoh's thread waits the few
 microseconds until the node's thread blocks in ``next()``; it still runs at once on
-any idle CPU. Nothing else changes: same policy, same nice value, same CPU share; a
-busy node's thread is merely time-sliced more finely when others want its CPU.
+any idle CPU. Nothing else changes: same policy, same nice value, same CPU share; at
+most, a busy node's thread is time-sliced more finely when others want its CPU.
 
 Measured on a 2-vCPU VM (kernel 6.18; ``scripts/bench.py --cases latency``, runs with
 ``DORA_ZENOH_NODE_SLICE_US=0`` interleaved): 8 B one-way p50 with every process on one
