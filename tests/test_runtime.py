@@ -439,33 +439,13 @@ def test_env_and_args_reach_the_node(flow):
     assert os.path.samefile(out["cwd"], flow.folder)
 
 
-def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
-    """A node runs Zenoh on one thread (no tx/net/acc threads of its own); a node with a
-    `queue_policy: block` input keeps Zenoh's default, and a ZENOH_RUNTIME of the user wins."""
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: src
-            path: src.py
-            inputs:
-              tick: dora/timer/millis/20
-            outputs: [x]
-          - id: plain
-            path: probe.py
-            inputs:
-              x: src/x
-          - id: blocking
-            path: probe.py
-            inputs:
-              x:
-                source: src/x
-                queue_policy: block
-          - id: mine
-            path: probe.py
-            env:
-              ZENOH_RUNTIME: "(rx:(worker_threads:2))"
-            inputs:
-              x: src/x
-    """)
+def write_probe_flow(flow, probes: str, measure: str) -> None:
+    """A timer-driven source ``src`` and probe nodes reading ``src/x`` (``probes``: their YAML
+    list items). On its first input each probe runs ``measure``, code that sets ``found``,
+    and writes ``found`` to ``<its id>.json``."""
+    flow.write("dataflow.yml", "nodes:\n  - id: src\n    path: src.py\n    inputs:\n"
+               "      tick: dora/timer/millis/20\n    outputs: [x]\n"
+               + textwrap.indent(textwrap.dedent(probes), "  "))
     flow.write("src.py", """
         from dora import Node
         node = Node()
@@ -473,17 +453,36 @@ def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
             if event["type"] == "INPUT":
                 node.send_output("x", b"1")
     """)
-    flow.write("probe.py", """
-        import json, os
-        from dora import Node
-        node = Node()
-        for event in node:
-            if event["type"] == "INPUT":  # links are up: Zenoh has started its threads
-                tasks = os.listdir("/proc/self/task")
-                names = sorted({open(f"/proc/self/task/{t}/comm").read().strip().split("-")[0] for t in tasks})
-                json.dump({"env": os.environ.get("ZENOH_RUNTIME"), "threads": names},
-                          open(os.environ["DORA_NODE_ID"] + ".json", "w"))
-                break
+    flow.write("probe.py", "import json, os\nfrom dora import Node\nnode = Node()\nfor event in node:\n"
+               "    if event['type'] == 'INPUT':  # links are up: Zenoh has started its threads\n"
+               + textwrap.indent(textwrap.dedent(measure), " " * 8)
+               + "        json.dump(found, open(os.environ['DORA_NODE_ID'] + '.json', 'w'))\n        break\n")
+
+
+def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
+    """A node runs Zenoh on one thread (no tx/net/acc threads of its own); a node with a
+    `queue_policy: block` input keeps Zenoh's default, and a ZENOH_RUNTIME of the user wins."""
+    write_probe_flow(flow, """
+        - id: plain
+          path: probe.py
+          inputs:
+            x: src/x
+        - id: blocking
+          path: probe.py
+          inputs:
+            x:
+              source: src/x
+              queue_policy: block
+        - id: mine
+          path: probe.py
+          env:
+            ZENOH_RUNTIME: "(rx:(worker_threads:2))"
+          inputs:
+            x: src/x
+    """, """
+        tasks = os.listdir("/proc/self/task")
+        names = sorted({open(f"/proc/self/task/{t}/comm").read().strip().split("-")[0] for t in tasks})
+        found = {"env": os.environ.get("ZENOH_RUNTIME"), "threads": names}
     """)
     env = {k: v for k, v in os.environ.items() if k != zconfig.RUNTIME_ENV}
     res = flow.run("--stop-after", "3s", env=env)
@@ -512,46 +511,26 @@ def test_node_thread_asks_for_a_short_scheduler_slice(flow):
                            capture_output=True, text=True, timeout=30)
     if probe.stdout.strip() != "True":
         pytest.skip("this kernel does not take a custom slice (Linux >= 6.12 does)")
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: src
-            path: src.py
-            inputs:
-              tick: dora/timer/millis/20
-            outputs: [x]
-          - id: short
-            path: probe.py
-            inputs:
-              x: src/x
-          - id: kernel
-            path: probe.py
-            env:
-              DORA_ZENOH_NODE_SLICE_US: "0"
-            inputs:
-              x: src/x
-          - id: typo
-            path: probe.py
-            env:
-              DORA_ZENOH_NODE_SLICE_US: "fast"
-            inputs:
-              x: src/x
-    """)
-    flow.write("src.py", """
-        from dora import Node
-        node = Node()
-        for event in node:
-            if event["type"] == "INPUT":
-                node.send_output("x", b"1")
-    """)
-    flow.write("probe.py", """
-        import json, os
-        from dora import Node
-        node = Node()
-        for event in node:
-            if event["type"] == "INPUT":
-                line = next(l for l in open("/proc/thread-self/sched") if l.startswith("se.slice"))
-                json.dump({"slice_ns": int(line.split()[-1])}, open(os.environ["DORA_NODE_ID"] + ".json", "w"))
-                break
+    write_probe_flow(flow, """
+        - id: short
+          path: probe.py
+          inputs:
+            x: src/x
+        - id: kernel
+          path: probe.py
+          env:
+            DORA_ZENOH_NODE_SLICE_US: "0"
+          inputs:
+            x: src/x
+        - id: typo
+          path: probe.py
+          env:
+            DORA_ZENOH_NODE_SLICE_US: "fast"
+          inputs:
+            x: src/x
+    """, """
+        line = next(l for l in open("/proc/thread-self/sched") if l.startswith("se.slice"))
+        found = {"slice_ns": int(line.split()[-1])}
     """)
     env = {k: v for k, v in os.environ.items() if k != sched.SLICE_ENV}
     res = flow.run("--stop-after", "3s", env=env)
