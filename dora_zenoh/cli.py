@@ -29,6 +29,13 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+cpu_latency_option = click.option(
+    "--cpu-latency-us", type=click.IntRange(min=0), envvar="DORA_ZENOH_CPU_LATENCY_US", show_envvar=True,
+    help="While the dataflow runs, keep idle CPUs able to wake within this many µs (Linux PM QoS, "
+         "/dev/cpu_dma_latency; 0: idle CPUs poll). Cuts message latency where waking an idle CPU is "
+         "slow (virtual machines, deep C-states), at the cost of power. Needs write access to that file.")
+
+
 def load_or_exit(path: Path) -> Any:
     """The validated descriptor, or every problem printed and exit 1."""
     from dora_zenoh.descriptor import DescriptorError, load_descriptor
@@ -76,18 +83,24 @@ def check(file: Path) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
+@cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool, cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
     """
+    from dora_zenoh.errors import LogDirError
     from dora_zenoh.runner import DataflowRun, RunOptions
 
     desc = load_or_exit(file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
-                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload)
-    flow = DataflowRun(desc, opts)
+                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
+    try:
+        flow = DataflowRun(desc, opts)
+    except LogDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     interrupts = 0
 
     def on_signal(signum: int, frame: Any) -> None:

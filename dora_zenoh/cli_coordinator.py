@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from dora_zenoh.cli import CONTEXT, Duration, load_or_exit
+from dora_zenoh.cli import CONTEXT, Duration, cpu_latency_option, load_or_exit
 
 ENDED = ("succeeded", "failed", "stopped")
 
@@ -165,9 +165,10 @@ def down(endpoint: str | None, grace: float | None) -> None:
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
+@cpu_latency_option
 @endpoint_option
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
-          endpoint: str | None) -> None:
+          cpu_latency_us: int | None, endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     from dora_zenoh.runner import sanitize_name
 
@@ -185,7 +186,8 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
                 subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
                     lambda s, k=kind: events.put((k, s)), indirect=False)))
         reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
-                            log_dir=str(Path(log_dir).resolve()) if log_dir else None)
+                            log_dir=str(Path(log_dir).resolve()) if log_dir else None,
+                            cpu_latency_us=cpu_latency_us)
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
         if attach:

@@ -29,6 +29,7 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__, keys, zconfig
+from dora_zenoh.errors import LogDirError
 from dora_zenoh.runner import DataflowRun, RunOptions, RunResult, sanitize_name
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
@@ -177,7 +178,7 @@ class Coordinator:
                 "uptime": time.time() - self.started, "running": running}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
-                  log_dir: str | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -198,8 +199,11 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None)
-            run = DataflowRun(desc, opts)
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+            try:
+                run = DataflowRun(desc, opts)
+            except LogDirError as exc:
+                raise CommandError(str(exc)) from None
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
@@ -229,7 +233,8 @@ class Coordinator:
             entry.thread.join((grace if grace is not None else entry.grace) + 30)
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
-        return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent))
+        return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
+                              entry.run.options.cpu_latency_us)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:

@@ -15,3 +15,7 @@ class UndeclaredOutputError(DoraZenohError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class LogDirError(DoraZenohError):
+    """No directory could be created for a run's logs."""

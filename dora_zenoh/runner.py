@@ -28,7 +28,9 @@ import psutil
 import zenoh
 
 from dora_zenoh import keys, wire, zconfig
+from dora_zenoh.cpulatency import CpuLatencyRequest
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
+from dora_zenoh.errors import LogDirError
 from dora_zenoh.nodeconfig import node_config, readers_by_output
 from dora_zenoh.reaper import terminate_trees
 
@@ -54,6 +56,7 @@ class RunOptions:
     # ``display`` is what `run` prints for it, or None for a line `run` only logs.
     on_line: Callable[[str, str, bool, str | None], None] | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
+    cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
 
 
 @dataclass
@@ -164,6 +167,7 @@ class DataflowRun:
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
         self._killed = False
+        self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
         # (with how their last process ended), lines written per node log, and the
         # messages each node's earlier processes sent (from their end-of-stream notices).
@@ -179,10 +183,16 @@ class DataflowRun:
         path = Path(base) / self.run_id
         try:
             path.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-            path = state / "dora-zenoh" / "out" / self.run_id
+            return path
+        except OSError as exc:
+            first = f"{path.parent} ({exc.strerror})"
+        state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+        path = state / "dora-zenoh" / "out" / self.run_id
+        try:
             path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LogDirError(f"cannot create a log directory for the run in {first} nor in {path.parent} "
+                              f"({exc.strerror}); pass --log-dir with a directory you can write to") from None
         return path
 
     def _open_hub(self) -> None:
@@ -213,6 +223,8 @@ class DataflowRun:
         """Open the hub, announce the dataflow, and spawn every node. Nothing is left
         running if this raises."""
         try:
+            if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
+                self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
@@ -242,6 +254,7 @@ class DataflowRun:
         except BaseException:
             self.kill()
             self._close_session()
+            self._release_cpu_latency()
             raise
         self._started_at = time.monotonic()
 
@@ -611,6 +624,12 @@ class DataflowRun:
             except subprocess.TimeoutExpired:
                 self._reaper.kill()
         self._close_session()
+        self._release_cpu_latency()
+
+    def _release_cpu_latency(self) -> None:
+        if self._cpu_latency is not None:
+            self._cpu_latency.release()
+            self._cpu_latency = None
 
     def _close_session(self) -> None:
         if self.session is not None:

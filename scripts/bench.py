@@ -20,6 +20,7 @@ examples:
   python scripts/bench.py --compare --png bench.png     # the full side-by-side
   python scripts/bench.py --cases latency --sizes 8,1048576 --rounds 1000
   python scripts/bench.py --compare --cases latency --cpus 0   # every process on one core
+  python scripts/bench.py --compare --cases latency --cpu-latency-us 0  # idle CPUs poll (PM QoS)
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ import psutil
 import yaml
 
 from dora_zenoh import zconfig
+from dora_zenoh.cpulatency import CpuLatencyError, CpuLatencyRequest, idle_settings
 
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
@@ -688,7 +690,8 @@ def machine_info() -> dict:
             "zenoh": version_of("eclipse-zenoh"), "dora_zenoh": version_of("dora-zenoh"),
             "platform": platform.platform(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_start": list(os.getloadavg()), "cpus": sorted(os.sched_getaffinity(0))}
+            "loadavg_start": list(os.getloadavg()), "cpus": sorted(os.sched_getaffinity(0)),
+            "idle": idle_settings()}
 
 
 def machine_line(m: dict) -> str:
@@ -699,7 +702,19 @@ def machine_line(m: dict) -> str:
     pinned = (f" (benchmark pinned to CPU {','.join(map(str, m['cpus']))})"
               if len(m.get("cpus", [])) < (m["cores"] or 0) else "")
     return (f"machine: {m['cpu']}, {m['cores']} cores{pinned}, Python {m['python']}, zenoh {m['zenoh']}, "
-            f"dora-zenoh {m['dora_zenoh']}{rs}; {m['date']}; load avg (1/5/15 min) {load} at start, {end} at end")
+            f"dora-zenoh {m['dora_zenoh']}{rs}; {m['date']}; load avg (1/5/15 min) {load} at start, {end} at end"
+            f"\n{idle_line(m.get('idle', {}))}")
+
+
+def idle_line(idle: dict) -> str:
+    """How idle CPUs sleep, which decides what waking one costs (see dora_zenoh/cpulatency.py)."""
+    parts = [f"cpuidle {idle.get('cpuidle_driver') or 'unknown'}/{idle.get('cpuidle_governor') or 'unknown'}"]
+    if idle.get("guest_halt_poll_ns") is not None:
+        parts.append(f"guest_halt_poll_ns {idle['guest_halt_poll_ns']}")
+    limit = idle.get("cpu_latency_limit_us")
+    if limit is not None:
+        parts.append("no PM QoS request" if limit >= 2_000_000_000 else f"PM QoS limit {limit} µs")
+    return "idle CPUs: " + ", ".join(parts)
 
 
 def draw_png(path: Path, summary: dict, names: list[str]) -> None:
@@ -759,6 +774,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cpus", type=parse_cpus, metavar="LIST",
                     help="run every process of the benchmark on these CPUs only, e.g. 0 or 0,1 or 0-3 "
                          "(default: all); shows what cross-core wake-ups cost on this machine")
+    ap.add_argument("--cpu-latency-us", type=int, metavar="US",
+                    help="hold a PM QoS request (/dev/cpu_dma_latency) for the whole benchmark, every runtime "
+                         "alike, as `dora-zenoh run --cpu-latency-us` does for one dataflow; 0: idle CPUs poll")
     ap.add_argument("--timeout", type=float, default=240, help="bound on any one dataflow run, seconds")
     ap.add_argument("--json", type=Path, default=Path("bench-results/bench.json"), help="where every figure goes")
     ap.add_argument("--png", type=Path, help="draw the latency chart here (needs matplotlib)")
@@ -863,6 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_signals()
     if opts.cpus:
         os.sched_setaffinity(0, opts.cpus)  # every process started from here inherits it
+    try:  # held until this process exits; the kernel withdraws it then
+        pm_qos = CpuLatencyRequest(opts.cpu_latency_us) if opts.cpu_latency_us is not None else None
+    except CpuLatencyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     machine = machine_info()
     report: dict[str, Any] = {"machine": machine, "errors": [],
                               "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}}
@@ -873,6 +896,8 @@ def main(argv: list[str] | None = None) -> int:
         tables = run_cases(opts, runtimes, report)
     finally:
         end_all()
+        if pm_qos is not None:
+            pm_qos.release()
     machine["loadavg_end"] = list(os.getloadavg())
     print()
     print("\n\n".join(tables))

@@ -35,6 +35,9 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
         assert 0 < floor["runs"][0][place]["one_way_p50_us"] <= floor["runs"][0][place]["one_way_p90_us"]
         assert floor["summary"][place] == floor["runs"][0][place]["one_way_p50_us"]
     assert "machine floor (scripts/pipe_floor.py" in proc.stdout
+    assert set(report["machine"]["idle"]) == {"cpuidle_driver", "cpuidle_governor", "guest_halt_poll_ns",
+                                              "cpu_latency_limit_us"}
+    assert "idle CPUs: cpuidle " in proc.stdout
 
     throughput = report["throughput"]["summary"]
     assert set(throughput) == set(report["config"]["flood"].split(","))
@@ -67,3 +70,10 @@ def test_bench_rejects_a_cpu_list_it_cannot_use() -> None:
                           timeout=60)
     assert proc.returncode == 2
     assert "may run on CPUs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_rejects_a_cpu_latency_request_it_cannot_make() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--cpu-latency-us", "-1"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "--cpu-latency-us must be 0 or more microseconds" in proc.stderr and "Traceback" not in proc.stderr

@@ -301,6 +301,24 @@ def test_undeclared_output_error_names_declared_ones(flow):
             "add it to the node's `outputs:` in the dataflow YAML") in res.stderr
 
 
+def test_log_dir_that_cannot_be_made_is_a_clear_error(flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: starter
+            path: starter.py
+    """)
+    flow.write("starter.py", """
+        open("started", "w").write("yes")
+    """)
+    blocker = flow.write("a-file", "not a folder")  # mkdir under a file fails, even for root
+    res = flow.run("--log-dir", str(blocker / "logs"), env={**os.environ, "XDG_STATE_HOME": str(blocker / "state")})
+    assert res.returncode == 1
+    assert f"cannot create a log directory for the run in {blocker / 'logs'} (Not a directory)" in res.stderr
+    assert "pass --log-dir with a directory you can write to" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (flow.folder / "started").exists()
+
+
 def test_plain_zenoh_subscriber_reads_everything(flow):
     """A stock Zenoh session on `dora/**` sees user data with its metadata, and nothing internal."""
     flow.write("dataflow.yml", """

@@ -1,0 +1,98 @@
+"""Keep idle CPUs quick to wake while a dataflow runs (Linux PM QoS, ``/dev/cpu_dma_latency``).
+
+Why: a message between two nodes on different CPUs ends with the kernel waking the
+receiver's CPU. An idle CPU sleeps, and the deeper it sleeps the longer that takes:
+on bare metal a deep C-state costs tens to hundreds of µs, and on a virtual machine
+whose idle vCPUs halt (KVM guests with ``guest_halt_poll_ns=0``, Firecracker) the
+hypervisor has to run the halted vCPU again. On the 2-vCPU VM this project is
+measured on, a 1-byte pipe ping-pong between two processes took 24-29 µs one way
+across the vCPUs and 2.4 µs on one; holding a 0 µs request brought the first to
+3.4 µs (``scripts/pipe_floor.py``). That wake-up is half or more of a small
+message's latency there, for every runtime (see README, Performance).
+
+Linux's PM QoS interface is the standard way to ask for this (cyclictest and tuned's
+``latency-performance`` profile use it): a process writes the wake-up latency it can
+accept, in µs, to ``/dev/cpu_dma_latency`` and keeps the file open; cpuidle then keeps
+every CPU out of idle states slower than that, and the kernel drops the request when
+the file is closed, also when the process dies. The price is power: at ``0`` idle
+CPUs poll instead of sleeping. So it is an explicit option of ``dora-zenoh run`` and
+``start`` (``--cpu-latency-us``), never a default.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from dora_zenoh.errors import DoraZenohError
+
+DEVICE = "/dev/cpu_dma_latency"
+CPU_LATENCY_ENV = "DORA_ZENOH_CPU_LATENCY_US"
+_CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
+_HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+
+
+class CpuLatencyError(DoraZenohError):
+    """The CPU wake-up latency request could not be made (no device, no permission, bad value)."""
+
+
+class CpuLatencyRequest:
+    """An open PM QoS request; it holds until :meth:`release` (or until the process ends)."""
+
+    def __init__(self, microseconds: int, device: str = DEVICE) -> None:
+        if microseconds < 0:
+            raise CpuLatencyError(f"--cpu-latency-us must be 0 or more microseconds, not {microseconds}")
+        self.microseconds = microseconds
+        try:
+            self._fd: int | None = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise CpuLatencyError(
+                f"--cpu-latency-us needs {device} (Linux PM QoS), which this system does not have; "
+                "run without the option") from None
+        except PermissionError:
+            raise CpuLatencyError(
+                f"--cpu-latency-us needs write access to {device}: run as root, give the user access "
+                f"(e.g. a udev rule: KERNEL==\"cpu_dma_latency\", GROUP=\"robot\", MODE=\"0660\"), "
+                "or run without the option") from None
+        try:
+            os.write(self._fd, struct.pack("=i", microseconds))
+        except OSError as exc:
+            self.release()
+            raise CpuLatencyError(f"the kernel refused a {microseconds} µs request on {device}: "
+                                  f"{exc.strerror}") from None
+
+    def release(self) -> None:
+        """Withdraw the request (closing the file is how PM QoS is told). Idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def current_limit(device: str = DEVICE) -> int | None:
+    """The wake-up latency in force, in µs (the smallest request of all processes), or None
+    when it cannot be read. With no request the kernel reports 2,000,000,000."""
+    try:
+        with open(device, "rb") as f:
+            return struct.unpack("=i", f.read(4))[0]
+    except (OSError, struct.error):
+        return None
+
+
+def idle_settings() -> dict[str, str | int | None]:
+    """How this machine's idle CPUs sleep: what decides the cost of waking one.
+
+    ``guest_halt_poll_ns`` is the KVM guest's halt polling (an idle vCPU polls this long
+    before halting; the kernel's default is 200000, 0 turns it off); None where the
+    haltpoll driver is absent.
+    """
+    def read(path: Path) -> str | None:
+        try:
+            return path.read_text().strip()
+        except OSError:
+            return None
+
+    poll = read(_HALT_POLL)
+    return {"cpuidle_driver": read(_CPUIDLE / "current_driver"),
+            "cpuidle_governor": read(_CPUIDLE / "current_governor_ro") or read(_CPUIDLE / "current_governor"),
+            "guest_halt_poll_ns": int(poll) if poll is not None and poll.isdigit() else None,
+            "cpu_latency_limit_us": current_limit()}
