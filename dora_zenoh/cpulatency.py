@@ -5,10 +5,11 @@ receiver's CPU. An idle CPU sleeps, and the deeper it sleeps the longer that tak
 on bare metal a deep C-state costs tens to hundreds of µs, and on a virtual machine
 whose idle vCPUs halt (KVM guests with ``guest_halt_poll_ns=0``, Firecracker) the
 hypervisor has to run the halted vCPU again. On the 2-vCPU VM this project is
-measured on, a 1-byte pipe ping-pong between two processes took 24-29 µs one way
-across the vCPUs and 2.4 µs on one; holding a 0 µs request brought the first to
-3.4 µs (``scripts/pipe_floor.py``). That wake-up is half or more of a small
-message's latency there, for every runtime (see README, Performance).
+measured on (cpuidle ``haltpoll``, ``guest_halt_poll_ns`` 0), a 1-byte pipe ping-pong
+between two processes took 23.6-24.1 µs one way placed freely and 2.4 µs on one vCPU;
+holding a 0 µs request brought the first to 2.7 µs (``scripts/pipe_floor.py``, 3
+interleaved runs each). That wake-up is half or more of a small message's latency
+there, for every runtime (see README, Performance).
 
 Linux's PM QoS interface is the standard way to ask for this (cyclictest and tuned's
 ``latency-performance`` profile use it): a process writes the wake-up latency it can
@@ -27,7 +28,6 @@ from pathlib import Path
 from dora_zenoh.errors import DoraZenohError
 
 DEVICE = "/dev/cpu_dma_latency"
-CPU_LATENCY_ENV = "DORA_ZENOH_CPU_LATENCY_US"
 _CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
 _HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
 
@@ -44,7 +44,7 @@ class CpuLatencyRequest:
             raise CpuLatencyError(f"--cpu-latency-us must be 0 or more microseconds, not {microseconds}")
         self.microseconds = microseconds
         try:
-            self._fd: int | None = os.open(device, os.O_WRONLY | os.O_CLOEXEC)
+            self._fd: int | None = os.open(device, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise CpuLatencyError(
                 f"--cpu-latency-us needs {device} (Linux PM QoS), which this system does not have; "
