@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from dora_zenoh import zconfig
@@ -113,3 +115,63 @@ def long_lived_pids(flow: Flow, timeout: float = 30) -> list[int]:
     time.sleep(0.2)  # let the files be written completely
     pids = [int(p) for p in (flow.folder / "py.pid").read_text().split()]
     return pids + [int((flow.folder / "sh.pid").read_text())]
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Coord:
+    """A coordinator process on the test's own endpoint, driven through the CLI."""
+
+    def __init__(self, endpoint: str, log_file: Path) -> None:
+        self.endpoint = endpoint
+        self.log_file = log_file
+        self.pid: int | None = None
+
+    def __call__(self, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return cli(*args, "--endpoint", self.endpoint, timeout=timeout, cwd=cwd)
+
+    def up(self) -> subprocess.CompletedProcess:
+        res = self("up", "--log-file", str(self.log_file))
+        assert res.returncode == 0, res.stderr
+        self.pid = self.info()["pid"]
+        return res
+
+    def info(self) -> dict:
+        from dora_zenoh.control import coordinator_running
+
+        return coordinator_running(self.endpoint, timeout=5.0)
+
+    def list(self, target: str | None = None):
+        res = self("list", *([target] if target else []), "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def status(self, target: str) -> str:
+        return self.list(target)["status"]
+
+    def teardown(self) -> None:
+        try:
+            self("down", "--grace", "2s", timeout=40)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.pid and psutil.pid_exists(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def coord(endpoint: str, tmp_path: Path):
+    c = Coord(endpoint, tmp_path / "coordinator.log")
+    c.up()
+    try:
+        yield c
+    finally:
+        c.teardown()

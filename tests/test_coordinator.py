@@ -4,18 +4,14 @@ Every wait is bounded; every coordinator is taken down (then killed) when its te
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import psutil
-import pytest
-from conftest import ROOT, cli, long_lived_pids, start_cli, write_long_lived_flow
+from conftest import ROOT, long_lived_pids, start_cli, wait_for, write_long_lived_flow
 
 FOREVER = textwrap.dedent("""
     import os
@@ -40,66 +36,6 @@ RECORDER = textwrap.dedent("""
         events.append(entry)
     json.dump(events, open(os.environ.get("OUT", "result.json"), "w"))
 """)
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-class Coord:
-    """A coordinator process on the test's own endpoint, driven through the CLI."""
-
-    def __init__(self, endpoint: str, log_file: Path) -> None:
-        self.endpoint = endpoint
-        self.log_file = log_file
-        self.pid: int | None = None
-
-    def __call__(self, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return cli(*args, "--endpoint", self.endpoint, timeout=timeout, cwd=cwd)
-
-    def up(self) -> subprocess.CompletedProcess:
-        res = self("up", "--log-file", str(self.log_file))
-        assert res.returncode == 0, res.stderr
-        self.pid = self.info()["pid"]
-        return res
-
-    def info(self) -> dict:
-        from dora_zenoh.control import coordinator_running
-
-        return coordinator_running(self.endpoint, timeout=5.0)
-
-    def list(self, target: str | None = None):
-        res = self("list", *([target] if target else []), "--json")
-        assert res.returncode == 0, res.stderr
-        return json.loads(res.stdout)
-
-    def status(self, target: str) -> str:
-        return self.list(target)["status"]
-
-    def teardown(self) -> None:
-        try:
-            self("down", "--grace", "2s", timeout=40)
-        except subprocess.TimeoutExpired:
-            pass
-        if self.pid and psutil.pid_exists(self.pid):
-            os.kill(self.pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def coord(endpoint: str, tmp_path: Path):
-    c = Coord(endpoint, tmp_path / "coordinator.log")
-    c.up()
-    try:
-        yield c
-    finally:
-        c.teardown()
 
 
 def test_up_start_list_logs_stop_restart_clean_down(coord, flow):

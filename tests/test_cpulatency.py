@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import Flow
-from test_coordinator import coord, wait_for  # noqa: F401  (coord is a fixture)
+from conftest import Flow, wait_for
 
 from dora_zenoh.cpulatency import DEVICE, CpuLatencyError, CpuLatencyRequest, current_limit
 
@@ -47,7 +46,7 @@ def limits_seen(flow: Flow) -> list[int]:
 
 
 @NEEDS_PM_QOS
-def test_run_start_and_restart_hold_the_request_while_the_dataflow_runs(coord, flow):  # noqa: F811
+def test_run_start_and_restart_hold_the_request_while_the_dataflow_runs(coord, flow):
     before = current_limit()
     assert before is not None
     write_probe_flow(flow)
