@@ -29,7 +29,7 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__, keys, zconfig
-from dora_zenoh.errors import LogDirError
+from dora_zenoh.errors import DoraZenohError
 from dora_zenoh.runner import DataflowRun, RunOptions, RunResult, sanitize_name
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
@@ -148,7 +148,7 @@ class Coordinator:
             if handler is None:
                 raise CommandError(f"unknown command '{verb}'")
             reply: dict[str, Any] = {"ok": True, **handler(**args)}
-        except CommandError as exc:
+        except (CommandError, DoraZenohError) as exc:  # messages written for the user
             reply = {"ok": False, "error": str(exc)}
         except Exception as exc:  # report, don't die: the coordinator outlives bad requests
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -200,10 +200,7 @@ class Coordinator:
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
-            try:
-                run = DataflowRun(desc, opts)
-            except LogDirError as exc:
-                raise CommandError(str(exc)) from None
+            run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
