@@ -280,7 +280,7 @@ class DataflowRun:
         # Started with the dataflow, behind the start barrier: it hears every message its
         # sources send, from sequence number 0 (a restarted node joins them midway).
         cfg["fresh_start"] = not restart
-        zconfig.tune_node_runtime(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
+        zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id
         if self.options.hot_reload and node.kind == "runtime":

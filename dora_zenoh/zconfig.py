@@ -67,7 +67,7 @@ def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
     return conf
 
 
-def tune_node_runtime(env: dict[str, str], blocking_input: bool) -> None:
+def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
     """Put dora-zenoh's thread settings for a node process in its environment.
 
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
