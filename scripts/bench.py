@@ -881,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_signals()
     if opts.cpus:
         os.sched_setaffinity(0, opts.cpus)  # every process started from here inherits it
-    try:  # held until this process exits; the kernel withdraws it then
+    try:  # held for the whole run, released below (the kernel withdraws it too if this process dies)
         pm_qos = CpuLatencyRequest(opts.cpu_latency_us) if opts.cpu_latency_us is not None else None
     except CpuLatencyError as exc:
         print(f"error: {exc}", file=sys.stderr)
