@@ -50,6 +50,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from pydantic_core import PydanticCustomError
 
 from dora_zenoh._yaml_lines import LoadedYaml, load_yaml_with_lines
+from dora_zenoh.affinity import format_cpu_list, parse_cpu_list, supported, unusable, usable_cpus
 from dora_zenoh.errors import DoraZenohError
 
 __all__ = [
@@ -191,6 +192,7 @@ class ResolvedNode:
     description: str | None = None
     deploy: dict[str, Any] | None = None
     build: str | None = None
+    cpu_affinity: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = _jsonable(dataclasses.asdict(self))
@@ -268,12 +270,23 @@ def _env_value(value: Any) -> Any:
     )
 
 
+def _cpu_affinity_value(value: Any) -> Any:
+    """``cpu_affinity`` is a CPU number, a list of them, or a ``taskset``-style string."""
+    if value is None:
+        return None
+    try:
+        return parse_cpu_list(value)
+    except ValueError as exc:
+        raise _error(str(exc), "e.g. cpu_affinity: [0, 1] or cpu_affinity: \"0-3\"") from None
+
+
 def _python_tag(value: Any) -> str:
     return "mapping" if isinstance(value, dict) else "str"
 
 
 Args = Annotated[str | list[str] | None, BeforeValidator(_args_value)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
+CpuList = Annotated[list[int] | None, BeforeValidator(_cpu_affinity_value)]
 Env = dict[str, EnvValue] | None
 
 
@@ -375,6 +388,7 @@ class NodeSchema(_Schema):
     restart_policy: Literal["never", "on-failure", "always"] = "never"
     max_restarts: int | None = Field(None, ge=0)
     restart_delay: float | None = Field(None, ge=0)
+    cpu_affinity: CpuList = None
 
 
 #: Keys that are valid somewhere in dora-rs but mean nothing here: say so instead of "did you mean".
@@ -941,6 +955,7 @@ class _Checker:
             description=schema.description,
             deploy=schema.deploy if schema.deploy is not None else schema.unstable_deploy,
             build=schema.build if schema.build is not None else (node.custom.build if node.custom else None),
+            cpu_affinity=self._cpu_affinity(node, kind),
         )
 
     def _stdout_problem(self, name: str, at: DataPath, label: str | None, outputs: list[str]) -> None:
@@ -948,6 +963,30 @@ class _Checker:
             f"declared outputs: {', '.join(outputs)}" if outputs else "the node declares no outputs"
         ) + f"; add '{name}' to outputs or fix the name"
         self.add(f"send_stdout_as names '{name}', which is not one of its outputs", at, label, hint=hint)
+
+    def _cpu_affinity(self, node: _Node, kind: str) -> list[int] | None:
+        """The node's CPUs, if it asks for some this machine lets us use."""
+        cpus = node.schema.cpu_affinity if node.schema else None
+        if cpus is None:
+            return None
+        at = node.at + ("cpu_affinity",)
+        if kind == "dynamic":
+            self.add("cpu_affinity has no effect on a dynamic node", at, node.id,
+                     hint=f"you start it, so pin it yourself: taskset -c {format_cpu_list(cpus)} <command>")
+            return None
+        if not supported():
+            self.add(f"cpu_affinity is not supported on {sys.platform}", at, node.id,
+                     hint="it needs Linux; remove it on this machine")
+            return None
+        missing = unusable(cpus)
+        if missing:
+            which = "CPU" if len(missing) == 1 else "CPUs"
+            self.add(f"cpu_affinity names {which} {format_cpu_list(missing)}, which a node cannot run on here",
+                     at, node.id,
+                     hint=f"CPUs {format_cpu_list(usable_cpus())} are usable (online, and in this process's "
+                          "cgroup); pick from those")
+            return None
+        return cpus
 
     def _env(self, node: _Node) -> dict[str, str]:
         """Node env merged with the 2022 custom env; ``$VAR`` expanded from this environment."""
@@ -1188,6 +1227,7 @@ class _Checker:
             description=schema.description,
             deploy=schema.deploy if schema.deploy is not None else schema.unstable_deploy,
             build=schema.build,
+            cpu_affinity=self._cpu_affinity(node, "runtime"),
         )
 
     # -- inputs ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import psutil
 import zenoh
 
 from dora_zenoh import keys, wire, zconfig
+from dora_zenoh.affinity import inherited_by_children
 from dora_zenoh.cpulatency import CpuLatencyRequest
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import LogDirError
@@ -288,9 +289,10 @@ class DataflowRun:
         log = open(self.log_dir / f"log_{node.id}.txt", "a" if restart else "w",  # noqa: SIM115
                    encoding="utf-8", buffering=1)
         try:
-            popen = subprocess.Popen(self.command_for(node), cwd=self.desc.base_dir, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+            with inherited_by_children(node.cpu_affinity):  # the node's every thread, from its start
+                popen = subprocess.Popen(self.command_for(node), cwd=self.desc.base_dir, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             log.close()
             raise RuntimeError(f"node '{node.id}': could not start {self.command_for(node)[0]}: {exc}") from exc

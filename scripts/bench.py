@@ -48,6 +48,7 @@ import psutil
 import yaml
 
 from dora_zenoh import zconfig
+from dora_zenoh.affinity import format_cpu_list, parse_cpu_list
 from dora_zenoh.cpulatency import CpuLatencyError, CpuLatencyRequest, idle_settings
 
 HERE = Path(__file__).resolve().parent
@@ -278,18 +279,37 @@ def node(node_id: str, script: str, inputs: dict | None = None, outputs: list[st
 # ---------------------------------------------------------------- cases
 
 
-def latency_dataflow(opts: argparse.Namespace, result: Path) -> list[dict]:
-    """ping sends, pong echoes the received value unchanged."""
+def latency_dataflow(opts: argparse.Namespace, result: Path, runtime: Runtime) -> list[dict]:
+    """ping sends, pong echoes the received value unchanged; each on its --latency-cpus CPU, if given."""
     env = {"RESULT_FILE": result, "SIZES": opts.sizes, "ROUNDS": opts.rounds, "WARMUP": opts.warmup}
-    return [node("ping", "ping.py", {"pong": "pong/pong"}, ["ping", "done"], env),
-            node("pong", "pong.py", {"ping": "ping/ping", "done": "ping/done"}, ["pong"])]
+    nodes = [node("ping", "ping.py", {"pong": "pong/pong"}, ["ping", "done"], env),
+             node("pong", "pong.py", {"ping": "ping/ping", "done": "ping/done"}, ["pong"])]
+    for entry, cpu in zip(nodes, opts.latency_cpus or [], strict=False):
+        pin(entry, cpu, runtime)
+    return nodes
+
+
+def pin(entry: dict, cpu: int, runtime: Runtime) -> None:
+    """Start this node on one CPU: dora-zenoh's own `cpu_affinity`; dora-rs has no such key, so
+    its node runs under `taskset -c` (the same mask, set before the interpreter starts)."""
+    if runtime.name == DZ:
+        entry["cpu_affinity"] = [cpu]
+        return
+    python = Path(runtime.env["VIRTUAL_ENV"]) / "bin" / "python"
+    entry["args"] = f"-c {cpu} {python} {entry['path']}"
+    entry["path"] = shutil.which("taskset") or "taskset"
+
+
+def pinned_cmd(cmd: list[str], cpu: int | None) -> list[str]:
+    """``cmd`` under ``taskset -c cpu`` (unchanged for None): plain zenoh's processes for --latency-cpus."""
+    return cmd if cpu is None else [shutil.which("taskset") or "taskset", "-c", str(cpu), *cmd]
 
 
 def run_latency(runtime: Runtime, opts: argparse.Namespace) -> dict:
     """Per size: one-way p50/p90 in microseconds from one ping-pong run, or an error."""
     with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
         result = Path(tmp) / "latency.json"
-        with dataflow(runtime, latency_dataflow(opts, result), opts.timeout) as run:
+        with dataflow(runtime, latency_dataflow(opts, result, runtime), opts.timeout) as run:
             error = finish(run, opts.timeout + 30)
         if result.exists():
             return json.loads(result.read_text())
@@ -307,14 +327,15 @@ def run_zenoh_floor(opts: argparse.Namespace, runtime: str | None = None) -> dic
         env = dict(os.environ)
         if runtime:
             env[zconfig.RUNTIME_ENV] = runtime
-        pong = spawn([sys.executable, str(FLOOR), "pong", "--port", str(port), "--ready-file", str(ready),
-                      "--max-seconds", str(opts.timeout + 60)], workdir, env, log)
+        ping_cpu, pong_cpu = opts.latency_cpus or (None, None)
+        pong = spawn(pinned_cmd([sys.executable, str(FLOOR), "pong", "--port", str(port), "--ready-file", str(ready),
+                      "--max-seconds", str(opts.timeout + 60)], pong_cpu), workdir, env, log)
         try:
             if not wait_for(ready.exists, 30, pong):
                 return {"error": f"zenoh pong did not start; log tail:\n{tail(log)}"}
-            ping = spawn([sys.executable, str(FLOOR), "ping", "--port", str(port), "--sizes", opts.sizes,
-                          "--rounds", str(opts.rounds), "--warmup", str(opts.warmup), "--result", str(result)],
-                         workdir, env, log)
+            ping = spawn(pinned_cmd([sys.executable, str(FLOOR), "ping", "--port", str(port), "--sizes", opts.sizes,
+                                     "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
+                                     "--result", str(result)], ping_cpu), workdir, env, log)
             try:
                 ping.wait(opts.timeout)
             except subprocess.TimeoutExpired:
@@ -774,6 +795,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cpus", type=parse_cpus, metavar="LIST",
                     help="run every process of the benchmark on these CPUs only, e.g. 0 or 0,1 or 0-3 "
                          "(default: all); shows what cross-core wake-ups cost on this machine")
+    ap.add_argument("--latency-cpus", type=parse_cpu_pair, metavar="PING,PONG",
+                    help="latency case only: ping on CPU PING and pong on CPU PONG, every runtime alike "
+                         "(dora-zenoh by `cpu_affinity`, the others by taskset), e.g. 0,0 (one core) or 0,1")
     ap.add_argument("--cpu-latency-us", type=int, metavar="US",
                     help="hold a PM QoS request (/dev/cpu_dma_latency) for the whole benchmark, every runtime "
                          "alike, as `dora-zenoh run --cpu-latency-us` does for one dataflow; 0: idle CPUs poll")
@@ -796,18 +820,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def parse_cpus(spec: str) -> list[int]:
     """``0,2-3`` -> [0, 2, 3]; only CPUs this process may run on."""
-    cpus: set[int] = set()
     try:
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            first, _, last = part.partition("-")
-            cpus.update(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{spec!r} is not a CPU list; write e.g. 0 or 0,1 or 0-3") from None
+        cpus = parse_cpu_list(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{spec!r}: {exc}") from None
     allowed = os.sched_getaffinity(0)
-    if not cpus or not cpus <= allowed:
-        raise argparse.ArgumentTypeError(
-            f"{spec!r}: this process may run on CPUs {','.join(map(str, sorted(allowed)))} only")
-    return sorted(cpus)
+    if not set(cpus) <= allowed:
+        raise argparse.ArgumentTypeError(f"{spec!r}: this process may run on CPUs {format_cpu_list(allowed)} only")
+    return cpus
+
+
+def parse_cpu_pair(spec: str) -> tuple[int, int]:
+    """``0,1`` -> (0, 1): ping's CPU and pong's (the same CPU twice is allowed)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{spec!r}: give two CPUs, ping's and pong's, e.g. 0,1 or 0,0")
+    parse_cpus(spec)  # both allowed here
+    return int(parts[0]), int(parts[1])
 
 
 def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
@@ -839,7 +868,9 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         report["latency"] = {"runs": runs, "summary": summary, "pipe_floor": {"runs": floor_runs, "summary": floor}}
         report["errors"] += errors_of("latency", runs)
         report["errors"] += [f"pipe floor: {r['error']}" for r in floor_runs if "error" in r]
-        out.append("one-way latency, median over repeats of p50 (p90), µs; ratios of p50, lower is better\n"
+        placed = (f"; ping on CPU {opts.latency_cpus[0]}, pong on CPU {opts.latency_cpus[1]}"
+                  if opts.latency_cpus else "")
+        out.append(f"one-way latency, median over repeats of p50 (p90), µs; ratios of p50, lower is better{placed}\n"
                    + latency_table(summary, list(runs)) + "\n" + pipe_floor_line(floor))
     if "throughput" in opts.case_list:
         print("throughput ...", flush=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,30 @@ def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
     assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
     if report["machine"]["cores"] > 1:
         assert "pinned to CPU 0" in proc.stdout
+
+
+@pytest.mark.timeout(200)
+def test_bench_places_ping_and_pong_on_the_cpus_given(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    ping, pong = max(os.sched_getaffinity(0)), min(os.sched_getaffinity(0))
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency", "--sizes", "8",
+                           "--latency-cpus", f"{ping},{pong}", "--json", str(out)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["config"]["latency_cpus"] == [ping, pong]
+    assert report["errors"] == []
+    assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
+    assert f"ping on CPU {ping}, pong on CPU {pong}" in proc.stdout
+
+
+@pytest.mark.parametrize("spec, message", [("0", "give two CPUs"), ("0,x", "give two CPUs"),
+                                           ("0,99999", "may run on CPUs")])
+def test_bench_rejects_latency_cpus_it_cannot_use(spec: str, message: str) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--latency-cpus", spec], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bench_rejects_a_cpu_list_it_cannot_use() -> None:
