@@ -118,8 +118,11 @@ def inherited_by_children(cpus: Iterable[int] | None) -> Iterator[None]:
     if cpus is None:
         yield
         return
-    saved = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, set(cpus))
+    cpus, saved = set(cpus), os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:  # e.g. a CPU taken offline since the dataflow was checked
+        raise OSError(exc.errno, f"cannot run on CPUs {format_cpu_list(cpus)} ({exc.strerror})") from None
     try:
         yield
     finally:
