@@ -17,6 +17,7 @@ the node runs unpinned. Linux only (``os.sched_setaffinity``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 
@@ -36,16 +37,13 @@ def unusable(cpus: Iterable[int]) -> list[int]:
     answer, so a CPU kept out of this process's mask only (``taskset``, ``isolcpus``,
     systemd's ``CPUAffinity=``) still counts as usable, as it is for a child.
     """
-    saved = os.sched_getaffinity(0)
     bad = []
-    try:
-        for cpu in cpus:
-            try:
-                os.sched_setaffinity(0, {cpu})
-            except OSError:
-                bad.append(cpu)
-    finally:
-        os.sched_setaffinity(0, saved)
+    for cpu in cpus:
+        try:
+            with inherited_by_children([cpu]):
+                pass
+        except OSError:
+            bad.append(cpu)
     return bad
 
 
@@ -60,6 +58,9 @@ def usable_cpus() -> list[int]:
     return [cpu for cpu in online if cpu not in bad]
 
 
+_FORMS = "should be a CPU number, a list such as [0, 1] or a string such as \"0-3,6\""
+
+
 def parse_cpu_list(value: int | str | Iterable[int]) -> list[int]:
     """``2`` / ``"0,2-3"`` / ``[0, 2, 3]`` -> ``[0, 2, 3]``.
 
@@ -67,7 +68,7 @@ def parse_cpu_list(value: int | str | Iterable[int]) -> list[int]:
     (``cpu_affinity should be ...``), showing the accepted forms.
     """
     if isinstance(value, bool):
-        raise ValueError("should be a CPU number, a list such as [0, 1] or a string such as \"0-3,6\"")
+        raise ValueError(_FORMS)
     if isinstance(value, int):
         items: list[int] = [value]
     elif isinstance(value, str):
@@ -84,7 +85,7 @@ def parse_cpu_list(value: int | str | Iterable[int]) -> list[int]:
         try:
             items = list(value)
         except TypeError:
-            raise ValueError("should be a CPU number, a list such as [0, 1] or a string such as \"0-3,6\"") from None
+            raise ValueError(_FORMS) from None
         if any(isinstance(i, bool) or not isinstance(i, int) for i in items):
             raise ValueError("should list CPU numbers, e.g. [0, 1]")
     if not items:
@@ -96,14 +97,10 @@ def parse_cpu_list(value: int | str | Iterable[int]) -> list[int]:
 
 def format_cpu_list(cpus: Iterable[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2,5"``: the form ``taskset -c`` and ``/proc`` use."""
-    parts: list[str] = []
-    run: list[int] = []
-    for cpu in sorted(set(cpus)):
-        if run and cpu != run[-1] + 1:
-            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-            run = []
-        run.append(cpu)
-    if run:
+    parts = []
+    # Consecutive CPUs share (cpu - its index): each group is one run.
+    for _, group in itertools.groupby(enumerate(sorted(set(cpus))), lambda pair: pair[1] - pair[0]):
+        run = [cpu for _, cpu in group]
         parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ",".join(parts)
 

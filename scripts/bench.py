@@ -21,6 +21,7 @@ examples:
   python scripts/bench.py --cases latency --sizes 8,1048576 --rounds 1000
   python scripts/bench.py --compare --cases latency --cpus 0   # every process on one core
   python scripts/bench.py --compare --cases latency --cpu-latency-us 0  # idle CPUs poll (PM QoS)
+  python scripts/bench.py --compare --cases latency --latency-cpus 0,1  # ping on CPU 0, pong on 1
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -295,9 +297,8 @@ def pin(entry: dict, cpu: int, runtime: Runtime) -> None:
     if runtime.name == DZ:
         entry["cpu_affinity"] = [cpu]
         return
-    python = Path(runtime.env["VIRTUAL_ENV"]) / "bin" / "python"
-    entry["args"] = f"-c {cpu} {python} {entry['path']}"
-    entry["path"] = shutil.which("taskset") or "taskset"
+    taskset, *args = pinned_cmd([str(Path(runtime.env["VIRTUAL_ENV"]) / "bin" / "python"), entry["path"]], cpu)
+    entry["path"], entry["args"] = taskset, shlex.join(args)
 
 
 def pinned_cmd(cmd: list[str], cpu: int | None) -> list[str]:
@@ -329,7 +330,7 @@ def run_zenoh_floor(opts: argparse.Namespace, runtime: str | None = None) -> dic
             env[zconfig.RUNTIME_ENV] = runtime
         ping_cpu, pong_cpu = opts.latency_cpus or (None, None)
         pong = spawn(pinned_cmd([sys.executable, str(FLOOR), "pong", "--port", str(port), "--ready-file", str(ready),
-                      "--max-seconds", str(opts.timeout + 60)], pong_cpu), workdir, env, log)
+                                 "--max-seconds", str(opts.timeout + 60)], pong_cpu), workdir, env, log)
         try:
             if not wait_for(ready.exists, 30, pong):
                 return {"error": f"zenoh pong did not start; log tail:\n{tail(log)}"}
