@@ -5,6 +5,9 @@ Cases (select with --cases):
   latency     two-node ping-pong, one-way p50/p90 per message size (half the round trip)
   throughput  windowed flood: the sender waits for an ack after every window; a lost
               message is reported as LOST with its count, never hidden
+  busy        a node sends on every tick, then computes (busy loop) before it waits again:
+              the receiver's one-way delay p50/p90/p99 (the message must get out while the
+              sender's thread keeps its CPU)
   startup     from spawning the runner to every node of a 10-node dataflow having its first input
   idle        CPU of node processes waiting for an input that never comes / a slow timer
 
@@ -57,14 +60,18 @@ HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
-CASES = ("latency", "throughput", "startup", "idle")
+CASES = ("latency", "throughput", "busy", "startup", "idle")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
+BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
+BUSY_QUEUE = 1000  # busy case: the receiver's queue; none of the messages may be dropped while it starts
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
-        "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0}
+        "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
+        "busy_count": 200}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
-         "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0}
+         "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
+         "busy_count": 20}
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -418,6 +425,28 @@ def run_throughput(runtime: Runtime, spec: str, opts: argparse.Namespace) -> dic
         return report
 
 
+def busy_dataflow(opts: argparse.Namespace, result: Path) -> list[dict]:
+    """busy_tx sends on a timer and computes after each send; busy_rx records each delay."""
+    warmup = {"WARMUP": BUSY_WARMUP}
+    return [node("tx", "busy_tx.py", {"tick": f"dora/timer/millis/{opts.busy_period_ms}"}, ["stamp", "done"],
+                 {"BUSY_MS": opts.busy_ms, "COUNT": opts.busy_count} | warmup),
+            node("rx", "busy_rx.py", {"stamp": {"source": "tx/stamp", "queue_size": BUSY_QUEUE}, "done": "tx/done"},
+                 env={"RESULT_FILE": result} | warmup)]
+
+
+def run_busy(runtime: Runtime, opts: argparse.Namespace) -> dict:
+    """The receiver's delays (µs) from one send-then-compute run, or an error."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        result = Path(tmp) / "busy.json"
+        with dataflow(runtime, busy_dataflow(opts, result), opts.timeout) as run:
+            error = finish(run, opts.timeout + 30)
+        report = json.loads(result.read_text()) if result.exists() else {}
+        if report.get("messages") != opts.busy_count:
+            got = report.get("messages", "no")
+            return {"error": f"{got} of {opts.busy_count} messages measured. {error or ''}".strip()}
+        return report
+
+
 def startup_dataflow(opts: argparse.Namespace, stamps: Path) -> list[dict]:
     """A source and 9 relays, fanned out from the source or chained one after another."""
     nodes = [node("source", "startup_source.py", outputs=["go"])]
@@ -561,6 +590,16 @@ def summarize_throughput(runs: dict[str, list[dict]]) -> dict:
     return out
 
 
+def summarize_busy(runs: dict[str, list[dict]]) -> dict:
+    """Per runtime: median over repeats of each delay quantile (µs)."""
+    keys = ("p50_us", "p90_us", "p99_us", "max_us")
+    out = {}
+    for name, reps in runs.items():
+        ok = [r for r in reps if "error" not in r]
+        out[name] = {k: median_or_none([r[k] for r in ok]) for k in keys} | {"runs": len(ok)}
+    return out
+
+
 def summarize_startup(runs: dict[str, list[dict]]) -> dict:
     """Per runtime: median, min and max startup seconds over the repeats."""
     out = {}
@@ -663,6 +702,22 @@ def rate_cell(s: dict, key: str, digits: int) -> str:
     if not s["runs"]:
         return "failed"
     return "none acked" if s[key] is None else fmt(s[key], digits)
+
+
+def busy_table(summary: dict, names: list[str]) -> str:
+    """Delay quantiles per runtime, and dora-zenoh's ratios of p50 and p99 (lower is better)."""
+    keys = ("p50_us", "p90_us", "p99_us", "max_us")
+    header = ["runtime", "p50 µs", "p90 µs", "p99 µs", "max µs"]
+    others = [n for n in names if n != DZ]
+    header += [f"{DZ}/{n} p50, p99" for n in others]
+    rows = []
+    for n in names:
+        s = summary[n]
+        row = [n, *(fmt(s[k]) for k in keys)] if s["runs"] else [n, *(["failed"] * len(keys))]
+        row += [f"{ratio(summary[DZ]['p50_us'], s['p50_us'])}, {ratio(summary[DZ]['p99_us'], s['p99_us'])}"
+                if n == o else "" for o in others]
+        rows.append(row)
+    return table(header, rows)
 
 
 def startup_table(summary: dict, names: list[str], nodes: int) -> str:
@@ -788,6 +843,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seconds the sender waits for a window's ack before declaring a message lost")
     ap.add_argument("--queue-factor", type=float, default=1.0,
                     help="throughput receiver's queue_size = window x this (1: exactly one window)")
+    ap.add_argument("--busy-ms", type=float, default=10.0, help="busy case: computing time after each send, ms")
+    ap.add_argument("--busy-period-ms", type=int, default=20, help="busy case: the sender's timer period, ms")
+    ap.add_argument("--busy-count", type=int, help=f"busy case: measured messages (default {FULL['busy_count']})")
     ap.add_argument("--startup-nodes", type=int, default=10, help="nodes in the startup dataflow (source + relays)")
     ap.add_argument("--startup-shape", choices=("fanout", "chain"), default="fanout",
                     help="relays all read the source, or each reads the previous one")
@@ -886,6 +944,14 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         out.append(f"windowed throughput, median over repeats (ack after every window; receiver queue_size = "
                    f"{queue}); lost = sent - received, summed over repeats\n"
                    + throughput_table(report["throughput"]["summary"], names))
+    if "busy" in opts.case_list:
+        print("busy ...", flush=True)
+        runs = turns(players(runtimes, lambda rt: run_busy(rt, opts)), opts.repeat, "busy")
+        summary = summarize_busy(runs)
+        report["busy"] = {"runs": runs, "summary": summary}
+        report["errors"] += errors_of("busy", runs)
+        out.append(f"send, then compute {opts.busy_ms:g} ms (every {opts.busy_period_ms} ms): one-way delay to the "
+                   f"receiver, median over repeats, µs; lower is better\n" + busy_table(summary, names))
     if "startup" in opts.case_list:
         print("startup ...", flush=True)
         runs = turns(players(runtimes, lambda rt: run_startup(rt, opts)), opts.repeat, "startup")

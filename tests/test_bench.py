@@ -53,6 +53,23 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(200)
+def test_bench_busy_case_measures_every_message(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "busy", "--busy-count", "15",
+                           "--busy-ms", "2", "--busy-period-ms", "10", "--json", str(out)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    run = report["busy"]["runs"]["dora-zenoh"][0]
+    assert run["messages"] == 15
+    assert 0 < run["p50_us"] <= run["p90_us"] <= run["p99_us"] <= run["max_us"]
+    assert report["busy"]["summary"]["dora-zenoh"] == {**{k: run[k] for k in ("p50_us", "p90_us", "p99_us",
+                                                                              "max_us")}, "runs": 1}
+    assert "send, then compute 2 ms (every 10 ms)" in proc.stdout
+
+
+@pytest.mark.timeout(200)
 def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency", "--sizes", "8",
