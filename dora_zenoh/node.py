@@ -44,6 +44,8 @@ _EXPRESS = os.environ.get("DORA_ZENOH_EXPRESS", "0") == "1"
 # A node that sent at least this many messages since it last waited flushes before it
 # waits again (see Node._flush). One message alone is sent at once by Zenoh.
 _BURST = 2
+_NEVER = 1 << 63  # a yield gap no two sends are apart by
+_sched_yield = getattr(os, "sched_yield", lambda: None)
 
 
 class Node:
@@ -61,6 +63,9 @@ class Node:
             ``inputs={"image": "camera/image"}``, ``outputs=["cmd_vel"]``, on the keys of
             dataflow ``dataflow`` (default ``"default"``).
     """
+
+    _yield_gap = _NEVER  # send_output's yield (see dora_zenoh.sched), set from the environment
+    _yielded_at = 0
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
                  endpoint: str | None = None, barrier_timeout: float | None = None,
@@ -102,6 +107,10 @@ class Node:
         atexit.register(self.close)
         try:  # this thread reads the events: see dora_zenoh.sched
             sched.request_slice(sched.slice_from_env())
+        except ValueError as exc:
+            _warn(str(exc))
+        try:
+            self._yield_gap = sched.send_yield_gap_ns() or _NEVER
         except ValueError as exc:
             _warn(str(exc))
 
@@ -393,22 +402,26 @@ class Node:
                 f"add it to the node's `outputs:` in the dataflow YAML")
         seq = out[1]
         out[1] = seq + 1
-        att = _SEQ_TS % (seq, time_ns()) if not metadata else wire.attachment(seq, time_ns(), metadata)
+        now = time_ns()
+        att = _SEQ_TS % (seq, now) if not metadata else wire.attachment(seq, now, metadata)
         cls = data.__class__
         if cls is bytes:  # the common case, kept short: it runs per message
             out[0].put(data, attachment=att)
-            return
-        if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
-            sample = data._sample
-            payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
-            if encoding == wire.ENC_BYTES:
-                encoding = None  # the publisher's default: don't pass (and convert) it again
         else:
-            payload, encoding = wire.encode(data)
-        if encoding is None:
-            out[0].put(payload, attachment=att)
-        else:
-            out[0].put(payload, encoding=encoding, attachment=att)
+            if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
+                sample = data._sample
+                payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
+                if encoding == wire.ENC_BYTES:
+                    encoding = None  # the publisher's default: don't pass (and convert) it again
+            else:
+                payload, encoding = wire.encode(data)
+            if encoding is None:
+                out[0].put(payload, attachment=att)
+            else:
+                out[0].put(payload, encoding=encoding, attachment=att)
+        if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.sched
+            self._yielded_at = now
+            _sched_yield()
 
     # -- information -------------------------------------------------------------------
     def dataflow_descriptor(self) -> dict:

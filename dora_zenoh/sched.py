@@ -23,6 +23,21 @@ with either slice (ticks, not slices, switch them).
 The runner asks for it in every node's environment (``DORA_ZENOH_NODE_SLICE_US``,
 default 300 µs; ``0`` leaves the kernel's default). Best effort: on other systems,
 older kernels, or where the call is not allowed, nothing happens.
+
+The other side of the same trade: a node that sends and then goes on computing
+instead of waiting. The kernel often queues Zenoh's woken sending thread on the
+node's own CPU (on the VM above it does so even with the other CPU idle), and the
+short slice keeps the node's thread in front of it, so the message sat there until
+the slice ran out or a clock tick came (HZ 250: 4 ms). So ``send_output`` yields the
+CPU once after it has handed Zenoh a message (``sched_yield``: Zenoh's thread runs
+now if it was queued behind us; a no-op otherwise), at most once per 200 µs, so that
+a flood still leaves Zenoh whole batches to send (yielding after every send halved an
+8 B flood). ``scripts/bench.py --compare --cases busy`` (send 8 B on a 20 ms timer,
+then 10 ms of busy loop), 4 runs interleaved with ``DORA_ZENOH_SEND_YIELD_US=0``:
+receiver's delay p90 273-404 vs 1,712-2,339 µs, p99 392-2,220 vs 3,725-5,821 µs
+(dora-rs: 3,235-4,822 / 7,180-8,353); ping-pong and floods unchanged within noise
+(README, "Performance"). The runner sets
+``DORA_ZENOH_SEND_YIELD_US`` (default 200; ``0`` never yields) like the slice.
 """
 from __future__ import annotations
 
@@ -33,6 +48,8 @@ import sys
 
 SLICE_ENV = "DORA_ZENOH_NODE_SLICE_US"
 DEFAULT_SLICE_US = 300
+SEND_YIELD_ENV = "DORA_ZENOH_SEND_YIELD_US"
+DEFAULT_SEND_YIELD_US = 200
 # sched_setattr(2) has no wrapper in Python's os module; its number per architecture.
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274, "riscv64": 274, "armv7l": 380, "i686": 351}
 _MIN_SLICE_US, _MAX_SLICE_US = 100, 100_000  # what the kernel accepts (it clamps to this range)
@@ -74,11 +91,26 @@ def slice_from_env() -> int:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    raw = os.environ.get(SLICE_ENV, "").strip()
+    return _us_from_env(SLICE_ENV, DEFAULT_SLICE_US, "to keep the kernel's default slice")
+
+
+def send_yield_gap_ns() -> int | None:
+    """From ``$DORA_ZENOH_SEND_YIELD_US``: the least time between two yields after a send, in
+    ns; None (never yield) when unset, 0, or where the system has no ``sched_yield``.
+
+    Raises ValueError, with the fix in its message, when it is not a whole number.
+    """
+    us = _us_from_env(SEND_YIELD_ENV, DEFAULT_SEND_YIELD_US, "to never yield")
+    return us * 1000 if us > 0 and hasattr(os, "sched_yield") else None
+
+
+def _us_from_env(name: str, example: int, zero_means: str) -> int:
+    """A whole number of µs from the environment variable ``name``; 0 when unset."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
         return 0
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{SLICE_ENV}={raw!r} is not a whole number of microseconds: set it to e.g. "
-                         f"{DEFAULT_SLICE_US}, or to 0 to keep the kernel's default slice") from None
+        raise ValueError(f"{name}={raw!r} is not a whole number of microseconds: set it to e.g. "
+                         f"{example}, or to 0 {zero_means}") from None

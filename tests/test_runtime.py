@@ -457,10 +457,10 @@ def test_env_and_args_reach_the_node(flow):
     assert os.path.samefile(out["cwd"], flow.folder)
 
 
-def write_probe_flow(flow, probes: str, measure: str) -> None:
+def write_probe_flow(flow, probes: str, measure: str, preamble: str = "") -> None:
     """A timer-driven source ``src`` and probe nodes reading ``src/x`` (``probes``: their YAML
     list items). On its first input each probe runs ``measure``, code that sets ``found``,
-    and writes ``found`` to ``<its id>.json``."""
+    and writes ``found`` to ``<its id>.json``. ``preamble`` runs before dora is imported."""
     flow.write("dataflow.yml", "nodes:\n  - id: src\n    path: src.py\n    inputs:\n"
                "      tick: dora/timer/millis/20\n    outputs: [x]\n"
                + textwrap.indent(textwrap.dedent(probes), "  "))
@@ -471,7 +471,8 @@ def write_probe_flow(flow, probes: str, measure: str) -> None:
             if event["type"] == "INPUT":
                 node.send_output("x", b"1")
     """)
-    flow.write("probe.py", "import json, os\nfrom dora import Node\nnode = Node()\nfor event in node:\n"
+    flow.write("probe.py", "import json, os\n" + textwrap.dedent(preamble) + "from dora import Node\nnode = Node()\n"
+               "for event in node:\n"
                "    if event['type'] == 'INPUT':  # links are up: Zenoh has started its threads\n"
                + textwrap.indent(textwrap.dedent(measure), " " * 8)
                + "        json.dump(found, open(os.environ['DORA_NODE_ID'] + '.json', 'w'))\n        break\n")
@@ -558,6 +559,50 @@ def test_node_thread_asks_for_a_short_scheduler_slice(flow):
     assert flow.result("kernel.json") == {"slice_ns": default_ns} != {"slice_ns": 300_000}
     assert flow.result("typo.json") == {"slice_ns": default_ns}
     assert "DORA_ZENOH_NODE_SLICE_US='fast' is not a whole number of microseconds" in res.stdout + res.stderr
+
+
+def test_send_output_yields_the_cpu_once_per_gap(flow):
+    """After handing Zenoh a message, send_output yields the CPU (dora_zenoh.sched): here once per
+    send, the sends being further apart than the runner's 200 µs gap; never with 0; a value that
+    is not a number is named in a warning, and the node sends without yielding."""
+    write_probe_flow(flow, """
+        - id: yields
+          path: probe.py
+          inputs:
+            x: src/x
+          outputs: [y]
+        - id: never
+          path: probe.py
+          env:
+            DORA_ZENOH_SEND_YIELD_US: "0"
+          inputs:
+            x: src/x
+          outputs: [y]
+        - id: typo
+          path: probe.py
+          env:
+            DORA_ZENOH_SEND_YIELD_US: "soon"
+          inputs:
+            x: src/x
+          outputs: [y]
+    """, """
+        for _ in range(3):
+            node.send_output("y", b"x")
+            time.sleep(0.002)  # 2 ms apart: more than the gap
+        found = {"yields": len(yields)}
+    """, preamble="""
+        import time
+        yields = []  # counted, then done for real: dora_zenoh.node takes os.sched_yield at import
+        _real_yield = os.sched_yield
+        os.sched_yield = lambda: (yields.append(1), _real_yield())[1]
+    """)
+    env = {k: v for k, v in os.environ.items() if k != sched.SEND_YIELD_ENV}
+    res = flow.run("--stop-after", "3s", env=env)
+    assert res.returncode == 0, res.stderr
+    assert flow.result("yields.json") == {"yields": 3}
+    assert flow.result("never.json") == {"yields": 0}
+    assert flow.result("typo.json") == {"yields": 0}
+    assert "DORA_ZENOH_SEND_YIELD_US='soon' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
 def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
