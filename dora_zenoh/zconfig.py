@@ -74,8 +74,8 @@ def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
     ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
     would stall that one thread, and with it the node's own sends. And a short scheduler
     slice for the node's thread, which yields to Zenoh's after a send (see
-    :mod:`dora_zenoh.sched`). A setting the user made
-    (environment, or the node's ``env:``) is kept.
+    :mod:`dora_zenoh.sched`). A setting the user made (environment, or the node's
+    ``env:``) is kept.
     """
     if not blocking_input:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)

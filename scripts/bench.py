@@ -64,6 +64,8 @@ CASES = ("latency", "throughput", "busy", "startup", "idle")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
+BUSY_KEYS = ("p50_us", "p90_us", "p99_us", "max_us")  # busy case: the receiver's delay quantiles (µs)
+IDLE_KEYS = ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct", "runner_cpu_pct", "helpers_cpu_pct")
 BUSY_QUEUE = 1000  # busy case: the receiver's queue; none of the messages may be dropped while it starts
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
@@ -313,15 +315,21 @@ def pinned_cmd(cmd: list[str], cpu: int | None) -> list[str]:
     return cmd if cpu is None else [shutil.which("taskset") or "taskset", "-c", str(cpu), *cmd]
 
 
+def run_for_result(runtime: Runtime, opts: argparse.Namespace,
+                   nodes: Callable[[Path], list[dict]]) -> tuple[dict | None, str | None]:
+    """Run the dataflow ``nodes(result_file)`` to its end: the JSON one node wrote to that
+    file (None if it wrote none), and the runner's error text, if any."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        result = Path(tmp) / "result.json"
+        with dataflow(runtime, nodes(result), opts.timeout) as run:
+            error = finish(run, opts.timeout + 30)
+        return (json.loads(result.read_text()) if result.exists() else None), error
+
+
 def run_latency(runtime: Runtime, opts: argparse.Namespace) -> dict:
     """Per size: one-way p50/p90 in microseconds from one ping-pong run, or an error."""
-    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
-        result = Path(tmp) / "latency.json"
-        with dataflow(runtime, latency_dataflow(opts, result, runtime), opts.timeout) as run:
-            error = finish(run, opts.timeout + 30)
-        if result.exists():
-            return json.loads(result.read_text())
-        return {"error": error or "no result written"}
+    report, error = run_for_result(runtime, opts, lambda result: latency_dataflow(opts, result, runtime))
+    return report if report is not None else {"error": error or "no result written"}
 
 
 def run_zenoh_floor(opts: argparse.Namespace, runtime: str | None = None) -> dict:
@@ -436,15 +444,12 @@ def busy_dataflow(opts: argparse.Namespace, result: Path) -> list[dict]:
 
 def run_busy(runtime: Runtime, opts: argparse.Namespace) -> dict:
     """The receiver's delays (µs) from one send-then-compute run, or an error."""
-    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
-        result = Path(tmp) / "busy.json"
-        with dataflow(runtime, busy_dataflow(opts, result), opts.timeout) as run:
-            error = finish(run, opts.timeout + 30)
-        report = json.loads(result.read_text()) if result.exists() else {}
-        if report.get("messages") != opts.busy_count:
-            got = report.get("messages", "no")
-            return {"error": f"{got} of {opts.busy_count} messages measured. {error or ''}".strip()}
-        return report
+    report, error = run_for_result(runtime, opts, lambda result: busy_dataflow(opts, result))
+    report = report or {}
+    if report.get("messages") != opts.busy_count:
+        got = report.get("messages", "no")
+        return {"error": f"{got} of {opts.busy_count} messages measured. {error or ''}".strip()}
+    return report
 
 
 def startup_dataflow(opts: argparse.Namespace, stamps: Path) -> list[dict]:
@@ -590,9 +595,8 @@ def summarize_throughput(runs: dict[str, list[dict]]) -> dict:
     return out
 
 
-def summarize_busy(runs: dict[str, list[dict]]) -> dict:
-    """Per runtime: median over repeats of each delay quantile (µs)."""
-    keys = ("p50_us", "p90_us", "p99_us", "max_us")
+def summarize_medians(runs: dict[str, list[dict]], keys: tuple[str, ...]) -> dict:
+    """Per runtime: the median over its good repeats of each of ``keys``, and how many there were."""
     out = {}
     for name, reps in runs.items():
         ok = [r for r in reps if "error" not in r]
@@ -609,16 +613,6 @@ def summarize_startup(runs: dict[str, list[dict]]) -> dict:
                      "max_s": max(vals) if vals else None,
                      "run_total_median_s": median_or_none([r["run_total_s"] for r in reps if "error" not in r]),
                      "runs": len(vals)}
-    return out
-
-
-def summarize_idle(runs: dict[str, list[dict]]) -> dict:
-    """Per runtime: median CPU % of each part over the repeats."""
-    out = {}
-    for name, reps in runs.items():
-        ok = [r for r in reps if "error" not in r]
-        keys = ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct", "runner_cpu_pct", "helpers_cpu_pct")
-        out[name] = {k: median_or_none([r[k] for r in ok]) for k in keys} | {"runs": len(ok)}
     return out
 
 
@@ -706,14 +700,13 @@ def rate_cell(s: dict, key: str, digits: int) -> str:
 
 def busy_table(summary: dict, names: list[str]) -> str:
     """Delay quantiles per runtime, and dora-zenoh's ratios of p50 and p99 (lower is better)."""
-    keys = ("p50_us", "p90_us", "p99_us", "max_us")
     header = ["runtime", "p50 µs", "p90 µs", "p99 µs", "max µs"]
     others = [n for n in names if n != DZ]
     header += [f"{DZ}/{n} p50, p99" for n in others]
     rows = []
     for n in names:
         s = summary[n]
-        row = [n, *(fmt(s[k]) for k in keys)] if s["runs"] else [n, *(["failed"] * len(keys))]
+        row = [n, *(fmt(s[k]) for k in BUSY_KEYS)] if s["runs"] else [n, *(["failed"] * len(BUSY_KEYS))]
         row += [f"{ratio(summary[DZ]['p50_us'], s['p50_us'])}, {ratio(summary[DZ]['p99_us'], s['p99_us'])}"
                 if n == o else "" for o in others]
         rows.append(row)
@@ -947,7 +940,7 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
     if "busy" in opts.case_list:
         print("busy ...", flush=True)
         runs = turns(players(runtimes, lambda rt: run_busy(rt, opts)), opts.repeat, "busy")
-        summary = summarize_busy(runs)
+        summary = summarize_medians(runs, BUSY_KEYS)
         report["busy"] = {"runs": runs, "summary": summary}
         report["errors"] += errors_of("busy", runs)
         out.append(f"send, then compute {opts.busy_ms:g} ms (every {opts.busy_period_ms} ms): one-way delay to the "
@@ -963,7 +956,7 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
     if "idle" in opts.case_list:
         print("idle ...", flush=True)
         runs = turns(players(runtimes, lambda rt: run_idle(rt, opts)), opts.repeat, "idle")
-        summary = summarize_idle(runs)
+        summary = summarize_medians(runs, IDLE_KEYS)
         report["idle"] = {"runs": runs, "summary": summary, "seconds": opts.idle_seconds}
         report["errors"] += errors_of("idle", runs)
         tick = 100 / (os.sysconf("SC_CLK_TCK") * opts.idle_seconds)
