@@ -569,7 +569,8 @@ def players(runtimes: dict[str, Runtime | str], case: Callable[[Runtime], dict])
 
 
 def summarize_latency(runs: dict[str, list[dict]], sizes: list[str]) -> dict:
-    """Per size and runtime: median over repeats of p50 and p90 (microseconds)."""
+    """Per size and runtime: median over repeats of p50 and p90, and of the ping process's CPU
+    per round trip (microseconds)."""
     out: dict[str, dict] = {}
     for size in sizes:
         out[size] = {}
@@ -577,6 +578,7 @@ def summarize_latency(runs: dict[str, list[dict]], sizes: list[str]) -> dict:
             ok = [r[size] for r in reps if "error" not in r and size in r]
             out[size][name] = {"p50_us": median_or_none([r["one_way_p50_us"] for r in ok]),
                                "p90_us": median_or_none([r["one_way_p90_us"] for r in ok]),
+                               "cpu_us": median_or_none([r.get("cpu_us") for r in ok]),
                                "runs": len(ok)}
     return out
 
@@ -661,6 +663,14 @@ def latency_table(summary: dict, names: list[str]) -> str:
                  else "failed" for n in names]
         rows.append([human_size(int(size)), *cells, *(ratio(per[DZ]["p50_us"], per[n]["p50_us"]) for n in others)])
     return table(header, rows)
+
+
+def latency_cpu_table(summary: dict, names: list[str]) -> str:
+    """CPU time of the ping process (all its threads) per round trip, per runtime and size.
+
+    Only the node's own process: dora-rs's daemon, which forwards every message, is not in it."""
+    rows = [[human_size(int(size)), *(fmt(per[n].get("cpu_us")) for n in names)] for size, per in summary.items()]
+    return table(["size", *(f"{n} µs" for n in names)], rows)
 
 
 def loss_cell(s: dict) -> str:
@@ -923,7 +933,9 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         placed = (f"; ping on CPU {opts.latency_cpus[0]}, pong on CPU {opts.latency_cpus[1]}"
                   if opts.latency_cpus else "")
         out.append(f"one-way latency, median over repeats of p50 (p90), µs; ratios of p50, lower is better{placed}\n"
-                   + latency_table(summary, list(runs)) + "\n" + pipe_floor_line(floor))
+                   + latency_table(summary, list(runs)) + "\n" + pipe_floor_line(floor)
+                   + "\n\nCPU time of the ping process per round trip (its own threads; not dora-rs's daemon)\n"
+                   + latency_cpu_table(summary, list(runs)))
     if "throughput" in opts.case_list:
         print("throughput ...", flush=True)
         report["throughput"] = {"runs": {}, "summary": {}}

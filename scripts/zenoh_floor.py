@@ -61,10 +61,13 @@ def wait_matching(pub: zenoh.Publisher, timeout: float) -> None:
 
 
 def measure(pub: zenoh.Publisher, sub: zenoh.Subscriber, size: int, rounds: int, warmup: int) -> dict:
-    """Round trips of `size` bytes; one-way figures are half of them."""
+    """Round trips of `size` bytes; one-way figures are half of them; CPU of this process per round trip."""
     payload = bytes(size)
     rtts: list[int] = []
+    cpu0 = 0
     for i in range(warmup + rounds):
+        if i == warmup:
+            cpu0 = time.process_time_ns()
         t0 = time.perf_counter_ns()
         pub.put(payload)
         sample = sub.recv()
@@ -74,10 +77,11 @@ def measure(pub: zenoh.Publisher, sub: zenoh.Subscriber, size: int, rounds: int,
             raise SystemExit(f"echo of size {size} came back with {len(data)} bytes")
         if i >= warmup:
             rtts.append(t1 - t0)
+    cpu_ns = time.process_time_ns() - cpu0
     rtts.sort()
     return {"one_way_p50_us": rtts[len(rtts) // 2] / 2000,
             "one_way_p90_us": rtts[min(len(rtts) - 1, int(len(rtts) * 0.9))] / 2000,
-            "rounds": len(rtts)}
+            "rounds": len(rtts), "cpu_us": cpu_ns / len(rtts) / 1000}
 
 
 def ping(args: argparse.Namespace) -> None:

@@ -30,6 +30,8 @@ def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
         figures = per_runtime["dora-zenoh"]
         assert figures["runs"] == 1
         assert 0 < figures["p50_us"] <= figures["p90_us"]
+        assert figures["cpu_us"] > 0  # the ping process's CPU per round trip
+    assert "CPU time of the ping process per round trip" in proc.stdout
     floor = report["latency"]["pipe_floor"]
     assert len(floor["runs"]) == 1
     for place in ("free", "one-cpu"):

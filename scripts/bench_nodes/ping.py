@@ -2,7 +2,8 @@
 
 Uses only the dora node API (events as dicts) so the same file runs under
 dora-zenoh and dora-rs. One-way latency is half the round trip, which needs
-no clock shared between processes.
+no clock shared between processes. ``cpu_us``: CPU time of this process (all
+its threads) per round trip, what waiting for the echo costs included.
 
 Environment: RESULT_FILE (JSON written here), SIZES (comma list of bytes),
 ROUNDS, WARMUP, ECHO_TIMEOUT (seconds to wait for one echo).
@@ -26,7 +27,10 @@ def measure(node: Node, size: int, rounds: int, warmup: int, timeout: float) -> 
     """Ping-pong `rounds` times with `size` bytes; the echo's length is checked, not its bytes."""
     payload = bytes(size)
     rtts: list[int] = []
+    cpu0 = 0
     for i in range(warmup + rounds):
+        if i == warmup:
+            cpu0 = time.process_time_ns()
         t0 = time.perf_counter_ns()
         node.send_output("ping", payload)
         event = node.next(timeout=timeout)
@@ -37,9 +41,10 @@ def measure(node: Node, size: int, rounds: int, warmup: int, timeout: float) -> 
             raise SystemExit(f"echo of size {size} came back with {len(event['value'])} bytes")
         if i >= warmup:
             rtts.append(t1 - t0)
+    cpu_ns = time.process_time_ns() - cpu0
     rtts.sort()
     return {"one_way_p50_us": percentile(rtts, 0.5), "one_way_p90_us": percentile(rtts, 0.9),
-            "rounds": len(rtts)}
+            "rounds": len(rtts), "cpu_us": cpu_ns / len(rtts) / 1000}
 
 
 def main() -> None:
