@@ -25,7 +25,9 @@ ring is drained into local order, and the primary input's data is trimmed to its
 
 Whenever the node's thread is about to block (or a ``timeout=0`` poll finds nothing),
 the inbox first calls ``before_wait`` (nothing, unless the node set it): the node uses
-it to push out what it just sent (see ``Node._flush``).
+it to push out what it just sent (see ``Node._flush``), and tells whether it sent
+anything since it last waited. If it did, and the node has a ``spin``, the thread polls
+the ring a little while before it blocks (see ``dora_zenoh.sched.Spin``).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from dora_zenoh.wire import SEQ_PREFIX
 
 if TYPE_CHECKING:
     from dora_zenoh.inputs import InputQueue
+    from dora_zenoh.sched import Spin
 
 MARK = b"@dz"            # attachment of a marker: another source has a token queued
 MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed
@@ -73,7 +76,8 @@ class Inbox:
         self._primary_size = primary.size if primary is not None else 1 << 62
         self._closed = False
         self._alarm = _Alarm(self._ring)
-        self.before_wait: Callable[[], None] = _nothing  # see the module docstring
+        self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
+        self.spin: Spin | None = None
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
@@ -109,8 +113,7 @@ class Inbox:
         # message was lost and its sequence number is the last one + 1: no need to parse
         # it (that alone costs ~4 us on a cold CPU). Anything else takes the general path.
         try:
-            self.before_wait()
-            sample = self._recv()
+            sample = self._wait()
             more = self._try_recv()
         except zenoh.ZError as exc:  # the session was closed under us: no more events
             raise queue.Empty from exc
@@ -145,8 +148,7 @@ class Inbox:
                         raise queue.Empty
                     self._take(sample)
                 else:
-                    self.before_wait()
-                    self._take(self._recv())
+                    self._take(self._wait())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)
             except zenoh.ZError as exc:  # the session was closed under us: no more events
@@ -163,6 +165,14 @@ class Inbox:
                 return local.popleft()
             if deadline is not None and _monotonic() >= deadline:
                 raise queue.Empty
+
+    def _wait(self) -> Any:
+        """Block for the next ring item, after ``before_wait`` (and a spin, see the module docstring)."""
+        if self.before_wait() and self.spin is not None:
+            item = self.spin.poll(self._try_recv)
+            if item is not None:
+                return item
+        return self._recv()
 
     def _take(self, sample: Any) -> None:
         """File one ring item in arrival order: a primary sample, or the token of a marker.
@@ -214,8 +224,9 @@ class Inbox:
         self._alarm.stop()
 
 
-def _nothing() -> None:
-    """``before_wait`` of a node that has nothing to do before it waits."""
+def _nothing() -> bool:
+    """``before_wait`` of a node that has nothing to do before it waits (and never sends)."""
+    return False
 
 
 class _Alarm(threading.Thread):

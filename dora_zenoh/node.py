@@ -45,7 +45,7 @@ _EXPRESS = os.environ.get("DORA_ZENOH_EXPRESS", "0") == "1"
 # waits again (see Node._flush). One message alone is sent at once by Zenoh.
 _BURST = 2
 _NEVER = 1 << 63  # a yield gap no two sends are apart by
-_sched_yield = getattr(os, "sched_yield", lambda: None)
+_sched_yield = sched.sched_yield
 
 
 class Node:
@@ -113,6 +113,13 @@ class Node:
             self._yield_gap = sched.send_yield_gap_ns() or _NEVER
         except ValueError as exc:
             _warn(str(exc))
+        try:
+            spin_ns = sched.spin_ns_from_env()
+        except ValueError as exc:
+            _warn(str(exc))
+        else:
+            if spin_ns and self._outputs and sched.spin_can_help():  # a node that never sends never spins
+                self._wake.spin = sched.Spin(spin_ns)
 
     # -- set-up ----------------------------------------------------------------------
     def _setup(self, barrier_timeout: float) -> None:
@@ -149,7 +156,7 @@ class Node:
             # Never read: it is there so that the source's flushes reach us (see _flush).
             self._flush_subs.append(session.declare_subscriber(
                 keys.flush_key(prefix, self._dataflow, source), zenoh.handlers.RingChannel(1)))
-        if self._outputs and not _EXPRESS:
+        if self._outputs:
             self._wake.before_wait = self._flush
         self._data_inputs = [q for q in self._inputs.values() if not q.timer_ns]
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
@@ -237,8 +244,9 @@ class Node:
             while not out[0].matching_status.matching and time.monotonic() < deadline and not self._stopped:
                 time.sleep(0.002)
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
         """Before the node waits: if it sent a burst since it last waited, send it now.
+        Returns whether it sent anything since then (see ``dora_zenoh.sched.Spin``).
 
         Zenoh batches small messages. While a batch is being written its sending task
         backs off, and it looks again only when its timer fires (tokio timers tick in
@@ -251,9 +259,11 @@ class Node:
         sent = 0
         for out in self._outputs.values():
             sent += out[1]
-        if sent - self._sent_at_wait >= _BURST:
+        new = sent - self._sent_at_wait
+        if new >= _BURST and not _EXPRESS:
             self._flush_pub.put(b"")
         self._sent_at_wait = sent
+        return new > 0
 
     # -- Zenoh callbacks (on Zenoh threads) ------------------------------------------------
     def _on_live(self, sample: zenoh.Sample) -> None:

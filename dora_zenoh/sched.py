@@ -38,6 +38,29 @@ receiver's delay p90 273-404 vs 1,712-2,339 µs, p99 392-2,220 vs 3,725-5,821 µ
 (dora-rs: 3,235-4,822 / 7,180-8,353); ping-pong and floods unchanged within noise
 (README, "Performance"). The runner sets ``DORA_ZENOH_SEND_YIELD_US`` (default 200;
 ``0`` never yields) like the slice.
+
+Last, the wait itself. A message's way from one node to another crosses threads three
+times (sending node -> its Zenoh thread -> the receiver's Zenoh thread -> the receiving
+node), and each crossing onto an idle CPU wakes that CPU first. On a virtual machine
+whose idle vCPUs halt, that costs ~20 µs per wake-up, and whether a message meets one,
+two or none of them is placement luck: the same ping-pong took 40-50 or 80-110 µs
+one-way from run to run. A node that has just sent something and now waits for the
+next event (a request waiting for its reply, a stage waiting for its next input in a
+busy stream) therefore first polls for it for up to ``DORA_ZENOH_SPIN_US`` µs (default
+100), yielding the CPU between polls, so its CPU stays awake and its own Zenoh thread
+can run on it; only then does it block. The cost is CPU time, only while a reply is
+that close: a spin that runs out makes the node skip the next 1, 3, 7, ... 255 spins,
+so a node whose inputs come later than that (a 30 Hz camera stage, a timer) almost
+never spins, and a node that sent nothing (a sink) never does; nor does a node confined
+to a single CPU (``cpu_affinity``, ``taskset``), where it would only delay the threads
+it waits for. A node waiting with nothing to come uses no CPU, as before. Polling
+without yielding was worse than not polling at all (8 B 69-74 µs one-way against
+41-68): the node's own Zenoh thread, queued on its CPU, could not send. Measured on the
+VM above with the shared ``compare.py`` (6 runs interleaved with
+``DORA_ZENOH_SPIN_US=0``): 8 B one-way p50 26-49 µs against 43-65, dora-zenoh/dora-rs
+0.28-0.49 against 0.49-0.71 at 8 B; the ping process's CPU per round trip stays about
+what waking costs (``bench.py --cases latency``: 40-90 µs against 51-64 at 8 B); with
+one or two CPU hogs running, 23-46 µs against 22-42.
 """
 from __future__ import annotations
 
@@ -45,11 +68,17 @@ import ctypes
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 SLICE_ENV = "DORA_ZENOH_NODE_SLICE_US"
 DEFAULT_SLICE_US = 300
 SEND_YIELD_ENV = "DORA_ZENOH_SEND_YIELD_US"
 DEFAULT_SEND_YIELD_US = 200
+SPIN_ENV = "DORA_ZENOH_SPIN_US"
+DEFAULT_SPIN_US = 100
+_MAX_BACKOFF = 8  # after the 8th spin in a row that ran out, skip 255 waits between spins
 # sched_setattr(2) has no wrapper in Python's os module; its number per architecture.
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274, "riscv64": 274, "armv7l": 380, "i686": 351}
 _MIN_SLICE_US, _MAX_SLICE_US = 100, 100_000  # what the kernel accepts (it clamps to this range)
@@ -103,6 +132,70 @@ def send_yield_gap_ns() -> int | None:
     """
     us = _us_from_env(SEND_YIELD_ENV, DEFAULT_SEND_YIELD_US, "to never yield")
     return us * 1000 if us > 0 else None
+
+
+def spin_ns_from_env() -> int | None:
+    """From ``$DORA_ZENOH_SPIN_US``: how long a node polls before it blocks, in ns; None
+    (block at once) when unset or 0.
+
+    Raises ValueError, with the fix in its message, when it is not a whole number.
+    """
+    us = _us_from_env(SPIN_ENV, DEFAULT_SPIN_US, "to block at once")
+    return us * 1000 if us > 0 else None
+
+
+def spin_can_help() -> bool:
+    """Whether this thread may run on more than one CPU. On a single CPU a spinning node only
+    delays the threads it waits for (``bench.py --cpus 0``: 8 B one-way 54 µs, against 23
+    without spinning), so a node confined to one CPU blocks at once."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):  # no affinity on this system: count the CPUs
+        return (os.cpu_count() or 1) > 1
+
+
+class Spin:
+    """Polls for the next event a little while before the node's thread blocks (see above).
+
+    ``poll`` runs out after ``budget_ns``; each time it runs out, the following spins are
+    skipped with a doubling backoff (1, 3, 7, ... waits), and a spin that catches its
+    event ends the backoff. ``attempts``, ``caught`` and ``skipped`` count what happened.
+    """
+
+    __slots__ = ("budget_ns", "attempts", "caught", "skipped", "_misses", "_skip")
+
+    def __init__(self, budget_ns: int) -> None:
+        self.budget_ns = budget_ns
+        self.attempts = 0   # spins run
+        self.caught = 0     # spins that got their event
+        self.skipped = 0    # spins skipped by the backoff
+        self._misses = 0    # spins in a row that ran out
+        self._skip = 0      # waits left to skip
+
+    def poll(self, try_recv: Callable[[], Any]) -> Any:
+        """What ``try_recv`` returned before the budget ran out, or None (then block)."""
+        if self._skip:
+            self._skip -= 1
+            self.skipped += 1
+            return None
+        self.attempts += 1
+        end = _perf_counter_ns() + self.budget_ns
+        while True:
+            item = try_recv()
+            if item is not None:
+                self.caught += 1
+                self._misses = 0
+                return item
+            if _perf_counter_ns() >= end:
+                break
+            sched_yield()  # Zenoh's thread may be queued on this CPU, behind us
+        self._misses = min(self._misses + 1, _MAX_BACKOFF)
+        self._skip = (1 << self._misses) - 1
+        return None
+
+
+_perf_counter_ns = time.perf_counter_ns
+sched_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)  # not on every system
 
 
 def _us_from_env(name: str, example: int, zero_means: str) -> int:

@@ -73,14 +73,15 @@ def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
     ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
     would stall that one thread, and with it the node's own sends. And a short scheduler
-    slice for the node's thread, which yields to Zenoh's after a send (see
-    :mod:`dora_zenoh.sched`). A setting the user made (environment, or the node's
-    ``env:``) is kept.
+    slice for the node's thread, which yields to Zenoh's after a send and polls a little
+    before it blocks (see :mod:`dora_zenoh.sched`). A setting the user made (environment,
+    or the node's ``env:``) is kept.
     """
     if not blocking_input:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
     env.setdefault(sched.SLICE_ENV, str(sched.DEFAULT_SLICE_US))
     env.setdefault(sched.SEND_YIELD_ENV, str(sched.DEFAULT_SEND_YIELD_US))
+    env.setdefault(sched.SPIN_ENV, str(sched.DEFAULT_SPIN_US))
 
 
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:

@@ -605,6 +605,60 @@ def test_send_output_yields_the_cpu_once_per_gap(flow):
     assert "DORA_ZENOH_SEND_YIELD_US='soon' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
+def test_a_node_that_sent_spins_before_it_blocks(flow):
+    """A node that sent something polls before it blocks for its next event (dora_zenoh.sched.Spin),
+    for the runner's 100 µs; not with 0; a value that is not a number is named in a warning, and
+    the node blocks at once; a node with no outputs never spins, nor one confined to one CPU."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs: a node confined to one never spins")
+    write_probe_flow(flow, """
+        - id: spins
+          path: probe.py
+          inputs:
+            x: src/x
+          outputs: [y]
+        - id: never
+          path: probe.py
+          env:
+            DORA_ZENOH_SPIN_US: "0"
+          inputs:
+            x: src/x
+          outputs: [y]
+        - id: typo
+          path: probe.py
+          env:
+            DORA_ZENOH_SPIN_US: "lots"
+          inputs:
+            x: src/x
+          outputs: [y]
+        - id: sink
+          path: probe.py
+          inputs:
+            x: src/x
+        - id: pinned
+          path: probe.py
+          cpu_affinity: 0
+          inputs:
+            x: src/x
+          outputs: [y]
+    """, """
+        spin = node._wake.spin
+        if node.node_id != "sink":
+            node.send_output("y", b"x")
+        node.next(timeout=5)  # the next tick, which a spin may or may not catch
+        found = {"budget_ns": spin.budget_ns, "attempts": spin.attempts} if spin else None
+    """)
+    env = {k: v for k, v in os.environ.items() if k != sched.SPIN_ENV}
+    res = flow.run("--stop-after", "3s", env=env)
+    assert res.returncode == 0, res.stderr
+    assert flow.result("spins.json") == {"budget_ns": 100_000, "attempts": 1}
+    assert flow.result("never.json") is None
+    assert flow.result("typo.json") is None
+    assert flow.result("sink.json") is None
+    assert flow.result("pinned.json") is None
+    assert "DORA_ZENOH_SPIN_US='lots' is not a whole number of microseconds" in res.stdout + res.stderr
+
+
 def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
     flow.write("dataflow.yml", """
         nodes:
