@@ -521,6 +521,26 @@ def _own_slice_ns() -> int | None:
     return None
 
 
+def setting_probes(variable: str, ids: tuple[str, str, str], bad: str, outputs: bool) -> str:
+    """Probe nodes (for write_probe_flow) of one of dora_zenoh.sched's settings, with ids in this
+    order: the runner's default, ``0``, and ``bad``, a value that is not a number."""
+    yaml = ""
+    for node_id, value in zip(ids, (None, "0", bad), strict=True):
+        yaml += f"- id: {node_id}\n  path: probe.py\n"
+        if value is not None:
+            yaml += f'  env:\n    {variable}: "{value}"\n'
+        yaml += "  inputs:\n    x: src/x\n" + ("  outputs: [y]\n" if outputs else "")
+    return yaml
+
+
+def run_setting_probes(flow, variable: str, bad: str) -> None:
+    """Run a setting_probes flow with the runner's default for ``variable`` (not the test's
+    environment), and check that the bad value was named in a warning."""
+    res = flow.run("--stop-after", "3s", env={k: v for k, v in os.environ.items() if k != variable})
+    assert res.returncode == 0, res.stderr
+    assert f"{variable}={bad!r} is not a whole number of microseconds" in res.stdout + res.stderr
+
+
 def test_node_thread_asks_for_a_short_scheduler_slice(flow):
     """The runner asks for a 300 µs slice for every node's thread (dora_zenoh.sched); 0 keeps
     the kernel's default; a value that is not a number is named in a warning, and the node runs."""
@@ -530,62 +550,22 @@ def test_node_thread_asks_for_a_short_scheduler_slice(flow):
                            capture_output=True, text=True, timeout=30)
     if probe.stdout.strip() != "True":
         pytest.skip("this kernel does not take a custom slice (Linux >= 6.12 does)")
-    write_probe_flow(flow, """
-        - id: short
-          path: probe.py
-          inputs:
-            x: src/x
-        - id: kernel
-          path: probe.py
-          env:
-            DORA_ZENOH_NODE_SLICE_US: "0"
-          inputs:
-            x: src/x
-        - id: typo
-          path: probe.py
-          env:
-            DORA_ZENOH_NODE_SLICE_US: "fast"
-          inputs:
-            x: src/x
-    """, """
+    write_probe_flow(flow, setting_probes(sched.SLICE_ENV, ("short", "kernel", "typo"), "fast", outputs=False), """
         line = next(l for l in open("/proc/thread-self/sched") if l.startswith("se.slice"))
         found = {"slice_ns": int(line.split()[-1])}
     """)
-    env = {k: v for k, v in os.environ.items() if k != sched.SLICE_ENV}
-    res = flow.run("--stop-after", "3s", env=env)
-    assert res.returncode == 0, res.stderr
+    run_setting_probes(flow, sched.SLICE_ENV, "fast")
     default_ns = _own_slice_ns()
     assert flow.result("short.json") == {"slice_ns": 300_000}
     assert flow.result("kernel.json") == {"slice_ns": default_ns} != {"slice_ns": 300_000}
     assert flow.result("typo.json") == {"slice_ns": default_ns}
-    assert "DORA_ZENOH_NODE_SLICE_US='fast' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
 def test_send_output_yields_the_cpu_once_per_gap(flow):
     """After handing Zenoh a message, send_output yields the CPU (dora_zenoh.sched): here once per
     send, the sends being further apart than the runner's 200 µs gap; never with 0; a value that
     is not a number is named in a warning, and the node sends without yielding."""
-    write_probe_flow(flow, """
-        - id: yields
-          path: probe.py
-          inputs:
-            x: src/x
-          outputs: [y]
-        - id: never
-          path: probe.py
-          env:
-            DORA_ZENOH_SEND_YIELD_US: "0"
-          inputs:
-            x: src/x
-          outputs: [y]
-        - id: typo
-          path: probe.py
-          env:
-            DORA_ZENOH_SEND_YIELD_US: "soon"
-          inputs:
-            x: src/x
-          outputs: [y]
-    """, """
+    write_probe_flow(flow, setting_probes(sched.SEND_YIELD_ENV, ("yields", "never", "typo"), "soon", outputs=True), """
         for _ in range(3):
             node.send_output("y", b"x")
             time.sleep(0.002)  # 2 ms apart: more than the gap
@@ -596,13 +576,10 @@ def test_send_output_yields_the_cpu_once_per_gap(flow):
         _real_yield = os.sched_yield
         os.sched_yield = lambda: (yields.append(1), _real_yield())[1]
     """)
-    env = {k: v for k, v in os.environ.items() if k != sched.SEND_YIELD_ENV}
-    res = flow.run("--stop-after", "3s", env=env)
-    assert res.returncode == 0, res.stderr
+    run_setting_probes(flow, sched.SEND_YIELD_ENV, "soon")
     assert flow.result("yields.json") == {"yields": 3}
     assert flow.result("never.json") == {"yields": 0}
     assert flow.result("typo.json") == {"yields": 0}
-    assert "DORA_ZENOH_SEND_YIELD_US='soon' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
 def test_a_node_that_sent_spins_before_it_blocks(flow):
@@ -611,26 +588,7 @@ def test_a_node_that_sent_spins_before_it_blocks(flow):
     the node blocks at once; a node with no outputs never spins, nor one confined to one CPU."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs: a node confined to one never spins")
-    write_probe_flow(flow, """
-        - id: spins
-          path: probe.py
-          inputs:
-            x: src/x
-          outputs: [y]
-        - id: never
-          path: probe.py
-          env:
-            DORA_ZENOH_SPIN_US: "0"
-          inputs:
-            x: src/x
-          outputs: [y]
-        - id: typo
-          path: probe.py
-          env:
-            DORA_ZENOH_SPIN_US: "lots"
-          inputs:
-            x: src/x
-          outputs: [y]
+    write_probe_flow(flow, setting_probes(sched.SPIN_ENV, ("spins", "never", "typo"), "lots", outputs=True) + textwrap.dedent("""
         - id: sink
           path: probe.py
           inputs:
@@ -641,22 +599,19 @@ def test_a_node_that_sent_spins_before_it_blocks(flow):
           inputs:
             x: src/x
           outputs: [y]
-    """, """
+    """), """
         spin = node._wake.spin
         if node.node_id != "sink":
             node.send_output("y", b"x")
         node.next(timeout=5)  # the next tick, which a spin may or may not catch
         found = {"budget_ns": spin.budget_ns, "attempts": spin.attempts} if spin else None
     """)
-    env = {k: v for k, v in os.environ.items() if k != sched.SPIN_ENV}
-    res = flow.run("--stop-after", "3s", env=env)
-    assert res.returncode == 0, res.stderr
+    run_setting_probes(flow, sched.SPIN_ENV, "lots")
     assert flow.result("spins.json") == {"budget_ns": 100_000, "attempts": 1}
     assert flow.result("never.json") is None
     assert flow.result("typo.json") is None
     assert flow.result("sink.json") is None
     assert flow.result("pinned.json") is None
-    assert "DORA_ZENOH_SPIN_US='lots' is not a whole number of microseconds" in res.stdout + res.stderr
 
 
 def test_ctrl_c_sends_stop_and_kills_after_grace(flow):
