@@ -2,7 +2,8 @@
 """dora-zenoh's benchmark: latency, throughput, startup and idle CPU.
 
 Cases (select with --cases):
-  latency     two-node ping-pong, one-way p50/p90 per message size (half the round trip)
+  latency     two-node ping-pong, one-way p50/p90 per message size (half the round trip), and
+              the ping process's CPU time per round trip
   throughput  windowed flood: the sender waits for an ack after every window; a lost
               message is reported as LOST with its count, never hidden
   busy        a node sends on every tick, then computes (busy loop) before it waits again:
