@@ -9,6 +9,8 @@ Cases (select with --cases):
   busy        a node sends on every tick, then computes (busy loop) before it waits again:
               the receiver's one-way delay p50/p90/p99 (the message must get out while the
               sender's thread keeps its CPU)
+  pipeline    a sensor pipeline: a source on a 1 ms timer, 3 stages that each forward what
+              they get, a sink; end-to-end delay p50/p90/p99 and every node's CPU
   startup     from spawning the runner to every node of a 10-node dataflow having its first input
   idle        CPU of node processes waiting for an input that never comes / a slow timer
 
@@ -61,20 +63,22 @@ HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
-CASES = ("latency", "throughput", "busy", "startup", "idle")
+CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
 BUSY_KEYS = ("p50_us", "p90_us", "p99_us", "max_us")  # busy case: the receiver's delay quantiles (µs)
 IDLE_KEYS = ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct", "runner_cpu_pct", "helpers_cpu_pct")
-BUSY_QUEUE = 1000  # busy case: the receiver's queue; none of the messages may be dropped while it starts
+PIPELINE_WARMUP_S = 0.5  # pipeline case: how long the run warms up before messages count
+PIPELINE_KEYS = BUSY_KEYS + ("source_cpu_pct", "stage_cpu_pct", "sink_cpu_pct", "cpu_us_per_msg", "lost")
+BUSY_QUEUE = 1000  # busy, pipeline: receivers' queues; none of the messages may be dropped while they start
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
-        "busy_count": 200}
+        "busy_count": 200, "pipeline_count": 2000}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
-         "busy_count": 20}
+         "busy_count": 20, "pipeline_count": 100}
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -319,12 +323,17 @@ def pinned_cmd(cmd: list[str], cpu: int | None) -> list[str]:
 def run_for_result(runtime: Runtime, opts: argparse.Namespace,
                    nodes: Callable[[Path], list[dict]]) -> tuple[dict | None, str | None]:
     """Run the dataflow ``nodes(result_file)`` to its end: the JSON one node wrote to that
-    file (None if it wrote none), and the runner's error text, if any."""
+    file (None if it wrote none), and the runner's error text, if any. Nodes that report their
+    CPU write ``cpu-<id>.json`` next to it: those land in the result under ``cpu``."""
     with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
         result = Path(tmp) / "result.json"
         with dataflow(runtime, nodes(result), opts.timeout) as run:
             error = finish(run, opts.timeout + 30)
-        return (json.loads(result.read_text()) if result.exists() else None), error
+        report = json.loads(result.read_text()) if result.exists() else None
+        cpu = {p.stem.removeprefix("cpu-"): json.loads(p.read_text()) for p in Path(tmp).glob("cpu-*.json")}
+        if report is not None and cpu:
+            report["cpu"] = cpu
+        return report, error
 
 
 def run_latency(runtime: Runtime, opts: argparse.Namespace) -> dict:
@@ -451,6 +460,47 @@ def run_busy(runtime: Runtime, opts: argparse.Namespace) -> dict:
         got = report.get("messages", "no")
         return {"error": f"{got} of {opts.busy_count} messages measured. {error or ''}".strip()}
     return report
+
+
+def pipeline_dataflow(opts: argparse.Namespace, result: Path) -> list[dict]:
+    """source (busy_tx.py, no computing) -> stage1 .. stageN (pipeline_relay.py) -> sink (busy_rx.py).
+    The first PIPELINE_WARMUP_S of messages are not counted: the sink imports pyarrow on its first."""
+    warmup = {"WARMUP": max(BUSY_WARMUP, round(PIPELINE_WARMUP_S * 1000 / opts.pipeline_period_ms))}
+    cpu = lambda node_id: {"CPU_FILE": result.parent / f"cpu-{node_id}.json"}  # noqa: E731
+    nodes = [node("source", "busy_tx.py", {"tick": f"dora/timer/millis/{opts.pipeline_period_ms}"}, ["stamp", "done"],
+                  {"BUSY_MS": 0, "COUNT": opts.pipeline_count} | warmup | cpu("source"))]
+    upstream = "source"
+    for i in range(1, opts.pipeline_stages + 1):
+        stamp = {"source": f"{upstream}/stamp", "queue_size": BUSY_QUEUE}
+        nodes.append(node(f"stage{i}", "pipeline_relay.py", {"stamp": stamp, "done": f"{upstream}/done"},
+                          ["stamp", "done"], warmup | cpu(f"stage{i}")))
+        upstream = f"stage{i}"
+    nodes.append(node("sink", "busy_rx.py", {"stamp": {"source": f"{upstream}/stamp", "queue_size": BUSY_QUEUE},
+                                             "done": f"{upstream}/done"}, env={"RESULT_FILE": result} | warmup))
+    return nodes
+
+
+def run_pipeline(runtime: Runtime, opts: argparse.Namespace) -> dict:
+    """End-to-end delays (µs) through the pipeline, how many of the measured messages were
+    lost on the way (counted, never hidden), and each node's CPU over them: % of a core for the
+    source, a stage (median) and the sink, and all nodes' CPU time per message sent (µs)."""
+    report, error = run_for_result(runtime, opts, lambda result: pipeline_dataflow(opts, result))
+    if not report or not report.get("messages"):
+        return {"error": f"the sink measured no message. {error or ''}".strip()}
+    report["lost"] = opts.pipeline_count - report["messages"]
+    cpu = report.pop("cpu", {})
+    stages = [cpu.get(f"stage{i}") for i in range(1, opts.pipeline_stages + 1)]
+    if "source" not in cpu or None in stages:
+        return {"error": f"CPU reports missing: got {sorted(cpu)}"}
+    sink = {"cpu_s": report.pop("cpu_s"), "wall_s": report.pop("wall_s")}
+    pct = lambda r: r["cpu_s"] / r["wall_s"] * 100 if r["wall_s"] > 0 else None  # noqa: E731
+    stage_pcts = [pct(r) for r in stages]
+    total_cpu = sum(r["cpu_s"] for r in [cpu["source"], *stages, sink])
+    return report | {"source_cpu_pct": pct(cpu["source"]), "sink_cpu_pct": pct(sink),
+                     "stage_cpu_pct": median_or_none(stage_pcts),
+                     "cpu_us_per_msg": total_cpu / opts.pipeline_count * 1e6,
+                     "cpu": {"source": cpu["source"], **{f"stage{i + 1}": r for i, r in enumerate(stages)},
+                             "sink": sink}}
 
 
 def startup_dataflow(opts: argparse.Namespace, stamps: Path) -> list[dict]:
@@ -724,6 +774,23 @@ def busy_table(summary: dict, names: list[str]) -> str:
     return table(header, rows)
 
 
+def pipeline_table(summary: dict, names: list[str]) -> str:
+    """End-to-end delay quantiles and CPU per runtime, and dora-zenoh's ratios (lower is better)."""
+    header = ["runtime", "p50 µs", "p90 µs", "p99 µs", "max µs", "source CPU %", "stage CPU %", "sink CPU %",
+              "all nodes, CPU µs/msg", "missing (median)"]
+    others = [n for n in names if n != DZ]
+    header += [f"{DZ}/{n} p50, p99, CPU" for n in others]
+    rows = []
+    for n in names:
+        s = summary[n]
+        row = ([n, *(fmt(s[k]) for k in BUSY_KEYS), *(fmt(s[k], 1) for k in PIPELINE_KEYS[4:7]),
+                fmt(s["cpu_us_per_msg"]), fmt(s["lost"])] if s["runs"] else [n, *(["failed"] * len(PIPELINE_KEYS))])
+        row += [", ".join(ratio(summary[DZ][k], s[k]) for k in ("p50_us", "p99_us", "cpu_us_per_msg"))
+                if n == o else "" for o in others]
+        rows.append(row)
+    return table(header, rows)
+
+
 def startup_table(summary: dict, names: list[str], nodes: int) -> str:
     """Median (min-max) seconds to every node's first input, and to the runner's exit."""
     header = ["runtime", f"{nodes} nodes to first input, s (min-max)", "to runner exit, s"]
@@ -850,6 +917,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--busy-ms", type=float, default=10.0, help="busy case: computing time after each send, ms")
     ap.add_argument("--busy-period-ms", type=int, default=20, help="busy case: the sender's timer period, ms")
     ap.add_argument("--busy-count", type=int, help=f"busy case: measured messages (default {FULL['busy_count']})")
+    ap.add_argument("--pipeline-period-ms", type=int, default=1, help="pipeline case: the source's timer period, ms")
+    ap.add_argument("--pipeline-stages", type=int, default=3, help="pipeline case: forwarding stages between source and sink")
+    ap.add_argument("--pipeline-count", type=int,
+                    help=f"pipeline case: measured messages (default {FULL['pipeline_count']})")
     ap.add_argument("--startup-nodes", type=int, default=10, help="nodes in the startup dataflow (source + relays)")
     ap.add_argument("--startup-shape", choices=("fanout", "chain"), default="fanout",
                     help="relays all read the source, or each reads the previous one")
@@ -958,6 +1029,15 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         report["errors"] += errors_of("busy", runs)
         out.append(f"send, then compute {opts.busy_ms:g} ms (every {opts.busy_period_ms} ms): one-way delay to the "
                    f"receiver, median over repeats, µs; lower is better\n" + busy_table(summary, names))
+    if "pipeline" in opts.case_list:
+        print("pipeline ...", flush=True)
+        runs = turns(players(runtimes, lambda rt: run_pipeline(rt, opts)), opts.repeat, "pipeline")
+        summary = summarize_medians(runs, PIPELINE_KEYS)
+        report["pipeline"] = {"runs": runs, "summary": summary}
+        report["errors"] += errors_of("pipeline", runs)
+        out.append(f"pipeline: source every {opts.pipeline_period_ms} ms -> {opts.pipeline_stages} forwarding stages -> "
+                   "sink; end-to-end delay and CPU over the measured messages, medians over repeats; lower is better\n"
+                   + pipeline_table(summary, names))
     if "startup" in opts.case_list:
         print("startup ...", flush=True)
         runs = turns(players(runtimes, lambda rt: run_startup(rt, opts)), opts.repeat, "startup")

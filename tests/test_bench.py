@@ -72,6 +72,25 @@ def test_bench_busy_case_measures_every_message(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(200)
+def test_bench_pipeline_case_delivers_every_message_and_reports_each_nodes_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "pipeline", "--pipeline-stages", "2",
+                           "--pipeline-period-ms", "2", "--json", str(out)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == []
+    run = report["pipeline"]["runs"]["dora-zenoh"][0]
+    assert run["messages"] == report["config"]["pipeline_count"] and run["lost"] == 0
+    assert 0 < run["p50_us"] <= run["p90_us"] <= run["p99_us"] <= run["max_us"]
+    assert set(run["cpu"]) == {"source", "stage1", "stage2", "sink"}
+    for node in run["cpu"].values():
+        assert node["cpu_s"] > 0 and node["wall_s"] > 0
+    assert run["messages"] == run["cpu"]["stage1"]["messages"] == run["cpu"]["source"]["messages"]
+    assert run["cpu_us_per_msg"] > 0 and run["stage_cpu_pct"] > 0
+    assert "pipeline: source every 2 ms -> 2 forwarding stages -> sink" in proc.stdout
+
+
+@pytest.mark.timeout(200)
 def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--cases", "latency", "--sizes", "8",

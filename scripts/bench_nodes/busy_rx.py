@@ -26,11 +26,13 @@ def quantile(sorted_us: list[float], q: float) -> float:
 
 
 def main() -> None:
-    """Collect delays until the sender says done, then write p50/p90/p99/max in µs."""
+    """Collect delays until the sender says done, then write p50/p90/p99/max in µs, and this
+    process's CPU time over the counted messages."""
     warmup = int(os.environ.get("WARMUP", "10"))
     node = Node()
     delays: list[float] = []
     seen = 0
+    cpu0, wall0 = time.process_time(), time.monotonic()
     for event in node:
         if event["type"] == "STOP":
             break
@@ -43,8 +45,10 @@ def main() -> None:
         seen += 1
         if seen > warmup:
             delays.append(delay)
+        elif seen == warmup:
+            cpu0, wall0 = time.process_time(), time.monotonic()
     delays.sort()
-    report = {"messages": len(delays)}
+    report = {"messages": len(delays), "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - wall0}
     if delays:
         report |= {"p50_us": quantile(delays, 0.5), "p90_us": quantile(delays, 0.9),
                    "p99_us": quantile(delays, 0.99), "max_us": delays[-1]}
