@@ -986,6 +986,18 @@ def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime |
     return runtimes
 
 
+def median_case(case: str, run: Callable[[Runtime], dict], keys: tuple[str, ...],
+                runtimes: dict[str, Runtime | str], opts: argparse.Namespace, report: dict) -> dict:
+    """Run ``case`` in turns, file its runs, the medians of ``keys`` and its errors in ``report``;
+    returns the medians."""
+    print(f"{case} ...", flush=True)
+    runs = turns(players(runtimes, run), opts.repeat, case)
+    summary = summarize_medians(runs, keys)
+    report[case] = {"runs": runs, "summary": summary}
+    report["errors"] += errors_of(case, runs)
+    return summary
+
+
 def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], report: dict) -> list[str]:
     """Run the selected cases (runtimes taking turns), filling report; return the printed tables."""
     names, out = list(runtimes), []
@@ -1022,19 +1034,11 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                    f"{queue}); lost = sent - received, summed over repeats\n"
                    + throughput_table(report["throughput"]["summary"], names))
     if "busy" in opts.case_list:
-        print("busy ...", flush=True)
-        runs = turns(players(runtimes, lambda rt: run_busy(rt, opts)), opts.repeat, "busy")
-        summary = summarize_medians(runs, BUSY_KEYS)
-        report["busy"] = {"runs": runs, "summary": summary}
-        report["errors"] += errors_of("busy", runs)
+        summary = median_case("busy", lambda rt: run_busy(rt, opts), BUSY_KEYS, runtimes, opts, report)
         out.append(f"send, then compute {opts.busy_ms:g} ms (every {opts.busy_period_ms} ms): one-way delay to the "
                    f"receiver, median over repeats, µs; lower is better\n" + busy_table(summary, names))
     if "pipeline" in opts.case_list:
-        print("pipeline ...", flush=True)
-        runs = turns(players(runtimes, lambda rt: run_pipeline(rt, opts)), opts.repeat, "pipeline")
-        summary = summarize_medians(runs, PIPELINE_KEYS)
-        report["pipeline"] = {"runs": runs, "summary": summary}
-        report["errors"] += errors_of("pipeline", runs)
+        summary = median_case("pipeline", lambda rt: run_pipeline(rt, opts), PIPELINE_KEYS, runtimes, opts, report)
         out.append(f"pipeline: source every {opts.pipeline_period_ms} ms -> {opts.pipeline_stages} forwarding stages -> "
                    "sink; end-to-end delay and CPU over the measured messages, medians over repeats; lower is better\n"
                    + pipeline_table(summary, names))
@@ -1047,11 +1051,8 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         out.append(f"startup ({opts.startup_shape}), from spawning the runner; median over repeats\n"
                    + startup_table(summary, names, opts.startup_nodes))
     if "idle" in opts.case_list:
-        print("idle ...", flush=True)
-        runs = turns(players(runtimes, lambda rt: run_idle(rt, opts)), opts.repeat, "idle")
-        summary = summarize_medians(runs, IDLE_KEYS)
-        report["idle"] = {"runs": runs, "summary": summary, "seconds": opts.idle_seconds}
-        report["errors"] += errors_of("idle", runs)
+        summary = median_case("idle", lambda rt: run_idle(rt, opts), IDLE_KEYS, runtimes, opts, report)
+        report["idle"]["seconds"] = opts.idle_seconds
         tick = 100 / (os.sysconf("SC_CLK_TCK") * opts.idle_seconds)
         out.append(f"idle CPU over {opts.idle_seconds:g} s, % of one core, median over repeats "
                    f"(resolution: one clock tick = {tick:.2f} %)\n"
