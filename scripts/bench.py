@@ -70,7 +70,13 @@ BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, c
 BUSY_KEYS = ("p50_us", "p90_us", "p99_us", "max_us")  # busy case: the receiver's delay quantiles (µs)
 IDLE_KEYS = ("waiter_cpu_pct", "ticker_cpu_pct", "nodes_cpu_pct", "runner_cpu_pct", "helpers_cpu_pct")
 PIPELINE_WARMUP_S = 0.5  # pipeline case: how long the run warms up before messages count
-PIPELINE_KEYS = BUSY_KEYS + ("source_cpu_pct", "stage_cpu_pct", "sink_cpu_pct", "cpu_us_per_msg", "lost")
+# Columns of the busy and pipeline tables: (summary key, header, digits); dora-zenoh's ratios.
+BUSY_COLUMNS = [(k, k.replace("_us", " µs"), 0) for k in BUSY_KEYS]
+PIPELINE_COLUMNS = BUSY_COLUMNS + [("source_cpu_pct", "source CPU %", 1), ("stage_cpu_pct", "stage CPU %", 1),
+                                   ("sink_cpu_pct", "sink CPU %", 1), ("cpu_us_per_msg", "all nodes, CPU µs/msg", 0),
+                                   ("lost", "missing (median)", 0)]
+PIPELINE_KEYS = tuple(k for k, _, _ in PIPELINE_COLUMNS)  # pipeline case: the figures summarized
+RATIOS = {"p50_us": "p50", "p99_us": "p99", "cpu_us_per_msg": "CPU"}
 BUSY_QUEUE = 1000  # busy, pipeline: receivers' queues; none of the messages may be dropped while they start
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
@@ -492,15 +498,12 @@ def run_pipeline(runtime: Runtime, opts: argparse.Namespace) -> dict:
     stages = [cpu.get(f"stage{i}") for i in range(1, opts.pipeline_stages + 1)]
     if "source" not in cpu or None in stages:
         return {"error": f"CPU reports missing: got {sorted(cpu)}"}
-    sink = {"cpu_s": report.pop("cpu_s"), "wall_s": report.pop("wall_s")}
+    cpu["sink"] = {"cpu_s": report.pop("cpu_s"), "wall_s": report.pop("wall_s")}
     pct = lambda r: r["cpu_s"] / r["wall_s"] * 100 if r["wall_s"] > 0 else None  # noqa: E731
-    stage_pcts = [pct(r) for r in stages]
-    total_cpu = sum(r["cpu_s"] for r in [cpu["source"], *stages, sink])
-    return report | {"source_cpu_pct": pct(cpu["source"]), "sink_cpu_pct": pct(sink),
-                     "stage_cpu_pct": median_or_none(stage_pcts),
-                     "cpu_us_per_msg": total_cpu / opts.pipeline_count * 1e6,
-                     "cpu": {"source": cpu["source"], **{f"stage{i + 1}": r for i, r in enumerate(stages)},
-                             "sink": sink}}
+    return report | {"source_cpu_pct": pct(cpu["source"]), "sink_cpu_pct": pct(cpu["sink"]),
+                     "stage_cpu_pct": median_or_none([pct(r) for r in stages]),
+                     "cpu_us_per_msg": sum(r["cpu_s"] for r in cpu.values()) / opts.pipeline_count * 1e6,
+                     "cpu": cpu}
 
 
 def startup_dataflow(opts: argparse.Namespace, stamps: Path) -> list[dict]:
@@ -761,32 +764,25 @@ def rate_cell(s: dict, key: str, digits: int) -> str:
 
 def busy_table(summary: dict, names: list[str]) -> str:
     """Delay quantiles per runtime, and dora-zenoh's ratios of p50 and p99 (lower is better)."""
-    header = ["runtime", "p50 µs", "p90 µs", "p99 µs", "max µs"]
-    others = [n for n in names if n != DZ]
-    header += [f"{DZ}/{n} p50, p99" for n in others]
-    rows = []
-    for n in names:
-        s = summary[n]
-        row = [n, *(fmt(s[k]) for k in BUSY_KEYS)] if s["runs"] else [n, *(["failed"] * len(BUSY_KEYS))]
-        row += [f"{ratio(summary[DZ]['p50_us'], s['p50_us'])}, {ratio(summary[DZ]['p99_us'], s['p99_us'])}"
-                if n == o else "" for o in others]
-        rows.append(row)
-    return table(header, rows)
+    return figures_table(summary, names, BUSY_COLUMNS, ["p50_us", "p99_us"])
 
 
 def pipeline_table(summary: dict, names: list[str]) -> str:
     """End-to-end delay quantiles and CPU per runtime, and dora-zenoh's ratios (lower is better)."""
-    header = ["runtime", "p50 µs", "p90 µs", "p99 µs", "max µs", "source CPU %", "stage CPU %", "sink CPU %",
-              "all nodes, CPU µs/msg", "missing (median)"]
+    return figures_table(summary, names, PIPELINE_COLUMNS, ["p50_us", "p99_us", "cpu_us_per_msg"])
+
+
+def figures_table(summary: dict, names: list[str], columns: list[tuple[str, str, int]], ratios: list[str]) -> str:
+    """One row of ``columns`` per runtime ('failed' where no run finished), and in the other
+    runtimes' rows dora-zenoh's ratios of the ``ratios`` figures to theirs."""
     others = [n for n in names if n != DZ]
-    header += [f"{DZ}/{n} p50, p99, CPU" for n in others]
+    header = ["runtime", *(head for _, head, _ in columns)]
+    header += [f"{DZ}/{n} " + ", ".join(RATIOS[k] for k in ratios) for n in others]
     rows = []
     for n in names:
         s = summary[n]
-        row = ([n, *(fmt(s[k]) for k in BUSY_KEYS), *(fmt(s[k], 1) for k in PIPELINE_KEYS[4:7]),
-                fmt(s["cpu_us_per_msg"]), fmt(s["lost"])] if s["runs"] else [n, *(["failed"] * len(PIPELINE_KEYS))])
-        row += [", ".join(ratio(summary[DZ][k], s[k]) for k in ("p50_us", "p99_us", "cpu_us_per_msg"))
-                if n == o else "" for o in others]
+        row = [n, *(fmt(s[k], digits) if s["runs"] else "failed" for k, _, digits in columns)]
+        row += [", ".join(ratio(summary[DZ][k], s[k]) for k in ratios) if n == o else "" for o in others]
         rows.append(row)
     return table(header, rows)
 
