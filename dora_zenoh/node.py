@@ -17,9 +17,9 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from time import time_ns
-from typing import Any
+from typing import Any, TypeVar
 
 import zenoh
 
@@ -46,6 +46,7 @@ _EXPRESS = os.environ.get("DORA_ZENOH_EXPRESS", "0") == "1"
 _BURST = 2
 _NEVER = 1 << 63  # a yield gap no two sends are apart by
 _sched_yield = sched.sched_yield
+_T = TypeVar("_T")
 
 
 class Node:
@@ -105,21 +106,12 @@ class Node:
         self._cfg, self._session, self._closed = cfg, session, False
         self._setup(barrier_timeout if barrier_timeout is not None else default_barrier)
         atexit.register(self.close)
-        try:  # this thread reads the events: see dora_zenoh.sched
-            sched.request_slice(sched.slice_from_env())
-        except ValueError as exc:
-            _warn(str(exc))
-        try:
-            self._yield_gap = sched.send_yield_gap_ns() or _NEVER
-        except ValueError as exc:
-            _warn(str(exc))
-        try:
-            spin_ns = sched.spin_ns_from_env()
-        except ValueError as exc:
-            _warn(str(exc))
-        else:
-            if spin_ns and self._outputs and sched.spin_can_help():  # a node that never sends never spins
-                self._wake.spin = sched.Spin(spin_ns)
+        # This thread reads the events: its scheduler settings, see dora_zenoh.sched.
+        sched.request_slice(_setting(sched.slice_from_env) or 0)
+        self._yield_gap = _setting(sched.send_yield_gap_ns) or _NEVER
+        spin_ns = _setting(sched.spin_ns_from_env)
+        if spin_ns and self._outputs and sched.spin_can_help():  # a node that never sends never spins
+            self._wake.spin = sched.Spin(spin_ns)
 
     # -- set-up ----------------------------------------------------------------------
     def _setup(self, barrier_timeout: float) -> None:
@@ -536,6 +528,16 @@ def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | 
 
 def _warn(message: str) -> None:
     print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)
+
+
+def _setting(read: Callable[[], _T]) -> _T | None:
+    """A setting from the environment; None, after a warning that names the fix, when it is
+    malformed (a bad tuning value must not stop the node)."""
+    try:
+        return read()
+    except ValueError as exc:
+        _warn(str(exc))
+        return None
 
 
 __all__ = ["Node", "Event", "INPUT", "INPUT_CLOSED", "STOP", "ERROR"]

@@ -130,8 +130,7 @@ def send_yield_gap_ns() -> int | None:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    us = _us_from_env(SEND_YIELD_ENV, DEFAULT_SEND_YIELD_US, "to never yield")
-    return us * 1000 if us > 0 else None
+    return _ns_or_none(_us_from_env(SEND_YIELD_ENV, DEFAULT_SEND_YIELD_US, "to never yield"))
 
 
 def spin_ns_from_env() -> int | None:
@@ -140,8 +139,7 @@ def spin_ns_from_env() -> int | None:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    us = _us_from_env(SPIN_ENV, DEFAULT_SPIN_US, "to block at once")
-    return us * 1000 if us > 0 else None
+    return _ns_or_none(_us_from_env(SPIN_ENV, DEFAULT_SPIN_US, "to block at once"))
 
 
 def spin_can_help() -> bool:
@@ -196,6 +194,11 @@ class Spin:
 
 _perf_counter_ns = time.perf_counter_ns
 sched_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)  # not on every system
+
+
+def _ns_or_none(us: int) -> int | None:
+    """A duration setting in ns, None for 0 (off)."""
+    return us * 1000 if us > 0 else None
 
 
 def _us_from_env(name: str, example: int, zero_means: str) -> int:
