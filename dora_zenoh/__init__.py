@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Node": "dora_zenoh.node",
-    "Event": "dora_zenoh.events",
-    "DoraStatus": "dora_zenoh.status",
+    "Node": "dora_zenoh.node.node",
+    "Event": "dora_zenoh.node.events",
+    "DoraStatus": "dora_zenoh.operators.status",
     "DoraZenohError": "dora_zenoh.errors",
     "NodeConfigError": "dora_zenoh.errors",
     "UndeclaredOutputError": "dora_zenoh.errors",
-    "DescriptorError": "dora_zenoh.descriptor",
-    "load_descriptor": "dora_zenoh.descriptor",
+    "DescriptorError": "dora_zenoh.descriptor.load",
+    "load_descriptor": "dora_zenoh.descriptor.load",
 }
 
 __all__ = [
@@ -34,11 +34,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dora_zenoh.descriptor import DescriptorError, load_descriptor
+    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
     from dora_zenoh.errors import DoraZenohError, NodeConfigError, UndeclaredOutputError
-    from dora_zenoh.events import Event
-    from dora_zenoh.node import Node
-    from dora_zenoh.status import DoraStatus
+    from dora_zenoh.node.events import Event
+    from dora_zenoh.node.node import Node
+    from dora_zenoh.operators.status import DoraStatus
 
 
 def __getattr__(name: str) -> Any:

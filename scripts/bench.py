@@ -55,9 +55,9 @@ from typing import Any
 import psutil
 import yaml
 
-from dora_zenoh import zconfig
-from dora_zenoh.affinity import format_cpu_list, parse_cpu_list
-from dora_zenoh.cpulatency import CpuLatencyError, CpuLatencyRequest, idle_settings
+from dora_zenoh.tuning.affinity import format_cpu_list, parse_cpu_list
+from dora_zenoh.tuning.cpulatency import CpuLatencyError, CpuLatencyRequest, idle_settings
+from dora_zenoh.wire import zconfig
 
 HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"

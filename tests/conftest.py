@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dora_zenoh import zconfig
+from dora_zenoh.wire import zconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 60
@@ -146,7 +146,7 @@ class Coord:
         return res
 
     def info(self) -> dict:
-        from dora_zenoh.control import coordinator_running
+        from dora_zenoh.supervision.client import coordinator_running
 
         return coordinator_running(self.endpoint, timeout=5.0)
 

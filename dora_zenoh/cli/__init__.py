@@ -1,0 +1,24 @@
+"""The ``dora-zenoh`` command line (click): one module per verb group, shared options in ``options``."""
+from __future__ import annotations
+
+import click
+
+from dora_zenoh import __version__
+from dora_zenoh.cli import check, coordinator, dataflows, run
+from dora_zenoh.cli.options import CONTEXT
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="dora-zenoh")
+def main() -> None:
+    """dora-zenoh: run dora dataflows on an Eclipse Zenoh data plane.
+
+    Every output is published on the Zenoh key {prefix}/{dataflow}/{node}/{output};
+    watch them all with any Zenoh subscriber on 'dora/**'.
+    """
+
+
+for _command in (check.check, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS):
+    main.add_command(_command)
+
+__all__ = ["main"]

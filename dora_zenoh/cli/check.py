@@ -1,0 +1,24 @@
+"""``dora-zenoh check``: validate a dataflow YAML."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dora_zenoh.cli.options import CONTEXT
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+def check(file: Path) -> None:
+    """Validate a dataflow YAML and report every problem at once."""
+    from dora_zenoh.descriptor.load import DescriptorError, check_file
+
+    problems = check_file(file)
+    if problems:
+        click.echo(str(DescriptorError(problems, str(file))), err=True)
+        sys.exit(1)
+    click.echo(f"{file}: ok")
+
+

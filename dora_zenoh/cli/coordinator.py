@@ -1,0 +1,90 @@
+"""``dora-zenoh up``, ``down`` and ``coordinator``: the coordinator's life cycle."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from dora_zenoh.cli._common import _client, _endpoint, _fail
+from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
+
+
+def _state_dir() -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dora-zenoh"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    except OSError:
+        return Path("/tmp")
+
+
+@click.command(context_settings=CONTEXT)
+@endpoint_option
+def coordinator(endpoint: str | None) -> None:
+    """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
+    from dora_zenoh.supervision.coordinator import main as serve
+
+    sys.exit(serve(endpoint))
+
+
+@click.command(context_settings=CONTEXT)
+@endpoint_option
+@click.option("--log-file", type=click.Path(path_type=Path),
+              help="Where the coordinator's own output goes  [default: ~/.local/state/dora-zenoh/].")
+def up(endpoint: str | None, log_file: Path | None) -> None:
+    """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint)."""
+    from dora_zenoh.supervision.client import coordinator_running
+    from dora_zenoh.wire import zconfig
+
+    endpoint = _endpoint(endpoint)
+    info = coordinator_running(endpoint)
+    if info:
+        click.echo(f"coordinator already running on {endpoint} (pid {info['pid']})")
+        return
+    if zconfig.tcp_port_in_use(endpoint):
+        _fail(f"{endpoint} is in use by another program (a `dora-zenoh run`?); pick another with --endpoint")
+    log_file = log_file or _state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text(errors="replace").splitlines()[-5:]
+            _fail("the coordinator did not start:\n" + "\n".join(f"    {t}" for t in tail))
+        info = coordinator_running(endpoint, timeout=1.0)
+        if info:
+            click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
+            return
+        time.sleep(0.1)
+    _fail(f"the coordinator (pid {proc.pid}) did not answer within 15 s; see {log_file}")
+
+
+@click.command(context_settings=CONTEXT)
+@endpoint_option
+@click.option("--grace", type=Duration(), help="Grace period for every dataflow (default: each one's own).")
+def down(endpoint: str | None, grace: float | None) -> None:
+    """Stop every dataflow gracefully, then the coordinator."""
+    import psutil
+
+    with _client(endpoint) as client:
+        reply = client.call("down", grace=grace)
+    pid = reply["pid"]
+    click.echo(f"stopping {reply['stopping']} dataflow(s), then the coordinator (pid {pid})")
+    deadline = time.monotonic() + (grace if grace is not None else 10) + 40
+    try:
+        proc = psutil.Process(pid)
+        proc.wait(max(1.0, deadline - time.monotonic()))
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        _fail(f"the coordinator (pid {pid}) is still stopping its dataflows; `kill {pid}` to force it")
+    click.echo("coordinator stopped")
+
+
+COMMANDS = [up, down, coordinator]

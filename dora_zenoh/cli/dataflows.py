@@ -1,0 +1,227 @@
+"""``dora-zenoh start``, ``stop``, ``restart``, ``list``, ``logs``, ``clean``: dataflows on the coordinator.
+
+Every command talks to the coordinator over Zenoh (:class:`dora_zenoh.supervision.client.Client`).
+"""
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dora_zenoh.cli._common import _client, _fail
+from dora_zenoh.cli.format import fmt_bytes, fmt_duration, table
+from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, endpoint_option, load_or_exit
+
+ENDED = ("succeeded", "failed", "stopped")
+
+
+# -- dataflows --------------------------------------------------------------------------------------
+@click.command(context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", help="Dataflow name, unique among running dataflows (default: the YAML's name or file stem).")
+@click.option("--attach/--detach", default=True, show_default=True,
+              help="Stream the logs and wait for the result (Ctrl-C stops the dataflow), or return at once.")
+@click.option("--grace", type=Duration(), default="10s", show_default=True,
+              help="After STOP, how long nodes get before their process trees are terminated.")
+@click.option("--log-dir", type=click.Path(path_type=Path),
+              help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
+@cpu_latency_option
+@endpoint_option
+def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
+          cpu_latency_us: int | None, endpoint: str | None) -> None:
+    """Validate a dataflow (as `check` does), then start it on the coordinator."""
+    from dora_zenoh.supervision.run import sanitize_name
+
+    desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
+    wanted = sanitize_name(name or desc.name or desc.path.stem)
+    with _client(endpoint) as client:
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        subs = []
+        if attach:
+            import zenoh
+
+            from dora_zenoh.wire import keys
+
+            for kind, key in (("log", keys.log_key(wanted, "*")), ("done", keys.done_key(wanted))):
+                subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
+                    lambda s, k=kind: events.put((k, s)), indirect=False)))
+        reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
+                            log_dir=str(Path(log_dir).resolve()) if log_dir else None,
+                            cpu_latency_us=cpu_latency_us)
+        click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
+                   f"node(s); logs in {reply['log_dir']}", err=True)
+        if attach:
+            sys.exit(_attach(client, reply["id"], events))
+
+
+def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
+    """Print the dataflow's log lines until it ends; Ctrl-C stops it (twice: kills it)."""
+    from dora_zenoh.supervision.client import ControlError
+
+    interrupts = [0]
+    handled = 0
+    signal.signal(signal.SIGINT, lambda *_: interrupts.__setitem__(0, interrupts[0] + 1))
+    while True:
+        if interrupts[0] > handled:
+            handled = interrupts[0]
+            force = handled > 1
+            click.echo("\n[dora-zenoh] " + ("killing" if force else "stopping (Ctrl-C again to kill)"), err=True)
+            try:
+                client.call("stop", target=flow_id, force=force)
+            except ControlError:
+                pass  # already ending
+        try:
+            kind, sample = events.get(timeout=1.0)
+        except queue.Empty:
+            try:
+                row = client.call("list", timeout=5.0, target=flow_id)["dataflow"]
+            except ControlError as exc:
+                click.echo(f"error: lost the coordinator: {exc}", err=True)
+                return 1
+            if row["status"] in ENDED:
+                return _report(row)
+            continue
+        try:
+            msg = json.loads(sample.payload.to_bytes())
+        except ValueError:
+            continue
+        if msg.get("id") != flow_id:
+            continue
+        if kind == "log":
+            if msg.get("shown") is not None:  # what `run` would print for this line
+                click.echo(msg["shown"], err=msg.get("stderr", False))
+        else:
+            return _report(msg)
+
+
+def _report(row: dict[str, Any]) -> int:
+    click.echo(row.get("summary") or f"dataflow '{row['name']}' {row['status']}", err=True)
+    return 0 if row["status"] in ("succeeded", "stopped") else 1
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target", metavar="NAME|ID")
+@click.option("--grace", type=Duration(), help="How long nodes get after STOP (default: the dataflow's own).")
+@click.option("--force", is_flag=True, help="Kill every process tree at once instead of sending STOP.")
+@endpoint_option
+def stop(target: str, grace: float | None, force: bool, endpoint: str | None) -> None:
+    """Stop a running dataflow (STOP to every node; killed after the grace period)."""
+    with _client(endpoint) as client:
+        reply = client.call("stop", target=target, grace=grace, force=force)
+        click.echo(f"[dora-zenoh] stopping dataflow '{reply['name']}' ({reply['id']})", err=True)
+        deadline = time.monotonic() + reply["grace"] + 30
+        while time.monotonic() < deadline:
+            row = client.call("list", target=reply["id"])["dataflow"]
+            if row["status"] in ENDED:
+                sys.exit(_report(row))
+            time.sleep(0.2)
+    _fail(f"dataflow '{target}' is still stopping")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target", metavar="NAME|ID")
+@click.option("--grace", type=Duration(), help="How long nodes get after STOP (default: the dataflow's own).")
+@endpoint_option
+def restart(target: str, grace: float | None, endpoint: str | None) -> None:
+    """Stop a dataflow (if running) and start it again from the same YAML, same name."""
+    with _client(endpoint) as client:
+        reply = client.call("restart", timeout=(grace or 10) + 90, target=target, grace=grace)
+    click.echo(f"[dora-zenoh] dataflow '{reply['name']}' restarted (id {reply['id']}): {reply['nodes']} "
+               f"node(s); logs in {reply['log_dir']}", err=True)
+
+
+@click.command("list", context_settings=CONTEXT)
+@click.argument("target", metavar="[NAME|ID]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@endpoint_option
+def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
+    """Dataflows (running and ended) with status, uptime, CPU and memory; or one dataflow's nodes."""
+    with _client(endpoint) as client:
+        reply = client.call("list", target=target)
+    if as_json:
+        click.echo(json.dumps(reply.get("dataflow") or reply.get("dataflows"), indent=2))
+        return
+    if target is None:
+        rows = [[d["name"], d["id"], d["status"], fmt_duration(d["uptime"]), str(d["nodes"]),
+                 f"{d['cpu']:.1f}", fmt_bytes(d["rss"])] for d in reply["dataflows"]]
+        if not rows:
+            click.echo("no dataflows (start one with `dora-zenoh start FILE`)")
+            return
+        click.echo(table(["NAME", "ID", "STATUS", "UPTIME", "NODES", "CPU%", "RSS"], rows))
+        return
+    d = reply["dataflow"]
+    click.echo(f"{d['name']} ({d['id']}): {d['status']}, up {fmt_duration(d['uptime'])}, "
+               f"{d['cpu']:.1f}% CPU, {fmt_bytes(d['rss'])}; logs: {d['log_dir']}")
+    rows = []
+    for n in d["nodes"]:
+        sent = ", ".join(f"{o}={c}" for o, c in sorted(n["sent"].items())) or "-"
+        rows.append([n["id"], str(n["pid"] or "-"), n["status"], str(n["restarts"]),
+                     f"{n['cpu']:.1f}" if n["pid"] else "-", fmt_bytes(n["rss"]), sent])
+    click.echo(table(["NODE", "PID", "STATUS", "RESTARTS", "CPU%", "RSS", "SENT"], rows))
+    if d["status"] in ENDED and d.get("summary"):
+        click.echo(d["summary"])
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target", metavar="NAME|ID")
+@click.argument("node")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the dataflow ends.")
+@click.option("--tail", "-n", type=int, help="Only the last N lines.")
+@endpoint_option
+def logs(target: str, node: str, follow: bool, tail: int | None, endpoint: str | None) -> None:
+    """A node's log: the same lines `run` shows, kept after the node has ended."""
+    import zenoh
+
+    from dora_zenoh.wire import keys
+
+    with _client(endpoint) as client:
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        subs = []
+        if follow:  # subscribed before asking, so no line falls between the two
+            for kind, key in (("log", keys.log_key("*", node)), ("done", keys.done_key("*"))):
+                subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
+                    lambda s, k=kind: events.put((k, s)), indirect=False)))
+        reply = client.call("logs", target=target, node=node, tail=tail)
+        for line in reply["lines"]:
+            click.echo(line)
+        if not follow or not reply["active"]:
+            return
+        seen = reply["count"]
+        signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+        while True:
+            try:
+                kind, sample = events.get(timeout=2.0)
+            except queue.Empty:
+                row = client.call("list", target=reply["id"])["dataflow"]
+                if row["status"] in ENDED:
+                    return
+                continue
+            try:
+                msg = json.loads(sample.payload.to_bytes())
+            except ValueError:
+                continue
+            if msg.get("id") != reply["id"]:
+                continue
+            if kind == "done":
+                return
+            if msg["n"] > seen:
+                seen = msg["n"]
+                click.echo(msg["line"])
+
+
+@click.command(context_settings=CONTEXT)
+@endpoint_option
+def clean(endpoint: str | None) -> None:
+    """Forget the dataflows that have ended (their log files stay)."""
+    with _client(endpoint) as client:
+        reply = client.call("clean")
+    click.echo(f"removed {reply['removed']} ended dataflow(s)")
+
+
+COMMANDS = [start, stop, restart, list_, logs, clean]

@@ -1,0 +1,176 @@
+"""The event a node receives: one object for both generations of dora's Python API.
+
+* dora >= 0.3 scripts read it as a mapping: ``event["type"]``, ``event["id"]``,
+  ``event["value"]`` (a pyarrow array when pyarrow is installed, else ``bytes``),
+  ``event["metadata"]``.
+* 2022 scripts unpack it: ``input_id, value = node.next()`` gives the input id and
+  the payload as ``bytes``.
+
+The payload stays a Zenoh ``ZBytes`` until somebody reads it, so a node that only
+forwards ``event["value"]`` or ignores it never copies it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dora_zenoh.node.arrow import ArrowValue
+from dora_zenoh.wire import codec as wire
+
+INPUT = "INPUT"
+INPUT_CLOSED = "INPUT_CLOSED"
+STOP = "STOP"
+ERROR = "ERROR"
+
+_KEYS = ("type", "id", "kind", "value", "metadata")
+
+
+class Event(dict):
+    """One event of a node's stream (see the module docstring for the two ways to read it).
+
+    A ``dict``, as dora's own events are, so that ``event["type"]``, ``event["id"]`` and
+    (with pyarrow installed) ``event["value"]`` are plain dict lookups: these run once
+    per message on a just-woken thread, where every Python-level call counts. What is
+    not stored yet (``metadata``, ``kind``, a value without pyarrow) is built on first
+    use by ``__missing__``. Build events with :func:`new_event`.
+    """
+
+    __slots__ = ("_sample", "_node", "__dict__")
+    # Rarely set, so class-level defaults: an event that never needs them allocates nothing.
+    _raw: bytes | None = None
+    _meta: dict | None = None
+    error: str | None = None
+    timestamp: int | None = None
+
+    @property
+    def type(self) -> str:
+        return dict.__getitem__(self, "type")
+
+    @property
+    def id(self) -> str | None:
+        return dict.__getitem__(self, "id")
+
+    @id.setter
+    def id(self, value: str | None) -> None:
+        dict.__setitem__(self, "id", value)
+
+    def __missing__(self, key: str) -> Any:
+        kind = dict.__getitem__(self, "type")
+        if key == "value":  # an input's value without pyarrow (bytes), built on first use
+            value = self.raw
+            dict.__setitem__(self, "value", value)
+            return value
+        if key == "metadata":
+            return self.metadata
+        if key == "kind":
+            return "dora"
+        if key == "error" and kind == ERROR:
+            return self.error
+        raise KeyError(key)
+
+    # -- payload -------------------------------------------------------------------
+    def _arrow_stream(self) -> bool:
+        return self._sample is not None and wire.is_arrow_stream(self._sample.encoding)
+
+    @property
+    def raw(self) -> bytes:
+        """The payload bytes exactly as they travelled (copied out of Zenoh once)."""
+        if self._raw is None:
+            self._raw = self._sample.payload.to_bytes() if self._sample is not None else b""
+        return self._raw
+
+    @property
+    def data(self) -> bytes:
+        """The payload as ``bytes``, the 2022 API's value (an Arrow value's data buffer)."""
+        if self._sample is None:
+            return b""
+        return wire.from_arrow_to_bytes(self.raw, self._arrow_stream())
+
+    @property
+    def value(self) -> Any:
+        """dora's ``event["value"]``: a pyarrow array (lazily built, see
+        :mod:`dora_zenoh.node.arrow`) when pyarrow is installed, else ``bytes``."""
+        return self["value"]
+
+    @property
+    def metadata(self) -> dict:
+        """The sender's metadata parameters (dora's ``event["metadata"]``)."""
+        if self._meta is None:
+            meta: dict = {}
+            if self._sample is not None and self._sample.attachment is not None:
+                att = wire.parse_attachment(self._sample.attachment.to_bytes())
+                meta = dict(att.get("params") or {})
+                if "ts" in att:
+                    self.timestamp = att["ts"]
+            self._meta = meta
+        return self._meta
+
+    @property
+    def attachment(self) -> dict:
+        """The whole attachment: ``seq``, ``ts`` (ns since the epoch) and ``params``."""
+        if self._sample is None or self._sample.attachment is None:
+            return {}
+        return wire.parse_attachment(self._sample.attachment.to_bytes())
+
+    # -- the dora >= 0.3 mapping form ------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> tuple[str, ...]:
+        return _KEYS + (("error",) if self.type == ERROR else ())
+
+    def values(self) -> list[Any]:
+        return [self[k] for k in self.keys()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    # Events compare and hash by identity (as before Event became a dict): two events are
+    # never the same event, whatever they carry.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    # -- the 2022 tuple form --------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        """``input_id, value = event``: the 2022 API. Switches the node to that API."""
+        if self._node is not None:
+            self._node._legacy = True
+        yield self.id
+        yield self.data if self.type == INPUT else None
+
+    def __repr__(self) -> str:
+        if self.type == INPUT:
+            size = len(self._sample.payload) if self._sample is not None else 0
+            return f"Event(type='INPUT', id={self.id!r}, value=<{size} bytes>, metadata={self.metadata!r})"
+        if self.type == ERROR:
+            return f"Event(type='ERROR', error={self.error!r})"
+        return f"Event(type={self.type!r}, id={self.id!r})"
+
+
+def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,
+              error: str | None = None, timestamp: int | None = None) -> Event:
+    """An event. An INPUT's value is an :class:`ArrowValue` with pyarrow installed (cheap: it
+    only wraps the sample), else its bytes, copied out of Zenoh when first read."""
+    event = Event(type=type, id=id)
+    if type == INPUT:
+        if wire.has_pyarrow():
+            dict.__setitem__(event, "value", ArrowValue(sample))
+    else:
+        dict.__setitem__(event, "value", None)
+    event._sample = sample
+    event._node = node
+    if error is not None:
+        event.error = error
+    if timestamp is not None:
+        event.timestamp = timestamp
+    return event

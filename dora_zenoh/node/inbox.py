@@ -1,0 +1,278 @@
+"""Where a node's thread waits for its next event: one Zenoh ring channel.
+
+Why not a Python queue fed by Zenoh callbacks? A callback makes Zenoh's receive
+thread take the GIL, and waking the node's thread then costs a second GIL hand-over:
+about 30 µs per message on each side here (two `perf_counter_ns` probes, callback
+entry to the node thread's wake-up). A Zenoh channel is filled in Rust without the
+GIL, and ``recv()`` waits with the GIL released, so a message wakes the node once.
+
+Zenoh's channels cannot be waited on together, so a node waits on one ring channel:
+the subscriber of its *primary* input (the first input with the default
+``drop_oldest`` policy). Everything else that must wake the node (its other inputs,
+timers, INPUT_CLOSED, STOP, a ``next(timeout)`` deadline) is queued in
+Python and announced by a *marker*: a DELETE sample with attachment ``@dz``, put on
+the primary input's key with ``allowed_destination=SESSION_LOCAL``, so that it only
+enters this session's ring, right behind the data that arrived before it. No other
+process ever sees a marker. A node with no such input waits on a ring of its own
+under the internal key space, which only ever carries markers.
+
+The ring is sized so that markers can never push out data the input's queue_size
+allows: there are never more markers outstanding than queued tokens. A flood of
+data can push markers out, so a queued token whose marker never shows up is served
+as soon as the ring is empty. When the node asks for an event, everything in the
+ring is drained into local order, and the primary input's data is trimmed to its
+``queue_size`` (oldest dropped) right then.
+
+Whenever the node's thread is about to block (or a ``timeout=0`` poll finds nothing),
+the inbox first calls ``before_wait`` (nothing, unless the node set it): the node uses
+it to push out what it just sent (see ``Node._flush``), and tells whether it sent
+anything since it last waited. If it did, and the node has a ``spin``, the thread polls
+the ring a little while before it blocks (see ``dora_zenoh.tuning.sched.Spin``).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import zenoh
+
+from dora_zenoh.wire.codec import SEQ_PREFIX
+
+if TYPE_CHECKING:
+    from dora_zenoh.node.inputs import InputQueue
+    from dora_zenoh.tuning.sched import Spin
+
+MARK = b"@dz"            # attachment of a marker: another source has a token queued
+MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed
+_LOCAL = zenoh.Locality.SESSION_LOCAL
+_DELETE = zenoh.SampleKind.DELETE
+_SAMPLE = zenoh.Sample
+_monotonic = time.monotonic
+
+
+class Inbox:
+    """The node thread's single wait point (see the module docstring).
+
+    ``get()`` returns either a ``zenoh.Sample`` of the primary input or a token that
+    ``put()`` queued (an ``InputQueue`` with an item, or any other object).
+    """
+
+    def __init__(self, session: zenoh.Session, key: str, ring_size: int, primary: InputQueue | None) -> None:
+        self._session = session
+        self._key = key
+        self._sub = session.declare_subscriber(key, zenoh.handlers.RingChannel(ring_size))
+        self._recv = self._sub.recv
+        self._try_recv = self._sub.try_recv
+        self._pending: deque = deque()   # tokens from put(), oldest first
+        self._local: deque = deque()     # drained from the ring, in arrival order
+        self._served_early = 0           # tokens served before their marker was read
+        self._arrived: list[bytes] = []  # attachments of the primary samples just drained
+        self.primary = primary
+        self._primary_ended = False      # the primary input's INPUT_CLOSED is queued
+        self._primary_size = primary.size if primary is not None else 1 << 62
+        self._closed = False
+        self._alarm = _Alarm(self._ring)
+        self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
+        self.spin: Spin | None = None
+
+    # -- any thread ------------------------------------------------------------------
+    def put(self, token: Any) -> None:
+        """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...)."""
+        self._pending.append(token)
+        self._ring(MARK)
+
+    def _ring(self, tag: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
+        except Exception:  # the session is closing: nobody is waiting any more
+            pass
+
+    # -- the node's thread -----------------------------------------------------------
+    def get(self, timeout: float | None = None) -> Any:
+        """The next sample or token, oldest first; raises ``queue.Empty`` after ``timeout`` s."""
+        local = self._local
+        if local:
+            return local.popleft()
+        deadline = None
+        if timeout is not None:
+            if timeout <= 0:
+                return self._get(None, blocking=False)
+            deadline = _monotonic() + timeout
+            self._alarm.arm(deadline)
+        if self._pending:
+            return self._get(deadline)
+        # The common case, kept short (it runs per message, on a just-woken thread): one
+        # message of the primary input from a dora-zenoh sender, and nothing else in the
+        # ring. Then the ring cannot have overflowed since we last emptied it, so no
+        # message was lost and its sequence number is the last one + 1: no need to parse
+        # it (that alone costs ~4 us on a cold CPU). Anything else takes the general path.
+        try:
+            sample = self._wait()
+            more = self._try_recv()
+        except zenoh.ZError as exc:  # the session was closed under us: no more events
+            raise queue.Empty from exc
+        if more is None:
+            primary = self.primary
+            if primary is not None and primary.last_seq is not None and not self._primary_ended:
+                att = sample.attachment
+                if att is not None and att.to_bytes()[:7] == SEQ_PREFIX:
+                    primary.arrived_next()
+                    return sample
+        self._take(sample)
+        if more is not None:
+            self._take(more)
+        return self._get(deadline, drained=True)
+
+    def _get(self, deadline: float | None, blocking: bool = True, drained: bool = False) -> Any:
+        """``get()`` in general: markers, queued tokens, floods to trim, deadlines.
+        ``drained``: the caller has just emptied the ring into local order."""
+        local = self._local
+        pending = self._pending
+        while True:
+            try:
+                if drained:
+                    drained = False
+                elif pending or not blocking:
+                    sample = self._try_recv()
+                    if sample is None:
+                        if pending:  # its marker is still on its way (or was pushed out of the ring)
+                            self._served_early += 1
+                            return self._token_out(pending.popleft())
+                        self.before_wait()
+                        raise queue.Empty
+                    self._take(sample)
+                else:
+                    self._take(self._wait())
+                while (sample := self._try_recv()) is not None:  # drain: see the module docstring
+                    self._take(sample)
+            except zenoh.ZError as exc:  # the session was closed under us: no more events
+                raise queue.Empty from exc
+            if local:
+                if self._arrived:
+                    self.primary.arrived_all(self._arrived)
+                    self._arrived = []
+                if len(local) > self._primary_size:
+                    self._trim()
+                    local = self._local
+                if self.primary is not None:
+                    self.primary.settle()
+                return local.popleft()
+            if deadline is not None and _monotonic() >= deadline:
+                raise queue.Empty
+
+    def _wait(self) -> Any:
+        """Block for the next ring item, after ``before_wait`` (and a spin, see the module docstring)."""
+        if self.before_wait() and self.spin is not None:
+            item = self.spin.poll(self._try_recv)
+            if item is not None:
+                return item
+        return self._recv()
+
+    def _take(self, sample: Any) -> None:
+        """File one ring item in arrival order: a primary sample, or the token of a marker.
+
+        The attachment tells both apart (one Zenoh getter on the hot path), and carries
+        the sequence number the primary input counts arrivals and drops by: the caller
+        hands those of a whole drained batch to ``arrived_all`` at once.
+        """
+        att = sample.attachment
+        raw = att.to_bytes() if att is not None else b""
+        if raw[:3] == MARK and sample.kind == _DELETE:
+            if raw == MARK:
+                if self._served_early:
+                    self._served_early -= 1  # this marker's token went out already
+                elif self._pending:
+                    self._local.append(self._token_out(self._pending.popleft()))
+            return  # an alarm: the caller looks at the clock
+        primary = self.primary
+        if primary is not None and not self._primary_ended:
+            self._arrived.append(raw)
+            self._local.append(sample)
+
+    def _token_out(self, token: Any) -> Any:
+        """A token leaves the queue in arrival order. The primary input's own token is its
+        end of stream: what the ring held before it is delivered, what comes after is not."""
+        if token is self.primary:
+            self._primary_ended = True
+        return token
+
+    def _trim(self) -> None:
+        """Drop the oldest primary samples beyond queue_size (the drop_oldest policy)."""
+        local = self._local
+        samples = sum(1 for item in local if item.__class__ is _SAMPLE)
+        excess = samples - self.primary.size
+        if excess <= 0:
+            return
+        self.primary.count_dropped(excess)
+        kept: deque = deque()
+        for item in local:
+            if excess and item.__class__ is _SAMPLE:
+                excess -= 1
+                continue
+            kept.append(item)
+        self._local = kept
+
+    def close(self) -> None:
+        """Stop the alarm thread (before the session closes)."""
+        self._closed = True
+        self._alarm.stop()
+
+
+def _nothing() -> bool:
+    """``before_wait`` of a node that has nothing to do before it waits (and never sends)."""
+    return False
+
+
+class _Alarm(threading.Thread):
+    """Wakes the node's thread when a ``next(timeout)`` deadline passes.
+
+    Arming costs the caller two attribute writes; the thread is only notified when a
+    deadline comes *earlier* than the one it sleeps towards, so a node calling
+    ``next(timeout=T)`` in a loop does not wake this thread per message.
+    """
+
+    def __init__(self, ring: Any) -> None:
+        super().__init__(name="dora-zenoh-alarm", daemon=True)
+        self._fire = ring
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sleeping_until = float("inf")
+        self._stopped = False
+        self._launched = False
+
+    def arm(self, deadline: float) -> None:
+        self._deadline = deadline
+        if not self._launched:
+            self._launched = True
+            self.start()
+        elif deadline < self._sleeping_until:
+            with self._cond:
+                self._cond.notify()
+
+    def run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                self._sleeping_until = float("inf")  # awake: arm() must notify (it waits for the lock)
+                deadline = self._deadline
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if self._deadline == deadline:
+                        self._deadline = None
+                    self._fire(MARK_ALARM)
+                    continue
+                self._sleeping_until = deadline
+                self._cond.wait(left)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()

@@ -1,0 +1,264 @@
+"""Per-input bounded queues, and the bookkeeping every input needs (counts, closing).
+
+A node's *primary* input (see :mod:`dora_zenoh.node.inbox`) is received straight from a
+Zenoh ring channel by the node's thread; its ``InputQueue`` only keeps the counts
+(``arrived``) and, once closed, the end-of-stream marker. Every other input is fed
+by a Zenoh callback (``Callback(indirect=False)``) into its own bounded deque, so a
+flooded input drops *its own* oldest messages (or, with ``queue_policy: block``,
+holds back *its own* sender) and never delays the others. Each queued item puts one
+token in the node's inbox, so ``next()`` serves inputs in arrival order.
+"""
+from __future__ import annotations
+
+import heapq
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from dora_zenoh.wire import codec as wire
+
+CLOSED = object()  # end-of-stream marker placed after an input's last message
+
+
+class InputQueue:
+    """One input's queue. ``put`` runs on Zenoh threads, ``take`` on the node's thread."""
+
+    __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
+                 "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
+                 "first_seq", "expect", "busy", "last_seq")
+
+    def __init__(self, input_id: str, size: int, block: bool, wake: Any,
+                 source_node: str | None = None, source_output: str | None = None,
+                 stdout: bool = False, timer_ns: int | None = None) -> None:
+        self.id = input_id
+        self.items: deque = deque()
+        self.size = max(1, size)
+        self.block = block
+        self.dropped = 0
+        self.closed = False
+        self.lock = threading.Lock()
+        self.not_full = threading.Condition(self.lock)
+        self.wake = wake
+        self.source_node = source_node
+        self.source_output = source_output
+        self.stdout = stdout
+        self.timer_ns = timer_ns
+        self._stopping = False
+        self.received = 0                 # messages that reached this queue (dropped ones too)
+        self.first_seq: int | None = None  # sender's sequence number of the first one we got
+        self.expect: int | None = None     # sender's final count, from its end-of-stream notice
+        self.busy = False                  # a sender is blocked in put() (queue_policy: block)
+        self.last_seq: int | None = None   # primary input: the last sequence number delivered
+
+    def put(self, item: Any) -> None:
+        """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
+        oldest or wait, as its policy says. This is the Zenoh callback: keep it lean."""
+        with self.lock:
+            if self.closed:
+                return
+            if self.first_seq is None and item.__class__ is not int:
+                self.first_seq = seq_of(item)  # where the sender's sequence starts for us
+            items = self.items
+            if len(items) >= self.size:
+                if not self.block:
+                    self._drop_oldest_for(item)
+                    return
+                self._wait_for_room()
+            items.append(item)
+            self.received += 1
+            self.wake.put(self)
+            if self.expect is not None:
+                self._close_if_complete()
+
+    def arrived(self, raw: bytes) -> None:
+        """A message of the primary input came out of the inbox's ring (``raw``: its
+        attachment): count it, and the messages the ring pushed out before it (the gap
+        in sequence numbers). The inbox stops calling it once this input's INPUT_CLOSED
+        has taken its place in the stream: it may have closed already, and the messages
+        that arrived before the close are still delivered."""
+        seq = wire.seq_in(raw)
+        if seq is not None:
+            last = self.last_seq
+            if last is None:
+                if self.first_seq is None:
+                    self.first_seq = seq
+                elif seq > self.first_seq:  # pushed out of the ring before we read any
+                    self.count_dropped(seq - self.first_seq)
+            elif seq > last + 1:
+                self.count_dropped(seq - last - 1)
+            self.last_seq = seq
+            self.received = seq + 1 - (self.first_seq or 0)
+        else:  # a plain Zenoh publisher: no sequence numbers
+            self.received += 1
+
+    def arrived_all(self, raws: list[bytes]) -> None:
+        """``arrived`` for a batch drained from the inbox's ring, oldest first.
+
+        The common case costs two parses, not one per message: when the first and the
+        last are numbered ``last_seq + 1`` and ``last_seq + n``, the n messages of one
+        sender's strictly rising sequence have no gap. Anything else is counted one by
+        one. (A gap that a plain Zenoh publisher's message in the middle exactly makes
+        up for goes unreported: it changes the drop warning, not what is delivered.)
+        """
+        n = len(raws)
+        last = self.last_seq
+        if last is not None and n > 1 and wire.seq_in(raws[0]) == last + 1:
+            seq = wire.seq_in(raws[-1])
+            if seq == last + n:
+                self.last_seq = seq
+                self.received = seq + 1 - (self.first_seq or 0)
+                return
+        for raw in raws:
+            self.arrived(raw)
+
+    def arrived_next(self) -> None:
+        """``arrived`` for a message known to be the next in its sender's sequence (see
+        ``Inbox.get``): no attachment to parse, no gap to count."""
+        self.last_seq += 1
+        self.received += 1
+        if self.expect is not None:
+            self.settle()
+
+    def settle(self) -> None:
+        """After a batch of ``arrived`` (and the drops of trimming it): close if the
+        sender's end-of-stream notice says this was all."""
+        if self.expect is not None:
+            with self.lock:
+                self._close_if_complete()
+
+    def _drop_oldest_for(self, item: Any) -> None:
+        self.items.popleft()
+        self.items.append(item)
+        self.received += 1
+        self.count_dropped(1)
+        if self.expect is not None:
+            self._close_if_complete()
+
+    def count_dropped(self, n: int) -> None:
+        """``n`` more messages of this input were dropped; the first drop is logged at once."""
+        self.dropped += n
+        if self.dropped == n:
+            _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+                  "messages; the total is reported when the input closes")
+
+    def _wait_for_room(self) -> None:
+        """``queue_policy: block``: hold the sender (a Zenoh thread) until the node takes one."""
+        self.busy = True
+        while len(self.items) >= self.size and not self._stopping:
+            self.not_full.wait(1.0)
+        self.busy = False
+
+    def finish(self, total: int) -> None:
+        """The sender announced it sent ``total`` messages: close once they are all here.
+
+        The notice can overtake data (it may travel another route, or data may wait
+        behind a blocked callback), so closing on it alone could lose messages.
+        """
+        with self.lock:
+            self.expect = total
+            self._close_if_complete()
+
+    def close_when_quiet(self, quiet: float = 0.05, patience: float = 2.0,
+                         ready: Callable[[], bool] | None = None, give_up: float | None = None,
+                         _seen: tuple[int, float] | None = None) -> None:
+        """The sender is gone without a notice (crash): close once nothing is in flight.
+
+        Waits until ``ready()`` (if given) holds, no sender is blocked on this queue and
+        nothing arrived for ``quiet`` seconds, or ``patience`` seconds when a notice
+        promised more than has arrived. After 10 s it closes whatever the state.
+        Re-checks on a timer thread, only while such a close is pending.
+        """
+        now = time.monotonic()
+        give_up = now + 10.0 if give_up is None else give_up
+        with self.lock:
+            if self.closed:
+                return
+            count, since = _seen if _seen is not None and _seen[0] == self.received else (self.received, now)
+            wanted = patience if self.expect is not None else quiet
+            settled = not self.busy and _seen is not None and now - since >= wanted - 1e-3
+            if (settled and (ready is None or ready())) or now >= give_up:
+                self._close_locked()
+                return
+        timer = threading.Timer(quiet, self.close_when_quiet, (quiet, patience, ready, give_up, (count, since)))
+        timer.daemon = True
+        timer.start()
+
+    def close(self) -> None:
+        """Close now (timers, shutdown)."""
+        with self.lock:
+            self._close_locked()
+
+    def _close_if_complete(self) -> None:
+        if self.expect is not None and self.received + (self.first_seq or 0) >= self.expect:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.items.append(CLOSED)
+        self.wake.put(self)
+        if self.dropped:
+            _warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+
+    def take(self) -> Any:
+        """The oldest queued item; only called after a wake token for this input."""
+        with self.lock:
+            item = self.items.popleft()
+            if self.block:
+                self.not_full.notify()
+        return item
+
+    def release(self) -> None:
+        """Let a sender blocked on this full input go (the node is shutting down)."""
+        with self.lock:
+            self._stopping = True
+            self.not_full.notify_all()
+
+
+class TimerThread(threading.Thread):
+    """Generates the ``dora/timer/...`` inputs of one node, drift-free, on one thread.
+
+    It sleeps on an Event until the next deadline, so an idle node costs nothing.
+    """
+
+    def __init__(self, timers: list[InputQueue]) -> None:
+        super().__init__(name="dora-zenoh-timers", daemon=True)
+        self._stop_event = threading.Event()
+        now = time.monotonic_ns()
+        self._heap = [(now + t.timer_ns, i, t) for i, t in enumerate(timers)]
+        heapq.heapify(self._heap)
+
+    def run(self) -> None:
+        heap = self._heap
+        while heap:
+            deadline, i, timer = heap[0]
+            delay = (deadline - time.monotonic_ns()) / 1e9
+            if delay > 0 and self._stop_event.wait(delay):
+                return
+            if timer.closed:
+                heapq.heappop(heap)
+                continue
+            timer.put(time.time_ns())
+            nxt = deadline + timer.timer_ns
+            now = time.monotonic_ns()
+            if nxt < now:  # we fell behind (suspended, overloaded): skip missed ticks
+                nxt = now + timer.timer_ns
+            heapq.heapreplace(heap, (nxt, i, timer))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def seq_of(sample: Any) -> int:
+    """The sequence number in a message's attachment (0 for a plain Zenoh publisher)."""
+    att = sample.attachment
+    seq = wire.seq_in(att.to_bytes()) if att is not None else None
+    return 0 if seq is None else seq
+
+
+def _warn(message: str) -> None:
+    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)

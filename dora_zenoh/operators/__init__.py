@@ -1,0 +1,1 @@
+"""The Python operator runtime: operators loaded into one node process, fed its events."""

@@ -1,0 +1,388 @@
+"""The long-running coordinator: many dataflows, supervised, operated over Zenoh.
+
+``dora-zenoh coordinator`` (or ``up``, which starts it in the background) hosts the
+Zenoh hub on the loopback endpoint and answers the CLI's commands on queryables
+under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out): no private socket, so anything
+that speaks Zenoh can operate it. Each dataflow is a :class:`DataflowRun`, exactly
+what ``dora-zenoh run`` uses, so restarts, logs and results behave the same; the
+coordinator only adds bookkeeping, log streaming (``dora/@dz/log/<dataflow>/<node>``)
+and process statistics. No user data passes through it.
+
+If the coordinator dies, even with SIGKILL, each dataflow's nodes see its
+``runner`` liveliness token vanish and stop, and each dataflow's reaper (whose
+stdin pipe was held by the coordinator) kills whatever is left; a new coordinator
+starts with nothing running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zenoh
+
+from dora_zenoh import __version__
+from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.supervision.run import DataflowRun, RunOptions, RunResult, sanitize_name
+from dora_zenoh.wire import keys, zconfig
+
+SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
+ENDED = ("succeeded", "failed", "stopped")
+
+
+class CommandError(Exception):
+    """A command the coordinator refuses; the message goes back to the user as is."""
+
+
+@dataclass
+class Entry:
+    """One dataflow the coordinator started, running or ended."""
+
+    run: DataflowRun
+    path: str
+    grace: float
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    status: str = "running"  # running | stopping | succeeded | failed | stopped
+    result: RunResult | None = None
+    summary: str = ""
+    stop_requested: bool = False
+    thread: threading.Thread | None = None
+    usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
+
+    @property
+    def id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def name(self) -> str:
+        return self.run.dataflow
+
+    @property
+    def active(self) -> bool:
+        return self.status not in ENDED
+
+
+class Coordinator:
+    """Serves the control plane until ``down`` (or SIGTERM/SIGINT)."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint or zconfig.default_endpoint()
+        self.entries: dict[str, Entry] = {}
+        self.lock = threading.RLock()
+        self.session: zenoh.Session | None = None
+        self.started = time.time()
+        self._shutdown = threading.Event()
+        self._down_started = False
+        self._pcache: dict[tuple[int, float], psutil.Process] = {}
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def serve(self) -> int:
+        """Open the hub, answer commands until told to go down; returns the exit code."""
+        if zconfig.tcp_port_in_use(self.endpoint):
+            from dora_zenoh.supervision.client import Client, ControlError
+
+            try:
+                with Client(self.endpoint, connect_timeout=2.0) as client:
+                    info = client.call("info", timeout=2.0)
+                print(f"[dora-zenoh] a coordinator is already running on {self.endpoint} (pid {info['pid']})",
+                      file=sys.stderr, flush=True)
+            except ControlError:
+                print(f"[dora-zenoh] error: {self.endpoint} is in use by another program (a `dora-zenoh run`?); "
+                      "pick another with --endpoint", file=sys.stderr, flush=True)
+            return 1
+        try:
+            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
+        except zenoh.ZError as exc:
+            print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
+            return 1
+        self._token = self.session.liveliness().declare_token(keys.coordinator_token())
+        self._queryable = self.session.declare_queryable(
+            keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._begin_down(None))
+        threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
+        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()})",
+              flush=True)
+        while not self._shutdown.wait(0.5):
+            pass
+        self.session.close()
+        self.session = None
+        print("[dora-zenoh] coordinator stopped", flush=True)
+        return 0
+
+    def _begin_down(self, grace: float | None) -> int:
+        """Stop every dataflow gracefully, then the coordinator (in the background)."""
+        with self.lock:
+            active = [e for e in self.entries.values() if e.active]
+            if self._down_started:
+                return len(active)
+            self._down_started = True
+        threading.Thread(target=self._down, args=(active, grace), daemon=True).start()
+        return len(active)
+
+    def _down(self, active: list[Entry], grace: float | None) -> None:
+        for entry in active:
+            self._stop_entry(entry, grace, False)
+        for entry in active:
+            if entry.thread is not None:
+                entry.thread.join((grace if grace is not None else entry.grace) + 30)
+        self._shutdown.set()
+
+    # -- queries ---------------------------------------------------------------------------------
+    def _on_query(self, query: zenoh.Query) -> None:
+        # Commands may take seconds (start, restart): never hold a Zenoh thread for that.
+        threading.Thread(target=self._answer, args=(query,), daemon=True).start()
+
+    def _answer(self, query: zenoh.Query) -> None:
+        verb = str(query.key_expr).rsplit("/", 1)[1]
+        try:
+            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
+            handler = getattr(self, f"cmd_{verb}", None)
+            if handler is None:
+                raise CommandError(f"unknown command '{verb}'")
+            reply: dict[str, Any] = {"ok": True, **handler(**args)}
+        except (CommandError, DoraZenohError) as exc:  # messages written for the user
+            reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # report, don't die: the coordinator outlives bad requests
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            query.reply(keys.ctl_key(verb), json.dumps(reply))
+        finally:
+            query.drop()  # the final reply: the asker stops waiting now
+
+    def _find(self, target: str, active_only: bool = False) -> Entry:
+        with self.lock:
+            entries = list(self.entries.values())
+        for entry in reversed(entries):  # newest first; running ones win over ended ones
+            if entry.id == target or (entry.name == target and entry.active):
+                return entry
+        if not active_only:
+            for entry in reversed(entries):
+                if entry.name == target:
+                    return entry
+        what = "running dataflow" if active_only else "dataflow"
+        raise CommandError(f"no {what} named '{target}' (or with that id); see `dora-zenoh list`")
+
+    # -- commands ------------------------------------------------------------------------------
+    def cmd_info(self) -> dict[str, Any]:
+        with self.lock:
+            running = sum(e.active for e in self.entries.values())
+        return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
+                "uptime": time.time() - self.started, "running": running}
+
+    def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
+                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
+        from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+
+        if self._down_started:
+            raise CommandError("the coordinator is going down")
+        try:
+            desc = load_descriptor(path)  # validated again: the file may have changed since `check`
+        except DescriptorError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc}") from None
+        wanted = sanitize_name(name or desc.name or desc.path.stem)
+        with self.lock:
+            if any(e.active and e.name == wanted for e in self.entries.values()):
+                raise CommandError(f"a dataflow named '{wanted}' is already running: stop it first, "
+                                   "or start this one with --name")
+            if self.session is not None and list(self.session.liveliness().get(
+                    keys.runner_token(desc.prefix, wanted), timeout=0.5)):
+                raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
+                                   "(a `dora-zenoh run`?): pick another name with --name")
+            opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+            run = DataflowRun(desc, opts)
+            entry = Entry(run, str(desc.path), grace)
+            opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
+            self.entries[entry.id] = entry  # reserves the name while it starts
+        try:
+            run.start()
+        except Exception as exc:
+            with self.lock:
+                self.entries.pop(entry.id, None)
+            raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
+        entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}",
+                                        daemon=True)
+        entry.thread.start()
+        print(f"[dora-zenoh] started dataflow '{entry.name}' ({entry.id}) from {entry.path}", flush=True)
+        return {"id": entry.id, "name": entry.name, "nodes": len(run.procs), "log_dir": str(run.log_dir),
+                "endpoint": run.node_endpoint}
+
+    def cmd_stop(self, target: str, grace: float | None = None, force: bool = False) -> dict[str, Any]:
+        entry = self._find(target, active_only=True)
+        self._stop_entry(entry, grace, force)
+        return {"id": entry.id, "name": entry.name, "grace": grace if grace is not None else entry.grace}
+
+    def cmd_restart(self, target: str, grace: float | None = None) -> dict[str, Any]:
+        entry = self._find(target)
+        if entry.active:
+            self._stop_entry(entry, grace, False)
+            assert entry.thread is not None
+            entry.thread.join((grace if grace is not None else entry.grace) + 30)
+            if entry.active:
+                raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
+        return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
+                              entry.run.options.cpu_latency_us)
+
+    def cmd_list(self, target: str | None = None) -> dict[str, Any]:
+        if target is None:
+            with self.lock:
+                entries = list(self.entries.values())
+            return {"dataflows": [self._row(e) for e in entries]}
+        entry = self._find(target)
+        row = self._row(entry)
+        sent = self._sent_counts(entry) if entry.active else {}
+        nodes = []
+        for state in entry.run.node_states():
+            cpu, rss = entry.usage.get(state["id"], (0.0, 0)) if state["pid"] else (0.0, 0)
+            counts = dict(entry.run.sent_before.get(state["id"], {}))
+            for out, n in sent.get(state["id"], {}).items():
+                counts[out] = counts.get(out, 0) + n
+            nodes.append({**state, "cpu": cpu, "rss": rss, "sent": counts})
+        row["nodes"] = nodes
+        row["log_dir"] = str(entry.run.log_dir)
+        return {"dataflow": row}
+
+    def cmd_logs(self, target: str, node: str, tail: int | None = None) -> dict[str, Any]:
+        entry = self._find(target)
+        if node not in {n.id for n in entry.run.desc.nodes}:
+            known = ", ".join(n.id for n in entry.run.desc.nodes)
+            raise CommandError(f"dataflow '{entry.name}' has no node '{node}' (nodes: {known})")
+        lines, count = entry.run.read_log(node, tail)
+        return {"id": entry.id, "name": entry.name, "lines": lines, "count": count, "active": entry.active,
+                "path": str(entry.run.log_dir / f"log_{node}.txt")}
+
+    def cmd_clean(self) -> dict[str, Any]:
+        with self.lock:
+            gone = [i for i, e in self.entries.items() if not e.active]
+            for i in gone:
+                del self.entries[i]
+        return {"removed": len(gone)}
+
+    def cmd_down(self, grace: float | None = None) -> dict[str, Any]:
+        return {"pid": os.getpid(), "stopping": self._begin_down(grace)}
+
+    # -- supervision -------------------------------------------------------------------------------
+    def _stop_entry(self, entry: Entry, grace: float | None, force: bool) -> None:
+        with self.lock:
+            if not entry.active:
+                return
+            entry.status = "stopping"
+            entry.stop_requested = True
+        if force:
+            threading.Thread(target=entry.run.kill, kwargs={"forced": True}, daemon=True).start()
+        else:
+            entry.run.stop(grace)
+
+    def _supervise(self, entry: Entry) -> None:
+        result = entry.run.wait()
+        with self.lock:
+            entry.result, entry.ended = result, time.time()
+            crashed = [n for n in result.nodes if n.status == "failed"]
+            killed = [n for n in result.nodes if n.status == "killed"]
+            if crashed or (killed and not entry.stop_requested):
+                entry.status, entry.summary = "failed", result.summary()
+            elif entry.stop_requested:
+                entry.status = "stopped"
+                entry.summary = f"dataflow '{entry.name}' stopped (logs: {result.log_dir})"
+                if killed:
+                    entry.summary += "".join(f"\nnode '{n.id}' {n.detail}" for n in killed)
+            else:
+                entry.status, entry.summary = "succeeded", result.summary()
+        print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+        if self.session is not None:
+            try:
+                self.session.put(keys.done_key(entry.name), json.dumps(
+                    {"id": entry.id, "name": entry.name, "status": entry.status, "summary": entry.summary}))
+            except zenoh.ZError:
+                pass
+
+    def _publish_line(self, entry: Entry, node: str, line: str, is_stderr: bool, shown: str | None) -> None:
+        """One log line for `start --attach` (which prints ``shown``, like `run`) and `logs -f`."""
+        session = self.session
+        if session is not None:
+            n = entry.run.line_counts.get(node, 0)
+            session.put(keys.log_key(entry.name, node), json.dumps(
+                {"id": entry.id, "n": n, "line": line, "shown": shown, "stderr": is_stderr}))
+
+    def _sent_counts(self, entry: Entry) -> dict[str, dict[str, int]]:
+        """Ask the entry's live nodes how many messages they sent per output (one query)."""
+        counts: dict[str, dict[str, int]] = {}
+        if self.session is None:
+            return counts
+        selector = keys.stats_key(entry.run.desc.prefix, entry.name, "*")
+        for reply in self.session.get(selector, timeout=1.0):
+            if reply.ok is None:
+                continue
+            try:
+                counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = json.loads(reply.ok.payload.to_bytes())
+            except ValueError:
+                continue
+        return counts
+
+    def _row(self, entry: Entry) -> dict[str, Any]:
+        end = entry.ended or time.time()
+        states = entry.run.node_states()
+        return {"id": entry.id, "name": entry.name, "status": entry.status, "path": entry.path,
+                "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
+                "running_nodes": sum(1 for s in states if s["pid"]),
+                "restarts": sum(s["restarts"] for s in states),
+                "cpu": round(sum(c for c, _ in entry.usage.values()), 1) if entry.active else 0.0,
+                "rss": sum(r for _, r in entry.usage.values()) if entry.active else 0,
+                "summary": entry.summary}
+
+    def _sampler(self) -> None:
+        """CPU% and RSS of every node's whole process tree, once per SAMPLE_PERIOD."""
+        while not self._shutdown.wait(SAMPLE_PERIOD):
+            seen: set[tuple[int, float]] = set()
+            with self.lock:
+                active = [e for e in self.entries.values() if e.active]
+            for entry in active:
+                usage = {}
+                for state in entry.run.node_states():
+                    if state["pid"]:
+                        usage[state["id"]] = self._tree_usage(state["pid"], state["create_time"], seen)
+                entry.usage = usage
+            for key in set(self._pcache) - seen:
+                del self._pcache[key]
+
+    def _tree_usage(self, pid: int, create_time: float, seen: set[tuple[int, float]]) -> tuple[float, int]:
+        cpu, rss = 0.0, 0
+        try:
+            root = self._process(pid, create_time)
+            if root is None:
+                return 0.0, 0
+            procs = [root] + root.children(recursive=True)
+        except psutil.Error:
+            return 0.0, 0
+        for p in procs:
+            try:
+                key = (p.pid, p.create_time())
+                cached = self._pcache.setdefault(key, p)
+                seen.add(key)
+                cpu += cached.cpu_percent(None)  # since the previous sample (0.0 the first time)
+                rss += cached.memory_info().rss
+            except psutil.Error:
+                continue
+        return round(cpu, 1), rss
+
+    def _process(self, pid: int, create_time: float | None) -> psutil.Process | None:
+        p = psutil.Process(pid)
+        if create_time is not None and abs(p.create_time() - create_time) > 0.01:
+            return None
+        return p
+
+
+def main(endpoint: str | None = None) -> int:
+    """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
+    return Coordinator(endpoint).serve()

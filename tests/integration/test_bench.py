@@ -1,0 +1,132 @@
+"""The benchmark script runs end to end and reports no lost message (no timing assertions)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+
+
+def run_bench(tmp_path: Path, *args: str, timeout: float = 180) -> tuple[dict, str]:
+    """Run bench.py with ``args`` to a successful end: its JSON report and what it printed."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), *args, "--json", str(out)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_bench_quick_latency_and_throughput(tmp_path: Path) -> None:
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "latency,throughput", timeout=280)
+
+    assert {"cpu", "cores", "python", "zenoh", "date"} <= set(report["machine"])
+    assert report["runtimes"] == {"dora-zenoh": "available"}
+    assert report["errors"] == []
+
+    latency = report["latency"]["summary"]
+    assert set(latency) == set(report["config"]["sizes"].split(","))
+    for per_runtime in latency.values():
+        figures = per_runtime["dora-zenoh"]
+        assert figures["runs"] == 1
+        assert 0 < figures["p50_us"] <= figures["p90_us"]
+        assert figures["cpu_us"] > 0  # the ping process's CPU per round trip
+    assert "CPU time of the ping process per round trip" in stdout
+    floor = report["latency"]["pipe_floor"]
+    assert len(floor["runs"]) == 1
+    for place in ("free", "one-cpu"):
+        assert 0 < floor["runs"][0][place]["one_way_p50_us"] <= floor["runs"][0][place]["one_way_p90_us"]
+        assert floor["summary"][place] == floor["runs"][0][place]["one_way_p50_us"]
+    assert "machine floor (scripts/pipe_floor.py" in stdout
+    assert set(report["machine"]["idle"]) == {"cpuidle_driver", "cpuidle_governor", "guest_halt_poll_ns",
+                                              "cpu_latency_limit_us"}
+    assert "idle CPUs: cpuidle " in stdout
+
+    throughput = report["throughput"]["summary"]
+    assert set(throughput) == set(report["config"]["flood"].split(","))
+    for spec, per_runtime in throughput.items():
+        figures = per_runtime["dora-zenoh"]
+        assert figures["lost"] == 0, f"{spec}: {figures}"
+        assert figures["runs"] == 1 and figures["failed"] == 0
+        assert figures["msgs_per_s"] > 0
+        run = report["throughput"]["runs"][spec]["dora-zenoh"][0]
+        assert run["received"] == run["sent"] == run["acknowledged"]
+        assert run["wrong_size"] == 0
+
+
+@pytest.mark.timeout(200)
+def test_bench_busy_case_measures_every_message(tmp_path: Path) -> None:
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "busy", "--busy-count", "15", "--busy-ms", "2",
+                               "--busy-period-ms", "10")
+    assert report["errors"] == []
+    run = report["busy"]["runs"]["dora-zenoh"][0]
+    assert run["messages"] == 15
+    assert 0 < run["p50_us"] <= run["p90_us"] <= run["p99_us"] <= run["max_us"]
+    assert report["busy"]["summary"]["dora-zenoh"] == {**{k: run[k] for k in ("p50_us", "p90_us", "p99_us",
+                                                                              "max_us")}, "runs": 1}
+    assert "send, then compute 2 ms (every 10 ms)" in stdout
+
+
+@pytest.mark.timeout(200)
+def test_bench_pipeline_case_delivers_every_message_and_reports_each_nodes_cpu(tmp_path: Path) -> None:
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "pipeline", "--pipeline-stages", "2",
+                               "--pipeline-period-ms", "2")
+    assert report["errors"] == []
+    run = report["pipeline"]["runs"]["dora-zenoh"][0]
+    assert run["messages"] == report["config"]["pipeline_count"] and run["lost"] == 0
+    assert 0 < run["p50_us"] <= run["p90_us"] <= run["p99_us"] <= run["max_us"]
+    assert set(run["cpu"]) == {"source", "stage1", "stage2", "sink"}
+    for node in run["cpu"].values():
+        assert node["cpu_s"] > 0 and node["wall_s"] > 0
+    assert run["messages"] == run["cpu"]["stage1"]["messages"] == run["cpu"]["source"]["messages"]
+    assert run["cpu_us_per_msg"] > 0 and run["stage_cpu_pct"] > 0
+    assert "pipeline: source every 2 ms -> 2 forwarding stages -> sink" in stdout
+
+
+@pytest.mark.timeout(200)
+def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "latency", "--sizes", "8", "--cpus", "0")
+    assert report["machine"]["cpus"] == [0]
+    assert report["errors"] == []
+    assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
+    if report["machine"]["cores"] > 1:
+        assert "pinned to CPU 0" in stdout
+
+
+@pytest.mark.timeout(200)
+def test_bench_places_ping_and_pong_on_the_cpus_given(tmp_path: Path) -> None:
+    ping, pong = max(os.sched_getaffinity(0)), min(os.sched_getaffinity(0))
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "latency", "--sizes", "8",
+                               "--latency-cpus", f"{ping},{pong}")
+    assert report["config"]["latency_cpus"] == [ping, pong]
+    assert report["errors"] == []
+    assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
+    assert f"ping on CPU {ping}, pong on CPU {pong}" in stdout
+
+
+@pytest.mark.parametrize("spec, message", [("0", "give two CPUs"), ("0,x", "give two CPUs"),
+                                           ("0,99999", "may run on CPUs")])
+def test_bench_rejects_latency_cpus_it_cannot_use(spec: str, message: str) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--latency-cpus", spec], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_rejects_a_cpu_list_it_cannot_use() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--cpus", "0-99999"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "may run on CPUs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_rejects_a_cpu_latency_request_it_cannot_make() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH), "--cpu-latency-us", "-1"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "--cpu-latency-us must be 0 or more microseconds" in proc.stderr and "Traceback" not in proc.stderr

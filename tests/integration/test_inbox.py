@@ -1,0 +1,462 @@
+"""The node's wait point (dora_zenoh.node.inbox): one Zenoh ring channel for the primary input,
+markers for everything else. Real processes, real Zenoh on loopback."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import zenoh
+
+from dora_zenoh.wire import zconfig
+
+SENDER = """
+    import os, time
+    from dora import Node
+    node = Node()
+    if os.environ.get("WAIT_FOR_GO"):  # until the test's plain subscriber is in place
+        deadline = time.monotonic() + 30
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # and known to this session
+    for i in range(300):
+        node.send_output("data", str(i).encode())
+        if i % 50 == 0:
+            node.send_output("side", b"s%d" % i)
+    node.send_output("done", b"")
+"""
+
+QUIET = """
+    import os, time
+    from dora import Node
+    node = Node()
+    time.sleep(float(os.environ.get("QUIET_FOR", "60")))  # a source that never sends
+"""
+
+RECEIVER = """
+    import json, os, time
+    from dora import Node
+    node = Node()
+    time.sleep(0.5)  # everything queues up before the first next()
+    seen = []
+    for event in node:
+        if event["type"] == "INPUT":
+            seen.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+            if event["id"] == "done":
+                break
+    json.dump(seen, open(os.environ["OUT"], "w"))
+"""
+
+
+def let_senders_go(session: zenoh.Session, flow) -> None:
+    """Once the test's subscriptions have reached the nodes, tell senders that wait for it
+    (a `go` file) to start."""
+    assert zconfig.wait_for_peers(session, 20)
+    time.sleep(0.5)
+    (flow.folder / "go").write_text("")
+
+
+def test_order_across_inputs_is_arrival_order(flow):
+    """Whichever input is the primary one, a node sees one sender's messages in the order
+    they were sent: the `done` it sends last never overtakes its data."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data, side, done]
+          - id: data_first
+            path: receiver.py
+            env: {OUT: data_first.json}
+            inputs:
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+              done: sender/done
+              tick: dora/timer/millis/7
+          - id: done_first
+            path: receiver.py
+            env: {OUT: done_first.json}
+            inputs:
+              done: sender/done
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("receiver.py", RECEIVER)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    expected = []
+    for i in range(300):
+        expected.append(["data", str(i)])
+        if i % 50 == 0:
+            expected.append(["side", f"s{i}"])
+    expected.append(["done", ""])
+    for name in ("data_first", "done_first"):
+        seen = flow.result(f"{name}.json")
+        data = [e for e in seen if e[0] != "tick"]
+        assert data == expected, name
+
+
+def test_wakeups_never_reach_other_processes(flow):
+    """Markers (timers, other inputs, STOP) are session-local: a plain Zenoh subscriber on
+    `dora/**` sees only the nodes' own messages, all with their attachment."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            env: {WAIT_FOR_GO: "1"}
+            outputs: [data, side, done]
+          - id: receiver
+            path: receiver.py
+            env: {OUT: result.json}
+            inputs:
+              data: {source: sender/data, queue_size: 1000}
+              side: sender/side
+              done: sender/done
+              tick: dora/timer/millis/5
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("receiver.py", RECEIVER)
+    proc = flow.start()
+    kinds, atts = set(), []
+    try:
+        with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
+            sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(10000))
+            let_senders_go(session, flow)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                sample = sub.try_recv()
+                if sample is None:
+                    time.sleep(0.01)
+                    continue
+                kinds.add(str(sample.kind))
+                atts.append(sample.attachment.to_bytes() if sample.attachment is not None else None)
+    finally:
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert len(atts) >= 100, (out, err)  # it listened while the nodes ran (all 307, unless under load)  # everything the sender sent: data, side, done
+    assert kinds == {str(zenoh.SampleKind.PUT)}
+    assert all(a is not None and a.startswith(b'{"seq":') for a in atts)
+
+
+def test_next_timeout_returns_none_then_the_message(flow):
+    """``next(timeout)`` returns None when nothing came, as often as asked, also when a
+    shorter timeout follows a longer one, and the message once it comes."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: late
+            path: late.py
+            outputs: [data]
+          - id: waiter
+            path: waiter.py
+            inputs:
+              data: late/data
+    """)
+    flow.write("late.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(2.0)
+        node.send_output("data", b"finally")
+    """)
+    flow.write("waiter.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        nones, waited = 0, []
+        for timeout in (0.3, 0.05, 0.0, 0.1):
+            t0 = time.monotonic()
+            assert node.next(timeout=timeout) is None
+            waited.append([timeout, time.monotonic() - t0])
+            nones += 1
+        while True:
+            event = node.next(timeout=0.1)
+            if event is None:
+                nones += 1
+                continue
+            break
+        json.dump({"nones": nones, "waited": waited, "type": event["type"],
+                   "value": bytes(event["value"].to_numpy()).decode()}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["type"] == "INPUT" and out["value"] == "finally"
+    assert out["nones"] > 4
+    assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
+
+
+def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
+    """A node run by hand and blocked in Zenoh's recv() still stops on Ctrl-C (zenoh-python
+    looks at Python's signals while it waits)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            outputs: [data]
+          - id: viewer
+            path: dynamic
+            inputs:
+              data: quiet/data
+    """)
+    flow.write("quiet.py", QUIET)
+    flow.write("viewer.py", """
+        import sys
+        from dora_zenoh import Node
+        node = Node("viewer", dataflow=sys.argv[1], endpoint=sys.argv[2])
+        print("waiting", flush=True)
+        for event in node:
+            pass
+    """)
+    proc = flow.start("--stop-after", "60s")
+    viewer = None
+    try:
+        time.sleep(1.0)
+        viewer = subprocess.Popen([sys.executable, "viewer.py", flow.name, flow.endpoint], cwd=flow.folder,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert viewer.stdout is not None
+        assert viewer.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)  # it is inside recv() now
+        viewer.send_signal(signal.SIGINT)
+        _, err = viewer.communicate(timeout=20)
+        assert "KeyboardInterrupt" in err
+    finally:
+        if viewer is not None and viewer.poll() is None:
+            viewer.kill()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+
+
+def test_close_from_another_thread_ends_a_waiting_loop(flow):
+    """``node.close()`` on another thread (a watchdog, a GUI) ends ``for event in node``."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            env: {QUIET_FOR: "3"}
+            outputs: [data]
+          - id: watched
+            path: watched.py
+            inputs:
+              data: quiet/data
+    """)
+    flow.write("quiet.py", QUIET)
+    flow.write("watched.py", """
+        import json, threading
+        from dora import Node
+        node = Node()
+        threading.Timer(0.5, node.close).start()
+        events = [event["type"] for event in node]
+        json.dump(events, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == []
+
+
+def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
+    """``queue_size: 1`` means "only the newest": a node that wakes up late gets exactly the last
+    message, even with a fast timer filling the ring with wake-up markers meanwhile."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: camera
+            path: camera.py
+            outputs: [frame]
+          - id: detector
+            path: detector.py
+            inputs:
+              frame: {source: camera/frame, queue_size: 1}
+              tick: dora/timer/millis/2
+    """)
+    flow.write("camera.py", """
+        from dora import Node
+        node = Node()
+        for i in range(100):
+            node.send_output("frame", str(i).encode())
+        open("sent", "w").close()
+    """)
+    flow.write("detector.py", """
+        import json, os, time
+        from dora import Node
+        node = Node()
+        deadline = time.monotonic() + 30
+        while not os.path.exists("sent") and time.monotonic() < deadline:
+            time.sleep(0.01)  # busy: all 100 frames, and ticks, arrive meanwhile
+        time.sleep(0.5)
+        frames, ticks = [], 0
+        for event in node:
+            if event["type"] == "INPUT" and event["id"] == "frame":
+                frames.append(bytes(event["value"].to_numpy()).decode())
+            elif event["type"] == "INPUT":
+                ticks += 1
+            elif event["type"] == "INPUT_CLOSED" and event["id"] == "frame":
+                break
+        json.dump({"frames": frames, "ticks": ticks}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["frames"] == ["99"]
+    assert out["ticks"] >= 1
+    assert "input 'frame' dropped 99 message(s) in all" in res.stderr
+
+
+def test_messages_queued_before_a_close_are_still_delivered(flow):
+    """An input may close while its node is busy (here: its sender is gone and the node
+    has not read anything for seconds). What arrived before the close still comes first."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: brief
+            path: brief.py
+            outputs: [data]
+          - id: busy
+            path: busy.py
+            inputs:
+              data: brief/data
+    """)
+    flow.write("brief.py", """
+        from dora import Node
+        node = Node()
+        for i in range(3):
+            node.send_output("data", str(i).encode())
+    """)
+    flow.write("busy.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        time.sleep(3.0)  # the input closes meanwhile (its sender exited 2 s ago)
+        events = [[e["type"], e["id"]] for e in node]
+        json.dump(events, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == [["INPUT", "data"]] * 3 + [["INPUT_CLOSED", "data"], ["STOP", None]]
+
+
+def test_drops_are_counted_exactly_between_lock_step_phases(flow):
+    """The inbox's short path (one message in the ring: counted without parsing its sequence
+    number) and its general path (a burst that overflows the ring and is trimmed) take turns;
+    the drop count stays exact and the input still closes after the sender's last message."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            inputs:
+              ack: receiver/ack
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: {source: sender/data, queue_size: 5}
+            outputs: [ack]
+    """)
+    flow.write("sender.py", """
+        from dora import Node
+        node = Node()
+        def lock_step(numbers):
+            for i in numbers:
+                node.send_output("data", str(i).encode())
+                event = node.next(timeout=30)
+                assert event is not None and event["id"] == "ack", event
+        lock_step(range(0, 50))
+        for i in range(50, 250):  # the receiver sleeps through this burst
+            node.send_output("data", str(i).encode())
+        open("burst-sent", "w").close()
+        event = node.next(timeout=30)  # the ack of 249: the burst is through
+        assert event is not None and event["id"] == "ack", event
+        lock_step(range(250, 300))
+    """)
+    flow.write("receiver.py", """
+        import json, os, time
+        from dora import Node
+        node = Node()
+        got = []
+        for event in node:
+            if event["type"] != "INPUT":
+                if event["type"] == "INPUT_CLOSED":
+                    break
+                continue
+            n = int(bytes(event["value"].to_numpy()).decode())
+            got.append(n)
+            if n < 50 or n >= 249:  # 249, the burst's last, is kept: drop_oldest keeps the newest
+                node.send_output("ack", b"")
+            if n == 49:  # sleep through the burst that this ack lets go
+                deadline = time.monotonic() + 30
+                while not os.path.exists("burst-sent") and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.3)
+        json.dump(got, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    got = flow.result()
+    assert got[:50] == list(range(50)) and got[-51:] == list(range(249, 300)), got
+    assert got == sorted(got) and len(got) < 300
+    assert f"input 'data' dropped {300 - len(got)} message(s) in all" in res.stderr
+
+
+def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(flow):
+    """A node that sent several messages and then waits sends one empty express message on
+    its flush key (so that Zenoh sends the burst's batch now); one message alone does not.
+    The flush key is internal: `dora/**` does not show it."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: bursty
+            path: sender.py
+            env: {SEND: "a,b,a"}
+            outputs: [a, b]
+          - id: single
+            path: sender.py
+            env: {SEND: "a"}
+            outputs: [a]
+          - id: reader
+            path: reader.py
+            inputs: {a: bursty/a, b: bursty/b, s: single/a}
+    """)
+    flow.write("sender.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        deadline = time.monotonic() + 30
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the test's subscription is known to this session too
+        for i, output in enumerate(os.environ["SEND"].split(",")):
+            node.send_output(output, b"%d" % i)
+        assert node.next(timeout=1.0) is None  # blocks: a burst is flushed right before
+        assert node.next(timeout=0.2) is None  # nothing new sent: no second flush
+    """)
+    flow.write("reader.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = []
+        for event in node:
+            if event["type"] == "INPUT":
+                got.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+        json.dump(got, open("result.json", "w"))
+    """)
+    proc = flow.start()
+    flushes, user_keys = [], []
+    try:
+        with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
+            flush_sub = session.declare_subscriber(f"dora/@dz/flush/{flow.name}/*",
+                                                   zenoh.handlers.FifoChannel(100))
+            data_sub = session.declare_subscriber("dora/**", zenoh.handlers.FifoChannel(100))
+            let_senders_go(session, flow)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            flushes = [str(s.key_expr).rsplit("/", 1)[1] for s in iter(flush_sub.try_recv, None)]
+            user_keys = [str(s.key_expr) for s in iter(data_sub.try_recv, None)]
+    finally:
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert flushes == ["bursty"], (flushes, err)
+    assert sorted(user_keys) == sorted(f"dora/{flow.name}/{k}" for k in ("bursty/a", "bursty/b", "bursty/a",
+                                                                          "single/a"))
+    got = flow.result()
+    assert [g for g in got if g[0] != "s"] == [["a", "0"], ["b", "1"], ["a", "2"]] and ["s", "0"] in got
