@@ -11,13 +11,13 @@ token in the node's inbox, so ``next()`` serves inputs in arrival order.
 from __future__ import annotations
 
 import heapq
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from dora_zenoh.console import warn
 from dora_zenoh.wire import codec as wire
 
 CLOSED = object()  # end-of-stream marker placed after an input's last message
@@ -141,7 +141,7 @@ class InputQueue:
         """``n`` more messages of this input were dropped; the first drop is logged at once."""
         self.dropped += n
         if self.dropped == n:
-            _warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+            warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
                   "messages; the total is reported when the input closes")
 
     def _wait_for_room(self) -> None:
@@ -202,7 +202,7 @@ class InputQueue:
         self.items.append(CLOSED)
         self.wake.put(self)
         if self.dropped:
-            _warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+            warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 
     def take(self) -> Any:
         """The oldest queued item; only called after a wake token for this input."""
@@ -259,6 +259,3 @@ def seq_of(sample: Any) -> int:
     seq = wire.seq_in(att.to_bytes()) if att is not None else None
     return 0 if seq is None else seq
 
-
-def _warn(message: str) -> None:
-    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import zenoh
 
+from dora_zenoh.console import warn
 from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
 from dora_zenoh.node.arrow import ArrowValue
 from dora_zenoh.node.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event, new_event
@@ -225,7 +226,7 @@ class Node:
                     break
                 self._state.wait(left)
         if missing and not self._stopped:
-            _warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
+            warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
                   "to subscribe; messages sent before they start are lost")
             return
         # A reader's token can reach us (as history, through the hub) before its
@@ -528,9 +529,6 @@ def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | 
     return found[0]
 
 
-def _warn(message: str) -> None:
-    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)
-
 
 def _setting(read: Callable[[], _T]) -> _T | None:
     """A setting from the environment; None, after a warning that names the fix, when it is
@@ -538,7 +536,7 @@ def _setting(read: Callable[[], _T]) -> _T | None:
     try:
         return read()
     except ValueError as exc:
-        _warn(str(exc))
+        warn(str(exc))
         return None
 
 

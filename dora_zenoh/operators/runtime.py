@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dora_zenoh.console import note
 from dora_zenoh.errors import UndeclaredOutputError
 from dora_zenoh.node.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.node.inputs import InputQueue
@@ -251,7 +252,7 @@ class Runtime:
         elif code == STOP_ALL:
             self._retire(op)
             if self._stop_token is None and self.node is not None:
-                _log(f"node '{self.node_id}': {op.label} returned STOP_ALL: stopping the dataflow")
+                note(f"node '{self.node_id}': {op.label} returned STOP_ALL: stopping the dataflow")
                 self._stop_token = self.node.request_dataflow_stop()
 
     def _sender(self, op: PythonOperator) -> Any:
@@ -273,12 +274,12 @@ class Runtime:
         try:
             self.node.send_output(f"{op.id}/{op.send_stdout_as}", line)
         except Exception as exc:  # never let a log line take the operator down
-            _log(f"node '{self.node_id}': {op.label}: could not publish a stdout line: {exc}")
+            note(f"node '{self.node_id}': {op.label}: could not publish a stdout line: {exc}")
 
     def _fail(self, op: PythonOperator, why: str, exc: BaseException | None = None, retire: bool = True) -> None:
         """Stop ``op`` because of an error, logged under its id; the run will fail naming it."""
         op.failure = why
-        _log(f"node '{self.node_id}': {op.label} {why}; the operator is stopped")
+        note(f"node '{self.node_id}': {op.label} {why}; the operator is stopped")
         if exc is not None:
             lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
             for line in "".join(lines).rstrip("\n").split("\n"):
@@ -313,29 +314,26 @@ class Runtime:
                     try:
                         op.reload()
                     except Exception as exc:
-                        _log(f"node '{self.node_id}': {op.label}: reload failed, the old code keeps running: "
+                        note(f"node '{self.node_id}': {op.label}: reload failed, the old code keeps running: "
                              f"{describe_exception(exc)}")
                         for line in traceback.format_exception_only(type(exc), exc):
                             print(f"[{op.id}] {line.rstrip()}", file=sys.stderr, flush=True)
                         continue
-                _log(f"node '{self.node_id}': {op.label} reloaded (state kept)")
+                note(f"node '{self.node_id}': {op.label} reloaded (state kept)")
 
     # -- result ------------------------------------------------------------------------
     def _report(self) -> int:
         failed = [op for op in self.ops if op.failure]
         for op in failed:
-            _log(f"node '{self.node_id}': {op.label} failed: {op.failure}")
+            note(f"node '{self.node_id}': {op.label} failed: {op.failure}")
         return 1 if failed else 0
 
-
-def _log(message: str) -> None:
-    print(f"[dora-zenoh] {message}", file=sys.stderr, flush=True)
 
 
 def main() -> int:
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
-        _log("the operator runtime is started by `dora-zenoh run` for nodes with `operator:` or "
+        note("the operator runtime is started by `dora-zenoh run` for nodes with `operator:` or "
              "`operators:`; it cannot run on its own")
         return 2
     return Runtime(json.loads(raw), hot_reload=os.environ.get(HOT_RELOAD_ENV) == "1").run()
