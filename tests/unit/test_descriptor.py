@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dora_zenoh.descriptor.load import (
+from dora_zenoh.descriptor import (
     Descriptor,
     DescriptorError,
     OperatorSpec,
