@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from dora_zenoh.descriptor.context import Context, NodeInfo
-from dora_zenoh.descriptor.model import (  # noqa: F401 (OperatorSpec, ResolvedInput: see below)
+from dora_zenoh.descriptor.model import (
     Descriptor,
     OperatorSpec,
     Problem,
