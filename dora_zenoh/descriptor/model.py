@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Descriptor", "OperatorSpec", "Problem", "ResolvedInput", "ResolvedNode"]
+__all__ = ["Descriptor", "NodeKind", "OperatorSpec", "Problem", "ResolvedInput", "ResolvedNode"]
+
+#: How a node is started (see :class:`ResolvedNode`).
+NodeKind = Literal["python", "exec", "shell", "dynamic", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class ResolvedNode:
     """
 
     id: str
-    kind: Literal["python", "exec", "shell", "dynamic", "runtime"]
+    kind: NodeKind
     command: list[str] | None
     env: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, ResolvedInput] = field(default_factory=dict)

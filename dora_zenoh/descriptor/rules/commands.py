@@ -13,11 +13,13 @@ import sys
 
 from dora_zenoh.descriptor import host
 from dora_zenoh.descriptor.context import Context, DataPath, NodeInfo
+from dora_zenoh.descriptor.model import NodeKind
 
 _NODE_KINDS = ("path", "custom", "operator", "operators")
 _PYTHON_RE = re.compile(r"^python(\d+(\.\d+)?)?$")
 
-Command = tuple[str | None, list[str] | None]
+#: (kind, command line) of a node; (None, None) after a problem.
+Command = tuple[NodeKind | None, list[str] | None]
 
 
 def check_kind(ctx: Context, node: NodeInfo) -> list[str]:

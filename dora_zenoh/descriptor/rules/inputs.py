@@ -102,6 +102,7 @@ def resolve_input(
             return None
         return ResolvedInput(input_id, source, source_id, output, **common)
 
+    target_op: OperatorInfo | None
     if len(rest) == 1:
         if len(target.operators) != 1:
             if target.operator(rest[0]) is not None:

@@ -41,7 +41,7 @@ def validate(
         errors = exc.errors()
     for err in errors:
         _report(ctx, schema, data, at, node, err)
-    broken = {err["loc"][0] for err in errors if err["loc"]}
+    broken: set[Hashable] = {err["loc"][0] for err in errors if err["loc"]}
     if not isinstance(data, dict) or not broken:
         return None, broken
     try:
