@@ -17,8 +17,8 @@ _LAZY = {
     "DoraZenohError": "dora_zenoh.errors",
     "NodeConfigError": "dora_zenoh.errors",
     "UndeclaredOutputError": "dora_zenoh.errors",
-    "DescriptorError": "dora_zenoh.descriptor.load",
-    "load_descriptor": "dora_zenoh.descriptor.load",
+    "DescriptorError": "dora_zenoh.errors",
+    "load_descriptor": "dora_zenoh.descriptor",
 }
 
 __all__ = [
@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
-    from dora_zenoh.errors import DoraZenohError, NodeConfigError, UndeclaredOutputError
+    from dora_zenoh.descriptor import load_descriptor
+    from dora_zenoh.errors import DescriptorError, DoraZenohError, NodeConfigError, UndeclaredOutputError
     from dora_zenoh.node.events import Event
     from dora_zenoh.node.node import Node
     from dora_zenoh.operators.status import DoraStatus

@@ -1,9 +1,29 @@
 """Named exceptions. Every message is written for the person who has to fix the problem."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class DoraZenohError(Exception):
     """Base class of every error dora-zenoh raises on purpose."""
+
+
+class DescriptorError(DoraZenohError):
+    """The dataflow file is not usable. ``problems`` lists everything that is wrong with it.
+
+    The items are :class:`dora_zenoh.descriptor.model.Problem` (typed loosely here: this base
+    module imports nothing of the package).
+    """
+
+    def __init__(self, problems: list[Any], file: str | None = None) -> None:
+        self.problems = list(problems)
+        self.file = file if file is not None else (self.problems[0].file if self.problems else "dataflow")
+        super().__init__(self.problems, self.file)  # keeps the exception picklable
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        summary = f"{count} problem{'s' if count != 1 else ''} found in {self.file}"
+        return "\n".join([*(str(p) for p in self.problems), summary])
 
 
 class NodeConfigError(DoraZenohError):

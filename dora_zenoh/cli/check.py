@@ -13,7 +13,7 @@ from dora_zenoh.cli.options import CONTEXT
 @click.argument("file", type=click.Path(path_type=Path))
 def check(file: Path) -> None:
     """Validate a dataflow YAML and report every problem at once."""
-    from dora_zenoh.descriptor.load import DescriptorError, check_file
+    from dora_zenoh.descriptor import DescriptorError, check_file
 
     problems = check_file(file)
     if problems:

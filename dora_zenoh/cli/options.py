@@ -35,7 +35,7 @@ cpu_latency_option = click.option(
 
 def load_or_exit(path: Path) -> Any:
     """The validated descriptor, or every problem printed and exit 1."""
-    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+    from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
     try:
         return load_descriptor(path)

@@ -180,7 +180,7 @@ class Coordinator:
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
-        from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
             raise CommandError("the coordinator is going down")

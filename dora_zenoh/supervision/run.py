@@ -27,7 +27,7 @@ from typing import IO, Any
 import psutil
 import zenoh
 
-from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
+from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import LogDirError
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.tuning.affinity import inherited_by_children

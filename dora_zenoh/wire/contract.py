@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dora_zenoh.wire import keys
 
 if TYPE_CHECKING:
-    from dora_zenoh.descriptor.load import Descriptor, OperatorSpec, ResolvedInput, ResolvedNode
+    from dora_zenoh.descriptor import Descriptor, OperatorSpec, ResolvedInput, ResolvedNode
 
 
 def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
