@@ -50,7 +50,12 @@ def up(endpoint: str | None, log_file: Path | None) -> None:
         raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
                        "pick another with --endpoint")
     log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
-    with open(log_file, "ab") as log:
+    try:
+        log = open(log_file, "ab")  # noqa: SIM115 (closed below, once the child holds it)
+    except OSError as exc:
+        raise CliError(f"cannot write the coordinator's log {log_file} ({exc.strerror}); "
+                       "pass --log-file with a file you can write") from None
+    with log:
         proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)

@@ -33,8 +33,7 @@ from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
 from dora_zenoh.wire import keys, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
-# Names that moved out of this module and are still imported from it.
-__all__ = ["DataflowRun", "NodeResult", "RunOptions", "RunResult", "sanitize_name"]
+__all__ = ["DataflowRun", "RunOptions"]
 
 
 @dataclass

@@ -134,6 +134,17 @@ def test_run_without_a_writable_log_dir_is_an_error_not_a_traceback(tmp_path):
     assert "Traceback" not in res.output
 
 
+def test_up_with_an_unwritable_log_file_says_so_and_starts_nothing(tmp_path):
+    from dora_zenoh.wire import zconfig
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    res = invoke("up", "--endpoint", zconfig.free_tcp_endpoint(), "--log-file", str(blocker / "c.log"))
+    assert res.exit_code == 1, res.output
+    assert res.stderr == (f"error: cannot write the coordinator's log {blocker / 'c.log'} (Not a directory); "
+                          "pass --log-file with a file you can write\n")
+
+
 def _group_raising(exc: Exception) -> click.Group:
     group = _Main("main")
 
