@@ -6,6 +6,10 @@ gossip, nodes talk to each other directly. It only spawns processes (with
 ``subprocess``, never ``fork``: this process has a Zenoh session open), watches
 them, and announces facts to the nodes through liveliness tokens: "I supervise
 this dataflow", "node n has exited", "stop".
+
+This module is the run loop (start, supervise, stop, kill) and those liveliness facts;
+starting one process is :mod:`.spawn`, log files and pumps :mod:`.logs`, the restart
+policy :mod:`.restart`, how nodes and runs end :mod:`.results`, names and dirs :mod:`.paths`.
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +26,7 @@ from typing import IO, Any
 import zenoh
 
 from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
-from dora_zenoh.supervision.logs import NodeLogs, pump
+from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
@@ -50,7 +53,7 @@ class RunOptions:
     # Called with (node id, line, is_stderr, display) for every line written to a node's log,
     # under the log lock (so a reader of the log file and a follower of this hook agree);
     # ``display`` is what `run` prints for it, or None for a line `run` only logs.
-    on_line: Callable[[str, str, bool, str | None], None] | None = None
+    on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
 
