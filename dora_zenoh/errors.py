@@ -39,3 +39,11 @@ class UndeclaredOutputError(DoraZenohError, KeyError):
 
 class LogDirError(DoraZenohError):
     """No directory could be created for a run's logs."""
+
+
+class UnitError(DoraZenohError, ValueError):
+    """A duration or size that cannot be read (``dora_zenoh.units``)."""
+
+
+class NodeStartError(DoraZenohError, RuntimeError):
+    """A node's process could not be started (its program is missing or not executable)."""

@@ -1,11 +1,11 @@
 """``dora-zenoh check``: validate a dataflow YAML."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from dora_zenoh.cli.errors import ProblemsError
 from dora_zenoh.cli.options import CONTEXT
 
 
@@ -17,8 +17,7 @@ def check(file: Path) -> None:
 
     problems = check_file(file)
     if problems:
-        click.echo(str(DescriptorError(problems, str(file))), err=True)
-        sys.exit(1)
+        raise ProblemsError(str(DescriptorError(problems, str(file))))
     click.echo(f"{file}: ok")
 
 

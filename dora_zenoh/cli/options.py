@@ -1,11 +1,13 @@
 """What several commands share: click settings, option types and the descriptor loader."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from dora_zenoh.cli.errors import ProblemsError
+from dora_zenoh.units import parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -18,8 +20,6 @@ class Duration(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, (int, float)):
             return float(value)
-        from dora_zenoh.supervision.run import parse_duration
-
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -34,14 +34,13 @@ cpu_latency_option = click.option(
 
 
 def load_or_exit(path: Path) -> Any:
-    """The validated descriptor, or every problem printed and exit 1."""
+    """The validated descriptor; ProblemsError (every problem, exit 1) if it has any."""
     from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
     try:
         return load_descriptor(path)
     except DescriptorError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        raise ProblemsError(str(exc)) from None
 
 
 endpoint_option = click.option(
