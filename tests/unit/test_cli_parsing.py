@@ -16,7 +16,7 @@ from dora_zenoh.cli import _Main, main
 from dora_zenoh.cli.errors import CliError, ProblemsError
 from dora_zenoh.errors import DoraZenohError
 
-FIXTURES = Path(__file__).parent / "descriptors"
+FIXTURES = Path(__file__).parent / "descriptor" / "files"
 COMMANDS = sorted(main.commands)
 TAKES_GRACE = sorted(name for name, cmd in main.commands.items()
                      if any("--grace" in p.opts for p in cmd.params))
