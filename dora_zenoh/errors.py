@@ -1,4 +1,10 @@
-"""Named exceptions. Every message is written for the person who has to fix the problem."""
+"""Named exceptions, one hierarchy: every error dora-zenoh raises on purpose derives from
+:class:`DoraZenohError`, so a caller can catch them all, and every message is written for
+the person who has to fix the problem.
+
+The lowest layer: it imports nothing of dora-zenoh, so every module may raise these.
+The old import paths (``dora_zenoh.supervision.client.ControlError``, ...) still work.
+"""
 from __future__ import annotations
 
 
@@ -6,6 +12,11 @@ class DoraZenohError(Exception):
     """Base class of every error dora-zenoh raises on purpose."""
 
 
+# -- the descriptor (YAML) ------------------------------------------------------------------
+# (DescriptorError moves here with the descriptor split; it lives in dora_zenoh.descriptor.load today.)
+
+
+# -- a node and its configuration -----------------------------------------------------------
 class NodeConfigError(DoraZenohError):
     """A node could not configure itself (no runner environment, unknown node id, bad config)."""
 
@@ -17,5 +28,41 @@ class UndeclaredOutputError(DoraZenohError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# -- operators ------------------------------------------------------------------------------
+class OperatorLoadError(DoraZenohError):
+    """An operator file could not be turned into a running operator (the message says why)."""
+
+
+# -- tuning ---------------------------------------------------------------------------------
+class CpuLatencyError(DoraZenohError):
+    """The CPU wake-up latency request could not be made (no device, no permission, bad value)."""
+
+
+# -- supervision ----------------------------------------------------------------------------
+class NodeStartError(DoraZenohError):
+    """A node's process could not be started (its command is missing or not executable)."""
+
+
 class LogDirError(DoraZenohError):
     """No directory could be created for a run's logs."""
+
+
+class CommandError(DoraZenohError):
+    """A command the coordinator refuses; the message goes back to the user as is."""
+
+
+class ControlError(DoraZenohError):
+    """The coordinator refused a command, or no coordinator answered."""
+
+
+__all__ = [
+    "CommandError",
+    "ControlError",
+    "CpuLatencyError",
+    "DoraZenohError",
+    "LogDirError",
+    "NodeConfigError",
+    "NodeStartError",
+    "OperatorLoadError",
+    "UndeclaredOutputError",
+]
