@@ -39,8 +39,10 @@ class CpuLatencyError(DoraZenohError):
 
 
 # -- supervision ----------------------------------------------------------------------------
-class NodeStartError(DoraZenohError):
-    """A node's process could not be started (its command is missing or not executable)."""
+class NodeStartError(DoraZenohError, RuntimeError):
+    """A node's process could not be started (its command is missing or not executable).
+
+    Also a RuntimeError, which it was before it had a name, so older handlers still catch it."""
 
 
 class LogDirError(DoraZenohError):

@@ -27,8 +27,9 @@ from typing import IO, Any
 import psutil
 import zenoh
 
+from dora_zenoh import settings
 from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
-from dora_zenoh.errors import LogDirError
+from dora_zenoh.errors import LogDirError, NodeStartError
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
@@ -278,15 +279,14 @@ class DataflowRun:
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = self._base_env()
         env.update(node.env)
-        cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
         # Started with the dataflow, behind the start barrier: it hears every message its
         # sources send, from sequence number 0 (a restarted node joins them midway).
-        cfg["fresh_start"] = not restart
-        zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
-        env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
-        env["DORA_NODE_ID"] = node.id
+        cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint, fresh_start=not restart)
+        zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
+        env[settings.NODE_CONFIG.name] = cfg.to_json()
+        env[settings.NODE_ID.name] = node.id
         if self.options.hot_reload and node.kind == "runtime":
-            env["DORA_ZENOH_HOT_RELOAD"] = "1"
+            env[settings.HOT_RELOAD.name] = "1"
         log = open(self.log_dir / f"log_{node.id}.txt", "a" if restart else "w",  # noqa: SIM115
                    encoding="utf-8", buffering=1)
         try:
@@ -296,7 +296,7 @@ class DataflowRun:
                                          stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             log.close()
-            raise RuntimeError(f"node '{node.id}': could not start {self.command_for(node)[0]}: {exc}") from exc
+            raise NodeStartError(f"node '{node.id}': could not start {self.command_for(node)[0]}: {exc}") from exc
         proc = _Proc(node, popen, log)
         self.procs[node.id] = proc
         assert self._reaper and self._reaper.stdin
@@ -430,7 +430,7 @@ class DataflowRun:
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
-                query.reply(key, json.dumps(cfg).encode())
+                query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: _Proc) -> None:
         code = proc.popen.returncode
@@ -498,7 +498,7 @@ class DataflowRun:
         self._ended_at.pop(node_id, None)
         try:
             self._spawn(pending[0].node, restart=True)
-        except RuntimeError as exc:
+        except NodeStartError as exc:
             self._final_exit(pending[0], "failed", f"could not be restarted: {exc}")
 
     def _cancel_restarts(self) -> None:
