@@ -108,7 +108,8 @@ NODE_CONFIG: Setting[str | None] = Setting(
     shown_default="unset: `Node()` is not under a runner")
 NODE_ID: Setting[str | None] = Setting(
     "DORA_NODE_ID", None, _text,
-    "Set by the runner: the node's id (dora-rs sets it too; dora-zenoh itself does not read it).")
+    "Set by the runner: the node's id (dora-rs sets it too; dora-zenoh itself does not read it).",
+    shown_default="unset")
 HOT_RELOAD: Setting[bool] = Setting(
     "DORA_ZENOH_HOT_RELOAD", False, _flag,
     "Set by `run --hot-reload` for operator runtimes: `1` reloads an operator when its file changes.",
@@ -170,7 +171,7 @@ PAGE_HEAD = """\
 
 Every variable dora-zenoh reads or sets. A value given in a node's `env:` in the dataflow YAML
 applies to that node only; a malformed tuning value is reported with a warning naming the
-variable and the fix, and the node goes on with the default.
+variable and the fix, and the node goes on without that tuning.
 
 <!-- Generated from dora_zenoh/settings.py by `python -m dora_zenoh.settings --markdown`;
      edit the registry, not this table (tests/unit/test_settings.py compares them). -->
