@@ -3,9 +3,9 @@
 1. Started by a runner or coordinator: the :class:`NodeConfig` is in
    ``$DORA_ZENOH_NODE_CONFIG``, whatever id the script passes (dora does the same).
 2. ``Node("plot")`` by hand: a ``path: dynamic`` node of a running dataflow, which
-   serves that node's configuration on ``{prefix}/@dz/{dataflow}/config/plot``.
+   serves that node's configuration on ``{prefix}/@dz/cfg/{dataflow}/plot``.
 3. ``Node("teleop", inputs=..., outputs=...)``: a ROS-like node with no YAML, whose
-   configuration is built here from its arguments (:mod:`dora_zenoh.node.adhoc`).
+   configuration is built from its arguments by :mod:`dora_zenoh.node.adhoc`.
 
 Each source also opens the Zenoh session in the way that fits it, and says how long
 the start barrier waits by default.
