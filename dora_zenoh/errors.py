@@ -1,4 +1,10 @@
-"""Named exceptions. Every message is written for the person who has to fix the problem."""
+"""Named exceptions, one hierarchy: every error dora-zenoh raises on purpose derives from
+:class:`DoraZenohError`, so a caller can catch them all, and every message is written for
+the person who has to fix the problem.
+
+The lowest layer: it imports nothing of dora-zenoh, so every module may raise these.
+The old import paths (``dora_zenoh.supervision.client.ControlError``, ...) still work.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -26,6 +32,7 @@ class DescriptorError(DoraZenohError):
         return "\n".join([*(str(p) for p in self.problems), summary])
 
 
+# -- a node and its configuration -----------------------------------------------------------
 class NodeConfigError(DoraZenohError):
     """A node could not configure itself (no runner environment, unknown node id, bad config)."""
 
@@ -37,6 +44,23 @@ class UndeclaredOutputError(DoraZenohError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# -- operators ------------------------------------------------------------------------------
+class OperatorLoadError(DoraZenohError):
+    """An operator file could not be turned into a running operator (the message says why)."""
+
+
+# -- tuning ---------------------------------------------------------------------------------
+class CpuLatencyError(DoraZenohError):
+    """The CPU wake-up latency request could not be made (no device, no permission, bad value)."""
+
+
+# -- supervision ----------------------------------------------------------------------------
+class NodeStartError(DoraZenohError, RuntimeError):
+    """A node's process could not be started (its command is missing or not executable).
+
+    Also a RuntimeError, which it was before it had a name, so older handlers still catch it."""
+
+
 class LogDirError(DoraZenohError):
     """No directory could be created for a run's logs."""
 
@@ -45,5 +69,24 @@ class UnitError(DoraZenohError, ValueError):
     """A duration or size that cannot be read (``dora_zenoh.units``)."""
 
 
-class NodeStartError(DoraZenohError, RuntimeError):
-    """A node's process could not be started (its program is missing or not executable)."""
+class CommandError(DoraZenohError):
+    """A command the coordinator refuses; the message goes back to the user as is."""
+
+
+class ControlError(DoraZenohError):
+    """The coordinator refused a command, or no coordinator answered."""
+
+
+__all__ = [
+    "CommandError",
+    "ControlError",
+    "CpuLatencyError",
+    "DescriptorError",
+    "DoraZenohError",
+    "LogDirError",
+    "NodeConfigError",
+    "NodeStartError",
+    "OperatorLoadError",
+    "UndeclaredOutputError",
+    "UnitError",
+]

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from dora_zenoh import settings
 from dora_zenoh.cli.errors import ProblemsError
 from dora_zenoh.units import parse_duration
 
@@ -27,7 +28,7 @@ class Duration(click.ParamType):
 
 
 cpu_latency_option = click.option(
-    "--cpu-latency-us", type=click.IntRange(min=0), envvar="DORA_ZENOH_CPU_LATENCY_US", show_envvar=True,
+    "--cpu-latency-us", type=click.IntRange(min=0), envvar=settings.CPU_LATENCY_US.name, show_envvar=True,
     help="While the dataflow runs, keep idle CPUs able to wake within this many µs (Linux PM QoS, "
          "/dev/cpu_dma_latency; 0: idle CPUs poll). Cuts message latency where waking an idle CPU is "
          "slow (virtual machines, deep C-states), at the cost of power. Needs write access to that file.")
@@ -44,5 +45,5 @@ def load_or_exit(path: Path) -> Any:
 
 
 endpoint_option = click.option(
-    "--endpoint", envvar="DORA_ZENOH_ENDPOINT", show_envvar=True,
+    "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
     help="The coordinator's Zenoh endpoint  [default: tcp/127.0.0.1:7447].")

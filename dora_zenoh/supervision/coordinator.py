@@ -29,17 +29,13 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
-
-
-class CommandError(Exception):
-    """A command the coordinator refuses; the message goes back to the user as is."""
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import IO, Any
 import zenoh
 
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
+from dora_zenoh.errors import NodeStartError
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import terminate_trees
@@ -249,7 +250,7 @@ class DataflowRun:
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
-                query.reply(key, json.dumps(cfg).encode())
+                query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: NodeProcess) -> None:
         node_id = proc.node.id
@@ -302,7 +303,7 @@ class DataflowRun:
         self._ended_at.pop(node_id, None)
         try:
             self._spawn(pending[0].node, restart=True)
-        except RuntimeError as exc:
+        except NodeStartError as exc:
             self._final_exit(pending[0], "failed", f"could not be restarted: {exc}")
 
     def _cancel_restarts(self) -> None:

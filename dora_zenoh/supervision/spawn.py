@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import psutil
 import zenoh
 
+from dora_zenoh import settings
 from dora_zenoh.errors import NodeStartError
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.wire import codec as wire
@@ -72,15 +73,14 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON)."""
     env = dict(base)
     env.update(node.env)
-    cfg = node_config(desc, dataflow, node, node_endpoint)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
-    cfg["fresh_start"] = not restart
-    zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
-    env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
-    env["DORA_NODE_ID"] = node.id
+    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart)
+    zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
+    env[settings.NODE_CONFIG.name] = cfg.to_json()
+    env[settings.NODE_ID.name] = node.id
     if hot_reload and node.kind == "runtime":
-        env["DORA_ZENOH_HOT_RELOAD"] = "1"
+        env[settings.HOT_RELOAD.name] = "1"
     return env
 
 

@@ -25,15 +25,11 @@ import os
 import struct
 from pathlib import Path
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.errors import CpuLatencyError
 
 DEVICE = "/dev/cpu_dma_latency"
 _CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
 _HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
-
-
-class CpuLatencyError(DoraZenohError):
-    """The CPU wake-up latency request could not be made (no device, no permission, bad value)."""
 
 
 class CpuLatencyRequest:

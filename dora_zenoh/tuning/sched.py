@@ -72,12 +72,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-SLICE_ENV = "DORA_ZENOH_NODE_SLICE_US"
-DEFAULT_SLICE_US = 300
-SEND_YIELD_ENV = "DORA_ZENOH_SEND_YIELD_US"
-DEFAULT_SEND_YIELD_US = 200
-SPIN_ENV = "DORA_ZENOH_SPIN_US"
-DEFAULT_SPIN_US = 100
+from dora_zenoh import settings
+
+SLICE_ENV = settings.NODE_SLICE_US.name
+DEFAULT_SLICE_US = int(settings.NODE_SLICE_US.node_default or 0)
+SEND_YIELD_ENV = settings.SEND_YIELD_US.name
+DEFAULT_SEND_YIELD_US = int(settings.SEND_YIELD_US.node_default or 0)
+SPIN_ENV = settings.SPIN_US.name
+DEFAULT_SPIN_US = int(settings.SPIN_US.node_default or 0)
 _MAX_BACKOFF = 8  # after the 8th spin in a row that ran out, skip 255 waits between spins
 # sched_setattr(2) has no wrapper in Python's os module; its number per architecture.
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274, "riscv64": 274, "armv7l": 380, "i686": 351}
@@ -120,7 +122,7 @@ def slice_from_env() -> int:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    return _us_from_env(SLICE_ENV, DEFAULT_SLICE_US, "to keep the kernel's default slice")
+    return settings.NODE_SLICE_US.get()
 
 
 def send_yield_gap_ns() -> int | None:
@@ -130,7 +132,7 @@ def send_yield_gap_ns() -> int | None:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    return _ns_or_none(_us_from_env(SEND_YIELD_ENV, DEFAULT_SEND_YIELD_US, "to never yield"))
+    return _ns_or_none(settings.SEND_YIELD_US.get())
 
 
 def spin_ns_from_env() -> int | None:
@@ -139,7 +141,7 @@ def spin_ns_from_env() -> int | None:
 
     Raises ValueError, with the fix in its message, when it is not a whole number.
     """
-    return _ns_or_none(_us_from_env(SPIN_ENV, DEFAULT_SPIN_US, "to block at once"))
+    return _ns_or_none(settings.SPIN_US.get())
 
 
 def spin_can_help() -> bool:
@@ -199,15 +201,3 @@ sched_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)  # no
 def _ns_or_none(us: int) -> int | None:
     """A duration setting in ns, None for 0 (off)."""
     return us * 1000 if us > 0 else None
-
-
-def _us_from_env(name: str, example: int, zero_means: str) -> int:
-    """A whole number of µs from the environment variable ``name``; 0 when unset."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return 0
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number of microseconds: set it to e.g. "
-                         f"{example}, or to 0 {zero_means}") from None

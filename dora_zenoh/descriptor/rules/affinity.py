@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from dora_zenoh.descriptor import host
+import dora_zenoh.descriptor.host as host
 from dora_zenoh.descriptor.context import Context, NodeInfo
 from dora_zenoh.descriptor.cpus import format_cpu_list
 

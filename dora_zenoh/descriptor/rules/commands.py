@@ -11,7 +11,7 @@ import re
 import shlex
 import sys
 
-from dora_zenoh.descriptor import host
+import dora_zenoh.descriptor.host as host
 from dora_zenoh.descriptor.context import Context, DataPath, NodeInfo
 from dora_zenoh.descriptor.model import NodeKind
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from dora_zenoh.descriptor import host
+import dora_zenoh.descriptor.host as host
 from dora_zenoh.descriptor.context import Context, NodeInfo, OperatorInfo
 from dora_zenoh.descriptor.model import OperatorSpec, ResolvedNode
 from dora_zenoh.descriptor.rules.affinity import cpu_affinity
