@@ -316,7 +316,9 @@ class Coordinator:
             if reply.ok is None:
                 continue
             try:
-                counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = json.loads(reply.ok.payload.to_bytes())
+                stats = json.loads(reply.ok.payload.to_bytes())
+                # {"sent": {...}, "inputs": ...}; a node of an older release answered {output: count}
+                counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = stats.get("sent", stats)
             except ValueError:
                 continue
         return counts
