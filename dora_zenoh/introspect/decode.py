@@ -173,3 +173,14 @@ def to_json(d: Decoded, no_arrays: bool = False) -> dict:
     if d.error:
         out["error"] = d.error
     return out
+
+
+def seq_of(raw: bytes | None) -> int | None:
+    """The sequence number of a dora-zenoh attachment without parsing all of it (hz at 100k msg/s)."""
+    if raw and raw[:7] == b'{"seq":':
+        end = raw.find(b",", 7)
+        try:
+            return int(raw[7:end if end > 0 else len(raw) - 1])
+        except ValueError:
+            return None
+    return None

@@ -173,7 +173,7 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
     return snap
 
 
-def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 3.0) -> Snapshot:
+def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 5.0) -> Snapshot:
     """A snapshot, retried a little while the hub's gossip has not reached the nodes yet."""
     deadline = time.monotonic() + timeout
     while True:
