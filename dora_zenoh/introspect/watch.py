@@ -31,12 +31,11 @@ class Watch:
         subs = self._subs
         while until is None or time.monotonic() < until:
             got = False
-            for sub in subs:
+            for sub in subs:  # one sample of each key per round: a busy key does not hide the others
                 sample = sub.try_recv()
-                while sample is not None:
+                if sample is not None:
                     got = True
                     yield sample
-                    sample = sub.try_recv()
             if not got:
                 time.sleep(idle_sleep)
             if until is not None and not got and time.monotonic() >= until:
