@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -276,3 +277,25 @@ def _png_colours(data: bytes) -> set[tuple[int, int, int]]:
             colours.add(tuple(line[x:x + 3]))
         prev = line
     return colours
+
+
+ZENOH_CLI = shutil.which("zenoh", path=str(Path(sys.executable).parent)) or shutil.which("zenoh")
+
+
+@pytest.mark.skipif(ZENOH_CLI is None, reason="PyPI's zenoh-cli is not installed")
+def test_zenoh_cli_decoder_on_a_running_dataflow(running: Flow):
+    proc = subprocess.Popen([ZENOH_CLI, "--connect", running.endpoint, "--cfg", "scouting/multicast/enabled:false",
+                             "subscribe", "-k", "dora/**", "--decoder", "dora"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if len(lines) >= 6:
+                break
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "failed" not in err
+    assert any(f"dora/{running.name}/talker/speed: double[2] [" in x for x in lines)
+    assert any(f"dora/{running.name}/talker/text: hello " in x for x in lines)
