@@ -25,9 +25,12 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
+@click.option("--fail-fast", is_flag=True,
+              help="Stop the whole dataflow when a node fails for good (default, as in dora: the others "
+                   "go on and the dataflow is 'degraded'); also the YAML's top-level `fail_fast: true`.")
 @cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, cpu_latency_us: int | None) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool, fail_fast: bool, cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -37,7 +40,8 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
 
     desc = load_or_exit(file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
-                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
+                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
+                      fail_fast=fail_fast)
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:

@@ -170,7 +170,8 @@ class Coordinator:
                 "uptime": time.time() - self.started, "running": running}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
-                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, cpu_latency_us: int | None = None,
+                  fail_fast: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -191,7 +192,8 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
+                              fail_fast=fail_fast)
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
@@ -326,7 +328,10 @@ class Coordinator:
     def _row(self, entry: Entry) -> dict[str, Any]:
         end = entry.ended or time.time()
         states = entry.run.node_states()
-        return {"id": entry.id, "name": entry.name, "status": entry.status, "path": entry.path,
+        status = entry.status  # a running dataflow with a node that failed for good is "degraded"
+        if status == "running" and any(s["status"] == "failed" for s in states):
+            status = "degraded"
+        return {"id": entry.id, "name": entry.name, "status": status, "path": entry.path,
                 "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
                 "running_nodes": sum(1 for s in states if s["pid"]),
                 "restarts": sum(s["restarts"] for s in states),

@@ -27,6 +27,7 @@ import zenoh
 
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import NodeStartError
+from dora_zenoh.supervision import runinfo
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import terminate_trees
@@ -57,6 +58,9 @@ class RunOptions:
     on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    # A node failing for good stops the whole dataflow (else, as in dora, the others go on and
+    # the dataflow is "degraded"); the YAML's top-level ``fail_fast: true`` sets it too.
+    fail_fast: bool = False
 
 
 class DataflowRun:
@@ -127,6 +131,7 @@ class DataflowRun:
             self._open_hub()
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
+            self._tokens.append(runinfo.serve(self))  # `list` and `logs` see this dataflow too
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -292,6 +297,12 @@ class DataflowRun:
         if self.session is not None:
             proc.exited_token = self.session.liveliness().declare_token(
                 keys.exited_token(self.desc.prefix, self.dataflow, node_id))
+        if status == "failed" and self._stopping_at is None and (
+                self.options.fail_fast or self.desc.raw.get("fail_fast") is True):
+            if self.options.echo:
+                print(f"[dora-zenoh] fail-fast: node '{node_id}' failed, stopping the dataflow",
+                      file=self.options.out or sys.stderr, flush=True)
+            self._events.put(("stop", None))
 
     def _respawn(self, node_id: str) -> None:
         """A node's restart delay is over: start it again (same keys, same log file)."""

@@ -1,0 +1,102 @@
+"""The CLI around the watching tools (issue 22): `list`/`logs` see `run` dataflows, degraded status,
+--fail-fast, `start --detach` prints the id on stdout."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import Flow, cli, wait_for
+
+FLOW = """
+name: {name}
+{extra}
+nodes:
+  - id: steady
+    path: steady.py
+  - id: broken
+    path: broken.py
+"""
+STEADY = """
+import time
+from dora import Node
+node = Node()
+print("steady up", flush=True)
+for event in node:
+    if event["type"] == "STOP":
+        break
+"""
+BROKEN = """
+import sys
+print("broken: giving up", flush=True)
+sys.exit(3)
+"""
+
+
+def write(flow: Flow, extra: str = "") -> None:
+    flow.write("dataflow.yml", FLOW.format(name=flow.name, extra=extra))
+    flow.write("steady.py", STEADY)
+    flow.write("broken.py", BROKEN)
+
+
+def stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(2)
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+def test_list_and_logs_see_a_run_dataflow_and_its_degraded_status(flow: Flow):
+    write(flow)
+    proc = flow.start()
+    try:
+        def degraded():
+            res = cli("list", "--json", "--endpoint", flow.endpoint)
+            rows = json.loads(res.stdout) if res.returncode == 0 else []
+            mine = [r for r in rows if r["name"] == flow.name]
+            return mine if mine and mine[0]["status"] == "degraded" else None
+        (row,) = wait_for(degraded, timeout=40, what="the run dataflow listed as degraded")
+        assert row["source"] == "run" and row["nodes"] == 2
+        one = json.loads(cli("list", flow.name, "--json", "--endpoint", flow.endpoint).stdout)
+        states = {n["id"]: n["status"] for n in one["nodes"]}
+        assert states == {"steady": "running", "broken": "failed"}
+        text = cli("list", "--endpoint", flow.endpoint)
+        assert flow.name in text.stdout and "degraded" in text.stdout
+        logs = wait_for(lambda: (r := cli("logs", flow.name, "steady", "--endpoint", flow.endpoint)).returncode == 0
+                        and "steady up" in r.stdout and r, timeout=20, what="steady's log")
+        assert "steady up" in logs.stdout
+        bad = cli("logs", flow.name, "nope", "--endpoint", flow.endpoint)
+        assert bad.returncode == 1 and "has no node 'nope'" in bad.stderr
+    finally:
+        stop(proc)
+
+
+def test_fail_fast_stops_the_dataflow(flow: Flow):
+    write(flow)
+    res = flow.run("--fail-fast", timeout=60)
+    assert res.returncode == 1
+    assert "fail-fast: node 'broken' failed, stopping the dataflow" in res.stderr
+    write(flow, extra="fail_fast: true")  # the YAML option does the same
+    res = flow.run(timeout=60)
+    assert res.returncode == 1 and "fail-fast" in res.stderr
+
+
+def test_list_with_nothing_running_says_so(endpoint: str):
+    res = cli("list", "--endpoint", endpoint)
+    assert res.returncode == 0 and "no dataflows" in res.stdout
+
+
+def test_start_detach_prints_the_id_on_stdout(coord, tmp_path, flow_name):
+    flow = Flow(tmp_path, flow_name, coord.endpoint)
+    write(flow)
+    res = coord("start", str(flow.yaml), "--detach")
+    try:
+        assert res.returncode == 0, res.stderr
+        flow_id = res.stdout.strip()
+        assert flow_id and "\n" not in flow_id
+        row = wait_for(lambda: (r := coord.list(flow_id)) and r["status"] == "degraded" and r, timeout=40,
+                       what="the coordinator's dataflow to be degraded")
+        assert row["id"] == flow_id
+    finally:
+        coord("stop", flow.name, "--grace", "2s")
