@@ -154,6 +154,12 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
         rows = [[d["name"], d["id"], d["status"], fmt_duration(d["uptime"]), str(d["nodes"]),
                  fmt_cpu(d["cpu"]), fmt_bytes(d["rss"])] for d in reply["dataflows"]]
         if not rows:
+            if not reply.get("coordinator", True):
+                from dora_zenoh.cli._common import _endpoint
+
+                click.echo(f"no dataflows (no coordinator is running on {_endpoint(endpoint)}, and no "
+                           "`dora-zenoh run` there either)")
+                return
             click.echo("no dataflows (start one with `dora-zenoh start FILE` or `dora-zenoh run FILE`)")
             return
         click.echo(table(["NAME", "ID", "STATUS", "UPTIME", "NODES", "CPU%", "RSS"], rows))

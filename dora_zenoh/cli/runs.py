@@ -93,7 +93,7 @@ def list_reply(endpoint: str | None, target: str | None) -> dict[str, Any]:
     rows = list((reply or {}).get("dataflows", []))
     names = {r["name"] for r in rows if r.get("status") not in ("finished", "failed", "stopped")}
     rows += [r for r in runs if r["name"] not in names]
-    return {"dataflows": rows}
+    return {"dataflows": rows, "coordinator": reply is not None, "endpoint": endpoint}
 
 
 def run_logs(endpoint: str | None, target: str, node: str, tail: int | None) -> dict[str, Any] | None:
