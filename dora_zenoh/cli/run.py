@@ -52,10 +52,15 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            click.echo("\n[dora-zenoh] stopping (Ctrl-C again to kill)", err=True)
+            click.echo(f"\n[dora-zenoh] stopping: STOP sent, nodes get {grace:g} s (Ctrl-C again to kill)",
+                       err=True)
             flow.stop()
+            grace_watch(flow, grace)
         else:
-            flow.kill()
+            left = still_running(flow)
+            click.echo("\n[dora-zenoh] second Ctrl-C: " + (f"killing {', '.join(left)} now" if left else
+                       "every node had already stopped"), err=True)
+            flow.kill(action="interrupted")
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -68,3 +73,39 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     result = flow.wait()
     click.echo(result.summary(), err=True)
     raise click.exceptions.Exit(0 if result.ok else 1)
+
+
+def still_running(flow: Any) -> list[str]:
+    """The nodes whose process is still alive (not yet exited after STOP)."""
+    return [s["id"] for s in flow.node_states() if s["pid"] and s["status"] in ("running", "stopping")]
+
+
+def grace_watch(flow: Any, grace: float) -> None:
+    """During the grace period, say which nodes are still running (refreshed each second on a
+    terminal, every 3 s when piped), so a hanging node is named before it is killed."""
+    import sys
+    import threading
+    import time
+
+    tty = sys.stderr.isatty()
+    start = time.monotonic()
+
+    def watch() -> None:
+        shown = ""
+        while True:
+            time.sleep(1.0 if tty else 3.0)
+            left = still_running(flow)
+            elapsed = time.monotonic() - start
+            if not left or elapsed > grace + 5:
+                if tty and shown:
+                    sys.stderr.write("\r\x1b[K")
+                return
+            line = f"[dora-zenoh] waiting {elapsed:.0f}/{grace:g} s for: {', '.join(left)}"
+            if tty:
+                sys.stderr.write("\r\x1b[K" + line)
+                sys.stderr.flush()
+            elif line.split(" for: ")[1] != shown.split(" for: ")[-1]:
+                click.echo(line, err=True)
+            shown = line
+
+    threading.Thread(target=watch, daemon=True, name="grace-watch").start()

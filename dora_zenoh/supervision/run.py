@@ -359,17 +359,17 @@ class DataflowRun:
             self.options.grace = grace
         self._events.put(("stop", None))
 
-    def kill(self, forced: bool = False) -> None:
+    def kill(self, forced: bool = False, action: str | None = None) -> None:
         """Kill every node's process tree now; nothing restarts. Thread-safe.
 
         ``forced``: the user asked for it (reported as such rather than as a node
-        that ignored STOP).
+        that ignored STOP); ``action`` names another reason (``"interrupted"``: a second Ctrl-C).
         """
         self._killed = True
         roots = []
         for p in list(self.procs.values()):
             if p.popen.poll() is None:
-                p.stop_action = p.stop_action or ("forced" if forced else "killed")
+                p.stop_action = p.stop_action or action or ("forced" if forced else "killed")
                 roots.append((p.popen.pid, p.create_time))
         self._events.put(("stop", None))
         terminate_trees(roots, grace=0.0)
