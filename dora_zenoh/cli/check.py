@@ -18,6 +18,9 @@ def check(file: Path) -> None:
     problems = check_file(file)
     if problems:
         raise ProblemsError(str(DescriptorError(problems, str(file))))
+    from dora_zenoh.cli.options import load_or_exit
+
+    load_or_exit(file)  # valid: this only adds the warnings a run would print (`deploy:`)
     click.echo(f"{file}: ok")
 
 

@@ -28,9 +28,12 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @click.option("--fail-fast", is_flag=True,
               help="Stop the whole dataflow when a node fails for good (default, as in dora: the others "
                    "go on and the dataflow is 'degraded'); also the YAML's top-level `fail_fast: true`.")
+@click.option("--build", "build_first", is_flag=True,
+              help="Run every node's `build:` command first (as `dora-zenoh build`); a failure starts nothing.")
 @cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, fail_fast: bool, cpu_latency_us: int | None) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool, fail_fast: bool, build_first: bool,
+        cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -39,6 +42,10 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     from dora_zenoh.supervision.run import DataflowRun, RunOptions
 
     desc = load_or_exit(file)
+    if build_first:
+        from dora_zenoh.cli.build import build_or_exit
+
+        build_or_exit(desc)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
                       fail_fast=fail_fast)

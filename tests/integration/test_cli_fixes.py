@@ -150,3 +150,55 @@ def test_second_ctrl_c_says_what_happened(flow: Flow):
     assert "second Ctrl-C: killing stubborn now" in err
     assert "was still running at the second Ctrl-C and was killed" in err
     assert "grace period" not in err
+
+
+def test_build_runs_each_build_in_the_yaml_folder_and_a_failure_starts_nothing(flow: Flow):
+    flow.write("dataflow.yml", f"""
+        name: {flow.name}
+        nodes:
+          - id: first
+            path: made.py
+            build: echo built > made.txt
+          - id: second
+            path: steady.py
+            build: echo second-build-ran
+    """)
+    flow.write("steady.py", "print('second ran')\n")
+    flow.write("made.py", "print(open('made.txt').read().strip())\n")
+    res = cli("build", str(flow.yaml), cwd=flow.folder.parent)
+    assert res.returncode == 0, res.stderr
+    assert "[second] second-build-ran" in res.stderr and "2 build command(s) succeeded" in res.stderr
+    assert (flow.folder / "made.txt").read_text().strip() == "built"
+    (flow.folder / "made.txt").unlink()
+    res = flow.run("--build")
+    assert res.returncode == 0, res.stderr
+    assert "[first] built" in res.stdout
+    flow.write("dataflow.yml", f"""
+        name: {flow.name}
+        nodes:
+          - id: bad
+            path: steady.py
+            build: echo compiling; exit 4
+          - id: second
+            path: steady.py
+    """)
+    res = flow.run("--build")
+    assert res.returncode == 1
+    assert "[bad] compiling" in res.stderr
+    assert "the build of 'bad' failed (exit code 4)" in res.stderr and "nothing was started" in res.stderr
+    assert "second ran" not in res.stdout
+
+
+def test_deploy_warns_that_it_is_ignored(flow: Flow):
+    flow.write("dataflow.yml", f"""
+        name: {flow.name}
+        nodes:
+          - id: one
+            path: one.py
+            _unstable_deploy:
+              machine: robot-arm
+    """)
+    flow.write("one.py", "print('ran')\n")
+    res = cli("check", str(flow.yaml))
+    assert res.returncode == 0, res.stderr
+    assert "`deploy:` (node 'one') is ignored for now" in res.stderr
