@@ -95,8 +95,13 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
         if msg.get("id") != flow_id:
             continue
         if kind == "log":
-            if msg.get("shown") is not None:  # what `run` would print for this line
-                click.echo(msg["shown"], err=msg.get("stderr", False))
+            if msg.get("shown") is not None:  # what `run` would print for this line, coloured as there
+                from dora_zenoh.console import colour_prefix, use_colour
+
+                shown, err = msg["shown"], msg.get("stderr", False)
+                if use_colour(click.get_text_stream("stderr" if err else "stdout")):
+                    shown = colour_prefix(shown, str(sample.key_expr).rsplit("/", 1)[-1])
+                click.echo(shown, err=err)
         else:
             return _report(msg)
 
