@@ -66,9 +66,14 @@ class CpuSampler:
 
 
 def coordinator_rows(session: Any, dataflow: str, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
-    """The coordinator's view of a dataflow's nodes (status, restarts), or {} if it does not run it."""
+    """The supervisor's view of a dataflow's nodes (status, restarts): the coordinator's, else the
+    `run`'s that supervises it (see supervision.runinfo); {} if neither answers."""
+    from dora_zenoh.supervision.runinfo import run_key
+
     try:
-        replies = session.get(keys.ctl_key("list"), payload=json.dumps({"target": dataflow}), timeout=timeout)
+        replies = list(session.get(keys.ctl_key("list"), payload=json.dumps({"target": dataflow}),
+                                   timeout=timeout))
+        replies += list(session.get(run_key("**", dataflow, "list"), timeout=timeout))
         for reply in replies:
             if reply.ok is None:
                 continue
