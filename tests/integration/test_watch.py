@@ -299,3 +299,26 @@ def test_zenoh_cli_decoder_on_a_running_dataflow(running: Flow):
     assert "Traceback" not in err and "failed" not in err
     assert any(f"dora/{running.name}/talker/speed: double[2] [" in x for x in lines)
     assert any(f"dora/{running.name}/talker/text: hello " in x for x in lines)
+
+
+def test_a_stuck_watcher_never_slows_the_dataflow(running: Flow):
+    """An `echo` whose output nobody reads blocks in its own write; the dataflow goes on."""
+    stuck = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "topic", "echo", "talker/speed", "talker/text",
+                              "--format", "json", "--endpoint", running.endpoint],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        # ~300 B per message at 200 msg/s fills the 64 KiB pipe in well under a second once it runs
+        def stuck_now():
+            return not stuck.poll() and time.sleep(3) is None
+        wait_for(stuck_now, timeout=10, what="the echo to run")
+
+        def received():
+            return ok_json(zcli(running, "node", "info", "listener", "--json"))["received"]
+        before = received()
+        wait_for(lambda: received() > before + 100, timeout=30, what="the listener to keep receiving")
+        assert stuck.poll() is None  # still there, still stuck in its write
+    finally:
+        stuck.kill()
+        stuck.wait()
