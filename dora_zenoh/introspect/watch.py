@@ -27,8 +27,13 @@ class Watch:
         self._subs = [session.declare_subscriber(k, zenoh.handlers.RingChannel(ring)) for k in key_exprs]
 
     def samples(self, until: float | None = None, idle_sleep: float = 0.0005) -> Iterator[Any]:
-        """Samples as they arrive, until the monotonic time ``until`` (None: forever)."""
+        """Samples as they arrive, until the monotonic time ``until`` (None: forever).
+
+        Polls (a ring channel has no multi-key wait): 0.5 ms apart while data flows, backing
+        off to 20 ms on a quiet topic so an idle watcher costs next to no CPU.
+        """
         subs = self._subs
+        nap = idle_sleep
         while until is None or time.monotonic() < until:
             got = False
             for sub in subs:  # one sample of each key per round: a busy key does not hide the others
@@ -36,8 +41,11 @@ class Watch:
                 if sample is not None:
                     got = True
                     yield sample
-            if not got:
-                time.sleep(idle_sleep)
+            if got:
+                nap = idle_sleep
+            else:
+                time.sleep(nap)
+                nap = min(nap * 2, 0.02)
             if until is not None and not got and time.monotonic() >= until:
                 return
 
