@@ -22,7 +22,7 @@ def fmt_cpu(cpu: float | None) -> str:
 
 def collect(session: Any, dataflow: str | None, interval: float) -> list[Any]:
     """Two snapshots ``interval`` apart: counters, rates and CPU over that interval."""
-    from dora_zenoh.introspect.discovery import snapshot, wait_snapshot
+    from dora_zenoh.introspect.discovery import wait_snapshot
     from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
 
     cpu = CpuSampler()
@@ -30,7 +30,7 @@ def collect(session: Any, dataflow: str | None, interval: float) -> list[Any]:
     cpu.prime([n.pid for n in first.nodes.values() if n.pid])
     t0 = time.monotonic()
     time.sleep(interval)
-    second = snapshot(session, dataflow)
+    second = wait_snapshot(session, dataflow, timeout=3.0)
     dt = time.monotonic() - t0
     sup = {df: coordinator_rows(session, df) for df in second.dataflows()}
     return rows(second, cpu, first, dt, sup)
@@ -82,7 +82,8 @@ def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoi
         click.echo(json.dumps(r.as_dict(), indent=2))
         return
     click.echo(f"Node: {r.id}  (dataflow {r.dataflow})")
-    click.echo(f"Status: {r.status}  pid {r.pid or '-'}  restarts {r.restarts if r.restarts is not None else '-'}")
+    click.echo(f"Status: {r.status}  pid {r.pid or '-'}  machine {r.machine or '-'}  "
+               f"restarts {r.restarts if r.restarts is not None else '-'}")
     click.echo(f"CPU: {fmt_cpu(r.cpu)}%  RSS: {fmt_bytes(r.rss or 0)}")
     rate = lambda v: f"{v:.1f}/s" if v is not None else "-"  # noqa: E731
     click.echo(f"Messages: sent {r.sent} ({rate(r.out_rate)}), received {r.received} ({rate(r.in_rate)}), "

@@ -32,7 +32,7 @@ def _render(found: list[Any]) -> str:
 @endpoint_option
 def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoint: str | None) -> None:
     """Live view of every node of the running dataflows (q or Ctrl-C quits)."""
-    from dora_zenoh.introspect.discovery import snapshot, wait_snapshot
+    from dora_zenoh.introspect.discovery import wait_snapshot
     from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
 
     quiet_interrupt()
@@ -45,7 +45,7 @@ def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoi
         try:
             while True:
                 time.sleep(interval)
-                snap = snapshot(session, dataflow)
+                snap = wait_snapshot(session, dataflow, timeout=3.0)
                 now = time.monotonic()
                 sup = {df: coordinator_rows(session, df, timeout=0.5) for df in snap.dataflows()}
                 found = rows(snap, cpu, prev, now - t_prev, sup)

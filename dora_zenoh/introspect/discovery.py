@@ -25,6 +25,7 @@ from dora_zenoh.wire import keys, zconfig
 
 ANY_PREFIX_LIVE = f"**/{keys.INTERNAL}/live/**"
 ANY_PREFIX_STATS = f"**/{keys.INTERNAL}/stats/**"
+EMPTY_GRACE = 2.0  # seconds an empty network is asked again before "nothing runs" is believed
 
 
 class IntrospectError(DoraZenohError):
@@ -66,12 +67,13 @@ class NodeInfo:
     alive: bool = True
     exited: bool = False
     pid: int | None = None
+    machine: str | None = None
     sent: dict[str, int] = field(default_factory=dict)
     inputs: dict[str, InputInfo] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"dataflow": self.dataflow, "prefix": self.prefix, "id": self.id, "alive": self.alive,
-                "exited": self.exited, "pid": self.pid, "sent": self.sent,
+                "exited": self.exited, "pid": self.pid, "machine": self.machine, "sent": self.sent,
                 "inputs": {k: vars(v) for k, v in self.inputs.items()}}
 
 
@@ -129,7 +131,7 @@ def _split(key: str, marker: str) -> tuple[str, list[str]]:
     return head, tail.split("/")
 
 
-def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 1.5) -> Snapshot:
+def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 3.0) -> Snapshot:
     """Ask the liveliness tokens and the nodes' stats queryables (two bounded queries)."""
     snap = Snapshot()
     for reply in session.liveliness().get(ANY_PREFIX_LIVE, timeout=timeout):
@@ -164,6 +166,7 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
         node.sent = {str(k): int(v) for k, v in (stats.get("sent", stats) or {}).items()
                      if isinstance(v, int)}
         node.pid = stats.get("pid")
+        node.machine = stats.get("machine")
         for in_id, spec in (stats.get("inputs") or {}).items():
             node.inputs[in_id] = InputInfo(
                 id=in_id, source=spec.get("source"), timer_ns=spec.get("timer_ns"),
@@ -173,13 +176,31 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
     return snap
 
 
-def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 5.0) -> Snapshot:
-    """A snapshot, retried a little while the hub's gossip has not reached the nodes yet."""
-    deadline = time.monotonic() + timeout
+def _complete(snap: Snapshot) -> bool:
+    """Every node that is alive (token) has answered its stats (pid), and there is one at least."""
+    return bool(snap.nodes) and all(n.pid is not None for n in snap.nodes.values() if n.alive)
+
+
+def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 10.0) -> Snapshot:
+    """A snapshot in which every live node has answered, retried while the links to the nodes
+    are still being made (a new peer learns of them by gossip) or a loaded node answers late;
+    after ``timeout``, the most complete one seen."""
+    start = time.monotonic()
+    deadline = start + timeout
+    best: Snapshot | None = None
     while True:
         snap = snapshot(session, dataflow)
-        if any(n.sent or n.inputs for n in snap.nodes.values()) or time.monotonic() > deadline:
+        if _complete(snap):
             return snap
+        # Nothing at all: nothing runs, or the hub has not yet told this new session of the
+        # tokens it knows (it does so just after the link is made): ask again for a moment.
+        if not (snap.nodes or snap.runners) and time.monotonic() - start > EMPTY_GRACE:
+            return snap
+        if best is None or sum(n.pid is not None for n in snap.nodes.values()) >= \
+                sum(n.pid is not None for n in best.nodes.values()):
+            best = snap
+        if time.monotonic() > deadline:
+            return best
         time.sleep(0.2)
 
 

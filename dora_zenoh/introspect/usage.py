@@ -8,6 +8,7 @@ from the coordinator when it runs the dataflow (one ``list`` query on the same s
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from dora_zenoh.introspect.discovery import NodeInfo, Snapshot
 from dora_zenoh.introspect.graph import _timer_label
 from dora_zenoh.wire import keys
 
+_HOST = os.uname().nodename
+
 
 @dataclass
 class NodeRow:
@@ -24,6 +27,7 @@ class NodeRow:
     id: str
     status: str
     pid: int | None
+    machine: str | None = None
     cpu: float | None = None             # percent of one CPU
     rss: int | None = None               # bytes
     sent: int = 0
@@ -109,8 +113,10 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
             status = sup.get("status", status)
             restarts = sup.get("restarts")
         pid = n.pid or (sup or {}).get("pid")
-        c, rss = cpu.sample(pid) if n.alive or sup else (None, None)
-        row = NodeRow(df, node_id, status, pid, c, rss, sent, received, dropped, queued, restarts=restarts)
+        local = n.machine in (None, _HOST)  # psutil only sees this machine's processes
+        c, rss = cpu.sample(pid) if (n.alive or sup) and local else (None, None)
+        row = NodeRow(df, node_id, status, pid, n.machine, c, rss, sent, received, dropped, queued,
+                      restarts=restarts)
         row.inputs = {k: {"source": i.source or (_timer_label(i.timer_ns) if i.timer_ns else None),
                           "queue_size": i.queue_size, "policy": i.policy, "received": i.received,
                           "dropped": i.dropped, "queued": i.queued} for k, i in n.inputs.items()}

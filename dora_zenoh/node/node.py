@@ -279,7 +279,8 @@ class Node:
                 "received": q.received, "dropped": q.dropped, "queued": len(q.items)}
         import os  # here, not at the top: this method is all this feature changes in node.py
 
-        reply = {"sent": {o: v[1] for o, v in self._outputs.items()}, "inputs": inputs, "pid": os.getpid()}
+        reply = {"sent": {o: v[1] for o, v in self._outputs.items()}, "inputs": inputs, "pid": os.getpid(),
+                 "machine": os.uname().nodename}
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
 
     def _close_from(self, node: str, include_stdout: bool) -> None:

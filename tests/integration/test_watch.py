@@ -125,10 +125,10 @@ def test_topic_echo_formats(running: Flow):
 
 
 def test_topic_hz_bw_info(running: Flow):
-    (hz,) = [json.loads(x) for x in zcli(running, "topic", "hz", "talker/speed", "--duration", "2s",
+    (hz,) = [json.loads(x) for x in zcli(running, "topic", "hz", "talker/speed", "--duration", "4s",
                                           "--json").stdout.splitlines()]
     assert hz["key"].endswith("/talker/speed") and hz["rate"] > 0 and hz["period_mean"] > 0
-    (bw,) = [json.loads(x) for x in zcli(running, "topic", "bw", "talker/text", "--duration", "2s",
+    (bw,) = [json.loads(x) for x in zcli(running, "topic", "bw", "talker/text", "--duration", "4s",
                                           "--json").stdout.splitlines()]
     assert bw["bytes_per_s"] > 0 and 7 <= bw["mean_size"] <= 12  # "hello N"
     text = zcli(running, "topic", "hz", "talker/speed", "--duration", "2s")
