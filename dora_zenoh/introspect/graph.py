@@ -182,6 +182,11 @@ def layout(g: Graph) -> dict[str, tuple[int, int]]:
                     changed = True
         if not changed:
             break
+    # A source (a timer, most often) sits just before its first reader, not in the first column:
+    # its edge then is short instead of crossing the boxes in between.
+    for v in g.vertices:
+        if indeg[v] == 0 and succ[v]:
+            layer[v] = max(0, min(layer[w] for w in succ[v]) - 1)
     rows: dict[int, int] = {}
     pos = {}
     for v in g.vertices:
@@ -206,7 +211,8 @@ def to_svg(g: Graph) -> str:
         return MARGIN + c * (BOX_W + GAP_X), MARGIN + r * (BOX_H + GAP_Y)
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">',
+           f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-family="sans-serif" '
+           'font-size="13">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#334155"/></marker></defs>']
     parallel: dict[tuple[str, str], list[int]] = {}
@@ -250,8 +256,11 @@ def to_svg(g: Graph) -> str:
 
 def to_html(g: Graph) -> str:
     """One file, no network: the SVG, a legend, and the edges as a table for screen readers and grep."""
-    rows = "\n".join(f"<tr><td>{html.escape(e.src)}</td><td>{html.escape(e.output)}</td>"
-                     f"<td>{html.escape(e.dst)}</td><td>{html.escape(e.input)}</td>"
+    def name(v: str) -> str:
+        return html.escape(g.vertices[v].label if v in g.vertices else v)
+
+    rows = "\n".join(f"<tr><td>{name(e.src)}</td><td>{html.escape(e.output)}</td>"
+                     f"<td>{name(e.dst)}</td><td>{html.escape(e.input)}</td>"
                      f"<td>{e.queue_size if e.queue_size is not None else ''}</td>"
                      f"<td>{html.escape(e.policy or '')}</td></tr>" for e in g.edges)
     legend = " ".join(f'<span style="background:{c};border:1px solid #1e293b;padding:1px 6px;'
