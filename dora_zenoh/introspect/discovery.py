@@ -25,7 +25,7 @@ from dora_zenoh.wire import keys, zconfig
 
 ANY_PREFIX_LIVE = f"**/{keys.INTERNAL}/live/**"
 ANY_PREFIX_STATS = f"**/{keys.INTERNAL}/stats/**"
-EMPTY_GRACE = 2.0  # seconds an empty network is asked again before "nothing runs" is believed
+EMPTY_GRACE = 4.0  # seconds an empty network is asked again before "nothing runs" is believed
 
 
 class IntrospectError(DoraZenohError):
