@@ -31,7 +31,7 @@ def _render(found: list[Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="With --once: the rows as JSON.")
 @endpoint_option
 def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoint: str | None) -> None:
-    """Live view of every node of the running dataflows (q or Ctrl-C quits)."""
+    """Live view of every node of the running dataflows (Ctrl-C quits)."""
     from dora_zenoh.introspect.discovery import wait_snapshot
     from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
 
