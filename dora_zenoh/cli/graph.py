@@ -33,7 +33,7 @@ def graph(target: str, fmt: str | None, output: Path | None, open_: bool, endpoi
         from dora_zenoh.introspect.discovery import wait_snapshot
 
         with observer(endpoint) as session:
-            snap = wait_snapshot(session, target)
+            snap = wait_snapshot(session.client, target)
         if not any(df == target for df, _ in snap.nodes):
             running = ", ".join(snap.dataflows()) or "none"
             raise CliError(f"'{target}' is neither a YAML file nor a running dataflow (running: {running})")

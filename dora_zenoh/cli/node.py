@@ -26,13 +26,13 @@ def collect(session: Any, dataflow: str | None, interval: float) -> list[Any]:
     from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
 
     cpu = CpuSampler()
-    first = wait_snapshot(session, dataflow)
+    first = wait_snapshot(session.client, dataflow)
     cpu.prime([n.pid for n in first.nodes.values() if n.pid])
     t0 = time.monotonic()
     time.sleep(interval)
-    second = wait_snapshot(session, dataflow, timeout=3.0)
+    second = wait_snapshot(session.client, dataflow, timeout=3.0)
     dt = time.monotonic() - t0
-    sup = {df: coordinator_rows(session, df) for df in second.dataflows()}
+    sup = {df: coordinator_rows(session.client, df) for df in second.dataflows()}
     return rows(second, cpu, first, dt, sup)
 
 

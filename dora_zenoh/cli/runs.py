@@ -10,8 +10,10 @@ from dora_zenoh.cli.errors import CliError
 
 
 def _query(session: Any, key: str, args: dict[str, Any], timeout: float = 2.0) -> list[dict[str, Any]]:
+    import zenoh
+
     out = []
-    for reply in session.get(key, payload=json.dumps(args), timeout=timeout):
+    for reply in session.get(key, payload=json.dumps(args), timeout=timeout, target=zenoh.QueryTarget.ALL):
         if reply.ok is None:
             continue
         try:
@@ -22,10 +24,11 @@ def _query(session: Any, key: str, args: dict[str, Any], timeout: float = 2.0) -
 
 
 def _observer(endpoint: str | None) -> Any:
-    from dora_zenoh.introspect.discovery import IntrospectError, open_observer
+    """The discovery side of an Observer (a client of the hub), or None when nothing listens."""
+    from dora_zenoh.introspect.discovery import IntrospectError, Observer
 
     try:
-        return open_observer(endpoint)
+        return Observer(endpoint)
     except IntrospectError:
         return None
 
@@ -36,9 +39,10 @@ def run_rows(endpoint: str | None, target: str | None = None) -> list[dict[str, 
     from dora_zenoh.introspect.usage import CpuSampler
     from dora_zenoh.supervision.runinfo import run_key
 
-    session = _observer(endpoint)
-    if session is None:
+    obs = _observer(endpoint)
+    if obs is None:
         return []
+    session = obs.client
     try:
         answers = [a["dataflow"] for a in _query(session, run_key("**", target or "*", "list"), {})
                    if a.get("ok")]
@@ -68,7 +72,7 @@ def run_rows(endpoint: str | None, target: str | None = None) -> list[dict[str, 
             a.setdefault("summary", None)
         return answers
     finally:
-        session.close()
+        obs.close()
 
 
 def list_reply(endpoint: str | None, target: str | None) -> dict[str, Any]:
@@ -100,16 +104,17 @@ def run_logs(endpoint: str | None, target: str, node: str, tail: int | None) -> 
     """A `run` dataflow's node log (as the coordinator's ``logs`` answers), or None if no run has it."""
     from dora_zenoh.supervision.runinfo import run_key
 
-    session = _observer(endpoint)
-    if session is None:
+    obs = _observer(endpoint)
+    if obs is None:
         return None
+    session = obs.client
     try:
         for answer in _query(session, run_key("**", target, "logs"), {"node": node, "tail": tail}):
             if not answer.get("ok"):
                 raise CliError(answer.get("error", "the run refused"))
             return answer
     finally:
-        session.close()
+        obs.close()
     return None
 
 

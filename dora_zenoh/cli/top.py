@@ -38,16 +38,16 @@ def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoi
     quiet_interrupt()
     with observer(endpoint) as session:
         cpu = CpuSampler()
-        prev = wait_snapshot(session, dataflow)
+        prev = wait_snapshot(session.client, dataflow)
         cpu.prime([n.pid for n in prev.nodes.values() if n.pid])
         t_prev = time.monotonic()
         tty = sys.stdout.isatty() and not once
         try:
             while True:
                 time.sleep(interval)
-                snap = wait_snapshot(session, dataflow, timeout=3.0)
+                snap = wait_snapshot(session.client, dataflow, timeout=3.0)
                 now = time.monotonic()
-                sup = {df: coordinator_rows(session, df, timeout=0.5) for df in snap.dataflows()}
+                sup = {df: coordinator_rows(session.client, df, timeout=0.5) for df in snap.dataflows()}
                 found = rows(snap, cpu, prev, now - t_prev, sup)
                 prev, t_prev = snap, now
                 if once:

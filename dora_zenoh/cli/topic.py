@@ -25,11 +25,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 @contextmanager
 def observer(endpoint: str | None) -> Iterator[Any]:
-    """A peer session for watching; 'nothing runs there' and bad names become ``error: ...``."""
-    from dora_zenoh.introspect.discovery import IntrospectError, open_observer
+    """The sessions for watching (see ``Observer``); 'nothing runs there' and bad names become ``error: ...``."""
+    from dora_zenoh.introspect.discovery import IntrospectError, Observer
 
     try:
-        session = open_observer(endpoint)
+        session = Observer(endpoint)
     except IntrospectError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -50,7 +50,7 @@ def quiet_interrupt() -> None:
 def _resolve_all(session: Any, names: tuple[str, ...], dataflow: str | None) -> list[Any]:
     from dora_zenoh.introspect.discovery import resolve, wait_snapshot
 
-    snap = wait_snapshot(session, dataflow)
+    snap = wait_snapshot(session.client, dataflow)
     return [resolve(snap, n, dataflow) for n in names]
 
 
@@ -73,12 +73,12 @@ def list_(dataflow: str | None, verbose: bool, window: float, as_json: bool, end
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
     with observer(endpoint) as session:
-        snap = wait_snapshot(session, dataflow)
+        snap = wait_snapshot(session.client, dataflow)
         topics = snap.topics(dataflow)
         extra: dict[str, dict[str, Any]] = {t.key: {} for t in topics}
         if verbose and topics:
             meters = {t.key: Meter(window=window + 1) for t in topics}
-            watch = Watch(session, [t.key for t in topics])
+            watch = Watch(session.peer, [t.key for t in topics])
             for sample in watch.samples(until=time.monotonic() + window):
                 key = str(sample.key_expr)
                 if key not in meters:
@@ -135,7 +135,7 @@ def echo(names: tuple[str, ...], dataflow: str | None, count: int | None, timeou
     shown = 0
     with observer(endpoint) as session:
         topics = _resolve_all(session, names, dataflow)
-        watch = Watch(session, [t.key for t in topics])
+        watch = Watch(session.peer, [t.key for t in topics])
         until = time.monotonic() + timeout if timeout else None
         try:
             for sample in watch.samples(until=until):
@@ -168,7 +168,7 @@ def _measure(names: tuple[str, ...], dataflow: str | None, window: float, durati
     with observer(endpoint) as session:
         topics = _resolve_all(session, names, dataflow)
         meters = {t.key: Meter(window=window) for t in topics}
-        watch = Watch(session, list(meters))
+        watch = Watch(session.peer, list(meters))
         start = time.monotonic()
         end = start + duration if duration else None
         next_print = start + 1.0
@@ -257,7 +257,7 @@ def info(name: str, dataflow: str | None, wait: float, as_json: bool, endpoint: 
                                "publisher": t.node or None, "sent": t.sent,
                                "subscribers": [{"node": n, **vars(i)} for n, i in t.subscribers],
                                "encoding": None, "type": None}
-        watch = Watch(session, [t.key])
+        watch = Watch(session.peer, [t.key])
         for sample in watch.samples(until=time.monotonic() + wait):
             d = decode.decode(sample.payload.to_bytes(), str(sample.encoding), attachment_bytes(sample))
             out.update(encoding=d.encoding, type=d.arrow_type or d.kind, size=d.size)
@@ -308,7 +308,7 @@ def pub(name: str, value: str, dataflow: str | None, arrow_type: str | None, rat
     quiet_interrupt()
     with observer(endpoint) as session:
         (t,) = _resolve_all(session, (name,), dataflow)
-        pub_ = publisher(session, t.key, encoding)
+        pub_ = publisher(session.peer, t.key, encoding)
         time.sleep(0.3)  # let the subscribers' interest reach us, or the first message has no route
         sent = 0
         try:

@@ -47,6 +47,46 @@ def open_observer(endpoint: str | None = None, timeout: float = 3.0) -> zenoh.Se
     return session
 
 
+class Observer:
+    """The two sessions a watching tool uses (a context manager that closes both).
+
+    ``client``: a Zenoh client of the hub, for the discovery queries (tokens, stats, the
+    supervisor's ``list``): the hub answers them from the declarations it already has, at
+    once, where a brand-new peer first has to learn the nodes' declarations by gossip
+    (measured: a peer's first query missed a live node now and then). ``peer``: for the data
+    itself (subscribers, ``pub``), linked straight to the publishers, so watched messages do
+    not pass through the hub.
+    """
+
+    def __init__(self, endpoint: str | None = None, timeout: float = 3.0) -> None:
+        self.peer = open_observer(endpoint, timeout)
+        hub = endpoint or zconfig.default_endpoint()
+        conf = zconfig.peer_config([hub], [])
+        conf.insert_json5("mode", '"client"')
+        try:
+            self.client = zenoh.open(conf)
+        except zenoh.ZError:
+            self.peer.close()
+            raise IntrospectError(f"could not connect to {hub}") from None
+        deadline = time.monotonic() + timeout
+        while not (list(self.client.info.peers_zid()) or list(self.client.info.routers_zid())):
+            if time.monotonic() > deadline:
+                self.close()
+                raise IntrospectError(f"could not link to {hub} within {timeout:g} s")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        for session in (self.client if hasattr(self, "client") else None, self.peer):
+            if session is not None:
+                session.close()
+
+    def __enter__(self) -> Observer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
 class InputInfo:
     id: str
@@ -151,7 +191,8 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
             snap.runners.add(df)
         elif len(parts) == 2 and parts[1] == "stop":
             snap.stopping.add(df)
-    for reply in session.get(ANY_PREFIX_STATS, timeout=timeout):
+    # every node must answer, not only the "best matching" one: target ALL
+    for reply in session.get(ANY_PREFIX_STATS, timeout=timeout, target=zenoh.QueryTarget.ALL):
         if reply.ok is None:
             continue
         prefix, parts = _split(str(reply.ok.key_expr), "stats")
