@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,7 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--tool", choices=["hz", "bw"], default="hz")
+    ap.add_argument("--tool", choices=["hz", "bw", "none"], default="hz",
+                    help="none: nobody watches (the publisher's own rate, to compare)")
     args = ap.parse_args()
     hub = zconfig.free_tcp_endpoint()
     session = zenoh.open(zconfig.peer_config([], [hub]))
@@ -33,10 +35,12 @@ def main() -> None:
     token = session.liveliness().declare_token(keys.node_token("dora", "bench", "src"))
     sent = [0]
     stats = session.declare_queryable(keys.stats_key("dora", "bench", "src"), lambda q: q.reply(
-        keys.stats_key("dora", "bench", "src"), json.dumps({"sent": {"out": sent[0]}, "inputs": {}})))
+        keys.stats_key("dora", "bench", "src"), json.dumps({"sent": {"out": sent[0]}, "inputs": {}, "pid": os.getpid()})))
     pub = session.declare_publisher(key, congestion_control=zenoh.CongestionControl.BLOCK)
+    watched = args.tool != "none"
     tool = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "topic", args.tool, "src/out", "--endpoint", hub,
-                             "--duration", f"{args.seconds}s", "--window", f"{args.seconds}s", "--json"],
+                             "--duration", f"{args.seconds}s", "--window", f"{args.seconds}s", "--json"]
+                            if watched else [sys.executable, "-c", "import time; time.sleep(60)"],
                             stdout=subprocess.PIPE, text=True)
     payload = b"x" * args.size
     time.sleep(2.5)  # the tool starts and subscribes
@@ -48,8 +52,10 @@ def main() -> None:
         n += 1
         sent[0] = n
     elapsed = time.monotonic() - t0
+    if not watched:
+        tool.kill()
     out, _ = tool.communicate(timeout=60)
-    report = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    report = json.loads(out.strip().splitlines()[-1]) if watched and out.strip() else {}
     print(json.dumps({"size": args.size, "published_per_s": round(n / elapsed), "published_bytes_per_s":
                       round(n * args.size / elapsed), "tool": args.tool, "tool_rate": round(report.get("rate", 0)),
                       "tool_bytes_per_s": round(report.get("bytes_per_s", 0)), "seen": report.get("seen"),

@@ -17,7 +17,7 @@ import zenoh
 
 from dora_zenoh.introspect.decode import ARROW_STREAM
 
-RING = 4096
+RING = 256  # samples held per key: a held sample pins its buffer (1 MiB messages: 256 MiB at most)
 
 
 class Watch:
