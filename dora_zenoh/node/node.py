@@ -14,6 +14,7 @@ import dis
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -50,6 +51,18 @@ _BURST = 2
 _NEVER = 1 << 63  # a yield gap no two sends are apart by
 _sched_yield = sched.sched_yield
 _T = TypeVar("_T")
+_BLOCK = zenoh.CongestionControl.BLOCK
+_DROP = zenoh.CongestionControl.DROP
+_ENC_BYTES = wire.ENC_BYTES
+# The attachment every dora-zenoh sender writes when there is no metadata: nothing to check.
+_PLAIN_ATTACHMENT = re.compile(rb'\{"seq":\d{1,19},"ts":\d{1,19}\}').fullmatch
+# A node that exits waits until its readers have its end-of-stream notice (see Node.close):
+# `queue_policy: block` readers up to this many seconds, drop_oldest ones up to DROP_READER_WAIT.
+EXIT_TIMEOUT_ENV = "DORA_ZENOH_EXIT_TIMEOUT"
+DEFAULT_EXIT_TIMEOUT = 10.0
+DROP_READER_WAIT = 1.0
+# How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
+FACT_PATIENCE = 3.0
 
 
 class Node:
@@ -127,13 +140,26 @@ class Node:
         self._state = threading.Condition()
         self._alive: set[str] = set()
         self._exited: set[str] = set()
+        self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
 
-        # Outputs: one publisher each; [publisher, next sequence number].
+        # Outputs: [publisher, next sequence number, publisher for block readers or None].
+        # Only `queue_policy: block` readers may hold a sender back: an output that none of
+        # them reads is published with congestion control DROP (a stalled reader loses
+        # messages, counted by their seq gaps, and the sender and other readers go on); one
+        # read with both policies is also published on keys.block_key for its block readers.
         self._outputs: dict[str, list] = {}
+        block_readers = cfg.get("block_readers")  # None: not from a runner; keep BLOCK
+        split = set(cfg.get("split_outputs", ()))
         for out_id, key in cfg["outputs"].items():
+            blocking = (block_readers is None or bool(block_readers.get(out_id))) and out_id not in split
             pub = session.declare_publisher(key, encoding=wire.ENC_BYTES, express=_EXPRESS,
-                                            congestion_control=zenoh.CongestionControl.BLOCK)
-            self._outputs[out_id] = [pub, 0]
+                                            congestion_control=_BLOCK if blocking else _DROP)
+            blk = None
+            if out_id in split:
+                blk = session.declare_publisher(keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
+                                                encoding=wire.ENC_BYTES, express=_EXPRESS,
+                                                congestion_control=_BLOCK)
+            self._outputs[out_id] = [pub, 0, blk]
         self._sent_at_wait = 0
         self._flush_pub = session.declare_publisher(keys.flush_key(prefix, self._dataflow, self.node_id),
                                                     express=True)
@@ -145,9 +171,14 @@ class Node:
         self._restartable = {s.get("source_node") for s in cfg["inputs"].values() if s.get("restartable")}
         sources = self._setup_inputs(cfg["inputs"], prefix)
         self._flush_subs = []
+        self._eos_seen: dict[str, str] = {}  # source node -> the session id in its last notice
+        self._malformed: dict[tuple[str, str], int] = {}  # (key, what was wrong) -> samples dropped
         for source in sorted(sources):
             session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
+            # A node that exits asks us whether its end-of-stream notice is here (see close()).
+            session.declare_queryable(keys.ack_key(prefix, self._dataflow, source, self.node_id),
+                                      zenoh.handlers.Callback(self._on_ack_query, indirect=False))
             # Never read: it is there so that the source's flushes reach us (see _flush).
             self._flush_subs.append(session.declare_subscriber(
                 keys.flush_key(prefix, self._dataflow, source), zenoh.handlers.RingChannel(1)))
@@ -185,6 +216,8 @@ class Node:
                 q.first_seq = 0  # so messages dropped before the first one we read count too
             self._inputs[in_id] = q
         self._primary = self._inputs[primary_id] if primary_id else None
+        if self._primary is not None:  # its tail may still be in the ring when it closes
+            self._primary.count_tail = False
         # What every event of the primary input starts from (see _sample_event).
         self._template = {"type": INPUT, "id": primary_id}
         self._arrow = wire.has_pyarrow()
@@ -232,11 +265,16 @@ class Node:
         # A reader's token can reach us (as history, through the hub) before its
         # subscription does; a message sent then is lost. So also wait until each output
         # that a live reader reads has a matching subscriber here.
+        blockers = self._cfg.get("block_readers") or {}
         for out_id, out_readers in readers.items():
             out = self._outputs.get(out_id)  # None for the stdout output: the runner publishes it
-            if out is None or not any(r in self._alive and r not in self._exited for r in out_readers):
+            live = [r for r in out_readers if r in self._alive and r not in self._exited]
+            if out is None or not live:
                 continue
-            while not out[0].matching_status.matching and time.monotonic() < deadline and not self._stopped:
+            # A block reader of an output read with both policies subscribes to its block key.
+            pubs = {out[2] if out[2] is not None and r in blockers.get(out_id, ()) else out[0] for r in live}
+            while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
+                   and not self._stopped):
                 time.sleep(0.002)
 
     def _flush(self) -> bool:
@@ -272,26 +310,124 @@ class Node:
             if not put and name not in self._restartable:  # gone: after its notice, or crashed
                 self._close_from(name, include_stdout=False)
         elif kind == "exited" and put:
-            with self._state:
-                self._exited.add(name)
-                self._state.notify_all()
-            self._close_from(name, include_stdout=True)
+            self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
-            self._request_stop()
+            self._believe("stop", "", self._request_stop)
         elif kind == "runner" and not put and self._cfg.get("supervised"):
             self._request_stop()  # our supervisor is gone: wind down
 
-    def _on_eos(self, sample: zenoh.Sample) -> None:
-        try:
-            notice = json.loads(sample.payload.to_bytes())
-        except ValueError:
+    def _on_exited(self, name: str) -> None:
+        with self._state:
+            self._exited.add(name)
+            self._state.notify_all()
+        self._close_from(name, include_stdout=True)
+
+    def _believe(self, kind: str, name: str, act: Callable[[], None]) -> None:
+        """Act on an ``exited``/``stop`` token once the runner confirms it.
+
+        Any Zenoh session can declare a token; Zenoh does not say whose it is. The runner
+        gave us its session id (``runner_zid``), and a query reply names the session that
+        sent it (``Reply.replier_id``): the fact is believed when the runner's own
+        ``facts`` queryable says so. Asked on a thread of ours (a Zenoh callback must
+        not wait), for up to FACT_PATIENCE seconds; an unconfirmed token is ignored and
+        logged once. A node that no runner started believes tokens as they come.
+        """
+        runner = self._cfg.get("runner_zid")
+        if not runner:
+            act()
             return
-        node, outputs = notice.get("node"), notice.get("outputs", {})
+        with self._state:
+            if (kind, name) in self._checking:
+                return
+            self._checking.add((kind, name))
+        threading.Thread(target=self._confirm, args=(kind, name, act, runner), daemon=True,
+                         name="dora-zenoh-confirm").start()
+
+    def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
+        selector = keys.facts_key(self._cfg["prefix"], self._dataflow)
+        deadline = time.monotonic() + FACT_PATIENCE
+        impostors: set[str] = set()
+        try:
+            while time.monotonic() < deadline and not self._closed:
+                for reply in self._session.get(selector, timeout=1.0):
+                    if reply.ok is None:
+                        continue
+                    if str(reply.replier_id) != runner:
+                        impostors.add(str(reply.replier_id))
+                        continue
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict) and (
+                            facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
+                        act()
+                        return
+                time.sleep(0.1)
+        except zenoh.ZError:  # our session is closing
+            return
+        finally:
+            with self._state:
+                self._checking.discard((kind, name))
+        if not self._closed:
+            what = "stop" if kind == "stop" else f"exited/{name}"
+            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
+            warn(f"node '{self.node_id}': ignored the '{what}' token: the runner (session {runner}) does not "
+                 f"confirm it within {FACT_PATIENCE:g} s, so another Zenoh session declared it{extra}")
+
+    def _on_eos(self, sample: zenoh.Sample) -> None:
+        key = str(sample.key_expr)
+        node = key.rsplit("/", 1)[1]
+        raw = sample.payload.to_bytes()
+        notice, problem = wire.check_eos(raw, node)
+        secret = self._cfg.get("secret")
+        if problem is None and secret and node not in self._restartable:  # a dynamic node has no secret
+            att = sample.attachment
+            if not wire.signed_by(secret, raw, att.to_bytes() if att is not None else None):
+                problem = "notice is not signed by a process of this run (another Zenoh session sent it)"
+        if problem is not None:
+            self._drop_malformed(key, problem)
+            return
+        outputs = notice.get("outputs", {})
+        if isinstance(notice.get("zid"), str):
+            self._eos_seen[node] = notice["zid"]
         if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
             return
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
+
+    def _on_ack_query(self, query: zenoh.Query) -> None:
+        """A source asks whether its end-of-stream notice is here: the session id in it."""
+        source = str(query.key_expr).split("/")[-2]
+        key = keys.ack_key(self._cfg["prefix"], self._dataflow, source, self.node_id)
+        query.reply(key, json.dumps({"zid": self._eos_seen.get(source)}).encode())
+
+    def _drop_malformed(self, key: str, problem: str) -> None:
+        """Count a sample we refuse; log the first of each kind per key (with what was wrong)."""
+        what = (key, problem.split(" (")[0])
+        count = self._malformed.get(what, 0) + 1
+        self._malformed[what] = count
+        if count == 1:
+            warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
+                 "from dora-zenoh. Others like it are counted and reported when the node closes")
+
+    def _admit(self, sample: zenoh.Sample, event: Event) -> bool:
+        """Whether a received message may reach the user's code: its attachment is one a
+        dora-zenoh sender writes, and an Arrow payload decodes. Costs one regex match per
+        message without metadata; anything else is checked in full."""
+        att = sample.attachment
+        if att is not None:
+            raw = att.to_bytes()
+            if not _PLAIN_ATTACHMENT(raw):
+                problem = wire.check_attachment(raw)[1]
+                if problem is not None:
+                    self._drop_malformed(str(sample.key_expr), problem)
+                    return False
+        if sample.encoding != _ENC_BYTES and self._arrow and wire.is_arrow_stream(sample.encoding):
+            try:
+                event["value"].to_arrow()  # cached in the value
+            except Exception as exc:
+                self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
+                return False
+        return True
 
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``dora-zenoh list NAME``: messages sent per output, counted by their sequence numbers."""
@@ -339,7 +475,10 @@ class Node:
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                return self._sample_event(token)
+                event = self._sample_event(token)
+                if self._admit(token, event):
+                    return event
+                continue
             event = self._token_event(token)
             if event is not _SKIP:
                 return event
@@ -366,7 +505,8 @@ class Node:
                 return new_event(INPUT_CLOSED, token.id, node=self)
             if item.__class__ is int:  # a timer tick carries its time
                 return new_event(INPUT, token.id, None, self, timestamp=item)
-            return new_event(INPUT, token.id, item, self)
+            event = new_event(INPUT, token.id, item, self)
+            return event if self._admit(item, event) else _SKIP
         if token is _STOP:
             self._finished = True
             return None if self._legacy else new_event(STOP, node=self)
@@ -412,6 +552,8 @@ class Node:
         cls = data.__class__
         if cls is bytes:  # the common case, kept short: it runs per message
             out[0].put(data, attachment=att)
+            if out[2] is not None:  # read with both policies: the block readers' copy
+                out[2].put(data, attachment=att)
         else:
             if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
                 sample = data._sample
@@ -420,10 +562,11 @@ class Node:
                     encoding = None  # the publisher's default: don't pass (and convert) it again
             else:
                 payload, encoding = wire.encode(data)
-            if encoding is None:
-                out[0].put(payload, attachment=att)
-            else:
-                out[0].put(payload, encoding=encoding, attachment=att)
+            for pub in (out[0], out[2]) if out[2] is not None else (out[0],):
+                if encoding is None:
+                    pub.put(payload, attachment=att)
+                else:
+                    pub.put(payload, encoding=encoding, attachment=att)
         if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.tuning.sched
             self._yielded_at = now
             _sched_yield()
@@ -462,12 +605,79 @@ class Node:
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
+            zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
-                      "ended": time.time()}
-            self._eos_pub.put(json.dumps(notice).encode())
+                      "ended": time.time(), "zid": zid}
+            self._put_eos(notice)
+            self._await_readers(zid)
+            self._report_malformed()
         finally:
             self._wake.close()
             self._session.close()
+
+    def _put_eos(self, notice: dict) -> None:
+        """Send an end-of-stream notice, signed so that readers know a process of this run
+        sent it (see ``wire.codec.sign``)."""
+        body = json.dumps(notice).encode()
+        secret = self._cfg.get("secret")
+        self._eos_pub.put(body, attachment=wire.sign(secret, body) if secret else None)
+
+    def _await_readers(self, zid: str) -> None:
+        """Before the session closes: wait until every live reader has our end-of-stream
+        notice, which travels behind our messages, so that they are all in the reader.
+
+        Closing a Zenoh session is not a flush: what a reader has not taken from the link
+        yet (a `queue_policy: block` reader that is behind, a stalled process) is lost
+        with the link. Block readers are waited for up to ``$DORA_ZENOH_EXIT_TIMEOUT``
+        seconds (default 10), drop_oldest ones up to DROP_READER_WAIT (they must never hold
+        their sender back for long); whoever has not confirmed by then is named in a warning.
+        """
+        readers = self._cfg.get("readers") or {}
+        blockers = self._cfg.get("block_readers") or {}
+        sent = {o: v[1] for o, v in self._outputs.items() if v[1]}
+        block = {r for o in sent for r in blockers.get(o, ())}
+        others = {r for o in sent for r in readers.get(o, ())} - block
+        if not block and not others:
+            return
+        timeout = _setting(_exit_timeout)
+        timeout = DEFAULT_EXIT_TIMEOUT if timeout is None else timeout
+        start = time.monotonic()
+        limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
+        selector = keys.ack_key(self._cfg["prefix"], self._dataflow, self.node_id, "*")
+        acked: set[str] = set()
+        late: set[str] = set()
+        while True:
+            now = time.monotonic()
+            with self._state:
+                waiting = {r for r in limit if r not in acked and r in self._alive and r not in self._exited}
+            late = {r for r in waiting if now >= limit[r]}
+            waiting -= late
+            if not waiting:
+                break
+            try:
+                for reply in self._session.get(selector, timeout=max(0.05, min(1.0, max(limit[r] for r in waiting) - now))):
+                    if reply.ok is None:
+                        continue
+                    answer, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(answer, dict) and answer.get("zid") == zid:
+                        acked.add(str(reply.ok.key_expr).rsplit("/", 1)[1])
+            except zenoh.ZError:
+                break
+            if not waiting - acked:
+                break
+            time.sleep(0.005)
+        if late:
+            waited = time.monotonic() - start
+            total = sum(sent.values())
+            warn(f"node '{self.node_id}': exiting after waiting {waited:.1f} s for {', '.join(sorted(late))} to "
+                 f"receive its {total} message(s); they may miss the last ones (raise {EXIT_TIMEOUT_ENV} to "
+                 "wait longer for queue_policy: block readers)")
+
+    def _report_malformed(self) -> None:
+        """The totals of the malformed messages we dropped (the first of each kind was logged)."""
+        for (key, problem), count in sorted(self._malformed.items()):
+            if count > 1:
+                warn(f"node '{self.node_id}': dropped {count} malformed message(s) on '{key}' in all ({problem})")
 
     def __enter__(self) -> Node:
         return self
@@ -528,6 +738,21 @@ def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | 
             f"Node(\"{node_id}\", dataflow=NAME) or set {DATAFLOW_ENV}")
     return found[0]
 
+
+
+def _exit_timeout() -> float:
+    """``$DORA_ZENOH_EXIT_TIMEOUT``: seconds a node that exits waits for its block readers."""
+    raw = os.environ.get(EXIT_TIMEOUT_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_EXIT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{EXIT_TIMEOUT_ENV}={raw!r} is not a number of seconds >= 0; using "
+                         f"{DEFAULT_EXIT_TIMEOUT:g}")
+    return value
 
 
 def _setting(read: Callable[[], _T]) -> _T | None:

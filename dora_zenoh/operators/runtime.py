@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import zenoh
+
 from dora_zenoh.console import note
 from dora_zenoh.errors import UndeclaredOutputError
 from dora_zenoh.node.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
@@ -56,6 +58,7 @@ from dora_zenoh.operators.loader import (
     describe_exception,
     status_code,
 )
+from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 
 HOT_RELOAD_ENV = "DORA_ZENOH_HOT_RELOAD"
@@ -102,10 +105,15 @@ class RuntimeNode(Node):
         if counts:
             # "partial": the process goes on; a runner must not date the node's end by it.
             notice = {"node": self.node_id, "outputs": counts, "partial": True}
-            self._eos_pub.put(json.dumps(notice).encode())
+            self._put_eos(notice)
 
     def request_dataflow_stop(self) -> Any:
         """Declare the dataflow's stop token: every node gets STOP, the runner stops the run."""
+        secret = self._cfg.get("secret")
+        if secret:  # the runner believes a signed request, not a token any session could declare
+            body = json.dumps({"node": self.node_id}).encode()
+            self._session.put(keys.stop_request_key(self._cfg["prefix"], self._dataflow), body,
+                              attachment=wire.sign(secret, body), congestion_control=zenoh.CongestionControl.BLOCK)
         return self._session.liveliness().declare_token(keys.stop_token(self._cfg["prefix"], self._dataflow))
 
 

@@ -177,6 +177,10 @@ class DataflowRun:
         self.pending_restart: dict[str, tuple[_Proc, str, str]] = {}
         self.line_counts: dict[str, int] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
+        # Given to every node it spawns (in their environment, never over Zenoh): control
+        # notices signed with it (end of stream, stop requests) come from this run's nodes.
+        self._secret = secrets.token_hex(16)
+        self._bad_notices: set[tuple[str, str]] = set()
         self.log_dir = self._make_log_dir()
 
     # -- start -----------------------------------------------------------------------
@@ -234,11 +238,14 @@ class DataflowRun:
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
-            # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) by
-            # declaring the stop token itself: treat that like Ctrl-C.
-            session.liveliness().declare_subscriber(
-                keys.stop_token(prefix, self.dataflow),
-                zenoh.handlers.Callback(self._on_stop_token, indirect=False))
+            # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) with a
+            # signed request: treat that like Ctrl-C. (Its stop token alone could come from
+            # any Zenoh session, so it is not believed.)
+            session.declare_subscriber(keys.stop_request_key(prefix, self.dataflow),
+                                       zenoh.handlers.Callback(self._on_stop_request, indirect=False))
+            # Nodes ask here whether an `exited`/`stop` token is ours (see Node._believe).
+            session.declare_queryable(keys.facts_key(prefix, self.dataflow),
+                                      zenoh.handlers.Callback(self._on_facts_query, indirect=False))
             # A node's end is dated by its end-of-stream notice when it sends one: a node
             # that fails sends it before its downstream can react, so the first failure
             # in time is the cause, not one of its victims.
@@ -282,6 +289,8 @@ class DataflowRun:
         # Started with the dataflow, behind the start barrier: it hears every message its
         # sources send, from sequence number 0 (a restarted node joins them midway).
         cfg["fresh_start"] = not restart
+        cfg["secret"] = self._secret
+        cfg["runner_zid"] = str(self.session.zid())
         zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id
@@ -332,8 +341,9 @@ class DataflowRun:
                 seq += 1
         stream.close()
         if publisher is not None:
-            notice = {"node": node_id, "outputs": {proc.node.send_stdout_as: seq}}
-            self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), json.dumps(notice).encode(),
+            body = json.dumps({"node": node_id, "outputs": {proc.node.send_stdout_as: seq}}).encode()
+            self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), body,
+                             attachment=wire.sign(self._secret, body),
                              congestion_control=zenoh.CongestionControl.BLOCK)
 
     def _wait_for_readers(self, node_id: str, output: str, timeout: float = 30.0) -> None:
@@ -398,17 +408,39 @@ class DataflowRun:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
 
-    def _on_stop_token(self, sample: zenoh.Sample) -> None:
-        if sample.kind == zenoh.SampleKind.PUT:
+    def _on_stop_request(self, sample: zenoh.Sample) -> None:
+        raw = sample.payload.to_bytes()
+        att = sample.attachment
+        if wire.signed_by(self._secret, raw, att.to_bytes() if att is not None else None):
             self.stop()
+        else:
+            self._refuse(str(sample.key_expr), "stop request not signed by a node of this run")
+
+    def _on_facts_query(self, query: zenoh.Query) -> None:
+        """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
+        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results)}
+        query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
+
+    def _refuse(self, key: str, problem: str) -> None:
+        """A control message we do not believe: logged once per key and kind of problem."""
+        if (key, problem) not in self._bad_notices:
+            self._bad_notices.add((key, problem))
+            print(f"[dora-zenoh] ignored a message on '{key}': {problem} (another Zenoh session sent it); "
+                  "further ones like it are ignored silently", file=self.options.out or sys.stderr, flush=True)
 
     def _on_eos(self, sample: zenoh.Sample) -> None:
-        node = str(sample.key_expr).rsplit("/", 1)[1]
-        try:
-            notice = json.loads(sample.payload.to_bytes())
-        except ValueError:
-            notice = {}
-        if isinstance(notice, dict) and notice.get("partial"):
+        key = str(sample.key_expr)
+        node = key.rsplit("/", 1)[1]
+        raw = sample.payload.to_bytes()
+        notice, problem = wire.check_eos(raw, node)
+        att = sample.attachment
+        if problem is None and not wire.signed_by(self._secret, raw, att.to_bytes() if att is not None else None):
+            if node in self.procs:  # a dynamic node has no secret: only ours must sign
+                problem = "notice not signed by a process of this run"
+        if problem is not None:
+            self._refuse(key, problem)
+            return
+        if notice.get("partial"):
             return  # one operator of a runtime stopped; the node goes on (its final notice repeats these)
         try:
             ended = float(notice.get("ended", time.time()))
@@ -430,6 +462,7 @@ class DataflowRun:
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
+                cfg["runner_zid"] = str(self.session.zid())  # not the secret: anyone may ask here
                 query.reply(key, json.dumps(cfg).encode())
 
     def _record_exit(self, proc: _Proc) -> None:

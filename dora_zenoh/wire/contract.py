@@ -28,7 +28,11 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[st
     if inp.timer_ns:
         spec["timer_ns"] = inp.timer_ns
         return spec
-    spec.update(key=keys.data_key(desc.prefix, dataflow, inp.source), source_node=inp.source_node,
+    key = keys.data_key(desc.prefix, dataflow, inp.source)
+    if inp.queue_policy == "block" and "drop_oldest" in output_policies(desc, inp.source_node).get(
+            inp.source_output, ()):
+        key = keys.block_key(desc.prefix, dataflow, inp.source)  # see keys.block_key
+    spec.update(key=key, source_node=inp.source_node,
                 source_output=inp.source_output,
                 stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc))
     if inp.source_node in restartable_nodes(desc):
@@ -45,6 +49,36 @@ def restartable_nodes(desc: Descriptor) -> set[str]:
     token (or when the dataflow stops), so a restart is invisible downstream.
     """
     return {n.id for n in desc.nodes if n.restart_policy != "never" or n.kind == "dynamic"}
+
+
+def _readers(desc: Descriptor, node_id: str) -> list[tuple[str, ResolvedInput]]:
+    """(reader node, its input) for every input of a node started with the dataflow that
+    reads an output of ``node_id``."""
+    found = []
+    for other in desc.nodes:
+        if other.id == node_id or other.kind == "dynamic":
+            continue
+        all_inputs = list(other.inputs.values()) + [i for op in other.operators for i in op.inputs.values()]
+        found.extend((other.id, i) for i in all_inputs if i.source_node == node_id and i.source_output)
+    return found
+
+
+def output_policies(desc: Descriptor, node_id: str) -> dict[str, set[str]]:
+    """For each output of ``node_id``: the queue policies its readers use."""
+    policies: dict[str, set[str]] = {}
+    for _, i in _readers(desc, node_id):
+        policies.setdefault(i.source_output, set()).add(i.queue_policy)
+    return policies
+
+
+def block_readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
+    """For each output of ``node_id``: the readers with ``queue_policy: block``, the only ones
+    that may hold the sender back (and that it waits for when it exits)."""
+    readers: dict[str, list[str]] = {}
+    for other, i in _readers(desc, node_id):
+        if i.queue_policy == "block" and other not in readers.setdefault(i.source_output, []):
+            readers[i.source_output].append(other)
+    return {o: r for o, r in readers.items() if r}
 
 
 def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
@@ -79,6 +113,9 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         "inputs": {i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
         "outputs": outputs,
         "readers": readers_by_output(desc, node.id),
+        "block_readers": block_readers_by_output(desc, node.id),
+        # Outputs read with both policies: also published on keys.block_key for the block readers.
+        "split_outputs": sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
     }
     if runtime:
         cfg["operators"] = [operator_config(node, op) for op in node.operators]
