@@ -28,7 +28,7 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_seq", "count_tail")
+                 "first_seq", "expect", "busy", "last_seq")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -52,7 +52,6 @@ class InputQueue:
         self.expect: int | None = None     # sender's final count, from its end-of-stream notice
         self.busy = False                  # a sender is blocked in put() (queue_policy: block)
         self.last_seq: int | None = None   # the last sequence number that reached us
-        self.count_tail = True             # at close, count what the notice promised and never came
 
     def put(self, item: Any) -> None:
         """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
@@ -211,11 +210,22 @@ class InputQueue:
     def _close_locked(self) -> None:
         if self.closed:
             return
-        if self.expect is not None and self.count_tail and self._got() < self.expect:
-            self.count_dropped(self.expect - self._got())  # the sender's last ones never came
         self.closed = True
         self.items.append(CLOSED)
         self.wake.put(self)
+
+    def hint_total(self, total: int) -> None:
+        """The runner says the sender sent ``total`` messages (its notice did not reach us):
+        what never came is counted as dropped when the input closes."""
+        with self.lock:
+            if self.expect is None:
+                self.expect = total
+
+    def report_closed(self) -> None:
+        """The node is handed this input's INPUT_CLOSED, after every message before it: count
+        what the sender's final count promised and never came, and report the drops."""
+        if self.expect is not None and self._got() < self.expect:
+            self.count_dropped(self.expect - self._got())
         if self.dropped:
             warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 

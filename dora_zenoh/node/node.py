@@ -216,8 +216,6 @@ class Node:
                 q.first_seq = 0  # so messages dropped before the first one we read count too
             self._inputs[in_id] = q
         self._primary = self._inputs[primary_id] if primary_id else None
-        if self._primary is not None:  # its tail may still be in the ring when it closes
-            self._primary.count_tail = False
         # What every event of the primary input starts from (see _sample_event).
         self._template = {"type": INPUT, "id": primary_id}
         self._arrow = wire.has_pyarrow()
@@ -352,8 +350,8 @@ class Node:
                 for reply in self._session.get(selector, timeout=1.0):
                     if reply.ok is None:
                         continue
-                    if str(reply.replier_id) != runner:
-                        impostors.add(str(reply.replier_id))
+                    if _replier(reply) != runner:
+                        impostors.add(_replier(reply))
                         continue
                     facts, problem = wire.load_json(reply.ok.payload.to_bytes())
                     if problem is None and isinstance(facts, dict) and (
@@ -444,9 +442,39 @@ class Node:
         def link_closed() -> bool:
             return node not in self._alive
 
-        for q in self._data_inputs:
-            if q.source_node == node and (include_stdout or not q.stdout):
-                q.close_when_quiet(ready=link_closed)
+        closing = [q for q in self._data_inputs if q.source_node == node and (include_stdout or not q.stdout)]
+        if any(q.expect is None and not q.closed for q in closing) and self._cfg.get("runner_zid") \
+                and node not in self._restartable:
+            # Its notice did not reach us (it gave up waiting for us): ask the runner how many
+            # it sent, so that what never came is counted. On a thread: we are in a callback.
+            threading.Thread(target=self._close_counted, args=(node, closing, link_closed), daemon=True).start()
+            return
+        for q in closing:
+            q.close_when_quiet(ready=link_closed)
+
+    def _close_counted(self, node: str, closing: list[InputQueue], ready: Callable[[], bool]) -> None:
+        try:
+            sent = (self._runner_facts() or {}).get("sent", {}).get(node, {})
+            for q in closing:
+                total = sent.get(q.source_output) if isinstance(sent, dict) else None
+                if total.__class__ is int:
+                    q.hint_total(total)
+        finally:
+            for q in closing:
+                q.close_when_quiet(ready=ready)
+
+    def _runner_facts(self) -> dict | None:
+        """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
+        runner = self._cfg.get("runner_zid")
+        try:
+            for reply in self._session.get(keys.facts_key(self._cfg["prefix"], self._dataflow), timeout=1.0):
+                if reply.ok is not None and _replier(reply) == runner:
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict):
+                        return facts
+        except zenoh.ZError:
+            pass
+        return None
 
     def _request_stop(self) -> None:
         with self._state:
@@ -499,6 +527,7 @@ class Node:
         if token.__class__ is InputQueue:
             item = token.take()
             if item is CLOSED:
+                token.report_closed()
                 self._after_close()
                 if self._legacy:
                     return _SKIP
@@ -738,6 +767,12 @@ def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | 
             f"Node(\"{node_id}\", dataflow=NAME) or set {DATAFLOW_ENV}")
     return found[0]
 
+
+
+def _replier(reply: zenoh.Reply) -> str:
+    """The session id of whoever sent a query reply (Zenoh fills it in, not the replier's code)."""
+    who = reply.replier_id
+    return str(who.zid) if who is not None else ""
 
 
 def _exit_timeout() -> float:

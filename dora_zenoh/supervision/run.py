@@ -418,7 +418,8 @@ class DataflowRun:
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
-        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results)}
+        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results),
+                 "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
     def _refuse(self, key: str, problem: str) -> None:
