@@ -141,6 +141,7 @@ class Node:
         self._alive: set[str] = set()
         self._exited: set[str] = set()
         self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
+        self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
 
         # Outputs: [publisher, next sequence number, publisher for block readers or None].
         # Only `queue_policy: block` readers may hold a sender back: an output that none of
@@ -302,17 +303,41 @@ class Node:
         put = sample.kind == zenoh.SampleKind.PUT
         kind, _, name = what.partition("/")
         if kind == "node":
-            with self._state:
-                (self._alive.add if put else self._alive.discard)(name)
-                self._state.notify_all()
-            if not put and name not in self._restartable:  # gone: after its notice, or crashed
-                self._close_from(name, include_stdout=False)
+            if put:
+                with self._state:
+                    self._alive.add(name)
+                    self._state.notify_all()
+            else:  # on a thread of ours: a Zenoh callback must not wait for a query
+                threading.Thread(target=self._on_node_gone, args=(name, str(sample.key_expr)), daemon=True,
+                                 name="dora-zenoh-gone").start()
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
             self._believe("stop", "", self._request_stop)
         elif kind == "runner" and not put and self._cfg.get("supervised"):
             self._request_stop()  # our supervisor is gone: wind down
+
+    def _on_node_gone(self, name: str, token: str) -> None:
+        """A node's token went away: believed once Zenoh no longer knows the token at all.
+
+        Another session that declares the same token and undeclares it can make Zenoh
+        report the token gone while the node's own is still there; asking for the live
+        tokens tells them apart.
+        """
+        try:
+            if any(reply.ok is not None for reply in self._session.liveliness().get(token, timeout=1.0)):
+                if name not in self._gone_forged:
+                    self._gone_forged.add(name)
+                    warn(f"node '{self.node_id}': ignored a report that node '{name}' is gone: its token is "
+                         "still there (another Zenoh session declared and withdrew the same token)")
+                return
+        except zenoh.ZError:  # our session is closing
+            return
+        with self._state:
+            self._alive.discard(name)
+            self._state.notify_all()
+        if name not in self._restartable:  # gone: after its notice, or crashed
+            self._close_from(name, include_stdout=False)
 
     def _on_exited(self, name: str) -> None:
         with self._state:

@@ -61,6 +61,11 @@ SENDER = """
         worst = max(worst, time.perf_counter() - start)
     json.dump({"worst_send_ms": worst * 1000, "sent": count, "seconds": time.perf_counter() - t0},
               open("sender.json", "w"))
+    if os.environ.get("END") == "exit":
+        import sys
+        sys.exit(0)
+    if os.environ.get("END") == "raise":
+        raise RuntimeError("failing after sending")
 """
 
 
@@ -113,6 +118,31 @@ def test_exit_waits_for_a_block_reader_that_is_behind(flow):
     assert "2 node(s) succeeded" in res.stderr + res.stdout
     assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000)
     assert "may miss" not in res.stderr
+
+
+@pytest.mark.parametrize("end", ["exit", "raise"])
+def test_exit_by_sys_exit_or_exception_delivers_too(flow, end):
+    """`sys.exit()` and an exception after sending: the block reader still gets everything."""
+    flow.write("dataflow.yml", f"""
+        nodes:
+          - id: tx
+            path: sender.py
+            outputs: [data]
+            env: {{COUNT: "3000", END: "{end}"}}
+          - id: rx
+            path: recorder.py
+            env: {{SLOW: "0.0005"}}
+            inputs:
+              data: {{source: tx/data, queue_size: 10, queue_policy: block}}
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("recorder.py", RECORDER)
+    res = flow.run(timeout=120)
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 3000)
+    if end == "raise":
+        assert res.returncode != 0 and "node 'tx' exited with code 1" in res.stderr, res.stderr
+    else:
+        assert res.returncode == 0, res.stderr
 
 
 def test_exit_waits_for_a_stopped_block_reader(flow):
@@ -306,14 +336,14 @@ FORGERY_FLOW = """
           data: {source: tx/data, queue_size: 100000}
           other: {source: tx/other, queue_size: 10, queue_policy: block}
 """
-# Sends 600 numbered messages on each output at 200 Hz, once the file "go" exists.
+# Sends 1000 numbered messages on each output at 200 Hz, once the file "go" exists.
 FORGERY_SENDER = """
     import os, time
     from dora import Node
     node = Node()
     while not os.path.exists("go"):
         time.sleep(0.01)
-    for i in range(600):
+    for i in range(1000):
         node.send_output("data", str(i).encode())
         node.send_output("other", str(i).encode())
         time.sleep(0.005)
@@ -338,6 +368,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
         assert pid_of_started
         time.sleep(1.0)  # routes to the nodes
         (flow.folder / "go").write_text("")
+        tokens.append(session.liveliness().declare_token(f"dora/@dz/live/{name}/exited/tx"))
+        tokens.append(session.liveliness().declare_token(f"dora/@dz/live/{name}/stop"))
         time.sleep(0.3)
         arrow = zenoh.Encoding("application/vnd.apache.arrow.stream")
         for out in ("data", "other"):
@@ -352,8 +384,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
         session.put(eos, json.dumps({"node": "tx", "outputs": {"data": "many"}}).encode())
         session.put(eos, json.dumps({"node": "rx", "outputs": {"data": 0}}).encode())
         session.put(eos, b"[" * 100000)
-        tokens.append(session.liveliness().declare_token(f"dora/@dz/live/{name}/exited/tx"))
-        tokens.append(session.liveliness().declare_token(f"dora/@dz/live/{name}/stop"))
+        # Another session declares tx's own token and withdraws it: tx is still there.
+        session.liveliness().declare_token(f"dora/@dz/live/{name}/node/tx").undeclare()
         out, err = proc.communicate(timeout=120)
     finally:
         for token in tokens:
@@ -365,8 +397,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     assert proc.returncode == 0, err
     assert "2 node(s) succeeded" in err + out
     events = flow.result("rx.json")
-    assert_all_in_order_then_closed(events, "data", 600)
-    assert_all_in_order_then_closed(events, "other", 600)
+    assert_all_in_order_then_closed(events, "data", 1000)
+    assert_all_in_order_then_closed(events, "other", 1000)
     assert events[-1][0] == "STOP" or events[-1][0] == "INPUT_CLOSED"
     assert "Traceback" not in err, err
     assert "dropped a malformed message on 'dora/" in err, err
