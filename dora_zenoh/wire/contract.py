@@ -29,8 +29,10 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[st
         spec["timer_ns"] = inp.timer_ns
         return spec
     key = keys.data_key(desc.prefix, dataflow, inp.source)
-    if inp.queue_policy == "block" and "drop_oldest" in output_policies(desc, inp.source_node).get(
-            inp.source_output, ()):
+    # The sender publishes an output on its block key too when its readers (those started
+    # with the dataflow) use both policies; a block reader of such an output reads there.
+    if inp.queue_policy == "block" and {"block", "drop_oldest"} <= output_policies(desc, inp.source_node).get(
+            inp.source_output, set()):
         key = keys.block_key(desc.prefix, dataflow, inp.source)  # see keys.block_key
     spec.update(key=key, source_node=inp.source_node,
                 source_output=inp.source_output,
