@@ -128,17 +128,17 @@ def test_exit_by_sys_exit_or_exception_delivers_too(flow, end):
           - id: tx
             path: sender.py
             outputs: [data]
-            env: {{COUNT: "3000", END: "{end}"}}
+            env: {{COUNT: "5000", END: "{end}"}}
           - id: rx
             path: recorder.py
-            env: {{SLOW: "0.0005"}}
+            env: {{SLOW: "0.001"}}
             inputs:
               data: {{source: tx/data, queue_size: 10, queue_policy: block}}
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
     res = flow.run(timeout=120)
-    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 3000)
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000)
     if end == "raise":
         assert res.returncode != 0 and "node 'tx' exited with code 1" in res.stderr, res.stderr
     else:
