@@ -54,10 +54,10 @@ def block_key(prefix: str, dataflow: str, source: str) -> str:
     return f"{prefix}/{INTERNAL}/blk/{dataflow}/{source}"
 
 
-def ack_key(prefix: str, dataflow: str, source: str, reader: str) -> str:
-    """Queryable of ``reader``: the end-of-stream notice of ``source`` it has seen (a node
-    that exits waits until its readers have it: everything it sent is then in them)."""
-    return f"{prefix}/{INTERNAL}/ack/{dataflow}/{source}/{reader}"
+def ack_key(prefix: str, dataflow: str, node: str, reader: str) -> str:
+    """Queryable of ``reader``: the end-of-stream notice of its source ``node`` it has seen (a
+    node that exits waits until its readers have it: everything it sent is then in them)."""
+    return f"{prefix}/{INTERNAL}/ack/{dataflow}/{node}/{reader}"
 
 
 def facts_key(prefix: str, dataflow: str) -> str:
