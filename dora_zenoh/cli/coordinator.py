@@ -22,23 +22,39 @@ def _state_dir() -> Path:
         return Path("/tmp")
 
 
+group_option = click.option(
+    "--group", envvar="DORA_ZENOH_GROUP", show_envvar=True, metavar="NAME",
+    help="Also let members of this Unix group operate the coordinator (by default only its own user and "
+         "root may). Members can then start programs as the coordinator's user: see docs/security.md.")
+
+
 @click.command(context_settings=CONTEXT)
 @endpoint_option
-def coordinator(endpoint: str | None) -> None:
+@group_option
+def coordinator(endpoint: str | None, group: str | None) -> None:
     """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
     from dora_zenoh.supervision.coordinator import main as serve
 
-    sys.exit(serve(endpoint))
+    sys.exit(serve(endpoint, group))
 
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
+@group_option
 @click.option("--log-file", type=click.Path(path_type=Path),
               help="Where the coordinator's own output goes  [default: ~/.local/state/dora-zenoh/].")
-def up(endpoint: str | None, log_file: Path | None) -> None:
+def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
     """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint)."""
-    from dora_zenoh.supervision.client import coordinator_running
+    from dora_zenoh.supervision.client import ControlError
+    from dora_zenoh.supervision.client import coordinator_running as running
     from dora_zenoh.wire import zconfig
+
+    def coordinator_running(endpoint: str, timeout: float = 2.0) -> dict | None:
+        try:
+            return running(endpoint, timeout)
+        except ControlError as exc:  # another user's coordinator
+            _fail(str(exc))
+            return None
 
     endpoint = _endpoint(endpoint)
     info = coordinator_running(endpoint)
@@ -49,7 +65,8 @@ def up(endpoint: str | None, log_file: Path | None) -> None:
         _fail(f"{endpoint} is in use by another program (a `dora-zenoh run`?); pick another with --endpoint")
     log_file = log_file or _state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint],
+        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint,
+                                 *(["--group", group] if group else [])],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 15
