@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import check, coordinator, dataflows, run
+from dora_zenoh.cli import certs, check, coordinator, dataflows, run
 from dora_zenoh.cli.options import CONTEXT
 
 
@@ -18,7 +18,7 @@ def main() -> None:
     """
 
 
-for _command in (check.check, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS):
+for _command in (check.check, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *certs.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

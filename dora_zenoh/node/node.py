@@ -79,8 +79,7 @@ class Node:
         raw = os.environ.get(CONFIG_ENV)
         if raw:  # started by a runner or coordinator: its configuration, whatever our name
             cfg = json.loads(raw)
-            session = zenoh.open(zconfig.peer_config([cfg["endpoint"]],
-                                                     [zconfig.node_listen_endpoint(cfg["endpoint"])]))
+            session = zconfig.open_peer([cfg["endpoint"]], [zconfig.node_listen_endpoint(cfg["endpoint"])])
             zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
             default_barrier = cfg.get("barrier_timeout", 30.0)
         elif not node_id:
@@ -99,7 +98,7 @@ class Node:
                 session = adhoc.open_session(hub)
                 default_barrier = 0.0
             else:  # a `path: dynamic` node of a running dataflow
-                session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+                session = zconfig.open_peer([hub], [zconfig.node_listen_endpoint(hub)])
                 try:
                     cfg = _fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
                 except BaseException:

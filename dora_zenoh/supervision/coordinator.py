@@ -119,7 +119,7 @@ class Coordinator:
             return 1
         try:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-        except zenoh.ZError as exc:
+        except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1
         try:
