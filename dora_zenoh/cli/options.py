@@ -44,6 +44,12 @@ def load_or_exit(path: Path) -> Any:
         sys.exit(1)
 
 
+secure_option = click.option(
+    "--secure", is_flag=True, envvar="DORA_ZENOH_SECURE", show_envvar=True,
+    help="Closed dataflow: every Zenoh link needs credentials made for this run, handed to the processes it "
+         "starts; anyone else can neither read, publish nor forge its stop/exit facts (docs/security.md).")
+
+
 endpoint_option = click.option(
     "--endpoint", envvar="DORA_ZENOH_ENDPOINT", show_envvar=True,
     help="The coordinator's Zenoh endpoint  [default: tcp/127.0.0.1:7447].")

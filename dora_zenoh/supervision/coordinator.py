@@ -217,7 +217,7 @@ class Coordinator:
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
-                  requester: access.Requester | None = None) -> dict[str, Any]:
+                  requester: access.Requester | None = None, secure: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -244,7 +244,8 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
+                              secure=bool(secure))
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
@@ -276,7 +277,7 @@ class Coordinator:
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
         return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
-                              entry.run.options.cpu_latency_us)
+                              entry.run.options.cpu_latency_us, secure=entry.run.options.secure)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:

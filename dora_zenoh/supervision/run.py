@@ -32,8 +32,8 @@ from dora_zenoh.errors import LogDirError
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
+from dora_zenoh.wire import auth, keys, zconfig
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
 SHIM_DIR = str(Path(__file__).resolve().parents[1] / "_shim")
@@ -59,6 +59,7 @@ class RunOptions:
     on_line: Callable[[str, str, bool, str | None], None] | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
 @dataclass
@@ -178,6 +179,7 @@ class DataflowRun:
         self.line_counts: dict[str, int] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
         self.log_dir = self._make_log_dir()
+        self.secret: Path | None = None  # the credentials of a closed run (wire.auth)
 
     # -- start -----------------------------------------------------------------------
     def _make_log_dir(self) -> Path:
@@ -201,7 +203,14 @@ class DataflowRun:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
         network and listen on a free port of our own instead."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
-        if joined:
+        if self.options.secure or self.desc_secure():  # a network of its own, closed to others
+            self.secret = auth.make_secret()
+            own = self.endpoint
+            if joined:
+                own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
+            self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
+            self.node_endpoint = own
+        elif joined:
             own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
             self.node_endpoint = own
@@ -266,6 +275,8 @@ class DataflowRun:
         env["PYTHONPATH"] = os.pathsep.join(path)
         env["PYTHONUNBUFFERED"] = "1"
         env[zconfig.ENDPOINT_ENV] = self.node_endpoint if self.session else self.endpoint
+        if self.secret is not None:
+            env[auth.SECRET_ENV] = str(self.secret)
         return env
 
     def command_for(self, node: ResolvedNode) -> list[str]:
@@ -638,6 +649,12 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
+        if self.secret is not None:
+            auth.discard(self.secret)
+
+    def desc_secure(self) -> bool:
+        """The YAML's own ``secure: true`` (if the descriptor knows it)."""
+        return bool(getattr(self.desc, "secure", False))
 
 
 def _signal_name(num: int) -> str:

@@ -15,7 +15,7 @@ import time
 import zenoh
 
 from dora_zenoh.tuning import sched
-from dora_zenoh.wire import tls
+from dora_zenoh.wire import auth, tls
 
 DEFAULT_ENDPOINT = "tcp/127.0.0.1:7447"
 TLS_LINK_WAIT = 2.0  # seconds a TLS peer gets to link before its certificates are checked
@@ -52,13 +52,15 @@ def node_listen_endpoint(hub: str) -> str:
     return "tcp/127.0.0.1:0"
 
 
-def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
+def peer_config(connect: list[str], listen: list[str], secret: str | None = None) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
     beyond this machine must be TLS with ``$DORA_ZENOH_TLS`` certificates (mutual
-    authentication), unless the user opted out (:mod:`dora_zenoh.wire.tls`).
+    authentication), unless the user opted out (:mod:`dora_zenoh.wire.tls`). ``secret``
+    (default ``$DORA_ZENOH_SECRET_FILE``) closes the session to anyone without the
+    dataflow's credentials (:mod:`dora_zenoh.wire.auth`).
     """
     path = os.environ.get(ZENOH_CONFIG_ENV)
     files = tls.tls_files()
@@ -66,6 +68,9 @@ def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
     conf = zenoh.Config.from_file(path) if path else zenoh.Config()
     if files is not None:
         conf.insert_json5("transport/link/tls", json.dumps(tls.zenoh_tls_json(files)))
+    secret = secret or os.environ.get(auth.SECRET_ENV)
+    if secret:
+        conf.insert_json5("transport/auth/usrpwd", json.dumps(auth.usrpwd(secret)))
     conf.insert_json5("mode", '"peer"')
     if not path:
         conf.insert_json5("scouting/multicast/enabled", "false")
