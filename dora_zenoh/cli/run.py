@@ -66,7 +66,8 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
     if flow.secret is not None:
         click.echo(f"[dora-zenoh] closed dataflow: tools and dynamic nodes join with "
-                   f"DORA_ZENOH_ENDPOINT={flow.node_endpoint} DORA_ZENOH_SECRET_FILE={flow.secret}", err=True)
+                   f"DORA_ZENOH_ENDPOINT={flow.node_endpoint} DORA_ZENOH_SECRET_FILE={flow.secret} "
+                   f"(read-only tools: DORA_ZENOH_SECRET_FILE={flow.secret.parent / 'observer'})", err=True)
     result = flow.wait()
     click.echo(result.summary(), err=True)
     sys.exit(0 if result.ok else 1)

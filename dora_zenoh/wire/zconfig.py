@@ -70,7 +70,12 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         conf.insert_json5("transport/link/tls", json.dumps(tls.zenoh_tls_json(files)))
     secret = secret or os.environ.get(auth.SECRET_ENV)
     if secret:
-        conf.insert_json5("transport/auth/usrpwd", json.dumps(auth.usrpwd(secret)))
+        usrpwd, acl = auth.session_auth(secret)
+        conf.insert_json5("transport/auth/usrpwd", json.dumps(usrpwd))
+        if acl is None:  # an observer: connects only, so nobody needs to present it the dataflow's password
+            listen = []
+        else:
+            conf.insert_json5("access_control", json.dumps(acl))
         # Two authenticated peers that dial each other at once (both learnt of the other by
         # gossip) sometimes both drop the pair of links and never retry: 3 of 15 trials of
         # three plain zenoh-python peers, 0 of 15 without usrpwd. Letting only the peer with

@@ -14,11 +14,16 @@ ATTACKER = """
 import json, sys, time, zenoh
 endpoint, name, done = sys.argv[1:4]
 conf = zenoh.Config()
+if len(sys.argv) > 4:  # the dataflow's read-only observer credentials
+    user, _, password = open(sys.argv[4]).read().strip().partition(":")
+    conf.insert_json5("transport/auth/usrpwd", json.dumps({"user": user, "password": password}))
 conf.insert_json5("mode", '"peer"')
 conf.insert_json5("scouting/multicast/enabled", "false")
 conf.insert_json5("scouting/delay", "0")
 conf.insert_json5("connect/endpoints", json.dumps([endpoint]))
+received = []
 with zenoh.open(conf) as s:
+    s.declare_subscriber(f"dora/{name}/sender/data", lambda sample: received.append(1))
     time.sleep(1.0)  # gossip: links to the nodes, if we are let in
     live = f"dora/@dz/live/{name}"
     tokens = [s.liveliness().declare_token(f"{live}/stop"), s.liveliness().declare_token(f"{live}/exited/sender")]
@@ -26,7 +31,7 @@ with zenoh.open(conf) as s:
         s.put(f"dora/{name}/sender/data", b"FORGED")
         s.put(f"dora/@dz/eos/{name}/sender", json.dumps({"node": "sender", "outputs": {"data": 0}}))
         time.sleep(0.05)
-    print("linked peers:", len(list(s.info.peers_zid())), flush=True)
+    print("linked peers:", len(list(s.info.peers_zid())), "received:", len(received), flush=True)
     open(done, "w").write("done")
     time.sleep(0.5)
 """
@@ -58,8 +63,9 @@ json.dump(events, open("result.json", "w"))
 """
 
 
-@pytest.mark.parametrize("secure", [True, False], ids=["closed", "open"])
-def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure):
+@pytest.mark.parametrize("secure, observer", [(True, False), (True, True), (False, False)],
+                         ids=["closed", "closed-observer", "open"])
+def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure, observer):
     flow.write("dataflow.yml", """
         nodes:
           - id: sender
@@ -76,7 +82,11 @@ def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure):
     proc = flow.start(*(["--secure"] if secure else []))
     try:
         wait_for(lambda: (flow.folder / "out").exists(), what="the run to start")
-        attack = subprocess.run([sys.executable, "attacker.py", flow.endpoint, flow.name, "attacked"],
+        extra = []
+        if observer:  # the runner prints where a read-only tool finds its credentials
+            line = next((x for x in iter(proc.stderr.readline, "") if "read-only" in x), "")
+            extra = [line.rsplit("DORA_ZENOH_SECRET_FILE=", 1)[1].rstrip(")\n")]
+        attack = subprocess.run([sys.executable, "attacker.py", flow.endpoint, flow.name, "attacked", *extra],
                                 cwd=flow.folder, capture_output=True, text=True, timeout=60)
         assert attack.returncode == 0, attack.stderr
         out, err = proc.communicate(timeout=60)
@@ -86,8 +96,11 @@ def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure):
     data = [e["data"] for e in events if e["type"] == "INPUT"]
     if secure:
         assert proc.returncode == 0, err
-        assert "closed dataflow" in err and "DORA_ZENOH_SECRET_FILE" in err
-        assert "linked peers: 0" in attack.stdout
+        if observer:  # let in, reads the data, but every write it makes is dropped by Zenoh
+            assert "linked peers: 0" not in attack.stdout and "received: 0" not in attack.stdout, attack.stdout
+        else:
+            assert "closed dataflow" in err and "DORA_ZENOH_SECRET_FILE" in err
+            assert "linked peers: 0" in attack.stdout
         sent = int((flow.folder / "sent.txt").read_text())
         assert data == [str(i) for i in range(sent)]  # every real message, nothing forged
         assert [e["type"] for e in events if e["type"] != "INPUT"] == ["INPUT_CLOSED", "STOP"]
