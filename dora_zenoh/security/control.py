@@ -117,6 +117,7 @@ def prepare(endpoint: str, gid: int | None) -> Path:
                               f"{user_name(info.st_uid)}): someone else made it; remove it, or set "
                               f"{BASE_ENV} to a directory of yours")
     if gid is None:
+        os.chown(folder, -1, os.getgid())
         os.chmod(folder, 0o700)
     else:
         os.chown(folder, -1, gid)
