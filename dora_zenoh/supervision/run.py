@@ -653,8 +653,8 @@ class DataflowRun:
             auth.discard(self.secret)
 
     def desc_secure(self) -> bool:
-        """The YAML's own ``secure: true`` (if the descriptor knows it)."""
-        return bool(getattr(self.desc, "secure", False))
+        """The YAML's own ``secure: true``."""
+        return self.desc.raw.get("secure") is True
 
 
 def _signal_name(num: int) -> str:

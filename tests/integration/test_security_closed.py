@@ -123,12 +123,16 @@ def test_coordinator_starts_a_closed_dataflow(coord, flow):
             inputs:
               data: sender/data
     """)
-    flow.write("sender.py", "import time\nfrom dora import Node\nnode = Node()\n"
+    flow.write("sender.py", "import os\nfrom dora import Node\nnode = Node()\n"
+                            "open('closed.txt', 'w').write(str('DORA_ZENOH_SECRET_FILE' in os.environ))\n"
                             "for i in range(5):\n    node.send_output('data', str(i).encode())\n")
     flow.write("receiver.py", RECORDER)
-    res = coord("start", str(flow.yaml), "--name", flow.name, "--secure", cwd=flow.folder)
+    # `secure: true` in the YAML closes it as --secure does
+    flow.write("dataflow.yml", "secure: true\n" + flow.yaml.read_text())
+    res = coord("start", str(flow.yaml), "--name", flow.name, cwd=flow.folder)
     assert res.returncode == 0, res.stderr
     events = json.loads((flow.folder / "result.json").read_text())
     assert [e.get("data") for e in events if e["type"] == "INPUT"] == ["0", "1", "2", "3", "4"]
     assert coord.list(flow.name)["status"] == "succeeded"
+    assert (flow.folder / "closed.txt").read_text() == "True"
     assert not list(flow.folder.glob("out/**/credentials"))
