@@ -120,7 +120,12 @@ def prepare(endpoint: str, gid: int | None) -> Path:
         os.chown(folder, -1, os.getgid())
         os.chmod(folder, 0o700)
     else:
-        os.chown(folder, -1, gid)
+        try:
+            os.chown(folder, -1, gid)
+        except PermissionError:
+            raise ControlDirError(f"cannot give group '{_group_name(gid)}' access to {folder}: "
+                                  f"{user_name(os.getuid())} is not a member of it (`usermod -aG "
+                                  f"{_group_name(gid)} {user_name(os.getuid())}`, then log in again)") from None
         os.chmod(folder, 0o750)
     if path.is_socket() or path.is_symlink():
         path.unlink()
