@@ -43,7 +43,7 @@ def _base() -> Path:
 def _slug(endpoint: str) -> str:
     """``7447`` for ``tcp/127.0.0.1:7447``; a short hash for other endpoints."""
     proto, _, rest = endpoint.partition("/")
-    if proto == "tcp" and rest.rsplit(":", 1)[-1].isdigit():
+    if proto in ("tcp", "tls") and rest.rsplit(":", 1)[-1].isdigit():
         host = rest.rsplit(":", 1)[0].strip("[]")
         port = rest.rsplit(":", 1)[1]
         return port if host in ("127.0.0.1", "localhost", "::1") else f"{host}-{port}".replace(":", "_")
@@ -144,9 +144,9 @@ def restrict_socket(path: Path, gid: int | None) -> None:
 
 
 def listener_uid(endpoint: str) -> int | None:
-    """The Unix user owning the TCP listening socket of ``tcp/HOST:PORT`` (Linux), else None."""
+    """The Unix user owning the TCP listening socket of ``tcp|tls/HOST:PORT`` (Linux), else None."""
     proto, _, rest = endpoint.partition("/")
-    if proto != "tcp" or ":" not in rest:
+    if proto not in ("tcp", "tls") or ":" not in rest:
         return None
     try:
         port = int(rest.rsplit(":", 1)[1])
