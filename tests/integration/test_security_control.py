@@ -59,8 +59,8 @@ class Users:
         self.group = f"dzg{self.tag}"
         self.names: list[str] = []
         self.dirs: list[Path] = []
+        self.python, self.env = _python_for_others()  # may skip: before anything is created
         subprocess.run(["groupadd", self.group], check=True, capture_output=True, timeout=30)
-        self.python, self.env = _python_for_others()
 
     def add(self, role: str, in_group: bool = False) -> str:
         name = f"dz{role}{self.tag}"
