@@ -5,16 +5,23 @@ from pathlib import Path
 
 import click
 
-from dora_zenoh.cli._common import _fail
+from dora_zenoh import settings
+from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
+from dora_zenoh.errors import CertError
+from dora_zenoh.security.certs import describe, local_names, make_ca, make_machine
 
 DEFAULT_DIR = Path("certs")
 dir_option = click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DIR,
                           show_default=True, help="Where the CA and the certificates are (ca.pem, ca.key, NAME.*).")
 
 
-def _missing_library() -> None:
-    _fail("`dora-zenoh certs` needs the cryptography library: pip install 'dora-zenoh[tls]'")
+def _require_cryptography() -> None:
+    """X.509 needs the optional ``cryptography`` library (the ``tls`` extra): say so, not a traceback."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise CliError("`dora-zenoh certs` needs the cryptography library: pip install 'dora-zenoh[tls]'") from None
 
 
 @click.group(context_settings=CONTEXT)
@@ -38,14 +45,11 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing CA (every certificate it signed stops working).")
 def ca(folder: Path, name: str, force: bool) -> None:
     """Create the certificate authority (ca.pem, and ca.key readable by you only)."""
-    try:
-        from dora_zenoh.security.certs import CertError, make_ca
-    except ImportError:
-        _missing_library()
+    _require_cryptography()
     try:
         issued = make_ca(folder, name, force)
     except CertError as exc:
-        _fail(str(exc))
+        raise CliError(str(exc)) from None
     click.echo(f"CA certificate: {issued.cert}\nCA key:         {issued.key}  (keep it on this machine only)")
 
 
@@ -59,10 +63,7 @@ def ca(folder: Path, name: str, force: bool) -> None:
 def machine(name: str, folder: Path, ips: tuple[str, ...], dns: tuple[str, ...], this_machine: bool,
             force: bool) -> None:
     """Create NAME.pem + NAME.key for one machine, signed by the CA in --dir."""
-    try:
-        from dora_zenoh.security.certs import CertError, local_names, make_machine
-    except ImportError:
-        _missing_library()
+    _require_cryptography()
     all_ips, all_dns = list(ips), list(dns)
     if this_machine:
         here_ips, here_dns = local_names()
@@ -71,24 +72,21 @@ def machine(name: str, folder: Path, ips: tuple[str, ...], dns: tuple[str, ...],
     try:
         issued = make_machine(folder, name, all_ips, all_dns, force)
     except CertError as exc:
-        _fail(str(exc))
+        raise CliError(str(exc)) from None
     click.echo(f"certificate: {issued.cert}\nkey:         {issued.key}\nnames:       {', '.join(issued.names)}\n"
-               f"on that machine: export DORA_ZENOH_TLS={issued.cert.resolve()}  (with ca.pem next to it)")
+               f"on that machine: export {settings.TLS.name}={issued.cert.resolve()}  (with ca.pem next to it)")
 
 
 @certs.command(context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def show(files: tuple[Path, ...]) -> None:
     """Print the subject, issuer, validity and names of certificates."""
-    try:
-        from dora_zenoh.security.certs import CertError, describe
-    except ImportError:
-        _missing_library()
+    _require_cryptography()
     for path in files:
         try:
             click.echo(describe(path))
         except CertError as exc:
-            _fail(str(exc))
+            raise CliError(str(exc)) from None
 
 
 COMMANDS = [certs]

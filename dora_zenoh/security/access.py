@@ -17,7 +17,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from dora_zenoh.security.control import NotAuthorized, user_name
+from dora_zenoh.errors import NotAuthorizedError
+from dora_zenoh.security.control import user_name
 
 READ, WRITE, SEARCH = 4, 2, 1
 
@@ -45,7 +46,7 @@ def identity(uid: int) -> Requester:
 
 
 def authorize(claimed: object, owner: int, gid: int | None) -> Requester:
-    """The requester a command runs for, or NotAuthorized.
+    """The requester a command runs for, or NotAuthorizedError.
 
     Without a group only the owner and root can connect, so a missing or odd claim is
     the owner. With a group the claim must be root, the owner or a member.
@@ -53,11 +54,11 @@ def authorize(claimed: object, owner: int, gid: int | None) -> Requester:
     if gid is None:
         return identity(claimed if isinstance(claimed, int) and claimed in (0, owner) else owner)
     if not isinstance(claimed, int) or claimed < 0:
-        raise NotAuthorized("not authorized: this coordinator is shared with a group and needs the requester's "
+        raise NotAuthorizedError("not authorized: this coordinator is shared with a group and needs the requester's "
                             "uid (use the dora-zenoh CLI of the same version)")
     who = identity(claimed)
     if claimed not in (0, owner) and gid not in who.gids:
-        raise NotAuthorized(f"not authorized: {who.name} is not in the coordinator's group; nothing was done")
+        raise NotAuthorizedError(f"not authorized: {who.name} is not in the coordinator's group; nothing was done")
     return who
 
 
@@ -80,24 +81,24 @@ def _searchable(folder: Path, who: Requester) -> bool:
 
 
 def check_readable(path: str, who: Requester, what: str) -> Path:
-    """The resolved ``path`` if ``who`` could read it; else NotAuthorized naming the file."""
+    """The resolved ``path`` if ``who`` could read it; else NotAuthorizedError naming the file."""
     real = Path(os.path.realpath(path))
     try:
         ok = _searchable(real.parent, who) and _allows(real.stat(), who, READ)
     except OSError as exc:
-        raise NotAuthorized(f"cannot use {what} {path}: {exc.strerror}") from None
+        raise NotAuthorizedError(f"cannot use {what} {path}: {exc.strerror}") from None
     if not ok:
-        raise NotAuthorized(f"not authorized: {who.name} cannot read {what} {path}; nothing was done")
+        raise NotAuthorizedError(f"not authorized: {who.name} cannot read {what} {path}; nothing was done")
     return real
 
 
 def check_writable_dir(path: str, who: Requester, what: str) -> Path:
-    """The resolved directory if ``who`` could create or write it; else NotAuthorized.
+    """The resolved directory if ``who`` could create or write it; else NotAuthorizedError.
 
     A directory that does not exist yet needs its nearest existing ancestor writable.
     """
     if not os.path.isabs(path):
-        raise NotAuthorized(f"{what} must be an absolute path, not {path!r}")
+        raise NotAuthorizedError(f"{what} must be an absolute path, not {path!r}")
     real = Path(os.path.realpath(path))
     existing = real
     while not existing.exists():
@@ -107,8 +108,8 @@ def check_writable_dir(path: str, who: Requester, what: str) -> Path:
         ok = (stat.S_ISDIR(info.st_mode) and _searchable(existing, who)
               and _allows(info, who, WRITE))
     except OSError as exc:
-        raise NotAuthorized(f"cannot use {what} {path}: {exc.strerror}") from None
+        raise NotAuthorizedError(f"cannot use {what} {path}: {exc.strerror}") from None
     if not ok:
-        raise NotAuthorized(f"not authorized: {who.name} cannot write {what} {path} ({existing} is not "
+        raise NotAuthorizedError(f"not authorized: {who.name} cannot write {what} {path} ({existing} is not "
                             "writable by them); nothing was done")
     return real

@@ -17,14 +17,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.errors import CertError
 
 CA_DAYS = 3650
 MACHINE_DAYS = 825  # the longest server-certificate life most TLS clients accept
-
-
-class CertError(DoraZenohError):
-    """A certificate could not be made (missing CA, bad name or address, file exists)."""
 
 
 @dataclass(frozen=True)

@@ -22,22 +22,15 @@ from pathlib import Path
 
 import zenoh
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh import settings
+from dora_zenoh.errors import ControlDirError, NotAuthorizedError
 
-BASE_ENV = "DORA_ZENOH_CONTROL_BASE"  # where the per-user directories go (default /tmp)
-SOCKET_ENV = "DORA_ZENOH_CONTROL"  # an explicit control socket path (overrides the lookup)
-
-
-class NotAuthorized(DoraZenohError):
-    """This Unix user may not operate the coordinator."""
-
-
-class ControlDirError(DoraZenohError):
-    """The control directory exists but is not one the coordinator can trust."""
+BASE_ENV = settings.CONTROL_BASE.name  # where the per-user directories go (default /tmp)
+SOCKET_ENV = settings.CONTROL.name  # an explicit control socket path (overrides the lookup)
 
 
 def _base() -> Path:
-    return Path(os.environ.get(BASE_ENV) or "/tmp")
+    return Path(settings.CONTROL_BASE.get())
 
 
 def _slug(endpoint: str) -> str:
@@ -56,7 +49,7 @@ def control_dir(uid: int) -> Path:
 
 def socket_path(endpoint: str, uid: int | None = None) -> Path:
     """The control socket of the coordinator of ``uid`` (default: this process's) on ``endpoint``."""
-    explicit = os.environ.get(SOCKET_ENV)
+    explicit = settings.CONTROL.get()
     if explicit:
         return Path(explicit)
     return control_dir(os.getuid() if uid is None else uid) / f"ctl-{_slug(endpoint)}.sock"
@@ -167,11 +160,12 @@ def listener_uid(endpoint: str) -> int | None:
 def locate(endpoint: str) -> Path:
     """The control socket a client should use for the coordinator on ``endpoint``.
 
-    Raises NotAuthorized when the coordinator's directory exists but this user may not
+    Raises NotAuthorizedError when the coordinator's directory exists but this user may not
     enter it (the kernel would refuse the connection anyway; this says why).
     """
-    if os.environ.get(SOCKET_ENV):
-        return Path(os.environ[SOCKET_ENV])
+    explicit = settings.CONTROL.get()
+    if explicit:
+        return Path(explicit)
     owner = listener_uid(endpoint)
     uid = os.getuid() if owner is None else owner
     path = socket_path(endpoint, uid)
@@ -184,11 +178,11 @@ def locate(endpoint: str) -> Path:
         info = None
     if info is not None and (not stat.S_ISDIR(info.st_mode) or info.st_uid != uid
                              or info.st_mode & 0o002):
-        raise NotAuthorized(f"refusing the control directory {folder}: it is not a private directory of "
+        raise NotAuthorizedError(f"refusing the control directory {folder}: it is not a private directory of "
                             f"{user_name(uid)} (someone else may have made it)")
     if not os.access(folder, os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         group = info.st_gid if info is not None and info.st_mode & 0o010 else None
-        raise NotAuthorized(not_authorized_message(endpoint, uid, group))
+        raise NotAuthorizedError(not_authorized_message(endpoint, uid, group))
     return path
 
 

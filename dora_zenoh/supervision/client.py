@@ -14,17 +14,12 @@ from typing import Any
 
 import zenoh
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh import settings
+from dora_zenoh.errors import ControlError, NotAuthorizedError
 from dora_zenoh.security import control
 from dora_zenoh.wire import keys, zconfig
 
-
-class ControlError(DoraZenohError):
-    """The coordinator refused a command, or no coordinator answered."""
-
-
-class NotAuthorizedError(ControlError):
-    """This Unix user may not operate that coordinator."""
+__all__ = ["Client", "ControlError", "NotAuthorizedError", "coordinator_running"]
 
 
 class Client:
@@ -32,10 +27,7 @@ class Client:
 
     def __init__(self, endpoint: str | None = None, connect_timeout: float = 3.0) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
-        try:
-            self.socket = control.locate(self.endpoint)
-        except control.NotAuthorized as exc:
-            raise NotAuthorizedError(str(exc)) from None
+        self.socket = control.locate(self.endpoint)  # NotAuthorizedError: another user's coordinator
         if not self.socket.exists():
             raise ControlError(self._unreachable())
         conf = control.session_config(connect=[control.control_endpoint(self.socket)])
@@ -53,7 +45,7 @@ class Client:
 
     def _unreachable(self, extra: str = "") -> str:
         return (f"no coordinator is running on {self.endpoint}{extra}: start one with `dora-zenoh up` "
-                "(or pass --endpoint / set DORA_ZENOH_ENDPOINT)")
+                f"(or pass --endpoint / set {settings.ENDPOINT.name})")
 
     def call(self, verb: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """Send one command; its reply as a dict. Raises ControlError with the coordinator's message."""

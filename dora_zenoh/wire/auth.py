@@ -22,15 +22,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh import settings
+from dora_zenoh.errors import SecretError
 
-SECRET_ENV = "DORA_ZENOH_SECRET_FILE"
-
-
-class SecretError(DoraZenohError):
-    """The credentials file of a closed dataflow is missing or malformed."""
-
-
+SECRET_ENV = settings.SECRET_FILE.name
 OBSERVER_PREFIX = "obs-"
 
 

@@ -12,26 +12,18 @@ handshake with Python's ``ssl`` to say which certificate is wrong.
 """
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import NamedTuple
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh import settings
+from dora_zenoh.errors import InsecureEndpointError, TlsSetupError
 
-TLS_ENV = "DORA_ZENOH_TLS"
-INSECURE_ENV = "DORA_ZENOH_INSECURE_NETWORK"
+TLS_ENV = settings.TLS.name
+INSECURE_ENV = settings.INSECURE_NETWORK.name
 NETWORK_PROTOCOLS = ("tcp", "udp", "tls", "quic", "ws")
 ENCRYPTED = ("tls", "quic")
 _warned: set[str] = set()
-
-
-class InsecureEndpointError(DoraZenohError):
-    """A network endpoint without TLS, and the user did not opt out."""
-
-
-class TlsSetupError(DoraZenohError):
-    """Certificates missing, unreadable, mismatched, or refused by the other side."""
 
 
 class TlsFiles(NamedTuple):
@@ -44,7 +36,7 @@ class TlsFiles(NamedTuple):
 
 def tls_files() -> TlsFiles | None:
     """The files named by ``$DORA_ZENOH_TLS`` (checked), or None when unset."""
-    value = os.environ.get(TLS_ENV)
+    value = settings.TLS.get()
     if not value:
         return None
     import ssl  # only where TLS is used (a node process otherwise skips the import)
@@ -111,7 +103,7 @@ def check_endpoints(endpoints: list[str], files: TlsFiles | None, own_config: bo
                 raise TlsSetupError(f"{endpoint} needs certificates: create them with `dora-zenoh certs` and "
                                     f"set {TLS_ENV}=/path/to/this-machine.pem (see docs/security.md)")
             continue
-        if os.environ.get(INSECURE_ENV) == "1":
+        if settings.INSECURE_NETWORK.get():
             if endpoint not in _warned:
                 _warned.add(endpoint)
                 from dora_zenoh.console import warn

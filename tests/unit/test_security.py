@@ -116,12 +116,12 @@ def test_requests_may_only_name_paths_the_requester_could_use(open_tmp):
     assert access.check_writable_dir(str(shared / "new" / "logs"), nobody, "--log-dir") == shared / "new" / "logs"
     assert access.check_readable(str(shared / "flow.yml"), nobody, "the dataflow file") == shared / "flow.yml"
     if os.stat(tmp_path).st_uid != 65534:
-        with pytest.raises(control.NotAuthorized, match="cannot write --log-dir"):
+        with pytest.raises(control.NotAuthorizedError, match="cannot write --log-dir"):
             access.check_writable_dir(str(private / "logs"), nobody, "--log-dir")
         os.chmod(shared / "flow.yml", 0o600)
-        with pytest.raises(control.NotAuthorized, match="cannot read the dataflow file"):
+        with pytest.raises(control.NotAuthorizedError, match="cannot read the dataflow file"):
             access.check_readable(str(shared / "flow.yml"), nobody, "the dataflow file")
-    with pytest.raises(control.NotAuthorized, match="absolute"):
+    with pytest.raises(control.NotAuthorizedError, match="absolute"):
         access.check_writable_dir("relative/logs", nobody, "--log-dir")
     root = access.Requester(0, frozenset({0}))
     assert access.check_writable_dir(str(private / "logs"), root, "--log-dir")
@@ -131,9 +131,9 @@ def test_group_mode_accepts_only_root_the_owner_and_members():
     owner = os.getuid()
     assert access.authorize(None, owner, None).uid == owner  # owner-only: whoever got in is the owner
     assert access.authorize(12345, owner, None).uid == owner
-    with pytest.raises(control.NotAuthorized, match="needs the requester's uid"):
+    with pytest.raises(control.NotAuthorizedError, match="needs the requester's uid"):
         access.authorize(None, owner, 4242)
-    with pytest.raises(control.NotAuthorized, match="not in the coordinator's group"):
+    with pytest.raises(control.NotAuthorizedError, match="not in the coordinator's group"):
         access.authorize(65534, owner, 4242)
     assert access.authorize(0, owner, 4242).uid == 0
 
