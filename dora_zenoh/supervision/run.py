@@ -36,8 +36,8 @@ from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_aft
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
+from dora_zenoh.wire import auth, keys, zconfig
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
 __all__ = ["DataflowRun", "RunOptions"]
@@ -60,6 +60,7 @@ class RunOptions:
     on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
 class DataflowRun:
@@ -92,20 +93,30 @@ class DataflowRun:
         self.restarts: dict[str, int] = {}
         self.pending_restart: dict[str, tuple[NodeProcess, str, str]] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
-        # Given to every node it spawns (in their environment, never over Zenoh): control
-        # notices signed with it (end of stream, stop requests) come from this run's nodes.
-        self._secret = secrets.token_hex(16)
+        # Given to every node it spawns (NodeConfig.secret, in their environment, never over
+        # Zenoh): control notices signed with it (end of stream, stop requests) come from this
+        # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
+        self._notice_key = secrets.token_hex(16)
         self._bad_notices: set[tuple[str, str]] = set()
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options)
         self.line_counts = self.logs.line_counts  # lines written per node log
+        self.secret: Path | None = None  # the credentials of a closed run (wire.auth)
 
     # -- start -----------------------------------------------------------------------
     def _open_hub(self) -> None:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
-        network and listen on a free port of our own instead."""
+        network and listen on a free port of our own instead. A closed run (``--secure`` or
+        ``secure: true``) never joins: it makes its credentials and listens alone."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
-        if joined:
+        if self.options.secure or self.desc.secure:  # a network of its own, closed to others
+            self.secret = auth.make_secret()
+            own = self.endpoint
+            if joined:
+                own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
+            self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
+            self.node_endpoint = own
+        elif joined:
             own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
             self.node_endpoint = own
@@ -168,12 +179,12 @@ class DataflowRun:
         self._started_at = time.monotonic()
 
     def _base_env(self) -> dict[str, str]:
-        return base_env(self.node_endpoint if self.session else self.endpoint)
+        return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._secret, runner_zid=str(self.session.zid()))
+                       secret=self._notice_key, runner_zid=str(self.session.zid()))
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -185,7 +196,7 @@ class DataflowRun:
         if StdoutPublisher.wanted(node):
             stdout_pub = StdoutPublisher(self.session, self.desc, self.dataflow, node,
                                          lambda: self._wait_for_readers(node.id, node.send_stdout_as),
-                                         self._secret)
+                                         self._notice_key)
         proc.pumps = [
             threading.Thread(target=pump, args=(self.logs, proc, popen.stdout, False, stdout_pub), daemon=True),
             threading.Thread(target=pump, args=(self.logs, proc, popen.stderr, True, None), daemon=True),
@@ -233,7 +244,7 @@ class DataflowRun:
     def _on_stop_request(self, sample: zenoh.Sample) -> None:
         raw = sample.payload.to_bytes()
         att = sample.attachment
-        if wire.signed_by(self._secret, raw, att.to_bytes() if att is not None else None):
+        if wire.signed_by(self._notice_key, raw, att.to_bytes() if att is not None else None):
             self.stop()
         else:
             self._refuse(str(sample.key_expr), "stop request not signed by a node of this run")
@@ -257,7 +268,7 @@ class DataflowRun:
         raw = sample.payload.to_bytes()
         notice, problem = wire.check_eos(raw, node)
         att = sample.attachment
-        if problem is None and not wire.signed_by(self._secret, raw, att.to_bytes() if att is not None else None):
+        if problem is None and not wire.signed_by(self._notice_key, raw, att.to_bytes() if att is not None else None):
             if node in self.procs:  # a dynamic node has no secret: only ours must sign
                 problem = "notice not signed by a process of this run"
         if problem is not None:
@@ -480,3 +491,5 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
+        if self.secret is not None:
+            auth.discard(self.secret)
