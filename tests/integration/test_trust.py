@@ -73,9 +73,11 @@ def numbers(events, input_id):
     return [int(e[2].split(".")[0]) for e in events if e[0] == "INPUT" and e[1] == input_id]
 
 
-def assert_all_in_order_then_closed(events, input_id, count):
+def assert_all_in_order_then_closed(events, input_id, count, stderr=""):
+    """``stderr``: the run's, shown on failure (a sender that gave up waiting says so there)."""
     got = numbers(events, input_id)
-    assert got == list(range(count)), f"{input_id}: {len(got)} of {count}, first gap near {_first_gap(got)}"
+    assert got == list(range(count)), (f"{input_id}: {len(got)} of {count}, first gap near {_first_gap(got)}\n"
+                                       + stderr[-3000:])
     closed = [i for i, e in enumerate(events) if e[0] == "INPUT_CLOSED" and e[1] == input_id]
     last = max(i for i, e in enumerate(events) if e[0] == "INPUT" and e[1] == input_id)
     assert closed and closed[0] > last
@@ -116,7 +118,7 @@ def test_exit_waits_for_a_block_reader_that_is_behind(flow):
     res = flow.run(timeout=120)
     assert res.returncode == 0, res.stderr
     assert "2 node(s) succeeded" in res.stderr + res.stdout
-    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000)
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000, res.stderr)
     assert "may miss" not in res.stderr
 
 
@@ -138,7 +140,7 @@ def test_exit_by_sys_exit_or_exception_delivers_too(flow, end):
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
     res = flow.run(timeout=120)
-    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000)
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 5000, res.stderr)
     if end == "raise":
         assert res.returncode != 0 and "node 'tx' exited with code 1" in res.stderr, res.stderr
     else:
@@ -175,7 +177,7 @@ def test_exit_waits_for_a_stopped_block_reader(flow):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 20000)
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 20000, err)
     print("sender:", flow.result("sender.json"))
 
 
