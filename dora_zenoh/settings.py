@@ -73,6 +73,17 @@ def _microseconds(raw: str) -> int:
         raise ValueError("is not a whole number of microseconds") from None
 
 
+def _seconds(raw: str) -> float:
+    """A number of seconds >= 0 (``2.5``)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise ValueError("is not a number of seconds >= 0")
+    return value
+
+
 def _optional_microseconds(raw: str) -> int | None:
     value = _microseconds(raw)
     if value < 0:
@@ -104,7 +115,8 @@ DATAFLOW: Setting[str | None] = Setting(
 # -- set by the runner for the processes it starts -------------------------------------------
 NODE_CONFIG: Setting[str | None] = Setting(
     "DORA_ZENOH_NODE_CONFIG", None, _text,
-    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`).",
+    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`), with "
+    "the run's secret that signs its control notices (docs/guarantees.md): do not log it.",
     shown_default="unset: `Node()` is not under a runner")
 NODE_ID: Setting[str | None] = Setting(
     "DORA_NODE_ID", None, _text,
@@ -143,6 +155,13 @@ CPU_LATENCY_US: Setting[int | None] = Setting(
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
     fix="set it to 0 or more microseconds", shown_default="none")
 
+# -- how a node ends -----------------------------------------------------------------------
+EXIT_TIMEOUT: Setting[float] = Setting(
+    "DORA_ZENOH_EXIT_TIMEOUT", 10.0, _seconds,
+    "Seconds a node that exits waits for its `queue_policy: block` readers to receive all it sent "
+    "(`drop_oldest` readers: at most 1 s); who has not by then is named in a warning.",
+    fix="set it to e.g. 30, or to 0 not to wait", shown_default="`10`")
+
 # -- security (docs/security.md) ----------------------------------------------------------------
 TLS: Setting[str | None] = Setting(
     "DORA_ZENOH_TLS", None, _text,
@@ -179,6 +198,7 @@ REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, HOT_RELOAD,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    EXIT_TIMEOUT,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
 )
 

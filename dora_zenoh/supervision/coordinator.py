@@ -359,7 +359,7 @@ class Coordinator:
                 continue
             try:
                 counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = json.loads(reply.ok.payload.to_bytes())
-            except ValueError:
+            except (ValueError, RecursionError):  # whatever another session put there
                 continue
         return counts
 

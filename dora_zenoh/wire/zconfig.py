@@ -22,6 +22,7 @@ ENDPOINT_ENV = settings.ENDPOINT.name
 LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
+DROP_WAIT_US = 5000  # see peer_config
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
 # fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
@@ -81,6 +82,11 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     conf.insert_json5("mode", '"peer"')
     if not path:
         conf.insert_json5("scouting/multicast/enabled", "false")
+        # Outputs that no `queue_policy: block` reader reads are published with congestion
+        # control DROP: a put towards a stalled reader waits this long (µs) for room, then
+        # drops for that reader alone (Zenoh's default, 1 ms, dropped messages of healthy
+        # readers on a loaded machine). See docs/guarantees.md for what was measured.
+        conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
     conf.insert_json5("scouting/delay", "0")
     conf.insert_json5("listen/endpoints", json.dumps(listen))
     conf.insert_json5("connect/endpoints", json.dumps(connect))
