@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import build, check, coordinator, dataflows, graph, node, run, top, topic
+from dora_zenoh.cli import build, certs, check, coordinator, dataflows, graph, node, run, top, topic
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
@@ -33,8 +33,8 @@ def main() -> None:
     """
 
 
-for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *topic.COMMANDS, *graph.COMMANDS,
-                 *node.COMMANDS, *top.COMMANDS):
+for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *topic.COMMANDS,
+                 *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

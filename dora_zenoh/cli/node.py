@@ -20,10 +20,10 @@ def fmt_cpu(cpu: float | None) -> str:
     return f"{cpu:.2f}" if cpu < 10 else f"{cpu:.1f}"
 
 
-def collect(session: Any, dataflow: str | None, interval: float) -> list[Any]:
+def collect(session: Any, dataflow: str | None, interval: float, endpoint: str | None = None) -> list[Any]:
     """Two snapshots ``interval`` apart: counters, rates and CPU over that interval."""
     from dora_zenoh.introspect.discovery import wait_snapshot
-    from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
+    from dora_zenoh.introspect.usage import CpuSampler, rows, supervisor_rows
 
     cpu = CpuSampler()
     first = wait_snapshot(session.client, dataflow)
@@ -32,7 +32,7 @@ def collect(session: Any, dataflow: str | None, interval: float) -> list[Any]:
     time.sleep(interval)
     second = wait_snapshot(session.client, dataflow, timeout=3.0)
     dt = time.monotonic() - t0
-    sup = {df: coordinator_rows(session.client, df) for df in second.dataflows()}
+    sup = supervisor_rows(session.client, list(second.dataflows()), endpoint)
     return rows(second, cpu, first, dt, sup)
 
 
@@ -49,7 +49,7 @@ def node() -> None:
 def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:
     """Every node: status, pid, CPU, RSS, messages sent/received, drops."""
     with observer(endpoint) as session:
-        found = collect(session, dataflow, interval)
+        found = collect(session, dataflow, interval, endpoint)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
@@ -70,7 +70,7 @@ def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | 
 def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:
     """One node: inputs with their sources, outputs with their readers, pid, status, restarts, CPU, RSS, drops."""
     with observer(endpoint) as session:
-        found = [r for r in collect(session, dataflow, interval) if r.id == name]
+        found = [r for r in collect(session, dataflow, interval, endpoint) if r.id == name]
     if not found:
         raise CliError(f"no running node '{name}'" + (f" in dataflow '{dataflow}'" if dataflow else "")
                        + " (see `dora-zenoh node list`)")

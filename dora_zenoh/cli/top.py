@@ -33,7 +33,7 @@ def _render(found: list[Any]) -> str:
 def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoint: str | None) -> None:
     """Live view of every node of the running dataflows (Ctrl-C quits)."""
     from dora_zenoh.introspect.discovery import wait_snapshot
-    from dora_zenoh.introspect.usage import CpuSampler, coordinator_rows, rows
+    from dora_zenoh.introspect.usage import CpuSampler, rows, supervisor_rows
 
     quiet_interrupt()
     with observer(endpoint) as session:
@@ -47,7 +47,7 @@ def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoi
                 time.sleep(interval)
                 snap = wait_snapshot(session.client, dataflow, timeout=3.0)
                 now = time.monotonic()
-                sup = {df: coordinator_rows(session.client, df, timeout=0.5) for df in snap.dataflows()}
+                sup = supervisor_rows(session.client, list(snap.dataflows()), endpoint, timeout=0.5)
                 found = rows(snap, cpu, prev, now - t_prev, sup)
                 prev, t_prev = snap, now
                 if once:

@@ -3,7 +3,7 @@
 Counters come from the nodes' stats queryables (see :mod:`discovery`); rates are the
 difference of two snapshots. CPU and RSS are read with psutil for node processes on
 this machine (a node elsewhere shows ``-``). Restarts and the supervisor's status come
-from the coordinator when it runs the dataflow (one ``list`` query on the same session).
+from the coordinator when it runs the dataflow (one ``list`` query on its control socket).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import psutil
 
 from dora_zenoh.introspect.discovery import NodeInfo, Snapshot
 from dora_zenoh.introspect.graph import _timer_label
-from dora_zenoh.wire import keys
 
 _HOST = os.uname().nodename
 
@@ -69,15 +68,39 @@ class CpuSampler:
             return None, None
 
 
-def coordinator_rows(session: Any, dataflow: str, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
-    """The supervisor's view of a dataflow's nodes (status, restarts): the coordinator's, else the
-    `run`'s that supervises it (see supervision.runinfo); {} if neither answers."""
-    from dora_zenoh.supervision.runinfo import run_key
+def supervisor_rows(session: Any, dataflows: list[str], endpoint: str | None = None,
+                    timeout: float = 1.0) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`coordinator_rows` for each dataflow, through one connection to the coordinator's
+    control socket (owner-only: another user's tools see the `run` dataflows' rows only)."""
+    from dora_zenoh.supervision.client import Client
 
     try:
-        replies = list(session.get(keys.ctl_key("list"), payload=json.dumps({"target": dataflow}),
-                                   timeout=timeout))
-        replies += list(session.get(run_key("**", dataflow, "list"), timeout=timeout))
+        control: Any = Client(endpoint, connect_timeout=timeout)
+    except Exception:  # noqa: BLE001 - no coordinator, or not ours: the runs' answers suffice
+        control = None
+    try:
+        return {df: coordinator_rows(session, df, timeout, control) for df in dataflows}
+    finally:
+        if control is not None:
+            control.close()
+
+
+def coordinator_rows(session: Any, dataflow: str, timeout: float = 1.0,
+                     control: Any = None) -> dict[str, dict[str, Any]]:
+    """The supervisor's view of a dataflow's nodes (status, restarts): the coordinator's (asked
+    on its control socket through ``control``, a supervision Client), else the `run`'s that
+    supervises it (asked on the hub ``session``, see supervision.runinfo); {} if neither answers."""
+    from dora_zenoh.supervision.runinfo import run_key
+
+    if control is not None:
+        try:
+            row = control.call("list", timeout=timeout, target=dataflow)["dataflow"]
+            if row.get("status") not in ("finished", "failed", "stopped"):
+                return {n["id"]: n for n in row.get("nodes", [])}
+        except Exception:  # noqa: BLE001 - not the coordinator's dataflow: a `run`'s, maybe
+            pass
+    try:
+        replies = list(session.get(run_key("**", dataflow, "list"), timeout=timeout))
         for reply in replies:
             if reply.ok is None:
                 continue
