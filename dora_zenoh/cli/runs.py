@@ -77,13 +77,15 @@ def run_rows(endpoint: str | None, target: str | None = None) -> list[dict[str, 
 
 def list_reply(endpoint: str | None, target: str | None) -> dict[str, Any]:
     """The coordinator's ``list`` reply with the `run` dataflows added (either may be absent)."""
-    from dora_zenoh.supervision.client import Client, ControlError
+    from dora_zenoh.supervision.client import Client, ControlError, NotAuthorizedError
 
     reply: dict[str, Any] | None = None
     coordinator_error = None
     try:
         with Client(endpoint) as client:
             reply = client.call("list", target=target)
+    except NotAuthorizedError as exc:  # another user's coordinator: say so, never "nothing runs"
+        raise CliError(str(exc)) from None
     except ControlError as exc:
         coordinator_error = str(exc)
     if target is not None and reply is not None:
