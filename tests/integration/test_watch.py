@@ -198,10 +198,29 @@ def test_watch_coordinator_dataflow(coord, tmp_path: Path, flow_name: str):
         msgs = zcli(flow, "topic", "echo", "talker/text", "-d", flow.name, "-n", "2", "--format", "json",
                     "--timeout", "30s").stdout.splitlines()
         assert len(msgs) == 2 and json.loads(msgs[0])["value"].startswith("hello")
+        # restarts and status come from the coordinator, over its control socket
         rows = {r["id"]: r for r in ok_json(zcli(flow, "node", "list", "-d", flow.name, "--json"))}
         assert rows["talker"]["restarts"] == 0 and rows["talker"]["status"] == "running"
+        # ... and never from the hub: a coordinator's dataflow answers no `list`/`logs` there
+        # (a `run` does: test_node_list_info_top); only the control socket's owner reads its logs
+        assert _hub_answers(coord.endpoint, f"dora/@dz/run/{flow.name}/list") == []
+        res = coord("logs", flow.name, "talker")
+        assert res.returncode == 0, res.stderr
     finally:
         coord("stop", flow.name, "--grace", "2s")
+
+
+def _hub_answers(endpoint: str, key: str) -> list[str]:
+    """What anyone on the hub gets back for ``key`` (a plain Zenoh client session)."""
+    import zenoh
+
+    from dora_zenoh.wire import zconfig
+
+    conf = zconfig.peer_config([endpoint], [])
+    conf.insert_json5("mode", '"client"')
+    with zenoh.open(conf) as session:
+        return [str(r.ok.key_expr) for r in session.get(key, timeout=2.0, target=zenoh.QueryTarget.ALL)
+                if r.ok is not None]
 
 
 def _chromium() -> str | None:
