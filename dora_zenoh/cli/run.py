@@ -25,9 +25,12 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
+@click.option("--record", "record_to", type=click.Path(path_type=Path),
+              help="Record every output into this MCAP file, from the first message (see `record`).")
 @cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, cpu_latency_us: int | None) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool, record_to: Path | None,
+        cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -38,6 +41,10 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     desc = load_or_exit(file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
+    if record_to is not None:
+        from dora_zenoh.cli.record import recorder_reader_id
+
+        opts.extra_readers = (recorder_reader_id(),)  # every node's start barrier waits for it
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:
@@ -59,8 +66,17 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         flow.start()
     except Exception as exc:  # a node that cannot start: nothing is left running
         raise CliError(str(exc)) from None
+    recorder = None
+    if record_to is not None:
+        from dora_zenoh.cli.record import start_run_recorder
+
+        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix)
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
     result = flow.wait()
+    if recorder is not None:
+        from dora_zenoh.cli.record import wait_run_recorder
+
+        wait_run_recorder(recorder)
     click.echo(result.summary(), err=True)
     raise click.exceptions.Exit(0 if result.ok else 1)

@@ -6,6 +6,7 @@ node's CPU affinity inherited from its first instruction.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -69,13 +70,21 @@ def base_env(endpoint: str) -> dict[str, str]:
 
 
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
-             restart: bool = False, hot_reload: bool = False) -> dict[str, str]:
-    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON)."""
+             restart: bool = False, hot_reload: bool = False, extra_readers: tuple[str, ...] = ()
+             ) -> dict[str, str]:
+    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
+
+    ``extra_readers``: ids that read every output although the YAML does not say so (a
+    ``run --record`` recorder), so the node's start barrier waits for them too.
+    """
     env = dict(base)
     env.update(node.env)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
     cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart)
+    if extra_readers:
+        readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
+        cfg = dataclasses.replace(cfg, readers=readers)
     zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
     env[settings.NODE_ID.name] = node.id
