@@ -239,3 +239,31 @@ def test_truncated_file_is_a_clear_error(flow, tmp_path):
     assert "truncated or damaged" in res.stderr and str(cut) in res.stderr
     assert "Traceback" not in res.stderr
     assert not (flow.folder / "out").exists() or len(list((flow.folder / "out").iterdir())) == 1  # nothing started
+
+
+def test_full_buffer_drops_are_counted_and_written(tmp_path):
+    """Past its buffer the recorder drops (never blocks the sender), counts per topic, and says so
+    at the end and in the file."""
+    import zenoh
+
+    from dora_zenoh.record.recorder import open_recorder
+    from dora_zenoh.wire import codec, zconfig
+
+    hub = zconfig.free_tcp_endpoint()
+    path = tmp_path / "drops.mcap"
+    with zenoh.open(zconfig.peer_config([], [hub])) as session:
+        pub = session.declare_publisher("dora/dropflow/big/out")
+        rec = open_recorder(path, endpoint=hub, prefix="dora", dataflow="dropflow", topics=None, buffer_bytes=100)
+        wait_for(lambda: pub.matching_status.matching, 10, "the recorder's subscription")
+        for i in range(50):
+            pub.put(b"x" * 100, attachment=codec.attachment(i, time.time_ns(), None))
+        small = session.declare_publisher("dora/dropflow/small/out")
+        small.put(b"ok", attachment=codec.attachment(0, time.time_ns(), None))
+        time.sleep(0.5)  # let them arrive (the assertions do not depend on timing: all 50 are too big)
+        rec.stop("test")
+        result = rec.run()
+    assert result.drops == {"dora/dropflow/big/out": 50}
+    assert "DROPPED 50" in result.summary()
+    info = bag_info(path)
+    assert info["dora/dropflow/big/out"]["dropped"] == 50 and info["dora/dropflow/big/out"]["count"] == 0
+    assert info["dora/dropflow/small/out"]["count"] == 1
