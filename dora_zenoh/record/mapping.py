@@ -26,6 +26,7 @@ ENC_ARROW = "application/vnd.apache.arrow.stream"
 ENC_ATTACHMENT = "application/vnd.dora-zenoh.attachment"  # raw attachment bytes, verbatim
 ENC_JSON = "json"  # Foxglove's JSON encoding (the --foxglove channels)
 SCHEMA_ARROW = "arrow.ipc.schema"
+SCHEMA_ARROW_B64 = "arrow.ipc.schema+base64"  # the same, as text (Foxglove WebSocket protocol)
 SCHEMA_JSON = "jsonschema"
 ATTACHMENT_SUFFIX = "/@attachment"
 JSON_SUFFIX = "/@json"
