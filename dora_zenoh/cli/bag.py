@@ -36,11 +36,12 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"Start:        {when}")
     click.echo(f"Messages:     {b.messages}")
     rows = [[t.topic, str(t.count), f"{t.rate:.1f}", t.encoding + (f" ({t.schema})" if t.schema else ""),
-             str(t.gaps), str(t.restarts), str(t.dropped)] for t in b.topics]
-    click.echo(table(["TOPIC", "COUNT", "RATE/s", "ENCODING", "GAPS", "RESTARTS", "DROPPED"], rows))
-    lost = sum(t.gaps + t.dropped for t in b.topics)
+             str(t.gaps), str(t.missing_end), str(t.restarts), str(t.dropped)] for t in b.topics]
+    click.echo(table(["TOPIC", "COUNT", "RATE/s", "ENCODING", "GAPS", "MISSING END", "RESTARTS", "DROPPED"], rows))
+    lost = sum(t.gaps + t.dropped + t.missing_end for t in b.topics)
     if lost:
-        click.echo(f"warning: {lost} message(s) missing (seq gaps and recorder drops)", err=True)
+        click.echo(f"warning: {lost} message(s) missing (seq gaps, messages missing at the end, recorder drops)",
+                   err=True)
 
 
 @bag.command(context_settings=CONTEXT)

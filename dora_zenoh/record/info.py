@@ -2,7 +2,8 @@
 
 Like ``ros2 bag info``: duration, size, compression, and per topic the count, rate,
 encoding and schema; plus what only we can tell: each topic's ``seq`` gaps (messages the
-sender numbered that are not in the file), restarts (``seq`` back to 0: a restarted node)
+sender numbered that are not in the file), the messages missing at the end (the sender's
+end-of-stream notice says how many it sent), restarts (``seq`` back to 0: a restarted node)
 and the recorder's own drops (from the file's metadata).
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ class TopicInfo:
     gaps: int = 0          # messages missing between two recorded ones
     restarts: int = 0      # seq went back (a restarted sender counts from 0 again)
     dropped: int = 0       # dropped by the recorder (buffer full)
+    sent: int | None = None  # what the sender's end-of-stream notice says it sent (its last process)
+    missing_end: int = 0   # sent - (last seq + 1): messages after the last recorded one
     first_time: int = 0
     last_time: int = 0
 
@@ -80,6 +83,7 @@ def bag_info(path: Path) -> BagInfo:
     count = 0
     profile = ""
     drops: dict[str, int] = {}
+    sent: dict[str, int] = {}
     for part in files:
         compression |= _compressions(part)
         for channels, msg in reader.read_file(part):
@@ -106,9 +110,13 @@ def bag_info(path: Path) -> BagInfo:
             count += 1
         for key, n in reader.drops(part).items():
             drops[key] = max(drops.get(key, 0), n)  # each part holds the running total
+        sent.update(reader.sent(part))
         profile = profile or _profile(part)
     for t in topics.values():
         t.dropped = drops.pop(t.topic, 0) if t.topic in drops else 0
+        if t.topic in sent:
+            t.sent = sent[t.topic]
+            t.missing_end = max(0, t.sent - (t.last_seq + 1 if t.last_seq is not None else 0))
     listed = sorted(topics.values(), key=lambda t: t.topic)
     listed += [TopicInfo(k, "", dropped=n) for k, n in sorted(drops.items())]  # every message dropped
     return BagInfo([str(p) for p in files], sum(p.stat().st_size for p in files),

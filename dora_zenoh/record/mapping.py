@@ -33,6 +33,7 @@ JSON_SUFFIX = "/@json"
 # Metadata records
 META_RECORDING = "dora-zenoh.recording"   # prefix, dataflow, started, format version
 META_DROPS = "dora-zenoh.drops"           # topic -> messages dropped (buffer full), written at the end
+META_SENT = "dora-zenoh.sent"             # topic -> messages its sender says it sent (end-of-stream notices)
 # Channel metadata fields
 CH_ROLE = "dora-zenoh.role"               # "data" | "attachment" | "json"
 CH_KEY = "dora-zenoh.key"

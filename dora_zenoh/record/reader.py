@@ -145,6 +145,12 @@ def drops(path: Path) -> dict[str, int]:
     return {k: int(v) for k, v in raw.items()}
 
 
+def sent(path: Path) -> dict[str, int]:
+    """Messages each sender said it sent (its end-of-stream notice), from a file's metadata."""
+    raw = metadata(path).get(m.META_SENT, {})
+    return {k: int(v) for k, v in raw.items()}
+
+
 def params_of(msg: Recorded) -> dict:
     """The metadata (``params``) the sender gave this message."""
     try:

@@ -11,6 +11,7 @@ every node's start barrier waits for it: it hears the first message of every sou
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from dora_zenoh.wire import keys, zconfig
 
 RECORDER_ID = "_recorder"      # the node id a ``run --record`` recorder announces itself as
 DEFAULT_BUFFER = 512 << 20     # bytes held in memory before messages are dropped
-QUIET_AFTER_END = 0.3          # s: after the runner's token goes, messages still in flight
+QUIET_AFTER_END = 1.0          # s: after the runner's token goes, how long nothing may arrive before we end
 
 
 @dataclass
@@ -74,6 +75,11 @@ class Recorder:
         self._session: zenoh.Session | None = None
         self._thread: threading.Thread | None = None
         self._error: str | None = None
+        # End-of-stream notices: messages each output sent (its process's last count), and the
+        # last seq the writer saw per key: the recording ends once every notice is met.
+        self.sent: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+        self._last_rx = time.monotonic()
 
     def key_exprs(self) -> list[str]:
         """What to subscribe to: the given topics (``node/output`` or full keys), else everything."""
@@ -95,12 +101,15 @@ class Recorder:
             root = keys.live_root(self.prefix, self.dataflow)
             self._decls.append(session.liveliness().declare_subscriber(
                 root + "/runner", zenoh.handlers.Callback(self._on_runner, indirect=False), history=True))
+            self._decls.append(session.declare_subscriber(
+                keys.eos_key(self.prefix, self.dataflow, "*"), zenoh.handlers.Callback(self._on_eos, indirect=False)))
             if self.reader_id:  # joins every node's start barrier (see module docstring)
                 self._decls.append(session.liveliness().declare_token(
                     keys.node_token(self.prefix, self.dataflow, self.reader_id)))
 
     # -- Zenoh callbacks: never block --------------------------------------------------------
     def _on_sample(self, sample: zenoh.Sample) -> None:
+        self._last_rx = time.monotonic()
         key = str(sample.key_expr)
         payload = sample.payload.to_bytes()
         att = sample.attachment
@@ -111,6 +120,22 @@ class Recorder:
         self._in_bytes += size
         self._queue.append((key, payload, str(sample.encoding), att.to_bytes() if att is not None else None,
                             time.time_ns()))
+
+    def _on_eos(self, sample: zenoh.Sample) -> None:
+        try:
+            notice = json.loads(sample.payload.to_bytes())
+            node, outputs = notice["node"], notice["outputs"]
+            wanted = [zenoh.KeyExpr(e) for e in self.key_exprs()]
+            for out, count in outputs.items():
+                key = keys.data_key(self.prefix, self.dataflow or "", f"{node}/{out}")
+                if any(w.intersects(zenoh.KeyExpr(key)) for w in wanted):
+                    self.sent[key] = int(count)
+        except (ValueError, KeyError, TypeError, AttributeError, zenoh.ZError):
+            return  # not a notice we understand: the quiet period still ends the recording
+
+    def _complete(self) -> bool:
+        """Every output that announced its end has reached the file's writer queue."""
+        return all(n == 0 or self.last_seq.get(k, -1) + 1 >= n for k, n in list(self.sent.items()))
 
     def _on_runner(self, sample: zenoh.Sample) -> None:
         if sample.kind == zenoh.SampleKind.PUT:
@@ -133,7 +158,9 @@ class Recorder:
                     continue
                 n = hints.get(key, 0)
                 hints[key] = n + 1
-                writer.write(key, payload, enc, att, t, n)
+                seq = writer.write(key, payload, enc, att, t, n)
+                if seq is not None:
+                    self.last_seq[key] = seq
                 self._out_bytes += len(payload) + 64
         except Exception as exc:  # disk full, ...: stop recording, keep what was written
             self._error = f"writing the recording failed: {exc}"
@@ -153,7 +180,8 @@ class Recorder:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 self.stop("duration reached")
-            elif self.runner_gone_at is not None and now - self.runner_gone_at >= QUIET_AFTER_END:
+            elif self.runner_gone_at is not None and (
+                    (self._complete() and not self._queue) or now - self._last_rx >= QUIET_AFTER_END):
                 self.stop("the dataflow ended")
         return self.finish()
 
@@ -169,7 +197,7 @@ class Recorder:
         for key, *_ in self._queue:
             self.drops[key] = self.drops.get(key, 0) + 1
         try:
-            paths = self.writer.close(self.drops)
+            paths = self.writer.close(self.drops, self.sent)
         except Exception as exc:
             errors.append(f"closing the recording failed: {exc}")
             paths = list(self.writer.paths)

@@ -73,6 +73,7 @@ class BagWriter:
         self.paths: list[Path] = []
         self.counts: dict[str, int] = {}
         self.drops: dict[str, int] = {}
+        self.sent: dict[str, int] = {}
         self._file: IO[bytes] | None = None
         self._writer: Any = None
         self._open_next()
@@ -107,6 +108,7 @@ class BagWriter:
         if self._writer is None:
             return
         self._writer.add_metadata(m.META_DROPS, {k: str(v) for k, v in self.drops.items()})
+        self._writer.add_metadata(m.META_SENT, {k: str(v) for k, v in self.sent.items()})
         self._writer.finish()
         assert self._file is not None
         self._file.close()
@@ -162,9 +164,10 @@ class BagWriter:
 
     # -- messages ------------------------------------------------------------------------
     def write(self, key: str, payload: bytes, encoding: str, attachment: bytes | None, log_time: int,
-              seq_hint: int = 0) -> None:
-        """One received message. ``seq_hint`` is used as MCAP ``sequence`` when the sender
-        stamped none (a plain Zenoh publisher): the recorder's own count for that key."""
+              seq_hint: int = 0) -> int | None:
+        """One received message; returns the sender's seq (None if it stamped none). ``seq_hint``
+        is used as MCAP ``sequence`` when the sender stamped none (a plain Zenoh publisher): the
+        recorder's own count for that key."""
         self._maybe_split(log_time)
         seq, ts, canonical = m.seq_ts(attachment)
         arrow = encoding.startswith(m.ENC_ARROW)
@@ -184,11 +187,15 @@ class BagWriter:
                 writer.add_message(self._json_channel(key), log_time, doc, publish, sequence)
         self.counts[key] = self.counts.get(key, 0) + 1
         self._written += len(payload) + (len(attachment) if attachment and not canonical else 0) + 32
+        return seq
 
-    def close(self, drops: dict[str, int] | None = None) -> list[Path]:
-        """Finish the current file (summary, index, drop counts); returns every file written."""
+    def close(self, drops: dict[str, int] | None = None, sent: dict[str, int] | None = None) -> list[Path]:
+        """Finish the current file (summary, index, drop counts, what the senders said they sent);
+        returns every file written."""
         if drops:
             self.drops = dict(drops)
+        if sent:
+            self.sent = dict(sent)
         self._close_current()
         return list(self.paths)
 
