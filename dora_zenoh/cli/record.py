@@ -71,6 +71,9 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     if topics and not dataflow and not all(t.startswith(prefix + "/") for t in topics):
         raise CliError("a TOPIC as node/output needs the DATAFLOW first, e.g. `record mydataflow camera/image`")
     path = output or Path(f"{dataflow or prefix}-{time.strftime('%Y%m%d-%H%M%S')}.mcap")
+    early: list[str] = []  # a Ctrl-C while the recorder opens still ends it cleanly
+    signal.signal(signal.SIGINT, lambda *_: early.append("interrupted"))
+    signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
     rec = open_recorder(path, endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
                         topics=topics, compression=compression, split_size=split_size,
                         split_duration=split_duration, buffer_bytes=buffer_bytes, reader_id=reader_id,
@@ -81,6 +84,8 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if early:
+        rec.stop(early[0])
     what = f"dataflow '{dataflow}'" if dataflow else f"every dataflow under '{prefix}/'"
     click.echo(f"[dora-zenoh] recording {what} ({', '.join(rec.key_exprs())}) into {path}; Ctrl-C to stop",
                err=True)

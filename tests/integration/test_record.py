@@ -166,13 +166,20 @@ def test_record_cli_ctrl_c_leaves_a_valid_file(flow):
         while True:
             node.send_output("tick", b"%d" % i)
             i += 1
+            if i % 20 == 0:
+                open("count.tmp", "w").write(str(i))
+                __import__("os").replace("count.tmp", "count")
             time.sleep(0.005)
     """)
     run = flow.start("-q")
     out = flow.folder / "ctrlc.mcap"
+    count = flow.folder / "count"
     try:
+        wait_for(count.exists, 60, "the ticker")
         rec = start_cli("record", flow.name, "-o", str(out), "--endpoint", flow.endpoint)
-        time.sleep(2.5)  # records for a while (no timed assertion: any number of ticks will do)
+        assert "recording" in rec.stderr.readline()
+        start = int(count.read_text())
+        wait_for(lambda: int(count.read_text()) > start + 200, 60, "more ticks")  # recording meanwhile
         rec.send_signal(signal.SIGINT)
         _, err = rec.communicate(timeout=30)
         assert rec.returncode == 0, err
@@ -180,7 +187,8 @@ def test_record_cli_ctrl_c_leaves_a_valid_file(flow):
     finally:
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=30)
-    ticks = mcap_check(out)[f"dora/{flow.name}/ticker/tick"]
+    ticks = mcap_check(out).get(f"dora/{flow.name}/ticker/tick")
+    assert ticks, err
     seqs = [m.sequence for m in ticks]
     assert len(seqs) > 10 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # joined midway, no gap
     assert [m.data for m in ticks] == [b"%d" % s for s in seqs]

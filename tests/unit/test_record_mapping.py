@@ -105,3 +105,21 @@ def test_split_by_duration(tmp_path):
     paths = w.close()
     assert [p.name for p in paths] == ["s_0.mcap", "s_1.mcap", "s_2.mcap"]
     assert [r.payload for r in reader.read(path)] == [b"%d" % n for n in range(30)]
+
+
+def test_bag_info_counts_gaps_missing_end_restarts_and_drops(tmp_path):
+    from dora_zenoh.record.info import bag_info
+
+    path = tmp_path / "i.mcap"
+    w = BagWriter(path, prefix="dora", dataflow="f", compression="lz4")
+    seqs = [0, 1, 3, 4, 0, 1, 2]  # seq 2 missing, then the sender restarted
+    for n, seq in enumerate(seqs):
+        w.write("dora/f/a/out", b"x" * 10, m.ENC_BYTES, codec.attachment(seq, n * 100_000_000, None), n * 100_000_000)
+    w.close({"dora/f/a/out": 3, "dora/f/b/out": 9}, {"dora/f/a/out": 5})
+    info = bag_info(path)
+    a, b = info.topics
+    assert (a.topic, a.count, a.gaps, a.restarts, a.dropped, a.sent, a.missing_end) == \
+        ("dora/f/a/out", 7, 1, 1, 3, 5, 2)
+    assert (b.topic, b.count, b.dropped) == ("dora/f/b/out", 0, 9)  # every message of it dropped
+    assert info.compression == "lz4" and info.messages == 7
+    assert info.duration == pytest.approx(0.6) and a.rate == pytest.approx(10.0)
