@@ -123,3 +123,53 @@ def test_bag_info_counts_gaps_missing_end_restarts_and_drops(tmp_path):
     assert (b.topic, b.count, b.dropped) == ("dora/f/b/out", 0, 9)  # every message of it dropped
     assert info.compression == "lz4" and info.messages == 7
     assert info.duration == pytest.approx(0.6) and a.rate == pytest.approx(10.0)
+
+
+def _mcap_js() -> str | None:
+    """Where Foxglove's TypeScript MCAP reader is installed (``npm install --prefix DIR @mcap/core
+    @mcap/support``): $MCAP_JS_NODE_PATH, else ~/.cache/dora-zenoh/mcap-js/node_modules."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if not shutil.which("node"):
+        return None
+    for where in (os.environ.get("MCAP_JS_NODE_PATH"), Path.home() / ".cache/dora-zenoh/mcap-js/node_modules"):
+        if where and (Path(where) / "@mcap" / "core").is_dir() and (Path(where) / "@mcap" / "support").is_dir():
+            return str(where)
+    return None
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4", "none"])
+def test_a_second_mcap_implementation_reads_our_files(tmp_path, compression):
+    """Foxglove's own TypeScript reader (what the Foxglove app uses) checks CRCs, reads the index and
+    finds every message on the channels and schemas we wrote."""
+    import subprocess
+    from pathlib import Path
+
+    node_path = _mcap_js()
+    if node_path is None:
+        pytest.skip("node and @mcap/core are not installed: npm install --prefix ~/.cache/dora-zenoh/mcap-js "
+                    "@mcap/core @mcap/support")
+    path = tmp_path / "js.mcap"
+    w = BagWriter(path, prefix="dora", dataflow="f", compression=compression, foxglove_json=True, chunk_size=256)
+    for n, (key, payload, enc, att) in enumerate(messages() * 20):
+        w.write(key, payload, enc, att, 1000 + n)
+    w.close()
+    script = Path(__file__).resolve().parents[2] / "scripts" / "mcap_verify.mjs"
+    res = subprocess.run(["node", str(script), str(path)], capture_output=True, text=True, timeout=60,
+                         env={"NODE_PATH": node_path, "PATH": __import__("os").environ["PATH"]})
+    assert res.returncode == 0, res.stderr
+    seen = json.loads(res.stdout)
+    assert seen["profile"] == "dora-zenoh"
+    assert seen["compression"] == [compression if compression != "none" else "none"]
+    topics = seen["topics"]
+    assert topics["dora/f/cam/image"]["sequences"] == [0, 1, 0] * 20
+    assert topics["dora/f/imu/acc"]["schemaName"] == "arrow:double"
+    assert topics["dora/f/imu/acc"]["schemaEncoding"] == m.SCHEMA_ARROW
+    assert topics["dora/f/imu/acc/@json"]["encoding"] == "json"
+    assert topics["dora/f/talk/text"]["encoding"] == m.ENC_TEXT
+    total = sum(len(t["sequences"]) for t in topics.values())
+    assert seen["indexedCount"] == seen["statsCount"] == total
+    with open(path, "rb") as f:
+        assert total == sum(1 for _ in make_reader(f, validate_crcs=True).iter_messages())
