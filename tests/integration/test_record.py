@@ -20,6 +20,9 @@ from mcap.reader import make_reader  # noqa: E402
 
 PIPELINE = """
     nodes:
+      - id: beacon
+        path: beacon.py
+        outputs: [ping]
       - id: source
         path: source.py
         outputs: [value, label]
@@ -51,6 +54,12 @@ SOURCE = """
         if os.environ.get("CRASH_AT") and i == int(os.environ["CRASH_AT"]):
             raise SystemExit(3)
 """
+BEACON = """
+    from dora import Node
+    node = Node()  # nobody reads its output: only `run --record`'s barrier makes it wait
+    for i in range(3):
+        node.send_output("ping", b"ping %d" % i)
+"""
 TRANSFORM = """
     from dora import Node
     node = Node()
@@ -78,6 +87,7 @@ SINK = """
 def write_pipeline(flow) -> None:
     flow.write("dataflow.yml", PIPELINE)
     flow.write("source.py", SOURCE)
+    flow.write("beacon.py", BEACON)
     flow.write("transform.py", TRANSFORM)
     flow.write("sink.py", SINK)
 
@@ -115,6 +125,7 @@ def test_run_record_then_replay_in_place_of_the_source(flow):
     key = f"dora/{flow.name}/source/value"
     assert [m.sequence for m in topics[key]] == list(range(40))  # from the very first message
     assert [m.sequence for m in topics[f"dora/{flow.name}/source/label"]] == [0, 1, 2, 3]
+    assert [m.data for m in topics[f"dora/{flow.name}/beacon/ping"]] == [b"ping 0", b"ping 1", b"ping 2"]
     assert len(topics[f"dora/{flow.name}/transform/out"]) == 40
     info = bag_info(rec)
     assert info[key]["count"] == 40 and info[key]["gaps"] == 0 and info[key]["dropped"] == 0
