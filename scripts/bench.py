@@ -14,7 +14,8 @@ Cases (select with --cases):
   startup     from spawning the runner to every node of a 10-node dataflow having its first input
   idle        CPU of node processes waiting for an input that never comes / a slow timer
   record      `run --record`: a paced sender (SIZE bytes at RATE msg/s) whose only reader is the
-              recorder; what reached the file (count, seq gaps, drops) and the sender's real rate
+              recorder; what reached the file (count, seq gaps, drops) and the sender's real rate;
+              then `replay` of the file: each message's send time minus its scheduled time
 
 The node scripts in scripts/bench_nodes/ use only the dora node API (`from dora import Node`,
 events as dicts), so --compare runs the very same files under dora-rs 1.1.0 (installed on first
@@ -83,10 +84,10 @@ BUSY_QUEUE = 1000  # busy, pipeline: receivers' queues; none of the messages may
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
-        "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2"}
+        "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2,1024:1000:3"}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
-         "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1"}
+         "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1"}
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -1056,8 +1057,9 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                             for spec in filter(None, opts.record_runs.split(","))}
         report["errors"] += [f"record {spec}: {r['error']}" for spec, rs in report["record"].items()
                              for r in rs if "error" in r]
-        out.append("record (`run --record`, zstd): the recorder is the sender's only reader; "
-                   "one line per repeat\n" + record_table(report["record"]))
+        out.append("record (`run --record`, zstd): the recorder is the sender's only reader; one line per "
+                   "repeat; then `replay` of that file: how late each message went out vs its scaled recorded "
+                   "time\n" + record_table(report["record"]))
     if "idle" in opts.case_list:
         summary = median_case("idle", lambda rt: run_idle(rt, opts), IDLE_KEYS, runtimes, opts, report)
         report["idle"]["seconds"] = opts.idle_seconds
@@ -1101,21 +1103,39 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
                "dropped": topic.dropped if topic else 0,
                "file_bytes": info.size, "recorded_rate": (got - 1) / info.duration if info.duration else 0.0}
         out["send_mb_s"] = out["send_rate"] * int(size) / 1e6
-        if got + out["dropped"] != tx["sent"] or out["gaps"]:
+        out.update(replay_timing(rec, opts))
+        if got + out["dropped"] != tx["sent"] or out["gaps"] > out["dropped"]:  # a drop is a gap too
             out["error"] = (f"{tx['sent']} sent, {got} recorded, {out['dropped']} dropped (counted), "
                             f"{out['gaps']} gaps")
         return out
 
 
+def replay_timing(rec: Path, opts: argparse.Namespace) -> dict:
+    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs."""
+    import re
+
+    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout)
+    except subprocess.TimeoutExpired:
+        return {"replay_error": "replay timed out"}
+    found = re.search(r"p50 (\d+) µs, p99 (\d+) µs, max (\d+) µs", res.stderr)
+    if res.returncode != 0 or not found:
+        return {"replay_error": res.stderr[-500:]}
+    return dict(zip(("replay_p50_us", "replay_p99_us", "replay_max_us"), map(int, found.groups()), strict=True))
+
+
 def record_table(runs: dict[str, list[dict]]) -> str:
-    rows = [["run", "sent", "send rate/s", "MB/s", "recorded", "dropped", "gaps", "file"]]
+    rows = [["run", "sent", "send rate/s", "MB/s", "recorded", "dropped", "gaps", "file",
+             "replay p50/p99/max µs"]]
     for spec, rs in runs.items():
         for r in rs:
             if "send_rate" not in r:
-                rows.append([spec, "failed", "", "", "", "", "", ""])
+                rows.append([spec, "failed", "", "", "", "", "", "", ""])
                 continue
             rows.append([spec, str(r["sent"]), f"{r['send_rate']:.0f}", f"{r['send_mb_s']:.0f}", str(r["recorded"]),
-                         str(r["dropped"]), str(r["gaps"]), f"{r['file_bytes'] / 1e6:.1f} MB"])
+                         str(r["dropped"]), str(r["gaps"]), f"{r['file_bytes'] / 1e6:.1f} MB",
+                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us"))])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 

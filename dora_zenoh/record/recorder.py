@@ -26,7 +26,7 @@ from dora_zenoh.wire import keys, zconfig
 
 RECORDER_ID = "_recorder"      # the node id a ``run --record`` recorder announces itself as
 DEFAULT_BUFFER = 512 << 20     # bytes held in memory before messages are dropped
-QUIET_AFTER_END = 1.0          # s: after the runner's token goes, how long nothing may arrive before we end
+QUIET_AFTER_END = 2.0          # s: after the runner's token goes, how long nothing may arrive before we end
 
 
 @dataclass
@@ -134,8 +134,14 @@ class Recorder:
             return  # not a notice we understand: the quiet period still ends the recording
 
     def _complete(self) -> bool:
-        """Every output that announced its end has reached the file's writer queue."""
-        return all(n == 0 or self.last_seq.get(k, -1) + 1 >= n for k, n in list(self.sent.items()))
+        """Every key we recorded announced its end, and its last message has been written.
+
+        Its end-of-stream notice travels behind its messages on the same link, so until the
+        notice is here, messages may still be on their way (a busy machine delays them by
+        seconds). A key without a notice (its sender crashed) ends by the quiet period.
+        """
+        sent = dict(self.sent)
+        return all(k in sent and self.last_seq.get(k, -1) + 1 >= sent[k] for k in list(self.last_seq))
 
     def _on_runner(self, sample: zenoh.Sample) -> None:
         if sample.kind == zenoh.SampleKind.PUT:
@@ -180,8 +186,8 @@ class Recorder:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 self.stop("duration reached")
-            elif self.runner_gone_at is not None and (
-                    (self._complete() and not self._queue) or now - self._last_rx >= QUIET_AFTER_END):
+            elif self.runner_gone_at is not None and not self._queue and (
+                    self._complete() or now - max(self._last_rx, self.runner_gone_at) >= QUIET_AFTER_END):
                 self.stop("the dataflow ended")
         return self.finish()
 
