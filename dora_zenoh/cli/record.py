@@ -99,7 +99,18 @@ COMMANDS = [record]
 
 
 # -- run --record: the recorder as a process of its own ----------------------------------------------
-def recorder_reader_id() -> str:
+def prepare_run_record(path: Path) -> str:
+    """Before the dataflow starts: fail now if the recording cannot be written (every node would
+    wait at its start barrier for a recorder that never comes). Returns the recorder's node id."""
+    import os
+
+    try:
+        import mcap  # noqa: F401
+    except ImportError:
+        raise CliError("--record needs the `mcap` package: pip install 'dora-zenoh[record]'") from None
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or path.is_dir():
+        raise CliError(f"--record {path}: cannot write there (is {folder} an existing, writable folder?)")
     from dora_zenoh.record.recorder import RECORDER_ID
 
     return RECORDER_ID
@@ -112,12 +123,10 @@ def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str) ->
     import subprocess
     import sys
 
-    try:
-        import mcap  # noqa: F401  (fail now, not after every node waited for a recorder that never came)
-    except ImportError:
-        raise CliError("--record needs the `mcap` package: pip install 'dora-zenoh[record]'") from None
+    from dora_zenoh.record.recorder import RECORDER_ID
+
     return subprocess.Popen([sys.executable, "-m", "dora_zenoh", "record", dataflow, "-o", str(path),
-                             "--endpoint", endpoint, "--prefix", prefix, "--as-reader", recorder_reader_id()],
+                             "--endpoint", endpoint, "--prefix", prefix, "--as-reader", RECORDER_ID],
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

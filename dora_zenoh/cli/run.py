@@ -42,9 +42,9 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
     if record_to is not None:
-        from dora_zenoh.cli.record import recorder_reader_id
+        from dora_zenoh.cli.record import prepare_run_record
 
-        opts.extra_readers = (recorder_reader_id(),)  # every node's start barrier waits for it
+        opts.extra_readers = (prepare_run_record(record_to),)  # every node's start barrier waits for it
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:

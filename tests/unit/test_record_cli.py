@@ -69,3 +69,12 @@ def test_select_window_topics_and_nodes():
     assert [m.publish_time // 10**9 for m in select(msgs, start=1, end=3)] == [1, 2, 3]
     assert [m.source for m in select(msgs, topics=["a/x", "dora/f/a/z"])] == ["a/x", "a/x", "a/z"]
     assert [m.source for m in select(msgs, nodes={"b"})] == ["b/y", "b/y"]
+
+
+def test_run_record_to_an_unwritable_place_fails_before_anything_starts(tmp_path):
+    (tmp_path / "n.py").write_text("raise SystemExit('must not start')\n")
+    yml = tmp_path / "flow.yml"
+    yml.write_text("nodes:\n  - id: n\n    path: n.py\n")
+    res = invoke("run", str(yml), "--record", str(tmp_path / "no" / "such" / "dir" / "r.mcap"))
+    assert res.exit_code == 1 and "cannot write there" in res.output
+    assert not (tmp_path / "out").exists()  # no run was started
