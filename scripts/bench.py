@@ -909,7 +909,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help=f"unmeasured round trips per size first (default {FULL['warmup']})")
     ap.add_argument("--repeat", type=int, help=f"runs per case and runtime; figures are medians (default {FULL['repeat']})")
     ap.add_argument("--flood", help=f"throughput runs as SIZE:COUNT:WINDOW,... (default {FULL['flood']})")
-    ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS,... (default "
+    ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
                     f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
     ap.add_argument("--ack-timeout", type=float, default=5.0,
                     help="seconds the sender waits for a window's ack before declaring a message lost")
@@ -1057,7 +1057,7 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                             for spec in filter(None, opts.record_runs.split(","))}
         report["errors"] += [f"record {spec}: {r['error']}" for spec, rs in report["record"].items()
                              for r in rs if "error" in r]
-        out.append("record (`run --record`, zstd): the recorder is the sender's only reader; one line per "
+        out.append("record (`run --record`, zstd unless the run names another): the recorder is the sender's only reader; one line per "
                    "repeat; then `replay` of that file: how late each message went out vs its scaled recorded "
                    "time\n" + record_table(report["record"]))
     if "idle" in opts.case_list:
@@ -1074,7 +1074,8 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
     """One `run --record` of a paced sender; what the file holds, read back with `bag info`."""
     from dora_zenoh.record.info import bag_info
 
-    size, rate, seconds = spec.split(":")
+    size, rate, seconds, *rest = spec.split(":")
+    compression = rest[0] if rest else "zstd"
     with tempfile.TemporaryDirectory(prefix="dz-bench-rec-") as tmp:
         work = Path(tmp)
         result, rec = work / "tx.json", work / "rec.mcap"
@@ -1082,7 +1083,7 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
                       env={"RESULT_FILE": result, "SIZE": size, "RATE": rate, "SECONDS": seconds})]
         (work / "dataflow.yml").write_text(yaml.safe_dump({"nodes": nodes}, sort_keys=False))
         cmd = opts.dora_zenoh_cmd.split() + ["run", str(work / "dataflow.yml"), "--endpoint",
-                                             f"tcp/127.0.0.1:{free_port()}", "--quiet", "--record", str(rec),
+                                             f"tcp/127.0.0.1:{free_port()}", "--quiet", "--record", str(rec), "--record-compression", compression,
                                              "--log-dir", str(work / "logs")]
         proc = spawn(cmd, work, dict(os.environ), work / "runner.log")
         try:

@@ -116,7 +116,7 @@ def prepare_run_record(path: Path) -> str:
     return RECORDER_ID
 
 
-def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str) -> Any:
+def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str, compression: str = "zstd") -> Any:
     """Start ``dora-zenoh record`` for ``run --record``: in a process of its own (its Zenoh
     callbacks and disk writes stay off the runner's threads) and a session of its own (Ctrl-C
     reaches the runner only: the recorder ends when the dataflow does, with its last messages)."""
@@ -126,7 +126,8 @@ def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str) ->
     from dora_zenoh.record.recorder import RECORDER_ID
 
     return subprocess.Popen([sys.executable, "-m", "dora_zenoh", "record", dataflow, "-o", str(path),
-                             "--endpoint", endpoint, "--prefix", prefix, "--as-reader", RECORDER_ID],
+                             "--endpoint", endpoint, "--prefix", prefix, "--as-reader", RECORDER_ID,
+                             "--compression", compression],
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -27,9 +27,11 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
               help="Reload a Python operator in place (keeping its state) when its file changes.")
 @click.option("--record", "record_to", type=click.Path(path_type=Path),
               help="Record every output into this MCAP file, from the first message (see `record`).")
+@click.option("--record-compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd",
+              show_default=True, help="Chunk compression of --record.")
 @cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, record_to: Path | None,
+        log_dir: Path | None, quiet: bool, hot_reload: bool, record_to: Path | None, record_compression: str,
         cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
@@ -70,7 +72,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     if record_to is not None:
         from dora_zenoh.cli.record import start_run_recorder
 
-        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix)
+        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix, record_compression)
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
     result = flow.wait()
