@@ -38,19 +38,23 @@ def replay(file: Path, topics: tuple[str, ...], yaml: Path | None, replaced: tup
     dataflow's keys. TOPIC (node/output) limits what is played.
     """
     from dora_zenoh.record import reader
-    from dora_zenoh.record.player import select
+    from dora_zenoh.record.player import select, wanted
 
     if rate <= 0:
         raise CliError("--rate must be above 0")
     if replaced and yaml is None:
         raise CliError("--replace needs --dataflow YAML (the dataflow whose nodes the recording replaces)")
-    messages = list(reader.read(file))  # a damaged file fails here, before anything runs
-    chosen = select(messages, topics=list(topics) or None, nodes=set(replaced) if yaml else None,
-                    start=start, end=end)
+    channels = reader.check(file)  # a truncated file fails here, before anything runs
+    nodes = set(replaced) if yaml else None
+    chosen = [(k, s) for k, s in channels if wanted(k, s, list(topics) or None, nodes)]
+
+    def messages() -> Any:  # streamed from the file, again for each --loop round
+        return select(reader.read(file), topics=list(topics) or None, nodes=nodes, start=start, end=end)
+
     if yaml is not None:
-        _replay_in_dataflow(file, yaml, list(replaced), chosen, rate, loop, name, endpoint, quiet)
+        _replay_in_dataflow(file, yaml, list(replaced), messages, chosen, rate, loop, name, endpoint, quiet)
     else:
-        _replay_onto_keys(file, chosen, rate, loop, name, endpoint)
+        _replay_onto_keys(file, messages, chosen, rate, loop, name, endpoint)
 
 
 def _on_interrupt(*stops: Any) -> None:
@@ -62,7 +66,7 @@ def _on_interrupt(*stops: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _replay_onto_keys(file: Path, chosen: list, rate: float, loop: bool, name: str | None,
+def _replay_onto_keys(file: Path, messages: Any, chosen: list, rate: float, loop: bool, name: str | None,
                       endpoint: str | None) -> None:
     import zenoh
 
@@ -70,15 +74,15 @@ def _replay_onto_keys(file: Path, chosen: list, rate: float, loop: bool, name: s
     from dora_zenoh.wire import keys, zconfig
 
     if not chosen:
-        raise CliError(f"nothing to replay in {file} (check TOPIC, --start and --end)")
+        raise CliError(f"nothing to replay in {file} (check TOPIC)")
     hub = endpoint or zconfig.default_endpoint()
     with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)])) as session:
-        def key_of(msg: Any) -> str:
+        def key_of(key: str, source: str) -> str:
             if not name:
-                return msg.key
-            return keys.data_key(msg.key.split("/", 1)[0], name, msg.source)
+                return key
+            return keys.data_key(key.split("/", 1)[0], name, source)
 
-        player = Player(session, chosen, key_of, rate, loop)
+        player = Player(session, messages, key_of, chosen, rate, loop)
         _on_interrupt(player.stop)
         if not player.wait_for_subscribers(2.0):
             click.echo("[dora-zenoh] warning: some topics have no subscriber yet; playing anyway", err=True)
@@ -86,8 +90,8 @@ def _replay_onto_keys(file: Path, chosen: list, rate: float, loop: bool, name: s
     click.echo(result.summary(), err=True)
 
 
-def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], chosen: list, rate: float, loop: bool,
-                        name: str | None, endpoint: str | None, quiet: bool) -> None:
+def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: Any, chosen: list, rate: float,
+                        loop: bool, name: str | None, endpoint: str | None, quiet: bool) -> None:
     import zenoh
 
     from dora_zenoh.record.player import Player, StandIn, replace_nodes
@@ -101,7 +105,7 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], chosen: lis
     unknown = [n for n in replaced if n not in ids]
     if unknown:
         raise CliError(f"--replace {', '.join(unknown)}: no such node in {yaml} (nodes: {', '.join(sorted(ids))})")
-    recorded = {m.source.split("/", 1)[0] for m in chosen}
+    recorded = {source.split("/", 1)[0] for _, source in chosen}
     for node in replaced:
         if node not in recorded:
             click.echo(f"[dora-zenoh] warning: {file} has no messages of node '{node}' to replay", err=True)
@@ -118,7 +122,8 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], chosen: lis
     hub = flow.node_endpoint
     with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)])) as session:
         standin = StandIn(session, desc, flow.dataflow, replaced)
-        player = Player(session, chosen, lambda m: keys.data_key(desc.prefix, flow.dataflow, m.source), rate, loop)
+        player = Player(session, messages, lambda key, source: keys.data_key(desc.prefix, flow.dataflow, source),
+                        chosen, rate, loop)
         _on_interrupt(player.stop, flow.stop)
         missing = standin.wait_for_readers(desc, 30.0)
         if missing:

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,24 +59,27 @@ class PlayResult:
         return head
 
 
+def wanted(key: str, source: str, topics: list[str] | None = None, nodes: set[str] | None = None) -> bool:
+    """Whether a channel is replayed: one of ``topics`` (``node/output`` or keys), of one of ``nodes``."""
+    if topics and source not in topics and key not in topics:
+        return False
+    return nodes is None or source.split("/", 1)[0] in nodes
+
+
 def select(messages: Iterable[Recorded], *, topics: list[str] | None = None, nodes: set[str] | None = None,
-           start: float | None = None, end: float | None = None) -> list[Recorded]:
-    """The messages to replay: of these topics (``node/output`` or keys) and nodes, between ``start``
-    and ``end`` seconds after the recording's first message."""
-    out: list[Recorded] = []
+           start: float | None = None, end: float | None = None) -> Iterator[Recorded]:
+    """The messages to replay (streamed): of these topics and nodes, between ``start`` and ``end``
+    seconds after the recording's first message."""
     first: int | None = None
     for msg in messages:
         if first is None:
             first = msg.publish_time
         offset = (msg.publish_time - first) / 1e9
-        if (start is not None and offset < start) or (end is not None and offset > end):
+        if end is not None and offset > end:
+            return
+        if (start is not None and offset < start) or not wanted(msg.key, msg.source, topics, nodes):
             continue
-        if topics and msg.source not in topics and msg.key not in topics:
-            continue
-        if nodes is not None and msg.source.split("/", 1)[0] not in nodes:
-            continue
-        out.append(msg)
-    return out
+        yield msg
 
 
 def replace_nodes(desc: Descriptor, replaced: Iterable[str]) -> Descriptor:
@@ -89,22 +92,29 @@ def replace_nodes(desc: Descriptor, replaced: Iterable[str]) -> Descriptor:
 
 
 class Player:
-    """Publishes ``messages`` on the keys ``key_of`` gives them."""
+    """Publishes the messages ``messages()`` yields (called again for each ``--loop`` round) on the
+    keys ``key_of(recorded key, node/output)`` gives them; ``channels`` are the (key, source) pairs
+    that will be played, so their publishers exist (and find their subscribers) before the first."""
 
-    def __init__(self, session: zenoh.Session, messages: list[Recorded], key_of: Callable[[Recorded], str],
-                 rate: float = 1.0, loop: bool = False) -> None:
+    def __init__(self, session: zenoh.Session, messages: Callable[[], Iterable[Recorded]],
+                 key_of: Callable[[str, str], str], channels: list[tuple[str, str]], rate: float = 1.0,
+                 loop: bool = False) -> None:
         if rate <= 0:
             raise ValueError("--rate must be above 0")
         self.session, self.messages, self.key_of = session, messages, key_of
         self.rate, self.loop = rate, loop
         self._stop = threading.Event()
         self.publishers: dict[str, Any] = {}
-        for msg in messages:
-            key = key_of(msg)
-            if key not in self.publishers:
-                self.publishers[key] = session.declare_publisher(
-                    key, congestion_control=zenoh.CongestionControl.BLOCK)
+        for key, source in channels:
+            self._publisher(key_of(key, source))
         self._encodings: dict[str, zenoh.Encoding] = {}
+
+    def _publisher(self, key: str) -> Any:
+        pub = self.publishers.get(key)
+        if pub is None:
+            pub = self.publishers[key] = self.session.declare_publisher(
+                key, congestion_control=zenoh.CongestionControl.BLOCK)
+        return pub
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,25 +130,27 @@ class Player:
 
     def play(self) -> PlayResult:
         result = PlayResult({})
-        if not self.messages:
-            return result
         while True:
-            self._play_once(result)
-            if not self.loop or self._stop.is_set():
+            played = self._play_once(result)
+            if not self.loop or self._stop.is_set() or not played:
                 break
         result.interrupted = self._stop.is_set()
         return result
 
-    def _play_once(self, result: PlayResult) -> None:
+    def _play_once(self, result: PlayResult) -> int:
+        """One pass over the messages; returns how many were sent."""
         clock = time.perf_counter_ns
-        first_ts = self.messages[0].publish_time
-        t0 = clock()
-        last_target = t0
+        first_ts: int | None = None
+        t0 = last_target = 0
         errors, sent = result.errors_ns, result.sent
         encodings = self._encodings
-        for msg in self.messages:
+        count = 0
+        for msg in self.messages():
             if self._stop.is_set():
-                return
+                return count
+            if first_ts is None:
+                first_ts, t0 = msg.publish_time, clock()
+                last_target = t0
             target = max(last_target, t0 + int((msg.publish_time - first_ts) / self.rate))
             last_target = target
             left = target - clock()
@@ -148,16 +160,19 @@ class Player:
                 left = target - clock()
             while clock() < target:
                 pass
-            key = self.key_of(msg)
+            key = self.key_of(msg.key, msg.source)
             enc = encodings.get(msg.encoding)
             if enc is None:
                 enc = encodings[msg.encoding] = zenoh.Encoding(msg.encoding)
+            pub = self._publisher(key)
             if msg.attachment is None:
-                self.publishers[key].put(msg.payload, encoding=enc)
+                pub.put(msg.payload, encoding=enc)
             else:
-                self.publishers[key].put(msg.payload, encoding=enc, attachment=msg.attachment)
+                pub.put(msg.payload, encoding=enc, attachment=msg.attachment)
             errors.append(clock() - target)  # when put() returned: the message is out
             sent[key] = sent.get(key, 0) + 1
+            count += 1
+        return count
 
 
 class StandIn:

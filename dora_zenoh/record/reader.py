@@ -73,40 +73,67 @@ def _damaged(path: Path, exc: BaseException) -> RecordError:
 
 
 def read_file(path: Path) -> Iterator[tuple[dict[int, ChannelInfo], Recorded]]:
-    """Every data message of one file in file order (the order it was received in).
-
-    Reads the whole file as a stream first (CRCs checked), so a damaged file fails before
-    anything is published.
-    """
+    """Every data message of one file, streamed in file order (the order it was received in),
+    CRCs checked chunk by chunk. A file without its footer (truncated) fails before the first
+    message; damage further in fails where it is found."""
     reader_mod = _mcap_reader()
-    try:
-        with open(path, "rb") as f:
-            records = list(reader_mod.NonSeekingReader(f, validate_crcs=True).iter_messages())
-    except OSError as exc:
-        raise RecordError(f"cannot read {path}: {exc.strerror}") from None
-    except Exception as exc:  # mcap raises several types (EndOfFile, InvalidMagic, CRC errors, struct errors)
-        raise _damaged(path, exc) from None
     _check_complete(path)
     channels: dict[int, ChannelInfo] = {}
     pending: dict[int, bytes] = {}
-    for schema, channel, message in records:
-        info = channels.get(channel.id)
-        if info is None:
-            meta = dict(channel.metadata)
-            info = ChannelInfo(channel.id, channel.topic, channel.message_encoding, meta.get(m.CH_ROLE, "data"),
-                               meta.get(m.CH_KEY, channel.topic), meta.get(m.CH_SOURCE, ""),
-                               schema.name if schema else "", meta)
-            channels[channel.id] = info
-        if info.role == "attachment":
-            pending[int(info.metadata.get(m.CH_DATA_TOPIC, -1))] = message.data
-            continue
-        if info.role != "data":
-            continue
-        att = pending.pop(channel.id, None)
-        if att is None:
-            att = m.canonical_attachment(message.sequence, message.publish_time)
-        yield channels, Recorded(info.key, info.source, bytes(message.data), info.encoding, att or None,
-                                 message.log_time, message.publish_time, message.sequence)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below, also when the consumer stops early)
+    except OSError as exc:
+        raise RecordError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        records = reader_mod.NonSeekingReader(f, validate_crcs=True).iter_messages()
+        while True:
+            try:
+                schema, channel, message = next(records)
+            except StopIteration:
+                return
+            except Exception as exc:  # mcap raises several types (EndOfFile, InvalidMagic, CRC errors...)
+                raise _damaged(path, exc) from None
+            info = channels.get(channel.id)
+            if info is None:
+                meta = dict(channel.metadata)
+                info = ChannelInfo(channel.id, channel.topic, channel.message_encoding,
+                                   meta.get(m.CH_ROLE, "data"), meta.get(m.CH_KEY, channel.topic),
+                                   meta.get(m.CH_SOURCE, ""), schema.name if schema else "", meta)
+                channels[channel.id] = info
+            if info.role == "attachment":
+                pending[int(info.metadata.get(m.CH_DATA_TOPIC, -1))] = message.data
+                continue
+            if info.role != "data":
+                continue
+            att = pending.pop(channel.id, None)
+            if att is None:
+                att = m.canonical_attachment(message.sequence, message.publish_time)
+            yield channels, Recorded(info.key, info.source, bytes(message.data), info.encoding, att or None,
+                                     message.log_time, message.publish_time, message.sequence)
+    finally:
+        f.close()
+
+
+def check(path: Path) -> list[tuple[str, str]]:
+    """Fail (RecordError) unless every part of the recording is complete (footer, summary);
+    returns its data channels as (key, source) pairs, read from the summaries."""
+    reader_mod = _mcap_reader()
+    found: list[tuple[str, str]] = []
+    for part in parts(path):
+        _check_complete(part)
+        try:
+            with open(part, "rb") as f:
+                summary = reader_mod.make_reader(f, validate_crcs=True).get_summary()
+        except Exception as exc:
+            raise _damaged(part, exc) from None
+        if summary is None:
+            raise _damaged(part, ValueError("no summary section"))
+        for ch in summary.channels.values():
+            meta = dict(ch.metadata)
+            pair = (meta.get(m.CH_KEY, ch.topic), meta.get(m.CH_SOURCE, ""))
+            if meta.get(m.CH_ROLE, "data") == "data" and pair not in found:
+                found.append(pair)
+    return found
 
 
 def _check_complete(path: Path) -> None:

@@ -286,3 +286,42 @@ def test_full_buffer_drops_are_counted_and_written(tmp_path):
     info = bag_info(path)
     assert info["dora/dropflow/big/out"]["dropped"] == 50 and info["dora/dropflow/big/out"]["count"] == 0
     assert info["dora/dropflow/small/out"]["count"] == 1
+
+
+def synthetic_recording(path: Path, count: int = 20, period_ns: int = 50_000_000) -> None:
+    from dora_zenoh.record.writer import BagWriter
+    from dora_zenoh.wire import codec
+
+    w = BagWriter(path, prefix="dora", dataflow="syn")
+    t0 = time.time_ns()
+    for i in range(count):
+        ts = t0 + i * period_ns
+        w.write("dora/syn/cam/image", b"frame %d" % i, "application/octet-stream", codec.attachment(i, ts, None), ts)
+    w.close()
+
+
+def test_replay_window_and_loop(tmp_path):
+    import zenoh
+
+    from dora_zenoh.wire import zconfig
+
+    rec = tmp_path / "syn.mcap"
+    synthetic_recording(rec)  # 20 frames, 50 ms apart
+    hub = zconfig.free_tcp_endpoint()
+    got: list[bytes] = []
+    with zenoh.open(zconfig.peer_config([], [hub])) as session:
+        session.declare_subscriber("dora/syn/**", lambda s: got.append(s.payload.to_bytes()))
+        res = cli("replay", str(rec), "--endpoint", hub, "--start", "0.2s", "--end", "0.5s")
+        assert res.returncode == 0, res.stderr
+        wait_for(lambda: len(got) >= 7, 10, "the window's frames")
+        time.sleep(0.3)
+        assert got == [b"frame %d" % i for i in range(4, 11)]  # 0.2 s to 0.5 s, both included
+
+        got.clear()
+        player = start_cli("replay", str(rec), "--endpoint", hub, "--loop", "--rate", "10")
+        wait_for(lambda: len(got) >= 45, 60, "more than two rounds")
+        player.send_signal(signal.SIGINT)
+        _, err = player.communicate(timeout=30)
+    assert player.returncode == 0, err
+    assert "(interrupted)" in err
+    assert got[:40] == [b"frame %d" % i for i in range(20)] * 2
