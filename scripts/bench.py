@@ -206,12 +206,14 @@ def default_dora_zenoh_cmd() -> str:
     return found if found else f"{sys.executable} -m dora_zenoh"
 
 
-def dora_zenoh_runtime(cmd: str) -> Runtime:
-    """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after."""
+def dora_zenoh_runtime(cmd: str, record: bool = False) -> Runtime:
+    """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after;
+    ``record``: every run also records all its outputs (`run --record`), to see what that costs."""
     def command(path: Path, stop_after: float, workdir: Path) -> list[str]:
         return cmd.split() + ["run", str(path), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
                               "--stop-after", f"{stop_after:.0f}s", "--grace", "5s", "--quiet",
-                              "--log-dir", str(workdir / "logs")]
+                              "--log-dir", str(workdir / "logs")] + (
+                                  ["--record", str(workdir / "run.mcap")] if record else [])
     path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return Runtime(DZ, command, {"PATH": path_env})
 
@@ -909,6 +911,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help=f"unmeasured round trips per size first (default {FULL['warmup']})")
     ap.add_argument("--repeat", type=int, help=f"runs per case and runtime; figures are medians (default {FULL['repeat']})")
     ap.add_argument("--flood", help=f"throughput runs as SIZE:COUNT:WINDOW,... (default {FULL['flood']})")
+    ap.add_argument("--with-record", action="store_true",
+                    help="dora-zenoh runs every case's dataflow with `run --record` (compare with a run "
+                         "without it: the recorder's cost to latency and throughput)")
     ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
                     f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
     ap.add_argument("--ack-timeout", type=float, default=5.0,
@@ -976,7 +981,7 @@ def parse_cpu_pair(spec: str) -> tuple[int, int]:
 
 def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
     """dora-zenoh, plus dora-rs with --compare; a string in place of a Runtime says why it is unavailable."""
-    runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd)}
+    runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record)}
     if opts.compare:
         try:
             runtimes[RS] = dora_rs_runtime(opts.dora_rs_venv)
