@@ -121,13 +121,10 @@ def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str, co
     callbacks and disk writes stay off the runner's threads) and a session of its own (Ctrl-C
     reaches the runner only: the recorder ends when the dataflow does, with its last messages)."""
     import subprocess
-    import sys
 
-    from dora_zenoh.record.recorder import RECORDER_ID
+    from dora_zenoh.supervision.spawn import recorder_command
 
-    return subprocess.Popen([sys.executable, "-m", "dora_zenoh", "record", dataflow, "-o", str(path),
-                             "--endpoint", endpoint, "--prefix", prefix, "--as-reader", RECORDER_ID,
-                             "--compression", compression],
+    return subprocess.Popen(recorder_command(dataflow, path, endpoint, prefix, compression),
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

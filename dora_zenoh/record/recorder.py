@@ -24,7 +24,7 @@ import zenoh
 from dora_zenoh.record.writer import BagWriter
 from dora_zenoh.wire import keys, zconfig
 
-RECORDER_ID = "_recorder"      # the node id a ``run --record`` recorder announces itself as
+RECORDER_ID = keys.RECORDER_NODE  # the node id a ``run --record`` recorder announces itself as
 DEFAULT_BUFFER = 512 << 20     # bytes held in memory before messages are dropped
 QUIET_AFTER_END = 2.0          # s: after the runner's token goes, how long nothing may arrive before we end
 

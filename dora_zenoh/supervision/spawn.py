@@ -142,3 +142,10 @@ class StdoutPublisher:
                              congestion_control=zenoh.CongestionControl.BLOCK)
         except zenoh.ZError:  # the run ended first (a child of the node held its stdout): no reader is left
             pass
+
+
+def recorder_command(dataflow: str, path: Path, endpoint: str, prefix: str, compression: str = "zstd") -> list[str]:
+    """The argv of the recorder of ``run --record`` / ``start --record``: ``dora-zenoh record`` as a
+    reader of every output (see ``dora_zenoh.record.recorder``), in a process of its own."""
+    return [sys.executable, "-m", "dora_zenoh", "record", dataflow, "-o", str(path), "--endpoint", endpoint,
+            "--prefix", prefix, "--as-reader", keys.RECORDER_NODE, "--compression", compression]

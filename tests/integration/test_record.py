@@ -325,3 +325,17 @@ def test_replay_window_and_loop(tmp_path):
     assert player.returncode == 0, err
     assert "(interrupted)" in err
     assert got[:40] == [b"frame %d" % i for i in range(20)] * 2
+
+
+def test_start_record_on_the_coordinator(flow, coord):
+    """`start --record`: the coordinator's dataflow is recorded from every source's first message."""
+    write_pipeline(flow)
+    rec = flow.folder / "coord.mcap"
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--record", str(rec), cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: coord.status(flow.name) in ("succeeded", "failed"), 60, "the dataflow's end")
+    assert coord.status(flow.name) == "succeeded"
+    wait_for(lambda: rec.exists() and rec.read_bytes()[-8:] == b"\x89MCAP0\r\n", 30, "the recording's end")
+    topics = mcap_check(rec)
+    assert [m.sequence for m in topics[f"dora/{flow.name}/source/value"]] == list(range(40))
+    assert [m.data for m in topics[f"dora/{flow.name}/beacon/ping"]] == [b"ping 0", b"ping 1", b"ping 2"]
