@@ -339,3 +339,28 @@ def test_start_record_on_the_coordinator(flow, coord):
     topics = mcap_check(rec)
     assert [m.sequence for m in topics[f"dora/{flow.name}/source/value"]] == list(range(40))
     assert [m.data for m in topics[f"dora/{flow.name}/beacon/ping"]] == [b"ping 0", b"ping 1", b"ping 2"]
+
+
+def test_record_everything_for_a_duration(tmp_path):
+    """Without a DATAFLOW: every key under the prefix, until --duration; a plain publisher's messages too."""
+    import zenoh
+
+    from dora_zenoh.wire import zconfig
+
+    hub = zconfig.free_tcp_endpoint()
+    out = tmp_path / "all.mcap"
+    with zenoh.open(zconfig.peer_config([], [hub])) as session:
+        rec = start_cli("record", "-o", str(out), "--endpoint", hub, "--duration", "5s")
+        assert "every dataflow under 'dora/'" in rec.stderr.readline()
+        pub = session.declare_publisher("dora/any/thing/out")
+        wait_for(lambda: pub.matching_status.matching, 20, "the recorder's subscription")
+        for i in range(5):
+            pub.put(b"plain %d" % i)  # no attachment: a plain Zenoh publisher
+        _, err = rec.communicate(timeout=30)
+    assert rec.returncode == 0, err
+    assert "(duration reached)" in err
+    from dora_zenoh.record import reader
+
+    got = list(reader.read(out))
+    assert [(m.key, m.payload, m.attachment) for m in got] == [("dora/any/thing/out", b"plain %d" % i, None)
+                                                              for i in range(5)]
