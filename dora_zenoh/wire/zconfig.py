@@ -21,10 +21,8 @@ LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
-# default gives them four runtimes with five worker threads; ``app`` stays as it is).
-# Fewer thread hand-overs per message: an 8 B ping-pong between two plain zenoh-python
-# processes went from 66-73 to 42-43 us one-way, and dora-zenoh's from 71 to 53 (see
-# the README, "Performance").
+# default gives them four runtimes with five worker threads; ``app`` stays as it is):
+# fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
 NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 
 
