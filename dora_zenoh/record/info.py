@@ -76,6 +76,7 @@ def _compressions(path: Path) -> set[str]:
 
 
 def bag_info(path: Path) -> BagInfo:
+    reader.check(path)  # every part complete (footer, summary), else one clear error
     files = reader.parts(path)
     topics: dict[tuple[str, str], TopicInfo] = {}
     compression: set[str] = set()

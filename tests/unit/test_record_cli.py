@@ -78,3 +78,14 @@ def test_run_record_to_an_unwritable_place_fails_before_anything_starts(tmp_path
     res = invoke("run", str(yml), "--record", str(tmp_path / "no" / "such" / "dir" / "r.mcap"))
     assert res.exit_code == 1 and "cannot write there" in res.output
     assert not (tmp_path / "out").exists()  # no run was started
+
+
+@pytest.mark.parametrize("command", [["bag", "info"], ["bag", "cat", "{rec}", "cam/image"], ["replay"]])
+def test_a_truncated_recording_is_named_in_one_clear_error(tmp_path, command):
+    rec = recording(tmp_path)
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(rec.read_bytes()[:-40])
+    args = [a.format(rec=cut) for a in command]
+    res = invoke(*args[:2], str(cut), *args[3:]) if len(args) > 2 else invoke(*args, str(cut))
+    assert res.exit_code == 1, res.output
+    assert f"recording {cut} is truncated or damaged" in res.output and "Traceback" not in res.output
