@@ -28,6 +28,7 @@ from dora_zenoh.wire import keys, zconfig
 RECORDER_ID = keys.RECORDER_NODE  # the node id a ``run --record`` recorder announces itself as
 DEFAULT_BUFFER = 512 << 20     # bytes held in memory before messages are dropped
 SWITCH_INTERVAL = 0.0002      # s: see Recorder.start
+FIFO_SAMPLES = 100_000         # samples Zenoh may queue for the drain thread before it waits
 QUIET_AFTER_END = 2.0          # s: after the runner's token goes, how long nothing may arrive before we end
 
 
@@ -71,6 +72,7 @@ class Recorder:
         self.drops: dict[str, int] = {}
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._drained = threading.Event()
         self.reason = "stopped"
         self.runner_seen = threading.Event()
         self.runner_gone_at: float | None = None
@@ -91,20 +93,23 @@ class Recorder:
         return [t if t.startswith(self.prefix + "/") else f"{base}/{t}" for t in self.topics]
 
     def start(self) -> None:
-        # The Zenoh callback needs the GIL for each message, and the writer thread holds it for
-        # Python's whole switch interval (5 ms) at a time: meanwhile Zenoh stops reading the
-        # socket, the senders' TCP buffers fill, and what is still there when a sender exits
-        # is lost. A short interval lets the callback in at once (measured: 8 B at ~50k msg/s
-        # lost its last 11 % with 5 ms).
+        # The drain thread and the writer thread share the GIL; with Python's 5 ms switch
+        # interval the drain falls behind in bursts. A short interval keeps it close.
         sys.setswitchinterval(SWITCH_INTERVAL)
         session = zenoh.open(zconfig.peer_config([self.endpoint], [zconfig.node_listen_endpoint(self.endpoint)]))
         self._session = session
         self._thread = threading.Thread(target=self._write_loop, name="recorder-writer", daemon=True)
         self._thread.start()
         self._decls: list[Any] = []  # kept referenced: a dropped token is undeclared
+        self._drains: list[threading.Thread] = []
         for expr in self.key_exprs():
-            self._decls.append(session.declare_subscriber(
-                expr, zenoh.handlers.Callback(self._on_sample, indirect=False)))
+            # Zenoh's own thread queues samples in a Rust FIFO without waiting for the GIL, so the
+            # socket is read at network speed whatever Python does; our drain thread copies them out.
+            sub = session.declare_subscriber(expr, zenoh.handlers.FifoChannel(FIFO_SAMPLES))
+            self._decls.append(sub)
+            drain = threading.Thread(target=self._drain, args=(sub,), name="recorder-drain", daemon=True)
+            drain.start()
+            self._drains.append(drain)
         if self.dataflow:
             root = keys.live_root(self.prefix, self.dataflow)
             self._decls.append(session.liveliness().declare_subscriber(
@@ -115,7 +120,20 @@ class Recorder:
                 self._decls.append(session.liveliness().declare_token(
                     keys.node_token(self.prefix, self.dataflow, self.reader_id)))
 
-    # -- Zenoh callbacks: never block --------------------------------------------------------
+    # -- receiving: never block --------------------------------------------------------------
+    def _drain(self, sub: Any) -> None:
+        """Move samples from the subscriber's FIFO into the buffer until finish() says stop and
+        the FIFO is empty."""
+        on_sample = self._on_sample
+        while True:
+            sample = sub.try_recv()
+            if sample is not None:
+                on_sample(sample)
+                continue
+            if self._drained.is_set():
+                return
+            time.sleep(0.0005)
+
     def _on_sample(self, sample: zenoh.Sample) -> None:
         self._last_rx = time.monotonic()
         key = str(sample.key_expr)
@@ -200,9 +218,12 @@ class Recorder:
         return self.finish()
 
     def finish(self) -> RecordResult:
+        self._drained.set()
+        for drain in getattr(self, "_drains", []):
+            drain.join()  # what the FIFOs hold is in the buffer now
         session, self._session = self._session, None
         if session is not None:
-            session.close()  # no more callbacks after this
+            session.close()
         self._done.set()
         if self._thread is not None:
             self._thread.join()
