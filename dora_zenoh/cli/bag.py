@@ -36,8 +36,13 @@ def info(file: Path, as_json: bool) -> None:
     click.echo(f"Start:        {when}")
     click.echo(f"Messages:     {b.messages}")
     rows = [[t.topic, str(t.count), f"{t.rate:.1f}", t.encoding + (f" ({t.schema})" if t.schema else ""),
-             str(t.gaps), str(t.missing_end), str(t.restarts), str(t.dropped)] for t in b.topics]
+             str(t.gaps), "?" if t.sent is None and t.last_seq is not None else str(t.missing_end),
+             str(t.restarts), str(t.dropped)] for t in b.topics]
     click.echo(table(["TOPIC", "COUNT", "RATE/s", "ENCODING", "GAPS", "MISSING END", "RESTARTS", "DROPPED"], rows))
+    unconfirmed = sum(1 for t in b.topics if t.sent is None and t.last_seq is not None)
+    if unconfirmed:
+        click.echo(f"note: the end of {unconfirmed} topic(s) is unconfirmed (MISSING END '?'): no end-of-stream "
+                   "notice was recorded (the recording stopped first, or the sender crashed)", err=True)
     lost = sum(t.gaps + t.dropped + t.missing_end for t in b.topics)
     if lost:
         click.echo(f"warning: {lost} message(s) missing (seq gaps, messages missing at the end, recorder drops)",
