@@ -72,7 +72,6 @@ class Recorder:
         self.drops: dict[str, int] = {}
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._drained = threading.Event()
         self.reason = "stopped"
         self.runner_seen = threading.Event()
         self.runner_gone_at: float | None = None
@@ -122,17 +121,15 @@ class Recorder:
 
     # -- receiving: never block --------------------------------------------------------------
     def _drain(self, sub: Any) -> None:
-        """Move samples from the subscriber's FIFO into the buffer until finish() says stop and
-        the FIFO is empty."""
+        """Move samples from the subscriber's FIFO into the buffer (blocking, GIL released while
+        it waits) until the session is closed and the FIFO is empty."""
         on_sample = self._on_sample
         while True:
-            sample = sub.try_recv()
-            if sample is not None:
-                on_sample(sample)
-                continue
-            if self._drained.is_set():
+            try:
+                sample = sub.recv()
+            except Exception:  # the session is closed and the FIFO empty
                 return
-            time.sleep(0.0005)
+            on_sample(sample)
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
         self._last_rx = time.monotonic()
@@ -218,12 +215,11 @@ class Recorder:
         return self.finish()
 
     def finish(self) -> RecordResult:
-        self._drained.set()
-        for drain in getattr(self, "_drains", []):
-            drain.join()  # what the FIFOs hold is in the buffer now
         session, self._session = self._session, None
         if session is not None:
-            session.close()
+            session.close()  # nothing new arrives; the drains empty the FIFOs, then end
+        for drain in getattr(self, "_drains", []):
+            drain.join(30)
         self._done.set()
         if self._thread is not None:
             self._thread.join()
