@@ -4,8 +4,8 @@ Same channels as a recording (see ``mapping``): one per key and encoding carryin
 payload as sent (Arrow channels with their Arrow schema, base64-encoded since the protocol
 sends schemas as text: schema encoding ``arrow.ipc.schema+base64``), plus a JSON channel
 ``<key>/@json`` for Arrow data with an obvious JSON form, which Foxglove can plot. Like the
-recorder it never slows the dataflow: the Zenoh callback only queues (bounded, drops
-counted); a thread of its own hands messages to the server. Loopback by default.
+recorder it never slows the dataflow: Zenoh queues samples in a FIFO, a drain thread moves
+them to a bounded queue (drops counted), and a thread of its own hands them to the server. Loopback by default.
 """
 from __future__ import annotations
 
@@ -58,11 +58,23 @@ class FoxgloveBridge:
         self._thread.start()
         self.session = zenoh.open(zconfig.peer_config([endpoint], [zconfig.node_listen_endpoint(endpoint)]))
         expr = f"{prefix}/{dataflow}/**" if dataflow else f"{prefix}/**"
-        self._sub = self.session.declare_subscriber(expr, zenoh.handlers.Callback(self._on_sample, indirect=False))
+        # As in the recorder: Zenoh queues samples without waiting for Python's GIL, so a busy
+        # bridge never stops Zenoh from reading the socket (which would hold the senders back).
+        self._sub = self.session.declare_subscriber(expr, zenoh.handlers.FifoChannel(QUEUE_LIMIT))
+        self._drain = threading.Thread(target=self._drain_loop, name="foxglove-drain", daemon=True)
+        self._drain.start()
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
+
+    def _drain_loop(self) -> None:
+        while True:
+            try:
+                sample = self._sub.recv()
+            except Exception:  # the session is closed
+                return
+            self._on_sample(sample)
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
         key = str(sample.key_expr)
@@ -117,6 +129,7 @@ class FoxgloveBridge:
 
     def close(self) -> None:
         self.session.close()
+        self._drain.join(10)
         self._done.set()
         self._thread.join(10)
         self.server.stop()
