@@ -116,15 +116,16 @@ def prepare_run_record(path: Path) -> str:
     return RECORDER_ID
 
 
-def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str, compression: str = "zstd") -> Any:
+def start_run_recorder(path: Path, dataflow: str, endpoint: str, prefix: str, compression: str = "zstd",
+                       secret: Path | None = None) -> Any:
     """Start ``dora-zenoh record`` for ``run --record``: in a process of its own (its Zenoh
     callbacks and disk writes stay off the runner's threads) and a session of its own (Ctrl-C
     reaches the runner only: the recorder ends when the dataflow does, with its last messages)."""
     import subprocess
 
-    from dora_zenoh.supervision.spawn import recorder_command
+    from dora_zenoh.supervision.spawn import recorder_command, recorder_env
 
-    return subprocess.Popen(recorder_command(dataflow, path, endpoint, prefix, compression),
+    return subprocess.Popen(recorder_command(dataflow, path, endpoint, prefix, compression), env=recorder_env(secret),
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -120,7 +120,8 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' on {flow.node_endpoint}: {len(flow.procs)} live "
                f"node(s), replaying {', '.join(replaced)} from {file}", err=True)
     hub = flow.node_endpoint
-    with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)])) as session:
+    secret = str(flow.secret) if flow.secret else None  # a closed run: the player is one of its own
+    with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)], secret)) as session:
         standin = StandIn(session, desc, flow.dataflow, replaced)
         player = Player(session, messages, lambda key, source: keys.data_key(desc.prefix, flow.dataflow, source),
                         chosen, rate, loop)

@@ -9,7 +9,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit
+from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit, secure_option
 
 
 @click.command(context_settings=CONTEXT)
@@ -30,9 +30,10 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @click.option("--record-compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd",
               show_default=True, help="Chunk compression of --record.")
 @cpu_latency_option
+@secure_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
         log_dir: Path | None, quiet: bool, hot_reload: bool, record_to: Path | None, record_compression: str,
-        cpu_latency_us: int | None) -> None:
+        cpu_latency_us: int | None, secure: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -42,7 +43,8 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
 
     desc = load_or_exit(file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
-                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
+                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
+                      secure=secure)
     if record_to is not None:
         from dora_zenoh.cli.record import prepare_run_record
 
@@ -72,9 +74,14 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     if record_to is not None:
         from dora_zenoh.cli.record import start_run_recorder
 
-        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix, record_compression)
+        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix, record_compression,
+                                      flow.secret)
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
+    if flow.secret is not None:
+        click.echo(f"[dora-zenoh] closed dataflow: tools and dynamic nodes join with "
+                   f"{settings.ENDPOINT.name}={flow.node_endpoint} {settings.SECRET_FILE.name}={flow.secret} "
+                   f"(read-only tools: {settings.SECRET_FILE.name}={flow.secret.parent / 'observer'})", err=True)
     result = flow.wait()
     if recorder is not None:
         from dora_zenoh.cli.record import wait_run_recorder
