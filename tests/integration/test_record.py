@@ -364,3 +364,14 @@ def test_record_everything_for_a_duration(tmp_path):
     got = list(reader.read(out))
     assert [(m.key, m.payload, m.attachment) for m in got] == [("dora/any/thing/out", b"plain %d" % i, None)
                                                               for i in range(5)]
+
+
+def test_run_secure_record(flow):
+    """A closed run (--secure): the recorder gets the run's credentials, joins the barrier and records."""
+    write_pipeline(flow)
+    rec = flow.folder / "secure.mcap"
+    res = flow.run("--record", str(rec), "--secure", "-q")
+    assert res.returncode == 0, res.stderr
+    topics = mcap_check(rec)
+    assert [m.sequence for m in topics[f"dora/{flow.name}/source/value"]] == list(range(40))
+    assert len(topics[f"dora/{flow.name}/beacon/ping"]) == 3
