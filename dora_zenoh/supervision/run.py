@@ -60,6 +60,7 @@ class RunOptions:
     on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
@@ -184,7 +185,8 @@ class DataflowRun:
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._notice_key, runner_zid=str(self.session.zid()))
+                       secret=self._notice_key, runner_zid=str(self.session.zid()),
+                       extra_readers=self.options.extra_readers)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
