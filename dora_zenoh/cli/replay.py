@@ -134,7 +134,8 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
         stopper = threading.Thread(target=lambda: (waiter.join(), player.stop()), daemon=True)
         stopper.start()  # the live nodes all ended (a crash): stop playing
         result = player.play()
-        standin.finish(result.sent, lambda n, o: keys.data_key(desc.prefix, flow.dataflow, f"{n}/{o}"))
+        standin.finish(result.sent, lambda n, o: keys.data_key(desc.prefix, flow.dataflow, f"{n}/{o}"),
+                       flow.end_stand_in)
         waiter.join()
     click.echo(result.summary(), err=True)
     run_result = done[0]

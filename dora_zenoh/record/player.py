@@ -7,13 +7,13 @@ spins the rest, and measures how late each ``put`` returned (the scheduling erro
 
 In place of live nodes (``replay --dataflow``) it also plays their part in the dataflow's
 protocol: it announces their liveliness tokens, waits for their readers (the start
-barrier), and at the end sends their end-of-stream notices and declares their ``exited``
-tokens, so downstream nodes close their inputs and the dataflow ends normally.
+barrier), and at the end has the runner end them (``DataflowRun.end_stand_in``: a signed
+end-of-stream notice, then the ``exited`` fact), so downstream nodes believe it, close their
+inputs and the dataflow ends normally.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -188,7 +188,6 @@ class StandIn:
             root + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
         self._tokens = [session.liveliness().declare_token(keys.node_token(desc.prefix, dataflow, n))
                         for n in replaced]
-        self._exited: list[Any] = []
 
     def _on_live(self, sample: zenoh.Sample) -> None:
         name = str(sample.key_expr)[len(self._root):]
@@ -211,17 +210,12 @@ class StandIn:
                     return missing
                 self._cond.wait(left)
 
-    def finish(self, sent: dict[str, int], key_of_output: Callable[[str, str], str]) -> None:
-        """End-of-stream notices with what each replaced node "sent", then its ``exited`` token."""
-        prefix = self.desc.prefix
-        for node in self.replaced:
-            outputs = {o: sent.get(key_of_output(node, o), 0) for o in self.desc.node(node).outputs}
-            notice = {"node": node, "outputs": outputs, "ended": time.time()}
-            self.session.put(keys.eos_key(prefix, self.dataflow, node), json.dumps(notice).encode(),
-                             congestion_control=zenoh.CongestionControl.BLOCK)
+    def finish(self, sent: dict[str, int], key_of_output: Callable[[str, str], str],
+               ended: Callable[[str, dict[str, int]], None]) -> None:
+        """Each replaced node has "sent" what was played: ``ended(node, counts per output)``
+        (the runner signs its end-of-stream notice and declares its ``exited`` fact)."""
         for token in self._tokens:
             token.undeclare()
         self._tokens = []
-        time.sleep(0.05)  # the messages before the exited notice (another link may overtake them)
-        self._exited = [self.session.liveliness().declare_token(keys.exited_token(prefix, self.dataflow, n))
-                        for n in self.replaced]
+        for node in self.replaced:
+            ended(node, {o: sent.get(key_of_output(node, o), 0) for o in self.desc.node(node).outputs})

@@ -99,6 +99,7 @@ class DataflowRun:
         # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
         self._notice_key = secrets.token_hex(16)
         self._bad_notices: set[tuple[str, str]] = set()
+        self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options)
         self.line_counts = self.logs.line_counts  # lines written per node log
@@ -253,7 +254,7 @@ class DataflowRun:
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
-        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results),
+        facts = {"stop": self._stopping_at is not None, "exited": sorted({*self.results, *self._stood_in}),
                  "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
@@ -361,6 +362,18 @@ class DataflowRun:
         for node_id in list(self.pending_restart):
             proc, status, detail = self.pending_restart.pop(node_id)
             self._final_exit(proc, status, detail)
+
+    def end_stand_in(self, node_id: str, sent: dict[str, int]) -> None:
+        """A node this run did not start, whose outputs another process played (``replay
+        --replace``), has ended: its end-of-stream notice (signed, so readers believe it) with
+        what was played per output, then its ``exited`` fact, as for a node of our own."""
+        assert self.session is not None
+        body = json.dumps({"node": node_id, "outputs": sent, "ended": time.time()}).encode()
+        self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), body,
+                         attachment=wire.sign(self._notice_key, body),
+                         congestion_control=zenoh.CongestionControl.BLOCK)
+        self._stood_in[node_id] = self.session.liveliness().declare_token(
+            keys.exited_token(self.desc.prefix, self.dataflow, node_id))
 
     def node_states(self) -> list[dict[str, Any]]:
         """A snapshot of every node for status displays: id, pid, status, restarts. Thread-safe."""
