@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,8 +284,13 @@ class DataflowRun:
         # sources send, from sequence number 0 (a restarted node joins them midway).
         cfg["fresh_start"] = not restart
         zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
+        # dora-rs's API: one dataflow_id (a UUID) per run, restart_count(), and its variables.
+        cfg["dataflow_uuid"] = self.__dict__.setdefault("dataflow_uuid", str(uuid.uuid4()))
+        cfg["restart_count"] = self.restarts.get(node.id, 0) if restart else 0
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id
+        env["DORA_NODE_CONFIG"] = json.dumps({"dataflow_id": cfg["dataflow_uuid"], "node_id": node.id})
+        env["DORA_RUN_PARENT_PID"] = str(os.getpid())
         if self.options.hot_reload and node.kind == "runtime":
             env["DORA_ZENOH_HOT_RELOAD"] = "1"
         log = open(self.log_dir / f"log_{node.id}.txt", "a" if restart else "w",  # noqa: SIM115
@@ -430,6 +436,7 @@ class DataflowRun:
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
+                cfg["dataflow_uuid"] = self.__dict__.setdefault("dataflow_uuid", str(uuid.uuid4()))
                 query.reply(key, json.dumps(cfg).encode())
 
     def _record_exit(self, proc: _Proc) -> None:
