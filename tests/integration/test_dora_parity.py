@@ -2,7 +2,8 @@
 
 ``parity/probe.py`` exercises every corner of dora's Python node API (each Arrow type,
 each kind of metadata, timeouts, STOP, timers, the descriptor, node_config, async,
-undeclared outputs, ...) and writes one canonical line per probe. Both runtimes run it;
+undeclared outputs, ...) and ``parity/probe_operator.py`` the operator API (values,
+metadata, undeclared outputs); each writes one canonical line per probe. Both runtimes run it;
 every line must match, except the differences listed in KEPT, each with its reason.
 
 dora-rs is installed on first use into a venv of its own (``$DORA_RS_VENV``, default
@@ -62,7 +63,8 @@ def write_dataflow(folder: Path) -> tuple[Path, Path]:
     out = folder / "probe-lines.txt"
     text = (HERE / "dataflow.yml.in").read_text()
     yaml = folder / "dataflow.yml"
-    yaml.write_text(text.replace("@PROBE@", str(HERE / "probe.py")).replace("@OUT@", str(out)))
+    yaml.write_text(text.replace("@PROBE@", str(HERE / "probe.py")).replace("@OUT@", str(out))
+                    .replace("@OPERATOR@", str(HERE / "probe_operator.py")))
     return yaml, out
 
 
