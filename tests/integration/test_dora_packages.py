@@ -1,7 +1,8 @@
 """Published dora node packages from PyPI run unchanged under dora-zenoh, as under dora-rs.
 
-``dora-openarm-selector`` (uses ``node_config()``, forwards values and metadata) and
-``dora-echo`` (forwards each input with its metadata, dora's timestamp included) run in
+``dora-openarm-selector`` (uses ``node_config()``, forwards values and metadata),
+``dora-echo`` (forwards each input with its metadata, dora's timestamp included) and
+``dora-openarm-dummy`` (``isinstance(value, pa.StructArray)``, its own int "timestamp") run in
 one dataflow (parity/packages.yml.in) whose sink writes a line per message; the lines must
 be the ones dora-rs 1.1.0 gives (EXPECTED, and, when dora-rs installs, a live run of it).
 The packages are installed with ``pip --no-deps --target`` into a cache folder on first
@@ -20,7 +21,7 @@ from conftest import cli
 from test_dora_parity import VENV, ensure_dora_rs
 
 HERE = Path(__file__).resolve().parent / "parity"
-PACKAGES = ("dora-echo==0.5.0", "dora-openarm-selector==0.1.0")
+PACKAGES = ("dora-echo==0.5.0", "dora-openarm-selector==0.1.0", "dora-openarm-dummy==1.0.0")
 TARGET = Path(os.environ.get("DORA_NODE_PACKAGES") or
               Path.home() / ".cache" / "dora-zenoh-tests" / "dora-node-packages")
 
@@ -32,6 +33,8 @@ EXPECTED = [
     "4 cmd DoubleArray [2.0] {'selected_source': 'vr', 'step': 3} timestamp=datetime",
     "5 cmd DoubleArray [4.0] {'selected_source': 'vr', 'step': 5} timestamp=datetime",
     "6 data StructArray [{'x': 1, 'y': 'a'}] {'step': 6, 'tags': ['a', 'b']} timestamp=datetime",
+    "7 status StringArray ['ready'] {} timestamp=datetime",
+    "8 position FloatArray [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0] {} timestamp=int",
 ]
 
 

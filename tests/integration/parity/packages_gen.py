@@ -30,3 +30,8 @@ wait_acks(5)
 node.send_output("echo", pa.StructArray.from_arrays([pa.array([1]), pa.array(["a"])], names=["x", "y"]),
                  {"step": 6, "tags": ["a", "b"]})
 wait_acks(6)
+new_position = pa.array([float(i) for i in range(8)], pa.float32())
+node.send_output("move_position", pa.StructArray.from_arrays([new_position], names=["new_position"]))
+wait_acks(7)  # the dummy arm's first "status"
+node.send_output("request_position", pa.array([0]))
+wait_acks(8)

@@ -10,7 +10,7 @@ for event in node:
     if event["type"] != "INPUT":
         continue
     n += 1
-    if n > 6:
+    if n > 8:
         continue  # what the selector sends as its inputs close depends on their closing order
     meta = event["metadata"]
     shown = {k: v for k, v in sorted(meta.items()) if k != "timestamp"}
@@ -18,5 +18,5 @@ for event in node:
               f"timestamp={type(meta.get('timestamp')).__name__}\n")
     out.flush()
     node.send_output("ack", b"")
-    if n == 6:
+    if n == 8:
         break
