@@ -194,7 +194,7 @@ def test_two_dataflows_at_once_and_unique_names(coord, flow):
         node = Node()
         for event in node:
             if event["type"] == "INPUT":
-                node.send_output("data", node.dataflow_id().encode())
+                node.send_output("data", node.dataflow_name().encode())
     """)
     flow.write("rx.py", """
         import json
@@ -204,7 +204,7 @@ def test_two_dataflows_at_once_and_unique_names(coord, flow):
         for event in node:
             if event["type"] == "INPUT":
                 seen.add(event.raw.decode())
-                json.dump(sorted(seen), open(f"seen-{node.dataflow_id()}.json", "w"))
+                json.dump(sorted(seen), open(f"seen-{node.dataflow_name()}.json", "w"))
     """)
     a, b = flow.name + "-a", flow.name + "-b"
     for name in (a, b):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli
-from test_dora_parity import VENV, ensure_dora_rs
+from test_dora_parity import VENV, ensure_dora_rs, install_lock
 
 HERE = Path(__file__).resolve().parent / "parity"
 PACKAGES = ("dora-echo==0.5.0", "dora-openarm-selector==0.1.0", "dora-openarm-dummy==1.0.0")
@@ -39,6 +39,11 @@ EXPECTED = [
 
 
 def ensure_packages() -> Path:
+    with install_lock():
+        return _install_packages()
+
+
+def _install_packages() -> Path:
     marker = TARGET / ".installed"
     if marker.exists() and marker.read_text() == " ".join(PACKAGES):
         return TARGET

@@ -12,9 +12,12 @@ test is skipped, saying why, only when that install fails (no network, no wheel)
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,10 +46,28 @@ KEPT: dict[str, tuple[str, str, str]] = {
 }
 
 
+@contextlib.contextmanager
+def install_lock() -> Iterator[None]:
+    """One install at a time into the cache folder (xdist workers may ask at once)."""
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(VENV.parent / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_dora_rs() -> Path:
     """The dora CLI of a venv with dora-rs 1.1.0 (installed on first use), or skip saying why."""
+    with install_lock():
+        return _install_dora_rs()
+
+
+def _install_dora_rs() -> Path:
     dora = VENV / "bin" / "dora"
-    if dora.exists():
+    marker = VENV / ".installed"
+    if dora.exists() and marker.exists():
         return dora
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
@@ -56,6 +77,7 @@ def ensure_dora_rs() -> Path:
         detail = getattr(exc, "stderr", "") or ""
         pytest.skip(f"could not install dora-rs 1.1.0 into {VENV} (pip install {' '.join(DORA_RS)}): "
                     f"{exc} {str(detail)[-500:]}")
+    marker.write_text(" ".join(DORA_RS))
     return dora
 
 
