@@ -14,6 +14,7 @@ still sends Zenoh's own buffer: the node remembers the last array built and its 
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from dora_zenoh.wire import codec as wire
@@ -32,8 +33,36 @@ def _load() -> Any:
     if pa is None:
         raise ImportError("event[\"value\"] needs pyarrow, which is installed but fails to import: "
                           "run `python -c 'import pyarrow'` to see why, or uninstall it to get bytes")
-    _pa, _u8, _from_buffers, _py_buffer = pa, pa.uint8(), pa.Array.from_buffers, pa.py_buffer
+    _u8, _from_buffers, _py_buffer = pa.uint8(), pa.Array.from_buffers, pa.py_buffer
+    _pa = pa  # last: another thread takes a set _pa to mean that everything is set
     return pa
+
+
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Start importing pyarrow (~170 ms here, seconds on a loaded machine) in a background
+    thread, while the node sets up its Zenoh session; :func:`wait_preloaded` before the node
+    says it is ready. A node whose first messages came during that import fell behind its
+    inputs (and dropped the oldest); dora-rs's nodes pay the same import with ``import dora``."""
+    global _preloading
+    if _pa is None and _preloading is None and wire.has_pyarrow():
+        _preloading = threading.Thread(target=_quiet_load, name="dora-zenoh-pyarrow-import", daemon=True)
+        _preloading.start()
+
+
+def wait_preloaded() -> None:
+    """Return once :func:`preload`'s import is done (at once if none was started)."""
+    if _preloading is not None:
+        _preloading.join()
+
+
+def _quiet_load() -> None:
+    try:
+        _load()
+    except ImportError:
+        pass  # the first value says why, in the node's own thread
 
 
 def value_of(sample: Any) -> tuple[Any, bytes]:

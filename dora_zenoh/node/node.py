@@ -175,7 +175,9 @@ class Node(NodeExtras):
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
-        # Announced only now, after every input is subscribed: the token means "ready".
+        # Announced only now, after every input is subscribed (and pyarrow, which builds every
+        # input's value, is imported): the token means "ready".
+        arrow.wait_preloaded()
         self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
         if self._timers:
             self._timers.start()
@@ -203,6 +205,8 @@ class Node(NodeExtras):
         # What every event of the primary input starts from (see _sample_event).
         self._template = {"type": INPUT, "id": primary_id}
         self._arrow = wire.has_pyarrow()
+        if self._arrow and specs:
+            arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
         ring_key = (specs[primary_id]["key"] if primary_id else
                     keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
         # Room for every marker that can be outstanding (one per queued token, see inbox).

@@ -53,13 +53,16 @@ def pyarrow() -> Any:
     """The pyarrow module, or None when it is not installed (checked once)."""
     global _pa, _pa_checked
     if not _pa_checked:
-        _pa_checked = True
+        # Marked checked only once imported: another thread asking meanwhile (a node imports
+        # pyarrow in the background, see dora_zenoh.node.arrow.preload) waits on Python's
+        # import lock for the same module instead of getting None.
         try:
             import pyarrow as pa
 
             _pa = pa
         except ImportError:
             _pa = None
+        _pa_checked = True
     return _pa
 
 
