@@ -14,31 +14,78 @@ _LAZY = {
     "Node": "dora_zenoh.node.node",
     "Event": "dora_zenoh.node.events",
     "DoraStatus": "dora_zenoh.operators.status",
+    "NodeConfig": "dora_zenoh.wire.contract",
+    "load_descriptor": "dora_zenoh.descriptor",
+    "CertError": "dora_zenoh.errors",
+    "CommandError": "dora_zenoh.errors",
+    "ControlDirError": "dora_zenoh.errors",
+    "ControlError": "dora_zenoh.errors",
+    "CpuLatencyError": "dora_zenoh.errors",
+    "DescriptorError": "dora_zenoh.errors",
     "DoraZenohError": "dora_zenoh.errors",
+    "InsecureEndpointError": "dora_zenoh.errors",
+    "LogDirError": "dora_zenoh.errors",
     "NodeConfigError": "dora_zenoh.errors",
+    "NodeStartError": "dora_zenoh.errors",
+    "NotAuthorizedError": "dora_zenoh.errors",
+    "OperatorLoadError": "dora_zenoh.errors",
+    "SecretError": "dora_zenoh.errors",
+    "TlsSetupError": "dora_zenoh.errors",
     "UndeclaredOutputError": "dora_zenoh.errors",
-    "DescriptorError": "dora_zenoh.descriptor.load",
-    "load_descriptor": "dora_zenoh.descriptor.load",
+    "UnitError": "dora_zenoh.errors",
 }
 
 __all__ = [
+    "CertError",
+    "CommandError",
+    "ControlDirError",
+    "ControlError",
+    "CpuLatencyError",
     "DescriptorError",
     "DoraStatus",
     "DoraZenohError",
     "Event",
+    "InsecureEndpointError",
+    "LogDirError",
     "Node",
+    "NodeConfig",
     "NodeConfigError",
+    "NodeStartError",
+    "NotAuthorizedError",
+    "OperatorLoadError",
+    "SecretError",
+    "TlsSetupError",
     "UndeclaredOutputError",
+    "UnitError",
     "__version__",
     "load_descriptor",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
-    from dora_zenoh.errors import DoraZenohError, NodeConfigError, UndeclaredOutputError
+    from dora_zenoh.descriptor import load_descriptor
+    from dora_zenoh.errors import (
+        CertError,
+        CommandError,
+        ControlDirError,
+        ControlError,
+        CpuLatencyError,
+        DescriptorError,
+        DoraZenohError,
+        InsecureEndpointError,
+        LogDirError,
+        NodeConfigError,
+        NodeStartError,
+        NotAuthorizedError,
+        OperatorLoadError,
+        SecretError,
+        TlsSetupError,
+        UndeclaredOutputError,
+        UnitError,
+    )
     from dora_zenoh.node.events import Event
     from dora_zenoh.node.node import Node
     from dora_zenoh.operators.status import DoraStatus
+    from dora_zenoh.wire.contract import NodeConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -17,14 +17,15 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from dora_zenoh import settings
 from dora_zenoh.console import warn
 from dora_zenoh.errors import UndeclaredOutputError
 from dora_zenoh.node.events import ERROR, TIMEOUT_ERROR, new_event
 
 if TYPE_CHECKING:
     from dora_zenoh.node.events import Event
+    from dora_zenoh.wire.contract import NodeConfig
 
-STRICT_OUTPUTS_ENV = "DORA_ZENOH_STRICT_OUTPUTS"
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 # What dora-rs 1.1's dataflow_descriptor() fills in when the YAML leaves it out.
 _TOP_DEFAULTS: dict[str, Any] = {"debug": {"enable_debug_inspection": False}, "deploy": None,
@@ -36,7 +37,7 @@ _POLL = 0.05  # recv_async's waiting thread looks this often whether its task wa
 
 def strict_outputs_from_env() -> bool:
     """``DORA_ZENOH_STRICT_OUTPUTS=1``: sending on an undeclared output raises instead of warning."""
-    return os.environ.get(STRICT_OUTPUTS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return settings.STRICT_OUTPUTS.get()
 
 
 def undeclared_output(who: str, output_id: str, declared: list[str], warned: set[str],
@@ -51,7 +52,7 @@ def undeclared_output(who: str, output_id: str, declared: list[str], warned: set
     if output_id not in warned:
         warned.add(output_id)
         warn(f"{who} has no output '{output_id}' (declared outputs: {names}): its messages are dropped, "
-             f"as dora-rs does. Add it to `outputs:` in the dataflow YAML, or set {STRICT_OUTPUTS_ENV}=1 "
+             f"as dora-rs does. Add it to `outputs:` in the dataflow YAML, or set {settings.STRICT_OUTPUTS.name}=1 "
              "to make this an error")
 
 
@@ -62,7 +63,7 @@ class NodeExtras:
     #: warns once and drops the message (dora-rs's behaviour); None: ``$DORA_ZENOH_STRICT_OUTPUTS``.
     strict_outputs: bool | None = None
 
-    _cfg: dict
+    _cfg: NodeConfig
     _dataflow: str
     _outputs: dict
     _inputs: dict
@@ -138,7 +139,7 @@ class NodeExtras:
     def _yaml(self) -> dict | None:
         """The dataflow's YAML, parsed once (None for a node without one, e.g. ROS-like)."""
         if "_yaml_cache" not in self.__dict__:
-            path = self._cfg.get("descriptor")
+            path = self._cfg.descriptor
             data = None
             if path:
                 import yaml
@@ -167,22 +168,22 @@ class NodeExtras:
             if isinstance(node, dict) and node.get("id") == self.node_id:
                 return {"inputs": dict(node.get("inputs") or {}), "outputs": list(node.get("outputs") or [])}
         inputs = {}
-        for in_id, spec in self._cfg.get("inputs", {}).items():
-            if spec.get("timer_ns"):
-                inputs[in_id] = f"dora/timer/millis/{spec['timer_ns'] // 1_000_000}"
+        for in_id, spec in self._cfg.inputs.items():
+            if spec.timer_ns is not None:
+                inputs[in_id] = f"dora/timer/millis/{spec.timer_ns // 1_000_000}"
             else:
-                inputs[in_id] = f"{spec.get('source_node')}/{spec.get('source_output')}"
-        return {"inputs": inputs, "outputs": list(self._cfg.get("outputs", {}))}
+                inputs[in_id] = f"{spec.source_node}/{spec.source_output}"
+        return {"inputs": inputs, "outputs": list(self._cfg.outputs)}
 
     def dataflow_id(self) -> str:
         """A UUID for this run of the dataflow, as dora-rs gives (its name: ``dataflow_name()``).
 
         The runner hands every node the same one; a node without a runner derives it from the
         dataflow's name, so that nodes of one dataflow still agree."""
-        given = self._cfg.get("dataflow_uuid")
+        given = self._cfg.dataflow_uuid
         if given:
-            return str(given)
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dora-zenoh:{self._cfg.get('prefix')}/{self._dataflow}"))
+            return given
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dora-zenoh:{self._cfg.prefix}/{self._dataflow}"))
 
     def dataflow_name(self) -> str:
         """The running dataflow's name (its key chunk on the wire)."""
@@ -190,10 +191,7 @@ class NodeExtras:
 
     def restart_count(self) -> int:
         """How many times the runner restarted this node (0 on its first run)."""
-        count = self._cfg.get("restart_count")
-        if count is None:
-            return 0 if self._cfg.get("fresh_start", True) else 1
-        return int(count)
+        return self._cfg.restart_count
 
     def is_restart(self) -> bool:
         """Whether this process is a restart of the node (after an exit or a failure)."""

@@ -2,8 +2,11 @@
 
 ``dora-zenoh coordinator`` (or ``up``, which starts it in the background) hosts the
 Zenoh hub on the loopback endpoint and answers the CLI's commands on queryables
-under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out): no private socket, so anything
-that speaks Zenoh can operate it. Each dataflow is a :class:`DataflowRun`, exactly
+under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out). Those queryables, the log stream
+and the results live on a second Zenoh session that listens only on a Unix socket in
+a directory of the coordinator's user (:mod:`dora_zenoh.security.control`): only that
+user, root and an optional ``--group`` can operate it, and nothing reachable through
+the hub answers a command. Each dataflow is a :class:`DataflowRun`, exactly
 what ``dora-zenoh run`` uses, so restarts, logs and results behave the same; the
 coordinator only adds bookkeeping, log streaming (``dora/@dz/log/<dataflow>/<node>``)
 and process statistics. No user data passes through it.
@@ -29,16 +32,14 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__
-from dora_zenoh.errors import DoraZenohError
-from dora_zenoh.supervision.run import DataflowRun, RunOptions, RunResult, sanitize_name
+from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.security import access, control
+from dora_zenoh.supervision.paths import sanitize_name
+from dora_zenoh.supervision.results import ENDED, RunResult
+from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
-ENDED = ("succeeded", "failed", "stopped")
-
-
-class CommandError(Exception):
-    """A command the coordinator refuses; the message goes back to the user as is."""
 
 
 @dataclass
@@ -73,8 +74,13 @@ class Entry:
 class Coordinator:
     """Serves the control plane until ``down`` (or SIGTERM/SIGINT)."""
 
-    def __init__(self, endpoint: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, group: str | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
+        self.group = group
+        self.gid: int | None = None
+        self.owner = os.getuid()
+        self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
+        self.ctl_path: Path | None = None
         self.entries: dict[str, Entry] = {}
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
@@ -86,35 +92,49 @@ class Coordinator:
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
         """Open the hub, answer commands until told to go down; returns the exit code."""
+        # (`dora-zenoh coordinator` first asks whether a coordinator answers there: the server
+        # does not import the client.)
         if zconfig.tcp_port_in_use(self.endpoint):
-            from dora_zenoh.supervision.client import Client, ControlError
-
-            try:
-                with Client(self.endpoint, connect_timeout=2.0) as client:
-                    info = client.call("info", timeout=2.0)
-                print(f"[dora-zenoh] a coordinator is already running on {self.endpoint} (pid {info['pid']})",
-                      file=sys.stderr, flush=True)
-            except ControlError:
-                print(f"[dora-zenoh] error: {self.endpoint} is in use by another program (a `dora-zenoh run`?); "
-                      "pick another with --endpoint", file=sys.stderr, flush=True)
+            print(f"[dora-zenoh] error: {self.endpoint} is in use by another program (a `dora-zenoh run`?); "
+                  "pick another with --endpoint", file=sys.stderr, flush=True)
+            return 1
+        try:
+            self.gid = control.group_id(self.group) if self.group else None
+            self.ctl_path = control.prepare(self.endpoint, self.gid)
+        except (DoraZenohError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot make the control socket's directory: {exc}", file=sys.stderr,
+                  flush=True)
             return 1
         try:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-        except zenoh.ZError as exc:
+        except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1
+        try:
+            self.ctl = zenoh.open(control.session_config(listen=[control.control_endpoint(self.ctl_path)]))
+            control.restrict_socket(self.ctl_path, self.gid)
+        except (zenoh.ZError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot listen on the control socket {self.ctl_path}: {exc}",
+                  file=sys.stderr, flush=True)
+            self.session.close()
+            if self.ctl is not None:
+                self.ctl.close()
+            return 1
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
-        self._queryable = self.session.declare_queryable(
+        self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._begin_down(None))
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
-        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()})",
-              flush=True)
+        who = control.user_name(self.owner) + (f" and group '{self.group}'" if self.group else "")
+        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()}); "
+              f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
         self.session.close()
         self.session = None
+        ctl, self.ctl = self.ctl, None
+        ctl.close()
         print("[dora-zenoh] coordinator stopped", flush=True)
         return 0
 
@@ -146,8 +166,13 @@ class Coordinator:
         try:
             args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
             handler = getattr(self, f"cmd_{verb}", None)
-            if handler is None:
+            if handler is None or not isinstance(args, dict):
                 raise CommandError(f"unknown command '{verb}'")
+            claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
+            who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
+            args.pop("requester", None)  # only ever set here
+            if verb == "start":
+                args["requester"] = who
             reply: dict[str, Any] = {"ok": True, **handler(**args)}
         except (CommandError, DoraZenohError) as exc:  # messages written for the user
             reply = {"ok": False, "error": str(exc)}
@@ -179,11 +204,18 @@ class Coordinator:
                 "uptime": time.time() - self.started, "running": running}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
-                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
-        from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+                  log_dir: str | None = None, cpu_latency_us: int | None = None,
+                  requester: access.Requester | None = None, secure: bool = False) -> dict[str, Any]:
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
             raise CommandError("the coordinator is going down")
+        if requester is not None:  # a command from a client (restart re-uses what start checked)
+            path = str(access.check_readable(path, requester, "the dataflow file"))
+            if log_dir:
+                log_dir = str(access.check_writable_dir(log_dir, requester, "--log-dir"))
+            else:
+                access.check_writable_dir(str(Path(path).parent / "out"), requester, "the log directory")
         try:
             desc = load_descriptor(path)  # validated again: the file may have changed since `check`
         except DescriptorError as exc:
@@ -200,7 +232,8 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
+                              secure=bool(secure))
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
@@ -232,7 +265,7 @@ class Coordinator:
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
         return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
-                              entry.run.options.cpu_latency_us)
+                              entry.run.options.cpu_latency_us, secure=entry.run.options.secure)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:
@@ -300,16 +333,16 @@ class Coordinator:
             else:
                 entry.status, entry.summary = "succeeded", result.summary()
         print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
-        if self.session is not None:
+        if self.ctl is not None:
             try:
-                self.session.put(keys.done_key(entry.name), json.dumps(
+                self.ctl.put(keys.done_key(entry.name), json.dumps(
                     {"id": entry.id, "name": entry.name, "status": entry.status, "summary": entry.summary}))
             except zenoh.ZError:
                 pass
 
     def _publish_line(self, entry: Entry, node: str, line: str, is_stderr: bool, shown: str | None) -> None:
         """One log line for `start --attach` (which prints ``shown``, like `run`) and `logs -f`."""
-        session = self.session
+        session = self.ctl
         if session is not None:
             n = entry.run.line_counts.get(node, 0)
             session.put(keys.log_key(entry.name, node), json.dumps(
@@ -383,6 +416,6 @@ class Coordinator:
         return p
 
 
-def main(endpoint: str | None = None) -> int:
+def main(endpoint: str | None = None, group: str | None = None) -> int:
     """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
-    return Coordinator(endpoint).serve()
+    return Coordinator(endpoint, group).serve()

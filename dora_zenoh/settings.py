@@ -1,0 +1,256 @@
+"""Every environment variable dora-zenoh reads or sets, in one registry.
+
+Each :class:`Setting` has its name, its value when unset, a parser and a one-line meaning;
+the package reads them only through here (``settings.ENDPOINT.get()``), so the table in
+``docs/reference/environment.md`` cannot drift from the code: it is generated from this
+registry (``python -m dora_zenoh.settings --markdown``) and a unit test compares the two.
+
+Base layer: standard library only, because node processes read their settings at start-up.
+An empty value counts as unset, as it always has.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[_T]):
+    """One environment variable.
+
+    ``parse`` turns a non-empty value into ``_T`` and raises ValueError saying what is wrong
+    with it ("is not a whole number of microseconds"); :meth:`get` adds the variable's
+    name, the value and ``fix`` to that message. ``node_default`` is what the runner puts in
+    every node's environment unless the user set the variable (None: it sets nothing).
+    """
+
+    name: str
+    default: _T
+    parse: Callable[[str], _T]
+    meaning: str
+    fix: str = ""
+    node_default: str | None = None
+    shown_default: str | None = None  # for the docs table, when ``default`` needs words
+
+    def raw(self) -> str | None:
+        """The value as set, or None when unset or empty."""
+        return os.environ.get(self.name) or None
+
+    def get(self) -> _T:
+        """The parsed value, ``default`` when unset; ValueError (naming the variable, the value and
+        the fix) when malformed. The caller decides whether that is fatal or a warning."""
+        raw = self.raw()
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}={raw!r} {exc}" + (f": {self.fix}" if self.fix else "")) from None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _flag(raw: str) -> bool:
+    """``1`` means on; any other value off (as it always has)."""
+    return raw == "1"
+
+
+def _microseconds(raw: str) -> int:
+    """A whole number of µs; blank counts as 0."""
+    raw = raw.strip()
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("is not a whole number of microseconds") from None
+
+
+def _optional_microseconds(raw: str) -> int | None:
+    value = _microseconds(raw)
+    if value < 0:
+        raise ValueError("is negative")
+    return value
+
+
+# -- a node's place in the network ----------------------------------------------------------
+ENDPOINT: Setting[str] = Setting(
+    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _text,
+    "The hub endpoint: where `run`/`up` listen, and where dynamic and ROS-like nodes and the CLI connect.")
+LISTEN: Setting[str | None] = Setting(
+    "DORA_ZENOH_LISTEN", None, _text,
+    "Where a node listens for direct links from its peers.",
+    shown_default="an ephemeral port on the hub's host")
+ZENOH_CONFIG: Setting[str | None] = Setting(
+    "DORA_ZENOH_ZENOH_CONFIG", None, _text,
+    "A JSON5 Zenoh config file used as the base of every session (TLS, wider networks); "
+    "endpoints are still set by dora-zenoh.",
+    shown_default="none: loopback, multicast scouting off")
+PREFIX: Setting[str] = Setting(
+    "DORA_ZENOH_PREFIX", "dora", _text,
+    "The first key chunk of a dynamic or ROS-like node's keys (`{prefix}/{dataflow}/{node}/{output}`).")
+DATAFLOW: Setting[str | None] = Setting(
+    "DORA_ZENOH_DATAFLOW", None, _text,
+    "Which running dataflow a dynamic or ROS-like node joins when `Node(dataflow=...)` is not given.",
+    shown_default="any (dynamic), `default` (ROS-like)")
+
+# -- set by the runner for the processes it starts -------------------------------------------
+NODE_CONFIG: Setting[str | None] = Setting(
+    "DORA_ZENOH_NODE_CONFIG", None, _text,
+    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`).",
+    shown_default="unset: `Node()` is not under a runner")
+NODE_ID: Setting[str | None] = Setting(
+    "DORA_NODE_ID", None, _text,
+    "Set by the runner: the node's id (dora-rs sets it too; dora-zenoh itself does not read it).",
+    shown_default="unset")
+DORA_NODE_CONFIG: Setting[str | None] = Setting(
+    "DORA_NODE_CONFIG", None, _text,
+    "Set by the runner, as dora-rs does: JSON with this run's `dataflow_id` (a UUID) and the `node_id` "
+    "(dora-zenoh itself does not read it).",
+    shown_default="unset")
+RUN_PARENT_PID: Setting[str | None] = Setting(
+    "DORA_RUN_PARENT_PID", None, _text,
+    "Set by the runner, as dora-rs does: the process id of the runner that started the node "
+    "(dora-zenoh itself does not read it).",
+    shown_default="unset")
+HOT_RELOAD: Setting[bool] = Setting(
+    "DORA_ZENOH_HOT_RELOAD", False, _flag,
+    "Set by `run --hot-reload` for operator runtimes: `1` reloads an operator when its file changes.",
+    shown_default="off")
+
+# -- node behaviour ---------------------------------------------------------------------------
+STRICT_OUTPUTS: Setting[bool] = Setting(
+    "DORA_ZENOH_STRICT_OUTPUTS", False, _flag,
+    "`1`: `send_output` on an output the YAML does not declare raises `UndeclaredOutputError`; "
+    "otherwise it warns once per output and drops the message, as dora-rs does.",
+    shown_default="off: warn and drop")
+
+# -- performance tuning of node processes -----------------------------------------------------
+ZENOH_RUNTIME: Setting[str | None] = Setting(
+    "ZENOH_RUNTIME", None, _text,
+    "Read by Zenoh: its thread pools. The runner gives each node one thread for Zenoh's I/O, except "
+    "a node with a `queue_policy: block` input.",
+    node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
+    shown_default="Zenoh's own")
+NODE_SLICE_US: Setting[int] = Setting(
+    "DORA_ZENOH_NODE_SLICE_US", 0, _microseconds,
+    "Scheduler slice (µs) a node's event thread asks the kernel for; 0 keeps the kernel's default.",
+    fix="set it to e.g. 300, or to 0 to keep the kernel's default slice", node_default="300")
+SEND_YIELD_US: Setting[int] = Setting(
+    "DORA_ZENOH_SEND_YIELD_US", 0, _microseconds,
+    "Least time (µs) between two CPU yields after `send_output`, so Zenoh's thread can send; 0 never yields.",
+    fix="set it to e.g. 200, or to 0 to never yield", node_default="200")
+SPIN_US: Setting[int] = Setting(
+    "DORA_ZENOH_SPIN_US", 0, _microseconds,
+    "How long (µs) a node that sends polls for its next event before it blocks; 0 blocks at once.",
+    fix="set it to e.g. 100, or to 0 to block at once", node_default="100")
+EXPRESS: Setting[bool] = Setting(
+    "DORA_ZENOH_EXPRESS", False, _flag,
+    "`1` sends every message on its own instead of letting Zenoh batch small ones.",
+    shown_default="off (batching)")
+CPU_LATENCY_US: Setting[int | None] = Setting(
+    "DORA_ZENOH_CPU_LATENCY_US", None, _optional_microseconds,
+    "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
+    fix="set it to 0 or more microseconds", shown_default="none")
+
+# -- security (docs/security.md) ----------------------------------------------------------------
+TLS: Setting[str | None] = Setting(
+    "DORA_ZENOH_TLS", None, _text,
+    "This machine's certificate (`NAME.pem` from `dora-zenoh certs`; `NAME.key` and `ca.pem` next to it): "
+    "every session uses mutual TLS, and endpoints beyond this machine must be `tls/`.",
+    shown_default="unset: no TLS")
+INSECURE_NETWORK: Setting[bool] = Setting(
+    "DORA_ZENOH_INSECURE_NETWORK", False, _flag,
+    "`1` accepts a plain (unencrypted, unauthenticated) endpoint beyond this machine, with a warning; "
+    "otherwise such an endpoint is refused.",
+    shown_default="off: refused")
+SECRET_FILE: Setting[str | None] = Setting(
+    "DORA_ZENOH_SECRET_FILE", None, _text,
+    "Set by a closed (`--secure`) run for the processes it starts: its credentials file; a tool or dynamic "
+    "node joins a closed dataflow with the path the runner printed (`observer`: read-only).",
+    shown_default="unset: open dataflow")
+SECURE: Setting[bool] = Setting(
+    "DORA_ZENOH_SECURE", False, _flag,
+    "Default of `run --secure` / `start --secure`: `1` closes every dataflow to sessions without its credentials.",
+    shown_default="off")
+GROUP: Setting[str | None] = Setting(
+    "DORA_ZENOH_GROUP", None, _text,
+    "Default of `up --group`: a Unix group whose members may also operate the coordinator.",
+    shown_default="none: its user and root only")
+CONTROL: Setting[str | None] = Setting(
+    "DORA_ZENOH_CONTROL", None, _text,
+    "An explicit path of the coordinator's control socket, instead of the one found from the hub endpoint.",
+    shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}.sock`")
+CONTROL_BASE: Setting[str] = Setting(
+    "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
+    "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
+
+REGISTRY: tuple[Setting, ...] = (
+    ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
+    NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
+    STRICT_OUTPUTS,
+    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
+)
+
+
+def by_name(name: str) -> Setting:
+    """The setting called ``name``; KeyError if dora-zenoh has none."""
+    for setting in REGISTRY:
+        if setting.name == name:
+            return setting
+    raise KeyError(name)
+
+
+def _shown_default(setting: Setting) -> str:
+    if setting.node_default is not None and setting.name != ZENOH_RUNTIME.name:
+        return f"`{setting.node_default}` in nodes the runner starts (`{setting.default}` otherwise)"
+    if setting.shown_default is not None:
+        return setting.shown_default
+    return f"`{setting.default}`"
+
+
+PAGE_HEAD = """\
+# Environment variables
+
+Every variable dora-zenoh reads or sets. A value given in a node's `env:` in the dataflow YAML
+applies to that node only; a malformed tuning value is reported with a warning naming the
+variable and the fix, and the node goes on without that tuning.
+
+<!-- Generated from dora_zenoh/settings.py by `python -m dora_zenoh.settings --markdown`;
+     edit the registry, not this table (tests/unit/test_settings.py compares them). -->
+
+"""
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in REGISTRY:
+        meaning = s.meaning.replace("|", "\\|")
+        lines.append(f"| `{s.name}` | {_shown_default(s).replace('|', chr(92) + '|')} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_page() -> str:
+    """``docs/reference/environment.md``, exactly."""
+    return PAGE_HEAD + markdown_table()
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--markdown"]:
+        print("usage: python -m dora_zenoh.settings --markdown > docs/reference/environment.md", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown_page())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
