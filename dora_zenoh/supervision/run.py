@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -71,6 +72,7 @@ class DataflowRun:
         self.desc = desc
         self.options = options or RunOptions()
         self.run_id = new_run_id()
+        self.dataflow_uuid = str(uuid.uuid4())  # dora-rs's node.dataflow_id(): the same in every node
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
         self.session: zenoh.Session | None = None
@@ -184,10 +186,12 @@ class DataflowRun:
         return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
+        # dora-rs's API: one dataflow_id (a UUID) for the whole run, and restart_count().
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
                        secret=self._notice_key, runner_zid=str(self.session.zid()),
-                       extra_readers=self.options.extra_readers)
+                       extra_readers=self.options.extra_readers, dataflow_uuid=self.dataflow_uuid,
+                       restart_count=self.restarts.get(node.id, 0) if restart else 0)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -300,7 +304,7 @@ class DataflowRun:
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 # The runner's session id, not the secret: any session may ask here.
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
-                                  runner_zid=str(self.session.zid()))
+                                  runner_zid=str(self.session.zid()), dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: NodeProcess) -> None:

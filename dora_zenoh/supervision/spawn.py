@@ -75,8 +75,11 @@ def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
 
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
              restart: bool = False, hot_reload: bool = False, secret: str | None = None,
-             runner_zid: str | None = None, extra_readers: tuple[str, ...] = ()) -> dict[str, str]:
-    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
+             runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
+             dataflow_uuid: str | None = None, restart_count: int = 0) -> dict[str, str]:
+    """A node's environment: ``base``, the YAML's ``env``, its node config (JSON), and the
+    variables dora-rs sets in every node (``DORA_NODE_ID``, ``DORA_NODE_CONFIG``,
+    ``DORA_RUN_PARENT_PID``), which published dora nodes test for.
 
     ``secret`` (the run's, see docs/guarantees.md) travels only here, in the environment
     of the processes the runner starts; ``runner_zid`` is the runner's Zenoh session id.
@@ -88,13 +91,17 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
     cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, secret=secret,
-                      runner_zid=runner_zid)
+                      runner_zid=runner_zid, dataflow_uuid=dataflow_uuid, restart_count=restart_count)
     if extra_readers:
         readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
         cfg = dataclasses.replace(cfg, readers=readers)
     zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
     env[settings.NODE_ID.name] = node.id
+    dora_config = {"node_id": node.id} if dataflow_uuid is None else {"dataflow_id": dataflow_uuid,
+                                                                       "node_id": node.id}
+    env[settings.DORA_NODE_CONFIG.name] = json.dumps(dora_config)
+    env[settings.RUN_PARENT_PID.name] = str(os.getpid())
     if hot_reload and node.kind == "runtime":
         env[settings.HOT_RELOAD.name] = "1"
     return env
