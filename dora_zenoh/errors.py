@@ -38,7 +38,9 @@ class NodeConfigError(DoraZenohError):
 
 
 class UndeclaredOutputError(DoraZenohError, KeyError):
-    """`send_output` was called with an output id the descriptor does not declare."""
+    """`send_output` was called with an output id the descriptor does not declare, in strict mode
+    (``DORA_ZENOH_STRICT_OUTPUTS=1`` or ``node.strict_outputs = True``); otherwise, as in dora-rs,
+    the message is dropped with a warning."""
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else ""

@@ -122,10 +122,27 @@ NODE_ID: Setting[str | None] = Setting(
     "DORA_NODE_ID", None, _text,
     "Set by the runner: the node's id (dora-rs sets it too; dora-zenoh itself does not read it).",
     shown_default="unset")
+DORA_NODE_CONFIG: Setting[str | None] = Setting(
+    "DORA_NODE_CONFIG", None, _text,
+    "Set by the runner, as dora-rs does: JSON with this run's `dataflow_id` (a UUID) and the `node_id` "
+    "(dora-zenoh itself does not read it).",
+    shown_default="unset")
+RUN_PARENT_PID: Setting[str | None] = Setting(
+    "DORA_RUN_PARENT_PID", None, _text,
+    "Set by the runner, as dora-rs does: the process id of the runner that started the node "
+    "(dora-zenoh itself does not read it).",
+    shown_default="unset")
 HOT_RELOAD: Setting[bool] = Setting(
     "DORA_ZENOH_HOT_RELOAD", False, _flag,
     "Set by `run --hot-reload` for operator runtimes: `1` reloads an operator when its file changes.",
     shown_default="off")
+
+# -- node behaviour ---------------------------------------------------------------------------
+STRICT_OUTPUTS: Setting[bool] = Setting(
+    "DORA_ZENOH_STRICT_OUTPUTS", False, _flag,
+    "`1`: `send_output` on an output the YAML does not declare raises `UndeclaredOutputError`; "
+    "otherwise it warns once per output and drops the message, as dora-rs does.",
+    shown_default="off: warn and drop")
 
 # -- performance tuning of node processes -----------------------------------------------------
 ZENOH_RUNTIME: Setting[str | None] = Setting(
@@ -196,7 +213,8 @@ CONTROL_BASE: Setting[str] = Setting(
 
 REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
-    NODE_CONFIG, NODE_ID, HOT_RELOAD,
+    NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
+    STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,

@@ -6,7 +6,22 @@ from typing import Any
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import build, certs, check, coordinator, dataflows, graph, node, run, top, topic
+from dora_zenoh.cli import (
+    bag,
+    build,
+    certs,
+    check,
+    coordinator,
+    dataflows,
+    foxglove,
+    graph,
+    node,
+    record,
+    replay,
+    run,
+    top,
+    topic,
+)
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
@@ -34,7 +49,8 @@ def main() -> None:
 
 
 for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *topic.COMMANDS,
-                 *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS):
+                 *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS, *record.COMMANDS,
+                 *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,95 +1,84 @@
-"""``event["value"]`` with pyarrow installed: a received payload as a pyarrow array, built lazily.
+"""``event["value"]`` with pyarrow installed: the received payload as a genuine ``pyarrow.Array``.
 
-Building a pyarrow array is costly in a node just woken by a message (see
-docs/design/values.md), and a node that only forwards ``event["value"]`` never needs
-the array at all: ``send_output`` hands Zenoh the received buffer as it is. So the
-value is an :class:`ArrowValue` that becomes the real array on first use: every
-attribute and method of the array, ``len``, indexing, iteration, comparison, ``repr``,
-and the numpy (``np.asarray``) and Arrow (``pa.array(value)``, ``__arrow_c_array__``)
-conversion protocols work as on the array itself. ``value.to_arrow()`` returns the
-genuine ``pyarrow.Array`` (for ``isinstance`` checks or pyarrow compute functions).
+dora-rs hands nodes real arrays, and real nodes depend on it: ``isinstance(value,
+pa.StructArray)``, ``pa.concat_arrays([...])`` and ``pyarrow.compute`` reject anything
+else (a stand-in object made one node send a whole struct where it meant one field).
+So the array is built when the event is, but over the received buffer: the payload is
+copied out of Zenoh once (``ZBytes.to_bytes``; ZBytes exposes no buffer), and the
+array's data buffer is that ``bytes`` object itself (``pa.py_buffer``, no copy). For
+raw bytes that costs ~1 µs per message on a warm CPU (see docs/coming-from-dora.md);
+an Arrow IPC payload is decoded the same way, its buffers pointing into the bytes.
+
+A node that forwards the value it just received (``send_output("out", event["value"])``)
+still sends Zenoh's own buffer: the node remembers the last array built and its sample.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from dora_zenoh.wire import codec as wire
 
-
-class ArrowValue:
-    """A received payload that acts as the pyarrow array it encodes (see module docstring)."""
-
-    __slots__ = ("_sample", "_array")
-
-    def __init__(self, sample: Any) -> None:
-        self._sample = sample  # a zenoh.Sample, or None for a timer tick (an empty array)
-        self._array: Any = None
-
-    def to_arrow(self) -> Any:
-        """The real ``pyarrow.Array`` (built once, over the received bytes: no extra copy)."""
-        if self._array is None:
-            sample = self._sample
-            if sample is None:
-                self._array = wire.to_arrow(b"", False)
-            else:
-                self._array = wire.to_arrow(sample.payload.to_bytes(), wire.is_arrow_stream(sample.encoding))
-        return self._array
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_sample", "_array"):
-            raise AttributeError(name)
-        return getattr(self.to_arrow(), name)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(dir(self.to_arrow())) | {"to_arrow"})
-
-    def __len__(self) -> int:
-        sample = self._sample
-        if sample is None:
-            return 0
-        if not wire.is_arrow_stream(sample.encoding):
-            return len(sample.payload)
-        return len(self.to_arrow())
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.to_arrow()[index]
-
-    def __iter__(self) -> Any:
-        return iter(self.to_arrow())
-
-    def __eq__(self, other: object) -> Any:
-        return self.to_arrow() == (other.to_arrow() if isinstance(other, ArrowValue) else other)
-
-    def __ne__(self, other: object) -> Any:
-        return not self.__eq__(other)
-
-    __hash__ = None  # type: ignore[assignment]  # like pyarrow arrays
-
-    def __repr__(self) -> str:
-        return repr(self.to_arrow())
-
-    def __str__(self) -> str:
-        return str(self.to_arrow())
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        import numpy as np
-
-        values = self.to_arrow().to_numpy(zero_copy_only=False)
-        return values if dtype is None else np.asarray(values, dtype=dtype)
-
-    def __arrow_array__(self, type: Any = None) -> Any:
-        array = self.to_arrow()
-        return array if type is None else array.cast(type)
-
-    def __arrow_c_array__(self, requested_schema: Any = None) -> Any:
-        return self.to_arrow().__arrow_c_array__(requested_schema)
-
-    def __reduce__(self) -> Any:
-        return (_identity, (self.to_arrow(),))
+_ENC_BYTES = wire.ENC_BYTES
+_pa: Any = None
+_u8: Any = None
+_from_buffers: Any = None
+_py_buffer: Any = None
 
 
-def _identity(value: Any) -> Any:
-    return value
+def _load() -> Any:
+    """Import pyarrow on the first value (~170 ms: a node that never reads values never pays it)."""
+    global _pa, _u8, _from_buffers, _py_buffer
+    pa = wire.pyarrow()
+    if pa is None:
+        raise ImportError("event[\"value\"] needs pyarrow, which is installed but fails to import: "
+                          "run `python -c 'import pyarrow'` to see why, or uninstall it to get bytes")
+    _u8, _from_buffers, _py_buffer = pa.uint8(), pa.Array.from_buffers, pa.py_buffer
+    _pa = pa  # last: another thread takes a set _pa to mean that everything is set
+    return pa
+
+
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Start importing pyarrow (~170 ms here, seconds on a loaded machine) in a background
+    thread, while the node sets up its Zenoh session; :func:`wait_preloaded` before the node
+    says it is ready. A node whose first messages came during that import fell behind its
+    inputs (and dropped the oldest); dora-rs's nodes pay the same import with ``import dora``."""
+    global _preloading
+    if _pa is None and _preloading is None and wire.has_pyarrow():
+        _preloading = threading.Thread(target=_quiet_load, name="dora-zenoh-pyarrow-import", daemon=True)
+        _preloading.start()
+
+
+def wait_preloaded() -> None:
+    """Return once :func:`preload`'s import is done (at once if none was started)."""
+    if _preloading is not None:
+        _preloading.join()
+
+
+def _quiet_load() -> None:
+    try:
+        _load()
+    except ImportError:
+        pass  # the first value says why, in the node's own thread
+
+
+def value_of(sample: Any) -> tuple[Any, bytes]:
+    """The pyarrow array a received sample encodes, and the payload bytes it is built over."""
+    if _pa is None:
+        _load()
+    raw = sample.payload.to_bytes()
+    encoding = sample.encoding
+    if encoding == _ENC_BYTES or not wire.is_arrow_stream(encoding):
+        return _from_buffers(_u8, len(raw), [None, _py_buffer(raw)]), raw
+    return _pa.ipc.open_stream(_py_buffer(raw)).read_next_batch().column(0), raw
+
+
+def timer_value() -> Any:
+    """A timer tick's value: an empty ``NullArray``, as dora-rs gives."""
+    if _pa is None:
+        _load()
+    return _pa.nulls(0)
+

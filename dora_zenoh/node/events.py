@@ -2,19 +2,21 @@
 
 * dora >= 0.3 scripts read it as a mapping: ``event["type"]``, ``event["id"]``,
   ``event["value"]`` (a pyarrow array when pyarrow is installed, else ``bytes``),
-  ``event["metadata"]``.
+  ``event["metadata"]`` (with dora's ``"timestamp"``, a UTC ``datetime``). Its keys are
+  dora-rs's: ``id kind metadata type value`` for an INPUT, ``id kind type`` for STOP and
+  INPUT_CLOSED, ``error kind type`` for an ERROR.
 * 2022 scripts unpack it: ``input_id, value = node.next()`` gives the input id and
   the payload as ``bytes``.
 
-The payload stays a Zenoh ``ZBytes`` until somebody reads it, so a node that only
-forwards ``event["value"]`` or ignores it never copies it.
+The metadata is parsed only when read; the 2022 form never builds an Arrow array.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from time import time_ns
 from typing import Any
 
-from dora_zenoh.node.arrow import ArrowValue
+from dora_zenoh.node import arrow
 from dora_zenoh.wire import codec as wire
 
 INPUT = "INPUT"
@@ -22,7 +24,13 @@ INPUT_CLOSED = "INPUT_CLOSED"
 STOP = "STOP"
 ERROR = "ERROR"
 
-_KEYS = ("type", "id", "kind", "value", "metadata")
+# An event's keys, per type, in dora-rs 1.1's order of sorted(): what ``keys()`` lists.
+_KEYS = {INPUT: ("id", "kind", "metadata", "type", "value"), ERROR: ("error", "kind", "type")}
+_OTHER_KEYS = ("id", "kind", "type")
+# dora-rs's STOP ids: the dataflow was stopped, or every input of the node closed.
+STOP_MANUAL = "MANUAL"
+STOP_ALL_INPUTS_CLOSED = "ALL_INPUTS_CLOSED"
+TIMEOUT_ERROR = "Timeout event stream error: Receiver timed out"  # dora-rs's, first line
 
 
 class Event(dict):
@@ -94,14 +102,19 @@ class Event(dict):
 
     @property
     def metadata(self) -> dict:
-        """The sender's metadata parameters (dora's ``event["metadata"]``)."""
+        """The sender's metadata parameters (dora's ``event["metadata"]``), plus dora's
+        ``"timestamp"`` (the send time as a UTC datetime) unless the sender gave one."""
         if self._meta is None:
             meta: dict = {}
             if self._sample is not None and self._sample.attachment is not None:
                 att = wire.parse_attachment(self._sample.attachment.to_bytes())
-                meta = dict(att.get("params") or {})
+                meta = wire.metadata_of(att)
                 if "ts" in att:
                     self.timestamp = att["ts"]
+            if dict.__getitem__(self, "type") == INPUT and "timestamp" not in meta:
+                # A plain Zenoh publisher sends no time: the time we read it is the best we have.
+                meta["timestamp"] = wire.utc_datetime(self.timestamp if self.timestamp is not None
+                                                      else time_ns())
             self._meta = meta
         return self._meta
 
@@ -120,7 +133,7 @@ class Event(dict):
             return default
 
     def keys(self) -> tuple[str, ...]:
-        return _KEYS + (("error",) if self.type == ERROR else ())
+        return _KEYS.get(dict.__getitem__(self, "type"), _OTHER_KEYS)
 
     def values(self) -> list[Any]:
         return [self[k] for k in self.keys()]
@@ -159,12 +172,19 @@ class Event(dict):
 
 def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,
               error: str | None = None, timestamp: int | None = None) -> Event:
-    """An event. An INPUT's value is an :class:`ArrowValue` with pyarrow installed (cheap: it
-    only wraps the sample), else its bytes, copied out of Zenoh when first read."""
+    """An event. An INPUT's value is a pyarrow array with pyarrow installed (built over the
+    payload, see :mod:`dora_zenoh.node.arrow`; a timer tick's is an empty NullArray), else its
+    bytes, copied out of Zenoh when first read. A node on the 2022 API gets no array."""
     event = Event(type=type, id=id)
     if type == INPUT:
-        if wire.has_pyarrow():
-            dict.__setitem__(event, "value", ArrowValue(sample))
+        if wire.has_pyarrow() and (node is None or not node._legacy):
+            if sample is None:
+                dict.__setitem__(event, "value", arrow.timer_value())
+            else:
+                value, event._raw = arrow.value_of(sample)
+                dict.__setitem__(event, "value", value)
+                if node is not None:
+                    node._fwd_value, node._fwd_sample = value, sample
     else:
         dict.__setitem__(event, "value", None)
     event._sample = sample

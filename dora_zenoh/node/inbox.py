@@ -217,6 +217,11 @@ class Inbox:
             kept.append(item)
         self._local = kept
 
+    def put_back(self, item: Any) -> None:
+        """Make ``item`` the next thing ``get()`` returns (an event taken out only to look
+        whether one was there: ``Node.is_empty``, a cancelled ``recv_async``)."""
+        self._local.appendleft(item)
+
     def close(self) -> None:
         """Stop the alarm thread (before the session closes)."""
         self._closed = True

@@ -24,11 +24,21 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.errors import UndeclaredOutputError
+from dora_zenoh.node import arrow
 from dora_zenoh.node import config as sources
-from dora_zenoh.node.arrow import ArrowValue
+from dora_zenoh.node.api_extras import NodeExtras
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
-from dora_zenoh.node.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event, new_event
+from dora_zenoh.node.events import (
+    ERROR,
+    INPUT,
+    INPUT_CLOSED,
+    STOP,
+    STOP_ALL_INPUTS_CLOSED,
+    STOP_MANUAL,
+    TIMEOUT_ERROR,
+    Event,
+    new_event,
+)
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
 from dora_zenoh.tuning import sched
@@ -66,7 +76,7 @@ DROP_READER_WAIT = 1.0
 FACT_PATIENCE = 3.0
 
 
-class Node:
+class Node(NodeExtras):
     """A dataflow node. See docs/reference/node-api.md for both API generations.
 
     Args:
@@ -84,6 +94,9 @@ class Node:
 
     _yield_gap = _NEVER  # send_output's yield (see dora_zenoh.tuning.sched), set from the environment
     _yielded_at = 0
+    # The last value built and its sample: sending that very array on sends the sample's buffer.
+    _fwd_value: Any = None
+    _fwd_sample: Any = None
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
                  endpoint: str | None = None, barrier_timeout: float | None = None,
@@ -109,6 +122,7 @@ class Node:
         self._dataflow: str = cfg.dataflow
         prefix = cfg.prefix
         self._stopped = False
+        self._stop_cause = STOP_MANUAL
         self._finished = False
         self._state = threading.Condition()
         self._alive: set[str] = set()
@@ -165,7 +179,9 @@ class Node:
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
-        # Announced only now, after every input is subscribed: the token means "ready".
+        # Announced only now, after every input is subscribed (and pyarrow, which builds every
+        # input's value, is imported): the token means "ready".
+        arrow.wait_preloaded()
         self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
         if self._timers:
             self._timers.start()
@@ -191,6 +207,8 @@ class Node:
         # What every event of the primary input starts from (see _sample_event).
         self._template = {"type": INPUT, "id": primary_id}
         self._arrow = wire.has_pyarrow()
+        if self._arrow and specs:
+            arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
         ring_key = (specs[primary_id].key if primary_id else
                     keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
         # Room for every marker that can be outstanding (one per queued token, see inbox).
@@ -481,11 +499,12 @@ class Node:
             pass
         return None
 
-    def _request_stop(self) -> None:
+    def _request_stop(self, cause: str = STOP_MANUAL) -> None:
         with self._state:
             if self._stopped:
                 return
             self._stopped = True
+            self._stop_cause = cause
             self._state.notify_all()
         self._wake.put(_STOP)
 
@@ -493,12 +512,16 @@ class Node:
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event, blocking (GIL released) up to ``timeout`` seconds.
 
-        Returns None on timeout, and for ever once the dataflow stops or every input
-        has closed (after a STOP event).
+        On timeout: an ERROR event whose ``error`` is dora-rs's "Timeout event stream error:
+        Receiver timed out" (None on the 2022 API, as it always was). Returns None for ever
+        once the dataflow stops or every input has closed (after a STOP event).
         """
         if self._legacy is None:
             self._legacy = _caller_unpacks(sys._getframe(1))
-        return self._next(timeout)
+        event = self._next(timeout)
+        if event is None and timeout is not None and not self._finished and not self._legacy:
+            return new_event(ERROR, node=self, error=TIMEOUT_ERROR)
+        return event
 
     def _next(self, timeout: float | None) -> Event | None:
         get = self._wake.get
@@ -520,8 +543,10 @@ class Node:
     def _sample_event(self, sample: zenoh.Sample) -> Event:
         """``new_event(INPUT, primary id, sample, self)``, in short: it runs per message."""
         event = Event(self._template)
-        if self._arrow:
-            event["value"] = ArrowValue(sample)
+        if self._arrow and not self._legacy:
+            value, event._raw = arrow.value_of(sample)
+            self._fwd_value = event["value"] = value
+            self._fwd_sample = sample
         event._sample = sample
         event._node = self
         return event
@@ -543,7 +568,9 @@ class Node:
             return event if self._admit(item, event) else _SKIP
         if token is _STOP:
             self._finished = True
-            return None if self._legacy else new_event(STOP, node=self)
+            return None if self._legacy else new_event(STOP, self._stop_cause, node=self)
+        if token.__class__ is Event:  # put back by is_empty() or a cancelled recv_async()
+            return token
         return _SKIP
 
     def _after_close(self) -> None:
@@ -553,7 +580,7 @@ class Node:
                 if q.timer_ns:
                     q.close()
             if all(q.closed and not q.items for q in self._inputs.values()):
-                self._request_stop()
+                self._request_stop(STOP_ALL_INPUTS_CLOSED)
 
     def __iter__(self) -> Iterator[Event]:
         return self
@@ -575,10 +602,8 @@ class Node:
         """
         out = self._outputs.get(output_id)
         if out is None:
-            declared = ", ".join(sorted(self._outputs)) or "none"
-            raise UndeclaredOutputError(
-                f"node '{self.node_id}' has no output '{output_id}' (declared outputs: {declared}); "
-                f"add it to the node's `outputs:` in the dataflow YAML")
+            self._undeclared_output(output_id)  # dora-rs: a warning (once), the message dropped
+            return
         seq = out[1]
         out[1] = seq + 1
         now = time_ns()
@@ -589,9 +614,9 @@ class Node:
             if out[2] is not None:  # read with both policies: the block readers' copy
                 out[2].put(data, attachment=att)
         else:
-            if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
-                sample = data._sample
-                payload, encoding = (sample.payload, sample.encoding) if sample is not None else (b"", None)
+            if data is self._fwd_value:  # forwarding the value just received: Zenoh's own buffer
+                sample = self._fwd_sample
+                payload, encoding = sample.payload, sample.encoding
                 if encoding == wire.ENC_BYTES:
                     encoding = None  # the publisher's default: don't pass (and convert) it again
             else:
@@ -605,20 +630,7 @@ class Node:
             self._yielded_at = now
             _sched_yield()
 
-    # -- information -------------------------------------------------------------------
-    def dataflow_descriptor(self) -> dict:
-        """The dataflow's YAML, parsed (dora's ``node.dataflow_descriptor()``)."""
-        import yaml
-
-        if not self._cfg.descriptor:  # a ROS-like node has no YAML
-            return {"nodes": []}
-        with open(self._cfg.descriptor, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-
-    def dataflow_id(self) -> str:
-        """The running dataflow's name (its key chunk)."""
-        return self._dataflow
-
+    # -- information (more in dora_zenoh.node.api_extras) ------------------------------
     @property
     def outputs(self) -> list[str]:
         return list(self._outputs)

@@ -45,7 +45,8 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import error, note
-from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
+from dora_zenoh.errors import NodeConfigError
+from dora_zenoh.node.api_extras import undeclared_output
 from dora_zenoh.node.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.node.inputs import InputQueue
 from dora_zenoh.node.node import Node
@@ -264,13 +265,16 @@ class Runtime:
                 self._stop_token = self.node.request_dataflow_stop()
 
     def _sender(self, op: PythonOperator) -> Any:
+        warned: set[str] = set()
+
         def send_output(output_id: str, data: Any = b"", metadata: dict | None = None) -> None:
             """Publish on this operator's output ``output_id`` (dora's ``send_output``)."""
             if output_id not in op.outputs and output_id != op.send_stdout_as:
-                declared = ", ".join(op.outputs) or "none"
-                raise UndeclaredOutputError(
-                    f"{op.label} of node '{self.node_id}' has no output '{output_id}' (declared outputs: "
-                    f"{declared}); add it to the operator's `outputs:` in the dataflow YAML")
+                # dora-rs: a warning (once per output), the message dropped; strict on request
+                strict = self.node.strict_outputs if self.node is not None else None
+                undeclared_output(f"{op.label} of node '{self.node_id}'", output_id, list(op.outputs),
+                                  warned, strict)
+                return
             if op.stopped or self.node is None:
                 raise RuntimeError(f"{op.label} has stopped (or not started): it cannot send")
             self.node.send_output(f"{op.id}/{output_id}", data, metadata)

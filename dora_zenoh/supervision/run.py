@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -64,6 +65,7 @@ class RunOptions:
     # A node failing for good stops the whole dataflow (else, as in dora, the others go on and
     # the dataflow is "degraded"); the YAML's top-level ``fail_fast: true`` sets it too.
     fail_fast: bool = False
+    extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
     # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
@@ -77,6 +79,7 @@ class DataflowRun:
         self.desc = desc
         self.options = options or RunOptions()
         self.run_id = new_run_id()
+        self.dataflow_uuid = str(uuid.uuid4())  # dora-rs's node.dataflow_id(): the same in every node
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
         self.session: zenoh.Session | None = None
@@ -105,6 +108,7 @@ class DataflowRun:
         # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
         self._notice_key = secrets.token_hex(16)
         self._bad_notices: set[tuple[str, str]] = set()
+        self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options)
         self.line_counts = self.logs.line_counts  # lines written per node log
@@ -191,9 +195,12 @@ class DataflowRun:
         return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
+        # dora-rs's API: one dataflow_id (a UUID) for the whole run, and restart_count().
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._notice_key, runner_zid=str(self.session.zid()))
+                       secret=self._notice_key, runner_zid=str(self.session.zid()),
+                       extra_readers=self.options.extra_readers, dataflow_uuid=self.dataflow_uuid,
+                       restart_count=self.restarts.get(node.id, 0) if restart else 0)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -260,7 +267,7 @@ class DataflowRun:
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
-        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results),
+        facts = {"stop": self._stopping_at is not None, "exited": sorted({*self.results, *self._stood_in}),
                  "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
@@ -306,7 +313,7 @@ class DataflowRun:
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 # The runner's session id, not the secret: any session may ask here.
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
-                                  runner_zid=str(self.session.zid()))
+                                  runner_zid=str(self.session.zid()), dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: NodeProcess) -> None:
@@ -374,6 +381,18 @@ class DataflowRun:
         for node_id in list(self.pending_restart):
             proc, status, detail = self.pending_restart.pop(node_id)
             self._final_exit(proc, status, detail)
+
+    def end_stand_in(self, node_id: str, sent: dict[str, int]) -> None:
+        """A node this run did not start, whose outputs another process played (``replay
+        --replace``), has ended: its end-of-stream notice (signed, so readers believe it) with
+        what was played per output, then its ``exited`` fact, as for a node of our own."""
+        assert self.session is not None
+        body = json.dumps({"node": node_id, "outputs": sent, "ended": time.time()}).encode()
+        self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), body,
+                         attachment=wire.sign(self._notice_key, body),
+                         congestion_control=zenoh.CongestionControl.BLOCK)
+        self._stood_in[node_id] = self.session.liveliness().declare_token(
+            keys.exited_token(self.desc.prefix, self.dataflow, node_id))
 
     def node_states(self) -> list[dict[str, Any]]:
         """A snapshot of every node for status displays: id, pid, status, restarts. Thread-safe."""

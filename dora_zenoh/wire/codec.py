@@ -9,13 +9,17 @@ Payload
 Attachment
     UTF-8 JSON: ``{"seq": N, "ts": T}`` plus ``"params": {...}`` when the sender
     gave metadata. ``seq`` counts messages per output from 0, ``ts`` is the send
-    time in nanoseconds since the Unix epoch.
+    time in nanoseconds since the Unix epoch. JSON has no date type, so a ``datetime``
+    parameter travels as an ISO-8601 UTC string (``"2024-01-02T01:04:05.123456+00:00"``,
+    what any JSON reader can use as it is) and its key is listed in ``"dt": [...]``,
+    which tells a dora-zenoh receiver to turn it back into a UTC ``datetime``.
 
 pyarrow and numpy are optional: they are imported only when an Arrow or numpy
 value is sent or when an event's value is read with pyarrow installed.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import importlib.util
 import json
 from typing import Any
@@ -26,6 +30,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ENC_BYTES = zenoh.Encoding.APPLICATION_OCTET_STREAM
 ENC_TEXT = zenoh.Encoding("text/plain;charset=utf-8")
 ENC_ARROW = zenoh.Encoding(ARROW_STREAM)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 _pa: Any = None
 _pa_checked = False
@@ -48,13 +53,16 @@ def pyarrow() -> Any:
     """The pyarrow module, or None when it is not installed (checked once)."""
     global _pa, _pa_checked
     if not _pa_checked:
-        _pa_checked = True
+        # Marked checked only once imported: another thread asking meanwhile (a node imports
+        # pyarrow in the background, see dora_zenoh.node.arrow.preload) waits on Python's
+        # import lock for the same module instead of getting None.
         try:
             import pyarrow as pa
 
             _pa = pa
         except ImportError:
             _pa = None
+        _pa_checked = True
     return _pa
 
 
@@ -65,8 +73,49 @@ SEQ_TS = b'{"seq":%d,"ts":%d}'  # the attachment without params (send_output for
 def attachment(seq: int, ts: int, params: dict | None) -> bytes:
     """The JSON attachment of one message (formatted by hand: this is the hot path)."""
     if params:
-        return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
+        try:
+            return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
+        except TypeError:  # a datetime or a numpy scalar: the slow path, see _tagged_params
+            plain, dated = _tagged_params(params)
+            return b'{"seq":%d,"ts":%d,"params":%s,"dt":%s}' % (
+                seq, ts, json.dumps(plain, default=str).encode(), json.dumps(dated).encode())
     return SEQ_TS % (seq, ts)
+
+
+def _tagged_params(params: dict) -> tuple[dict, list[str]]:
+    """Parameters JSON can carry, and the keys that hold datetimes (see the module docstring).
+
+    A datetime becomes its UTC ISO-8601 string with microseconds (a naive one is local
+    time, as Python's ``astimezone`` reads it). Any other value JSON cannot carry
+    (a numpy scalar, a set, ...) becomes ``str(value)``: what dora-rs delivers for them.
+    """
+    plain: dict = {}
+    dated: list[str] = []
+    for key, value in params.items():
+        if isinstance(value, _dt.datetime):
+            plain[key] = value.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+            dated.append(key)
+        else:
+            plain[key] = value
+    return plain, dated
+
+
+def metadata_of(att: dict) -> dict:
+    """The parameters of a parsed attachment as the sender gave them (datetimes restored)."""
+    params = dict(att.get("params") or {})
+    for key in att.get("dt") or ():
+        value = params.get(key)
+        if isinstance(value, str):
+            try:
+                params[key] = _dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+    return params
+
+
+def utc_datetime(ns: int) -> _dt.datetime:
+    """A time in ns since the epoch as dora's ``metadata["timestamp"]``: a UTC datetime (µs)."""
+    return _EPOCH + _dt.timedelta(microseconds=ns // 1000)
 
 
 def seq_in(raw: bytes) -> int | None:

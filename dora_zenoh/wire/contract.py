@@ -119,6 +119,9 @@ class NodeConfig:
     run's key that signs end-of-stream notices and stop requests (only in the environment
     of the processes the runner starts; never served over Zenoh). ``runner_zid``: the
     runner's Zenoh session id, the only one whose ``facts`` confirm an exited/stop token.
+    ``dataflow_uuid``: this run's id, the same for every node of it
+    (dora-rs's ``node.dataflow_id()``; None: the node derives one from the name).
+    ``restart_count``: how many times the runner restarted this node before this process.
     """
 
     dataflow: str
@@ -137,6 +140,8 @@ class NodeConfig:
     split_outputs: list[str] = field(default_factory=list)
     secret: str | None = None
     runner_zid: str | None = None
+    dataflow_uuid: str | None = None
+    restart_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -147,7 +152,10 @@ class NodeConfig:
             "readers": {o: list(r) for o, r in self.readers.items()},
             "fresh_start": self.fresh_start,
             "barrier_timeout": self.barrier_timeout,
+            "restart_count": self.restart_count,
         }
+        if self.dataflow_uuid is not None:
+            data["dataflow_uuid"] = self.dataflow_uuid
         if self.operators:
             data["operators"] = [op.to_dict() for op in self.operators]
         if self.block_readers is not None:
@@ -180,7 +188,9 @@ class NodeConfig:
                    [OperatorConfig.from_dict(op, f"{where}: operators[{n}]") for n, op in enumerate(ops)],
                    f.flag("fresh_start", False), f.number("barrier_timeout", DEFAULT_BARRIER_TIMEOUT),
                    f.node_lists("block_readers", None), f.ids("split_outputs"),
-                   f.text("secret", None), f.text("runner_zid", None))
+                   f.text("secret", None), f.text("runner_zid", None),
+                   dataflow_uuid=f.text("dataflow_uuid", None),
+                   restart_count=f.whole("restart_count", 0, minimum=0))
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
@@ -338,8 +348,9 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
 
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
                 supervised: bool = True, fresh_start: bool = False, secret: str | None = None,
-                runner_zid: str | None = None) -> NodeConfig:
-    """Everything node ``node`` needs to join dataflow ``dataflow``.
+                runner_zid: str | None = None, dataflow_uuid: str | None = None,
+                restart_count: int = 0) -> NodeConfig:
+    """Everything node ``node`` needs to join dataflow ``dataflow`` (run ``dataflow_uuid``).
 
     ``secret``: the run's signing secret, only for the processes the runner starts (never
     served over Zenoh to a dynamic node). ``runner_zid``: the runner's Zenoh session id.
@@ -356,7 +367,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         fresh_start=fresh_start,
         block_readers=block_readers_by_output(desc, node.id),
         split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
-        secret=secret, runner_zid=runner_zid)
+        secret=secret, runner_zid=runner_zid, dataflow_uuid=dataflow_uuid,
+        restart_count=restart_count)
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

@@ -15,7 +15,8 @@ for event in node:
         data = as_bytes(event["value"])
         # The counter sends its count as one byte; the pipelines send text.
         shown = int.from_bytes(data, "little") if event["id"] == "counter" else data.decode()
-        meta = event["metadata"]
+        # dora adds "timestamp" (the send time, a UTC datetime) to every input: not shown here
+        meta = {k: v for k, v in event["metadata"].items() if k != "timestamp"}
         print(f"printer: {event['id']} = {shown}" + (f" {meta}" if meta else ""))
     elif event["type"] == "INPUT_CLOSED":
         print(f"printer: input {event['id']} closed")

@@ -42,7 +42,7 @@ RECEIVER = """
     seen = []
     for event in node:
         if event["type"] == "INPUT":
-            seen.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+            seen.append([event["id"], bytes(event["value"].to_numpy(zero_copy_only=False)).decode()])
             if event["id"] == "done":
                 break
     json.dump(seen, open(os.environ["OUT"], "w"))
@@ -139,9 +139,9 @@ def test_wakeups_never_reach_other_processes(flow):
     assert all(a is not None and a.startswith(b'{"seq":') for a in atts)
 
 
-def test_next_timeout_returns_none_then_the_message(flow):
-    """``next(timeout)`` returns None when nothing came, as often as asked, also when a
-    shorter timeout follows a longer one, and the message once it comes."""
+def test_next_timeout_returns_the_timeout_error_then_the_message(flow):
+    """``next(timeout)`` returns dora-rs's ERROR event "Receiver timed out" when nothing came,
+    as often as asked, also when a shorter timeout follows a longer one, and the message once it comes."""
     flow.write("dataflow.yml", """
         nodes:
           - id: late
@@ -164,14 +164,15 @@ def test_next_timeout_returns_none_then_the_message(flow):
         from dora import Node
         node = Node()
         nones, waited = 0, []
+        timed_out = lambda e: e["type"] == "ERROR" and e["error"].endswith("Receiver timed out")  # dora-rs's
         for timeout in (0.3, 0.05, 0.0, 0.1):
             t0 = time.monotonic()
-            assert node.next(timeout=timeout) is None
+            assert timed_out(node.next(timeout=timeout))
             waited.append([timeout, time.monotonic() - t0])
             nones += 1
         while True:
             event = node.next(timeout=0.1)
-            if event is None:
+            if timed_out(event):
                 nones += 1
                 continue
             break
@@ -289,7 +290,7 @@ def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
         frames, ticks = [], 0
         for event in node:
             if event["type"] == "INPUT" and event["id"] == "frame":
-                frames.append(bytes(event["value"].to_numpy()).decode())
+                frames.append(bytes(event["value"].to_numpy(zero_copy_only=False)).decode())
             elif event["type"] == "INPUT":
                 ticks += 1
             elif event["type"] == "INPUT_CLOSED" and event["id"] == "frame":
@@ -333,7 +334,7 @@ def test_messages_queued_before_a_close_are_still_delivered(flow):
     """)
     res = flow.run()
     assert res.returncode == 0, res.stderr
-    assert flow.result() == [["INPUT", "data"]] * 3 + [["INPUT_CLOSED", "data"], ["STOP", None]]
+    assert flow.result() == [["INPUT", "data"]] * 3 + [["INPUT_CLOSED", "data"], ["STOP", "ALL_INPUTS_CLOSED"]]
 
 
 def test_drops_are_counted_exactly_between_lock_step_phases(flow):
@@ -379,7 +380,7 @@ def test_drops_are_counted_exactly_between_lock_step_phases(flow):
                 if event["type"] == "INPUT_CLOSED":
                     break
                 continue
-            n = int(bytes(event["value"].to_numpy()).decode())
+            n = int(bytes(event["value"].to_numpy(zero_copy_only=False)).decode())
             got.append(n)
             if n < 50 or n >= 249:  # 249, the burst's last, is kept: drop_oldest keeps the newest
                 node.send_output("ack", b"")
@@ -426,8 +427,8 @@ def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(fl
         time.sleep(0.3)  # the test's subscription is known to this session too
         for i, output in enumerate(os.environ["SEND"].split(",")):
             node.send_output(output, b"%d" % i)
-        assert node.next(timeout=1.0) is None  # blocks: a burst is flushed right before
-        assert node.next(timeout=0.2) is None  # nothing new sent: no second flush
+        assert node.next(timeout=1.0)["type"] == "ERROR"  # times out: a burst is flushed right before
+        assert node.next(timeout=0.2)["type"] == "ERROR"  # nothing new sent: no second flush
     """)
     flow.write("reader.py", """
         import json
@@ -436,7 +437,7 @@ def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(fl
         got = []
         for event in node:
             if event["type"] == "INPUT":
-                got.append([event["id"], bytes(event["value"].to_numpy()).decode()])
+                got.append([event["id"], bytes(event["value"].to_numpy(zero_copy_only=False)).decode()])
         json.dump(got, open("result.json", "w"))
     """)
     proc = flow.start()

@@ -116,6 +116,9 @@ def _broken(change) -> str:
     (lambda d: d.update(readers={"o": "n2"}), "'readers.o'", "list of node ids"),
     (lambda d: d.update(operators=[{"id": "op"}]), "operators[0]: field 'python'", "is missing"),
     (lambda d: d.update(barrier_timeout=True), "'barrier_timeout'", "a number"),
+    (lambda d: d.update(dataflow_uuid=5), "'dataflow_uuid'", "should be text, not 5"),
+    (lambda d: d.update(restart_count=-1), "'restart_count'", "at least 0"),
+    (lambda d: d.update(restart_count="2"), "'restart_count'", "a whole number"),
 ])
 def test_from_json_names_the_bad_field(change, field, words):
     with pytest.raises(NodeConfigError) as info:
@@ -134,10 +137,25 @@ def test_from_json_refuses_what_is_not_a_json_object(text):
 def test_from_json_ignores_unknown_fields_and_fills_defaults():
     data = _valid()
     data["from_a_newer_runner"] = 1
-    for optional in ("fresh_start", "barrier_timeout", "readers", "supervised"):
+    for optional in ("fresh_start", "barrier_timeout", "readers", "supervised", "restart_count"):
         data.pop(optional)
     cfg = NodeConfig.from_json(json.dumps(data))
     assert cfg.supervised and not cfg.fresh_start and cfg.barrier_timeout == 30.0 and cfg.readers == {}
+    assert cfg.dataflow_uuid is None and cfg.restart_count == 0  # a node of an older runner
+
+
+def test_run_identity_and_restart_count_round_trip():
+    """dora-rs's ``dataflow_id()`` (one UUID per run) and ``restart_count()`` travel in the config."""
+    desc = load_descriptor(ROOT / "examples" / "timer-pipeline" / "dataflow.yml")
+    node = desc.nodes[0]
+    cfg = node_config(desc, "flow", node, EP, dataflow_uuid="0b6d3a52-8f0e-4d55-9d7a-2a8f1c7e9b10",
+                      restart_count=3)
+    back = NodeConfig.from_json(cfg.to_json())
+    assert back == cfg
+    assert back.dataflow_uuid == "0b6d3a52-8f0e-4d55-9d7a-2a8f1c7e9b10" and back.restart_count == 3
+    fresh = node_config(desc, "flow", node, EP, fresh_start=True)
+    assert fresh.dataflow_uuid is None and fresh.restart_count == 0
+    assert "dataflow_uuid" not in json.loads(fresh.to_json())
 
 
 # -- trust (docs/guarantees.md): who may hold a sender back, the run's secret, the runner's id ---
