@@ -429,12 +429,22 @@ class Node(NodeExtras):
                 if problem is not None:
                     self._drop_malformed(str(sample.key_expr), problem)
                     return False
-        if sample.encoding != _ENC_BYTES and self._arrow and wire.is_arrow_stream(sample.encoding):
+        # A node on today's API has its value built already (a failure: _bad_arrow); a node
+        # on the 2022 API gets the data buffer of the Arrow value, so the stream must decode.
+        if (self._legacy and sample.encoding != _ENC_BYTES and self._arrow
+                and wire.is_arrow_stream(sample.encoding)):
             try:
-                event["value"].to_arrow()  # cached in the value
+                wire.to_arrow(event.raw, True)
             except Exception as exc:
-                self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
-                return False
+                return not self._bad_arrow(sample, exc)
+        return True
+
+    def _bad_arrow(self, sample: zenoh.Sample, exc: Exception) -> bool:
+        """Building an input's value failed: an Arrow payload that does not decode is dropped
+        and counted (True); anything else (pyarrow failing to import) is the caller's to raise."""
+        if isinstance(exc, ImportError) or not wire.is_arrow_stream(sample.encoding):
+            return False
+        self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
         return True
 
     def _on_stats_query(self, query: zenoh.Query) -> None:
@@ -531,7 +541,12 @@ class Node(NodeExtras):
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                event = self._sample_event(token)
+                try:
+                    event = self._sample_event(token)
+                except Exception as exc:
+                    if self._bad_arrow(token, exc):
+                        continue
+                    raise
                 if self._admit(token, event):
                     return event
                 continue
@@ -564,7 +579,12 @@ class Node(NodeExtras):
                 return new_event(INPUT_CLOSED, token.id, node=self)
             if item.__class__ is int:  # a timer tick carries its time
                 return new_event(INPUT, token.id, None, self, timestamp=item)
-            event = new_event(INPUT, token.id, item, self)
+            try:
+                event = new_event(INPUT, token.id, item, self)
+            except Exception as exc:
+                if self._bad_arrow(item, exc):
+                    return _SKIP
+                raise
             return event if self._admit(item, event) else _SKIP
         if token is _STOP:
             self._finished = True

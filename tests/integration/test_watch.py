@@ -42,6 +42,7 @@ for event in node:
         node.send_output("text", f"hello {n}")
         n += 1
 """
+# default=str: dora metadata carries a datetime "timestamp" (as in dora-rs)
 LISTENER = """
 import json
 from dora import Node
@@ -49,7 +50,7 @@ node = Node()
 for event in node:
     if event["type"] == "INPUT" and event["id"] == "cmd":
         with open("cmd.json", "a") as f:
-            f.write(json.dumps({"value": event["value"].to_pylist(), "meta": event["metadata"]}) + "\\n")
+            f.write(json.dumps({"value": event["value"].to_pylist(), "meta": event["metadata"]}, default=str) + "\\n")
 """
 
 
