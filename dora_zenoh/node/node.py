@@ -417,10 +417,9 @@ class Node(NodeExtras):
             warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
                  "from dora-zenoh. Others like it are counted and reported when the node closes")
 
-    def _admit(self, sample: zenoh.Sample, event: Event) -> bool:
-        """Whether a received message may reach the user's code: its attachment is one a
-        dora-zenoh sender writes, and an Arrow payload decodes. Costs one regex match per
-        message without metadata; anything else is checked in full."""
+    def _admit(self, sample: zenoh.Sample) -> bool:
+        """Whether a received message's attachment is one a dora-zenoh sender writes. Costs one
+        regex match per message without metadata; anything else is checked in full."""
         att = sample.attachment
         if att is not None:
             raw = att.to_bytes()
@@ -429,13 +428,18 @@ class Node(NodeExtras):
                 if problem is not None:
                     self._drop_malformed(str(sample.key_expr), problem)
                     return False
-        if sample.encoding != _ENC_BYTES and self._arrow and wire.is_arrow_stream(sample.encoding):
-            try:
-                event["value"].to_arrow()  # cached in the value
-            except Exception as exc:
-                self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
-                return False
         return True
+
+    def _event_of(self, sample: zenoh.Sample, build: Callable[..., Event], *args: Any) -> Event | None:
+        """The event of an admitted message (``build(*args)`` makes its Arrow value), or None
+        after dropping one whose payload does not decode as its encoding says."""
+        try:
+            return build(*args)
+        except ImportError:
+            raise  # pyarrow itself is broken: not the message's fault
+        except Exception as exc:  # pyarrow's ArrowInvalid and friends
+            self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
+            return None
 
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``dora-zenoh list NAME``: messages sent per output, counted by their sequence numbers."""
@@ -518,9 +522,10 @@ class Node(NodeExtras):
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                event = self._sample_event(token)
-                if self._admit(token, event):
-                    return event
+                if self._admit(token):
+                    event = self._event_of(token, self._sample_event, token)
+                    if event is not None:
+                        return event
                 continue
             event = self._token_event(token)
             if event is not _SKIP:
@@ -551,8 +556,10 @@ class Node(NodeExtras):
                 return new_event(INPUT_CLOSED, token.id, node=self)
             if item.__class__ is int:  # a timer tick carries its time
                 return new_event(INPUT, token.id, None, self, timestamp=item)
-            event = new_event(INPUT, token.id, item, self)
-            return event if self._admit(item, event) else _SKIP
+            if not self._admit(item):
+                return _SKIP
+            event = self._event_of(item, new_event, INPUT, token.id, item, self)
+            return _SKIP if event is None else event
         if token is _STOP:
             self._finished = True
             return None if self._legacy else new_event(STOP, self._stop_cause, node=self)
