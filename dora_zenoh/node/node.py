@@ -79,8 +79,7 @@ class Node:
         raw = os.environ.get(CONFIG_ENV)
         if raw:  # started by a runner or coordinator: its configuration, whatever our name
             cfg = json.loads(raw)
-            session = zenoh.open(zconfig.peer_config([cfg["endpoint"]],
-                                                     [zconfig.node_listen_endpoint(cfg["endpoint"])]))
+            session = zenoh.open(_session_config(cfg))
             zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
             default_barrier = cfg.get("barrier_timeout", 30.0)
         elif not node_id:
@@ -528,6 +527,15 @@ def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | 
             f"Node(\"{node_id}\", dataflow=NAME) or set {DATAFLOW_ENV}")
     return found[0]
 
+
+
+def _session_config(cfg: dict) -> zenoh.Config:
+    """The Zenoh config of a node started by a runner: the links its plan names (hub and the
+    nodes it reads from, see ``supervision.topology``), or gossip when it has no plan."""
+    links = cfg.get("links")
+    if links:
+        return zconfig.peer_config(list(links["connect"]), list(links["listen"]), autoconnect=False)
+    return zconfig.peer_config([cfg["endpoint"]], [zconfig.node_listen_endpoint(cfg["endpoint"])])
 
 
 def _setting(read: Callable[[], _T]) -> _T | None:

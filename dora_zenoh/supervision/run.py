@@ -30,6 +30,7 @@ import zenoh
 from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
 from dora_zenoh.errors import LogDirError
 from dora_zenoh.supervision.reaper import terminate_trees
+from dora_zenoh.supervision.topology import LINKS_KEY, LinkPlan
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
 from dora_zenoh.wire import codec as wire
@@ -168,6 +169,7 @@ class DataflowRun:
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
+        self._links: LinkPlan | None = None
         self._killed = False
         self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
@@ -228,6 +230,8 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
+            # scale: each node links to the hub and to the nodes it reads from (topology.py)
+            self._links = None if os.environ.get(zconfig.LISTEN_ENV) else LinkPlan(self.desc, self.node_endpoint)
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
@@ -282,6 +286,9 @@ class DataflowRun:
         # Started with the dataflow, behind the start barrier: it hears every message its
         # sources send, from sequence number 0 (a restarted node joins them midway).
         cfg["fresh_start"] = not restart
+        links = self._links.links(node.id) if self._links is not None else None
+        if links:  # scale: this node's own listener and upstream links (topology.py)
+            cfg[LINKS_KEY] = links
         zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
         env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
         env["DORA_NODE_ID"] = node.id

@@ -1,9 +1,11 @@
 """Zenoh session configuration: loopback only and multicast scouting off by default.
 
 Every process of a dataflow is a Zenoh *peer*. The runner (or coordinator) opens a
-"hub" peer that listens on a loopback endpoint; nodes connect to it, and gossip
-then gives them direct node-to-node links, so no byte of user data passes through
-the hub. Nodes listen on an ephemeral loopback port so that others can reach them.
+"hub" peer that listens on a loopback endpoint. A node the runner starts listens on a
+port the runner chose and connects to the hub and to the nodes it reads from, and no
+more (``autoconnect=False``: one link per edge, see ``supervision.topology``); tools,
+dynamic and ROS-like nodes connect to the hub and let gossip link them to every node.
+Either way no byte of user data passes through the hub.
 """
 from __future__ import annotations
 
@@ -50,8 +52,17 @@ def node_listen_endpoint(hub: str) -> str:
     return "tcp/127.0.0.1:0"
 
 
-def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
+# A node with ``autoconnect=False`` dials its sources' listeners, which may not be up yet:
+# retry soon (Zenoh's default waits 1 s, then 2 s, then 4 s between tries).
+CONNECT_RETRY = "{period_init_ms: 50, period_max_ms: 1000, period_increase_factor: 2}"
+
+
+def peer_config(connect: list[str], listen: list[str], autoconnect: bool = True) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
+
+    ``autoconnect=False``: link only to ``connect``, not to every peer that gossip
+    names (gossip among all of a dataflow's nodes builds a full mesh). The session
+    still tells the hub where it listens, so tools can reach it.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for TLS or wider networks); the endpoints are then still set here.
@@ -64,6 +75,9 @@ def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
     conf.insert_json5("scouting/delay", "0")
     conf.insert_json5("listen/endpoints", json.dumps(listen))
     conf.insert_json5("connect/endpoints", json.dumps(connect))
+    if not autoconnect:
+        conf.insert_json5("scouting/gossip/autoconnect", "{router: [], peer: []}")
+        conf.insert_json5("connect/retry", CONNECT_RETRY)
     return conf
 
 

@@ -1,0 +1,42 @@
+"""Scale probe, relay or sink: forward every `in` on `out` (if declared), count what came.
+
+On its first input it writes STAMP_DIR/<id>.first (time.time()), so the harness sees
+the dataflow deliver while it runs; at the end STAMP_DIR/<id>.json holds the first
+sequence number it got (0 if the edge delivered from the first message) and how many.
+
+Environment: STAMP_DIR, FORWARD ("1": forward).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from dora import Node
+
+
+def main() -> None:
+    """Forward (or just count) until the input closes or STOP."""
+    node = Node()
+    me = os.environ["DORA_NODE_ID"]
+    stamps = os.environ["STAMP_DIR"]
+    forward = os.environ.get("FORWARD") == "1"
+    first, count = None, 0
+    for event in node:
+        if event["type"] == "STOP":
+            break
+        if event["type"] != "INPUT":
+            continue
+        if first is None:
+            with open(os.path.join(stamps, f"{me}.first"), "w") as f:
+                f.write(repr(time.time()))
+            first = event["value"][0].as_py()
+        count += 1
+        if forward:
+            node.send_output("out", event["value"])
+    with open(os.path.join(stamps, f"{me}.json"), "w") as f:
+        json.dump({"first_seq": first, "count": count}, f)
+
+
+if __name__ == "__main__":
+    main()
