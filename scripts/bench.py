@@ -691,7 +691,7 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
             if p.stem == "source":
                 continue
             got = json.loads(p.read_text())
-            if got["first_seq"] != 0 or got["count"] != sent:
+            if got["first_seq"] not in (0, None) or got["count"] != sent:
                 bad.append(f"{p.stem}: first {got['first_seq']}, {got['count']} of {sent}")
         reported = len(list(files["stamps"].glob("*.json"))) - 1
         if error or problems or bad or sent is None or reported != readers:

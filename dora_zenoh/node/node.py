@@ -29,6 +29,7 @@ from dora_zenoh.node.arrow import ArrowValue
 from dora_zenoh.node.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
+from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys, zconfig
@@ -156,6 +157,7 @@ class Node:
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
                                                   zenoh.handlers.Callback(self._on_stats_query,
                                                                           indirect=False))
+        self._supervisor = SupervisorWatch(self.node_id, cfg.get("runner"), self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -277,8 +279,8 @@ class Node:
             self._close_from(name, include_stdout=True)
         elif kind == "stop" and put:
             self._request_stop()
-        elif kind == "runner" and not put and self._cfg.get("supervised"):
-            self._request_stop()  # our supervisor is gone: wind down
+        elif kind == "runner" and self._cfg.get("supervised"):
+            self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
     def _on_eos(self, sample: zenoh.Sample) -> None:
         try:

@@ -29,6 +29,7 @@ import zenoh
 
 from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
 from dora_zenoh.errors import LogDirError
+from dora_zenoh.node import supervisor
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.supervision.topology import LINKS_KEY, LinkPlan
 from dora_zenoh.tuning.affinity import inherited_by_children
@@ -125,6 +126,7 @@ class _Proc:
         # "terminated" (asked to stop) | "killed" (ignored STOP) | "forced" (killed on request)
         self.stop_action: str | None = None
         self.exited_token: Any = None
+        self.supervision_lost: str | None = None  # the node's LOST_TAG line, if it stopped for that
 
 
 def sanitize_name(name: str) -> str:
@@ -170,6 +172,7 @@ class DataflowRun:
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
         self._links: LinkPlan | None = None
+        self._identity = supervisor.identity()
         self._killed = False
         self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
@@ -286,6 +289,7 @@ class DataflowRun:
         # Started with the dataflow, behind the start barrier: it hears every message its
         # sources send, from sequence number 0 (a restarted node joins them midway).
         cfg["fresh_start"] = not restart
+        cfg["runner"] = self._identity  # a paused runner is not a dead one (node/supervisor.py)
         links = self._links.links(node.id) if self._links is not None else None
         if links:  # scale: this node's own listener and upstream links (topology.py)
             cfg[LINKS_KEY] = links
@@ -331,6 +335,8 @@ class DataflowRun:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if is_stderr:
                 proc.stderr_tail.append(line)
+                if line.startswith(supervisor.LOST_TAG):  # see _record_exit
+                    proc.supervision_lost = line[len(supervisor.LOST_TAG):].strip()
             self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
             if publisher is not None:
                 if seq == 0:
@@ -401,6 +407,9 @@ class DataflowRun:
         name = str(sample.key_expr)[len(self._live_nodes):]
         if sample.kind == zenoh.SampleKind.PUT:
             self.alive.add(name)
+            proc = self.procs.get(name)
+            if proc is not None and proc.popen.poll() is None:
+                self._ended_at.pop(name, None)  # back after a lost link (e.g. we were paused): not ended
         else:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
@@ -437,6 +446,7 @@ class DataflowRun:
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
+                cfg["runner"] = self._identity
                 query.reply(key, json.dumps(cfg).encode())
 
     def _record_exit(self, proc: _Proc) -> None:
@@ -454,6 +464,9 @@ class DataflowRun:
             status, detail = "failed", f"was killed by signal {_signal_name(-code)}"
         else:
             status, detail = "failed", f"exited with code {code}"
+        if proc.supervision_lost and status in ("succeeded", "stopped"):
+            # It ended because it could not reach us: whatever its code, the run did not go as asked.
+            status, detail = "failed", f"was stopped because it lost its supervisor ({proc.supervision_lost})"
         if self._will_restart(proc.node, status):
             done = self.restarts.get(node_id, 0)
             delay = min(RESTART_DELAY_MAX, (proc.node.restart_delay if proc.node.restart_delay is not None
