@@ -27,9 +27,11 @@ from typing import IO, Any
 import psutil
 import zenoh
 
+from dora_zenoh.console import warn
 from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
 from dora_zenoh.errors import LogDirError
 from dora_zenoh.node import supervisor
+from dora_zenoh.supervision.logfile import LogLimits, NodeLog
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.supervision.topology import LINKS_KEY, LinkPlan
 from dora_zenoh.tuning.affinity import inherited_by_children
@@ -61,6 +63,7 @@ class RunOptions:
     on_line: Callable[[str, str, bool, str | None], None] | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
 
 
 @dataclass
@@ -116,7 +119,7 @@ class RunResult:
 class _Proc:
     """A spawned node process and what we know of it."""
 
-    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: IO[str]) -> None:
+    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: NodeLog) -> None:
         self.node = node
         self.popen = popen
         self.create_time = psutil.Process(popen.pid).create_time()
@@ -183,6 +186,18 @@ class DataflowRun:
         self.line_counts: dict[str, int] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
         self.log_dir = self._make_log_dir()
+        self._log_limits = self.options.log_limits or LogLimits.from_env()
+        self._log_warned = False
+
+    def _log_write_failed(self, message: str) -> None:
+        """A node log could not be written (called under the log lock): say so once per run."""
+        if not self._log_warned:
+            self._log_warned = True
+            warn(f"{message} (this warning is not repeated for other nodes; the count comes at the end)")
+
+    def log_lines_dropped(self) -> dict[str, int]:
+        """Per node: lines its log could not take (full or read-only disk)."""
+        return {n: p.log.dropped for n, p in self.procs.items() if p.log.dropped}
 
     # -- start -----------------------------------------------------------------------
     def _make_log_dir(self) -> Path:
@@ -298,8 +313,9 @@ class DataflowRun:
         env["DORA_NODE_ID"] = node.id
         if self.options.hot_reload and node.kind == "runtime":
             env["DORA_ZENOH_HOT_RELOAD"] = "1"
-        log = open(self.log_dir / f"log_{node.id}.txt", "a" if restart else "w",  # noqa: SIM115
-                   encoding="utf-8", buffering=1)
+        # logs: rotated, and a full/read-only disk drops lines instead of blocking the node (logfile.py)
+        log = NodeLog(self.log_dir / f"log_{node.id}.txt", append=restart, limits=self._log_limits,
+                      on_drop=self._log_write_failed)
         try:
             with inherited_by_children(node.cpu_affinity):  # the node's every thread, from its start
                 popen = subprocess.Popen(self.command_for(node), cwd=self.desc.base_dir, env=env,
@@ -370,7 +386,7 @@ class DataflowRun:
         """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
         node_id = proc.node.id
         with self._print_lock:
-            proc.log.write(line + "\n")
+            proc.log.write(line)
             self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
             if display is not None and self.options.echo:
                 out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
@@ -386,12 +402,15 @@ class DataflowRun:
 
         Read under the log lock, so the count matches the lines ``on_line`` has seen.
         """
-        path = self.log_dir / f"log_{node_id}.txt"
+        proc = self.procs.get(node_id)
+        files = proc.log.files() if proc is not None else [self.log_dir / f"log_{node_id}.txt"]
         with self._print_lock:
-            try:
-                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                lines = []
+            lines = []
+            for path in files:  # rotated files first, oldest first
+                try:
+                    lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    pass
             count = self.line_counts.get(node_id, 0)
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
@@ -640,6 +659,10 @@ class DataflowRun:
                          [self.results[n] for n in self.procs])
 
     def _finish(self) -> None:
+        dropped = self.log_lines_dropped()
+        if dropped:
+            warn(f"{sum(dropped.values())} log line(s) could not be written to {self.log_dir} "
+                 f"({', '.join(f'{n}: {c}' for n, c in sorted(dropped.items()))})")
         if self._reaper is not None and self._reaper.stdin:
             self._reaper.stdin.close()
             try:

@@ -30,8 +30,10 @@ def main() -> None:
         if event["type"] != "INPUT":
             continue
         if first is None:
-            with open(os.path.join(stamps, f"{me}.first"), "w") as f:
+            stamp = os.path.join(stamps, f"{me}.first")
+            with open(stamp + ".tmp", "w") as f:
                 f.write(repr(time.time()))
+            os.replace(stamp + ".tmp", stamp)  # the harness never reads half a stamp
             first = None if forward else event["value"][0].as_py()
         count += 1
         if forward:
