@@ -54,6 +54,20 @@ class LogLimits:
         return cls(read(MAX_BYTES_ENV, DEFAULT_MAX_BYTES), read(BACKUPS_ENV, DEFAULT_BACKUPS))
 
 
+def parse_size(text: str) -> int:
+    """``16M``, ``500k``, ``1G``, ``4096`` -> bytes (powers of 1024)."""
+    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(raw[-1:], 1)
+    number = raw[:-1] if scale > 1 else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a size: use e.g. 4096, 500k, 16M or 1G") from None
+    if value < 0:
+        raise ValueError(f"'{text}' is negative: use 0 (no limit) or more")
+    return int(value * scale)
+
+
 class NodeLog:
     """Append-only, rotating, failure-proof log of one node. Not thread-safe: the runner
     writes under its log lock."""

@@ -26,13 +26,17 @@ def chatty_flow(flow, lines: int, done: str) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_node_log_rotates_at_its_size_limit(flow, tmp_path):
+@pytest.mark.parametrize("how", ["env", "cli"])
+def test_node_log_rotates_at_its_size_limit(flow, tmp_path, how):
     """A node printing ~500 KB with a 50 kB limit and 2 backups leaves three files of at most
-    50 kB each, the newest lines in the current one."""
+    50 kB each, the newest lines in the current one (limits from the environment or flags)."""
     chatty_flow(flow, 5000, str(tmp_path / "done"))
     logs = tmp_path / "logs"
-    env = {**os.environ, "DORA_ZENOH_LOG_MAX_BYTES": "50000", "DORA_ZENOH_LOG_BACKUPS": "2"}
-    res = flow.run("--quiet", "--log-dir", str(logs), env=env)
+    if how == "env":
+        env = {**os.environ, "DORA_ZENOH_LOG_MAX_BYTES": "50000", "DORA_ZENOH_LOG_BACKUPS": "2"}
+        res = flow.run("--quiet", "--log-dir", str(logs), env=env)
+    else:
+        res = flow.run("--quiet", "--log-dir", str(logs), "--log-max-size", "50000", "--log-max-files", "2")
     assert res.returncode == 0, res.stderr
     (run_dir,) = logs.iterdir()
     files = sorted(p.name for p in run_dir.iterdir())
