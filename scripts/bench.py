@@ -733,8 +733,8 @@ def turns(players: dict[str, Callable[[], dict] | str], repeat: int, what: str) 
             t0 = time.monotonic()
             res = play()
             status = "FAILED" if "error" in res else "ok"
-            print(f"  {what} {name} repeat {rep + 1}/{repeat}: {status} ({time.monotonic() - t0:.1f} s)",
-                  flush=True)
+            print(f"  {what} {name} repeat {rep + 1}/{repeat}: {status} ({time.monotonic() - t0:.1f} s)"
+                  + (f": {res['error'][:300]}" if "error" in res else ""), flush=True)
             runs[name].append(res)
     return runs
 
