@@ -33,6 +33,7 @@ from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
 CONFIG_ENV = "DORA_ZENOH_NODE_CONFIG"
 DATAFLOW_ENV = "DORA_ZENOH_DATAFLOW"
@@ -468,7 +469,11 @@ class Node:
             self._eos_pub.put(json.dumps(notice).encode())
         finally:
             self._wake.close()
-            self._session.close()
+            try:
+                self._session.close()
+            except zenoh.ZError as exc:  # the runner reads this line and reports the node as failed
+                print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': its Zenoh session did not close "
+                      f"cleanly: {exc}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Node:
         return self

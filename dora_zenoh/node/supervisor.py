@@ -19,8 +19,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-# The first words of the stderr line a node prints when it stops for lack of a supervisor.
-LOST_TAG = "[dora-zenoh] supervision lost:"
+from dora_zenoh.wire.stderr_tags import LOST_TAG
+
 POLL_S = 0.2  # how often a node looks at a paused runner's process
 
 

@@ -37,7 +37,7 @@ from dora_zenoh.supervision.topology import LINKS_KEY, LinkPlan
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire import keys, stderr_tags, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
 SHIM_DIR = str(Path(__file__).resolve().parents[1] / "_shim")
@@ -130,6 +130,7 @@ class _Proc:
         self.stop_action: str | None = None
         self.exited_token: Any = None
         self.supervision_lost: str | None = None  # the node's LOST_TAG line, if it stopped for that
+        self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
 
 
 def sanitize_name(name: str) -> str:
@@ -351,8 +352,10 @@ class DataflowRun:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if is_stderr:
                 proc.stderr_tail.append(line)
-                if line.startswith(supervisor.LOST_TAG):  # see _record_exit
-                    proc.supervision_lost = line[len(supervisor.LOST_TAG):].strip()
+                if line.startswith(stderr_tags.LOST_TAG):  # see _record_exit
+                    proc.supervision_lost = line[len(stderr_tags.LOST_TAG):].strip()
+                elif line.startswith(stderr_tags.CLOSE_FAILED_TAG):
+                    proc.close_failed = line[len(stderr_tags.CLOSE_FAILED_TAG):].strip()
             self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
             if publisher is not None:
                 if seq == 0:
@@ -486,6 +489,8 @@ class DataflowRun:
         if proc.supervision_lost and status in ("succeeded", "stopped"):
             # It ended because it could not reach us: whatever its code, the run did not go as asked.
             status, detail = "failed", f"was stopped because it lost its supervisor ({proc.supervision_lost})"
+        elif proc.close_failed and status in ("succeeded", "stopped"):
+            status, detail = "failed", f"did not close cleanly ({proc.close_failed})"
         if self._will_restart(proc.node, status):
             done = self.restarts.get(node_id, 0)
             delay = min(RESTART_DELAY_MAX, (proc.node.restart_delay if proc.node.restart_delay is not None

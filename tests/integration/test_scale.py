@@ -153,9 +153,12 @@ def test_paused_runner_does_not_stop_the_dataflow(flow):
 
 
 @pytest.mark.timeout(120)
-def test_node_stopped_for_lost_supervision_fails_the_run(flow):
-    """A node that says it stopped because it lost its supervisor fails the run, exit 0 or not."""
-    from dora_zenoh.node.supervisor import LOST_TAG
+@pytest.mark.parametrize(("tag", "reported"), [("LOST_TAG", "lost its supervisor"),
+                                               ("CLOSE_FAILED_TAG", "did not close cleanly")])
+def test_node_that_lost_supervision_or_failed_to_close_fails_the_run(flow, tag, reported):
+    """A node that says it stopped because it lost its supervisor, or that its Zenoh session
+    did not close cleanly, fails the run although it exits 0 (before: "succeeded")."""
+    from dora_zenoh.wire import stderr_tags
 
     flow.write("dataflow.yml", """
         nodes:
@@ -164,8 +167,8 @@ def test_node_stopped_for_lost_supervision_fails_the_run(flow):
     """)
     flow.write("lonely.py", f"""
         import sys
-        print("{LOST_TAG} node 'lonely' stops: test", file=sys.stderr)
+        print("{getattr(stderr_tags, tag)} node 'lonely': test", file=sys.stderr)
     """)
     res = flow.run()
     assert res.returncode != 0
-    assert "lost its supervisor" in res.stdout + res.stderr
+    assert reported in res.stdout + res.stderr
