@@ -90,10 +90,11 @@ FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "r
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
          "busy_count": 20, "pipeline_count": 100, "scale_seconds": 2.0, "scale_nodes": "20"}
-SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s")
+SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
 SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
                  ("idle_cpu_pct", "CPU % idle", 1), ("pss_mib_per_node", "PSS MiB/node", 1),
-                 ("tcp_connections", "TCP conns", 0), ("end_s", "stop to runner exit, s", 1)]
+                 ("tcp_connections", "TCP conns", 0), ("end_s", "stop to runner exit, s", 1),
+                 ("lost", "msgs lost (all readers)", 0)]
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -605,14 +606,15 @@ def scale_dataflow(shape: str, nodes: int, period_ms: int, files: dict[str, Path
     of the source (a fan-out). Queues hold every message of a start-up: none may be dropped."""
     common = {"STAMP_DIR": files["stamps"]}
     flow = [node("source", "scale_source.py", {"tick": f"dora/timer/millis/{period_ms}"}, ["out"],
-                 {**common, "PAUSE_FILE": files["pause"], "STOP_FILE": files["stop"]})]
+                 {**common, "NODE_ID": "source", "PAUSE_FILE": files["pause"], "STOP_FILE": files["stop"]})]
     for i in range(1, nodes):
         last = i == nodes - 1
         upstream = "source/out" if shape == "fanout" or i == 1 else f"n{i - 1}/out"
         forward = shape == "chain" and not last
-        entry = node("sink" if shape == "chain" and last else f"n{i}", "scale_relay.py",
+        node_id = "sink" if shape == "chain" and last else f"n{i}"
+        entry = node(node_id, "scale_relay.py",  # NODE_ID: dora-rs sets no DORA_NODE_ID
                      {"in": {"source": upstream, "queue_size": BUSY_QUEUE}}, ["out"] if forward else None,
-                     {**common, "FORWARD": "1" if forward else "0"})
+                     {**common, "NODE_ID": node_id, "FORWARD": "1" if forward else "0"})
         flow.append(entry)
     return flow
 
@@ -686,20 +688,24 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
         problems = [w for w in ("ZError", "panicked", "Traceback") if w in log]
         sent = json.loads((files["stamps"] / "source.json").read_text())["sent"] \
             if (files["stamps"] / "source.json").exists() else None
-        bad = []
+        lost, late, short = 0, [], []
         for p in files["stamps"].glob("*.json"):
-            if p.stem == "source":
+            if p.stem == "source" or sent is None:
                 continue
             got = json.loads(p.read_text())
-            if got["first_seq"] not in (0, None) or got["count"] != sent:
-                bad.append(f"{p.stem}: first {got['first_seq']}, {got['count']} of {sent}")
+            lost += max(0, sent - got["count"])
+            if got["first_seq"] not in (0, None):
+                late.append(f"{p.stem} first got #{got['first_seq']}")
+            if got["count"] != sent:
+                short.append(f"{p.stem}: {got['count']} of {sent}")
         reported = len(list(files["stamps"].glob("*.json"))) - 1
-        if error or problems or bad or sent is None or reported != readers:
+        if error or problems or late or sent is None or reported != readers:
             return {"error": (error or "") + (f" log has {problems}" if problems else "")
                     + (f" {reported} of {readers} readers reported" if reported != readers else "")
-                    + (f" edges missing messages: {bad[:5]}" if bad else "")}
+                    + (f" edges that missed the first message: {late[:5]}" if late else "")}
         return {"first_s": first_s, "busy_cpu_pct": busy, "idle_cpu_pct": idle, "pss_mib_per_node": pss / procs,
-                "processes": procs, "tcp_connections": tcp, "end_s": end_s, "sent": sent}
+                "processes": procs, "tcp_connections": tcp, "end_s": end_s, "sent": sent, "lost": lost,
+                "short_readers": short[:10]}
 
 
 def scale_table(summary: dict, names: list[str]) -> str:
@@ -1243,6 +1249,8 @@ def main(argv: list[str] | None = None) -> int:
 def dz_failed(report: dict) -> bool:
     """Whether dora-zenoh itself failed a run or lost a message (other runtimes' failures are reported only)."""
     if any(e.split(" ")[0] in CASES and f" {DZ} repeat" in e for e in report["errors"]):
+        return True
+    if any(per[DZ]["lost"] for per in report.get("scale", {}).get("summary", {}).values()):
         return True
     return any(per[DZ]["lost"] for per in report.get("throughput", {}).get("summary", {}).values())
 

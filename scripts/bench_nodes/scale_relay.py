@@ -6,7 +6,7 @@ got and, for a last reader (FORWARD unset), the first sequence number (0 if ever
 delivered from the first message). A relay does not look into the value: reading it
 would import pyarrow (~0.15 s of CPU) on the first message at every hop of a chain.
 
-Environment: STAMP_DIR, FORWARD ("1": forward).
+Environment: STAMP_DIR, NODE_ID, FORWARD ("1": forward).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dora import Node
 def main() -> None:
     """Forward (or just count) until the input closes or STOP."""
     node = Node()
-    me = os.environ["DORA_NODE_ID"]
+    me = os.environ["NODE_ID"]
     stamps = os.environ["STAMP_DIR"]
     forward = os.environ.get("FORWARD") == "1"
     first, count = None, 0

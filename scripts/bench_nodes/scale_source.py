@@ -5,7 +5,7 @@ dataflow idle), and returns once STOP_FILE exists: its readers then get end of
 stream, and the whole chain or fan-out winds down by itself. It writes how many it
 sent to STAMP_DIR/<node id>.json.
 
-Environment: STAMP_DIR, PAUSE_FILE, STOP_FILE.
+Environment: STAMP_DIR, NODE_ID, PAUSE_FILE, STOP_FILE.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main() -> None:
         if not os.path.exists(pause):
             node.send_output("out", pa.array([sent], type=pa.int64()))
             sent += 1
-    with open(os.path.join(os.environ["STAMP_DIR"], f"{os.environ['DORA_NODE_ID']}.json"), "w") as f:
+    with open(os.path.join(os.environ["STAMP_DIR"], f"{os.environ['NODE_ID']}.json"), "w") as f:
         json.dump({"sent": sent}, f)
 
 
