@@ -43,12 +43,21 @@ class LinkPlan:
         """What node ``node_id`` listens on and connects to (None: keep Zenoh's gossip)."""
         if not self.enabled or node_id not in self.listen:
             return None
-        upstream = [self.listen[s] for s in sorted(self._sources.get(node_id, ())) if s in self.listen]
+        upstream = [self.listen[s] for s in sorted(self._sources.get(node_id, ())) if self._dials(node_id, s)]
         return {"listen": [self.listen[node_id]], "connect": [self.hub, *upstream]}
+
+    def _dials(self, node_id: str, source: str) -> bool:
+        """Whether ``node_id`` connects to ``source``. When both read each other (a ping-pong),
+        only the greater id dials: one TCP link serves both directions, and two would both
+        stay open (measured: 4 sockets instead of 2 for such a pair)."""
+        if source not in self.listen:
+            return False
+        mutual = node_id in self._sources.get(source, ())
+        return not mutual or node_id > source
 
     def connections(self) -> int:
         """How many links the plan makes between nodes (not counting the hub's)."""
-        return sum(len([s for s in srcs if s in self.listen]) for srcs in self._sources.values())
+        return sum(1 for n, srcs in self._sources.items() if n in self.listen for s in srcs if self._dials(n, s))
 
 
 def _sources_of(node: ResolvedNode) -> set[str]:
