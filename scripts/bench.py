@@ -684,8 +684,10 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
             stopped = time.time()
             error = finish(run, opts.timeout)
             end_s = time.time() - stopped
-        log = run.log.read_text(errors="replace") if run.log.exists() else ""
-        problems = [w for w in ("ZError", "panicked", "Traceback") if w in log]
+            # the runner's output and every node log (dora-zenoh's; dora-rs writes its own elsewhere)
+            logs = [run.log, *run.workdir.glob("logs/**/log_*.txt*")]
+            text = "".join(p.read_text(errors="replace") for p in logs if p.exists())
+        problems = [w for w in ("ZError", "panicked", "Traceback") if w in text]
         sent = json.loads((files["stamps"] / "source.json").read_text())["sent"] \
             if (files["stamps"] / "source.json").exists() else None
         lost, late, short = 0, [], []
