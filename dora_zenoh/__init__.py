@@ -14,31 +14,60 @@ _LAZY = {
     "Node": "dora_zenoh.node.node",
     "Event": "dora_zenoh.node.events",
     "DoraStatus": "dora_zenoh.operators.status",
+    "NodeConfig": "dora_zenoh.wire.contract",
+    "load_descriptor": "dora_zenoh.descriptor",
+    "CommandError": "dora_zenoh.errors",
+    "ControlError": "dora_zenoh.errors",
+    "CpuLatencyError": "dora_zenoh.errors",
+    "DescriptorError": "dora_zenoh.errors",
     "DoraZenohError": "dora_zenoh.errors",
+    "LogDirError": "dora_zenoh.errors",
     "NodeConfigError": "dora_zenoh.errors",
+    "NodeStartError": "dora_zenoh.errors",
+    "OperatorLoadError": "dora_zenoh.errors",
     "UndeclaredOutputError": "dora_zenoh.errors",
-    "DescriptorError": "dora_zenoh.descriptor.load",
-    "load_descriptor": "dora_zenoh.descriptor.load",
+    "UnitError": "dora_zenoh.errors",
 }
 
 __all__ = [
+    "CommandError",
+    "ControlError",
+    "CpuLatencyError",
     "DescriptorError",
     "DoraStatus",
     "DoraZenohError",
     "Event",
+    "LogDirError",
     "Node",
+    "NodeConfig",
     "NodeConfigError",
+    "NodeStartError",
+    "OperatorLoadError",
     "UndeclaredOutputError",
+    "UnitError",
     "__version__",
     "load_descriptor",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
-    from dora_zenoh.errors import DoraZenohError, NodeConfigError, UndeclaredOutputError
+    from dora_zenoh.descriptor import load_descriptor
+    from dora_zenoh.errors import (
+        CommandError,
+        ControlError,
+        CpuLatencyError,
+        DescriptorError,
+        DoraZenohError,
+        LogDirError,
+        NodeConfigError,
+        NodeStartError,
+        OperatorLoadError,
+        UndeclaredOutputError,
+        UnitError,
+    )
     from dora_zenoh.node.events import Event
     from dora_zenoh.node.node import Node
     from dora_zenoh.operators.status import DoraStatus
+    from dora_zenoh.wire.contract import NodeConfig
 
 
 def __getattr__(name: str) -> Any:

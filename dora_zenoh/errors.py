@@ -1,11 +1,38 @@
-"""Named exceptions. Every message is written for the person who has to fix the problem."""
+"""Named exceptions, one hierarchy: every error dora-zenoh raises on purpose derives from
+:class:`DoraZenohError`, so a caller can catch them all, and every message is written for
+the person who has to fix the problem.
+
+The lowest layer: it imports nothing of dora-zenoh, so every module may raise these.
+The old import paths (``dora_zenoh.supervision.client.ControlError``, ...) still work.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class DoraZenohError(Exception):
     """Base class of every error dora-zenoh raises on purpose."""
 
 
+class DescriptorError(DoraZenohError):
+    """The dataflow file is not usable. ``problems`` lists everything that is wrong with it.
+
+    The items are :class:`dora_zenoh.descriptor.model.Problem` (typed loosely here: this base
+    module imports nothing of the package).
+    """
+
+    def __init__(self, problems: list[Any], file: str | None = None) -> None:
+        self.problems = list(problems)
+        self.file = file if file is not None else (self.problems[0].file if self.problems else "dataflow")
+        super().__init__(self.problems, self.file)  # keeps the exception picklable
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        summary = f"{count} problem{'s' if count != 1 else ''} found in {self.file}"
+        return "\n".join([*(str(p) for p in self.problems), summary])
+
+
+# -- a node and its configuration -----------------------------------------------------------
 class NodeConfigError(DoraZenohError):
     """A node could not configure itself (no runner environment, unknown node id, bad config)."""
 
@@ -17,5 +44,49 @@ class UndeclaredOutputError(DoraZenohError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# -- operators ------------------------------------------------------------------------------
+class OperatorLoadError(DoraZenohError):
+    """An operator file could not be turned into a running operator (the message says why)."""
+
+
+# -- tuning ---------------------------------------------------------------------------------
+class CpuLatencyError(DoraZenohError):
+    """The CPU wake-up latency request could not be made (no device, no permission, bad value)."""
+
+
+# -- supervision ----------------------------------------------------------------------------
+class NodeStartError(DoraZenohError, RuntimeError):
+    """A node's process could not be started (its command is missing or not executable).
+
+    Also a RuntimeError, which it was before it had a name, so older handlers still catch it."""
+
+
 class LogDirError(DoraZenohError):
     """No directory could be created for a run's logs."""
+
+
+class UnitError(DoraZenohError, ValueError):
+    """A duration or size that cannot be read (``dora_zenoh.units``)."""
+
+
+class CommandError(DoraZenohError):
+    """A command the coordinator refuses; the message goes back to the user as is."""
+
+
+class ControlError(DoraZenohError):
+    """The coordinator refused a command, or no coordinator answered."""
+
+
+__all__ = [
+    "CommandError",
+    "ControlError",
+    "CpuLatencyError",
+    "DescriptorError",
+    "DoraZenohError",
+    "LogDirError",
+    "NodeConfigError",
+    "NodeStartError",
+    "OperatorLoadError",
+    "UndeclaredOutputError",
+    "UnitError",
+]

@@ -60,7 +60,7 @@ from typing import Any
 import psutil
 import yaml
 
-from dora_zenoh.tuning.affinity import format_cpu_list, parse_cpu_list
+from dora_zenoh.descriptor.cpus import format_cpu_list, parse_cpu_list
 from dora_zenoh.tuning.cpulatency import CpuLatencyError, CpuLatencyRequest, idle_settings
 from dora_zenoh.wire import zconfig
 

@@ -1,14 +1,29 @@
 """The ``dora-zenoh`` command line (click): one module per verb group, shared options in ``options``."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from dora_zenoh import __version__
 from dora_zenoh.cli import check, coordinator, dataflows, run
+from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
+from dora_zenoh.errors import DoraZenohError
 
 
-@click.group(context_settings=CONTEXT)
+class _Main(click.Group):
+    """The command group; a DoraZenohError no command caught still reaches the user as
+    ``error: <its message>`` and exit 1, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DoraZenohError as exc:
+            raise CliError(str(exc)) from exc
+
+
+@click.group(cls=_Main, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="dora-zenoh")
 def main() -> None:
     """dora-zenoh: run dora dataflows on an Eclipse Zenoh data plane.

@@ -1,17 +1,11 @@
 """Helpers of the commands that talk to the coordinator."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import click
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+from dora_zenoh.cli.errors import CliError
 
 
 @contextmanager
@@ -23,7 +17,7 @@ def _client(endpoint: str | None) -> Iterator[Any]:
         with Client(endpoint) as client:
             yield client
     except ControlError as exc:
-        _fail(str(exc))
+        raise CliError(str(exc)) from None
 
 
 def _endpoint(endpoint: str | None) -> str:

@@ -1,11 +1,11 @@
 """``dora-zenoh check``: validate a dataflow YAML."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from dora_zenoh.cli.errors import ProblemsError
 from dora_zenoh.cli.options import CONTEXT
 
 
@@ -13,12 +13,11 @@ from dora_zenoh.cli.options import CONTEXT
 @click.argument("file", type=click.Path(path_type=Path))
 def check(file: Path) -> None:
     """Validate a dataflow YAML and report every problem at once."""
-    from dora_zenoh.descriptor.load import DescriptorError, check_file
+    from dora_zenoh.descriptor import DescriptorError, check_file
 
     problems = check_file(file)
     if problems:
-        click.echo(str(DescriptorError(problems, str(file))), err=True)
-        sys.exit(1)
+        raise ProblemsError(str(DescriptorError(problems, str(file))))
     click.echo(f"{file}: ok")
 
 

@@ -1,7 +1,6 @@
 """``dora-zenoh up``, ``down`` and ``coordinator``: the coordinator's life cycle."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -9,26 +8,28 @@ from pathlib import Path
 
 import click
 
-from dora_zenoh.cli._common import _client, _endpoint, _fail
+from dora_zenoh.cli._common import _client, _endpoint
+from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
-
-
-def _state_dir() -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dora-zenoh"
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        return base
-    except OSError:
-        return Path("/tmp")
+from dora_zenoh.supervision.paths import state_dir
 
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
 def coordinator(endpoint: str | None) -> None:
     """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
+    from dora_zenoh import console
+    from dora_zenoh.supervision.client import coordinator_running
     from dora_zenoh.supervision.coordinator import main as serve
 
-    sys.exit(serve(endpoint))
+    # Asked here, not by the coordinator: the server does not import its own client. A port
+    # in use by anything else is the coordinator's to report (it cannot listen there).
+    endpoint = _endpoint(endpoint)
+    info = coordinator_running(endpoint, timeout=2.0)
+    if info:
+        console.note(f"a coordinator is already running on {endpoint} (pid {info['pid']})")
+        raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(serve(endpoint))
 
 
 @click.command(context_settings=CONTEXT)
@@ -46,9 +47,15 @@ def up(endpoint: str | None, log_file: Path | None) -> None:
         click.echo(f"coordinator already running on {endpoint} (pid {info['pid']})")
         return
     if zconfig.tcp_port_in_use(endpoint):
-        _fail(f"{endpoint} is in use by another program (a `dora-zenoh run`?); pick another with --endpoint")
-    log_file = log_file or _state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
-    with open(log_file, "ab") as log:
+        raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
+                       "pick another with --endpoint")
+    log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
+    try:
+        log = open(log_file, "ab")  # noqa: SIM115 (closed below, once the child holds it)
+    except OSError as exc:
+        raise CliError(f"cannot write the coordinator's log {log_file} ({exc.strerror}); "
+                       "pass --log-file with a file you can write") from None
+    with log:
         proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
@@ -56,13 +63,13 @@ def up(endpoint: str | None, log_file: Path | None) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_file.read_text(errors="replace").splitlines()[-5:]
-            _fail("the coordinator did not start:\n" + "\n".join(f"    {t}" for t in tail))
+            raise CliError("the coordinator did not start:\n" + "\n".join(f"    {t}" for t in tail))
         info = coordinator_running(endpoint, timeout=1.0)
         if info:
             click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
             return
         time.sleep(0.1)
-    _fail(f"the coordinator (pid {proc.pid}) did not answer within 15 s; see {log_file}")
+    raise CliError(f"the coordinator (pid {proc.pid}) did not answer within 15 s; see {log_file}")
 
 
 @click.command(context_settings=CONTEXT)
@@ -83,7 +90,8 @@ def down(endpoint: str | None, grace: float | None) -> None:
     except psutil.NoSuchProcess:
         pass
     except psutil.TimeoutExpired:
-        _fail(f"the coordinator (pid {pid}) is still stopping its dataflows; `kill {pid}` to force it")
+        raise CliError(f"the coordinator (pid {pid}) is still stopping its dataflows; "
+                       f"`kill {pid}` to force it") from None
     click.echo("coordinator stopped")
 
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 import json
 import queue
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dora_zenoh.cli._common import _client, _fail
+from dora_zenoh.cli._common import _client
+from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.format import fmt_bytes, fmt_duration, table
 from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, endpoint_option, load_or_exit
-
-ENDED = ("succeeded", "failed", "stopped")
+from dora_zenoh.supervision.paths import sanitize_name
+from dora_zenoh.supervision.results import ENDED, OK
 
 
 # -- dataflows --------------------------------------------------------------------------------------
@@ -36,8 +36,6 @@ ENDED = ("succeeded", "failed", "stopped")
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
           cpu_latency_us: int | None, endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
-    from dora_zenoh.supervision.run import sanitize_name
-
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
     wanted = sanitize_name(name or desc.name or desc.path.stem)
     with _client(endpoint) as client:
@@ -57,7 +55,7 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
         if attach:
-            sys.exit(_attach(client, reply["id"], events))
+            raise click.exceptions.Exit(_attach(client, reply["id"], events))
 
 
 def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
@@ -82,8 +80,7 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
             try:
                 row = client.call("list", timeout=5.0, target=flow_id)["dataflow"]
             except ControlError as exc:
-                click.echo(f"error: lost the coordinator: {exc}", err=True)
-                return 1
+                raise CliError(f"lost the coordinator: {exc}") from None
             if row["status"] in ENDED:
                 return _report(row)
             continue
@@ -102,7 +99,7 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
 
 def _report(row: dict[str, Any]) -> int:
     click.echo(row.get("summary") or f"dataflow '{row['name']}' {row['status']}", err=True)
-    return 0 if row["status"] in ("succeeded", "stopped") else 1
+    return 0 if row["status"] in OK else 1
 
 
 @click.command(context_settings=CONTEXT)
@@ -119,9 +116,9 @@ def stop(target: str, grace: float | None, force: bool, endpoint: str | None) ->
         while time.monotonic() < deadline:
             row = client.call("list", target=reply["id"])["dataflow"]
             if row["status"] in ENDED:
-                sys.exit(_report(row))
+                raise click.exceptions.Exit(_report(row))
             time.sleep(0.2)
-    _fail(f"dataflow '{target}' is still stopping")
+    raise CliError(f"dataflow '{target}' is still stopping")
 
 
 @click.command(context_settings=CONTEXT)
@@ -193,7 +190,7 @@ def logs(target: str, node: str, follow: bool, tail: int | None, endpoint: str |
         if not follow or not reply["active"]:
             return
         seen = reply["count"]
-        signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+        signal.signal(signal.SIGINT, _exit_quietly)
         while True:
             try:
                 kind, sample = events.get(timeout=2.0)
@@ -213,6 +210,11 @@ def logs(target: str, node: str, follow: bool, tail: int | None, endpoint: str |
             if msg["n"] > seen:
                 seen = msg["n"]
                 click.echo(msg["line"])
+
+
+def _exit_quietly(*_: Any) -> None:
+    """Ctrl-C ends `logs -f` without a traceback: following is all it was doing."""
+    raise click.exceptions.Exit(0)
 
 
 @click.command(context_settings=CONTEXT)

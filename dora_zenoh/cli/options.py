@@ -1,11 +1,14 @@
 """What several commands share: click settings, option types and the descriptor loader."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from dora_zenoh import settings
+from dora_zenoh.cli.errors import ProblemsError
+from dora_zenoh.units import parse_duration, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -18,32 +21,43 @@ class Duration(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, (int, float)):
             return float(value)
-        from dora_zenoh.supervision.run import parse_duration
-
         try:
             return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
+class Size(click.ParamType):
+    """``4096``, ``500kB``, ``16MiB``, ``1GB``: bytes."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 cpu_latency_option = click.option(
-    "--cpu-latency-us", type=click.IntRange(min=0), envvar="DORA_ZENOH_CPU_LATENCY_US", show_envvar=True,
+    "--cpu-latency-us", type=click.IntRange(min=0), envvar=settings.CPU_LATENCY_US.name, show_envvar=True,
     help="While the dataflow runs, keep idle CPUs able to wake within this many µs (Linux PM QoS, "
          "/dev/cpu_dma_latency; 0: idle CPUs poll). Cuts message latency where waking an idle CPU is "
          "slow (virtual machines, deep C-states), at the cost of power. Needs write access to that file.")
 
 
 def load_or_exit(path: Path) -> Any:
-    """The validated descriptor, or every problem printed and exit 1."""
-    from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+    """The validated descriptor; ProblemsError (every problem, exit 1) if it has any."""
+    from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
     try:
         return load_descriptor(path)
     except DescriptorError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        raise ProblemsError(str(exc)) from None
 
 
 endpoint_option = click.option(
-    "--endpoint", envvar="DORA_ZENOH_ENDPOINT", show_envvar=True,
+    "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
     help="The coordinator's Zenoh endpoint  [default: tcp/127.0.0.1:7447].")

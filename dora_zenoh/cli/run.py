@@ -2,52 +2,50 @@
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit
+from dora_zenoh import settings
+from dora_zenoh.cli.errors import CliError
+from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, load_or_exit
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", help="Dataflow name, the key chunk after the prefix (default: the YAML's name or file stem).")
-@click.option("--endpoint", envvar="DORA_ZENOH_ENDPOINT", show_envvar=True,
+@click.option("--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
               help="Zenoh hub endpoint to listen on  [default: tcp/127.0.0.1:7447].")
 @click.option("--stop-after", type=Duration(), help="Stop the dataflow after this long, e.g. 30s.")
 @click.option("--grace", type=Duration(), default="10s", show_default=True,
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
-@click.option("--log-max-size", metavar="SIZE",
-              help="Rotate a node's log when it reaches SIZE (bytes, or 500k, 16M, 1G; 0: never)  "
-                   "[default: $DORA_ZENOH_LOG_MAX_BYTES or 16M].")
+@click.option("--log-max-size", type=Size(), metavar="SIZE",
+              help="Rotate a node's log when it reaches SIZE (bytes, or e.g. 500kB, 16MiB, 1GB; 0: never)  "
+                   f"[default: ${settings.LOG_MAX_BYTES.name} or 16MiB].")
 @click.option("--log-max-files", type=click.IntRange(min=0), metavar="N",
               help="Rotated log files kept per node besides the current one  "
-                   "[default: $DORA_ZENOH_LOG_BACKUPS or 2].")
+                   f"[default: ${settings.LOG_BACKUPS.name} or {settings.LOG_BACKUPS.default}].")
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
 @cpu_latency_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, log_max_size: str | None, log_max_files: int | None, quiet: bool,
+        log_dir: Path | None, log_max_size: int | None, log_max_files: int | None, quiet: bool,
         hot_reload: bool, cpu_latency_us: int | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
     """
     from dora_zenoh.errors import LogDirError
-    from dora_zenoh.supervision.logfile import LogLimits, parse_size
+    from dora_zenoh.supervision.logfile import LogLimits
     from dora_zenoh.supervision.run import DataflowRun, RunOptions
 
     limits = LogLimits.from_env()
     if log_max_size is not None:
-        try:
-            limits.max_bytes = parse_size(log_max_size)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--log-max-size") from None
+        limits.max_bytes = log_max_size
     if log_max_files is not None:
         limits.backups = log_max_files
     desc = load_or_exit(file)
@@ -57,8 +55,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        raise CliError(str(exc)) from None
     interrupts = 0
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -75,10 +72,9 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     try:
         flow.start()
     except Exception as exc:  # a node that cannot start: nothing is left running
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        raise CliError(str(exc)) from None
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
     result = flow.wait()
     click.echo(result.summary(), err=True)
-    sys.exit(0 if result.ok else 1)
+    raise click.exceptions.Exit(0 if result.ok else 1)

@@ -15,62 +15,57 @@ from typing import Any
 
 import zenoh
 
+from dora_zenoh.descriptor.timers import PREFIX as TIMER_PREFIX
+from dora_zenoh.descriptor.timers import TimerError, parse_timer
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire.contract import DEFAULT_QUEUE_SIZE, QUEUE_POLICIES, InputConfig, NodeConfig
 
 DEFAULT_DATAFLOW = "default"
-_TIMER_UNITS = {"millis": 1_000_000, "secs": 1_000_000_000}
-
-
-def _timer_ns(source: str) -> int:
-    parts = source.split("/")
-    try:
-        if len(parts) == 4 and parts[2] in _TIMER_UNITS:
-            return int(float(parts[3]) * _TIMER_UNITS[parts[2]])
-        if len(parts) == 4 and parts[2] == "hz":
-            return int(1e9 / float(parts[3]))
-    except (ValueError, ZeroDivisionError):
-        pass
-    raise NodeConfigError(f"'{source}' is not a timer: use dora/timer/millis/N, dora/timer/secs/N or "
-                          "dora/timer/hz/N")
 
 
 def adhoc_config(node_id: str, inputs: dict[str, Any] | None, outputs: list[str] | None,
-                 dataflow: str | None, prefix: str, endpoint: str) -> dict[str, Any]:
-    """The node configuration of a YAML-less node (the same shape ``nodeconfig`` builds).
+                 dataflow: str | None, prefix: str, endpoint: str) -> NodeConfig:
+    """The node configuration of a YAML-less node.
 
     ``inputs`` maps an input id to ``"node/output"`` (or ``"node/op/output"``, or a
     ``dora/timer/...``), or to ``{"source": ..., "queue_size": N, "queue_policy": ...}``.
+    Raises :class:`NodeConfigError` naming the node, the input and the fix.
     """
     dataflow = dataflow or DEFAULT_DATAFLOW
-    cfg_inputs: dict[str, Any] = {}
-    for in_id, spec in (inputs or {}).items():
-        if isinstance(spec, str):
-            spec = {"source": spec}
-        source = str(spec.get("source", ""))
-        entry: dict[str, Any] = {"queue_size": int(spec.get("queue_size", 10)),
-                                 "queue_policy": spec.get("queue_policy", "drop_oldest")}
-        if source.startswith("dora/timer/"):
-            entry["timer_ns"] = _timer_ns(source)
-        else:
-            node, _, output = source.partition("/")
-            if not node or not output:
-                raise NodeConfigError(f"input '{in_id}' of node '{node_id}': source '{source}' is not "
-                                      "node/output, e.g. inputs={\"image\": \"camera/image\"}")
-            entry.update(key=keys.data_key(prefix, dataflow, source), source_node=node,
-                         source_output=output, stdout=False, restartable=True)
-        cfg_inputs[in_id] = entry
-    return {
-        "dataflow": dataflow,
-        "node": node_id,
-        "prefix": prefix,
-        "endpoint": endpoint,
-        "descriptor": None,
-        "supervised": False,
-        "inputs": cfg_inputs,
-        "outputs": {o: keys.data_key(prefix, dataflow, f"{node_id}/{o}") for o in (outputs or [])},
-        "readers": {},
-    }
+    return NodeConfig(
+        dataflow=dataflow, node=node_id, prefix=prefix, endpoint=endpoint, descriptor=None, supervised=False,
+        inputs={in_id: _input(node_id, in_id, spec, prefix, dataflow) for in_id, spec in (inputs or {}).items()},
+        outputs={o: keys.data_key(prefix, dataflow, f"{node_id}/{o}") for o in (outputs or [])},
+        readers={})
+
+
+def _input(node_id: str, in_id: str, spec: Any, prefix: str, dataflow: str) -> InputConfig:
+    where = f"input '{in_id}' of node '{node_id}'"
+    if isinstance(spec, str):
+        spec = {"source": spec}
+    if not isinstance(spec, dict):
+        raise NodeConfigError(f"{where}: {spec!r} is neither a source nor a mapping, e.g. "
+                              "inputs={\"image\": \"camera/image\"} or "
+                              "inputs={\"image\": {\"source\": \"camera/image\", \"queue_size\": 2}}")
+    source = str(spec.get("source", ""))
+    queue_size = spec.get("queue_size", DEFAULT_QUEUE_SIZE)
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+        raise NodeConfigError(f"{where}: queue_size must be a whole number of at least 1, not {queue_size!r}")
+    policy = spec.get("queue_policy", "drop_oldest")
+    if policy not in QUEUE_POLICIES:
+        raise NodeConfigError(f"{where}: queue_policy must be one of {', '.join(QUEUE_POLICIES)}, not {policy!r}")
+    if source.startswith(TIMER_PREFIX):
+        try:
+            return InputConfig(queue_size, policy, timer_ns=parse_timer(source))
+        except TimerError as exc:
+            raise NodeConfigError(f"{where}: {exc.message}; {exc.hint}") from None
+    node, _, output = source.partition("/")
+    if not node or not output:
+        raise NodeConfigError(f"{where}: source '{source}' is not node/output, e.g. "
+                              "inputs={\"image\": \"camera/image\"}")
+    return InputConfig(queue_size, policy, key=keys.data_key(prefix, dataflow, source), source_node=node,
+                       source_output=output, stdout=False, restartable=True)
 
 
 def open_session(hub: str) -> zenoh.Session:

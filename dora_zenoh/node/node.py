@@ -10,9 +10,7 @@ running dataflow for the configuration of its dynamic node ``id``.
 from __future__ import annotations
 
 import atexit
-import dis
 import json
-import os
 import queue
 import sys
 import threading
@@ -23,29 +21,33 @@ from typing import Any, TypeVar
 
 import zenoh
 
+from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
+from dora_zenoh.errors import UndeclaredOutputError
+from dora_zenoh.node import config as sources
 from dora_zenoh.node.arrow import ArrowValue
+from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
 from dora_zenoh.node.events import ERROR, INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
 from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire import keys
+from dora_zenoh.wire.contract import InputConfig, NodeConfig
 from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
-CONFIG_ENV = "DORA_ZENOH_NODE_CONFIG"
-DATAFLOW_ENV = "DORA_ZENOH_DATAFLOW"
-PREFIX_ENV = "DORA_ZENOH_PREFIX"
+CONFIG_ENV = settings.NODE_CONFIG.name
+DATAFLOW_ENV = settings.DATAFLOW.name
+PREFIX_ENV = settings.PREFIX.name
 _STOP = object()  # wake token: the dataflow asks this node to stop
 _SKIP = object()  # a token whose event the 2022 API does not show
 _SAMPLE = zenoh.Sample
 _SEQ_TS = wire.SEQ_TS
-# Zenoh batches small messages unless a publisher is "express". Batching measured
-# 17-27k vs 12-15k msg/s for 8 B floods here, with the same ping-pong latency, so it is
-# the default; DORA_ZENOH_EXPRESS=1 sends every message on its own.
-_EXPRESS = os.environ.get("DORA_ZENOH_EXPRESS", "0") == "1"
+# Zenoh batches small messages unless a publisher is "express". Batching is the default
+# (faster floods, same latency: docs/design/zenoh-runtime.md); DORA_ZENOH_EXPRESS=1 sends
+# every message on its own.
+_EXPRESS = settings.EXPRESS.get()
 # A node that sent at least this many messages since it last waited flushes before it
 # waits again (see Node._flush). One message alone is sent at once by Zenoh.
 _BURST = 2
@@ -55,7 +57,7 @@ _T = TypeVar("_T")
 
 
 class Node:
-    """A dataflow node. See the README's "Node API" for both API generations.
+    """A dataflow node. See docs/reference/node-api.md for both API generations.
 
     Args:
         node_id: ignored when the runner started this process (dora does the same);
@@ -77,38 +79,11 @@ class Node:
                  endpoint: str | None = None, barrier_timeout: float | None = None,
                  inputs: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
         self._closed = True
-        self._legacy: bool | None = None
-        raw = os.environ.get(CONFIG_ENV)
-        if raw:  # started by a runner or coordinator: its configuration, whatever our name
-            cfg = json.loads(raw)
-            session = zenoh.open(_session_config(cfg))
-            zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
-            default_barrier = cfg.get("barrier_timeout", 30.0)
-        elif not node_id:
-            raise NodeConfigError(
-                "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
-                "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
-                "running dataflow, e.g. Node(\"plot\")")
-        else:
-            hub = endpoint or zconfig.default_endpoint()
-            dataflow = dataflow or os.environ.get(DATAFLOW_ENV)
-            prefix = os.environ.get(PREFIX_ENV) or keys.DEFAULT_PREFIX
-            if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner, no barrier
-                from dora_zenoh.node import adhoc
-
-                cfg = adhoc.adhoc_config(node_id, inputs, outputs, dataflow, prefix, hub)
-                session = adhoc.open_session(hub)
-                default_barrier = 0.0
-            else:  # a `path: dynamic` node of a running dataflow
-                session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
-                try:
-                    cfg = _fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
-                except BaseException:
-                    session.close()
-                    raise
-                default_barrier = cfg.get("barrier_timeout", 30.0)
-        self._cfg, self._session, self._closed = cfg, session, False
-        self._setup(barrier_timeout if barrier_timeout is not None else default_barrier)
+        self._legacy: bool | None = None  # the 2022 API? decided on first read (see dora_zenoh.node.compat)
+        joined = sources.join(node_id, dataflow, endpoint, inputs, outputs)  # see dora_zenoh.node.config
+        self._cfg: NodeConfig = joined.cfg
+        self._session, self._closed = joined.session, False
+        self._setup(barrier_timeout if barrier_timeout is not None else joined.barrier_timeout)
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.
         sched.request_slice(_setting(sched.slice_from_env) or 0)
@@ -120,9 +95,9 @@ class Node:
     # -- set-up ----------------------------------------------------------------------
     def _setup(self, barrier_timeout: float) -> None:
         cfg, session = self._cfg, self._session
-        self.node_id: str = cfg["node"]
-        self._dataflow: str = cfg["dataflow"]
-        prefix = cfg["prefix"]
+        self.node_id: str = cfg.node
+        self._dataflow: str = cfg.dataflow
+        prefix = cfg.prefix
         self._stopped = False
         self._finished = False
         self._state = threading.Condition()
@@ -131,7 +106,7 @@ class Node:
 
         # Outputs: one publisher each; [publisher, next sequence number].
         self._outputs: dict[str, list] = {}
-        for out_id, key in cfg["outputs"].items():
+        for out_id, key in cfg.outputs.items():
             pub = session.declare_publisher(key, encoding=wire.ENC_BYTES, express=_EXPRESS,
                                             congestion_control=zenoh.CongestionControl.BLOCK)
             self._outputs[out_id] = [pub, 0]
@@ -143,8 +118,8 @@ class Node:
             congestion_control=zenoh.CongestionControl.BLOCK)
 
         # Sources that may restart (or leave and rejoin): only their final exited token closes.
-        self._restartable = {s.get("source_node") for s in cfg["inputs"].values() if s.get("restartable")}
-        sources = self._setup_inputs(cfg["inputs"], prefix)
+        self._restartable = {s.source_node for s in cfg.inputs.values() if s.restartable}
+        sources = self._setup_inputs(cfg.inputs, prefix)
         self._flush_subs = []
         for source in sorted(sources):
             session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
@@ -158,7 +133,7 @@ class Node:
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
                                                   zenoh.handlers.Callback(self._on_stats_query,
                                                                           indirect=False))
-        self._supervisor = SupervisorWatch(self.node_id, cfg.get("runner"), self._request_stop)
+        self._supervisor = SupervisorWatch(self.node_id, cfg.runner, self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -166,9 +141,9 @@ class Node:
         self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
         if self._timers:
             self._timers.start()
-        self._barrier(cfg.get("readers", {}), barrier_timeout)
+        self._barrier(cfg.readers, barrier_timeout)
 
-    def _setup_inputs(self, specs: dict[str, dict], prefix: str) -> set[str]:
+    def _setup_inputs(self, specs: dict[str, InputConfig], prefix: str) -> set[str]:
         """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.
 
         The primary input (the first non-timer ``drop_oldest`` one) is read from the
@@ -176,21 +151,19 @@ class Node:
         by a direct Zenoh callback (see :mod:`dora_zenoh.node.inbox`). Returns the source nodes.
         """
         cfg, session = self._cfg, self._session
-        primary_id = next((i for i, sp in specs.items()
-                           if not sp.get("timer_ns") and sp.get("queue_policy") != "block"), None)
+        primary_id = next((i for i, sp in specs.items() if not sp.is_timer and not sp.blocks), None)
         self._inputs: dict[str, InputQueue] = {}
         for in_id, spec in specs.items():
-            q = InputQueue(in_id, spec.get("queue_size", 10), spec.get("queue_policy") == "block",
-                           None, spec.get("source_node"), spec.get("source_output"),
-                           spec.get("stdout", False), spec.get("timer_ns"))
-            if cfg.get("fresh_start") and not spec.get("restartable"):
+            q = InputQueue(in_id, spec.queue_size, spec.blocks, None, spec.source_node, spec.source_output,
+                           spec.stdout, spec.timer_ns)
+            if cfg.fresh_start and not spec.restartable:
                 q.first_seq = 0  # so messages dropped before the first one we read count too
             self._inputs[in_id] = q
         self._primary = self._inputs[primary_id] if primary_id else None
         # What every event of the primary input starts from (see _sample_event).
         self._template = {"type": INPUT, "id": primary_id}
         self._arrow = wire.has_pyarrow()
-        ring_key = (specs[primary_id]["key"] if primary_id else
+        ring_key = (specs[primary_id].key if primary_id else
                     keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
         # Room for every marker that can be outstanding (one per queued token, see inbox).
         ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
@@ -204,12 +177,12 @@ class Node:
                 continue
             sources.add(q.source_node)
             if q is not self._primary:
-                session.declare_subscriber(specs[in_id]["key"], zenoh.handlers.Callback(
+                session.declare_subscriber(specs[in_id].key, zenoh.handlers.Callback(
                     self._input_callback(q, specs[in_id]), indirect=False))
         self._timers = TimerThread(timers) if timers else None
         return sources
 
-    def _input_callback(self, q: InputQueue, spec: dict) -> Any:
+    def _input_callback(self, q: InputQueue, spec: InputConfig) -> Any:
         """The Zenoh callback feeding input ``q``; a hook for the operator runtime, which must
         not block on messages it delivers to itself (see ``dora_zenoh.operators.runtime``)."""
         return q.put
@@ -245,13 +218,9 @@ class Node:
         """Before the node waits: if it sent a burst since it last waited, send it now.
         Returns whether it sent anything since then (see ``dora_zenoh.tuning.sched.Spin``).
 
-        Zenoh batches small messages. While a batch is being written its sending task
-        backs off, and it looks again only when its timer fires (tokio timers tick in
-        milliseconds): so when a node sends a burst and then waits for an answer, the
-        burst's tail can sit in the batch for 1-2.5 ms. An express message moves the
-        batch out at once, on every link a subscriber of our flush key sits behind:
-        every reader of this node subscribes to it. In an 8 B flood (window 100, 500
-        windows) the windows slower than 1 ms went from 11-126 to 1-8 per run.
+        Zenoh batches small messages and may leave a burst's tail in the batch for
+        milliseconds; an express message on our flush key (every reader of this node
+        subscribes to it) moves the batch out at once (see docs/design/flush.md).
         """
         sent = 0
         for out in self._outputs.values():
@@ -280,7 +249,7 @@ class Node:
             self._close_from(name, include_stdout=True)
         elif kind == "stop" and put:
             self._request_stop()
-        elif kind == "runner" and self._cfg.get("supervised"):
+        elif kind == "runner" and self._cfg.supervised:
             self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
     def _on_eos(self, sample: zenoh.Sample) -> None:
@@ -298,7 +267,7 @@ class Node:
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``dora-zenoh list NAME``: messages sent per output, counted by their sequence numbers."""
         counts = {o: v[1] for o, v in self._outputs.items()}
-        query.reply(keys.stats_key(self._cfg["prefix"], self._dataflow, self.node_id), json.dumps(counts))
+        query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(counts))
 
     def _close_from(self, node: str, include_stdout: bool) -> None:
         """``node`` is gone: close its inputs once what it sent before has landed.
@@ -435,9 +404,9 @@ class Node:
         """The dataflow's YAML, parsed (dora's ``node.dataflow_descriptor()``)."""
         import yaml
 
-        if not self._cfg.get("descriptor"):  # a ROS-like node has no YAML
+        if not self._cfg.descriptor:  # a ROS-like node has no YAML
             return {"nodes": []}
-        with open(self._cfg["descriptor"], encoding="utf-8") as f:
+        with open(self._cfg.descriptor, encoding="utf-8") as f:
             return yaml.safe_load(f)
 
     def dataflow_id(self) -> str:
@@ -487,62 +456,6 @@ class Node:
                 self.close()
             except Exception:
                 pass
-
-
-def _caller_unpacks(frame: Any) -> bool:
-    """Whether the calling code unpacks our result into two names (the 2022 API).
-
-    ``input_id, value = node.next()`` and ``for input_id, value in node:`` compile to
-    an ``UNPACK_SEQUENCE 2`` right after the call; dora >= 0.3 code binds one name.
-    Looked at once per node, so its cost does not matter.
-    """
-    try:
-        lasti = frame.f_lasti
-        for ins in dis.get_instructions(frame.f_code):
-            if ins.offset > lasti and ins.opname != "CACHE":
-                return ins.opname == "UNPACK_SEQUENCE" and ins.arg == 2
-    except Exception:
-        pass
-    return False
-
-
-def _fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | None, prefix: str,
-                          hub: str) -> dict:
-    """Ask the running dataflow(s) for the configuration of dynamic node ``node_id``."""
-    selector = keys.config_key(prefix, dataflow or "*", node_id)
-    found: list[dict] = []
-    deadline = time.monotonic() + 5.0
-    while not found and time.monotonic() < deadline:
-        for reply in session.get(selector, timeout=2.0):
-            if reply.ok is not None:
-                try:
-                    found.append(json.loads(reply.ok.payload.to_bytes()))
-                except ValueError:
-                    continue
-        if not found:
-            time.sleep(0.2)  # the hub link may still be coming up
-    if not found:
-        where = f"dataflow '{dataflow}' has no" if dataflow else "no running dataflow has a"
-        raise NodeConfigError(
-            f"{where} dynamic node '{node_id}' (asked on {hub}): start the dataflow first "
-            f"(`dora-zenoh run dataflow.yml`), and check that the YAML has a node `id: {node_id}` with "
-            "`path: dynamic`; set DORA_ZENOH_ENDPOINT if it runs on another endpoint")
-    if len(found) > 1:
-        names = ", ".join(sorted(c["dataflow"] for c in found))
-        raise NodeConfigError(
-            f"several running dataflows have a dynamic node '{node_id}' ({names}): pass "
-            f"Node(\"{node_id}\", dataflow=NAME) or set {DATAFLOW_ENV}")
-    return found[0]
-
-
-
-def _session_config(cfg: dict) -> zenoh.Config:
-    """The Zenoh config of a node started by a runner: the links its plan names (hub and the
-    nodes it reads from, see ``supervision.topology``), or gossip when it has no plan."""
-    links = cfg.get("links")
-    if links:
-        return zconfig.peer_config(list(links["connect"]), list(links["listen"]), autoconnect=False)
-    return zconfig.peer_config([cfg["endpoint"]], [zconfig.node_listen_endpoint(cfg["endpoint"])])
 
 
 def _setting(read: Callable[[], _T]) -> _T | None:

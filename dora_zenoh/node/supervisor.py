@@ -19,15 +19,16 @@ import sys
 import threading
 from collections.abc import Callable
 
+from dora_zenoh.wire.contract import RunnerIdentity
 from dora_zenoh.wire.stderr_tags import LOST_TAG
 
 POLL_S = 0.2  # how often a node looks at a paused runner's process
 
 
-def identity(pid: int | None = None) -> dict[str, object]:
+def identity(pid: int | None = None) -> RunnerIdentity:
     """What a node needs to recognise process ``pid`` (default: this one): host, pid, start."""
     pid = os.getpid() if pid is None else pid
-    return {"host": socket.gethostname(), "pid": pid, "start": start_ticks(pid)}
+    return RunnerIdentity(socket.gethostname(), pid, start_ticks(pid))
 
 
 def start_ticks(pid: int) -> int | None:
@@ -44,12 +45,12 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def process_alive(ident: dict) -> bool | None:
+def process_alive(ident: RunnerIdentity | None) -> bool | None:
     """Whether the process ``ident`` names still runs (a zombie counts as gone); None when
-    this machine cannot tell (another host, no /proc)."""
-    if ident.get("host") != socket.gethostname() or not isinstance(ident.get("pid"), int):
+    this machine cannot tell (not known, another host, no /proc)."""
+    if ident is None or ident.host != socket.gethostname():
         return None
-    pid = ident["pid"]
+    pid = ident.pid
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -60,17 +61,16 @@ def process_alive(ident: dict) -> bool | None:
     rest = stat[stat.rindex(b")") + 2:].split()
     if rest[0] in (b"Z", b"X"):
         return False
-    started = ident.get("start")
-    return started is None or start_ticks(pid) == started
+    return ident.start is None or start_ticks(pid) == ident.start
 
 
 class SupervisorWatch:
     """Follows the runner's token for one node; calls ``on_lost(reason)`` once, when the
     supervisor is really gone."""
 
-    def __init__(self, node_id: str, ident: dict | None, on_lost: Callable[[], None]) -> None:
+    def __init__(self, node_id: str, ident: RunnerIdentity | None, on_lost: Callable[[], None]) -> None:
         self._node_id = node_id
-        self._ident = ident or {}
+        self._ident = ident
         self._on_lost = on_lost
         self._present = threading.Event()
         self._fired = False
@@ -87,7 +87,7 @@ class SupervisorWatch:
         if alive is None:
             self._lost("its supervisor's link closed and this machine cannot see the supervisor's process")
         elif not alive:
-            self._lost(f"its supervisor (pid {self._ident.get('pid')}) has exited")
+            self._lost(f"its supervisor (pid {self._pid}) has exited")
         else:
             with self._lock:
                 if self._watching:
@@ -95,12 +95,16 @@ class SupervisorWatch:
                 self._watching = True
             threading.Thread(target=self._watch, name="dz-supervisor", daemon=True).start()
 
+    @property
+    def _pid(self) -> int | None:
+        return self._ident.pid if self._ident is not None else None
+
     def _watch(self) -> None:
         """The runner is unreachable but its process exists (paused): wait for either end."""
         try:
             while not self._present.wait(POLL_S):
                 if not process_alive(self._ident):
-                    self._lost(f"its supervisor (pid {self._ident.get('pid')}) has exited")
+                    self._lost(f"its supervisor (pid {self._pid}) has exited")
                     return
         finally:
             with self._lock:

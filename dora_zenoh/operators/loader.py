@@ -26,12 +26,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dora_zenoh.errors import OperatorLoadError
+
 CONTINUE, STOP, STOP_ALL = 0, 1, 2
 _STATUS_HINT = "return DoraStatus.CONTINUE, DoraStatus.STOP or DoraStatus.STOP_ALL (or 0, 1, 2, or None)"
-
-
-class OperatorLoadError(Exception):
-    """An operator file could not be turned into a running operator (the message says why)."""
 
 
 def status_code(result: Any) -> int | None:

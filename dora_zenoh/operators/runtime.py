@@ -33,7 +33,6 @@ Design:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import traceback
@@ -42,11 +41,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dora_zenoh.console import note
-from dora_zenoh.errors import UndeclaredOutputError
+from dora_zenoh import settings
+from dora_zenoh.console import error, note
+from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
 from dora_zenoh.node.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
 from dora_zenoh.node.inputs import InputQueue
-from dora_zenoh.node.node import CONFIG_ENV, Node
+from dora_zenoh.node.node import Node
 from dora_zenoh.operators.hotreload import FileWatcher
 from dora_zenoh.operators.loader import STOP as STATUS_STOP
 from dora_zenoh.operators.loader import (
@@ -57,8 +57,9 @@ from dora_zenoh.operators.loader import (
     status_code,
 )
 from dora_zenoh.wire import keys
+from dora_zenoh.wire.contract import InputConfig, NodeConfig
 
-HOT_RELOAD_ENV = "DORA_ZENOH_HOT_RELOAD"
+HOT_RELOAD_ENV = settings.HOT_RELOAD.name
 _MAIN = threading.main_thread().ident
 
 
@@ -76,8 +77,8 @@ class RuntimeNode(Node):
     def _legacy(self, value: Any) -> None:
         pass
 
-    def _input_callback(self, q: InputQueue, spec: dict) -> Any:
-        if spec.get("source_node") != self._cfg["node"] or not q.block:
+    def _input_callback(self, q: InputQueue, spec: InputConfig) -> Any:
+        if spec.source_node != self._cfg.node or not q.block:
             return q.put
 
         def self_delivery(sample: Any) -> None:
@@ -106,7 +107,7 @@ class RuntimeNode(Node):
 
     def request_dataflow_stop(self) -> Any:
         """Declare the dataflow's stop token: every node gets STOP, the runner stops the run."""
-        return self._session.liveliness().declare_token(keys.stop_token(self._cfg["prefix"], self._dataflow))
+        return self._session.liveliness().declare_token(keys.stop_token(self._cfg.prefix, self._dataflow))
 
 
 class OperatorStdout:
@@ -163,12 +164,11 @@ class OperatorStdout:
 class Runtime:
     """Loads the operators of one runtime node and feeds them its events."""
 
-    def __init__(self, cfg: dict[str, Any], hot_reload: bool = False) -> None:
+    def __init__(self, cfg: NodeConfig, hot_reload: bool = False) -> None:
         self.cfg = cfg
-        self.node_id: str = cfg["node"]
-        self.ops = [PythonOperator(o["id"], Path(o["python"]), list(o.get("inputs", [])),
-                                   list(o.get("outputs", [])), o.get("send_stdout_as"))
-                    for o in cfg.get("operators", [])]
+        self.node_id: str = cfg.node
+        self.ops = [PythonOperator(o.id, Path(o.python), list(o.inputs), list(o.outputs), o.send_stdout_as)
+                    for o in cfg.operators]
         self.by_id = {op.id: op for op in self.ops}
         self.hot_reload = hot_reload
         self.node: RuntimeNode | None = None
@@ -331,12 +331,17 @@ class Runtime:
 
 
 def main() -> int:
-    raw = os.environ.get(CONFIG_ENV)
+    raw = settings.NODE_CONFIG.get()
     if not raw:
         note("the operator runtime is started by `dora-zenoh run` for nodes with `operator:` or "
              "`operators:`; it cannot run on its own")
         return 2
-    return Runtime(json.loads(raw), hot_reload=os.environ.get(HOT_RELOAD_ENV) == "1").run()
+    try:
+        cfg = NodeConfig.from_json(raw, settings.NODE_CONFIG.name)
+    except NodeConfigError as exc:
+        error(str(exc))
+        return 2
+    return Runtime(cfg, hot_reload=settings.HOT_RELOAD.get()).run()
 
 
 if __name__ == "__main__":

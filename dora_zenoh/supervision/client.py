@@ -12,12 +12,8 @@ from typing import Any
 
 import zenoh
 
-from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.errors import ControlError
 from dora_zenoh.wire import keys, zconfig
-
-
-class ControlError(DoraZenohError):
-    """The coordinator refused a command, or no coordinator answered."""
 
 
 class Client:

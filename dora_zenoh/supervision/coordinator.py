@@ -29,16 +29,13 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__
-from dora_zenoh.errors import DoraZenohError
-from dora_zenoh.supervision.run import DataflowRun, RunOptions, RunResult, sanitize_name
+from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.supervision.paths import sanitize_name
+from dora_zenoh.supervision.results import ENDED, RunResult
+from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
-ENDED = ("succeeded", "failed", "stopped")
-
-
-class CommandError(Exception):
-    """A command the coordinator refuses; the message goes back to the user as is."""
 
 
 @dataclass
@@ -87,17 +84,11 @@ class Coordinator:
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
         """Open the hub, answer commands until told to go down; returns the exit code."""
+        # (`dora-zenoh coordinator` first asks whether a coordinator answers there: the server
+        # does not import the client.)
         if zconfig.tcp_port_in_use(self.endpoint):
-            from dora_zenoh.supervision.client import Client, ControlError
-
-            try:
-                with Client(self.endpoint, connect_timeout=2.0) as client:
-                    info = client.call("info", timeout=2.0)
-                print(f"[dora-zenoh] a coordinator is already running on {self.endpoint} (pid {info['pid']})",
-                      file=sys.stderr, flush=True)
-            except ControlError:
-                print(f"[dora-zenoh] error: {self.endpoint} is in use by another program (a `dora-zenoh run`?); "
-                      "pick another with --endpoint", file=sys.stderr, flush=True)
+            print(f"[dora-zenoh] error: {self.endpoint} is in use by another program (a `dora-zenoh run`?); "
+                  "pick another with --endpoint", file=sys.stderr, flush=True)
             return 1
         try:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
@@ -181,7 +172,7 @@ class Coordinator:
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
-        from dora_zenoh.descriptor.load import DescriptorError, load_descriptor
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
             raise CommandError("the coordinator is going down")

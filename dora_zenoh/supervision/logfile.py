@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from dora_zenoh import settings
 from dora_zenoh.console import warn
 
-MAX_BYTES_ENV = "DORA_ZENOH_LOG_MAX_BYTES"
-BACKUPS_ENV = "DORA_ZENOH_LOG_BACKUPS"
-DEFAULT_MAX_BYTES = 16 << 20  # per file
-DEFAULT_BACKUPS = 2  # rotated files kept besides the current one: at most 48 MiB per node
+DEFAULT_MAX_BYTES = settings.LOG_MAX_BYTES.default  # per file
+DEFAULT_BACKUPS = settings.LOG_BACKUPS.default  # rotated files kept besides the current one: 48 MiB per node
 RETRY_S = 1.0  # after a failed write, lines are dropped without trying for this long
 
 
@@ -39,33 +38,13 @@ class LogLimits:
     def from_env(cls) -> LogLimits:
         """The limits in ``$DORA_ZENOH_LOG_MAX_BYTES`` / ``$DORA_ZENOH_LOG_BACKUPS``, else the
         defaults (also, after a warning, for a malformed value: logs must not stop a run)."""
-        def read(name: str, default: int) -> int:
-            raw = os.environ.get(name, "").strip()
-            if not raw:
-                return default
+        def read(setting: settings.Setting[int]) -> int:
             try:
-                value = int(raw)
-            except ValueError:
-                value = -1
-            if value < 0:
-                warn(f"{name}={raw!r} is not a whole number >= 0 (bytes / files); using {default}")
-                return default
-            return value
-        return cls(read(MAX_BYTES_ENV, DEFAULT_MAX_BYTES), read(BACKUPS_ENV, DEFAULT_BACKUPS))
-
-
-def parse_size(text: str) -> int:
-    """``16M``, ``500k``, ``1G``, ``4096`` -> bytes (powers of 1024)."""
-    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
-    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(raw[-1:], 1)
-    number = raw[:-1] if scale > 1 else raw
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a size: use e.g. 4096, 500k, 16M or 1G") from None
-    if value < 0:
-        raise ValueError(f"'{text}' is negative: use 0 (no limit) or more")
-    return int(value * scale)
+                return setting.get()
+            except ValueError as exc:
+                warn(f"{exc}; using {setting.default}")
+                return setting.default
+        return cls(read(settings.LOG_MAX_BYTES), read(settings.LOG_BACKUPS))
 
 
 class NodeLog:

@@ -1,49 +1,49 @@
 """Running one dataflow: spawn its nodes, stream their logs, supervise, stop, report.
 
 `DataflowRun` is the embedded supervisor behind ``dora-zenoh run``. It hosts the
-Zenoh hub the nodes connect to, but no user data passes through it: after
-gossip, nodes talk to each other directly. It only spawns processes (with
+Zenoh hub the nodes connect to, but no user data passes through it: each node
+links to the nodes it reads from (the link plan, :mod:`.topology`) and data goes
+straight from writer to reader. It only spawns processes (with
 ``subprocess``, never ``fork``: this process has a Zenoh session open), watches
 them, and announces facts to the nodes through liveliness tokens: "I supervise
 this dataflow", "node n has exited", "stop".
+
+This module is the run loop (start, supervise, stop, kill) and those liveliness facts;
+starting one process is :mod:`.spawn`, log files and pumps :mod:`.logs` (rotation: :mod:`.logfile`), the restart
+policy :mod:`.restart`, how nodes and runs end :mod:`.results`, names and dirs :mod:`.paths`.
 """
 from __future__ import annotations
 
 import json
-import os
 import queue
-import re
-import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
 import zenoh
 
+from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
-from dora_zenoh.errors import LogDirError
+from dora_zenoh.descriptor import Descriptor, ResolvedNode
+from dora_zenoh.errors import NodeStartError
 from dora_zenoh.node import supervisor
-from dora_zenoh.supervision.logfile import LogLimits, NodeLog
+from dora_zenoh.supervision.logfile import LogLimits
+from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
+from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import terminate_trees
-from dora_zenoh.supervision.topology import LINKS_KEY, LinkPlan
-from dora_zenoh.tuning.affinity import inherited_by_children
+from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
+from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
+from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
+from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, stderr_tags, zconfig
+from dora_zenoh.wire import keys, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
-SHIM_DIR = str(Path(__file__).resolve().parents[1] / "_shim")
-STDERR_TAIL = 15
-RESTART_DELAY = 0.5      # seconds before the first restart when the YAML gives no restart_delay
-RESTART_DELAY_MAX = 30.0  # the delay doubles with each restart of a node, up to this
+__all__ = ["DataflowRun", "RunOptions"]
 
 
 @dataclass
@@ -60,96 +60,10 @@ class RunOptions:
     # Called with (node id, line, is_stderr, display) for every line written to a node's log,
     # under the log lock (so a reader of the log file and a follower of this hook agree);
     # ``display`` is what `run` prints for it, or None for a line `run` only logs.
-    on_line: Callable[[str, str, bool, str | None], None] | None = None
+    on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
     log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
-
-
-@dataclass
-class NodeResult:
-    """How one node ended."""
-
-    id: str
-    returncode: int | None
-    status: str  # "succeeded" | "failed" | "stopped" | "killed"
-    detail: str
-    ended_at: float  # wall-clock seconds: when the node's end began (see DataflowRun._ended_at)
-    stderr_tail: list[str] = field(default_factory=list)
-    restarts: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "stopped")
-
-
-@dataclass
-class RunResult:
-    """The outcome of a run: every node's result and where the logs are."""
-
-    dataflow: str
-    run_id: str
-    log_dir: Path
-    nodes: list[NodeResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(n.ok for n in self.nodes)
-
-    @property
-    def first_failure(self) -> NodeResult | None:
-        failed = sorted((n for n in self.nodes if not n.ok), key=lambda n: n.ended_at)
-        return failed[0] if failed else None
-
-    def summary(self) -> str:
-        first = self.first_failure
-        if first is None:
-            return f"dataflow '{self.dataflow}' finished: {len(self.nodes)} node(s) succeeded (logs: {self.log_dir})"
-        others = [n.id for n in self.nodes if not n.ok and n is not first]
-        lines = [f"dataflow '{self.dataflow}' failed: node '{first.id}' {first.detail}"]
-        if others:
-            lines[0] += f" (then also: {', '.join(others)})"
-        if first.stderr_tail:
-            lines.append(f"last lines of '{first.id}' stderr:")
-            lines.extend(f"    {line}" for line in first.stderr_tail)
-        lines.append(f"logs: {self.log_dir}")
-        return "\n".join(lines)
-
-
-class _Proc:
-    """A spawned node process and what we know of it."""
-
-    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: NodeLog) -> None:
-        self.node = node
-        self.popen = popen
-        self.create_time = psutil.Process(popen.pid).create_time()
-        self.log = log
-        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
-        self.pumps: list[threading.Thread] = []
-        # "terminated" (asked to stop) | "killed" (ignored STOP) | "forced" (killed on request)
-        self.stop_action: str | None = None
-        self.exited_token: Any = None
-        self.supervision_lost: str | None = None  # the node's LOST_TAG line, if it stopped for that
-        self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
-
-
-def sanitize_name(name: str) -> str:
-    """A dataflow name usable as one Zenoh key chunk."""
-    clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
-    return clean or "dataflow"
-
-
-def new_run_id() -> str:
-    """Sortable and unique enough: ``20261125-004512-3fa2``."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def parse_duration(text: str) -> float:
-    """``10``, ``10s``, ``500ms``, ``2m``, ``1h`` -> seconds."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
-    if not m:
-        raise ValueError(f"'{text}' is not a duration: use e.g. 10s, 500ms, 2m or 1h")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 class DataflowRun:
@@ -162,7 +76,7 @@ class DataflowRun:
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
         self.session: zenoh.Session | None = None
-        self.procs: dict[str, _Proc] = {}
+        self.procs: dict[str, NodeProcess] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
         # When each node's end began, in wall-clock seconds (one clock for every process on
@@ -171,7 +85,6 @@ class DataflowRun:
         # notices travel different links, which a loaded machine serves out of order.
         self._ended_at: dict[str, float] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._print_lock = threading.Lock()
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
@@ -180,44 +93,20 @@ class DataflowRun:
         self._killed = False
         self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
-        # (with how their last process ended), lines written per node log, and the
-        # messages each node's earlier processes sent (from their end-of-stream notices).
+        # (with how their last process ended), and the messages each node's earlier
+        # processes sent (from their end-of-stream notices).
         self.restarts: dict[str, int] = {}
-        self.pending_restart: dict[str, tuple[_Proc, str, str]] = {}
-        self.line_counts: dict[str, int] = {}
+        self.pending_restart: dict[str, tuple[NodeProcess, str, str]] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
-        self.log_dir = self._make_log_dir()
-        self._log_limits = self.options.log_limits or LogLimits.from_env()
-        self._log_warned = False
-
-    def _log_write_failed(self, message: str) -> None:
-        """A node log could not be written (called under the log lock): say so once per run."""
-        if not self._log_warned:
-            self._log_warned = True
-            warn(f"{message} (this warning is not repeated for other nodes; the count comes at the end)")
+        self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
+        self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
+        self.line_counts = self.logs.line_counts  # lines written per node log
 
     def log_lines_dropped(self) -> dict[str, int]:
         """Per node: lines its log could not take (full or read-only disk)."""
-        return {n: p.log.dropped for n, p in self.procs.items() if p.log.dropped}
+        return self.logs.dropped()
 
     # -- start -----------------------------------------------------------------------
-    def _make_log_dir(self) -> Path:
-        base = self.options.log_dir or self.desc.base_dir / "out"
-        path = Path(base) / self.run_id
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            return path
-        except OSError as exc:
-            first = f"{path.parent} ({exc.strerror})"
-        state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-        path = state / "dora-zenoh" / "out" / self.run_id
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LogDirError(f"cannot create a log directory for the run in {first} nor in {path.parent} "
-                              f"({exc.strerror}); pass --log-dir with a directory you can write to") from None
-        return path
-
     def _open_hub(self) -> None:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
         network and listen on a free port of our own instead."""
@@ -250,7 +139,8 @@ class DataflowRun:
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
             # scale: each node links to the hub and to the nodes it reads from (topology.py)
-            self._links = None if os.environ.get(zconfig.LISTEN_ENV) else LinkPlan(self.desc, self.node_endpoint)
+            # (not when $DORA_ZENOH_LISTEN fixes where nodes listen: they then link by gossip)
+            self._links = None if settings.LISTEN.get() else LinkPlan(self.desc, self.node_endpoint)
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
@@ -284,90 +174,32 @@ class DataflowRun:
         self._started_at = time.monotonic()
 
     def _base_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        path = [SHIM_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        env["PYTHONPATH"] = os.pathsep.join(path)
-        env["PYTHONUNBUFFERED"] = "1"
-        env[zconfig.ENDPOINT_ENV] = self.node_endpoint if self.session else self.endpoint
-        return env
-
-    def command_for(self, node: ResolvedNode) -> list[str]:
-        """The argv of a node process."""
-        if node.kind == "runtime":
-            return [sys.executable, "-u", "-m", "dora_zenoh.operators.runtime"]
-        assert node.command, node.id
-        return list(node.command)
+        return base_env(self.node_endpoint if self.session else self.endpoint)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
-        env = self._base_env()
-        env.update(node.env)
-        cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
-        # Started with the dataflow, behind the start barrier: it hears every message its
-        # sources send, from sequence number 0 (a restarted node joins them midway).
-        cfg["fresh_start"] = not restart
-        cfg["runner"] = self._identity  # a paused runner is not a dead one (node/supervisor.py)
         links = self._links.links(node.id) if self._links is not None else None
-        if links:  # scale: this node's own listener and upstream links (topology.py)
-            cfg[LINKS_KEY] = links
-        zconfig.tune_node_env(env, any(i["queue_policy"] == "block" for i in cfg["inputs"].values()))
-        env["DORA_ZENOH_NODE_CONFIG"] = json.dumps(cfg)
-        env["DORA_NODE_ID"] = node.id
-        if self.options.hot_reload and node.kind == "runtime":
-            env["DORA_ZENOH_HOT_RELOAD"] = "1"
-        # logs: rotated, and a full/read-only disk drops lines instead of blocking the node (logfile.py)
-        log = NodeLog(self.log_dir / f"log_{node.id}.txt", append=restart, limits=self._log_limits,
-                      on_drop=self._log_write_failed)
-        try:
-            with inherited_by_children(node.cpu_affinity):  # the node's every thread, from its start
-                popen = subprocess.Popen(self.command_for(node), cwd=self.desc.base_dir, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as exc:
-            log.close()
-            raise RuntimeError(f"node '{node.id}': could not start {self.command_for(node)[0]}: {exc}") from exc
-        proc = _Proc(node, popen, log)
+        env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
+                       restart=restart, hot_reload=self.options.hot_reload, runner=self._identity, links=links)
+        log = self.logs.open(node.id, append=restart)
+        proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
+        popen = proc.popen
         assert self._reaper and self._reaper.stdin
         self._reaper.stdin.write(f"{popen.pid} {proc.create_time}\n")
         self._reaper.stdin.flush()
         stdout_pub = None
-        if node.send_stdout_as and node.kind != "runtime":  # a runtime publishes its operators' lines
-            stdout_pub = self.session.declare_publisher(
-                keys.data_key(self.desc.prefix, self.dataflow, f"{node.id}/{node.send_stdout_as}"),
-                encoding=wire.ENC_TEXT, congestion_control=zenoh.CongestionControl.BLOCK)
+        if StdoutPublisher.wanted(node):
+            stdout_pub = StdoutPublisher(self.session, self.desc, self.dataflow, node,
+                                         lambda: self._wait_for_readers(node.id, node.send_stdout_as))
         proc.pumps = [
-            threading.Thread(target=self._pump, args=(proc, popen.stdout, False, stdout_pub), daemon=True),
-            threading.Thread(target=self._pump, args=(proc, popen.stderr, True, None), daemon=True),
+            threading.Thread(target=pump, args=(self.logs, proc, popen.stdout, False, stdout_pub), daemon=True),
+            threading.Thread(target=pump, args=(self.logs, proc, popen.stderr, True, None), daemon=True),
         ]
         for t in proc.pumps:
             t.start()
         threading.Thread(target=self._waiter, args=(proc,), daemon=True).start()
 
     # -- while running -----------------------------------------------------------------
-    def _pump(self, proc: _Proc, stream: IO[bytes], is_stderr: bool, publisher: Any) -> None:
-        """Echo a node's output with its id, write its log, publish stdout if asked."""
-        node_id = proc.node.id
-        seq = 0
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if is_stderr:
-                proc.stderr_tail.append(line)
-                if line.startswith(stderr_tags.LOST_TAG):  # see _record_exit
-                    proc.supervision_lost = line[len(stderr_tags.LOST_TAG):].strip()
-                elif line.startswith(stderr_tags.CLOSE_FAILED_TAG):
-                    proc.close_failed = line[len(stderr_tags.CLOSE_FAILED_TAG):].strip()
-            self._log_line(proc, line, is_stderr, f"[{node_id}] {line}")
-            if publisher is not None:
-                if seq == 0:
-                    self._wait_for_readers(node_id, proc.node.send_stdout_as)
-                publisher.put(line.encode(), attachment=wire.attachment(seq, time.time_ns(), None))
-                seq += 1
-        stream.close()
-        if publisher is not None:
-            notice = {"node": node_id, "outputs": {proc.node.send_stdout_as: seq}}
-            self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), json.dumps(notice).encode(),
-                             congestion_control=zenoh.CongestionControl.BLOCK)
-
     def _wait_for_readers(self, node_id: str, output: str, timeout: float = 30.0) -> None:
         """Before the first stdout line we publish for ``node_id`` (as ``output``): wait
         (bounded) until every node that reads it is subscribed, as this process sees it.
@@ -385,41 +217,11 @@ class DataflowRun:
                 return
             time.sleep(0.005)
 
-    def _log_line(self, proc: _Proc, line: str, is_stderr: bool, display: str | None) -> None:
-        """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
-        node_id = proc.node.id
-        with self._print_lock:
-            proc.log.write(line)
-            self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
-            if display is not None and self.options.echo:
-                out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
-                print(display, file=out, flush=True)
-            if self.options.on_line is not None:
-                try:
-                    self.options.on_line(node_id, line, is_stderr, display)
-                except Exception:  # a log follower must never break supervision
-                    pass
-
     def read_log(self, node_id: str, tail: int | None = None) -> tuple[list[str], int]:
-        """The last ``tail`` lines of a node's log (all if None) and how many it has in all.
+        """The last ``tail`` lines of a node's log (all if None) and how many it has in all."""
+        return self.logs.read(node_id, tail)
 
-        Read under the log lock, so the count matches the lines ``on_line`` has seen.
-        """
-        proc = self.procs.get(node_id)
-        files = proc.log.files() if proc is not None else [self.log_dir / f"log_{node_id}.txt"]
-        with self._print_lock:
-            lines = []
-            for path in files:  # rotated files first, oldest first
-                try:
-                    lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
-                except OSError:
-                    pass
-            count = self.line_counts.get(node_id, 0)
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        return lines, count
-
-    def _waiter(self, proc: _Proc) -> None:
+    def _waiter(self, proc: NodeProcess) -> None:
         proc.popen.wait()
         for t in proc.pumps:
             t.join(5)
@@ -467,39 +269,21 @@ class DataflowRun:
                 continue
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
-                cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint)
-                cfg["runner"] = self._identity
-                query.reply(key, json.dumps(cfg).encode())
+                cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint, runner=self._identity)
+                query.reply(key, cfg.to_json().encode())
 
-    def _record_exit(self, proc: _Proc) -> None:
-        code = proc.popen.returncode
+    def _record_exit(self, proc: NodeProcess) -> None:
         node_id = proc.node.id
-        if proc.stop_action == "killed":
-            status, detail = "killed", f"did not stop within the {self.options.grace:g} s grace period and was killed"
-        elif proc.stop_action == "forced":
-            status, detail = "killed", "was killed on request (--force)"
-        elif code == 0:
-            status, detail = "succeeded", "exited with code 0"
-        elif proc.stop_action == "terminated" and code is not None and code < 0:
-            status, detail = "stopped", "was stopped (it does not use the node API, so it got SIGTERM)"
-        elif code is not None and code < 0:
-            status, detail = "failed", f"was killed by signal {_signal_name(-code)}"
-        else:
-            status, detail = "failed", f"exited with code {code}"
-        if proc.supervision_lost and status in ("succeeded", "stopped"):
-            # It ended because it could not reach us: whatever its code, the run did not go as asked.
-            status, detail = "failed", f"was stopped because it lost its supervisor ({proc.supervision_lost})"
-        elif proc.close_failed and status in ("succeeded", "stopped"):
-            status, detail = "failed", f"did not close cleanly ({proc.close_failed})"
+        status, detail = exit_outcome(proc.popen.returncode, proc.stop_action, self.options.grace,
+                                      proc.supervision_lost, proc.close_failed)
         if self._will_restart(proc.node, status):
             done = self.restarts.get(node_id, 0)
-            delay = min(RESTART_DELAY_MAX, (proc.node.restart_delay if proc.node.restart_delay is not None
-                                            else RESTART_DELAY) * 2 ** done)
+            delay = next_delay(RestartRule.of(proc.node), done)
             self.restarts[node_id] = done + 1
             limit = f" of {proc.node.max_restarts}" if proc.node.max_restarts is not None else ""
             msg = (f"[dora-zenoh] node '{node_id}' {detail}; restarting in {delay:g} s "
                    f"(restart {done + 1}{limit}, restart_policy: {proc.node.restart_policy})")
-            self._log_line(proc, msg, True, msg)
+            self.logs.write(proc, msg, True, msg)
             proc.log.close()
             # No exited/<node> token: downstream keeps its inputs open across the restart.
             self.pending_restart[node_id] = (proc, status, detail)
@@ -511,13 +295,11 @@ class DataflowRun:
 
     def _will_restart(self, node: ResolvedNode, status: str) -> bool:
         """Whether the node's ``restart_policy`` restarts it after it ended with ``status``."""
-        if self._stopping_at is not None or self._killed or node.restart_policy == "never":
+        if self._stopping_at is not None or self._killed:
             return False
-        if node.max_restarts is not None and self.restarts.get(node.id, 0) >= node.max_restarts:
-            return False
-        return status == "failed" or (node.restart_policy == "always" and status == "succeeded")
+        return restarts_after(RestartRule.of(node), status, self.restarts.get(node.id, 0))
 
-    def _final_exit(self, proc: _Proc, status: str, detail: str) -> None:
+    def _final_exit(self, proc: NodeProcess, status: str, detail: str) -> None:
         """The node is done for good: record its result and tell its downstream (exited token)."""
         node_id = proc.node.id
         code = proc.popen.returncode
@@ -526,7 +308,7 @@ class DataflowRun:
                                            self.restarts.get(node_id, 0))
         if not proc.log.closed:
             line = f"[dora-zenoh] node '{node_id}' {detail}"
-            self._log_line(proc, line, True, line if status == "failed" else None)
+            self.logs.write(proc, line, True, line if status == "failed" else None)
             proc.log.close()
         if self.session is not None:
             proc.exited_token = self.session.liveliness().declare_token(
@@ -542,7 +324,7 @@ class DataflowRun:
         self._ended_at.pop(node_id, None)
         try:
             self._spawn(pending[0].node, restart=True)
-        except RuntimeError as exc:
+        except NodeStartError as exc:
             self._final_exit(pending[0], "failed", f"could not be restarted: {exc}")
 
     def _cancel_restarts(self) -> None:
@@ -686,12 +468,3 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
-
-
-def _signal_name(num: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return str(num)

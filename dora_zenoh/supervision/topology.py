@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import socket
 from contextlib import ExitStack
+from typing import TYPE_CHECKING, NamedTuple
 
-from dora_zenoh.descriptor.load import Descriptor, ResolvedNode
+if TYPE_CHECKING:
+    from dora_zenoh.descriptor import Descriptor, ResolvedNode
 
-LINKS_KEY = "links"  # in a node's configuration: {"listen": [...], "connect": [...]}
+
+class Links(NamedTuple):
+    """One node's place in the plan: where it listens, and the listeners of the nodes it
+    dials besides the hub (``NodeConfig.listen`` / ``NodeConfig.upstreams``)."""
+
+    listen: str
+    upstreams: list[str]
 
 
 class LinkPlan:
@@ -36,15 +44,15 @@ class LinkPlan:
 
     @property
     def enabled(self) -> bool:
-        """False when the hub is not TCP/UDP/QUIC/TLS on an address: nodes then use gossip."""
+        """False when the hub is not TCP on an address (e.g. a Unix socket): nodes then use gossip."""
         return bool(self.listen)
 
-    def links(self, node_id: str) -> dict[str, list[str]] | None:
-        """What node ``node_id`` listens on and connects to (None: keep Zenoh's gossip)."""
+    def links(self, node_id: str) -> Links | None:
+        """What node ``node_id`` listens on and dials besides the hub (None: keep Zenoh's gossip)."""
         if not self.enabled or node_id not in self.listen:
             return None
         upstream = [self.listen[s] for s in sorted(self._sources.get(node_id, ())) if self._dials(node_id, s)]
-        return {"listen": [self.listen[node_id]], "connect": [self.hub, *upstream]}
+        return Links(self.listen[node_id], upstream)
 
     def _dials(self, node_id: str, source: str) -> bool:
         """Whether ``node_id`` connects to ``source``. When both read each other (a ping-pong),

@@ -1,19 +1,278 @@
-"""The configuration a node process receives, built from the descriptor.
+"""The typed contract between a runner and a node process: :class:`NodeConfig`.
 
-It is plain JSON (in ``$DORA_ZENOH_NODE_CONFIG``, or served to dynamic nodes over
-Zenoh) so that a node needs neither pydantic nor the YAML file to start: start-up
-time is part of the product.
+The runner builds it from the descriptor (:func:`node_config`) and hands it to the node
+as JSON: in ``$DORA_ZENOH_NODE_CONFIG``, or over Zenoh to a dynamic node. A ROS-like
+node builds one itself (:mod:`dora_zenoh.node.adhoc`). JSON, and plain dataclasses
+rather than pydantic, so that a node needs neither pydantic nor the YAML file to start:
+start-up time is part of the product.
+
+:meth:`NodeConfig.from_json` checks every field and raises a :class:`NodeConfigError`
+that names the bad one; fields it does not know are ignored, so a node of a slightly
+older dora-zenoh can still join a newer runner.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.wire import keys
 
 if TYPE_CHECKING:
-    from dora_zenoh.descriptor.load import Descriptor, OperatorSpec, ResolvedInput, ResolvedNode
+    from dora_zenoh.descriptor.model import Descriptor, OperatorSpec, ResolvedInput, ResolvedNode
+
+QUEUE_POLICIES = ("drop_oldest", "block")
+DEFAULT_QUEUE_SIZE = 10
+DEFAULT_BARRIER_TIMEOUT = 30.0
 
 
+@dataclass(frozen=True)
+class InputConfig:
+    """One input as a node sees it: a timer (``timer_ns``) or the key of another node's output.
+
+    ``stdout``: the source publishes its stdout lines there (they may outlive its
+    liveliness token). ``restartable``: the source may end and come back, so only the
+    runner's final ``exited`` token closes this input.
+    """
+
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_policy: str = "drop_oldest"
+    timer_ns: int | None = None
+    key: str | None = None
+    source_node: str | None = None
+    source_output: str | None = None
+    stdout: bool = False
+    restartable: bool = False
+
+    @property
+    def is_timer(self) -> bool:
+        return self.timer_ns is not None
+
+    @property
+    def blocks(self) -> bool:
+        """``queue_policy: block``: the source waits for room instead of dropping."""
+        return self.queue_policy == "block"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"queue_size": self.queue_size, "queue_policy": self.queue_policy}
+        if self.timer_ns is not None:
+            data["timer_ns"] = self.timer_ns
+            return data
+        data.update(key=self.key, source_node=self.source_node, source_output=self.source_output,
+                    stdout=self.stdout)
+        if self.restartable:
+            data["restartable"] = True
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> InputConfig:
+        f = _Fields(data, where)
+        queue_size = f.whole("queue_size", DEFAULT_QUEUE_SIZE, minimum=1)
+        queue_policy = f.text("queue_policy", "drop_oldest")
+        if queue_policy not in QUEUE_POLICIES:
+            raise f.error("queue_policy", f"should be one of {', '.join(QUEUE_POLICIES)}, not {queue_policy!r}")
+        timer_ns = f.whole("timer_ns", None, minimum=1)
+        if timer_ns is not None:
+            return cls(queue_size, queue_policy, timer_ns)
+        return cls(queue_size, queue_policy, None, f.text("key"), f.text("source_node"), f.text("source_output"),
+                   f.flag("stdout", False), f.flag("restartable", False))
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """One operator of a runtime node: its file and ids, without the node-level "opid/" prefix."""
+
+    id: str
+    python: str
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    send_stdout_as: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "python": self.python, "inputs": list(self.inputs), "outputs": list(self.outputs),
+                "send_stdout_as": self.send_stdout_as}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> OperatorConfig:
+        f = _Fields(data, where)
+        return cls(f.text("id"), f.text("python"), f.ids("inputs"), f.ids("outputs"),
+                   f.text("send_stdout_as", None))
+
+
+@dataclass(frozen=True)
+class RunnerIdentity:
+    """The process that supervises a node: which machine, which pid, started when.
+
+    A node whose runner's liveliness token goes looks at this process before it stops:
+    still there (``start`` in clock ticks since boot, so a reused pid does not count)
+    means the runner is paused, not dead (see :mod:`dora_zenoh.node.supervisor`).
+    """
+
+    host: str
+    pid: int
+    start: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "start": self.start}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RunnerIdentity:
+        f = _Fields(data, where)
+        return cls(f.text("host"), f.whole("pid", minimum=1), f.whole("start", None, minimum=0))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything one node process needs to join a dataflow.
+
+    ``outputs`` maps an output id to its key; ``readers`` maps an output id to the nodes
+    started with the dataflow that read it (what the start barrier waits for).
+    ``supervised``: a runner watches this node (it stops when the runner goes).
+    ``fresh_start``: started with the dataflow, so it hears its sources from sequence 0.
+    ``descriptor``: the YAML's path (None for a ROS-like node). ``operators``: only for
+    an operator runtime. ``runner``: the supervising process (None: not known, e.g. a
+    coordinator of an older dora-zenoh).
+
+    ``listen`` and ``upstreams``: the runner's link plan (``supervision.topology``): the
+    node listens on ``listen`` and links only to the hub (``endpoint``) and to
+    ``upstreams``, the listeners of the nodes it reads from, with gossip auto-connect
+    off. ``listen`` None: no plan, the node listens on an ephemeral port and lets gossip
+    link it to every peer.
+    """
+
+    dataflow: str
+    node: str
+    prefix: str
+    endpoint: str
+    descriptor: str | None = None
+    supervised: bool = True
+    inputs: dict[str, InputConfig] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    readers: dict[str, list[str]] = field(default_factory=dict)
+    operators: list[OperatorConfig] = field(default_factory=list)
+    fresh_start: bool = False
+    barrier_timeout: float = DEFAULT_BARRIER_TIMEOUT
+    runner: RunnerIdentity | None = None
+    listen: str | None = None
+    upstreams: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "dataflow": self.dataflow, "node": self.node, "prefix": self.prefix, "endpoint": self.endpoint,
+            "descriptor": self.descriptor, "supervised": self.supervised,
+            "inputs": {i: spec.to_dict() for i, spec in self.inputs.items()},
+            "outputs": dict(self.outputs),
+            "readers": {o: list(r) for o, r in self.readers.items()},
+            "fresh_start": self.fresh_start,
+            "barrier_timeout": self.barrier_timeout,
+        }
+        if self.operators:
+            data["operators"] = [op.to_dict() for op in self.operators]
+        if self.runner is not None:
+            data["runner"] = self.runner.to_dict()
+        if self.listen is not None:
+            data["listen"] = self.listen
+            data["upstreams"] = list(self.upstreams)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "node configuration") -> NodeConfig:
+        f = _Fields(data, where)
+        inputs = {i: InputConfig.from_dict(spec, f"{where}: inputs.{i}")
+                  for i, spec in f.mapping("inputs").items()}
+        outputs = f.mapping("outputs")
+        for out_id, key in outputs.items():
+            if not isinstance(key, str):
+                raise f.error(f"outputs.{out_id}", f"should be a key (text), not {key!r}")
+        readers = f.mapping("readers")
+        for out_id, nodes in readers.items():
+            if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+                raise f.error(f"readers.{out_id}", f"should be a list of node ids, not {nodes!r}")
+        ops = f.items("operators")
+        runner = data.get("runner")
+        return cls(f.text("dataflow"), f.text("node"), f.text("prefix"), f.text("endpoint"),
+                   f.text("descriptor", None), f.flag("supervised", True), inputs, dict(outputs),
+                   {o: list(r) for o, r in readers.items()},
+                   [OperatorConfig.from_dict(op, f"{where}: operators[{n}]") for n, op in enumerate(ops)],
+                   f.flag("fresh_start", False), f.number("barrier_timeout", DEFAULT_BARRIER_TIMEOUT),
+                   None if runner is None else RunnerIdentity.from_dict(runner, f"{where}: runner"),
+                   f.text("listen", None), f.texts("upstreams"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
+        """Parse and check a configuration; ``where`` names its origin in error messages
+        (e.g. the environment variable)."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise NodeConfigError(f"{where} is not JSON ({exc}); it is written by the dora-zenoh runner: "
+                                  "start the node with `dora-zenoh run`, and check that runner and node "
+                                  "use the same dora-zenoh") from None
+        return cls.from_dict(data, where)
+
+
+_MISSING: Any = object()
+
+
+class _Fields:
+    """Typed reads of one JSON object's fields, each failure a NodeConfigError naming the field."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise NodeConfigError(f"{where}: should be a JSON object, not {type(data).__name__}")
+        self.data, self.where = data, where
+
+    def error(self, name: str, problem: str) -> NodeConfigError:
+        return NodeConfigError(f"{self.where}: field '{name}' {problem} (the configuration is written by "
+                               "the dora-zenoh runner: do runner and node use the same dora-zenoh?)")
+
+    def _get(self, name: str, default: Any, ok: Any, wanted: str) -> Any:
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING or (value is None and default is None):
+            if default is _MISSING:
+                raise self.error(name, "is missing")
+            return default
+        if not ok(value):
+            raise self.error(name, f"should be {wanted}, not {value!r}")
+        return value
+
+    def text(self, name: str, default: Any = _MISSING) -> Any:
+        return self._get(name, default, lambda v: isinstance(v, str), "text")
+
+    def flag(self, name: str, default: Any = _MISSING) -> Any:
+        return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
+
+    def whole(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+        value = self._get(name, default, lambda v: isinstance(v, int) and not isinstance(v, bool),
+                          "a whole number")
+        if value is not None and minimum is not None and value < minimum:
+            raise self.error(name, f"should be at least {minimum}, not {value}")
+        return value
+
+    def number(self, name: str, default: Any = _MISSING) -> Any:
+        return float(self._get(name, default, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+                               "a number"))
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        return self._get(name, {}, lambda v: isinstance(v, dict), "a JSON object")
+
+    def items(self, name: str) -> list[Any]:
+        return self._get(name, [], lambda v: isinstance(v, list), "a list")
+
+    def texts(self, name: str) -> list[str]:
+        return list(self._get(name, [], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                              "a list of text"))
+
+    def ids(self, name: str) -> list[str]:
+        return list(self._get(name, [], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                              "a list of ids"))
+
+
+# -- built from the descriptor, by the runner ----------------------------------------------------
 def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
     """(node, output) pairs whose stdout lines the runner publishes (``send_stdout_as``).
 
@@ -22,18 +281,14 @@ def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
     return {(n.id, n.send_stdout_as) for n in desc.nodes if n.send_stdout_as and n.kind != "runtime"}
 
 
-def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> dict[str, Any]:
+def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> InputConfig:
     """One input as a node sees it: the key to subscribe to and its queue."""
-    spec: dict[str, Any] = {"queue_size": inp.queue_size, "queue_policy": inp.queue_policy}
     if inp.timer_ns:
-        spec["timer_ns"] = inp.timer_ns
-        return spec
-    spec.update(key=keys.data_key(desc.prefix, dataflow, inp.source), source_node=inp.source_node,
-                source_output=inp.source_output,
-                stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc))
-    if inp.source_node in restartable_nodes(desc):
-        spec["restartable"] = True
-    return spec
+        return InputConfig(inp.queue_size, inp.queue_policy, timer_ns=inp.timer_ns)
+    return InputConfig(inp.queue_size, inp.queue_policy, key=keys.data_key(desc.prefix, dataflow, inp.source),
+                       source_node=inp.source_node, source_output=inp.source_output,
+                       stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc),
+                       restartable=inp.source_node in restartable_nodes(desc))
 
 
 def restartable_nodes(desc: Descriptor) -> set[str]:
@@ -64,28 +319,23 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
 
 
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
-                supervised: bool = True) -> dict[str, Any]:
-    """Everything node ``node`` needs to join dataflow ``dataflow``."""
+                supervised: bool = True, fresh_start: bool = False, runner: RunnerIdentity | None = None,
+                listen: str | None = None, upstreams: list[str] | None = None) -> NodeConfig:
+    """Everything node ``node`` needs to join dataflow ``dataflow`` (``listen``/``upstreams``:
+    its place in the runner's link plan, if it has one)."""
     runtime = node.kind == "runtime"
     outputs = {o: keys.data_key(desc.prefix, dataflow, f"{node.id}/{o}")
                for o in node.outputs if runtime or o != node.send_stdout_as}
-    cfg: dict[str, Any] = {
-        "dataflow": dataflow,
-        "node": node.id,
-        "prefix": desc.prefix,
-        "endpoint": endpoint,
-        "descriptor": str(desc.path),
-        "supervised": supervised,
-        "inputs": {i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
-        "outputs": outputs,
-        "readers": readers_by_output(desc, node.id),
-    }
-    if runtime:
-        cfg["operators"] = [operator_config(node, op) for op in node.operators]
-    return cfg
+    return NodeConfig(
+        dataflow=dataflow, node=node.id, prefix=desc.prefix, endpoint=endpoint, descriptor=str(desc.path),
+        supervised=supervised,
+        inputs={i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
+        outputs=outputs, readers=readers_by_output(desc, node.id),
+        operators=[operator_config(node, op) for op in node.operators] if runtime else [],
+        fresh_start=fresh_start, runner=runner, listen=listen, upstreams=list(upstreams or []))
 
 
-def operator_config(node: ResolvedNode, op: OperatorSpec) -> dict[str, Any]:
+def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:
     """One operator of a runtime node: its file and ids, without the node-level "opid/" prefix.
 
     A node-level ``send_stdout_as: opid/out`` counts as that operator's.
@@ -93,5 +343,4 @@ def operator_config(node: ResolvedNode, op: OperatorSpec) -> dict[str, Any]:
     stdout_as = op.send_stdout_as
     if stdout_as is None and node.send_stdout_as and node.send_stdout_as.startswith(f"{op.id}/"):
         stdout_as = node.send_stdout_as[len(op.id) + 1:]
-    return {"id": op.id, "python": str(op.python), "inputs": list(op.inputs), "outputs": list(op.outputs),
-            "send_stdout_as": stdout_as}
+    return OperatorConfig(op.id, str(op.python), list(op.inputs), list(op.outputs), stdout_as)

@@ -10,30 +10,27 @@ Either way no byte of user data passes through the hub.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 
 import zenoh
 
-from dora_zenoh.tuning import sched
+from dora_zenoh import settings
 
-DEFAULT_ENDPOINT = "tcp/127.0.0.1:7447"
-ENDPOINT_ENV = "DORA_ZENOH_ENDPOINT"
-LISTEN_ENV = "DORA_ZENOH_LISTEN"
-ZENOH_CONFIG_ENV = "DORA_ZENOH_ZENOH_CONFIG"
-RUNTIME_ENV = "ZENOH_RUNTIME"
+DEFAULT_ENDPOINT = settings.ENDPOINT.default
+ENDPOINT_ENV = settings.ENDPOINT.name
+LISTEN_ENV = settings.LISTEN.name
+ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
+RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
-# default gives them four runtimes with five worker threads; ``app`` stays as it is).
-# Fewer thread hand-overs per message: an 8 B ping-pong between two plain zenoh-python
-# processes went from 66-73 to 42-43 us one-way, and dora-zenoh's from 71 to 53 (see
-# the README, "Performance").
-NODE_RUNTIME = "(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))"
+# default gives them four runtimes with five worker threads; ``app`` stays as it is):
+# fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
+NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 
 
 def default_endpoint() -> str:
     """The hub endpoint: ``$DORA_ZENOH_ENDPOINT`` or ``tcp/127.0.0.1:7447``."""
-    return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+    return settings.ENDPOINT.get()
 
 
 def node_listen_endpoint(hub: str) -> str:
@@ -42,7 +39,7 @@ def node_listen_endpoint(hub: str) -> str:
     Follows the hub's protocol and host so that a hub on loopback keeps the whole
     dataflow on loopback; ``$DORA_ZENOH_LISTEN`` overrides it.
     """
-    explicit = os.environ.get(LISTEN_ENV)
+    explicit = settings.LISTEN.get()
     if explicit:
         return explicit
     proto, _, rest = hub.partition("/")
@@ -53,8 +50,12 @@ def node_listen_endpoint(hub: str) -> str:
 
 
 # A node with ``autoconnect=False`` dials its sources' listeners, which may not be up yet:
-# retry soon (Zenoh's default waits 1 s, then 2 s, then 4 s between tries).
-CONNECT_RETRY = "{period_init_ms: 50, period_max_ms: 1000, period_increase_factor: 2}"
+# retry soon (Zenoh's default waits 1 s, then 2 s, then 4 s between tries). The gap after
+# a late source starts listening delays its start barrier, while its own sources already
+# send: capped at 1 s, a timer pipeline dropped its first messages in ~1 run of 10 (loaded
+# machine). Zenoh also redials the listener of a source that has exited: at 100 ms that
+# costs ~0.4 % of a core per such link (measured), 20 ms cost ~2 %.
+CONNECT_RETRY = "{period_init_ms: 10, period_max_ms: 100, period_increase_factor: 2}"
 
 
 def peer_config(connect: list[str], listen: list[str], autoconnect: bool = True) -> zenoh.Config:
@@ -67,7 +68,7 @@ def peer_config(connect: list[str], listen: list[str], autoconnect: bool = True)
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for TLS or wider networks); the endpoints are then still set here.
     """
-    path = os.environ.get(ZENOH_CONFIG_ENV)
+    path = settings.ZENOH_CONFIG.get()
     conf = zenoh.Config.from_file(path) if path else zenoh.Config()
     conf.insert_json5("mode", '"peer"')
     if not path:
@@ -93,9 +94,8 @@ def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
     """
     if not blocking_input:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
-    env.setdefault(sched.SLICE_ENV, str(sched.DEFAULT_SLICE_US))
-    env.setdefault(sched.SEND_YIELD_ENV, str(sched.DEFAULT_SEND_YIELD_US))
-    env.setdefault(sched.SPIN_ENV, str(sched.DEFAULT_SPIN_US))
+    for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):
+        env.setdefault(setting.name, setting.node_default or "0")
 
 
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:

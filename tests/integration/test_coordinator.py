@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 
 import psutil
-from conftest import ROOT, long_lived_pids, start_cli, wait_for, write_long_lived_flow
+from conftest import ROOT, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
 
 FOREVER = textwrap.dedent("""
     import os
@@ -106,6 +107,26 @@ def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
     assert "stopping 0 dataflow(s)" in coord("down").stdout
     psutil.Process(coord.pid).wait(10) if psutil.pid_exists(coord.pid) else None
     assert "no coordinator is running" in coord("list").stderr
+
+
+def test_a_second_coordinator_says_which_one_runs(coord):
+    # The CLI asks (the coordinator itself does not import the client) and exits 1.
+    res = coord("coordinator", timeout=30)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"[dora-zenoh] a coordinator is already running on {coord.endpoint} (pid {coord.pid})" in res.stderr
+    assert psutil.pid_exists(coord.pid) and coord.info()["pid"] == coord.pid  # the first one is untouched
+
+
+def test_coordinator_on_a_port_another_program_holds(endpoint):
+    host, port = endpoint.split("/", 1)[1].rsplit(":", 1)
+    with socket.socket() as other:  # a program that is not a coordinator (nor speaks Zenoh)
+        other.bind((host, int(port)))
+        other.listen()
+        for verb in ("coordinator", "up"):
+            res = cli(verb, "--endpoint", endpoint, timeout=30)
+            assert res.returncode == 1, res.stdout + res.stderr
+            assert f"error: {endpoint} is in use by another program" in res.stderr, verb
+            assert "Traceback" not in res.stderr
 
 
 def test_start_validates_first_and_attached_reports_result(coord, flow):

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import Flow
 
-from dora_zenoh.descriptor.load import check_file, load_descriptor
-from dora_zenoh.tuning.affinity import format_cpu_list, parse_cpu_list, usable_cpus
+from dora_zenoh.descriptor import check_file, load_descriptor
+from dora_zenoh.descriptor.cpus import format_cpu_list, parse_cpu_list
+from dora_zenoh.descriptor.host import usable_cpus
 
 ALLOWED = sorted(os.sched_getaffinity(0))
 
@@ -92,7 +93,7 @@ def test_a_cpu_outside_the_runners_own_mask_is_fine(tmp_path: Path) -> None:
     the runner's mask does not limit its children's, so the check must not either."""
     (tmp_path / "n.py").write_text("# dummy\n")
     (tmp_path / "dataflow.yml").write_text(f"nodes:\n  - id: a\n    path: n.py\n    cpu_affinity: {ALLOWED[-1]}\n")
-    code = (f"import os; os.sched_setaffinity(0, {{{ALLOWED[0]}}}); from dora_zenoh.descriptor.load import check_file; "
+    code = (f"import os; os.sched_setaffinity(0, {{{ALLOWED[0]}}}); from dora_zenoh.descriptor import check_file; "
             f"print(check_file({str(tmp_path / 'dataflow.yml')!r}), sorted(os.sched_getaffinity(0)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from dora_zenoh.descriptor.load import load_descriptor
-from dora_zenoh.supervision.topology import LinkPlan
+from dora_zenoh.descriptor import load_descriptor
+from dora_zenoh.supervision.topology import LinkPlan, Links
 
 HUB = "tcp/127.0.0.1:7999"
 
@@ -26,9 +26,9 @@ def test_each_node_dials_the_hub_and_only_its_sources(tmp_path):
     """)
     ports = {n: p.listen[n] for n in "abc"}
     assert len(set(ports.values())) == 3 and all(e.startswith("tcp/127.0.0.1:") for e in ports.values())
-    assert p.links("a") == {"listen": [ports["a"]], "connect": [HUB]}  # a timer is not a node
-    assert p.links("b") == {"listen": [ports["b"]], "connect": [HUB, ports["a"]]}
-    assert p.links("c") == {"listen": [ports["c"]], "connect": [HUB, ports["a"], ports["b"]]}
+    assert p.links("a") == Links(ports["a"], [])  # a timer is not a node
+    assert p.links("b") == Links(ports["b"], [ports["a"]])
+    assert p.links("c") == Links(ports["c"], [ports["a"], ports["b"]])
     assert p.connections() == 3  # the graph's edges, not n * (n - 1) / 2
 
 
@@ -40,10 +40,10 @@ def test_a_pair_reading_each_other_makes_one_link_and_dynamic_nodes_are_not_dial
           - {id: plot, path: dynamic, inputs: {ping: ping/o}, outputs: [o]}
           - {id: late, path: c.py, inputs: {p: plot/o, q: ping/o}}
     """)
-    assert p.links("ping")["connect"] == [HUB]
-    assert p.links("pong")["connect"] == [HUB, p.listen["ping"]]
+    assert p.links("ping").upstreams == []
+    assert p.links("pong").upstreams == [p.listen["ping"]]
     assert p.links("plot") is None  # started by hand: gossip links it
-    assert p.links("late")["connect"] == [HUB, p.listen["ping"]]
+    assert p.links("late").upstreams == [p.listen["ping"]]
     assert p.connections() == 2
 
 

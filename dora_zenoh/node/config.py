@@ -1,0 +1,115 @@
+"""Where a node's configuration comes from: the three ways a process becomes a node.
+
+1. Started by a runner or coordinator: the :class:`NodeConfig` is in
+   ``$DORA_ZENOH_NODE_CONFIG``, whatever id the script passes (dora does the same).
+2. ``Node("plot")`` by hand: a ``path: dynamic`` node of a running dataflow, which
+   serves that node's configuration on ``{prefix}/@dz/cfg/{dataflow}/plot``.
+3. ``Node("teleop", inputs=..., outputs=...)``: a ROS-like node with no YAML, whose
+   configuration is built from its arguments by :mod:`dora_zenoh.node.adhoc`.
+
+Each source also opens the Zenoh session in the way that fits it, and says how long
+the start barrier waits by default.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zenoh
+
+from dora_zenoh import settings
+from dora_zenoh.errors import NodeConfigError
+from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire.contract import NodeConfig
+
+DYNAMIC_QUERY_TIMEOUT = 5.0  # how long a dynamic node looks for its dataflow (the hub link may be coming up)
+
+
+@dataclass
+class Joined:
+    """A configured node's start: its configuration, its open session, its barrier timeout."""
+
+    cfg: NodeConfig
+    session: zenoh.Session
+    barrier_timeout: float
+
+
+def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
+         inputs: dict[str, Any] | None, outputs: list[str] | None) -> Joined:
+    """The configuration and session of the node ``Node(...)`` was asked to be (see the module doc)."""
+    raw = settings.NODE_CONFIG.get()
+    if raw:
+        return from_runner(raw)
+    if not node_id:
+        raise NodeConfigError(
+            "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
+            "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
+            "running dataflow, e.g. Node(\"plot\")")
+    hub = endpoint or zconfig.default_endpoint()
+    dataflow = dataflow or settings.DATAFLOW.get()
+    prefix = settings.PREFIX.get()
+    if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner, no barrier
+        from dora_zenoh.node import adhoc
+
+        cfg = adhoc.adhoc_config(node_id, inputs, outputs, dataflow, prefix, hub)
+        return Joined(cfg, adhoc.open_session(hub), 0.0)
+    return from_dataflow(node_id, dataflow, prefix, hub)
+
+
+def from_runner(raw: str) -> Joined:
+    """Source 1: the runner's configuration in the environment."""
+    cfg = NodeConfig.from_json(raw, settings.NODE_CONFIG.name)
+    session = zenoh.open(runner_session_config(cfg))
+    zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
+    return Joined(cfg, session, cfg.barrier_timeout)
+
+
+def runner_session_config(cfg: NodeConfig) -> zenoh.Config:
+    """The Zenoh config of a node a runner started: the links of the runner's plan (its own
+    listener; the hub and the nodes it reads from, no gossip auto-connect: see
+    ``supervision.topology``), or the hub and gossip when the plan gave it none."""
+    if cfg.listen is not None:
+        return zconfig.peer_config([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False)
+    return zconfig.peer_config([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)])
+
+
+def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:
+    """Source 2: a ``path: dynamic`` node asks the running dataflow for its configuration."""
+    session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+    try:
+        cfg = fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
+    except BaseException:
+        session.close()
+        raise
+    return Joined(cfg, session, cfg.barrier_timeout)
+
+
+def fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | None, prefix: str,
+                         hub: str) -> NodeConfig:
+    """Ask the running dataflow(s) for the configuration of dynamic node ``node_id``."""
+    selector = keys.config_key(prefix, dataflow or "*", node_id)
+    found: list[NodeConfig] = []
+    deadline = time.monotonic() + DYNAMIC_QUERY_TIMEOUT
+    while not found and time.monotonic() < deadline:
+        for reply in session.get(selector, timeout=2.0):
+            if reply.ok is not None:
+                try:
+                    found.append(NodeConfig.from_json(reply.ok.payload.to_bytes(),
+                                                      f"the configuration served on {reply.ok.key_expr}"))
+                except NodeConfigError:
+                    continue  # not a runner of ours (or another version): as if it had not answered
+        if not found:
+            time.sleep(0.2)  # the hub link may still be coming up
+    if not found:
+        where = f"dataflow '{dataflow}' has no" if dataflow else "no running dataflow has a"
+        raise NodeConfigError(
+            f"{where} dynamic node '{node_id}' (asked on {hub}): start the dataflow first "
+            f"(`dora-zenoh run dataflow.yml`), and check that the YAML has a node `id: {node_id}` with "
+            f"`path: dynamic`; set {settings.ENDPOINT.name} if it runs on another endpoint")
+    if len(found) > 1:
+        names = ", ".join(sorted(c.dataflow for c in found))
+        raise NodeConfigError(
+            f"several running dataflows have a dynamic node '{node_id}' ({names}): pass "
+            f"Node(\"{node_id}\", dataflow=NAME) or set {settings.DATAFLOW.name}")
+    return found[0]

@@ -1,0 +1,238 @@
+"""Every environment variable dora-zenoh reads or sets, in one registry.
+
+Each :class:`Setting` has its name, its value when unset, a parser and a one-line meaning;
+the package reads them only through here (``settings.ENDPOINT.get()``), so the table in
+``docs/reference/environment.md`` cannot drift from the code: it is generated from this
+registry (``python -m dora_zenoh.settings --markdown``) and a unit test compares the two.
+
+Base layer: standard library only, because node processes read their settings at start-up.
+An empty value counts as unset, as it always has.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[_T]):
+    """One environment variable.
+
+    ``parse`` turns a non-empty value into ``_T`` and raises ValueError saying what is wrong
+    with it ("is not a whole number of microseconds"); :meth:`get` adds the variable's
+    name, the value and ``fix`` to that message. ``node_default`` is what the runner puts in
+    every node's environment unless the user set the variable (None: it sets nothing).
+    """
+
+    name: str
+    default: _T
+    parse: Callable[[str], _T]
+    meaning: str
+    fix: str = ""
+    node_default: str | None = None
+    shown_default: str | None = None  # for the docs table, when ``default`` needs words
+
+    def raw(self) -> str | None:
+        """The value as set, or None when unset or empty."""
+        return os.environ.get(self.name) or None
+
+    def get(self) -> _T:
+        """The parsed value, ``default`` when unset; ValueError (naming the variable, the value and
+        the fix) when malformed. The caller decides whether that is fatal or a warning."""
+        raw = self.raw()
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}={raw!r} {exc}" + (f": {self.fix}" if self.fix else "")) from None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _flag(raw: str) -> bool:
+    """``1`` means on; any other value off (as it always has)."""
+    return raw == "1"
+
+
+def _microseconds(raw: str) -> int:
+    """A whole number of µs; blank counts as 0."""
+    raw = raw.strip()
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("is not a whole number of microseconds") from None
+
+
+def _optional_microseconds(raw: str) -> int | None:
+    value = _microseconds(raw)
+    if value < 0:
+        raise ValueError("is negative")
+    return value
+
+
+def _size(raw: str) -> int:
+    """Bytes, as ``units.parse_size`` reads them (``4096``, ``500kB``, ``16MiB``)."""
+    from dora_zenoh.units import parse_size  # lazily: node processes never need it
+
+    try:
+        return parse_size(raw)
+    except ValueError:
+        raise ValueError("is not a size in bytes") from None
+
+
+def _count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if value < 0:
+        raise ValueError("is negative")
+    return value
+
+
+# -- a node's place in the network ----------------------------------------------------------
+ENDPOINT: Setting[str] = Setting(
+    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _text,
+    "The hub endpoint: where `run`/`up` listen, and where dynamic and ROS-like nodes and the CLI connect.")
+LISTEN: Setting[str | None] = Setting(
+    "DORA_ZENOH_LISTEN", None, _text,
+    "Where a node listens for direct links from its peers.",
+    shown_default="an ephemeral port on the hub's host")
+ZENOH_CONFIG: Setting[str | None] = Setting(
+    "DORA_ZENOH_ZENOH_CONFIG", None, _text,
+    "A JSON5 Zenoh config file used as the base of every session (TLS, wider networks); "
+    "endpoints are still set by dora-zenoh.",
+    shown_default="none: loopback, multicast scouting off")
+PREFIX: Setting[str] = Setting(
+    "DORA_ZENOH_PREFIX", "dora", _text,
+    "The first key chunk of a dynamic or ROS-like node's keys (`{prefix}/{dataflow}/{node}/{output}`).")
+DATAFLOW: Setting[str | None] = Setting(
+    "DORA_ZENOH_DATAFLOW", None, _text,
+    "Which running dataflow a dynamic or ROS-like node joins when `Node(dataflow=...)` is not given.",
+    shown_default="any (dynamic), `default` (ROS-like)")
+
+# -- set by the runner for the processes it starts -------------------------------------------
+NODE_CONFIG: Setting[str | None] = Setting(
+    "DORA_ZENOH_NODE_CONFIG", None, _text,
+    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`).",
+    shown_default="unset: `Node()` is not under a runner")
+NODE_ID: Setting[str | None] = Setting(
+    "DORA_NODE_ID", None, _text,
+    "Set by the runner: the node's id (dora-rs sets it too; dora-zenoh itself does not read it).",
+    shown_default="unset")
+HOT_RELOAD: Setting[bool] = Setting(
+    "DORA_ZENOH_HOT_RELOAD", False, _flag,
+    "Set by `run --hot-reload` for operator runtimes: `1` reloads an operator when its file changes.",
+    shown_default="off")
+
+# -- performance tuning of node processes -----------------------------------------------------
+ZENOH_RUNTIME: Setting[str | None] = Setting(
+    "ZENOH_RUNTIME", None, _text,
+    "Read by Zenoh: its thread pools. The runner gives each node one thread for Zenoh's I/O, except "
+    "a node with a `queue_policy: block` input.",
+    node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
+    shown_default="Zenoh's own")
+NODE_SLICE_US: Setting[int] = Setting(
+    "DORA_ZENOH_NODE_SLICE_US", 0, _microseconds,
+    "Scheduler slice (µs) a node's event thread asks the kernel for; 0 keeps the kernel's default.",
+    fix="set it to e.g. 300, or to 0 to keep the kernel's default slice", node_default="300")
+SEND_YIELD_US: Setting[int] = Setting(
+    "DORA_ZENOH_SEND_YIELD_US", 0, _microseconds,
+    "Least time (µs) between two CPU yields after `send_output`, so Zenoh's thread can send; 0 never yields.",
+    fix="set it to e.g. 200, or to 0 to never yield", node_default="200")
+SPIN_US: Setting[int] = Setting(
+    "DORA_ZENOH_SPIN_US", 0, _microseconds,
+    "How long (µs) a node that sends polls for its next event before it blocks; 0 blocks at once.",
+    fix="set it to e.g. 100, or to 0 to block at once", node_default="100")
+EXPRESS: Setting[bool] = Setting(
+    "DORA_ZENOH_EXPRESS", False, _flag,
+    "`1` sends every message on its own instead of letting Zenoh batch small ones.",
+    shown_default="off (batching)")
+CPU_LATENCY_US: Setting[int | None] = Setting(
+    "DORA_ZENOH_CPU_LATENCY_US", None, _optional_microseconds,
+    "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
+    fix="set it to 0 or more microseconds", shown_default="none")
+
+# -- the runner's node logs ---------------------------------------------------------------------
+LOG_MAX_BYTES: Setting[int] = Setting(
+    "DORA_ZENOH_LOG_MAX_BYTES", 16 << 20, _size,
+    "Default of `run --log-max-size`: a node's log file is rotated when it reaches this size (0: never).",
+    fix="set it to a size such as 16MiB, 500kB or 4096, or to 0 to never rotate",
+    shown_default="`16MiB`")
+LOG_BACKUPS: Setting[int] = Setting(
+    "DORA_ZENOH_LOG_BACKUPS", 2, _count,
+    "Default of `run --log-max-files`: rotated log files kept per node besides the current one.",
+    fix="set it to a whole number such as 2, or to 0 to keep none")
+
+REGISTRY: tuple[Setting, ...] = (
+    ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
+    NODE_CONFIG, NODE_ID, HOT_RELOAD,
+    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    LOG_MAX_BYTES, LOG_BACKUPS,
+)
+
+
+def by_name(name: str) -> Setting:
+    """The setting called ``name``; KeyError if dora-zenoh has none."""
+    for setting in REGISTRY:
+        if setting.name == name:
+            return setting
+    raise KeyError(name)
+
+
+def _shown_default(setting: Setting) -> str:
+    if setting.node_default is not None and setting.name != ZENOH_RUNTIME.name:
+        return f"`{setting.node_default}` in nodes the runner starts (`{setting.default}` otherwise)"
+    if setting.shown_default is not None:
+        return setting.shown_default
+    return f"`{setting.default}`"
+
+
+PAGE_HEAD = """\
+# Environment variables
+
+Every variable dora-zenoh reads or sets. A value given in a node's `env:` in the dataflow YAML
+applies to that node only; a malformed tuning value is reported with a warning naming the
+variable and the fix, and the node goes on without that tuning.
+
+<!-- Generated from dora_zenoh/settings.py by `python -m dora_zenoh.settings --markdown`;
+     edit the registry, not this table (tests/unit/test_settings.py compares them). -->
+
+"""
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for s in REGISTRY:
+        meaning = s.meaning.replace("|", "\\|")
+        lines.append(f"| `{s.name}` | {_shown_default(s).replace('|', chr(92) + '|')} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_page() -> str:
+    """``docs/reference/environment.md``, exactly."""
+    return PAGE_HEAD + markdown_table()
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--markdown"]:
+        print("usage: python -m dora_zenoh.settings --markdown > docs/reference/environment.md", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown_page())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

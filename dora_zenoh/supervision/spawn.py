@@ -1,0 +1,146 @@
+"""Starting one node process: its argv, its environment, the process record, its stdout publisher.
+
+Processes start with ``subprocess`` (never ``fork``: the supervisor has a Zenoh session
+open), in a new session of their own so a whole process tree can be stopped, with the
+node's CPU affinity inherited from its first instruction.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+import zenoh
+
+from dora_zenoh import settings
+from dora_zenoh.errors import NodeStartError
+from dora_zenoh.tuning.affinity import inherited_by_children
+from dora_zenoh.wire import codec as wire
+from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire.contract import node_config
+
+if TYPE_CHECKING:
+    from dora_zenoh.descriptor import Descriptor, ResolvedNode
+    from dora_zenoh.supervision.logfile import NodeLog
+    from dora_zenoh.supervision.topology import Links
+    from dora_zenoh.wire.contract import RunnerIdentity
+
+SHIM_DIR = str(Path(__file__).resolve().parents[1] / "_shim")
+STDERR_TAIL = 15  # stderr lines kept per node for the run's summary
+
+
+class NodeProcess:
+    """A spawned node process and what the supervisor knows of it."""
+
+    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: NodeLog) -> None:
+        self.node = node
+        self.popen = popen
+        self.create_time = psutil.Process(popen.pid).create_time()
+        self.log = log
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self.pumps: list[threading.Thread] = []
+        # "terminated" (asked to stop) | "killed" (ignored STOP) | "forced" (killed on request)
+        self.stop_action: str | None = None
+        self.exited_token: Any = None
+        self.supervision_lost: str | None = None  # its LOST_TAG line, if it stopped for that
+        self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
+
+
+def command_for(node: ResolvedNode) -> list[str]:
+    """The argv of a node process (an operator runtime is this package's own module)."""
+    if node.kind == "runtime":
+        return [sys.executable, "-u", "-m", "dora_zenoh.operators.runtime"]
+    assert node.command, node.id
+    return list(node.command)
+
+
+def base_env(endpoint: str) -> dict[str, str]:
+    """The environment every process of the run shares: ours, plus the ``dora`` shim on the
+    path, unbuffered Python output and the Zenoh endpoint to connect to."""
+    env = dict(os.environ)
+    path = [SHIM_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    env["PYTHONUNBUFFERED"] = "1"
+    env[zconfig.ENDPOINT_ENV] = endpoint
+    return env
+
+
+def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
+             restart: bool = False, hot_reload: bool = False, runner: RunnerIdentity | None = None,
+             links: Links | None = None) -> dict[str, str]:
+    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
+
+    ``runner``: the supervising process (a paused runner is not a dead one, see
+    ``node.supervisor``); ``links``: the node's place in the link plan (``topology``).
+    """
+    env = dict(base)
+    env.update(node.env)
+    # Started with the dataflow, behind the start barrier: it hears every message its
+    # sources send, from sequence number 0 (a restarted node joins them midway).
+    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, runner=runner,
+                      listen=links.listen if links else None, upstreams=links.upstreams if links else None)
+    zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
+    env[settings.NODE_CONFIG.name] = cfg.to_json()
+    env[settings.NODE_ID.name] = node.id
+    if hot_reload and node.kind == "runtime":
+        env[settings.HOT_RELOAD.name] = "1"
+    return env
+
+
+def start_process(node: ResolvedNode, cwd: Path, env: dict[str, str], log: NodeLog) -> NodeProcess:
+    """Start the node's process (stdout and stderr piped, for the pumps). Closes ``log`` and
+    raises NodeStartError if it cannot be started."""
+    argv = command_for(node)
+    try:
+        with inherited_by_children(node.cpu_affinity):  # the node's every thread, from its start
+            popen = subprocess.Popen(argv, cwd=cwd, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        log.close()
+        raise NodeStartError(f"node '{node.id}': could not start {argv[0]}: {exc}") from exc
+    return NodeProcess(node, popen, log)
+
+
+class StdoutPublisher:
+    """Publishes a node's stdout lines as its output ``send_stdout_as`` (the runner does it:
+    the node only prints), then its end-of-stream notice with the count."""
+
+    def __init__(self, session: zenoh.Session, desc: Descriptor, dataflow: str, node: ResolvedNode,
+                 before_first: Callable[[], None]) -> None:
+        self.session = session
+        self.node = node
+        self.eos_key = keys.eos_key(desc.prefix, dataflow, node.id)
+        self.publisher = session.declare_publisher(
+            keys.data_key(desc.prefix, dataflow, f"{node.id}/{node.send_stdout_as}"),
+            encoding=wire.ENC_TEXT, congestion_control=zenoh.CongestionControl.BLOCK)
+        self.before_first = before_first  # waits (bounded) until every reader is subscribed
+        self.seq = 0
+
+    @staticmethod
+    def wanted(node: ResolvedNode) -> bool:
+        """A runtime publishes its operators' lines itself, as ordinary outputs."""
+        return bool(node.send_stdout_as) and node.kind != "runtime"
+
+    def put(self, line: str) -> None:
+        if self.seq == 0:
+            self.before_first()
+        self.publisher.put(line.encode(), attachment=wire.attachment(self.seq, time.time_ns(), None))
+        self.seq += 1
+
+    def finish(self) -> None:
+        """The node closed its stdout: tell its readers how many lines it sent."""
+        notice = {"node": self.node.id, "outputs": {self.node.send_stdout_as: self.seq}}
+        try:
+            self.session.put(self.eos_key, json.dumps(notice).encode(),
+                             congestion_control=zenoh.CongestionControl.BLOCK)
+        except zenoh.ZError:  # the run ended first (a child of the node held its stdout): no reader is left
+            pass

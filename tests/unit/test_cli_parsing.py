@@ -1,0 +1,180 @@
+"""The CLI's option parsing and error exits, through click's own CliRunner (no coordinator, no Zenoh).
+
+Usage errors are click's (exit 2, ``Error: ...``); failures the user can fix are
+``error: ...`` (or a descriptor's problem list as is) with exit 1, never a traceback.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from dora_zenoh.cli import _Main, main
+from dora_zenoh.cli.errors import CliError, ProblemsError
+from dora_zenoh.errors import DoraZenohError
+
+FIXTURES = Path(__file__).parent / "descriptor" / "files"
+COMMANDS = sorted(main.commands)
+TAKES_GRACE = sorted(name for name, cmd in main.commands.items()
+                     if any("--grace" in p.opts for p in cmd.params))
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def good_dataflow(folder: Path) -> Path:
+    (folder / "node.py").write_text("print('hi')\n")
+    path = folder / "dataflow.yml"
+    path.write_text("nodes:\n  - id: node\n    path: node.py\n")
+    return path
+
+
+def test_every_command_is_listed():
+    res = invoke("--help")
+    assert res.exit_code == 0
+    assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "start", "stop", "restart", "list",
+                             "logs", "clean"}
+    for name in COMMANDS:
+        assert f"  {name} " in res.output, name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_of_every_command_lists_its_options(name):
+    command = main.commands[name]
+    for flag in ("--help", "-h"):
+        res = invoke(name, flag)
+        assert res.exit_code == 0, res.output
+        assert res.output.startswith(f"Usage: main {name} "), res.output
+        options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+        for option in options:
+            for opt in option.opts + option.secondary_opts:
+                assert opt in res.output, f"{name} --help does not list {opt}"
+        assert "--help" in res.output
+
+
+def test_version():
+    res = invoke("--version")
+    assert res.exit_code == 0 and res.output.startswith("dora-zenoh, version ")
+
+
+@pytest.mark.parametrize("name", TAKES_GRACE)
+def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
+    assert TAKES_GRACE == ["down", "restart", "run", "start", "stop"]
+    args = {"run": [str(good_dataflow(tmp_path))], "start": [str(good_dataflow(tmp_path))],
+            "stop": ["flow"], "restart": ["flow"], "down": []}[name]
+    res = invoke(name, *args, "--grace", "soon")
+    assert res.exit_code == 2, res.output
+    assert ("Invalid value for '--grace': 'soon' is not a duration: use e.g. 10s, 500ms, 2m or 1h"
+            in res.stderr)
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run"], "Missing argument 'FILE'"),
+    (["run", "x.yml", "--stop-after", "-1s"], "'-1s' is not a duration"),
+    (["run", "x.yml", "--cpu-latency-us", "-1"], "Invalid value for '--cpu-latency-us'"),
+    (["logs", "flow", "node", "--tail", "some"], "Invalid value for '--tail'"),
+    (["run", "x.yml", "--log-max-size", "16M"], "'16M' is not a size: use e.g. 4096, 64KiB, 10MiB or 1GB"),
+    (["run", "x.yml", "--log-max-files", "-1"], "Invalid value for '--log-max-files'"),
+    (["check", "x.yml", "--nope"], "--nope"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_usage_errors_exit_2(args, message):
+    res = invoke(*args)
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr
+
+
+def test_check_of_a_good_file(tmp_path):
+    path = good_dataflow(tmp_path)
+    res = invoke("check", str(path))
+    assert res.exit_code == 0, res.output
+    assert res.stdout == f"{path}: ok\n"
+
+
+def test_check_of_a_bad_file_lists_every_problem_and_exits_1(tmp_path):
+    shutil.copy(FIXTURES / "many_problems.yml", tmp_path / "dataflow.yml")
+    (tmp_path / "camera.py").write_text("")
+    (tmp_path / "plot.py").write_text("")
+    res = invoke("check", str(tmp_path / "dataflow.yml"))
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    for problem in ("unknown key 'ouputs'", "node id 'camera' is used twice", "which does not exist",
+                    "unknown timer unit 'minutes'", "node id 'bad/id' is not a valid id",
+                    "path 'missing.py' does not exist"):
+        assert problem in res.stderr, problem
+    assert "9 problems found in" in res.stderr
+    assert not res.stderr.startswith("error:")  # the report is printed as is
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("verb", ["check", "run", "start"])
+def test_a_missing_file_exits_1_before_anything_starts(verb, tmp_path):
+    missing = tmp_path / "nope.yml"
+    res = invoke(verb, str(missing), "--endpoint", "tcp/127.0.0.1:1") if verb == "start" else invoke(verb,
+                                                                                                      str(missing))
+    assert res.exit_code == 1, res.output
+    assert f"{missing}: file not found" in res.stderr
+    assert "1 problem found" in res.stderr
+    assert "no coordinator" not in res.stderr  # `start` checks the file before asking a coordinator
+    assert "Traceback" not in res.output
+
+
+def test_run_without_a_writable_log_dir_is_an_error_not_a_traceback(tmp_path):
+    path = good_dataflow(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # nothing can be created under a regular file, not even by root
+    res = invoke("run", str(path), "--log-dir", str(blocker / "logs"),
+                 env={"XDG_STATE_HOME": str(blocker / "state")})
+    assert res.exit_code == 1, res.output
+    assert res.stderr.startswith(f"error: cannot create a log directory for the run in {blocker / 'logs'}")
+    assert "pass --log-dir with a directory you can write to" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_up_with_an_unwritable_log_file_says_so_and_starts_nothing(tmp_path):
+    from dora_zenoh.wire import zconfig
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    res = invoke("up", "--endpoint", zconfig.free_tcp_endpoint(), "--log-file", str(blocker / "c.log"))
+    assert res.exit_code == 1, res.output
+    assert res.stderr == (f"error: cannot write the coordinator's log {blocker / 'c.log'} (Not a directory); "
+                          "pass --log-file with a file you can write\n")
+
+
+def _group_raising(exc: Exception) -> click.Group:
+    group = _Main("main")
+
+    @group.command()
+    def boom() -> None:
+        raise exc
+
+    return group
+
+
+@pytest.mark.parametrize(("exc", "stderr"), [
+    (CliError("it broke; do this"), "error: it broke; do this\n"),
+    (ProblemsError("x.yml:3: a problem\n1 problem found in x.yml"), "x.yml:3: a problem\n1 problem found in x.yml\n"),
+    (DoraZenohError("a message for the user"), "error: a message for the user\n"),
+])
+def test_errors_reach_the_user_as_their_message_with_exit_1(exc, stderr):
+    res = CliRunner().invoke(_group_raising(exc), ["boom"])
+    assert res.exit_code == 1
+    assert res.stderr == stderr
+    assert res.stdout == ""
+
+
+def test_a_result_code_is_an_exit_not_an_error():
+    group = _Main("main")
+
+    @group.command()
+    def result() -> None:
+        raise click.exceptions.Exit(1)
+
+    res = CliRunner().invoke(group, ["result"])
+    assert res.exit_code == 1 and res.output == ""
