@@ -73,6 +73,17 @@ def _microseconds(raw: str) -> int:
         raise ValueError("is not a whole number of microseconds") from None
 
 
+def _seconds(raw: str) -> float:
+    """A number of seconds >= 0 (``2.5``)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise ValueError("is not a number of seconds >= 0")
+    return value
+
+
 def _optional_microseconds(raw: str) -> int | None:
     value = _microseconds(raw)
     if value < 0:
@@ -125,7 +136,8 @@ DATAFLOW: Setting[str | None] = Setting(
 # -- set by the runner for the processes it starts -------------------------------------------
 NODE_CONFIG: Setting[str | None] = Setting(
     "DORA_ZENOH_NODE_CONFIG", None, _text,
-    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`).",
+    "Set by the runner: the node's configuration (JSON of `dora_zenoh.wire.contract.NodeConfig`), with "
+    "the run's secret that signs its control notices (docs/guarantees.md): do not log it.",
     shown_default="unset: `Node()` is not under a runner")
 NODE_ID: Setting[str | None] = Setting(
     "DORA_NODE_ID", None, _text,
@@ -164,6 +176,45 @@ CPU_LATENCY_US: Setting[int | None] = Setting(
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
     fix="set it to 0 or more microseconds", shown_default="none")
 
+# -- how a node ends -----------------------------------------------------------------------
+EXIT_TIMEOUT: Setting[float] = Setting(
+    "DORA_ZENOH_EXIT_TIMEOUT", 10.0, _seconds,
+    "Seconds a node that exits waits for its `queue_policy: block` readers to receive all it sent "
+    "(`drop_oldest` readers: at most 1 s); who has not by then is named in a warning.",
+    fix="set it to e.g. 30, or to 0 not to wait", shown_default="`10`")
+
+# -- security (docs/security.md) ----------------------------------------------------------------
+TLS: Setting[str | None] = Setting(
+    "DORA_ZENOH_TLS", None, _text,
+    "This machine's certificate (`NAME.pem` from `dora-zenoh certs`; `NAME.key` and `ca.pem` next to it): "
+    "every session uses mutual TLS, and endpoints beyond this machine must be `tls/`.",
+    shown_default="unset: no TLS")
+INSECURE_NETWORK: Setting[bool] = Setting(
+    "DORA_ZENOH_INSECURE_NETWORK", False, _flag,
+    "`1` accepts a plain (unencrypted, unauthenticated) endpoint beyond this machine, with a warning; "
+    "otherwise such an endpoint is refused.",
+    shown_default="off: refused")
+SECRET_FILE: Setting[str | None] = Setting(
+    "DORA_ZENOH_SECRET_FILE", None, _text,
+    "Set by a closed (`--secure`) run for the processes it starts: its credentials file; a tool or dynamic "
+    "node joins a closed dataflow with the path the runner printed (`observer`: read-only).",
+    shown_default="unset: open dataflow")
+SECURE: Setting[bool] = Setting(
+    "DORA_ZENOH_SECURE", False, _flag,
+    "Default of `run --secure` / `start --secure`: `1` closes every dataflow to sessions without its credentials.",
+    shown_default="off")
+GROUP: Setting[str | None] = Setting(
+    "DORA_ZENOH_GROUP", None, _text,
+    "Default of `up --group`: a Unix group whose members may also operate the coordinator.",
+    shown_default="none: its user and root only")
+CONTROL: Setting[str | None] = Setting(
+    "DORA_ZENOH_CONTROL", None, _text,
+    "An explicit path of the coordinator's control socket, instead of the one found from the hub endpoint.",
+    shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}.sock`")
+CONTROL_BASE: Setting[str] = Setting(
+    "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
+    "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
+
 # -- the runner's node logs ---------------------------------------------------------------------
 LOG_MAX_BYTES: Setting[int] = Setting(
     "DORA_ZENOH_LOG_MAX_BYTES", 16 << 20, _size,
@@ -179,6 +230,8 @@ REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, HOT_RELOAD,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    EXIT_TIMEOUT,
+    TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     LOG_MAX_BYTES, LOG_BACKUPS,
 )
 

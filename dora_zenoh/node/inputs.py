@@ -51,7 +51,7 @@ class InputQueue:
         self.first_seq: int | None = None  # sender's sequence number of the first one we got
         self.expect: int | None = None     # sender's final count, from its end-of-stream notice
         self.busy = False                  # a sender is blocked in put() (queue_policy: block)
-        self.last_seq: int | None = None   # primary input: the last sequence number delivered
+        self.last_seq: int | None = None   # the last sequence number that reached us
 
     def put(self, item: Any) -> None:
         """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
@@ -59,8 +59,16 @@ class InputQueue:
         with self.lock:
             if self.closed:
                 return
-            if self.first_seq is None and item.__class__ is not int:
-                self.first_seq = seq_of(item)  # where the sender's sequence starts for us
+            if item.__class__ is not int:
+                att = item.attachment
+                seq = wire.seq_in(att.to_bytes()) if att is not None else None
+                if self.first_seq is None:
+                    self.first_seq = 0 if seq is None else seq  # where the sender's sequence starts for us
+                if seq is not None:
+                    last = self.last_seq if self.last_seq is not None else self.first_seq - 1
+                    if seq > last + 1:  # lost on the way (the sender's publisher dropped them)
+                        self.count_dropped(seq - last - 1)
+                    self.last_seq = seq
             items = self.items
             if len(items) >= self.size:
                 if not self.block:
@@ -191,8 +199,12 @@ class InputQueue:
         with self.lock:
             self._close_locked()
 
+    def _got(self) -> int:
+        """How far into the sender's sequence we are (messages that arrived or were lost on the way)."""
+        return self.last_seq + 1 if self.last_seq is not None else self.received + (self.first_seq or 0)
+
     def _close_if_complete(self) -> None:
-        if self.expect is not None and self.received + (self.first_seq or 0) >= self.expect:
+        if self.expect is not None and self._got() >= self.expect:
             self._close_locked()
 
     def _close_locked(self) -> None:
@@ -201,6 +213,19 @@ class InputQueue:
         self.closed = True
         self.items.append(CLOSED)
         self.wake.put(self)
+
+    def hint_total(self, total: int) -> None:
+        """The runner says the sender sent ``total`` messages (its notice did not reach us):
+        what never came is counted as dropped when the input closes."""
+        with self.lock:
+            if self.expect is None:
+                self.expect = total
+
+    def report_closed(self) -> None:
+        """The node is handed this input's INPUT_CLOSED, after every message before it: count
+        what the sender's final count promised and never came, and report the drops."""
+        if self.expect is not None and self._got() < self.expect:
+            self.count_dropped(self.expect - self._got())
         if self.dropped:
             warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import json
 import queue
+import re
 import sys
 import threading
 import time
@@ -54,6 +55,17 @@ _BURST = 2
 _NEVER = 1 << 63  # a yield gap no two sends are apart by
 _sched_yield = sched.sched_yield
 _T = TypeVar("_T")
+_BLOCK = zenoh.CongestionControl.BLOCK
+_DROP = zenoh.CongestionControl.DROP
+_ENC_BYTES = wire.ENC_BYTES
+# The attachment every dora-zenoh sender writes when there is no metadata: nothing to check.
+_PLAIN_ATTACHMENT = re.compile(rb'\{"seq":\d{1,19},"ts":\d{1,19}\}').fullmatch
+# A node that exits waits until its readers have its end-of-stream notice (see Node.close):
+# `queue_policy: block` readers up to $DORA_ZENOH_EXIT_TIMEOUT seconds (settings.EXIT_TIMEOUT),
+# drop_oldest ones up to DROP_READER_WAIT.
+DROP_READER_WAIT = 1.0
+# How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
+FACT_PATIENCE = 3.0
 
 
 class Node:
@@ -103,13 +115,27 @@ class Node:
         self._state = threading.Condition()
         self._alive: set[str] = set()
         self._exited: set[str] = set()
+        self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
+        self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
 
-        # Outputs: one publisher each; [publisher, next sequence number].
+        # Outputs: [publisher, next sequence number, publisher for block readers or None].
+        # Only `queue_policy: block` readers may hold a sender back: an output that none of
+        # them reads is published with congestion control DROP (a stalled reader loses
+        # messages, counted by their seq gaps, and the sender and other readers go on); one
+        # read with both policies is also published on keys.block_key for its block readers.
         self._outputs: dict[str, list] = {}
+        block_readers = cfg.block_readers  # None: not from a runner; keep BLOCK
+        split = set(cfg.split_outputs)
         for out_id, key in cfg.outputs.items():
+            blocking = (block_readers is None or bool(block_readers.get(out_id))) and out_id not in split
             pub = session.declare_publisher(key, encoding=wire.ENC_BYTES, express=_EXPRESS,
-                                            congestion_control=zenoh.CongestionControl.BLOCK)
-            self._outputs[out_id] = [pub, 0]
+                                            congestion_control=_BLOCK if blocking else _DROP)
+            blk = None
+            if out_id in split:
+                blk = session.declare_publisher(keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
+                                                encoding=wire.ENC_BYTES, express=_EXPRESS,
+                                                congestion_control=_BLOCK)
+            self._outputs[out_id] = [pub, 0, blk]
         self._sent_at_wait = 0
         self._flush_pub = session.declare_publisher(keys.flush_key(prefix, self._dataflow, self.node_id),
                                                     express=True)
@@ -121,9 +147,14 @@ class Node:
         self._restartable = {s.source_node for s in cfg.inputs.values() if s.restartable}
         sources = self._setup_inputs(cfg.inputs, prefix)
         self._flush_subs = []
+        self._eos_seen: dict[str, str] = {}  # source node -> the session id in its last notice
+        self._malformed: dict[tuple[str, str], int] = {}  # (key, what was wrong) -> samples dropped
         for source in sorted(sources):
             session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
+            # A node that exits asks us whether its end-of-stream notice is here (see close()).
+            session.declare_queryable(keys.ack_key(prefix, self._dataflow, source, self.node_id),
+                                      zenoh.handlers.Callback(self._on_ack_query, indirect=False))
             # Never read: it is there so that the source's flushes reach us (see _flush).
             self._flush_subs.append(session.declare_subscriber(
                 keys.flush_key(prefix, self._dataflow, source), zenoh.handlers.RingChannel(1)))
@@ -207,11 +238,16 @@ class Node:
         # A reader's token can reach us (as history, through the hub) before its
         # subscription does; a message sent then is lost. So also wait until each output
         # that a live reader reads has a matching subscriber here.
+        blockers = self._cfg.block_readers or {}
         for out_id, out_readers in readers.items():
             out = self._outputs.get(out_id)  # None for the stdout output: the runner publishes it
-            if out is None or not any(r in self._alive and r not in self._exited for r in out_readers):
+            live = [r for r in out_readers if r in self._alive and r not in self._exited]
+            if out is None or not live:
                 continue
-            while not out[0].matching_status.matching and time.monotonic() < deadline and not self._stopped:
+            # A block reader of an output read with both policies subscribes to its block key.
+            pubs = {out[2] if out[2] is not None and r in blockers.get(out_id, ()) else out[0] for r in live}
+            while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
+                   and not self._stopped):
                 time.sleep(0.002)
 
     def _flush(self) -> bool:
@@ -237,32 +273,154 @@ class Node:
         put = sample.kind == zenoh.SampleKind.PUT
         kind, _, name = what.partition("/")
         if kind == "node":
-            with self._state:
-                (self._alive.add if put else self._alive.discard)(name)
-                self._state.notify_all()
-            if not put and name not in self._restartable:  # gone: after its notice, or crashed
-                self._close_from(name, include_stdout=False)
+            if put:
+                with self._state:
+                    self._alive.add(name)
+                    self._state.notify_all()
+            else:  # on a thread of ours: a Zenoh callback must not wait for a query
+                threading.Thread(target=self._on_node_gone, args=(name, str(sample.key_expr)), daemon=True,
+                                 name="dora-zenoh-gone").start()
         elif kind == "exited" and put:
-            with self._state:
-                self._exited.add(name)
-                self._state.notify_all()
-            self._close_from(name, include_stdout=True)
+            self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
-            self._request_stop()
+            self._believe("stop", "", self._request_stop)
         elif kind == "runner" and self._cfg.supervised:
             self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
-    def _on_eos(self, sample: zenoh.Sample) -> None:
+    def _on_node_gone(self, name: str, token: str) -> None:
+        """A node's token went away: believed once Zenoh no longer knows the token at all.
+
+        Another session that declares the same token and undeclares it can make Zenoh
+        report the token gone while the node's own is still there; asking for the live
+        tokens tells them apart.
+        """
         try:
-            notice = json.loads(sample.payload.to_bytes())
-        except ValueError:
+            if any(reply.ok is not None for reply in self._session.liveliness().get(token, timeout=1.0)):
+                if name not in self._gone_forged:
+                    self._gone_forged.add(name)
+                    warn(f"node '{self.node_id}': ignored a report that node '{name}' is gone: its token is "
+                         "still there (another Zenoh session declared and withdrew the same token)")
+                return
+        except zenoh.ZError:  # our session is closing
             return
-        node, outputs = notice.get("node"), notice.get("outputs", {})
+        with self._state:
+            self._alive.discard(name)
+            self._state.notify_all()
+        if name not in self._restartable:  # gone: after its notice, or crashed
+            self._close_from(name, include_stdout=False)
+
+    def _on_exited(self, name: str) -> None:
+        with self._state:
+            self._exited.add(name)
+            self._state.notify_all()
+        self._close_from(name, include_stdout=True)
+
+    def _believe(self, kind: str, name: str, act: Callable[[], None]) -> None:
+        """Act on an ``exited``/``stop`` token once the runner confirms it.
+
+        Any Zenoh session can declare a token; Zenoh does not say whose it is. The runner
+        gave us its session id (``runner_zid``), and a query reply names the session that
+        sent it (``Reply.replier_id``): the fact is believed when the runner's own
+        ``facts`` queryable says so. Asked on a thread of ours (a Zenoh callback must
+        not wait), for up to FACT_PATIENCE seconds; an unconfirmed token is ignored and
+        logged once. A node that no runner started believes tokens as they come.
+        """
+        runner = self._cfg.runner_zid
+        if not runner:
+            act()
+            return
+        with self._state:
+            if (kind, name) in self._checking:
+                return
+            self._checking.add((kind, name))
+        threading.Thread(target=self._confirm, args=(kind, name, act, runner), daemon=True,
+                         name="dora-zenoh-confirm").start()
+
+    def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
+        selector = keys.facts_key(self._cfg.prefix, self._dataflow)
+        deadline = time.monotonic() + FACT_PATIENCE
+        impostors: set[str] = set()
+        try:
+            while time.monotonic() < deadline and not self._closed:
+                for reply in self._session.get(selector, timeout=1.0):
+                    if reply.ok is None:
+                        continue
+                    if _replier(reply) != runner:
+                        impostors.add(_replier(reply))
+                        continue
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict) and (
+                            facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
+                        act()
+                        return
+                time.sleep(0.1)
+        except zenoh.ZError:  # our session is closing
+            return
+        finally:
+            with self._state:
+                self._checking.discard((kind, name))
+        if not self._closed:
+            what = "stop" if kind == "stop" else f"exited/{name}"
+            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
+            warn(f"node '{self.node_id}': ignored the '{what}' token: the runner (session {runner}) does not "
+                 f"confirm it within {FACT_PATIENCE:g} s, so another Zenoh session declared it{extra}")
+
+    def _on_eos(self, sample: zenoh.Sample) -> None:
+        key = str(sample.key_expr)
+        node = key.rsplit("/", 1)[1]
+        raw = sample.payload.to_bytes()
+        notice, problem = wire.check_eos(raw, node)
+        secret = self._cfg.secret
+        if problem is None and secret and node not in self._restartable:  # a dynamic node has no secret
+            att = sample.attachment
+            if not wire.signed_by(secret, raw, att.to_bytes() if att is not None else None):
+                problem = "notice is not signed by a process of this run (another Zenoh session sent it)"
+        if problem is not None:
+            self._drop_malformed(key, problem)
+            return
+        outputs = notice.get("outputs", {})
+        if isinstance(notice.get("zid"), str):
+            self._eos_seen[node] = notice["zid"]
         if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
             return
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
+
+    def _on_ack_query(self, query: zenoh.Query) -> None:
+        """A source asks whether its end-of-stream notice is here: the session id in it."""
+        source = str(query.key_expr).split("/")[-2]
+        key = keys.ack_key(self._cfg.prefix, self._dataflow, source, self.node_id)
+        query.reply(key, json.dumps({"zid": self._eos_seen.get(source)}).encode())
+
+    def _drop_malformed(self, key: str, problem: str) -> None:
+        """Count a sample we refuse; log the first of each kind per key (with what was wrong)."""
+        what = (key, problem.split(" (")[0])
+        count = self._malformed.get(what, 0) + 1
+        self._malformed[what] = count
+        if count == 1:
+            warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
+                 "from dora-zenoh. Others like it are counted and reported when the node closes")
+
+    def _admit(self, sample: zenoh.Sample, event: Event) -> bool:
+        """Whether a received message may reach the user's code: its attachment is one a
+        dora-zenoh sender writes, and an Arrow payload decodes. Costs one regex match per
+        message without metadata; anything else is checked in full."""
+        att = sample.attachment
+        if att is not None:
+            raw = att.to_bytes()
+            if not _PLAIN_ATTACHMENT(raw):
+                problem = wire.check_attachment(raw)[1]
+                if problem is not None:
+                    self._drop_malformed(str(sample.key_expr), problem)
+                    return False
+        if sample.encoding != _ENC_BYTES and self._arrow and wire.is_arrow_stream(sample.encoding):
+            try:
+                event["value"].to_arrow()  # cached in the value
+            except Exception as exc:
+                self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
+                return False
+        return True
 
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``dora-zenoh list NAME``: messages sent per output, counted by their sequence numbers."""
@@ -279,9 +437,39 @@ class Node:
         def link_closed() -> bool:
             return node not in self._alive
 
-        for q in self._data_inputs:
-            if q.source_node == node and (include_stdout or not q.stdout):
-                q.close_when_quiet(ready=link_closed)
+        closing = [q for q in self._data_inputs if q.source_node == node and (include_stdout or not q.stdout)]
+        if any(q.expect is None and not q.closed for q in closing) and self._cfg.runner_zid \
+                and node not in self._restartable:
+            # Its notice did not reach us (it gave up waiting for us): ask the runner how many
+            # it sent, so that what never came is counted. On a thread: we are in a callback.
+            threading.Thread(target=self._close_counted, args=(node, closing, link_closed), daemon=True).start()
+            return
+        for q in closing:
+            q.close_when_quiet(ready=link_closed)
+
+    def _close_counted(self, node: str, closing: list[InputQueue], ready: Callable[[], bool]) -> None:
+        try:
+            sent = (self._runner_facts() or {}).get("sent", {}).get(node, {})
+            for q in closing:
+                total = sent.get(q.source_output) if isinstance(sent, dict) else None
+                if total.__class__ is int:
+                    q.hint_total(total)
+        finally:
+            for q in closing:
+                q.close_when_quiet(ready=ready)
+
+    def _runner_facts(self) -> dict | None:
+        """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
+        runner = self._cfg.runner_zid
+        try:
+            for reply in self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0):
+                if reply.ok is not None and _replier(reply) == runner:
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict):
+                        return facts
+        except zenoh.ZError:
+            pass
+        return None
 
     def _request_stop(self) -> None:
         with self._state:
@@ -310,7 +498,10 @@ class Node:
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                return self._sample_event(token)
+                event = self._sample_event(token)
+                if self._admit(token, event):
+                    return event
+                continue
             event = self._token_event(token)
             if event is not _SKIP:
                 return event
@@ -331,13 +522,15 @@ class Node:
         if token.__class__ is InputQueue:
             item = token.take()
             if item is CLOSED:
+                token.report_closed()
                 self._after_close()
                 if self._legacy:
                     return _SKIP
                 return new_event(INPUT_CLOSED, token.id, node=self)
             if item.__class__ is int:  # a timer tick carries its time
                 return new_event(INPUT, token.id, None, self, timestamp=item)
-            return new_event(INPUT, token.id, item, self)
+            event = new_event(INPUT, token.id, item, self)
+            return event if self._admit(item, event) else _SKIP
         if token is _STOP:
             self._finished = True
             return None if self._legacy else new_event(STOP, node=self)
@@ -383,6 +576,8 @@ class Node:
         cls = data.__class__
         if cls is bytes:  # the common case, kept short: it runs per message
             out[0].put(data, attachment=att)
+            if out[2] is not None:  # read with both policies: the block readers' copy
+                out[2].put(data, attachment=att)
         else:
             if cls is ArrowValue:  # forwarding a received value: Zenoh's own buffer, no copy
                 sample = data._sample
@@ -391,10 +586,11 @@ class Node:
                     encoding = None  # the publisher's default: don't pass (and convert) it again
             else:
                 payload, encoding = wire.encode(data)
-            if encoding is None:
-                out[0].put(payload, attachment=att)
-            else:
-                out[0].put(payload, encoding=encoding, attachment=att)
+            for pub in (out[0], out[2]) if out[2] is not None else (out[0],):
+                if encoding is None:
+                    pub.put(payload, attachment=att)
+                else:
+                    pub.put(payload, encoding=encoding, attachment=att)
         if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.tuning.sched
             self._yielded_at = now
             _sched_yield()
@@ -433,9 +629,12 @@ class Node:
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
+            zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
-                      "ended": time.time()}
-            self._eos_pub.put(json.dumps(notice).encode())
+                      "ended": time.time(), "zid": zid}
+            self._put_eos(notice)
+            self._await_readers(zid)
+            self._report_malformed()
         finally:
             self._wake.close()
             try:
@@ -443,6 +642,70 @@ class Node:
             except zenoh.ZError as exc:  # the runner reads this line and reports the node as failed
                 print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': its Zenoh session did not close "
                       f"cleanly: {exc}", file=sys.stderr, flush=True)
+
+    def _put_eos(self, notice: dict) -> None:
+        """Send an end-of-stream notice, signed so that readers know a process of this run
+        sent it (see ``wire.codec.sign``)."""
+        body = json.dumps(notice).encode()
+        secret = self._cfg.secret
+        self._eos_pub.put(body, attachment=wire.sign(secret, body) if secret else None)
+
+    def _await_readers(self, zid: str) -> None:
+        """Before the session closes: wait until every live reader has our end-of-stream
+        notice, which travels behind our messages, so that they are all in the reader.
+
+        Closing a Zenoh session is not a flush: what a reader has not taken from the link
+        yet (a `queue_policy: block` reader that is behind, a stalled process) is lost
+        with the link. Block readers are waited for up to ``$DORA_ZENOH_EXIT_TIMEOUT``
+        seconds (default 10), drop_oldest ones up to DROP_READER_WAIT (they must never hold
+        their sender back for long); whoever has not confirmed by then is named in a warning.
+        """
+        readers = self._cfg.readers
+        blockers = self._cfg.block_readers or {}
+        sent = {o: v[1] for o, v in self._outputs.items() if v[1]}
+        block = {r for o in sent for r in blockers.get(o, ())}
+        others = {r for o in sent for r in readers.get(o, ())} - block
+        if not block and not others:
+            return
+        timeout = _setting(settings.EXIT_TIMEOUT.get)
+        timeout = settings.EXIT_TIMEOUT.default if timeout is None else timeout
+        start = time.monotonic()
+        limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
+        selector = keys.ack_key(self._cfg.prefix, self._dataflow, self.node_id, "*")
+        acked: set[str] = set()
+        late: set[str] = set()
+        while True:
+            now = time.monotonic()
+            with self._state:
+                waiting = {r for r in limit if r not in acked and r in self._alive and r not in self._exited}
+            late = {r for r in waiting if now >= limit[r]}
+            waiting -= late
+            if not waiting:
+                break
+            try:
+                for reply in self._session.get(selector, timeout=max(0.05, min(1.0, max(limit[r] for r in waiting) - now))):
+                    if reply.ok is None:
+                        continue
+                    answer, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(answer, dict) and answer.get("zid") == zid:
+                        acked.add(str(reply.ok.key_expr).rsplit("/", 1)[1])
+            except zenoh.ZError:
+                break
+            if not waiting - acked:
+                break
+            time.sleep(0.005)
+        if late:
+            waited = time.monotonic() - start
+            total = sum(sent.values())
+            warn(f"node '{self.node_id}': exiting after waiting {waited:.1f} s for {', '.join(sorted(late))} to "
+                 f"receive its {total} message(s); they may miss the last ones (raise {settings.EXIT_TIMEOUT.name} to "
+                 "wait longer for queue_policy: block readers)")
+
+    def _report_malformed(self) -> None:
+        """The totals of the malformed messages we dropped (the first of each kind was logged)."""
+        for (key, problem), count in sorted(self._malformed.items()):
+            if count > 1:
+                warn(f"node '{self.node_id}': dropped {count} malformed message(s) on '{key}' in all ({problem})")
 
     def __enter__(self) -> Node:
         return self
@@ -456,6 +719,12 @@ class Node:
                 self.close()
             except Exception:
                 pass
+
+
+def _replier(reply: zenoh.Reply) -> str:
+    """The session id of whoever sent a query reply (Zenoh fills it in, not the replier's code)."""
+    who = reply.replier_id
+    return str(who.zid) if who is not None else ""
 
 
 def _setting(read: Callable[[], _T]) -> _T | None:

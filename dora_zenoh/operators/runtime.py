@@ -41,6 +41,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import zenoh
+
 from dora_zenoh import settings
 from dora_zenoh.console import error, note
 from dora_zenoh.errors import NodeConfigError, UndeclaredOutputError
@@ -56,6 +58,7 @@ from dora_zenoh.operators.loader import (
     describe_exception,
     status_code,
 )
+from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
 
@@ -103,10 +106,15 @@ class RuntimeNode(Node):
         if counts:
             # "partial": the process goes on; a runner must not date the node's end by it.
             notice = {"node": self.node_id, "outputs": counts, "partial": True}
-            self._eos_pub.put(json.dumps(notice).encode())
+            self._put_eos(notice)
 
     def request_dataflow_stop(self) -> Any:
         """Declare the dataflow's stop token: every node gets STOP, the runner stops the run."""
+        secret = self._cfg.secret
+        if secret:  # the runner believes a signed request, not a token any session could declare
+            body = json.dumps({"node": self.node_id}).encode()
+            self._session.put(keys.stop_request_key(self._cfg.prefix, self._dataflow), body,
+                              attachment=wire.sign(secret, body), congestion_control=zenoh.CongestionControl.BLOCK)
         return self._session.liveliness().declare_token(keys.stop_token(self._cfg.prefix, self._dataflow))
 
 

@@ -2,8 +2,11 @@
 
 ``dora-zenoh coordinator`` (or ``up``, which starts it in the background) hosts the
 Zenoh hub on the loopback endpoint and answers the CLI's commands on queryables
-under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out): no private socket, so anything
-that speaks Zenoh can operate it. Each dataflow is a :class:`DataflowRun`, exactly
+under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out). Those queryables, the log stream
+and the results live on a second Zenoh session that listens only on a Unix socket in
+a directory of the coordinator's user (:mod:`dora_zenoh.security.control`): only that
+user, root and an optional ``--group`` can operate it, and nothing reachable through
+the hub answers a command. Each dataflow is a :class:`DataflowRun`, exactly
 what ``dora-zenoh run`` uses, so restarts, logs and results behave the same; the
 coordinator only adds bookkeeping, log streaming (``dora/@dz/log/<dataflow>/<node>``)
 and process statistics. No user data passes through it.
@@ -30,6 +33,7 @@ import zenoh
 
 from dora_zenoh import __version__
 from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
@@ -71,8 +75,13 @@ class Entry:
 class Coordinator:
     """Serves the control plane until ``down`` (or SIGTERM/SIGINT)."""
 
-    def __init__(self, endpoint: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, group: str | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
+        self.group = group
+        self.gid: int | None = None
+        self.owner = os.getuid()
+        self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
+        self.ctl_path: Path | None = None
         self.entries: dict[str, Entry] = {}
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
@@ -91,22 +100,42 @@ class Coordinator:
                   "pick another with --endpoint", file=sys.stderr, flush=True)
             return 1
         try:
+            self.gid = control.group_id(self.group) if self.group else None
+            self.ctl_path = control.prepare(self.endpoint, self.gid)
+        except (DoraZenohError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot make the control socket's directory: {exc}", file=sys.stderr,
+                  flush=True)
+            return 1
+        try:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-        except zenoh.ZError as exc:
+        except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1
+        try:
+            self.ctl = zenoh.open(control.session_config(listen=[control.control_endpoint(self.ctl_path)]))
+            control.restrict_socket(self.ctl_path, self.gid)
+        except (zenoh.ZError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot listen on the control socket {self.ctl_path}: {exc}",
+                  file=sys.stderr, flush=True)
+            self.session.close()
+            if self.ctl is not None:
+                self.ctl.close()
+            return 1
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
-        self._queryable = self.session.declare_queryable(
+        self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._begin_down(None))
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
-        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()})",
-              flush=True)
+        who = control.user_name(self.owner) + (f" and group '{self.group}'" if self.group else "")
+        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()}); "
+              f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
         self.session.close()
         self.session = None
+        ctl, self.ctl = self.ctl, None
+        ctl.close()
         print("[dora-zenoh] coordinator stopped", flush=True)
         return 0
 
@@ -138,8 +167,13 @@ class Coordinator:
         try:
             args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
             handler = getattr(self, f"cmd_{verb}", None)
-            if handler is None:
+            if handler is None or not isinstance(args, dict):
                 raise CommandError(f"unknown command '{verb}'")
+            claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
+            who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
+            args.pop("requester", None)  # only ever set here
+            if verb == "start":
+                args["requester"] = who
             reply: dict[str, Any] = {"ok": True, **handler(**args)}
         except (CommandError, DoraZenohError) as exc:  # messages written for the user
             reply = {"ok": False, "error": str(exc)}
@@ -171,11 +205,18 @@ class Coordinator:
                 "uptime": time.time() - self.started, "running": running}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
-                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, cpu_latency_us: int | None = None,
+                  requester: access.Requester | None = None, secure: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
             raise CommandError("the coordinator is going down")
+        if requester is not None:  # a command from a client (restart re-uses what start checked)
+            path = str(access.check_readable(path, requester, "the dataflow file"))
+            if log_dir:
+                log_dir = str(access.check_writable_dir(log_dir, requester, "--log-dir"))
+            else:
+                access.check_writable_dir(str(Path(path).parent / "out"), requester, "the log directory")
         try:
             desc = load_descriptor(path)  # validated again: the file may have changed since `check`
         except DescriptorError as exc:
@@ -192,7 +233,8 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us)
+                              log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
+                              secure=bool(secure))
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
@@ -224,7 +266,7 @@ class Coordinator:
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
         return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
-                              entry.run.options.cpu_latency_us)
+                              entry.run.options.cpu_latency_us, secure=entry.run.options.secure)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:
@@ -297,9 +339,9 @@ class Coordinator:
             else:
                 entry.status, entry.summary = "succeeded", result.summary()
         print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
-        if self.session is not None:
+        if self.ctl is not None:
             try:
-                self.session.put(keys.done_key(entry.name), json.dumps(
+                self.ctl.put(keys.done_key(entry.name), json.dumps(
                     {"id": entry.id, "name": entry.name, "status": entry.status, "summary": entry.summary}))
             except zenoh.ZError:
                 pass
@@ -311,7 +353,7 @@ class Coordinator:
         10 MB/s cost ~60 % of a core here when every line went onto Zenoh for nobody. A
         follower that joins late reads the past from the log file (``logs``), then this.
         """
-        session = self.session
+        session = self.ctl
         if session is None:
             return
         pub = entry.log_pubs.get(node)
@@ -333,7 +375,7 @@ class Coordinator:
                 continue
             try:
                 counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = json.loads(reply.ok.payload.to_bytes())
-            except ValueError:
+            except (ValueError, RecursionError):  # whatever another session put there
                 continue
         return counts
 
@@ -390,6 +432,6 @@ class Coordinator:
         return p
 
 
-def main(endpoint: str | None = None) -> int:
+def main(endpoint: str | None = None, group: str | None = None) -> int:
     """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
-    return Coordinator(endpoint).serve()
+    return Coordinator(endpoint, group).serve()

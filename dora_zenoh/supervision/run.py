@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import queue
+import secrets
 import subprocess
 import sys
 import threading
@@ -40,7 +41,8 @@ from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire import auth, keys, zconfig
+from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
 __all__ = ["DataflowRun", "RunOptions"]
@@ -64,6 +66,7 @@ class RunOptions:
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
     log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
+    secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
 class DataflowRun:
@@ -98,9 +101,15 @@ class DataflowRun:
         self.restarts: dict[str, int] = {}
         self.pending_restart: dict[str, tuple[NodeProcess, str, str]] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
+        # Given to every node it spawns (NodeConfig.secret, in their environment, never over
+        # Zenoh): control notices signed with it (end of stream, stop requests) come from this
+        # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
+        self._notice_key = secrets.token_hex(16)
+        self._bad_notices: set[tuple[str, str]] = set()
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
         self.line_counts = self.logs.line_counts  # lines written per node log
+        self.secret: Path | None = None  # the credentials of a closed run (wire.auth)
 
     def log_lines_dropped(self) -> dict[str, int]:
         """Per node: lines its log could not take (full or read-only disk)."""
@@ -109,9 +118,17 @@ class DataflowRun:
     # -- start -----------------------------------------------------------------------
     def _open_hub(self) -> None:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
-        network and listen on a free port of our own instead."""
+        network and listen on a free port of our own instead. A closed run (``--secure`` or
+        ``secure: true``) never joins: it makes its credentials and listens alone."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
-        if joined:
+        if self.options.secure or self.desc.secure:  # a network of its own, closed to others
+            self.secret = auth.make_secret()
+            own = self.endpoint
+            if joined:
+                own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
+            self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
+            self.node_endpoint = own
+        elif joined:
             own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
             self.node_endpoint = own
@@ -147,11 +164,14 @@ class DataflowRun:
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
-            # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) by
-            # declaring the stop token itself: treat that like Ctrl-C.
-            session.liveliness().declare_subscriber(
-                keys.stop_token(prefix, self.dataflow),
-                zenoh.handlers.Callback(self._on_stop_token, indirect=False))
+            # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) with a
+            # signed request: treat that like Ctrl-C. (Its stop token alone could come from
+            # any Zenoh session, so it is not believed.)
+            session.declare_subscriber(keys.stop_request_key(prefix, self.dataflow),
+                                       zenoh.handlers.Callback(self._on_stop_request, indirect=False))
+            # Nodes ask here whether an `exited`/`stop` token is ours (see Node._believe).
+            session.declare_queryable(keys.facts_key(prefix, self.dataflow),
+                                      zenoh.handlers.Callback(self._on_facts_query, indirect=False))
             # A node's end is dated by its end-of-stream notice when it sends one: a node
             # that fails sends it before its downstream can react, so the first failure
             # in time is the cause, not one of its victims.
@@ -174,12 +194,13 @@ class DataflowRun:
         self._started_at = time.monotonic()
 
     def _base_env(self) -> dict[str, str]:
-        return base_env(self.node_endpoint if self.session else self.endpoint)
+        return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         links = self._links.links(node.id) if self._links is not None else None
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
-                       restart=restart, hot_reload=self.options.hot_reload, runner=self._identity, links=links)
+                       restart=restart, hot_reload=self.options.hot_reload,
+                       secret=self._notice_key, runner_zid=str(self.session.zid()), runner=self._identity, links=links)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -190,7 +211,8 @@ class DataflowRun:
         stdout_pub = None
         if StdoutPublisher.wanted(node):
             stdout_pub = StdoutPublisher(self.session, self.desc, self.dataflow, node,
-                                         lambda: self._wait_for_readers(node.id, node.send_stdout_as))
+                                         lambda: self._wait_for_readers(node.id, node.send_stdout_as),
+                                         self._notice_key)
         proc.pumps = [
             threading.Thread(target=pump, args=(self.logs, proc, popen.stdout, False, stdout_pub), daemon=True),
             threading.Thread(target=pump, args=(self.logs, proc, popen.stderr, True, None), daemon=True),
@@ -238,17 +260,40 @@ class DataflowRun:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
 
-    def _on_stop_token(self, sample: zenoh.Sample) -> None:
-        if sample.kind == zenoh.SampleKind.PUT:
+    def _on_stop_request(self, sample: zenoh.Sample) -> None:
+        raw = sample.payload.to_bytes()
+        att = sample.attachment
+        if wire.signed_by(self._notice_key, raw, att.to_bytes() if att is not None else None):
             self.stop()
+        else:
+            self._refuse(str(sample.key_expr), "stop request not signed by a node of this run")
+
+    def _on_facts_query(self, query: zenoh.Query) -> None:
+        """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
+        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results),
+                 "sent": self.sent_before}
+        query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
+
+    def _refuse(self, key: str, problem: str) -> None:
+        """A control message we do not believe: logged once per key and kind of problem."""
+        if (key, problem) not in self._bad_notices:
+            self._bad_notices.add((key, problem))
+            warn(f"ignored a message on '{key}': {problem} (another Zenoh session sent it); "
+                 "further ones like it are ignored silently")
 
     def _on_eos(self, sample: zenoh.Sample) -> None:
-        node = str(sample.key_expr).rsplit("/", 1)[1]
-        try:
-            notice = json.loads(sample.payload.to_bytes())
-        except ValueError:
-            notice = {}
-        if isinstance(notice, dict) and notice.get("partial"):
+        key = str(sample.key_expr)
+        node = key.rsplit("/", 1)[1]
+        raw = sample.payload.to_bytes()
+        notice, problem = wire.check_eos(raw, node)
+        att = sample.attachment
+        if problem is None and not wire.signed_by(self._notice_key, raw, att.to_bytes() if att is not None else None):
+            if node in self.procs:  # a dynamic node has no secret: only ours must sign
+                problem = "notice not signed by a process of this run"
+        if problem is not None:
+            self._refuse(key, problem)
+            return
+        if notice.get("partial"):
             return  # one operator of a runtime stopped; the node goes on (its final notice repeats these)
         try:
             ended = float(notice.get("ended", time.time()))
@@ -269,7 +314,9 @@ class DataflowRun:
                 continue
             key = keys.config_key(self.desc.prefix, self.dataflow, node.id)
             if zenoh.KeyExpr(key).intersects(query.key_expr):
-                cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint, runner=self._identity)
+                # The runner's session id, not the secret: any session may ask here.
+                cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
+                                  runner_zid=str(self.session.zid()), runner=self._identity)
                 query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: NodeProcess) -> None:
@@ -468,3 +515,5 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
+        if self.secret is not None:
+            auth.discard(self.secret)

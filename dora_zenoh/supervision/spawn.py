@@ -62,22 +62,29 @@ def command_for(node: ResolvedNode) -> list[str]:
     return list(node.command)
 
 
-def base_env(endpoint: str) -> dict[str, str]:
+def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
     """The environment every process of the run shares: ours, plus the ``dora`` shim on the
-    path, unbuffered Python output and the Zenoh endpoint to connect to."""
+    path, unbuffered Python output and the Zenoh endpoint to connect to. ``secret``: a closed
+    run's credentials file (:mod:`dora_zenoh.wire.auth`), by path, never its contents: every
+    session a node opens presents them (:func:`dora_zenoh.wire.zconfig.peer_config`)."""
     env = dict(os.environ)
     path = [SHIM_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONUNBUFFERED"] = "1"
     env[zconfig.ENDPOINT_ENV] = endpoint
+    if secret is not None:
+        env[settings.SECRET_FILE.name] = str(secret)
     return env
 
 
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
-             restart: bool = False, hot_reload: bool = False, runner: RunnerIdentity | None = None,
+             restart: bool = False, hot_reload: bool = False, secret: str | None = None,
+             runner_zid: str | None = None, runner: RunnerIdentity | None = None,
              links: Links | None = None) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
 
+    ``secret`` (the run's, see docs/guarantees.md) travels only here, in the environment
+    of the processes the runner starts; ``runner_zid`` is the runner's Zenoh session id.
     ``runner``: the supervising process (a paused runner is not a dead one, see
     ``node.supervisor``); ``links``: the node's place in the link plan (``topology``).
     """
@@ -85,7 +92,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     env.update(node.env)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
-    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, runner=runner,
+    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, secret=secret,
+                      runner_zid=runner_zid, runner=runner,
                       listen=links.listen if links else None, upstreams=links.upstreams if links else None)
     zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
@@ -115,8 +123,9 @@ class StdoutPublisher:
     the node only prints), then its end-of-stream notice with the count."""
 
     def __init__(self, session: zenoh.Session, desc: Descriptor, dataflow: str, node: ResolvedNode,
-                 before_first: Callable[[], None]) -> None:
+                 before_first: Callable[[], None], secret: str | None = None) -> None:
         self.session = session
+        self.secret = secret  # signs the end-of-stream notice, as the node's own would be
         self.node = node
         self.eos_key = keys.eos_key(desc.prefix, dataflow, node.id)
         self.publisher = session.declare_publisher(
@@ -138,9 +147,9 @@ class StdoutPublisher:
 
     def finish(self) -> None:
         """The node closed its stdout: tell its readers how many lines it sent."""
-        notice = {"node": self.node.id, "outputs": {self.node.send_stdout_as: self.seq}}
+        body = json.dumps({"node": self.node.id, "outputs": {self.node.send_stdout_as: self.seq}}).encode()
         try:
-            self.session.put(self.eos_key, json.dumps(notice).encode(),
+            self.session.put(self.eos_key, body, attachment=wire.sign(self.secret, body) if self.secret else None,
                              congestion_control=zenoh.CongestionControl.BLOCK)
         except zenoh.ZError:  # the run ended first (a child of the node held its stdout): no reader is left
             pass

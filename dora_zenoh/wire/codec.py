@@ -80,15 +80,105 @@ def seq_in(raw: bytes) -> int | None:
     return None
 
 
+MAX_NESTING = 64  # deeper JSON than this in an attachment or notice is refused, not parsed
+
+
 def parse_attachment(raw: bytes | None) -> dict:
-    """The attachment as a dict (empty for a message sent by a plain Zenoh client)."""
+    """The attachment as a dict (empty for a message sent by a plain Zenoh client, and for
+    one that :func:`check_attachment` refuses)."""
+    value, problem = check_attachment(raw)
+    return {} if problem else value
+
+
+def check_attachment(raw: bytes | None) -> tuple[dict, str | None]:
+    """``(attachment, None)``, or ``({}, what is wrong with it)``.
+
+    Any Zenoh session on the network can put anything on a key a node reads: the
+    attachment is checked before a node trusts its shape (``params`` a JSON object,
+    ``seq`` and ``ts`` integers) and never parsed past ``MAX_NESTING`` levels (a deeply
+    nested one would raise RecursionError inside the node).
+    """
     if not raw:
-        return {}
+        return {}, None
+    value, problem = load_json(raw)
+    if problem:
+        return {}, f"attachment {problem}"
+    if not isinstance(value, dict):
+        return {}, f"attachment is a JSON {type(value).__name__}, not an object"
+    params = value.get("params")
+    if params is not None and not isinstance(params, dict):
+        return {}, f"attachment's \"params\" is a {type(params).__name__}, not a JSON object"
+    for name in ("seq", "ts"):
+        if name in value and (value[name].__class__ is not int):
+            return {}, f"attachment's \"{name}\" is not an integer"
+    return value, None
+
+
+def load_json(raw: bytes) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, why it is not acceptable JSON)``, nesting bounded."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and _too_deep(raw):
+        return None, f"is nested more than {MAX_NESTING} levels deep"
     try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return json.loads(raw), None
+    except (ValueError, RecursionError) as exc:
+        return None, f"is not valid JSON ({str(exc)[:80]})"
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether JSON text nests more than ``MAX_NESTING`` levels (json.loads recurses once
+    per level; this scan, done only when there are that many brackets at all, does not)."""
+    depth = 0
+    in_str = escaped = False
+    for byte in raw:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_str = False
+        elif byte == 0x22:
+            in_str = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def sign(secret: str, body: bytes) -> bytes:
+    """The attachment that proves a control notice comes from a process the runner started
+    (they alone were given ``secret``): an HMAC-SHA256 of the notice, in hex."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+
+
+def signed_by(secret: str, body: bytes, signature: bytes | None) -> bool:
+    """Whether ``signature`` is :func:`sign` of ``body`` with ``secret``."""
+    import hmac
+
+    return signature is not None and hmac.compare_digest(sign(secret, body), signature)
+
+
+def check_eos(raw: bytes, node: str) -> tuple[dict, str | None]:
+    """An end-of-stream notice of ``node`` (the node its key names): ``(notice, None)`` or
+    ``({}, what is wrong)``. ``outputs`` must map output ids to counts (integers >= 0)."""
+    notice, problem = load_json(raw)
+    if problem:
+        return {}, f"notice {problem}"
+    if not isinstance(notice, dict):
+        return {}, "notice is not a JSON object"
+    if notice.get("node") != node:
+        return {}, f"notice names node {notice.get('node')!r} on the key of node {node!r}"
+    outputs = notice.get("outputs", {})
+    if not isinstance(outputs, dict) or not all(
+            isinstance(o, str) and c.__class__ is int and c >= 0 for o, c in outputs.items()):
+        return {}, "notice's \"outputs\" is not a map of output ids to message counts (integers >= 0)"
+    return notice, None
 
 
 def encode(data: Any) -> tuple[Any, zenoh.Encoding | None]:

@@ -139,6 +139,15 @@ class NodeConfig:
     ``upstreams``, the listeners of the nodes it reads from, with gossip auto-connect
     off. ``listen`` None: no plan, the node listens on an ephemeral port and lets gossip
     link it to every peer.
+
+    Trust (docs/guarantees.md): ``block_readers`` maps an output id to its readers with
+    ``queue_policy: block``, the only ones that may hold this node back (None: not known,
+    as for a ROS-like node, so every output blocks); an output no block reader reads is
+    published with congestion control DROP. ``split_outputs``: outputs read with both
+    policies, published on ``keys.block_key`` too for their block readers. ``secret``: the
+    run's key that signs end-of-stream notices and stop requests (only in the environment
+    of the processes the runner starts; never served over Zenoh). ``runner_zid``: the
+    runner's Zenoh session id, the only one whose ``facts`` confirm an exited/stop token.
     """
 
     dataflow: str
@@ -153,6 +162,10 @@ class NodeConfig:
     operators: list[OperatorConfig] = field(default_factory=list)
     fresh_start: bool = False
     barrier_timeout: float = DEFAULT_BARRIER_TIMEOUT
+    block_readers: dict[str, list[str]] | None = None
+    split_outputs: list[str] = field(default_factory=list)
+    secret: str | None = None
+    runner_zid: str | None = None
     runner: RunnerIdentity | None = None
     listen: str | None = None
     upstreams: list[str] = field(default_factory=list)
@@ -169,6 +182,14 @@ class NodeConfig:
         }
         if self.operators:
             data["operators"] = [op.to_dict() for op in self.operators]
+        if self.block_readers is not None:
+            data["block_readers"] = {o: list(r) for o, r in self.block_readers.items()}
+        if self.split_outputs:
+            data["split_outputs"] = list(self.split_outputs)
+        if self.secret is not None:
+            data["secret"] = self.secret
+        if self.runner_zid is not None:
+            data["runner_zid"] = self.runner_zid
         if self.runner is not None:
             data["runner"] = self.runner.to_dict()
         if self.listen is not None:
@@ -188,17 +209,16 @@ class NodeConfig:
         for out_id, key in outputs.items():
             if not isinstance(key, str):
                 raise f.error(f"outputs.{out_id}", f"should be a key (text), not {key!r}")
-        readers = f.mapping("readers")
-        for out_id, nodes in readers.items():
-            if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
-                raise f.error(f"readers.{out_id}", f"should be a list of node ids, not {nodes!r}")
+        readers = f.node_lists("readers")
         ops = f.items("operators")
         runner = data.get("runner")
         return cls(f.text("dataflow"), f.text("node"), f.text("prefix"), f.text("endpoint"),
                    f.text("descriptor", None), f.flag("supervised", True), inputs, dict(outputs),
-                   {o: list(r) for o, r in readers.items()},
+                   readers if readers is not None else {},
                    [OperatorConfig.from_dict(op, f"{where}: operators[{n}]") for n, op in enumerate(ops)],
                    f.flag("fresh_start", False), f.number("barrier_timeout", DEFAULT_BARRIER_TIMEOUT),
+                   f.node_lists("block_readers", None), f.ids("split_outputs"),
+                   f.text("secret", None), f.text("runner_zid", None),
                    None if runner is None else RunnerIdentity.from_dict(runner, f"{where}: runner"),
                    f.text("listen", None), f.texts("upstreams"))
 
@@ -271,6 +291,17 @@ class _Fields:
         return list(self._get(name, [], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                               "a list of ids"))
 
+    def node_lists(self, name: str, default: Any = _MISSING) -> dict[str, list[str]] | None:
+        """A map of output ids to lists of node ids; ``{}`` when missing, unless ``default`` is given."""
+        value = self._get(name, {} if default is _MISSING else default, lambda v: isinstance(v, dict),
+                          "a JSON object")
+        if value is None:
+            return None
+        for out_id, nodes in value.items():
+            if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+                raise self.error(f"{name}.{out_id}", f"should be a list of node ids, not {nodes!r}")
+        return {o: list(r) for o, r in value.items()}
+
 
 # -- built from the descriptor, by the runner ----------------------------------------------------
 def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
@@ -285,7 +316,13 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> InputCo
     """One input as a node sees it: the key to subscribe to and its queue."""
     if inp.timer_ns:
         return InputConfig(inp.queue_size, inp.queue_policy, timer_ns=inp.timer_ns)
-    return InputConfig(inp.queue_size, inp.queue_policy, key=keys.data_key(desc.prefix, dataflow, inp.source),
+    key = keys.data_key(desc.prefix, dataflow, inp.source)
+    # The sender publishes an output on its block key too when its readers (those started
+    # with the dataflow) use both policies; a block reader of such an output reads there.
+    if inp.queue_policy == "block" and {"block", "drop_oldest"} <= output_policies(desc, inp.source_node).get(
+            inp.source_output, set()):
+        key = keys.block_key(desc.prefix, dataflow, inp.source)  # see keys.block_key
+    return InputConfig(inp.queue_size, inp.queue_policy, key=key,
                        source_node=inp.source_node, source_output=inp.source_output,
                        stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc),
                        restartable=inp.source_node in restartable_nodes(desc))
@@ -302,27 +339,57 @@ def restartable_nodes(desc: Descriptor) -> set[str]:
     return {n.id for n in desc.nodes if n.restart_policy != "never" or n.kind == "dynamic"}
 
 
-def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
-    """For each output of ``node_id``: the nodes started with the dataflow that read it
-    (what its start barrier waits for; dynamic nodes never hold it up)."""
-    readers: dict[str, list[str]] = {}
+def _readers(desc: Descriptor, node_id: str) -> list[tuple[str, ResolvedInput]]:
+    """(reader node, its input) for every input of a node started with the dataflow that
+    reads an output of ``node_id``."""
+    found = []
     for other in desc.nodes:
         if other.id == node_id or other.kind == "dynamic":
             continue
         all_inputs = list(other.inputs.values()) + [i for op in other.operators for i in op.inputs.values()]
-        for i in all_inputs:
-            if i.source_node == node_id and i.source_output:
-                out_readers = readers.setdefault(i.source_output, [])
-                if other.id not in out_readers:
-                    out_readers.append(other.id)
+        found.extend((other.id, i) for i in all_inputs if i.source_node == node_id and i.source_output)
+    return found
+
+
+def output_policies(desc: Descriptor, node_id: str) -> dict[str, set[str]]:
+    """For each output of ``node_id``: the queue policies its readers use."""
+    policies: dict[str, set[str]] = {}
+    for _, i in _readers(desc, node_id):
+        policies.setdefault(i.source_output, set()).add(i.queue_policy)
+    return policies
+
+
+def block_readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
+    """For each output of ``node_id``: the readers with ``queue_policy: block``, the only ones
+    that may hold the sender back (and that it waits for when it exits)."""
+    readers: dict[str, list[str]] = {}
+    for other, i in _readers(desc, node_id):
+        if i.queue_policy == "block" and other not in readers.setdefault(i.source_output, []):
+            readers[i.source_output].append(other)
+    return {o: r for o, r in readers.items() if r}
+
+
+def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
+    """For each output of ``node_id``: the nodes started with the dataflow that read it
+    (what its start barrier waits for; dynamic nodes never hold it up)."""
+    readers: dict[str, list[str]] = {}
+    for other, i in _readers(desc, node_id):
+        out_readers = readers.setdefault(i.source_output, [])
+        if other not in out_readers:
+            out_readers.append(other)
     return readers
 
 
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
-                supervised: bool = True, fresh_start: bool = False, runner: RunnerIdentity | None = None,
+                supervised: bool = True, fresh_start: bool = False, secret: str | None = None,
+                runner_zid: str | None = None, runner: RunnerIdentity | None = None,
                 listen: str | None = None, upstreams: list[str] | None = None) -> NodeConfig:
-    """Everything node ``node`` needs to join dataflow ``dataflow`` (``listen``/``upstreams``:
-    its place in the runner's link plan, if it has one)."""
+    """Everything node ``node`` needs to join dataflow ``dataflow``.
+
+    ``secret``: the run's signing secret, only for the processes the runner starts (never
+    served over Zenoh to a dynamic node). ``runner_zid``: the runner's Zenoh session id.
+    ``listen``/``upstreams``: its place in the runner's link plan, if it has one.
+    """
     runtime = node.kind == "runtime"
     outputs = {o: keys.data_key(desc.prefix, dataflow, f"{node.id}/{o}")
                for o in node.outputs if runtime or o != node.send_stdout_as}
@@ -332,7 +399,10 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         inputs={i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
         outputs=outputs, readers=readers_by_output(desc, node.id),
         operators=[operator_config(node, op) for op in node.operators] if runtime else [],
-        fresh_start=fresh_start, runner=runner, listen=listen, upstreams=list(upstreams or []))
+        fresh_start=fresh_start,
+        block_readers=block_readers_by_output(desc, node.id),
+        split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
+        secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []))
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

@@ -47,6 +47,32 @@ def eos_key(prefix: str, dataflow: str, node: str) -> str:
     return f"{prefix}/{INTERNAL}/eos/{dataflow}/{node}"
 
 
+def block_key(prefix: str, dataflow: str, source: str) -> str:
+    """Second key of an output read with both queue policies: its ``queue_policy: block``
+    readers subscribe here (a publisher that may hold the sender back), its ``drop_oldest``
+    readers and plain clients on the data key (a publisher that never does)."""
+    return f"{prefix}/{INTERNAL}/blk/{dataflow}/{source}"
+
+
+def ack_key(prefix: str, dataflow: str, node: str, reader: str) -> str:
+    """Queryable of ``reader``: the end-of-stream notice of its source ``node`` it has seen (a
+    node that exits waits until its readers have it: everything it sent is then in them)."""
+    return f"{prefix}/{INTERNAL}/ack/{dataflow}/{node}/{reader}"
+
+
+def facts_key(prefix: str, dataflow: str) -> str:
+    """Queryable of the runner: the control facts it stands by (stop, exited nodes), so a
+    node believes an ``exited``/``stop`` token only when the runner's own session confirms it."""
+    return f"{prefix}/{INTERNAL}/facts/{dataflow}"
+
+
+def stop_request_key(prefix: str, dataflow: str) -> str:
+    """Where a node of the run asks the runner to stop the whole dataflow (an operator's
+    STOP_ALL), with a signed request (see ``wire.codec.sign``): a ``stop`` token alone may
+    come from any Zenoh session."""
+    return f"{prefix}/{INTERNAL}/stopreq/{dataflow}"
+
+
 def flush_key(prefix: str, dataflow: str, node: str) -> str:
     """Empty express messages a node sends after a burst of messages (see ``Node._flush``);
     every node that reads from ``node`` subscribes, so each reaches the links the burst took."""

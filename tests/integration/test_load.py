@@ -49,7 +49,8 @@ def cpu_hogs():
 
 def write_flow(flow, size: int, count: int, policy: str = "block") -> None:
     """tx floods rx. With ``block`` rx holds tx back (queue_size 50); with ``drop_oldest`` rx's
-    queue has room for every message, so nothing may be dropped either. The two policies
+    queue has room for every message, but rx never holds tx back (docs/guarantees.md): what
+    a descheduled rx cannot take in time is dropped by tx's publisher, and counted. The two policies
     also run rx on the two Zenoh runtimes `run` gives nodes (Zenoh's default for a node
     with a blocking input, one thread otherwise)."""
     queue_size = 50 if policy == "block" else count
@@ -82,7 +83,13 @@ def test_no_loss_and_order_under_cpu_load(flow, cpu_hogs, size, count, policy):
     assert res.returncode == 0, res.stderr
     out = flow.result()
     assert out["sizes"] == [max(size, 8)]
-    assert out["seen"] == list(range(count))
+    if policy == "block":
+        assert out["seen"] == list(range(count))
+    else:  # in order, and every message that did not arrive is counted and reported
+        seen = out["seen"]
+        assert seen == sorted(set(seen)) and seen
+        lost = count - len(seen)
+        assert not lost or f"dropped {lost} message(s) in all" in res.stderr, res.stderr
 
 
 def test_no_loss_without_shared_memory(flow, cpu_hogs):

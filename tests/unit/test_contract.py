@@ -177,3 +177,75 @@ def test_from_json_names_a_bad_runner_or_link_field(change, field, words):
         NodeConfig.from_json(_broken(change), "DORA_ZENOH_NODE_CONFIG")
     message = str(info.value)
     assert field in message and words in message
+
+
+# -- trust (docs/guarantees.md): who may hold a sender back, the run's secret, the runner's id ---
+MIXED = """
+nodes:
+  - id: tx
+    path: node.py
+    outputs: [o, p]
+  - id: slow
+    path: node.py
+    inputs:
+      o: {source: tx/o, queue_policy: block}
+  - id: lossy
+    path: node.py
+    inputs:
+      o: tx/o
+      p: tx/p
+  - id: plot
+    path: dynamic
+    inputs:
+      o: {source: tx/o, queue_policy: block}
+"""
+
+
+def _mixed(tmp_path: Path, **kwargs) -> dict[str, NodeConfig]:
+    (tmp_path / "node.py").write_text("")
+    (tmp_path / "dataflow.yml").write_text(MIXED)
+    desc = load_descriptor(tmp_path / "dataflow.yml")
+    return {n.id: node_config(desc, "flow", n, EP, **kwargs) for n in desc.nodes}
+
+
+def test_only_block_readers_hold_a_sender_back_and_a_mixed_output_is_split(tmp_path):
+    by_id = _mixed(tmp_path)
+    tx = by_id["tx"]
+    # `plot` is dynamic: it never holds tx back (nor does tx wait for it when it exits).
+    assert tx.block_readers == {"o": ["slow"]}
+    assert tx.split_outputs == ["o"]  # read with both policies; `p` by drop_oldest readers only
+    assert by_id["slow"].inputs["o"].key == "dora/@dz/blk/flow/tx/o"
+    assert by_id["lossy"].inputs["o"].key == "dora/flow/tx/o"
+    assert by_id["lossy"].inputs["p"].key == "dora/flow/tx/p"
+    assert by_id["lossy"].block_readers == {} and by_id["lossy"].split_outputs == []
+
+
+def test_secret_and_runner_zid_round_trip_and_are_left_out_when_unset(tmp_path):
+    for cfg in _mixed(tmp_path, secret="s3cr3t", runner_zid="abc123").values():
+        data = json.loads(cfg.to_json())
+        assert data["secret"] == "s3cr3t" and data["runner_zid"] == "abc123"
+        assert NodeConfig.from_json(cfg.to_json()) == cfg
+    served = _mixed(tmp_path, runner_zid="abc123")["plot"]  # what a dynamic node is served
+    assert served.secret is None and "secret" not in json.loads(served.to_json())
+    assert NodeConfig.from_json(served.to_json()) == served
+
+
+def test_a_config_without_block_readers_blocks_on_every_output():
+    """A ROS-like node (no runner, no descriptor) does not know its readers' policies: None,
+    which the node reads as "every output may be held back" (the behaviour before DROP)."""
+    cfg = NodeConfig.from_json(json.dumps(_valid()))
+    assert cfg.block_readers is None and cfg.split_outputs == [] and cfg.secret is None and cfg.runner_zid is None
+    assert "block_readers" not in json.loads(cfg.to_json())
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    (lambda d: d.update(block_readers={"o": "slow"}), "'block_readers.o'", "list of node ids"),
+    (lambda d: d.update(block_readers=["slow"]), "'block_readers'", "a JSON object"),
+    (lambda d: d.update(split_outputs="o"), "'split_outputs'", "a list of ids"),
+    (lambda d: d.update(secret=5), "'secret'", "should be text"),
+    (lambda d: d.update(runner_zid=["x"]), "'runner_zid'", "should be text"),
+])
+def test_from_json_names_a_bad_trust_field(change, field, words):
+    with pytest.raises(NodeConfigError) as info:
+        NodeConfig.from_json(_broken(change), "DORA_ZENOH_NODE_CONFIG")
+    assert field in str(info.value) and words in str(info.value)

@@ -23,6 +23,10 @@ INTERNAL_KEYS = {
     "coordinator_token": keys.coordinator_token(),
     "log_key": keys.log_key(D, N),
     "done_key": keys.done_key(D),
+    "block_key": keys.block_key(P, D, f"{N}/image"),
+    "ack_key": keys.ack_key(P, D, N, "viewer"),
+    "facts_key": keys.facts_key(P, D),
+    "stop_request_key": keys.stop_request_key(P, D),
 }
 
 
@@ -51,6 +55,10 @@ def test_data_key_is_prefix_dataflow_source():
     ("coordinator_token", "dora/@dz/coordinator"),
     ("log_key", "dora/@dz/log/flow/cam"),
     ("done_key", "dora/@dz/done/flow"),
+    ("block_key", "dora/@dz/blk/flow/cam/image"),
+    ("ack_key", "dora/@dz/ack/flow/cam/viewer"),
+    ("facts_key", "dora/@dz/facts/flow"),
+    ("stop_request_key", "dora/@dz/stopreq/flow"),
 ])
 def test_internal_keys(name, expected):
     assert INTERNAL_KEYS[name] == expected
