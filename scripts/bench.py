@@ -18,6 +18,9 @@ Cases (select with --cases):
               first message, whether every edge delivered from the first message and lost none,
               CPU at that rate and idle, PSS per node, TCP connections; a clean end (no ZError,
               no panic, runner exit 0)
+  record      `run --record`: a paced sender (SIZE bytes at RATE msg/s) whose only reader is the
+              recorder; what reached the file (count, seq gaps, drops) and the sender's real rate;
+              then `replay` of the file: each message's send time minus its scheduled time
 
 The node scripts in scripts/bench_nodes/ use only the dora node API (`from dora import Node`,
 events as dicts), so --compare runs the very same files under dora-rs 1.1.0 (installed on first
@@ -68,7 +71,7 @@ HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
-CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "scale")
+CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record", "scale")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
@@ -86,10 +89,12 @@ BUSY_QUEUE = 1000  # busy, pipeline: receivers' queues; none of the messages may
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
-        "busy_count": 200, "pipeline_count": 2000, "scale_seconds": 5.0, "scale_nodes": "100,200"}
+        "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2,1024:1000:3",
+        "scale_seconds": 5.0, "scale_nodes": "100,200"}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
-         "busy_count": 20, "pipeline_count": 100, "scale_seconds": 2.0, "scale_nodes": "20"}
+         "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1",
+         "scale_seconds": 2.0, "scale_nodes": "20"}
 SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
 SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
                  ("idle_cpu_pct", "CPU % idle", 1), ("pss_mib_per_node", "PSS MiB/node", 1),
@@ -213,12 +218,14 @@ def default_dora_zenoh_cmd() -> str:
     return found if found else f"{sys.executable} -m dora_zenoh"
 
 
-def dora_zenoh_runtime(cmd: str) -> Runtime:
-    """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after."""
+def dora_zenoh_runtime(cmd: str, record: bool = False) -> Runtime:
+    """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after;
+    ``record``: every run also records all its outputs (`run --record`), to see what that costs."""
     def command(path: Path, stop_after: float, workdir: Path) -> list[str]:
         return cmd.split() + ["run", str(path), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
                               "--stop-after", f"{stop_after:.0f}s", "--grace", "5s", "--quiet",
-                              "--log-dir", str(workdir / "logs")]
+                              "--log-dir", str(workdir / "logs")] + (
+                                  ["--record", str(workdir / "run.mcap")] if record else [])
     path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return Runtime(DZ, command, {"PATH": path_env})
 
@@ -1036,6 +1043,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help=f"unmeasured round trips per size first (default {FULL['warmup']})")
     ap.add_argument("--repeat", type=int, help=f"runs per case and runtime; figures are medians (default {FULL['repeat']})")
     ap.add_argument("--flood", help=f"throughput runs as SIZE:COUNT:WINDOW,... (default {FULL['flood']})")
+    ap.add_argument("--with-record", action="store_true",
+                    help="dora-zenoh runs every case's dataflow with `run --record` (compare with a run "
+                         "without it: the recorder's cost to latency and throughput)")
+    ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
+                    f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
     ap.add_argument("--ack-timeout", type=float, default=5.0,
                     help="seconds the sender waits for a window's ack before declaring a message lost")
     ap.add_argument("--queue-factor", type=float, default=1.0,
@@ -1108,7 +1120,7 @@ def parse_cpu_pair(spec: str) -> tuple[int, int]:
 
 def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
     """dora-zenoh, plus dora-rs with --compare; a string in place of a Runtime says why it is unavailable."""
-    runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd)}
+    runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record)}
     if opts.compare:
         try:
             runtimes[RS] = dora_rs_runtime(opts.dora_rs_venv)
@@ -1183,6 +1195,15 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         report["errors"] += errors_of("startup", runs)
         out.append(f"startup ({opts.startup_shape}), from spawning the runner; median over repeats\n"
                    + startup_table(summary, names, opts.startup_nodes))
+    if "record" in opts.case_list:
+        print("record ...", flush=True)
+        report["record"] = {spec: [run_record(spec, opts) for _ in range(opts.repeat)]
+                            for spec in filter(None, opts.record_runs.split(","))}
+        report["errors"] += [f"record {spec}: {r['error']}" for spec, rs in report["record"].items()
+                             for r in rs if "error" in r]
+        out.append("record (`run --record`, zstd unless the run names another): the recorder is the sender's only reader; one line per "
+                   "repeat; then `replay` of that file: how late each message went out vs its scaled recorded "
+                   "time\n" + record_table(report["record"]))
     if "idle" in opts.case_list:
         summary = median_case("idle", lambda rt: run_idle(rt, opts), IDLE_KEYS, runtimes, opts, report)
         report["idle"]["seconds"] = opts.idle_seconds
@@ -1205,6 +1226,77 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                    f"source -> N-1 readers; CPU = whole process tree, % of one core over {opts.scale_seconds:g} s; "
                    "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
     return out
+
+
+def run_record(spec: str, opts: argparse.Namespace) -> dict:
+    """One `run --record` of a paced sender; what the file holds, read back with `bag info`."""
+    from dora_zenoh.record.info import bag_info
+
+    size, rate, seconds, *rest = spec.split(":")
+    compression = rest[0] if rest else "zstd"
+    with tempfile.TemporaryDirectory(prefix="dz-bench-rec-") as tmp:
+        work = Path(tmp)
+        result, rec = work / "tx.json", work / "rec.mcap"
+        nodes = [node("tx", "record_tx.py", outputs=["data"],
+                      env={"RESULT_FILE": result, "SIZE": size, "RATE": rate, "SECONDS": seconds})]
+        (work / "dataflow.yml").write_text(yaml.safe_dump({"nodes": nodes}, sort_keys=False))
+        cmd = opts.dora_zenoh_cmd.split() + ["run", str(work / "dataflow.yml"), "--endpoint",
+                                             f"tcp/127.0.0.1:{free_port()}", "--quiet", "--record", str(rec), "--record-compression", compression,
+                                             "--log-dir", str(work / "logs")]
+        proc = spawn(cmd, work, dict(os.environ), work / "runner.log")
+        try:
+            code = proc.wait(opts.timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"did not finish within {opts.timeout:.0f} s; log tail:\n{tail(work / 'runner.log')}"}
+        finally:
+            end_tree(proc)
+        if code != 0 or not result.exists():
+            return {"error": f"exited {code}; log tail:\n{tail(work / 'runner.log')}"}
+        tx = json.loads(result.read_text())
+        info = bag_info(rec)
+        topic = info.topics[0] if info.topics else None
+        got = topic.count if topic else 0
+        out = {"size": int(size), "target_rate": float(rate), "sent": tx["sent"],
+               "send_rate": tx["sent"] / tx["seconds"], "recorded": got,
+               "gaps": topic.gaps + topic.missing_end if topic else tx["sent"],
+               "dropped": topic.dropped if topic else 0,
+               "file_bytes": info.size, "recorded_rate": (got - 1) / info.duration if info.duration else 0.0}
+        out["send_mb_s"] = out["send_rate"] * int(size) / 1e6
+        out.update(replay_timing(rec, opts))
+        if got + out["dropped"] != tx["sent"] or out["gaps"] > out["dropped"]:  # a drop is a gap too
+            out["error"] = (f"{tx['sent']} sent, {got} recorded, {out['dropped']} dropped (counted), "
+                            f"{out['gaps']} gaps")
+        return out
+
+
+def replay_timing(rec: Path, opts: argparse.Namespace) -> dict:
+    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs."""
+    import re
+
+    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout)
+    except subprocess.TimeoutExpired:
+        return {"replay_error": "replay timed out"}
+    found = re.search(r"p50 (\d+) µs, p99 (\d+) µs, max (\d+) µs", res.stderr)
+    if res.returncode != 0 or not found:
+        return {"replay_error": res.stderr[-500:]}
+    return dict(zip(("replay_p50_us", "replay_p99_us", "replay_max_us"), map(int, found.groups()), strict=True))
+
+
+def record_table(runs: dict[str, list[dict]]) -> str:
+    rows = [["run", "sent", "send rate/s", "MB/s", "recorded", "dropped", "gaps", "file",
+             "replay p50/p99/max µs"]]
+    for spec, rs in runs.items():
+        for r in rs:
+            if "send_rate" not in r:
+                rows.append([spec, "failed", "", "", "", "", "", "", ""])
+                continue
+            rows.append([spec, str(r["sent"]), f"{r['send_rate']:.0f}", f"{r['send_mb_s']:.0f}", str(r["recorded"]),
+                         str(r["dropped"]), str(r["gaps"]), f"{r['file_bytes'] / 1e6:.1f} MB",
+                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us"))])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,14 +38,20 @@ from dora_zenoh.supervision.results import ENDED, OK
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
+@click.option("--record", "record_to", type=click.Path(path_type=Path),
+              help="Record every output into this MCAP file, from the first message (see `record`).")
 @cpu_latency_option
 @secure_option
 @endpoint_option
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
-          cpu_latency_us: int | None, secure: bool, endpoint: str | None) -> None:
+          record_to: Path | None, cpu_latency_us: int | None, secure: bool, endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
     wanted = sanitize_name(name or desc.name or desc.path.stem)
+    if record_to is not None:
+        from dora_zenoh.cli.record import prepare_run_record
+
+        prepare_run_record(record_to)
     with _client(endpoint) as client:
         events: queue.SimpleQueue = queue.SimpleQueue()
         subs = []
@@ -59,7 +65,8 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
                     lambda s, k=kind: events.put((k, s)), indirect=False)))
         reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
                             log_dir=str(Path(log_dir).resolve()) if log_dir else None,
-                            cpu_latency_us=cpu_latency_us, secure=secure or None)
+                            cpu_latency_us=cpu_latency_us, secure=secure or None,
+                            **({"record": str(record_to.resolve())} if record_to is not None else {}))
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
         if attach:

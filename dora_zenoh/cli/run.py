@@ -31,11 +31,16 @@ from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, 
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
+@click.option("--record", "record_to", type=click.Path(path_type=Path),
+              help="Record every output into this MCAP file, from the first message (see `record`).")
+@click.option("--record-compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd",
+              show_default=True, help="Chunk compression of --record.")
 @cpu_latency_option
 @secure_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
         log_dir: Path | None, log_max_size: int | None, log_max_files: int | None, quiet: bool,
-        hot_reload: bool, cpu_latency_us: int | None, secure: bool) -> None:
+        hot_reload: bool, record_to: Path | None, record_compression: str,
+        cpu_latency_us: int | None, secure: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -53,6 +58,10 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
                       log_limits=limits, secure=secure)
+    if record_to is not None:
+        from dora_zenoh.cli.record import prepare_run_record
+
+        opts.extra_readers = (prepare_run_record(record_to),)  # every node's start barrier waits for it
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:
@@ -74,6 +83,12 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         flow.start()
     except Exception as exc:  # a node that cannot start: nothing is left running
         raise CliError(str(exc)) from None
+    recorder = None
+    if record_to is not None:
+        from dora_zenoh.cli.record import start_run_recorder
+
+        recorder = start_run_recorder(record_to, flow.dataflow, flow.node_endpoint, desc.prefix, record_compression,
+                                      flow.secret)
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
     if flow.secret is not None:
@@ -81,5 +96,9 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
                    f"{settings.ENDPOINT.name}={flow.node_endpoint} {settings.SECRET_FILE.name}={flow.secret} "
                    f"(read-only tools: {settings.SECRET_FILE.name}={flow.secret.parent / 'observer'})", err=True)
     result = flow.wait()
+    if recorder is not None:
+        from dora_zenoh.cli.record import wait_run_recorder
+
+        wait_run_recorder(recorder)
     click.echo(result.summary(), err=True)
     raise click.exceptions.Exit(0 if result.ok else 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -206,7 +207,8 @@ class Coordinator:
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
-                  requester: access.Requester | None = None, secure: bool = False) -> dict[str, Any]:
+                  requester: access.Requester | None = None, secure: bool = False,
+                  record: str | None = None) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -234,7 +236,7 @@ class Coordinator:
                                    "(a `dora-zenoh run`?): pick another name with --name")
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
-                              secure=bool(secure))
+                              secure=bool(secure), extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
@@ -245,12 +247,32 @@ class Coordinator:
             with self.lock:
                 self.entries.pop(entry.id, None)
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
+        if record:
+            self._start_recorder(entry, Path(record))
         entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}",
                                         daemon=True)
         entry.thread.start()
         print(f"[dora-zenoh] started dataflow '{entry.name}' ({entry.id}) from {entry.path}", flush=True)
         return {"id": entry.id, "name": entry.name, "nodes": len(run.procs), "log_dir": str(run.log_dir),
                 "endpoint": run.node_endpoint}
+
+    def _start_recorder(self, entry: Entry, path: Path) -> None:
+        """``start --record``: the recorder, a process of its own that every node's start barrier
+        waits for and that ends with the dataflow; its output goes to ``recorder.log``."""
+        from dora_zenoh.supervision.spawn import recorder_command, recorder_env
+
+        run = entry.run
+        log = open(run.log_dir / "recorder.log", "w")  # noqa: SIM115 (the child has its own copy)
+        try:
+            proc = subprocess.Popen(recorder_command(entry.name, path, run.node_endpoint, run.desc.prefix),
+                                    env=recorder_env(run.secret), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=log, start_new_session=True)
+        except OSError as exc:
+            print(f"[dora-zenoh] dataflow '{entry.name}': the recorder did not start: {exc}", flush=True)
+            return
+        finally:
+            log.close()
+        threading.Thread(target=proc.wait, name=f"dz-rec-{entry.id}", daemon=True).start()  # reaps it
 
     def cmd_stop(self, target: str, grace: float | None = None, force: bool = False) -> dict[str, Any]:
         entry = self._find(target, active_only=True)

@@ -66,6 +66,7 @@ class RunOptions:
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
     log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
+    extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
@@ -106,6 +107,7 @@ class DataflowRun:
         # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
         self._notice_key = secrets.token_hex(16)
         self._bad_notices: set[tuple[str, str]] = set()
+        self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
         self.line_counts = self.logs.line_counts  # lines written per node log
@@ -200,7 +202,8 @@ class DataflowRun:
         links = self._links.links(node.id) if self._links is not None else None
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._notice_key, runner_zid=str(self.session.zid()), runner=self._identity, links=links)
+                       secret=self._notice_key, runner_zid=str(self.session.zid()),
+                       extra_readers=self.options.extra_readers, runner=self._identity, links=links)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -270,7 +273,7 @@ class DataflowRun:
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
-        facts = {"stop": self._stopping_at is not None, "exited": sorted(self.results),
+        facts = {"stop": self._stopping_at is not None, "exited": sorted({*self.results, *self._stood_in}),
                  "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
@@ -379,6 +382,18 @@ class DataflowRun:
         for node_id in list(self.pending_restart):
             proc, status, detail = self.pending_restart.pop(node_id)
             self._final_exit(proc, status, detail)
+
+    def end_stand_in(self, node_id: str, sent: dict[str, int]) -> None:
+        """A node this run did not start, whose outputs another process played (``replay
+        --replace``), has ended: its end-of-stream notice (signed, so readers believe it) with
+        what was played per output, then its ``exited`` fact, as for a node of our own."""
+        assert self.session is not None
+        body = json.dumps({"node": node_id, "outputs": sent, "ended": time.time()}).encode()
+        self.session.put(keys.eos_key(self.desc.prefix, self.dataflow, node_id), body,
+                         attachment=wire.sign(self._notice_key, body),
+                         congestion_control=zenoh.CongestionControl.BLOCK)
+        self._stood_in[node_id] = self.session.liveliness().declare_token(
+            keys.exited_token(self.desc.prefix, self.dataflow, node_id))
 
     def node_states(self) -> list[dict[str, Any]]:
         """A snapshot of every node for status displays: id, pid, status, restarts. Thread-safe."""

@@ -6,6 +6,7 @@ node's CPU affinity inherited from its first instruction.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -79,12 +80,14 @@ def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
 
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
              restart: bool = False, hot_reload: bool = False, secret: str | None = None,
-             runner_zid: str | None = None, runner: RunnerIdentity | None = None,
-             links: Links | None = None) -> dict[str, str]:
+             runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
+             runner: RunnerIdentity | None = None, links: Links | None = None) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
 
     ``secret`` (the run's, see docs/guarantees.md) travels only here, in the environment
     of the processes the runner starts; ``runner_zid`` is the runner's Zenoh session id.
+    ``extra_readers``: ids that read every output although the YAML does not say so (a
+    ``run --record`` recorder), so the node's start barrier waits for them too.
     ``runner``: the supervising process (a paused runner is not a dead one, see
     ``node.supervisor``); ``links``: the node's place in the link plan (``topology``).
     """
@@ -95,6 +98,9 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, secret=secret,
                       runner_zid=runner_zid, runner=runner,
                       listen=links.listen if links else None, upstreams=links.upstreams if links else None)
+    if extra_readers:
+        readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
+        cfg = dataclasses.replace(cfg, readers=readers)
     zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
     env[settings.NODE_ID.name] = node.id
@@ -153,3 +159,19 @@ class StdoutPublisher:
                              congestion_control=zenoh.CongestionControl.BLOCK)
         except zenoh.ZError:  # the run ended first (a child of the node held its stdout): no reader is left
             pass
+
+
+def recorder_env(secret: Path | None) -> dict[str, str]:
+    """The recorder's environment: ours, plus a closed run's credentials (it is a reader and
+    announces a token, so it needs the run's own, not an observer's)."""
+    env = dict(os.environ)
+    if secret is not None:
+        env[settings.SECRET_FILE.name] = str(secret)
+    return env
+
+
+def recorder_command(dataflow: str, path: Path, endpoint: str, prefix: str, compression: str = "zstd") -> list[str]:
+    """The argv of the recorder of ``run --record`` / ``start --record``: ``dora-zenoh record`` as a
+    reader of every output (see ``dora_zenoh.record.recorder``), in a process of its own."""
+    return [sys.executable, "-m", "dora_zenoh", "record", dataflow, "-o", str(path), "--endpoint", endpoint,
+            "--prefix", prefix, "--as-reader", keys.RECORDER_NODE, "--compression", compression]

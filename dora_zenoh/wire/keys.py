@@ -10,6 +10,9 @@ from __future__ import annotations
 
 DEFAULT_PREFIX = "dora"
 INTERNAL = "@dz"
+# The node id a `run --record` / `start --record` recorder announces itself as (a plain chunk, so
+# the nodes' `live/<dataflow>/**` subscription sees it; a YAML node with this id would clash).
+RECORDER_NODE = "_recorder"
 
 
 def data_key(prefix: str, dataflow: str, source: str) -> str:

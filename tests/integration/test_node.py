@@ -333,7 +333,10 @@ def test_plain_zenoh_subscriber_reads_everything(flow):
         import pyarrow as pa
         from dora import Node
         node = Node()
-        time.sleep(1.0)   # give the test's plain subscriber time to connect
+        deadline = time.monotonic() + 30  # until the test's plain subscriber is there (bounded)
+        while time.monotonic() < deadline and not all(
+                node._outputs[o][0].matching_status.matching for o in ("text", "raw", "numbers")):
+            time.sleep(0.01)
         node.send_output("text", "hello zenoh", {"lang": "en"})
         node.send_output("raw", b"\\x00\\x01\\x02")
         node.send_output("numbers", pa.array([1, 2, 3], type=pa.int64()))

@@ -37,7 +37,7 @@ def test_every_command_is_listed():
     res = invoke("--help")
     assert res.exit_code == 0
     assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "start", "stop", "restart", "list",
-                             "logs", "clean", "certs"}
+                             "logs", "clean", "certs", "record", "replay", "bag", "foxglove"}
     for name in COMMANDS:
         assert f"  {name} " in res.output, name
 

@@ -1,0 +1,49 @@
+"""``dora-zenoh foxglove``: watch a dataflow live in Foxglove (WebSocket protocol)."""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+
+from dora_zenoh.cli.options import CONTEXT
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("-d", "--dataflow", help="The dataflow to serve (default: every dataflow under the prefix).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="WebSocket port (0: any free port, printed).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; loopback by default (anyone who reaches it sees every message).")
+@click.option("--prefix", default="dora", show_default=True, help="The key prefix of the dataflow.")
+@click.option("--endpoint", help="Zenoh endpoint of the dataflow's hub  [default: $DORA_ZENOH_ENDPOINT or "
+                                 "tcp/127.0.0.1:7447].")
+def foxglove(dataflow: str | None, port: int, host: str, prefix: str, endpoint: str | None) -> None:
+    """Serve a dataflow's topics live over the Foxglove WebSocket protocol, until Ctrl-C.
+
+    In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:8765. Arrow data with
+    an obvious JSON form also appears as <key>/@json, ready to plot.
+    """
+    from dora_zenoh.record.foxglove import FoxgloveBridge
+    from dora_zenoh.wire import zconfig
+
+    bridge = FoxgloveBridge(endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
+                            host=host, port=port)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    click.echo(f"[dora-zenoh] serving {dataflow or prefix + '/**'} for Foxglove on {bridge.url}; Ctrl-C to stop",
+               err=True)
+    while not done.wait(0.2):
+        pass
+    bridge.close()
+    lost = sum(bridge.drops.values())
+    click.echo(f"[dora-zenoh] forwarded {bridge.sent} message(s)" + (f", dropped {lost}" if lost else ""), err=True)
+
+
+COMMANDS = [foxglove]

@@ -1,0 +1,1 @@
+"""Watching a running dataflow: discovery, payload decoding, rate statistics, graphs (issue 22)."""

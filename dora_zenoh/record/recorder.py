@@ -1,0 +1,255 @@
+"""The recorder: one more Zenoh subscriber of the dataflow, writing what it hears to MCAP.
+
+It never slows the dataflow down: the Zenoh callback only copies the sample into a
+bounded in-memory buffer (and counts a drop, per key, when the buffer is full); a thread
+of its own writes the buffer to disk. Senders publish with congestion control BLOCK, so a
+recorder that blocked in its callback would stall them: it never does.
+
+It ends on Ctrl-C (:meth:`stop`), after a duration, or when the dataflow ends (the runner's
+liveliness token goes). As a *reader* (``run --record``) it also declares a node token, so
+every node's start barrier waits for it: it hears the first message of every source.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zenoh
+
+from dora_zenoh.record.writer import BagWriter
+from dora_zenoh.wire import keys, zconfig
+
+RECORDER_ID = keys.RECORDER_NODE  # the node id a ``run --record`` recorder announces itself as
+DEFAULT_BUFFER = 512 << 20     # bytes held in memory before messages are dropped
+SWITCH_INTERVAL = 0.0002      # s: see Recorder.start
+FIFO_SAMPLES = 100_000         # samples Zenoh may queue for the drain thread before it waits
+QUIET_AFTER_END = 2.0          # s: after the runner's token goes, how long nothing may arrive before we end
+
+
+@dataclass
+class RecordResult:
+    paths: list[Path]
+    counts: dict[str, int]
+    drops: dict[str, int]
+    reason: str
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lost = sum(self.drops.values())
+        lines = [f"[dora-zenoh] recorded {sum(self.counts.values())} message(s) on {len(self.counts)} topic(s) "
+                 f"into {', '.join(str(p) for p in self.paths)} ({self.reason})"]
+        for key in sorted(set(self.counts) | set(self.drops)):
+            dropped = self.drops.get(key, 0)
+            lines.append(f"  {key}: {self.counts.get(key, 0)}" + (f", DROPPED {dropped}" if dropped else ""))
+        if lost:
+            lines.append(f"[dora-zenoh] {lost} message(s) were dropped: the disk could not keep up and the "
+                         "buffer was full (raise --buffer, or use --compression lz4/none); the counts are "
+                         "in the file's metadata (dora-zenoh.drops)")
+        lines += [f"[dora-zenoh] error: {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class Recorder:
+    """Record keys of a dataflow (or of every dataflow) into ``path``."""
+
+    def __init__(self, writer: BagWriter, *, endpoint: str, prefix: str, dataflow: str | None,
+                 topics: list[str] | None = None, buffer_bytes: int = DEFAULT_BUFFER,
+                 reader_id: str | None = None) -> None:
+        self.writer = writer
+        self.endpoint, self.prefix, self.dataflow = endpoint, prefix, dataflow
+        self.topics = topics or []
+        self.buffer_bytes = buffer_bytes
+        self.reader_id = reader_id
+        self._queue: deque[tuple[str, bytes, str, bytes | None, int]] = deque()
+        self._in_bytes = 0   # written by the Zenoh callback only
+        self._out_bytes = 0  # written by the writer thread only
+        self.drops: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self.reason = "stopped"
+        self.runner_seen = threading.Event()
+        self.runner_gone_at: float | None = None
+        self._session: zenoh.Session | None = None
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+        # End-of-stream notices: messages each output sent (its process's last count), and the
+        # last seq the writer saw per key: the recording ends once every notice is met.
+        self.sent: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+        self._last_rx = time.monotonic()
+
+    def key_exprs(self) -> list[str]:
+        """What to subscribe to: the given topics (``node/output`` or full keys), else everything."""
+        base = f"{self.prefix}/{self.dataflow}" if self.dataflow else self.prefix
+        if not self.topics:
+            return [f"{base}/**"]
+        return [t if t.startswith(self.prefix + "/") else f"{base}/{t}" for t in self.topics]
+
+    def start(self) -> None:
+        # The drain thread and the writer thread share the GIL; with Python's 5 ms switch
+        # interval the drain falls behind in bursts. A short interval keeps it close.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        session = zenoh.open(zconfig.peer_config([self.endpoint], [zconfig.node_listen_endpoint(self.endpoint)]))
+        self._session = session
+        self._thread = threading.Thread(target=self._write_loop, name="recorder-writer", daemon=True)
+        self._thread.start()
+        self._decls: list[Any] = []  # kept referenced: a dropped token is undeclared
+        self._drains: list[threading.Thread] = []
+        for expr in self.key_exprs():
+            # Zenoh's own thread queues samples in a Rust FIFO without waiting for the GIL, so the
+            # socket is read at network speed whatever Python does; our drain thread copies them out.
+            sub = session.declare_subscriber(expr, zenoh.handlers.FifoChannel(FIFO_SAMPLES))
+            self._decls.append(sub)
+            drain = threading.Thread(target=self._drain, args=(sub,), name="recorder-drain", daemon=True)
+            drain.start()
+            self._drains.append(drain)
+        if self.dataflow:
+            root = keys.live_root(self.prefix, self.dataflow)
+            self._decls.append(session.liveliness().declare_subscriber(
+                root + "/runner", zenoh.handlers.Callback(self._on_runner, indirect=False), history=True))
+            self._decls.append(session.declare_subscriber(
+                keys.eos_key(self.prefix, self.dataflow, "*"), zenoh.handlers.Callback(self._on_eos, indirect=False)))
+            if self.reader_id:  # joins every node's start barrier (see module docstring)
+                self._decls.append(session.liveliness().declare_token(
+                    keys.node_token(self.prefix, self.dataflow, self.reader_id)))
+
+    # -- receiving: never block --------------------------------------------------------------
+    def _drain(self, sub: Any) -> None:
+        """Move samples from the subscriber's FIFO into the buffer (blocking, GIL released while
+        it waits) until the session is closed and the FIFO is empty."""
+        on_sample = self._on_sample
+        while True:
+            try:
+                sample = sub.recv()
+            except Exception:  # the session is closed and the FIFO empty
+                return
+            on_sample(sample)
+
+    def _on_sample(self, sample: zenoh.Sample) -> None:
+        self._last_rx = time.monotonic()
+        key = str(sample.key_expr)
+        payload = sample.payload.to_bytes()
+        att = sample.attachment
+        size = len(payload) + 64
+        if self._in_bytes - self._out_bytes + size > self.buffer_bytes:
+            self.drops[key] = self.drops.get(key, 0) + 1
+            return
+        self._in_bytes += size
+        self._queue.append((key, payload, str(sample.encoding), att.to_bytes() if att is not None else None,
+                            time.time_ns()))
+
+    def _on_eos(self, sample: zenoh.Sample) -> None:
+        try:
+            notice = json.loads(sample.payload.to_bytes())
+            node, outputs = notice["node"], notice["outputs"]
+            wanted = [zenoh.KeyExpr(e) for e in self.key_exprs()]
+            for out, count in outputs.items():
+                key = keys.data_key(self.prefix, self.dataflow or "", f"{node}/{out}")
+                if any(w.intersects(zenoh.KeyExpr(key)) for w in wanted):
+                    self.sent[key] = int(count)
+        except (ValueError, KeyError, TypeError, AttributeError, zenoh.ZError):
+            return  # not a notice we understand: the quiet period still ends the recording
+
+    def _complete(self) -> bool:
+        """Every key we recorded announced its end, and its last message has been written.
+
+        Its end-of-stream notice travels behind its messages on the same link, so until the
+        notice is here, messages may still be on their way (a busy machine delays them by
+        seconds). A key without a notice (its sender crashed) ends by the quiet period.
+        """
+        sent = dict(self.sent)
+        return all(k in sent and self.last_seq.get(k, -1) + 1 >= sent[k] for k in list(self.last_seq))
+
+    def _on_runner(self, sample: zenoh.Sample) -> None:
+        if sample.kind == zenoh.SampleKind.PUT:
+            self.runner_seen.set()
+        else:
+            self.runner_gone_at = time.monotonic()
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        q, writer = self._queue, self.writer
+        hints: dict[str, int] = {}
+        try:
+            while True:
+                try:
+                    key, payload, enc, att, t = q.popleft()
+                except IndexError:
+                    if self._done.is_set():
+                        return
+                    time.sleep(0.002)
+                    continue
+                n = hints.get(key, 0)
+                hints[key] = n + 1
+                seq = writer.write(key, payload, enc, att, t, n)
+                if seq is not None:
+                    self.last_seq[key] = seq
+                self._out_bytes += len(payload) + 64
+        except Exception as exc:  # disk full, ...: stop recording, keep what was written
+            self._error = f"writing the recording failed: {exc}"
+            self._stop.set()
+
+    # -- running -----------------------------------------------------------------------------
+    def stop(self, reason: str = "interrupted") -> None:
+        """Ask the recording to end (thread- and signal-safe)."""
+        if not self._stop.is_set():
+            self.reason = reason
+            self._stop.set()
+
+    def run(self, duration: float | None = None) -> RecordResult:
+        """Record until :meth:`stop`, ``duration`` seconds, or the dataflow's end; then close the file."""
+        deadline = time.monotonic() + duration if duration else None
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self.stop("duration reached")
+            elif self.runner_gone_at is not None and not self._queue and (
+                    self._complete() or now - max(self._last_rx, self.runner_gone_at) >= QUIET_AFTER_END):
+                self.stop("the dataflow ended")
+        return self.finish()
+
+    def finish(self) -> RecordResult:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()  # nothing new arrives; the drains empty the FIFOs, then end
+        for drain in getattr(self, "_drains", []):
+            drain.join(30)
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        errors = [self._error] if self._error else []
+        # what the writer thread could not write any more (after an error) counts as dropped
+        for key, *_ in self._queue:
+            self.drops[key] = self.drops.get(key, 0) + 1
+        try:
+            paths = self.writer.close(self.drops, self.sent)
+        except Exception as exc:
+            errors.append(f"closing the recording failed: {exc}")
+            paths = list(self.writer.paths)
+        return RecordResult(paths, dict(self.writer.counts), dict(self.drops), self.reason, errors)
+
+
+def open_recorder(path: Path, *, endpoint: str, prefix: str, dataflow: str | None, topics: list[str] | None,
+                  compression: str = "zstd", split_size: int | None = None, split_duration: float | None = None,
+                  buffer_bytes: int = DEFAULT_BUFFER, reader_id: str | None = None,
+                  foxglove_json: bool = False) -> Recorder:
+    """A started recorder (its file created, its subscriptions declared)."""
+    writer = BagWriter(path, prefix=prefix, dataflow=dataflow, compression=compression, split_size=split_size,
+                       split_duration=split_duration, foxglove_json=foxglove_json)
+    rec = Recorder(writer, endpoint=endpoint, prefix=prefix, dataflow=dataflow, topics=topics,
+                   buffer_bytes=buffer_bytes, reader_id=reader_id)
+    try:
+        rec.start()
+    except BaseException:
+        rec.finish()
+        raise
+    return rec
+
+
+__all__ = ["Recorder", "RecordResult", "open_recorder", "RECORDER_ID", "DEFAULT_BUFFER"]

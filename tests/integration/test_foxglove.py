@@ -1,0 +1,91 @@
+"""`dora-zenoh foxglove`: a real dataflow served over the Foxglove WebSocket protocol, read by a
+plain WebSocket client that subscribes and decodes (JSON channel and raw Arrow channel)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import struct
+
+import pytest
+from conftest import start_cli
+
+pytest.importorskip("foxglove")
+websockets = pytest.importorskip("websockets")
+pa = pytest.importorskip("pyarrow")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[tuple[str, bytes]]]:
+    """Subscribe to ``topic`` and ``topic/@json``; return the advertised channels and messages."""
+    got: list[tuple[str, bytes]] = []
+    channels: dict[int, dict] = {}
+    subscribed: dict[int, str] = {}
+    for _ in range(100):  # the server may not listen yet
+        try:
+            ws = await websockets.connect(url, subprotocols=["foxglove.sdk.v1"])
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    async with ws:
+        while len(got) < wanted:
+            msg = await asyncio.wait_for(ws.recv(), 20)
+            if isinstance(msg, str):
+                doc = json.loads(msg)
+                if doc["op"] == "advertise":
+                    for ch in doc["channels"]:
+                        channels[ch["id"]] = ch
+                        if ch["topic"] in (topic, topic + "/@json") and ch["id"] not in subscribed.values():
+                            sub = len(subscribed) + 1
+                            subscribed[sub] = ch["id"]
+                            await ws.send(json.dumps({"op": "subscribe",
+                                                      "subscriptions": [{"id": sub, "channelId": ch["id"]}]}))
+            elif msg[0] == 1:  # message data: opcode, subscription id, log time, payload
+                sub, _ = struct.unpack_from("<IQ", msg, 1)
+                got.append((channels[subscribed[sub]]["topic"], msg[13:]))
+    return channels, got
+
+
+def test_foxglove_live_server(flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: imu
+            path: imu.py
+            outputs: [acc]
+    """)
+    flow.write("imu.py", """
+        import time
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        i = 0
+        while True:
+            node.send_output("acc", pa.array([float(i), -1.5, 9.81]))
+            i += 1
+            time.sleep(0.01)
+    """)
+    run = flow.start("-q")
+    port = free_port()
+    server = start_cli("foxglove", "-d", flow.name, "--port", str(port), "--endpoint", flow.endpoint)
+    topic = f"dora/{flow.name}/imu/acc"
+    try:
+        channels, got = asyncio.run(read_channels(f"ws://127.0.0.1:{port}", topic, 20))
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=30)
+    assert server.returncode == 0, err
+    raw = next(c for c in channels.values() if c["topic"] == topic)
+    assert raw["encoding"] == "application/vnd.apache.arrow.stream" and raw["schemaName"] == "arrow:double"
+    as_json = [json.loads(p)["value"] for t, p in got if t.endswith("/@json")]
+    as_arrow = [pa.ipc.open_stream(p).read_next_batch().column(0).to_pylist() for t, p in got if t == topic]
+    assert as_json and as_arrow
+    for values in as_json + as_arrow:
+        assert values[1:] == [-1.5, 9.81] and values[0] == int(values[0])
