@@ -41,10 +41,12 @@ from dora_zenoh.node.events import (
 )
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
+from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
+from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
 CONFIG_ENV = settings.NODE_CONFIG.name
 DATAFLOW_ENV = settings.DATAFLOW.name
@@ -176,6 +178,7 @@ class Node(NodeExtras):
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
                                                   zenoh.handlers.Callback(self._on_stats_query,
                                                                           indirect=False))
+        self._supervisor = SupervisorWatch(self.node_id, cfg.runner, self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -299,8 +302,8 @@ class Node(NodeExtras):
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
             self._believe("stop", "", self._request_stop)
-        elif kind == "runner" and not put and self._cfg.supervised:
-            self._request_stop()  # our supervisor is gone: wind down
+        elif kind == "runner" and self._cfg.supervised:
+            self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
     def _on_node_gone(self, name: str, token: str) -> None:
         """A node's token went away: believed once Zenoh no longer knows the token at all.
@@ -653,7 +656,11 @@ class Node(NodeExtras):
             self._report_malformed()
         finally:
             self._wake.close()
-            self._session.close()
+            try:
+                self._session.close()
+            except zenoh.ZError as exc:  # the runner reads this line and reports the node as failed
+                print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': its Zenoh session did not close "
+                      f"cleanly: {exc}", file=sys.stderr, flush=True)
 
     def _put_eos(self, notice: dict) -> None:
         """Send an end-of-stream notice, signed so that readers know a process of this run
