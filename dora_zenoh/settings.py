@@ -91,6 +91,27 @@ def _optional_microseconds(raw: str) -> int | None:
     return value
 
 
+def _size(raw: str) -> int:
+    """Bytes, as ``units.parse_size`` reads them (``4096``, ``500kB``, ``16MiB``)."""
+    from dora_zenoh.units import parse_size  # lazily: node processes never need it
+
+    try:
+        return parse_size(raw)
+    except ValueError:
+        raise ValueError("is not a size in bytes") from None
+
+
+def _count(raw: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if value < 0:
+        raise ValueError("is negative")
+    return value
+
+
 # -- a node's place in the network ----------------------------------------------------------
 ENDPOINT: Setting[str] = Setting(
     "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _text,
@@ -211,6 +232,17 @@ CONTROL_BASE: Setting[str] = Setting(
     "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
     "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
 
+# -- the runner's node logs ---------------------------------------------------------------------
+LOG_MAX_BYTES: Setting[int] = Setting(
+    "DORA_ZENOH_LOG_MAX_BYTES", 16 << 20, _size,
+    "Default of `run --log-max-size`: a node's log file is rotated when it reaches this size (0: never).",
+    fix="set it to a size such as 16MiB, 500kB or 4096, or to 0 to never rotate",
+    shown_default="`16MiB`")
+LOG_BACKUPS: Setting[int] = Setting(
+    "DORA_ZENOH_LOG_BACKUPS", 2, _count,
+    "Default of `run --log-max-files`: rotated log files kept per node besides the current one.",
+    fix="set it to a whole number such as 2, or to 0 to keep none")
+
 REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
@@ -218,6 +250,7 @@ REGISTRY: tuple[Setting, ...] = (
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
+    LOG_MAX_BYTES, LOG_BACKUPS,
 )
 
 

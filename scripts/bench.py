@@ -13,6 +13,11 @@ Cases (select with --cases):
               they get, a sink; end-to-end delay p50/p90/p99 and every node's CPU
   startup     from spawning the runner to every node of a 10-node dataflow having its first input
   idle        CPU of node processes waiting for an input that never comes / a slow timer
+  scale       a chain (source -> N-2 forwarders -> sink) and a fan-out (source -> N-1 readers) of
+              --scale-nodes nodes, source on a --scale-period-ms timer: time to the last node's
+              first message, whether every edge delivered from the first message and lost none,
+              CPU at that rate and idle, PSS per node, TCP connections; a clean end (no ZError,
+              no panic, runner exit 0)
   record      `run --record`: a paced sender (SIZE bytes at RATE msg/s) whose only reader is the
               recorder; what reached the file (count, seq gaps, drops) and the sender's real rate;
               then `replay` of the file: each message's send time minus its scheduled time
@@ -66,7 +71,7 @@ HERE = Path(__file__).resolve().parent
 NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
-CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record")
+CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record", "scale")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
@@ -84,10 +89,17 @@ BUSY_QUEUE = 1000  # busy, pipeline: receivers' queues; none of the messages may
 DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
-        "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2,1024:1000:3"}
+        "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2,1024:1000:3",
+        "scale_seconds": 5.0, "scale_nodes": "100,200"}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
-         "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1"}
+         "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1",
+         "scale_seconds": 2.0, "scale_nodes": "20"}
+SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
+SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
+                 ("idle_cpu_pct", "CPU % idle", 1), ("pss_mib_per_node", "PSS MiB/node", 1),
+                 ("tcp_connections", "TCP conns", 0), ("end_s", "stop to runner exit, s", 1),
+                 ("lost", "msgs lost (all readers)", 0)]
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -596,6 +608,126 @@ def idle_report(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
         "wall_s": round(wall, 3), "processes": sorted(name for name, _ in after.values())}
 
 
+def scale_dataflow(shape: str, nodes: int, period_ms: int, files: dict[str, Path]) -> list[dict]:
+    """``source`` on a timer, then a chain of relays ending in ``sink``, or ``nodes - 1`` readers
+    of the source (a fan-out). Queues hold every message of a start-up: none may be dropped."""
+    common = {"STAMP_DIR": files["stamps"]}
+    flow = [node("source", "scale_source.py", {"tick": f"dora/timer/millis/{period_ms}"}, ["out"],
+                 {**common, "NODE_ID": "source", "PAUSE_FILE": files["pause"], "STOP_FILE": files["stop"]})]
+    for i in range(1, nodes):
+        last = i == nodes - 1
+        upstream = "source/out" if shape == "fanout" or i == 1 else f"n{i - 1}/out"
+        forward = shape == "chain" and not last
+        node_id = "sink" if shape == "chain" and last else f"n{i}"
+        entry = node(node_id, "scale_relay.py",  # NODE_ID: dora-rs sets no DORA_NODE_ID
+                     {"in": {"source": upstream, "queue_size": BUSY_QUEUE}}, ["out"] if forward else None,
+                     {**common, "NODE_ID": node_id, "FORWARD": "1" if forward else "0"})
+        flow.append(entry)
+    return flow
+
+
+def tree_of(root_pid: int) -> list[psutil.Process]:
+    """The runner and every process under it."""
+    try:
+        root = psutil.Process(root_pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> dict[int, float]:
+    """User+system CPU seconds of each process that is still there, keyed by pid."""
+    out = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def tree_cpu_pct(root_pid: int, seconds: float) -> float:
+    """CPU % of one core used by the whole tree over ``seconds`` (processes present at both ends)."""
+    procs = tree_of(root_pid)
+    before, t0 = cpu_seconds(procs), time.monotonic()
+    time.sleep(seconds)
+    after, wall = cpu_seconds(procs), time.monotonic() - t0
+    return sum(after[p] - before[p] for p in after if p in before) / wall * 100
+
+
+def tree_memory_and_links(root_pid: int) -> tuple[float, int, int]:
+    """Total PSS (MiB) of the tree, how many processes it has, and its established TCP connections
+    (socket ends within the tree count once per pair, others once)."""
+    pss, count, ends = 0.0, 0, []
+    for p in tree_of(root_pid):
+        with contextlib.suppress(psutil.Error):
+            pss += p.memory_full_info().pss / (1 << 20)
+            count += 1
+            conns = p.net_connections(kind="tcp") if hasattr(p, "net_connections") else p.connections(kind="tcp")
+            ends += [(c.laddr, c.raddr) for c in conns if c.status == psutil.CONN_ESTABLISHED and c.raddr]
+    local = {e[0] for e in ends}
+    inside = sum(1 for e in ends if e[1] in local)
+    return pss, count, inside // 2 + (len(ends) - inside)
+
+
+def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int) -> dict:
+    """One run of the scale case: see the module docstring."""
+    with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
+        files = {"stamps": Path(tmp) / "stamps", "pause": Path(tmp) / "pause", "stop": Path(tmp) / "stop"}
+        files["stamps"].mkdir()
+        readers = nodes - 1
+        with dataflow(runtime, scale_dataflow(shape, nodes, opts.scale_period_ms, files), opts.timeout) as run:
+            firsts = lambda: list(files["stamps"].glob("*.first"))  # noqa: E731
+            if not wait_for(lambda: len(firsts()) >= readers, opts.scale_first_timeout, run.proc):
+                return {"error": f"{readers - len(firsts())} of {readers} node(s) got no message within "
+                                 f"{opts.scale_first_timeout:g} s; log tail:\n{tail(run.log)}"}
+            first_s = max(float(p.read_text()) for p in firsts()) - run.started
+            time.sleep(1.0)
+            busy = tree_cpu_pct(run.proc.pid, opts.scale_seconds)
+            pss, procs, tcp = tree_memory_and_links(run.proc.pid)
+            files["pause"].touch()
+            time.sleep(1.0)
+            idle = tree_cpu_pct(run.proc.pid, opts.scale_seconds)
+            files["stop"].touch()
+            stopped = time.time()
+            error = finish(run, opts.timeout)
+            end_s = time.time() - stopped
+            # the runner's output and every node log (dora-zenoh's; dora-rs writes its own elsewhere)
+            logs = [run.log, *run.workdir.glob("logs/**/log_*.txt*")]
+            text = "".join(p.read_text(errors="replace") for p in logs if p.exists())
+        problems = [w for w in ("ZError", "panicked", "Traceback") if w in text]
+        sent = json.loads((files["stamps"] / "source.json").read_text())["sent"] \
+            if (files["stamps"] / "source.json").exists() else None
+        lost, late, short = 0, [], []
+        for p in files["stamps"].glob("*.json"):
+            if p.stem == "source" or sent is None:
+                continue
+            got = json.loads(p.read_text())
+            lost += max(0, sent - got["count"])
+            if got["first_seq"] not in (0, None):
+                late.append(f"{p.stem} first got #{got['first_seq']}")
+            if got["count"] != sent:
+                short.append(f"{p.stem}: {got['count']} of {sent}")
+        reported = len(list(files["stamps"].glob("*.json"))) - 1
+        if error or problems or late or sent is None or reported != readers:
+            return {"error": (error or "") + (f" log has {problems}" if problems else "")
+                    + (f" {reported} of {readers} readers reported" if reported != readers else "")
+                    + (f" edges that missed the first message: {late[:5]}" if late else "")}
+        return {"first_s": first_s, "busy_cpu_pct": busy, "idle_cpu_pct": idle, "pss_mib_per_node": pss / procs,
+                "processes": procs, "tcp_connections": tcp, "end_s": end_s, "sent": sent, "lost": lost,
+                "short_readers": short[:10]}
+
+
+def scale_table(summary: dict, names: list[str]) -> str:
+    """One row per shape, size and runtime."""
+    header = ["case", "runtime", *(h for _, h, _ in SCALE_COLUMNS)]
+    rows = []
+    for case, per in summary.items():
+        for n in names:
+            s = per[n]
+            rows.append([case, n, *(fmt(s[k], d) if s["runs"] else "failed" for k, _, d in SCALE_COLUMNS)])
+    return table(header, rows)
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -616,8 +748,8 @@ def turns(players: dict[str, Callable[[], dict] | str], repeat: int, what: str) 
             t0 = time.monotonic()
             res = play()
             status = "FAILED" if "error" in res else "ok"
-            print(f"  {what} {name} repeat {rep + 1}/{repeat}: {status} ({time.monotonic() - t0:.1f} s)",
-                  flush=True)
+            print(f"  {what} {name} repeat {rep + 1}/{repeat}: {status} ({time.monotonic() - t0:.1f} s)"
+                  + (f": {res['error'][:300]}" if "error" in res else ""), flush=True)
             runs[name].append(res)
     return runs
 
@@ -930,6 +1062,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--startup-nodes", type=int, default=10, help="nodes in the startup dataflow (source + relays)")
     ap.add_argument("--startup-shape", choices=("fanout", "chain"), default="fanout",
                     help="relays all read the source, or each reads the previous one")
+    ap.add_argument("--scale-nodes", help=f"scale case: dataflow sizes, comma list (default {FULL['scale_nodes']})")
+    ap.add_argument("--scale-shapes", default="chain,fanout", help="scale case: chain, fanout or both")
+    ap.add_argument("--scale-period-ms", type=int, default=20, help="scale case: the source's timer period, ms")
+    ap.add_argument("--scale-seconds", type=float,
+                    help=f"scale case: each CPU measuring window, s (default {FULL['scale_seconds']})")
+    ap.add_argument("--scale-first-timeout", type=float, default=120,
+                    help="scale case: how long to wait for every node's first message, s")
     ap.add_argument("--idle-seconds", type=float, help=f"idle measuring window (default {FULL['idle_seconds']})")
     ap.add_argument("--idle-settle", type=float, default=1.0, help="seconds to wait after nodes are ready")
     ap.add_argument("--cpus", type=parse_cpus, metavar="LIST",
@@ -1072,6 +1211,20 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
         out.append(f"idle CPU over {opts.idle_seconds:g} s, % of one core, median over repeats "
                    f"(resolution: one clock tick = {tick:.2f} %)\n"
                    + idle_table(summary, names))
+    if "scale" in opts.case_list:
+        print("scale ...", flush=True)
+        report["scale"] = {"runs": {}, "summary": {}}
+        for shape in filter(None, opts.scale_shapes.split(",")):
+            for count in (int(c) for c in opts.scale_nodes.split(",") if c.strip()):
+                case = f"{shape} {count}"
+                runs = turns(players(runtimes, lambda rt, s=shape, c=count: run_scale(rt, opts, s, c)),
+                             opts.repeat, f"scale {case}")
+                report["scale"]["runs"][case] = runs
+                report["scale"]["summary"][case] = summarize_medians(runs, SCALE_KEYS)
+                report["errors"] += errors_of(f"scale {case}", runs)
+        out.append(f"scale: source every {opts.scale_period_ms} ms; chain = source -> relays -> sink, fanout = "
+                   f"source -> N-1 readers; CPU = whole process tree, % of one core over {opts.scale_seconds:g} s; "
+                   "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
     return out
 
 
@@ -1190,6 +1343,8 @@ def main(argv: list[str] | None = None) -> int:
 def dz_failed(report: dict) -> bool:
     """Whether dora-zenoh itself failed a run or lost a message (other runtimes' failures are reported only)."""
     if any(e.split(" ")[0] in CASES and f" {DZ} repeat" in e for e in report["errors"]):
+        return True
+    if any(per[DZ]["lost"] for per in report.get("scale", {}).get("summary", {}).values()):
         return True
     return any(per[DZ]["lost"] for per in report.get("throughput", {}).get("summary", {}).values())
 

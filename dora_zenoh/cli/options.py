@@ -8,7 +8,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import ProblemsError
-from dora_zenoh.units import parse_duration
+from dora_zenoh.units import parse_duration, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -23,6 +23,20 @@ class Duration(click.ParamType):
             return float(value)
         try:
             return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Size(click.ParamType):
+    """``4096``, ``500kB``, ``16MiB``, ``1GB``: bytes."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -9,7 +9,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit, secure_option
+from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, load_or_exit, secure_option
 
 
 @click.command(context_settings=CONTEXT)
@@ -22,6 +22,12 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
+@click.option("--log-max-size", type=Size(), metavar="SIZE",
+              help="Rotate a node's log when it reaches SIZE (bytes, or e.g. 500kB, 16MiB, 1GB; 0: never)  "
+                   f"[default: ${settings.LOG_MAX_BYTES.name} or 16MiB].")
+@click.option("--log-max-files", type=click.IntRange(min=0), metavar="N",
+              help="Rotated log files kept per node besides the current one  "
+                   f"[default: ${settings.LOG_BACKUPS.name} or {settings.LOG_BACKUPS.default}].")
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
@@ -37,16 +43,22 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @cpu_latency_option
 @secure_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, fail_fast: bool, build_first: bool,
-        record_to: Path | None, record_compression: str,
+        log_dir: Path | None, log_max_size: int | None, log_max_files: int | None, quiet: bool,
+        hot_reload: bool, fail_fast: bool, build_first: bool, record_to: Path | None, record_compression: str,
         cpu_latency_us: int | None, secure: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
     """
     from dora_zenoh.errors import LogDirError
+    from dora_zenoh.supervision.logfile import LogLimits
     from dora_zenoh.supervision.run import DataflowRun, RunOptions
 
+    limits = LogLimits.from_env()
+    if log_max_size is not None:
+        limits.max_bytes = log_max_size
+    if log_max_files is not None:
+        limits.backups = log_max_files
     desc = load_or_exit(file)
     if build_first:
         from dora_zenoh.cli.build import build_or_exit
@@ -54,7 +66,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         build_or_exit(desc)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
-                      fail_fast=fail_fast, secure=secure)
+                      fail_fast=fail_fast, log_limits=limits, secure=secure)
     if record_to is not None:
         from dora_zenoh.cli.record import prepare_run_record
 

@@ -60,9 +60,18 @@ def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
 def from_runner(raw: str) -> Joined:
     """Source 1: the runner's configuration in the environment."""
     cfg = NodeConfig.from_json(raw, settings.NODE_CONFIG.name)
-    session = zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)])
+    session = open_runner_session(cfg)
     zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
     return Joined(cfg, session, cfg.barrier_timeout)
+
+
+def open_runner_session(cfg: NodeConfig) -> zenoh.Session:
+    """The session of a node a runner started: the links of the runner's plan (its own
+    listener; the hub and the nodes it reads from, no gossip auto-connect: see
+    ``supervision.topology``), or the hub and gossip when the plan gave it none."""
+    if cfg.listen is not None:
+        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False)
+    return zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)])
 
 
 def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:

@@ -41,10 +41,12 @@ from dora_zenoh.node.events import (
 )
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
+from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
+from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
 CONFIG_ENV = settings.NODE_CONFIG.name
 DATAFLOW_ENV = settings.DATAFLOW.name
@@ -176,6 +178,7 @@ class Node(NodeExtras):
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
                                                   zenoh.handlers.Callback(self._on_stats_query,
                                                                           indirect=False))
+        self._supervisor = SupervisorWatch(self.node_id, cfg.runner, self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
         session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
@@ -299,8 +302,8 @@ class Node(NodeExtras):
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
             self._believe("stop", "", self._request_stop)
-        elif kind == "runner" and not put and self._cfg.supervised:
-            self._request_stop()  # our supervisor is gone: wind down
+        elif kind == "runner" and self._cfg.supervised:
+            self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
     def _on_node_gone(self, name: str, token: str) -> None:
         """A node's token went away: believed once Zenoh no longer knows the token at all.
@@ -417,10 +420,9 @@ class Node(NodeExtras):
             warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
                  "from dora-zenoh. Others like it are counted and reported when the node closes")
 
-    def _admit(self, sample: zenoh.Sample, event: Event) -> bool:
-        """Whether a received message may reach the user's code: its attachment is one a
-        dora-zenoh sender writes, and an Arrow payload decodes. Costs one regex match per
-        message without metadata; anything else is checked in full."""
+    def _admit(self, sample: zenoh.Sample) -> bool:
+        """Whether a received message's attachment is one a dora-zenoh sender writes. Costs one
+        regex match per message without metadata; anything else is checked in full."""
         att = sample.attachment
         if att is not None:
             raw = att.to_bytes()
@@ -429,23 +431,18 @@ class Node(NodeExtras):
                 if problem is not None:
                     self._drop_malformed(str(sample.key_expr), problem)
                     return False
-        # A node on today's API has its value built already (a failure: _bad_arrow); a node
-        # on the 2022 API gets the data buffer of the Arrow value, so the stream must decode.
-        if (self._legacy and sample.encoding != _ENC_BYTES and self._arrow
-                and wire.is_arrow_stream(sample.encoding)):
-            try:
-                wire.to_arrow(event.raw, True)
-            except Exception as exc:
-                return not self._bad_arrow(sample, exc)
         return True
 
-    def _bad_arrow(self, sample: zenoh.Sample, exc: Exception) -> bool:
-        """Building an input's value failed: an Arrow payload that does not decode is dropped
-        and counted (True); anything else (pyarrow failing to import) is the caller's to raise."""
-        if isinstance(exc, ImportError) or not wire.is_arrow_stream(sample.encoding):
-            return False
-        self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
-        return True
+    def _event_of(self, sample: zenoh.Sample, build: Callable[..., Event], *args: Any) -> Event | None:
+        """The event of an admitted message (``build(*args)`` makes its Arrow value), or None
+        after dropping one whose payload does not decode as its encoding says."""
+        try:
+            return build(*args)
+        except ImportError:
+            raise  # pyarrow itself is broken: not the message's fault
+        except Exception as exc:  # pyarrow's ArrowInvalid and friends
+            self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
+            return None
 
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``list NAME``, ``node info``, ``topic info``, ``top``: what this node sent per output
@@ -541,14 +538,10 @@ class Node(NodeExtras):
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                try:
-                    event = self._sample_event(token)
-                except Exception as exc:
-                    if self._bad_arrow(token, exc):
-                        continue
-                    raise
-                if self._admit(token, event):
-                    return event
+                if self._admit(token):
+                    event = self._event_of(token, self._sample_event, token)
+                    if event is not None:
+                        return event
                 continue
             event = self._token_event(token)
             if event is not _SKIP:
@@ -579,13 +572,10 @@ class Node(NodeExtras):
                 return new_event(INPUT_CLOSED, token.id, node=self)
             if item.__class__ is int:  # a timer tick carries its time
                 return new_event(INPUT, token.id, None, self, timestamp=item)
-            try:
-                event = new_event(INPUT, token.id, item, self)
-            except Exception as exc:
-                if self._bad_arrow(item, exc):
-                    return _SKIP
-                raise
-            return event if self._admit(item, event) else _SKIP
+            if not self._admit(item):
+                return _SKIP
+            event = self._event_of(item, new_event, INPUT, token.id, item, self)
+            return _SKIP if event is None else event
         if token is _STOP:
             self._finished = True
             return None if self._legacy else new_event(STOP, self._stop_cause, node=self)
@@ -679,7 +669,11 @@ class Node(NodeExtras):
             self._report_malformed()
         finally:
             self._wake.close()
-            self._session.close()
+            try:
+                self._session.close()
+            except zenoh.ZError as exc:  # the runner reads this line and reports the node as failed
+                print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': its Zenoh session did not close "
+                      f"cleanly: {exc}", file=sys.stderr, flush=True)
 
     def _put_eos(self, notice: dict) -> None:
         """Send an end-of-stream notice, signed so that readers know a process of this run

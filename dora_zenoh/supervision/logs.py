@@ -3,6 +3,9 @@
 Every line a node writes goes to ``<log dir>/log_<node>.txt`` and, when echoing, to the
 terminal as ``[node] line``; ``on_line`` (the coordinator's log streaming) sees each line
 under the same lock as the file, so a reader of the file and a follower agree on counts.
+The file is rotated by size and a failed write drops the line (counted) instead of
+stopping the pump (:mod:`.logfile`); the pump also reads the node's tagged stderr lines
+(:mod:`dora_zenoh.wire.stderr_tags`) that say how it ended.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from dora_zenoh.console import colour_prefix, use_colour
+from dora_zenoh.console import colour_prefix, use_colour, warn
+from dora_zenoh.supervision.logfile import LogLimits, NodeLog
+from dora_zenoh.wire import stderr_tags
 
 if TYPE_CHECKING:
     from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher
@@ -29,26 +34,45 @@ class EchoOptions(Protocol):
 
 
 class NodeLogs:
-    """Every node's log file in ``log_dir``, written and read under one lock."""
+    """Every node's log file in ``log_dir``, written and read under one lock; ``limits``
+    (default: from the environment) bound each node's files."""
 
-    def __init__(self, log_dir: Path, options: EchoOptions) -> None:
+    def __init__(self, log_dir: Path, options: EchoOptions, limits: LogLimits | None = None) -> None:
         self.log_dir = log_dir
         self.options = options
+        self.limits = limits or LogLimits.from_env()
         self.line_counts: dict[str, int] = {}  # lines written per node log
         self._lock = threading.Lock()
+        self._opened: dict[str, list[NodeLog]] = {}  # per node, one per process (restarts append)
+        self._warned = False
 
     def path(self, node_id: str) -> Path:
         return self.log_dir / f"log_{node_id}.txt"
 
-    def open(self, node_id: str, append: bool = False) -> IO[str]:
-        """A node's log file, line-buffered; ``append`` for a restarted node (same file)."""
-        return open(self.path(node_id), "a" if append else "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+    def open(self, node_id: str, append: bool = False) -> NodeLog:
+        """A node's log file; ``append`` for a restarted node (same file)."""
+        log = NodeLog(self.path(node_id), append=append, limits=self.limits, on_drop=self._write_failed)
+        with self._lock:
+            self._opened.setdefault(node_id, []).append(log)
+        return log
+
+    def _write_failed(self, message: str) -> None:
+        """A node log could not be written (called under the log lock): say so once per run."""
+        if not self._warned:
+            self._warned = True
+            warn(f"{message} (this warning is not repeated for other nodes; the count comes at the end)")
+
+    def dropped(self) -> dict[str, int]:
+        """Per node: lines its log could not take (full or read-only disk)."""
+        with self._lock:
+            counts = {n: sum(log.dropped for log in logs) for n, logs in self._opened.items()}
+        return {n: c for n, c in counts.items() if c}
 
     def write(self, proc: NodeProcess, line: str, is_stderr: bool, display: str | None) -> None:
         """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
         node_id = proc.node.id
         with self._lock:
-            proc.log.write(line + "\n")
+            proc.log.write(line)
             self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
             if display is not None and self.options.echo:
                 out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
@@ -65,10 +89,13 @@ class NodeLogs:
         Read under the log lock, so the count matches the lines ``on_line`` has seen.
         """
         with self._lock:
-            try:
-                lines = self.path(node_id).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                lines = []
+            opened = self._opened.get(node_id)
+            lines = []
+            for path in opened[-1].files() if opened else [self.path(node_id)]:  # rotated ones first, oldest first
+                try:
+                    lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    pass
             count = self.line_counts.get(node_id, 0)
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
@@ -84,6 +111,10 @@ def pump(logs: NodeLogs, proc: NodeProcess, stream: IO[bytes], is_stderr: bool,
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if is_stderr:
             proc.stderr_tail.append(line)
+            if line.startswith(stderr_tags.LOST_TAG):  # see results.exit_outcome
+                proc.supervision_lost = line[len(stderr_tags.LOST_TAG):].strip()
+            elif line.startswith(stderr_tags.CLOSE_FAILED_TAG):
+                proc.close_failed = line[len(stderr_tags.CLOSE_FAILED_TAG):].strip()
         logs.write(proc, line, is_stderr, f"[{node_id}] {line}")
         if publisher is not None:
             publisher.put(line)

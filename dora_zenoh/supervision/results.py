@@ -65,13 +65,25 @@ class RunResult:
         return "\n".join(lines)
 
 
-def exit_outcome(returncode: int | None, stop_action: str | None, grace: float) -> tuple[str, str]:
+def exit_outcome(returncode: int | None, stop_action: str | None, grace: float,
+                 supervision_lost: str | None = None, close_failed: str | None = None) -> tuple[str, str]:
     """(status, detail) of a node process that ended with ``returncode``.
 
     ``stop_action`` is what the run did to it: None, "terminated" (SIGTERM as its STOP: it
     does not use the node API), "killed" (it outlived the ``grace`` period) or "forced"
-    (killed on request).
+    (killed on request). ``supervision_lost`` / ``close_failed``: what the node said on
+    stderr (``wire.stderr_tags``) when it stopped because it could not reach its runner,
+    or its Zenoh session did not close: the run did not go as asked, whatever its code.
     """
+    status, detail = _process_outcome(returncode, stop_action, grace)
+    if status in OK and supervision_lost:
+        return "failed", f"was stopped because it lost its supervisor ({supervision_lost})"
+    if status in OK and close_failed:
+        return "failed", f"did not close cleanly ({close_failed})"
+    return status, detail
+
+
+def _process_outcome(returncode: int | None, stop_action: str | None, grace: float) -> tuple[str, str]:
     if stop_action == "killed":
         return "killed", f"did not stop within the {grace:g} s grace period and was killed"
     if stop_action == "interrupted":

@@ -1,14 +1,15 @@
 """Running one dataflow: spawn its nodes, stream their logs, supervise, stop, report.
 
 `DataflowRun` is the embedded supervisor behind ``dora-zenoh run``. It hosts the
-Zenoh hub the nodes connect to, but no user data passes through it: after
-gossip, nodes talk to each other directly. It only spawns processes (with
+Zenoh hub the nodes connect to, but no user data passes through it: each node
+links to the nodes it reads from (the link plan, :mod:`.topology`) and data goes
+straight from writer to reader. It only spawns processes (with
 ``subprocess``, never ``fork``: this process has a Zenoh session open), watches
 them, and announces facts to the nodes through liveliness tokens: "I supervise
 this dataflow", "node n has exited", "stop".
 
 This module is the run loop (start, supervise, stop, kill) and those liveliness facts;
-starting one process is :mod:`.spawn`, log files and pumps :mod:`.logs`, the restart
+starting one process is :mod:`.spawn`, log files and pumps :mod:`.logs` (rotation: :mod:`.logfile`), the restart
 policy :mod:`.restart`, how nodes and runs end :mod:`.results`, names and dirs :mod:`.paths`.
 """
 from __future__ import annotations
@@ -27,16 +28,20 @@ from typing import IO, Any
 
 import zenoh
 
+from dora_zenoh import settings
 from dora_zenoh.console import warn
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import NodeStartError
+from dora_zenoh.node import supervisor
 from dora_zenoh.supervision import runinfo
+from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
+from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
 from dora_zenoh.wire import auth, keys, zconfig
 from dora_zenoh.wire import codec as wire
@@ -65,6 +70,7 @@ class RunOptions:
     # A node failing for good stops the whole dataflow (else, as in dora, the others go on and
     # the dataflow is "degraded"); the YAML's top-level ``fail_fast: true`` sets it too.
     fail_fast: bool = False
+    log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
     extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
@@ -95,6 +101,8 @@ class DataflowRun:
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
+        self._links: LinkPlan | None = None
+        self._identity = supervisor.identity()
         self._killed = False
         self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
@@ -110,9 +118,13 @@ class DataflowRun:
         self._bad_notices: set[tuple[str, str]] = set()
         self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
-        self.logs = NodeLogs(self.log_dir, self.options)
+        self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
         self.line_counts = self.logs.line_counts  # lines written per node log
         self.secret: Path | None = None  # the credentials of a closed run (wire.auth)
+
+    def log_lines_dropped(self) -> dict[str, int]:
+        """Per node: lines its log could not take (full or read-only disk)."""
+        return self.logs.dropped()
 
     # -- start -----------------------------------------------------------------------
     def _open_hub(self) -> None:
@@ -154,6 +166,9 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
+            # scale: each node links to the hub and to the nodes it reads from (topology.py)
+            # (not when $DORA_ZENOH_LISTEN fixes where nodes listen: they then link by gossip)
+            self._links = None if settings.LISTEN.get() else LinkPlan(self.desc, self.node_endpoint)
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             if self.options.answer_on_hub:  # `list` and `logs` see this dataflow too
@@ -196,10 +211,12 @@ class DataflowRun:
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         # dora-rs's API: one dataflow_id (a UUID) for the whole run, and restart_count().
+        links = self._links.links(node.id) if self._links is not None else None
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
                        secret=self._notice_key, runner_zid=str(self.session.zid()),
-                       extra_readers=self.options.extra_readers, dataflow_uuid=self.dataflow_uuid,
+                       extra_readers=self.options.extra_readers, runner=self._identity, links=links,
+                       dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
@@ -253,6 +270,9 @@ class DataflowRun:
         name = str(sample.key_expr)[len(self._live_nodes):]
         if sample.kind == zenoh.SampleKind.PUT:
             self.alive.add(name)
+            proc = self.procs.get(name)
+            if proc is not None and proc.popen.poll() is None:
+                self._ended_at.pop(name, None)  # back after a lost link (e.g. we were paused): not ended
         else:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
@@ -313,12 +333,14 @@ class DataflowRun:
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 # The runner's session id, not the secret: any session may ask here.
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
-                                  runner_zid=str(self.session.zid()), dataflow_uuid=self.dataflow_uuid)
+                                  runner_zid=str(self.session.zid()), runner=self._identity,
+                                  dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
     def _record_exit(self, proc: NodeProcess) -> None:
         node_id = proc.node.id
-        status, detail = exit_outcome(proc.popen.returncode, proc.stop_action, self.options.grace)
+        status, detail = exit_outcome(proc.popen.returncode, proc.stop_action, self.options.grace,
+                                      proc.supervision_lost, proc.close_failed)
         if self._will_restart(proc.node, status):
             done = self.restarts.get(node_id, 0)
             delay = next_delay(RestartRule.of(proc.node), done)
@@ -507,6 +529,10 @@ class DataflowRun:
                          [self.results[n] for n in self.procs])
 
     def _finish(self) -> None:
+        dropped = self.log_lines_dropped()
+        if dropped:
+            warn(f"{sum(dropped.values())} log line(s) could not be written to {self.log_dir} "
+                 f"({', '.join(f'{n}: {c}' for n, c in sorted(dropped.items()))})")
         if self._reaper is not None and self._reaper.stdin:
             self._reaper.stdin.close()
             try:

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import zenoh
@@ -30,6 +30,9 @@ from dora_zenoh.wire.contract import node_config
 
 if TYPE_CHECKING:
     from dora_zenoh.descriptor import Descriptor, ResolvedNode
+    from dora_zenoh.supervision.logfile import NodeLog
+    from dora_zenoh.supervision.topology import Links
+    from dora_zenoh.wire.contract import RunnerIdentity
 
 SHIM_DIR = str(Path(__file__).resolve().parents[1] / "_shim")
 STDERR_TAIL = 15  # stderr lines kept per node for the run's summary
@@ -38,7 +41,7 @@ STDERR_TAIL = 15  # stderr lines kept per node for the run's summary
 class NodeProcess:
     """A spawned node process and what the supervisor knows of it."""
 
-    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: IO[str]) -> None:
+    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: NodeLog) -> None:
         self.node = node
         self.popen = popen
         self.create_time = psutil.Process(popen.pid).create_time()
@@ -48,6 +51,8 @@ class NodeProcess:
         # "terminated" (asked to stop) | "killed" (ignored STOP) | "forced" (killed on request)
         self.stop_action: str | None = None
         self.exited_token: Any = None
+        self.supervision_lost: str | None = None  # its LOST_TAG line, if it stopped for that
+        self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
 
 
 def command_for(node: ResolvedNode) -> list[str]:
@@ -76,6 +81,7 @@ def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
              restart: bool = False, hot_reload: bool = False, secret: str | None = None,
              runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
+             runner: RunnerIdentity | None = None, links: Links | None = None,
              dataflow_uuid: str | None = None, restart_count: int = 0) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, its node config (JSON), and the
     variables dora-rs sets in every node (``DORA_NODE_ID``, ``DORA_NODE_CONFIG``,
@@ -85,13 +91,17 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     of the processes the runner starts; ``runner_zid`` is the runner's Zenoh session id.
     ``extra_readers``: ids that read every output although the YAML does not say so (a
     ``run --record`` recorder), so the node's start barrier waits for them too.
+    ``runner``: the supervising process (a paused runner is not a dead one, see
+    ``node.supervisor``); ``links``: the node's place in the link plan (``topology``).
     """
     env = dict(base)
     env.update(node.env)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
     cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, secret=secret,
-                      runner_zid=runner_zid, dataflow_uuid=dataflow_uuid, restart_count=restart_count)
+                      runner_zid=runner_zid, runner=runner,
+                      listen=links.listen if links else None, upstreams=links.upstreams if links else None,
+                      dataflow_uuid=dataflow_uuid, restart_count=restart_count)
     if extra_readers:
         readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
         cfg = dataclasses.replace(cfg, readers=readers)
@@ -107,7 +117,7 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     return env
 
 
-def start_process(node: ResolvedNode, cwd: Path, env: dict[str, str], log: IO[str]) -> NodeProcess:
+def start_process(node: ResolvedNode, cwd: Path, env: dict[str, str], log: NodeLog) -> NodeProcess:
     """Start the node's process (stdout and stderr piped, for the pumps). Closes ``log`` and
     raises NodeStartError if it cannot be started."""
     argv = command_for(node)

@@ -101,6 +101,28 @@ class OperatorConfig:
 
 
 @dataclass(frozen=True)
+class RunnerIdentity:
+    """The process that supervises a node: which machine, which pid, started when.
+
+    A node whose runner's liveliness token goes looks at this process before it stops:
+    still there (``start`` in clock ticks since boot, so a reused pid does not count)
+    means the runner is paused, not dead (see :mod:`dora_zenoh.node.supervisor`).
+    """
+
+    host: str
+    pid: int
+    start: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "start": self.start}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RunnerIdentity:
+        f = _Fields(data, where)
+        return cls(f.text("host"), f.whole("pid", minimum=1), f.whole("start", None, minimum=0))
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything one node process needs to join a dataflow.
 
@@ -109,7 +131,14 @@ class NodeConfig:
     ``supervised``: a runner watches this node (it stops when the runner goes).
     ``fresh_start``: started with the dataflow, so it hears its sources from sequence 0.
     ``descriptor``: the YAML's path (None for a ROS-like node). ``operators``: only for
-    an operator runtime.
+    an operator runtime. ``runner``: the supervising process (None: not known, e.g. a
+    coordinator of an older dora-zenoh).
+
+    ``listen`` and ``upstreams``: the runner's link plan (``supervision.topology``): the
+    node listens on ``listen`` and links only to the hub (``endpoint``) and to
+    ``upstreams``, the listeners of the nodes it reads from, with gossip auto-connect
+    off. ``listen`` None: no plan, the node listens on an ephemeral port and lets gossip
+    link it to every peer.
 
     Trust (docs/guarantees.md): ``block_readers`` maps an output id to its readers with
     ``queue_policy: block``, the only ones that may hold this node back (None: not known,
@@ -140,6 +169,9 @@ class NodeConfig:
     split_outputs: list[str] = field(default_factory=list)
     secret: str | None = None
     runner_zid: str | None = None
+    runner: RunnerIdentity | None = None
+    listen: str | None = None
+    upstreams: list[str] = field(default_factory=list)
     dataflow_uuid: str | None = None
     restart_count: int = 0
 
@@ -166,6 +198,11 @@ class NodeConfig:
             data["secret"] = self.secret
         if self.runner_zid is not None:
             data["runner_zid"] = self.runner_zid
+        if self.runner is not None:
+            data["runner"] = self.runner.to_dict()
+        if self.listen is not None:
+            data["listen"] = self.listen
+            data["upstreams"] = list(self.upstreams)
         return data
 
     def to_json(self) -> str:
@@ -182,6 +219,7 @@ class NodeConfig:
                 raise f.error(f"outputs.{out_id}", f"should be a key (text), not {key!r}")
         readers = f.node_lists("readers")
         ops = f.items("operators")
+        runner = data.get("runner")
         return cls(f.text("dataflow"), f.text("node"), f.text("prefix"), f.text("endpoint"),
                    f.text("descriptor", None), f.flag("supervised", True), inputs, dict(outputs),
                    readers if readers is not None else {},
@@ -189,6 +227,8 @@ class NodeConfig:
                    f.flag("fresh_start", False), f.number("barrier_timeout", DEFAULT_BARRIER_TIMEOUT),
                    f.node_lists("block_readers", None), f.ids("split_outputs"),
                    f.text("secret", None), f.text("runner_zid", None),
+                   None if runner is None else RunnerIdentity.from_dict(runner, f"{where}: runner"),
+                   f.text("listen", None), f.texts("upstreams"),
                    dataflow_uuid=f.text("dataflow_uuid", None),
                    restart_count=f.whole("restart_count", 0, minimum=0))
 
@@ -252,6 +292,10 @@ class _Fields:
 
     def items(self, name: str) -> list[Any]:
         return self._get(name, [], lambda v: isinstance(v, list), "a list")
+
+    def texts(self, name: str) -> list[str]:
+        return list(self._get(name, [], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                              "a list of text"))
 
     def ids(self, name: str) -> list[str]:
         return list(self._get(name, [], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
@@ -348,12 +392,14 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
 
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
                 supervised: bool = True, fresh_start: bool = False, secret: str | None = None,
-                runner_zid: str | None = None, dataflow_uuid: str | None = None,
-                restart_count: int = 0) -> NodeConfig:
+                runner_zid: str | None = None, runner: RunnerIdentity | None = None,
+                listen: str | None = None, upstreams: list[str] | None = None,
+                dataflow_uuid: str | None = None, restart_count: int = 0) -> NodeConfig:
     """Everything node ``node`` needs to join dataflow ``dataflow`` (run ``dataflow_uuid``).
 
     ``secret``: the run's signing secret, only for the processes the runner starts (never
     served over Zenoh to a dynamic node). ``runner_zid``: the runner's Zenoh session id.
+    ``listen``/``upstreams``: its place in the runner's link plan, if it has one.
     """
     runtime = node.kind == "runtime"
     outputs = {o: keys.data_key(desc.prefix, dataflow, f"{node.id}/{o}")
@@ -367,8 +413,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         fresh_start=fresh_start,
         block_readers=block_readers_by_output(desc, node.id),
         split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
-        secret=secret, runner_zid=runner_zid, dataflow_uuid=dataflow_uuid,
-        restart_count=restart_count)
+        secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
+        dataflow_uuid=dataflow_uuid, restart_count=restart_count)
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

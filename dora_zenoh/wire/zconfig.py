@@ -1,9 +1,11 @@
 """Zenoh session configuration: loopback only and multicast scouting off by default.
 
 Every process of a dataflow is a Zenoh *peer*. The runner (or coordinator) opens a
-"hub" peer that listens on a loopback endpoint; nodes connect to it, and gossip
-then gives them direct node-to-node links, so no byte of user data passes through
-the hub. Nodes listen on an ephemeral loopback port so that others can reach them.
+"hub" peer that listens on a loopback endpoint. A node the runner starts listens on a
+port the runner chose and connects to the hub and to the nodes it reads from, and no
+more (``autoconnect=False``: one link per edge, see ``supervision.topology``); tools,
+dynamic and ROS-like nodes connect to the hub and let gossip link them to every node.
+Either way no byte of user data passes through the hub.
 """
 from __future__ import annotations
 
@@ -50,8 +52,22 @@ def node_listen_endpoint(hub: str) -> str:
     return "tcp/127.0.0.1:0"
 
 
-def peer_config(connect: list[str], listen: list[str], secret: str | None = None) -> zenoh.Config:
+# A node with ``autoconnect=False`` dials its sources' listeners, which may not be up yet:
+# retry soon (Zenoh's default waits 1 s, then 2 s, then 4 s between tries). The gap after
+# a late source starts listening delays its start barrier, while its own sources already
+# send: capped at 1 s, a timer pipeline dropped its first messages in ~1 run of 10 (loaded
+# machine). Zenoh also redials the listener of a source that has exited: at 100 ms that
+# costs ~0.4 % of a core per such link (measured), 20 ms cost ~2 %.
+CONNECT_RETRY = "{period_init_ms: 10, period_max_ms: 100, period_increase_factor: 2}"
+
+
+def peer_config(connect: list[str], listen: list[str], secret: str | None = None,
+                autoconnect: bool = True) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
+
+    ``autoconnect=False``: link only to ``connect``, not to every peer that gossip
+    names (gossip among all of a dataflow's nodes builds a full mesh). The session
+    still tells the hub where it listens, so tools can reach it.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -90,18 +106,21 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     conf.insert_json5("scouting/delay", "0")
     conf.insert_json5("listen/endpoints", json.dumps(listen))
     conf.insert_json5("connect/endpoints", json.dumps(connect))
+    if not autoconnect:
+        conf.insert_json5("scouting/gossip/autoconnect", "{router: [], peer: []}")
+        conf.insert_json5("connect/retry", CONNECT_RETRY)
     return conf
 
 
-def open_peer(connect: list[str], listen: list[str]) -> zenoh.Session:
-    """``zenoh.open(peer_config(connect, listen))``, with a TLS failure explained.
+def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True) -> zenoh.Session:
+    """``zenoh.open(peer_config(connect, listen, autoconnect=autoconnect))``, with a TLS failure explained.
 
     Zenoh says only "Unable to connect" when a certificate is refused; this names
     the certificate to check (:func:`dora_zenoh.wire.tls.diagnose`).
     A peer whose TLS handshake is refused still opens (it retries in the background,
     silently), so with TLS a session that has no link after a moment is checked too.
     """
-    conf = peer_config(connect, listen)
+    conf = peer_config(connect, listen, autoconnect=autoconnect)
     files = tls.tls_files()
     remote = [e for e in connect if e.startswith("tls/")] if files is not None else []
     try:

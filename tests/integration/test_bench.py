@@ -130,3 +130,17 @@ def test_bench_rejects_a_cpu_latency_request_it_cannot_make() -> None:
                           timeout=60)
     assert proc.returncode == 2
     assert "--cpu-latency-us must be 0 or more microseconds" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_bench_scale_case_prints_its_table(tmp_path: Path) -> None:
+    """The scale case (chain and fan-out) runs end to end on a small dataflow: every reader got
+    every message from the first one, links grow with the edges, and the table is printed."""
+    report, stdout = run_bench(tmp_path, "--quick", "--cases", "scale", "--scale-nodes", "6",
+                               "--scale-seconds", "0.5", timeout=280)
+    assert report["errors"] == []
+    for case in ("chain 6", "fanout 6"):
+        figures = report["scale"]["summary"][case]["dora-zenoh"]
+        assert figures["runs"] == 1 and figures["lost"] == 0
+        assert figures["tcp_connections"] <= 2 * 6  # 5 edges + 6 hub links (+ slack for the runner's own)
+    assert "chain 6" in stdout and "fanout 6" in stdout and "PSS MiB/node" in stdout

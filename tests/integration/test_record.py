@@ -80,7 +80,7 @@ SINK = """
             if s != a + a * a or event["metadata"].get("i") != a:  # checks every value
                 errors.append(text)
             seen.append([text, event["metadata"]])
-    json.dump({"seen": seen, "errors": errors}, open("sink.json", "w"))
+    json.dump({"seen": seen, "errors": errors}, open("sink.json", "w"), default=str)  # metadata["timestamp"] is a datetime
 """
 
 

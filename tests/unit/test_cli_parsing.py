@@ -79,6 +79,8 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["run", "x.yml", "--stop-after", "-1s"], "'-1s' is not a duration"),
     (["run", "x.yml", "--cpu-latency-us", "-1"], "Invalid value for '--cpu-latency-us'"),
     (["logs", "flow", "node", "--tail", "some"], "Invalid value for '--tail'"),
+    (["run", "x.yml", "--log-max-size", "16M"], "'16M' is not a size: use e.g. 4096, 64KiB, 10MiB or 1GB"),
+    (["run", "x.yml", "--log-max-files", "-1"], "Invalid value for '--log-max-files'"),
     (["check", "x.yml", "--nope"], "--nope"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])

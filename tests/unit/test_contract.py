@@ -9,7 +9,7 @@ import pytest
 from dora_zenoh.descriptor import load_descriptor
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node.adhoc import adhoc_config
-from dora_zenoh.wire.contract import InputConfig, NodeConfig, OperatorConfig, node_config
+from dora_zenoh.wire.contract import InputConfig, NodeConfig, OperatorConfig, RunnerIdentity, node_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DATAFLOWS = sorted(ROOT.glob("examples/*/*.yml")) + [ROOT / "launch" / "robot.yml"]
@@ -156,6 +156,45 @@ def test_run_identity_and_restart_count_round_trip():
     fresh = node_config(desc, "flow", node, EP, fresh_start=True)
     assert fresh.dataflow_uuid is None and fresh.restart_count == 0
     assert "dataflow_uuid" not in json.loads(fresh.to_json())
+
+
+# -- the runner's identity and the node's place in the link plan (issue 19) ------------------
+def test_runner_identity_and_links_round_trip():
+    desc = load_descriptor(ROOT / "examples" / "timer-pipeline" / "dataflow.yml")
+    node = next(n for n in desc.nodes if any(not i.is_timer for i in n.inputs.values()))
+    runner = RunnerIdentity("box", 4242, 123456)
+    cfg = node_config(desc, "flow", node, EP, fresh_start=True, runner=runner,
+                      listen="tcp/127.0.0.1:7101", upstreams=["tcp/127.0.0.1:7100"])
+    data = json.loads(cfg.to_json())
+    assert data["runner"] == {"host": "box", "pid": 4242, "start": 123456}
+    assert data["listen"] == "tcp/127.0.0.1:7101" and data["upstreams"] == ["tcp/127.0.0.1:7100"]
+    back = NodeConfig.from_json(cfg.to_json())
+    assert back == cfg and back.runner == runner and back.upstreams == ["tcp/127.0.0.1:7100"]
+
+
+def test_a_config_without_a_plan_or_runner_says_so():
+    """No plan (a Unix-socket hub, $DORA_ZENOH_LISTEN) or an older runner: the node falls back
+    to gossip (``listen`` None) and to the token alone (``runner`` None)."""
+    cfg = NodeConfig.from_json(json.dumps(_valid()))
+    assert cfg.listen is None and cfg.upstreams == [] and cfg.runner is None
+    assert "listen" not in cfg.to_dict() and "runner" not in cfg.to_dict()
+    unknown_start = dict(_valid(), runner={"host": "box", "pid": 7})
+    assert NodeConfig.from_json(json.dumps(unknown_start)).runner == RunnerIdentity("box", 7, None)
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    (lambda d: d.update(runner={"host": "box"}), "runner: field 'pid'", "is missing"),
+    (lambda d: d.update(runner={"host": "box", "pid": 0}), "runner: field 'pid'", "at least 1"),
+    (lambda d: d.update(runner={"host": "box", "pid": 7, "start": "x"}), "runner: field 'start'", "whole number"),
+    (lambda d: d.update(runner="box:7"), "runner", "should be a JSON object"),
+    (lambda d: d.update(listen=7101), "'listen'", "should be text"),
+    (lambda d: d.update(upstreams="tcp/127.0.0.1:7100"), "'upstreams'", "a list of text"),
+])
+def test_from_json_names_a_bad_runner_or_link_field(change, field, words):
+    with pytest.raises(NodeConfigError) as info:
+        NodeConfig.from_json(_broken(change), "DORA_ZENOH_NODE_CONFIG")
+    message = str(info.value)
+    assert field in message and words in message
 
 
 # -- trust (docs/guarantees.md): who may hold a sender back, the run's secret, the runner's id ---

@@ -117,3 +117,17 @@ def test_markdown_command():
     assert res.returncode == 0 and res.stdout == settings.markdown_page()
     bad = subprocess.run([sys.executable, "-m", "dora_zenoh.settings"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_log_limits_read_sizes_and_counts(monkeypatch):
+    """The log rotation variables (``run --log-max-size/--log-max-files`` defaults) take what the
+    CLI takes; a malformed one names the variable and the fix."""
+    monkeypatch.setenv("DORA_ZENOH_LOG_MAX_BYTES", "4MiB")
+    monkeypatch.setenv("DORA_ZENOH_LOG_BACKUPS", "5")
+    assert settings.LOG_MAX_BYTES.get() == 4 << 20 and settings.LOG_BACKUPS.get() == 5
+    monkeypatch.setenv("DORA_ZENOH_LOG_MAX_BYTES", "4M")
+    with pytest.raises(ValueError, match=r"DORA_ZENOH_LOG_MAX_BYTES='4M' is not a size.*16MiB"):
+        settings.LOG_MAX_BYTES.get()
+    monkeypatch.setenv("DORA_ZENOH_LOG_BACKUPS", "-1")
+    with pytest.raises(ValueError, match="DORA_ZENOH_LOG_BACKUPS='-1' is negative"):
+        settings.LOG_BACKUPS.get()

@@ -1,0 +1,81 @@
+"""Node logs under `dora-zenoh run`: rotation, and a full disk that neither blocks nor crashes."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+CHATTY = """
+    import sys
+    from dora import Node
+    node = Node()
+    for i in range({lines}):
+        print(f"line {{i:06d}} " + "x" * 90)
+    open({done!r}, "w").write("done")
+"""
+
+
+def chatty_flow(flow, lines: int, done: str) -> None:
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: chatty
+            path: chatty.py
+    """)
+    flow.write("chatty.py", CHATTY.format(lines=lines, done=done))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["env", "cli"])
+def test_node_log_rotates_at_its_size_limit(flow, tmp_path, how):
+    """A node printing ~500 KB with a 50 kB limit and 2 backups leaves three files of at most
+    50 kB each, the newest lines in the current one (limits from the environment or flags)."""
+    chatty_flow(flow, 5000, str(tmp_path / "done"))
+    logs = tmp_path / "logs"
+    if how == "env":
+        env = {**os.environ, "DORA_ZENOH_LOG_MAX_BYTES": "50000", "DORA_ZENOH_LOG_BACKUPS": "2"}
+        res = flow.run("--quiet", "--log-dir", str(logs), env=env)
+    else:
+        res = flow.run("--quiet", "--log-dir", str(logs), "--log-max-size", "50000", "--log-max-files", "2")
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = logs.iterdir()
+    files = sorted(p.name for p in run_dir.iterdir())
+    assert files == ["log_chatty.txt", "log_chatty.txt.1", "log_chatty.txt.2"]
+    for name in files:
+        assert (run_dir / name).stat().st_size <= 50000
+    current = (run_dir / "log_chatty.txt").read_text().splitlines()
+    assert current[-2].startswith("line 004999")  # the runner's own last line follows it
+    older = (run_dir / "log_chatty.txt.1").read_text().splitlines()
+    assert int(older[-1].split()[1]) + 1 == int(current[0].split()[1])
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs (root only), unmounted afterwards even if the test fails."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 1 MiB tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.timeout(120)
+def test_full_log_disk_drops_lines_without_blocking_the_node_or_crashing_run(flow, tmp_path, tiny_disk):
+    """~3 MB of output into a 1 MiB log disk: the node runs to its end, `run` reports success,
+    and says once that lines were dropped, with their count (before: the node blocked on
+    stdout and `run` crashed with an OSError traceback)."""
+    done = tmp_path / "done"
+    chatty_flow(flow, 30000, str(done))
+    res = flow.run("--quiet", "--log-dir", str(tiny_disk), timeout=100)
+    assert done.exists()
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert res.stderr.count("cannot write") == 1, res.stderr[-3000:]
+    assert "log line(s) could not be written" in res.stderr

@@ -1,0 +1,174 @@
+"""Many nodes, and a supervisor that pauses: real `dora-zenoh run` processes on loopback.
+
+Speed belongs in ``scripts/bench.py --cases scale``; these tests assert delivery, counts,
+links and results only.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+from conftest import wait_for
+
+CHAIN = 60
+COUNT = 20
+
+SOURCE = """
+    from dora import Node
+    node = Node()
+    for i in range({count}):
+        node.send_output("out", str(i).encode())
+    for event in node:
+        if event["type"] == "STOP":
+            break
+"""
+
+# Forwards (FORWARD=1) or records; at STOP it writes what it got and how many Zenoh peers
+# its session has (the hub, its upstream and its downstream; a full mesh would be ~all).
+RELAY = """
+    import json, os
+    from dora import Node
+    node = Node()
+    me = os.environ["DORA_NODE_ID"]
+    got = []
+    for event in node:
+        if event["type"] == "STOP":
+            break
+        if event["type"] == "INPUT":
+            got.append(bytes(event["value"].to_numpy()).decode())
+            if os.environ.get("FORWARD") == "1":
+                node.send_output("out", event["value"])
+            if len(got) == {count} and os.environ.get("FORWARD") != "1":
+                open("sink-done", "w").write("1")
+    peers = len(list(node._session.info.peers_zid()))
+    json.dump({{"got": got, "peers": peers}}, open(f"out-{{me}}.json", "w"))
+"""
+
+
+def chain_yaml(nodes: int) -> str:
+    lines = ["nodes:", "  - id: n0", "    path: source.py", "    outputs: [out]"]
+    for i in range(1, nodes):
+        last = i == nodes - 1
+        lines += [f"  - id: n{i}", "    path: relay.py", "    inputs:",
+                  f"      in: {{source: n{i - 1}/out, queue_size: 100}}"]
+        if not last:
+            lines += ["    outputs: [out]", "    env:", "      FORWARD: '1'"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(300)
+def test_chain_of_60_nodes_delivers_every_message_over_one_link_per_edge(flow):
+    """Every edge of a 60-node chain delivers every message from the first one, in order,
+    and no node links to more than its hub, upstream and downstream (gossip's full mesh
+    linked every node to every other, and 100 such nodes never delivered)."""
+    flow.write("dataflow.yml", chain_yaml(CHAIN))
+    flow.write("source.py", SOURCE.format(count=COUNT))
+    flow.write("relay.py", RELAY.format(count=COUNT))
+    proc = flow.start("--quiet")
+    try:
+        wait_for(lambda: (flow.folder / "sink-done").exists() or proc.poll() is not None, 240, "the sink")
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: STOP to every node
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "ZError" not in err and "panicked" not in err, err[-3000:]
+    expected = [str(i) for i in range(COUNT)]
+    for i in range(1, CHAIN):
+        report = json.loads((flow.folder / f"out-n{i}.json").read_text())
+        assert report["got"] == expected, f"n{i}"
+        assert 1 <= report["peers"] <= 3, f"n{i} has {report['peers']} Zenoh peers"
+
+
+def lease_config(flow) -> dict:
+    """Every process of the test on a 1 s Zenoh lease, so a pause past it is short."""
+    path = flow.write("zenoh.json5", '{scouting: {multicast: {enabled: false}}, '
+                                     'transport: {link: {tx: {lease: 1000}}}}')
+    import os
+
+    return {**os.environ, "DORA_ZENOH_ZENOH_CONFIG": str(path)}
+
+
+@pytest.mark.timeout(120)
+def test_paused_runner_does_not_stop_the_dataflow(flow):
+    """`run` stopped (SIGSTOP) well past the Zenoh lease: its nodes go on, and on SIGCONT
+    the run ends as if nothing happened (before, nodes got STOP and the run said success)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: src
+            path: src.py
+            inputs:
+              tick: dora/timer/millis/50
+            outputs: [out]
+          - id: sink
+            path: sink.py
+            inputs:
+              in: src/out
+    """)
+    flow.write("src.py", """
+        from dora import Node
+        node = Node()
+        sent = 0
+        for event in node:
+            if event["type"] != "INPUT":
+                break
+            node.send_output("out", str(sent).encode())
+            sent += 1
+            if sent == 1:
+                open("started", "w").write("1")
+            if sent == 120 or __import__("os").path.exists("resumed"):
+                break
+    """)
+    flow.write("sink.py", """
+        import json
+        from dora import Node
+        events = []
+        for event in Node():
+            events.append(event["type"])
+        json.dump(events, open("sink.json", "w"))
+    """)
+    from conftest import start_cli
+
+    proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint,
+                     cwd=flow.folder, env=lease_config(flow))
+    try:
+        wait_for(lambda: (flow.folder / "started").exists() or proc.poll() is not None, 60, "the source")
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(4)  # four leases
+        proc.send_signal(signal.SIGCONT)
+        (flow.folder / "resumed").write_text("1")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "succeeded" in out + err
+    events = json.loads((flow.folder / "sink.json").read_text())
+    assert "STOP" not in events[:-1] and events[-2:] == ["INPUT_CLOSED", "STOP"], events[-5:]
+    assert "supervision lost" not in err
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("tag", "reported"), [("LOST_TAG", "lost its supervisor"),
+                                               ("CLOSE_FAILED_TAG", "did not close cleanly")])
+def test_node_that_lost_supervision_or_failed_to_close_fails_the_run(flow, tag, reported):
+    """A node that says it stopped because it lost its supervisor, or that its Zenoh session
+    did not close cleanly, fails the run although it exits 0 (before: "succeeded")."""
+    from dora_zenoh.wire import stderr_tags
+
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: lonely
+            path: lonely.py
+    """)
+    flow.write("lonely.py", f"""
+        import sys
+        print("{getattr(stderr_tags, tag)} node 'lonely': test", file=sys.stderr)
+    """)
+    res = flow.run()
+    assert res.returncode != 0
+    assert reported in res.stdout + res.stderr
