@@ -112,3 +112,12 @@ def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return f"tcp/{host}:{s.getsockname()[1]}"
+
+
+def is_network_endpoint(endpoint: str) -> bool:
+    """Whether an endpoint reaches beyond this machine (not loopback, not a Unix socket)."""
+    proto, _, rest = endpoint.partition("/")
+    if proto.startswith("unixsock"):
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    return not (host.startswith("127.") or host in ("localhost", "::1"))
