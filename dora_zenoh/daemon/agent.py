@@ -36,6 +36,7 @@ from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
+LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
 KEEP_ENDED = 120.0  # seconds an ended part stays in the reports (a coordinator may be restarting)
 
 
@@ -80,6 +81,12 @@ class Daemon:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
             return 1
         session = self.session
+        if not zconfig.wait_for_peers(session, LINK_WAIT):
+            console.warn(f"daemon '{self.machine}' is not linked to the coordinator at {self.coordinator} after "
+                         f"{LINK_WAIT:g} s; still trying. Is it running and reachable from here?"
+                         + (" Over TLS, check that both sides' certificates come from the same CA and name "
+                            "the addresses used (see docs/machines.md)" if self.coordinator.startswith("tls/")
+                            else ""))
         if list(session.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
             console.error(f"a daemon with machine id '{self.machine}' is already running on this network; "
                           "give each machine its own --machine-id")

@@ -97,9 +97,9 @@ def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:
 
 
 def tcp_port_in_use(endpoint: str) -> bool:
-    """Whether a TCP endpoint ``tcp/HOST:PORT`` already has a listener."""
+    """Whether a TCP endpoint ``tcp/HOST:PORT`` (or ``tls/HOST:PORT``, TLS over TCP) already has a listener."""
     proto, _, rest = endpoint.partition("/")
-    if proto != "tcp" or ":" not in rest:
+    if proto not in ("tcp", "tls") or ":" not in rest:
         return False
     host, port = rest.rsplit(":", 1)
     with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as s:
