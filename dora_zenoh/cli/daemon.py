@@ -1,8 +1,6 @@
 """``dora-zenoh daemon``: the agent of one machine of a multi-machine dataflow."""
 from __future__ import annotations
 
-import os
-
 import click
 
 from dora_zenoh.cli.errors import CliError
@@ -43,7 +41,6 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insec
                                "unauthenticated: use a tls/ endpoint (see docs/machines.md), or pass "
                                "--insecure-tcp on a network you trust")
             console.warn(f"{what} {endpoint}: plain {proto}, no encryption or authentication (--insecure-tcp)")
-            os.environ["DORA_ZENOH_INSECURE_NETWORK"] = "1"  # the security work's opt-out, for our sessions
     raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen))
 
 

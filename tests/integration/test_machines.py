@@ -339,3 +339,26 @@ def test_a_daemon_with_a_foreign_certificate_does_not_join(machines: Machines) -
     wait_for(lambda: "not linked to the coordinator" in log.read_text(), 30, "the daemon to say it has no link")
     assert "check that both sides' certificates come from the same CA" in log.read_text()
     assert "b" not in machines.daemons()
+
+
+# -- without root: what one machine says about a YAML that places nodes elsewhere ---------------------
+
+
+def test_run_refuses_nodes_placed_on_other_machines(tmp_path: Path) -> None:
+    yaml = write_flow(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "dora_zenoh", "run", str(yaml)], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "places nodes on other machines (sensor, act on machine 'a'; proc on machine 'b')" in out.stderr
+    assert "`dora-zenoh start`" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_check_names_the_machines_it_could_not_verify(tmp_path: Path) -> None:
+    from dora_zenoh.wire import zconfig
+
+    yaml = write_flow(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "dora_zenoh", "check", str(yaml), "--endpoint",
+                          zconfig.free_tcp_endpoint()], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "(machines a, b not checked: no coordinator answers)" in out.stdout

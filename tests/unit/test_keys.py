@@ -23,6 +23,9 @@ INTERNAL_KEYS = {
     "coordinator_token": keys.coordinator_token(),
     "log_key": keys.log_key(D, N),
     "done_key": keys.done_key(D),
+    "daemon_token": keys.daemon_token("robot"),
+    "daemon_ctl_key": keys.daemon_ctl_key("robot", "spawn"),
+    "daemon_state_key": keys.daemon_state_key("robot"),
 }
 
 
@@ -48,6 +51,9 @@ def test_data_key_is_prefix_dataflow_source():
     ("stats_key", "dora/@dz/stats/flow/cam"),
     ("wake_key", "dora/@dz/wake/flow/cam/abc123"),
     ("ctl_key", "dora/@dz/ctl/start"),
+    ("daemon_token", "dora/@dz/daemon/robot"),
+    ("daemon_ctl_key", "dora/@dz/daemon/robot/ctl/spawn"),
+    ("daemon_state_key", "dora/@dz/daemon/robot/state"),
     ("coordinator_token", "dora/@dz/coordinator"),
     ("log_key", "dora/@dz/log/flow/cam"),
     ("done_key", "dora/@dz/done/flow"),
