@@ -388,12 +388,46 @@ class Coordinator:
                 part = entry.remote.get(machine)
                 if part is None or part.status == "lost" and machine not in self.daemons:
                     continue
+                if part.status == "lost":
+                    continue  # its report names the part: the old daemon is back (a partition healed)
                 part.states = list(rep.get("nodes", []))
                 part.log_dir = rep.get("log_dir")
                 if part.status != "ended":
                     part.status = "ended" if rep.get("status") == "ended" else "running"
+            # A new daemon process for a machine whose part was lost: its nodes died with the old one.
+            reported = {rep.get("id") for rep in parts}
+            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested
+                       and machine in e.remote and e.remote[machine].status == "lost" and e.id not in reported]
+            for entry in respawn:
+                entry.remote[machine].status = "respawning"
         for rep in adopt:
             threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
+        for entry in respawn:
+            threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
+
+    def _respawn_part(self, entry: Entry, machine: str) -> None:
+        """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
+        (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
+        part = entry.remote[machine]
+        again = [n for n in part.nodes if entry.run.desc.node(n).restart_policy != "never"]
+        if not again:
+            part.status = "lost"
+            return
+        try:
+            self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
+                              grace=entry.grace)
+        except CommandError as exc:
+            print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
+                  flush=True)
+            part.status = "lost"
+            return
+        print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
+              flush=True)
+        with self.lock:
+            gone = [n for n in part.nodes if n not in again]
+            part.nodes, part.status, part.states = again, "running", []
+            if gone:  # nodes that stay lost: a part of their own, never reported again
+                entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back

@@ -19,6 +19,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,7 +193,7 @@ def machines(tmp_path: Path) -> Iterator[Machines]:
         net.cleanup()
 
 
-def write_flow(folder: Path, size: int = 16, period_ms: int = 100) -> Path:
+def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart: str = "never") -> Path:
     (folder / "sensor.py").write_text(textwrap.dedent(f"""
         from dora import Node
         node = Node()
@@ -230,6 +231,7 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100) -> Path:
           - id: proc
             path: proc.py
             deploy: {{machine: b}}
+            restart_policy: {proc_restart}
             inputs: {{reading: sensor/reading}}
             outputs: [cmd]
           - id: act
@@ -248,7 +250,7 @@ def received(folder: Path) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[1])) for r in rows if len(r) == 3]
 
 
-def start_flow(net: Machines, name: str, **kw: int) -> Path:
+def start_flow(net: Machines, name: str, **kw: Any) -> Path:
     net.start_coordinator()
     net.start_daemon("a")
     net.start_daemon("b")
@@ -297,12 +299,18 @@ def test_partition_and_heal(machines: Machines) -> None:
     assert {n: s["pid"] for n, s in after.items()} == pids, "a node was restarted or replaced by the partition"
 
 
-def test_daemon_killed_shows_its_nodes_lost(machines: Machines) -> None:
-    start_flow(machines, "lost")
+def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machines: Machines) -> None:
+    start_flow(machines, "lost", proc_restart="on-failure")
+    old_pid = machines.nodes("lost")["proc"]["pid"]
     daemon_b = machines.procs[-1]
     daemon_b.send_signal(signal.SIGKILL)  # `ip netns exec` execs the daemon: this is its pid
     wait_for(lambda: machines.nodes("lost").get("proc", {}).get("status") == "lost", 30, "proc to show lost")
     assert machines.nodes("lost")["sensor"]["status"] == "running"
+    count = len(received(machines.tmp))
+    machines.start_daemon("b")  # its restart_policy (on-failure) applies: a lost machine is a failure
+    wait_for(lambda: machines.nodes("lost")["proc"]["status"] == "running", 30, "proc to run again")
+    assert machines.nodes("lost")["proc"]["pid"] != old_pid
+    wait_for(lambda: len(received(machines.tmp)) > count + 3, 30, "data through the restarted proc")
 
 
 def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
