@@ -388,8 +388,6 @@ class Coordinator:
                 part = entry.remote.get(machine)
                 if part is None or part.status == "lost" and machine not in self.daemons:
                     continue
-                if part.status == "lost":
-                    continue  # its report names the part: the old daemon is back (a partition healed)
                 part.states = list(rep.get("nodes", []))
                 part.log_dir = rep.get("log_dir")
                 if part.status != "ended":

@@ -177,7 +177,7 @@ class DataflowRun:
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
-                       restart=restart, hot_reload=self.options.hot_reload)
+                       restart=restart, hot_reload=self.options.hot_reload, supervised=not self.options.part)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc

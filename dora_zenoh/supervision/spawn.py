@@ -69,13 +69,18 @@ def base_env(endpoint: str) -> dict[str, str]:
 
 
 def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: ResolvedNode, node_endpoint: str,
-             restart: bool = False, hot_reload: bool = False) -> dict[str, str]:
-    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON)."""
+             restart: bool = False, hot_reload: bool = False, supervised: bool = True) -> dict[str, str]:
+    """A node's environment: ``base``, the YAML's ``env``, and its node config (JSON).
+
+    ``supervised=False``: the node does not stop when the dataflow's runner token goes (one
+    machine's part of a multi-machine dataflow: its reaper, not a token, ends it with its
+    supervisor; Zenoh withdrew that shared token spuriously after a network partition healed).
+    """
     env = dict(base)
     env.update(node.env)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
-    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart)
+    cfg = node_config(desc, dataflow, node, node_endpoint, supervised=supervised, fresh_start=not restart)
     zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
     env[settings.NODE_ID.name] = node.id

@@ -191,6 +191,8 @@ def machines(tmp_path: Path) -> Iterator[Machines]:
         yield net
     finally:
         net.cleanup()
+        for log in sorted(tmp_path.glob("*.log")) + sorted(tmp_path.glob("out/*/*.txt")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")  # shown if the test failed
 
 
 def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart: str = "never") -> Path:
@@ -202,6 +204,9 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart:
             if event["type"] == "INPUT":
                 i += 1
                 node.send_output("reading", i.to_bytes(8, "little") + bytes({size}))
+            else:
+                print("event", event["type"], flush=True)
+        print("sensor loop ended", flush=True)
     """))
     (folder / "proc.py").write_text(textwrap.dedent("""
         from dora import Node
@@ -304,7 +309,10 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
     old_pid = machines.nodes("lost")["proc"]["pid"]
     daemon_b = machines.procs[-1]
     daemon_b.send_signal(signal.SIGKILL)  # `ip netns exec` execs the daemon: this is its pid
+    killed_at = time.monotonic()
     wait_for(lambda: machines.nodes("lost").get("proc", {}).get("status") == "lost", 30, "proc to show lost")
+    print(f"proc shown lost {time.monotonic() - killed_at:.2f} s after its daemon was killed (bounded wait, "
+          "including one `list` round trip)")
     assert machines.nodes("lost")["sensor"]["status"] == "running"
     count = len(received(machines.tmp))
     machines.start_daemon("b")  # its restart_policy (on-failure) applies: a lost machine is a failure
