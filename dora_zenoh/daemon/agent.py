@@ -10,8 +10,9 @@ very ones of ``run`` and of the coordinator.
 Twice a second it publishes its parts and their nodes' states on
 ``dora/@dz/daemon/<machine>/state``: the coordinator's view of remote nodes, and how a
 restarted coordinator re-adopts dataflows that kept running without it. Every part
-declares the dataflow's runner token: Zenoh withdraws a token only when its last holder
-goes, so nodes keep running while any supervisor of their dataflow lives.
+declares the dataflow's runner token (for whoever watches the dataflow), but its nodes do
+not stop when it goes (``supervised=False``): the part's reaper ends them with the daemon,
+and a healed partition once made Zenoh withdraw that shared token while its holders lived.
 
 No user data passes through the daemon: nodes link to each other directly (gossip).
 """
