@@ -77,16 +77,48 @@ class ControlError(DoraZenohError):
     """The coordinator refused a command, or no coordinator answered."""
 
 
+# -- security (docs/security.md) ------------------------------------------------------------
+class NotAuthorizedError(ControlError):
+    """This Unix user may not operate that coordinator, or may not use a file or folder named in
+    a command (the coordinator checks paths as the requester)."""
+
+
+class ControlDirError(DoraZenohError):
+    """The coordinator's control directory exists but cannot be trusted, or its group is unusable."""
+
+
+class TlsSetupError(DoraZenohError):
+    """Certificates missing, unreadable, mismatched, or refused by the other side."""
+
+
+class InsecureEndpointError(DoraZenohError):
+    """A network endpoint without TLS, and the user did not opt out."""
+
+
+class SecretError(DoraZenohError):
+    """The credentials file of a closed dataflow is missing or malformed."""
+
+
+class CertError(DoraZenohError):
+    """A certificate could not be made (missing CA, bad name or address, file exists)."""
+
+
 __all__ = [
+    "CertError",
     "CommandError",
+    "ControlDirError",
     "ControlError",
     "CpuLatencyError",
     "DescriptorError",
     "DoraZenohError",
+    "InsecureEndpointError",
     "LogDirError",
     "NodeConfigError",
     "NodeStartError",
+    "NotAuthorizedError",
     "OperatorLoadError",
+    "SecretError",
+    "TlsSetupError",
     "UndeclaredOutputError",
     "UnitError",
 ]

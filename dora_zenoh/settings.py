@@ -143,10 +143,43 @@ CPU_LATENCY_US: Setting[int | None] = Setting(
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
     fix="set it to 0 or more microseconds", shown_default="none")
 
+# -- security (docs/security.md) ----------------------------------------------------------------
+TLS: Setting[str | None] = Setting(
+    "DORA_ZENOH_TLS", None, _text,
+    "This machine's certificate (`NAME.pem` from `dora-zenoh certs`; `NAME.key` and `ca.pem` next to it): "
+    "every session uses mutual TLS, and endpoints beyond this machine must be `tls/`.",
+    shown_default="unset: no TLS")
+INSECURE_NETWORK: Setting[bool] = Setting(
+    "DORA_ZENOH_INSECURE_NETWORK", False, _flag,
+    "`1` accepts a plain (unencrypted, unauthenticated) endpoint beyond this machine, with a warning; "
+    "otherwise such an endpoint is refused.",
+    shown_default="off: refused")
+SECRET_FILE: Setting[str | None] = Setting(
+    "DORA_ZENOH_SECRET_FILE", None, _text,
+    "Set by a closed (`--secure`) run for the processes it starts: its credentials file; a tool or dynamic "
+    "node joins a closed dataflow with the path the runner printed (`observer`: read-only).",
+    shown_default="unset: open dataflow")
+SECURE: Setting[bool] = Setting(
+    "DORA_ZENOH_SECURE", False, _flag,
+    "Default of `run --secure` / `start --secure`: `1` closes every dataflow to sessions without its credentials.",
+    shown_default="off")
+GROUP: Setting[str | None] = Setting(
+    "DORA_ZENOH_GROUP", None, _text,
+    "Default of `up --group`: a Unix group whose members may also operate the coordinator.",
+    shown_default="none: its user and root only")
+CONTROL: Setting[str | None] = Setting(
+    "DORA_ZENOH_CONTROL", None, _text,
+    "An explicit path of the coordinator's control socket, instead of the one found from the hub endpoint.",
+    shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}.sock`")
+CONTROL_BASE: Setting[str] = Setting(
+    "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
+    "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
+
 REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, HOT_RELOAD,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
 )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import check, coordinator, daemon, dataflows, run
+from dora_zenoh.cli import certs, check, coordinator, daemon, dataflows, run
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
@@ -33,7 +33,7 @@ def main() -> None:
     """
 
 
-for _command in (check.check, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS):
+for _command in (check.check, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS, *certs.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

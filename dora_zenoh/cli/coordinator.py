@@ -8,15 +8,23 @@ from pathlib import Path
 
 import click
 
+from dora_zenoh import settings
 from dora_zenoh.cli._common import _client, _endpoint
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
+from dora_zenoh.errors import NotAuthorizedError
 from dora_zenoh.supervision.paths import state_dir
+
+group_option = click.option(
+    "--group", envvar=settings.GROUP.name, show_envvar=True, metavar="NAME",
+    help="Also let members of this Unix group operate the coordinator (by default only its own user and "
+         "root may). Members can then start programs as the coordinator's user: see docs/security.md.")
 
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
-def coordinator(endpoint: str | None) -> None:
+@group_option
+def coordinator(endpoint: str | None, group: str | None) -> None:
     """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
     from dora_zenoh import console
     from dora_zenoh.supervision.client import coordinator_running
@@ -25,21 +33,31 @@ def coordinator(endpoint: str | None) -> None:
     # Asked here, not by the coordinator: the server does not import its own client. A port
     # in use by anything else is the coordinator's to report (it cannot listen there).
     endpoint = _endpoint(endpoint)
-    info = coordinator_running(endpoint, timeout=2.0)
+    try:
+        info = coordinator_running(endpoint, timeout=2.0)
+    except NotAuthorizedError as exc:
+        raise CliError(f"{endpoint} is taken by another user's coordinator: {exc}") from None
     if info:
         console.note(f"a coordinator is already running on {endpoint} (pid {info['pid']})")
         raise click.exceptions.Exit(1)
-    raise click.exceptions.Exit(serve(endpoint))
+    raise click.exceptions.Exit(serve(endpoint, group))
 
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
+@group_option
 @click.option("--log-file", type=click.Path(path_type=Path),
               help="Where the coordinator's own output goes  [default: ~/.local/state/dora-zenoh/].")
-def up(endpoint: str | None, log_file: Path | None) -> None:
+def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
     """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint)."""
-    from dora_zenoh.supervision.client import coordinator_running
+    from dora_zenoh.supervision.client import coordinator_running as running
     from dora_zenoh.wire import zconfig
+
+    def coordinator_running(endpoint: str, timeout: float = 2.0) -> dict | None:
+        try:
+            return running(endpoint, timeout)
+        except NotAuthorizedError as exc:  # another user's coordinator
+            raise CliError(str(exc)) from None
 
     endpoint = _endpoint(endpoint)
     info = coordinator_running(endpoint)
@@ -56,7 +74,8 @@ def up(endpoint: str | None, log_file: Path | None) -> None:
         raise CliError(f"cannot write the coordinator's log {log_file} ({exc.strerror}); "
                        "pass --log-file with a file you can write") from None
     with log:
-        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint],
+        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint,
+                                 *(["--group", group] if group else [])],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 15

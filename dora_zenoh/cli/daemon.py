@@ -1,6 +1,8 @@
 """``dora-zenoh daemon``: the agent of one machine of a multi-machine dataflow."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from dora_zenoh.cli.errors import CliError
@@ -18,7 +20,7 @@ from dora_zenoh.cli.options import CONTEXT
 def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insecure_tcp: bool) -> None:
     """Run this machine's daemon in the foreground (for systemd): it hosts the machine's Zenoh hub,
     and spawns and supervises the nodes that `deploy: {machine: ID}` places here."""
-    from dora_zenoh import console, settings
+    from dora_zenoh import settings
     from dora_zenoh.daemon.agent import main as serve
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
     from dora_zenoh.wire.zconfig import is_network_endpoint
@@ -31,16 +33,18 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insec
         if not is_network_endpoint(endpoint):
             continue
         if proto == "tls":
-            if not settings.ZENOH_CONFIG.get():
-                raise CliError(f"{what} {endpoint} is a TLS endpoint but no certificates are configured: set "
-                               f"{settings.ZENOH_CONFIG.name} to a Zenoh config file with transport/link/tls "
+            if not (settings.TLS.get() or settings.ZENOH_CONFIG.get()):
+                raise CliError(f"{what} {endpoint} is a TLS endpoint but no certificates are configured: make them "
+                               f"with `dora-zenoh certs` and set {settings.TLS.name}, or set "
+                               f"{settings.ZENOH_CONFIG.name} to a Zenoh config with transport/link/tls "
                                "(see docs/machines.md)")
         elif proto in ("tcp", "udp"):
-            if not insecure_tcp:
+            if not (insecure_tcp or settings.INSECURE_NETWORK.get()):
                 raise CliError(f"{what} {endpoint} sends the dataflow's data off this machine unencrypted and "
                                "unauthenticated: use a tls/ endpoint (see docs/machines.md), or pass "
                                "--insecure-tcp on a network you trust")
-            console.warn(f"{what} {endpoint}: plain {proto}, no encryption or authentication (--insecure-tcp)")
+            # the security layer's opt-out, for this daemon's sessions and its nodes' (it warns once each)
+            os.environ[settings.INSECURE_NETWORK.name] = "1"
     raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen))
 
 

@@ -16,7 +16,14 @@ import click
 from dora_zenoh.cli._common import _client
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.format import fmt_bytes, fmt_duration, table
-from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, endpoint_option, load_or_exit
+from dora_zenoh.cli.options import (
+    CONTEXT,
+    Duration,
+    cpu_latency_option,
+    endpoint_option,
+    load_or_exit,
+    secure_option,
+)
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.results import ENDED, OK
 
@@ -32,9 +39,10 @@ from dora_zenoh.supervision.results import ENDED, OK
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
 @cpu_latency_option
+@secure_option
 @endpoint_option
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
-          cpu_latency_us: int | None, endpoint: str | None) -> None:
+          cpu_latency_us: int | None, secure: bool, endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
     wanted = sanitize_name(name or desc.name or desc.path.stem)
@@ -51,7 +59,7 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
                     lambda s, k=kind: events.put((k, s)), indirect=False)))
         reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
                             log_dir=str(Path(log_dir).resolve()) if log_dir else None,
-                            cpu_latency_us=cpu_latency_us)
+                            cpu_latency_us=cpu_latency_us, secure=secure or None)
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
         if attach:

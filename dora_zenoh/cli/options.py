@@ -44,6 +44,12 @@ def load_or_exit(path: Path) -> Any:
         raise ProblemsError(str(exc)) from None
 
 
+secure_option = click.option(
+    "--secure", is_flag=True, envvar=settings.SECURE.name, show_envvar=True,
+    help="Closed dataflow: every Zenoh link needs credentials made for this run, handed to the processes it "
+         "starts; anyone else can neither read, publish nor forge its stop/exit facts (docs/security.md).")
+
+
 endpoint_option = click.option(
     "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
     help="The coordinator's Zenoh endpoint  [default: tcp/127.0.0.1:7447].")

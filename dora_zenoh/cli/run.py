@@ -9,7 +9,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit
+from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_or_exit, secure_option
 
 
 @click.command(context_settings=CONTEXT)
@@ -26,8 +26,9 @@ from dora_zenoh.cli.options import CONTEXT, Duration, cpu_latency_option, load_o
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
 @cpu_latency_option
+@secure_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
-        log_dir: Path | None, quiet: bool, hot_reload: bool, cpu_latency_us: int | None) -> None:
+        log_dir: Path | None, quiet: bool, hot_reload: bool, cpu_latency_us: int | None, secure: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.
@@ -38,7 +39,8 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     desc = load_or_exit(file)
     _refuse_other_machines(desc, file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
-                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us)
+                      log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
+                      secure=secure)
     try:
         flow = DataflowRun(desc, opts)
     except LogDirError as exc:
@@ -62,6 +64,10 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         raise CliError(str(exc)) from None
     click.echo(f"[dora-zenoh] dataflow '{flow.dataflow}' (run {flow.run_id}) on {flow.node_endpoint}: "
                f"{len(flow.procs)} node(s); logs in {flow.log_dir}", err=True)
+    if flow.secret is not None:
+        click.echo(f"[dora-zenoh] closed dataflow: tools and dynamic nodes join with "
+                   f"{settings.ENDPOINT.name}={flow.node_endpoint} {settings.SECRET_FILE.name}={flow.secret} "
+                   f"(read-only tools: {settings.SECRET_FILE.name}={flow.secret.parent / 'observer'})", err=True)
     result = flow.wait()
     click.echo(result.summary(), err=True)
     raise click.exceptions.Exit(0 if result.ok else 1)

@@ -149,6 +149,7 @@ class Descriptor:
     name: str | None
     raw: dict[str, Any]
     nodes: list[ResolvedNode]
+    secure: bool = False  # ``secure: true``: a closed dataflow, as with ``run --secure`` (docs/security.md)
 
     def node(self, node_id: str) -> ResolvedNode:
         """The node called ``node_id``; ``KeyError`` if there is none."""
@@ -163,5 +164,6 @@ class Descriptor:
             "base_dir": str(self.base_dir),
             "prefix": self.prefix,
             "name": self.name,
+            "secure": self.secure,
             "nodes": [n.to_dict() for n in self.nodes],
         }

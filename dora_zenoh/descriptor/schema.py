@@ -97,6 +97,7 @@ class TopSchema(_Schema):
 
     nodes: list[Any]
     name: str | None = None
+    secure: bool | None = None  # dora-zenoh: a closed dataflow, as with `run --secure` (docs/security.md)
     communication: CommunicationSchema | None = None
     deploy: dict[str, Any] | None = None
     unstable_deploy: dict[str, Any] | None = Field(None, alias="_unstable_deploy")

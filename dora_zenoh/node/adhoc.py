@@ -76,6 +76,6 @@ def open_session(hub: str) -> zenoh.Session:
             return zenoh.open(zconfig.peer_config([], [hub, zconfig.node_listen_endpoint(hub)]))
         except zenoh.ZError:
             pass  # another script took the endpoint a moment ago: connect to it instead
-    session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+    session = zconfig.open_peer([hub], [zconfig.node_listen_endpoint(hub)])
     zconfig.wait_for_peers(session, 2.0)
     return session

@@ -1,7 +1,7 @@
 """``event["value"]`` with pyarrow installed: a received payload as a pyarrow array, built lazily.
 
-Building a pyarrow array costs a node ~10-15 µs when its caches are cold (as they are
-when a message wakes it), and a node that only forwards ``event["value"]`` never needs
+Building a pyarrow array is costly in a node just woken by a message (see
+docs/design/values.md), and a node that only forwards ``event["value"]`` never needs
 the array at all: ``send_output`` hands Zenoh the received buffer as it is. So the
 value is an :class:`ArrowValue` that becomes the real array on first use: every
 attribute and method of the array, ``len``, indexing, iteration, comparison, ``repr``,

@@ -60,14 +60,14 @@ def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
 def from_runner(raw: str) -> Joined:
     """Source 1: the runner's configuration in the environment."""
     cfg = NodeConfig.from_json(raw, settings.NODE_CONFIG.name)
-    session = zenoh.open(zconfig.peer_config([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)]))
+    session = zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)])
     zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
     return Joined(cfg, session, cfg.barrier_timeout)
 
 
 def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:
     """Source 2: a ``path: dynamic`` node asks the running dataflow for its configuration."""
-    session = zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)]))
+    session = zconfig.open_peer([hub], [zconfig.node_listen_endpoint(hub)])
     try:
         cfg = fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
     except BaseException:

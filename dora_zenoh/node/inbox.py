@@ -1,10 +1,9 @@
 """Where a node's thread waits for its next event: one Zenoh ring channel.
 
 Why not a Python queue fed by Zenoh callbacks? A callback makes Zenoh's receive
-thread take the GIL, and waking the node's thread then costs a second GIL hand-over:
-about 30 µs per message on each side here (two `perf_counter_ns` probes, callback
-entry to the node thread's wake-up). A Zenoh channel is filled in Rust without the
-GIL, and ``recv()`` waits with the GIL released, so a message wakes the node once.
+thread take the GIL, and waking the node's thread then costs a second GIL hand-over.
+A Zenoh channel is filled in Rust without the GIL, and ``recv()`` waits with the GIL
+released, so a message wakes the node once (measured: see docs/design/inbox.md).
 
 Zenoh's channels cannot be waited on together, so a node waits on one ring channel:
 the subscriber of its *primary* input (the first input with the default

@@ -42,9 +42,9 @@ _STOP = object()  # wake token: the dataflow asks this node to stop
 _SKIP = object()  # a token whose event the 2022 API does not show
 _SAMPLE = zenoh.Sample
 _SEQ_TS = wire.SEQ_TS
-# Zenoh batches small messages unless a publisher is "express". Batching measured
-# 17-27k vs 12-15k msg/s for 8 B floods here, with the same ping-pong latency, so it is
-# the default; DORA_ZENOH_EXPRESS=1 sends every message on its own.
+# Zenoh batches small messages unless a publisher is "express". Batching is the default
+# (faster floods, same latency: docs/design/zenoh-runtime.md); DORA_ZENOH_EXPRESS=1 sends
+# every message on its own.
 _EXPRESS = settings.EXPRESS.get()
 # A node that sent at least this many messages since it last waited flushes before it
 # waits again (see Node._flush). One message alone is sent at once by Zenoh.
@@ -55,7 +55,7 @@ _T = TypeVar("_T")
 
 
 class Node:
-    """A dataflow node. See the README's "Node API" for both API generations.
+    """A dataflow node. See docs/reference/node-api.md for both API generations.
 
     Args:
         node_id: ignored when the runner started this process (dora does the same);
@@ -215,13 +215,9 @@ class Node:
         """Before the node waits: if it sent a burst since it last waited, send it now.
         Returns whether it sent anything since then (see ``dora_zenoh.tuning.sched.Spin``).
 
-        Zenoh batches small messages. While a batch is being written its sending task
-        backs off, and it looks again only when its timer fires (tokio timers tick in
-        milliseconds): so when a node sends a burst and then waits for an answer, the
-        burst's tail can sit in the batch for 1-2.5 ms. An express message moves the
-        batch out at once, on every link a subscriber of our flush key sits behind:
-        every reader of this node subscribes to it. In an 8 B flood (window 100, 500
-        windows) the windows slower than 1 ms went from 11-126 to 1-8 per run.
+        Zenoh batches small messages and may leave a burst's tail in the batch for
+        milliseconds; an express message on our flush key (every reader of this node
+        subscribes to it) moves the batch out at once (see docs/design/flush.md).
         """
         sent = 0
         for out in self._outputs.values():

@@ -1,19 +1,25 @@
 """The CLI's side of the control plane: JSON queries to the coordinator over Zenoh.
 
-The CLI opens a Zenoh *client* session to the coordinator's endpoint: it reaches
-the coordinator (and, through it, the network) without linking to every node the
-way a peer would, and it needs no listening port.
+The CLI opens a Zenoh *client* session to the coordinator's control socket (a Unix
+socket next to, not on, the hub endpoint: :mod:`dora_zenoh.security.control`), found
+from the hub endpoint. The kernel lets only the coordinator's user, root and its
+group connect; every command carries the caller's uid for the coordinator's checks.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import zenoh
 
-from dora_zenoh.errors import ControlError
+from dora_zenoh import settings
+from dora_zenoh.errors import ControlError, NotAuthorizedError
+from dora_zenoh.security import control
 from dora_zenoh.wire import keys, zconfig
+
+__all__ = ["Client", "ControlError", "NotAuthorizedError", "coordinator_running"]
 
 
 class Client:
@@ -21,12 +27,15 @@ class Client:
 
     def __init__(self, endpoint: str | None = None, connect_timeout: float = 3.0) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
-        conf = zconfig.peer_config([self.endpoint], [])
-        conf.insert_json5("mode", '"client"')
+        self.socket = control.locate(self.endpoint)  # NotAuthorizedError: another user's coordinator
+        if not self.socket.exists():
+            raise ControlError(self._unreachable())
+        conf = control.session_config(connect=[control.control_endpoint(self.socket)])
         try:
             self.session = zenoh.open(conf)
         except zenoh.ZError:  # nothing listens there (Zenoh's own message names its source files)
             raise ControlError(self._unreachable()) from None
+        self._claim = json.dumps({"uid": os.getuid()})
         deadline = time.monotonic() + connect_timeout
         while not (list(self.session.info.peers_zid()) or list(self.session.info.routers_zid())):
             if time.monotonic() > deadline:
@@ -36,12 +45,13 @@ class Client:
 
     def _unreachable(self, extra: str = "") -> str:
         return (f"no coordinator is running on {self.endpoint}{extra}: start one with `dora-zenoh up` "
-                "(or pass --endpoint / set DORA_ZENOH_ENDPOINT)")
+                f"(or pass --endpoint / set {settings.ENDPOINT.name})")
 
     def call(self, verb: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """Send one command; its reply as a dict. Raises ControlError with the coordinator's message."""
         payload = json.dumps({k: v for k, v in args.items() if v is not None})
-        for reply in self.session.get(keys.ctl_key(verb), payload=payload, timeout=timeout):
+        for reply in self.session.get(keys.ctl_key(verb), payload=payload, attachment=self._claim,
+                                      timeout=timeout):
             if reply.ok is None:
                 continue
             try:
@@ -49,7 +59,8 @@ class Client:
             except ValueError:
                 continue
             if not answer.get("ok"):
-                raise ControlError(answer.get("error", "the coordinator refused the command"))
+                error = answer.get("error", "the coordinator refused the command")
+                raise (NotAuthorizedError if error.startswith("not authorized") else ControlError)(error)
             return answer
         raise ControlError(self._unreachable() if verb == "info" else
                            f"the coordinator on {self.endpoint} did not answer '{verb}' within {timeout:g} s "
@@ -72,5 +83,7 @@ def coordinator_running(endpoint: str | None = None, timeout: float = 2.0) -> di
     try:
         with Client(endpoint, connect_timeout=timeout) as client:
             return client.call("info", timeout=timeout)
+    except NotAuthorizedError:
+        raise
     except ControlError:
         return None

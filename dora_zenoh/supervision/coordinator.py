@@ -2,8 +2,11 @@
 
 ``dora-zenoh coordinator`` (or ``up``, which starts it in the background) hosts the
 Zenoh hub on the loopback endpoint and answers the CLI's commands on queryables
-under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out): no private socket, so anything
-that speaks Zenoh can operate it. Each dataflow is a :class:`DataflowRun`, exactly
+under ``dora/@dz/ctl/<verb>`` (JSON in, JSON out). Those queryables, the log stream
+and the results live on a second Zenoh session that listens only on a Unix socket in
+a directory of the coordinator's user (:mod:`dora_zenoh.security.control`): only that
+user, root and an optional ``--group`` can operate it, and nothing reachable through
+the hub answers a command. Each dataflow is a :class:`DataflowRun`, exactly
 what ``dora-zenoh run`` uses, so restarts, logs and results behave the same; the
 coordinator only adds bookkeeping, log streaming (``dora/@dz/log/<dataflow>/<node>``)
 and process statistics. No user data passes through it.
@@ -31,6 +34,7 @@ import zenoh
 from dora_zenoh import __version__
 from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
 from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
@@ -106,8 +110,13 @@ class Entry:
 class Coordinator:
     """Serves the control plane until ``down`` (or SIGTERM/SIGINT)."""
 
-    def __init__(self, endpoint: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, group: str | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
+        self.group = group
+        self.gid: int | None = None
+        self.owner = os.getuid()
+        self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
+        self.ctl_path: Path | None = None
         self.entries: dict[str, Entry] = {}
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
@@ -127,12 +136,29 @@ class Coordinator:
                   "pick another with --endpoint", file=sys.stderr, flush=True)
             return 1
         try:
+            self.gid = control.group_id(self.group) if self.group else None
+            self.ctl_path = control.prepare(self.endpoint, self.gid)
+        except (DoraZenohError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot make the control socket's directory: {exc}", file=sys.stderr,
+                  flush=True)
+            return 1
+        try:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-        except zenoh.ZError as exc:
+        except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1
+        try:
+            self.ctl = zenoh.open(control.session_config(listen=[control.control_endpoint(self.ctl_path)]))
+            control.restrict_socket(self.ctl_path, self.gid)
+        except (zenoh.ZError, OSError) as exc:
+            print(f"[dora-zenoh] error: cannot listen on the control socket {self.ctl_path}: {exc}",
+                  file=sys.stderr, flush=True)
+            self.session.close()
+            if self.ctl is not None:
+                self.ctl.close()
+            return 1
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
-        self._queryable = self.session.declare_queryable(
+        self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
         self._daemon_sub = self.session.liveliness().declare_subscriber(
             keys.daemon_token("*"), zenoh.handlers.Callback(self._on_daemon, indirect=False), history=True)
@@ -141,12 +167,15 @@ class Coordinator:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._begin_down(None))
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
-        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()})",
-              flush=True)
+        who = control.user_name(self.owner) + (f" and group '{self.group}'" if self.group else "")
+        print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()}); "
+              f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
         self.session.close()
         self.session = None
+        ctl, self.ctl = self.ctl, None
+        ctl.close()
         print("[dora-zenoh] coordinator stopped", flush=True)
         return 0
 
@@ -178,8 +207,13 @@ class Coordinator:
         try:
             args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
             handler = getattr(self, f"cmd_{verb}", None)
-            if handler is None:
+            if handler is None or not isinstance(args, dict):
                 raise CommandError(f"unknown command '{verb}'")
+            claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
+            who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
+            args.pop("requester", None)  # only ever set here
+            if verb == "start":
+                args["requester"] = who
             reply: dict[str, Any] = {"ok": True, **handler(**args)}
         except (CommandError, DoraZenohError) as exc:  # messages written for the user
             reply = {"ok": False, "error": str(exc)}
@@ -211,11 +245,18 @@ class Coordinator:
                 "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons)}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
-                  log_dir: str | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, cpu_latency_us: int | None = None,
+                  requester: access.Requester | None = None, secure: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
             raise CommandError("the coordinator is going down")
+        if requester is not None:  # a command from a client (restart re-uses what start checked)
+            path = str(access.check_readable(path, requester, "the dataflow file"))
+            if log_dir:
+                log_dir = str(access.check_writable_dir(log_dir, requester, "--log-dir"))
+            else:
+                access.check_writable_dir(str(Path(path).parent / "out"), requester, "the log directory")
         try:
             desc = load_descriptor(path)  # validated again: the file may have changed since `check`
         except DescriptorError as exc:
@@ -232,12 +273,17 @@ class Coordinator:
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             placed = remote_nodes(desc)
+            if placed and (secure or desc.secure):
+                raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
+                                   "credentials stay on this machine; use mutual TLS between machines instead "
+                                   "(see docs/machines.md)")
             missing = sorted(set(placed) - set(self.daemons))
             if missing:
                 raise CommandError(self._missing_daemons(missing, placed))
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
-                              only=local_nodes(desc) if placed else None, part=bool(placed))
+                              only=local_nodes(desc) if placed else None, part=bool(placed),
+                              secure=bool(secure))
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             entry.remote = {m: RemotePart(m, ids) for m, ids in placed.items()}
@@ -281,7 +327,7 @@ class Coordinator:
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
         return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
-                              entry.run.options.cpu_latency_us)
+                              entry.run.options.cpu_latency_us, secure=entry.run.options.secure)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:
@@ -505,16 +551,16 @@ class Coordinator:
         self._publish_done(entry)
 
     def _publish_done(self, entry: Entry) -> None:
-        if self.session is not None:
+        if self.ctl is not None:
             try:
-                self.session.put(keys.done_key(entry.name), json.dumps(
+                self.ctl.put(keys.done_key(entry.name), json.dumps(
                     {"id": entry.id, "name": entry.name, "status": entry.status, "summary": entry.summary}))
             except zenoh.ZError:
                 pass
 
     def _publish_line(self, entry: Entry, node: str, line: str, is_stderr: bool, shown: str | None) -> None:
         """One log line for `start --attach` (which prints ``shown``, like `run`) and `logs -f`."""
-        session = self.session
+        session = self.ctl
         if session is not None:
             n = entry.run.line_counts.get(node, 0)
             session.put(keys.log_key(entry.name, node), json.dumps(
@@ -588,6 +634,6 @@ class Coordinator:
         return p
 
 
-def main(endpoint: str | None = None) -> int:
+def main(endpoint: str | None = None, group: str | None = None) -> int:
     """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
-    return Coordinator(endpoint).serve()
+    return Coordinator(endpoint, group).serve()

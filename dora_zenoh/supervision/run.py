@@ -34,7 +34,7 @@ from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_aft
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire import auth, keys, zconfig
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
 __all__ = ["DataflowRun", "RunOptions"]
@@ -62,6 +62,7 @@ class RunOptions:
     # coordinator chose (the runner token is then shared with the other parts: keep the name).
     only: set[str] | None = None
     part: bool = False
+    secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
 
 
 class DataflowRun:
@@ -97,13 +98,22 @@ class DataflowRun:
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options)
         self.line_counts = self.logs.line_counts  # lines written per node log
+        self.secret: Path | None = None  # the credentials of a closed run (wire.auth)
 
     # -- start -----------------------------------------------------------------------
     def _open_hub(self) -> None:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
-        network and listen on a free port of our own instead."""
+        network and listen on a free port of our own instead. A closed run (``--secure`` or
+        ``secure: true``) never joins: it makes its credentials and listens alone."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
-        if joined:
+        if self.options.secure or self.desc.secure:  # a network of its own, closed to others
+            self.secret = auth.make_secret()
+            own = self.endpoint
+            if joined:
+                own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
+            self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
+            self.node_endpoint = own
+        elif joined:
             proto, _, rest = self.endpoint.partition("/")
             own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
             if proto == "tls":  # the nodes' hub follows the machine's (mutual TLS across machines)
@@ -173,7 +183,7 @@ class DataflowRun:
                 if n.kind != "dynamic" and (only is None or n.id in only)]
 
     def _base_env(self) -> dict[str, str]:
-        return base_env(self.node_endpoint if self.session else self.endpoint)
+        return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
 
     def _spawn(self, node: ResolvedNode, restart: bool = False) -> None:
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
@@ -461,3 +471,5 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
+        if self.secret is not None:
+            auth.discard(self.secret)

@@ -57,14 +57,18 @@ def command_for(node: ResolvedNode) -> list[str]:
     return list(node.command)
 
 
-def base_env(endpoint: str) -> dict[str, str]:
+def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
     """The environment every process of the run shares: ours, plus the ``dora`` shim on the
-    path, unbuffered Python output and the Zenoh endpoint to connect to."""
+    path, unbuffered Python output and the Zenoh endpoint to connect to. ``secret``: a closed
+    run's credentials file (:mod:`dora_zenoh.wire.auth`), by path, never its contents: every
+    session a node opens presents them (:func:`dora_zenoh.wire.zconfig.peer_config`)."""
     env = dict(os.environ)
     path = [SHIM_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONUNBUFFERED"] = "1"
     env[zconfig.ENDPOINT_ENV] = endpoint
+    if secret is not None:
+        env[settings.SECRET_FILE.name] = str(secret)
     return env
 
 

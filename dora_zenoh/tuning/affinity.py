@@ -1,11 +1,9 @@
 """Starting a process on a chosen set of CPUs (the CPU-list syntax is :mod:`dora_zenoh.descriptor.cpus`).
 
-Why a node may want it: a message from one node process to another wakes a thread in
-the receiver, and waking a thread on an idle CPU can cost far more than switching to
-it on a busy one (a virtual CPU that halted must be run again by the hypervisor; a
-physical core may be in a deep C-state). Keeping a latency-critical pair of nodes on
-one core, or each node's own threads together, is the usual cure (``taskset`` in a
-ROS 2 launch prefix); ``cpu_affinity:`` in the YAML does it without a wrapper.
+Why a node may want it: waking a thread on an idle CPU can cost far more than switching
+to it on a busy one, so keeping a latency-critical pair of nodes on one core, or each
+node's own threads together, is the usual cure (``taskset`` in a ROS 2 launch prefix);
+``cpu_affinity:`` in the YAML does it without a wrapper (see docs/design/affinity.md).
 
 How: a child process inherits the CPU mask of the thread that starts it. The runner
 narrows its *own thread's* mask around ``subprocess.Popen`` and restores it after,

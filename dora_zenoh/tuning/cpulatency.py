@@ -1,15 +1,10 @@
 """Keep idle CPUs quick to wake while a dataflow runs (Linux PM QoS, ``/dev/cpu_dma_latency``).
 
 Why: a message between two nodes on different CPUs ends with the kernel waking the
-receiver's CPU. An idle CPU sleeps, and the deeper it sleeps the longer that takes:
-on bare metal a deep C-state costs tens to hundreds of µs, and on a virtual machine
-whose idle vCPUs halt (KVM guests with ``guest_halt_poll_ns=0``, Firecracker) the
-hypervisor has to run the halted vCPU again. On the 2-vCPU VM this project is
-measured on (cpuidle ``haltpoll``, ``guest_halt_poll_ns`` 0), a 1-byte pipe ping-pong
-between two processes took 23.6-24.1 µs one way placed freely and 2.4 µs on one vCPU;
-holding a 0 µs request brought the first to 2.7 µs (``scripts/pipe_floor.py``, 3
-interleaved runs each). That wake-up is half or more of a small message's latency
-there, for every runtime (see README, Performance).
+receiver's CPU. An idle CPU sleeps, and the deeper it sleeps the longer that takes
+(a deep C-state; a virtual CPU that halted and that the hypervisor must run again).
+Where that is slow it is most of a small message's latency, for every runtime
+(measured: see docs/design/cpu-latency.md).
 
 Linux's PM QoS interface is the standard way to ask for this (cyclictest and tuned's
 ``latency-performance`` profile use it): a process writes the wake-up latency it can

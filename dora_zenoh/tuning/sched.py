@@ -1,66 +1,17 @@
-"""A short scheduler slice for the node's own thread, so that Zenoh's threads don't preempt it.
+"""How a node's thread shares the CPU with its own Zenoh threads: slice, yield, poll.
 
-Why: when a node calls ``send_output``, Zenoh wakes its sending thread. Linux's EEVDF
-scheduler (6.6 and later) lets a woken thread preempt the running one when its virtual
-deadline comes first, and with equal slices it often does: the node's thread was
-switched out in the middle of handling its message and back in afterwards, two extra
-context switches per message (one per round trip in a ping-pong, against one in 20 for
-plain zenoh-python doing less Python per message). A thread that asks for a shorter
-slice than the default (``sched_setattr`` with ``sched_runtime``, honoured since Linux
-6.12 for normal threads) has the earlier deadline, so Zenoh's thread waits the few
-microseconds until the node's thread blocks in ``next()``; it still runs at once on
-any idle CPU. Nothing else changes: same policy, same nice value, same CPU share; at
-most, a busy node's thread is time-sliced more finely when others want its CPU.
+Three per-thread settings, each put in every node's environment by the runner (a value
+the user set wins) and each turned off by ``0``:
 
-Measured on a 2-vCPU VM (kernel 6.18; ``scripts/bench.py --cases latency``, runs with
-``DORA_ZENOH_NODE_SLICE_US=0`` interleaved): 8 B one-way p50 with every process on one
-CPU 30.7-31.9 -> 21.3-22.0 µs; on both CPUs, median of 6 runs 71.7 -> 51.8 µs. With four
-CPU hogs and a ping every millisecond, p99 stayed in the same range (97-385 vs 55-562 µs
-over 4 runs each), unlike ``SCHED_BATCH`` for Zenoh's threads (same gain, but p99s of
-1.5-3.5 ms under that load). Two CPU-bound processes sharing a CPU did the same work
-with either slice (ticks, not slices, switch them).
+- a short scheduler slice (``DORA_ZENOH_NODE_SLICE_US``, default 300 µs) so that Zenoh's
+  sending thread, woken by ``send_output``, does not preempt the node's thread in the
+  middle of its message (``sched_setattr``, honoured since Linux 6.12; best effort);
+- a yield after handing Zenoh a message (``DORA_ZENOH_SEND_YIELD_US``: at most once per
+  200 µs), so that a node that goes on computing does not hold its message back;
+- a short poll before blocking (``DORA_ZENOH_SPIN_US``, 100 µs; :class:`Spin`) for a node
+  that has just sent something, so that a reply that comes that soon wakes nobody.
 
-The runner asks for it in every node's environment (``DORA_ZENOH_NODE_SLICE_US``,
-default 300 µs; ``0`` leaves the kernel's default). Best effort: on other systems,
-older kernels, or where the call is not allowed, nothing happens.
-
-The other side of the same trade: a node that sends and then goes on computing
-instead of waiting. The kernel often queues Zenoh's woken sending thread on the
-node's own CPU (on the VM above it does so even with the other CPU idle), and the
-short slice keeps the node's thread in front of it, so the message sat there until
-the slice ran out or a clock tick came (HZ 250: 4 ms). So ``send_output`` yields the
-CPU once after it has handed Zenoh a message (``sched_yield``: Zenoh's thread runs
-now if it was queued behind us; a no-op otherwise), at most once per 200 µs, so that
-a flood still leaves Zenoh whole batches to send (yielding after every send halved an
-8 B flood). ``scripts/bench.py --compare --cases busy`` (send 8 B on a 20 ms timer,
-then 10 ms of busy loop), 4 runs interleaved with ``DORA_ZENOH_SEND_YIELD_US=0``:
-receiver's delay p90 273-404 vs 1,712-2,339 µs, p99 392-2,220 vs 3,725-5,821 µs
-(dora-rs: 3,235-4,822 / 7,180-8,353); ping-pong and floods unchanged within noise
-(README, "Performance"). The runner sets ``DORA_ZENOH_SEND_YIELD_US`` (default 200;
-``0`` never yields) like the slice.
-
-Last, the wait itself. A message's way from one node to another crosses threads three
-times (sending node -> its Zenoh thread -> the receiver's Zenoh thread -> the receiving
-node), and each crossing onto an idle CPU wakes that CPU first. On a virtual machine
-whose idle vCPUs halt, that costs ~20 µs per wake-up, and whether a message meets one,
-two or none of them is placement luck: the same ping-pong took 40-50 or 80-110 µs
-one-way from run to run. A node that has just sent something and now waits for the
-next event (a request waiting for its reply, a stage waiting for its next input in a
-busy stream) therefore first polls for it for up to ``DORA_ZENOH_SPIN_US`` µs (default
-100), yielding the CPU between polls, so its CPU stays awake and its own Zenoh thread
-can run on it; only then does it block. The cost is CPU time, only while a reply is
-that close: a spin that runs out makes the node skip the next 1, 3, 7, ... 255 spins,
-so a node whose inputs come later than that (a 30 Hz camera stage, a timer) almost
-never spins, and a node that sent nothing (a sink) never does; nor does a node confined
-to a single CPU (``cpu_affinity``, ``taskset``), where it would only delay the threads
-it waits for. A node waiting with nothing to come uses no CPU, as before. Polling
-without yielding was worse than not polling at all (8 B 69-74 µs one-way against
-41-68): the node's own Zenoh thread, queued on its CPU, could not send. Measured on the
-VM above with the shared ``compare.py`` (6 runs interleaved with
-``DORA_ZENOH_SPIN_US=0``): 8 B one-way p50 26-49 µs against 43-65, dora-zenoh/dora-rs
-0.28-0.49 against 0.49-0.71 at 8 B; the ping process's CPU per round trip stays about
-what waking costs (``bench.py --cases latency``: 40-90 µs against 51-64 at 8 B); with
-one or two CPU hogs running, 23-46 µs against 22-42.
+The measurements behind each: see docs/design/scheduling.md and docs/design/polling.md.
 """
 from __future__ import annotations
 
@@ -146,8 +97,7 @@ def spin_ns_from_env() -> int | None:
 
 def spin_can_help() -> bool:
     """Whether this thread may run on more than one CPU. On a single CPU a spinning node only
-    delays the threads it waits for (``bench.py --cpus 0``: 8 B one-way 54 µs, against 23
-    without spinning), so a node confined to one CPU blocks at once."""
+    delays the threads it waits for (see docs/design/polling.md), so it blocks at once."""
     try:
         return len(os.sched_getaffinity(0)) > 1
     except (AttributeError, OSError):  # no affinity on this system: count the CPUs

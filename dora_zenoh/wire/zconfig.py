@@ -14,17 +14,17 @@ import time
 import zenoh
 
 from dora_zenoh import settings
+from dora_zenoh.wire import auth, tls
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
+TLS_LINK_WAIT = 2.0  # seconds a TLS peer gets to link before its certificates are checked
 ENDPOINT_ENV = settings.ENDPOINT.name
 LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
-# default gives them four runtimes with five worker threads; ``app`` stays as it is).
-# Fewer thread hand-overs per message: an 8 B ping-pong between two plain zenoh-python
-# processes went from 66-73 to 42-43 us one-way, and dora-zenoh's from 71 to 53 (see
-# the README, "Performance").
+# default gives them four runtimes with five worker threads; ``app`` stays as it is):
+# fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
 NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 
 
@@ -49,14 +49,35 @@ def node_listen_endpoint(hub: str) -> str:
     return "tcp/127.0.0.1:0"
 
 
-def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
+def peer_config(connect: list[str], listen: list[str], secret: str | None = None) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
-    base (for TLS or wider networks); the endpoints are then still set here.
+    base (for wider networks); the endpoints are then still set here. An endpoint
+    beyond this machine must be TLS with ``$DORA_ZENOH_TLS`` certificates (mutual
+    authentication), unless the user opted out (:mod:`dora_zenoh.wire.tls`). ``secret``
+    (default ``$DORA_ZENOH_SECRET_FILE``) closes the session to anyone without the
+    dataflow's credentials (:mod:`dora_zenoh.wire.auth`).
     """
     path = settings.ZENOH_CONFIG.get()
+    files = tls.tls_files()
+    tls.check_endpoints(connect + listen, files, own_config=bool(path))
     conf = zenoh.Config.from_file(path) if path else zenoh.Config()
+    if files is not None:
+        conf.insert_json5("transport/link/tls", json.dumps(tls.zenoh_tls_json(files)))
+    secret = secret or settings.SECRET_FILE.get()
+    if secret:
+        usrpwd, acl = auth.session_auth(secret)
+        conf.insert_json5("transport/auth/usrpwd", json.dumps(usrpwd))
+        if acl is None:  # an observer: connects only, so nobody needs to present it the dataflow's password
+            listen = []
+        else:
+            conf.insert_json5("access_control", json.dumps(acl))
+        # Two authenticated peers that dial each other at once (both learnt of the other by
+        # gossip) sometimes both drop the pair of links and never retry: 3 of 15 trials of
+        # three plain zenoh-python peers, 0 of 15 without usrpwd. Letting only the peer with
+        # the greater id dial: 0 of 20.
+        conf.insert_json5("scouting/gossip/autoconnect_strategy", json.dumps({"peer": {"to_peer": "greater-zid"}}))
     conf.insert_json5("mode", '"peer"')
     if not path:
         conf.insert_json5("scouting/multicast/enabled", "false")
@@ -64,6 +85,31 @@ def peer_config(connect: list[str], listen: list[str]) -> zenoh.Config:
     conf.insert_json5("listen/endpoints", json.dumps(listen))
     conf.insert_json5("connect/endpoints", json.dumps(connect))
     return conf
+
+
+def open_peer(connect: list[str], listen: list[str]) -> zenoh.Session:
+    """``zenoh.open(peer_config(connect, listen))``, with a TLS failure explained.
+
+    Zenoh says only "Unable to connect" when a certificate is refused; this names
+    the certificate to check (:func:`dora_zenoh.wire.tls.diagnose`).
+    A peer whose TLS handshake is refused still opens (it retries in the background,
+    silently), so with TLS a session that has no link after a moment is checked too.
+    """
+    conf = peer_config(connect, listen)
+    files = tls.tls_files()
+    remote = [e for e in connect if e.startswith("tls/")] if files is not None else []
+    try:
+        session = zenoh.open(conf)
+    except zenoh.ZError:
+        if files is None or not remote:
+            raise
+        raise tls.TlsSetupError(f"cannot link to {remote[0]} over TLS: {tls.diagnose(remote[0], files)}") from None
+    if files is not None and remote and not wait_for_peers(session, TLS_LINK_WAIT):
+        problem = tls.certificate_problem(remote[0], files)
+        if problem is not None:
+            session.close()
+            raise tls.TlsSetupError(f"cannot link to {remote[0]} over TLS: {problem}")
+    return session
 
 
 def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:

@@ -60,6 +60,13 @@ def test_every_error_is_exported_and_derives_from_the_base():
     ("dora_zenoh.supervision.coordinator", "CommandError"),
     ("dora_zenoh.operators.loader", "OperatorLoadError"),
     ("dora_zenoh.tuning.cpulatency", "CpuLatencyError"),
+    ("dora_zenoh.supervision.client", "NotAuthorizedError"),
+    ("dora_zenoh.security.control", "NotAuthorizedError"),
+    ("dora_zenoh.security.control", "ControlDirError"),
+    ("dora_zenoh.security.certs", "CertError"),
+    ("dora_zenoh.wire.tls", "TlsSetupError"),
+    ("dora_zenoh.wire.tls", "InsecureEndpointError"),
+    ("dora_zenoh.wire.auth", "SecretError"),
 ])
 def test_old_import_paths_of_errors_still_work(module, name):
     assert getattr(importlib.import_module(module), name) is getattr(errors, name)

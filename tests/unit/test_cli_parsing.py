@@ -37,7 +37,7 @@ def test_every_command_is_listed():
     res = invoke("--help")
     assert res.exit_code == 0
     assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "daemon", "start", "stop", "restart",
-                             "list", "logs", "clean"}
+                             "list", "logs", "clean", "certs"}
     for name in COMMANDS:
         assert f"  {name} " in res.output, name
 
@@ -176,3 +176,18 @@ def test_a_result_code_is_an_exit_not_an_error():
 
     res = CliRunner().invoke(group, ["result"])
     assert res.exit_code == 1 and res.output == ""
+
+
+@pytest.mark.parametrize("verb", ["run", "start"])
+def test_secure_flag_and_its_variable_are_listed(verb):
+    res = invoke(verb, "--help")
+    assert res.exit_code == 0 and "--secure" in res.output and "DORA_ZENOH_SECURE" in res.output
+
+
+def test_certs_without_a_ca_is_an_error_naming_the_fix_not_a_traceback(tmp_path):
+    pytest.importorskip("cryptography")
+    res = invoke("certs", "machine", "robot", "--ip", "127.0.0.1", "--dir", str(tmp_path))
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith("error: no CA in ") and "dora-zenoh certs ca --dir" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "robot.key").exists()

@@ -1,9 +1,11 @@
 """The package's layers, checked with ``ast``: imports point down only, and no module cycle.
 
 Layers, low to high (a module may import its own layer and those below):
-{errors, console, settings, units} < descriptor < wire < tuning < node < operators < supervision
-< {introspect, record, daemon, security} < cli. The top-level ``__init__``/``__main__`` and the
-``dora`` shim are the public facade over all of them and are exempt. Every import counts:
+{errors, console, settings, units} < descriptor < {wire, security} < tuning < node < operators
+< supervision < {introspect, record, daemon} < cli. ``security`` (control socket, access checks,
+certificates) sits with ``wire``: supervision uses it, and it needs nothing above wire. The
+top-level ``__init__``/``__main__`` and the ``dora`` shim are the public facade over all of them
+and are exempt. Every import counts:
 module-level, inside functions (lazy) and under ``TYPE_CHECKING``.
 """
 from __future__ import annotations
@@ -17,12 +19,12 @@ PACKAGE = Path(dora_zenoh.__file__).parent
 LAYERS = [
     {"errors", "console", "settings", "units"},
     {"descriptor"},
-    {"wire"},
+    {"wire", "security"},
     {"tuning"},
     {"node"},
     {"operators"},
     {"supervision"},
-    {"introspect", "record", "daemon", "security"},
+    {"introspect", "record", "daemon"},
     {"cli"},
 ]
 EXEMPT = {"dora_zenoh", "dora_zenoh.__main__"}

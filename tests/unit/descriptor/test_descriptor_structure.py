@@ -161,3 +161,18 @@ def test_more_node_rules(tmp_path: Path) -> None:
         (12, "legacy", "custom has both 'run' and 'source'"),
         (16, "weird", "input id 'in/put' is not a valid id"),
     ]
+
+
+@pytest.mark.parametrize(("text", "secure"), [("secure: true\n", True), ("secure: false\n", False), ("", False)])
+def test_top_level_secure_key(tmp_path, text, secure):
+    """``secure: true`` (dora-zenoh's own key) closes the dataflow as ``run --secure`` does."""
+    from dora_zenoh.descriptor import load_descriptor
+
+    path = write(tmp_path, text + "nodes:\n  - id: a\n    path: dynamic\n")
+    desc = load_descriptor(path)
+    assert desc.secure is secure and desc.to_dict()["secure"] is secure
+
+
+def test_secure_must_be_a_boolean(tmp_path):
+    problem = only_problem(write(tmp_path, "secure: 'yes'\nnodes:\n  - id: a\n    path: dynamic\n"))
+    assert problem.line == 1 and "secure" in problem.message

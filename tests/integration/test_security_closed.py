@@ -1,0 +1,138 @@
+"""A closed (--secure) dataflow: a foreign Zenoh session cannot publish on its keys nor forge its
+end-of-stream, exit and stop facts. The same attack on an open dataflow succeeds (so the test can fail).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import wait_for
+
+ATTACKER = """
+import json, sys, time, zenoh
+endpoint, name, done = sys.argv[1:4]
+conf = zenoh.Config()
+if len(sys.argv) > 4:  # the dataflow's read-only observer credentials
+    user, _, password = open(sys.argv[4]).read().strip().partition(":")
+    conf.insert_json5("transport/auth/usrpwd", json.dumps({"user": user, "password": password}))
+conf.insert_json5("mode", '"peer"')
+conf.insert_json5("scouting/multicast/enabled", "false")
+conf.insert_json5("scouting/delay", "0")
+conf.insert_json5("connect/endpoints", json.dumps([endpoint]))
+received = []
+with zenoh.open(conf) as s:
+    s.declare_subscriber(f"dora/{name}/sender/data", lambda sample: received.append(1))
+    time.sleep(1.0)  # gossip: links to the nodes, if we are let in
+    live = f"dora/@dz/live/{name}"
+    tokens = [s.liveliness().declare_token(f"{live}/stop"), s.liveliness().declare_token(f"{live}/exited/sender")]
+    for i in range(40):
+        s.put(f"dora/{name}/sender/data", b"FORGED")
+        s.put(f"dora/@dz/eos/{name}/sender", json.dumps({"node": "sender", "outputs": {"data": 0}}))
+        time.sleep(0.05)
+    print("linked peers:", len(list(s.info.peers_zid())), "received:", len(received), flush=True)
+    open(done, "w").write("done")
+    time.sleep(0.5)
+"""
+
+SENDER = """
+import os, time
+from dora import Node
+node = Node()
+n = 0
+deadline = time.monotonic() + 40
+while not os.path.exists("attacked") and time.monotonic() < deadline:
+    node.send_output("data", str(n).encode()); n += 1
+    time.sleep(0.05)
+for _ in range(5):
+    node.send_output("data", str(n).encode()); n += 1
+open("sent.txt", "w").write(str(n))
+"""
+
+RECORDER = """
+import json
+from dora import Node
+events = []
+for event in Node():
+    entry = {"type": event["type"], "id": event["id"]}
+    if event["type"] == "INPUT":
+        entry["data"] = event.raw.decode()
+    events.append(entry)
+json.dump(events, open("result.json", "w"))
+"""
+
+
+@pytest.mark.parametrize("secure, observer", [(True, False), (True, True), (False, False)],
+                         ids=["closed", "closed-observer", "open"])
+def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure, observer):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: sender/data
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("receiver.py", RECORDER)
+    flow.write("attacker.py", ATTACKER)
+    proc = flow.start(*(["--secure"] if secure else []))
+    try:
+        wait_for(lambda: (flow.folder / "out").exists(), what="the run to start")
+        extra = []
+        if observer:  # the runner prints where a read-only tool finds its credentials
+            line = next((x for x in iter(proc.stderr.readline, "") if "read-only" in x), "")
+            extra = [line.rsplit("DORA_ZENOH_SECRET_FILE=", 1)[1].rstrip(")\n")]
+        attack = subprocess.run([sys.executable, "attacker.py", flow.endpoint, flow.name, "attacked", *extra],
+                                cwd=flow.folder, capture_output=True, text=True, timeout=60)
+        assert attack.returncode == 0, attack.stderr
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    events = json.loads((flow.folder / "result.json").read_text())
+    data = [e["data"] for e in events if e["type"] == "INPUT"]
+    if secure:
+        assert proc.returncode == 0, err
+        if observer:  # let in, reads the data, but every write it makes is dropped by Zenoh
+            assert "linked peers: 0" not in attack.stdout and "received: 0" not in attack.stdout, attack.stdout
+        else:
+            assert "closed dataflow" in err and "DORA_ZENOH_SECRET_FILE" in err
+            assert "linked peers: 0" in attack.stdout
+        sent = int((flow.folder / "sent.txt").read_text())
+        assert data == [str(i) for i in range(sent)]  # every real message, nothing forged
+        assert [e["type"] for e in events if e["type"] != "INPUT"] == ["INPUT_CLOSED", "STOP"]
+        assert not list(flow.folder.glob("out/*/credentials"))  # nothing secret left in the logs
+    else:  # the same attack works on an open dataflow: the receiver's view is not the sender's
+        sent = int((flow.folder / "sent.txt").read_text())
+        assert "linked peers: 0" not in attack.stdout
+        facts = [e["type"] for e in events if e["type"] != "INPUT"]
+        assert data != [str(i) for i in range(sent)] or facts != ["INPUT_CLOSED", "STOP"], (facts, len(data), sent)
+
+
+def test_coordinator_starts_a_closed_dataflow(coord, flow):
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: receiver
+            path: receiver.py
+            inputs:
+              data: sender/data
+    """)
+    flow.write("sender.py", "import os\nfrom dora import Node\nnode = Node()\n"
+                            "open('closed.txt', 'w').write(str('DORA_ZENOH_SECRET_FILE' in os.environ))\n"
+                            "for i in range(5):\n    node.send_output('data', str(i).encode())\n")
+    flow.write("receiver.py", RECORDER)
+    # `secure: true` in the YAML closes it as --secure does
+    flow.write("dataflow.yml", "secure: true\n" + flow.yaml.read_text())
+    res = coord("start", str(flow.yaml), "--name", flow.name, cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    events = json.loads((flow.folder / "result.json").read_text())
+    assert [e.get("data") for e in events if e["type"] == "INPUT"] == ["0", "1", "2", "3", "4"]
+    assert coord.list(flow.name)["status"] == "succeeded"
+    assert (flow.folder / "closed.txt").read_text() == "True"
+    assert not list(flow.folder.glob("out/**/credentials"))
