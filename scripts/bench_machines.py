@@ -112,7 +112,7 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     zconf = work / "zenoh.json5"
     zconf.write_text(json.dumps({"scouting": {"multicast": {"enabled": False}},
                                  "transport": {"shared_memory": {"enabled": False}}}))
-    coordinator = f"tcp/{net.addr['a']}:7447"
+    coordinator = f"tcp/{net.addr['a']}:{20000 + os.getpid() % 20000}"  # also names the control socket
     env = {**os.environ, "DORA_ZENOH_ZENOH_CONFIG": str(zconf), "DORA_ZENOH_ENDPOINT": coordinator,
            "DORA_ZENOH_INSECURE_NETWORK": "1"}
     dz = [sys.executable, "-m", "dora_zenoh"]

@@ -51,7 +51,9 @@ class Machines:
         self.ns = {"a": f"dza{self.tag}", "b": f"dzb{self.tag}"}
         self.dev = {"a": f"dva{self.tag}", "b": f"dvb{self.tag}"}
         self.addr = {"a": f"10.231.{self.n}.1", "b": f"10.231.{self.n}.2"}
-        self.coordinator = f"tcp/{self.addr['a']}:7447"
+        # the port names the coordinator's control socket on this host: one per test process
+        self.port = 20000 + os.getpid() % 20000
+        self.coordinator = f"tcp/{self.addr['a']}:{self.port}"
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
         zconf = tmp / "zenoh.json5"
@@ -66,7 +68,7 @@ class Machines:
         """Mutual TLS everywhere: a CA and one certificate naming both machines' addresses."""
         certs = make_certs(self.tmp / name, [self.addr["a"], self.addr["b"]])
         self.proto = "tls"
-        self.coordinator = f"tls/{self.addr['a']}:7447"
+        self.coordinator = f"tls/{self.addr['a']}:{self.port}"
         self.env["DORA_ZENOH_ENDPOINT"] = self.coordinator
         self.env.pop("DORA_ZENOH_INSECURE_NETWORK")
         self.env["DORA_ZENOH_ZENOH_CONFIG"] = str(tls_config(self.tmp / f"zenoh-{name}.json5", certs))
