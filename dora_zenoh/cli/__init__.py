@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import bag, certs, check, coordinator, dataflows, foxglove, record, replay, run
+from dora_zenoh.cli import bag, certs, check, coordinator, daemon, dataflows, foxglove, record, replay, run
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
@@ -33,7 +33,7 @@ def main() -> None:
     """
 
 
-for _command in (check.check, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *certs.COMMANDS,
+for _command in (check.check, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS, *certs.COMMANDS,
                  *record.COMMANDS, *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
     main.add_command(_command)
 

@@ -55,6 +55,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     if log_max_files is not None:
         limits.backups = log_max_files
     desc = load_or_exit(file)
+    _refuse_other_machines(desc, file)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
                       log_limits=limits, secure=secure)
@@ -102,3 +103,15 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         wait_run_recorder(recorder)
     click.echo(result.summary(), err=True)
     raise click.exceptions.Exit(0 if result.ok else 1)
+
+
+def _refuse_other_machines(desc: Any, file: Path) -> None:
+    """`run` has no daemons: a node that `deploy` places on another machine cannot start."""
+    from dora_zenoh.descriptor.placement import remote_nodes
+
+    placed = remote_nodes(desc)
+    if placed:
+        where = "; ".join(f"{', '.join(ids)} on machine '{m}'" for m, ids in sorted(placed.items()))
+        raise CliError(f"{file} places nodes on other machines ({where}); `run` runs everything here. "
+                       "Start a coordinator (`dora-zenoh up --endpoint tls/ADDR:7447`) and a daemon on each "
+                       "machine, then `dora-zenoh start` it (see docs/machines.md); or remove `deploy`")
