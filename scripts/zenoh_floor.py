@@ -21,13 +21,15 @@ from pathlib import Path
 import zenoh
 
 
-def config(port: int, listen: bool) -> zenoh.Config:
-    """A loopback-only peer config; pong listens, ping connects (no scouting wait)."""
+def config(port: int, listen: bool, host: str = "127.0.0.1", shm: bool = True) -> zenoh.Config:
+    """A peer config (loopback unless ``host`` says otherwise); pong listens, ping connects (no scouting wait)."""
     conf = zenoh.Config()
+    if not shm:
+        conf.insert_json5("transport/shared_memory/enabled", "false")
     conf.insert_json5("mode", '"peer"')
     conf.insert_json5("scouting/multicast/enabled", "false")
     conf.insert_json5("scouting/delay", "0")
-    endpoint = json.dumps([f"tcp/127.0.0.1:{port}"])
+    endpoint = json.dumps([f"tcp/{host}:{port}"])
     if listen:
         conf.insert_json5("listen/endpoints", endpoint)
     else:
@@ -41,7 +43,7 @@ def pong(args: argparse.Namespace) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with zenoh.open(config(args.port, listen=True)) as session:
+    with zenoh.open(config(args.port, listen=True, host=args.host, shm=not args.no_shm)) as session:
         pub = session.declare_publisher(
             "bench/pong", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
         sub = session.declare_subscriber("bench/ping", lambda s: pub.put(s.payload.to_bytes()))
@@ -87,7 +89,7 @@ def measure(pub: zenoh.Publisher, sub: zenoh.Subscriber, size: int, rounds: int,
 def ping(args: argparse.Namespace) -> None:
     """Measure every size and write the same JSON shape as bench_nodes/ping.py."""
     sizes = [int(s) for s in args.sizes.split(",")]
-    with zenoh.open(config(args.port, listen=False)) as session:
+    with zenoh.open(config(args.port, listen=False, host=args.host, shm=not args.no_shm)) as session:
         pub = session.declare_publisher(
             "bench/ping", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
         sub = session.declare_subscriber("bench/pong", zenoh.handlers.FifoChannel(16))
@@ -101,6 +103,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("role", choices=["ping", "pong"])
     ap.add_argument("--port", type=int, default=7555, help="loopback TCP port pong listens on")
+    ap.add_argument("--host", default="127.0.0.1", help="address pong listens on (another machine's: see bench_machines.py)")
+    ap.add_argument("--no-shm", action="store_true", help="no shared memory (processes in different network namespaces)")
     ap.add_argument("--sizes", default="8,1024,65536,1048576,4194304", help="payload sizes in bytes")
     ap.add_argument("--rounds", type=int, default=300, help="measured round trips per size")
     ap.add_argument("--warmup", type=int, default=30, help="unmeasured round trips per size")

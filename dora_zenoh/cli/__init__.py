@@ -12,6 +12,7 @@ from dora_zenoh.cli import (
     certs,
     check,
     coordinator,
+    daemon,
     dataflows,
     foxglove,
     graph,
@@ -48,9 +49,9 @@ def main() -> None:
     """
 
 
-for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *dataflows.COMMANDS, *topic.COMMANDS,
-                 *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS, *record.COMMANDS,
-                 *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
+for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS,
+                 *topic.COMMANDS, *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS,
+                 *record.COMMANDS, *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -188,11 +188,16 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
     click.echo(f"{d['name']} ({d['id']}): {d['status']}, up {fmt_duration(d['uptime'])}, "
                f"{fmt_cpu(d['cpu'])}% CPU, {fmt_bytes(d['rss'])}; logs: {d['log_dir']}")
     rows = []
+    machines = any(n.get("machine") for n in d["nodes"])  # a MACHINE column only when it says something
     for n in d["nodes"]:
         sent = ", ".join(f"{o}={c}" for o, c in sorted(n["sent"].items())) or "-"
-        rows.append([n["id"], str(n["pid"] or "-"), n["status"], str(n["restarts"]),
-                     fmt_cpu(n["cpu"]) if n["pid"] else "-", fmt_bytes(n["rss"]), sent])
-    click.echo(table(["NODE", "PID", "STATUS", "RESTARTS", "CPU%", "RSS", "SENT"], rows))
+        local = not n.get("machine")
+        rows.append([n["id"], *([n.get("machine") or "(coordinator)"] if machines else []),
+                     str(n["pid"] or "-"), n["status"], str(n["restarts"]),
+                     fmt_cpu(n["cpu"]) if n["pid"] and local else "-",
+                     fmt_bytes(n["rss"]) if local else "-", sent])
+    click.echo(table(["NODE", *(["MACHINE"] if machines else []), "PID", "STATUS", "RESTARTS", "CPU%", "RSS",
+                      "SENT"], rows))
     if d["status"] in ENDED and d.get("summary"):
         click.echo(d["summary"])
 

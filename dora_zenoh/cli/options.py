@@ -56,19 +56,7 @@ def load_or_exit(path: Path) -> Any:
         desc = load_descriptor(path)
     except DescriptorError as exc:
         raise ProblemsError(str(exc)) from None
-    _warn_deploy(desc)
     return desc
-
-
-def _warn_deploy(desc: Any) -> None:
-    """``deploy:`` / ``_unstable_deploy:`` mean nothing yet: say so rather than ignore them silently."""
-    from dora_zenoh import console
-
-    where = ["the dataflow"] if desc.raw.get("deploy") or desc.raw.get("_unstable_deploy") else []
-    where += [f"node '{n.id}'" for n in desc.nodes if n.deploy]
-    if where:
-        console.warn(f"`deploy:` ({', '.join(where)}) is ignored for now: every node runs on this machine "
-                     "(multi-machine dataflows are planned)")
 
 
 secure_option = click.option(

@@ -60,6 +60,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     if log_max_files is not None:
         limits.backups = log_max_files
     desc = load_or_exit(file)
+    _refuse_other_machines(desc, file)
     if build_first:
         from dora_zenoh.cli.build import build_or_exit
 
@@ -152,3 +153,13 @@ def grace_watch(flow: Any, grace: float) -> None:
             shown = line
 
     threading.Thread(target=watch, daemon=True, name="grace-watch").start()
+def _refuse_other_machines(desc: Any, file: Path) -> None:
+    """`run` has no daemons: a node that `deploy` places on another machine cannot start."""
+    from dora_zenoh.descriptor.placement import remote_nodes
+
+    placed = remote_nodes(desc)
+    if placed:
+        where = "; ".join(f"{', '.join(ids)} on machine '{m}'" for m, ids in sorted(placed.items()))
+        raise CliError(f"{file} places nodes on other machines ({where}); `run` runs everything here. "
+                       "Start a coordinator (`dora-zenoh up --endpoint tls/ADDR:7447`) and a daemon on each "
+                       "machine, then `dora-zenoh start` it (see docs/machines.md); or remove `deploy`")

@@ -36,6 +36,7 @@ from dora_zenoh.descriptor.model import (
 )
 from dora_zenoh.descriptor.rules import commands, ids, outputs, stdout
 from dora_zenoh.descriptor.rules.affinity import cpu_affinity
+from dora_zenoh.descriptor.rules.deploy import deploy
 from dora_zenoh.descriptor.rules.env import node_env
 from dora_zenoh.descriptor.rules.inputs import resolve_input
 from dora_zenoh.descriptor.rules.operators import resolve_runtime
@@ -185,7 +186,7 @@ def _resolve(ctx: Context, node: NodeInfo, registry: dict[str, NodeInfo]) -> Res
         line=ctx.line_of(node.at),
         name=schema.name,
         description=schema.description,
-        deploy=schema.deploy if schema.deploy is not None else schema.unstable_deploy,
+        deploy=deploy(ctx, node, kind),
         build=schema.build if schema.build is not None else (node.custom.build if node.custom else None),
         cpu_affinity=cpu_affinity(ctx, node, kind),
     )

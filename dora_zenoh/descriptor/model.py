@@ -126,6 +126,12 @@ class ResolvedNode:
     build: str | None = None
     cpu_affinity: list[int] | None = None
 
+    @property
+    def machine(self) -> str | None:
+        """The machine id its ``deploy`` names (None: the coordinator's machine)."""
+        machine = (self.deploy or {}).get("machine")
+        return machine if isinstance(machine, str) else None
+
     def to_dict(self) -> dict[str, Any]:
         data = _jsonable(dataclasses.asdict(self))
         data["inputs"] = {k: v.to_dict() for k, v in self.inputs.items()}

@@ -33,6 +33,7 @@ import psutil
 import zenoh
 
 from dora_zenoh import __version__
+from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
@@ -41,6 +42,31 @@ from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
+
+
+@dataclass
+class RemotePart:
+    """The nodes of a dataflow that one machine's daemon runs, as its reports show them."""
+
+    machine: str
+    nodes: list[str]
+    states: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "starting"  # starting | running | stopping | ended | lost
+    log_dir: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("ended", "lost")
+
+    def node_states(self) -> list[dict[str, Any]]:
+        if self.status == "lost":
+            return [{"id": n, "pid": None, "status": "lost", "restarts": 0, "create_time": None,
+                     "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
+                     "machine": self.machine} for n in self.nodes]
+        known = {s["id"]: s for s in self.states}
+        return [{**known.get(n, {"id": n, "pid": None, "status": self.status, "restarts": 0,
+                                 "create_time": None, "detail": None}), "machine": self.machine}
+                for n in self.nodes]
 
 
 @dataclass
@@ -59,6 +85,9 @@ class Entry:
     thread: threading.Thread | None = None
     usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
     log_pubs: dict[str, Any] = field(default_factory=dict)  # node -> publisher of its log lines
+    # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
+    remote: dict[str, RemotePart] = field(default_factory=dict)
+    adopted: bool = False  # started by an earlier coordinator, found running on daemons
 
     @property
     def id(self) -> str:
@@ -71,6 +100,13 @@ class Entry:
     @property
     def active(self) -> bool:
         return self.status not in ENDED
+
+    def node_states(self) -> list[dict[str, Any]]:
+        """Every node, wherever it runs (``machine``: None for the coordinator's own)."""
+        states = [{**s, "machine": None} for s in self.run.node_states()]
+        for part in self.remote.values():
+            states += part.node_states()
+        return states
 
 
 class Coordinator:
@@ -90,6 +126,7 @@ class Coordinator:
         self._shutdown = threading.Event()
         self._down_started = False
         self._pcache: dict[tuple[int, float], psutil.Process] = {}
+        self.daemons: dict[str, float] = {}  # machine id -> when its token appeared
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -125,6 +162,10 @@ class Coordinator:
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
         self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
+        self._daemon_sub = self.session.liveliness().declare_subscriber(
+            keys.daemon_token("*"), zenoh.handlers.Callback(self._on_daemon, indirect=False), history=True)
+        self._state_sub = self.session.declare_subscriber(
+            keys.daemon_state_key("*"), zenoh.handlers.Callback(self._on_daemon_state, indirect=False))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._begin_down(None))
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
@@ -203,7 +244,7 @@ class Coordinator:
         with self.lock:
             running = sum(e.active for e in self.entries.values())
         return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
-                "uptime": time.time() - self.started, "running": running}
+                "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons)}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
@@ -234,17 +275,37 @@ class Coordinator:
                     keys.runner_token(desc.prefix, wanted), timeout=0.5)):
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
+            placed = remote_nodes(desc)
+            if placed and (secure or desc.secure):
+                raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
+                                   "credentials stay on this machine; use mutual TLS between machines instead "
+                                   "(see docs/machines.md)")
+            missing = sorted(set(placed) - set(self.daemons))
+            if missing:
+                raise CommandError(self._missing_daemons(missing, placed))
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
+                              only=local_nodes(desc) if placed else None, part=bool(placed),
                               fail_fast=fail_fast, secure=bool(secure), answer_on_hub=False,
                               extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
+            entry.remote = {m: RemotePart(m, ids) for m, ids in placed.items()}
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
         try:
             run.start()
+            for part in entry.remote.values():
+                reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
+                                          nodes=part.nodes, grace=grace)
+                part.status, part.log_dir = "running", reply.get("log_dir")
         except Exception as exc:
+            for part in entry.remote.values():
+                if part.status == "running":
+                    self._daemon_call(part.machine, "stop", quiet=True, name=wanted, force=True)
+            run.kill()
+            if run.session is not None:
+                threading.Thread(target=run.wait, daemon=True).start()
             with self.lock:
                 self.entries.pop(entry.id, None)
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
@@ -254,8 +315,9 @@ class Coordinator:
                                         daemon=True)
         entry.thread.start()
         print(f"[dora-zenoh] started dataflow '{entry.name}' ({entry.id}) from {entry.path}", flush=True)
-        return {"id": entry.id, "name": entry.name, "nodes": len(run.procs), "log_dir": str(run.log_dir),
-                "endpoint": run.node_endpoint}
+        return {"id": entry.id, "name": entry.name, "nodes": len(run.procs) + sum(
+                    len(p.nodes) for p in entry.remote.values()), "log_dir": str(run.log_dir),
+                "endpoint": run.node_endpoint, "machines": sorted(entry.remote)}
 
     def _start_recorder(self, entry: Entry, path: Path) -> None:
         """``start --record``: the recorder, a process of its own that every node's start barrier
@@ -301,7 +363,7 @@ class Coordinator:
         row = self._row(entry)
         sent = self._sent_counts(entry) if entry.active else {}
         nodes = []
-        for state in entry.run.node_states():
+        for state in entry.node_states():
             cpu, rss = entry.usage.get(state["id"], (0.0, 0)) if state["pid"] else (0.0, 0)
             counts = dict(entry.run.sent_before.get(state["id"], {}))
             for out, n in sent.get(state["id"], {}).items():
@@ -316,6 +378,11 @@ class Coordinator:
         if node not in {n.id for n in entry.run.desc.nodes}:
             known = ", ".join(n.id for n in entry.run.desc.nodes)
             raise CommandError(f"dataflow '{entry.name}' has no node '{node}' (nodes: {known})")
+        machine = entry.run.desc.node(node).machine
+        if machine is not None and machine in entry.remote:
+            reply = self._daemon_call(machine, "logs", name=entry.name, node=node, tail=tail)
+            return {"id": entry.id, "name": entry.name, "lines": reply["lines"], "count": reply["count"],
+                    "active": entry.active, "path": f"{machine}:{reply['path']}"}
         lines, count = entry.run.read_log(node, tail)
         return {"id": entry.id, "name": entry.name, "lines": lines, "count": count, "active": entry.active,
                 "path": str(entry.run.log_dir / f"log_{node}.txt")}
@@ -330,6 +397,137 @@ class Coordinator:
     def cmd_down(self, grace: float | None = None) -> dict[str, Any]:
         return {"pid": os.getpid(), "stopping": self._begin_down(grace)}
 
+    # -- daemons (several machines) ---------------------------------------------------------------
+    def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
+                     **args: Any) -> dict[str, Any]:
+        """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``)."""
+        try:
+            if self.session is None:
+                raise CommandError("the coordinator is going down")
+            payload = json.dumps({k: v for k, v in args.items() if v is not None})
+            for reply in self.session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
+                if reply.ok is None:
+                    continue
+                answer = json.loads(reply.ok.payload.to_bytes())
+                if not answer.get("ok"):
+                    raise CommandError(answer.get("error", f"machine '{machine}' refused '{verb}'"))
+                return answer
+            raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}' within {timeout:g} s")
+        except CommandError:
+            if quiet:
+                return {}
+            raise
+
+    def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
+        lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
+                 for m in missing]
+        known = ", ".join(sorted(self.daemons)) or "none"
+        return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
+                f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")
+
+    def _on_daemon(self, sample: zenoh.Sample) -> None:
+        machine = str(sample.key_expr).rsplit("/", 1)[1]
+        if sample.kind == zenoh.SampleKind.PUT:
+            self.daemons[machine] = time.time()
+            print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
+            return
+        self.daemons.pop(machine, None)
+        print(f"[dora-zenoh] daemon of machine '{machine}' lost", flush=True)
+        with self.lock:
+            for entry in self.entries.values():
+                part = entry.remote.get(machine)
+                if part is not None and not part.done:
+                    part.status = "lost"
+
+    def _on_daemon_state(self, sample: zenoh.Sample) -> None:
+        """A daemon's report: its nodes' states, and dataflows an earlier coordinator started."""
+        try:
+            report = json.loads(sample.payload.to_bytes())
+            machine = str(report["machine"])
+            parts = list(report["parts"])
+        except (ValueError, KeyError, TypeError):
+            return
+        adopt = []
+        with self.lock:
+            by_id = {e.id: e for e in self.entries.values()}
+            for rep in parts:
+                entry = by_id.get(rep.get("id"))
+                if entry is None:
+                    if rep.get("status") != "ended" and not self._down_started:
+                        adopt.append(rep)
+                    continue
+                part = entry.remote.get(machine)
+                if part is None or part.status == "lost" and machine not in self.daemons:
+                    continue
+                part.states = list(rep.get("nodes", []))
+                part.log_dir = rep.get("log_dir")
+                if part.status != "ended":
+                    part.status = "ended" if rep.get("status") == "ended" else "running"
+            # A new daemon process for a machine whose part was lost: its nodes died with the old one.
+            reported = {rep.get("id") for rep in parts}
+            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested
+                       and machine in e.remote and e.remote[machine].status == "lost" and e.id not in reported]
+            for entry in respawn:
+                entry.remote[machine].status = "respawning"
+        for rep in adopt:
+            threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
+        for entry in respawn:
+            threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
+
+    def _respawn_part(self, entry: Entry, machine: str) -> None:
+        """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
+        (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
+        part = entry.remote[machine]
+        again = [n for n in part.nodes if entry.run.desc.node(n).restart_policy != "never"]
+        if not again:
+            part.status = "lost"
+            return
+        try:
+            self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
+                              grace=entry.grace)
+        except CommandError as exc:
+            print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
+                  flush=True)
+            part.status = "lost"
+            return
+        print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
+              flush=True)
+        with self.lock:
+            gone = [n for n in part.nodes if n not in again]
+            part.nodes, part.status, part.states = again, "running", []
+            if gone:  # nodes that stay lost: a part of their own, never reported again
+                entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
+
+    def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
+        """A dataflow still running on a daemon that this coordinator did not start: take it back
+        (``list`` shows it, ``stop`` and ``logs`` work). Its nodes on the coordinator's machine died
+        with the earlier coordinator; the other machines' nodes never stopped."""
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
+
+        with self.lock:
+            for entry in self.entries.values():
+                if entry.id == rep["id"]:  # another daemon's report got there first
+                    if machine not in entry.remote:
+                        entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
+                                                           "running", rep.get("log_dir"))
+                    return
+            try:
+                desc = load_descriptor(rep["path"])
+            except (DescriptorError, OSError) as exc:
+                print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
+                      f"{exc}", flush=True)
+                return
+            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
+            run.run_id = rep["id"]
+            entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
+            entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
+                                               "running", rep.get("log_dir"))
+            self.entries[entry.id] = entry
+        print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
+              flush=True)
+        entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}", daemon=True)
+        entry.thread.start()
+
     # -- supervision -------------------------------------------------------------------------------
     def _stop_entry(self, entry: Entry, grace: float | None, force: bool) -> None:
         with self.lock:
@@ -341,9 +539,16 @@ class Coordinator:
             threading.Thread(target=entry.run.kill, kwargs={"forced": True}, daemon=True).start()
         else:
             entry.run.stop(grace)
+        for part in entry.remote.values():
+            if not part.done:
+                threading.Thread(target=self._daemon_call, args=(part.machine, "stop"), daemon=True,
+                                 kwargs={"quiet": True, "name": entry.name, "grace": grace,
+                                         "force": force}).start()
 
     def _supervise(self, entry: Entry) -> None:
         result = entry.run.wait()
+        while not all(p.done for p in entry.remote.values()):  # the other machines' parts
+            time.sleep(0.1)
         for pub in list(entry.log_pubs.values()):
             try:
                 pub.undeclare()
@@ -351,8 +556,18 @@ class Coordinator:
                 pass
         with self.lock:
             entry.result, entry.ended = result, time.time()
+            remote = [s for p in entry.remote.values() for s in p.node_states()]
             crashed = [n for n in result.nodes if n.status == "failed"]
             killed = [n for n in result.nodes if n.status == "killed"]
+            lost = [s for s in remote if s["status"] in ("failed", "lost")
+                    or (s["status"] == "killed" and not entry.stop_requested)]
+            if lost and not crashed:
+                entry.status = "failed"
+                entry.summary = "\n".join(f"node '{s['id']}' on machine '{s['machine']}' {s['detail'] or s['status']}"
+                                           for s in lost)
+                print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+                self._publish_done(entry)
+                return
             if crashed or (killed and not entry.stop_requested):
                 entry.status, entry.summary = "failed", result.summary()
             elif entry.stop_requested:
@@ -363,6 +578,9 @@ class Coordinator:
             else:
                 entry.status, entry.summary = "succeeded", result.summary()
         print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+        self._publish_done(entry)
+
+    def _publish_done(self, entry: Entry) -> None:
         if self.ctl is not None:
             try:
                 self.ctl.put(keys.done_key(entry.name), json.dumps(
@@ -409,7 +627,7 @@ class Coordinator:
 
     def _row(self, entry: Entry) -> dict[str, Any]:
         end = entry.ended or time.time()
-        states = entry.run.node_states()
+        states = entry.node_states()
         status = entry.status  # a running dataflow with a node that failed for good is "degraded"
         if status == "running" and any(s["status"] == "failed" for s in states):
             status = "degraded"

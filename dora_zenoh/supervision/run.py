@@ -72,6 +72,11 @@ class RunOptions:
     fail_fast: bool = False
     log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
     extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
+    # Several machines: the ids of the nodes this process supervises (None: every node but the
+    # dynamic ones), and whether this is one machine's part of a dataflow whose name the
+    # coordinator chose (the runner token is then shared with the other parts: keep the name).
+    only: set[str] | None = None
+    part: bool = False
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
     # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
@@ -140,11 +145,15 @@ class DataflowRun:
             self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
             self.node_endpoint = own
         elif joined:
-            own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
+            proto, _, rest = self.endpoint.partition("/")
+            own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
+            if proto == "tls":  # the nodes' hub follows the machine's (mutual TLS across machines)
+                own = "tls/" + own.split("/", 1)[1]
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
             self.node_endpoint = own
             zconfig.wait_for_peers(self.session, 3.0)
-            self._unique_name()
+            if not self.options.part:
+                self._unique_name()
         else:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
@@ -174,6 +183,7 @@ class DataflowRun:
             if self.options.answer_on_hub:  # `list` and `logs` see this dataflow too
                 self._tokens.append(runinfo.serve(self))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
+            self._live_nodes = live_nodes  # before the subscriber: its history arrives at once
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
@@ -191,20 +201,25 @@ class DataflowRun:
             session.declare_subscriber(keys.eos_key(prefix, self.dataflow, "*"),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
             dynamic = [n for n in self.desc.nodes if n.kind == "dynamic"]
-            if dynamic:
+            if dynamic and not self.options.part:
                 session.declare_queryable(keys.config_key(prefix, self.dataflow, "*"),
                                           zenoh.handlers.Callback(self._on_config_query, indirect=False))
             self._reaper = subprocess.Popen([sys.executable, "-m", "dora_zenoh.supervision.reaper"],
                                             stdin=subprocess.PIPE, text=True, env=self._base_env())
-            for node in self.desc.nodes:
-                if node.kind != "dynamic":
-                    self._spawn(node)
+            for node in self.local_nodes():
+                self._spawn(node)
         except BaseException:
             self.kill()
             self._close_session()
             self._release_cpu_latency()
             raise
         self._started_at = time.monotonic()
+
+    def local_nodes(self) -> list[ResolvedNode]:
+        """The nodes this process spawns: every non-dynamic one, or those of ``options.only``."""
+        only = self.options.only
+        return [n for n in self.desc.nodes
+                if n.kind != "dynamic" and (only is None or n.id in only)]
 
     def _base_env(self) -> dict[str, str]:
         return base_env(self.node_endpoint if self.session else self.endpoint, self.secret)
@@ -217,7 +232,8 @@ class DataflowRun:
                        secret=self._notice_key, runner_zid=str(self.session.zid()),
                        extra_readers=self.options.extra_readers, runner=self._identity, links=links,
                        dataflow_uuid=self.dataflow_uuid,
-                       restart_count=self.restarts.get(node.id, 0) if restart else 0)
+                       restart_count=self.restarts.get(node.id, 0) if restart else 0,
+                       supervised=not self.options.part)
         log = self.logs.open(node.id, append=restart)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
@@ -420,7 +436,10 @@ class DataflowRun:
         """A snapshot of every node for status displays: id, pid, status, restarts. Thread-safe."""
         states = []
         procs = dict(self.procs)
+        only = self.options.only
         for node in self.desc.nodes:
+            if only is not None and node.id not in only:
+                continue
             if node.kind == "dynamic":
                 states.append({"id": node.id, "pid": None, "restarts": 0, "create_time": None,
                                "status": "joined" if node.id in self.alive else "dynamic", "detail": None})

@@ -82,7 +82,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
              restart: bool = False, hot_reload: bool = False, secret: str | None = None,
              runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
              runner: RunnerIdentity | None = None, links: Links | None = None,
-             dataflow_uuid: str | None = None, restart_count: int = 0) -> dict[str, str]:
+             dataflow_uuid: str | None = None, restart_count: int = 0, supervised: bool = True
+             ) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, its node config (JSON), and the
     variables dora-rs sets in every node (``DORA_NODE_ID``, ``DORA_NODE_CONFIG``,
     ``DORA_RUN_PARENT_PID``), which published dora nodes test for.
@@ -93,12 +94,16 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     ``run --record`` recorder), so the node's start barrier waits for them too.
     ``runner``: the supervising process (a paused runner is not a dead one, see
     ``node.supervisor``); ``links``: the node's place in the link plan (``topology``).
+    ``supervised=False``: the node does not stop when the dataflow's runner token goes (one
+    machine's part of a multi-machine dataflow: its reaper, not a token, ends it with its
+    supervisor; Zenoh withdrew that shared token spuriously after a network partition healed).
     """
     env = dict(base)
     env.update(node.env)
     # Started with the dataflow, behind the start barrier: it hears every message its
     # sources send, from sequence number 0 (a restarted node joins them midway).
-    cfg = node_config(desc, dataflow, node, node_endpoint, fresh_start=not restart, secret=secret,
+    cfg = node_config(desc, dataflow, node, node_endpoint, supervised=supervised, fresh_start=not restart,
+                      secret=secret,
                       runner_zid=runner_zid, runner=runner,
                       listen=links.listen if links else None, upstreams=links.upstreams if links else None,
                       dataflow_uuid=dataflow_uuid, restart_count=restart_count)

@@ -322,8 +322,13 @@ def stdout_outputs(desc: Descriptor) -> set[tuple[str, str]]:
     return {(n.id, n.send_stdout_as) for n in desc.nodes if n.send_stdout_as and n.kind != "runtime"}
 
 
-def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> InputConfig:
-    """One input as a node sees it: the key to subscribe to and its queue."""
+def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput, machine: str | None = None) -> InputConfig:
+    """One input as a node sees it: the key to subscribe to and its queue.
+
+    ``machine``: where the reading node runs. A source on another machine counts as
+    restartable: losing its token may be a network partition, not its end, so only its
+    supervisor's ``exited`` token closes the input (and data resumes when the link heals).
+    """
     if inp.timer_ns:
         return InputConfig(inp.queue_size, inp.queue_policy, timer_ns=inp.timer_ns)
     key = keys.data_key(desc.prefix, dataflow, inp.source)
@@ -335,7 +340,15 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput) -> InputCo
     return InputConfig(inp.queue_size, inp.queue_policy, key=key,
                        source_node=inp.source_node, source_output=inp.source_output,
                        stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc),
-                       restartable=inp.source_node in restartable_nodes(desc))
+                       restartable=inp.source_node in restartable_nodes(desc)
+                       or _machine_of(desc, inp.source_node) != machine)
+
+
+def _machine_of(desc: Descriptor, node_id: str) -> str | None:
+    try:
+        return desc.node(node_id).machine
+    except KeyError:
+        return None
 
 
 def restartable_nodes(desc: Descriptor) -> set[str]:
@@ -407,7 +420,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
     return NodeConfig(
         dataflow=dataflow, node=node.id, prefix=desc.prefix, endpoint=endpoint, descriptor=str(desc.path),
         supervised=supervised,
-        inputs={i: input_config(desc, dataflow, inp) for i, inp in node.inputs.items()},
+        inputs={i: input_config(desc, dataflow, inp, node.machine) for i, inp in node.inputs.items()},
         outputs=outputs, readers=readers_by_output(desc, node.id),
         operators=[operator_config(node, op) for op in node.operators] if runtime else [],
         fresh_start=fresh_start,

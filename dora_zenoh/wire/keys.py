@@ -123,3 +123,22 @@ def log_key(dataflow: str, node: str) -> str:
 def done_key(dataflow: str) -> str:
     """The result of a coordinator-run dataflow, published once when it ends."""
     return f"{DEFAULT_PREFIX}/{INTERNAL}/done/{dataflow}"
+
+
+# -- the daemons of several machines (always under the default prefix) --------------------------
+
+
+def daemon_token(machine: str) -> str:
+    """Declared by the daemon of ``machine`` for as long as it runs (``*`` for every daemon)."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/daemon/{machine}"
+
+
+def daemon_ctl_key(machine: str, verb: str) -> str:
+    """Queryable of a daemon for one command (``spawn``, ``stop``, ``list``, ``logs``)."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/daemon/{machine}/ctl/{verb}"
+
+
+def daemon_state_key(machine: str) -> str:
+    """A daemon's periodic report: every dataflow part it supervises, with its nodes' states
+    (the coordinator's view of remote nodes, and how a restarted coordinator re-adopts them)."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/daemon/{machine}/state"

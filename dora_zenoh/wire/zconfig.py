@@ -168,9 +168,9 @@ def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:
 
 
 def tcp_port_in_use(endpoint: str) -> bool:
-    """Whether a TCP endpoint ``tcp/HOST:PORT`` already has a listener."""
+    """Whether a TCP endpoint ``tcp/HOST:PORT`` (or ``tls/HOST:PORT``, TLS over TCP) already has a listener."""
     proto, _, rest = endpoint.partition("/")
-    if proto != "tcp" or ":" not in rest:
+    if proto not in ("tcp", "tls") or ":" not in rest:
         return False
     host, port = rest.rsplit(":", 1)
     with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as s:
@@ -183,3 +183,12 @@ def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return f"tcp/{host}:{s.getsockname()[1]}"
+
+
+def is_network_endpoint(endpoint: str) -> bool:
+    """Whether an endpoint reaches beyond this machine (not loopback, not a Unix socket)."""
+    proto, _, rest = endpoint.partition("/")
+    if proto.startswith("unixsock"):
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    return not (host.startswith("127.") or host in ("localhost", "::1"))

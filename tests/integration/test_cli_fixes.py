@@ -187,18 +187,3 @@ def test_build_runs_each_build_in_the_yaml_folder_and_a_failure_starts_nothing(f
     assert "[bad] compiling" in res.stderr
     assert "the build of 'bad' failed (exit code 4)" in res.stderr and "nothing was started" in res.stderr
     assert "second ran" not in res.stdout
-
-
-def test_deploy_warns_that_it_is_ignored(flow: Flow):
-    flow.write("dataflow.yml", f"""
-        name: {flow.name}
-        nodes:
-          - id: one
-            path: one.py
-            _unstable_deploy:
-              machine: robot-arm
-    """)
-    flow.write("one.py", "print('ran')\n")
-    res = cli("check", str(flow.yaml))
-    assert res.returncode == 0, res.stderr
-    assert "`deploy:` (node 'one') is ignored for now" in res.stderr

@@ -27,6 +27,9 @@ INTERNAL_KEYS = {
     "ack_key": keys.ack_key(P, D, N, "viewer"),
     "facts_key": keys.facts_key(P, D),
     "stop_request_key": keys.stop_request_key(P, D),
+    "daemon_token": keys.daemon_token("robot"),
+    "daemon_ctl_key": keys.daemon_ctl_key("robot", "spawn"),
+    "daemon_state_key": keys.daemon_state_key("robot"),
 }
 
 
@@ -52,6 +55,9 @@ def test_data_key_is_prefix_dataflow_source():
     ("stats_key", "dora/@dz/stats/flow/cam"),
     ("wake_key", "dora/@dz/wake/flow/cam/abc123"),
     ("ctl_key", "dora/@dz/ctl/start"),
+    ("daemon_token", "dora/@dz/daemon/robot"),
+    ("daemon_ctl_key", "dora/@dz/daemon/robot/ctl/spawn"),
+    ("daemon_state_key", "dora/@dz/daemon/robot/state"),
     ("coordinator_token", "dora/@dz/coordinator"),
     ("log_key", "dora/@dz/log/flow/cam"),
     ("done_key", "dora/@dz/done/flow"),

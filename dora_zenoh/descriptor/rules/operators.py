@@ -12,6 +12,7 @@ import dora_zenoh.descriptor.host as host
 from dora_zenoh.descriptor.context import Context, NodeInfo, OperatorInfo
 from dora_zenoh.descriptor.model import OperatorSpec, ResolvedNode
 from dora_zenoh.descriptor.rules.affinity import cpu_affinity
+from dora_zenoh.descriptor.rules.deploy import deploy
 from dora_zenoh.descriptor.rules.env import node_env
 from dora_zenoh.descriptor.rules.inputs import resolve_input
 from dora_zenoh.descriptor.rules.stdout import check_operator_stdout, runtime_stdout
@@ -55,7 +56,7 @@ def resolve_runtime(ctx: Context, node: NodeInfo, registry: dict[str, NodeInfo])
         line=ctx.line_of(node.at),
         name=schema.name,
         description=schema.description,
-        deploy=schema.deploy if schema.deploy is not None else schema.unstable_deploy,
+        deploy=deploy(ctx, node, "runtime"),
         build=schema.build,
         cpu_affinity=cpu_affinity(ctx, node, "runtime"),
     )

@@ -1,0 +1,229 @@
+"""``dora-zenoh daemon``: one per machine, the coordinator's hands there.
+
+The daemon opens the machine's Zenoh hub (a peer listening on ``--listen``, linked to
+the coordinator's endpoint), declares ``dora/@dz/daemon/<machine>`` for as long as it
+runs, and answers ``spawn``/``stop``/``list``/``logs`` on ``dora/@dz/daemon/<machine>/ctl/*``.
+Each dataflow part it runs is a :class:`DataflowRun` restricted to the nodes placed on
+this machine (``RunOptions.only``), so restarts, logs, the reaper and results are the
+very ones of ``run`` and of the coordinator.
+
+Twice a second it publishes its parts and their nodes' states on
+``dora/@dz/daemon/<machine>/state``: the coordinator's view of remote nodes, and how a
+restarted coordinator re-adopts dataflows that kept running without it. Every part
+declares the dataflow's runner token (for whoever watches the dataflow), but its nodes do
+not stop when it goes (``supervised=False``): the part's reaper ends them with the daemon,
+and a healed partition once made Zenoh withdraw that shared token while its holders lived.
+
+No user data passes through the daemon: nodes link to each other directly (gossip).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zenoh
+
+from dora_zenoh import __version__, console
+from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.supervision.results import RunResult
+from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.wire import keys, zconfig
+
+STATE_PERIOD = 0.5  # seconds between state reports
+LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
+KEEP_ENDED = 120.0  # seconds an ended part stays in the reports (a coordinator may be restarting)
+
+
+@dataclass
+class Part:
+    """This machine's share of one dataflow."""
+
+    run: DataflowRun
+    id: str  # the coordinator's id of the whole dataflow
+    path: str
+    grace: float
+    status: str = "running"  # running | stopping | ended
+    result: RunResult | None = None
+    ended: float | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def report(self) -> dict[str, Any]:
+        nodes = self.run.node_states()
+        if self.result is not None:
+            for state, res in zip(nodes, self.result.nodes, strict=False):
+                state["status"], state["detail"] = res.status, res.detail
+        return {"id": self.id, "name": self.run.dataflow, "path": self.path, "status": self.status,
+                "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes}
+
+
+class Daemon:
+    """Serves one machine until SIGTERM/SIGINT; its nodes stop with it."""
+
+    def __init__(self, machine: str, coordinator: str, listen: str) -> None:
+        self.machine = machine
+        self.coordinator = coordinator
+        self.listen = listen
+        self.parts: dict[str, Part] = {}  # by dataflow name
+        self.lock = threading.RLock()
+        self.session: zenoh.Session | None = None
+        self._shutdown = threading.Event()
+
+    def serve(self) -> int:
+        try:
+            self.session = zenoh.open(zconfig.peer_config([self.coordinator], [self.listen]))
+        except zenoh.ZError as exc:
+            console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
+            return 1
+        session = self.session
+        if not zconfig.wait_for_peers(session, LINK_WAIT):
+            console.warn(f"daemon '{self.machine}' is not linked to the coordinator at {self.coordinator} after "
+                         f"{LINK_WAIT:g} s; still trying. Is it running and reachable from here?"
+                         + (" Over TLS, check that both sides' certificates come from the same CA and name "
+                            "the addresses used (see docs/machines.md)" if self.coordinator.startswith("tls/")
+                            else ""))
+        if list(session.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
+            console.error(f"a daemon with machine id '{self.machine}' is already running on this network; "
+                          "give each machine its own --machine-id")
+            session.close()
+            return 1
+        token = session.liveliness().declare_token(keys.daemon_token(self.machine))
+        queryable = session.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
+                                              zenoh.handlers.Callback(self._on_query, indirect=False))
+        state_pub = session.declare_publisher(keys.daemon_state_key(self.machine))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._shutdown.set())
+        print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
+              f"coordinator {self.coordinator} (pid {os.getpid()})", flush=True)
+        while not self._shutdown.wait(STATE_PERIOD):
+            try:
+                state_pub.put(json.dumps(self.state()))
+            except zenoh.ZError:
+                pass
+        self._stop_all()
+        queryable.undeclare()
+        token.undeclare()
+        session.close()
+        self.session = None
+        print(f"[dora-zenoh] daemon '{self.machine}' stopped", flush=True)
+        return 0
+
+    def state(self) -> dict[str, Any]:
+        now = time.time()
+        with self.lock:
+            for name in [n for n, p in self.parts.items() if p.ended and now - p.ended > KEEP_ENDED]:
+                del self.parts[name]
+            parts = list(self.parts.values())
+        return {"machine": self.machine, "pid": os.getpid(), "listen": self.listen, "time": now,
+                "parts": [p.report() for p in parts]}
+
+    def _stop_all(self) -> None:
+        with self.lock:
+            parts = [p for p in self.parts.values() if p.status != "ended"]
+        for part in parts:
+            part.run.stop()
+        for part in parts:
+            if part.thread is not None:
+                part.thread.join(part.grace + 15)
+
+    # -- commands ------------------------------------------------------------------------------
+    def _on_query(self, query: zenoh.Query) -> None:
+        threading.Thread(target=self._answer, args=(query,), daemon=True).start()
+
+    def _answer(self, query: zenoh.Query) -> None:
+        verb = str(query.key_expr).rsplit("/", 1)[1]
+        try:
+            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
+            handler = getattr(self, f"cmd_{verb}", None)
+            if handler is None:
+                raise CommandError(f"unknown daemon command '{verb}'")
+            reply: dict[str, Any] = {"ok": True, **handler(**args)}
+        except DoraZenohError as exc:
+            reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # the daemon outlives bad requests
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            query.reply(keys.daemon_ctl_key(self.machine, verb), json.dumps(reply))
+        finally:
+            query.drop()
+
+    def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
+                  log_dir: str | None = None) -> dict[str, Any]:
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
+
+        try:
+            desc = load_descriptor(path)  # the same path on every machine (see docs/machines.md)
+        except DescriptorError as exc:
+            raise CommandError(f"machine '{self.machine}': {exc}") from None
+        except OSError as exc:
+            raise CommandError(f"machine '{self.machine}' cannot read {path}: {exc}; the dataflow's "
+                               "folder must exist at the same path on every machine") from None
+        unknown = sorted(set(nodes) - {n.id for n in desc.nodes})
+        if unknown:
+            raise CommandError(f"machine '{self.machine}': {path} has no node(s) {', '.join(unknown)} "
+                               "(is its copy of the file the same?)")
+        with self.lock:
+            old = self.parts.get(name)
+            if old is not None and old.status != "ended":
+                raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
+            opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
+                              log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True)
+            run = DataflowRun(desc, opts)
+            part = Part(run, id, str(desc.path), grace)
+            self.parts[name] = part
+        try:
+            run.start()
+        except Exception as exc:
+            with self.lock:
+                self.parts.pop(name, None)
+            raise CommandError(f"machine '{self.machine}': dataflow '{name}' did not start: {exc}") from None
+        part.thread = threading.Thread(target=self._supervise, args=(part,), daemon=True,
+                                       name=f"dz-{name}")
+        part.thread.start()
+        print(f"[dora-zenoh] started {len(run.procs)} node(s) of dataflow '{name}' ({id})", flush=True)
+        return {"machine": self.machine, "nodes": len(run.procs), "log_dir": str(run.log_dir)}
+
+    def _supervise(self, part: Part) -> None:
+        result = part.run.wait()
+        with self.lock:
+            part.result, part.ended, part.status = result, time.time(), "ended"
+        print(f"[dora-zenoh] dataflow '{part.run.dataflow}' ended on this machine", flush=True)
+
+    def _part(self, name: str) -> Part:
+        with self.lock:
+            part = self.parts.get(name)
+        if part is None:
+            raise CommandError(f"machine '{self.machine}' runs no dataflow '{name}'")
+        return part
+
+    def cmd_stop(self, name: str, grace: float | None = None, force: bool = False) -> dict[str, Any]:
+        part = self._part(name)
+        if part.status == "running":
+            part.status = "stopping"
+        if force:
+            threading.Thread(target=part.run.kill, kwargs={"forced": True}, daemon=True).start()
+        else:
+            part.run.stop(grace)
+        return {"machine": self.machine}
+
+    def cmd_list(self) -> dict[str, Any]:
+        return self.state()
+
+    def cmd_logs(self, name: str, node: str, tail: int | None = None) -> dict[str, Any]:
+        part = self._part(name)
+        if node not in {n.id for n in part.run.local_nodes()}:
+            raise CommandError(f"machine '{self.machine}' does not run node '{node}' of '{name}'")
+        lines, count = part.run.read_log(node, tail)
+        return {"lines": lines, "count": count, "path": str(part.run.log_dir / f"log_{node}.txt")}
+
+
+def main(machine: str, coordinator: str, listen: str) -> int:
+    """``dora-zenoh daemon``: serve in the foreground until SIGTERM."""
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return Daemon(machine, coordinator, listen).serve()
