@@ -175,9 +175,11 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
-            # scale: each node links to the hub and to the nodes it reads from (topology.py)
-            # (not when $DORA_ZENOH_LISTEN fixes where nodes listen: they then link by gossip)
-            self._links = None if settings.LISTEN.get() else LinkPlan(self.desc, self.node_endpoint)
+            # One link per edge (supervision.topology) on one machine; a machine's part of a
+            # multi-machine dataflow, or nodes whose listener $DORA_ZENOH_LISTEN fixes, keep
+            # gossip, which finds the other machines' listeners.
+            plan = not (settings.LISTEN.get() or self.options.part)
+            self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             if self.options.answer_on_hub:  # `list` and `logs` see this dataflow too
