@@ -182,7 +182,9 @@ class DataflowRun:
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
-            if self.options.answer_on_hub:  # `list` and `logs` see this dataflow too
+            # `list` and `logs` see a `run`'s dataflow too; a part (a daemon's, or one the
+            # coordinator adopted) is the coordinator's to answer for, on its control socket
+            if self.options.answer_on_hub and not self.options.part:
                 self._tokens.append(runinfo.serve(self))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
             self._live_nodes = live_nodes  # before the subscriber: its history arrives at once
