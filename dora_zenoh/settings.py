@@ -227,7 +227,7 @@ GROUP: Setting[str | None] = Setting(
 CONTROL: Setting[str | None] = Setting(
     "DORA_ZENOH_CONTROL", None, _text,
     "An explicit path of the coordinator's control socket, instead of the one found from the hub endpoint.",
-    shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}.sock`")
+    shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}/sock`")
 CONTROL_BASE: Setting[str] = Setting(
     "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
     "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")

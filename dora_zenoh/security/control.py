@@ -1,8 +1,10 @@
 """Where the coordinator's control plane listens, and who can reach it.
 
 The coordinator answers commands on a Zenoh session of its own that listens only on a
-Unix socket, ``/tmp/dora-zenoh-<uid>/ctl-<port>.sock``, in a directory only its user
-(and, with ``--group``, one group) may enter. The kernel then decides who may connect:
+Unix socket, ``/tmp/dora-zenoh-<uid>/ctl-<port>/sock``, in a directory of its own that only
+its user (and, with ``--group``, one group) may enter; the user's directory above it can be
+passed through but not listed, so coordinators of one user on several endpoints each keep
+their own access rule. The kernel then decides who may connect:
 no secret file to leak, no password in a process's environment, and root is let in as
 root always is. That session is never linked to the hub (the TCP endpoint nodes join),
 so nothing reachable from the hub answers a command or carries a log line.
@@ -52,7 +54,7 @@ def socket_path(endpoint: str, uid: int | None = None) -> Path:
     explicit = settings.CONTROL.get()
     if explicit:
         return Path(explicit)
-    return control_dir(os.getuid() if uid is None else uid) / f"ctl-{_slug(endpoint)}.sock"
+    return control_dir(os.getuid() if uid is None else uid) / f"ctl-{_slug(endpoint)}" / "sock"
 
 
 def control_endpoint(path: Path) -> str:
@@ -100,15 +102,16 @@ def prepare(endpoint: str, gid: int | None) -> Path:
     """
     path = socket_path(endpoint)
     folder = path.parent
-    try:
-        folder.mkdir(mode=0o700, parents=False, exist_ok=True)
-    except FileNotFoundError:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise ControlDirError(f"{folder} is not a directory owned by {user_name(os.getuid())} (owner: "
-                              f"{user_name(info.st_uid)}): someone else made it; remove it, or set "
-                              f"{BASE_ENV} to a directory of yours")
+    user_dir = folder.parent if not settings.CONTROL.get() else None
+    for made in ([user_dir] if user_dir is not None else []) + [folder]:
+        made.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = made.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise ControlDirError(f"{made} is not a directory owned by {user_name(os.getuid())} (owner: "
+                                  f"{user_name(info.st_uid)}): someone else made it; remove it, or set "
+                                  f"{BASE_ENV} to a directory of yours")
+    if user_dir is not None:
+        os.chmod(user_dir, 0o711)  # others may pass through to a coordinator's own directory, not list it
     if gid is None:
         os.chown(folder, -1, os.getgid())
         os.chmod(folder, 0o700)

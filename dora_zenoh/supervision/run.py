@@ -175,10 +175,12 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
-            # One link per edge (supervision.topology) on one machine; a machine's part of a
-            # multi-machine dataflow, or nodes whose listener $DORA_ZENOH_LISTEN fixes, keep
-            # gossip, which finds the other machines' listeners.
-            plan = not (settings.LISTEN.get() or self.options.part)
+            # One link per edge (supervision.topology) on one machine. Gossip instead for a
+            # machine's part of a multi-machine dataflow (it finds the other machines'
+            # listeners), for nodes whose listener $DORA_ZENOH_LISTEN fixes, and for a closed
+            # run, whose peers link one way only (wire.auth): a tool or recorder joining later
+            # could not reach nodes that do not dial it.
+            plan = not (settings.LISTEN.get() or self.options.part or self.secret is not None)
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))

@@ -141,10 +141,13 @@ def test_group_mode_accepts_only_root_the_owner_and_members():
 def test_control_socket_path_follows_the_hub_port(monkeypatch, tmp_path):
     monkeypatch.setenv(control.BASE_ENV, str(tmp_path))
     monkeypatch.delenv(control.SOCKET_ENV, raising=False)
-    assert control.socket_path("tcp/127.0.0.1:7447", 1000) == tmp_path / "dora-zenoh-1000" / "ctl-7447.sock"
+    assert control.socket_path("tcp/127.0.0.1:7447", 1000) == tmp_path / "dora-zenoh-1000" / "ctl-7447" / "sock"
     path = control.prepare("tcp/127.0.0.1:7447", None)
-    assert path.parent == tmp_path / f"dora-zenoh-{os.getuid()}"
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.parent.parent == tmp_path / f"dora-zenoh-{os.getuid()}"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # this coordinator's own directory
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o711  # passed through, never listed
+    other = control.prepare("tcp/127.0.0.1:7448", None)  # a second coordinator keeps its own rule
+    assert other.parent != path.parent and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     squatted = tmp_path / "elsewhere"
     squatted.mkdir()
     path.parent.rmdir()
