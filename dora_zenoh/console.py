@@ -20,3 +20,29 @@ def note(message: str, err: bool = True) -> None:
 def error(message: str) -> None:
     """A failure the process reports before it exits non-zero."""
     print(f"[dora-zenoh] error: {message}", file=sys.stderr, flush=True)
+
+
+# Six colours readable on dark and light terminals (no blue-on-black): red, green, yellow,
+# magenta, cyan, and bright blue; a node keeps its colour from run to run (hash of its id).
+_PALETTE = ("31", "32", "33", "35", "36", "94")
+
+
+def use_colour(stream: object) -> bool:
+    """Colour only for a person: a terminal, and neither ``NO_COLOR`` (no-color.org) nor ``TERM=dumb``."""
+    import os
+
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def colour_prefix(line: str, node_id: str) -> str:
+    """``[node] text`` with ``[node]`` in the node's colour."""
+    tag = f"[{node_id}]"
+    if not line.startswith(tag):
+        return line
+    import zlib
+
+    code = _PALETTE[zlib.crc32(node_id.encode()) % len(_PALETTE)]
+    return f"\x1b[{code}m{tag}\x1b[0m{line[len(tag):]}"

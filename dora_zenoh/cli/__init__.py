@@ -6,7 +6,23 @@ from typing import Any
 import click
 
 from dora_zenoh import __version__
-from dora_zenoh.cli import bag, certs, check, coordinator, daemon, dataflows, foxglove, record, replay, run
+from dora_zenoh.cli import (
+    bag,
+    build,
+    certs,
+    check,
+    coordinator,
+    daemon,
+    dataflows,
+    foxglove,
+    graph,
+    node,
+    record,
+    replay,
+    run,
+    top,
+    topic,
+)
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
@@ -33,7 +49,8 @@ def main() -> None:
     """
 
 
-for _command in (check.check, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS, *certs.COMMANDS,
+for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS,
+                 *topic.COMMANDS, *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS,
                  *record.COMMANDS, *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
     main.add_command(_command)
 

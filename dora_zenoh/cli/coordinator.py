@@ -98,6 +98,11 @@ def down(endpoint: str | None, grace: float | None) -> None:
     """Stop every dataflow gracefully, then the coordinator."""
     import psutil
 
+    from dora_zenoh.supervision.client import coordinator_running
+
+    if coordinator_running(endpoint) is None:  # nothing to bring down is not an error (scripts, CI teardown)
+        click.echo(f"no coordinator is running on {_endpoint(endpoint)}: nothing to stop")
+        return
     with _client(endpoint) as client:
         reply = client.call("down", grace=grace)
     pid = reply["pid"]

@@ -38,12 +38,14 @@ from dora_zenoh.supervision.results import ENDED, OK
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),
               help="Where run logs go (default: out/ next to the YAML); each run gets out/<run-id>/.")
+@click.option("--fail-fast", is_flag=True, help="Stop the whole dataflow when a node fails for good "
+              "(default: the others go on, status 'degraded'); also the YAML's `fail_fast: true`.")
 @click.option("--record", "record_to", type=click.Path(path_type=Path),
               help="Record every output into this MCAP file, from the first message (see `record`).")
 @cpu_latency_option
 @secure_option
 @endpoint_option
-def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None,
+def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None, fail_fast: bool,
           record_to: Path | None, cpu_latency_us: int | None, secure: bool, endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
@@ -65,10 +67,12 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
                     lambda s, k=kind: events.put((k, s)), indirect=False)))
         reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
                             log_dir=str(Path(log_dir).resolve()) if log_dir else None,
-                            cpu_latency_us=cpu_latency_us, secure=secure or None,
+                            cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure or None,
                             **({"record": str(record_to.resolve())} if record_to is not None else {}))
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
+        if not attach:  # for scripts: ID=$(dora-zenoh start --detach FILE)
+            click.echo(reply["id"])
         if attach:
             raise click.exceptions.Exit(_attach(client, reply["id"], events))
 
@@ -106,8 +110,13 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
         if msg.get("id") != flow_id:
             continue
         if kind == "log":
-            if msg.get("shown") is not None:  # what `run` would print for this line
-                click.echo(msg["shown"], err=msg.get("stderr", False))
+            if msg.get("shown") is not None:  # what `run` would print for this line, coloured as there
+                from dora_zenoh.console import colour_prefix, use_colour
+
+                shown, err = msg["shown"], msg.get("stderr", False)
+                if use_colour(click.get_text_stream("stderr" if err else "stdout")):
+                    shown = colour_prefix(shown, str(sample.key_expr).rsplit("/", 1)[-1])
+                click.echo(shown, err=err)
         else:
             return _report(msg)
 
@@ -154,22 +163,30 @@ def restart(target: str, grace: float | None, endpoint: str | None) -> None:
 @endpoint_option
 def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
     """Dataflows (running and ended) with status, uptime, CPU and memory; or one dataflow's nodes."""
-    with _client(endpoint) as client:
-        reply = client.call("list", target=target)
+    from dora_zenoh.cli.node import fmt_cpu
+    from dora_zenoh.cli.runs import list_reply
+
+    reply = list_reply(endpoint, target)  # the coordinator's dataflows and those of `run`
     if as_json:
         click.echo(json.dumps(reply.get("dataflow") or reply.get("dataflows"), indent=2))
         return
     if target is None:
         rows = [[d["name"], d["id"], d["status"], fmt_duration(d["uptime"]), str(d["nodes"]),
-                 f"{d['cpu']:.1f}", fmt_bytes(d["rss"])] for d in reply["dataflows"]]
+                 fmt_cpu(d["cpu"]), fmt_bytes(d["rss"])] for d in reply["dataflows"]]
         if not rows:
-            click.echo("no dataflows (start one with `dora-zenoh start FILE`)")
+            if not reply.get("coordinator", True):
+                from dora_zenoh.cli._common import _endpoint
+
+                click.echo(f"no dataflows (no coordinator is running on {_endpoint(endpoint)}, and no "
+                           "`dora-zenoh run` there either)")
+                return
+            click.echo("no dataflows (start one with `dora-zenoh start FILE` or `dora-zenoh run FILE`)")
             return
         click.echo(table(["NAME", "ID", "STATUS", "UPTIME", "NODES", "CPU%", "RSS"], rows))
         return
     d = reply["dataflow"]
     click.echo(f"{d['name']} ({d['id']}): {d['status']}, up {fmt_duration(d['uptime'])}, "
-               f"{d['cpu']:.1f}% CPU, {fmt_bytes(d['rss'])}; logs: {d['log_dir']}")
+               f"{fmt_cpu(d['cpu'])}% CPU, {fmt_bytes(d['rss'])}; logs: {d['log_dir']}")
     rows = []
     machines = any(n.get("machine") for n in d["nodes"])  # a MACHINE column only when it says something
     for n in d["nodes"]:
@@ -177,7 +194,7 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
         local = not n.get("machine")
         rows.append([n["id"], *([n.get("machine") or "(coordinator)"] if machines else []),
                      str(n["pid"] or "-"), n["status"], str(n["restarts"]),
-                     f"{n['cpu']:.1f}" if n["pid"] and local else "-",
+                     fmt_cpu(n["cpu"]) if n["pid"] and local else "-",
                      fmt_bytes(n["rss"]) if local else "-", sent])
     click.echo(table(["NODE", *(["MACHINE"] if machines else []), "PID", "STATUS", "RESTARTS", "CPU%", "RSS",
                       "SENT"], rows))
@@ -195,8 +212,18 @@ def logs(target: str, node: str, follow: bool, tail: int | None, endpoint: str |
     """A node's log: the same lines `run` shows, kept after the node has ended."""
     import zenoh
 
+    from dora_zenoh.cli.runs import follow_run_logs, run_logs
     from dora_zenoh.wire import keys
 
+    ran = run_logs(endpoint, target, node, tail)  # a dataflow that `run` supervises answers itself
+    if ran is not None:
+        for line in ran["lines"]:
+            click.echo(line)
+        if follow:
+            signal.signal(signal.SIGINT, _exit_quietly)
+            follow_run_logs(endpoint, target, node, ran["count"],
+                            click.echo)
+        return
     with _client(endpoint) as client:
         events: queue.SimpleQueue = queue.SimpleQueue()
         subs = []

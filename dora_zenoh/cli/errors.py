@@ -6,6 +6,8 @@ that reports a result code (a dataflow's outcome) without an error.
 """
 from __future__ import annotations
 
+import json
+import sys
 from typing import IO, Any
 
 import click
@@ -18,7 +20,20 @@ class CliError(click.ClickException):
     prefix = "error: "
 
     def show(self, file: IO[Any] | None = None) -> None:
+        if file is None and _json_requested():  # a script asked for JSON: it gets JSON, on stdout
+            click.echo(json.dumps({"error": self.format_message()}))
+            return
         click.echo(self.prefix + self.format_message(), file=file, err=file is None)
+
+
+def _json_requested() -> bool:
+    """Whether the command line asked for ``--json`` (the option every data-printing command has)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return "--json" in sys.argv[1:]
 
 
 class ProblemsError(CliError):

@@ -53,9 +53,10 @@ def load_or_exit(path: Path) -> Any:
     from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
     try:
-        return load_descriptor(path)
+        desc = load_descriptor(path)
     except DescriptorError as exc:
         raise ProblemsError(str(exc)) from None
+    return desc
 
 
 secure_option = click.option(

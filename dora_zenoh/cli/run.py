@@ -31,6 +31,11 @@ from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, 
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (it is still logged).")
 @click.option("--hot-reload", is_flag=True,
               help="Reload a Python operator in place (keeping its state) when its file changes.")
+@click.option("--fail-fast", is_flag=True,
+              help="Stop the whole dataflow when a node fails for good (default, as in dora: the others "
+                   "go on and the dataflow is 'degraded'); also the YAML's top-level `fail_fast: true`.")
+@click.option("--build", "build_first", is_flag=True,
+              help="Run every node's `build:` command first (as `dora-zenoh build`); a failure starts nothing.")
 @click.option("--record", "record_to", type=click.Path(path_type=Path),
               help="Record every output into this MCAP file, from the first message (see `record`).")
 @click.option("--record-compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd",
@@ -39,7 +44,7 @@ from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, 
 @secure_option
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
         log_dir: Path | None, log_max_size: int | None, log_max_files: int | None, quiet: bool,
-        hot_reload: bool, record_to: Path | None, record_compression: str,
+        hot_reload: bool, fail_fast: bool, build_first: bool, record_to: Path | None, record_compression: str,
         cpu_latency_us: int | None, secure: bool) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
@@ -56,9 +61,13 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         limits.backups = log_max_files
     desc = load_or_exit(file)
     _refuse_other_machines(desc, file)
+    if build_first:
+        from dora_zenoh.cli.build import build_or_exit
+
+        build_or_exit(desc)
     opts = RunOptions(name=name, endpoint=endpoint, stop_after=stop_after, grace=grace,
                       log_dir=log_dir, echo=not quiet, hot_reload=hot_reload, cpu_latency_us=cpu_latency_us,
-                      log_limits=limits, secure=secure)
+                      fail_fast=fail_fast, log_limits=limits, secure=secure)
     if record_to is not None:
         from dora_zenoh.cli.record import prepare_run_record
 
@@ -73,10 +82,15 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            click.echo("\n[dora-zenoh] stopping (Ctrl-C again to kill)", err=True)
+            click.echo(f"\n[dora-zenoh] stopping: STOP sent, nodes get {grace:g} s (Ctrl-C again to kill)",
+                       err=True)
             flow.stop()
+            grace_watch(flow, grace)
         else:
-            flow.kill()
+            left = still_running(flow)
+            click.echo("\n[dora-zenoh] second Ctrl-C: " + (f"killing {', '.join(left)} now" if left else
+                       "every node had already stopped"), err=True)
+            flow.kill(action="interrupted")
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -105,6 +119,40 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     raise click.exceptions.Exit(0 if result.ok else 1)
 
 
+def still_running(flow: Any) -> list[str]:
+    """The nodes whose process is still alive (not yet exited after STOP)."""
+    return [s["id"] for s in flow.node_states() if s["pid"] and s["status"] in ("running", "stopping")]
+
+
+def grace_watch(flow: Any, grace: float) -> None:
+    """During the grace period, say which nodes are still running (refreshed each second on a
+    terminal, every 3 s when piped), so a hanging node is named before it is killed."""
+    import sys
+    import threading
+    import time
+
+    tty = sys.stderr.isatty()
+    start = time.monotonic()
+
+    def watch() -> None:
+        shown = ""
+        while True:
+            time.sleep(1.0 if tty else 3.0)
+            left = still_running(flow)
+            elapsed = time.monotonic() - start
+            if not left or elapsed > grace + 5:
+                if tty and shown:
+                    sys.stderr.write("\r\x1b[K")
+                return
+            line = f"[dora-zenoh] waiting {elapsed:.0f}/{grace:g} s for: {', '.join(left)}"
+            if tty:
+                sys.stderr.write("\r\x1b[K" + line)
+                sys.stderr.flush()
+            elif line.split(" for: ")[1] != shown.split(" for: ")[-1]:
+                click.echo(line, err=True)
+            shown = line
+
+    threading.Thread(target=watch, daemon=True, name="grace-watch").start()
 def _refuse_other_machines(desc: Any, file: Path) -> None:
     """`run` has no daemons: a node that `deploy` places on another machine cannot start."""
     from dora_zenoh.descriptor.placement import remote_nodes

@@ -102,6 +102,7 @@ class TopSchema(_Schema):
     deploy: dict[str, Any] | None = None
     unstable_deploy: dict[str, Any] | None = Field(None, alias="_unstable_deploy")
     debug: dict[str, Any] | None = None
+    fail_fast: bool | None = None  # a node failing for good stops the dataflow (`run --fail-fast`)
 
 
 class InputSchema(_Schema):

@@ -248,8 +248,8 @@ class Coordinator:
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
-                  requester: access.Requester | None = None, secure: bool = False,
-                  record: str | None = None) -> dict[str, Any]:
+                  fail_fast: bool = False, requester: access.Requester | None = None,
+                  secure: bool = False, record: str | None = None) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -286,7 +286,8 @@ class Coordinator:
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
                               only=local_nodes(desc) if placed else None, part=bool(placed),
-                              secure=bool(secure), extra_readers=(keys.RECORDER_NODE,) if record else ())
+                              fail_fast=fail_fast, secure=bool(secure), answer_on_hub=False,
+                              extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             entry.remote = {m: RemotePart(m, ids) for m, ids in placed.items()}
@@ -350,7 +351,8 @@ class Coordinator:
             if entry.active:
                 raise CommandError(f"dataflow '{entry.name}' did not stop; not restarted")
         return self.cmd_start(entry.path, entry.name, entry.grace, str(entry.run.log_dir.parent),
-                              entry.run.options.cpu_latency_us, secure=entry.run.options.secure)
+                              entry.run.options.cpu_latency_us, fail_fast=entry.run.options.fail_fast,
+                              secure=entry.run.options.secure)
 
     def cmd_list(self, target: str | None = None) -> dict[str, Any]:
         if target is None:
@@ -614,7 +616,11 @@ class Coordinator:
             if reply.ok is None:
                 continue
             try:
-                counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = json.loads(reply.ok.payload.to_bytes())
+                stats = json.loads(reply.ok.payload.to_bytes())
+                # {"sent": {...}, "inputs": ...}; a node of an older release answered {output: count}
+                sent = stats.get("sent", stats) if isinstance(stats, dict) else None
+                if isinstance(sent, dict):
+                    counts[str(reply.ok.key_expr).rsplit("/", 1)[1]] = sent
             except (ValueError, RecursionError):  # whatever another session put there
                 continue
         return counts
@@ -622,7 +628,10 @@ class Coordinator:
     def _row(self, entry: Entry) -> dict[str, Any]:
         end = entry.ended or time.time()
         states = entry.node_states()
-        return {"id": entry.id, "name": entry.name, "status": entry.status, "path": entry.path,
+        status = entry.status  # a running dataflow with a node that failed for good is "degraded"
+        if status == "running" and any(s["status"] == "failed" for s in states):
+            status = "degraded"
+        return {"id": entry.id, "name": entry.name, "status": status, "path": entry.path,
                 "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
                 "running_nodes": sum(1 for s in states if s["pid"]),
                 "restarts": sum(s["restarts"] for s in states),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from dora_zenoh.console import warn
+from dora_zenoh.console import colour_prefix, use_colour, warn
 from dora_zenoh.supervision.logfile import LogLimits, NodeLog
 from dora_zenoh.wire import stderr_tags
 
@@ -76,7 +76,7 @@ class NodeLogs:
             self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
             if display is not None and self.options.echo:
                 out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
-                print(display, file=out, flush=True)
+                print(colour_prefix(display, node_id) if use_colour(out) else display, file=out, flush=True)
             if self.options.on_line is not None:
                 try:
                     self.options.on_line(node_id, line, is_stderr, display)

@@ -86,6 +86,8 @@ def exit_outcome(returncode: int | None, stop_action: str | None, grace: float,
 def _process_outcome(returncode: int | None, stop_action: str | None, grace: float) -> tuple[str, str]:
     if stop_action == "killed":
         return "killed", f"did not stop within the {grace:g} s grace period and was killed"
+    if stop_action == "interrupted":
+        return "killed", "was still running at the second Ctrl-C and was killed"
     if stop_action == "forced":
         return "killed", "was killed on request (--force)"
     if returncode == 0:

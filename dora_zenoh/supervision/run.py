@@ -33,6 +33,7 @@ from dora_zenoh.console import warn
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import NodeStartError
 from dora_zenoh.node import supervisor
+from dora_zenoh.supervision import runinfo
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
@@ -66,6 +67,9 @@ class RunOptions:
     on_line: LineHook | None = None
     hot_reload: bool = False  # operator runtimes reload changed operator files in place
     cpu_latency_us: int | None = None  # hold a PM QoS request while the dataflow runs (cpulatency)
+    # A node failing for good stops the whole dataflow (else, as in dora, the others go on and
+    # the dataflow is "degraded"); the YAML's top-level ``fail_fast: true`` sets it too.
+    fail_fast: bool = False
     log_limits: LogLimits | None = None  # rotation of node logs (logfile.py; default: from the environment)
     extra_readers: tuple[str, ...] = ()  # read every output, e.g. a `run --record` recorder (spawn.node_env)
     # Several machines: the ids of the nodes this process supervises (None: every node but the
@@ -74,6 +78,9 @@ class RunOptions:
     only: set[str] | None = None
     part: bool = False
     secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
+    # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
+    # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
+    answer_on_hub: bool = True
 
 
 class DataflowRun:
@@ -177,6 +184,10 @@ class DataflowRun:
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
             prefix, session = self.desc.prefix, self.session
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
+            # `list` and `logs` see a `run`'s dataflow too; a part (a daemon's, or one the
+            # coordinator adopted) is the coordinator's to answer for, on its control socket
+            if self.options.answer_on_hub and not self.options.part:
+                self._tokens.append(runinfo.serve(self))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
             self._live_nodes = live_nodes  # before the subscriber: its history arrives at once
             session.liveliness().declare_subscriber(
@@ -389,6 +400,12 @@ class DataflowRun:
         if self.session is not None:
             proc.exited_token = self.session.liveliness().declare_token(
                 keys.exited_token(self.desc.prefix, self.dataflow, node_id))
+        if status == "failed" and self._stopping_at is None and (
+                self.options.fail_fast or self.desc.raw.get("fail_fast") is True):
+            if self.options.echo:
+                print(f"[dora-zenoh] fail-fast: node '{node_id}' failed, stopping the dataflow",
+                      file=self.options.out or sys.stderr, flush=True)
+            self._events.put(("stop", None))
 
     def _respawn(self, node_id: str) -> None:
         """A node's restart delay is over: start it again (same keys, same log file)."""
@@ -460,17 +477,17 @@ class DataflowRun:
             self.options.grace = grace
         self._events.put(("stop", None))
 
-    def kill(self, forced: bool = False) -> None:
+    def kill(self, forced: bool = False, action: str | None = None) -> None:
         """Kill every node's process tree now; nothing restarts. Thread-safe.
 
         ``forced``: the user asked for it (reported as such rather than as a node
-        that ignored STOP).
+        that ignored STOP); ``action`` names another reason (``"interrupted"``: a second Ctrl-C).
         """
         self._killed = True
         roots = []
         for p in list(self.procs.values()):
             if p.popen.poll() is None:
-                p.stop_action = p.stop_action or ("forced" if forced else "killed")
+                p.stop_action = p.stop_action or action or ("forced" if forced else "killed")
                 roots.append((p.popen.pid, p.create_time))
         self._events.put(("stop", None))
         terminate_trees(roots, grace=0.0)

@@ -55,3 +55,26 @@ def test_json_of_nested_and_binary_values():
     payload, enc = _wire(pa.array([{"a": b"\x00", "b": float("nan")}]))
     out = dec.to_json(dec.decode(payload, enc))
     assert out["value"] == [{"a": {"base64": "AA=="}, "b": None}]
+
+
+def test_unknown_encoding_sniffs_arrow_and_text():
+    payload, _ = _wire(pa.array([1, 2], pa.int64()))
+    d = dec.decode(payload, "")
+    assert d.kind == "arrow" and d.value == [1, 2]
+    assert dec.decode(b"hello", "").kind == "text"
+    assert dec.decode(b"\xff\xff\xff\xffnot arrow", "").kind == "bytes"
+
+
+def test_zenoh_cli_decoder_names_the_key():
+    from dora_zenoh.introspect.zenoh_cli import decode
+
+    payload, _ = _wire(pa.array([0.5]))
+    assert decode("dora/f/n/o", payload) == "dora/f/n/o: double[1] [0.5]"
+    assert decode("dora/f/n/raw", bytes([0, 255, 7])) == "dora/f/n/raw: <3 bytes> 00 ff 07 |...|"
+
+
+def test_zenoh_cli_entry_point_is_registered():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="zenoh_cli.codecs.decoders") if e.name == "dora"]
+    assert ep.load().__module__ == "dora_zenoh.introspect.zenoh_cli"

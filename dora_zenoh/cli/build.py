@@ -1,0 +1,30 @@
+"""``dora-zenoh build FILE``: run every node's ``build:`` command in the YAML's folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dora_zenoh.cli.errors import CliError
+from dora_zenoh.cli.options import CONTEXT, load_or_exit
+
+
+def build_or_exit(desc: object) -> int:
+    from dora_zenoh.supervision.build import BuildError, run_builds
+
+    try:
+        return run_builds(desc)
+    except BuildError as exc:
+        raise CliError(str(exc)) from None
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path))
+def build(file: Path) -> None:
+    """Run each node's `build:` command (in the YAML's folder, output prefixed); stop at the first failure."""
+    count = build_or_exit(load_or_exit(file))
+    click.echo(f"[dora-zenoh] {count} build command(s) succeeded" if count else
+               "[dora-zenoh] no node has a `build:` command", err=True)
+
+
+COMMANDS = [build]

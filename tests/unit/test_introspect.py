@@ -1,0 +1,58 @@
+"""Rate statistics and graph building/rendering (no network)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dora_zenoh.descriptor import load_descriptor
+from dora_zenoh.introspect import graph as graphs
+from dora_zenoh.introspect.rate import Meter, fmt_bw_line, fmt_rate_line
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rate_counts_sent_messages_from_sequence_numbers():
+    m = Meter(window=100)
+    for i, seq in enumerate([0, 1, 2, 10, 11]):  # the watcher missed 3..9
+        m.add(i * 0.1, 100, seq)
+    r = m.report(0.5)
+    assert abs(r.rate - 27.5) < 1e-6  # 11 messages after the first, in 0.4 s
+    assert r.missed == 7 and r.seen == 5
+    assert abs(r.period_mean - 0.1) < 1e-9  # periods only between consecutive sequence numbers
+    assert r.mean_size == 100 and abs(r.bytes_per_s - 2750) < 1e-6
+    assert "average rate: 27.500" in fmt_rate_line(r) and "7 not seen" in fmt_rate_line(r)
+    assert fmt_bw_line(r).startswith("2.75 KB/s from 12 messages")
+
+
+def test_rate_without_sequence_numbers_and_window():
+    m = Meter(window=1.0)
+    for i in range(30):
+        m.add(i * 0.1, 10, None)
+    r = m.report(2.9)
+    assert r.seen == 11 and abs(r.rate - 10) < 1e-6 and r.missed == 0
+    assert Meter().report(0.0) is None
+
+
+def test_graph_of_an_operator_dataflow():
+    g = graphs.from_descriptor(load_descriptor(ROOT / "examples/python-operator/dataflow.yml"))
+    kinds = {v.id: v.kind for v in g.vertices.values()}
+    assert kinds == {"counter/op": "operator", "printer": "node", "timer:50000000": "timer"}
+    edges = {(e.src, e.dst, e.output, e.input) for e in g.edges}
+    assert ("counter/op", "printer", "counter", "counter") in edges
+    mermaid = graphs.to_mermaid(g)
+    assert mermaid.startswith("flowchart LR") and '[["counter/op"]]' in mermaid and '(["timer 50 ms"])' in mermaid
+    dot = graphs.to_dot(g)
+    assert '"counter/op" -> "printer" [label="counter [10]"];' in dot
+
+
+def test_html_is_self_contained_and_survives_cycles():
+    g = graphs.Graph("loop")
+    for v in ("a", "b", "c"):
+        g.vertices[v] = graphs.Vertex(v, v, "node")
+    g.edges += [graphs.Edge("a", "b", "x", "x", 10, "drop_oldest"), graphs.Edge("b", "c", "y", "y", 1, "block"),
+                graphs.Edge("c", "a", "z", "back", 10, "drop_oldest"), graphs.Edge("c", "c", "s", "self")]
+    pos = graphs.layout(g)
+    assert pos["a"][0] < pos["b"][0] < pos["c"][0]
+    page = graphs.to_html(g)
+    assert "<script" not in page and "https://" not in page and "<link" not in page
+    assert page.count('class="edge"') == 4 and "y → y" not in page and "y [1, block]" in page
+    assert "z → back [10]" in page
