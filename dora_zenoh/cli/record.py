@@ -8,22 +8,7 @@ from typing import Any
 import click
 
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration
-from dora_zenoh.units import parse_size
-
-
-class Size(click.ParamType):
-    """``100MiB``, ``1G``, ``512k`` or plain bytes."""
-
-    name = "size"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+from dora_zenoh.cli.options import CONTEXT, Duration, Size
 
 
 def split_targets(args: tuple[str, ...]) -> tuple[str | None, list[str]]:

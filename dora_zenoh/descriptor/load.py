@@ -29,9 +29,7 @@ import yaml
 from dora_zenoh.descriptor.context import Context, NodeInfo
 from dora_zenoh.descriptor.model import (
     Descriptor,
-    OperatorSpec,
     Problem,
-    ResolvedInput,
     ResolvedNode,
 )
 from dora_zenoh.descriptor.rules import commands, ids, outputs, stdout
@@ -46,18 +44,7 @@ from dora_zenoh.descriptor.schema import TopSchema
 from dora_zenoh.descriptor.yaml_lines import load_yaml_with_lines
 from dora_zenoh.errors import DescriptorError
 
-# The model's names stay importable from here (``from dora_zenoh.descriptor.load import
-# ResolvedNode``) for code written before the split; new code imports ``dora_zenoh.descriptor``.
-__all__ = [
-    "Descriptor",
-    "DescriptorError",
-    "OperatorSpec",
-    "Problem",
-    "ResolvedInput",
-    "ResolvedNode",
-    "check_file",
-    "load_descriptor",
-]
+__all__ = ["check_file", "load_descriptor"]
 
 
 def _check(ctx: Context) -> Descriptor | None:
