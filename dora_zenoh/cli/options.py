@@ -67,4 +67,4 @@ secure_option = click.option(
 
 endpoint_option = click.option(
     "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
-    help="The coordinator's Zenoh endpoint  [default: tcp/127.0.0.1:7447].")
+    help="The Zenoh endpoint of the coordinator or of a `run` (its hub)  [default: tcp/127.0.0.1:7447].")
