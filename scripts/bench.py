@@ -432,14 +432,22 @@ def parse_flood(spec: str) -> tuple[int, int, int]:
     return size, -(-count // window) * window, window
 
 
-def flood_dataflow(spec: str, result: Path, rx_result: Path, ack_timeout: float, queue_factor: float) -> list[dict]:
-    """tx floods `data`; rx's input queue holds one window (times --queue-factor), which must be enough."""
+def flood_dataflow(spec: str, result: Path, rx_result: Path, ack_timeout: float, queue_factor: float,
+                   rx_policy: str = "drop_oldest") -> list[dict]:
+    """tx floods `data`; rx's input queue holds one window (times --queue-factor), which must be enough.
+
+    ``rx_policy`` block: nothing may be lost however loaded the machine is (drop_oldest, the
+    default and dora-rs's, may lose a message whose reader was descheduled: docs/guarantees.md).
+    """
     size, count, window = parse_flood(spec)
     queue_size = max(1, round(window * queue_factor))
+    data = {"source": "tx/data", "queue_size": queue_size}
+    if rx_policy != "drop_oldest":
+        data["queue_policy"] = rx_policy
     tx_env = {"RESULT_FILE": result, "SIZE": size, "COUNT": count, "WINDOW": window, "ACK_TIMEOUT": ack_timeout}
     rx_env = {"RX_RESULT_FILE": rx_result, "SIZE": size, "WINDOW": window}
     return [node("tx", "flood_tx.py", {"ack": "rx/ack"}, ["data", "done"], tx_env),
-            node("rx", "flood_rx.py", {"data": {"source": "tx/data", "queue_size": queue_size}, "done": "tx/done"},
+            node("rx", "flood_rx.py", {"data": data, "done": "tx/done"},
                  ["ack"], rx_env)]
 
 
@@ -447,7 +455,8 @@ def run_throughput(runtime: Runtime, spec: str, opts: argparse.Namespace) -> dic
     """msgs/s and MB/s of acknowledged messages, and `lost` = sent - received by rx."""
     with tempfile.TemporaryDirectory(prefix="dz-bench-res-") as tmp:
         result, rx_result = Path(tmp) / "tx.json", Path(tmp) / "rx.json"
-        with dataflow(runtime, flood_dataflow(spec, result, rx_result, opts.ack_timeout, opts.queue_factor), opts.timeout) as run:
+        with dataflow(runtime, flood_dataflow(spec, result, rx_result, opts.ack_timeout, opts.queue_factor,
+                                                    opts.rx_policy), opts.timeout) as run:
             error = finish(run, opts.timeout + 30)
         if not result.exists():
             return {"error": error or "sender wrote no result"}
@@ -1052,6 +1061,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seconds the sender waits for a window's ack before declaring a message lost")
     ap.add_argument("--queue-factor", type=float, default=1.0,
                     help="throughput receiver's queue_size = window x this (1: exactly one window)")
+    ap.add_argument("--rx-policy", choices=("drop_oldest", "block"), default="drop_oldest",
+                    help="throughput receiver's queue_policy (default drop_oldest, as in dora-rs; with block "
+                         "nothing may be lost even on a loaded machine)")
     ap.add_argument("--busy-ms", type=float, default=10.0, help="busy case: computing time after each send, ms")
     ap.add_argument("--busy-period-ms", type=int, default=20, help="busy case: the sender's timer period, ms")
     ap.add_argument("--busy-count", type=int, help=f"busy case: measured messages (default {FULL['busy_count']})")
@@ -1175,6 +1187,7 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
             report["throughput"]["summary"][spec] = summarize_throughput(runs)
             report["errors"] += errors_of(f"throughput {spec}", runs)
         queue = "window" if opts.queue_factor == 1 else f"window x {opts.queue_factor:g}"
+        queue += "" if opts.rx_policy == "drop_oldest" else f", queue_policy {opts.rx_policy}"
         out.append(f"windowed throughput, median over repeats (ack after every window; receiver queue_size = "
                    f"{queue}); lost = sent - received, summed over repeats\n"
                    + throughput_table(report["throughput"]["summary"], names))
