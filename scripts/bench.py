@@ -73,6 +73,7 @@ FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
 CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record", "scale")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
+DZ_CLOSED = "dora-zenoh closed"  # --closed: the same runs with `run --secure`
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
 BUSY_KEYS = ("p50_us", "p90_us", "p99_us", "max_us")  # busy case: the receiver's delay quantiles (µs)
@@ -218,16 +219,18 @@ def default_dora_zenoh_cmd() -> str:
     return found if found else f"{sys.executable} -m dora_zenoh"
 
 
-def dora_zenoh_runtime(cmd: str, record: bool = False) -> Runtime:
+def dora_zenoh_runtime(cmd: str, record: bool = False, closed: bool = False) -> Runtime:
     """dora-zenoh on a private hub port, quiet, logs in the run's work dir, bounded by --stop-after;
-    ``record``: every run also records all its outputs (`run --record`), to see what that costs."""
+    ``record``: every run also records all its outputs (`run --record`), to see what that costs;
+    ``closed``: a closed dataflow (`run --secure`: credentials and access control, docs/security.md)."""
     def command(path: Path, stop_after: float, workdir: Path) -> list[str]:
         return cmd.split() + ["run", str(path), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
                               "--stop-after", f"{stop_after:.0f}s", "--grace", "5s", "--quiet",
                               "--log-dir", str(workdir / "logs")] + (
-                                  ["--record", str(workdir / "run.mcap")] if record else [])
+                                  ["--record", str(workdir / "run.mcap")] if record else []) + (
+                                  ["--secure"] if closed else [])
     path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return Runtime(DZ, command, {"PATH": path_env})
+    return Runtime(DZ_CLOSED if closed else DZ, command, {"PATH": path_env})
 
 
 def ensure_dora_rs(venv: Path) -> Path:
@@ -1055,6 +1058,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--with-record", action="store_true",
                     help="dora-zenoh runs every case's dataflow with `run --record` (compare with a run "
                          "without it: the recorder's cost to latency and throughput)")
+    ap.add_argument("--closed", action="store_true",
+                    help=f"also run every case as a closed dataflow (`run --secure`), as runtime '{DZ_CLOSED}': "
+                         "what credentials and access control cost")
     ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
                     f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
     ap.add_argument("--ack-timeout", type=float, default=5.0,
@@ -1133,6 +1139,8 @@ def parse_cpu_pair(spec: str) -> tuple[int, int]:
 def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime | str]:
     """dora-zenoh, plus dora-rs with --compare; a string in place of a Runtime says why it is unavailable."""
     runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record)}
+    if opts.closed:
+        runtimes[DZ_CLOSED] = dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record, closed=True)
     if opts.compare:
         try:
             runtimes[RS] = dora_rs_runtime(opts.dora_rs_venv)
