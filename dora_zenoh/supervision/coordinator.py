@@ -457,6 +457,10 @@ class Coordinator:
                         adopt.append(rep)
                     continue
                 part = entry.remote.get(machine)
+                if part is None and entry.adopted and rep.get("status") != "ended":
+                    # Adopted from another daemon's report: this machine's nodes join the entry
+                    # whenever its report arrives (a daemon slower to reach us, or back later).
+                    part = entry.remote[machine] = self._remote_part(machine, rep)
                 if part is None or part.status == "lost" and machine not in self.daemons:
                     continue
                 part.states = list(rep.get("nodes", []))
@@ -498,6 +502,12 @@ class Coordinator:
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
+    @staticmethod
+    def _remote_part(machine: str, rep: dict[str, Any]) -> RemotePart:
+        """The part of an adopted dataflow that one daemon's report describes."""
+        return RemotePart(machine, [s["id"] for s in rep["nodes"]], list(rep["nodes"]), "running",
+                          rep.get("log_dir"))
+
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back
         (``list`` shows it, ``stop`` and ``logs`` work). Its nodes on the coordinator's machine died
@@ -508,8 +518,7 @@ class Coordinator:
             for entry in self.entries.values():
                 if entry.id == rep["id"]:  # another daemon's report got there first
                     if machine not in entry.remote:
-                        entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
-                                                           "running", rep.get("log_dir"))
+                        entry.remote[machine] = self._remote_part(machine, rep)
                     return
             try:
                 desc = load_descriptor(rep["path"])
@@ -520,8 +529,7 @@ class Coordinator:
             run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
             run.run_id = rep["id"]
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
-            entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
-                                               "running", rep.get("log_dir"))
+            entry.remote[machine] = self._remote_part(machine, rep)
             self.entries[entry.id] = entry
         print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
               flush=True)

@@ -324,13 +324,21 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
 
 def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
     start_flow(machines, "adopt")
-    coordinator = machines.procs[0]
+    coordinator, daemon_b = machines.procs[0], machines.procs[2]
     coordinator.send_signal(signal.SIGKILL)
     coordinator.wait(10)
     count = len(received(machines.tmp))
     wait_for(lambda: len(received(machines.tmp)) > count + 3, 30, "data to keep flowing without a coordinator")
-    machines.start_coordinator()
-    wait_for(lambda: set(machines.nodes("adopt")) == {"sensor", "proc", "act"}, 30, "the dataflow to be adopted")
+    # Daemon b reports only after the new coordinator adopted the dataflow from a's report (in
+    # CI it happened by chance, and b's nodes were never added): whenever a daemon's report
+    # arrives, its nodes join the adopted dataflow. (Its nodes run on while it is paused.)
+    daemon_b.send_signal(signal.SIGSTOP)
+    try:
+        machines.start_coordinator()
+        wait_for(lambda: set(machines.nodes("adopt")) == {"sensor", "act"}, 30, "adoption from a's report")
+    finally:
+        daemon_b.send_signal(signal.SIGCONT)
+    wait_for(lambda: set(machines.nodes("adopt")) == {"sensor", "proc", "act"}, 60, "b's nodes to be adopted")
     assert all(s["status"] == "running" for s in machines.nodes("adopt").values())
     out = machines.cli("stop", "adopt")
     assert out.returncode == 0, out.stderr
