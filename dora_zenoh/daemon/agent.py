@@ -34,6 +34,7 @@ from dora_zenoh import __version__, console
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
@@ -54,8 +55,11 @@ class Part:
     ended: float | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
 
-    def report(self) -> dict[str, Any]:
+    def report(self, usage: dict[Any, tuple[float, int]] | None = None) -> dict[str, Any]:
+        """This part for the state report; ``usage``: (CPU %, RSS) by (dataflow, node) id."""
         nodes = self.run.node_states()
+        for state in nodes:
+            state["cpu"], state["rss"] = (usage or {}).get((self.run.dataflow, state["id"]), (0.0, 0))
         if self.result is not None:
             for state, res in zip(nodes, self.result.nodes, strict=False):
                 state["status"], state["detail"] = res.status, res.detail
@@ -74,6 +78,7 @@ class Daemon:
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
         self._shutdown = threading.Event()
+        self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
 
     def serve(self) -> int:
         try:
@@ -120,8 +125,10 @@ class Daemon:
             for name in [n for n, p in self.parts.items() if p.ended and now - p.ended > KEEP_ENDED]:
                 del self.parts[name]
             parts = list(self.parts.values())
+            usage = self._usage.sample([{**s, "id": (p.run.dataflow, s["id"])} for p in parts
+                                        for s in p.run.node_states()])
         return {"machine": self.machine, "pid": os.getpid(), "listen": self.listen, "time": now,
-                "parts": [p.report() for p in parts]}
+                "parts": [p.report(usage) for p in parts]}
 
     def _stop_all(self) -> None:
         with self.lock:

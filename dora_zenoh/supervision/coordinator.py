@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zenoh
 
 from dora_zenoh import __version__
@@ -39,6 +38,7 @@ from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
@@ -101,6 +101,15 @@ class Entry:
     def active(self) -> bool:
         return self.status not in ENDED
 
+    def usage_of(self, state: dict[str, Any]) -> tuple[float, int]:
+        """(CPU %, RSS bytes) of a node of :meth:`node_states`: measured here for the
+        coordinator's own nodes, by its daemon for a node on another machine."""
+        if not state["pid"]:
+            return 0.0, 0
+        if state.get("machine"):
+            return float(state.get("cpu") or 0.0), int(state.get("rss") or 0)
+        return self.usage.get(state["id"], (0.0, 0))
+
     def node_states(self) -> list[dict[str, Any]]:
         """Every node, wherever it runs (``machine``: None for the coordinator's own)."""
         states = [{**s, "machine": None} for s in self.run.node_states()]
@@ -125,7 +134,7 @@ class Coordinator:
         self.started = time.time()
         self._shutdown = threading.Event()
         self._down_started = False
-        self._pcache: dict[tuple[int, float], psutil.Process] = {}
+        self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when its token appeared
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -364,7 +373,7 @@ class Coordinator:
         sent = self._sent_counts(entry) if entry.active else {}
         nodes = []
         for state in entry.node_states():
-            cpu, rss = entry.usage.get(state["id"], (0.0, 0)) if state["pid"] else (0.0, 0)
+            cpu, rss = entry.usage_of(state)
             counts = dict(entry.run.sent_before.get(state["id"], {}))
             for out, n in sent.get(state["id"], {}).items():
                 counts[out] = counts.get(out, 0) + n
@@ -643,50 +652,19 @@ class Coordinator:
                 "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
                 "running_nodes": sum(1 for s in states if s["pid"]),
                 "restarts": sum(s["restarts"] for s in states),
-                "cpu": round(sum(c for c, _ in entry.usage.values()), 1) if entry.active else 0.0,
-                "rss": sum(r for _, r in entry.usage.values()) if entry.active else 0,
+                "cpu": round(sum(entry.usage_of(s)[0] for s in states), 1) if entry.active else 0.0,
+                "rss": sum(entry.usage_of(s)[1] for s in states) if entry.active else 0,
                 "summary": entry.summary}
 
     def _sampler(self) -> None:
-        """CPU% and RSS of every node's whole process tree, once per SAMPLE_PERIOD."""
+        """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the
+        daemons measure theirs and send the figures in their reports)."""
         while not self._shutdown.wait(SAMPLE_PERIOD):
-            seen: set[tuple[int, float]] = set()
             with self.lock:
                 active = [e for e in self.entries.values() if e.active]
+            usage = self._usage.sample([{**s, "id": (e.id, s["id"])} for e in active for s in e.run.node_states()])
             for entry in active:
-                usage = {}
-                for state in entry.run.node_states():
-                    if state["pid"]:
-                        usage[state["id"]] = self._tree_usage(state["pid"], state["create_time"], seen)
-                entry.usage = usage
-            for key in set(self._pcache) - seen:
-                del self._pcache[key]
-
-    def _tree_usage(self, pid: int, create_time: float, seen: set[tuple[int, float]]) -> tuple[float, int]:
-        cpu, rss = 0.0, 0
-        try:
-            root = self._process(pid, create_time)
-            if root is None:
-                return 0.0, 0
-            procs = [root] + root.children(recursive=True)
-        except psutil.Error:
-            return 0.0, 0
-        for p in procs:
-            try:
-                key = (p.pid, p.create_time())
-                cached = self._pcache.setdefault(key, p)
-                seen.add(key)
-                cpu += cached.cpu_percent(None)  # since the previous sample (0.0 the first time)
-                rss += cached.memory_info().rss
-            except psutil.Error:
-                continue
-        return round(cpu, 1), rss
-
-    def _process(self, pid: int, create_time: float | None) -> psutil.Process | None:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 0.01:
-            return None
-        return p
+                entry.usage = {node: u for (eid, node), u in usage.items() if eid == entry.id}
 
 
 def main(endpoint: str | None = None, group: str | None = None) -> int:

@@ -275,6 +275,19 @@ def test_three_machines_and_a_4mib_message(machines: Machines) -> None:
     nodes = machines.nodes("three")
     assert {n: s["machine"] for n, s in nodes.items()} == {"sensor": "a", "proc": "b", "act": "a"}
     assert all(s["status"] == "running" for s in nodes.values()), nodes
+    # CPU and RSS of every node, measured by its machine's daemon (a Python node with Zenoh has
+    # tens of MiB resident; the coordinator used to show 0 for remote nodes; a first CPU sample is 0.0)
+    wait_for(lambda: all(s["rss"] > BIG for s in machines.nodes("three").values()), 30, "every node's RSS")
+    assert all(s["cpu"] >= 0.0 and s["pid"] for s in machines.nodes("three").values())
+    out = machines.cli("node", "list", "-d", "three", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["id"]: r for r in json.loads(out.stdout)}
+    assert {n: r["machine"] for n, r in rows.items()} == {"sensor": "a", "proc": "b", "act": "a"}, rows
+    assert all(r["rss"] > BIG and r["cpu"] is not None and r["restarts"] == 0 for r in rows.values()), rows
+    assert rows["proc"]["pid"] == nodes["proc"]["pid"]
+    out = machines.cli("node", "info", "proc", "-d", "three")
+    assert out.returncode == 0, out.stderr
+    assert "machine b" in out.stdout and "CPU: -%" not in out.stdout, out.stdout
     logs = machines.cli("logs", "three", "proc")
     assert logs.returncode == 0, logs.stderr
     out = machines.cli("stop", "three")
