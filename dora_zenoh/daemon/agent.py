@@ -161,7 +161,7 @@ class Daemon:
             query.drop()
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
-                  log_dir: str | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, fail_fast: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         try:
@@ -180,7 +180,8 @@ class Daemon:
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True)
+                              log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
+                              fail_fast=fail_fast)
             run = DataflowRun(desc, opts)
             part = Part(run, id, str(desc.path), grace)
             self.parts[name] = part

@@ -88,6 +88,9 @@ class Entry:
     # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
     remote: dict[str, RemotePart] = field(default_factory=dict)
     adopted: bool = False  # started by an earlier coordinator, found running on daemons
+    # Fail-fast across machines: the first node (on whichever machine) that failed for good,
+    # as "node 'n' on machine 'm' <detail>", once the coordinator stopped every part for it.
+    fail_fast_cause: str | None = None
 
     @property
     def id(self) -> str:
@@ -96,6 +99,11 @@ class Entry:
     @property
     def name(self) -> str:
         return self.run.dataflow
+
+    @property
+    def fail_fast(self) -> bool:
+        """``start --fail-fast`` or the YAML's ``fail_fast: true``."""
+        return self.run.options.fail_fast or self.run.desc.raw.get("fail_fast") is True
 
     @property
     def active(self) -> bool:
@@ -306,7 +314,7 @@ class Coordinator:
             run.start()
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
-                                          nodes=part.nodes, grace=grace)
+                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None)
                 part.status, part.log_dir = "running", reply.get("log_dir")
         except Exception as exc:
             for part in entry.remote.values():
@@ -457,6 +465,7 @@ class Coordinator:
         except (ValueError, KeyError, TypeError):
             return
         adopt = []
+        fail_fast: list[tuple[Entry, str]] = []
         with self.lock:
             by_id = {e.id: e for e in self.entries.values()}
             for rep in parts:
@@ -476,12 +485,19 @@ class Coordinator:
                 part.log_dir = rep.get("log_dir")
                 if part.status != "ended":
                     part.status = "ended" if rep.get("status") == "ended" else "running"
+                failed = [s for s in part.states if s.get("status") == "failed"]
+                if failed and entry.fail_fast and entry.fail_fast_cause is None and not entry.stop_requested:
+                    first = failed[0]
+                    fail_fast.append((entry, f"node '{first['id']}' on machine '{machine}' "
+                                             f"{first.get('detail') or 'failed'}"))
             # A new daemon process for a machine whose part was lost: its nodes died with the old one.
             reported = {rep.get("id") for rep in parts}
             respawn = [e for e in self.entries.values() if e.active and not e.stop_requested
                        and machine in e.remote and e.remote[machine].status == "lost" and e.id not in reported]
             for entry in respawn:
                 entry.remote[machine].status = "respawning"
+        for entry, cause in fail_fast:
+            self._fail_fast(entry, cause)
         for rep in adopt:
             threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
         for entry in respawn:
@@ -497,7 +513,7 @@ class Coordinator:
             return
         try:
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
-                              grace=entry.grace)
+                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None)
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)
@@ -546,6 +562,16 @@ class Coordinator:
         entry.thread.start()
 
     # -- supervision -------------------------------------------------------------------------------
+    def _fail_fast(self, entry: Entry, cause: str) -> None:
+        """A node of a fail-fast dataflow failed for good: stop the dataflow on every machine
+        (its own machine's part stops itself; the others hear it from here)."""
+        with self.lock:
+            if entry.fail_fast_cause is not None or not entry.active:
+                return
+            entry.fail_fast_cause = cause
+        print(f"[dora-zenoh] fail-fast: {cause}; stopping dataflow '{entry.name}' on every machine", flush=True)
+        self._stop_entry(entry, None, False)
+
     def _stop_entry(self, entry: Entry, grace: float | None, force: bool) -> None:
         with self.lock:
             if not entry.active:
@@ -564,6 +590,10 @@ class Coordinator:
 
     def _supervise(self, entry: Entry) -> None:
         result = entry.run.wait()
+        if entry.fail_fast and entry.remote and result.first_failure is not None \
+                and result.first_failure.status == "failed":  # our own part stopped itself: now the others
+            first = result.first_failure
+            self._fail_fast(entry, f"node '{first.id}' on the coordinator's machine {first.detail}")
         while not all(p.done for p in entry.remote.values()):  # the other machines' parts
             time.sleep(0.1)
         for pub in list(entry.log_pubs.values()):
@@ -578,6 +608,13 @@ class Coordinator:
             killed = [n for n in result.nodes if n.status == "killed"]
             lost = [s for s in remote if s["status"] in ("failed", "lost")
                     or (s["status"] == "killed" and not entry.stop_requested)]
+            if entry.fail_fast_cause is not None:
+                entry.status = "failed"
+                entry.summary = (f"dataflow '{entry.name}' failed: {entry.fail_fast_cause} (fail-fast: the "
+                                 f"dataflow was stopped on every machine)")
+                print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+                self._publish_done(entry)
+                return
             if lost and not crashed:
                 entry.status = "failed"
                 entry.summary = "\n".join(f"node '{s['id']}' on machine '{s['machine']}' {s['detail'] or s['status']}"

@@ -197,7 +197,8 @@ def machines(tmp_path: Path) -> Iterator[Machines]:
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")  # shown if the test failed
 
 
-def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart: str = "never") -> Path:
+def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart: str = "never",
+               proc_crash_after: int = 0, proc_max_restarts: int | None = None) -> Path:
     (folder / "sensor.py").write_text(textwrap.dedent(f"""
         from dora import Node
         node = Node()
@@ -210,11 +211,18 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart:
                 print("event", event["type"], flush=True)
         print("sensor loop ended", flush=True)
     """))
-    (folder / "proc.py").write_text(textwrap.dedent("""
+    (folder / "proc.py").write_text(textwrap.dedent(f"""
+        import os, sys
         from dora import Node
         node = Node()
+        with open("proc-starts.txt", "a") as f:
+            f.write(f"{{os.getpid()}}\\n")
+        n = 0
         for event in node:
             if event["type"] == "INPUT":
+                n += 1
+                if {proc_crash_after} and n > {proc_crash_after}:
+                    sys.exit(3)  # a crash, after forwarding {proc_crash_after} messages
                 node.send_output("cmd", bytes(event["value"].to_numpy()))
     """))
     (folder / "act.py").write_text(textwrap.dedent("""
@@ -238,7 +246,8 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart:
           - id: proc
             path: proc.py
             deploy: {{machine: b}}
-            restart_policy: {proc_restart}
+            restart_policy: {proc_restart}{f"{chr(10)}            max_restarts: {proc_max_restarts}"
+                                            if proc_max_restarts is not None else ""}
             inputs: {{reading: sensor/reading}}
             outputs: [cmd]
           - id: act
@@ -257,12 +266,12 @@ def received(folder: Path) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[1])) for r in rows if len(r) == 3]
 
 
-def start_flow(net: Machines, name: str, **kw: Any) -> Path:
+def start_flow(net: Machines, name: str, *start_args: str, **kw: Any) -> Path:
     net.start_coordinator()
     net.start_daemon("a")
     net.start_daemon("b")
     yaml = write_flow(net.tmp, **kw)
-    out = net.cli("start", str(yaml), "--name", name, "--detach")
+    out = net.cli("start", str(yaml), "--name", name, "--detach", *start_args)
     assert out.returncode == 0, out.stderr
     wait_for(lambda: len(received(net.tmp)) >= 3, 60, "data through b")
     return yaml
@@ -333,6 +342,26 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
     wait_for(lambda: machines.nodes("lost")["proc"]["status"] == "running", 30, "proc to run again")
     assert machines.nodes("lost")["proc"]["pid"] != old_pid
     wait_for(lambda: len(received(machines.tmp)) > count + 3, 30, "data through the restarted proc")
+
+
+def test_remote_restart_policy_then_fail_fast_stops_every_machine(machines: Machines) -> None:
+    # proc (machine b) crashes after 10 messages, every time: b's daemon restarts it once
+    # (on-failure, max_restarts 1); its second crash is for good, and --fail-fast then stops the
+    # dataflow on machine a too.
+    start_flow(machines, "ff", "--fail-fast", proc_restart="on-failure", proc_crash_after=10, proc_max_restarts=1)
+
+    def dataflow() -> dict:
+        out = machines.cli("list", "ff", "--json")
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    wait_for(lambda: dataflow().get("status") == "failed", 90, "the dataflow to fail")
+    d = dataflow()
+    nodes = {n["id"]: n for n in d["nodes"]}
+    assert nodes["proc"]["status"] == "failed" and nodes["proc"]["restarts"] == 1, nodes
+    assert len((machines.tmp / "proc-starts.txt").read_text().split()) == 2  # restarted by b's daemon
+    for node in ("sensor", "act"):  # machine a's: stopped by fail-fast (they end cleanly on STOP)
+        assert nodes[node]["status"] in ("succeeded", "stopped") and not nodes[node]["pid"], nodes
+    assert "node 'proc' on machine 'b'" in d["summary"] and "fail-fast" in d["summary"], d["summary"]
 
 
 def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
