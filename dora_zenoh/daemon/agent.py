@@ -39,6 +39,8 @@ from dora_zenoh.wire import keys, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
+# Retry the coordinator's endpoint every 0.2-0.5 s while unlinked (a cheap TCP dial each time).
+RECONNECT = "{period_init_ms: 200, period_max_ms: 500, period_increase_factor: 1.5}"
 KEEP_ENDED = 120.0  # seconds an ended part stays in the reports (a coordinator may be restarting)
 
 
@@ -82,7 +84,11 @@ class Daemon:
 
     def serve(self) -> int:
         try:
-            self.session = zenoh.open(zconfig.peer_config([self.coordinator], [self.listen]))
+            conf = zconfig.peer_config([self.coordinator], [self.listen])
+            # Zenoh's default waits up to 4 s between tries: after an outage, data waited for the
+            # daemon's link to the coordinator (gossip links the machines' nodes through it).
+            conf.insert_json5("connect/retry", RECONNECT)
+            self.session = zenoh.open(conf)
         except zenoh.ZError as exc:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
             return 1
@@ -161,7 +167,8 @@ class Daemon:
             query.drop()
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
-                  log_dir: str | None = None, fail_fast: bool = False) -> dict[str, Any]:
+                  log_dir: str | None = None, fail_fast: bool = False,
+                  restarts: dict[str, int] | None = None) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         try:
@@ -183,6 +190,7 @@ class Daemon:
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
                               fail_fast=fail_fast)
             run = DataflowRun(desc, opts)
+            run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             part = Part(run, id, str(desc.path), grace)
             self.parts[name] = part
         try:

@@ -36,6 +36,7 @@ from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
+from dora_zenoh.supervision.restart import RestartRule, restarts_after
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
@@ -51,16 +52,23 @@ class RemotePart:
     machine: str
     nodes: list[str]
     states: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "starting"  # starting | running | stopping | ended | lost
+    status: str = "starting"  # starting | running | stopping | ended | lost | respawning
     log_dir: str | None = None
+    # A node of it has a restart policy: if its daemon is lost, the dataflow waits for the
+    # daemon to come back (and restarts those nodes) rather than ending without them.
+    waits: bool = False
 
     @property
     def done(self) -> bool:
-        return self.status in ("ended", "lost")
+        return self.status == "ended" or (self.status == "lost" and not self.waits)
+
+    def restarts(self, node: str) -> int:
+        """The node's restarts as last reported (0 if never)."""
+        return next((int(s.get("restarts") or 0) for s in self.states if s.get("id") == node), 0)
 
     def node_states(self) -> list[dict[str, Any]]:
         if self.status == "lost":
-            return [{"id": n, "pid": None, "status": "lost", "restarts": 0, "create_time": None,
+            return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
                      "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
                      "machine": self.machine} for n in self.nodes]
         known = {s["id"]: s for s in self.states}
@@ -143,7 +151,10 @@ class Coordinator:
         self._shutdown = threading.Event()
         self._down_started = False
         self._usage = TreeSampler()
-        self.daemons: dict[str, float] = {}  # machine id -> when its token appeared
+        self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
+        self._token_up: set[str] = set()  # machines whose daemon token is there
+        self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
+        self._lost_at: dict[str, float] = {}  # machine -> monotonic time its token last went
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -307,7 +318,7 @@ class Coordinator:
                               extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
-            entry.remote = {m: RemotePart(m, ids) for m, ids in placed.items()}
+            entry.remote = {m: RemotePart(m, ids, waits=self._restartable(desc, ids)) for m, ids in placed.items()}
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
         try:
@@ -442,19 +453,44 @@ class Coordinator:
         return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
                 f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")
 
+    @staticmethod
+    def _restartable(desc: Any, nodes: list[str]) -> bool:
+        return any(desc.node(n).restart_policy != "never" for n in nodes)
+
     def _on_daemon(self, sample: zenoh.Sample) -> None:
+        """A daemon's liveliness token came or went.
+
+        Lost: the token went, which Zenoh tells a few ms after the daemon's process dies (its
+        socket closes) and a lease (10 s) after its machine or link went silent. Connected: the
+        token is there AND a state report came from the daemon since it was lost. The token
+        alone is not believed: during a partition another peer, whose own link to the daemon
+        had not timed out yet, passed it on again (lost, connected, lost in CI); a report can
+        only come from the daemon itself.
+        """
         machine = str(sample.key_expr).rsplit("/", 1)[1]
-        if sample.kind == zenoh.SampleKind.PUT:
-            self.daemons[machine] = time.time()
-            print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
-            return
-        self.daemons.pop(machine, None)
-        print(f"[dora-zenoh] daemon of machine '{machine}' lost", flush=True)
         with self.lock:
+            if sample.kind == zenoh.SampleKind.PUT:
+                self._token_up.add(machine)
+                self._maybe_connected(machine)
+                return
+            self._token_up.discard(machine)
+            self._lost_at[machine] = time.monotonic()
+            if self.daemons.pop(machine, None) is None:
+                return
+            print(f"[dora-zenoh] daemon of machine '{machine}' lost", flush=True)
             for entry in self.entries.values():
                 part = entry.remote.get(machine)
                 if part is not None and not part.done:
                     part.status = "lost"
+
+    def _maybe_connected(self, machine: str) -> None:
+        """(Under the lock) token there and heard from since the loss: connected."""
+        if machine in self.daemons or machine not in self._token_up:
+            return
+        if self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
+            return
+        self.daemons[machine] = time.time()
+        print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
 
     def _on_daemon_state(self, sample: zenoh.Sample) -> None:
         """A daemon's report: its nodes' states, and dataflows an earlier coordinator started."""
@@ -467,6 +503,10 @@ class Coordinator:
         adopt = []
         fail_fast: list[tuple[Entry, str]] = []
         with self.lock:
+            self._heard[machine] = time.monotonic()
+            self._maybe_connected(machine)
+            if machine not in self.daemons:  # not connected (yet): nothing it says counts
+                return
             by_id = {e.id: e for e in self.entries.values()}
             for rep in parts:
                 entry = by_id.get(rep.get("id"))
@@ -478,8 +518,8 @@ class Coordinator:
                 if part is None and entry.adopted and rep.get("status") != "ended":
                     # Adopted from another daemon's report: this machine's nodes join the entry
                     # whenever its report arrives (a daemon slower to reach us, or back later).
-                    part = entry.remote[machine] = self._remote_part(machine, rep)
-                if part is None or part.status == "lost" and machine not in self.daemons:
+                    part = entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
+                if part is None:
                     continue
                 part.states = list(rep.get("nodes", []))
                 part.log_dir = rep.get("log_dir")
@@ -492,8 +532,8 @@ class Coordinator:
                                              f"{first.get('detail') or 'failed'}"))
             # A new daemon process for a machine whose part was lost: its nodes died with the old one.
             reported = {rep.get("id") for rep in parts}
-            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested
-                       and machine in e.remote and e.remote[machine].status == "lost" and e.id not in reported]
+            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested and machine in e.remote
+                       and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
             for entry in respawn:
                 entry.remote[machine].status = "respawning"
         for entry, cause in fail_fast:
@@ -507,31 +547,37 @@ class Coordinator:
         """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
         (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
         part = entry.remote[machine]
-        again = [n for n in part.nodes if entry.run.desc.node(n).restart_policy != "never"]
+        desc = entry.run.desc
+        again = [n for n in part.nodes if restarts_after(RestartRule.of(desc.node(n)), "failed", part.restarts(n))]
         if not again:
-            part.status = "lost"
+            with self.lock:
+                part.status, part.waits = "lost", False
             return
         try:
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
-                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None)
+                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
+                              restarts={n: part.restarts(n) + 1 for n in again})
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)
-            part.status = "lost"
+            with self.lock:
+                part.status, part.waits = "lost", False  # for good: no retry at every report
             return
         print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
               flush=True)
         with self.lock:
             gone = [n for n in part.nodes if n not in again]
-            part.nodes, part.status, part.states = again, "running", []
+            part.states = [{"id": n, "pid": None, "status": "starting", "restarts": part.restarts(n) + 1,
+                            "create_time": None, "detail": None} for n in again]
+            part.nodes, part.status = again, "running"
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
-    @staticmethod
-    def _remote_part(machine: str, rep: dict[str, Any]) -> RemotePart:
+    def _remote_part(self, machine: str, rep: dict[str, Any], desc: Any) -> RemotePart:
         """The part of an adopted dataflow that one daemon's report describes."""
-        return RemotePart(machine, [s["id"] for s in rep["nodes"]], list(rep["nodes"]), "running",
-                          rep.get("log_dir"))
+        ids = [s["id"] for s in rep["nodes"]]
+        return RemotePart(machine, ids, list(rep["nodes"]), "running", rep.get("log_dir"),
+                          waits=self._restartable(desc, ids))
 
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back
@@ -543,7 +589,7 @@ class Coordinator:
             for entry in self.entries.values():
                 if entry.id == rep["id"]:  # another daemon's report got there first
                     if machine not in entry.remote:
-                        entry.remote[machine] = self._remote_part(machine, rep)
+                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
                     return
             try:
                 desc = load_descriptor(rep["path"])
@@ -554,7 +600,7 @@ class Coordinator:
             run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
             run.run_id = rep["id"]
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
-            entry.remote[machine] = self._remote_part(machine, rep)
+            entry.remote[machine] = self._remote_part(machine, rep, desc)
             self.entries[entry.id] = entry
         print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
               flush=True)
@@ -594,7 +640,8 @@ class Coordinator:
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others
             first = result.first_failure
             self._fail_fast(entry, f"node '{first.id}' on the coordinator's machine {first.detail}")
-        while not all(p.done for p in entry.remote.values()):  # the other machines' parts
+        # the other machines' parts (a lost one whose nodes would restart: until its daemon is back)
+        while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
         for pub in list(entry.log_pubs.values()):
             try:
@@ -683,7 +730,7 @@ class Coordinator:
         end = entry.ended or time.time()
         states = entry.node_states()
         status = entry.status  # a running dataflow with a node that failed for good is "degraded"
-        if status == "running" and any(s["status"] == "failed" for s in states):
+        if status == "running" and any(s["status"] in ("failed", "lost") for s in states):
             status = "degraded"
         return {"id": entry.id, "name": entry.name, "status": status, "path": entry.path,
                 "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
