@@ -43,6 +43,9 @@ from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
+# A daemon reports twice a second; one silent this long is lost even if its token is still seen
+# (as long as Zenoh's default lease: a stalled but healthy daemon is not declared lost sooner).
+REPORT_SILENCE = 10.0
 
 
 @dataclass
@@ -152,9 +155,8 @@ class Coordinator:
         self._down_started = False
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
-        self._token_up: set[str] = set()  # machines whose daemon token is there
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
-        self._lost_at: dict[str, float] = {}  # machine -> monotonic time its token last went
+        self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -461,33 +463,40 @@ class Coordinator:
         """A daemon's liveliness token came or went.
 
         Lost: the token went, which Zenoh tells a few ms after the daemon's process dies (its
-        socket closes) and a lease (10 s) after its machine or link went silent. Connected: the
-        token is there AND a state report came from the daemon since it was lost. The token
-        alone is not believed: during a partition another peer, whose own link to the daemon
-        had not timed out yet, passed it on again (lost, connected, lost in CI); a report can
-        only come from the daemon itself.
+        socket closes) and a lease (10 s) after its machine or link went silent; or no report
+        came from it for REPORT_SILENCE seconds (a safety net, see :meth:`_check_silence`).
+        Connected: a state report came from the daemon since it was lost. Its token coming
+        back is not believed: during a partition another peer, whose own link to the daemon
+        had not timed out yet, may pass it on again (lost, connected, lost in one CI run),
+        whereas a report can only come from the daemon itself.
         """
         machine = str(sample.key_expr).rsplit("/", 1)[1]
+        if sample.kind == zenoh.SampleKind.DELETE:
+            self._lose(machine, "its Zenoh link closed")
+
+    def _lose(self, machine: str, why: str) -> None:
         with self.lock:
-            if sample.kind == zenoh.SampleKind.PUT:
-                self._token_up.add(machine)
-                self._maybe_connected(machine)
-                return
-            self._token_up.discard(machine)
             self._lost_at[machine] = time.monotonic()
             if self.daemons.pop(machine, None) is None:
                 return
-            print(f"[dora-zenoh] daemon of machine '{machine}' lost", flush=True)
+            print(f"[dora-zenoh] daemon of machine '{machine}' lost ({why})", flush=True)
             for entry in self.entries.values():
                 part = entry.remote.get(machine)
                 if part is not None and not part.done:
                     part.status = "lost"
 
+    def _check_silence(self) -> None:
+        """A connected daemon that sent no report for REPORT_SILENCE seconds is lost, even if
+        its token is still seen (it would otherwise show connected until Zenoh's lease)."""
+        now = time.monotonic()
+        with self.lock:
+            silent = [m for m in self.daemons if now - self._heard.get(m, now) > REPORT_SILENCE]
+        for machine in silent:
+            self._lose(machine, f"no report for {REPORT_SILENCE:g} s")
+
     def _maybe_connected(self, machine: str) -> None:
-        """(Under the lock) token there and heard from since the loss: connected."""
-        if machine in self.daemons or machine not in self._token_up:
-            return
-        if self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
+        """(Under the lock) heard from since the loss: connected."""
+        if machine in self.daemons or self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
             return
         self.daemons[machine] = time.time()
         print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
@@ -744,6 +753,7 @@ class Coordinator:
         """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the
         daemons measure theirs and send the figures in their reports)."""
         while not self._shutdown.wait(SAMPLE_PERIOD):
+            self._check_silence()
             with self.lock:
                 active = [e for e in self.entries.values() if e.active]
             usage = self._usage.sample([{**s, "id": (e.id, s["id"])} for e in active for s in e.run.node_states()])

@@ -315,8 +315,8 @@ def test_three_machines_and_a_4mib_message(machines: Machines) -> None:
 def daemon_events(net: Machines, machine: str) -> list[str]:
     """What the (first) coordinator said of a machine's daemon, in order: connected / lost."""
     log = (net.tmp / "a-coordinator-0.log").read_text()
-    return [line.rsplit("' ", 1)[1] for line in log.splitlines()
-            if line.startswith(f"[dora-zenoh] daemon of machine '{machine}' ")]
+    prefix = f"[dora-zenoh] daemon of machine '{machine}' "
+    return [line[len(prefix):].split()[0] for line in log.splitlines() if line.startswith(prefix)]
 
 
 def test_partition_and_heal(machines: Machines) -> None:
