@@ -44,8 +44,10 @@ from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
 # A daemon reports twice a second; one silent this long is lost even if its token is still seen
-# (as long as Zenoh's default lease: a stalled but healthy daemon is not declared lost sooner).
-REPORT_SILENCE = 10.0
+# (a safety net: Zenoh's lease, 10 s, ends a silent daemon's token first; on a 2-core machine at
+# load 90 the coordinator got no report from a healthy daemon for ~14 s).
+REPORT_SILENCE = 30.0
+TOKEN_CHECK = 2.0  # seconds: at most this long to ask whether a withdrawn token is still there
 
 
 @dataclass
@@ -462,16 +464,30 @@ class Coordinator:
     def _on_daemon(self, sample: zenoh.Sample) -> None:
         """A daemon's liveliness token came or went.
 
-        Lost: the token went, which Zenoh tells a few ms after the daemon's process dies (its
-        socket closes) and a lease (10 s) after its machine or link went silent; or no report
-        came from it for REPORT_SILENCE seconds (a safety net, see :meth:`_check_silence`).
+        Lost: the token went (and a query finds it nowhere), which Zenoh tells a few ms after
+        the daemon's process dies (its socket closes) and a lease (10 s) after its machine or
+        link went silent; or no report came from it for REPORT_SILENCE seconds (a safety net,
+        see :meth:`_check_silence`).
         Connected: a state report came from the daemon since it was lost. Its token coming
         back is not believed: during a partition another peer, whose own link to the daemon
         had not timed out yet, may pass it on again (lost, connected, lost in one CI run),
         whereas a report can only come from the daemon itself.
         """
         machine = str(sample.key_expr).rsplit("/", 1)[1]
-        if sample.kind == zenoh.SampleKind.DELETE:
+        if sample.kind == zenoh.SampleKind.DELETE:  # checked on a thread of its own: a query
+            threading.Thread(target=self._token_gone, args=(machine,), daemon=True).start()
+
+    def _token_gone(self, machine: str) -> None:
+        """Lost, unless the token is still there: a withdrawal can arrive late, after the daemon
+        linked again (seen after a partition healed: lost, connected, lost, connected). A dead
+        daemon's token is nowhere, and the query says so at once."""
+        session = self.session
+        try:
+            alive = session is not None and bool(list(session.liveliness().get(
+                keys.daemon_token(machine), timeout=TOKEN_CHECK)))
+        except zenoh.ZError:
+            alive = False
+        if not alive:
             self._lose(machine, "its Zenoh link closed")
 
     def _lose(self, machine: str, why: str) -> None:

@@ -115,12 +115,17 @@ class Machines:
         return p
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.ns["a"], sys.executable, "-m", "dora_zenoh", *args],
-                              capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.tmp)
+        """``dora-zenoh ARGS`` on machine a; a command that outlives ``timeout`` (a loaded machine)
+        is killed and returns 124, so a bounded wait polling it tries again."""
+        cmd = ["ip", "netns", "exec", self.ns["a"], sys.executable, "-m", "dora_zenoh", *args]
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.tmp)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, 124, "", f"timed out after {timeout:g} s")
 
     def start_coordinator(self) -> subprocess.Popen:
         p = self.spawn("a", "coordinator", "--endpoint", self.coordinator)
-        wait_for(lambda: self.cli("list", "--json", timeout=20).returncode == 0, 30, "the coordinator to answer")
+        wait_for(lambda: self.cli("list", "--json", timeout=30).returncode == 0, 60, "the coordinator to answer")
         return p
 
     def start_daemon(self, m: str, wait: bool = True) -> subprocess.Popen:
@@ -133,16 +138,19 @@ class Machines:
 
     def daemons(self) -> list[str]:
         """Machine ids of the daemons connected to the coordinator (its ``info``)."""
-        out = subprocess.run(["ip", "netns", "exec", self.ns["a"], sys.executable, "-c", textwrap.dedent(f"""
-            import json
-            from dora_zenoh.supervision.client import Client
-            with Client({self.coordinator!r}) as c:
-                print(json.dumps(c.call("info")["daemons"]))
-            """)], capture_output=True, text=True, timeout=30, env=self.env)
+        try:
+            out = subprocess.run(["ip", "netns", "exec", self.ns["a"], sys.executable, "-c", textwrap.dedent(f"""
+                import json
+                from dora_zenoh.supervision.client import Client
+                with Client({self.coordinator!r}) as c:
+                    print(json.dumps(c.call("info")["daemons"]))
+                """)], capture_output=True, text=True, timeout=60, env=self.env)
+        except subprocess.TimeoutExpired:  # a loaded machine: the caller's bounded wait tries again
+            return []
         return json.loads(out.stdout) if out.returncode == 0 else []
 
-    def nodes(self, name: str) -> dict[str, dict]:
-        out = self.cli("list", name, "--json")
+    def nodes(self, name: str, timeout: float = 60) -> dict[str, dict]:
+        out = self.cli("list", name, "--json", timeout=timeout)
         if out.returncode != 0:
             return {}
         return {n["id"]: n for n in json.loads(out.stdout)["nodes"]}
@@ -329,7 +337,7 @@ def test_partition_and_heal(machines: Machines) -> None:
         # The outage outlasts Zenoh's lease (10 s): every session sees the other side go.
         end = time.monotonic() + OUTAGE
         while time.monotonic() < end:
-            seen.append(machines.nodes("heal").get("proc", {}).get("status"))
+            seen.append(machines.nodes("heal", timeout=max(1.0, end - time.monotonic())).get("proc", {}).get("status"))
             print(f"{OUTAGE - (end - time.monotonic()):.1f} s into the outage: proc {seen[-1]}")
             time.sleep(0.5)
         during = len(received(machines.tmp))
