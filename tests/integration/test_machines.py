@@ -320,6 +320,12 @@ def test_three_machines_and_a_4mib_message(machines: Machines) -> None:
              60, "every node to stop")
 
 
+def dataflow_row(net: Machines, name: str) -> dict:
+    """``list NAME --json``: the dataflow's status, summary and nodes ({} if no answer)."""
+    out = net.cli("list", name, "--json")
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
 def daemon_events(net: Machines, machine: str) -> list[str]:
     """What the (first) coordinator said of a machine's daemon, in order: connected / lost."""
     log = (net.tmp / "a-coordinator-0.log").read_text()
@@ -370,11 +376,13 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
     print(f"proc shown lost {time.monotonic() - killed_at:.2f} s after its daemon was killed (bounded wait, "
           "including one `list` round trip)")
     assert machines.nodes("lost")["sensor"]["status"] == "running"
+    assert dataflow_row(machines, "lost").get("status") == "degraded"  # waits for b: proc would restart
     count = len(received(machines.tmp))
     machines.start_daemon("b")  # its restart_policy (on-failure) applies: a lost machine is a failure
-    wait_for(lambda: machines.nodes("lost")["proc"]["status"] == "running", 30, "proc to run again")
-    assert machines.nodes("lost")["proc"]["pid"] != old_pid
-    assert machines.nodes("lost")["proc"]["restarts"] == 1  # losing its machine counts as a failure
+    wait_for(lambda: machines.nodes("lost").get("proc", {}).get("status") == "running", 30, "proc to run again")
+    proc = machines.nodes("lost")["proc"]
+    assert proc["pid"] != old_pid
+    assert proc["restarts"] == 1  # losing its machine counts as a failure
     wait_for(lambda: len(received(machines.tmp)) > count + 3, 30, "data through the restarted proc")
 
 
@@ -384,12 +392,8 @@ def test_remote_restart_policy_then_fail_fast_stops_every_machine(machines: Mach
     # dataflow on machine a too.
     start_flow(machines, "ff", "--fail-fast", proc_restart="on-failure", proc_crash_after=10, proc_max_restarts=1)
 
-    def dataflow() -> dict:
-        out = machines.cli("list", "ff", "--json")
-        return json.loads(out.stdout) if out.returncode == 0 else {}
-
-    wait_for(lambda: dataflow().get("status") == "failed", 90, "the dataflow to fail")
-    d = dataflow()
+    wait_for(lambda: dataflow_row(machines, "ff").get("status") == "failed", 90, "the dataflow to fail")
+    d = dataflow_row(machines, "ff")
     nodes = {n["id"]: n for n in d["nodes"]}
     assert nodes["proc"]["status"] == "failed" and nodes["proc"]["restarts"] == 1, nodes
     assert len((machines.tmp / "proc-starts.txt").read_text().split()) == 2  # restarted by b's daemon
