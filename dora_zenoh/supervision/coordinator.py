@@ -43,11 +43,14 @@ from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
-# A daemon reports twice a second; one silent this long is lost even if its token is still seen
-# (a safety net: Zenoh's lease, 10 s, ends a silent daemon's token first; on a 2-core machine at
-# load 90 the coordinator got no report from a healthy daemon for ~14 s).
-REPORT_SILENCE = 30.0
-TOKEN_CHECK = 2.0  # seconds: at most this long to ask whether a withdrawn token is still there
+# A daemon reports twice a second. One silent this long is lost, whatever its token says: other
+# peers pass a token on until their own link to it times out, so the token can outlive a
+# partition's start by more than Zenoh's 10 s lease. (A healthy daemon of a machine stalled
+# longer than this shows lost, then connected at its next report: being lost ends nothing.)
+REPORT_SILENCE = 8.0
+# A withdrawn token means lost unless a report arrives within this long (a withdrawal came
+# after the daemon had linked again, once a partition healed).
+TOKEN_GRACE = 1.2
 
 
 @dataclass
@@ -59,13 +62,15 @@ class RemotePart:
     states: list[dict[str, Any]] = field(default_factory=list)
     status: str = "starting"  # starting | running | stopping | ended | lost | respawning
     log_dir: str | None = None
-    # A node of it has a restart policy: if its daemon is lost, the dataflow waits for the
-    # daemon to come back (and restarts those nodes) rather than ending without them.
+    # A node of it has a restart policy: if its daemon is lost and a new one comes back, the
+    # coordinator starts those nodes again on it.
     waits: bool = False
 
     @property
     def done(self) -> bool:
-        return self.status == "ended" or (self.status == "lost" and not self.waits)
+        """Ended. A lost part is not done: its machine may come back (a healed partition, a
+        restarted daemon); the dataflow stays degraded until then or until `stop`."""
+        return self.status == "ended"
 
     def restarts(self, node: str) -> int:
         """The node's restarts as last reported (0 if never)."""
@@ -462,32 +467,26 @@ class Coordinator:
         return any(desc.node(n).restart_policy != "never" for n in nodes)
 
     def _on_daemon(self, sample: zenoh.Sample) -> None:
-        """A daemon's liveliness token came or went.
+        """A daemon's liveliness token went: lost, unless it reports within TOKEN_GRACE.
 
-        Lost: the token went (and a query finds it nowhere), which Zenoh tells a few ms after
-        the daemon's process dies (its socket closes) and a lease (10 s) after its machine or
-        link went silent; or no report came from it for REPORT_SILENCE seconds (a safety net,
-        see :meth:`_check_silence`).
-        Connected: a state report came from the daemon since it was lost. Its token coming
-        back is not believed: during a partition another peer, whose own link to the daemon
-        had not timed out yet, may pass it on again (lost, connected, lost in one CI run),
-        whereas a report can only come from the daemon itself.
+        Lost: its token went (Zenoh tells a few ms after the daemon's process dies, its socket
+        closing) and no report followed; or no report came for REPORT_SILENCE seconds (a
+        partition, a dead machine: the token may be passed on by other peers for longer).
+        Connected: a state report came from it since it was lost. Its token coming back is
+        not believed: during a partition another peer, whose own link to the daemon had not
+        timed out yet, passed it on again (lost, connected, lost in one CI run), and a
+        withdrawal once arrived after the daemon had linked again; a report can only come
+        from the daemon itself.
         """
         machine = str(sample.key_expr).rsplit("/", 1)[1]
-        if sample.kind == zenoh.SampleKind.DELETE:  # checked on a thread of its own: a query
-            threading.Thread(target=self._token_gone, args=(machine,), daemon=True).start()
+        if sample.kind == zenoh.SampleKind.DELETE:
+            threading.Thread(target=self._token_gone, args=(machine, time.monotonic()), daemon=True).start()
 
-    def _token_gone(self, machine: str) -> None:
-        """Lost, unless the token is still there: a withdrawal can arrive late, after the daemon
-        linked again (seen after a partition healed: lost, connected, lost, connected). A dead
-        daemon's token is nowhere, and the query says so at once."""
-        session = self.session
-        try:
-            alive = session is not None and bool(list(session.liveliness().get(
-                keys.daemon_token(machine), timeout=TOKEN_CHECK)))
-        except zenoh.ZError:
-            alive = False
-        if not alive:
+    def _token_gone(self, machine: str, at: float) -> None:
+        time.sleep(TOKEN_GRACE)
+        with self.lock:
+            reported = self._heard.get(machine, -1.0) > at
+        if not reported:
             self._lose(machine, "its Zenoh link closed")
 
     def _lose(self, machine: str, why: str) -> None:
@@ -665,7 +664,7 @@ class Coordinator:
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others
             first = result.first_failure
             self._fail_fast(entry, f"node '{first.id}' on the coordinator's machine {first.detail}")
-        # the other machines' parts (a lost one whose nodes would restart: until its daemon is back)
+        # the other machines' parts (a lost one: until its machine is back, or `stop`)
         while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
         for pub in list(entry.log_pubs.values()):
