@@ -232,6 +232,23 @@ CONTROL_BASE: Setting[str] = Setting(
     "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
     "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
 
+# -- a machine's daemon (several machines) --------------------------------------------------------
+MACHINE_ID: Setting[str | None] = Setting(
+    "DORA_ZENOH_MACHINE_ID", None, _text,
+    "Default of `daemon --machine-id`: this machine's id, as `deploy: {machine: ID}` names it.",
+    shown_default="none: `--machine-id` is then required")
+COORDINATOR: Setting[str | None] = Setting(
+    "DORA_ZENOH_COORDINATOR", None, _text,
+    "Default of `daemon --coordinator`: the coordinator's endpoint, e.g. `tls/192.168.1.10:7447`.",
+    shown_default="none: `--coordinator` is then required")
+DAEMON_LISTEN: Setting[str] = Setting(
+    "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", _text,
+    "Default of `daemon --listen`: this machine's hub, on an address the other machines reach.")
+INSECURE_TCP: Setting[bool] = Setting(
+    "DORA_ZENOH_INSECURE_TCP", False, _flag,
+    "Default of `daemon --insecure-tcp`: `1` allows plain tcp/ endpoints off the machine (with a warning).",
+    shown_default="off")
+
 # -- the runner's node logs ---------------------------------------------------------------------
 LOG_MAX_BYTES: Setting[int] = Setting(
     "DORA_ZENOH_LOG_MAX_BYTES", 16 << 20, _size,
@@ -250,6 +267,7 @@ REGISTRY: tuple[Setting, ...] = (
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
+    MACHINE_ID, COORDINATOR, DAEMON_LISTEN, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,
 )
 

@@ -5,29 +5,31 @@ import os
 
 import click
 
+from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--machine-id", required=True, help="This machine's id, as `deploy: {machine: ID}` names it.")
-@click.option("--coordinator", "coordinator_endpoint", required=True,
-              help="The coordinator's Zenoh endpoint, e.g. tls/192.168.1.10:7447.")
-@click.option("--listen", help="This machine's hub endpoint, on an address the other machines reach, "
-                               "e.g. tls/192.168.1.20:7448  [default: port 7448 on 127.0.0.1].")
-@click.option("--insecure-tcp", is_flag=True,
+@click.option("--machine-id", required=True, envvar=settings.MACHINE_ID.name, show_envvar=True,
+              help="This machine's id, as `deploy: {machine: ID}` names it.")
+@click.option("--coordinator", "coordinator_endpoint", required=True, envvar=settings.COORDINATOR.name,
+              show_envvar=True, help="The coordinator's Zenoh endpoint, e.g. tls/192.168.1.10:7447.")
+@click.option("--listen", envvar=settings.DAEMON_LISTEN.name, show_envvar=True,
+              help="This machine's hub endpoint, on an address the other machines reach, "
+                   "e.g. tls/192.168.1.20:7448  [default: port 7448 on 127.0.0.1].")
+@click.option("--insecure-tcp", is_flag=True, envvar=settings.INSECURE_TCP.name, show_envvar=True,
               help="Allow plain tcp/ endpoints off this machine (no encryption, no authentication).")
 def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insecure_tcp: bool) -> None:
     """Run this machine's daemon in the foreground (for systemd): it hosts the machine's Zenoh hub,
     and spawns and supervises the nodes that `deploy: {machine: ID}` places here."""
-    from dora_zenoh import settings
     from dora_zenoh.daemon.agent import main as serve
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
     from dora_zenoh.wire.zconfig import is_network_endpoint
 
     if not MACHINE_ID.match(machine_id):
         raise CliError(f"--machine-id {machine_id!r}: use letters, digits, '_', '.', '-'")
-    listen = listen or "tcp/127.0.0.1:7448"
+    listen = listen or settings.DAEMON_LISTEN.default
     for what, endpoint in (("--coordinator", coordinator_endpoint), ("--listen", listen)):
         proto = endpoint.partition("/")[0]
         if not is_network_endpoint(endpoint):

@@ -191,11 +191,10 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
     machines = any(n.get("machine") for n in d["nodes"])  # a MACHINE column only when it says something
     for n in d["nodes"]:
         sent = ", ".join(f"{o}={c}" for o, c in sorted(n["sent"].items())) or "-"
-        local = not n.get("machine")
         rows.append([n["id"], *([n.get("machine") or "(coordinator)"] if machines else []),
                      str(n["pid"] or "-"), n["status"], str(n["restarts"]),
-                     fmt_cpu(n["cpu"]) if n["pid"] and local else "-",
-                     fmt_bytes(n["rss"]) if local else "-", sent])
+                     fmt_cpu(n["cpu"]) if n["pid"] else "-",  # measured by the node's own machine
+                     fmt_bytes(n["rss"]) if n["pid"] else "-", sent])
     click.echo(table(["NODE", *(["MACHINE"] if machines else []), "PID", "STATUS", "RESTARTS", "CPU%", "RSS",
                       "SENT"], rows))
     if d["status"] in ENDED and d.get("summary"):

@@ -20,6 +20,11 @@ def fmt_cpu(cpu: float | None) -> str:
     return f"{cpu:.2f}" if cpu < 10 else f"{cpu:.1f}"
 
 
+def several_machines(found: list[Any]) -> bool:
+    """Whether the rows span machines (then tables get a MACHINE column; one machine: none)."""
+    return len({r.machine for r in found}) > 1
+
+
 def collect(session: Any, dataflow: str | None, interval: float, endpoint: str | None = None) -> list[Any]:
     """Two snapshots ``interval`` apart: counters, rates and CPU over that interval."""
     from dora_zenoh.introspect.discovery import wait_snapshot
@@ -56,9 +61,12 @@ def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | 
     if not found:
         click.echo("no running nodes" + (f" in dataflow '{dataflow}'" if dataflow else ""))
         return
-    click.echo(table(["DATAFLOW", "NODE", "STATUS", "PID", "CPU%", "RSS", "SENT", "RECEIVED", "DROPPED"],
-                     [[r.dataflow, r.id, r.status, str(r.pid or "-"), fmt_cpu(r.cpu), fmt_bytes(r.rss or 0),
-                       str(r.sent), str(r.received), str(r.dropped)] for r in found]))
+    machines = several_machines(found)
+    click.echo(table(["DATAFLOW", "NODE", *(["MACHINE"] if machines else []), "STATUS", "PID", "CPU%", "RSS",
+                      "SENT", "RECEIVED", "DROPPED"],
+                     [[r.dataflow, r.id, *([r.machine or "-"] if machines else []), r.status, str(r.pid or "-"),
+                       fmt_cpu(r.cpu), fmt_bytes(r.rss or 0), str(r.sent), str(r.received), str(r.dropped)]
+                      for r in found]))
 
 
 @node.command(context_settings=CONTEXT)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from dora_zenoh.cli.format import fmt_bytes, table
-from dora_zenoh.cli.node import fmt_cpu
+from dora_zenoh.cli.node import fmt_cpu, several_machines
 from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
 from dora_zenoh.cli.topic import dataflow_option, observer, quiet_interrupt
 
@@ -19,9 +19,12 @@ HEADERS = ["DATAFLOW", "NODE", "STATUS", "PID", "CPU%", "RSS", "OUT/s", "IN/s", 
 
 def _render(found: list[Any]) -> str:
     rate = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
-    return table(HEADERS, [[r.dataflow, r.id, r.status, str(r.pid or "-"), fmt_cpu(r.cpu), fmt_bytes(r.rss or 0),
-                            rate(r.out_rate), rate(r.in_rate), str(r.dropped), str(r.queued),
-                            "-" if r.restarts is None else str(r.restarts)] for r in found])
+    m = several_machines(found)  # a MACHINE column when the nodes run on several machines
+    headers = [*HEADERS[:2], *(["MACHINE"] if m else []), *HEADERS[2:]]
+    return table(headers, [[r.dataflow, r.id, *([r.machine or "-"] if m else []), r.status, str(r.pid or "-"),
+                            fmt_cpu(r.cpu), fmt_bytes(r.rss or 0), rate(r.out_rate), rate(r.in_rate),
+                            str(r.dropped), str(r.queued), "-" if r.restarts is None else str(r.restarts)]
+                           for r in found])
 
 
 @click.command(context_settings=CONTEXT)

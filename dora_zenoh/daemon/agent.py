@@ -34,10 +34,13 @@ from dora_zenoh import __version__, console
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
+# Retry the coordinator's endpoint every 0.2-0.5 s while unlinked (a cheap TCP dial each time).
+RECONNECT = "{period_init_ms: 200, period_max_ms: 500, period_increase_factor: 1.5}"
 KEEP_ENDED = 120.0  # seconds an ended part stays in the reports (a coordinator may be restarting)
 
 
@@ -54,8 +57,11 @@ class Part:
     ended: float | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
 
-    def report(self) -> dict[str, Any]:
+    def report(self, usage: dict[Any, tuple[float, int]] | None = None) -> dict[str, Any]:
+        """This part for the state report; ``usage``: (CPU %, RSS) by (dataflow, node) id."""
         nodes = self.run.node_states()
+        for state in nodes:
+            state["cpu"], state["rss"] = (usage or {}).get((self.run.dataflow, state["id"]), (0.0, 0))
         if self.result is not None:
             for state, res in zip(nodes, self.result.nodes, strict=False):
                 state["status"], state["detail"] = res.status, res.detail
@@ -74,10 +80,15 @@ class Daemon:
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
         self._shutdown = threading.Event()
+        self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
 
     def serve(self) -> int:
         try:
-            self.session = zenoh.open(zconfig.peer_config([self.coordinator], [self.listen]))
+            conf = zconfig.peer_config([self.coordinator], [self.listen])
+            # Zenoh's default waits up to 4 s between tries: after an outage, data waited for the
+            # daemon's link to the coordinator (gossip links the machines' nodes through it).
+            conf.insert_json5("connect/retry", RECONNECT)
+            self.session = zenoh.open(conf)
         except zenoh.ZError as exc:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
             return 1
@@ -120,8 +131,10 @@ class Daemon:
             for name in [n for n, p in self.parts.items() if p.ended and now - p.ended > KEEP_ENDED]:
                 del self.parts[name]
             parts = list(self.parts.values())
+            usage = self._usage.sample([{**s, "id": (p.run.dataflow, s["id"])} for p in parts
+                                        for s in p.run.node_states()])
         return {"machine": self.machine, "pid": os.getpid(), "listen": self.listen, "time": now,
-                "parts": [p.report() for p in parts]}
+                "parts": [p.report(usage) for p in parts]}
 
     def _stop_all(self) -> None:
         with self.lock:
@@ -154,7 +167,8 @@ class Daemon:
             query.drop()
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
-                  log_dir: str | None = None) -> dict[str, Any]:
+                  log_dir: str | None = None, fail_fast: bool = False,
+                  restarts: dict[str, int] | None = None) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         try:
@@ -173,8 +187,10 @@ class Daemon:
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
-                              log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True)
+                              log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
+                              fail_fast=fail_fast)
             run = DataflowRun(desc, opts)
+            run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             part = Part(run, id, str(desc.path), grace)
             self.parts[name] = part
         try:

@@ -2,7 +2,8 @@
 
 Counters come from the nodes' stats queryables (see :mod:`discovery`); rates are the
 difference of two snapshots. CPU and RSS are read with psutil for node processes on
-this machine (a node elsewhere shows ``-``). Restarts and the supervisor's status come
+this machine; a node placed on another machine (``deploy``) shows what its daemon measured
+there and reported to the coordinator, and its ``machine`` is that machine's id. Restarts and the supervisor's status come
 from the coordinator when it runs the dataflow (one ``list`` query on its control socket).
 """
 from __future__ import annotations
@@ -136,9 +137,15 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
             status = sup.get("status", status)
             restarts = sup.get("restarts")
         pid = n.pid or (sup or {}).get("pid")
-        local = n.machine in (None, _HOST)  # psutil only sees this machine's processes
-        c, rss = cpu.sample(pid) if (n.alive or sup) and local else (None, None)
-        row = NodeRow(df, node_id, status, pid, n.machine, c, rss, sent, received, dropped, queued,
+        machine = n.machine
+        if sup and sup.get("machine"):  # placed by `deploy`: its daemon measured it, on its machine
+            machine = sup["machine"]
+            c, rss = (sup.get("cpu"), sup.get("rss")) if sup.get("pid") else (None, None)
+        elif n.machine in (None, _HOST):  # psutil only sees this machine's processes
+            c, rss = cpu.sample(pid) if n.alive or sup else (None, None)
+        else:
+            c, rss = None, None
+        row = NodeRow(df, node_id, status, pid, machine, c, rss, sent, received, dropped, queued,
                       restarts=restarts)
         row.inputs = {k: {"source": i.source or (_timer_label(i.timer_ns) if i.timer_ns else None),
                           "queue_size": i.queue_size, "policy": i.policy, "received": i.received,

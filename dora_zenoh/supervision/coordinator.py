@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zenoh
 
 from dora_zenoh import __version__
@@ -37,11 +36,21 @@ from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision.paths import sanitize_name
+from dora_zenoh.supervision.restart import RestartRule, restarts_after
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
+# A daemon reports twice a second. One silent this long is lost, whatever its token says: other
+# peers pass a token on until their own link to it times out, so the token can outlive a
+# partition's start by more than Zenoh's 10 s lease. (A healthy daemon of a machine stalled
+# longer than this shows lost, then connected at its next report: being lost ends nothing.)
+REPORT_SILENCE = 8.0
+# A withdrawn token means lost unless a report arrives within this long (a withdrawal came
+# after the daemon had linked again, once a partition healed).
+TOKEN_GRACE = 1.2
 
 
 @dataclass
@@ -51,16 +60,25 @@ class RemotePart:
     machine: str
     nodes: list[str]
     states: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "starting"  # starting | running | stopping | ended | lost
+    status: str = "starting"  # starting | running | stopping | ended | lost | respawning
     log_dir: str | None = None
+    # A node of it has a restart policy: if its daemon is lost and a new one comes back, the
+    # coordinator starts those nodes again on it.
+    waits: bool = False
 
     @property
     def done(self) -> bool:
-        return self.status in ("ended", "lost")
+        """Ended. A lost part is not done: its machine may come back (a healed partition, a
+        restarted daemon); the dataflow stays degraded until then or until `stop`."""
+        return self.status == "ended"
+
+    def restarts(self, node: str) -> int:
+        """The node's restarts as last reported (0 if never)."""
+        return next((int(s.get("restarts") or 0) for s in self.states if s.get("id") == node), 0)
 
     def node_states(self) -> list[dict[str, Any]]:
         if self.status == "lost":
-            return [{"id": n, "pid": None, "status": "lost", "restarts": 0, "create_time": None,
+            return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
                      "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
                      "machine": self.machine} for n in self.nodes]
         known = {s["id"]: s for s in self.states}
@@ -88,6 +106,9 @@ class Entry:
     # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
     remote: dict[str, RemotePart] = field(default_factory=dict)
     adopted: bool = False  # started by an earlier coordinator, found running on daemons
+    # Fail-fast across machines: the first node (on whichever machine) that failed for good,
+    # as "node 'n' on machine 'm' <detail>", once the coordinator stopped every part for it.
+    fail_fast_cause: str | None = None
 
     @property
     def id(self) -> str:
@@ -98,8 +119,22 @@ class Entry:
         return self.run.dataflow
 
     @property
+    def fail_fast(self) -> bool:
+        """``start --fail-fast`` or the YAML's ``fail_fast: true``."""
+        return self.run.options.fail_fast or self.run.desc.raw.get("fail_fast") is True
+
+    @property
     def active(self) -> bool:
         return self.status not in ENDED
+
+    def usage_of(self, state: dict[str, Any]) -> tuple[float, int]:
+        """(CPU %, RSS bytes) of a node of :meth:`node_states`: measured here for the
+        coordinator's own nodes, by its daemon for a node on another machine."""
+        if not state["pid"]:
+            return 0.0, 0
+        if state.get("machine"):
+            return float(state.get("cpu") or 0.0), int(state.get("rss") or 0)
+        return self.usage.get(state["id"], (0.0, 0))
 
     def node_states(self) -> list[dict[str, Any]]:
         """Every node, wherever it runs (``machine``: None for the coordinator's own)."""
@@ -125,8 +160,10 @@ class Coordinator:
         self.started = time.time()
         self._shutdown = threading.Event()
         self._down_started = False
-        self._pcache: dict[tuple[int, float], psutil.Process] = {}
-        self.daemons: dict[str, float] = {}  # machine id -> when its token appeared
+        self._usage = TreeSampler()
+        self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
+        self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
+        self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -290,14 +327,14 @@ class Coordinator:
                               extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
-            entry.remote = {m: RemotePart(m, ids) for m, ids in placed.items()}
+            entry.remote = {m: RemotePart(m, ids, waits=self._restartable(desc, ids)) for m, ids in placed.items()}
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
         try:
             run.start()
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
-                                          nodes=part.nodes, grace=grace)
+                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None)
                 part.status, part.log_dir = "running", reply.get("log_dir")
         except Exception as exc:
             for part in entry.remote.values():
@@ -364,7 +401,7 @@ class Coordinator:
         sent = self._sent_counts(entry) if entry.active else {}
         nodes = []
         for state in entry.node_states():
-            cpu, rss = entry.usage.get(state["id"], (0.0, 0)) if state["pid"] else (0.0, 0)
+            cpu, rss = entry.usage_of(state)
             counts = dict(entry.run.sent_before.get(state["id"], {}))
             for out, n in sent.get(state["id"], {}).items():
                 counts[out] = counts.get(out, 0) + n
@@ -425,19 +462,59 @@ class Coordinator:
         return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
                 f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")
 
+    @staticmethod
+    def _restartable(desc: Any, nodes: list[str]) -> bool:
+        return any(desc.node(n).restart_policy != "never" for n in nodes)
+
     def _on_daemon(self, sample: zenoh.Sample) -> None:
+        """A daemon's liveliness token went: lost, unless it reports within TOKEN_GRACE.
+
+        Lost: its token went (Zenoh tells a few ms after the daemon's process dies, its socket
+        closing) and no report followed; or no report came for REPORT_SILENCE seconds (a
+        partition, a dead machine: the token may be passed on by other peers for longer).
+        Connected: a state report came from it since it was lost. Its token coming back is
+        not believed: during a partition another peer, whose own link to the daemon had not
+        timed out yet, passed it on again (lost, connected, lost in one CI run), and a
+        withdrawal once arrived after the daemon had linked again; a report can only come
+        from the daemon itself.
+        """
         machine = str(sample.key_expr).rsplit("/", 1)[1]
-        if sample.kind == zenoh.SampleKind.PUT:
-            self.daemons[machine] = time.time()
-            print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
-            return
-        self.daemons.pop(machine, None)
-        print(f"[dora-zenoh] daemon of machine '{machine}' lost", flush=True)
+        if sample.kind == zenoh.SampleKind.DELETE:
+            threading.Thread(target=self._token_gone, args=(machine, time.monotonic()), daemon=True).start()
+
+    def _token_gone(self, machine: str, at: float) -> None:
+        time.sleep(TOKEN_GRACE)
         with self.lock:
+            reported = self._heard.get(machine, -1.0) > at
+        if not reported:
+            self._lose(machine, "its Zenoh link closed")
+
+    def _lose(self, machine: str, why: str) -> None:
+        with self.lock:
+            self._lost_at[machine] = time.monotonic()
+            if self.daemons.pop(machine, None) is None:
+                return
+            print(f"[dora-zenoh] daemon of machine '{machine}' lost ({why})", flush=True)
             for entry in self.entries.values():
                 part = entry.remote.get(machine)
                 if part is not None and not part.done:
                     part.status = "lost"
+
+    def _check_silence(self) -> None:
+        """A connected daemon that sent no report for REPORT_SILENCE seconds is lost, even if
+        its token is still seen (it would otherwise show connected until Zenoh's lease)."""
+        now = time.monotonic()
+        with self.lock:
+            silent = [m for m in self.daemons if now - self._heard.get(m, now) > REPORT_SILENCE]
+        for machine in silent:
+            self._lose(machine, f"no report for {REPORT_SILENCE:g} s")
+
+    def _maybe_connected(self, machine: str) -> None:
+        """(Under the lock) heard from since the loss: connected."""
+        if machine in self.daemons or self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
+            return
+        self.daemons[machine] = time.time()
+        print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
 
     def _on_daemon_state(self, sample: zenoh.Sample) -> None:
         """A daemon's report: its nodes' states, and dataflows an earlier coordinator started."""
@@ -448,7 +525,12 @@ class Coordinator:
         except (ValueError, KeyError, TypeError):
             return
         adopt = []
+        fail_fast: list[tuple[Entry, str]] = []
         with self.lock:
+            self._heard[machine] = time.monotonic()
+            self._maybe_connected(machine)
+            if machine not in self.daemons:  # not connected (yet): nothing it says counts
+                return
             by_id = {e.id: e for e in self.entries.values()}
             for rep in parts:
                 entry = by_id.get(rep.get("id"))
@@ -457,18 +539,29 @@ class Coordinator:
                         adopt.append(rep)
                     continue
                 part = entry.remote.get(machine)
-                if part is None or part.status == "lost" and machine not in self.daemons:
+                if part is None and entry.adopted and rep.get("status") != "ended":
+                    # Adopted from another daemon's report: this machine's nodes join the entry
+                    # whenever its report arrives (a daemon slower to reach us, or back later).
+                    part = entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
+                if part is None:
                     continue
                 part.states = list(rep.get("nodes", []))
                 part.log_dir = rep.get("log_dir")
                 if part.status != "ended":
                     part.status = "ended" if rep.get("status") == "ended" else "running"
+                failed = [s for s in part.states if s.get("status") == "failed"]
+                if failed and entry.fail_fast and entry.fail_fast_cause is None and not entry.stop_requested:
+                    first = failed[0]
+                    fail_fast.append((entry, f"node '{first['id']}' on machine '{machine}' "
+                                             f"{first.get('detail') or 'failed'}"))
             # A new daemon process for a machine whose part was lost: its nodes died with the old one.
             reported = {rep.get("id") for rep in parts}
-            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested
-                       and machine in e.remote and e.remote[machine].status == "lost" and e.id not in reported]
+            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested and machine in e.remote
+                       and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
             for entry in respawn:
                 entry.remote[machine].status = "respawning"
+        for entry, cause in fail_fast:
+            self._fail_fast(entry, cause)
         for rep in adopt:
             threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
         for entry in respawn:
@@ -478,25 +571,37 @@ class Coordinator:
         """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
         (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
         part = entry.remote[machine]
-        again = [n for n in part.nodes if entry.run.desc.node(n).restart_policy != "never"]
+        desc = entry.run.desc
+        again = [n for n in part.nodes if restarts_after(RestartRule.of(desc.node(n)), "failed", part.restarts(n))]
         if not again:
-            part.status = "lost"
+            with self.lock:
+                part.status, part.waits = "lost", False
             return
         try:
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
-                              grace=entry.grace)
+                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
+                              restarts={n: part.restarts(n) + 1 for n in again})
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)
-            part.status = "lost"
+            with self.lock:
+                part.status, part.waits = "lost", False  # for good: no retry at every report
             return
         print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
               flush=True)
         with self.lock:
             gone = [n for n in part.nodes if n not in again]
-            part.nodes, part.status, part.states = again, "running", []
+            part.states = [{"id": n, "pid": None, "status": "starting", "restarts": part.restarts(n) + 1,
+                            "create_time": None, "detail": None} for n in again]
+            part.nodes, part.status = again, "running"
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
+
+    def _remote_part(self, machine: str, rep: dict[str, Any], desc: Any) -> RemotePart:
+        """The part of an adopted dataflow that one daemon's report describes."""
+        ids = [s["id"] for s in rep["nodes"]]
+        return RemotePart(machine, ids, list(rep["nodes"]), "running", rep.get("log_dir"),
+                          waits=self._restartable(desc, ids))
 
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back
@@ -508,8 +613,7 @@ class Coordinator:
             for entry in self.entries.values():
                 if entry.id == rep["id"]:  # another daemon's report got there first
                     if machine not in entry.remote:
-                        entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
-                                                           "running", rep.get("log_dir"))
+                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
                     return
             try:
                 desc = load_descriptor(rep["path"])
@@ -520,8 +624,7 @@ class Coordinator:
             run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
             run.run_id = rep["id"]
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
-            entry.remote[machine] = RemotePart(machine, [s["id"] for s in rep["nodes"]], rep["nodes"],
-                                               "running", rep.get("log_dir"))
+            entry.remote[machine] = self._remote_part(machine, rep, desc)
             self.entries[entry.id] = entry
         print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
               flush=True)
@@ -529,6 +632,16 @@ class Coordinator:
         entry.thread.start()
 
     # -- supervision -------------------------------------------------------------------------------
+    def _fail_fast(self, entry: Entry, cause: str) -> None:
+        """A node of a fail-fast dataflow failed for good: stop the dataflow on every machine
+        (its own machine's part stops itself; the others hear it from here)."""
+        with self.lock:
+            if entry.fail_fast_cause is not None or not entry.active:
+                return
+            entry.fail_fast_cause = cause
+        print(f"[dora-zenoh] fail-fast: {cause}; stopping dataflow '{entry.name}' on every machine", flush=True)
+        self._stop_entry(entry, None, False)
+
     def _stop_entry(self, entry: Entry, grace: float | None, force: bool) -> None:
         with self.lock:
             if not entry.active:
@@ -547,7 +660,12 @@ class Coordinator:
 
     def _supervise(self, entry: Entry) -> None:
         result = entry.run.wait()
-        while not all(p.done for p in entry.remote.values()):  # the other machines' parts
+        if entry.fail_fast and entry.remote and result.first_failure is not None \
+                and result.first_failure.status == "failed":  # our own part stopped itself: now the others
+            first = result.first_failure
+            self._fail_fast(entry, f"node '{first.id}' on the coordinator's machine {first.detail}")
+        # the other machines' parts (a lost one: until its machine is back, or `stop`)
+        while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
         for pub in list(entry.log_pubs.values()):
             try:
@@ -561,6 +679,13 @@ class Coordinator:
             killed = [n for n in result.nodes if n.status == "killed"]
             lost = [s for s in remote if s["status"] in ("failed", "lost")
                     or (s["status"] == "killed" and not entry.stop_requested)]
+            if entry.fail_fast_cause is not None:
+                entry.status = "failed"
+                entry.summary = (f"dataflow '{entry.name}' failed: {entry.fail_fast_cause} (fail-fast: the "
+                                 f"dataflow was stopped on every machine)")
+                print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+                self._publish_done(entry)
+                return
             if lost and not crashed:
                 entry.status = "failed"
                 entry.summary = "\n".join(f"node '{s['id']}' on machine '{s['machine']}' {s['detail'] or s['status']}"
@@ -629,56 +754,26 @@ class Coordinator:
         end = entry.ended or time.time()
         states = entry.node_states()
         status = entry.status  # a running dataflow with a node that failed for good is "degraded"
-        if status == "running" and any(s["status"] == "failed" for s in states):
+        if status == "running" and any(s["status"] in ("failed", "lost") for s in states):
             status = "degraded"
         return {"id": entry.id, "name": entry.name, "status": status, "path": entry.path,
                 "started": entry.started, "uptime": end - entry.started, "nodes": len(states),
                 "running_nodes": sum(1 for s in states if s["pid"]),
                 "restarts": sum(s["restarts"] for s in states),
-                "cpu": round(sum(c for c, _ in entry.usage.values()), 1) if entry.active else 0.0,
-                "rss": sum(r for _, r in entry.usage.values()) if entry.active else 0,
+                "cpu": round(sum(entry.usage_of(s)[0] for s in states), 1) if entry.active else 0.0,
+                "rss": sum(entry.usage_of(s)[1] for s in states) if entry.active else 0,
                 "summary": entry.summary}
 
     def _sampler(self) -> None:
-        """CPU% and RSS of every node's whole process tree, once per SAMPLE_PERIOD."""
+        """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the
+        daemons measure theirs and send the figures in their reports)."""
         while not self._shutdown.wait(SAMPLE_PERIOD):
-            seen: set[tuple[int, float]] = set()
+            self._check_silence()
             with self.lock:
                 active = [e for e in self.entries.values() if e.active]
+            usage = self._usage.sample([{**s, "id": (e.id, s["id"])} for e in active for s in e.run.node_states()])
             for entry in active:
-                usage = {}
-                for state in entry.run.node_states():
-                    if state["pid"]:
-                        usage[state["id"]] = self._tree_usage(state["pid"], state["create_time"], seen)
-                entry.usage = usage
-            for key in set(self._pcache) - seen:
-                del self._pcache[key]
-
-    def _tree_usage(self, pid: int, create_time: float, seen: set[tuple[int, float]]) -> tuple[float, int]:
-        cpu, rss = 0.0, 0
-        try:
-            root = self._process(pid, create_time)
-            if root is None:
-                return 0.0, 0
-            procs = [root] + root.children(recursive=True)
-        except psutil.Error:
-            return 0.0, 0
-        for p in procs:
-            try:
-                key = (p.pid, p.create_time())
-                cached = self._pcache.setdefault(key, p)
-                seen.add(key)
-                cpu += cached.cpu_percent(None)  # since the previous sample (0.0 the first time)
-                rss += cached.memory_info().rss
-            except psutil.Error:
-                continue
-        return round(cpu, 1), rss
-
-    def _process(self, pid: int, create_time: float | None) -> psutil.Process | None:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 0.01:
-            return None
-        return p
+                entry.usage = {node: u for (eid, node), u in usage.items() if eid == entry.id}
 
 
 def main(endpoint: str | None = None, group: str | None = None) -> int:

@@ -194,3 +194,15 @@ def test_certs_without_a_ca_is_an_error_naming_the_fix_not_a_traceback(tmp_path)
     assert res.output.startswith("error: no CA in ") and "dora-zenoh certs ca --dir" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "robot.key").exists()
+
+
+def test_daemon_takes_its_settings_from_the_environment():
+    # a systemd unit may set DORA_ZENOH_MACHINE_ID/COORDINATOR/DAEMON_LISTEN instead of options
+    env = {"DORA_ZENOH_MACHINE_ID": "bad id!", "DORA_ZENOH_COORDINATOR": "tcp/127.0.0.1:9"}
+    result = invoke("daemon", env=env)
+    assert result.exit_code == 1 and "--machine-id 'bad id!'" in result.output, result.output
+    env = {"DORA_ZENOH_MACHINE_ID": "robot", "DORA_ZENOH_COORDINATOR": "tcp/127.0.0.1:9",
+           "DORA_ZENOH_DAEMON_LISTEN": "tcp/10.1.2.3:7448", "DORA_ZENOH_INSECURE_NETWORK": ""}
+    result = invoke("daemon", env=env)
+    assert result.exit_code == 1 and "--listen tcp/10.1.2.3:7448 sends the dataflow's data" in result.output
+    assert "Missing option" in invoke("daemon", env={"DORA_ZENOH_MACHINE_ID": "robot"}).output
