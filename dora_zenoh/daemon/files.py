@@ -76,6 +76,7 @@ class FileCache:
                 self._assemble(tree, manifest, token, prepared)
             self._write_meta(tree, root, manifest)
             self._prune(in_use | {tree})
+            self._remove_stale_staging()
         return prepared
 
     def built(self, tree: Path) -> set[str]:
@@ -205,6 +206,18 @@ class FileCache:
                 continue
             shutil.rmtree(tree, ignore_errors=True)
             meta.unlink(missing_ok=True)
+
+    def _remove_stale_staging(self) -> None:
+        """Staging folders of a daemon that died while assembling a copy (never used: not renamed)."""
+        for staging in self.trees.glob(".staging-*"):
+            try:
+                pid = int(staging.name.split("-")[2])
+                os.kill(pid, 0)
+                continue  # its daemon lives (another daemon sharing this cache dir)
+            except (IndexError, ValueError, ProcessLookupError):
+                shutil.rmtree(staging, ignore_errors=True)
+            except PermissionError:
+                continue
 
     # -- the network -------------------------------------------------------------------------------
     def _fetch_file(self, token: str, rel: str, size: int, sha: str, target: Path) -> None:
