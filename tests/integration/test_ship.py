@@ -10,10 +10,11 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_machines import Machines, machines, received, wait_for, write_flow  # noqa: F401 (the fixture)
+from test_machines import Machines, _needs_root, received, wait_for, write_flow
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,6 +27,20 @@ for event in node:
     if event["type"] == "INPUT":
         node.send_output("cmd", transform(bytes(event["value"].to_numpy())))
 """
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Machines]:
+    """Two machines (test_machines.py's), removed after the test, also on failure."""
+    _needs_root()
+    machines = Machines(tmp_path)
+    try:
+        machines.setup()
+        yield machines
+    finally:
+        machines.cleanup()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")  # shown if the test failed
 
 
 def start_hidden_daemon(net: Machines, m: str, hidden: Path) -> subprocess.Popen:
@@ -59,8 +74,7 @@ def stop(net: Machines, name: str) -> None:
              60, f"every node of {name} to stop")
 
 
-def test_folder_shipped_built_cached_and_checked(machines: Machines) -> None:
-    net = machines
+def test_folder_shipped_built_cached_and_checked(net: Machines) -> None:
     flow = net.tmp / "flow"
     flow.mkdir()
     yaml = write_flow(flow)
