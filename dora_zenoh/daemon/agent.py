@@ -203,6 +203,8 @@ class Daemon:
                 console.warn(f"machine '{self.machine}': the cached copy of {rel} was changed or removed (its "
                              f"sha256 differs from the coordinator's); fetched it again into {prepared.root}")
             where = f"a copy in {prepared.root}" if copy else "the same path"
+            if prepared.differs:
+                where += f" ({files['root']} here differs from the coordinator's folder: {prepared.differs})"
             print(f"[dora-zenoh] dataflow '{name}': files from {where}; fetched {prepared.fetched_files} "
                   f"file(s), {fetched} bytes", flush=True)
         desc = self._load(yaml, nodes)

@@ -44,6 +44,7 @@ class Prepared:
     root: Path  # the folder to run from (the same path, or a copy in the cache)
     copy: bool  # True: a copy in the cache
     fresh: bool  # True: the copy was made by this preparation (nothing was ever built in it)
+    differs: str | None = None  # the first file that made the same path unusable (None: missing or same)
     fetched_files: int = 0
     fetched_bytes: int = 0
     repaired: list[str] = field(default_factory=list)  # cached files found changed and fetched again
@@ -64,15 +65,16 @@ class FileCache:
         token, root = str(offer["token"]), Path(offer["root"])
         raw = self._fetch_bytes(token, str(offer["manifest"]), int(offer["manifest_size"]), "the manifest")
         manifest = Manifest.from_bytes(raw)
-        if self._matches(root, manifest):
+        differs = self._differs(root, manifest)
+        if differs is None:
             return Prepared(root, copy=False, fresh=False)
         with self.lock:
             tree = self.trees / manifest.digest
             if tree.is_dir():
-                prepared = Prepared(tree, copy=True, fresh=False)
+                prepared = Prepared(tree, copy=True, fresh=False, differs=differs or None)
                 self._repair(tree, manifest, token, prepared)
             else:
-                prepared = Prepared(tree, copy=True, fresh=True)
+                prepared = Prepared(tree, copy=True, fresh=True, differs=differs or None)
                 self._assemble(tree, manifest, token, prepared)
             self._write_meta(tree, root, manifest)
             self._prune(in_use | {tree})
@@ -97,16 +99,19 @@ class FileCache:
 
     # -- the same path ---------------------------------------------------------------------------
     @staticmethod
-    def _matches(root: Path, manifest: Manifest) -> bool:
-        """Whether every file of the manifest is at ``root`` with the same content."""
-        try:
-            for rel, (size, sha, _) in manifest.files.items():
-                path = root / rel
+    def _differs(root: Path, manifest: Manifest) -> str | None:
+        """None if every file of the manifest is at ``root`` with the same content; else the first
+        file that is not ("" if ``root`` is not a folder here)."""
+        if not root.is_dir():
+            return ""
+        for rel, (size, sha, _) in sorted(manifest.files.items()):
+            path = root / rel
+            try:
                 if path.stat().st_size != size or sha256_file(path) != sha:
-                    return False
-        except OSError:
-            return False
-        return True
+                    return rel
+            except OSError:
+                return rel
+        return None
 
     # -- copies ------------------------------------------------------------------------------------
     def _assemble(self, tree: Path, manifest: Manifest, token: str, prepared: Prepared) -> None:
@@ -235,7 +240,8 @@ class FileCache:
             target.unlink(missing_ok=True)
             raise ShipError(f"{rel}: what arrived ({format_size(got)}) is not what the coordinator listed "
                             f"({format_size(size)}, sha256 {sha[:12]}...): the file changed on the coordinator's "
-                            "machine while it was shipped; start the dataflow again")
+                            "machine while it was shipped (if a running program writes it, e.g. a log or a "
+                            "recording, list it in the folder's .dora-zenoh-ignore); start the dataflow again")
 
     def _fetch_bytes(self, token: str, sha: str, size: int, what: str) -> bytes:
         return b"".join(self._chunks(token, sha, size, what))
