@@ -125,8 +125,8 @@ def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path
                 st = path.stat()  # follows a symbolic link: its target's content is shipped
             except OSError:
                 continue  # a dangling link
-            if not path.is_file():
-                continue
+            if not path.is_file() or not os.access(path, os.R_OK):
+                continue  # (what the coordinator cannot read, its nodes could not either)
             sizes.append((st.st_size, rel))
             files[rel] = (st.st_size, "", bool(st.st_mode & 0o111))
     total = sum(s for s, _ in sizes)
