@@ -342,12 +342,21 @@ class Coordinator:
 
     def _build_here(self, desc: Any, nodes: set[str]) -> None:
         """``start --build``: the builds of the nodes this machine runs, in the YAML's folder."""
+        from collections import deque
+
         from dora_zenoh.supervision.build import BuildError, run_builds
 
+        tail: deque[str] = deque(maxlen=15)  # the user sees these in the error; all are in our log
+
+        def echo(line: str) -> None:
+            print(line, flush=True)
+            tail.append(line)
+
         try:
-            run_builds(desc, echo=lambda line: print(line, flush=True), only=nodes)
+            run_builds(desc, echo=echo, only=nodes)
         except BuildError as exc:
-            raise CommandError(str(exc)) from None
+            shown = "\n".join(f"  {line}" for line in tail)
+            raise CommandError(f"{exc}. Its last lines:\n{shown}") from None
 
     def _start_recorder(self, entry: Entry, path: Path) -> None:
         """``start --record``: the recorder, a process of its own that every node's start barrier
