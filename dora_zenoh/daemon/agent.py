@@ -190,33 +190,34 @@ class Daemon:
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
             in_use = {p.root for p in self.parts.values() if p.status != "ended" and p.root is not None}
-        yaml, copy, fetched = Path(path), False, 0
-        if files and self.files is not None:
+        yaml, tree, fetched = Path(path), None, 0
+        cache = self.files
+        if files and cache is not None:
             try:
-                prepared = self.files.prepare(files, in_use)
+                prepared = cache.prepare(files, in_use)
             except ShipError as exc:
                 raise CommandError(f"machine '{self.machine}' did not get the files of dataflow '{name}': "
                                    f"{exc}") from None
             yaml = prepared.root / Path(path).relative_to(str(files["root"]))
-            copy, fetched = prepared.copy, prepared.fetched_bytes
+            tree, fetched = (prepared.root if prepared.copy else None), prepared.fetched_bytes
             for rel in prepared.repaired:
                 console.warn(f"machine '{self.machine}': the cached copy of {rel} was changed or removed (its "
                              f"sha256 differs from the coordinator's); fetched it again into {prepared.root}")
-            where = f"a copy in {prepared.root}" if copy else "the same path"
+            where = f"a copy in {prepared.root}" if tree else "the same path"
             if prepared.differs:
                 where += f" ({files['root']} here differs from the coordinator's folder: {prepared.differs})"
             print(f"[dora-zenoh] dataflow '{name}': files from {where}; fetched {prepared.fetched_files} "
                   f"file(s), {fetched} bytes", flush=True)
         desc = self._load(yaml, nodes)
         # A copy is built once, when made; a folder of the user's (or any copy) with `start --build`.
-        skip = set() if build else (self.files.built(yaml.parent) if copy and self.files else None)
         output: dict[str, list[str]] = {}
-        if skip is not None:
-            mark = (lambda command: self.files.mark_built(yaml.parent, command)) if copy and self.files else None
+        if build or (tree is not None and cache is not None):
+            skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
+            mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
             output = run_builds(desc, set(nodes), self.machine, skip, mark)
         with self.lock:
             self.prepared[name] = (str(yaml), output)
-        return {"machine": self.machine, "path": str(yaml), "copy": copy, "fetched_bytes": fetched,
+        return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
                 "built": sorted(output)}
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
