@@ -198,6 +198,9 @@ class Daemon:
             except ShipError as exc:
                 raise CommandError(f"machine '{self.machine}' did not get the files of dataflow '{name}': "
                                    f"{exc}") from None
+            except OSError as exc:  # a full or read-only disk
+                raise CommandError(f"machine '{self.machine}' cannot write its copy of dataflow '{name}' in "
+                                   f"{cache.base}: {exc} (its daemon's --cache-dir)") from None
             yaml = prepared.root / Path(path).relative_to(str(files["root"]))
             tree, fetched = (prepared.root if prepared.copy else None), prepared.fetched_bytes
             for rel in prepared.repaired:

@@ -110,8 +110,13 @@ def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path
     files: dict[str, tuple[int, str, bool]] = {}
     where: dict[str, Path] = {}
     sizes: list[tuple[int, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    reals: dict[Path, str] = {}  # each folder walked -> its real path: a link to an ancestor must not loop
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         base = Path(dirpath)
+        real = reals[base] = os.path.realpath(dirpath)
+        if any(reals.get(parent) == real for parent in base.parents):
+            dirnames[:] = []
+            continue
         rel_dir = base.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not (rel_dir == "" and d in SKIP_TOP)
@@ -122,7 +127,7 @@ def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path
                 continue
             path = base / name
             try:
-                st = path.stat()  # follows a symbolic link: its target's content is shipped
+                st = path.stat()  # follows a symbolic link: its target's content is shipped (folders too)
             except OSError:
                 continue  # a dangling link
             if not path.is_file() or not os.access(path, os.R_OK):

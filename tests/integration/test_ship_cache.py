@@ -45,13 +45,19 @@ def make_folder(root: Path) -> Path:
     (root / "nodes" / "a.pyc").write_text("not shipped")
     (root / "notes.log").write_text("not shipped")
     (root / ship.IGNORE_FILE).write_text("# comment\n*.log\n/data/\n")
+    shared = root.parent / "shared"  # outside the folder, linked into it
+    shared.mkdir()
+    (shared / "util.py").write_text("X = 1\n")
+    (root / "nodes" / "shared").symlink_to(shared)
+    (shared / "loop").symlink_to(root)  # a link back up is walked once
     return root
 
 
 def test_manifest_leaves_out_what_nodes_do_not_need_and_names_the_biggest_files(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "src")
     manifest, _ = ship.scan(root)
-    assert sorted(manifest.files) == [ship.IGNORE_FILE, "big.bin", "flow.yml", "nodes/a.py", "run.sh"]
+    assert sorted(manifest.files) == [ship.IGNORE_FILE, "big.bin", "flow.yml", "nodes/a.py", "nodes/shared/util.py",
+                                      "run.sh"]
     assert manifest.files["run.sh"][2] and not manifest.files["flow.yml"][2]
     with pytest.raises(ShipError) as err:
         ship.scan(root, 1 << 20)
@@ -73,7 +79,8 @@ def test_copy_is_fetched_once_checked_and_never_half_written(tmp_path: Path,
     # another path (this machine does not have the folder): a copy, every byte checked
     elsewhere = {**offer.for_daemon(), "root": str(tmp_path / "absent")}
     first = cache.prepare(elsewhere, set())
-    assert first.copy and first.fresh and first.fetched_files == 5
+    assert first.copy and first.fresh and first.fetched_files == 6
+    assert (first.root / "nodes" / "shared" / "util.py").read_text() == "X = 1\n"
     assert (first.root / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
     assert os.access(first.root / "run.sh", os.X_OK) and not (first.root / "notes.log").exists()
     again = cache.prepare(elsewhere, set())
