@@ -82,6 +82,7 @@ class Daemon:
         self.files: FileCache | None = None
         # dataflow name -> (the YAML to load here, build output per node), from `prepare` to `spawn`
         self.prepared: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        self._building: dict[str, threading.Lock] = {}  # folder -> held while builds run in it
         self.parts: dict[str, Part] = {}  # by dataflow name
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
@@ -215,9 +216,12 @@ class Daemon:
         # A copy is built once, when made; a folder of the user's (or any copy) with `start --build`.
         output: dict[str, list[str]] = {}
         if build or (tree is not None and cache is not None):
-            skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
-            mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
-            output = run_builds(desc, set(nodes), self.machine, skip, mark)
+            with self.lock:  # two starts of the same content must not build in the same copy at once
+                building = self._building.setdefault(str(desc.base_dir), threading.Lock())
+            with building:
+                skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
+                mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
+                output = run_builds(desc, set(nodes), self.machine, skip, mark)
         with self.lock:
             self.prepared[name] = (str(yaml), output)
         return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
