@@ -15,6 +15,7 @@ daemon prints it (a second start with unchanged files fetches 0 bytes).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -64,7 +65,13 @@ class FileCache:
         """The folder to run from for ``offer`` (what the coordinator's ``spawn`` carried)."""
         token, root = str(offer["token"]), Path(offer["root"])
         raw = self._fetch_bytes(token, str(offer["manifest"]), int(offer["manifest_size"]), "the manifest")
+        if hashlib.sha256(raw).hexdigest() != offer["manifest"]:
+            raise ShipError("the manifest that arrived is not the one the coordinator announced (sha256 differs)")
         manifest = Manifest.from_bytes(raw)
+        for rel in manifest.files:  # a copy never writes outside its folder
+            parts = rel.split("/")
+            if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ShipError(f"the manifest lists {rel!r}, which is not a plain relative path; nothing was written")
         differs = self._differs(root, manifest)
         if differs is None:
             return Prepared(root, copy=False, fresh=False)
@@ -227,8 +234,6 @@ class FileCache:
     # -- the network -------------------------------------------------------------------------------
     def _fetch_file(self, token: str, rel: str, size: int, sha: str, target: Path) -> None:
         """Fetch a file into ``target``, checking its size and sha256 (ShipError naming it)."""
-        import hashlib
-
         digest = hashlib.sha256()
         got = 0
         with open(target, "wb") as f:

@@ -96,6 +96,13 @@ def test_copy_is_fetched_once_checked_and_never_half_written(tmp_path: Path,
     trees = sorted(p.name for p in (tmp_path / "cache" / "trees").iterdir() if p.is_dir())
     assert trees == [first.root.name]  # neither the new copy nor a staging folder remains
 
+    # a manifest naming a path outside the copy (a coordinator gone wrong): refused before any write
+    evil = ship.Offer(root, ship.Manifest({"../evil.py": (3, "0" * 64, False)}), {})
+    server.offers[evil.token] = evil
+    with pytest.raises(ShipError, match=r"lists '\.\./evil\.py', which is not a plain relative path"):
+        cache.prepare({**evil.for_daemon(), "root": str(tmp_path / "absent")}, set())
+    assert not (tmp_path / "cache" / "evil.py").exists()
+
     # an offer that ends mid-way (the start was given up): an error naming what did not arrive
     server.withdraw(offer)
     with pytest.raises(ShipError, match=r"the manifest: chunk 1 of 1 did not arrive .*no such offer"):
