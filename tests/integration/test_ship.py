@@ -84,7 +84,6 @@ def test_folder_shipped_built_cached_and_checked(net: Machines) -> None:
     (flow / "proc.py").write_text(PROC)
     (flow / "helper.py").write_text("def transform(b):\n    return b\n")
     (flow / ".dora-zenoh-ignore").write_text("# written by act while it runs\ngot.txt\n")
-    net.env["XDG_STATE_HOME"] = str(net.tmp / "state")
     net.start_coordinator()
     net.start_daemon("a")  # sees the folder at the same path
     start_hidden_daemon(net, "b", flow)
