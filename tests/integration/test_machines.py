@@ -229,7 +229,7 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart:
                     f.write(f"{int.from_bytes(v[:8], 'little')} {len(v)} {time.monotonic()}\\n")
     """))
     # the daemons' logs and act's output change while a start ships the folder (docs/machines.md)
-    (folder / ".dora-zenoh-ignore").write_text("*.log\ngot.txt\n")
+    (folder / ".dora-zenoh-ignore").write_text("*.log\ngot.txt\n/state/\n")
     yaml = folder / "dataflow.yml"
     yaml.write_text(textwrap.dedent(f"""
         nodes:
