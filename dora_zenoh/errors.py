@@ -105,6 +105,11 @@ class CertError(DoraZenohError):
     """A certificate could not be made (missing CA, bad name or address, file exists)."""
 
 
+class ShipError(DoraZenohError):
+    """A dataflow's folder could not be shipped to a machine (too big, a file that changed or did
+    not arrive whole); the message names the file and the fix."""
+
+
 __all__ = [
     "CertError",
     "CommandError",
@@ -120,6 +125,7 @@ __all__ = [
     "NotAuthorizedError",
     "OperatorLoadError",
     "SecretError",
+    "ShipError",
     "TlsSetupError",
     "UndeclaredOutputError",
     "UnitError",

@@ -260,6 +260,14 @@ LOG_BACKUPS: Setting[int] = Setting(
     "Default of `run --log-max-files`: rotated log files kept per node besides the current one.",
     fix="set it to a whole number such as 2, or to 0 to keep none")
 
+# -- several machines (docs/machines.md) ---------------------------------------------------------
+SHIP_MAX_BYTES: Setting[int] = Setting(
+    "DORA_ZENOH_SHIP_MAX_BYTES", 256 << 20, _size,
+    "Read by the coordinator: the most a dataflow's folder may weigh to be shipped to the machines of its "
+    "placed nodes (files a `.dora-zenoh-ignore` lists do not count).",
+    fix="set it to a size such as 512MiB, or list what the nodes do not need in `.dora-zenoh-ignore`",
+    shown_default="`256MiB`")
+
 REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
@@ -269,6 +277,7 @@ REGISTRY: tuple[Setting, ...] = (
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,
+    SHIP_MAX_BYTES,
 )
 
 

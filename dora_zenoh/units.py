@@ -38,3 +38,12 @@ def parse_size(text: str) -> int:
     if value != int(value):
         raise UnitError(f"'{text}' is not a whole number of bytes")
     return int(value)
+
+
+def format_size(n: float) -> str:
+    """Bytes for a message: ``512 B``, ``1.5 KiB``, ``256 MiB`` (one decimal when not whole)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" or float(n).is_integer() else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover

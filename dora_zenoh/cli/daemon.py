@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -20,7 +21,11 @@ from dora_zenoh.cli.options import CONTEXT
                    "e.g. tls/192.168.1.20:7448  [default: port 7448 on 127.0.0.1].")
 @click.option("--insecure-tcp", is_flag=True, envvar=settings.INSECURE_TCP.name, show_envvar=True,
               help="Allow plain tcp/ endpoints off this machine (no encryption, no authentication).")
-def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insecure_tcp: bool) -> None:
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where copies of dataflow folders shipped from the coordinator are kept  "
+                   "[default: $XDG_STATE_HOME/dora-zenoh/daemon-ID/files].")
+def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insecure_tcp: bool,
+           cache_dir: Path | None) -> None:
     """Run this machine's daemon in the foreground (for systemd): it hosts the machine's Zenoh hub,
     and spawns and supervises the nodes that `deploy: {machine: ID}` places here."""
     from dora_zenoh.daemon.agent import main as serve
@@ -47,7 +52,8 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insec
                                "--insecure-tcp on a network you trust")
             # the security layer's opt-out, for this daemon's sessions and its nodes' (it warns once each)
             os.environ[settings.INSECURE_NETWORK.name] = "1"
-    raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen))
+    raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen,
+                                      cache_dir.resolve() if cache_dir else None))
 
 
 COMMANDS = [daemon]

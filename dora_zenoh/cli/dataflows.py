@@ -42,11 +42,15 @@ from dora_zenoh.supervision.results import ENDED, OK
               "(default: the others go on, status 'degraded'); also the YAML's `fail_fast: true`.")
 @click.option("--record", "record_to", type=click.Path(path_type=Path),
               help="Record every output into this MCAP file, from the first message (see `record`).")
+@click.option("--build", "build_first", is_flag=True,
+              help="Run each node's `build:` first, on the machine it runs on; a failure starts nothing. "
+                   "(A node's copy of the files shipped to another machine is built once when made, without this.)")
 @cpu_latency_option
 @secure_option
 @endpoint_option
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None, fail_fast: bool,
-          record_to: Path | None, cpu_latency_us: int | None, secure: bool, endpoint: str | None) -> None:
+          record_to: Path | None, build_first: bool, cpu_latency_us: int | None, secure: bool,
+          endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
     wanted = sanitize_name(name or desc.name or desc.path.stem)
@@ -65,7 +69,9 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
             for kind, key in (("log", keys.log_key(wanted, "*")), ("done", keys.done_key(wanted))):
                 subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
                     lambda s, k=kind: events.put((k, s)), indirect=False)))
-        reply = client.call("start", timeout=60, path=str(desc.path), name=wanted, grace=grace,
+        # (up to 10 min more when files are shipped or builds run: supervision.ship.PREPARE_TIMEOUT)
+        reply = client.call("start", timeout=660, path=str(desc.path), name=wanted, grace=grace,
+                            build=build_first or None,
                             log_dir=str(Path(log_dir).resolve()) if log_dir else None,
                             cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure or None,
                             **({"record": str(record_to.resolve())} if record_to is not None else {}))

@@ -15,6 +15,10 @@ not stop when it goes (``supervised=False``): the part's reaper ends them with t
 and a healed partition once made Zenoh withdraw that shared token while its holders lived.
 
 No user data passes through the daemon: nodes link to each other directly (gossip).
+
+Before a start, ``prepare`` gets the dataflow's files onto this machine (the same path, or
+a copy fetched from the coordinator into the daemon's cache: :mod:`.files`) and runs the
+``build:`` of the nodes placed here (:mod:`.builds`); ``spawn`` then runs them from there.
 """
 from __future__ import annotations
 
@@ -31,7 +35,10 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import __version__, console
-from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.daemon.builds import run_builds
+from dora_zenoh.daemon.files import FileCache
+from dora_zenoh.errors import CommandError, DoraZenohError, ShipError
+from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
@@ -52,6 +59,7 @@ class Part:
     id: str  # the coordinator's id of the whole dataflow
     path: str
     grace: float
+    root: Path | None = None  # the folder its nodes run from (a copy in the cache, or the YAML's own)
     status: str = "running"  # running | stopping | ended
     result: RunResult | None = None
     ended: float | None = None
@@ -72,10 +80,15 @@ class Part:
 class Daemon:
     """Serves one machine until SIGTERM/SIGINT; its nodes stop with it."""
 
-    def __init__(self, machine: str, coordinator: str, listen: str) -> None:
+    def __init__(self, machine: str, coordinator: str, listen: str, cache_dir: Path | None = None) -> None:
         self.machine = machine
         self.coordinator = coordinator
         self.listen = listen
+        self.cache_dir = cache_dir or state_home() / f"daemon-{machine}" / "files"
+        self.files: FileCache | None = None
+        # dataflow name -> (the YAML to load here, build output per node), from `prepare` to `spawn`
+        self.prepared: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        self._building: dict[str, threading.Lock] = {}  # folder -> held while builds run in it
         self.parts: dict[str, Part] = {}  # by dataflow name
         self.lock = threading.RLock()
         self.session: zenoh.Session | None = None
@@ -104,6 +117,7 @@ class Daemon:
                           "give each machine its own --machine-id")
             session.close()
             return 1
+        self.files = FileCache(self.cache_dir, session)
         token = session.liveliness().declare_token(keys.daemon_token(self.machine))
         queryable = session.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
                                               zenoh.handlers.Callback(self._on_query, indirect=False))
@@ -166,13 +180,11 @@ class Daemon:
         finally:
             query.drop()
 
-    def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
-                  log_dir: str | None = None, fail_fast: bool = False,
-                  restarts: dict[str, int] | None = None) -> dict[str, Any]:
+    def _load(self, path: str | Path, nodes: list[str]) -> Any:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         try:
-            desc = load_descriptor(path)  # the same path on every machine (see docs/machines.md)
+            desc = load_descriptor(path)
         except DescriptorError as exc:
             raise CommandError(f"machine '{self.machine}': {exc}") from None
         except OSError as exc:
@@ -182,17 +194,72 @@ class Daemon:
         if unknown:
             raise CommandError(f"machine '{self.machine}': {path} has no node(s) {', '.join(unknown)} "
                                "(is its copy of the file the same?)")
+        return desc
+
+    def cmd_prepare(self, path: str, name: str, nodes: list[str], files: dict[str, Any] | None = None,
+                    build: bool = False) -> dict[str, Any]:
+        """Before a start: the dataflow's files on this machine, and its nodes' builds run here."""
+        with self.lock:
+            old = self.parts.get(name)
+            if old is not None and old.status != "ended":
+                raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
+            in_use = {p.root for p in self.parts.values() if p.status != "ended" and p.root is not None}
+        yaml, tree, fetched = Path(path), None, 0
+        cache = self.files
+        if files and cache is not None:
+            try:
+                prepared = cache.prepare(files, in_use)
+            except ShipError as exc:
+                raise CommandError(f"machine '{self.machine}' did not get the files of dataflow '{name}': "
+                                   f"{exc}") from None
+            except OSError as exc:  # a full or read-only disk
+                raise CommandError(f"machine '{self.machine}' cannot write its copy of dataflow '{name}' in "
+                                   f"{cache.base}: {exc} (its daemon's --cache-dir)") from None
+            yaml = prepared.root / Path(path).relative_to(str(files["root"]))
+            tree, fetched = (prepared.root if prepared.copy else None), prepared.fetched_bytes
+            for rel in prepared.repaired:
+                console.warn(f"machine '{self.machine}': the cached copy of {rel} was changed or removed (its "
+                             f"sha256 differs from the coordinator's); fetched it again into {prepared.root}")
+            where = f"a copy in {prepared.root}" if tree else "the same path"
+            if prepared.differs:
+                where += f" ({files['root']} here differs from the coordinator's folder: {prepared.differs})"
+            print(f"[dora-zenoh] dataflow '{name}': files from {where}; fetched {prepared.fetched_files} "
+                  f"file(s), {fetched} bytes", flush=True)
+        desc = self._load(yaml, nodes)
+        # A copy is built once, when made; a folder of the user's (or any copy) with `start --build`.
+        output: dict[str, list[str]] = {}
+        if build or (tree is not None and cache is not None):
+            with self.lock:  # two starts of the same content must not build in the same copy at once
+                building = self._building.setdefault(str(desc.base_dir), threading.Lock())
+            with building:
+                skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
+                mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
+                output = run_builds(desc, set(nodes), self.machine, skip, mark)
+        with self.lock:
+            self.prepared[name] = (str(yaml), output)
+        return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
+                "built": sorted(output)}
+
+    def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
+                  log_dir: str | None = None, fail_fast: bool = False,
+                  restarts: dict[str, int] | None = None) -> dict[str, Any]:
+        with self.lock:
+            local, built = self.prepared.pop(name, (path, {}))
+        desc = self._load(local, nodes)  # `path` is the coordinator's: the reports name it
         with self.lock:
             old = self.parts.get(name)
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
-                              fail_fast=fail_fast)
+                              fail_fast=fail_fast, append_logs=set(built))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
-            part = Part(run, id, str(desc.path), grace)
+            part = Part(run, id, path, grace, root=desc.base_dir)
             self.parts[name] = part
+        for node, lines in built.items():  # the build's output opens the node's log
+            with open(run.logs.path(node), "w", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in lines)
         try:
             run.start()
         except Exception as exc:
@@ -239,7 +306,7 @@ class Daemon:
         return {"lines": lines, "count": count, "path": str(part.run.log_dir / f"log_{node}.txt")}
 
 
-def main(machine: str, coordinator: str, listen: str) -> int:
+def main(machine: str, coordinator: str, listen: str, cache_dir: Path | None = None) -> int:
     """``dora-zenoh daemon``: serve in the foreground until SIGTERM."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    return Daemon(machine, coordinator, listen).serve()
+    return Daemon(machine, coordinator, listen, cache_dir).serve()

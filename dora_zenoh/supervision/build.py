@@ -32,11 +32,12 @@ def build_steps(desc: Any) -> list[tuple[str, str]]:
     return steps
 
 
-def run_builds(desc: Any, echo: Callable[[str], None] | None = None) -> int:
-    """Run every build command; returns how many ran. Raises BuildError at the first failure."""
+def run_builds(desc: Any, echo: Callable[[str], None] | None = None, only: set[str] | None = None) -> int:
+    """Run every build command (of the nodes ``only`` names, if given); returns how many ran.
+    Raises BuildError at the first failure."""
     out = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     colour = echo is None and use_colour(sys.stderr)
-    steps = build_steps(desc)
+    steps = [(who, cmd) for who, cmd in build_steps(desc) if only is None or who.split("/", 1)[0] in only]
     for who, command in steps:
         out(f"[dora-zenoh] building {who}: {command}")
         proc = subprocess.Popen(command, shell=True, cwd=desc.base_dir, stdout=subprocess.PIPE,

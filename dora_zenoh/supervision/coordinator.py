@@ -35,6 +35,7 @@ from dora_zenoh import __version__
 from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
 from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.security import access, control
+from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.restart import RestartRule, restarts_after
 from dora_zenoh.supervision.results import ENDED, RunResult
@@ -164,6 +165,7 @@ class Coordinator:
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
+        self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -211,6 +213,8 @@ class Coordinator:
               f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
+        if self.ship is not None:
+            self.ship.close()
         self.session.close()
         self.session = None
         ctl, self.ctl = self.ctl, None
@@ -286,7 +290,7 @@ class Coordinator:
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
                   fail_fast: bool = False, requester: access.Requester | None = None,
-                  secure: bool = False, record: str | None = None) -> dict[str, Any]:
+                  secure: bool = False, record: str | None = None, build: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -331,6 +335,11 @@ class Coordinator:
             opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
             self.entries[entry.id] = entry  # reserves the name while it starts
         try:
+            # Files and builds first, on every machine: a failure there starts nothing anywhere.
+            if entry.remote:
+                self._prepare_machines(desc, {m: p.nodes for m, p in entry.remote.items()}, wanted, build)
+            if build:
+                self._build_here(desc, {n.id for n in run.local_nodes()})
             run.start()
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
@@ -355,6 +364,36 @@ class Coordinator:
         return {"id": entry.id, "name": entry.name, "nodes": len(run.procs) + sum(
                     len(p.nodes) for p in entry.remote.values()), "log_dir": str(run.log_dir),
                 "endpoint": run.node_endpoint, "machines": sorted(entry.remote)}
+
+    def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False) -> None:
+        """The dataflow's files on each machine of ``parts`` (shipped when needed) and their builds."""
+        if self.session is None:
+            raise CommandError("the coordinator is going down")
+        if self.ship is None:
+            self.ship = ship.Server(self.session)
+        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call)
+        for machine, answer in sorted(answers.items()):
+            if answer.get("copy"):
+                print(f"[dora-zenoh] dataflow '{name}': machine '{machine}' runs from its copy {answer['path']} "
+                      f"({answer.get('fetched_bytes', 0)} bytes fetched)", flush=True)
+
+    def _build_here(self, desc: Any, nodes: set[str]) -> None:
+        """``start --build``: the builds of the nodes this machine runs, in the YAML's folder."""
+        from collections import deque
+
+        from dora_zenoh.supervision.build import BuildError, run_builds
+
+        tail: deque[str] = deque(maxlen=15)  # the user sees these in the error; all are in our log
+
+        def echo(line: str) -> None:
+            print(line, flush=True)
+            tail.append(line)
+
+        try:
+            run_builds(desc, echo=echo, only=nodes)
+        except BuildError as exc:
+            shown = "\n".join(f"  {line}" for line in tail)
+            raise CommandError(f"{exc}. Its last lines:\n{shown}") from None
 
     def _start_recorder(self, entry: Entry, path: Path) -> None:
         """``start --record``: the recorder, a process of its own that every node's start barrier
@@ -578,6 +617,7 @@ class Coordinator:
                 part.status, part.waits = "lost", False
             return
         try:
+            self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
                               restarts={n: part.restarts(n) + 1 for n in again})

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,6 +81,8 @@ class RunOptions:
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
     # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
     answer_on_hub: bool = True
+    # Nodes whose log file already holds lines when they start (a daemon's build output): appended to.
+    append_logs: set[str] = field(default_factory=set)
 
 
 class DataflowRun:
@@ -240,7 +242,7 @@ class DataflowRun:
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
                        supervised=not self.options.part)
-        log = self.logs.open(node.id, append=restart)
+        log = self.logs.open(node.id, append=restart or node.id in self.options.append_logs)
         proc = start_process(node, self.desc.base_dir, env, log)
         self.procs[node.id] = proc
         popen = proc.popen

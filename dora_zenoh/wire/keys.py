@@ -142,3 +142,10 @@ def daemon_state_key(machine: str) -> str:
     """A daemon's periodic report: every dataflow part it supervises, with its nodes' states
     (the coordinator's view of remote nodes, and how a restarted coordinator re-adopts them)."""
     return f"{DEFAULT_PREFIX}/{INTERNAL}/daemon/{machine}/state"
+
+
+def files_key(token: str, digest: str = "*", chunk: str = "*") -> str:
+    """Queryable of the coordinator for one offer of a dataflow's folder (:mod:`dora_zenoh.supervision.ship`):
+    chunk ``chunk`` of the file (or manifest) whose sha256 is ``digest``. ``token`` is the offer's random
+    capability, given only to the daemons of the dataflow's machines."""
+    return f"{DEFAULT_PREFIX}/{INTERNAL}/files/{token}/{digest}/{chunk}"

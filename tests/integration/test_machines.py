@@ -60,8 +60,9 @@ class Machines:
         zconf.write_text(json.dumps({"scouting": {"multicast": {"enabled": False}},
                                      "transport": {"shared_memory": {"enabled": False}}}))
         # (DORA_ZENOH_INSECURE_NETWORK: the security work's opt-out of TLS, for the plain-TCP tests)
+        # (XDG_STATE_HOME: the daemons' caches of shipped folders stay in the test's folder)
         self.env = {**os.environ, "DORA_ZENOH_ZENOH_CONFIG": str(zconf), "DORA_ZENOH_ENDPOINT": self.coordinator,
-                    "DORA_ZENOH_INSECURE_NETWORK": "1"}
+                    "DORA_ZENOH_INSECURE_NETWORK": "1", "XDG_STATE_HOME": str(tmp / "state")}
         self.proto = "tcp"
 
     def use_tls(self, name: str = "good") -> None:
@@ -243,6 +244,8 @@ def write_flow(folder: Path, size: int = 16, period_ms: int = 100, proc_restart:
                 with open("got.txt", "a") as f:
                     f.write(f"{int.from_bytes(v[:8], 'little')} {len(v)} {time.monotonic()}\\n")
     """))
+    # the daemons' logs and act's output change while a start ships the folder (docs/machines.md)
+    (folder / ".dora-zenoh-ignore").write_text("*.log\ngot.txt\n/state/\n")
     yaml = folder / "dataflow.yml"
     yaml.write_text(textwrap.dedent(f"""
         nodes:

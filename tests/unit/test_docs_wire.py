@@ -9,7 +9,8 @@ from dora_zenoh.wire import keys
 ROOT = Path(__file__).resolve().parents[2]
 # The placeholders docs/wire.md writes for each parameter of a key function.
 PLACEHOLDER = {"prefix": "p", "dataflow": "d", "node": "n", "source": "n/o", "zid": "<zid>",
-               "verb": "<command>", "reader": "r", "machine": "<machine>"}
+               "verb": "<command>", "reader": "r", "machine": "<machine>",
+               "token": "<token>", "digest": "<sha256>", "chunk": "<chunk>"}
 
 
 def documented_keys() -> dict[str, str]:

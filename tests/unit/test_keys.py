@@ -30,6 +30,7 @@ INTERNAL_KEYS = {
     "daemon_token": keys.daemon_token("robot"),
     "daemon_ctl_key": keys.daemon_ctl_key("robot", "spawn"),
     "daemon_state_key": keys.daemon_state_key("robot"),
+    "files_key": keys.files_key("7f3a", "ab12", "0"),
 }
 
 
@@ -58,6 +59,7 @@ def test_data_key_is_prefix_dataflow_source():
     ("daemon_token", "dora/@dz/daemon/robot"),
     ("daemon_ctl_key", "dora/@dz/daemon/robot/ctl/spawn"),
     ("daemon_state_key", "dora/@dz/daemon/robot/state"),
+    ("files_key", "dora/@dz/files/7f3a/ab12/0"),
     ("coordinator_token", "dora/@dz/coordinator"),
     ("log_key", "dora/@dz/log/flow/cam"),
     ("done_key", "dora/@dz/done/flow"),

@@ -1,0 +1,277 @@
+"""Shipping a dataflow's folder to the machines of its placed nodes, over Zenoh (coordinator side).
+
+A node placed on another machine needs its files there. The coordinator makes a
+*manifest* of the YAML's folder (relative path, size, sha256 and executable bit of every
+file, minus what :data:`SKIP_DIRS`, :data:`SKIP_FILES` and a ``.dora-zenoh-ignore`` leave
+out) and *offers* it: a queryable under ``dora/@dz/files/<token>/<sha256>/<chunk>`` answers
+with chunk ``chunk`` (:data:`CHUNK` bytes) of the file whose content has that sha256, the
+manifest itself included. ``token`` is random and given only to the daemons of the
+dataflow's machines, in their ``spawn`` command: a session that was not told it cannot
+fetch anything, and an offer ends when the start does. Each daemon compares the manifest
+with the same path on its machine and fetches only what differs (:mod:`dora_zenoh.daemon.files`).
+
+Files are read when asked for, so one that changes after the manifest was made arrives with
+another sha256, which the daemon refuses (naming the file). The links between the
+coordinator and the daemons are the machines' mutual-TLS links.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zenoh
+
+from dora_zenoh import settings
+from dora_zenoh.errors import CommandError, DoraZenohError, ShipError
+from dora_zenoh.units import format_size
+from dora_zenoh.wire import keys
+
+CHUNK = 1 << 20  # bytes per reply: well below what one Zenoh reply carries, so a slow link times out less
+IGNORE_FILE = ".dora-zenoh-ignore"
+# Never shipped: version control, caches, virtual environments (machine-specific: rebuild them with
+# `build:`), and `out/`, where runs write their logs.
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache",
+                       ".pytest_cache", ".ruff_cache"})
+SKIP_TOP = frozenset({"out"})
+SKIP_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+READ_BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(READ_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_ignore(root: Path) -> list[str]:
+    """The patterns of ``root/.dora-zenoh-ignore``: one per line, ``#`` comments (gitignore's basics:
+    ``name`` matches at any depth, ``a/b`` or ``/a`` from the folder, a trailing ``/`` is allowed)."""
+    try:
+        text = (root / IGNORE_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def ignored(rel: str, patterns: list[str]) -> bool:
+    """Whether the relative path ``rel`` (``/``-separated) matches one of ``patterns``."""
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        pat = pattern.rstrip("/")
+        if "/" in pat:
+            if fnmatch.fnmatchcase(rel, pat.lstrip("/")):
+                return True
+        elif fnmatch.fnmatchcase(name, pat):
+            return True
+    return False
+
+
+@dataclass
+class Manifest:
+    """What a folder holds: ``files`` maps a relative path to ``(size, sha256, executable)``."""
+
+    files: dict[str, tuple[int, str, bool]]
+
+    def to_bytes(self) -> bytes:
+        rows = [[rel, size, sha, x] for rel, (size, sha, x) in sorted(self.files.items())]
+        return json.dumps({"version": 1, "files": rows}, separators=(",", ":")).encode()
+
+    @staticmethod
+    def from_bytes(raw: bytes) -> Manifest:
+        data = json.loads(raw)
+        return Manifest({str(r[0]): (int(r[1]), str(r[2]), bool(r[3])) for r in data["files"]})
+
+    @property
+    def digest(self) -> str:
+        """The sha256 of :meth:`to_bytes`: the identity of the folder's shipped content."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return sum(size for size, _, _ in self.files.values())
+
+
+def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path]]:
+    """The manifest of ``root`` and where each sha256's content is; ShipError past ``limit`` bytes,
+    naming the biggest files, the setting and the ignore file."""
+    patterns = read_ignore(root)
+    files: dict[str, tuple[int, str, bool]] = {}
+    where: dict[str, Path] = {}
+    sizes: list[tuple[int, str]] = []
+    reals: dict[Path, str] = {}  # each folder walked -> its real path: a link to an ancestor must not loop
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        base = Path(dirpath)
+        real = reals[base] = os.path.realpath(dirpath)
+        if any(reals.get(parent) == real for parent in base.parents):
+            dirnames[:] = []
+            continue
+        rel_dir = base.relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not (rel_dir == "" and d in SKIP_TOP)
+                             and not ignored(rel_dir + d, patterns))
+        for name in sorted(filenames):
+            rel = rel_dir + name
+            if any(fnmatch.fnmatchcase(name, p) for p in SKIP_FILES) or ignored(rel, patterns):
+                continue
+            path = base / name
+            try:
+                st = path.stat()  # follows a symbolic link: its target's content is shipped (folders too)
+            except OSError:
+                continue  # a dangling link
+            if not path.is_file() or not os.access(path, os.R_OK):
+                continue  # (what the coordinator cannot read, its nodes could not either)
+            sizes.append((st.st_size, rel))
+            files[rel] = (st.st_size, "", bool(st.st_mode & 0o111))
+    total = sum(s for s, _ in sizes)
+    if limit is not None and total > limit:
+        biggest = ", ".join(f"{rel} ({format_size(s)})" for s, rel in sorted(sizes, reverse=True)[:5])
+        raise ShipError(f"the dataflow's folder {root} holds {format_size(total)} to ship to its other machines, "
+                        f"more than {settings.SHIP_MAX_BYTES.name}={format_size(limit)}; the biggest files: "
+                        f"{biggest}. List what the nodes do not need in {root / IGNORE_FILE} (one pattern a "
+                        f"line, as in .gitignore), or raise {settings.SHIP_MAX_BYTES.name}")
+    for rel, (size, _, x) in files.items():
+        try:
+            sha = sha256_file(root / rel)
+        except OSError as exc:
+            raise ShipError(f"cannot read {root / rel} to ship it: {exc.strerror}") from None
+        files[rel] = (size, sha, x)
+        where.setdefault(sha, root / rel)
+    return Manifest(files), where
+
+
+@dataclass
+class Offer:
+    """One folder offered to some machines while a dataflow starts there."""
+
+    root: Path
+    manifest: Manifest
+    where: dict[str, Path]
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    raw: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.raw = self.manifest.to_bytes()
+        self.manifest_sha = hashlib.sha256(self.raw).hexdigest()
+
+    def for_daemon(self) -> dict[str, Any]:
+        """What the ``spawn`` command carries: where to fetch, and what must arrive."""
+        return {"token": self.token, "manifest": self.manifest_sha, "manifest_size": len(self.raw),
+                "root": str(self.root)}
+
+    def chunk(self, sha: str, index: int) -> bytes:
+        """Chunk ``index`` of the content whose sha256 is ``sha`` (KeyError: not offered)."""
+        start = index * CHUNK
+        if sha == self.manifest_sha:
+            return self.raw[start:start + CHUNK]
+        with open(self.where[sha], "rb") as f:
+            f.seek(start)
+            return f.read(CHUNK)
+
+
+class Server:
+    """The coordinator's file queryable: declared once on its hub session, serving the current offers."""
+
+    def __init__(self, session: zenoh.Session) -> None:
+        self.session = session
+        self.offers: dict[str, Offer] = {}
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="dz-ship")  # disk reads off Zenoh's threads
+        self.queryable = session.declare_queryable(keys.files_key("*", "*", "*"),
+                                                   zenoh.handlers.Callback(self._on_query, indirect=False))
+
+    def offer(self, root: Path) -> Offer:
+        """Scan ``root`` (ShipError past the size limit) and serve it until :meth:`withdraw`."""
+        manifest, where = scan(root, settings.SHIP_MAX_BYTES.get())
+        offer = Offer(root, manifest, where)
+        with self.lock:
+            self.offers[offer.token] = offer
+        return offer
+
+    def withdraw(self, offer: Offer) -> None:
+        with self.lock:
+            self.offers.pop(offer.token, None)
+
+    def close(self) -> None:
+        try:
+            self.queryable.undeclare()
+        except zenoh.ZError:
+            pass
+        self.pool.shutdown(wait=False)
+
+    def _on_query(self, query: zenoh.Query) -> None:
+        try:
+            self.pool.submit(self._answer, query)
+        except RuntimeError:  # shut down
+            query.drop()
+
+    def _answer(self, query: zenoh.Query) -> None:
+        key = str(query.key_expr)
+        try:
+            token, sha, index = key.rsplit("/", 3)[1:]
+            with self.lock:
+                offer = self.offers.get(token)
+            if offer is None:
+                query.reply_err(b"no such offer (the start it belonged to is over)")
+                return
+            try:
+                data = offer.chunk(sha, int(index))
+            except (KeyError, ValueError):
+                query.reply_err(b"no such file in this offer")
+                return
+            except OSError as exc:
+                query.reply_err(f"cannot read it on the coordinator's machine: {exc.strerror}".encode())
+                return
+            query.reply(key, data)
+        except zenoh.ZError:
+            pass
+        finally:
+            query.drop()
+
+
+PREPARE_TIMEOUT = 600.0  # seconds a machine may take to fetch the files and run its nodes' builds
+
+
+def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
+                     call: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Before anything starts: every machine of ``parts`` gets the dataflow's files (the same path or
+    a copy) and runs its nodes' builds, all machines at once; ``call(machine, verb, **args)`` is the
+    coordinator's command to a daemon. Returns each machine's answer; CommandError naming every
+    machine that failed (then nothing was started anywhere)."""
+    try:
+        offer = server.offer(Path(desc.base_dir))
+    except ShipError as exc:
+        raise CommandError(str(exc)) from None
+    answers: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+
+    def one(machine: str, nodes: list[str]) -> None:
+        try:
+            answers[machine] = call(machine, "prepare", timeout=PREPARE_TIMEOUT, path=str(desc.path), name=name,
+                                    nodes=nodes, files=offer.for_daemon(), build=build or None)
+        except DoraZenohError as exc:
+            errors[machine] = str(exc)
+
+    threads = [threading.Thread(target=one, args=item, daemon=True, name=f"dz-prepare-{item[0]}")
+               for item in parts.items()]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.withdraw(offer)
+    if errors:
+        raise CommandError("; ".join(errors[m] for m in sorted(errors)))
+    return answers

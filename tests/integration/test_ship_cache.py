@@ -1,0 +1,109 @@
+"""Shipping a folder between two real Zenoh sessions of this process (no root, no daemon): what the
+manifest leaves out, chunked transfers, the content-addressed cache, and what it refuses."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zenoh
+
+from dora_zenoh.daemon.files import FileCache
+from dora_zenoh.errors import ShipError
+from dora_zenoh.supervision import ship
+from dora_zenoh.wire import zconfig
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def link(endpoint: str) -> Iterator[tuple[ship.Server, zenoh.Session]]:
+    """The coordinator's file server on one session, and a daemon's session linked to it."""
+    server_session = zenoh.open(zconfig.peer_config([], [endpoint]))
+    daemon_session = zenoh.open(zconfig.peer_config([endpoint], []))
+    server = ship.Server(server_session)
+    try:
+        assert zconfig.wait_for_peers(daemon_session, 10.0)
+        yield server, daemon_session
+    finally:
+        server.close()
+        daemon_session.close()
+        server_session.close()
+
+
+def make_folder(root: Path) -> Path:
+    (root / "nodes").mkdir(parents=True)
+    (root / "flow.yml").write_text("nodes: []\n")
+    (root / "nodes" / "a.py").write_text("print('a')\n")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "big.bin").write_bytes(os.urandom(ship.CHUNK * 2 + 12345))  # three chunks
+    for skipped in (".git", "nodes/__pycache__", ".venv", "out/run1", "data"):
+        (root / skipped).mkdir(parents=True, exist_ok=True)
+        (root / skipped / "x").write_text("not shipped")
+    (root / "nodes" / "a.pyc").write_text("not shipped")
+    (root / "notes.log").write_text("not shipped")
+    (root / ship.IGNORE_FILE).write_text("# comment\n*.log\n/data/\n")
+    shared = root.parent / "shared"  # outside the folder, linked into it
+    shared.mkdir()
+    (shared / "util.py").write_text("X = 1\n")
+    (root / "nodes" / "shared").symlink_to(shared)
+    (shared / "loop").symlink_to(root)  # a link back up is walked once
+    return root
+
+
+def test_manifest_leaves_out_what_nodes_do_not_need_and_names_the_biggest_files(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "src")
+    manifest, _ = ship.scan(root)
+    assert sorted(manifest.files) == [ship.IGNORE_FILE, "big.bin", "flow.yml", "nodes/a.py", "nodes/shared/util.py",
+                                      "run.sh"]
+    assert manifest.files["run.sh"][2] and not manifest.files["flow.yml"][2]
+    with pytest.raises(ShipError) as err:
+        ship.scan(root, 1 << 20)
+    assert "big.bin (2.0 MiB)" in str(err.value) and "DORA_ZENOH_SHIP_MAX_BYTES=1 MiB" in str(err.value)
+    assert ship.IGNORE_FILE in str(err.value)
+
+
+def test_copy_is_fetched_once_checked_and_never_half_written(tmp_path: Path,
+                                                             link: tuple[ship.Server, zenoh.Session]) -> None:
+    server, session = link
+    root = make_folder(tmp_path / "src")
+    cache = FileCache(tmp_path / "cache", session)
+
+    # the same path: nothing to fetch
+    offer = server.offer(root)
+    same = cache.prepare(offer.for_daemon(), set())
+    assert (same.root, same.copy, same.fetched_bytes) == (root, False, 0)
+
+    # another path (this machine does not have the folder): a copy, every byte checked
+    elsewhere = {**offer.for_daemon(), "root": str(tmp_path / "absent")}
+    first = cache.prepare(elsewhere, set())
+    assert first.copy and first.fresh and first.fetched_files == 6
+    assert (first.root / "nodes" / "shared" / "util.py").read_text() == "X = 1\n"
+    assert (first.root / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
+    assert os.access(first.root / "run.sh", os.X_OK) and not (first.root / "notes.log").exists()
+    again = cache.prepare(elsewhere, set())
+    assert (again.root, again.fresh, again.fetched_bytes) == (first.root, False, 0)
+    server.withdraw(offer)
+
+    # a file that changes on the coordinator's side after the manifest: refused, named, no copy left
+    (root / "nodes" / "b.py").write_text("print('b')\n")
+    offer = server.offer(root)
+    (root / "nodes" / "b.py").write_text("print('B, changed')\n")
+    with pytest.raises(ShipError, match=r"nodes/b\.py: what arrived .* changed on the coordinator's machine"):
+        cache.prepare({**offer.for_daemon(), "root": str(tmp_path / "absent")}, set())
+    trees = sorted(p.name for p in (tmp_path / "cache" / "trees").iterdir() if p.is_dir())
+    assert trees == [first.root.name]  # neither the new copy nor a staging folder remains
+
+    # a manifest naming a path outside the copy (a coordinator gone wrong): refused before any write
+    evil = ship.Offer(root, ship.Manifest({"../evil.py": (3, "0" * 64, False)}), {})
+    server.offers[evil.token] = evil
+    with pytest.raises(ShipError, match=r"lists '\.\./evil\.py', which is not a plain relative path"):
+        cache.prepare({**evil.for_daemon(), "root": str(tmp_path / "absent")}, set())
+    assert not (tmp_path / "cache" / "evil.py").exists()
+
+    # an offer that ends mid-way (the start was given up): an error naming what did not arrive
+    server.withdraw(offer)
+    with pytest.raises(ShipError, match=r"the manifest: chunk 1 of 1 did not arrive .*no such offer"):
+        cache.prepare({**offer.for_daemon(), "root": str(tmp_path / "absent")}, set())
