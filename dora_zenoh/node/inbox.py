@@ -76,7 +76,7 @@ class Inbox:
         self._closed = False
         # Held while a thread rings: once close() has it, no thread is or will be inside
         # Zenoh through this inbox (see dora_zenoh.node.shutdown).
-        self._gate = threading.Lock()
+        self._gate = threading.RLock()  # re-entered when a marker reaches a callback input of the same key
         self._alarm = _Alarm(self._ring)
         self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
         self.spin: Spin | None = None
