@@ -56,32 +56,23 @@ class Helpers:
     def start(self, target: Callable[..., Any], *args: Any, name: str) -> None:
         """Run ``target(*args)`` on a daemon thread that ``join`` will wait for (not once
         the node is closing: what it would ask Zenoh no longer matters)."""
-        thread = threading.Thread(target=self._run, args=(target, args), name=name, daemon=True)
-        with self._lock:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self._lock:  # started under the lock: join() never sees a thread not started yet
             if self._joining:
                 return
+            self._threads = {t for t in self._threads if t.is_alive()}  # they are short-lived
             self._threads.add(thread)
-        thread.start()
-
-    def _run(self, target: Callable[..., Any], args: tuple) -> None:
-        try:
-            target(*args)
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
+            thread.start()
 
     def join(self, timeout: float = JOIN_TIMEOUT) -> list[str]:
         """Wait until every helper has ended; the names of those still running after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._lock:
             self._joining = True
-        while True:
-            with self._lock:
-                alive = [t for t in self._threads if t.is_alive()]
-            left = deadline - time.monotonic()
-            if not alive or left <= 0:
-                return sorted(t.name for t in alive)
-            alive[0].join(min(left, 0.1))
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return sorted(t.name for t in threads if t.is_alive())
 
     def running(self) -> bool:
         """Whether any helper is still running."""
