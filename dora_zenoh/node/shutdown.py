@@ -12,8 +12,8 @@ So a node must be sure, before its script's last atexit handler returns, that no
 thread can come back into Python from Zenoh:
 
 * ``Helpers`` starts the node's own short-lived threads (the ones that ask Zenoh
-  something from a callback) and joins them after the session is closed (a closed
-  session ends every call in progress at once);
+  something from a callback); they read replies with :func:`replies`, never blocked in
+  Rust, stop asking once the node leaves, and are joined before the session closes;
 * the node undeclares every entity that calls Python back before it closes the
   session, so that a close that fails (Zenoh's "close operation timed out" under
   heavy load) leaves nothing behind that calls Python;
@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-# How long a closing node waits for its helper threads once its session is closed
-# (each Zenoh call of theirs returns at once then; more is a wedged thread).
+# How long a closing node waits for its helper threads (they stop within a poll once it
+# leaves: more is a wedged thread).
 JOIN_TIMEOUT = 5.0
 POLL_S = 0.005  # how often a helper looks for a query's replies (see replies)
 
