@@ -74,6 +74,9 @@ class Inbox:
         self._primary_ended = False      # the primary input's INPUT_CLOSED is queued
         self._primary_size = primary.size if primary is not None else 1 << 62
         self._closed = False
+        # Held while a thread rings: once close() has it, no thread is or will be inside
+        # Zenoh through this inbox (see dora_zenoh.node.shutdown).
+        self._gate = threading.RLock()  # re-entered when a marker reaches a callback input of the same key
         self._alarm = _Alarm(self._ring)
         self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
         self.spin: Spin | None = None
@@ -85,12 +88,13 @@ class Inbox:
         self._ring(MARK)
 
     def _ring(self, tag: bytes) -> None:
-        if self._closed:
-            return
-        try:
-            self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
-        except Exception:  # the session is closing: nobody is waiting any more
-            pass
+        with self._gate:
+            if self._closed:
+                return
+            try:
+                self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
+            except Exception:  # the session is closing: nobody is waiting any more
+                pass
 
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
@@ -223,8 +227,10 @@ class Inbox:
         self._local.appendleft(item)
 
     def close(self) -> None:
-        """Stop the alarm thread (before the session closes)."""
-        self._closed = True
+        """Stop ringing and the alarm thread (before the session closes). Returns once no
+        other thread is inside Zenoh through this inbox (timers, the alarm, callbacks)."""
+        with self._gate:
+            self._closed = True
         self._alarm.stop()
 
 

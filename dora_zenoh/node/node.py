@@ -24,7 +24,7 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.node import arrow
+from dora_zenoh.node import arrow, shutdown
 from dora_zenoh.node import config as sources
 from dora_zenoh.node.api_extras import NodeExtras
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
@@ -131,6 +131,11 @@ class Node(NodeExtras):
         self._exited: set[str] = set()
         self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
         self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
+        # What may call Python from Zenoh: undeclared, and joined, before the session closes
+        # (see dora_zenoh.node.shutdown).
+        self._callbacks: list = []
+        self._helpers = shutdown.Helpers()
+        self._left = False  # set when close() starts to leave: helpers stop asking Zenoh
 
         # Outputs: [publisher, next sequence number, publisher for block readers or None].
         # Only `queue_policy: block` readers may hold a sender back: an output that none of
@@ -163,12 +168,14 @@ class Node(NodeExtras):
         self._flush_subs = []
         self._eos_seen: dict[str, str] = {}  # source node -> the session id in its last notice
         self._malformed: dict[tuple[str, str], int] = {}  # (key, what was wrong) -> samples dropped
+        callbacks = self._callbacks
         for source in sorted(sources):
-            session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
-                                       zenoh.handlers.Callback(self._on_eos, indirect=False))
+            callbacks.append(session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
+                                                        zenoh.handlers.Callback(self._on_eos, indirect=False)))
             # A node that exits asks us whether its end-of-stream notice is here (see close()).
-            session.declare_queryable(keys.ack_key(prefix, self._dataflow, source, self.node_id),
-                                      zenoh.handlers.Callback(self._on_ack_query, indirect=False))
+            callbacks.append(session.declare_queryable(
+                keys.ack_key(prefix, self._dataflow, source, self.node_id),
+                zenoh.handlers.Callback(self._on_ack_query, indirect=False)))
             # Never read: it is there so that the source's flushes reach us (see _flush).
             self._flush_subs.append(session.declare_subscriber(
                 keys.flush_key(prefix, self._dataflow, source), zenoh.handlers.RingChannel(1)))
@@ -178,10 +185,11 @@ class Node(NodeExtras):
         self._stats_q = session.declare_queryable(keys.stats_key(prefix, self._dataflow, self.node_id),
                                                   zenoh.handlers.Callback(self._on_stats_query,
                                                                           indirect=False))
+        callbacks.append(self._stats_q)
         self._supervisor = SupervisorWatch(self.node_id, cfg.runner, self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
-        session.liveliness().declare_subscriber(
-            self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
+        callbacks.append(session.liveliness().declare_subscriber(
+            self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True))
         # Announced only now, after every input is subscribed (and pyarrow, which builds every
         # input's value, is imported): the token means "ready".
         arrow.wait_preloaded()
@@ -226,8 +234,8 @@ class Node(NodeExtras):
                 continue
             sources.add(q.source_node)
             if q is not self._primary:
-                session.declare_subscriber(specs[in_id].key, zenoh.handlers.Callback(
-                    self._input_callback(q, specs[in_id]), indirect=False))
+                self._callbacks.append(session.declare_subscriber(specs[in_id].key, zenoh.handlers.Callback(
+                    self._input_callback(q, specs[in_id]), indirect=False)))
         self._timers = TimerThread(timers) if timers else None
         return sources
 
@@ -296,8 +304,7 @@ class Node(NodeExtras):
                     self._alive.add(name)
                     self._state.notify_all()
             else:  # on a thread of ours: a Zenoh callback must not wait for a query
-                threading.Thread(target=self._on_node_gone, args=(name, str(sample.key_expr)), daemon=True,
-                                 name="dora-zenoh-gone").start()
+                self._helpers.start(self._on_node_gone, name, str(sample.key_expr), name="dora-zenoh-gone")
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
@@ -313,7 +320,8 @@ class Node(NodeExtras):
         tokens tells them apart.
         """
         try:
-            if any(reply.ok is not None for reply in self._session.liveliness().get(token, timeout=1.0)):
+            replies = shutdown.replies(self._session.liveliness().get(token, timeout=1.0), 1.0, self._leaving)
+            if any(reply.ok is not None for reply in replies):
                 if name not in self._gone_forged:
                     self._gone_forged.add(name)
                     warn(f"node '{self.node_id}': ignored a report that node '{name}' is gone: its token is "
@@ -351,8 +359,7 @@ class Node(NodeExtras):
             if (kind, name) in self._checking:
                 return
             self._checking.add((kind, name))
-        threading.Thread(target=self._confirm, args=(kind, name, act, runner), daemon=True,
-                         name="dora-zenoh-confirm").start()
+        self._helpers.start(self._confirm, kind, name, act, runner, name="dora-zenoh-confirm")
 
     def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
         selector = keys.facts_key(self._cfg.prefix, self._dataflow)
@@ -360,7 +367,7 @@ class Node(NodeExtras):
         impostors: set[str] = set()
         try:
             while time.monotonic() < deadline and not self._closed:
-                for reply in self._session.get(selector, timeout=1.0):
+                for reply in shutdown.replies(self._session.get(selector, timeout=1.0), 1.0, self._leaving):
                     if reply.ok is None:
                         continue
                     if _replier(reply) != runner:
@@ -477,7 +484,7 @@ class Node(NodeExtras):
                 and node not in self._restartable:
             # Its notice did not reach us (it gave up waiting for us): ask the runner how many
             # it sent, so that what never came is counted. On a thread: we are in a callback.
-            threading.Thread(target=self._close_counted, args=(node, closing, link_closed), daemon=True).start()
+            self._helpers.start(self._close_counted, node, closing, link_closed, name="dora-zenoh-count")
             return
         for q in closing:
             q.close_when_quiet(ready=link_closed)
@@ -497,7 +504,8 @@ class Node(NodeExtras):
         """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
         runner = self._cfg.runner_zid
         try:
-            for reply in self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0):
+            handler = self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0)
+            for reply in shutdown.replies(handler, 1.0, self._leaving):
                 if reply.ok is not None and _replier(reply) == runner:
                     facts, problem = wire.load_json(reply.ok.payload.to_bytes())
                     if problem is None and isinstance(facts, dict):
@@ -669,11 +677,36 @@ class Node(NodeExtras):
             self._report_malformed()
         finally:
             self._wake.close()
-            try:
-                self._session.close()
-            except zenoh.ZError as exc:  # the runner reads this line and reports the node as failed
-                print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': its Zenoh session did not close "
-                      f"cleanly: {exc}", file=sys.stderr, flush=True)
+            self._leave()
+
+    def _leave(self) -> None:
+        """Close the session so that no thread can come back into Python from Zenoh once the
+        interpreter finalizes (that aborts the process: see dora_zenoh.node.shutdown). What
+        cannot be made sure of is reported (the runner reads the tagged line and reports the
+        node as failed), and the process then ends without finalizing."""
+        self._left = True
+        left = shutdown.undeclare_all(self._callbacks)
+        stuck = self._helpers.join()  # they see _left within a poll (see shutdown.replies)
+        problems = []
+        try:
+            self._session.close()
+        except zenoh.ZError as exc:
+            problems.append(f"its Zenoh session did not close cleanly: {exc}")
+            if left:  # Zenoh may still call what it could not undeclare
+                problems.append(f"could not undeclare {', '.join(left)}")
+                shutdown.hazard("callbacks not undeclared")
+        if stuck:
+            stuck = self._helpers.join(0.5)
+        if stuck:
+            problems.append(f"thread(s) {', '.join(stuck)} still running {shutdown.JOIN_TIMEOUT:g} s after it "
+                            "began to close")
+            shutdown.hazard("threads inside Zenoh", still=self._helpers.running)
+        if problems:
+            print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': {'; '.join(problems)}", file=sys.stderr, flush=True)
+
+    def _leaving(self) -> bool:
+        """Whether close() has begun to leave: a helper's query stops waiting for replies."""
+        return self._left
 
     def _put_eos(self, notice: dict) -> None:
         """Send an end-of-stream notice, signed so that readers know a process of this run
