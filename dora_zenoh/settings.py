@@ -200,6 +200,14 @@ EXIT_TIMEOUT: Setting[float] = Setting(
     "(`drop_oldest` readers: at most 1 s); who has not by then is named in a warning.",
     fix="set it to e.g. 30, or to 0 not to wait", shown_default="`10`")
 
+# -- several machines (docs/machines.md) -------------------------------------------------------
+REPLAY_MESSAGES: Setting[int] = Setting(
+    "DORA_ZENOH_REPLAY_MESSAGES", 256, _count,
+    "Messages a node keeps per output that a `queue_policy: block` reader on another machine reads, "
+    "replayed to that reader after a link outage (more are lost, counted and reported); 0 keeps none. "
+    "Memory: up to this many of the output's messages.",
+    fix="set it to a whole number such as 256 (a 10 s outage at 25 Hz), or to 0 to keep none")
+
 # -- security (docs/security.md) ----------------------------------------------------------------
 TLS: Setting[str | None] = Setting(
     "DORA_ZENOH_TLS", None, _text,
@@ -249,6 +257,7 @@ REGISTRY: tuple[Setting, ...] = (
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
+    REPLAY_MESSAGES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     LOG_MAX_BYTES, LOG_BACKUPS,
 )

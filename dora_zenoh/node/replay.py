@@ -1,0 +1,95 @@
+"""Outputs read by a ``queue_policy: block`` reader on another machine survive a link outage.
+
+A link between machines that goes down loses what was in flight and what is sent until
+Zenoh notices (its lease, 10 s): a ``BLOCK`` publisher does not hold a message for a peer
+it has lost. For those outputs (and only those: a same-machine reader never needs it) the
+sender uses Zenoh's advanced publisher, which keeps its last ``$DORA_ZENOH_REPLAY_MESSAGES``
+messages in a cache and announces its last sequence number in a heartbeat; the remote
+block reader uses Zenoh's advanced subscriber, which sees a gap (a jump, or a heartbeat
+ahead of what it has: a silent tail), fetches the missing range from the cache, and
+delivers in order, holding later messages meanwhile. What the cache no longer had is a
+*miss*: logged here, and counted in the input's drops by the gap it leaves in our own
+sequence numbers (``InputQueue.put``). Why Zenoh's and not our own: docs/design/outage.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import zenoh
+import zenoh.ext as zext
+
+from dora_zenoh import settings
+from dora_zenoh.console import warn
+
+# Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
+# notices a tail it never got once the link is back.
+HEARTBEAT = 0.5
+
+
+def bound() -> int:
+    """Messages kept per replayed output (``$DORA_ZENOH_REPLAY_MESSAGES``); the default after
+    a warning when malformed (a bad value must not stop the node)."""
+    try:
+        return settings.REPLAY_MESSAGES.get()
+    except ValueError as exc:
+        warn(str(exc))
+        return settings.REPLAY_MESSAGES.default
+
+
+class ReplayPublisher:
+    """The publisher of a replayed output, and a plain one on the same key for its matching status.
+
+    Zenoh's advanced publisher has no ``matching_status``, which the start barrier needs;
+    the plain publisher never sends anything. ``put`` is the advanced publisher's own.
+    """
+
+    __slots__ = ("put", "_adv", "_plain")
+
+    def __init__(self, session: zenoh.Session, key: str, kept: int, **options: Any) -> None:
+        self._adv = zext.declare_advanced_publisher(
+            session, key, cache=zext.CacheConfig(kept),
+            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT), **options)
+        self._plain = session.declare_publisher(key)
+        self.put = self._adv.put
+
+    @property
+    def matching_status(self) -> Any:
+        return self._plain.matching_status
+
+
+def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
+    """A publisher for an output that a block reader on another machine reads: a
+    :class:`ReplayPublisher`, or a plain one when ``$DORA_ZENOH_REPLAY_MESSAGES`` is 0."""
+    kept = bound()
+    if kept == 0:
+        return session.declare_publisher(key, **options)
+    return ReplayPublisher(session, key, kept, **options)
+
+
+class RecoveringSubscriber:
+    """The subscriber of a block input whose source runs on another machine (see the module docstring).
+
+    ``callback`` gets the samples in order, as a plain subscriber's callback would. A miss
+    is logged here with the node, the input and how many; the input counts it as dropped
+    from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
+    """
+
+    def __init__(self, session: zenoh.Session, key: str, callback: Any, node: str, input_id: str,
+                 source: str) -> None:
+        self.node, self.input_id, self.source = node, input_id, source
+        self.missed = 0
+        self._sub = zext.declare_advanced_subscriber(
+            session, key, zenoh.handlers.Callback(callback, indirect=False),
+            recovery=zext.RecoveryConfig(heartbeat=True))
+        self._listener = self._sub.sample_miss_listener(zenoh.handlers.Callback(self._on_miss, indirect=False))
+
+    def _on_miss(self, miss: Any) -> None:
+        self.missed += miss.nb
+        warn(miss_message(self.node, self.input_id, self.source, miss.nb, self.missed))
+
+
+def miss_message(node: str, input_id: str, source: str, count: int, total: int) -> str:
+    """The line a reader logs when a sender's replay cache no longer had what it missed."""
+    return (f"node '{node}': input '{input_id}' lost {count} message(s) of {source} that its sender no "
+            f"longer kept ({total} in all): the link was down longer than the sender's replay cache "
+            f"lasts ({settings.REPLAY_MESSAGES.name} on the sender's machine); they count in the input's drops")
