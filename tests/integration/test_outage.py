@@ -9,6 +9,7 @@ logged. The namespace harness is test_machines.py's (cleaned up also on failure)
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import textwrap
@@ -144,5 +145,9 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
         r"input 'small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
     assert reported == missing, logs.stdout[-3000:]
     assert "input 'big' lost" not in logs.stdout
+    info = net.cli("node", "info", "sink", "-d", "outage", "--json")
+    assert info.returncode == 0, info.stderr
+    inputs = json.loads(info.stdout)["inputs"]
+    assert (inputs["small"]["dropped"], inputs["big"]["dropped"]) == (missing, 0), inputs
     out = net.cli("stop", "outage")
     assert out.returncode == 0, out.stderr
