@@ -205,8 +205,13 @@ REPLAY_MESSAGES: Setting[int] = Setting(
     "DORA_ZENOH_REPLAY_MESSAGES", 256, _count,
     "Messages a node keeps per output that a `queue_policy: block` reader on another machine reads, "
     "replayed to that reader after a link outage (more are lost, counted and reported); 0 keeps none. "
-    "Memory: up to this many of the output's messages.",
+    "`DORA_ZENOH_REPLAY_BYTES` bounds the memory this takes.",
     fix="set it to a whole number such as 256 (a 10 s outage at 25 Hz), or to 0 to keep none")
+REPLAY_BYTES: Setting[int] = Setting(
+    "DORA_ZENOH_REPLAY_BYTES", 64 << 20, _size,
+    "Bytes a node keeps per replayed output at most (see `DORA_ZENOH_REPLAY_MESSAGES`): it keeps "
+    "fewer messages when the output's first message times that many would be more; 0 sets no bytes limit.",
+    fix="set it to a size such as 64MiB or 500kB, or to 0 for no bytes limit", shown_default="`64MiB`")
 
 # -- security (docs/security.md) ----------------------------------------------------------------
 TLS: Setting[str | None] = Setting(
@@ -257,7 +262,7 @@ REGISTRY: tuple[Setting, ...] = (
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
-    REPLAY_MESSAGES,
+    REPLAY_MESSAGES, REPLAY_BYTES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     LOG_MAX_BYTES, LOG_BACKUPS,
 )

@@ -4,7 +4,7 @@ A link between machines that goes down loses what was in flight and what is sent
 Zenoh notices (its lease, 10 s): a ``BLOCK`` publisher does not hold a message for a peer
 it has lost. For those outputs (and only those: a same-machine reader never needs it) the
 sender uses Zenoh's advanced publisher, which keeps its last ``$DORA_ZENOH_REPLAY_MESSAGES``
-messages in a cache and announces its last sequence number in a heartbeat; the remote
+messages (fewer when ``$DORA_ZENOH_REPLAY_BYTES`` holds fewer) in a cache and announces its last sequence number in a heartbeat; the remote
 block reader uses Zenoh's advanced subscriber, which sees a gap (a jump, or a heartbeat
 ahead of what it has: a silent tail), fetches the missing range from the cache, and
 delivers in order, holding later messages meanwhile. What the cache no longer had is a
@@ -26,31 +26,61 @@ from dora_zenoh.console import warn
 HEARTBEAT = 0.5
 
 
-def bound() -> int:
-    """Messages kept per replayed output (``$DORA_ZENOH_REPLAY_MESSAGES``); the default after
-    a warning when malformed (a bad value must not stop the node)."""
+def _setting(setting: settings.Setting[int]) -> int:
+    """A replay bound from the environment; its default after a warning when malformed (a bad
+    value must not stop the node)."""
     try:
-        return settings.REPLAY_MESSAGES.get()
+        return setting.get()
     except ValueError as exc:
         warn(str(exc))
-        return settings.REPLAY_MESSAGES.default
+        return setting.default
+
+
+def bound() -> int:
+    """Messages kept per replayed output (``$DORA_ZENOH_REPLAY_MESSAGES``)."""
+    return _setting(settings.REPLAY_MESSAGES)
+
+
+def kept_for(size: int, messages: int, max_bytes: int) -> int:
+    """How many messages of ``size`` bytes a cache of ``messages`` messages and ``max_bytes``
+    bytes keeps (at least one; ``max_bytes`` 0: no bytes limit)."""
+    if max_bytes <= 0 or size <= 0:
+        return messages
+    return max(1, min(messages, max_bytes // size))
 
 
 class ReplayPublisher:
     """The publisher of a replayed output, and a plain one on the same key for its matching status.
 
-    Zenoh's advanced publisher has no ``matching_status``, which the start barrier needs;
-    the plain publisher never sends anything. ``put`` is the advanced publisher's own.
+    Zenoh's cache counts messages only. For the bytes bound (``$DORA_ZENOH_REPLAY_BYTES``) the
+    advanced publisher is declared at the first ``put``, with as many messages as that bound
+    holds of the first one (an output's messages are usually alike in size: an image, a scan).
+    Zenoh's advanced publisher has no ``matching_status``, which the start barrier needs; the
+    plain publisher never sends anything. After the first ``put``, ``put`` is the advanced
+    publisher's own: nothing in between on the hot path.
     """
 
-    __slots__ = ("put", "_adv", "_plain")
+    __slots__ = ("put", "kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain")
 
-    def __init__(self, session: zenoh.Session, key: str, kept: int, **options: Any) -> None:
-        self._adv = zext.declare_advanced_publisher(
-            session, key, cache=zext.CacheConfig(kept),
-            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT), **options)
+    def __init__(self, session: zenoh.Session, key: str, messages: int, max_bytes: int, **options: Any) -> None:
+        self._session, self._key, self._options = session, key, options
+        self._messages, self._max_bytes = messages, max_bytes
+        self._adv: Any = None
+        self.kept = 0  # messages the cache keeps, once the first one was sent
         self._plain = session.declare_publisher(key)
+        self.put = self._first_put
+
+    def _first_put(self, payload: Any, **kw: Any) -> None:
+        try:
+            size = len(payload)
+        except TypeError:  # a payload that does not tell its size: the message bound alone
+            size = 0
+        self.kept = kept_for(size, self._messages, self._max_bytes)
+        self._adv = zext.declare_advanced_publisher(
+            self._session, self._key, cache=zext.CacheConfig(self.kept),
+            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT), **self._options)
         self.put = self._adv.put
+        self.put(payload, **kw)
 
     @property
     def matching_status(self) -> Any:
@@ -60,10 +90,10 @@ class ReplayPublisher:
 def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
     """A publisher for an output that a block reader on another machine reads: a
     :class:`ReplayPublisher`, or a plain one when ``$DORA_ZENOH_REPLAY_MESSAGES`` is 0."""
-    kept = bound()
-    if kept == 0:
+    messages = bound()
+    if messages == 0:
         return session.declare_publisher(key, **options)
-    return ReplayPublisher(session, key, kept, **options)
+    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES), **options)
 
 
 class RecoveringSubscriber:

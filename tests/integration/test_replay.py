@@ -158,8 +158,10 @@ def _send(pub, first: int, last: int) -> None:
         pub.put(b"x", attachment=wire.attachment(seq, time.time_ns(), None))
 
 
-def _reader(link: Link, kept: int, monkeypatch) -> tuple[InputQueue, replay.RecoveringSubscriber, object]:
+def _reader(link: Link, kept: int, monkeypatch, max_bytes: str = "0"
+            ) -> tuple[InputQueue, replay.RecoveringSubscriber, object]:
     monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", str(kept))
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_BYTES", max_bytes)
     q = InputQueue("data", 100000, True, Tokens(), "src", "out")
     sub = replay.RecoveringSubscriber(link.reader, KEY, q.put, "sink", "data", "src/out")
     pub = replay.declare_publisher(link.sender, KEY, congestion_control=zenoh.CongestionControl.BLOCK)
@@ -187,14 +189,18 @@ def test_a_cut_link_loses_nothing_the_sender_kept(link: Link, monkeypatch) -> No
     assert _seqs(q) == list(range(70)) and q.dropped == 0 and sub.missed == 0
 
 
-def test_past_the_bound_the_gap_is_counted_and_reported(link: Link, monkeypatch, capfd) -> None:
-    q, sub, pub = _reader(link, 20, monkeypatch)
+@pytest.mark.parametrize("messages, max_bytes", [(20, "0"), (1000, "20")], ids=["messages", "bytes"])
+def test_past_the_bound_the_gap_is_counted_and_reported(link: Link, monkeypatch, capfd, messages: int,
+                                                        max_bytes: str) -> None:
+    # 20 messages kept either way: 20 by count, or 20 bytes of 1-byte messages
+    q, sub, pub = _reader(link, messages, monkeypatch, max_bytes)
     _send(pub, 0, 9)
     wait_until(lambda: len(q.items) == 10, 30, "the first messages")
     link.relay.unplug()
     wait_until(lambda: not pub.matching_status.matching, 30, "the sender to see the reader go")
     _send(pub, 10, 109)  # 100 messages while cut off; the sender keeps the last 20
     link.relay.plug()
+    assert pub.kept == 20
     wait_until(lambda: len(q.items) > 10, 60, "the reader to recover what the sender kept")
     _send(pub, 110, 119)
     wait_until(lambda: _seqs(q)[-1:] == [119], 30, "live messages again")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dora_zenoh import settings
 from dora_zenoh.descriptor import load_descriptor
+from dora_zenoh.node.replay import kept_for
 from dora_zenoh.wire.contract import NodeConfig, node_config
 
 EP = "tcp/127.0.0.1:7000"
@@ -67,3 +68,12 @@ def test_one_machine_has_no_replay(tmp_path: Path) -> None:
 def test_the_bound_is_a_setting() -> None:
     assert settings.REPLAY_MESSAGES.default == 256
     assert settings.by_name("DORA_ZENOH_REPLAY_MESSAGES") is settings.REPLAY_MESSAGES
+
+
+def test_the_bytes_bound_caps_the_messages_kept() -> None:
+    assert kept_for(16, 256, 64 << 20) == 256          # small messages: the message bound
+    assert kept_for(1 << 20, 256, 64 << 20) == 64      # 1 MiB images: 64 MiB of them
+    assert kept_for(100 << 20, 256, 64 << 20) == 1     # always the last one at least
+    assert kept_for(1 << 20, 256, 0) == 256            # 0: no bytes limit
+    assert kept_for(0, 256, 64 << 20) == 256           # size unknown: the message bound
+    assert settings.REPLAY_BYTES.default == 64 << 20
