@@ -1,15 +1,16 @@
 """Outputs read by a ``queue_policy: block`` reader on another machine survive a link outage.
 
-A link between machines that goes down loses what was in flight and what is sent until
-Zenoh notices (its lease, 10 s): a ``BLOCK`` publisher does not hold a message for a peer
-it has lost. For those outputs (and only those: a same-machine reader never needs it) the
+A link between machines that goes down loses what was queued on it once Zenoh closes it
+(its lease, or TCP giving up), and a ``BLOCK`` publisher does not hold messages for a peer it
+has lost. For those outputs (and only those: a same-machine reader never needs it) the
 sender uses Zenoh's advanced publisher, which keeps its last ``$DORA_ZENOH_REPLAY_MESSAGES``
-messages (fewer when ``$DORA_ZENOH_REPLAY_BYTES`` holds fewer) in a cache and announces its last sequence number in a heartbeat; the remote
-block reader uses Zenoh's advanced subscriber, which sees a gap (a jump, or a heartbeat
-ahead of what it has: a silent tail), fetches the missing range from the cache, and
-delivers in order, holding later messages meanwhile. What the cache no longer had is a
-*miss*: logged here, and counted in the input's drops by the gap it leaves in our own
-sequence numbers (``InputQueue.put``). Why Zenoh's and not our own: docs/design/outage.md.
+messages (fewer when ``$DORA_ZENOH_REPLAY_BYTES`` holds fewer) in a cache and announces its
+last sequence number in a heartbeat; the remote block reader uses Zenoh's advanced
+subscriber, which sees a gap (a jump, or a heartbeat ahead of what it has: a silent tail),
+fetches the missing range from the cache, and delivers in order, holding later messages
+meanwhile. What the cache no longer had is a *miss*: logged here, and counted in the input's
+drops by the gap it leaves in our own sequence numbers (``InputQueue.put``). Why Zenoh's and
+not our own: docs/design/outage.md.
 """
 from __future__ import annotations
 
@@ -121,5 +122,6 @@ class RecoveringSubscriber:
 def miss_message(node: str, input_id: str, source: str, count: int, total: int) -> str:
     """The line a reader logs when a sender's replay cache no longer had what it missed."""
     return (f"node '{node}': input '{input_id}' lost {count} message(s) of {source} that its sender no "
-            f"longer kept ({total} in all): the link was down longer than the sender's replay cache "
-            f"lasts ({settings.REPLAY_MESSAGES.name} on the sender's machine); they count in the input's drops")
+            f"longer kept ({total} in all): the link was down longer than the sender's replay cache lasts "
+            f"({settings.REPLAY_MESSAGES.name}, {settings.REPLAY_BYTES.name} of the sending node); they count "
+            "in the input's drops")
