@@ -200,6 +200,19 @@ EXIT_TIMEOUT: Setting[float] = Setting(
     "(`drop_oldest` readers: at most 1 s); who has not by then is named in a warning.",
     fix="set it to e.g. 30, or to 0 not to wait", shown_default="`10`")
 
+# -- several machines (docs/machines.md) -------------------------------------------------------
+REPLAY_MESSAGES: Setting[int] = Setting(
+    "DORA_ZENOH_REPLAY_MESSAGES", 256, _count,
+    "Messages a node keeps per output that a `queue_policy: block` reader on another machine reads, "
+    "replayed to that reader after a link outage (more are lost, counted and reported); 0 keeps none. "
+    "`DORA_ZENOH_REPLAY_BYTES` bounds the memory this takes.",
+    fix="set it to a whole number such as 256 (a 10 s outage at 25 Hz), or to 0 to keep none")
+REPLAY_BYTES: Setting[int] = Setting(
+    "DORA_ZENOH_REPLAY_BYTES", 64 << 20, _size,
+    "Bytes a node keeps per replayed output at most (see `DORA_ZENOH_REPLAY_MESSAGES`): it keeps "
+    "fewer messages when the output's first message times that many would be more; 0 sets no bytes limit.",
+    fix="set it to a size such as 64MiB or 500kB, or to 0 for no bytes limit", shown_default="`64MiB`")
+
 # -- security (docs/security.md) ----------------------------------------------------------------
 TLS: Setting[str | None] = Setting(
     "DORA_ZENOH_TLS", None, _text,
@@ -274,6 +287,7 @@ REGISTRY: tuple[Setting, ...] = (
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
     EXIT_TIMEOUT,
+    REPLAY_MESSAGES, REPLAY_BYTES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,

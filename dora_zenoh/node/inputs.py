@@ -67,7 +67,7 @@ class InputQueue:
                 if seq is not None:
                     last = self.last_seq if self.last_seq is not None else self.first_seq - 1
                     if seq > last + 1:  # lost on the way (the sender's publisher dropped them)
-                        self.count_dropped(seq - last - 1)
+                        self.count_dropped(seq - last - 1, on_the_way=self.block)
                     self.last_seq = seq
             items = self.items
             if len(items) >= self.size:
@@ -145,12 +145,17 @@ class InputQueue:
         if self.expect is not None:
             self._close_if_complete()
 
-    def count_dropped(self, n: int) -> None:
-        """``n`` more messages of this input were dropped; the first drop is logged at once."""
+    def count_dropped(self, n: int, on_the_way: bool = False) -> None:
+        """``n`` more messages of this input were dropped; the first drop is logged at once.
+        ``on_the_way``: a block input's gap in sequence numbers (its queue never drops)."""
         self.dropped += n
         if self.dropped == n:
-            warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
-                  "messages; the total is reported when the input closes")
+            if on_the_way:
+                warn(f"input '{self.id}' lost {n} message(s) on the way (a gap in its sender's sequence "
+                     "numbers); the total is reported when the input closes")
+            else:
+                warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
+                     "messages; the total is reported when the input closes")
 
     def _wait_for_room(self) -> None:
         """``queue_policy: block``: hold the sender (a Zenoh thread) until the node takes one."""

@@ -24,7 +24,7 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.node import arrow, shutdown
+from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
 from dora_zenoh.node.api_extras import NodeExtras
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
@@ -145,15 +145,19 @@ class Node(NodeExtras):
         self._outputs: dict[str, list] = {}
         block_readers = cfg.block_readers  # None: not from a runner; keep BLOCK
         split = set(cfg.split_outputs)
+        # Read by a block reader on another machine: the block readers' publisher keeps the last
+        # messages for that reader to recover after a link outage (see dora_zenoh.node.replay).
+        replayed = set(cfg.replay_outputs)
         for out_id, key in cfg.outputs.items():
             blocking = (block_readers is None or bool(block_readers.get(out_id))) and out_id not in split
-            pub = session.declare_publisher(key, encoding=wire.ENC_BYTES, express=_EXPRESS,
-                                            congestion_control=_BLOCK if blocking else _DROP)
+            declare = replay.declare_publisher if out_id in replayed and out_id not in split else _declare
+            pub = declare(session, key, encoding=wire.ENC_BYTES, express=_EXPRESS,
+                          congestion_control=_BLOCK if blocking else _DROP)
             blk = None
             if out_id in split:
-                blk = session.declare_publisher(keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
-                                                encoding=wire.ENC_BYTES, express=_EXPRESS,
-                                                congestion_control=_BLOCK)
+                declare = replay.declare_publisher if out_id in replayed else _declare
+                blk = declare(session, keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
+                              encoding=wire.ENC_BYTES, express=_EXPRESS, congestion_control=_BLOCK)
             self._outputs[out_id] = [pub, 0, blk]
         self._sent_at_wait = 0
         self._flush_pub = session.declare_publisher(keys.flush_key(prefix, self._dataflow, self.node_id),
@@ -227,6 +231,7 @@ class Node(NodeExtras):
         self._wake = Inbox(session, ring_key, ring_size, self._primary)
         timers: list[InputQueue] = []
         sources: set[str] = set()
+        self._recovering: list[replay.RecoveringSubscriber] = []
         for in_id, q in self._inputs.items():
             q.wake = self._wake
             if q.timer_ns:
@@ -234,8 +239,15 @@ class Node(NodeExtras):
                 continue
             sources.add(q.source_node)
             if q is not self._primary:
-                self._callbacks.append(session.declare_subscriber(specs[in_id].key, zenoh.handlers.Callback(
-                    self._input_callback(q, specs[in_id]), indirect=False)))
+                spec = specs[in_id]
+                if spec.recover:  # a block input from another machine: see dora_zenoh.node.replay
+                    sub = replay.RecoveringSubscriber(session, spec.key, self._input_callback(q, spec), cfg.node,
+                                                      in_id, f"{q.source_node}/{q.source_output}")
+                    self._recovering.append(sub)
+                    self._callbacks.append(sub)
+                    continue
+                self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
+                    self._input_callback(q, spec), indirect=False)))
         self._timers = TimerThread(timers) if timers else None
         return sources
 
@@ -784,6 +796,10 @@ class Node(NodeExtras):
                 self.close()
             except Exception:
                 pass
+
+
+def _declare(session: zenoh.Session, key: str, **options: Any) -> zenoh.Publisher:
+    return session.declare_publisher(key, **options)
 
 
 def _replier(reply: zenoh.Reply) -> str:

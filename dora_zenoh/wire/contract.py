@@ -33,7 +33,10 @@ class InputConfig:
 
     ``stdout``: the source publishes its stdout lines there (they may outlive its
     liveliness token). ``restartable``: the source may end and come back, so only the
-    runner's final ``exited`` token closes this input.
+    runner's final ``exited`` token closes this input. ``recover``: a ``queue_policy: block``
+    input whose source runs on another machine: it is read with Zenoh's advanced subscriber,
+    which recovers from the sender's replay cache what a link outage lost (see
+    :mod:`dora_zenoh.node.replay`).
     """
 
     queue_size: int = DEFAULT_QUEUE_SIZE
@@ -44,6 +47,7 @@ class InputConfig:
     source_output: str | None = None
     stdout: bool = False
     restartable: bool = False
+    recover: bool = False
 
     @property
     def is_timer(self) -> bool:
@@ -63,6 +67,8 @@ class InputConfig:
                     stdout=self.stdout)
         if self.restartable:
             data["restartable"] = True
+        if self.recover:
+            data["recover"] = True
         return data
 
     @classmethod
@@ -76,7 +82,7 @@ class InputConfig:
         if timer_ns is not None:
             return cls(queue_size, queue_policy, timer_ns)
         return cls(queue_size, queue_policy, None, f.text("key"), f.text("source_node"), f.text("source_output"),
-                   f.flag("stdout", False), f.flag("restartable", False))
+                   f.flag("stdout", False), f.flag("restartable", False), f.flag("recover", False))
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,9 @@ class NodeConfig:
     ``dataflow_uuid``: this run's id, the same for every node of it
     (dora-rs's ``node.dataflow_id()``; None: the node derives one from the name).
     ``restart_count``: how many times the runner restarted this node before this process.
+    ``replay_outputs``: outputs that a ``queue_policy: block`` reader on another machine reads:
+    published with Zenoh's advanced publisher, which keeps the last messages for a reader
+    to recover after a link outage (see :mod:`dora_zenoh.node.replay`).
     """
 
     dataflow: str
@@ -174,6 +183,7 @@ class NodeConfig:
     upstreams: list[str] = field(default_factory=list)
     dataflow_uuid: str | None = None
     restart_count: int = 0
+    replay_outputs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -203,6 +213,8 @@ class NodeConfig:
         if self.listen is not None:
             data["listen"] = self.listen
             data["upstreams"] = list(self.upstreams)
+        if self.replay_outputs:
+            data["replay_outputs"] = list(self.replay_outputs)
         return data
 
     def to_json(self) -> str:
@@ -230,7 +242,8 @@ class NodeConfig:
                    None if runner is None else RunnerIdentity.from_dict(runner, f"{where}: runner"),
                    f.text("listen", None), f.texts("upstreams"),
                    dataflow_uuid=f.text("dataflow_uuid", None),
-                   restart_count=f.whole("restart_count", 0, minimum=0))
+                   restart_count=f.whole("restart_count", 0, minimum=0),
+                   replay_outputs=f.ids("replay_outputs"))
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
@@ -337,11 +350,13 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput, machine: s
     if inp.queue_policy == "block" and {"block", "drop_oldest"} <= output_policies(desc, inp.source_node).get(
             inp.source_output, set()):
         key = keys.block_key(desc.prefix, dataflow, inp.source)  # see keys.block_key
+    stdout = (inp.source_node, inp.source_output) in stdout_outputs(desc)
+    remote = _machine_of(desc, inp.source_node) != machine
     return InputConfig(inp.queue_size, inp.queue_policy, key=key,
-                       source_node=inp.source_node, source_output=inp.source_output,
-                       stdout=(inp.source_node, inp.source_output) in stdout_outputs(desc),
-                       restartable=inp.source_node in restartable_nodes(desc)
-                       or _machine_of(desc, inp.source_node) != machine)
+                       source_node=inp.source_node, source_output=inp.source_output, stdout=stdout,
+                       restartable=inp.source_node in restartable_nodes(desc) or remote,
+                       # the runner publishes stdout lines with a plain publisher: nothing to recover
+                       recover=inp.queue_policy == "block" and remote and not stdout)
 
 
 def _machine_of(desc: Descriptor, node_id: str) -> str | None:
@@ -392,6 +407,14 @@ def block_readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[st
     return {o: r for o, r in readers.items() if r}
 
 
+def replay_outputs(desc: Descriptor, node_id: str) -> list[str]:
+    """Outputs of ``node_id`` that a ``queue_policy: block`` reader on another machine reads:
+    the sender keeps their last messages for that reader to recover after a link outage."""
+    here = _machine_of(desc, node_id)
+    return sorted(o for o, rs in block_readers_by_output(desc, node_id).items()
+                  if any(_machine_of(desc, r) != here for r in rs))
+
+
 def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
     """For each output of ``node_id``: the nodes started with the dataflow that read it
     (what its start barrier waits for; dynamic nodes never hold it up)."""
@@ -427,7 +450,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         block_readers=block_readers_by_output(desc, node.id),
         split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
-        dataflow_uuid=dataflow_uuid, restart_count=restart_count)
+        dataflow_uuid=dataflow_uuid, restart_count=restart_count,
+        replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs])
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

@@ -1,0 +1,133 @@
+"""Outputs read by a ``queue_policy: block`` reader on another machine survive a link outage.
+
+A link between machines that goes down loses what was queued on it once Zenoh closes it
+(its lease, or TCP giving up), and a ``BLOCK`` publisher does not hold messages for a peer it
+has lost. For those outputs (and only those: a same-machine reader never needs it) the
+sender uses Zenoh's advanced publisher, which keeps its last ``$DORA_ZENOH_REPLAY_MESSAGES``
+messages (fewer when ``$DORA_ZENOH_REPLAY_BYTES`` holds fewer) in a cache and announces its
+last sequence number in a heartbeat; the remote block reader uses Zenoh's advanced
+subscriber, which sees a gap (a jump, or a heartbeat ahead of what it has: a silent tail),
+fetches the missing range from the cache, and delivers in order, holding later messages
+meanwhile. What the cache no longer had is a *miss*: logged here, and counted in the input's
+drops by the gap it leaves in our own sequence numbers (``InputQueue.put``). Why Zenoh's and
+not our own: docs/design/outage.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import zenoh
+import zenoh.ext as zext
+
+from dora_zenoh import settings
+from dora_zenoh.console import warn
+
+# Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
+# notices a tail it never got once the link is back.
+HEARTBEAT = 0.5
+
+
+def _setting(setting: settings.Setting[int]) -> int:
+    """A replay bound from the environment; its default after a warning when malformed (a bad
+    value must not stop the node)."""
+    try:
+        return setting.get()
+    except ValueError as exc:
+        warn(str(exc))
+        return setting.default
+
+
+def bound() -> int:
+    """Messages kept per replayed output (``$DORA_ZENOH_REPLAY_MESSAGES``)."""
+    return _setting(settings.REPLAY_MESSAGES)
+
+
+def kept_for(size: int, messages: int, max_bytes: int) -> int:
+    """How many messages of ``size`` bytes a cache of ``messages`` messages and ``max_bytes``
+    bytes keeps (at least one; ``max_bytes`` 0: no bytes limit)."""
+    if max_bytes <= 0 or size <= 0:
+        return messages
+    return max(1, min(messages, max_bytes // size))
+
+
+class ReplayPublisher:
+    """The publisher of a replayed output, and a plain one on the same key for its matching status.
+
+    Zenoh's cache counts messages only. For the bytes bound (``$DORA_ZENOH_REPLAY_BYTES``) the
+    advanced publisher is declared at the first ``put``, with as many messages as that bound
+    holds of the first one (an output's messages are usually alike in size: an image, a scan).
+    Zenoh's advanced publisher has no ``matching_status``, which the start barrier needs; the
+    plain publisher never sends anything. After the first ``put``, ``put`` is the advanced
+    publisher's own: nothing in between on the hot path.
+    """
+
+    __slots__ = ("put", "kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain")
+
+    def __init__(self, session: zenoh.Session, key: str, messages: int, max_bytes: int, **options: Any) -> None:
+        self._session, self._key, self._options = session, key, options
+        self._messages, self._max_bytes = messages, max_bytes
+        self._adv: Any = None
+        self.kept = 0  # messages the cache keeps, once the first one was sent
+        self._plain = session.declare_publisher(key)
+        self.put = self._first_put
+
+    def _first_put(self, payload: Any, **kw: Any) -> None:
+        try:
+            size = len(payload)
+        except TypeError:  # a payload that does not tell its size: the message bound alone
+            size = 0
+        self.kept = kept_for(size, self._messages, self._max_bytes)
+        self._adv = zext.declare_advanced_publisher(
+            self._session, self._key, cache=zext.CacheConfig(self.kept),
+            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT), **self._options)
+        self.put = self._adv.put
+        self.put(payload, **kw)
+
+    @property
+    def matching_status(self) -> Any:
+        return self._plain.matching_status
+
+
+def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
+    """A publisher for an output that a block reader on another machine reads: a
+    :class:`ReplayPublisher`, or a plain one when ``$DORA_ZENOH_REPLAY_MESSAGES`` is 0."""
+    messages = bound()
+    if messages == 0:
+        return session.declare_publisher(key, **options)
+    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES), **options)
+
+
+class RecoveringSubscriber:
+    """The subscriber of a block input whose source runs on another machine (see the module docstring).
+
+    ``callback`` gets the samples in order, as a plain subscriber's callback would. A miss
+    is logged here with the node, the input and how many; the input counts it as dropped
+    from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
+    """
+
+    def __init__(self, session: zenoh.Session, key: str, callback: Any, node: str, input_id: str,
+                 source: str) -> None:
+        self.node, self.input_id, self.source = node, input_id, source
+        self.missed = 0
+        self._sub = zext.declare_advanced_subscriber(
+            session, key, zenoh.handlers.Callback(callback, indirect=False),
+            recovery=zext.RecoveryConfig(heartbeat=True))
+        self._listener = self._sub.sample_miss_listener(zenoh.handlers.Callback(self._on_miss, indirect=False))
+
+    def undeclare(self) -> None:
+        """Stop both callbacks (a node's close undeclares every entity that calls Python back:
+        see dora_zenoh.node.shutdown)."""
+        self._listener.undeclare()
+        self._sub.undeclare()
+
+    def _on_miss(self, miss: Any) -> None:
+        self.missed += miss.nb
+        warn(miss_message(self.node, self.input_id, self.source, miss.nb, self.missed))
+
+
+def miss_message(node: str, input_id: str, source: str, count: int, total: int) -> str:
+    """The line a reader logs when a sender's replay cache no longer had what it missed."""
+    return (f"node '{node}': input '{input_id}' lost {count} message(s) of {source} that its sender no "
+            f"longer kept ({total} in all): the link was down longer than the sender's replay cache lasts "
+            f"({settings.REPLAY_MESSAGES.name}, {settings.REPLAY_BYTES.name} of the sending node); they count "
+            "in the input's drops")
