@@ -38,17 +38,19 @@ def test_nonblocking_receive_async_raw_and_service_calls(flow):
         open("rid.txt", "w").write(rid)
         for i in range(5, 7):
             node.send_output("data", str(i).encode())
+        open("sent.txt", "w").write("")
         assert node.next()["id"] == "ready"  # rx has drained: now end, and close its inputs
     """)
     flow.write("rx.py", """
-        import asyncio, json, time
+        import asyncio, json, os, time
         from dora import Node
         node = Node()
         out = {"empty_first": node.is_empty(), "try_recv_first": node.try_recv()}
         node.send_output("ready", b"")
-        while node.is_empty():
-            time.sleep(0.01)
-        time.sleep(0.5)  # let the rest arrive
+        deadline = time.monotonic() + 60
+        while not os.path.exists("sent.txt") and time.monotonic() < deadline:
+            time.sleep(0.01)  # tx has sent everything (on a loaded machine that can take a while)
+        time.sleep(0.5)  # let the last ones arrive
         ev = node.try_recv()
         out["try_recv"] = [ev["id"], bytes(ev["value"].to_pylist()).decode()]
         out["is_empty"] = node.is_empty()  # looks, and leaves the event queued

@@ -271,14 +271,18 @@ def test_full_buffer_drops_are_counted_and_written(tmp_path):
     hub = zconfig.free_tcp_endpoint()
     path = tmp_path / "drops.mcap"
     with zenoh.open(zconfig.peer_config([], [hub])) as session:
-        pub = session.declare_publisher("dora/dropflow/big/out")
+        # BLOCK, as a node's publisher to a block reader: the default (DROP) may lose a message
+        # on a loaded machine, and this test counts them
+        block = zenoh.CongestionControl.BLOCK
+        pub = session.declare_publisher("dora/dropflow/big/out", congestion_control=block)
         rec = open_recorder(path, endpoint=hub, prefix="dora", dataflow="dropflow", topics=None, buffer_bytes=100)
         wait_for(lambda: pub.matching_status.matching, 10, "the recorder's subscription")
         for i in range(50):
             pub.put(b"x" * 100, attachment=codec.attachment(i, time.time_ns(), None))
-        small = session.declare_publisher("dora/dropflow/small/out")
+        small = session.declare_publisher("dora/dropflow/small/out", congestion_control=block)
         small.put(b"ok", attachment=codec.attachment(0, time.time_ns(), None))
-        time.sleep(0.5)  # let them arrive (the assertions do not depend on timing: all 50 are too big)
+        wait_for(lambda: rec.drops.get("dora/dropflow/big/out") == 50 and rec.writer.counts.get("dora/dropflow/small/out"),
+                 30, "the 50 drops and the small message")
         rec.stop("test")
         result = rec.run()
     assert result.drops == {"dora/dropflow/big/out": 50}
@@ -352,7 +356,7 @@ def test_record_everything_for_a_duration(tmp_path):
     with zenoh.open(zconfig.peer_config([], [hub])) as session:
         rec = start_cli("record", "-o", str(out), "--endpoint", hub, "--duration", "5s")
         assert "every dataflow under 'dora/'" in rec.stderr.readline()
-        pub = session.declare_publisher("dora/any/thing/out")
+        pub = session.declare_publisher("dora/any/thing/out", congestion_control=zenoh.CongestionControl.BLOCK)
         wait_for(lambda: pub.matching_status.matching, 20, "the recorder's subscription")
         for i in range(5):
             pub.put(b"plain %d" % i)  # no attachment: a plain Zenoh publisher
