@@ -31,6 +31,7 @@ _read_schema: Any = None
 # sends the same schema with every message, and parsing it was half the decoding time.
 _schemas: dict[bytes, Any] = {}
 _MAX_SCHEMAS = 64
+_MAX_SCHEMA_BYTES = 1 << 16  # a larger schema message (much custom metadata) is parsed every time
 _CONTINUATION = b"\xff\xff\xff\xff"
 
 
@@ -101,9 +102,10 @@ def _known_schema_column(raw: bytes) -> Any:
         schema = _schemas.get(head)
         if schema is None:
             schema = _read_schema(_py_buffer(head))
-            if len(_schemas) >= _MAX_SCHEMAS:
-                _schemas.clear()
-            _schemas[head] = schema
+            if len(head) <= _MAX_SCHEMA_BYTES:
+                if len(_schemas) >= _MAX_SCHEMAS:
+                    _schemas.clear()
+                _schemas[head] = schema
         message = _read_message(_py_buffer(raw).slice(end))
         if message.type != "record batch":
             return None

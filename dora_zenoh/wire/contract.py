@@ -409,7 +409,7 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
 
 
 def barrier_timeout_for(nodes: int) -> float:
-    """How long the start barrier of a node of an ``nodes``-node dataflow waits (see BARRIER_PER_NODE)."""
+    """How long the start barrier waits in a dataflow of ``nodes`` nodes (see BARRIER_PER_NODE)."""
     return max(DEFAULT_BARRIER_TIMEOUT, BARRIER_PER_NODE * nodes)
 
 
