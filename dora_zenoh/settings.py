@@ -188,6 +188,11 @@ EXPRESS: Setting[bool] = Setting(
     "DORA_ZENOH_EXPRESS", False, _flag,
     "`1` sends every message on its own instead of letting Zenoh batch small ones.",
     shown_default="off (batching)")
+SHM: Setting[bool] = Setting(
+    "DORA_ZENOH_SHM", True, lambda raw: raw != "0",
+    "`0` turns Zenoh's shared memory off in a process: messages of 3 KiB and more are then copied "
+    "over TCP, and an idle node saves Zenoh's shared-memory housekeeping (~20 wake-ups/s).",
+    shown_default="on")
 CPU_LATENCY_US: Setting[int | None] = Setting(
     "DORA_ZENOH_CPU_LATENCY_US", None, _optional_microseconds,
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",
@@ -285,7 +290,7 @@ REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
     STRICT_OUTPUTS,
-    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, CPU_LATENCY_US,
+    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, SHM, CPU_LATENCY_US,
     EXIT_TIMEOUT,
     REPLAY_MESSAGES, REPLAY_BYTES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,

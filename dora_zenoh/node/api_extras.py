@@ -9,12 +9,10 @@ why, is in docs/coming-from-dora.md.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from dora_zenoh import settings
@@ -23,6 +21,8 @@ from dora_zenoh.errors import UndeclaredOutputError
 from dora_zenoh.node.events import ERROR, TIMEOUT_ERROR, new_event
 
 if TYPE_CHECKING:
+    import uuid
+
     from dora_zenoh.node.events import Event
     from dora_zenoh.wire.contract import NodeConfig
 
@@ -129,6 +129,8 @@ class NodeExtras:
                     return None
             return None
 
+        import asyncio  # here: ~40 ms of start-up for every node, and only async nodes use it
+
         try:
             return await asyncio.get_running_loop().run_in_executor(None, wait)
         except asyncio.CancelledError:
@@ -183,6 +185,8 @@ class NodeExtras:
         given = self._cfg.dataflow_uuid
         if given:
             return given
+        import uuid
+
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dora-zenoh:{self._cfg.prefix}/{self._dataflow}"))
 
     def dataflow_name(self) -> str:
@@ -318,6 +322,8 @@ class RawSample:
 
 def _uuid7() -> uuid.UUID:
     """A UUID v7 (RFC 9562: 48-bit Unix ms, then random), as dora-rs's request ids."""
+    import uuid
+
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = ((ms & (2**48 - 1)) << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62) | (

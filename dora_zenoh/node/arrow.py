@@ -24,16 +24,26 @@ _pa: Any = None
 _u8: Any = None
 _from_buffers: Any = None
 _py_buffer: Any = None
+_read_message: Any = None
+_read_batch: Any = None
+_read_schema: Any = None
+# The schemas of the Arrow streams received so far, by their schema message's bytes: a sender
+# sends the same schema with every message, and parsing it was half the decoding time.
+_schemas: dict[bytes, Any] = {}
+_MAX_SCHEMAS = 64
+_MAX_SCHEMA_BYTES = 1 << 16  # a larger schema message (much custom metadata) is parsed every time
+_CONTINUATION = b"\xff\xff\xff\xff"
 
 
 def _load() -> Any:
     """Import pyarrow on the first value (~170 ms: a node that never reads values never pays it)."""
-    global _pa, _u8, _from_buffers, _py_buffer
+    global _pa, _u8, _from_buffers, _py_buffer, _read_message, _read_batch, _read_schema
     pa = wire.pyarrow()
     if pa is None:
         raise ImportError("event[\"value\"] needs pyarrow, which is installed but fails to import: "
                           "run `python -c 'import pyarrow'` to see why, or uninstall it to get bytes")
     _u8, _from_buffers, _py_buffer = pa.uint8(), pa.Array.from_buffers, pa.py_buffer
+    _read_message, _read_batch, _read_schema = pa.ipc.read_message, pa.ipc.read_record_batch, pa.ipc.read_schema
     _pa = pa  # last: another thread takes a set _pa to mean that everything is set
     return pa
 
@@ -73,7 +83,35 @@ def value_of(sample: Any) -> tuple[Any, bytes]:
     encoding = sample.encoding
     if encoding == _ENC_BYTES or not wire.is_arrow_stream(encoding):
         return _from_buffers(_u8, len(raw), [None, _py_buffer(raw)]), raw
+    column = _known_schema_column(raw)
+    if column is not None:
+        return column, raw
     return _pa.ipc.open_stream(_py_buffer(raw)).read_next_batch().column(0), raw
+
+
+def _known_schema_column(raw: bytes) -> Any:
+    """The first column of an Arrow IPC stream's first record batch, decoded against a cached
+    schema (see ``_schemas``); None when the stream is not the plain "schema, record batch"
+    form this handles (dictionaries, another framing, anything that fails), which
+    ``open_stream`` then decodes, or rejects, as always."""
+    if raw[:4] != _CONTINUATION or len(raw) < 8:
+        return None
+    end = 8 + int.from_bytes(raw[4:8], "little")
+    head = raw[:end]
+    try:
+        schema = _schemas.get(head)
+        if schema is None:
+            schema = _read_schema(_py_buffer(head))
+            if len(head) <= _MAX_SCHEMA_BYTES:
+                if len(_schemas) >= _MAX_SCHEMAS:
+                    _schemas.clear()
+                _schemas[head] = schema
+        message = _read_message(_py_buffer(raw).slice(end))
+        if message.type != "record batch":
+            return None
+        return _read_batch(message, schema).column(0)
+    except Exception:
+        return None
 
 
 def timer_value() -> Any:

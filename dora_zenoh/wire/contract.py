@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 QUEUE_POLICIES = ("drop_oldest", "block")
 DEFAULT_QUEUE_SIZE = 10
 DEFAULT_BARRIER_TIMEOUT = 30.0
+# Start-up is bound by starting the node processes (~0.2 s of CPU each, mostly imports: see
+# docs/scale-and-logs.md): on a shared 2-core machine some readers of a 200-node fan-out were not
+# subscribed after 30 s, and their source, giving up on its barrier, sent its first messages
+# without them. So a runner's nodes wait this much longer per node of the dataflow.
+BARRIER_PER_NODE = 0.5
 
 
 @dataclass(frozen=True)
@@ -426,6 +431,11 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
     return readers
 
 
+def barrier_timeout_for(nodes: int) -> float:
+    """How long the start barrier waits in a dataflow of ``nodes`` nodes (see BARRIER_PER_NODE)."""
+    return max(DEFAULT_BARRIER_TIMEOUT, BARRIER_PER_NODE * nodes)
+
+
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
                 supervised: bool = True, fresh_start: bool = False, secret: str | None = None,
                 runner_zid: str | None = None, runner: RunnerIdentity | None = None,
@@ -450,7 +460,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         block_readers=block_readers_by_output(desc, node.id),
         split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
-        dataflow_uuid=dataflow_uuid, restart_count=restart_count,
+        dataflow_uuid=dataflow_uuid, restart_count=restart_count, barrier_timeout=barrier_timeout_for(len(desc.nodes)),
         replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs])
 
 

@@ -16,7 +16,7 @@ import time
 import zenoh
 
 from dora_zenoh import settings
-from dora_zenoh.wire import auth, tls
+from dora_zenoh.wire import tls
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
 TLS_LINK_WAIT = 2.0  # seconds a TLS peer gets to link before its certificates are checked
@@ -84,6 +84,9 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         conf.insert_json5("transport/link/tls", json.dumps(tls.zenoh_tls_json(files)))
     secret = secret or settings.SECRET_FILE.get()
     if secret:
+        # Imported here: its imports (secrets, hashlib, shutil) cost every node ~10 ms of start-up.
+        from dora_zenoh.wire import auth
+
         usrpwd, acl = auth.session_auth(secret)
         conf.insert_json5("transport/auth/usrpwd", json.dumps(usrpwd))
         if acl is None:  # an observer: connects only, so nobody needs to present it the dataflow's password
@@ -103,6 +106,8 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         # drops for that reader alone (Zenoh's default, 1 ms, dropped messages of healthy
         # readers on a loaded machine). See docs/guarantees.md for what was measured.
         conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
+    if not settings.SHM.get():  # see settings.SHM: what an idle node costs vs zero-copy of large messages
+        conf.insert_json5("transport/shared_memory/enabled", "false")
     conf.insert_json5("scouting/delay", "0")
     conf.insert_json5("listen/endpoints", json.dumps(listen))
     conf.insert_json5("connect/endpoints", json.dumps(connect))

@@ -23,13 +23,14 @@ def main() -> None:
     me = os.environ["NODE_ID"]
     stamps = os.environ["STAMP_DIR"]
     forward = os.environ.get("FORWARD") == "1"
-    first, count = None, 0
+    first, stamped, count = None, False, 0
     for event in node:
         if event["type"] == "STOP":
             break
         if event["type"] != "INPUT":
             continue
-        if first is None:
+        if not stamped:  # once (`first` stays None in a relay: it does not read the value)
+            stamped = True
             stamp = os.path.join(stamps, f"{me}.first")
             with open(stamp + ".tmp", "w") as f:
                 f.write(repr(time.time()))

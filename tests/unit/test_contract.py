@@ -267,3 +267,20 @@ def test_from_json_names_a_bad_trust_field(change, field, words):
     with pytest.raises(NodeConfigError) as info:
         NodeConfig.from_json(_broken(change), "DORA_ZENOH_NODE_CONFIG")
     assert field in str(info.value) and words in str(info.value)
+
+
+def test_the_start_barrier_waits_longer_in_a_dataflow_of_many_nodes(tmp_path):
+    """Starting 200 node processes on a shared 2-core machine took more than the default 30 s."""
+    lines = ["nodes:", "  - id: n0", "    path: source.py", "    outputs: [out]"]
+    for i in range(1, 200):
+        lines += [f"  - id: n{i}", "    path: reader.py", "    inputs:", "      in: n0/out"]
+    path = tmp_path / "dataflow.yml"
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "source.py").write_text("")
+    (tmp_path / "reader.py").write_text("")
+    desc = load_descriptor(path)
+    big = node_config(desc, "flow", desc.nodes[0], EP, fresh_start=True)
+    small = _configs(ROOT / "examples" / "timer-pipeline" / "dataflow.yml")[0]
+    assert small.barrier_timeout == 30.0
+    assert big.barrier_timeout == 100.0
+    assert NodeConfig.from_json(big.to_json(), "test").barrier_timeout == 100.0

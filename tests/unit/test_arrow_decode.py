@@ -1,0 +1,57 @@
+"""A received Arrow IPC stream is decoded against a cached schema (node.arrow): the same
+array as ``pyarrow.ipc.open_stream`` gives, or no answer (and then open_stream decodes or
+rejects it, as always)."""
+from __future__ import annotations
+
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+
+from dora_zenoh.node import arrow  # noqa: E402
+from dora_zenoh.wire import codec as wire  # noqa: E402
+
+ARRAYS = [
+    pa.array([5], type=pa.int64()),
+    pa.array([1.5, None, 3.0], type=pa.float32()),
+    pa.array(["a", None, "ccc"]),
+    pa.array([{"a": 1, "b": "x"}, {"a": 2, "b": None}]),
+    pa.array([[1, 2], [], None, [3]]),
+    pa.array([], type=pa.int32()),
+    pa.array([b"\x00\x01", b""], type=pa.binary()),
+]
+
+
+def _stream(array) -> bytes:
+    payload, encoding = wire.encode(array)
+    assert encoding is not None and wire.is_arrow_stream(encoding)
+    return bytes(payload)
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: str(a.type))
+def test_cached_schema_decodes_what_open_stream_decodes(array):
+    arrow._load()
+    raw = _stream(array)
+    expected = pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0)
+    for _ in range(2):  # the second time from the cache
+        column = arrow._known_schema_column(raw)
+        assert column is not None
+        assert column.type == expected.type and column.equals(expected)
+
+
+def test_two_schemas_with_the_same_framing_never_mix():
+    arrow._load()
+    ints, floats = _stream(pa.array([1, 2], type=pa.int64())), _stream(pa.array([1.0, 2.0], type=pa.float64()))
+    for _ in range(2):
+        assert arrow._known_schema_column(ints).type == pa.int64()
+        assert arrow._known_schema_column(floats).type == pa.float64()
+
+
+def test_streams_it_does_not_handle_are_left_to_open_stream():
+    arrow._load()
+    dictionary = _stream(pa.array(["x", "y", "x"]).dictionary_encode())
+    assert arrow._known_schema_column(dictionary) is None  # a dictionary batch comes first
+    for bad in (b"", b"junk", b"\xff\xff\xff\xff", b"\xff\xff\xff\xff\x10\x00\x00\x00garbage",
+                _stream(pa.array([1]))[:-9]):
+        assert arrow._known_schema_column(bad) is None
+        with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error, as before the cache
+            pa.ipc.open_stream(pa.py_buffer(bad)).read_next_batch()
