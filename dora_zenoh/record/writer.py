@@ -189,13 +189,17 @@ class BagWriter:
         self._written += len(payload) + (len(attachment) if attachment and not canonical else 0) + 32
         return seq
 
-    def close(self, drops: dict[str, int] | None = None, sent: dict[str, int] | None = None) -> list[Path]:
-        """Finish the current file (summary, index, drop counts, what the senders said they sent);
-        returns every file written."""
+    def close(self, drops: dict[str, int] | None = None, sent: dict[str, int] | None = None,
+              metadata: dict[str, dict[str, str]] | None = None) -> list[Path]:
+        """Finish the current file (summary, index, drop counts, what the senders said they sent,
+        and any other ``metadata`` records); returns every file written."""
         if drops:
             self.drops = dict(drops)
         if sent:
             self.sent = dict(sent)
+        if self._writer is not None:
+            for name, record in (metadata or {}).items():
+                self._writer.add_metadata(name, record)
         self._close_current()
         return list(self.paths)
 
