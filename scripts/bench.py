@@ -1273,8 +1273,9 @@ sender's only reader; one line per repeat.
                        buffer), the writer thread (MCAP records, compression, disk)
   writer msg/s, MB/s   what the writer thread alone could take at that cost, on one core
   buf peak             most bytes waiting in the recorder's buffer (it drops past --buffer, 512 MiB)
-  replay µs            `replay` of that file onto its keys: how late each message's put returned vs its
-                       scaled recorded time, p50/p99/max (the target: p99 under 1000 µs on an idle machine)
+  replay µs            `replay --stats` of that file onto its keys: how late each message's put returned
+                       vs its scaled recorded time, p50/p99/max (the target: p99 under 1000 µs on an idle
+                       machine); --realtime: the same with SCHED_FIFO ('-' when refused: not root)
 """
 
 
@@ -1350,6 +1351,7 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
         out["lost_before"] = max(0, out["gaps"] - out["dropped"])  # a recorder drop leaves a seq gap too
         out.update(stats)
         out.update(replay_timing(rec, opts))
+        out.update(replay_timing(rec, opts, realtime=True))
         if got + out["dropped"] != tx["sent"] or out["gaps"] > out["dropped"]:  # a drop is a gap too
             out["error"] = (f"{tx['sent']} sent, {got} recorded, {out['dropped']} dropped (counted), "
                             f"{out['gaps']} gaps")
@@ -1379,24 +1381,34 @@ def recorder_stats(rec: Path) -> dict:
             "buffer_peak_mb": st.get("peak_buffer_bytes", 0.0) / 1e6}
 
 
-def replay_timing(rec: Path, opts: argparse.Namespace) -> dict:
-    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs."""
+def replay_timing(rec: Path, opts: argparse.Namespace, realtime: bool = False) -> dict:
+    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs;
+    ``realtime``: with `--realtime` (SCHED_FIFO; keys ``replay_rt_*``, or why it was refused)."""
     import re
 
-    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}"]
+    pre = "replay_rt" if realtime else "replay"
+    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
+                                         "--stats"] + (["--realtime"] if realtime else [])
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout)
     except subprocess.TimeoutExpired:
-        return {"replay_error": "replay timed out"}
+        return {f"{pre}_error": "replay timed out"}
     found = re.search(r"p50 (\d+) µs, p99 (\d+) µs, max (\d+) µs", res.stderr)
     if res.returncode != 0 or not found:
-        return {"replay_error": res.stderr[-500:]}
-    return dict(zip(("replay_p50_us", "replay_p99_us", "replay_max_us"), map(int, found.groups()), strict=True))
+        return {f"{pre}_error": res.stderr[-500:]}
+    if realtime and "SCHED_FIFO refused" in res.stderr:
+        return {f"{pre}_error": "SCHED_FIFO refused (run as root or with CAP_SYS_NICE)"}
+    out = dict(zip((f"{pre}_p50_us", f"{pre}_p99_us", f"{pre}_max_us"), map(int, found.groups()), strict=True))
+    work = re.search(r"([\d.]+) µs of work per message", res.stderr)
+    if work:
+        out[f"{pre}_work_us"] = float(work.group(1))
+    return out
 
 
 def record_table(runs: dict[str, list[dict]]) -> str:
     head = ["run", "sent", "msg/s", "MB/s", "in file", "dropped", "lost before", "rec CPU %, µs/msg",
-            "zenoh/recv/write µs", "writer msg/s, MB/s", "buf peak", "replay p50/p99/max µs"]
+            "zenoh/recv/write µs", "writer msg/s, MB/s", "buf peak", "replay p50/p99/max µs",
+            "--realtime p50/p99/max µs"]
     rows = [head]
     for spec, rs in runs.items():
         for r in rs:
@@ -1410,7 +1422,9 @@ def record_table(runs: dict[str, list[dict]]) -> str:
             peak = f"{r['buffer_peak_mb']:.1f} MB" if "buffer_peak_mb" in r else "-"
             rows.append([spec, str(r["sent"]), f"{r['send_rate']:.0f}", f"{r['send_mb_s']:.0f}", str(r["recorded"]),
                          str(r["dropped"]), str(r["lost_before"]), cpu, stages, writer, peak,
-                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us"))])
+                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us")),
+                         "/".join(str(r.get(k, "-")) for k in ("replay_rt_p50_us", "replay_rt_p99_us",
+                                                              "replay_rt_max_us"))])
     return text_table(rows)
 
 

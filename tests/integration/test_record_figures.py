@@ -41,9 +41,11 @@ def test_recorder_acks_end_of_stream_and_names_what_never_arrived(tmp_path):
         for seq in (0, 1, 3):  # seq 2 never sent: a gap the recorder did not cause
             pub.put(b"frame %d" % seq, attachment=codec.attachment(seq, time.time_ns(), None))
         notice = {"node": "cam", "outputs": {"image": 5}, "ended": time.time(), "zid": "z-test"}
-        session.put(keys.eos_key("dora", "ackflow", "cam"), json.dumps(notice).encode())
 
         def acked() -> bool:
+            # sent again each round: the recorder's notice subscriber may reach this session after
+            # its data subscriber did (what the wait above waited for); a repeat changes nothing
+            session.put(keys.eos_key("dora", "ackflow", "cam"), json.dumps(notice).encode())
             replies = session.get(keys.ack_key("dora", "ackflow", "cam", RECORDER_ID), timeout=2.0)
             answers = [json.loads(r.ok.payload.to_bytes()) for r in replies if r.ok is not None]
             return {"zid": "z-test"} in answers
