@@ -345,6 +345,24 @@ class Recorder:
             write_cpu_s=self._cpu.get("write", 0.0), peak_buffer_bytes=self._peak, buffer_bytes=self.buffer_bytes)
 
 
+def keep_freed_memory() -> bool:
+    """For a recorder process (``dora-zenoh record``): glibc gives each large payload fresh pages
+    from mmap (and trims the heap back), so copying a 1 MiB message out of Zenoh page-faults on
+    every 4 KiB page; keeping freed memory for reuse halves those faults (docs/record-replay.md).
+    The process keeps its peak memory, which ``--buffer`` bounds. Best effort (glibc only);
+    returns whether it was applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        # M_MMAP_THRESHOLD (-3): payloads below 32 MiB come from the heap; M_TRIM_THRESHOLD (-1)
+        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def open_recorder(path: Path, *, endpoint: str, prefix: str, dataflow: str | None, topics: list[str] | None,
                   compression: str = "zstd", split_size: int | None = None, split_duration: float | None = None,
                   buffer_bytes: int = DEFAULT_BUFFER, reader_id: str | None = None,
