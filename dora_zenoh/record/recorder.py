@@ -185,14 +185,21 @@ class Recorder:
     def _drain(self, sub: Any) -> None:
         """Move samples from the subscriber's FIFO into the buffer (blocking, GIL released while
         it waits) until the session is closed and the FIFO is empty."""
-        on_sample = self._on_sample
+        on_sample, try_recv = self._on_sample, sub.try_recv
         try:
             while True:
                 try:
                     sample = sub.recv()
                 except Exception:  # the session is closed and the FIFO empty
                     return
-                on_sample(sample)
+                while sample is not None:
+                    on_sample(sample)
+                    # What is queued already is taken without letting go of the GIL: recv()
+                    # releases it on every call, handing it to the writer thread for each message.
+                    try:
+                        sample = try_recv()
+                    except Exception:
+                        sample = None
         finally:
             self._add_cpu("receive", time.thread_time())
 
