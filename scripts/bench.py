@@ -18,9 +18,12 @@ Cases (select with --cases):
               first message, whether every edge delivered from the first message and lost none,
               CPU at that rate and idle, PSS per node, TCP connections; a clean end (no ZError,
               no panic, runner exit 0)
-  record      `run --record`: a paced sender (SIZE bytes at RATE msg/s) whose only reader is the
-              recorder; what reached the file (count, seq gaps, drops) and the sender's real rate;
-              then `replay` of the file: each message's send time minus its scheduled time
+  record      first the MCAP writer alone (no Zenoh: what one core can write, per compression);
+              then `run --record` of a paced sender (SIZE bytes at RATE msg/s) whose only reader is
+              the recorder: the sender's real rate, what reached the file (count, recorder drops,
+              messages lost before the recorder), the recorder's CPU (per stage, from the file's
+              metadata) and buffer peak; then `replay` of the file: each message's send time minus
+              its scheduled time (p50/p99/max)
 
 The node scripts in scripts/bench_nodes/ use only the dora node API (`from dora import Node`,
 events as dicts), so --compare runs the very same files under dora-rs 1.1.0 (installed on first
@@ -91,10 +94,12 @@ DORA_RS_PACKAGES = ["dora-rs-cli==1.1.0", "dora-rs==1.1.0", "pyarrow", "numpy"]
 FULL = {"sizes": "8,1024,65536,1048576,4194304", "rounds": 300, "warmup": 30, "repeat": 3,
         "flood": "8:20000:10,8:20000:50,8:20000:100,65536:3000:10,1048576:500:10", "idle_seconds": 5.0,
         "busy_count": 200, "pipeline_count": 2000, "record_runs": "8:100000:2,1048576:1000:2,1024:1000:3",
+        "writer_runs": "8:200000,1048576:500",
         "scale_seconds": 5.0, "scale_nodes": "100,200"}
 QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "flood": "8:2000:50,65536:200:10", "idle_seconds": 2.0,
          "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1",
+         "writer_runs": "8:50000,1048576:100",
          "scale_seconds": 2.0, "scale_nodes": "20"}
 SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
 SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
@@ -1063,6 +1068,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "what credentials and access control cost")
     ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
                     f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
+    ap.add_argument("--writer-runs", help="record case: the MCAP writer alone, SIZE:COUNT,... each with zstd, "
+                    f"lz4 and none (default {FULL['writer_runs']}; '' skips it)")
     ap.add_argument("--ack-timeout", type=float, default=5.0,
                     help="seconds the sender waits for a window's ack before declaring a message lost")
     ap.add_argument("--queue-factor", type=float, default=1.0,
@@ -1218,13 +1225,18 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                    + startup_table(summary, names, opts.startup_nodes))
     if "record" in opts.case_list:
         print("record ...", flush=True)
+        writer = [run_writer(spec, comp) for spec in filter(None, opts.writer_runs.split(","))
+                  for comp in ("zstd", "lz4", "none")]
+        report["record_writer"] = writer
         report["record"] = {spec: [run_record(spec, opts) for _ in range(opts.repeat)]
                             for spec in filter(None, opts.record_runs.split(","))}
         report["errors"] += [f"record {spec}: {r['error']}" for spec, rs in report["record"].items()
                              for r in rs if "error" in r]
-        out.append("record (`run --record`, zstd unless the run names another): the recorder is the sender's only reader; one line per "
-                   "repeat; then `replay` of that file: how late each message went out vs its scaled recorded "
-                   "time\n" + record_table(report["record"]))
+        if writer:
+            out.append("record, the MCAP writer alone (BagWriter.write of SIZE-byte random payloads with a "
+                       "dora-zenoh attachment, no Zenoh, one thread): what one core can write\n"
+                       + writer_table(writer))
+        out.append(RECORD_LEGEND + record_table(report["record"]))
     if "idle" in opts.case_list:
         summary = median_case("idle", lambda rt: run_idle(rt, opts), IDLE_KEYS, runtimes, opts, report)
         report["idle"]["seconds"] = opts.idle_seconds
@@ -1247,6 +1259,58 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                    f"source -> N-1 readers; CPU = whole process tree, % of one core over {opts.scale_seconds:g} s; "
                    "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
     return out
+
+
+RECORD_LEGEND = """\
+record (`run --record`, zstd unless the run is SIZE:RATE:SECONDS:COMPRESSION): the recorder is the paced
+sender's only reader; one line per repeat.
+  sent, msg/s, MB/s    what the sender put and at what rate it really did (its own limit shows here)
+  in file, dropped     messages in the file; messages the recorder dropped itself (buffer full, counted)
+  lost before          messages the sender numbered that never reached the recorder (seq gaps + missing
+                       end); must be 0
+  rec CPU              the recorder process's CPU over the recording, % of one core, and µs per message
+  zenoh/recv/write     its CPU per message by stage, µs: Zenoh's threads, the drain thread (copy into the
+                       buffer), the writer thread (MCAP records, compression, disk)
+  writer msg/s, MB/s   what the writer thread alone could take at that cost, on one core
+  buf peak             most bytes waiting in the recorder's buffer (it drops past --buffer, 512 MiB)
+  replay µs            `replay --stats` of that file onto its keys: how late each message's put returned
+                       vs its scaled recorded time, p50/p99/max (the target: p99 under 1000 µs on an idle
+                       machine); --realtime: the same with SCHED_FIFO ('-' when refused: not root)
+"""
+
+
+def run_writer(spec: str, compression: str) -> dict:
+    """The MCAP writer alone: ``count`` messages of ``size`` random bytes, written as the recorder's
+    writer thread does (BagWriter.write), timed by this thread's CPU clock and the wall clock."""
+    from dora_zenoh.record.writer import BagWriter
+    from dora_zenoh.wire import codec
+
+    size, count = (int(x) for x in spec.split(":"))
+    payload = os.urandom(size)
+    t0 = time.time_ns()
+    atts = [codec.attachment(i, t0 + i * 1000, None) for i in range(count)]
+    with tempfile.TemporaryDirectory(prefix="dz-bench-writer-") as tmp:
+        w = BagWriter(Path(tmp) / "w.mcap", prefix="dora", dataflow="bench", compression=compression)
+        c0, w0 = time.thread_time(), time.perf_counter()
+        for i in range(count):
+            w.write("dora/bench/tx/data", payload, "application/octet-stream", atts[i], t0 + i * 1000, i)
+        w.close()
+        cpu, wall = time.thread_time() - c0, time.perf_counter() - w0
+    return {"size": size, "count": count, "compression": compression, "cpu_s": cpu, "wall_s": wall,
+            "us_per_msg": cpu / count * 1e6, "msg_s": count / cpu if cpu else 0.0,
+            "mb_s": count * size / cpu / 1e6 if cpu else 0.0}
+
+
+def writer_table(runs: list[dict]) -> str:
+    rows = [["size", "messages", "compression", "CPU µs/msg", "msg/s", "MB/s"]]
+    rows += [[str(r["size"]), str(r["count"]), r["compression"], f"{r['us_per_msg']:.1f}", f"{r['msg_s']:.0f}",
+              f"{r['mb_s']:.0f}"] for r in runs]
+    return text_table(rows)
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def run_record(spec: str, opts: argparse.Namespace) -> dict:
@@ -1275,6 +1339,7 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
             return {"error": f"exited {code}; log tail:\n{tail(work / 'runner.log')}"}
         tx = json.loads(result.read_text())
         info = bag_info(rec)
+        stats = recorder_stats(rec)
         topic = info.topics[0] if info.topics else None
         got = topic.count if topic else 0
         out = {"size": int(size), "target_rate": float(rate), "sent": tx["sent"],
@@ -1283,41 +1348,84 @@ def run_record(spec: str, opts: argparse.Namespace) -> dict:
                "dropped": topic.dropped if topic else 0,
                "file_bytes": info.size, "recorded_rate": (got - 1) / info.duration if info.duration else 0.0}
         out["send_mb_s"] = out["send_rate"] * int(size) / 1e6
+        out["lost_before"] = max(0, out["gaps"] - out["dropped"])  # a recorder drop leaves a seq gap too
+        out.update(stats)
         out.update(replay_timing(rec, opts))
+        out.update(replay_timing(rec, opts, realtime=True))
         if got + out["dropped"] != tx["sent"] or out["gaps"] > out["dropped"]:  # a drop is a gap too
             out["error"] = (f"{tx['sent']} sent, {got} recorded, {out['dropped']} dropped (counted), "
                             f"{out['gaps']} gaps")
         return out
 
 
-def replay_timing(rec: Path, opts: argparse.Namespace) -> dict:
-    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs."""
+def recorder_stats(rec: Path) -> dict:
+    """The recorder's own figures, from the file's metadata (``dora-zenoh.recorder``)."""
+    from dora_zenoh.record import mapping, reader
+
+    raw = reader.metadata(rec).get(mapping.META_STATS, {})
+    try:
+        st = {k: float(v) for k, v in raw.items()}
+    except ValueError:
+        return {}
+    n, secs = st.get("messages", 0), st.get("seconds", 0)
+    if not n:
+        return {}
+    per = {stage: st.get(f"{stage}_cpu_s", 0.0) / n * 1e6 for stage in ("process", "receive", "write")}
+    write_s = st.get("write_cpu_s", 0.0)
+    return {"rec_cpu_s": st.get("process_cpu_s", 0.0),
+            "rec_cpu_pct": 100 * st.get("process_cpu_s", 0.0) / secs if secs > 0 else 0.0,
+            "rec_us_per_msg": per["process"], "rec_receive_us": per["receive"], "rec_write_us": per["write"],
+            "rec_zenoh_us": max(0.0, per["process"] - per["receive"] - per["write"]),
+            "writer_msg_s": n / write_s if write_s else 0.0,
+            "writer_mb_s": st.get("payload_bytes", 0.0) / write_s / 1e6 if write_s else 0.0,
+            "buffer_peak_mb": st.get("peak_buffer_bytes", 0.0) / 1e6}
+
+
+def replay_timing(rec: Path, opts: argparse.Namespace, realtime: bool = False) -> dict:
+    """`replay` of the recording onto its keys (no subscriber): how late each put returned, µs;
+    ``realtime``: with `--realtime` (SCHED_FIFO; keys ``replay_rt_*``, or why it was refused)."""
     import re
 
-    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}"]
+    pre = "replay_rt" if realtime else "replay"
+    cmd = opts.dora_zenoh_cmd.split() + ["replay", str(rec), "--endpoint", f"tcp/127.0.0.1:{free_port()}",
+                                         "--stats"] + (["--realtime"] if realtime else [])
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout)
     except subprocess.TimeoutExpired:
-        return {"replay_error": "replay timed out"}
+        return {f"{pre}_error": "replay timed out"}
     found = re.search(r"p50 (\d+) µs, p99 (\d+) µs, max (\d+) µs", res.stderr)
     if res.returncode != 0 or not found:
-        return {"replay_error": res.stderr[-500:]}
-    return dict(zip(("replay_p50_us", "replay_p99_us", "replay_max_us"), map(int, found.groups()), strict=True))
+        return {f"{pre}_error": res.stderr[-500:]}
+    if realtime and "SCHED_FIFO refused" in res.stderr:
+        return {f"{pre}_error": "SCHED_FIFO refused (run as root or with CAP_SYS_NICE)"}
+    out = dict(zip((f"{pre}_p50_us", f"{pre}_p99_us", f"{pre}_max_us"), map(int, found.groups()), strict=True))
+    work = re.search(r"([\d.]+) µs of work per message", res.stderr)
+    if work:
+        out[f"{pre}_work_us"] = float(work.group(1))
+    return out
 
 
 def record_table(runs: dict[str, list[dict]]) -> str:
-    rows = [["run", "sent", "send rate/s", "MB/s", "recorded", "dropped", "gaps", "file",
-             "replay p50/p99/max µs"]]
+    head = ["run", "sent", "msg/s", "MB/s", "in file", "dropped", "lost before", "rec CPU %, µs/msg",
+            "zenoh/recv/write µs", "writer msg/s, MB/s", "buf peak", "replay p50/p99/max µs",
+            "--realtime p50/p99/max µs"]
+    rows = [head]
     for spec, rs in runs.items():
         for r in rs:
             if "send_rate" not in r:
-                rows.append([spec, "failed", "", "", "", "", "", "", ""])
+                rows.append([spec, "failed"] + [""] * (len(head) - 2))
                 continue
+            cpu = (f"{r['rec_cpu_pct']:.0f} %, {r['rec_us_per_msg']:.1f}" if "rec_cpu_pct" in r else "-")
+            stages = ("/".join(f"{r[k]:.1f}" for k in ("rec_zenoh_us", "rec_receive_us", "rec_write_us"))
+                      if "rec_write_us" in r else "-")
+            writer = f"{r['writer_msg_s']:.0f}, {r['writer_mb_s']:.0f}" if "writer_msg_s" in r else "-"
+            peak = f"{r['buffer_peak_mb']:.1f} MB" if "buffer_peak_mb" in r else "-"
             rows.append([spec, str(r["sent"]), f"{r['send_rate']:.0f}", f"{r['send_mb_s']:.0f}", str(r["recorded"]),
-                         str(r["dropped"]), str(r["gaps"]), f"{r['file_bytes'] / 1e6:.1f} MB",
-                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us"))])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+                         str(r["dropped"]), str(r["lost_before"]), cpu, stages, writer, peak,
+                         "/".join(str(r.get(k, "-")) for k in ("replay_p50_us", "replay_p99_us", "replay_max_us")),
+                         "/".join(str(r.get(k, "-")) for k in ("replay_rt_p50_us", "replay_rt_p99_us",
+                                                              "replay_rt_max_us"))])
+    return text_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

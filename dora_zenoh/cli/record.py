@@ -47,7 +47,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     """
     import time
 
-    from dora_zenoh.record.recorder import open_recorder
+    from dora_zenoh.record.recorder import keep_freed_memory, open_recorder
     from dora_zenoh.wire import zconfig
 
     dataflow, topics = split_targets(targets)
@@ -56,6 +56,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     if topics and not dataflow and not all(t.startswith(prefix + "/") for t in topics):
         raise CliError("a TOPIC as node/output needs the DATAFLOW first, e.g. `record mydataflow camera/image`")
     path = output or Path(f"{dataflow or prefix}-{time.strftime('%Y%m%d-%H%M%S')}.mcap")
+    keep_freed_memory()  # this process records only
     early: list[str] = []  # a Ctrl-C while the recorder opens still ends it cleanly
     signal.signal(signal.SIGINT, lambda *_: early.append("interrupted"))
     signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))

@@ -28,9 +28,13 @@ from dora_zenoh.cli.options import CONTEXT, Duration, load_or_exit
 @click.option("--endpoint", help="Zenoh endpoint: of the running dataflow's hub, or with --dataflow the hub "
                                  "to listen on  [default: $DORA_ZENOH_ENDPOINT or tcp/127.0.0.1:7447].")
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (with --dataflow).")
+@click.option("--stats", is_flag=True, help="At the end, print the timing in full: how late each message went out "
+                                            "(p50/p90/p99/p99.9/max), what put() took, the player's CPU.")
+@click.option("--realtime", is_flag=True, help="Play with real-time priority (SCHED_FIFO; needs root or "
+                                               "CAP_SYS_NICE): on time even on a busy machine.")
 def replay(file: Path, topics: tuple[str, ...], yaml: Path | None, replaced: tuple[str, ...], rate: float,
            loop: bool, start: float | None, end: float | None, name: str | None, endpoint: str | None,
-           quiet: bool) -> None:
+           quiet: bool, stats: bool, realtime: bool) -> None:
     """Publish a recording at its recorded timing (scaled by --rate), byte for byte.
 
     With --dataflow, the YAML's other nodes run live and the --replace nodes are played from
@@ -51,10 +55,22 @@ def replay(file: Path, topics: tuple[str, ...], yaml: Path | None, replaced: tup
     def messages() -> Any:  # streamed from the file, again for each --loop round
         return select(reader.read(file), topics=list(topics) or None, nodes=nodes, start=start, end=end)
 
+    play = {"rate": rate, "loop": loop, "realtime": realtime}
     if yaml is not None:
-        _replay_in_dataflow(file, yaml, list(replaced), messages, chosen, rate, loop, name, endpoint, quiet)
+        result = _replay_in_dataflow(file, yaml, list(replaced), messages, chosen, play, name, endpoint, quiet, stats)
     else:
-        _replay_onto_keys(file, messages, chosen, rate, loop, name, endpoint)
+        _replay_onto_keys(file, messages, chosen, play, name, endpoint, stats)
+        result = None
+    if result is not None:
+        raise click.exceptions.Exit(0 if result.ok else 1)
+
+
+def _report(result: Any, stats: bool) -> None:
+    click.echo(result.summary(), err=True)
+    if stats:
+        click.echo(result.stats(), err=True)
+    if result.realtime and result.realtime != "SCHED_FIFO":
+        click.echo(f"[dora-zenoh] warning: --realtime: played with {result.realtime}", err=True)
 
 
 def _on_interrupt(*stops: Any) -> None:
@@ -66,8 +82,8 @@ def _on_interrupt(*stops: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _replay_onto_keys(file: Path, messages: Any, chosen: list, rate: float, loop: bool, name: str | None,
-                      endpoint: str | None) -> None:
+def _replay_onto_keys(file: Path, messages: Any, chosen: list, play: dict, name: str | None,
+                      endpoint: str | None, stats: bool) -> None:
     import zenoh
 
     from dora_zenoh.record.player import Player
@@ -82,16 +98,16 @@ def _replay_onto_keys(file: Path, messages: Any, chosen: list, rate: float, loop
                 return key
             return keys.data_key(key.split("/", 1)[0], name, source)
 
-        player = Player(session, messages, key_of, chosen, rate, loop)
+        player = Player(session, messages, key_of, chosen, **play)
         _on_interrupt(player.stop)
         if not player.wait_for_subscribers(2.0):
             click.echo("[dora-zenoh] warning: some topics have no subscriber yet; playing anyway", err=True)
         result = player.play()
-    click.echo(result.summary(), err=True)
+    _report(result, stats)
 
 
-def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: Any, chosen: list, rate: float,
-                        loop: bool, name: str | None, endpoint: str | None, quiet: bool) -> None:
+def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: Any, chosen: list, play: dict,
+                        name: str | None, endpoint: str | None, quiet: bool, stats: bool) -> Any:
     import zenoh
 
     from dora_zenoh.record.player import Player, StandIn, replace_nodes
@@ -124,7 +140,7 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
     with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)], secret)) as session:
         standin = StandIn(session, desc, flow.dataflow, replaced)
         player = Player(session, messages, lambda key, source: keys.data_key(desc.prefix, flow.dataflow, source),
-                        chosen, rate, loop)
+                        chosen, **play)
         _on_interrupt(player.stop, flow.stop)
         missing = standin.wait_for_readers(desc, 30.0)
         if missing:
@@ -137,10 +153,10 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
         standin.finish(result.sent, lambda n, o: keys.data_key(desc.prefix, flow.dataflow, f"{n}/{o}"),
                        flow.end_stand_in)
         waiter.join()
-    click.echo(result.summary(), err=True)
+    _report(result, stats)
     run_result = done[0]
     click.echo(run_result.summary(), err=True)
-    raise click.exceptions.Exit(0 if run_result.ok else 1)
+    return run_result
 
 
 COMMANDS = [replay]

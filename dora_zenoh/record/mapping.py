@@ -34,6 +34,7 @@ JSON_SUFFIX = "/@json"
 META_RECORDING = "dora-zenoh.recording"   # prefix, dataflow, started, format version
 META_DROPS = "dora-zenoh.drops"           # topic -> messages dropped (buffer full), written at the end
 META_SENT = "dora-zenoh.sent"             # topic -> messages its sender says it sent (end-of-stream notices)
+META_STATS = "dora-zenoh.recorder"        # the recorder's figures (CPU per stage, buffer peak), last part only
 # Channel metadata fields
 CH_ROLE = "dora-zenoh.role"               # "data" | "attachment" | "json"
 CH_KEY = "dora-zenoh.key"

@@ -11,6 +11,7 @@ every node's start barrier waits for it: it hears the first message of every sou
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 
 import zenoh
 
+from dora_zenoh.record import mapping as m
 from dora_zenoh.record.writer import BagWriter
 from dora_zenoh.wire import keys, zconfig
 
@@ -33,12 +35,52 @@ QUIET_AFTER_END = 2.0          # s: after the runner's token goes, how long noth
 
 
 @dataclass
+class RecordStats:
+    """What the recording cost, so that its limits can be told with figures (``bench.py --cases
+    record``, the summary): CPU per stage, and how full the buffer got."""
+    messages: int = 0
+    payload_bytes: int = 0
+    seconds: float = 0.0          # first to last message received
+    process_cpu_s: float = 0.0    # the whole recorder process (Zenoh's threads too) while it recorded
+    receive_cpu_s: float = 0.0    # the drain thread(s): FIFO -> buffer (Python's per-sample work)
+    write_cpu_s: float = 0.0      # the writer thread: MCAP records, compression, disk
+    peak_buffer_bytes: int = 0
+    buffer_bytes: int = 0
+
+    def us_per_message(self, cpu_s: float) -> float:
+        return cpu_s / self.messages * 1e6 if self.messages else 0.0
+
+    def writer_rate(self) -> tuple[float, float]:
+        """What the writer thread alone could take, on one core: messages/s and MB/s."""
+        if not self.write_cpu_s:
+            return 0.0, 0.0
+        return self.messages / self.write_cpu_s, self.payload_bytes / self.write_cpu_s / 1e6
+
+    def to_metadata(self) -> dict[str, str]:
+        return {k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in dataclasses.asdict(self).items()}
+
+    def summary(self) -> str:
+        us = self.us_per_message
+        rate, mbs = self.writer_rate()
+        other = max(0.0, self.process_cpu_s - self.receive_cpu_s - self.write_cpu_s)
+        got = self.messages / self.seconds if self.seconds > 0 else 0.0
+        return (f"[dora-zenoh] recorder: {self.messages} message(s), {self.payload_bytes / 1e6:.1f} MB in "
+                f"{self.seconds:.1f} s ({got:.0f} msg/s); CPU {self.process_cpu_s:.2f} s = "
+                f"{us(self.process_cpu_s):.1f} µs/message (Zenoh threads {us(other):.1f}, receive "
+                f"{us(self.receive_cpu_s):.1f}, write {us(self.write_cpu_s):.1f}: the writer alone takes "
+                f"{rate:.0f} msg/s, {mbs:.0f} MB/s); buffer peak {self.peak_buffer_bytes / 1e6:.1f} MB of "
+                f"{self.buffer_bytes / 1e6:.0f} MB")
+
+
+@dataclass
 class RecordResult:
     paths: list[Path]
     counts: dict[str, int]
     drops: dict[str, int]
     reason: str
     errors: list[str] = field(default_factory=list)
+    stats: RecordStats | None = None
+    unseen: dict[str, int] = field(default_factory=dict)  # sent (end-of-stream) but never received
 
     def summary(self) -> str:
         lost = sum(self.drops.values())
@@ -51,6 +93,12 @@ class RecordResult:
             lines.append(f"[dora-zenoh] {lost} message(s) were dropped: the disk could not keep up and the "
                          "buffer was full (raise --buffer, or use --compression lz4/none); the counts are "
                          "in the file's metadata (dora-zenoh.drops)")
+        if self.unseen:
+            lines.append(f"[dora-zenoh] {sum(self.unseen.values())} message(s) their senders sent never reached "
+                         "the recorder (" + ", ".join(f"{k}: {n}" for k, n in sorted(self.unseen.items())) +
+                         "): see `bag info`")
+        if self.stats is not None:
+            lines.append(self.stats.summary())
         lines += [f"[dora-zenoh] error: {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -83,6 +131,14 @@ class Recorder:
         self.sent: dict[str, int] = {}
         self.last_seq: dict[str, int] = {}
         self._last_rx = time.monotonic()
+        self._first_rx: float | None = None
+        self._eos_zid: dict[str, str] = {}  # node -> the session id in its end-of-stream notice
+        self.gaps: dict[str, int] = {}       # seq gaps per key, as the writer saw them
+        self._peak = 0                       # most bytes held in the buffer at once
+        self._payload_bytes = 0              # written by the writer thread only
+        self._cpu: dict[str, float] = {}     # thread CPU seconds, by stage, when each thread ends
+        self._cpu_lock = threading.Lock()
+        self._process_cpu0 = time.process_time()
 
     def key_exprs(self) -> list[str]:
         """What to subscribe to: the given topics (``node/output`` or full keys), else everything."""
@@ -95,6 +151,7 @@ class Recorder:
         # The drain thread and the writer thread share the GIL; with Python's 5 ms switch
         # interval the drain falls behind in bursts. A short interval keeps it close.
         sys.setswitchinterval(SWITCH_INTERVAL)
+        self._process_cpu0 = time.process_time()
         session = zenoh.open(zconfig.peer_config([self.endpoint], [zconfig.node_listen_endpoint(self.endpoint)]))
         self._session = session
         self._thread = threading.Thread(target=self._write_loop, name="recorder-writer", daemon=True)
@@ -116,6 +173,11 @@ class Recorder:
             self._decls.append(session.declare_subscriber(
                 keys.eos_key(self.prefix, self.dataflow, "*"), zenoh.handlers.Callback(self._on_eos, indirect=False)))
             if self.reader_id:  # joins every node's start barrier (see module docstring)
+                # A sender that exits first asks its readers whether its end-of-stream notice is
+                # here (then everything it sent is in us, at least in the FIFO): answer like a node.
+                self._decls.append(session.declare_queryable(
+                    keys.ack_key(self.prefix, self.dataflow, "*", self.reader_id),
+                    zenoh.handlers.Callback(self._on_ack_query, indirect=False)))
                 self._decls.append(session.liveliness().declare_token(
                     keys.node_token(self.prefix, self.dataflow, self.reader_id)))
 
@@ -123,23 +185,38 @@ class Recorder:
     def _drain(self, sub: Any) -> None:
         """Move samples from the subscriber's FIFO into the buffer (blocking, GIL released while
         it waits) until the session is closed and the FIFO is empty."""
-        on_sample = self._on_sample
-        while True:
-            try:
-                sample = sub.recv()
-            except Exception:  # the session is closed and the FIFO empty
-                return
-            on_sample(sample)
+        on_sample, try_recv = self._on_sample, sub.try_recv
+        try:
+            while True:
+                try:
+                    sample = sub.recv()
+                except Exception:  # the session is closed and the FIFO empty
+                    return
+                while sample is not None:
+                    on_sample(sample)
+                    # What is queued already is taken without letting go of the GIL: recv()
+                    # releases it on every call, handing it to the writer thread for each message.
+                    try:
+                        sample = try_recv()
+                    except Exception:
+                        sample = None
+        finally:
+            self._add_cpu("receive", time.thread_time())
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
-        self._last_rx = time.monotonic()
+        self._last_rx = now = time.monotonic()
+        if self._first_rx is None:
+            self._first_rx = now
         key = str(sample.key_expr)
         payload = sample.payload.to_bytes()
         att = sample.attachment
         size = len(payload) + 64
-        if self._in_bytes - self._out_bytes + size > self.buffer_bytes:
+        held = self._in_bytes - self._out_bytes + size
+        if held > self.buffer_bytes:
             self.drops[key] = self.drops.get(key, 0) + 1
             return
+        if held > self._peak:
+            self._peak = held
         self._in_bytes += size
         self._queue.append((key, payload, str(sample.encoding), att.to_bytes() if att is not None else None,
                             time.time_ns()))
@@ -148,6 +225,8 @@ class Recorder:
         try:
             notice = json.loads(sample.payload.to_bytes())
             node, outputs = notice["node"], notice["outputs"]
+            if isinstance(notice.get("zid"), str):
+                self._eos_zid[node] = notice["zid"]
             wanted = [zenoh.KeyExpr(e) for e in self.key_exprs()]
             for out, count in outputs.items():
                 key = keys.data_key(self.prefix, self.dataflow or "", f"{node}/{out}")
@@ -155,6 +234,17 @@ class Recorder:
                     self.sent[key] = int(count)
         except (ValueError, KeyError, TypeError, AttributeError, zenoh.ZError):
             return  # not a notice we understand: the quiet period still ends the recording
+
+    def _on_ack_query(self, query: zenoh.Query) -> None:
+        """A sender about to exit asks whether its end-of-stream notice is here (``node.close``):
+        the notice travels behind its messages, so once it is, they are all in our FIFO."""
+        source = str(query.key_expr).split("/")[-2]
+        query.reply(keys.ack_key(self.prefix, self.dataflow or "", source, self.reader_id or ""),
+                    json.dumps({"zid": self._eos_zid.get(source)}).encode())
+
+    def _add_cpu(self, stage: str, seconds: float) -> None:
+        with self._cpu_lock:
+            self._cpu[stage] = self._cpu.get(stage, 0.0) + seconds
 
     def _complete(self) -> bool:
         """Every key we recorded announced its end, and its last message has been written.
@@ -174,7 +264,7 @@ class Recorder:
 
     # -- the writer thread -------------------------------------------------------------------
     def _write_loop(self) -> None:
-        q, writer = self._queue, self.writer
+        q, writer, last_seq, gaps = self._queue, self.writer, self.last_seq, self.gaps
         hints: dict[str, int] = {}
         try:
             while True:
@@ -189,11 +279,17 @@ class Recorder:
                 hints[key] = n + 1
                 seq = writer.write(key, payload, enc, att, t, n)
                 if seq is not None:
-                    self.last_seq[key] = seq
+                    prev = last_seq.get(key, -1)
+                    if seq > prev + 1:
+                        gaps[key] = gaps.get(key, 0) + seq - prev - 1
+                    last_seq[key] = seq
+                self._payload_bytes += len(payload)
                 self._out_bytes += len(payload) + 64
         except Exception as exc:  # disk full, ...: stop recording, keep what was written
             self._error = f"writing the recording failed: {exc}"
             self._stop.set()
+        finally:
+            self._add_cpu("write", time.thread_time())
 
     # -- running -----------------------------------------------------------------------------
     def stop(self, reason: str = "interrupted") -> None:
@@ -227,12 +323,51 @@ class Recorder:
         # what the writer thread could not write any more (after an error) counts as dropped
         for key, *_ in self._queue:
             self.drops[key] = self.drops.get(key, 0) + 1
+        stats = self.stats()
         try:
-            paths = self.writer.close(self.drops, self.sent)
+            paths = self.writer.close(self.drops, self.sent, {m.META_STATS: stats.to_metadata()})
         except Exception as exc:
             errors.append(f"closing the recording failed: {exc}")
             paths = list(self.writer.paths)
-        return RecordResult(paths, dict(self.writer.counts), dict(self.drops), self.reason, errors)
+        return RecordResult(paths, dict(self.writer.counts), dict(self.drops), self.reason, errors, stats,
+                            self.unseen())
+
+    def unseen(self) -> dict[str, int]:
+        """Per key, messages its sender numbered (seq gaps, or after the last one per its
+        end-of-stream notice) that never reached us and that we did not drop ourselves."""
+        out = dict(self.gaps)
+        for key, count in self.sent.items():
+            tail = count - (self.last_seq.get(key, -1) + 1)
+            if tail > 0:
+                out[key] = out.get(key, 0) + tail
+        return {k: n for k, n in out.items() if n > 0}
+
+    def stats(self) -> RecordStats:
+        """The recording's cost so far (complete once its threads have ended: :meth:`finish`)."""
+        first = self._first_rx
+        return RecordStats(
+            messages=sum(self.writer.counts.values()), payload_bytes=self._payload_bytes,
+            seconds=self._last_rx - first if first is not None else 0.0,
+            process_cpu_s=time.process_time() - self._process_cpu0, receive_cpu_s=self._cpu.get("receive", 0.0),
+            write_cpu_s=self._cpu.get("write", 0.0), peak_buffer_bytes=self._peak, buffer_bytes=self.buffer_bytes)
+
+
+def keep_freed_memory() -> bool:
+    """For a recorder process (``dora-zenoh record``): glibc gives each large payload fresh pages
+    from mmap (and trims the heap back), so copying a 1 MiB message out of Zenoh page-faults on
+    every 4 KiB page; keeping freed memory for reuse halves those faults (docs/record-replay.md).
+    The process keeps its peak memory, which ``--buffer`` bounds. Best effort (glibc only);
+    returns whether it was applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        # M_MMAP_THRESHOLD (-3): payloads below 32 MiB come from the heap; M_TRIM_THRESHOLD (-1)
+        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 1 << 30))
+    except (OSError, AttributeError):
+        return False
 
 
 def open_recorder(path: Path, *, endpoint: str, prefix: str, dataflow: str | None, topics: list[str] | None,
@@ -252,4 +387,4 @@ def open_recorder(path: Path, *, endpoint: str, prefix: str, dataflow: str | Non
     return rec
 
 
-__all__ = ["Recorder", "RecordResult", "open_recorder", "RECORDER_ID", "DEFAULT_BUFFER"]
+__all__ = ["Recorder", "RecordResult", "RecordStats", "open_recorder", "RECORDER_ID", "DEFAULT_BUFFER"]
