@@ -23,7 +23,8 @@ def free_port() -> int:
 
 
 async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[tuple[str, bytes]]]:
-    """Subscribe to ``topic`` and ``topic/@json``; return the advertised channels and messages."""
+    """Subscribe to ``topic`` and ``topic/@json``; return the advertised channels and messages,
+    once ``wanted`` of each have arrived (the two channels may be advertised at different times)."""
     got: list[tuple[str, bytes]] = []
     channels: dict[int, dict] = {}
     subscribed: dict[int, str] = {}
@@ -34,7 +35,7 @@ async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[t
         except OSError:
             await asyncio.sleep(0.1)
     async with ws:
-        while len(got) < wanted:
+        while min(sum(t == name for t, _ in got) for name in (topic, topic + "/@json")) < wanted:
             msg = await asyncio.wait_for(ws.recv(), 20)
             if isinstance(msg, str):
                 doc = json.loads(msg)
@@ -75,7 +76,7 @@ def test_foxglove_live_server(flow):
     server = start_cli("foxglove", "-d", flow.name, "--port", str(port), "--endpoint", flow.endpoint)
     topic = f"dora/{flow.name}/imu/acc"
     try:
-        channels, got = asyncio.run(read_channels(f"ws://127.0.0.1:{port}", topic, 20))
+        channels, got = asyncio.run(read_channels(f"ws://127.0.0.1:{port}", topic, 10))
     finally:
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=30)
