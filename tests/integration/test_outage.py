@@ -84,6 +84,8 @@ def write_flow(folder: Path) -> Path:
               big: {{source: send_big/n, queue_policy: block}}
               small: {{source: send_small/n, queue_policy: block}}
     """))
+    # the daemons' logs and state are in this folder too, and change while it is shipped
+    (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\n/state/\n")
     return yaml
 
 
