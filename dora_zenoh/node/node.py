@@ -246,8 +246,11 @@ class Node(NodeExtras):
                     self._recovering.append(sub)
                     self._callbacks.append(sub)
                     continue
+                callback = self._input_callback(q, spec)
+                if spec.key == ring_key:  # same output as the primary input: the inbox's markers
+                    callback = _without_markers(callback)  # reach this subscriber too
                 self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
-                    self._input_callback(q, spec), indirect=False)))
+                    callback, indirect=False)))
         self._timers = TimerThread(timers) if timers else None
         return sources
 
@@ -800,6 +803,18 @@ class Node(NodeExtras):
 
 def _declare(session: zenoh.Session, key: str, **options: Any) -> zenoh.Publisher:
     return session.declare_publisher(key, **options)
+
+
+def _without_markers(callback: Callable[[zenoh.Sample], None]) -> Callable[[zenoh.Sample], None]:
+    """``callback`` for data only. The inbox wakes the node with DELETE samples on the primary
+    input's key (see dora_zenoh.node.inbox); another input of the same output would take
+    them for messages and, queueing them, ring again: the node hung."""
+    delete = zenoh.SampleKind.DELETE
+
+    def data_only(sample: zenoh.Sample) -> None:
+        if sample.kind != delete:
+            callback(sample)
+    return data_only
 
 
 def _replier(reply: zenoh.Reply) -> str:

@@ -461,3 +461,41 @@ def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(fl
                                                                           "single/a"))
     got = flow.result()
     assert [g for g in got if g[0] != "s"] == [["a", "0"], ["b", "1"], ["a", "2"]] and ["s", "0"] in got
+
+
+def test_two_inputs_of_one_output_both_get_every_message(flow):
+    """Two inputs reading the same output (dora allows it): the second one's subscriber also
+    sees the inbox's markers on that key, and took them for messages: the node hung."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [out]
+          - id: rx
+            path: rx.py
+            inputs:
+              a: {source: tx/out, queue_size: 100}
+              b: {source: tx/out, queue_size: 100}
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for i in range(30):
+            node.send_output("out", str(i).encode())
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        got = {"a": [], "b": []}
+        closed = []
+        for event in Node():
+            if event["type"] == "INPUT":
+                got[event["id"]].append(bytes(event["value"].to_numpy()).decode())
+            elif event["type"] == "INPUT_CLOSED":
+                closed.append(event["id"])
+        json.dump({"got": got, "closed": sorted(closed)}, open("result.json", "w"))
+    """)
+    res = flow.run("--stop-after", "30s")
+    assert res.returncode == 0, res.stderr
+    expected = [str(i) for i in range(30)]
+    assert flow.result() == {"got": {"a": expected, "b": expected}, "closed": ["a", "b"]}
