@@ -62,6 +62,13 @@ def _flag(raw: str) -> bool:
     return raw == "1"
 
 
+def _on_off(raw: str) -> bool:
+    """``0`` or ``1``; anything else is an error (a typo must not silently mean either)."""
+    if raw.strip() not in ("0", "1"):
+        raise ValueError("is neither 0 nor 1")
+    return raw.strip() == "1"
+
+
 def _microseconds(raw: str) -> int:
     """A whole number of µs; blank counts as 0."""
     raw = raw.strip()
@@ -189,10 +196,10 @@ EXPRESS: Setting[bool] = Setting(
     "`1` sends every message on its own instead of letting Zenoh batch small ones.",
     shown_default="off (batching)")
 SHM: Setting[bool] = Setting(
-    "DORA_ZENOH_SHM", True, lambda raw: raw != "0",
+    "DORA_ZENOH_SHM", True, lambda raw: _on_off(raw),
     "`0` turns Zenoh's shared memory off in a process: messages of 3 KiB and more are then copied "
     "over TCP, and an idle node saves Zenoh's shared-memory housekeeping (~20 wake-ups/s).",
-    shown_default="on")
+    fix="set it to 0 (off) or 1 (on)", shown_default="on")
 CPU_LATENCY_US: Setting[int | None] = Setting(
     "DORA_ZENOH_CPU_LATENCY_US", None, _optional_microseconds,
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",

@@ -15,7 +15,7 @@ import time
 
 import zenoh
 
-from dora_zenoh import settings
+from dora_zenoh import console, settings
 from dora_zenoh.wire import tls
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
@@ -106,7 +106,7 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         # drops for that reader alone (Zenoh's default, 1 ms, dropped messages of healthy
         # readers on a loaded machine). See docs/guarantees.md for what was measured.
         conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
-    if not settings.SHM.get():  # see settings.SHM: what an idle node costs vs zero-copy of large messages
+    if not _shm_on():  # see settings.SHM: what an idle node costs vs zero-copy of large messages
         conf.insert_json5("transport/shared_memory/enabled", "false")
     conf.insert_json5("scouting/delay", "0")
     conf.insert_json5("listen/endpoints", json.dumps(listen))
@@ -115,6 +115,15 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         conf.insert_json5("scouting/gossip/autoconnect", "{router: [], peer: []}")
         conf.insert_json5("connect/retry", CONNECT_RETRY)
     return conf
+
+
+def _shm_on() -> bool:
+    """settings.SHM; a malformed value is named in a warning and shared memory stays on."""
+    try:
+        return settings.SHM.get()
+    except ValueError as exc:
+        console.warn(f"{exc}; shared memory stays on")
+        return True
 
 
 def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True) -> zenoh.Session:

@@ -22,3 +22,11 @@ def test_shared_memory_follows_the_setting(monkeypatch, value, enabled):
     else:
         monkeypatch.setenv("DORA_ZENOH_SHM", value)
     assert _shm_enabled() is enabled
+
+
+def test_a_malformed_value_is_named_and_shared_memory_stays_on(monkeypatch, capsys):
+    monkeypatch.delenv("DORA_ZENOH_ZENOH_CONFIG", raising=False)
+    monkeypatch.setenv("DORA_ZENOH_SHM", "maybe")
+    assert _shm_enabled() is True
+    err = capsys.readouterr().err
+    assert "DORA_ZENOH_SHM='maybe' is neither 0 nor 1: set it to 0 (off) or 1 (on); shared memory stays on" in err
