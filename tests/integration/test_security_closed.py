@@ -50,6 +50,17 @@ for _ in range(5):
 open("sent.txt", "w").write(str(n))
 """
 
+SENDER_TO_RECEIVER = """
+    nodes:
+      - id: sender
+        path: sender.py
+        outputs: [data]
+      - id: receiver
+        path: receiver.py
+        inputs:
+          data: sender/data
+"""
+
 RECORDER = """
 import json
 from dora import Node
@@ -66,16 +77,7 @@ json.dump(events, open("result.json", "w"))
 @pytest.mark.parametrize("secure, observer", [(True, False), (True, True), (False, False)],
                          ids=["closed", "closed-observer", "open"])
 def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure, observer):
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: sender
-            path: sender.py
-            outputs: [data]
-          - id: receiver
-            path: receiver.py
-            inputs:
-              data: sender/data
-    """)
+    flow.write("dataflow.yml", SENDER_TO_RECEIVER)
     flow.write("sender.py", SENDER)
     flow.write("receiver.py", RECORDER)
     flow.write("attacker.py", ATTACKER)
@@ -113,16 +115,7 @@ def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure, observer):
 
 
 def test_coordinator_starts_a_closed_dataflow(coord, flow):
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: sender
-            path: sender.py
-            outputs: [data]
-          - id: receiver
-            path: receiver.py
-            inputs:
-              data: sender/data
-    """)
+    flow.write("dataflow.yml", SENDER_TO_RECEIVER)
     flow.write("sender.py", "import os\nfrom dora import Node\nnode = Node()\n"
                             "open('closed.txt', 'w').write(str('DORA_ZENOH_SECRET_FILE' in os.environ))\n"
                             "for i in range(5):\n    node.send_output('data', str(i).encode())\n")

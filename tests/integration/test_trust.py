@@ -96,6 +96,31 @@ def pid_of(flow, node):
     return int(path.read_text())
 
 
+def run_with_a_stalled_reader(flow, reader: str, *start_args: str, ready: tuple[str, ...] = (),
+                              until_sent: bool = True, timeout: float = 120) -> tuple[int, str]:
+    """Run the flow with ``reader`` stopped (SIGSTOP) from before the sender starts (the `go`
+    file) until 3 s after it finished sending (or 3 s after the start, ``until_sent=False``);
+    the run's exit code and stderr."""
+    proc = flow.start(*start_args)
+    try:
+        pid = pid_of(flow, reader)
+        for name in ready:
+            pid_of(flow, name)
+        time.sleep(0.5)  # past the start barrier
+        os.kill(pid, signal.SIGSTOP)
+        (flow.folder / "go").write_text("")
+        if until_sent:
+            wait_for(lambda: (flow.folder / "sender.json").exists(), 60, "the sender to finish sending")
+        time.sleep(3)
+        os.kill(pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
 # -- 1. nothing lost at exit ---------------------------------------------------------------------
 
 def test_exit_waits_for_a_block_reader_that_is_behind(flow):
@@ -162,21 +187,8 @@ def test_exit_waits_for_a_stopped_block_reader(flow):
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
-    proc = flow.start()
-    try:
-        rx = pid_of(flow, "rx")
-        time.sleep(0.5)  # past the start barrier
-        os.kill(rx, signal.SIGSTOP)
-        (flow.folder / "go").write_text("")
-        wait_for(lambda: (flow.folder / "sender.json").exists(), 60, "the sender to finish sending")
-        time.sleep(3)
-        os.kill(rx, signal.SIGCONT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+    returncode, err = run_with_a_stalled_reader(flow, "rx")
+    assert returncode == 0, err
     assert_all_in_order_then_closed(flow.result("rx.json"), "data", 20000, err)
     print("sender:", flow.result("sender.json"))
 
@@ -197,20 +209,7 @@ def test_exit_timeout_is_bounded_and_reported(flow):
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
-    proc = flow.start("--stop-after", "8s")
-    try:
-        rx = pid_of(flow, "rx")
-        time.sleep(0.5)
-        os.kill(rx, signal.SIGSTOP)
-        (flow.folder / "go").write_text("")
-        wait_for(lambda: (flow.folder / "sender.json").exists(), 60, "the sender to finish sending")
-        time.sleep(3)  # the sender has given up by now
-        os.kill(rx, signal.SIGCONT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    _, err = run_with_a_stalled_reader(flow, "rx", "--stop-after", "8s")  # the sender gives up meanwhile
     assert "'tx': exiting after waiting" in err and "for rx" in err, err
 
 
@@ -252,20 +251,7 @@ def test_stalled_drop_oldest_reader_loses_messages_not_the_sender(flow, size, co
     flow.write("dataflow.yml", STALL_FLOW.format(count=count, size=size, rate=rate) + (MIXED_READER if mixed else ""))
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
-    proc = flow.start()
-    try:
-        slow = pid_of(flow, "slow")
-        pid_of(flow, "fast")
-        time.sleep(0.5)
-        os.kill(slow, signal.SIGSTOP)
-        (flow.folder / "go").write_text("")
-        time.sleep(3)
-        os.kill(slow, signal.SIGCONT)
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    returncode, err = run_with_a_stalled_reader(flow, "slow", ready=("fast",), until_sent=False, timeout=180)
     got = numbers(flow.result("slow.json"), "data")
     lost = count - len(got)
     figures = flow.result("sender.json")
@@ -273,7 +259,7 @@ def test_stalled_drop_oldest_reader_loses_messages_not_the_sender(flow, size, co
           f"sender's worst send_output {figures['worst_send_ms']:.1f} ms, sent in {figures['seconds']:.1f} s; "
           f"fast got {len(numbers(flow.result('fast.json'), 'data'))}"
           + (f", blk got {len(numbers(flow.result('blk.json'), 'data'))}" if mixed else ""))
-    assert proc.returncode == 0, err
+    assert returncode == 0, err
     # A healthy drop_oldest reader may lose a few on a loaded machine (its policy allows it),
     # in order; a block reader loses none.
     fast = numbers(flow.result("fast.json"), "data")
@@ -302,21 +288,8 @@ def test_drop_oldest_reader_stalled_past_its_senders_exit_counts_every_loss(flow
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
-    proc = flow.start()
-    try:
-        slow = pid_of(flow, "slow")
-        time.sleep(0.5)
-        os.kill(slow, signal.SIGSTOP)
-        (flow.folder / "go").write_text("")
-        wait_for(lambda: (flow.folder / "sender.json").exists(), 60, "the sender to finish sending")
-        time.sleep(3)
-        os.kill(slow, signal.SIGCONT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
+    returncode, err = run_with_a_stalled_reader(flow, "slow")
+    assert returncode == 0, err
     got = numbers(flow.result("slow.json"), "data")
     assert got == sorted(set(got))
     lost = 60000 - len(got)
