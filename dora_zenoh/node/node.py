@@ -240,15 +240,15 @@ class Node(NodeExtras):
             sources.add(q.source_node)
             if q is not self._primary:
                 spec = specs[in_id]
+                callback = self._input_callback(q, spec)
+                if spec.key == ring_key:  # same output as the primary input: the inbox's markers
+                    callback = _without_markers(callback)  # reach this subscriber too
                 if spec.recover:  # a block input from another machine: see dora_zenoh.node.replay
-                    sub = replay.RecoveringSubscriber(session, spec.key, self._input_callback(q, spec), cfg.node,
+                    sub = replay.RecoveringSubscriber(session, spec.key, callback, cfg.node,
                                                       in_id, f"{q.source_node}/{q.source_output}")
                     self._recovering.append(sub)
                     self._callbacks.append(sub)
                     continue
-                callback = self._input_callback(q, spec)
-                if spec.key == ring_key:  # same output as the primary input: the inbox's markers
-                    callback = _without_markers(callback)  # reach this subscriber too
                 self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
                     callback, indirect=False)))
         self._timers = TimerThread(timers) if timers else None
