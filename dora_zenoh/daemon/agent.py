@@ -97,7 +97,8 @@ class Daemon:
 
     def serve(self) -> int:
         try:
-            conf = zconfig.peer_config([self.coordinator], [self.listen])
+            # one_dialer: every peer of the machine's parts auto-connects (see zconfig.peer_config)
+            conf = zconfig.peer_config([self.coordinator], [self.listen], one_dialer=True)
             # Zenoh's default waits up to 4 s between tries: after an outage, data waited for the
             # daemon's link to the coordinator (gossip links the machines' nodes through it).
             conf.insert_json5("connect/retry", RECONNECT)

@@ -71,7 +71,9 @@ def open_runner_session(cfg: NodeConfig) -> zenoh.Session:
     ``supervision.topology``), or the hub and gossip when the plan gave it none."""
     if cfg.listen is not None:
         return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False)
-    return zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)])
+    # Every peer of a run without a plan auto-connects (a machine's part of a multi-machine
+    # dataflow, its daemon, its runner): one side of each pair dials (zconfig.peer_config).
+    return zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)], one_dialer=True)
 
 
 def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:

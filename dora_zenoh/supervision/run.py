@@ -151,7 +151,7 @@ class DataflowRun:
             own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
             if proto == "tls":  # the nodes' hub follows the machine's (mutual TLS across machines)
                 own = "tls/" + own.split("/", 1)[1]
-            self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
+            self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
             zconfig.wait_for_peers(self.session, 3.0)
             if not self.options.part:
