@@ -184,7 +184,9 @@ class Coordinator:
                   flush=True)
             return 1
         try:
-            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
+            # one_dialer: its gossip peers are daemons' hubs and their parts, which all auto-connect
+            # (zconfig.peer_config); tools dial it themselves.
+            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint], one_dialer=True))
         except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1

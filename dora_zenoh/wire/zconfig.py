@@ -71,9 +71,9 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
 
     ``one_dialer``: of two peers that learn of each other by gossip, only the one with the
     greater Zenoh id dials (as for authenticated sessions, see below). Only for sessions
-    whose every gossip peer auto-connects (a multi-machine part: its daemon's hub, its
-    runner, its nodes): a peer that does not (a planned node, ``autoconnect=False``) and
-    has the greater id would never be dialled.
+    whose every gossip peer auto-connects (multi-machine: the coordinator, a daemon's hub, a
+    machine's part and its nodes): a peer that does not (a planned node, ``autoconnect=False``)
+    and has the greater id would never be dialled, so tools keep Zenoh's default.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -103,10 +103,10 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     if one_dialer and autoconnect:
         # Two peers that dial each other at once (both learnt of the other by gossip)
         # sometimes both drop the pair of links, and gossip never retries: 3 of 15 trials of
-        # three authenticated zenoh-python peers (0 of 15 without usrpwd), and after a healed
+        # three authenticated zenoh-python peers (0 of 15 without usrpwd); and after a healed
         # partition between machines, nodes whose cross-machine links never came back (1 run
-        # of 4-7 of tests/integration/test_machines.py -k partition). Letting only the peer
-        # with the greater id dial: 0 of 20, and data resumed in every run (docs/machines.md).
+        # in 4-10 of tests/integration/test_machines.py -k partition). Letting only the peer
+        # with the greater id dial: 0 of 20, and data resumed in 30 of 30 runs (docs/machines.md).
         conf.insert_json5("scouting/gossip/autoconnect_strategy", json.dumps({"peer": {"to_peer": "greater-zid"}}))
     conf.insert_json5("mode", '"peer"')
     if not path:
