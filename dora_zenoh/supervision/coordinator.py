@@ -184,9 +184,10 @@ class Coordinator:
                   flush=True)
             return 1
         try:
-            # one_dialer: its gossip peers are daemons' hubs and their parts, which all auto-connect
+            # first_dialer: it dials every node it learns of (it queries their counts), planned
+            # ones included, and no daemon, part or node dials it back at the same moment
             # (zconfig.peer_config); tools dial it themselves.
-            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint], one_dialer=True))
+            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint], first_dialer=True))
         except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
             return 1

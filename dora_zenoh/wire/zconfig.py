@@ -62,7 +62,7 @@ CONNECT_RETRY = "{period_init_ms: 10, period_max_ms: 100, period_increase_factor
 
 
 def peer_config(connect: list[str], listen: list[str], secret: str | None = None,
-                autoconnect: bool = True, one_dialer: bool = False) -> zenoh.Config:
+                autoconnect: bool = True, one_dialer: bool = False, first_dialer: bool = False) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
 
     ``autoconnect=False``: link only to ``connect``, not to every peer that gossip
@@ -74,6 +74,10 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     whose every gossip peer auto-connects (multi-machine: the coordinator, a daemon's hub, a
     machine's part and its nodes): a peer that does not (a planned node, ``autoconnect=False``)
     and has the greater id would never be dialled, so tools keep Zenoh's default.
+
+    ``first_dialer`` (implies ``one_dialer``): a session id greater than any other's
+    (:func:`first_dialer_zid`), so this session dials every peer gossip names, planned
+    nodes included, and no peer dials it: the coordinator, which queries every node.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -99,6 +103,9 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
             listen = []
         else:
             conf.insert_json5("access_control", json.dumps(acl))
+        one_dialer = True
+    if first_dialer:
+        conf.insert_json5("id", json.dumps(first_dialer_zid()))
         one_dialer = True
     if one_dialer and autoconnect:
         # Two peers that dial each other at once (both learnt of the other by gossip)
@@ -134,6 +141,19 @@ def _shm_on() -> bool:
     except ValueError as exc:
         console.warn(f"{exc}; shared memory stays on")
         return True
+
+
+def first_dialer_zid() -> str:
+    """A random Zenoh id that ``greater-zid`` ranks above any random one but with odds of 2^-32.
+
+    Zenoh 1.10 compares ids byte by byte from the least significant (the *end* of the hex
+    form): "ff01" ranks below "2" (measured, docs/machines.md). Ending in ``ffffffff`` puts an
+    id first; the random rest keeps two coordinators' ids apart.
+    """
+    import secrets  # here: nodes never need it, and it costs their start-up
+
+    head = secrets.token_hex(12)
+    return "1" + head[1:] + "ffffffff"  # no leading zero: Zenoh refuses one
 
 
 def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
