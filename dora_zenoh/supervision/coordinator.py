@@ -32,8 +32,15 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import __version__
-from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
-from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.descriptor.placement import (
+    labelled_nodes,
+    local_nodes,
+    place,
+    placement_of,
+    remote_nodes,
+    resolve,
+)
+from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.paths import sanitize_name
@@ -163,6 +170,7 @@ class Coordinator:
         self._down_started = False
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
+        self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
@@ -288,7 +296,8 @@ class Coordinator:
         with self.lock:
             running = sum(e.active for e in self.entries.values())
         return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
-                "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons)}
+                "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons),
+                "labels": {m: self.labels.get(m, {}) for m in sorted(self.daemons)}}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
@@ -319,6 +328,11 @@ class Coordinator:
                     keys.runner_token(desc.prefix, wanted), timeout=0.5)):
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
+            if labelled_nodes(desc):  # `deploy: {labels: ...}`: a machine whose daemon has them, chosen now
+                try:
+                    place(desc, resolve(desc, {m: self.labels.get(m, {}) for m in self.daemons}))
+                except PlacementError as exc:
+                    raise CommandError(str(exc)) from None
             placed = remote_nodes(desc)
             if placed and (secure or desc.secure):
                 raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
@@ -346,7 +360,8 @@ class Coordinator:
             run.start()
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
-                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None)
+                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
+                                          placement=placement_of(desc) or None)
                 part.status, part.log_dir = "running", reply.get("log_dir")
         except Exception as exc:
             for part in entry.remote.values():
@@ -568,8 +583,11 @@ class Coordinator:
             return
         adopt = []
         fail_fast: list[tuple[Entry, str]] = []
+        labels = report.get("labels")
         with self.lock:
             self._heard[machine] = time.monotonic()
+            if isinstance(labels, dict):
+                self.labels[machine] = {str(k): str(v) for k, v in labels.items()}
             self._maybe_connected(machine)
             if machine not in self.daemons:  # not connected (yet): nothing it says counts
                 return
@@ -623,7 +641,8 @@ class Coordinator:
             self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
-                              restarts={n: part.restarts(n) + 1 for n in again})
+                              restarts={n: part.restarts(n) + 1 for n in again},
+                              placement=placement_of(desc) or None)
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)
@@ -660,7 +679,8 @@ class Coordinator:
                     return
             try:
                 desc = load_descriptor(rep["path"])
-            except (DescriptorError, OSError) as exc:
+                place(desc, dict(rep.get("placement") or {}))  # where its labelled nodes went
+            except (DescriptorError, OSError, KeyError, TypeError, ValueError) as exc:
                 print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
                       f"{exc}", flush=True)
                 return
