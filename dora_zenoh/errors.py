@@ -128,6 +128,7 @@ __all__ = [
     "NodeStartError",
     "NotAuthorizedError",
     "OperatorLoadError",
+    "PlacementError",
     "SecretError",
     "ShipError",
     "TlsSetupError",
