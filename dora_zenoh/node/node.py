@@ -24,6 +24,7 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
+from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
 from dora_zenoh.node.api_extras import NodeExtras
@@ -112,7 +113,8 @@ class Node(NodeExtras):
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.
         sched.request_slice(_setting(sched.slice_from_env) or 0)
-        self._yield_gap = _setting(sched.send_yield_gap_ns) or _NEVER
+        yield_gap = _setting(sched.send_yield_gap_ns)
+        self._yield_gap = yield_gap or _NEVER
         spin_ns = _setting(sched.spin_ns_from_env)
         if spin_ns and self._outputs and sched.spin_can_help():  # a node that never sends never spins
             self._wake.spin = sched.Spin(spin_ns)
@@ -224,8 +226,9 @@ class Node(NodeExtras):
         self._arrow = wire.has_pyarrow()
         if self._arrow and specs:
             arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
-        ring_key = (specs[primary_id].key if primary_id else
-                    keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
+        ring_key = specs[primary_id].key if primary_id else None
+        if ring_key is None:
+            ring_key = keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid()))
         # Room for every marker that can be outstanding (one per queued token, see inbox).
         ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
         self._wake = Inbox(session, ring_key, ring_size, self._primary)
@@ -237,9 +240,11 @@ class Node(NodeExtras):
             if q.timer_ns:
                 timers.append(q)
                 continue
-            sources.add(q.source_node)
+            spec = specs[in_id]
+            if spec.key is None or spec.source_node is None:  # InputConfig.from_dict gives every non-timer both
+                raise NodeConfigError(f"input {in_id!r} of node {cfg.node!r} has neither a timer nor a source")
+            sources.add(spec.source_node)
             if q is not self._primary:
-                spec = specs[in_id]
                 callback = self._input_callback(q, spec)
                 if spec.key == ring_key:  # same output as the primary input: the inbox's markers
                     callback = _without_markers(callback)  # reach this subscriber too

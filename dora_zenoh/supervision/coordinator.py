@@ -766,7 +766,8 @@ class Coordinator:
         pub = entry.log_pubs.get(node)
         if pub is None:  # called under the run's log lock: one publisher per node, made once
             pub = entry.log_pubs[node] = session.declare_publisher(keys.log_key(entry.name, node))
-        if not pub.matching_status.matching:
+        # zenoh's stub says matching_status is a bool; at run time it is a MatchingStatus
+        if not pub.matching_status.matching:  # type: ignore[union-attr]
             return
         n = entry.run.line_counts.get(node, 0)
         pub.put(json.dumps({"id": entry.id, "n": n, "line": line, "shown": shown, "stderr": is_stderr}))
