@@ -494,12 +494,14 @@ class Coordinator(MachineWatch):
         pub.put(json.dumps({"id": entry.id, "n": n, "line": line, "shown": shown, "stderr": is_stderr}))
 
     def _sent_counts(self, entry: Entry) -> dict[str, dict[str, int]]:
-        """Ask the entry's live nodes how many messages they sent per output (one query)."""
+        """Ask the entry's live nodes how many messages they sent per output (one query). A
+        closed run's nodes answer only on its own network: asked through its runner's session."""
         counts: dict[str, dict[str, int]] = {}
-        if self.session is None:
+        session = entry.run.session if entry.run.secret is not None else self.session
+        if session is None:
             return counts
         selector = keys.stats_key(entry.run.desc.prefix, entry.name, "*")
-        for reply in self.session.get(selector, timeout=1.0):
+        for reply in session.get(selector, timeout=1.0):
             if reply.ok is None:
                 continue
             try:
