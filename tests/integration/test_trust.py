@@ -131,7 +131,8 @@ def test_exit_waits_for_a_block_reader_that_is_behind(flow):
           - id: tx
             path: sender.py
             outputs: [data]
-            env: {COUNT: "5000"}
+            # the reader needs 2.5 s at least; a loaded CI machine took over the default 10 s
+            env: {COUNT: "5000", DORA_ZENOH_EXIT_TIMEOUT: "90"}
           - id: rx
             path: recorder.py
             env: {SLOW: "0.0005"}
