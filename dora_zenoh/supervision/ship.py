@@ -373,6 +373,8 @@ def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: 
                                     placement=placement_of(desc) or None)
         except DoraZenohError as exc:
             errors[machine] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - never a machine neither prepared nor failed
+            errors[machine] = f"machine '{machine}': {type(exc).__name__}: {exc}"
 
     threads = [threading.Thread(target=one, args=item, daemon=True, name=f"dz-prepare-{item[0]}")
                for item in parts.items()]

@@ -130,7 +130,7 @@ def test_a_file_changed_while_shipped_gets_a_new_manifest_then_is_named(
 
     server, session = link
     root = make_folder(tmp_path / "src")
-    desc = SimpleNamespace(base_dir=root, path=root / "flow.yml")
+    desc = SimpleNamespace(base_dir=root, path=root / "flow.yml", nodes=[])  # (what prepare_machines reads)
     cache = FileCache(tmp_path / "cache", session)
     rewrites = {"left": 1}
 
