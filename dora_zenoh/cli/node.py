@@ -28,14 +28,15 @@ def several_machines(found: list[Any]) -> bool:
 def collect(session: Any, dataflow: str | None, interval: float, endpoint: str | None = None) -> list[Any]:
     """Two snapshots ``interval`` apart: counters, rates and CPU over that interval."""
     from dora_zenoh.introspect.discovery import wait_snapshot
-    from dora_zenoh.introspect.usage import CpuSampler, rows, supervisor_rows
+    from dora_zenoh.introspect.usage import CpuSampler, Unreachable, rows, supervisor_rows
 
     cpu = CpuSampler()
-    first = wait_snapshot(session.client, dataflow)
-    cpu.prime([n.pid for n in first.nodes.values() if n.pid])
-    t0 = time.monotonic()
-    time.sleep(interval)
-    second = wait_snapshot(session.client, dataflow, timeout=3.0)
+    with Unreachable(endpoint, dataflow) as skip:  # a partition: not waited for; shown as the coordinator knows them
+        first = wait_snapshot(session.client, dataflow, skip=skip)
+        cpu.prime([n.pid for n in first.nodes.values() if n.pid])
+        t0 = time.monotonic()
+        time.sleep(interval)
+        second = wait_snapshot(session.client, dataflow, timeout=3.0, skip=skip)
     dt = time.monotonic() - t0
     sup = supervisor_rows(session.client, list(second.dataflows()), endpoint)
     return rows(second, cpu, first, dt, sup)

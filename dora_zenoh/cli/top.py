@@ -36,19 +36,19 @@ def _render(found: list[Any]) -> str:
 def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoint: str | None) -> None:
     """Live view of every node of the running dataflows (Ctrl-C quits)."""
     from dora_zenoh.introspect.discovery import wait_snapshot
-    from dora_zenoh.introspect.usage import CpuSampler, rows, supervisor_rows
+    from dora_zenoh.introspect.usage import CpuSampler, Unreachable, rows, supervisor_rows
 
     quiet_interrupt()
-    with observer(endpoint) as session:
+    with observer(endpoint) as session, Unreachable(endpoint, dataflow) as skip:
         cpu = CpuSampler()
-        prev = wait_snapshot(session.client, dataflow)
+        prev = wait_snapshot(session.client, dataflow, skip=skip)
         cpu.prime([n.pid for n in prev.nodes.values() if n.pid])
         t_prev = time.monotonic()
         tty = sys.stdout.isatty() and not once
         try:
             while True:
                 time.sleep(interval)
-                snap = wait_snapshot(session.client, dataflow, timeout=3.0)
+                snap = wait_snapshot(session.client, dataflow, timeout=3.0, skip=skip)
                 now = time.monotonic()
                 sup = supervisor_rows(session.client, list(snap.dataflows()), endpoint, timeout=0.5)
                 found = rows(snap, cpu, prev, now - t_prev, sup)

@@ -64,6 +64,9 @@ class Part:
     result: RunResult | None = None
     ended: float | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
+    # After its nodes ended: their exited tokens and what they sent, kept on the daemon's session
+    # (the part's own closed with it) for the other machines' readers (see Daemon._linger).
+    lingering: list[Any] = field(default_factory=list, repr=False)
 
     def report(self, usage: dict[Any, tuple[float, int]] | None = None) -> dict[str, Any]:
         """This part for the state report; ``usage``: (CPU %, RSS) by (dataflow, node) id."""
@@ -78,7 +81,8 @@ class Part:
         # placement: where labelled nodes went, so a coordinator that adopts the dataflow knows
         return {"id": self.id, "name": self.run.dataflow, "path": self.path, "status": self.status,
                 "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes,
-                "placement": placement_of(self.run.desc)}
+                "placement": placement_of(self.run.desc),
+                "fail_fast": self.run.options.fail_fast}  # a restarted coordinator re-adopts with it
 
 
 class Daemon:
@@ -102,6 +106,7 @@ class Daemon:
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
 
     def serve(self) -> int:
+        zconfig.tune_supervisor_runtime()
         try:
             # one_dialer: every peer of the machine's parts auto-connects (see zconfig.peer_config)
             conf = zconfig.peer_config([self.coordinator], [self.listen], one_dialer=True)
@@ -150,7 +155,7 @@ class Daemon:
         now = time.time()
         with self.lock:
             for name in [n for n, p in self.parts.items() if p.ended and now - p.ended > KEEP_ENDED]:
-                del self.parts[name]
+                self._forget(self.parts.pop(name))
             parts = list(self.parts.values())
             usage = self._usage.sample([{**s, "id": (p.run.dataflow, s["id"])} for p in parts
                                         for s in p.run.node_states()])
@@ -217,6 +222,8 @@ class Daemon:
             old = self.parts.get(name)
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
+            if old is not None:  # its tokens would speak for the new run's nodes
+                self._forget(old)
             in_use = {p.root for p in self.parts.values() if p.status != "ended" and p.root is not None}
         yaml, tree, fetched = Path(path), None, 0
         cache = self.files
@@ -265,6 +272,8 @@ class Daemon:
             old = self.parts.get(name)
             if old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
+            if old is not None:
+                self._forget(old)
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
                               fail_fast=fail_fast, append_logs=set(built))
@@ -292,6 +301,45 @@ class Daemon:
         with self.lock:
             part.result, part.ended, part.status = result, time.time(), "ended"
         print(f"[dora-zenoh] dataflow '{part.run.dataflow}' ended on this machine", flush=True)
+        self._linger(part)
+
+    def _linger(self, part: Part) -> None:
+        """Its nodes ended, while the dataflow may go on on other machines: what their readers
+        there must still learn outlives the part's session. A reader on another machine closes
+        its input on the node's ``exited`` token, and counts what never arrived with its
+        ``sent`` tokens (keys.sent_token): if the link was down when the node ended (a
+        partition), both reach it only after the link is back. Kept until the dataflow starts
+        again here, the coordinator says it is over (``forget``), or the part leaves the reports."""
+        session, run = self.session, part.run
+        if session is None:
+            return
+        prefix, name = run.desc.prefix, run.dataflow
+        try:
+            kept = [session.liveliness().declare_token(keys.sent_token(prefix, name, node, output, int(count)))
+                    for node, sent in sorted(run.sent_before.items()) if node in run.results
+                    for output, count in sorted(sent.items())]
+            kept += [session.liveliness().declare_token(keys.exited_token(prefix, name, node)) for node in run.results]
+        except (zenoh.ZError, ValueError, TypeError):  # going down
+            return
+        with self.lock:
+            part.lingering = kept
+
+    @staticmethod
+    def _forget(part: Part) -> None:
+        for entity in part.lingering:
+            try:
+                entity.undeclare()
+            except zenoh.ZError:
+                pass
+        part.lingering = []
+
+    def cmd_forget(self, name: str) -> dict[str, Any]:
+        """The coordinator: the dataflow is over on every machine (no reader left to tell)."""
+        with self.lock:
+            part = self.parts.get(name)
+        if part is not None and part.status == "ended":
+            self._forget(part)
+        return {"machine": self.machine}
 
     def _part(self, name: str) -> Part:
         with self.lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,21 +218,36 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
     return snap
 
 
-def _complete(snap: Snapshot) -> bool:
-    """Every node that is alive (token) has answered its stats (pid), and there is one at least."""
-    return bool(snap.nodes) and all(n.pid is not None for n in snap.nodes.values() if n.alive)
+def _complete(snap: Snapshot, skip: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    """Every node that is alive (token) has answered its stats (pid), and there is one at least;
+    ``skip``: (dataflow, node) not waited for (its machine is unreachable)."""
+    return bool(snap.nodes) and all(n.pid is not None for k, n in snap.nodes.items() if n.alive and k not in skip)
 
 
-def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 10.0) -> Snapshot:
+UNREACHABLE_WAIT = 0.5  # seconds each query waits when some nodes are known unreachable (see wait_snapshot)
+FIRST_WAIT = 1.0  # seconds each query of wait_snapshot's first try waits (later ones: 3 s)
+
+
+def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 10.0,
+                  skip: Callable[[], frozenset[tuple[str, str]]] | None = None) -> Snapshot:
     """A snapshot in which every live node has answered, retried while the links to the nodes
     are still being made (a new peer learns of them by gossip) or a loaded node answers late;
-    after ``timeout``, the most complete one seen."""
+    after ``timeout``, the most complete one seen. ``skip()``, asked before each try: (dataflow,
+    node) of machines the coordinator hears nothing from (a partition): not waited for, and each
+    query then waits only UNREACHABLE_WAIT (their nodes' tokens outlive the partition's start by
+    Zenoh's 10 s lease, and a query waits for every node it was routed to)."""
     start = time.monotonic()
     deadline = start + timeout
     best: Snapshot | None = None
+    tries = 0
     while True:
-        snap = snapshot(session, dataflow)
-        if _complete(snap):
+        gone = skip() if skip is not None else frozenset()
+        # the first try waits FIRST_WAIT for a node that does not answer (replies come in ms; a
+        # partition just begun, not known to the coordinator yet, would hold it 3 s per query)
+        wait = UNREACHABLE_WAIT if gone else (FIRST_WAIT if tries == 0 and skip is not None else 3.0)
+        tries += 1
+        snap = snapshot(session, dataflow, timeout=wait)
+        if _complete(snap, gone):
             return snap
         # Nothing at all: nothing runs, or the hub has not yet told this new session of the
         # tokens it knows (it does so just after the link is made): ask again for a moment.

@@ -86,6 +86,57 @@ def supervisor_rows(session: Any, dataflows: list[str], endpoint: str | None = N
             control.close()
 
 
+STALE_REPORT = 2.0  # seconds without a report from a node's machine: shown "unknown", not waited for
+
+
+class Unreachable:
+    """Which (dataflow, node) the coordinator hears nothing from (its machine is lost, or sent no
+    report for STALE_REPORT seconds), asked again at each call through one control connection:
+    ``node list``/``node info``/``top`` do not wait for nodes that cannot answer (a partition),
+    and show them as the coordinator knows them. Empty without a coordinator (a `run`)."""
+
+    def __init__(self, endpoint: str | None, dataflow: str | None, timeout: float = 1.0) -> None:
+        from dora_zenoh.supervision.client import Client
+
+        self.dataflow, self.timeout = dataflow, timeout
+        self.states: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            self.control: Any = Client(endpoint, connect_timeout=timeout)
+        except Exception:  # noqa: BLE001 - no coordinator, or not ours
+            self.control = None
+
+    def __call__(self) -> frozenset[tuple[str, str]]:
+        if self.control is None:
+            return frozenset()
+        try:
+            names = [self.dataflow] if self.dataflow else [
+                r["name"] for r in self.control.call("list", timeout=self.timeout)["dataflows"]
+                if r.get("status") in ("running", "degraded")]
+            found: dict[tuple[str, str], dict[str, Any]] = {}
+            for name in names:
+                row = self.control.call("list", timeout=self.timeout, target=name)["dataflow"]
+                found |= {(name, n["id"]): n for n in row.get("nodes", []) if _unreachable(n)}
+        except Exception:  # noqa: BLE001 - not the coordinator's dataflow, or it did not answer in time
+            return frozenset(self.states)
+        self.states = found
+        return frozenset(found)
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+
+    def __enter__(self) -> Unreachable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _unreachable(state: dict[str, Any]) -> bool:
+    return state.get("status") == "lost" or float(state.get("reported") or 0.0) > STALE_REPORT
+
+
 def coordinator_rows(session: Any, dataflow: str, timeout: float = 1.0,
                      control: Any = None) -> dict[str, dict[str, Any]]:
     """The supervisor's view of a dataflow's nodes (status, restarts): the coordinator's (asked
@@ -136,6 +187,8 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
         if sup:
             status = sup.get("status", status)
             restarts = sup.get("restarts")
+            if status == "running" and _unreachable(sup):  # what its machine last said is getting old
+                status = "unknown"
         pid = n.pid or (sup or {}).get("pid")
         machine = n.machine
         if sup and sup.get("machine"):  # placed by `deploy`: its daemon measured it, on its machine
@@ -158,4 +211,11 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
             row.out_rate = max(0.0, (sent - osent) / dt)
             row.in_rate = max(0.0, (received - orecv) / dt)
         out.append(row)
+    # nodes the coordinator knows on a machine it hears nothing from, which did not answer
+    for df, nodes in sorted((supervisor or {}).items()):
+        for node_id, sup in sorted(nodes.items()):
+            if (df, node_id) not in snap.nodes and _unreachable(sup):
+                status = "unknown" if sup.get("status") == "running" else sup.get("status", "unknown")
+                out.append(NodeRow(df, node_id, status, None, sup.get("machine"), None, None, 0, 0, 0, 0,
+                                   restarts=sup.get("restarts")))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import zenoh
 
@@ -44,6 +44,7 @@ class EndOfStream:
     _exited: set[str]
     _restartable: set[str | None]
     _eos_seen: dict[str, str]
+    _eos_counts: dict[str, dict[str, dict[str, Any]]]
     _eos_pub: zenoh.Publisher
     _data_inputs: list[InputQueue]
 
@@ -67,6 +68,8 @@ class EndOfStream:
         if isinstance(notice.get("zid"), str):
             self._eos_seen[node] = notice["zid"]
         if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
+            if isinstance(outputs, dict) and not notice.get("partial"):  # (see PeerWatch._close_counted_remote)
+                self._eos_counts.setdefault(node, {})[str(notice.get("zid"))] = outputs
             return
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:

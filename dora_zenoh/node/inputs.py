@@ -28,7 +28,7 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_seq")
+                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -52,6 +52,8 @@ class InputQueue:
         self.expect: int | None = None     # sender's final count, from its end-of-stream notice
         self.busy = False                  # a sender is blocked in put() (queue_policy: block)
         self.last_seq: int | None = None   # the last sequence number that reached us
+        self.sent_total: int | None = None  # (see hint_sent) what the source's processes sent in all
+        self.on_lost: Callable[[int], None] | None = None
 
     def put(self, item: Any) -> None:
         """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
@@ -226,9 +228,24 @@ class InputQueue:
             if self.expect is None:
                 self.expect = total
 
+    def hint_sent(self, total: int, on_lost: Callable[[int], None]) -> None:
+        """A ``queue_policy: block`` input whose source ran on another machine: its processes sent
+        ``total`` messages in all. What neither arrived nor was counted already (a sender that
+        ended during a link outage took what it kept for replay with it) is counted, and
+        ``on_lost`` told how many, when the input closes. (A block queue never drops: what
+        arrived is ``received``, what the gaps in sequence numbers lost is ``dropped``.)"""
+        with self.lock:
+            self.sent_total, self.on_lost = total, on_lost
+
     def report_closed(self) -> None:
         """The node is handed this input's INPUT_CLOSED, after every message before it: count
         what the sender's final count promised and never came, and report the drops."""
+        if self.sent_total is not None and self.block:
+            missing = self.sent_total - self.received - self.dropped
+            if missing > 0:
+                self.dropped += missing
+                if self.on_lost is not None:
+                    self.on_lost(missing)
         if self.expect is not None and self._got() < self.expect:
             self.count_dropped(self.expect - self._got())
         if self.dropped:

@@ -173,6 +173,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         sources = self._setup_inputs(cfg.inputs, prefix)
         self._flush_subs = []
         self._eos_seen: dict[str, str] = {}  # source node -> the session id in its last notice
+        # a source that may restart -> its processes' counts per output, from their notices (by session id)
+        self._eos_counts: dict[str, dict[str, dict[str, Any]]] = {}
+        self._recover_ids = {i for i, spec in cfg.inputs.items() if spec.recover}
+        self._sent_counts: dict[str, dict[str, int]] = {}  # source node -> output -> count (sent tokens)
         self._malformed: dict[tuple[str, str], int] = {}  # (key, what was wrong) -> samples dropped
         callbacks = self._callbacks
         for source in sorted(sources):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import zenoh
 
 from dora_zenoh.console import warn
-from dora_zenoh.node import shutdown
+from dora_zenoh.node import replay, shutdown
 from dora_zenoh.node.events import STOP_MANUAL
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
 FACT_PATIENCE = 3.0
+SENT_PATIENCE = 2.0  # seconds a reader waits for an ended source's sent tokens (see _close_counted_remote)
 
 
 class PeerWatch:
@@ -48,6 +49,9 @@ class PeerWatch:
     _supervisor: SupervisorWatch
     _live_root: str
     _data_inputs: list[InputQueue]
+    _eos_counts: dict[str, dict[str, dict[str, Any]]]
+    _recover_ids: set[str]
+    _sent_counts: dict[str, dict[str, int]]
 
     if TYPE_CHECKING:
         def _request_stop(self, cause: str = STOP_MANUAL) -> None: ...
@@ -64,6 +68,12 @@ class PeerWatch:
                     self._state.notify_all()
             else:  # on a thread of ours: a Zenoh callback must not wait for a query
                 self._helpers.start(self._on_node_gone, name, str(sample.key_expr), name="dora-zenoh-gone")
+        elif kind == "sent" and put:  # keys.sent_token: sent/<node>/<output>/<count>
+            node, _, rest = name.partition("/")
+            output, _, count = rest.rpartition("/")
+            if count.isdigit():
+                known = self._sent_counts.setdefault(node, {})
+                known[output] = max(known.get(output, 0), int(count))
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "stop" and put:
@@ -160,6 +170,13 @@ class PeerWatch:
             return node not in self._alive
 
         closing = [q for q in self._data_inputs if q.source_node == node and (include_stdout or not q.stdout)]
+        recovering = [q for q in closing if q.id in self._recover_ids and not q.closed]
+        if recovering and node in self._restartable:
+            # A source on another machine ended for good: count what never came (on a thread of
+            # ours: it may wait a moment for the source's sent tokens). See _close_counted_remote.
+            self._helpers.start(self._close_counted_remote, node, closing, recovering, link_closed,
+                                name="dora-zenoh-count")
+            return
         if any(q.expect is None and not q.closed for q in closing) and self._cfg.runner_zid \
                 and node not in self._restartable:
             # Its notice did not reach us (it gave up waiting for us): ask the runner how many
@@ -179,6 +196,42 @@ class PeerWatch:
         finally:
             for q in closing:
                 q.close_when_quiet(ready=ready)
+
+    def _close_counted_remote(self, node: str, closing: list[InputQueue], recovering: list[InputQueue],
+                              ready: Callable[[], bool]) -> None:
+        """How many the source's processes sent in all, per output: from their end-of-stream
+        notices, or from its supervisor's ``sent`` tokens when a notice did not reach us (the
+        source ended while the link was down; its own machine's supervisor got the notice, and
+        a token reaches us once the link is back). What never arrived is counted and logged
+        once when the input closes (InputQueue.hint_sent)."""
+        try:
+            # its supervisor declares the sent tokens just before its exited token: they are here,
+            # or on the way behind it (bounded wait; without them, nothing is counted)
+            deadline = time.monotonic() + SENT_PATIENCE
+            while not all(q.source_output in self._sent_counts.get(node, {}) for q in recovering) \
+                    and time.monotonic() < deadline and not self._closed:
+                time.sleep(0.05)
+            totals: dict[str, int] = dict(self._sent_counts.get(node, {}))
+            noticed: dict[str, int] = {}
+            for outputs in self._eos_counts.get(node, {}).values():
+                for out, n in outputs.items():
+                    if n.__class__ is int:
+                        noticed[out] = noticed.get(out, 0) + n
+            for out, n in noticed.items():
+                totals[out] = max(totals.get(out, 0), n)
+            for q in recovering:
+                total = totals.get(q.source_output or "")
+                if total is not None:
+                    q.hint_sent(total, self._lost_logger(q.id, f"{node}/{q.source_output}"))
+        finally:
+            for q in closing:
+                q.close_when_quiet(ready=ready)
+
+    def _lost_logger(self, input_id: str, source: str) -> Callable[[int], None]:
+        """What an input calls with how many never arrived from a source that ended (logged once)."""
+        def log(count: int) -> None:
+            warn(replay.ended_message(self.node_id, input_id, source, count))
+        return log
 
     def _runner_facts(self) -> dict | None:
         """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""

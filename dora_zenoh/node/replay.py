@@ -134,3 +134,11 @@ def miss_message(node: str, input_id: str, source: str, count: int, total: int) 
             f"longer kept ({total} in all): the link was down longer than the sender's replay cache lasts "
             f"({settings.REPLAY_MESSAGES.name}, {settings.REPLAY_BYTES.name} of the sending node); they count "
             "in the input's drops")
+
+
+def ended_message(node: str, input_id: str, source: str, count: int) -> str:
+    """The line a reader logs when a sender on another machine ended (for good) with messages that
+    never reached it: sent during a link outage, and its replay cache ended with its process."""
+    return (f"node '{node}': input '{input_id}' lost {count} message(s) of {source} that never arrived: its sender "
+            "ended while the link to it was down, and what it kept for replay ended with it (the count is "
+            "its end-of-stream notice's, or its supervisor's); they count in the input's drops")

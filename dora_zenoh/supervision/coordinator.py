@@ -96,6 +96,7 @@ class Coordinator(MachineWatch):
             # first_dialer: it dials every node it learns of (it queries their counts), planned
             # ones included, and no daemon, part or node dials it back at the same moment
             # (zconfig.peer_config); tools dial it themselves.
+            zconfig.tune_supervisor_runtime()  # before the first session: Zenoh reads it once
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint], first_dialer=True))
         except (zenoh.ZError, DoraZenohError) as exc:
             print(f"[dora-zenoh] error: cannot listen on {self.endpoint}: {exc}", file=sys.stderr, flush=True)
@@ -263,7 +264,7 @@ class Coordinator(MachineWatch):
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
                                           placement=placement_of(desc) or None)
-                part.status, part.log_dir = "running", reply.get("log_dir")
+                part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
         except Exception as exc:
             for part in entry.remote.values():
                 if part.status == "running":
@@ -433,6 +434,9 @@ class Coordinator(MachineWatch):
                 pub.undeclare()
             except zenoh.ZError:
                 pass
+        for part in list(entry.remote.values()):  # over everywhere: what daemons kept for readers can go
+            threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
+                             kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()
         with self.lock:
             entry.result, entry.ended = result, time.time()
             remote = [s for p in entry.remote.values() for s in p.node_states()]
@@ -501,7 +505,10 @@ class Coordinator(MachineWatch):
         if session is None:
             return counts
         selector = keys.stats_key(entry.run.desc.prefix, entry.name, "*")
-        for reply in session.get(selector, timeout=1.0):
+        # A machine that does not report (a partition) does not answer either: the query would wait
+        # its whole timeout for its nodes; those that can answer do so in milliseconds.
+        cut_off = any(p.silent for p in entry.remote.values())
+        for reply in session.get(selector, timeout=0.3 if cut_off else 1.0):
             if reply.ok is None:
                 continue
             try:
@@ -526,7 +533,7 @@ class Coordinator(MachineWatch):
                 "restarts": sum(s["restarts"] for s in states),
                 "cpu": round(sum(entry.usage_of(s)[0] for s in states), 1) if entry.active else 0.0,
                 "rss": sum(entry.usage_of(s)[1] for s in states) if entry.active else 0,
-                "summary": entry.summary}
+                "summary": entry.summary, "fail_fast": entry.fail_fast}
 
     def _sampler(self) -> None:
         """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the

@@ -10,6 +10,10 @@ from typing import Any
 from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun
 
+# A report older than this (4 missed) is said in the nodes' detail: `list` answers at once with
+# what the machine last said, and says how old that is, instead of waiting for the machine.
+STALE_REPORT = 2.0
+
 
 @dataclass
 class RemotePart:
@@ -23,6 +27,8 @@ class RemotePart:
     # A node of it has a restart policy: if its daemon is lost and a new one comes back, the
     # coordinator starts those nodes again on it.
     waits: bool = False
+    heard: float = field(default_factory=time.monotonic)  # monotonic time of its machine's last report
+    restart_at: float | None = None  # (respawning) monotonic time its nodes start again
 
     @property
     def done(self) -> bool:
@@ -39,10 +45,27 @@ class RemotePart:
             return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
                      "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
                      "machine": self.machine} for n in self.nodes]
+        if self.status == "respawning":  # its machine is back; the restart delay runs (as a local restart)
+            left = max(0.0, (self.restart_at or time.monotonic()) - time.monotonic())
+            return [{"id": n, "pid": None, "status": "restarting", "restarts": self.restarts(n), "create_time": None,
+                     "detail": f"its machine '{self.machine}' was lost; restarting in {left:.1f} s",
+                     "machine": self.machine} for n in self.nodes]
         known = {s["id"]: s for s in self.states}
-        return [{**known.get(n, {"id": n, "pid": None, "status": self.status, "restarts": 0,
-                                 "create_time": None, "detail": None}), "machine": self.machine}
-                for n in self.nodes]
+        age = time.monotonic() - self.heard
+        states = [{**known.get(n, {"id": n, "pid": None, "status": self.status, "restarts": 0,
+                                   "create_time": None, "detail": None}), "machine": self.machine,
+                   "reported": round(age, 1)}  # seconds since its machine's last report
+                  for n in self.nodes]
+        if self.status == "running" and age > STALE_REPORT:
+            for state in states:  # a partition, a stalled machine: say how old this is
+                state["detail"] = (f"as its machine '{self.machine}' reported {age:.0f} s ago (no report since: "
+                                   "unreachable?)")
+        return states
+
+    @property
+    def silent(self) -> bool:
+        """Its machine is lost, or sent no report for STALE_REPORT seconds (a partition)."""
+        return self.status == "lost" or (self.status == "running" and time.monotonic() - self.heard > STALE_REPORT)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import zenoh
 from dora_zenoh.descriptor.placement import place, placement_of
 from dora_zenoh.errors import CommandError
 from dora_zenoh.supervision.entries import Entry, RemotePart
-from dora_zenoh.supervision.restart import RestartRule, restarts_after
+from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import keys
 
@@ -167,6 +167,7 @@ class MachineWatch:
                     continue
                 part.states = list(rep.get("nodes", []))
                 part.log_dir = rep.get("log_dir")
+                part.heard = time.monotonic()
                 if part.status != "ended":
                     part.status = "ended" if rep.get("status") == "ended" else "running"
                 failed = [s for s in part.states if s.get("status") == "failed"]
@@ -197,6 +198,26 @@ class MachineWatch:
             with self.lock:
                 part.status, part.waits = "lost", False
             return
+        # The same rule as a restart on one machine (supervision.restart): each node's restart_delay,
+        # doubled per restart done; the machine's nodes start together, after the longest of them.
+        delay = max(next_delay(RestartRule.of(desc.node(n)), part.restarts(n)) for n in again)
+        deadline = part.restart_at = time.monotonic() + delay
+        for n in again:
+            rule = RestartRule.of(desc.node(n))
+            limit = f" of {rule.max_restarts}" if rule.max_restarts is not None else ""
+            print(f"[dora-zenoh] node '{n}' of dataflow '{entry.name}' was lost with machine '{machine}'; "
+                  f"restarting in {delay:g} s (restart {part.restarts(n) + 1}{limit}, restart_policy: "
+                  f"{rule.policy})", flush=True)
+        while time.monotonic() < deadline:
+            if entry.stop_requested or not entry.active or self._down_started:
+                with self.lock:
+                    part.status, part.waits = "lost", False
+                return
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        with self.lock:
+            if machine not in self.daemons:  # lost again while waiting: the next daemon back starts over
+                part.status = "lost"
+                return
         try:
             self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
@@ -215,7 +236,7 @@ class MachineWatch:
             gone = [n for n in part.nodes if n not in again]
             part.states = [{"id": n, "pid": None, "status": "starting", "restarts": part.restarts(n) + 1,
                             "create_time": None, "detail": None} for n in again]
-            part.nodes, part.status = again, "running"
+            part.nodes, part.status, part.heard = again, "running", time.monotonic()
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
@@ -244,7 +265,11 @@ class MachineWatch:
                 print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
                       f"{exc}", flush=True)
                 return
-            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
+            # The start's options come back from the daemons' reports (each daemon got them with its
+            # `spawn`): this coordinator keeps no state of its own, and the daemons are what outlived
+            # the old one. The YAML (read again from rep["path"]) gives the restart policies.
+            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False,
+                                               fail_fast=bool(rep.get("fail_fast"))))
             run.run_id = rep["id"]
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
             entry.remote[machine] = self._remote_part(machine, rep, desc)

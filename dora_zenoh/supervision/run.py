@@ -124,6 +124,8 @@ class DataflowRun:
         self._notice_key = secrets.token_hex(16)
         self._bad_notices: set[tuple[str, str]] = set()
         self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
+        self._remote_exited: set[str] = set()  # (a part) nodes of other machines whose supervisor says they exited
+        self._sent_tokens: dict[str, list[Any]] = {}  # (a part) node -> its sent/<output>/<count> tokens
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
         self.line_counts = self.logs.line_counts  # lines written per node log
@@ -202,6 +204,14 @@ class DataflowRun:
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
+            if self.options.part:
+                # Another machine's node that ended for good: its supervisor declares its exited
+                # token, and our nodes that read it ask us (facts) before they believe it: we vouch
+                # for it (a multi-machine dataflow trusts its network, mutual TLS; a closed one never
+                # spans machines). Without this, such an input never closed.
+                session.liveliness().declare_subscriber(
+                    keys.live_root(prefix, self.dataflow) + "/exited/*",
+                    zenoh.handlers.Callback(self._on_remote_exited, indirect=False), history=True)
             # A node may ask for the whole dataflow to stop (an operator's STOP_ALL) with a
             # signed request: treat that like Ctrl-C. (Its stop token alone could come from
             # any Zenoh session, so it is not believed.)
@@ -309,6 +319,33 @@ class DataflowRun:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
 
+    def _declare_sent(self, node_id: str) -> None:
+        """(A part of a multi-machine dataflow) what a node that ended for good sent per output in
+        all (its processes' end-of-stream notices), as liveliness tokens (keys.sent_token): its
+        readers on other machines that missed its notice count what never came with it."""
+        if not self.options.part or self.session is None:
+            return
+        tokens = []
+        for output, count in sorted(self.sent_before.get(node_id, {}).items()):
+            try:
+                tokens.append(self.session.liveliness().declare_token(
+                    keys.sent_token(self.desc.prefix, self.dataflow, node_id, output, int(count))))
+            except (zenoh.ZError, ValueError, TypeError):
+                continue
+        for old in self._sent_tokens.pop(node_id, []):
+            try:
+                old.undeclare()
+            except zenoh.ZError:
+                pass
+        self._sent_tokens[node_id] = tokens
+
+    def _on_remote_exited(self, sample: zenoh.Sample) -> None:
+        name = str(sample.key_expr).rsplit("/", 1)[1]
+        only = self.options.only
+        if sample.kind == zenoh.SampleKind.PUT and only is not None and name not in only \
+                and any(n.id == name for n in self.desc.nodes):
+            self._remote_exited.add(name)
+
     def _on_stop_request(self, sample: zenoh.Sample) -> None:
         raw = sample.payload.to_bytes()
         att = sample.attachment
@@ -319,7 +356,8 @@ class DataflowRun:
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
-        facts = {"stop": self._stopping_at is not None, "exited": sorted({*self.results, *self._stood_in}),
+        facts = {"stop": self._stopping_at is not None,
+                 "exited": sorted({*self.results, *self._stood_in, *self._remote_exited}),
                  "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
@@ -356,6 +394,8 @@ class DataflowRun:
                 sent[out] = sent.get(out, 0) + int(count)
         except (ValueError, AttributeError, TypeError):
             pass
+        if node in self.results and node in self._sent_tokens:  # its notice came after its end was recorded
+            self._declare_sent(node)
 
     def _on_config_query(self, query: zenoh.Query) -> None:
         for node in self.desc.nodes:
@@ -408,6 +448,7 @@ class DataflowRun:
             self.logs.write(proc, line, True, line if status == "failed" else None)
             proc.log.close()
         if self.session is not None:
+            self._declare_sent(node_id)  # before its exited token: readers count with it when they close
             proc.exited_token = self.session.liveliness().declare_token(
                 keys.exited_token(self.desc.prefix, self.dataflow, node_id))
         if status == "failed" and self._stopping_at is None and (

@@ -10,8 +10,12 @@ dataflow's machines, in their ``spawn`` command: a session that was not told it 
 fetch anything, and an offer ends when the start does. Each daemon compares the manifest
 with the same path on its machine and fetches only what differs (:mod:`dora_zenoh.daemon.files`).
 
-Files are read when asked for, so one that changes after the manifest was made arrives with
-another sha256, which the daemon refuses (naming the file). The links between the
+What is served is what was hashed, even if a file changes meanwhile (a log, a recording, an
+editor's save): a small file is kept in memory as it was read for the manifest; a bigger one is
+copied aside when first asked for, and its copy's sha256 checked. A file that no longer has
+the manifest's content is refused (the daemon names it) and recorded in the offer;
+:func:`prepare_machines` then makes a new manifest and tries again, a bounded number of
+times, before it fails naming the file and the ignore file. The links between the
 coordinator and the daemons are the machines' mutual-TLS links.
 """
 from __future__ import annotations
@@ -21,6 +25,8 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +51,9 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "n
 SKIP_TOP = frozenset({"out"})
 SKIP_FILES = ("*.pyc", "*.pyo", ".DS_Store")
 READ_BLOCK = 1 << 20
+KEEP_FILE = 1 << 20  # files up to this size are kept in memory from the scan: served exactly as hashed
+KEEP_TOTAL = 64 << 20  # ... up to this much in all per offer; bigger files are copied aside when asked for
+ATTEMPTS = 3  # manifests made for one start when files keep changing while they are shipped
 
 
 def sha256_file(path: Path) -> str:
@@ -54,6 +63,21 @@ def sha256_file(path: Path) -> str:
         while block := f.read(READ_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_hashed(path: Path, keep: bool) -> tuple[int, str, bytes | None]:
+    """(size, sha256, content if ``keep``) of one read of ``path``: the size is what was read,
+    so a file growing meanwhile still has a size and sha256 that agree."""
+    digest = hashlib.sha256()
+    blocks: list[bytes] = []
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(READ_BLOCK):
+            digest.update(block)
+            size += len(block)
+            if keep:
+                blocks.append(block)
+    return size, digest.hexdigest(), b"".join(blocks) if keep else None
 
 
 def read_ignore(root: Path) -> list[str]:
@@ -104,9 +128,11 @@ class Manifest:
         return sum(size for size, _, _ in self.files.values())
 
 
-def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path]]:
+def scan(root: Path, limit: int | None = None,
+         kept: dict[str, bytes] | None = None) -> tuple[Manifest, dict[str, Path]]:
     """The manifest of ``root`` and where each sha256's content is; ShipError past ``limit`` bytes,
-    naming the biggest files, the setting and the ignore file."""
+    naming the biggest files, the setting and the ignore file. ``kept``, if given, receives the
+    content of the small files as hashed (KEEP_FILE, KEEP_TOTAL)."""
     patterns = read_ignore(root)
     files: dict[str, tuple[int, str, bool]] = {}
     where: dict[str, Path] = {}
@@ -142,14 +168,26 @@ def scan(root: Path, limit: int | None = None) -> tuple[Manifest, dict[str, Path
                         f"more than {settings.SHIP_MAX_BYTES.name}={format_size(limit)}; the biggest files: "
                         f"{biggest}. List what the nodes do not need in {root / IGNORE_FILE} (one pattern a "
                         f"line, as in .gitignore), or raise {settings.SHIP_MAX_BYTES.name}")
-    for rel, (size, _, x) in files.items():
+    budget = KEEP_TOTAL
+    for rel, (size, _, x) in list(files.items()):
+        keep = kept is not None and size <= KEEP_FILE and size <= budget
         try:
-            sha = sha256_file(root / rel)
+            size, sha, content = read_hashed(root / rel, keep)
+        except FileNotFoundError:
+            del files[rel]  # removed since it was listed (a temporary file): not part of the folder
+            continue
         except OSError as exc:
             raise ShipError(f"cannot read {root / rel} to ship it: {exc.strerror}") from None
         files[rel] = (size, sha, x)
         where.setdefault(sha, root / rel)
+        if kept is not None and content is not None and len(content) <= budget:
+            kept.setdefault(sha, content)
+            budget -= len(content)
     return Manifest(files), where
+
+
+class Changed(Exception):
+    """A file no longer has the content its manifest lists."""
 
 
 @dataclass
@@ -161,10 +199,15 @@ class Offer:
     where: dict[str, Path]
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     raw: bytes = b""
+    kept: dict[str, bytes] = field(default_factory=dict)  # sha256 -> content, as hashed by the scan
+    changed: set[str] = field(default_factory=set)  # files found changed since the manifest
 
     def __post_init__(self) -> None:
         self.raw = self.manifest.to_bytes()
         self.manifest_sha = hashlib.sha256(self.raw).hexdigest()
+        self._copies: dict[str, Path] = {}  # sha256 -> its copy aside (bigger files)
+        self._copy_lock = threading.Lock()
+        self._dir: str | None = None
 
     def for_daemon(self) -> dict[str, Any]:
         """What the ``spawn`` command carries: where to fetch, and what must arrive."""
@@ -172,13 +215,48 @@ class Offer:
                 "root": str(self.root)}
 
     def chunk(self, sha: str, index: int) -> bytes:
-        """Chunk ``index`` of the content whose sha256 is ``sha`` (KeyError: not offered)."""
+        """Chunk ``index`` of the content whose sha256 is ``sha`` (KeyError: not offered;
+        Changed: the file no longer has that content)."""
         start = index * CHUNK
         if sha == self.manifest_sha:
             return self.raw[start:start + CHUNK]
-        with open(self.where[sha], "rb") as f:
+        if sha in self.kept:
+            return self.kept[sha][start:start + CHUNK]
+        with open(self._copy(sha), "rb") as f:
             f.seek(start)
             return f.read(CHUNK)
+
+    def _copy(self, sha: str) -> Path:
+        """The content ``sha`` copied aside at its first request (checked against the manifest), so
+        that its chunks come from one version of the file however long the transfer takes."""
+        with self._copy_lock:
+            copy = self._copies.get(sha)
+            if copy is not None:
+                return copy
+            source = self.where[sha]
+            if self._dir is None:
+                self._dir = tempfile.mkdtemp(prefix="dz-ship-")
+            copy = Path(self._dir) / sha
+            digest = hashlib.sha256()
+            with open(source, "rb") as src, open(copy, "wb") as dst:
+                while block := src.read(READ_BLOCK):
+                    digest.update(block)
+                    dst.write(block)
+            if digest.hexdigest() != sha:
+                copy.unlink(missing_ok=True)
+                self.changed.add(source.relative_to(self.root).as_posix()
+                                 if source.is_relative_to(self.root) else str(source))
+                raise Changed(str(source))
+            self._copies[sha] = copy
+            return copy
+
+    def discard(self) -> None:
+        """Remove the copies made aside (the offer is over)."""
+        with self._copy_lock:
+            self._copies.clear()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
 
 
 class Server:
@@ -194,8 +272,9 @@ class Server:
 
     def offer(self, root: Path) -> Offer:
         """Scan ``root`` (ShipError past the size limit) and serve it until :meth:`withdraw`."""
-        manifest, where = scan(root, settings.SHIP_MAX_BYTES.get())
-        offer = Offer(root, manifest, where)
+        kept: dict[str, bytes] = {}
+        manifest, where = scan(root, settings.SHIP_MAX_BYTES.get(), kept)
+        offer = Offer(root, manifest, where, kept=kept)
         with self.lock:
             self.offers[offer.token] = offer
         return offer
@@ -203,6 +282,7 @@ class Server:
     def withdraw(self, offer: Offer) -> None:
         with self.lock:
             self.offers.pop(offer.token, None)
+        offer.discard()
 
     def close(self) -> None:
         try:
@@ -231,6 +311,9 @@ class Server:
             except (KeyError, ValueError):
                 query.reply_err(b"no such file in this offer")
                 return
+            except Changed:
+                query.reply_err(b"it changed on the coordinator's machine since the manifest was made")
+                return
             except OSError as exc:
                 query.reply_err(f"cannot read it on the coordinator's machine: {exc.strerror}".encode())
                 return
@@ -249,7 +332,33 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
     """Before anything starts: every machine of ``parts`` gets the dataflow's files (the same path or
     a copy) and runs its nodes' builds, all machines at once; ``call(machine, verb, **args)`` is the
     coordinator's command to a daemon. Returns each machine's answer; CommandError naming every
-    machine that failed (then nothing was started anywhere)."""
+    machine that failed (then nothing was started anywhere).
+
+    A file that changed while it was shipped (the offer found it so) makes a new manifest and
+    every machine prepares again (those already done fetch nothing), up to ATTEMPTS times: a
+    file written once during a start (an editor's save) does not fail it; one written all the
+    time (a log) fails it, named, with the ignore file as the fix."""
+    changed: set[str] = set()
+    for attempt in range(1, ATTEMPTS + 1):
+        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call)
+        if not errors:
+            return answers
+        if not offer.changed:
+            raise CommandError("; ".join(errors[m] for m in sorted(errors)))
+        changed |= offer.changed
+        if attempt < ATTEMPTS:
+            print(f"[dora-zenoh] dataflow '{name}': {', '.join(sorted(offer.changed))} changed while it was shipped; "
+                  f"making a new manifest (attempt {attempt + 1} of {ATTEMPTS})", flush=True)
+    files = ", ".join(sorted(changed))
+    raise CommandError(f"dataflow '{name}': {files} kept changing while the folder {desc.base_dir} was shipped to "
+                       f"its other machines ({ATTEMPTS} attempts). If a running program writes it (a log, a "
+                       f"recording), list it in {Path(desc.base_dir) / IGNORE_FILE} (one pattern a line, as in "
+                       ".gitignore); then start the dataflow again")
+
+
+def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
+                  call: Callable[..., dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer]:
+    """One round of :func:`prepare_machines` with a fresh manifest: (answers, errors, the offer)."""
     try:
         offer = server.offer(Path(desc.base_dir))
     except ShipError as exc:
@@ -264,6 +373,8 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
                                     placement=placement_of(desc) or None)
         except DoraZenohError as exc:
             errors[machine] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - never a machine neither prepared nor failed
+            errors[machine] = f"machine '{machine}': {type(exc).__name__}: {exc}"
 
     threads = [threading.Thread(target=one, args=item, daemon=True, name=f"dz-prepare-{item[0]}")
                for item in parts.items()]
@@ -274,6 +385,4 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
             t.join()
     finally:
         server.withdraw(offer)
-    if errors:
-        raise CommandError("; ".join(errors[m] for m in sorted(errors)))
-    return answers
+    return answers, errors, offer

@@ -35,6 +35,13 @@ def exited_token(prefix: str, dataflow: str, node: str) -> str:
     return f"{live_root(prefix, dataflow)}/exited/{node}"
 
 
+def sent_token(prefix: str, dataflow: str, node: str, output: str, count: int) -> str:
+    """(A machine's part of a multi-machine dataflow) declared with a node's ``exited`` token: how
+    many messages it sent on ``output`` in all, for its readers on other machines that did not
+    get its end-of-stream notice (a link outage): a token reaches them once the link is back."""
+    return f"{live_root(prefix, dataflow)}/sent/{node}/{output}/{count}"
+
+
 def stop_token(prefix: str, dataflow: str) -> str:
     """Declared by the runner when the dataflow is asked to stop; late joiners see it too."""
     return f"{live_root(prefix, dataflow)}/stop"

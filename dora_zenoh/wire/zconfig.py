@@ -29,6 +29,12 @@ DROP_WAIT_US = 5000  # see peer_config
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
 # fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
 NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
+# The coordinator's and daemons' runtime: many receive workers. Zenoh closes a TCP/TLS link with
+# SO_LINGER 10 s on one of them, and when the far side is unreachable (a partition) the close
+# blocks that thread for the whole 10 s, once per link to that machine (its daemon and every node
+# there). With Zenoh's 2 receive workers the control socket's queries waited behind those closes:
+# `list` took 10-29 s during a partition (docs/machines.md). Idle workers cost no CPU.
+SUPERVISOR_RUNTIME = "(rx:(worker_threads:24))"
 
 
 def default_endpoint() -> str:
@@ -196,6 +202,14 @@ def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):
         env.setdefault(setting.name, setting.node_default or "0")
+
+
+def tune_supervisor_runtime() -> None:
+    """Give this process (a coordinator or daemon, before its first session) SUPERVISOR_RUNTIME,
+    unless ZENOH_RUNTIME is set. Zenoh reads it once, when its runtime starts."""
+    import os
+
+    os.environ.setdefault(RUNTIME_ENV, SUPERVISOR_RUNTIME)
 
 
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:

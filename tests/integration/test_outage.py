@@ -1,11 +1,13 @@
 """A link outage between machines: `queue_policy: block` inputs get what was sent meanwhile (needs root).
 
-Two senders on machine a, one sink on machine b reading both with `queue_policy: block`. The
+Three senders on machine a, one sink on machine b reading them with `queue_policy: block`. The
 link goes down for 12 s (past Zenoh's 10 s lease: every session sees the other side go)
-while both send at 20 Hz. `big` keeps 1000 messages for replay, `small` 20: after the link
+while they send at 20 Hz. `big` keeps 1000 messages for replay, `small` 20: after the link
 returns, the sink has every message of `big` in order, and of `small` the messages before
 the outage, the last ones its sender kept, and the ones after, with the gap counted and
-logged. The namespace harness is test_machines.py's (cleaned up also on failure).
+logged. `end` ends during the outage, taking what it kept with it: once the link is back its
+input closes, and what never arrived is counted and logged. The namespace harness is
+test_machines.py's (cleaned up also on failure).
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ def net(machines: Machines) -> Machines:  # noqa: F811 (the fixture imported abo
 
 
 def write_flow(folder: Path) -> Path:
-    for name in ("big", "small"):
+    for name in ("big", "small", "end"):
         (folder / f"send_{name}.py").write_text(textwrap.dedent(f"""
+            import os
             from dora import Node
             node = Node()
             i = 0
@@ -43,6 +46,8 @@ def write_flow(folder: Path) -> Path:
                     node.send_output("n", i.to_bytes(8, "little"))
                     with open("sent-{name}.txt", "a") as f:
                         f.write(f"{{i}}\\n")
+                    if "{name}" == "end" and os.path.exists("end-now.txt"):
+                        break  # ends during the outage (its notice and replay cache go with it)
         """))
     (folder / "sink.py").write_text(textwrap.dedent("""
         from dora import Node
@@ -52,6 +57,9 @@ def write_flow(folder: Path) -> Path:
                 v = int.from_bytes(bytes(event["value"].to_numpy()), "little")
                 with open(f"got-{event['id']}.txt", "a") as f:
                     f.write(f"{v}\\n")
+            else:
+                with open("events.txt", "a") as f:
+                    f.write(f"{event['type']} {event.get('id')}\\n")
     """))
     yaml = folder / "dataflow.yml"
     yaml.write_text(textwrap.dedent(f"""
@@ -68,12 +76,19 @@ def write_flow(folder: Path) -> Path:
             env: {{DORA_ZENOH_REPLAY_MESSAGES: "{SMALL}"}}
             inputs: {{tick: dora/timer/millis/50}}
             outputs: [n]
+          - id: send_end
+            path: send_end.py
+            deploy: {{machine: a}}
+            env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
+            inputs: {{tick: dora/timer/millis/50}}
+            outputs: [n]
           - id: sink
             path: sink.py
             deploy: {{machine: b}}
             inputs:
               big: {{source: send_big/n, queue_policy: block}}
               small: {{source: send_small/n, queue_policy: block}}
+              end: {{source: send_end/n, queue_policy: block}}
     """))
     # the daemons' logs and state are in this folder too, and change while it is shipped
     (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\n/state/\n")
@@ -111,6 +126,7 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
         # outage would, so that what the sender sends meanwhile really is lost on the way.
         time.sleep(OUTAGE / 3)
         kill_links(net)
+        (tmp / "end-now.txt").write_text("")  # send_end ends now, while the link is down
         time.sleep(OUTAGE * 2 / 3)
     finally:
         _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "up")
@@ -138,9 +154,22 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
         r"input 'small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
     assert reported == missing, logs.stdout[-3000:]
     assert "input 'big' lost" not in logs.stdout
+
+    # `end` ended during the outage: its input closes once the link is back (its supervisor's word
+    # reaches b), and what never arrived is counted (its sent count, from that supervisor)
+    events = tmp / "events.txt"
+    wait_for(lambda: events.exists() and "INPUT_CLOSED end" in events.read_text(), 60, "input 'end' to close")
+    sent_end, got_end = len(numbers(tmp / "sent-end.txt")), len(numbers(tmp / "got-end.txt"))
+    assert got_end < sent_end, (got_end, sent_end)  # (its replay cache kept 5: the outage did lose some)
+    logs = net.cli("logs", "outage", "sink")
+    assert logs.returncode == 0, logs.stderr
+    lost_end = re.findall(r"input 'end' lost (\d+) message\(s\) of send_end/n that never arrived", logs.stdout)
+    assert lost_end == [str(sent_end - got_end)], logs.stdout[-3000:]
+
     info = net.cli("node", "info", "sink", "-d", "outage", "--json")
     assert info.returncode == 0, info.stderr
     inputs = json.loads(info.stdout)["inputs"]
     assert (inputs["small"]["dropped"], inputs["big"]["dropped"]) == (missing, 0), inputs
+    assert inputs["end"]["dropped"] == sent_end - got_end, inputs
     out = net.cli("stop", "outage")
     assert out.returncode == 0, out.stderr

@@ -87,14 +87,24 @@ def test_copy_is_fetched_once_checked_and_never_half_written(tmp_path: Path,
     assert (again.root, again.fresh, again.fetched_bytes) == (first.root, False, 0)
     server.withdraw(offer)
 
-    # a file that changes on the coordinator's side after the manifest: refused, named, no copy left
+    # a small file that changes on the coordinator's side after the manifest: shipped as it was
+    # hashed (kept in memory by the scan); a big one: refused, named, recorded, no copy left
     (root / "nodes" / "b.py").write_text("print('b')\n")
+    (root / "big.bin").write_bytes(os.urandom(ship.KEEP_FILE + 5))  # content no copy has yet
     offer = server.offer(root)
     (root / "nodes" / "b.py").write_text("print('B, changed')\n")
-    with pytest.raises(ShipError, match=r"nodes/b\.py: what arrived .* changed on the coordinator's machine"):
+    (root / "big.bin").write_bytes(os.urandom(ship.KEEP_FILE + 5))
+    with pytest.raises(ShipError, match=r"big\.bin: chunk 1 of 2 did not arrive .*changed on the coordinator's "
+                                        r"machine since the manifest"):
         cache.prepare({**offer.for_daemon(), "root": str(tmp_path / "absent")}, set())
+    assert offer.changed == {"big.bin"}
     trees = sorted(p.name for p in (tmp_path / "cache" / "trees").iterdir() if p.is_dir())
     assert trees == [first.root.name]  # neither the new copy nor a staging folder remains
+    server.withdraw(offer)
+    offer = server.offer(root)
+    (root / "nodes" / "b.py").write_text("print('B, changed again')\n")
+    copy = cache.prepare({**offer.for_daemon(), "root": str(tmp_path / "absent")}, set())
+    assert (copy.root / "nodes" / "b.py").read_text() == "print('B, changed')\n"  # the manifest's version
 
     # a manifest naming a path outside the copy (a coordinator gone wrong): refused before any write
     evil = ship.Offer(root, ship.Manifest({"../evil.py": (3, "0" * 64, False)}), {})
@@ -107,3 +117,42 @@ def test_copy_is_fetched_once_checked_and_never_half_written(tmp_path: Path,
     server.withdraw(offer)
     with pytest.raises(ShipError, match=r"the manifest: chunk 1 of 1 did not arrive .*no such offer"):
         cache.prepare({**offer.for_daemon(), "root": str(tmp_path / "absent")}, set())
+
+
+def test_a_file_changed_while_shipped_gets_a_new_manifest_then_is_named(
+        tmp_path: Path, link: tuple[ship.Server, zenoh.Session]) -> None:
+    """prepare_machines with a daemon's real FileCache on the other session: a big file rewritten
+    after the manifest was made is shipped on the next attempt; one rewritten at every attempt
+    fails the start, named, with the ignore file as the fix."""
+    from types import SimpleNamespace
+
+    from dora_zenoh.errors import CommandError
+
+    server, session = link
+    root = make_folder(tmp_path / "src")
+    desc = SimpleNamespace(base_dir=root, path=root / "flow.yml", nodes=[])  # (what prepare_machines reads)
+    cache = FileCache(tmp_path / "cache", session)
+    rewrites = {"left": 1}
+
+    def call(machine: str, verb: str, timeout: float, **args: object) -> dict:
+        assert verb == "prepare"
+        if rewrites["left"]:  # a program writes it while the start ships the folder
+            rewrites["left"] -= 1
+            (root / "big.bin").write_bytes(os.urandom(ship.CHUNK + 7))
+        files = {**args["files"], "root": str(tmp_path / "absent")}  # type: ignore[dict-item]
+        try:
+            prepared = cache.prepare(files, set())
+        except ShipError as exc:
+            raise CommandError(f"machine '{machine}' did not get the files: {exc}") from None
+        return {"path": str(prepared.root), "copy": prepared.copy}
+
+    answers = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call)
+    assert (Path(answers["b"]["path"]) / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
+
+    rewrites["left"] = ship.ATTEMPTS
+    (root / "big.bin").write_bytes(os.urandom(ship.CHUNK + 7))  # content no copy has yet
+    with pytest.raises(CommandError) as err:
+        ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call)
+    assert "big.bin kept changing while the folder" in str(err.value), err.value
+    assert str(root / ship.IGNORE_FILE) in str(err.value) and f"({ship.ATTEMPTS} attempts)" in str(err.value)
+    assert not server.offers  # every offer withdrawn

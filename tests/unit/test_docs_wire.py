@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The placeholders docs/wire.md writes for each parameter of a key function.
 PLACEHOLDER = {"prefix": "p", "dataflow": "d", "node": "n", "source": "n/o", "zid": "<zid>",
                "verb": "<command>", "reader": "r", "machine": "<machine>",
-               "token": "<token>", "digest": "<sha256>", "chunk": "<chunk>"}
+               "token": "<token>", "digest": "<sha256>", "chunk": "<chunk>", "output": "o", "count": "N"}
 
 
 def documented_keys() -> dict[str, str]:
