@@ -186,12 +186,11 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
-            # One link per edge (supervision.topology) on one machine. Gossip instead for a
-            # machine's part of a multi-machine dataflow (it finds the other machines'
-            # listeners), for nodes whose listener $DORA_ZENOH_LISTEN fixes, and for a closed
-            # run, whose peers link one way only (wire.auth): a tool or recorder joining later
-            # could not reach nodes that do not dial it.
-            plan = not (settings.LISTEN.get() or self.options.part or self.secret is not None)
+            # One link per edge (supervision.topology) on one machine, closed runs too (their
+            # tools and recorder rank first and dial the planned nodes: wire.zconfig). Gossip
+            # instead for a machine's part of a multi-machine dataflow (it finds the other
+            # machines' listeners) and for nodes whose listener $DORA_ZENOH_LISTEN fixes.
+            plan = not (settings.LISTEN.get() or self.options.part)
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
             prefix, session = self.desc.prefix, self.hub
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))

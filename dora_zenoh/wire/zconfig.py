@@ -83,7 +83,8 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
 
     ``first_dialer`` (implies ``one_dialer``): a session id greater than any other's
     (:func:`first_dialer_zid`), so this session dials every peer gossip names, planned
-    nodes included, and no peer dials it: the coordinator, which queries every node.
+    nodes included, and no peer dials it: the coordinator, which queries every node, and
+    every session of a closed run that auto-connects (its tools, its runner).
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -109,7 +110,10 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
             listen = []
         else:
             conf.insert_json5("access_control", json.dumps(acl))
-        one_dialer = True
+        # Every session of a closed run that dials gossip's peers ranks first: of two such, one
+        # dials (greater-zid), and each dials the run's planned nodes, which dial nobody (and
+        # keep a random id, so that they rank below).
+        first_dialer = first_dialer or autoconnect
     if first_dialer:
         conf.insert_json5("id", json.dumps(first_dialer_zid()))
         one_dialer = True

@@ -63,10 +63,20 @@ def test_chain_of_60_nodes_delivers_every_message_over_one_link_per_edge(flow):
     """Every edge of a 60-node chain delivers every message from the first one, in order,
     and no node links to more than its hub, upstream and downstream (gossip's full mesh
     linked every node to every other, and 100 such nodes never delivered)."""
-    flow.write("dataflow.yml", chain_yaml(CHAIN))
+    run_chain(flow, CHAIN)
+
+
+def test_closed_chain_links_one_link_per_edge_too(flow):
+    """A closed run (--secure) uses the same link plan: its runner and tools rank first and dial
+    its planned nodes (wire.zconfig); it used gossip's full mesh, every node linked to every other."""
+    run_chain(flow, 20, "--secure")
+
+
+def run_chain(flow, nodes: int, *run_args: str) -> None:
+    flow.write("dataflow.yml", chain_yaml(nodes))
     flow.write("source.py", SOURCE.format(count=COUNT))
     flow.write("relay.py", RELAY.format(count=COUNT))
-    proc = flow.start("--quiet")
+    proc = flow.start("--quiet", *run_args)
     try:
         wait_for(lambda: (flow.folder / "sink-done").exists() or proc.poll() is not None, 240, "the sink")
         proc.send_signal(signal.SIGINT)  # Ctrl-C: STOP to every node
@@ -77,7 +87,7 @@ def test_chain_of_60_nodes_delivers_every_message_over_one_link_per_edge(flow):
     assert proc.returncode == 0, err[-3000:]
     assert "ZError" not in err and "panicked" not in err, err[-3000:]
     expected = [str(i) for i in range(COUNT)]
-    for i in range(1, CHAIN):
+    for i in range(1, nodes):
         report = json.loads((flow.folder / f"out-n{i}.json").read_text())
         assert report["got"] == expected, f"n{i}"
         assert 1 <= report["peers"] <= 3, f"n{i} has {report['peers']} Zenoh peers"

@@ -57,3 +57,20 @@ def test_the_first_dialer_links_to_every_peer_that_never_dials():
     finally:
         for s in reversed(sessions):
             s.close()
+
+
+def test_a_closed_runs_dialers_rank_first_and_its_planned_nodes_do_not():
+    """In a closed run every session that auto-connects (runner, recorder, tools) ranks first, so
+    each dials the planned nodes; a planned node (dials nobody) keeps a random id: ranked first
+    too, a recorder would dial it only half the time (test_record's closed run lost everything)."""
+    from dora_zenoh.wire import auth
+
+    secret = auth.make_secret()
+    try:
+        for autoconnect, first in ((True, True), (False, False)):
+            conf = zconfig.peer_config(["tcp/127.0.0.1:7"], ["tcp/127.0.0.1:0"], secret=str(secret),
+                                       autoconnect=autoconnect)
+            zid = json.loads(conf.get_json("id"))
+            assert (zid is not None and zid.endswith("ffffffff")) is first, (autoconnect, zid)
+    finally:
+        auth.discard(secret)
