@@ -15,6 +15,7 @@ starts one: ``auto`` for dataflows with at least :data:`AUTO_MIN_NODES` such nod
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -161,6 +162,9 @@ class ForkServer:
         self.env = dict(env)
         self._startup = startup_env(self.env)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for end in (ours, theirs):  # a request is one message: room for a large environment
+            with contextlib.suppress(OSError):
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
         self._sock = ours
         zenv = dict(self.env)
         # pyarrow's jemalloc (not its default pool) would start a background thread at import
@@ -237,6 +241,10 @@ class ForkServer:
             self._failed("it ended unexpectedly" + (f" ({'; '.join(self._stderr_tail)})" if self._stderr_tail else ""))
         self._ready.set()
         for child in list(self._children.values()):
+            # What the node started in its process group (its session, of which it is the
+            # leader) would outlive it: a group's id is not reused while it has members.
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
             child._zygote_lost()
         for pending in list(self._replies.values()):
             pending[0].set()
@@ -287,14 +295,14 @@ class ForkServer:
             body = json.dumps(request).encode()
             self._replies[request["id"]] = (event, slot, list(argv), out_r, err_r)
             try:
-                if len(body) > MAX_MESSAGE - 1024:
-                    raise OSError("request too large")
+                if len(body) > MAX_MESSAGE:
+                    raise OSError(errno.EMSGSIZE, "request too large")
                 socket.send_fds(self._sock, [body], [out_w, err_w])
                 sent = True
             except OSError as exc:
                 sent = False
                 self._replies.pop(request["id"], None)
-                if "too large" not in str(exc):
+                if exc.errno != errno.EMSGSIZE:  # a huge environment: that node only uses Popen
                     self._failed(f"a request failed: {exc}")
             finally:
                 os.close(out_w)

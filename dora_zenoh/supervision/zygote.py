@@ -44,7 +44,7 @@ import sys
 import traceback
 from typing import Any
 
-MAX_MESSAGE = 1 << 22  # a request's size limit (the runner sends larger ones to Popen instead)
+MAX_MESSAGE = 1 << 20  # a request's size limit (the runner starts a node with a larger one with Popen)
 PR_SET_PDEATHSIG = 1
 # What a node imports (pyarrow/numpy only when installed); the operator runtime's modules
 # too, but not the runtime itself: it runs as __main__ (``python -m``).

@@ -187,6 +187,30 @@ def test_no_orphans_when_run_is_killed_with_forked_nodes(flow):
 
 
 @pytest.mark.timeout(120)
+def test_a_dying_zygote_takes_its_nodes_and_the_run_says_so(flow):
+    """SIGKILL the zygote: its nodes die with it (PR_SET_PDEATHSIG), the run reports them as
+    killed and warns once; nothing is left running."""
+    write_long_lived_flow(flow)
+    proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint,
+                     cwd=flow.folder, env=_env("1"))
+    try:
+        pids = long_lived_pids(flow)
+        zygote = psutil.Process(pids[0]).ppid()
+        assert zygote != proc.pid, "the python node was not forked"
+        os.kill(zygote, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == "zombie",
+                 30, "the forked node to die with its zygote")
+        proc.send_signal(signal.SIGINT)  # the shell node is not forked: stop the run
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "node 'py' was killed by signal SIGKILL" in err, err
+    assert err.count("fork server: it ended unexpectedly") == 1, err
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=30)
+    assert not alive, f"left running: {alive}"
+
+
+@pytest.mark.timeout(120)
 def test_nodes_that_differ_start_with_popen(flow):
     """Only this interpreter, with the zygote's start-up environment, is forked: a node whose
     environment changes interpreter start-up, a `-c`/other-flag command and a shell node are
@@ -203,10 +227,16 @@ def test_nodes_that_differ_start_with_popen(flow):
             custom:
               source: python
               args: -O who.py
+          - id: big
+            path: who.py
+            env: {BIG_ENV}
           - id: shell
             path: shell
             args: echo "$DORA_NODE_ID $PPID $DORA_RUN_PARENT_PID" > who-shell.txt
     """)
+    # more than one request to the zygote may hold (1 MiB): that node starts with Popen
+    big = "{" + ", ".join(f"BIG{i}: {'x' * 120_000}" for i in range(9)) + "}"
+    flow.yaml.write_text(flow.yaml.read_text().replace("{BIG_ENV}", big))
     flow.write("who.py", """
         import os
         me = os.environ["DORA_NODE_ID"]
@@ -215,8 +245,8 @@ def test_nodes_that_differ_start_with_popen(flow):
     res = flow.run(env=_env("1"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "fork server" not in res.stderr
-    forked = {n: (flow.folder / f"who-{n}.txt").read_text() for n in ("forked", "hashseed", "optimized")}
-    assert forked == {"forked": "True", "hashseed": "False", "optimized": "False"}
+    forked = {n: (flow.folder / f"who-{n}.txt").read_text() for n in ("forked", "hashseed", "optimized", "big")}
+    assert forked == {"forked": "True", "hashseed": "False", "optimized": "False", "big": "False"}
 
 
 @pytest.mark.timeout(120)
