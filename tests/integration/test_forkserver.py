@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -113,12 +115,15 @@ def test_exit_codes_and_tracebacks_are_the_same(flow):
     for node in (n[:-3] for n in ENDINGS):
         assert _node_lines(outputs["0"].stderr, node) == _node_lines(outputs["1"].stderr, node), node
         assert _node_lines(outputs["0"].stdout, node) == _node_lines(outputs["1"].stdout, node), node
+        endings = [[line for line in outputs[m].stderr.splitlines() if line.startswith(f"[dora-zenoh] node '{node}' ")]
+                   for m in ("0", "1")]
+        assert endings[0] == endings[1] and (endings[0] or node == "ok"), node
     err = outputs["1"].stderr
     assert "node 'code3' exited with code 3" in err
     assert "[message] giving up: no camera" in err
     assert "[boom]     raise ValueError('boom')" in err and "[boom] ValueError: boom" in err
     assert "runpy" not in err and "zygote" not in err
-    assert "node 'interrupted' was killed by signal SIGINT" in err or "node 'interrupted' exited" in err
+    assert "node 'interrupted' was killed by signal SIGINT" in err
     assert "node 'killed' was killed by signal SIGKILL" in err
     assert "[ok] fine" in outputs["1"].stdout
 
@@ -139,7 +144,9 @@ def test_stop_signals_and_process_trees(flow):
     """)
     flow.write("polite.py", """
         from dora import Node
-        for event in Node():
+        node = Node()
+        open("polite.ready", "w").write("1")
+        for event in node:
             if event["type"] == "STOP":
                 print("polite got STOP")
                 break
@@ -155,7 +162,17 @@ def test_stop_signals_and_process_trees(flow):
         while True:
             time.sleep(0.5)
     """)
-    res = flow.run("--stop-after", "8s", "--grace", "2s", env=_env("1"))
+    proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, "--grace", "2s",
+                     cwd=flow.folder, env=_env("1"))
+    try:
+        wait_for(lambda: all((flow.folder / f).exists() for f in ("polite.ready", "silent.pid", "grandchild.pid"))
+                 or proc.poll() is not None, 60, "the nodes to start")
+        time.sleep(1.0)  # the runner hears polite's token (else it would SIGTERM it as a silent node)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: STOP
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert "[polite] polite got STOP" in res.stdout, res.stdout + res.stderr
     logs = next((flow.folder / "out").iterdir())
     assert "node 'silent' was stopped (it does not use the node API, so it got SIGTERM)" in (
