@@ -237,14 +237,16 @@ class ForkServer:
                 self._ready.set()
         # The zygote is gone (it exits only once we hang up and its children have ended):
         # its children died with it (PR_SET_PDEATHSIG) and their statuses with it.
-        if self._usable:
+        unexpected = self._usable  # else we hung up (close)
+        if unexpected:
             self._failed("it ended unexpectedly" + (f" ({'; '.join(self._stderr_tail)})" if self._stderr_tail else ""))
         self._ready.set()
         for child in list(self._children.values()):
-            # What the node started in its process group (its session, of which it is the
-            # leader) would outlive it: a group's id is not reused while it has members.
-            with contextlib.suppress(OSError):
-                os.killpg(child.pid, signal.SIGKILL)
+            if unexpected:
+                # What the node started in its process group (its session, of which it is the
+                # leader) would outlive it: a group's id is not reused while it has members.
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGKILL)
             child._zygote_lost()
         for pending in list(self._replies.values()):
             pending[0].set()

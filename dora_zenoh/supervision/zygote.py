@@ -169,8 +169,7 @@ class Zygote:
         os.dup2(null, 0)
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
-        for fd in {null, *fds} - {0, 1, 2}:
-            os.close(fd)
+        os.closerange(3, max(3, os.sysconf("SC_OPEN_MAX")))  # Popen's close_fds: only 0, 1 and 2 stay open
 
 
 # -- in the child ------------------------------------------------------------------------------------

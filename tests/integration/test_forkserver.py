@@ -20,7 +20,9 @@ from conftest import long_lived_pids, start_cli, wait_for, write_long_lived_flow
 from dora_zenoh.supervision.forkserver import eligible_command, startup_env
 
 FINGERPRINT = """
-    import json, os, signal, sys, threading
+    import os
+    FDS = sorted(os.listdir("/proc/self/fd"))  # before any import of ours
+    import json, signal, sys, threading
     from dora import Node
     node = Node()
     print("out-1"); print("err-1", file=sys.stderr); print("out-2"); print("err-2", file=sys.stderr)
@@ -40,7 +42,7 @@ FINGERPRINT = """
         "yaml_env": os.environ.get("FROM_YAML"), "zygote_env": "JE_ARROW_MALLOC_CONF" in os.environ,
         "c_env": __import__("ctypes").CDLL(None).getenv(b"FROM_YAML") != 0,
         "threads_main": threading.current_thread() is threading.main_thread(),
-        "umask": os.umask(0o22),
+        "umask": os.umask(0o22), "fds": FDS,
     }, open(f"fp-{me}-{os.environ['MODE']}.json", "w"), sort_keys=True)
 """
 
