@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import gc
+import importlib.machinery
 import json
 import os
 import runpy
@@ -42,6 +43,7 @@ import signal
 import socket
 import sys
 import traceback
+import types
 from typing import Any
 
 MAX_MESSAGE = 1 << 20  # a request's size limit (the runner starts a node with a larger one with Popen)
@@ -205,11 +207,20 @@ def _become(spec: dict[str, Any]) -> None:
 
 def _trimmed(tb: Any) -> Any:
     """The traceback from the node's first frame on (as ``python script.py`` would print it)."""
-    ours = {os.path.abspath(__file__), os.path.abspath(runpy.__file__), "<frozen runpy>"}
+    ours = {os.path.abspath(__file__), os.path.abspath(runpy.__file__), "<frozen runpy>"}  # -m: as python -m
     while tb is not None and tb.tb_next is not None and (
             tb.tb_frame.f_code.co_filename in ours or os.path.abspath(tb.tb_frame.f_code.co_filename) in ours):
         tb = tb.tb_next
     return tb
+
+
+def _fresh_main() -> types.ModuleType:
+    """A ``__main__`` module as a new interpreter has it (the zygote's own is this module)."""
+    main = types.ModuleType("__main__")
+    main.__annotations__ = {}
+    main.__builtins__ = sys.modules["builtins"]  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    return main
 
 
 def run_child(spec: dict[str, Any]) -> None:
@@ -217,24 +228,29 @@ def run_child(spec: dict[str, Any]) -> None:
     global _interrupted
     _become(spec)
     atexit.register(_exit_by_sigint)
+    main = _fresh_main()
     try:
-        if "module" in spec:
+        if "module" in spec:  # what `python -m` does (runpy's entry point for it)
             sys.path[0] = os.getcwd()
             sys.argv = ["-m", *spec["args"]]
             sys.modules.pop(spec["module"], None)
-            runpy.run_module(spec["module"], run_name="__main__", alter_sys=True)
-        else:
+            runpy._run_module_as_main(spec["module"], alter_argv=True)  # type: ignore[attr-defined]
+        else:  # what `python SCRIPT` does
             script = spec["script"]
             sys.path[0] = os.path.dirname(os.path.realpath(script))
             sys.argv = [script, *spec["args"]]
             try:
-                with open(script, "rb"):
-                    pass
+                with open(script, "rb") as f:
+                    source = f.read()
             except OSError as exc:
                 print(f"{sys.executable}: can't open file {os.path.abspath(script)!r}: "
                       f"[Errno {exc.errno}] {exc.strerror}", file=sys.stderr)
                 raise SystemExit(2) from None
-            runpy.run_path(script, run_name="__main__")
+            main.__file__ = script
+            main.__cached__ = None  # type: ignore[attr-defined]
+            main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
+            code = compile(source, script, "exec", dont_inherit=True)  # not this module's __future__ flags
+            exec(code, main.__dict__)
     except SystemExit:
         raise
     except BaseException as exc:  # what the interpreter does with an uncaught exception

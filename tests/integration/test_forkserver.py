@@ -22,7 +22,10 @@ from dora_zenoh.supervision.forkserver import eligible_command, startup_env
 FINGERPRINT = """
     import os
     FDS = sorted(os.listdir("/proc/self/fd"))  # before any import of ours
+    import re
+    GLOBALS = [(k, re.sub(" at 0x[0-9a-f]+", "", repr(v))) for k, v in dict(globals()).items() if k != "FDS"]
     import json, signal, sys, threading
+    GLOBALS.append(("loader", (type(__loader__).__name__, __loader__.name, __loader__.path)))
     from dora import Node
     node = Node()
     print("out-1"); print("err-1", file=sys.stderr); print("out-2"); print("err-2", file=sys.stderr)
@@ -42,7 +45,7 @@ FINGERPRINT = """
         "yaml_env": os.environ.get("FROM_YAML"), "zygote_env": "JE_ARROW_MALLOC_CONF" in os.environ,
         "c_env": __import__("ctypes").CDLL(None).getenv(b"FROM_YAML") != 0,
         "threads_main": threading.current_thread() is threading.main_thread(),
-        "umask": os.umask(0o22), "fds": FDS,
+        "umask": os.umask(0o22), "fds": FDS, "globals": GLOBALS,
     }, open(f"fp-{me}-{os.environ['MODE']}.json", "w"), sort_keys=True)
 """
 
@@ -81,8 +84,27 @@ def test_forked_node_sees_what_a_popen_node_sees(flow):
             custom:
               source: python3
               args: sub/fp.py three
+          - id: rt
+            operators:
+              - id: op
+                python: op.py
+                inputs:
+                  tick: dora/timer/millis/50
     """)
     flow.write("sub/fp.py", FINGERPRINT)
+    # the operator runtime (python -m): what its process saw, from its operator's import
+    flow.write("op.py", """
+        import json, os, sys
+        import __main__
+        json.dump({"forked": os.getppid() != int(os.environ["DORA_RUN_PARENT_PID"]), "argv": sys.argv,
+                   "orig_argv": sys.orig_argv, "path0": sys.path[0], "main_file": __main__.__file__,
+                   "main_spec": __main__.__spec__.name, "flags": str(sys.flags)},
+                  open(f"fp-rt-{os.environ['MODE']}.json", "w"), sort_keys=True)
+
+        class Operator:
+            def on_event(self, event, send_output):
+                return 1  # STOP: the runtime ends
+    """)
     seen = {}
     for mode in ("0", "1"):
         res = flow.run(env=_env(mode))
@@ -92,7 +114,9 @@ def test_forked_node_sees_what_a_popen_node_sees(flow):
             seen[node, mode] = json.loads((flow.folder / f"fp-{node}-{mode}.json").read_text())
             assert _node_lines(res.stdout, node) == ["out-1", "out-2"]
             assert _node_lines(res.stderr, node) == ["err-1", "err-2"]
-    for node in ("plain", "pinned", "interp"):
+    for mode in ("0", "1"):
+        seen["rt", mode] = json.loads((flow.folder / f"fp-rt-{mode}.json").read_text())
+    for node in ("plain", "pinned", "interp", "rt"):
         popen, forked = seen[node, "0"], seen[node, "1"]
         assert popen.pop("forked") is False and forked.pop("forked") is True, node
         assert popen == forked, node
