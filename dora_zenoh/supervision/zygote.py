@@ -130,6 +130,7 @@ class Zygote:
                 os.close(fd)
             return None
         req = json.loads(data)
+        me = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -138,7 +139,10 @@ class Zygote:
             self.send({"id": req["id"], "error": f"fork: {exc}"})
             return None
         if pid == 0:
-            self._child(fds)
+            try:
+                self._child(fds, me)
+            except BaseException:  # noqa: BLE001 - never back into the zygote's loop
+                os._exit(127)
             return req
         for fd in fds:
             os.close(fd)
@@ -155,10 +159,9 @@ class Zygote:
         _, status = os.waitpid(pid, 0)
         self.send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
-    def _child(self, fds: list[int]) -> None:
+    def _child(self, fds: list[int], zygote: int) -> None:
         """Right after fork, in the child: leave the zygote behind (its socket, selector, the
         other children's pidfds), and put the runner's pipes on stdin/stdout/stderr."""
-        zygote = os.getppid()
         os.setsid()
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != zygote:  # the zygote died before the line above: no orphan
@@ -226,7 +229,11 @@ def _fresh_main() -> types.ModuleType:
 def run_child(spec: dict[str, Any]) -> None:
     """Run the node's code as ``__main__``; ends like the interpreter would (exit code, traceback)."""
     global _interrupted
-    _become(spec)
+    try:
+        _become(spec)
+    except OSError as exc:  # e.g. a CPU of its cpu_affinity went offline (Popen would fail too)
+        print(f"{spec['executable']}: cannot start the node: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
     atexit.register(_exit_by_sigint)
     main = _fresh_main()
     try:
