@@ -87,6 +87,18 @@ def eligible_command(argv: Sequence[str], env: dict[str, str]) -> dict[str, Any]
     return None
 
 
+def shadowing(folder: str, modules: frozenset[str]) -> bool:
+    """Whether ``folder`` (a node's ``sys.path[0]``) holds a module named like one the zygote
+    imported: a separate interpreter would import the node's own (e.g. a ``json.py`` next to the
+    script), a forked node has the zygote's already."""
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return True
+    return any(entry.partition(".")[0] in modules for entry in entries
+               if entry.endswith((".py", ".pyc", ".so")) or "." not in entry)
+
+
 class ForkedProcess:
     """A node forked by the zygote, with the parts of ``subprocess.Popen`` the runner uses.
 
@@ -186,6 +198,7 @@ class ForkServer:
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}
         self._ready = threading.Event()
+        self._modules: frozenset[str] = frozenset()  # imported in the zygote (top-level names)
         self._usable = self.proc is not None
         self._warned = False
         self._stderr_tail: list[str] = []
@@ -228,6 +241,7 @@ class ForkServer:
             elif "id" in msg:
                 self._answered(msg, fds)
             elif "ready" in msg:
+                self._modules = frozenset(msg.get("modules", ()))
                 if msg.get("threads") != 1:
                     self._failed(f"its process has {msg.get('threads')} threads after its imports (forking is "
                                  "only safe with one)")
@@ -284,6 +298,9 @@ class ForkServer:
             self._failed(f"it was not ready after {READY_TIMEOUT_S:g} s")
             return None
         if not self._usable:
+            return None
+        path0 = os.path.dirname(os.path.realpath(os.path.join(cwd, plan["script"]))) if "script" in plan else cwd
+        if shadowing(path0, self._modules):
             return None
         request = {**plan, "argv": list(argv), "cwd": os.path.abspath(cwd), "env": env,
                    "cpus": sorted(cpus) if cpus is not None else sorted(os.sched_getaffinity(0))}

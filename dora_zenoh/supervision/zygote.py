@@ -277,7 +277,10 @@ def main() -> None:
     try:
         missing = preload()
         count = threads()
-        socket.send_fds(sock, [json.dumps({"ready": os.getpid(), "threads": count, "missing": missing}).encode()], [])
+        # the top-level modules a node gets from here rather than from its own directory
+        tops = sorted({name.partition(".")[0] for name in sys.modules})
+        ready = {"ready": os.getpid(), "threads": count, "missing": missing, "modules": tops}
+        socket.send_fds(sock, [json.dumps(ready).encode()], [])
     except BaseException as exc:  # noqa: BLE001 - reported to the runner, which falls back to Popen
         socket.send_fds(sock, [json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()], [])
         return

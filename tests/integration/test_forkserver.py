@@ -270,6 +270,8 @@ def test_nodes_that_differ_start_with_popen(flow):
             custom:
               source: python
               args: -O who.py
+          - id: shadowed
+            path: shadow/who.py
           - id: big
             path: who.py
             env: {BIG_ENV}
@@ -285,11 +287,16 @@ def test_nodes_that_differ_start_with_popen(flow):
         me = os.environ["DORA_NODE_ID"]
         open(f"who-{me}.txt", "w").write(str(os.getppid() != int(os.environ["DORA_RUN_PARENT_PID"])))
     """)
+    # a module of its own named like one the zygote imported (Popen would import this one)
+    flow.write("shadow/who.py", "import os, json\nopen(f'who-shadowed.txt', 'w').write(json.MINE)\n")
+    flow.write("shadow/json.py", "import os\nMINE = str(os.getppid() != int(os.environ['DORA_RUN_PARENT_PID']))\n")
     res = flow.run(env=_env("1"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "fork server" not in res.stderr
-    forked = {n: (flow.folder / f"who-{n}.txt").read_text() for n in ("forked", "hashseed", "optimized", "big")}
-    assert forked == {"forked": "True", "hashseed": "False", "optimized": "False", "big": "False"}
+    nodes = ("forked", "hashseed", "optimized", "big", "shadowed")
+    forked = {n: (flow.folder / f"who-{n}.txt").read_text() for n in nodes}
+    assert forked == {"forked": "True", "hashseed": "False", "optimized": "False", "big": "False",
+                      "shadowed": "False"}
 
 
 @pytest.mark.timeout(120)
