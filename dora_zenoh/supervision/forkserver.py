@@ -173,6 +173,16 @@ class ForkServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = dict(env)
         self._startup = startup_env(self.env)
+        self._lock = threading.Lock()  # one request at a time
+        self._next_id = 0
+        # request id -> (answered, the answer, argv, stdout and stderr read ends)
+        self._replies: dict[int, tuple[threading.Event, list[Any], list[str], int, int]] = {}
+        self._children: dict[int, ForkedProcess] = {}
+        self._ready = threading.Event()
+        self._modules: frozenset[str] = frozenset()  # imported in the zygote (top-level names)
+        self._usable = True
+        self._warned = False
+        self._stderr_tail: list[str] = []
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for end in (ours, theirs):  # a request is one message: room for a large environment
             with contextlib.suppress(OSError):
@@ -192,16 +202,6 @@ class ForkServer:
             self._failed(f"could not start it: {exc}")
         finally:
             theirs.close()
-        self._lock = threading.Lock()  # one request at a time
-        self._next_id = 0
-        self._replies: dict[int, tuple[threading.Event, list[Any]]] = {}
-        self._children: dict[int, ForkedProcess] = {}
-        self._early_exits: dict[int, int] = {}
-        self._ready = threading.Event()
-        self._modules: frozenset[str] = frozenset()  # imported in the zygote (top-level names)
-        self._usable = self.proc is not None
-        self._warned = False
-        self._stderr_tail: list[str] = []
         if self.proc is not None:
             threading.Thread(target=self._read, daemon=True, name="forkserver").start()
             threading.Thread(target=self._read_stderr, daemon=True, name="forkserver-stderr").start()
@@ -213,7 +213,7 @@ class ForkServer:
     def _failed(self, why: str) -> None:
         """Stop using the zygote; say so once."""
         self._usable = False
-        if not getattr(self, "_warned", False):
+        if not self._warned:
             self._warned = True
             warn(f"fork server: {why}; nodes start as separate interpreters instead "
                  f"(set {settings.FORKSERVER.name}=0 to skip it)")
