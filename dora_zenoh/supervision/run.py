@@ -153,7 +153,7 @@ class DataflowRun:
             own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
             if proto == "tls":  # the nodes' hub follows the machine's (mutual TLS across machines)
                 own = "tls/" + own.split("/", 1)[1]
-            self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own]))
+            self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
             zconfig.wait_for_peers(self.session, 3.0)
             if not self.options.part:
@@ -162,12 +162,19 @@ class DataflowRun:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
 
+    @property
+    def hub(self) -> zenoh.Session:
+        """The hub session, open from ``_open_hub`` until ``_close_session``."""
+        if self.session is None:
+            raise RuntimeError(f"dataflow {self.dataflow!r}: the hub session is not open")
+        return self.session
+
     def _unique_name(self) -> None:
         """On a shared network, two dataflows may not have the same name: suffix ours."""
         base, n = self.dataflow, 1
         while True:
             token = keys.runner_token(self.desc.prefix, self.dataflow)
-            if not list(self.session.liveliness().get(token, timeout=0.5)):
+            if not list(self.hub.liveliness().get(token, timeout=0.5)):
                 return
             n += 1
             self.dataflow = f"{base}-{n}"
@@ -186,7 +193,7 @@ class DataflowRun:
             # could not reach nodes that do not dial it.
             plan = not (settings.LISTEN.get() or self.options.part or self.secret is not None)
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
-            prefix, session = self.desc.prefix, self.session
+            prefix, session = self.desc.prefix, self.hub
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             # `list` and `logs` see a `run`'s dataflow too; a part (a daemon's, or one the
             # coordinator adopted) is the coordinator's to answer for, on its control socket
@@ -243,7 +250,7 @@ class DataflowRun:
         links = self._links.links(node.id) if self._links is not None else None
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._notice_key, runner_zid=str(self.session.zid()),
+                       secret=self._notice_key, runner_zid=str(self.hub.zid()),
                        extra_readers=self.options.extra_readers, runner=self._identity, links=links,
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
@@ -254,9 +261,10 @@ class DataflowRun:
         popen = proc.popen
         self._reaper_watch(popen.pid, proc.create_time)
         stdout_pub = None
-        if StdoutPublisher.wanted(node):
-            stdout_pub = StdoutPublisher(self.session, self.desc, self.dataflow, node,
-                                         lambda: self._wait_for_readers(node.id, node.send_stdout_as),
+        stdout_as = node.send_stdout_as
+        if stdout_as and StdoutPublisher.wanted(node):
+            stdout_pub = StdoutPublisher(self.hub, self.desc, self.dataflow, node,
+                                         lambda: self._wait_for_readers(node.id, stdout_as),
                                          self._notice_key)
         proc.pumps = [
             threading.Thread(target=pump, args=(self.logs, proc, popen.stdout, False, stdout_pub), daemon=True),
@@ -372,7 +380,7 @@ class DataflowRun:
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 # The runner's session id, not the secret: any session may ask here.
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
-                                  runner_zid=str(self.session.zid()), runner=self._identity,
+                                  runner_zid=str(self.hub.zid()), runner=self._identity,
                                   dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
@@ -514,7 +522,7 @@ class DataflowRun:
             return
         self._stopping_at = time.monotonic()
         self._cancel_restarts()
-        self._tokens.append(self.session.liveliness().declare_token(
+        self._tokens.append(self.hub.liveliness().declare_token(
             keys.stop_token(self.desc.prefix, self.dataflow)))
         threading.Thread(target=self._stop_silent_nodes, daemon=True).start()
 

@@ -62,12 +62,22 @@ CONNECT_RETRY = "{period_init_ms: 10, period_max_ms: 100, period_increase_factor
 
 
 def peer_config(connect: list[str], listen: list[str], secret: str | None = None,
-                autoconnect: bool = True) -> zenoh.Config:
+                autoconnect: bool = True, one_dialer: bool = False, first_dialer: bool = False) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
 
     ``autoconnect=False``: link only to ``connect``, not to every peer that gossip
     names (gossip among all of a dataflow's nodes builds a full mesh). The session
     still tells the hub where it listens, so tools can reach it.
+
+    ``one_dialer``: of two peers that learn of each other by gossip, only the one with the
+    greater Zenoh id dials (as for authenticated sessions, see below). Only for sessions
+    whose every gossip peer auto-connects (multi-machine: the coordinator, a daemon's hub, a
+    machine's part and its nodes): a peer that does not (a planned node, ``autoconnect=False``)
+    and has the greater id would never be dialled, so tools keep Zenoh's default.
+
+    ``first_dialer`` (implies ``one_dialer``): a session id greater than any other's
+    (:func:`first_dialer_zid`), so this session dials every peer gossip names, planned
+    nodes included, and no peer dials it: the coordinator, which queries every node.
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -93,10 +103,17 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
             listen = []
         else:
             conf.insert_json5("access_control", json.dumps(acl))
-        # Two authenticated peers that dial each other at once (both learnt of the other by
-        # gossip) sometimes both drop the pair of links and never retry: 3 of 15 trials of
-        # three plain zenoh-python peers, 0 of 15 without usrpwd. Letting only the peer with
-        # the greater id dial: 0 of 20.
+        one_dialer = True
+    if first_dialer:
+        conf.insert_json5("id", json.dumps(first_dialer_zid()))
+        one_dialer = True
+    if one_dialer and autoconnect:
+        # Two peers that dial each other at once (both learnt of the other by gossip)
+        # sometimes both drop the pair of links, and gossip never retries: 3 of 15 trials of
+        # three authenticated zenoh-python peers (0 of 15 without usrpwd); and after a healed
+        # partition between machines, nodes whose cross-machine links never came back (1 run
+        # in 4-10 of tests/integration/test_machines.py -k partition). Letting only the peer
+        # with the greater id dial: 0 of 20, and data resumed in 30 of 30 runs (docs/machines.md).
         conf.insert_json5("scouting/gossip/autoconnect_strategy", json.dumps({"peer": {"to_peer": "greater-zid"}}))
     conf.insert_json5("mode", '"peer"')
     if not path:
@@ -126,15 +143,29 @@ def _shm_on() -> bool:
         return True
 
 
-def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True) -> zenoh.Session:
-    """``zenoh.open(peer_config(connect, listen, autoconnect=autoconnect))``, with a TLS failure explained.
+def first_dialer_zid() -> str:
+    """A random Zenoh id that ``greater-zid`` ranks above any random one but with odds of 2^-32.
+
+    Zenoh 1.10 compares ids byte by byte from the least significant (the *end* of the hex
+    form): "ff01" ranks below "2" (measured, docs/machines.md). Ending in ``ffffffff`` puts an
+    id first; the random rest keeps two coordinators' ids apart.
+    """
+    import secrets  # here: nodes never need it, and it costs their start-up
+
+    head = secrets.token_hex(12)
+    return "1" + head[1:] + "ffffffff"  # no leading zero: Zenoh refuses one
+
+
+def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
+              one_dialer: bool = False) -> zenoh.Session:
+    """``zenoh.open(peer_config(connect, listen, ...))``, with a TLS failure explained.
 
     Zenoh says only "Unable to connect" when a certificate is refused; this names
     the certificate to check (:func:`dora_zenoh.wire.tls.diagnose`).
     A peer whose TLS handshake is refused still opens (it retries in the background,
     silently), so with TLS a session that has no link after a moment is checked too.
     """
-    conf = peer_config(connect, listen, autoconnect=autoconnect)
+    conf = peer_config(connect, listen, autoconnect=autoconnect, one_dialer=one_dialer)
     files = tls.tls_files()
     remote = [e for e in connect if e.startswith("tls/")] if files is not None else []
     try:

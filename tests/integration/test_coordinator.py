@@ -449,3 +449,33 @@ def test_list_shows_cpu_of_a_busy_node(coord, flow):
     row = coord.list()[0]
     assert row["cpu"] >= nodes["burner"]["cpu"] * 0.5 and row["rss"] > nodes["burner"]["rss"]
     assert coord("stop", flow.name, "--grace", "2s").returncode == 0
+
+
+def test_list_counts_a_closed_runs_messages(coord, flow):
+    """A closed run (--secure) lives on a network of its own: the coordinator asks its nodes for
+    their counts through that run's session (its hub's session has no link to them)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: counter
+            path: counter.py
+            inputs:
+              tick: dora/timer/millis/20
+            outputs: [count]
+          - id: idle
+            path: idle.py
+            inputs:
+              count: counter/count
+    """)
+    flow.write("counter.py", """
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("count", b"1")
+    """)
+    flow.write("idle.py", FOREVER)
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--detach", "--secure")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: (d := coord.list(flow.name)) and d["nodes"][0]["sent"].get("count", 0) > 0,
+             what="a closed run's messages to be counted")
+    assert coord("stop", flow.name).returncode == 0

@@ -354,13 +354,11 @@ def test_partition_and_heal(machines: Machines) -> None:
     finally:
         _ip("-n", machines.ns["a"], "link", "set", machines.dev["a"], "up")
     healed_at = time.monotonic()
-    try:
-        wait_for(lambda: len(received(machines.tmp)) > during + 3, 60, "data to resume after the link came back")
-        resumed = True
-        first = min(t for t in received_times(machines.tmp) if t > healed_at)
-        print(f"data resumed {first - healed_at:.2f} s after the link came back (first message's arrival)")
-    except AssertionError:
-        resumed = False  # a known bug (docs/machines.md, "Not yet"): checked last, after the status
+    # (Before every multi-machine peer let only the greater Zenoh id dial, the nodes' links
+    # sometimes never came back here: zconfig.peer_config's one_dialer.)
+    wait_for(lambda: len(received(machines.tmp)) > during + 3, 60, "data to resume after the link came back")
+    first = min(t for t in received_times(machines.tmp) if t > healed_at)
+    print(f"data resumed {first - healed_at:.2f} s after the link came back (first message's arrival)")
     wait_for(lambda: all(s["status"] == "running" for s in machines.nodes("heal").values()), 30,
              "every node to show running again")
     after = machines.nodes("heal")
@@ -373,9 +371,6 @@ def test_partition_and_heal(machines: Machines) -> None:
     assert daemon_events(machines, "b") == ["connected", "lost", "connected"], daemon_events(machines, "b")
     if "lost" in seen:
         assert "running" not in seen[seen.index("lost"):], str(seen)
-    if not resumed:
-        pytest.xfail("known bug: after the partition the nodes' cross-machine links, rebuilt by gossip only, "
-                     "did not come back although the daemons linked again (docs/machines.md, 'Not yet')")
 
 
 def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machines: Machines) -> None:
