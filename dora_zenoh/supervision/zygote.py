@@ -34,9 +34,11 @@ from __future__ import annotations
 import atexit
 import ctypes
 import gc
+import importlib
 import importlib.machinery
 import json
 import os
+import pkgutil
 import runpy
 import selectors
 import signal
@@ -48,10 +50,10 @@ from typing import Any
 
 MAX_MESSAGE = 1 << 20  # a request's size limit (the runner starts a node with a larger one with Popen)
 PR_SET_PDEATHSIG = 1
-# What a node imports (pyarrow/numpy only when installed); the operator runtime's modules
-# too, but not the runtime itself: it runs as __main__ (``python -m``).
-PRELOAD = ("zenoh", "dora", "dora_zenoh.node", "dora_zenoh.node.node", "dora_zenoh.operators.hotreload",
-           "dora_zenoh.operators.loader", "dora_zenoh.node.api_extras", "pyarrow", "numpy", "numpy.random")
+# What a node imports (pyarrow/numpy only when installed), and every module of the node side's
+# packages but the operator runtime itself, which runs as __main__ (``python -m``).
+PRELOAD = ("zenoh", "dora", "pyarrow", "numpy", "numpy.random")
+PACKAGES = ("dora_zenoh.node", "dora_zenoh.operators")
 RUNTIME_MODULE = "dora_zenoh.operators.runtime"
 
 
@@ -77,9 +79,17 @@ def _stop_openblas() -> None:
 def preload() -> list[str]:
     """Import the node side; returns what could not be imported (optional modules)."""
     missing = []
-    for name in PRELOAD:
+    names = list(PRELOAD)
+    for package in PACKAGES:
         try:
-            __import__(name)
+            path = importlib.import_module(package).__path__
+        except ImportError:
+            missing.append(package)
+            continue
+        names += [m.name for m in pkgutil.iter_modules(path, package + ".") if m.name != RUNTIME_MODULE]
+    for name in names:
+        try:
+            importlib.import_module(name)
         except ImportError:
             missing.append(name)
     if "numpy" in sys.modules:
