@@ -36,6 +36,7 @@ from dora_zenoh.supervision.zygote import MAX_MESSAGE, RUNTIME_MODULE
 __all__ = ["AUTO_MIN_NODES", "ForkServer", "ForkedProcess", "eligible_command", "for_nodes", "startup_env"]
 
 AUTO_MIN_NODES = 16
+TITLE_ROOM = "-" * 4000  # the zygote's last argument: where a child writes its command line for ps
 READY_TIMEOUT_S = 60.0  # the zygote's imports (a loaded machine: several seconds)
 REPLY_TIMEOUT_S = 30.0
 # Environment read when the interpreter starts or the zygote's modules are imported: a node
@@ -194,7 +195,7 @@ class ForkServer:
         zenv["JE_ARROW_MALLOC_CONF"] = (je + "," if je else "") + "background_thread:false"
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-u", "-m", "dora_zenoh.supervision.zygote", str(theirs.fileno())],
+                [sys.executable, "-u", "-m", "dora_zenoh.supervision.zygote", str(theirs.fileno()), TITLE_ROOM],
                 pass_fds=[theirs.fileno()], env=zenv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:

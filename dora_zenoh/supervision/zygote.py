@@ -22,7 +22,8 @@ node outlives a zygote that dies. The zygote reaps its children and reports each
 status to the runner (:mod:`.forkserver` holds the runner's side and the protocol).
 
 Protocol, one JSON object per ``SOCK_SEQPACKET`` message on the socket inherited from the
-runner (file descriptor ``argv[1]``): ``{"ready": pid, "threads": n}`` (or ``{"error": ...}``)
+runner (file descriptor ``argv[1]``; ``argv[2]`` is room for the children's titles, see
+:func:`set_title`): ``{"ready": pid, "threads": n}`` (or ``{"error": ...}``)
 once; then per request ``{"id", "argv", "cwd", "env", "cpus", "script" | "module",
 "executable"}`` with the child's stdout and stderr fds, answered ``{"id", "pid"}`` with a
 pidfd of the child (or ``{"id", "error"}``); and ``{"exit": pid, "code": n}`` when a child
@@ -204,6 +205,20 @@ def _exit_by_sigint() -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def set_title(title: str) -> None:
+    """What ``ps`` and ``/proc/PID/cmdline`` show for this process: ``title`` written over the
+    original argument strings (as setproctitle(3) does; the runner gives the zygote a padding
+    argument for room). The area's last byte is left non-NUL, which tells the kernel to show it
+    up to the title's end."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (proc(5))
+    if end - start < 2:
+        return
+    data = title.encode(errors="replace")[: end - start - 2] + b"\0"
+    ctypes.memmove(start, data + b" " * (end - start - len(data)), end - start)
+
+
 def _become(spec: dict[str, Any]) -> None:
     """The process state ``python [-u] SCRIPT ARGS`` (or ``-m MODULE``) would have, before its code runs."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the zygote ignores it (see main)
@@ -214,6 +229,10 @@ def _become(spec: dict[str, Any]) -> None:
         os.sched_setaffinity(0, spec["cpus"])
     sys.executable = spec["executable"]
     sys.orig_argv = list(spec["argv"])
+    try:
+        set_title(" ".join(spec["argv"]))
+    except (OSError, ValueError, IndexError):  # cosmetic: ps shows the zygote's command instead
+        pass
     if "numpy.random" in sys.modules:  # its global generator was seeded once, in the zygote
         sys.modules["numpy.random"].seed()
 
@@ -283,6 +302,10 @@ def run_child(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        set_title(" ".join(sys.orig_argv[:-1]))  # without the padding (sys.argv[2])
+    except (OSError, ValueError, IndexError):
+        pass
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the reaper's SIGTERM is for the nodes; PDEATHSIG is KILL
     try:
         missing = preload()

@@ -45,7 +45,9 @@ FINGERPRINT = """
         "yaml_env": os.environ.get("FROM_YAML"), "zygote_env": "JE_ARROW_MALLOC_CONF" in os.environ,
         "c_env": __import__("ctypes").CDLL(None).getenv(b"FROM_YAML") != 0,
         "threads_main": threading.current_thread() is threading.main_thread(),
-        "umask": os.umask(0o22), "fds": FDS, "globals": GLOBALS,
+        "umask": os.umask(0o22), "fds": FDS,
+        "cmdline": [a.decode() for a in (lambda d: d.rstrip(b"\\0").split(b"\\0" if b"\\0" in d.rstrip(b"\\0") else b" "))(
+            open("/proc/self/cmdline", "rb").read())], "globals": GLOBALS,
     }, open(f"fp-{me}-{os.environ['MODE']}.json", "w"), sort_keys=True)
 """
 
