@@ -383,3 +383,30 @@ def test_which_commands_can_be_forked():
     assert eligible_command([exe, "a.py"], {"PATH": env["PATH"]}) is None  # buffered: not as the zygote
     base = {"PATH": "/bin", "PYTHONPATH": "/x", "DORA_X": "1", "LD_PRELOAD": "", "OPENBLAS_NUM_THREADS": "2"}
     assert startup_env(base) == {"PYTHONPATH": "/x", "LD_PRELOAD": "", "OPENBLAS_NUM_THREADS": "2"}
+
+
+@pytest.mark.timeout(180)
+def test_stop_force_through_the_coordinator_ends_forked_process_trees(flow, tmp_path):
+    """`stop --force` of a dataflow whose Python node was forked (by a coordinator that uses
+    the fork server): the node, the child it started and the shell node all go, and so does
+    the zygote once its nodes have."""
+    from conftest import Coord, cli
+
+    write_long_lived_flow(flow)
+    coord = Coord(flow.endpoint, tmp_path / "coordinator.log")
+    res = cli("up", "--log-file", str(coord.log_file), "--endpoint", flow.endpoint, env=_env("1"))
+    assert res.returncode == 0, res.stderr
+    coord.pid = coord.info()["pid"]
+    try:
+        res = coord("start", str(flow.yaml), "--name", flow.name, "--detach", cwd=flow.folder)
+        assert res.returncode == 0, res.stdout + res.stderr
+        pids = long_lived_pids(flow)
+        zygote = psutil.Process(pids[0]).ppid()
+        assert zygote != coord.pid, "the python node was not forked"
+        res = coord("stop", flow.name, "--force")
+        assert res.returncode == 0, res.stderr
+        procs = [psutil.Process(p) for p in [*pids, zygote] if psutil.pid_exists(p)]
+        _, alive = psutil.wait_procs(procs, timeout=60)
+        assert not alive, f"left running: {alive}"
+    finally:
+        coord.teardown()
