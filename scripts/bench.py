@@ -103,8 +103,9 @@ QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1",
          "writer_runs": "8:50000,1048576:100",
          "scale_seconds": 2.0, "scale_nodes": "20"}
-SCALE_KEYS = ("first_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
-SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
+SCALE_KEYS = ("first_s", "start_cpu_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
+SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2),
+                 ("start_cpu_s", "CPU s until then (tree)", 1), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
                  ("idle_cpu_pct", "CPU % idle", 1), ("pss_mib_per_node", "PSS MiB/node", 1),
                  ("tcp_connections", "TCP conns", 0), ("end_s", "stop to runner exit, s", 1),
                  ("lost", "msgs lost (all readers)", 0)]
@@ -710,6 +711,7 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
                 return {"error": f"{readers - len(firsts())} of {readers} node(s) got no message within "
                                  f"{opts.scale_first_timeout:g} s; log tail:\n{tail(run.log)}"}
             first_s = max(float(p.read_text()) for p in firsts()) - run.started
+            start_cpu = sum(cpu_seconds(tree_of(run.proc.pid)).values())  # start-up's CPU, all processes
             time.sleep(1.0)
             busy = tree_cpu_pct(run.proc.pid, opts.scale_seconds)
             pss, procs, tcp = tree_memory_and_links(run.proc.pid)
@@ -741,7 +743,7 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
             return {"error": (error or "") + (f" log has {problems}" if problems else "")
                     + (f" {reported} of {readers} readers reported" if reported != readers else "")
                     + (f" edges that missed the first message: {late[:5]}" if late else "")}
-        return {"first_s": first_s, "busy_cpu_pct": busy, "idle_cpu_pct": idle, "pss_mib_per_node": pss / procs,
+        return {"first_s": first_s, "start_cpu_s": start_cpu, "busy_cpu_pct": busy, "idle_cpu_pct": idle, "pss_mib_per_node": pss / procs,
                 "processes": procs, "tcp_connections": tcp, "end_s": end_s, "sent": sent, "lost": lost,
                 "short_readers": short[:10]}
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
 import zenoh
 
 from dora_zenoh import settings
@@ -33,7 +34,7 @@ from dora_zenoh.console import warn
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import NodeStartError
 from dora_zenoh.node import supervisor
-from dora_zenoh.supervision import runinfo
+from dora_zenoh.supervision import forkserver, runinfo
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
@@ -108,6 +109,7 @@ class DataflowRun:
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
+        self._forkserver: forkserver.ForkServer | None = None
         self._links: LinkPlan | None = None
         self._identity = supervisor.identity()
         self._killed = False
@@ -230,10 +232,14 @@ class DataflowRun:
                                           zenoh.handlers.Callback(self._on_config_query, indirect=False))
             self._reaper = subprocess.Popen([sys.executable, "-m", "dora_zenoh.supervision.reaper"],
                                             stdin=subprocess.PIPE, text=True, env=self._base_env())
+            self._forkserver = forkserver.for_nodes(self.local_nodes(), self._base_env())
+            if self._forkserver is not None and self._forkserver.proc is not None:
+                self._reaper_watch(self._forkserver.proc.pid)
             for node in self.local_nodes():
                 self._spawn(node)
         except BaseException:
             self.kill()
+            self._close_forkserver()
             self._close_session()
             self._release_cpu_latency()
             raise
@@ -259,12 +265,10 @@ class DataflowRun:
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
                        supervised=not self.options.part)
         log = self.logs.open(node.id, append=restart or node.id in self.options.append_logs)
-        proc = start_process(node, self.desc.base_dir, env, log)
+        proc = start_process(node, self.desc.base_dir, env, log, self._forkserver)
         self.procs[node.id] = proc
         popen = proc.popen
-        assert self._reaper and self._reaper.stdin
-        self._reaper.stdin.write(f"{popen.pid} {proc.create_time}\n")
-        self._reaper.stdin.flush()
+        self._reaper_watch(popen.pid, proc.create_time)
         stdout_pub = None
         stdout_as = node.send_stdout_as
         if stdout_as and StdoutPublisher.wanted(node):
@@ -278,6 +282,17 @@ class DataflowRun:
         for t in proc.pumps:
             t.start()
         threading.Thread(target=self._waiter, args=(proc,), daemon=True).start()
+
+    def _reaper_watch(self, pid: int, create_time: float | None = None) -> None:
+        """The reaper ends this process's tree if we die (see :mod:`.reaper`)."""
+        if create_time is None:
+            try:
+                create_time = psutil.Process(pid).create_time()
+            except psutil.NoSuchProcess:
+                return
+        assert self._reaper and self._reaper.stdin
+        self._reaper.stdin.write(f"{pid} {create_time}\n")
+        self._reaper.stdin.flush()
 
     # -- while running -----------------------------------------------------------------
     def _wait_for_readers(self, node_id: str, output: str, timeout: float = 30.0) -> None:
@@ -608,6 +623,7 @@ class DataflowRun:
         if dropped:
             warn(f"{sum(dropped.values())} log line(s) could not be written to {self.log_dir} "
                  f"({', '.join(f'{n}: {c}' for n, c in sorted(dropped.items()))})")
+        self._close_forkserver()
         if self._reaper is not None and self._reaper.stdin:
             self._reaper.stdin.close()
             try:
@@ -616,6 +632,11 @@ class DataflowRun:
                 self._reaper.kill()
         self._close_session()
         self._release_cpu_latency()
+
+    def _close_forkserver(self) -> None:
+        if self._forkserver is not None:
+            server, self._forkserver = self._forkserver, None
+            server.close()
 
     def _release_cpu_latency(self) -> None:
         if self._cpu_latency is not None:

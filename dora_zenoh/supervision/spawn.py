@@ -30,6 +30,7 @@ from dora_zenoh.wire.contract import node_config
 
 if TYPE_CHECKING:
     from dora_zenoh.descriptor import Descriptor, ResolvedNode
+    from dora_zenoh.supervision.forkserver import ForkedProcess, ForkServer
     from dora_zenoh.supervision.logfile import NodeLog
     from dora_zenoh.supervision.topology import Links
     from dora_zenoh.wire.contract import RunnerIdentity
@@ -41,10 +42,13 @@ STDERR_TAIL = 15  # stderr lines kept per node for the run's summary
 class NodeProcess:
     """A spawned node process and what the supervisor knows of it."""
 
-    def __init__(self, node: ResolvedNode, popen: subprocess.Popen, log: NodeLog) -> None:
+    def __init__(self, node: ResolvedNode, popen: subprocess.Popen | ForkedProcess, log: NodeLog) -> None:
         self.node = node
         self.popen = popen
-        self.create_time = psutil.Process(popen.pid).create_time()
+        try:
+            self.create_time = psutil.Process(popen.pid).create_time()
+        except psutil.NoSuchProcess:  # a forked node its zygote reaped already: nothing left to stop
+            self.create_time = time.time()
         self.log = log
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.pumps: list[threading.Thread] = []
@@ -122,10 +126,16 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     return env
 
 
-def start_process(node: ResolvedNode, cwd: Path, env: dict[str, str], log: NodeLog) -> NodeProcess:
+def start_process(node: ResolvedNode, cwd: Path, env: dict[str, str], log: NodeLog,
+                  forkserver: ForkServer | None = None) -> NodeProcess:
     """Start the node's process (stdout and stderr piped, for the pumps). Closes ``log`` and
-    raises NodeStartError if it cannot be started."""
+    raises NodeStartError if it cannot be started. ``forkserver``: fork it from there when
+    that is the same as starting it (see :mod:`.forkserver`)."""
     argv = command_for(node)
+    if forkserver is not None:
+        forked = forkserver.start(argv, str(cwd), env, node.cpu_affinity)
+        if forked is not None:
+            return NodeProcess(node, forked, log)
     try:
         with inherited_by_children(node.cpu_affinity):  # the node's every thread, from its start
             popen = subprocess.Popen(argv, cwd=cwd, env=env,
