@@ -84,7 +84,7 @@ class Shaper:
         self.fifo: list[collections.deque] = [collections.deque(), collections.deque()]
         self.heap: list[list] = [[], []]
         self.seq = 0
-        self.count = {k: [0, 0] for k in ("received", "sent", "lost", "down", "full", "write_errors")}
+        self.count = {k: [0, 0] for k in ("received", "sent", "lost", "dropped_down", "dropped_full", "write_errors")}
 
     def params(self) -> dict[str, Any]:
         return {"delay_ms": self.delay * 1000, "jitter_ms": self.jitter * 1000, "loss": self.loss,
@@ -101,7 +101,7 @@ class Shaper:
             self.down = bool(req["down"])
             if self.down:  # a pulled cable loses what is on the wire too
                 for d in (0, 1):
-                    self.count["down"][d] += len(self.fifo[d]) + len(self.heap[d])
+                    self.count["dropped_down"][d] += len(self.fifo[d]) + len(self.heap[d])
                     self.fifo[d].clear()
                     self.heap[d].clear()
 
@@ -113,13 +113,13 @@ class Shaper:
         c = self.count
         c["received"][d] += 1
         if self.down:
-            c["down"][d] += 1
+            c["dropped_down"][d] += 1
             return None
         if self.loss and self.rng.random() < self.loss:
             c["lost"][d] += 1
             return None
         if self.queued(d) >= self.limit:
-            c["full"][d] += 1
+            c["dropped_full"][d] += 1
             return None
         if self.jitter:
             due = now + max(0.0, self.delay + self.rng.uniform(-self.jitter, self.jitter))
@@ -149,6 +149,11 @@ def serve(opts: argparse.Namespace) -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    if opts.nice:  # a real link does not slow down when the machine is loaded: be ahead of the nodes
+        try:
+            os.nice(opts.nice)
+        except OSError:
+            pass
     fds = [open_tun(opts.dev_a), open_tun(opts.dev_b)]
     try:
         place(opts.dev_a, opts.ns_a, opts.addr_a, opts.prefix, opts.mtu)
@@ -194,6 +199,8 @@ def serve(opts: argparse.Namespace) -> int:
                         pkt = os.read(fds[d], bufsize)
                     except BlockingIOError:
                         break
+                    except OSError:  # its namespace was deleted: the link is gone
+                        return 0
                     out = shaper.accept(d, pkt, now)
                     if out is not None:
                         write(fds[1 - d], out, shaper, d)
@@ -442,6 +449,7 @@ def main() -> int:
     s.add_argument("--limit", type=int, default=100000, help="packets held per direction before dropping")
     s.add_argument("--down", action="store_true", help="start with the link down")
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--nice", type=int, default=-10, help="niceness increment (root may raise its priority)")
     s.add_argument("--control", required=True, help="Unix socket for JSON requests (see Link.set)")
     f = sub.add_parser("floor", help="measure the emulator against a veth (as root)")
     f.add_argument("--mtu", type=int, default=1500)
