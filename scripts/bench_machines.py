@@ -224,7 +224,7 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
                 path: {NODES / 'flood_rx.py'}
                 deploy: {{machine: b}}
                 inputs:
-                  data: {{source: tx/data, queue_size: {window}, queue_policy: block}}
+                  data: {{source: tx/data, queue_size: {window}, queue_policy: {opts.rx_policy}}}
                   done: tx/done
                 outputs: [ack]
                 env: {{RX_RESULT_FILE: "{rx_out}", SIZE: "{size}", WINDOW: "{window}"}}
@@ -250,6 +250,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:200:10",
                     help="throughput cases SIZE:COUNT:WINDOW, comma separated ('' for none)")
+    ap.add_argument("--rx-policy", choices=["block", "drop_oldest"], default="block",
+                    help="dora-zenoh's flood reader (block: nothing may be lost; across machines its sender "
+                         "keeps messages for replay after an outage)")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
@@ -264,7 +267,8 @@ def main() -> int:
         print("--link veth adds no delay: use netem or emu", file=sys.stderr)
         return 2
     load_before = os.getloadavg()
-    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "load_average_before": load_before}
+    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "rx_policy": opts.rx_policy,
+                    "load_average_before": load_before}
     for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
         with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
                 Net(link, opts.delay_ms, opts.mtu, Path(tmp)) as net:

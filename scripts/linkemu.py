@@ -39,7 +39,7 @@ from typing import Any
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
-BATCH = 256          # packets read from one side before serving the other (fairness)
+BATCH = 32           # packets read from one side before serving the other and releasing due ones
 TXQUEUELEN = 10000   # the kernel's queue in front of each TUN: bursts wait there, not dropped
 
 
@@ -84,6 +84,7 @@ class Shaper:
         self.fifo: list[collections.deque] = [collections.deque(), collections.deque()]
         self.heap: list[list] = [[], []]
         self.seq = 0
+        self.late: collections.deque = collections.deque(maxlen=20000)  # s past due of recent held packets
         self.count = {k: [0, 0] for k in ("received", "sent", "lost", "dropped_down", "dropped_full", "write_errors")}
 
     def params(self) -> dict[str, Any]:
@@ -97,6 +98,8 @@ class Shaper:
             self.jitter = float(req["jitter_ms"]) / 1000
         if "loss" in req:
             self.loss = float(req["loss"])
+        if req.get("reset"):
+            self.late.clear()
         if "down" in req:
             self.down = bool(req["down"])
             if self.down:  # a pulled cable loses what is on the wire too
@@ -135,10 +138,21 @@ class Shaper:
         out = []
         fifo, heap = self.fifo[d], self.heap[d]
         while fifo and fifo[0][0] <= now:
-            out.append(fifo.popleft()[1])
+            due, pkt = fifo.popleft()
+            self.late.append(now - due)
+            out.append(pkt)
         while heap and heap[0][0] <= now:
-            out.append(heapq.heappop(heap)[2])
+            due, _, pkt = heapq.heappop(heap)
+            self.late.append(now - due)
+            out.append(pkt)
         return out
+
+    def lateness(self) -> dict[str, float | None]:
+        """How late held packets left, past their due time (µs): what the emulator adds to a delay."""
+        late = sorted(self.late)
+        pick = (lambda q: round(late[min(len(late) - 1, int(len(late) * q))] * 1e6, 1)) if late else (lambda q: None)
+        return {"late_p50_us": pick(0.5), "late_p90_us": pick(0.9), "late_p99_us": pick(0.99),
+                "late_max_us": pick(1.0), "late_samples": len(late)}
 
     def next_due(self) -> float | None:
         times = [q[0][0] for q in (*self.fifo, *self.heap) if q]
@@ -154,6 +168,11 @@ def serve(opts: argparse.Namespace) -> int:
             os.nice(opts.nice)
         except OSError:
             pass
+    if opts.realtime:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except OSError as exc:
+            print(f"linkemu: no real-time priority ({exc}); delays will vary with the load", flush=True)
     fds = [open_tun(opts.dev_a), open_tun(opts.dev_b)]
     try:
         place(opts.dev_a, opts.ns_a, opts.addr_a, opts.prefix, opts.mtu)
@@ -240,6 +259,7 @@ def control(ctl: socket.socket, shaper: Shaper) -> None:
             req = json.loads(data or b"{}")
             shaper.set(req)
             reply = {"ok": True, **shaper.params(), "queued": [shaper.queued(0), shaper.queued(1)],
+                     **shaper.lateness(),
                      **{k: v[:] for k, v in shaper.count.items()}}
         except (OSError, ValueError) as exc:
             reply = {"ok": False, "error": str(exc)}
@@ -257,11 +277,13 @@ class Link:
 
     Counters in ``stats()`` are per direction, [a->b, b->a]: packets received from the sender's
     TUN, sent to the receiver's, lost (random), dropped while down, dropped on a full queue.
+    ``realtime`` (SCHED_FIFO priority 1, the default) keeps the delays close to what was asked on
+    a loaded machine; the emulator sleeps whenever no packet is due, so it cannot hog a CPU.
     """
 
     def __init__(self, ns_a: str, ns_b: str, addr_a: str, addr_b: str, tag: str, workdir: Path,
                  mtu: int = 1500, delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: float = 0.0,
-                 prefix: int = 30, seed: int | None = None) -> None:
+                 prefix: int = 30, seed: int | None = None, realtime: bool = True) -> None:
         self.ns = (ns_a, ns_b)
         self.dev = (f"lea{tag}", f"leb{tag}")
         self.addr = (addr_a, addr_b)
@@ -271,7 +293,7 @@ class Link:
                      "--dev-b", self.dev[1], "--addr-a", addr_a, "--addr-b", addr_b, "--prefix", str(prefix),
                      "--mtu", str(mtu), "--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms),
                      "--loss", str(loss), "--control", self.control,
-                     *(["--seed", str(seed)] if seed is not None else [])]
+                     *(["--seed", str(seed)] if seed is not None else []), *(["--realtime"] if realtime else [])]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> Link:
@@ -291,7 +313,8 @@ class Link:
         raise RuntimeError(f"linkemu did not answer within {timeout:g} s: {self.log.read_text()[-1500:]}")
 
     def set(self, **params: Any) -> dict[str, Any]:
-        """Change parameters (``delay_ms``, ``jitter_ms``, ``loss``, ``down``); returns the state and counters."""
+        """Change parameters (``delay_ms``, ``jitter_ms``, ``loss``, ``down``; ``reset`` forgets the lateness
+        samples); returns the state, the counters and the lateness of recent held packets."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)  # a loaded machine: the emulator answers between packet batches
             s.connect(self.control)
@@ -386,9 +409,13 @@ else:
 
 
 def floor(opts: argparse.Namespace) -> int:
-    """UDP round trip and TCP throughput between two namespaces: over a veth, then over the emulator."""
+    """UDP round trip and TCP throughput between two namespaces: over a veth, then over the emulator.
+
+    Its ``added_one_way_*`` are what the emulator adds one way beyond the veth and ``--delay-ms``.
+    """
     tag = str(os.getpid() % 100000)
-    result: dict[str, Any] = {"load_average": os.getloadavg(), "mtu": opts.mtu}
+    result: dict[str, Any] = {"load_average": os.getloadavg(), "mtu": opts.mtu, "delay_ms": opts.delay_ms,
+                              "realtime": opts.realtime}
     for kind in ("veth", "linkemu"):
         ns = (f"dzfa{tag}", f"dzfb{tag}")
         addr = ("10.233.7.1", "10.233.7.2")
@@ -405,20 +432,32 @@ def floor(opts: argparse.Namespace) -> int:
                     ip("-n", ns[i], "link", "set", ("fva", "fvb")[i] + tag, "up")
                     ip("-n", ns[i], "link", "set", "lo", "up")
             else:
-                link = Link(*ns, *addr, tag=tag, workdir=Path("/tmp"), mtu=opts.mtu).start()
-            echo = subprocess.Popen(["ip", "netns", "exec", ns[1], sys.executable, "-c", PROBE, "echo", addr[1],
-                                     "7001"], stdout=subprocess.PIPE, text=True)
-            assert echo.stdout and echo.stdout.readline().strip() == "ready"
-            out = subprocess.run(["ip", "netns", "exec", ns[0], sys.executable, "-c", PROBE, "ping", addr[1], "7001",
-                                  str(opts.rounds), str(opts.mbytes * 1_000_000)], capture_output=True, text=True,
-                                 timeout=300)
-            echo.wait(30)
-            result[kind] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-800:]}
-            if link:
-                s = link.stats()
-                result[kind]["packets_a_to_b"] = s["sent"][0]
-                result[kind]["packets_per_s"] = round(s["sent"][0] / (result[kind].get("tcp_bytes", 1) /
-                                                      max(result[kind].get("tcp_mbytes_per_s", 1), 1e-9) / 1e6))
+                link = Link(*ns, *addr, tag=tag, workdir=Path("/tmp"), mtu=opts.mtu, delay_ms=opts.delay_ms,
+                            realtime=opts.realtime).start()
+            result[kind] = {}
+            # the round trips alone first (the emulator's lateness then is what one packet meets),
+            # then the TCP flood (packets wait behind each other: the emulator's packet rate)
+            for phase, rounds, nbytes in (("udp", opts.rounds, 0), ("tcp", 10, opts.mbytes * 1_000_000)):
+                if link:
+                    link.set(reset=True)
+                echo = subprocess.Popen(["ip", "netns", "exec", ns[1], sys.executable, "-c", PROBE, "echo", addr[1],
+                                         "7001"], stdout=subprocess.PIPE, text=True)
+                assert echo.stdout and echo.stdout.readline().strip() == "ready"
+                out = subprocess.run(["ip", "netns", "exec", ns[0], sys.executable, "-c", PROBE, "ping", addr[1],
+                                      "7001", str(rounds), str(nbytes)], capture_output=True, text=True, timeout=300)
+                echo.wait(30)
+                if out.returncode != 0:
+                    result[kind][f"{phase}_error"] = out.stderr[-800:]
+                    continue
+                got = json.loads(out.stdout)
+                keep = ("udp_rtt_p50_us", "udp_rtt_p90_us") if phase == "udp" else ("tcp_mbytes_per_s", "tcp_bytes")
+                result[kind].update({k: got[k] for k in keep})
+                if link:
+                    st = link.stats()
+                    result[kind].update({f"{phase}_{k}": v for k, v in st.items() if k.startswith("late_")})
+                    if phase == "tcp":
+                        seconds = got["tcp_bytes"] / max(got["tcp_mbytes_per_s"], 1e-9) / 1e6
+                        result[kind]["packets_per_s"] = round(sum(st["sent"]) / seconds)
         finally:
             if link:
                 link.stop()
@@ -427,7 +466,9 @@ def floor(opts: argparse.Namespace) -> int:
                 subprocess.run(["ip", "netns", "del", n], capture_output=True)
     for key in ("udp_rtt_p50_us", "udp_rtt_p90_us"):
         if key in result.get("veth", {}) and key in result.get("linkemu", {}):
-            result[f"added_one_way_{key[8:11]}_us"] = round((result["linkemu"][key] - result["veth"][key]) / 2, 1)
+            # what the emulator adds one way beyond the veth and the delay it was asked for
+            added = (result["linkemu"][key] - result["veth"][key]) / 2 - opts.delay_ms * 1000
+            result[f"added_one_way_{key[8:11]}_us"] = round(added, 1)
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=1))
     return 0
@@ -449,12 +490,15 @@ def main() -> int:
     s.add_argument("--limit", type=int, default=100000, help="packets held per direction before dropping")
     s.add_argument("--down", action="store_true", help="start with the link down")
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--realtime", action="store_true", help="SCHED_FIFO priority 1: delays hold under load")
     s.add_argument("--nice", type=int, default=-10, help="niceness increment (root may raise its priority)")
     s.add_argument("--control", required=True, help="Unix socket for JSON requests (see Link.set)")
     f = sub.add_parser("floor", help="measure the emulator against a veth (as root)")
     f.add_argument("--mtu", type=int, default=1500)
     f.add_argument("--rounds", type=int, default=2000)
     f.add_argument("--mbytes", type=int, default=200)
+    f.add_argument("--delay-ms", type=float, default=0.0, help="the emulator's delay (its excess is reported)")
+    f.add_argument("--realtime", action="store_true", help="run the emulator with SCHED_FIFO priority 1")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         print("linkemu needs root (TUN devices, network namespaces)", file=sys.stderr)
