@@ -498,7 +498,8 @@ def main() -> int:
     f.add_argument("--rounds", type=int, default=2000)
     f.add_argument("--mbytes", type=int, default=200)
     f.add_argument("--delay-ms", type=float, default=0.0, help="the emulator's delay (its excess is reported)")
-    f.add_argument("--realtime", action="store_true", help="run the emulator with SCHED_FIFO priority 1")
+    f.add_argument("--no-realtime", dest="realtime", action="store_false",
+                   help="run the emulator without SCHED_FIFO priority (as a loaded machine would)")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         print("linkemu needs root (TUN devices, network namespaces)", file=sys.stderr)
