@@ -6,7 +6,7 @@ netem, else scripts/linkemu.py (a TUN device in each namespace joined by a user-
 emulator; its own floor is in docs/machines.md); ``--link`` forces one, and the output and
 JSON say which was used, with the load average. Latency: ping on machine a, pong on b,
 one-way = round trip / 2. Throughput: a windowed flood from a to b (each window
-acknowledged, nothing may be lost; dora-zenoh's reader is `queue_policy: block`). Both
+acknowledged, nothing may be lost; dora-zenoh's readers are `queue_policy: block`, see --queue-policy). Both
 runtimes use the same link, plain TCP, and no shared memory (the namespaces share this
 host's /dev/shm, which two real machines would not).
 
@@ -97,8 +97,12 @@ class Net:
 
     def run(self, m: str, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
             ) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.ns[m], *argv], env=env, cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout)
+        """Run to completion; past ``timeout`` it is killed and returns 124 (a hung case is an error row)."""
+        cmd = ["ip", "netns", "exec", self.ns[m], *argv]
+        try:
+            return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, 124, "", f"timed out after {timeout:g} s")
 
 
 def wait_for(cond: object, timeout: float) -> bool:
@@ -196,16 +200,16 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
           - id: ping
             path: {NODES / 'ping.py'}
             deploy: {{machine: a}}
-            inputs: {{pong: pong/pong}}
+            inputs: {{pong: {{source: pong/pong, queue_policy: {opts.queue_policy}}}}}
             outputs: [ping, done]
             env: {{SIZES: "{opts.sizes}", ROUNDS: "{opts.rounds}", WARMUP: "{opts.warmup}", RESULT_FILE: "{result}"}}
           - id: pong
             path: {NODES / 'pong.py'}
             deploy: {{machine: b}}
-            inputs: {{ping: ping/ping, done: ping/done}}
+            inputs: {{ping: {{source: ping/ping, queue_policy: {opts.queue_policy}}}, done: ping/done}}
             outputs: [pong]
     """))
-    out = net.run("a", [*dz, "start", str(work / "dataflow.yml"), "--name", "xbench"], env, work, 900)
+    out = net.run("a", [*dz, "start", str(work / "dataflow.yml"), "--name", "xbench"], env, work, 600)
     report["latency"] = (json.loads(result.read_text()) if result.exists()
                          else {"error": out.stderr[-1200:] + log.read_text()[-600:]})
     for i, spec in enumerate(specs(opts)):
@@ -224,13 +228,15 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
                 path: {NODES / 'flood_rx.py'}
                 deploy: {{machine: b}}
                 inputs:
-                  data: {{source: tx/data, queue_size: {window}, queue_policy: {opts.rx_policy}}}
+                  data: {{source: tx/data, queue_size: {window}, queue_policy: {opts.queue_policy}}}
                   done: tx/done
                 outputs: [ack]
                 env: {{RX_RESULT_FILE: "{rx_out}", SIZE: "{size}", WINDOW: "{window}"}}
         """))
-        out = net.run("a", [*dz, "start", str(yml), "--name", f"xflood{i}"], env, work, 900)
+        out = net.run("a", [*dz, "start", str(yml), "--name", f"xflood{i}"], env, work, 600)
         report["throughput"][spec] = flood_result(tx_out, rx_out, log)
+        if out.returncode:
+            report["throughput"][spec]["start"] = out.stderr[-600:]
     return report
 
 
@@ -250,9 +256,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:200:10",
                     help="throughput cases SIZE:COUNT:WINDOW, comma separated ('' for none)")
-    ap.add_argument("--rx-policy", choices=["block", "drop_oldest"], default="block",
-                    help="dora-zenoh's flood reader (block: nothing may be lost; across machines its sender "
-                         "keeps messages for replay after an outage)")
+    ap.add_argument("--queue-policy", choices=["block", "drop_oldest"], default="block",
+                    help="dora-zenoh's readers (block, as plain zenoh's BLOCK publishers: nothing may be lost; "
+                         "across machines the sender then keeps messages for replay after an outage)")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
@@ -267,7 +273,7 @@ def main() -> int:
         print("--link veth adds no delay: use netem or emu", file=sys.stderr)
         return 2
     load_before = os.getloadavg()
-    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "rx_policy": opts.rx_policy,
+    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
                     "load_average_before": load_before}
     for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
         with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
@@ -278,7 +284,7 @@ def main() -> int:
     report["load_average_after"] = os.getloadavg()
     how = {"veth": "a veth pair", "netem": f"a veth pair with netem delay {opts.delay_ms:g} ms each way",
            "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
-    print(f"link: {how}, MTU {opts.mtu}, no SHM; load average {load_before[0]:.1f} before, "
+    print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}; load average {load_before[0]:.1f} before, "
           f"{report['load_average_after'][0]:.1f} after (1 min)")
     print(f"one-way latency p50 / p90 in µs\n{'size':>9}  {'zenoh-python':>20}  {'dora-zenoh':>20}  ratio(p50)")
     for size in opts.sizes.split(","):
