@@ -133,7 +133,8 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     for i, spec in enumerate(specs(opts)):
         size, count, window = (int(x) for x in spec.split(":"))
         ready, rx_out, tx_out = work / f"rx{i}.ready", work / f"rx{i}.json", work / f"tx{i}.json"
-        common = ["--host", net.addr["b"], "--port", str(7556 + i), "--size", str(size), "--window", str(window)]
+        common = ["--host", net.addr["b"], "--port", str(7556 + i), "--size", str(size), "--window", str(window),
+                  *(["--advanced"] if opts.zenoh_advanced else [])]
         rx = net.popen("b", [sys.executable, str(FLOOD), "rx", *common, "--ready-file", str(ready),
                              "--result", str(rx_out)], env, log, work)
         try:
@@ -285,6 +286,8 @@ def main() -> int:
     ap.add_argument("--queue-policy", choices=["block", "drop_oldest"], default="block",
                     help="dora-zenoh's readers (block, as plain zenoh's BLOCK publishers: nothing may be lost; "
                          "across machines the sender then keeps messages for replay after an outage)")
+    ap.add_argument("--zenoh-advanced", action="store_true",
+                    help="plain zenoh's flood uses Zenoh's advanced publisher/subscriber, as dora-zenoh's replay")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")

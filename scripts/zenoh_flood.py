@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import zenoh
+import zenoh.ext as zext
 from zenoh_floor import config, wait_matching
 
 
@@ -41,7 +42,17 @@ def rx(args: argparse.Namespace) -> None:
             if state["received"] % args.window == 0:
                 ack.put(b"\x01")
 
-        subs = [session.declare_subscriber("bench/data", zenoh.handlers.Callback(on_data, indirect=False)),
+        handler = zenoh.handlers.Callback(on_data, indirect=False)
+        data_sub = (zext.declare_advanced_subscriber(session, "bench/data", handler,
+                                                     recovery=zext.RecoveryConfig(heartbeat=True))
+                    if args.advanced else session.declare_subscriber("bench/data", handler))
+        if args.advanced:
+            def on_miss(miss: object) -> None:
+                state["missed"] = state.get("missed", 0) + miss.nb  # type: ignore[attr-defined]
+            subs_extra = [data_sub.sample_miss_listener(zenoh.handlers.Callback(on_miss, indirect=False))]
+        else:
+            subs_extra = []
+        subs = [*subs_extra, data_sub,
                 session.declare_subscriber("bench/done", lambda _s: done.set())]
         Path(args.ready_file).write_text("ready")
         done.wait(args.max_seconds)
@@ -54,9 +65,15 @@ def tx(args: argparse.Namespace) -> None:
     """Send windows until COUNT or a missing ack; write what was acknowledged and how fast."""
     acks: queue.SimpleQueue = queue.SimpleQueue()
     with zenoh.open(config(args.port, listen=False, host=args.host, shm=False)) as session:
-        pub = session.declare_publisher("bench/data", congestion_control=zenoh.CongestionControl.BLOCK)
+        if args.advanced:  # as dora-zenoh's replay publisher (dora_zenoh/node/replay.py)
+            pub = zext.declare_advanced_publisher(
+                session, "bench/data", cache=zext.CacheConfig(256), congestion_control=zenoh.CongestionControl.BLOCK,
+                sample_miss_detection=zext.MissDetectionConfig(heartbeat=0.5))
+        else:
+            pub = session.declare_publisher("bench/data", congestion_control=zenoh.CongestionControl.BLOCK)
         sub = session.declare_subscriber("bench/ack", zenoh.handlers.Callback(acks.put, indirect=False))
-        wait_matching(pub, 30)
+        probe = session.declare_publisher("bench/data")  # an advanced publisher has no matching status
+        wait_matching(probe, 30)
         payload = bytes(args.size)
         sent = acknowledged = 0
         missing_ack_after = None
@@ -92,6 +109,9 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--ack-timeout", type=float, default=10.0)
+    ap.add_argument("--advanced", action="store_true",
+                    help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
+                         "replay path across machines")
     ap.add_argument("--result", required=True)
     ap.add_argument("--ready-file", help="rx: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600)
