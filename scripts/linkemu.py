@@ -15,7 +15,7 @@ floor (latency added with delay 0, packet rate) is measured by `python scripts/l
 floor` and written in docs/machines.md.
 
     sudo python scripts/linkemu.py serve --ns-a A --ns-b B --dev-a tA --dev-b tB \
-        --addr-a 10.232.1.1 --addr-b 10.232.1.2 --control /tmp/link.sock --delay-ms 5 --loss 0.02
+        --addr-a 10.232.1.1 --addr-b 10.232.1.2 --control @mylink --delay-ms 5 --loss 0.02
     sudo python scripts/linkemu.py floor          # measures the emulator's floor, prints JSON
 """
 from __future__ import annotations
@@ -184,8 +184,10 @@ def serve(opts: argparse.Namespace) -> int:
     if opts.down:
         shaper.set({"down": True})
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    Path(opts.control).unlink(missing_ok=True)
-    ctl.bind(opts.control)
+    address = socket_address(opts.control)
+    if isinstance(address, str):
+        Path(address).unlink(missing_ok=True)
+    ctl.bind(address)
     ctl.listen(8)
     ctl.setblocking(False)
     bufsize = opts.mtu + 64
@@ -229,7 +231,8 @@ def serve(opts: argparse.Namespace) -> int:
         for fd in fds:
             os.close(fd)
         ctl.close()
-        Path(opts.control).unlink(missing_ok=True)
+        if isinstance(address, str):
+            Path(address).unlink(missing_ok=True)
     return 0
 
 
@@ -239,6 +242,12 @@ def write(fd: int, pkt: bytes, shaper: Shaper, d: int) -> None:
         shaper.count["sent"][d] += 1
     except OSError:  # the far device went away or is down: the packet is lost, and counted
         shaper.count["write_errors"][d] += 1
+
+
+def socket_address(name: str) -> str | bytes:
+    """``@name``: a Linux abstract Unix socket (no file, no path length limit, gone with its
+    process); anything else: a path."""
+    return b"\0" + name[1:].encode() if name.startswith("@") else name
 
 
 def control(ctl: socket.socket, shaper: Shaper) -> None:
@@ -287,7 +296,7 @@ class Link:
         self.ns = (ns_a, ns_b)
         self.dev = (f"lea{tag}", f"leb{tag}")
         self.addr = (addr_a, addr_b)
-        self.control = str(workdir / f"linkemu-{tag}.sock")
+        self.control = f"@dz-linkemu-{tag}-{os.getpid()}"  # abstract: tmp paths can exceed 107 bytes
         self.log = workdir / f"linkemu-{tag}.log"
         self.argv = [sys.executable, __file__, "serve", "--ns-a", ns_a, "--ns-b", ns_b, "--dev-a", self.dev[0],
                      "--dev-b", self.dev[1], "--addr-a", addr_a, "--addr-b", addr_b, "--prefix", str(prefix),
@@ -317,7 +326,7 @@ class Link:
         samples); returns the state, the counters and the lateness of recent held packets."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)  # a loaded machine: the emulator answers between packet batches
-            s.connect(self.control)
+            s.connect(socket_address(self.control))
             s.sendall(json.dumps(params).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
@@ -492,7 +501,8 @@ def main() -> int:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--realtime", action="store_true", help="SCHED_FIFO priority 1: delays hold under load")
     s.add_argument("--nice", type=int, default=-10, help="niceness increment (root may raise its priority)")
-    s.add_argument("--control", required=True, help="Unix socket for JSON requests (see Link.set)")
+    s.add_argument("--control", required=True,
+                   help="Unix socket for JSON requests (see Link.set); @NAME for an abstract one")
     f = sub.add_parser("floor", help="measure the emulator against a veth (as root)")
     f.add_argument("--mtu", type=int, default=1500)
     f.add_argument("--rounds", type=int, default=2000)
