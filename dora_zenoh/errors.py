@@ -71,6 +71,10 @@ class UnitError(DoraZenohError, ValueError):
     """A duration or size that cannot be read (``dora_zenoh.units``)."""
 
 
+class PlacementError(DoraZenohError):
+    """No connected daemon has the labels a node's ``deploy.labels`` asks for."""
+
+
 class CommandError(DoraZenohError):
     """A command the coordinator refuses; the message goes back to the user as is."""
 
@@ -124,6 +128,7 @@ __all__ = [
     "NodeStartError",
     "NotAuthorizedError",
     "OperatorLoadError",
+    "PlacementError",
     "SecretError",
     "ShipError",
     "TlsSetupError",

@@ -269,6 +269,10 @@ COORDINATOR: Setting[str | None] = Setting(
 DAEMON_LISTEN: Setting[str] = Setting(
     "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", _text,
     "Default of `daemon --listen`: this machine's hub, on an address the other machines reach.")
+DAEMON_LABELS: Setting[str | None] = Setting(
+    "DORA_ZENOH_DAEMON_LABELS", None, _text,
+    "Default of `daemon --labels`: this machine's labels, e.g. `gpu=true,arch=arm64`, which "
+    "`deploy: {labels: ...}` asks for.", shown_default="none")
 INSECURE_TCP: Setting[bool] = Setting(
     "DORA_ZENOH_INSECURE_TCP", False, _flag,
     "Default of `daemon --insecure-tcp`: `1` allows plain tcp/ endpoints off the machine (with a warning).",
@@ -301,7 +305,7 @@ REGISTRY: tuple[Setting, ...] = (
     EXIT_TIMEOUT,
     REPLAY_MESSAGES, REPLAY_BYTES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
-    MACHINE_ID, COORDINATOR, DAEMON_LISTEN, INSECURE_TCP,
+    MACHINE_ID, COORDINATOR, DAEMON_LISTEN, DAEMON_LABELS, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,
     SHIP_MAX_BYTES,
 )

@@ -77,6 +77,8 @@ PIPE_FLOOR = HERE / "pipe_floor.py"
 CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record", "scale")
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 DZ_CLOSED = "dora-zenoh closed"  # --closed: the same runs with `run --secure`
+DZ_DAEMON = "dora-zenoh daemon"  # --daemon: the same runs, every node on a daemon (bench_daemon.py)
+DZ_RUNTIMES = (DZ, DZ_CLOSED, DZ_DAEMON)
 ZENOH_1T = "zenoh 1-thread"  # the same floor with the Zenoh runtime dora-zenoh gives its nodes
 BUSY_WARMUP = 10  # busy case: messages the receiver does not count (start-up, cold caches)
 BUSY_KEYS = ("p50_us", "p90_us", "p99_us", "max_us")  # busy case: the receiver's delay quantiles (µs)
@@ -238,6 +240,16 @@ def dora_zenoh_runtime(cmd: str, record: bool = False, closed: bool = False) -> 
     return Runtime(DZ_CLOSED if closed else DZ, command, {"PATH": path_env})
 
 
+def dora_zenoh_daemon_runtime(cmd: str) -> Runtime:
+    """dora-zenoh with a coordinator and a daemon of this machine running every node
+    (scripts/bench_daemon.py): what supervision by a daemon costs a node's messages."""
+    def command(path: Path, stop_after: float, workdir: Path) -> list[str]:
+        return [sys.executable, str(HERE / "bench_daemon.py"), "--dz", cmd, "--stop-after", f"{stop_after:.0f}",
+                "--workdir", str(workdir), str(path)]
+    path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return Runtime(DZ_DAEMON, command, {"PATH": path_env})
+
+
 def ensure_dora_rs(venv: Path) -> Path:
     """The dora 1.1.0 CLI, installed into its own venv on first use (never into the project's)."""
     dora = venv / "bin" / "dora"
@@ -339,7 +351,7 @@ def latency_dataflow(opts: argparse.Namespace, result: Path, runtime: Runtime) -
 def pin(entry: dict, cpu: int, runtime: Runtime) -> None:
     """Start this node on one CPU: dora-zenoh's own `cpu_affinity`; dora-rs has no such key, so
     its node runs under `taskset -c` (the same mask, set before the interpreter starts)."""
-    if runtime.name == DZ:
+    if runtime.name in DZ_RUNTIMES:
         entry["cpu_affinity"] = [cpu]
         return
     taskset, *args = pinned_cmd([str(Path(runtime.env["VIRTUAL_ENV"]) / "bin" / "python"), entry["path"]], cpu)
@@ -1066,6 +1078,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--closed", action="store_true",
                     help=f"also run every case as a closed dataflow (`run --secure`), as runtime '{DZ_CLOSED}': "
                          "what credentials and access control cost")
+    ap.add_argument("--daemon", action="store_true",
+                    help=f"also run every case with every node on a daemon of this machine (a coordinator "
+                         f"and `dora-zenoh daemon`, scripts/bench_daemon.py), as runtime '{DZ_DAEMON}'")
     ap.add_argument("--record-runs", help="record case: SIZE:RATE:SECONDS[:COMPRESSION],... (default "
                     f"{FULL['record_runs']}: 8 B at 100k msg/s, 1 MiB at 1 GiB/s)")
     ap.add_argument("--writer-runs", help="record case: the MCAP writer alone, SIZE:COUNT,... each with zstd, "
@@ -1148,6 +1163,8 @@ def runtimes_for(opts: argparse.Namespace, machine: dict) -> dict[str, Runtime |
     runtimes: dict[str, Runtime | str] = {DZ: dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record)}
     if opts.closed:
         runtimes[DZ_CLOSED] = dora_zenoh_runtime(opts.dora_zenoh_cmd, opts.with_record, closed=True)
+    if opts.daemon:
+        runtimes[DZ_DAEMON] = dora_zenoh_daemon_runtime(opts.dora_zenoh_cmd)
     if opts.compare:
         try:
             runtimes[RS] = dora_rs_runtime(opts.dora_rs_venv)

@@ -22,10 +22,10 @@ def build_or_exit(desc: object) -> int:
 @click.argument("file", type=click.Path(path_type=Path))
 def build(file: Path) -> None:
     """Run each node's `build:` command (in the YAML's folder, output prefixed); stop at the first failure."""
-    from dora_zenoh.descriptor.placement import remote_nodes
+    from dora_zenoh.descriptor.placement import labelled_nodes, remote_nodes
 
     desc = load_or_exit(file)
-    placed = sorted(n for nodes in remote_nodes(desc).values() for n in nodes)
+    placed = sorted([n for nodes in remote_nodes(desc).values() for n in nodes] + list(labelled_nodes(desc)))
     if placed:  # their builds belong on their machines (docs/machines.md)
         click.echo(f"[dora-zenoh] note: {', '.join(placed)} run(s) on other machines (deploy); this builds them "
                    "here too. `dora-zenoh start --build` builds each node on its own machine", err=True)

@@ -15,27 +15,37 @@ from dora_zenoh.cli.options import CONTEXT, endpoint_option
 def check(file: Path, endpoint: str | None) -> None:
     """Validate a dataflow YAML and report every problem at once.
 
-    When the YAML places nodes on other machines (`deploy: {machine: ID}`) and a coordinator
-    answers, also check that a daemon of each machine is connected to it."""
+    When the YAML places nodes on other machines (`deploy: {machine: ID}` or `{labels: ...}`) and a
+    coordinator answers, also check that a daemon of each machine (or with those labels) is connected
+    to it, and say where each labelled node would run."""
     from dora_zenoh.descriptor import DescriptorError, check_file, load_descriptor
-    from dora_zenoh.descriptor.placement import remote_nodes
+    from dora_zenoh.descriptor.placement import labelled_nodes, remote_nodes, resolve
+    from dora_zenoh.errors import PlacementError
 
     problems = check_file(file)
     if problems:
         raise ProblemsError(str(DescriptorError(problems, str(file))))
-    placed = remote_nodes(load_descriptor(file))
-    if placed:
+    desc = load_descriptor(file)
+    placed, labelled = remote_nodes(desc), labelled_nodes(desc)
+    if placed or labelled:
         from dora_zenoh.supervision.client import coordinator_running
 
         info = coordinator_running(endpoint)
         if info is None:
-            click.echo(f"{file}: ok (machines {', '.join(sorted(placed))} not checked: no coordinator answers)")
+            what = ", ".join([f"machines {', '.join(sorted(placed))}"] * bool(placed) + ["daemon labels"] * bool(labelled))
+            click.echo(f"{file}: ok ({what} not checked: no coordinator answers)")
             return
         missing = sorted(set(placed) - set(info.get("daemons", [])))
         if missing:
             raise CliError(f"{file}: no daemon of machine(s) {', '.join(missing)} is connected to the coordinator "
                            f"(connected: {', '.join(info.get('daemons', [])) or 'none'}); start "
                            f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator ...` there")
+        try:
+            chosen = resolve(desc, {m: info.get("labels", {}).get(m, {}) for m in info.get("daemons", [])})
+        except PlacementError as exc:
+            raise CliError(f"{file}: {exc}") from None
+        for node, machine in sorted(chosen.items()):
+            click.echo(f"{file}: node '{node}' would run on machine '{machine}' (its labels)")
     click.echo(f"{file}: ok")
 
 

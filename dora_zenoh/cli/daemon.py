@@ -19,21 +19,29 @@ from dora_zenoh.cli.options import CONTEXT
 @click.option("--listen", envvar=settings.DAEMON_LISTEN.name, show_envvar=True,
               help="This machine's hub endpoint, on an address the other machines reach, "
                    "e.g. tls/192.168.1.20:7448  [default: port 7448 on 127.0.0.1].")
+@click.option("--labels", envvar=settings.DAEMON_LABELS.name, show_envvar=True,
+              help="This machine's labels, e.g. gpu=true,arch=arm64: nodes whose `deploy: {labels: ...}` "
+                   "asks for them may be placed here.")
 @click.option("--insecure-tcp", is_flag=True, envvar=settings.INSECURE_TCP.name, show_envvar=True,
               help="Allow plain tcp/ endpoints off this machine (no encryption, no authentication).")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Where copies of dataflow folders shipped from the coordinator are kept  "
                    "[default: $XDG_STATE_HOME/dora-zenoh/daemon-ID/files].")
-def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insecure_tcp: bool,
-           cache_dir: Path | None) -> None:
+def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, labels: str | None,
+           insecure_tcp: bool, cache_dir: Path | None) -> None:
     """Run this machine's daemon in the foreground (for systemd): it hosts the machine's Zenoh hub,
     and spawns and supervises the nodes that `deploy: {machine: ID}` places here."""
     from dora_zenoh.daemon.agent import main as serve
+    from dora_zenoh.descriptor.placement import parse_labels
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
     from dora_zenoh.wire.zconfig import is_network_endpoint
 
     if not MACHINE_ID.match(machine_id):
         raise CliError(f"--machine-id {machine_id!r}: use letters, digits, '_', '.', '-'")
+    try:
+        label_map = parse_labels(labels or "")
+    except ValueError as exc:
+        raise CliError(f"--labels {labels!r}: {exc}") from None
     listen = listen or settings.DAEMON_LISTEN.default
     for what, endpoint in (("--coordinator", coordinator_endpoint), ("--listen", listen)):
         proto = endpoint.partition("/")[0]
@@ -53,7 +61,7 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, insec
             # the security layer's opt-out, for this daemon's sessions and its nodes' (it warns once each)
             os.environ[settings.INSECURE_NETWORK.name] = "1"
     raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen,
-                                      cache_dir.resolve() if cache_dir else None))
+                                      cache_dir.resolve() if cache_dir else None, label_map))
 
 
 COMMANDS = [daemon]

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,7 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
 
             for kind, key in (("log", keys.log_key(wanted, "*")), ("done", keys.done_key(wanted))):
                 subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
-                    lambda s, k=kind: events.put((k, s)), indirect=False)))
+                    _queue_as(events, kind), indirect=False)))
         # (up to 10 min more when files are shipped or builds run: supervision.ship.PREPARE_TIMEOUT)
         reply = client.call("start", timeout=660, path=str(desc.path), name=wanted, grace=grace,
                             build=build_first or None,
@@ -81,6 +83,11 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
             click.echo(reply["id"])
         if attach:
             raise click.exceptions.Exit(_attach(client, reply["id"], events))
+
+
+def _queue_as(events: queue.SimpleQueue, kind: str) -> Callable[[Any], None]:
+    """A Zenoh callback that queues ``(kind, sample)`` for the command's thread."""
+    return lambda sample: events.put((kind, sample))
 
 
 def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
@@ -120,7 +127,7 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
                 from dora_zenoh.console import colour_prefix, use_colour
 
                 shown, err = msg["shown"], msg.get("stderr", False)
-                if use_colour(click.get_text_stream("stderr" if err else "stdout")):
+                if use_colour(sys.stderr if err else sys.stdout):
                     shown = colour_prefix(shown, str(sample.key_expr).rsplit("/", 1)[-1])
                 click.echo(shown, err=err)
         else:
@@ -235,7 +242,7 @@ def logs(target: str, node: str, follow: bool, tail: int | None, endpoint: str |
         if follow:  # subscribed before asking, so no line falls between the two
             for kind, key in (("log", keys.log_key("*", node)), ("done", keys.done_key("*"))):
                 subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
-                    lambda s, k=kind: events.put((k, s)), indirect=False)))
+                    _queue_as(events, kind), indirect=False)))
         reply = client.call("logs", target=target, node=node, tail=tail)
         for line in reply["lines"]:
             click.echo(line)

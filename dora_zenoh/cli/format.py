@@ -13,7 +13,7 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def fmt_bytes(n: int) -> str:
+def fmt_bytes(n: float) -> str:
     if not n:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -147,7 +147,12 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
             click.echo(f"[dora-zenoh] warning: {', '.join(missing)} did not start within 30 s; playing anyway",
                        err=True)
         player.wait_for_subscribers(5.0)
-        stopper = threading.Thread(target=lambda: (waiter.join(), player.stop()), daemon=True)
+
+        def stop_when_the_nodes_end() -> None:
+            waiter.join()
+            player.stop()
+
+        stopper = threading.Thread(target=stop_when_the_nodes_end, daemon=True)
         stopper.start()  # the live nodes all ended (a crash): stop playing
         result = player.play()
         standin.finish(result.sent, lambda n, o: keys.data_key(desc.prefix, flow.dataflow, f"{n}/{o}"),

@@ -155,11 +155,13 @@ def grace_watch(flow: Any, grace: float) -> None:
     threading.Thread(target=watch, daemon=True, name="grace-watch").start()
 def _refuse_other_machines(desc: Any, file: Path) -> None:
     """`run` has no daemons: a node that `deploy` places on another machine cannot start."""
-    from dora_zenoh.descriptor.placement import remote_nodes
+    from dora_zenoh.descriptor.placement import describe, labelled_nodes, remote_nodes
 
     placed = remote_nodes(desc)
-    if placed:
-        where = "; ".join(f"{', '.join(ids)} on machine '{m}'" for m, ids in sorted(placed.items()))
+    labelled = labelled_nodes(desc)
+    if placed or labelled:
+        where = "; ".join([f"{', '.join(ids)} on machine '{m}'" for m, ids in sorted(placed.items())]
+                          + [f"{n} on a machine labelled {describe(w)}" for n, w in sorted(labelled.items())])
         raise CliError(f"{file} places nodes on other machines ({where}); `run` runs everything here. "
                        "Start a coordinator (`dora-zenoh up --endpoint tls/ADDR:7447`) and a daemon on each "
                        "machine, then `dora-zenoh start` it (see docs/machines.md); or remove `deploy`")

@@ -73,15 +73,21 @@ class Part:
         if self.result is not None:
             for state, res in zip(nodes, self.result.nodes, strict=False):
                 state["status"], state["detail"] = res.status, res.detail
+        from dora_zenoh.descriptor.placement import placement_of
+
+        # placement: where labelled nodes went, so a coordinator that adopts the dataflow knows
         return {"id": self.id, "name": self.run.dataflow, "path": self.path, "status": self.status,
-                "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes}
+                "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes,
+                "placement": placement_of(self.run.desc)}
 
 
 class Daemon:
     """Serves one machine until SIGTERM/SIGINT; its nodes stop with it."""
 
-    def __init__(self, machine: str, coordinator: str, listen: str, cache_dir: Path | None = None) -> None:
+    def __init__(self, machine: str, coordinator: str, listen: str, cache_dir: Path | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.machine = machine
+        self.labels = dict(labels or {})  # what `deploy: {labels: ...}` may ask of this machine
         self.coordinator = coordinator
         self.listen = listen
         self.cache_dir = cache_dir or state_home() / f"daemon-{machine}" / "files"
@@ -149,7 +155,7 @@ class Daemon:
             usage = self._usage.sample([{**s, "id": (p.run.dataflow, s["id"])} for p in parts
                                         for s in p.run.node_states()])
         return {"machine": self.machine, "pid": os.getpid(), "listen": self.listen, "time": now,
-                "parts": [p.report(usage) for p in parts]}
+                "labels": self.labels, "parts": [p.report(usage) for p in parts]}
 
     def _stop_all(self) -> None:
         with self.lock:
@@ -181,8 +187,10 @@ class Daemon:
         finally:
             query.drop()
 
-    def _load(self, path: str | Path, nodes: list[str]) -> Any:
+    def _load(self, path: str | Path, nodes: list[str], placement: dict[str, str] | None = None) -> Any:
+        """The dataflow, with the machines the coordinator chose for its labelled nodes."""
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
+        from dora_zenoh.descriptor.placement import place
 
         try:
             desc = load_descriptor(path)
@@ -195,10 +203,15 @@ class Daemon:
         if unknown:
             raise CommandError(f"machine '{self.machine}': {path} has no node(s) {', '.join(unknown)} "
                                "(is its copy of the file the same?)")
+        try:
+            place(desc, placement or {})
+        except KeyError as exc:
+            raise CommandError(f"machine '{self.machine}': {path} has no node {exc} (is its copy of the file "
+                               "the same?)") from None
         return desc
 
     def cmd_prepare(self, path: str, name: str, nodes: list[str], files: dict[str, Any] | None = None,
-                    build: bool = False) -> dict[str, Any]:
+                    build: bool = False, placement: dict[str, str] | None = None) -> dict[str, Any]:
         """Before a start: the dataflow's files on this machine, and its nodes' builds run here."""
         with self.lock:
             old = self.parts.get(name)
@@ -226,7 +239,7 @@ class Daemon:
                 where += f" ({files['root']} here differs from the coordinator's folder: {prepared.differs})"
             print(f"[dora-zenoh] dataflow '{name}': files from {where}; fetched {prepared.fetched_files} "
                   f"file(s), {fetched} bytes", flush=True)
-        desc = self._load(yaml, nodes)
+        desc = self._load(yaml, nodes, placement)
         # A copy is built once, when made; a folder of the user's (or any copy) with `start --build`.
         output: dict[str, list[str]] = {}
         if build or (tree is not None and cache is not None):
@@ -243,10 +256,11 @@ class Daemon:
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
                   log_dir: str | None = None, fail_fast: bool = False,
-                  restarts: dict[str, int] | None = None) -> dict[str, Any]:
+                  restarts: dict[str, int] | None = None, placement: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
         with self.lock:
             local, built = self.prepared.pop(name, (path, {}))
-        desc = self._load(local, nodes)  # `path` is the coordinator's: the reports name it
+        desc = self._load(local, nodes, placement)  # `path` is the coordinator's: the reports name it
         with self.lock:
             old = self.parts.get(name)
             if old is not None and old.status != "ended":
@@ -307,7 +321,8 @@ class Daemon:
         return {"lines": lines, "count": count, "path": str(part.run.log_dir / f"log_{node}.txt")}
 
 
-def main(machine: str, coordinator: str, listen: str, cache_dir: Path | None = None) -> int:
+def main(machine: str, coordinator: str, listen: str, cache_dir: Path | None = None,
+         labels: dict[str, str] | None = None) -> int:
     """``dora-zenoh daemon``: serve in the foreground until SIGTERM."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    return Daemon(machine, coordinator, listen, cache_dir).serve()
+    return Daemon(machine, coordinator, listen, cache_dir, labels).serve()

@@ -132,6 +132,13 @@ class ResolvedNode:
         machine = (self.deploy or {}).get("machine")
         return machine if isinstance(machine, str) else None
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The daemon labels its ``deploy`` asks for, when it names no machine ({} otherwise)."""
+        if self.machine is not None:
+            return {}
+        return dict((self.deploy or {}).get("labels") or {})
+
     def to_dict(self) -> dict[str, Any]:
         data = _jsonable(dataclasses.asdict(self))
         data["inputs"] = {k: v.to_dict() for k, v in self.inputs.items()}

@@ -80,7 +80,9 @@ def decode(payload: bytes | bytearray | memoryview, encoding: str = "", attachme
     meta = parse_attachment(attachment)
     seq = meta.get("seq") if isinstance(meta.get("seq"), int) else None
     ts = meta.get("ts") if isinstance(meta.get("ts"), int) else None
-    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        params = {}
     out = Decoded(key=key, kind="bytes", value=raw, size=len(raw), encoding=encoding, seq=seq, ts=ts,
                   params=params)
     if not encoding and raw[:4] == ARROW_CONTINUATION:  # encoding unknown (zenoh-cli): sniff Arrow

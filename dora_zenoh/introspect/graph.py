@@ -224,6 +224,12 @@ def to_svg(g: Graph) -> str:
         (x1, y1), (x2, y2) = xy(e.src), xy(e.dst)
         group = parallel[(e.src, e.dst)]  # edges between the same two vertices fan out, labels stacked
         off = (group.index(i) - (len(group) - 1) / 2) * 16
+        sx: float
+        sy: float
+        ex: float
+        ey: float
+        lx: float
+        ly: float
         if e.src == e.dst:
             d = (f"M{x1 + BOX_W - 20},{y1} C{x1 + BOX_W + 30},{y1 - 50} {x1 + BOX_W + 30},{y1 + BOX_H + 50} "
                  f"{x1 + BOX_W - 20},{y1 + BOX_H}")

@@ -13,17 +13,20 @@ the start barrier waits by default.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import zenoh
 
 from dora_zenoh import settings
+from dora_zenoh.console import warn
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.wire import keys, zconfig
 from dora_zenoh.wire.contract import NodeConfig
 
 DYNAMIC_QUERY_TIMEOUT = 5.0  # how long a dynamic node looks for its dataflow (the hub link may be coming up)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -115,3 +118,13 @@ def fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | N
             f"several running dataflows have a dynamic node '{node_id}' ({names}): pass "
             f"Node(\"{node_id}\", dataflow=NAME) or set {settings.DATAFLOW.name}")
     return found[0]
+
+
+def read_setting(read: Callable[[], _T]) -> _T | None:
+    """A setting from the environment; None, after a warning that names the fix, when it is
+    malformed (a bad tuning value must not stop the node)."""
+    try:
+        return read()
+    except ValueError as exc:
+        warn(str(exc))
+        return None

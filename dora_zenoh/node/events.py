@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dora_zenoh.node import arrow
 from dora_zenoh.wire import codec as wire
+
+if TYPE_CHECKING:
+    import zenoh
 
 INPUT = "INPUT"
 INPUT_CLOSED = "INPUT_CLOSED"
@@ -44,6 +47,8 @@ class Event(dict):
     """
 
     __slots__ = ("_sample", "_node", "__dict__")
+    _sample: zenoh.Sample | None  # the message (None: a timer tick, or not an INPUT)
+    _node: Any  # the Node that made it, or None (not imported: node.node imports this module)
     # Rarely set, so class-level defaults: an event that never needs them allocates nothing.
     _raw: bytes | None = None
     _meta: dict | None = None
@@ -132,13 +137,14 @@ class Event(dict):
         except KeyError:
             return default
 
-    def keys(self) -> tuple[str, ...]:
+    # dora-rs's events return a tuple and lists here, not dict views: so do we.
+    def keys(self) -> tuple[str, ...]:  # type: ignore[override]
         return _KEYS.get(dict.__getitem__(self, "type"), _OTHER_KEYS)
 
-    def values(self) -> list[Any]:
+    def values(self) -> list[Any]:  # type: ignore[override]
         return [self[k] for k in self.keys()]
 
-    def items(self) -> list[tuple[str, Any]]:
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
         return [(k, self[k]) for k in self.keys()]
 
     def __contains__(self, key: object) -> bool:

@@ -122,10 +122,10 @@ class Inbox:
             raise queue.Empty from exc
         if more is None:
             primary = self.primary
-            if primary is not None and primary.last_seq is not None and not self._primary_ended:
+            if primary is not None and (last := primary.last_seq) is not None and not self._primary_ended:
                 att = sample.attachment
                 if att is not None and att.to_bytes()[:7] == SEQ_PREFIX:
-                    primary.arrived_next()
+                    primary.arrived_next(last)
                     return sample
         self._take(sample)
         if more is not None:
@@ -157,14 +157,15 @@ class Inbox:
             except zenoh.ZError as exc:  # the session was closed under us: no more events
                 raise queue.Empty from exc
             if local:
-                if self._arrived:
-                    self.primary.arrived_all(self._arrived)
-                    self._arrived = []
-                if len(local) > self._primary_size:
-                    self._trim()
-                    local = self._local
-                if self.primary is not None:
-                    self.primary.settle()
+                primary = self.primary
+                if primary is not None:  # else only tokens: nothing arrived to count, nothing to trim
+                    if self._arrived:
+                        primary.arrived_all(self._arrived)
+                        self._arrived = []
+                    if len(local) > self._primary_size:
+                        self._trim(primary)
+                        local = self._local
+                    primary.settle()
                 return local.popleft()
             if deadline is not None and _monotonic() >= deadline:
                 raise queue.Empty
@@ -205,14 +206,14 @@ class Inbox:
             self._primary_ended = True
         return token
 
-    def _trim(self) -> None:
+    def _trim(self, primary: InputQueue) -> None:
         """Drop the oldest primary samples beyond queue_size (the drop_oldest policy)."""
         local = self._local
         samples = sum(1 for item in local if item.__class__ is _SAMPLE)
-        excess = samples - self.primary.size
+        excess = samples - primary.size
         if excess <= 0:
             return
-        self.primary.count_dropped(excess)
+        primary.count_dropped(excess)
         kept: deque = deque()
         for item in local:
             if excess and item.__class__ is _SAMPLE:

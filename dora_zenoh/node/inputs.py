@@ -122,10 +122,10 @@ class InputQueue:
         for raw in raws:
             self.arrived(raw)
 
-    def arrived_next(self) -> None:
+    def arrived_next(self, last_seq: int) -> None:
         """``arrived`` for a message known to be the next in its sender's sequence (see
-        ``Inbox.get``): no attachment to parse, no gap to count."""
-        self.last_seq += 1
+        ``Inbox.get``, which read ``last_seq``): no attachment to parse, no gap to count."""
+        self.last_seq = last_seq + 1
         self.received += 1
         if self.expect is not None:
             self.settle()
@@ -259,13 +259,18 @@ class TimerThread(threading.Thread):
         super().__init__(name="dora-zenoh-timers", daemon=True)
         self._stop_event = threading.Event()
         now = time.monotonic_ns()
-        self._heap = [(now + t.timer_ns, i, t) for i, t in enumerate(timers)]
+        # (next deadline, tie-breaker, period, queue)
+        self._heap: list[tuple[int, int, int, InputQueue]] = []
+        for i, t in enumerate(timers):
+            if t.timer_ns is None:
+                raise ValueError(f"input {t.id!r} is not a timer")
+            self._heap.append((now + t.timer_ns, i, t.timer_ns, t))
         heapq.heapify(self._heap)
 
     def run(self) -> None:
         heap = self._heap
         while heap:
-            deadline, i, timer = heap[0]
+            deadline, i, period, timer = heap[0]
             delay = (deadline - time.monotonic_ns()) / 1e9
             if delay > 0 and self._stop_event.wait(delay):
                 return
@@ -273,11 +278,11 @@ class TimerThread(threading.Thread):
                 heapq.heappop(heap)
                 continue
             timer.put(time.time_ns())
-            nxt = deadline + timer.timer_ns
+            nxt = deadline + period
             now = time.monotonic_ns()
             if nxt < now:  # we fell behind (suspended, overloaded): skip missed ticks
-                nxt = now + timer.timer_ns
-            heapq.heapreplace(heap, (nxt, i, timer))
+                nxt = now + period
+            heapq.heapreplace(heap, (nxt, i, period, timer))
 
     def stop(self) -> None:
         self._stop_event.set()

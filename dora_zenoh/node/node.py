@@ -12,22 +12,24 @@ from __future__ import annotations
 import atexit
 import json
 import queue
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from time import time_ns
-from typing import Any, TypeVar
+from typing import Any
 
 import zenoh
 
 from dora_zenoh import settings
-from dora_zenoh.console import warn
+from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
 from dora_zenoh.node.api_extras import NodeExtras
+from dora_zenoh.node.barrier import StartBarrier
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
+from dora_zenoh.node.config import read_setting as _setting
+from dora_zenoh.node.end_of_stream import EndOfStream
 from dora_zenoh.node.events import (
     ERROR,
     INPUT,
@@ -41,6 +43,8 @@ from dora_zenoh.node.events import (
 )
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
+from dora_zenoh.node.malformed import MalformedChecks
+from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
@@ -64,22 +68,19 @@ _EXPRESS = settings.EXPRESS.get()
 _BURST = 2
 _NEVER = 1 << 63  # a yield gap no two sends are apart by
 _sched_yield = sched.sched_yield
-_T = TypeVar("_T")
 _BLOCK = zenoh.CongestionControl.BLOCK
 _DROP = zenoh.CongestionControl.DROP
 _ENC_BYTES = wire.ENC_BYTES
-# The attachment every dora-zenoh sender writes when there is no metadata: nothing to check.
-_PLAIN_ATTACHMENT = re.compile(rb'\{"seq":\d{1,19},"ts":\d{1,19}\}').fullmatch
-# A node that exits waits until its readers have its end-of-stream notice (see Node.close):
-# `queue_policy: block` readers up to $DORA_ZENOH_EXIT_TIMEOUT seconds (settings.EXIT_TIMEOUT),
-# drop_oldest ones up to DROP_READER_WAIT.
-DROP_READER_WAIT = 1.0
-# How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
-FACT_PATIENCE = 3.0
 
 
-class Node(NodeExtras):
+class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     """A dataflow node. See docs/reference/node-api.md for both API generations.
+
+    Set-up, receiving, sending and closing are here; the rest is mixed in, one concept per
+    module of ``dora_zenoh.node``: ``barrier`` (the start barrier), ``peers`` (other nodes'
+    tokens, believed once the runner confirms them), ``end_of_stream`` (the notice sent on
+    close and the readers' acknowledgements), ``malformed`` (messages refused and counted),
+    ``api_extras`` (the rest of dora-rs's API).
 
     Args:
         node_id: ignored when the runner started this process (dora does the same);
@@ -112,7 +113,8 @@ class Node(NodeExtras):
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.
         sched.request_slice(_setting(sched.slice_from_env) or 0)
-        self._yield_gap = _setting(sched.send_yield_gap_ns) or _NEVER
+        yield_gap = _setting(sched.send_yield_gap_ns)
+        self._yield_gap = yield_gap or _NEVER
         spin_ns = _setting(sched.spin_ns_from_env)
         if spin_ns and self._outputs and sched.spin_can_help():  # a node that never sends never spins
             self._wake.spin = sched.Spin(spin_ns)
@@ -224,8 +226,9 @@ class Node(NodeExtras):
         self._arrow = wire.has_pyarrow()
         if self._arrow and specs:
             arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
-        ring_key = (specs[primary_id].key if primary_id else
-                    keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid())))
+        ring_key = specs[primary_id].key if primary_id else None
+        if ring_key is None:
+            ring_key = keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid()))
         # Room for every marker that can be outstanding (one per queued token, see inbox).
         ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
         self._wake = Inbox(session, ring_key, ring_size, self._primary)
@@ -237,9 +240,11 @@ class Node(NodeExtras):
             if q.timer_ns:
                 timers.append(q)
                 continue
-            sources.add(q.source_node)
+            spec = specs[in_id]
+            if spec.key is None or spec.source_node is None:  # InputConfig.from_dict gives every non-timer both
+                raise NodeConfigError(f"input {in_id!r} of node {cfg.node!r} has neither a timer nor a source")
+            sources.add(spec.source_node)
             if q is not self._primary:
-                spec = specs[in_id]
                 callback = self._input_callback(q, spec)
                 if spec.key == ring_key:  # same output as the primary input: the inbox's markers
                     callback = _without_markers(callback)  # reach this subscriber too
@@ -259,38 +264,6 @@ class Node(NodeExtras):
         not block on messages it delivers to itself (see ``dora_zenoh.operators.runtime``)."""
         return q.put
 
-    def _barrier(self, readers: dict[str, list[str]], timeout: float) -> None:
-        """Return once every reader of our outputs is ready (or has already exited)."""
-        waits_for = sorted({r for rs in readers.values() for r in rs})
-        if not waits_for:
-            return
-        deadline = time.monotonic() + timeout
-        with self._state:
-            while True:
-                missing = [n for n in waits_for if n not in self._alive and n not in self._exited]
-                left = deadline - time.monotonic()
-                if not missing or left <= 0 or self._stopped:
-                    break
-                self._state.wait(left)
-        if missing and not self._stopped:
-            warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
-                  "to subscribe; messages sent before they start are lost")
-            return
-        # A reader's token can reach us (as history, through the hub) before its
-        # subscription does; a message sent then is lost. So also wait until each output
-        # that a live reader reads has a matching subscriber here.
-        blockers = self._cfg.block_readers or {}
-        for out_id, out_readers in readers.items():
-            out = self._outputs.get(out_id)  # None for the stdout output: the runner publishes it
-            live = [r for r in out_readers if r in self._alive and r not in self._exited]
-            if out is None or not live:
-                continue
-            # A block reader of an output read with both policies subscribes to its block key.
-            pubs = {out[2] if out[2] is not None and r in blockers.get(out_id, ()) else out[0] for r in live}
-            while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
-                   and not self._stopped):
-                time.sleep(0.002)
-
     def _flush(self) -> bool:
         """Before the node waits: if it sent a burst since it last waited, send it now.
         Returns whether it sent anything since then (see ``dora_zenoh.tuning.sched.Spin``).
@@ -309,163 +282,6 @@ class Node(NodeExtras):
         return new > 0
 
     # -- Zenoh callbacks (on Zenoh threads) ------------------------------------------------
-    def _on_live(self, sample: zenoh.Sample) -> None:
-        what = str(sample.key_expr)[len(self._live_root):]
-        put = sample.kind == zenoh.SampleKind.PUT
-        kind, _, name = what.partition("/")
-        if kind == "node":
-            if put:
-                with self._state:
-                    self._alive.add(name)
-                    self._state.notify_all()
-            else:  # on a thread of ours: a Zenoh callback must not wait for a query
-                self._helpers.start(self._on_node_gone, name, str(sample.key_expr), name="dora-zenoh-gone")
-        elif kind == "exited" and put:
-            self._believe("exited", name, lambda: self._on_exited(name))
-        elif kind == "stop" and put:
-            self._believe("stop", "", self._request_stop)
-        elif kind == "runner" and self._cfg.supervised:
-            self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
-
-    def _on_node_gone(self, name: str, token: str) -> None:
-        """A node's token went away: believed once Zenoh no longer knows the token at all.
-
-        Another session that declares the same token and undeclares it can make Zenoh
-        report the token gone while the node's own is still there; asking for the live
-        tokens tells them apart.
-        """
-        try:
-            replies = shutdown.replies(self._session.liveliness().get(token, timeout=1.0), 1.0, self._leaving)
-            if any(reply.ok is not None for reply in replies):
-                if name not in self._gone_forged:
-                    self._gone_forged.add(name)
-                    warn(f"node '{self.node_id}': ignored a report that node '{name}' is gone: its token is "
-                         "still there (another Zenoh session declared and withdrew the same token)")
-                return
-        except zenoh.ZError:  # our session is closing
-            return
-        with self._state:
-            self._alive.discard(name)
-            self._state.notify_all()
-        if name not in self._restartable:  # gone: after its notice, or crashed
-            self._close_from(name, include_stdout=False)
-
-    def _on_exited(self, name: str) -> None:
-        with self._state:
-            self._exited.add(name)
-            self._state.notify_all()
-        self._close_from(name, include_stdout=True)
-
-    def _believe(self, kind: str, name: str, act: Callable[[], None]) -> None:
-        """Act on an ``exited``/``stop`` token once the runner confirms it.
-
-        Any Zenoh session can declare a token; Zenoh does not say whose it is. The runner
-        gave us its session id (``runner_zid``), and a query reply names the session that
-        sent it (``Reply.replier_id``): the fact is believed when the runner's own
-        ``facts`` queryable says so. Asked on a thread of ours (a Zenoh callback must
-        not wait), for up to FACT_PATIENCE seconds; an unconfirmed token is ignored and
-        logged once. A node that no runner started believes tokens as they come.
-        """
-        runner = self._cfg.runner_zid
-        if not runner:
-            act()
-            return
-        with self._state:
-            if (kind, name) in self._checking:
-                return
-            self._checking.add((kind, name))
-        self._helpers.start(self._confirm, kind, name, act, runner, name="dora-zenoh-confirm")
-
-    def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
-        selector = keys.facts_key(self._cfg.prefix, self._dataflow)
-        deadline = time.monotonic() + FACT_PATIENCE
-        impostors: set[str] = set()
-        try:
-            while time.monotonic() < deadline and not self._closed:
-                for reply in shutdown.replies(self._session.get(selector, timeout=1.0), 1.0, self._leaving):
-                    if reply.ok is None:
-                        continue
-                    if _replier(reply) != runner:
-                        impostors.add(_replier(reply))
-                        continue
-                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
-                    if problem is None and isinstance(facts, dict) and (
-                            facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
-                        act()
-                        return
-                time.sleep(0.1)
-        except zenoh.ZError:  # our session is closing
-            return
-        finally:
-            with self._state:
-                self._checking.discard((kind, name))
-        if not self._closed:
-            what = "stop" if kind == "stop" else f"exited/{name}"
-            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
-            warn(f"node '{self.node_id}': ignored the '{what}' token: the runner (session {runner}) does not "
-                 f"confirm it within {FACT_PATIENCE:g} s, so another Zenoh session declared it{extra}")
-
-    def _on_eos(self, sample: zenoh.Sample) -> None:
-        key = str(sample.key_expr)
-        node = key.rsplit("/", 1)[1]
-        raw = sample.payload.to_bytes()
-        notice, problem = wire.check_eos(raw, node)
-        secret = self._cfg.secret
-        if problem is None and secret and node not in self._restartable:  # a dynamic node has no secret
-            att = sample.attachment
-            if not wire.signed_by(secret, raw, att.to_bytes() if att is not None else None):
-                problem = "notice is not signed by a process of this run (another Zenoh session sent it)"
-        if problem is not None:
-            self._drop_malformed(key, problem)
-            return
-        outputs = notice.get("outputs", {})
-        if isinstance(notice.get("zid"), str):
-            self._eos_seen[node] = notice["zid"]
-        if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
-            return
-        for q in self._data_inputs:
-            if q.source_node == node and q.source_output in outputs:
-                q.finish(outputs[q.source_output])
-
-    def _on_ack_query(self, query: zenoh.Query) -> None:
-        """A source asks whether its end-of-stream notice is here: the session id in it."""
-        source = str(query.key_expr).split("/")[-2]
-        key = keys.ack_key(self._cfg.prefix, self._dataflow, source, self.node_id)
-        query.reply(key, json.dumps({"zid": self._eos_seen.get(source)}).encode())
-
-    def _drop_malformed(self, key: str, problem: str) -> None:
-        """Count a sample we refuse; log the first of each kind per key (with what was wrong)."""
-        what = (key, problem.split(" (")[0])
-        count = self._malformed.get(what, 0) + 1
-        self._malformed[what] = count
-        if count == 1:
-            warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
-                 "from dora-zenoh. Others like it are counted and reported when the node closes")
-
-    def _admit(self, sample: zenoh.Sample) -> bool:
-        """Whether a received message's attachment is one a dora-zenoh sender writes. Costs one
-        regex match per message without metadata; anything else is checked in full."""
-        att = sample.attachment
-        if att is not None:
-            raw = att.to_bytes()
-            if not _PLAIN_ATTACHMENT(raw):
-                problem = wire.check_attachment(raw)[1]
-                if problem is not None:
-                    self._drop_malformed(str(sample.key_expr), problem)
-                    return False
-        return True
-
-    def _event_of(self, sample: zenoh.Sample, build: Callable[..., Event], *args: Any) -> Event | None:
-        """The event of an admitted message (``build(*args)`` makes its Arrow value), or None
-        after dropping one whose payload does not decode as its encoding says."""
-        try:
-            return build(*args)
-        except ImportError:
-            raise  # pyarrow itself is broken: not the message's fault
-        except Exception as exc:  # pyarrow's ArrowInvalid and friends
-            self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
-            return None
-
     def _on_stats_query(self, query: zenoh.Query) -> None:
         """``list NAME``, ``node info``, ``topic info``, ``top``: what this node sent per output
         (its sequence numbers), and per input its source, policy, messages received and
@@ -483,51 +299,6 @@ class Node(NodeExtras):
         reply = {"sent": {o: v[1] for o, v in self._outputs.items()}, "inputs": inputs, "pid": os.getpid(),
                  "machine": os.uname().nodename}
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
-
-    def _close_from(self, node: str, include_stdout: bool) -> None:
-        """``node`` is gone: close its inputs once what it sent before has landed.
-
-        "Landed" means: its liveliness token is gone too (its link closes after its last
-        message on that link) and nothing arrived for a moment. The runner's ``exited``
-        notice comes over another link and can overtake the node's last messages.
-        """
-        def link_closed() -> bool:
-            return node not in self._alive
-
-        closing = [q for q in self._data_inputs if q.source_node == node and (include_stdout or not q.stdout)]
-        if any(q.expect is None and not q.closed for q in closing) and self._cfg.runner_zid \
-                and node not in self._restartable:
-            # Its notice did not reach us (it gave up waiting for us): ask the runner how many
-            # it sent, so that what never came is counted. On a thread: we are in a callback.
-            self._helpers.start(self._close_counted, node, closing, link_closed, name="dora-zenoh-count")
-            return
-        for q in closing:
-            q.close_when_quiet(ready=link_closed)
-
-    def _close_counted(self, node: str, closing: list[InputQueue], ready: Callable[[], bool]) -> None:
-        try:
-            sent = (self._runner_facts() or {}).get("sent", {}).get(node, {})
-            for q in closing:
-                total = sent.get(q.source_output) if isinstance(sent, dict) else None
-                if total.__class__ is int:
-                    q.hint_total(total)
-        finally:
-            for q in closing:
-                q.close_when_quiet(ready=ready)
-
-    def _runner_facts(self) -> dict | None:
-        """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
-        runner = self._cfg.runner_zid
-        try:
-            handler = self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0)
-            for reply in shutdown.replies(handler, 1.0, self._leaving):
-                if reply.ok is not None and _replier(reply) == runner:
-                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
-                    if problem is None and isinstance(facts, dict):
-                        return facts
-        except zenoh.ZError:
-            pass
-        return None
 
     def _request_stop(self, cause: str = STOP_MANUAL) -> None:
         with self._state:
@@ -723,70 +494,6 @@ class Node(NodeExtras):
         """Whether close() has begun to leave: a helper's query stops waiting for replies."""
         return self._left
 
-    def _put_eos(self, notice: dict) -> None:
-        """Send an end-of-stream notice, signed so that readers know a process of this run
-        sent it (see ``wire.codec.sign``)."""
-        body = json.dumps(notice).encode()
-        secret = self._cfg.secret
-        self._eos_pub.put(body, attachment=wire.sign(secret, body) if secret else None)
-
-    def _await_readers(self, zid: str) -> None:
-        """Before the session closes: wait until every live reader has our end-of-stream
-        notice, which travels behind our messages, so that they are all in the reader.
-
-        Closing a Zenoh session is not a flush: what a reader has not taken from the link
-        yet (a `queue_policy: block` reader that is behind, a stalled process) is lost
-        with the link. Block readers are waited for up to ``$DORA_ZENOH_EXIT_TIMEOUT``
-        seconds (default 10), drop_oldest ones up to DROP_READER_WAIT (they must never hold
-        their sender back for long); whoever has not confirmed by then is named in a warning.
-        """
-        readers = self._cfg.readers
-        blockers = self._cfg.block_readers or {}
-        sent = {o: v[1] for o, v in self._outputs.items() if v[1]}
-        block = {r for o in sent for r in blockers.get(o, ())}
-        others = {r for o in sent for r in readers.get(o, ())} - block
-        if not block and not others:
-            return
-        timeout = _setting(settings.EXIT_TIMEOUT.get)
-        timeout = settings.EXIT_TIMEOUT.default if timeout is None else timeout
-        start = time.monotonic()
-        limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
-        selector = keys.ack_key(self._cfg.prefix, self._dataflow, self.node_id, "*")
-        acked: set[str] = set()
-        late: set[str] = set()
-        while True:
-            now = time.monotonic()
-            with self._state:
-                waiting = {r for r in limit if r not in acked and r in self._alive and r not in self._exited}
-            late = {r for r in waiting if now >= limit[r]}
-            waiting -= late
-            if not waiting:
-                break
-            try:
-                for reply in self._session.get(selector, timeout=max(0.05, min(1.0, max(limit[r] for r in waiting) - now))):
-                    if reply.ok is None:
-                        continue
-                    answer, problem = wire.load_json(reply.ok.payload.to_bytes())
-                    if problem is None and isinstance(answer, dict) and answer.get("zid") == zid:
-                        acked.add(str(reply.ok.key_expr).rsplit("/", 1)[1])
-            except zenoh.ZError:
-                break
-            if not waiting - acked:
-                break
-            time.sleep(0.005)
-        if late:
-            waited = time.monotonic() - start
-            total = sum(sent.values())
-            warn(f"node '{self.node_id}': exiting after waiting {waited:.1f} s for {', '.join(sorted(late))} to "
-                 f"receive its {total} message(s); they may miss the last ones (raise {settings.EXIT_TIMEOUT.name} to "
-                 "wait longer for queue_policy: block readers)")
-
-    def _report_malformed(self) -> None:
-        """The totals of the malformed messages we dropped (the first of each kind was logged)."""
-        for (key, problem), count in sorted(self._malformed.items()):
-            if count > 1:
-                warn(f"node '{self.node_id}': dropped {count} malformed message(s) on '{key}' in all ({problem})")
-
     def __enter__(self) -> Node:
         return self
 
@@ -815,22 +522,6 @@ def _without_markers(callback: Callable[[zenoh.Sample], None]) -> Callable[[zeno
         if sample.kind != delete:
             callback(sample)
     return data_only
-
-
-def _replier(reply: zenoh.Reply) -> str:
-    """The session id of whoever sent a query reply (Zenoh fills it in, not the replier's code)."""
-    who = reply.replier_id
-    return str(who.zid) if who is not None else ""
-
-
-def _setting(read: Callable[[], _T]) -> _T | None:
-    """A setting from the environment; None, after a warning that names the fix, when it is
-    malformed (a bad tuning value must not stop the node)."""
-    try:
-        return read()
-    except ValueError as exc:
-        warn(str(exc))
-        return None
 
 
 __all__ = ["Node", "Event", "INPUT", "INPUT_CLOSED", "STOP", "ERROR"]

@@ -79,7 +79,9 @@ class ReplayPublisher:
         self.kept = kept_for(size, self._messages, self._max_bytes)
         self._adv = zext.declare_advanced_publisher(
             self._session, self._key, cache=zext.CacheConfig(self.kept),
-            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT), **self._options)
+            # zenoh's stub marks sporadic_heartbeat required; at run time it defaults to None (off)
+            sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT),  # type: ignore[call-arg]
+            **self._options)
         self.put = self._adv.put
         self.put(payload, **kw)
 
@@ -111,7 +113,8 @@ class RecoveringSubscriber:
         self.missed = 0
         self._sub = zext.declare_advanced_subscriber(
             session, key, zenoh.handlers.Callback(callback, indirect=False),
-            recovery=zext.RecoveryConfig(heartbeat=True))
+            # zenoh's stub marks periodic_queries required; at run time it defaults to None (off)
+            recovery=zext.RecoveryConfig(heartbeat=True))  # type: ignore[call-arg]
         self._listener = self._sub.sample_miss_listener(zenoh.handlers.Callback(self._on_miss, indirect=False))
 
     def undeclare(self) -> None:

@@ -238,12 +238,12 @@ class Runtime:
                         self._dispatch(op, new_event(STOP, None, node=node))
                 return
             op_id, _, local = (event.id or "").partition("/")
-            op = self.by_id.get(op_id)
-            if op is None or op.stopped:
+            target = self.by_id.get(op_id)
+            if target is None or target.stopped:
                 continue  # an input of an operator that has stopped: drained, dropped
-            if event.type == INPUT or (event.type == INPUT_CLOSED and op.form == "event"):
+            if event.type == INPUT or (event.type == INPUT_CLOSED and target.form == "event"):
                 event.id = local
-                self._dispatch(op, event)
+                self._dispatch(target, event)
 
     # -- calling operators ---------------------------------------------------------------
     def _dispatch(self, op: PythonOperator, event: Event) -> None:

@@ -25,128 +25,36 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import zenoh
 
 from dora_zenoh import __version__
-from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
-from dora_zenoh.errors import CommandError, DoraZenohError
+from dora_zenoh.descriptor.placement import (
+    labelled_nodes,
+    local_nodes,
+    place,
+    placement_of,
+    remote_nodes,
+    resolve,
+)
+from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision import ship
+from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
-from dora_zenoh.supervision.restart import RestartRule, restarts_after
-from dora_zenoh.supervision.results import ENDED, RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
-# A daemon reports twice a second. One silent this long is lost, whatever its token says: other
-# peers pass a token on until their own link to it times out, so the token can outlive a
-# partition's start by more than Zenoh's 10 s lease. (A healthy daemon of a machine stalled
-# longer than this shows lost, then connected at its next report: being lost ends nothing.)
-REPORT_SILENCE = 8.0
-# A withdrawn token means lost unless a report arrives within this long (a withdrawal came
-# after the daemon had linked again, once a partition healed).
-TOKEN_GRACE = 1.2
 
 
-@dataclass
-class RemotePart:
-    """The nodes of a dataflow that one machine's daemon runs, as its reports show them."""
-
-    machine: str
-    nodes: list[str]
-    states: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "starting"  # starting | running | stopping | ended | lost | respawning
-    log_dir: str | None = None
-    # A node of it has a restart policy: if its daemon is lost and a new one comes back, the
-    # coordinator starts those nodes again on it.
-    waits: bool = False
-
-    @property
-    def done(self) -> bool:
-        """Ended. A lost part is not done: its machine may come back (a healed partition, a
-        restarted daemon); the dataflow stays degraded until then or until `stop`."""
-        return self.status == "ended"
-
-    def restarts(self, node: str) -> int:
-        """The node's restarts as last reported (0 if never)."""
-        return next((int(s.get("restarts") or 0) for s in self.states if s.get("id") == node), 0)
-
-    def node_states(self) -> list[dict[str, Any]]:
-        if self.status == "lost":
-            return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
-                     "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
-                     "machine": self.machine} for n in self.nodes]
-        known = {s["id"]: s for s in self.states}
-        return [{**known.get(n, {"id": n, "pid": None, "status": self.status, "restarts": 0,
-                                 "create_time": None, "detail": None}), "machine": self.machine}
-                for n in self.nodes]
-
-
-@dataclass
-class Entry:
-    """One dataflow the coordinator started, running or ended."""
-
-    run: DataflowRun
-    path: str
-    grace: float
-    started: float = field(default_factory=time.time)
-    ended: float | None = None
-    status: str = "running"  # running | stopping | succeeded | failed | stopped
-    result: RunResult | None = None
-    summary: str = ""
-    stop_requested: bool = False
-    thread: threading.Thread | None = None
-    usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
-    log_pubs: dict[str, Any] = field(default_factory=dict)  # node -> publisher of its log lines
-    # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
-    remote: dict[str, RemotePart] = field(default_factory=dict)
-    adopted: bool = False  # started by an earlier coordinator, found running on daemons
-    # Fail-fast across machines: the first node (on whichever machine) that failed for good,
-    # as "node 'n' on machine 'm' <detail>", once the coordinator stopped every part for it.
-    fail_fast_cause: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.run.run_id
-
-    @property
-    def name(self) -> str:
-        return self.run.dataflow
-
-    @property
-    def fail_fast(self) -> bool:
-        """``start --fail-fast`` or the YAML's ``fail_fast: true``."""
-        return self.run.options.fail_fast or self.run.desc.raw.get("fail_fast") is True
-
-    @property
-    def active(self) -> bool:
-        return self.status not in ENDED
-
-    def usage_of(self, state: dict[str, Any]) -> tuple[float, int]:
-        """(CPU %, RSS bytes) of a node of :meth:`node_states`: measured here for the
-        coordinator's own nodes, by its daemon for a node on another machine."""
-        if not state["pid"]:
-            return 0.0, 0
-        if state.get("machine"):
-            return float(state.get("cpu") or 0.0), int(state.get("rss") or 0)
-        return self.usage.get(state["id"], (0.0, 0))
-
-    def node_states(self) -> list[dict[str, Any]]:
-        """Every node, wherever it runs (``machine``: None for the coordinator's own)."""
-        states = [{**s, "machine": None} for s in self.run.node_states()]
-        for part in self.remote.values():
-            states += part.node_states()
-        return states
-
-
-class Coordinator:
-    """Serves the control plane until ``down`` (or SIGTERM/SIGINT)."""
+class Coordinator(MachineWatch):
+    """Serves the control plane until ``down`` (or SIGTERM/SIGINT). Other machines' daemons:
+    :class:`dora_zenoh.supervision.machines.MachineWatch`."""
 
     def __init__(self, endpoint: str | None = None, group: str | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
@@ -163,6 +71,7 @@ class Coordinator:
         self._down_started = False
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
+        self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
@@ -288,7 +197,8 @@ class Coordinator:
         with self.lock:
             running = sum(e.active for e in self.entries.values())
         return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
-                "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons)}
+                "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons),
+                "labels": {m: self.labels.get(m, {}) for m in sorted(self.daemons)}}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
@@ -319,6 +229,11 @@ class Coordinator:
                     keys.runner_token(desc.prefix, wanted), timeout=0.5)):
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
+            if labelled_nodes(desc):  # `deploy: {labels: ...}`: a machine whose daemon has them, chosen now
+                try:
+                    place(desc, resolve(desc, {m: self.labels.get(m, {}) for m in self.daemons}))
+                except PlacementError as exc:
+                    raise CommandError(str(exc)) from None
             placed = remote_nodes(desc)
             if placed and (secure or desc.secure):
                 raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
@@ -346,7 +261,8 @@ class Coordinator:
             run.start()
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
-                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None)
+                                          nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
+                                          placement=placement_of(desc) or None)
                 part.status, part.log_dir = "running", reply.get("log_dir")
         except Exception as exc:
             for part in entry.remote.values():
@@ -476,204 +392,6 @@ class Coordinator:
     def cmd_down(self, grace: float | None = None) -> dict[str, Any]:
         return {"pid": os.getpid(), "stopping": self._begin_down(grace)}
 
-    # -- daemons (several machines) ---------------------------------------------------------------
-    def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
-                     **args: Any) -> dict[str, Any]:
-        """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``)."""
-        try:
-            if self.session is None:
-                raise CommandError("the coordinator is going down")
-            payload = json.dumps({k: v for k, v in args.items() if v is not None})
-            for reply in self.session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
-                if reply.ok is None:
-                    continue
-                answer = json.loads(reply.ok.payload.to_bytes())
-                if not answer.get("ok"):
-                    raise CommandError(answer.get("error", f"machine '{machine}' refused '{verb}'"))
-                return answer
-            raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}' within {timeout:g} s")
-        except CommandError:
-            if quiet:
-                return {}
-            raise
-
-    def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
-        lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
-                 for m in missing]
-        known = ", ".join(sorted(self.daemons)) or "none"
-        return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
-                f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")
-
-    @staticmethod
-    def _restartable(desc: Any, nodes: list[str]) -> bool:
-        return any(desc.node(n).restart_policy != "never" for n in nodes)
-
-    def _on_daemon(self, sample: zenoh.Sample) -> None:
-        """A daemon's liveliness token went: lost, unless it reports within TOKEN_GRACE.
-
-        Lost: its token went (Zenoh tells a few ms after the daemon's process dies, its socket
-        closing) and no report followed; or no report came for REPORT_SILENCE seconds (a
-        partition, a dead machine: the token may be passed on by other peers for longer).
-        Connected: a state report came from it since it was lost. Its token coming back is
-        not believed: during a partition another peer, whose own link to the daemon had not
-        timed out yet, passed it on again (lost, connected, lost in one CI run), and a
-        withdrawal once arrived after the daemon had linked again; a report can only come
-        from the daemon itself.
-        """
-        machine = str(sample.key_expr).rsplit("/", 1)[1]
-        if sample.kind == zenoh.SampleKind.DELETE:
-            threading.Thread(target=self._token_gone, args=(machine, time.monotonic()), daemon=True).start()
-
-    def _token_gone(self, machine: str, at: float) -> None:
-        time.sleep(TOKEN_GRACE)
-        with self.lock:
-            reported = self._heard.get(machine, -1.0) > at
-        if not reported:
-            self._lose(machine, "its Zenoh link closed")
-
-    def _lose(self, machine: str, why: str) -> None:
-        with self.lock:
-            self._lost_at[machine] = time.monotonic()
-            if self.daemons.pop(machine, None) is None:
-                return
-            print(f"[dora-zenoh] daemon of machine '{machine}' lost ({why})", flush=True)
-            for entry in self.entries.values():
-                part = entry.remote.get(machine)
-                if part is not None and not part.done:
-                    part.status = "lost"
-
-    def _check_silence(self) -> None:
-        """A connected daemon that sent no report for REPORT_SILENCE seconds is lost, even if
-        its token is still seen (it would otherwise show connected until Zenoh's lease)."""
-        now = time.monotonic()
-        with self.lock:
-            silent = [m for m in self.daemons if now - self._heard.get(m, now) > REPORT_SILENCE]
-        for machine in silent:
-            self._lose(machine, f"no report for {REPORT_SILENCE:g} s")
-
-    def _maybe_connected(self, machine: str) -> None:
-        """(Under the lock) heard from since the loss: connected."""
-        if machine in self.daemons or self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
-            return
-        self.daemons[machine] = time.time()
-        print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
-
-    def _on_daemon_state(self, sample: zenoh.Sample) -> None:
-        """A daemon's report: its nodes' states, and dataflows an earlier coordinator started."""
-        try:
-            report = json.loads(sample.payload.to_bytes())
-            machine = str(report["machine"])
-            parts = list(report["parts"])
-        except (ValueError, KeyError, TypeError):
-            return
-        adopt = []
-        fail_fast: list[tuple[Entry, str]] = []
-        with self.lock:
-            self._heard[machine] = time.monotonic()
-            self._maybe_connected(machine)
-            if machine not in self.daemons:  # not connected (yet): nothing it says counts
-                return
-            by_id = {e.id: e for e in self.entries.values()}
-            for rep in parts:
-                entry = by_id.get(rep.get("id"))
-                if entry is None:
-                    if rep.get("status") != "ended" and not self._down_started:
-                        adopt.append(rep)
-                    continue
-                part = entry.remote.get(machine)
-                if part is None and entry.adopted and rep.get("status") != "ended":
-                    # Adopted from another daemon's report: this machine's nodes join the entry
-                    # whenever its report arrives (a daemon slower to reach us, or back later).
-                    part = entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
-                if part is None:
-                    continue
-                part.states = list(rep.get("nodes", []))
-                part.log_dir = rep.get("log_dir")
-                if part.status != "ended":
-                    part.status = "ended" if rep.get("status") == "ended" else "running"
-                failed = [s for s in part.states if s.get("status") == "failed"]
-                if failed and entry.fail_fast and entry.fail_fast_cause is None and not entry.stop_requested:
-                    first = failed[0]
-                    fail_fast.append((entry, f"node '{first['id']}' on machine '{machine}' "
-                                             f"{first.get('detail') or 'failed'}"))
-            # A new daemon process for a machine whose part was lost: its nodes died with the old one.
-            reported = {rep.get("id") for rep in parts}
-            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested and machine in e.remote
-                       and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
-            for entry in respawn:
-                entry.remote[machine].status = "respawning"
-        for entry, cause in fail_fast:
-            self._fail_fast(entry, cause)
-        for rep in adopt:
-            threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
-        for entry in respawn:
-            threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
-
-    def _respawn_part(self, entry: Entry, machine: str) -> None:
-        """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
-        (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
-        part = entry.remote[machine]
-        desc = entry.run.desc
-        again = [n for n in part.nodes if restarts_after(RestartRule.of(desc.node(n)), "failed", part.restarts(n))]
-        if not again:
-            with self.lock:
-                part.status, part.waits = "lost", False
-            return
-        try:
-            self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
-            self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
-                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
-                              restarts={n: part.restarts(n) + 1 for n in again})
-        except CommandError as exc:
-            print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
-                  flush=True)
-            with self.lock:
-                part.status, part.waits = "lost", False  # for good: no retry at every report
-            return
-        print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
-              flush=True)
-        with self.lock:
-            gone = [n for n in part.nodes if n not in again]
-            part.states = [{"id": n, "pid": None, "status": "starting", "restarts": part.restarts(n) + 1,
-                            "create_time": None, "detail": None} for n in again]
-            part.nodes, part.status = again, "running"
-            if gone:  # nodes that stay lost: a part of their own, never reported again
-                entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
-
-    def _remote_part(self, machine: str, rep: dict[str, Any], desc: Any) -> RemotePart:
-        """The part of an adopted dataflow that one daemon's report describes."""
-        ids = [s["id"] for s in rep["nodes"]]
-        return RemotePart(machine, ids, list(rep["nodes"]), "running", rep.get("log_dir"),
-                          waits=self._restartable(desc, ids))
-
-    def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
-        """A dataflow still running on a daemon that this coordinator did not start: take it back
-        (``list`` shows it, ``stop`` and ``logs`` work). Its nodes on the coordinator's machine died
-        with the earlier coordinator; the other machines' nodes never stopped."""
-        from dora_zenoh.descriptor import DescriptorError, load_descriptor
-
-        with self.lock:
-            for entry in self.entries.values():
-                if entry.id == rep["id"]:  # another daemon's report got there first
-                    if machine not in entry.remote:
-                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
-                    return
-            try:
-                desc = load_descriptor(rep["path"])
-            except (DescriptorError, OSError) as exc:
-                print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
-                      f"{exc}", flush=True)
-                return
-            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
-            run.run_id = rep["id"]
-            entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
-            entry.remote[machine] = self._remote_part(machine, rep, desc)
-            self.entries[entry.id] = entry
-        print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
-              flush=True)
-        entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}", daemon=True)
-        entry.thread.start()
-
     # -- supervision -------------------------------------------------------------------------------
     def _fail_fast(self, entry: Entry, cause: str) -> None:
         """A node of a fail-fast dataflow failed for good: stop the dataflow on every machine
@@ -769,18 +487,21 @@ class Coordinator:
         pub = entry.log_pubs.get(node)
         if pub is None:  # called under the run's log lock: one publisher per node, made once
             pub = entry.log_pubs[node] = session.declare_publisher(keys.log_key(entry.name, node))
-        if not pub.matching_status.matching:
+        # zenoh's stub says matching_status is a bool; at run time it is a MatchingStatus
+        if not pub.matching_status.matching:  # type: ignore[union-attr]
             return
         n = entry.run.line_counts.get(node, 0)
         pub.put(json.dumps({"id": entry.id, "n": n, "line": line, "shown": shown, "stderr": is_stderr}))
 
     def _sent_counts(self, entry: Entry) -> dict[str, dict[str, int]]:
-        """Ask the entry's live nodes how many messages they sent per output (one query)."""
+        """Ask the entry's live nodes how many messages they sent per output (one query). A
+        closed run's nodes answer only on its own network: asked through its runner's session."""
         counts: dict[str, dict[str, int]] = {}
-        if self.session is None:
+        session = entry.run.session if entry.run.secret is not None else self.session
+        if session is None:
             return counts
         selector = keys.stats_key(entry.run.desc.prefix, entry.name, "*")
-        for reply in self.session.get(selector, timeout=1.0):
+        for reply in session.get(selector, timeout=1.0):
             if reply.ok is None:
                 continue
             try:

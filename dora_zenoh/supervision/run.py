@@ -160,12 +160,19 @@ class DataflowRun:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
 
+    @property
+    def hub(self) -> zenoh.Session:
+        """The hub session, open from ``_open_hub`` until ``_close_session``."""
+        if self.session is None:
+            raise RuntimeError(f"dataflow {self.dataflow!r}: the hub session is not open")
+        return self.session
+
     def _unique_name(self) -> None:
         """On a shared network, two dataflows may not have the same name: suffix ours."""
         base, n = self.dataflow, 1
         while True:
             token = keys.runner_token(self.desc.prefix, self.dataflow)
-            if not list(self.session.liveliness().get(token, timeout=0.5)):
+            if not list(self.hub.liveliness().get(token, timeout=0.5)):
                 return
             n += 1
             self.dataflow = f"{base}-{n}"
@@ -184,7 +191,7 @@ class DataflowRun:
             # could not reach nodes that do not dial it.
             plan = not (settings.LISTEN.get() or self.options.part or self.secret is not None)
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
-            prefix, session = self.desc.prefix, self.session
+            prefix, session = self.desc.prefix, self.hub
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             # `list` and `logs` see a `run`'s dataflow too; a part (a daemon's, or one the
             # coordinator adopted) is the coordinator's to answer for, on its control socket
@@ -237,7 +244,7 @@ class DataflowRun:
         links = self._links.links(node.id) if self._links is not None else None
         env = node_env(self._base_env(), self.desc, self.dataflow, node, self.node_endpoint,
                        restart=restart, hot_reload=self.options.hot_reload,
-                       secret=self._notice_key, runner_zid=str(self.session.zid()),
+                       secret=self._notice_key, runner_zid=str(self.hub.zid()),
                        extra_readers=self.options.extra_readers, runner=self._identity, links=links,
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
@@ -250,9 +257,10 @@ class DataflowRun:
         self._reaper.stdin.write(f"{popen.pid} {proc.create_time}\n")
         self._reaper.stdin.flush()
         stdout_pub = None
-        if StdoutPublisher.wanted(node):
-            stdout_pub = StdoutPublisher(self.session, self.desc, self.dataflow, node,
-                                         lambda: self._wait_for_readers(node.id, node.send_stdout_as),
+        stdout_as = node.send_stdout_as
+        if stdout_as and StdoutPublisher.wanted(node):
+            stdout_pub = StdoutPublisher(self.hub, self.desc, self.dataflow, node,
+                                         lambda: self._wait_for_readers(node.id, stdout_as),
                                          self._notice_key)
         proc.pumps = [
             threading.Thread(target=pump, args=(self.logs, proc, popen.stdout, False, stdout_pub), daemon=True),
@@ -357,7 +365,7 @@ class DataflowRun:
             if zenoh.KeyExpr(key).intersects(query.key_expr):
                 # The runner's session id, not the secret: any session may ask here.
                 cfg = node_config(self.desc, self.dataflow, node, self.node_endpoint,
-                                  runner_zid=str(self.session.zid()), runner=self._identity,
+                                  runner_zid=str(self.hub.zid()), runner=self._identity,
                                   dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
@@ -499,7 +507,7 @@ class DataflowRun:
             return
         self._stopping_at = time.monotonic()
         self._cancel_restarts()
-        self._tokens.append(self.session.liveliness().declare_token(
+        self._tokens.append(self.hub.liveliness().declare_token(
             keys.stop_token(self.desc.prefix, self.dataflow)))
         threading.Thread(target=self._stop_silent_nodes, daemon=True).start()
 

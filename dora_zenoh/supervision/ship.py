@@ -31,6 +31,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import settings
+from dora_zenoh.descriptor.placement import placement_of
 from dora_zenoh.errors import CommandError, DoraZenohError, ShipError
 from dora_zenoh.units import format_size
 from dora_zenoh.wire import keys
@@ -259,7 +260,8 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
     def one(machine: str, nodes: list[str]) -> None:
         try:
             answers[machine] = call(machine, "prepare", timeout=PREPARE_TIMEOUT, path=str(desc.path), name=name,
-                                    nodes=nodes, files=offer.for_daemon(), build=build or None)
+                                    nodes=nodes, files=offer.for_daemon(), build=build or None,
+                                    placement=placement_of(desc) or None)
         except DoraZenohError as exc:
             errors[machine] = str(exc)
 

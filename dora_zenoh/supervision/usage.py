@@ -19,9 +19,10 @@ class TreeSampler:
     def __init__(self) -> None:
         self._cache: dict[tuple[int, float], psutil.Process] = {}
 
-    def sample(self, states: list[dict[str, Any]]) -> dict[str, tuple[float, int]]:
+    def sample(self, states: list[dict[str, Any]]) -> dict[Any, tuple[float, int]]:
         """``{node id: (cpu %, rss bytes)}`` for the running nodes among ``states`` (the
-        ``node_states()`` rows: id, pid, create_time). CPU is 0.0 on a tree's first sample."""
+        ``node_states()`` rows: id, pid, create_time). CPU is 0.0 on a tree's first sample.
+        The keys are the rows' ``id`` as given (the coordinator's are (dataflow, node) pairs)."""
         seen: set[tuple[int, float]] = set()
         usage = {s["id"]: self._tree(s["pid"], s.get("create_time"), seen) for s in states if s.get("pid")}
         for key in set(self._cache) - seen:

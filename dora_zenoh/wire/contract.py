@@ -349,6 +349,8 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput, machine: s
     """
     if inp.timer_ns:
         return InputConfig(inp.queue_size, inp.queue_policy, timer_ns=inp.timer_ns)
+    if inp.source_node is None or inp.source_output is None:  # the descriptor gives every non-timer a source
+        raise ValueError(f"input {inp.id!r} has neither a timer nor a source")
     key = keys.data_key(desc.prefix, dataflow, inp.source)
     # The sender publishes an output on its block key too when its readers (those started
     # with the dataflow) use both policies; a block reader of such an output reads there.
@@ -382,23 +384,24 @@ def restartable_nodes(desc: Descriptor) -> set[str]:
     return {n.id for n in desc.nodes if n.restart_policy != "never" or n.kind == "dynamic"}
 
 
-def _readers(desc: Descriptor, node_id: str) -> list[tuple[str, ResolvedInput]]:
-    """(reader node, its input) for every input of a node started with the dataflow that
-    reads an output of ``node_id``."""
-    found = []
+def _readers(desc: Descriptor, node_id: str) -> list[tuple[str, str, ResolvedInput]]:
+    """(reader node, output read, its input) for every input of a node started with the
+    dataflow that reads an output of ``node_id``."""
+    found: list[tuple[str, str, ResolvedInput]] = []
     for other in desc.nodes:
         if other.id == node_id or other.kind == "dynamic":
             continue
         all_inputs = list(other.inputs.values()) + [i for op in other.operators for i in op.inputs.values()]
-        found.extend((other.id, i) for i in all_inputs if i.source_node == node_id and i.source_output)
+        found.extend((other.id, i.source_output, i) for i in all_inputs
+                     if i.source_node == node_id and i.source_output)
     return found
 
 
 def output_policies(desc: Descriptor, node_id: str) -> dict[str, set[str]]:
     """For each output of ``node_id``: the queue policies its readers use."""
     policies: dict[str, set[str]] = {}
-    for _, i in _readers(desc, node_id):
-        policies.setdefault(i.source_output, set()).add(i.queue_policy)
+    for _, output, i in _readers(desc, node_id):
+        policies.setdefault(output, set()).add(i.queue_policy)
     return policies
 
 
@@ -406,9 +409,9 @@ def block_readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[st
     """For each output of ``node_id``: the readers with ``queue_policy: block``, the only ones
     that may hold the sender back (and that it waits for when it exits)."""
     readers: dict[str, list[str]] = {}
-    for other, i in _readers(desc, node_id):
-        if i.queue_policy == "block" and other not in readers.setdefault(i.source_output, []):
-            readers[i.source_output].append(other)
+    for other, output, i in _readers(desc, node_id):
+        if i.queue_policy == "block" and other not in readers.setdefault(output, []):
+            readers[output].append(other)
     return {o: r for o, r in readers.items() if r}
 
 
@@ -424,8 +427,8 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
     """For each output of ``node_id``: the nodes started with the dataflow that read it
     (what its start barrier waits for; dynamic nodes never hold it up)."""
     readers: dict[str, list[str]] = {}
-    for other, i in _readers(desc, node_id):
-        out_readers = readers.setdefault(i.source_output, [])
+    for other, output, _ in _readers(desc, node_id):
+        out_readers = readers.setdefault(output, [])
         if other not in out_readers:
             out_readers.append(other)
     return readers

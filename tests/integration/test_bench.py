@@ -105,11 +105,13 @@ def test_bench_runs_pinned_to_the_cpus_given(tmp_path: Path) -> None:
 @pytest.mark.timeout(200)
 def test_bench_places_ping_and_pong_on_the_cpus_given(tmp_path: Path) -> None:
     ping, pong = max(os.sched_getaffinity(0)), min(os.sched_getaffinity(0))
+    # also closed (`run --secure`) and with every node on a daemon (bench_daemon.py): each pins its nodes
     report, stdout = run_bench(tmp_path, "--quick", "--cases", "latency", "--sizes", "8",
-                               "--latency-cpus", f"{ping},{pong}")
+                               "--latency-cpus", f"{ping},{pong}", "--closed", "--daemon")
     assert report["config"]["latency_cpus"] == [ping, pong]
     assert report["errors"] == []
-    assert report["latency"]["summary"]["8"]["dora-zenoh"]["runs"] == 1
+    for runtime in ("dora-zenoh", "dora-zenoh closed", "dora-zenoh daemon"):
+        assert report["latency"]["summary"]["8"][runtime]["runs"] == 1, runtime
     assert f"ping on CPU {ping}, pong on CPU {pong}" in stdout
 
 

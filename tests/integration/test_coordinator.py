@@ -39,9 +39,8 @@ RECORDER = textwrap.dedent("""
 """)
 
 
-def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
-    second = coord("up")
-    assert second.returncode == 0 and "already running" in second.stdout
+def write_counter_flow(flow) -> None:
+    """counter (a 20 ms timer; prints "counted to 3") -> idle (runs until STOP)."""
     flow.write("dataflow.yml", """
         nodes:
           - id: counter
@@ -66,6 +65,12 @@ def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
                     print("counted to 3", flush=True)
     """)
     flow.write("idle.py", FOREVER)
+
+
+def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
+    second = coord("up")
+    assert second.returncode == 0 and "already running" in second.stdout
+    write_counter_flow(flow)
     res = coord("start", str(flow.yaml), "--name", flow.name, "--detach")
     assert res.returncode == 0, res.stderr
     assert f"dataflow '{flow.name}' started" in res.stderr
@@ -449,3 +454,14 @@ def test_list_shows_cpu_of_a_busy_node(coord, flow):
     row = coord.list()[0]
     assert row["cpu"] >= nodes["burner"]["cpu"] * 0.5 and row["rss"] > nodes["burner"]["rss"]
     assert coord("stop", flow.name, "--grace", "2s").returncode == 0
+
+
+def test_list_counts_a_closed_runs_messages(coord, flow):
+    """A closed run (--secure) lives on a network of its own: the coordinator asks its nodes for
+    their counts through that run's session (its hub's session has no link to them)."""
+    write_counter_flow(flow)
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--detach", "--secure")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: (d := coord.list(flow.name)) and d["nodes"][0]["sent"].get("count", 0) > 0,
+             what="a closed run's messages to be counted")
+    assert coord("stop", flow.name).returncode == 0

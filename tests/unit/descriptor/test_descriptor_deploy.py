@@ -8,7 +8,16 @@ import pytest
 from descriptor_files import only_problem, write
 
 from dora_zenoh.descriptor import load_descriptor
-from dora_zenoh.descriptor.placement import local_nodes, remote_nodes
+from dora_zenoh.descriptor.placement import (
+    labelled_nodes,
+    local_nodes,
+    parse_labels,
+    place,
+    placement_of,
+    remote_nodes,
+    resolve,
+)
+from dora_zenoh.errors import PlacementError
 from dora_zenoh.wire.contract import node_config
 
 FLOW = """
@@ -63,3 +72,67 @@ def test_unknown_deploy_key(tmp_path: Path) -> None:
 def test_dynamic_node_cannot_be_placed(tmp_path: Path) -> None:
     path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    deploy: {machine: robot}\n")
     assert only_problem(path).message == "deploy.machine has no effect on a dynamic node"
+
+
+LABELLED = """
+nodes:
+  - id: cam
+    path: cam.py
+    outputs: [image]
+  - id: det
+    path: det.py
+    deploy: {labels: {gpu: true, arch: arm64}}
+    inputs: {image: cam/image}
+    outputs: [boxes]
+  - id: ctl
+    path: ctl.py
+    deploy: {machine: robot, labels: {gpu: "true"}}
+    inputs: {boxes: det/boxes}
+"""
+
+
+def test_labels_are_placed_on_the_first_daemon_that_has_them_all(tmp_path: Path) -> None:
+    desc = load_descriptor(write(tmp_path, LABELLED, "cam.py", "det.py", "ctl.py"))
+    assert labelled_nodes(desc) == {"det": {"gpu": "true", "arch": "arm64"}}  # machine wins over labels (dora)
+    assert remote_nodes(desc) == {"robot": ["ctl"]} and local_nodes(desc) == {"cam"}  # det: not placed yet
+    daemons = {"z-box": {"gpu": "true", "arch": "arm64", "room": "lab"}, "robot": {"gpu": "false"},
+               "b-box": {"gpu": "true", "arch": "arm64"}}
+    placement = resolve(desc, daemons)
+    assert placement == {"det": "b-box"}  # a superset of the labels; the first machine id in order
+    place(desc, placement)
+    assert remote_nodes(desc) == {"b-box": ["det"], "robot": ["ctl"]} and local_nodes(desc) == {"cam"}
+    assert placement_of(desc) == {"det": "b-box"}  # what the coordinator hands every daemon
+    # the input from another machine is one across machines, as for `machine:`
+    assert node_config(desc, "f", desc.node("det"), "tcp/127.0.0.1:1").inputs["image"].restartable
+
+
+def test_no_daemon_with_the_labels_names_the_node_and_the_daemons(tmp_path: Path) -> None:
+    desc = load_descriptor(write(tmp_path, LABELLED, "cam.py", "det.py", "ctl.py"))
+    with pytest.raises(PlacementError) as err:
+        resolve(desc, {"robot": {"gpu": "true"}, "bare": {}})
+    assert str(err.value).startswith("no connected daemon has the labels: node 'det' asks for arch=arm64,gpu=true "
+                                     "(daemons: 'bare' (no labels); 'robot' gpu=true); start one with "
+                                     "`dora-zenoh daemon --labels k=v ...`"), str(err.value)
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ("[gpu]", "deploy.labels should be a mapping of label: value, not ['gpu']"),
+    ("{gpu: 'yes please'}", "deploy.labels: 'gpu': 'yes please' is not a label (letters, digits, '_', '.', '-', '/')"),
+    ("{gpu: {a: 1}}", "deploy.labels: 'gpu': {'a': 1} is not a label (letters, digits, '_', '.', '-', '/')"),
+])
+def test_bad_labels(tmp_path: Path, labels: str, message: str) -> None:
+    path = write(tmp_path, f"nodes:\n  - id: a\n    path: a.py\n    deploy: {{labels: {labels}}}\n", "a.py")
+    problem = only_problem(path)
+    assert (problem.message, problem.node, problem.line) == (message, "a", 4)
+
+
+def test_dynamic_node_cannot_ask_for_labels(tmp_path: Path) -> None:
+    path = write(tmp_path, "nodes:\n  - id: a\n    path: dynamic\n    deploy: {labels: {gpu: 'true'}}\n")
+    assert only_problem(path).message == "deploy.labels has no effect on a dynamic node"
+
+
+def test_daemon_labels_text() -> None:
+    assert parse_labels(" gpu=true, arch=arm64 ,") == {"gpu": "true", "arch": "arm64"}
+    assert parse_labels("") == {}
+    with pytest.raises(ValueError, match="'gpu' is not a label: use key=value"):
+        parse_labels("gpu")

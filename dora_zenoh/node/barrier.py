@@ -1,0 +1,59 @@
+"""The start barrier: ``Node()`` returns once every node that reads its outputs is ready.
+
+So a message sent right after ``Node()`` is never lost (Zenoh delivers nothing to a
+subscriber that has not joined yet). How long it waits: ``wire.contract.barrier_timeout_for``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from dora_zenoh.console import warn
+
+if TYPE_CHECKING:
+    from dora_zenoh.wire.contract import NodeConfig
+
+
+class StartBarrier:
+    """Mixed into :class:`dora_zenoh.node.node.Node`, which sets up these attributes."""
+
+    _cfg: NodeConfig
+    node_id: str
+    _outputs: dict[str, list]
+    _state: threading.Condition
+    _alive: set[str]
+    _exited: set[str]
+    _stopped: bool
+
+    def _barrier(self, readers: dict[str, list[str]], timeout: float) -> None:
+        """Return once every reader of our outputs is ready (or has already exited)."""
+        waits_for = sorted({r for rs in readers.values() for r in rs})
+        if not waits_for:
+            return
+        deadline = time.monotonic() + timeout
+        with self._state:
+            while True:
+                missing = [n for n in waits_for if n not in self._alive and n not in self._exited]
+                left = deadline - time.monotonic()
+                if not missing or left <= 0 or self._stopped:
+                    break
+                self._state.wait(left)
+        if missing and not self._stopped:
+            warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
+                  "to subscribe; messages sent before they start are lost")
+            return
+        # A reader's token can reach us (as history, through the hub) before its
+        # subscription does; a message sent then is lost. So also wait until each output
+        # that a live reader reads has a matching subscriber here.
+        blockers = self._cfg.block_readers or {}
+        for out_id, out_readers in readers.items():
+            out = self._outputs.get(out_id)  # None for the stdout output: the runner publishes it
+            live = [r for r in out_readers if r in self._alive and r not in self._exited]
+            if out is None or not live:
+                continue
+            # A block reader of an output read with both policies subscribes to its block key.
+            pubs = {out[2] if out[2] is not None and r in blockers.get(out_id, ()) else out[0] for r in live}
+            while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
+                   and not self._stopped):
+                time.sleep(0.002)

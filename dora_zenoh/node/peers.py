@@ -1,0 +1,201 @@
+"""What a node learns about the other processes of its dataflow, and what it believes.
+
+Liveliness tokens say which nodes are up (the start barrier waits for them) and which
+went away; ``exited``/``stop`` tokens end inputs or the node, but any Zenoh session can
+declare a token, so those are believed only once the runner confirms them (``_believe``).
+A source that is gone has its inputs closed once what it sent has landed, counting what
+never arrived from the runner's facts when its end-of-stream notice did not come.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import zenoh
+
+from dora_zenoh.console import warn
+from dora_zenoh.node import shutdown
+from dora_zenoh.node.events import STOP_MANUAL
+from dora_zenoh.wire import codec as wire
+from dora_zenoh.wire import keys
+
+if TYPE_CHECKING:
+    from dora_zenoh.node.inputs import InputQueue
+    from dora_zenoh.node.supervisor import SupervisorWatch
+    from dora_zenoh.wire.contract import NodeConfig
+
+# How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
+FACT_PATIENCE = 3.0
+
+
+class PeerWatch:
+    """Mixed into :class:`dora_zenoh.node.node.Node`, which sets up these attributes."""
+
+    _cfg: NodeConfig
+    _dataflow: str
+    node_id: str
+    _session: zenoh.Session
+    _closed: bool
+    _state: threading.Condition
+    _alive: set[str]
+    _exited: set[str]
+    _checking: set[tuple[str, str]]
+    _gone_forged: set[str]
+    _restartable: set[str | None]
+    _helpers: shutdown.Helpers
+    _supervisor: SupervisorWatch
+    _live_root: str
+    _data_inputs: list[InputQueue]
+
+    if TYPE_CHECKING:
+        def _request_stop(self, cause: str = STOP_MANUAL) -> None: ...
+        def _leaving(self) -> bool: ...
+
+    def _on_live(self, sample: zenoh.Sample) -> None:
+        what = str(sample.key_expr)[len(self._live_root):]
+        put = sample.kind == zenoh.SampleKind.PUT
+        kind, _, name = what.partition("/")
+        if kind == "node":
+            if put:
+                with self._state:
+                    self._alive.add(name)
+                    self._state.notify_all()
+            else:  # on a thread of ours: a Zenoh callback must not wait for a query
+                self._helpers.start(self._on_node_gone, name, str(sample.key_expr), name="dora-zenoh-gone")
+        elif kind == "exited" and put:
+            self._believe("exited", name, lambda: self._on_exited(name))
+        elif kind == "stop" and put:
+            self._believe("stop", "", self._request_stop)
+        elif kind == "runner" and self._cfg.supervised:
+            self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
+
+    def _on_node_gone(self, name: str, token: str) -> None:
+        """A node's token went away: believed once Zenoh no longer knows the token at all.
+
+        Another session that declares the same token and undeclares it can make Zenoh
+        report the token gone while the node's own is still there; asking for the live
+        tokens tells them apart.
+        """
+        try:
+            replies = shutdown.replies(self._session.liveliness().get(token, timeout=1.0), 1.0, self._leaving)
+            if any(reply.ok is not None for reply in replies):
+                if name not in self._gone_forged:
+                    self._gone_forged.add(name)
+                    warn(f"node '{self.node_id}': ignored a report that node '{name}' is gone: its token is "
+                         "still there (another Zenoh session declared and withdrew the same token)")
+                return
+        except zenoh.ZError:  # our session is closing
+            return
+        with self._state:
+            self._alive.discard(name)
+            self._state.notify_all()
+        if name not in self._restartable:  # gone: after its notice, or crashed
+            self._close_from(name, include_stdout=False)
+
+    def _on_exited(self, name: str) -> None:
+        with self._state:
+            self._exited.add(name)
+            self._state.notify_all()
+        self._close_from(name, include_stdout=True)
+
+    def _believe(self, kind: str, name: str, act: Callable[[], None]) -> None:
+        """Act on an ``exited``/``stop`` token once the runner confirms it.
+
+        Any Zenoh session can declare a token; Zenoh does not say whose it is. The runner
+        gave us its session id (``runner_zid``), and a query reply names the session that
+        sent it (``Reply.replier_id``): the fact is believed when the runner's own
+        ``facts`` queryable says so. Asked on a thread of ours (a Zenoh callback must
+        not wait), for up to FACT_PATIENCE seconds; an unconfirmed token is ignored and
+        logged once. A node that no runner started believes tokens as they come.
+        """
+        runner = self._cfg.runner_zid
+        if not runner:
+            act()
+            return
+        with self._state:
+            if (kind, name) in self._checking:
+                return
+            self._checking.add((kind, name))
+        self._helpers.start(self._confirm, kind, name, act, runner, name="dora-zenoh-confirm")
+
+    def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
+        selector = keys.facts_key(self._cfg.prefix, self._dataflow)
+        deadline = time.monotonic() + FACT_PATIENCE
+        impostors: set[str] = set()
+        try:
+            while time.monotonic() < deadline and not self._closed:
+                for reply in shutdown.replies(self._session.get(selector, timeout=1.0), 1.0, self._leaving):
+                    if reply.ok is None:
+                        continue
+                    if _replier(reply) != runner:
+                        impostors.add(_replier(reply))
+                        continue
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict) and (
+                            facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
+                        act()
+                        return
+                time.sleep(0.1)
+        except zenoh.ZError:  # our session is closing
+            return
+        finally:
+            with self._state:
+                self._checking.discard((kind, name))
+        if not self._closed:
+            what = "stop" if kind == "stop" else f"exited/{name}"
+            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
+            warn(f"node '{self.node_id}': ignored the '{what}' token: the runner (session {runner}) does not "
+                 f"confirm it within {FACT_PATIENCE:g} s, so another Zenoh session declared it{extra}")
+
+    def _close_from(self, node: str, include_stdout: bool) -> None:
+        """``node`` is gone: close its inputs once what it sent before has landed.
+
+        "Landed" means: its liveliness token is gone too (its link closes after its last
+        message on that link) and nothing arrived for a moment. The runner's ``exited``
+        notice comes over another link and can overtake the node's last messages.
+        """
+        def link_closed() -> bool:
+            return node not in self._alive
+
+        closing = [q for q in self._data_inputs if q.source_node == node and (include_stdout or not q.stdout)]
+        if any(q.expect is None and not q.closed for q in closing) and self._cfg.runner_zid \
+                and node not in self._restartable:
+            # Its notice did not reach us (it gave up waiting for us): ask the runner how many
+            # it sent, so that what never came is counted. On a thread: we are in a callback.
+            self._helpers.start(self._close_counted, node, closing, link_closed, name="dora-zenoh-count")
+            return
+        for q in closing:
+            q.close_when_quiet(ready=link_closed)
+
+    def _close_counted(self, node: str, closing: list[InputQueue], ready: Callable[[], bool]) -> None:
+        try:
+            sent = (self._runner_facts() or {}).get("sent", {}).get(node, {})
+            for q in closing:
+                total = sent.get(q.source_output) if isinstance(sent, dict) else None
+                if total.__class__ is int:
+                    q.hint_total(total)
+        finally:
+            for q in closing:
+                q.close_when_quiet(ready=ready)
+
+    def _runner_facts(self) -> dict | None:
+        """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
+        runner = self._cfg.runner_zid
+        try:
+            handler = self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0)
+            for reply in shutdown.replies(handler, 1.0, self._leaving):
+                if reply.ok is not None and _replier(reply) == runner:
+                    facts, problem = wire.load_json(reply.ok.payload.to_bytes())
+                    if problem is None and isinstance(facts, dict):
+                        return facts
+        except zenoh.ZError:
+            pass
+        return None
+
+
+def _replier(reply: zenoh.Reply) -> str:
+    """The session id of whoever sent a query reply (Zenoh fills it in, not the replier's code)."""
+    who = reply.replier_id
+    return str(who.zid) if who is not None else ""

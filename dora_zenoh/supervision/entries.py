@@ -1,0 +1,102 @@
+"""What the coordinator knows about each dataflow it runs: an :class:`Entry`, and per other
+machine a :class:`RemotePart` (the nodes that machine's daemon runs, as its reports show them)."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dora_zenoh.supervision.results import ENDED, RunResult
+from dora_zenoh.supervision.run import DataflowRun
+
+
+@dataclass
+class RemotePart:
+    """The nodes of a dataflow that one machine's daemon runs, as its reports show them."""
+
+    machine: str
+    nodes: list[str]
+    states: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "starting"  # starting | running | stopping | ended | lost | respawning
+    log_dir: str | None = None
+    # A node of it has a restart policy: if its daemon is lost and a new one comes back, the
+    # coordinator starts those nodes again on it.
+    waits: bool = False
+
+    @property
+    def done(self) -> bool:
+        """Ended. A lost part is not done: its machine may come back (a healed partition, a
+        restarted daemon); the dataflow stays degraded until then or until `stop`."""
+        return self.status == "ended"
+
+    def restarts(self, node: str) -> int:
+        """The node's restarts as last reported (0 if never)."""
+        return next((int(s.get("restarts") or 0) for s in self.states if s.get("id") == node), 0)
+
+    def node_states(self) -> list[dict[str, Any]]:
+        if self.status == "lost":
+            return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
+                     "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
+                     "machine": self.machine} for n in self.nodes]
+        known = {s["id"]: s for s in self.states}
+        return [{**known.get(n, {"id": n, "pid": None, "status": self.status, "restarts": 0,
+                                 "create_time": None, "detail": None}), "machine": self.machine}
+                for n in self.nodes]
+
+
+@dataclass
+class Entry:
+    """One dataflow the coordinator started, running or ended."""
+
+    run: DataflowRun
+    path: str
+    grace: float
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    status: str = "running"  # running | stopping | succeeded | failed | stopped
+    result: RunResult | None = None
+    summary: str = ""
+    stop_requested: bool = False
+    thread: threading.Thread | None = None
+    usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
+    log_pubs: dict[str, Any] = field(default_factory=dict)  # node -> publisher of its log lines
+    # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
+    remote: dict[str, RemotePart] = field(default_factory=dict)
+    adopted: bool = False  # started by an earlier coordinator, found running on daemons
+    # Fail-fast across machines: the first node (on whichever machine) that failed for good,
+    # as "node 'n' on machine 'm' <detail>", once the coordinator stopped every part for it.
+    fail_fast_cause: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def name(self) -> str:
+        return self.run.dataflow
+
+    @property
+    def fail_fast(self) -> bool:
+        """``start --fail-fast`` or the YAML's ``fail_fast: true``."""
+        return self.run.options.fail_fast or self.run.desc.raw.get("fail_fast") is True
+
+    @property
+    def active(self) -> bool:
+        return self.status not in ENDED
+
+    def usage_of(self, state: dict[str, Any]) -> tuple[float, int]:
+        """(CPU %, RSS bytes) of a node of :meth:`node_states`: measured here for the
+        coordinator's own nodes, by its daemon for a node on another machine."""
+        if not state["pid"]:
+            return 0.0, 0
+        if state.get("machine"):
+            return float(state.get("cpu") or 0.0), int(state.get("rss") or 0)
+        return self.usage.get(state["id"], (0.0, 0))
+
+    def node_states(self) -> list[dict[str, Any]]:
+        """Every node, wherever it runs (``machine``: None for the coordinator's own)."""
+        states = [{**s, "machine": None} for s in self.run.node_states()]
+        for part in self.remote.values():
+            states += part.node_states()
+        return states

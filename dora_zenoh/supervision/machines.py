@@ -1,0 +1,255 @@
+"""The coordinator's view of the other machines: their daemons, connected or lost, and
+what each daemon's reports say about the dataflows' parts it runs.
+
+A daemon is connected once it reports, lost when its token goes and no report follows
+within TOKEN_GRACE or when it stays silent for REPORT_SILENCE; a lost machine makes its
+dataflows degraded, not ended. A daemon that comes back gets its lost nodes started again
+per their restart policy, and dataflows an earlier coordinator started are adopted from
+the reports.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import zenoh
+
+from dora_zenoh.descriptor.placement import place, placement_of
+from dora_zenoh.errors import CommandError
+from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.restart import RestartRule, restarts_after
+from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.wire import keys
+
+# A daemon reports twice a second. One silent this long is lost, whatever its token says: other
+# peers pass a token on until their own link to it times out, so the token can outlive a
+# partition's start by more than Zenoh's 10 s lease. (A healthy daemon of a machine stalled
+# longer than this shows lost, then connected at its next report: being lost ends nothing.)
+REPORT_SILENCE = 8.0
+# A withdrawn token means lost unless a report arrives within this long (a withdrawal came
+# after the daemon had linked again, once a partition healed).
+TOKEN_GRACE = 1.2
+
+
+class MachineWatch:
+    """Mixed into :class:`dora_zenoh.supervision.coordinator.Coordinator`, which sets up these attributes."""
+
+    endpoint: str
+    session: zenoh.Session | None
+    lock: threading.RLock
+    entries: dict[str, Entry]
+    daemons: dict[str, float]  # machine id -> when it connected (see _on_daemon)
+    labels: dict[str, dict[str, str]]  # machine id -> its daemon's --labels (its reports)
+    _heard: dict[str, float]  # machine -> monotonic time of its last state report
+    _lost_at: dict[str, float]  # machine -> monotonic time it was last lost
+    _down_started: bool
+
+    if TYPE_CHECKING:
+        def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str,
+                              build: bool = False) -> None: ...
+        def _fail_fast(self, entry: Entry, cause: str) -> None: ...
+        def _supervise(self, entry: Entry) -> None: ...
+
+    def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
+                     **args: Any) -> dict[str, Any]:
+        """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``)."""
+        try:
+            if self.session is None:
+                raise CommandError("the coordinator is going down")
+            payload = json.dumps({k: v for k, v in args.items() if v is not None})
+            for reply in self.session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
+                if reply.ok is None:
+                    continue
+                answer = json.loads(reply.ok.payload.to_bytes())
+                if not answer.get("ok"):
+                    raise CommandError(answer.get("error", f"machine '{machine}' refused '{verb}'"))
+                return answer
+            raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}' within {timeout:g} s")
+        except CommandError:
+            if quiet:
+                return {}
+            raise
+
+    def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
+        lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
+                 for m in missing]
+        known = ", ".join(sorted(self.daemons)) or "none"
+        return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
+                f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")
+
+    @staticmethod
+    def _restartable(desc: Any, nodes: list[str]) -> bool:
+        return any(desc.node(n).restart_policy != "never" for n in nodes)
+
+    def _on_daemon(self, sample: zenoh.Sample) -> None:
+        """A daemon's liveliness token went: lost, unless it reports within TOKEN_GRACE.
+
+        Lost: its token went (Zenoh tells a few ms after the daemon's process dies, its socket
+        closing) and no report followed; or no report came for REPORT_SILENCE seconds (a
+        partition, a dead machine: the token may be passed on by other peers for longer).
+        Connected: a state report came from it since it was lost. Its token coming back is
+        not believed: during a partition another peer, whose own link to the daemon had not
+        timed out yet, passed it on again (lost, connected, lost in one CI run), and a
+        withdrawal once arrived after the daemon had linked again; a report can only come
+        from the daemon itself.
+        """
+        machine = str(sample.key_expr).rsplit("/", 1)[1]
+        if sample.kind == zenoh.SampleKind.DELETE:
+            threading.Thread(target=self._token_gone, args=(machine, time.monotonic()), daemon=True).start()
+
+    def _token_gone(self, machine: str, at: float) -> None:
+        time.sleep(TOKEN_GRACE)
+        with self.lock:
+            reported = self._heard.get(machine, -1.0) > at
+        if not reported:
+            self._lose(machine, "its Zenoh link closed")
+
+    def _lose(self, machine: str, why: str) -> None:
+        with self.lock:
+            self._lost_at[machine] = time.monotonic()
+            if self.daemons.pop(machine, None) is None:
+                return
+            print(f"[dora-zenoh] daemon of machine '{machine}' lost ({why})", flush=True)
+            for entry in self.entries.values():
+                part = entry.remote.get(machine)
+                if part is not None and not part.done:
+                    part.status = "lost"
+
+    def _check_silence(self) -> None:
+        """A connected daemon that sent no report for REPORT_SILENCE seconds is lost, even if
+        its token is still seen (it would otherwise show connected until Zenoh's lease)."""
+        now = time.monotonic()
+        with self.lock:
+            silent = [m for m in self.daemons if now - self._heard.get(m, now) > REPORT_SILENCE]
+        for machine in silent:
+            self._lose(machine, f"no report for {REPORT_SILENCE:g} s")
+
+    def _maybe_connected(self, machine: str) -> None:
+        """(Under the lock) heard from since the loss: connected."""
+        if machine in self.daemons or self._heard.get(machine, -1.0) <= self._lost_at.get(machine, -2.0):
+            return
+        self.daemons[machine] = time.time()
+        print(f"[dora-zenoh] daemon of machine '{machine}' connected", flush=True)
+
+    def _on_daemon_state(self, sample: zenoh.Sample) -> None:
+        """A daemon's report: its nodes' states, and dataflows an earlier coordinator started."""
+        try:
+            report = json.loads(sample.payload.to_bytes())
+            machine = str(report["machine"])
+            parts = list(report["parts"])
+        except (ValueError, KeyError, TypeError):
+            return
+        adopt = []
+        fail_fast: list[tuple[Entry, str]] = []
+        labels = report.get("labels")
+        with self.lock:
+            self._heard[machine] = time.monotonic()
+            if isinstance(labels, dict):
+                self.labels[machine] = {str(k): str(v) for k, v in labels.items()}
+            self._maybe_connected(machine)
+            if machine not in self.daemons:  # not connected (yet): nothing it says counts
+                return
+            by_id = {e.id: e for e in self.entries.values()}
+            for rep in parts:
+                entry = by_id.get(rep.get("id"))
+                if entry is None:
+                    if rep.get("status") != "ended" and not self._down_started:
+                        adopt.append(rep)
+                    continue
+                part = entry.remote.get(machine)
+                if part is None and entry.adopted and rep.get("status") != "ended":
+                    # Adopted from another daemon's report: this machine's nodes join the entry
+                    # whenever its report arrives (a daemon slower to reach us, or back later).
+                    part = entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
+                if part is None:
+                    continue
+                part.states = list(rep.get("nodes", []))
+                part.log_dir = rep.get("log_dir")
+                if part.status != "ended":
+                    part.status = "ended" if rep.get("status") == "ended" else "running"
+                failed = [s for s in part.states if s.get("status") == "failed"]
+                if failed and entry.fail_fast and entry.fail_fast_cause is None and not entry.stop_requested:
+                    first = failed[0]
+                    fail_fast.append((entry, f"node '{first['id']}' on machine '{machine}' "
+                                             f"{first.get('detail') or 'failed'}"))
+            # A new daemon process for a machine whose part was lost: its nodes died with the old one.
+            reported = {rep.get("id") for rep in parts}
+            respawn = [e for e in self.entries.values() if e.active and not e.stop_requested and machine in e.remote
+                       and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
+            for entry in respawn:
+                entry.remote[machine].status = "respawning"
+        for entry, cause in fail_fast:
+            self._fail_fast(entry, cause)
+        for rep in adopt:
+            threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
+        for entry in respawn:
+            threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
+
+    def _respawn_part(self, entry: Entry, machine: str) -> None:
+        """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
+        (``on-failure``, ``always``: losing the machine is a failure); the others stay lost."""
+        part = entry.remote[machine]
+        desc = entry.run.desc
+        again = [n for n in part.nodes if restarts_after(RestartRule.of(desc.node(n)), "failed", part.restarts(n))]
+        if not again:
+            with self.lock:
+                part.status, part.waits = "lost", False
+            return
+        try:
+            self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
+            self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
+                              grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
+                              restarts={n: part.restarts(n) + 1 for n in again},
+                              placement=placement_of(desc) or None)
+        except CommandError as exc:
+            print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
+                  flush=True)
+            with self.lock:
+                part.status, part.waits = "lost", False  # for good: no retry at every report
+            return
+        print(f"[dora-zenoh] restarted {', '.join(again)} of dataflow '{entry.name}' on machine '{machine}'",
+              flush=True)
+        with self.lock:
+            gone = [n for n in part.nodes if n not in again]
+            part.states = [{"id": n, "pid": None, "status": "starting", "restarts": part.restarts(n) + 1,
+                            "create_time": None, "detail": None} for n in again]
+            part.nodes, part.status = again, "running"
+            if gone:  # nodes that stay lost: a part of their own, never reported again
+                entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
+
+    def _remote_part(self, machine: str, rep: dict[str, Any], desc: Any) -> RemotePart:
+        """The part of an adopted dataflow that one daemon's report describes."""
+        ids = [s["id"] for s in rep["nodes"]]
+        return RemotePart(machine, ids, list(rep["nodes"]), "running", rep.get("log_dir"),
+                          waits=self._restartable(desc, ids))
+
+    def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
+        """A dataflow still running on a daemon that this coordinator did not start: take it back
+        (``list`` shows it, ``stop`` and ``logs`` work). Its nodes on the coordinator's machine died
+        with the earlier coordinator; the other machines' nodes never stopped."""
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
+
+        with self.lock:
+            for entry in self.entries.values():
+                if entry.id == rep["id"]:  # another daemon's report got there first
+                    if machine not in entry.remote:
+                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
+                    return
+            try:
+                desc = load_descriptor(rep["path"])
+                place(desc, dict(rep.get("placement") or {}))  # where its labelled nodes went
+            except (DescriptorError, OSError, KeyError, TypeError, ValueError) as exc:
+                print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
+                      f"{exc}", flush=True)
+                return
+            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False))
+            run.run_id = rep["id"]
+            entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
+            entry.remote[machine] = self._remote_part(machine, rep, desc)
+            self.entries[entry.id] = entry
+        print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
+              flush=True)
+        entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}", daemon=True)
+        entry.thread.start()
