@@ -1,12 +1,17 @@
-"""Cross-machine latency: dora-zenoh (coordinator + a daemon per machine) vs plain zenoh-python.
+"""Cross-machine latency and throughput: dora-zenoh (coordinator + a daemon per machine) vs plain zenoh-python.
 
-Two "machines" are Linux network namespaces joined by a veth pair (needs root); ``--delay-ms``
-adds a netem delay on each side. Ping runs on machine a, pong on machine b; both runtimes
-use the same link, plain TCP, and no shared memory (the namespaces share this host's
-/dev/shm, which two real machines would not). One-way = round trip / 2.
+Two "machines" are Linux network namespaces (needs root). The link between them is a veth
+pair, or, with ``--delay-ms``, a veth with a netem delay on each side when the kernel has
+netem, else scripts/linkemu.py (a TUN device in each namespace joined by a user-space
+emulator; its own floor is in docs/machines.md); ``--link`` forces one, and the output and
+JSON say which was used, with the load average. Latency: ping on machine a, pong on b,
+one-way = round trip / 2. Throughput: a windowed flood from a to b (each window
+acknowledged, nothing may be lost; dora-zenoh's readers are `queue_policy: block`, see --queue-policy). Both
+runtimes use the same link, plain TCP, and no shared memory (the namespaces share this
+host's /dev/shm, which two real machines would not).
 
   sudo .venv/bin/python scripts/bench_machines.py --sizes 8,65536,4194304 --rounds 200
-  sudo .venv/bin/python scripts/bench_machines.py --delay-ms 1
+  sudo .venv/bin/python scripts/bench_machines.py --delay-ms 1 --json out.json
 """
 from __future__ import annotations
 
@@ -24,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NODES = ROOT / "scripts" / "bench_nodes"
 FLOOR = ROOT / "scripts" / "zenoh_floor.py"
+FLOOD = ROOT / "scripts" / "zenoh_flood.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+import linkemu  # noqa: E402 (a script next to this one)
 
 
 def ip(*args: str) -> None:
@@ -31,34 +39,42 @@ def ip(*args: str) -> None:
 
 
 class Net:
-    def __init__(self, delay_ms: float) -> None:
+    """Namespaces a and b joined by ``link``: "veth", "netem" (veth + netem delay) or "emu" (linkemu)."""
+
+    def __init__(self, link: str, delay_ms: float, mtu: int, work: Path) -> None:
         tag = os.getpid() % 100000
         self.ns = {"a": f"dzba{tag}", "b": f"dzbb{tag}"}
         self.dev = {"a": f"dba{tag}", "b": f"dbb{tag}"}
         n = 20 + os.getpid() % 200
         self.addr = {"a": f"10.231.{n}.1", "b": f"10.231.{n}.2"}
-        self.delay_ms = delay_ms
+        self.link, self.delay_ms, self.mtu = link, delay_ms, mtu
+        self.emu = linkemu.Link(self.ns["a"], self.ns["b"], self.addr["a"], self.addr["b"], tag=str(tag),
+                                workdir=work, mtu=mtu, delay_ms=delay_ms) if link == "emu" else None
 
     def __enter__(self) -> Net:
         try:
             self._make()
-        except subprocess.CalledProcessError as exc:
+        except (subprocess.CalledProcessError, RuntimeError) as exc:
             self.__exit__()
-            raise SystemExit(f"cannot make the network ({' '.join(exc.cmd)}): {exc.stderr.decode().strip()}"
-                             + (" (netem is not available in this kernel: try without --delay-ms)"
-                                if "qdisc" in exc.cmd else "")) from None
+            detail = (f"{' '.join(exc.cmd)}: {exc.stderr.decode().strip()}"
+                      if isinstance(exc, subprocess.CalledProcessError) else str(exc))
+            raise SystemExit(f"cannot make the network ({detail})") from None
         return self
 
     def _make(self) -> None:
         for m in "ab":
             ip("netns", "add", self.ns[m])
+        if self.emu:
+            self.emu.start()
+            return
         ip("link", "add", self.dev["a"], "type", "veth", "peer", "name", self.dev["b"])
         for m in "ab":
             ip("link", "set", self.dev[m], "netns", self.ns[m])
-            ip("-n", self.ns[m], "addr", "add", f"{self.addr[m]}/24", "dev", self.dev[m])
+            ip("-n", self.ns[m], "link", "set", self.dev[m], "mtu", str(self.mtu))
+            ip("-n", self.ns[m], "addr", "add", f"{self.addr[m]}/30", "dev", self.dev[m])
             ip("-n", self.ns[m], "link", "set", self.dev[m], "up")
             ip("-n", self.ns[m], "link", "set", "lo", "up")
-            if self.delay_ms:
+            if self.link == "netem":
                 subprocess.run(["ip", "netns", "exec", self.ns[m], "tc", "qdisc", "add", "dev", self.dev[m], "root",
                                 "netem", "delay", f"{self.delay_ms}ms"], check=True, capture_output=True)
 
@@ -70,6 +86,9 @@ class Net:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self.emu:
+            self.emu.stop()
+        for m in "ab":
             subprocess.run(["ip", "netns", "del", self.ns[m]], capture_output=True)
 
     def popen(self, m: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
@@ -78,8 +97,12 @@ class Net:
 
     def run(self, m: str, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
             ) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.ns[m], *argv], env=env, cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout)
+        """Run to completion; past ``timeout`` it is killed and returns 124 (a hung case is an error row)."""
+        cmd = ["ip", "netns", "exec", self.ns[m], *argv]
+        try:
+            return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(cmd, 124, "", f"timed out after {timeout:g} s")
 
 
 def wait_for(cond: object, timeout: float) -> bool:
@@ -93,19 +116,56 @@ def wait_for(cond: object, timeout: float) -> bool:
 
 def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     env = dict(os.environ)
+    report: dict = {"latency": {}, "throughput": {}}
     ready, result, log = work / "ready", work / "floor.json", work / "floor.log"
     pong = net.popen("b", [sys.executable, str(FLOOR), "pong", "--host", net.addr["b"], "--port", "7555", "--no-shm",
                            "--ready-file", str(ready), "--max-seconds", "600"], env, log, work)
     try:
         if not wait_for(ready.exists, 30):
-            return {"error": "pong did not start"}
+            return {"error": "pong did not start: " + log.read_text()[-1500:]}
         net.run("a", [sys.executable, str(FLOOR), "ping", "--host", net.addr["b"], "--port", "7555", "--no-shm",
                       "--sizes", opts.sizes, "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
                       "--result", str(result)], env, work, 600)
     finally:
         pong.terminate()
         pong.wait(10)
-    return json.loads(result.read_text()) if result.exists() else {"error": log.read_text()[-1500:]}
+    report["latency"] = json.loads(result.read_text()) if result.exists() else {"error": log.read_text()[-1500:]}
+    for i, spec in enumerate(specs(opts)):
+        size, count, window = (int(x) for x in spec.split(":"))
+        ready, rx_out, tx_out = work / f"rx{i}.ready", work / f"rx{i}.json", work / f"tx{i}.json"
+        common = ["--host", net.addr["b"], "--port", str(7556 + i), "--size", str(size), "--window", str(window),
+                  *(["--advanced"] if opts.zenoh_advanced else [])]
+        rx = net.popen("b", [sys.executable, str(FLOOD), "rx", *common, "--ready-file", str(ready),
+                             "--result", str(rx_out)], env, log, work)
+        try:
+            if wait_for(ready.exists, 30):
+                net.run("a", [sys.executable, str(FLOOD), "tx", *common, "--count", str(count), "--result",
+                              str(tx_out)], env, work, 600)
+            wait_for(lambda: rx.poll() is not None, 10)  # noqa: B023 (called here)
+        finally:
+            if rx.poll() is None:
+                rx.terminate()
+            rx.wait(10)
+        report["throughput"][spec] = flood_result(tx_out, rx_out, log)
+    return report
+
+
+def flood_result(tx_out: Path, rx_out: Path, log: Path) -> dict:
+    """The sender's figures, and ``lost`` = sent - received (a missing ack counts as one at least)."""
+    if not tx_out.exists():
+        return {"error": log.read_text()[-1500:]}
+    r = json.loads(tx_out.read_text())
+    if rx_out.exists():
+        r["lost"] = r["sent"] - json.loads(rx_out.read_text())["received"]
+    else:
+        r["lost"] = r["sent"] - r["acknowledged"]
+    if r["missing_ack_after"] is not None:
+        r["lost"] = max(r["lost"], 1)
+    return r
+
+
+def specs(opts: argparse.Namespace) -> list[str]:
+    return [s for s in opts.flood.split(",") if s]
 
 
 def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
@@ -118,60 +178,169 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     dz = [sys.executable, "-m", "dora_zenoh"]
     log = work / "dz.log"
     net.popen("a", [*dz, "coordinator", "--endpoint", coordinator], env, log, work)
-    if not wait_for(lambda: net.run("a", [*dz, "list"], env, work, 20).returncode == 0, 30):
+    if not wait_for(lambda: net.run("a", [*dz, "list"], env, work, 20).returncode == 0, 60):
         return {"error": "coordinator did not start: " + log.read_text()[-1500:]}
     for m in "ab":
         net.popen(m, [*dz, "daemon", "--machine-id", m, "--coordinator", coordinator, "--listen",
                       f"tcp/{net.addr[m]}:7448", "--insecure-tcp"], env, log, work)
-    time.sleep(2)
+    info = [sys.executable, "-c", "import json, os\nfrom dora_zenoh.supervision.client import Client\n"
+            "with Client(os.environ['DORA_ZENOH_ENDPOINT']) as c: print(json.dumps(c.call('info')['daemons']))"]
+
+    def joined() -> bool:
+        out = net.run("a", info, env, work, 60)
+        return out.returncode == 0 and set(json.loads(out.stdout)) >= {"a", "b"}
+
+    if not wait_for(joined, 60):
+        return {"error": "the daemons did not join: " + log.read_text()[-1500:]}
+    report: dict = {"latency": {}, "throughput": {}}
+    # logs and results change while `start` ships the folder to b (docs/machines.md, Files and builds)
+    (work / ".dora-zenoh-ignore").write_text("*.log\n*.json\n*.ready\n*.sock\n")
     result = work / "dz.json"
     (work / "dataflow.yml").write_text(textwrap.dedent(f"""
         nodes:
           - id: ping
             path: {NODES / 'ping.py'}
             deploy: {{machine: a}}
-            inputs: {{pong: pong/pong}}
+            inputs: {{pong: {{source: pong/pong, queue_policy: {opts.queue_policy}}}}}
             outputs: [ping, done]
             env: {{SIZES: "{opts.sizes}", ROUNDS: "{opts.rounds}", WARMUP: "{opts.warmup}", RESULT_FILE: "{result}"}}
           - id: pong
             path: {NODES / 'pong.py'}
             deploy: {{machine: b}}
-            inputs: {{ping: ping/ping, done: ping/done}}
+            inputs: {{ping: {{source: ping/ping, queue_policy: {opts.queue_policy}}}, done: ping/done}}
             outputs: [pong]
     """))
-    out = net.run("a", [*dz, "start", str(work / "dataflow.yml"), "--name", "xbench"], env, work, 900)
-    if result.exists():
-        return json.loads(result.read_text())
-    return {"error": (out.stderr + log.read_text())[-1500:]}
+    out = run_flow(net, work / "dataflow.yml", "xbench", result, env, work)
+    report["latency"] = (json.loads(result.read_text()) if result.exists()
+                         else {"error": out.stderr[-1200:] + log.read_text()[-600:]})
+    for i, spec in enumerate(specs(opts)):
+        size, count, window = (int(x) for x in spec.split(":"))
+        tx_out, rx_out = work / f"dztx{i}.json", work / f"dzrx{i}.json"
+        yml = work / f"flood{i}.yml"
+        yml.write_text(textwrap.dedent(f"""
+            nodes:
+              - id: tx
+                path: {NODES / 'flood_tx.py'}
+                deploy: {{machine: a}}
+                inputs: {{ack: rx/ack}}
+                outputs: [data, done]
+                env: {{RESULT_FILE: "{tx_out}", SIZE: "{size}", COUNT: "{count}", WINDOW: "{window}", ACK_TIMEOUT: "10"}}
+              - id: rx
+                path: {NODES / 'flood_rx.py'}
+                deploy: {{machine: b}}
+                inputs:
+                  data: {{source: tx/data, queue_size: {window}, queue_policy: {opts.queue_policy}}}
+                  done: tx/done
+                outputs: [ack]
+                env: {{RX_RESULT_FILE: "{rx_out}", SIZE: "{size}", WINDOW: "{window}"}}
+        """))
+        out = run_flow(net, yml, f"xflood{i}", tx_out, env, work)
+        report["throughput"][spec] = flood_result(tx_out, rx_out, log)
+        if out.returncode:
+            report["throughput"][spec]["start"] = out.stderr[-600:]
+    return report
+
+
+def run_flow(net: Net, yml: Path, name: str, result: Path, env: dict[str, str], work: Path,
+             timeout: float = 600, grace: float = 30) -> subprocess.CompletedProcess:
+    """``start`` a dataflow in the foreground; if it has not ended ``grace`` s after ``result``
+    appeared (a reader on the other machine still waiting: see docs/machines.md, Not yet), stop it
+    and say so in the returned stderr, instead of waiting for ``timeout``."""
+    dz = [sys.executable, "-m", "dora_zenoh"]
+    log = work / f"start-{name}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["ip", "netns", "exec", net.ns["a"], *dz, "start", str(yml), "--name", name,
+                                 "--fail-fast"], env=env, cwd=work, stdout=f, stderr=subprocess.STDOUT)
+    note = ""
+    if not wait_for(lambda: proc.poll() is not None or result.exists(), timeout):
+        note = f"timed out after {timeout:g} s; "
+    elif proc.poll() is None and not wait_for(lambda: proc.poll() is not None, grace):
+        note = f"still running {grace:g} s after its result: stopped; "
+    if proc.poll() is None:
+        net.run("a", [*dz, "stop", name], env, work, 120)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode if not note else 124, "",
+                                       note + log.read_text()[-1200:])
+
+
+def choose_link(opts: argparse.Namespace) -> str:
+    """veth without delay; with one, netem when this kernel has it, else the user-space emulator."""
+    if opts.link != "auto":
+        return opts.link
+    if not opts.delay_ms:
+        return "veth"
+    return "netem" if linkemu.netem_available() else "emu"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="8,65536,4194304")
+    ap.add_argument("--sizes", default="8,65536,4194304", help="latency: payload sizes in bytes")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--delay-ms", type=float, default=0.0, help="netem delay on each side of the link")
+    ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:200:10",
+                    help="throughput cases SIZE:COUNT:WINDOW, comma separated ('' for none)")
+    ap.add_argument("--queue-policy", choices=["block", "drop_oldest"], default="block",
+                    help="dora-zenoh's readers (block, as plain zenoh's BLOCK publishers: nothing may be lost; "
+                         "across machines the sender then keeps messages for replay after an outage)")
+    ap.add_argument("--zenoh-advanced", action="store_true",
+                    help="plain zenoh's flood uses Zenoh's advanced publisher/subscriber, as dora-zenoh's replay")
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
+    ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
+                    help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
+    ap.add_argument("--mtu", type=int, default=1500, help="MTU of both ends of the link")
+    ap.add_argument("--json", help="also write the full report here")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
-    report = {}
+    link = choose_link(opts)
+    if link == "veth" and opts.delay_ms:
+        print("--link veth adds no delay: use netem or emu", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()
+    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
+                    "load_average_before": load_before}
     for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
-        with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, Net(opts.delay_ms) as net:
+        with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
+                Net(link, opts.delay_ms, opts.mtu, Path(tmp)) as net:
             report[name] = fn(net, opts, Path(tmp))
-    print(f"one-way p50 / p90 in µs across a veth (netem delay {opts.delay_ms:g} ms each way), no SHM")
-    print(f"{'size':>9}  {'zenoh-python':>20}  {'dora-zenoh':>20}  ratio(p50)")
+            if net.emu:
+                report.setdefault("linkemu_counters", {})[name] = net.emu.stats()
+    report["load_average_after"] = os.getloadavg()
+    how = {"veth": "a veth pair", "netem": f"a veth pair with netem delay {opts.delay_ms:g} ms each way",
+           "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
+    print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}; load average {load_before[0]:.1f} before, "
+          f"{report['load_average_after'][0]:.1f} after (1 min)")
+    print(f"one-way latency p50 / p90 in µs\n{'size':>9}  {'zenoh-python':>20}  {'dora-zenoh':>20}  ratio(p50)")
     for size in opts.sizes.split(","):
-        row = []
-        for name in ("zenoh-python", "dora-zenoh"):
-            r = report[name].get(size)
-            row.append(f"{r['one_way_p50_us']:.0f} / {r['one_way_p90_us']:.0f}" if r else "error")
-        z, d = report["zenoh-python"].get(size), report["dora-zenoh"].get(size)
+        z, d = (report[n].get("latency", {}).get(size) for n in ("zenoh-python", "dora-zenoh"))
+        row = [f"{r['one_way_p50_us']:.0f} / {r['one_way_p90_us']:.0f}" if r else "error" for r in (z, d)]
         ratio = f"{d['one_way_p50_us'] / z['one_way_p50_us']:.2f}x" if z and d else "-"
         print(f"{size:>9}  {row[0]:>20}  {row[1]:>20}  {ratio}")
-    for name, r in report.items():
-        if "error" in r:
-            print(f"{name}: {r['error']}", file=sys.stderr)
+    if specs(opts):
+        print(f"throughput a -> b, acknowledged windows (lost)\n{'SIZE:COUNT:WINDOW':>18}  {'zenoh-python':>24}  "
+              f"{'dora-zenoh':>24}  ratio")
+    for spec in specs(opts):
+        z, d = (report[n].get("throughput", {}).get(spec) for n in ("zenoh-python", "dora-zenoh"))
+        row = [f"{r['msgs_per_s']:.0f}/s {r['MB_per_s']:.1f} MB/s ({r['lost']})" if r and r.get("msgs_per_s")
+               else "error" for r in (z, d)]
+        ok = z and d and z.get("msgs_per_s") and d.get("msgs_per_s")
+        ratio = f"{z['msgs_per_s'] / d['msgs_per_s']:.2f}x" if ok else "-"
+        print(f"{spec:>18}  {row[0]:>24}  {row[1]:>24}  {ratio}")
+    for name in ("zenoh-python", "dora-zenoh"):
+        r = report[name]
+        for part in ("latency", "throughput"):
+            errors = [r.get("error")] + [v.get(k) for v in r.get(part, {}).values() if isinstance(v, dict)
+                                         for k in ("error", "start")]
+            errors += [r.get(part, {}).get("error")]
+            for e in filter(None, errors):
+                print(f"{name} {part}: {e}", file=sys.stderr)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(report, indent=1))
     return 0
 
 

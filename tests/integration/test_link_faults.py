@@ -1,0 +1,161 @@
+"""Two machines over a slow, lossy link that also goes down: data flows, block inputs lose nothing (needs root).
+
+The kernels this runs on may lack `tc netem` (CONFIG_NET_SCH_NETEM), so the link between the
+two network namespaces is scripts/linkemu.py: a TUN device in each, joined by one process that
+delays every packet 5 ms each way and drops 2 % of them at random (TCP retransmits). The
+dataflow is send (a) -> relay (b) -> sink (a), every input `queue_policy: block`: the sink must
+get every number in order, through the loss and through 3 s with the link down (shorter than
+Zenoh's 10 s lease: TCP alone bridges it), after which data resumes. The namespace harness is
+test_machines.py's; namespaces, the emulator (and its TUN devices) and every process are removed
+after the test, also on failure.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_machines import Machines, _ip, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "linkemu.py"
+_spec = importlib.util.spec_from_file_location("linkemu", SCRIPT)
+linkemu = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(linkemu)  # type: ignore[union-attr]
+
+DELAY_MS = 5.0
+LOSS = 0.02
+OUTAGE = 3.0
+
+
+class EmulatedMachines(Machines):
+    """test_machines.py's machines a and b, joined by the user-space emulator instead of a veth pair."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.link = linkemu.Link(self.ns["a"], self.ns["b"], self.addr["a"], self.addr["b"], tag=self.tag,
+                                 workdir=tmp, delay_ms=DELAY_MS, loss=LOSS)
+
+    def setup(self) -> None:
+        for m in "ab":
+            _ip("netns", "add", self.ns[m])
+        self.link.start()
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()  # processes first, then the namespaces
+        finally:
+            self.link.stop()
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[EmulatedMachines]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the test makes network namespaces and TUN devices")
+    if shutil.which("ip") is None or not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs iproute2's `ip` and /dev/net/tun (the kernel's TUN driver)")
+    m = EmulatedMachines(tmp_path)
+    try:
+        m.setup()
+        yield m
+    finally:
+        m.cleanup()
+        for log in sorted(tmp_path.glob("*.log")) + sorted(tmp_path.glob("out/*/*.txt")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")  # shown if the test failed
+
+
+def write_flow(folder: Path) -> Path:
+    (folder / "send.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        i = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                i += 1
+                node.send_output("n", i.to_bytes(8, "little") + bytes(1000))
+    """))
+    (folder / "relay.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("n", bytes(event["value"].to_numpy()))
+    """))
+    (folder / "sink.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT":
+                v = bytes(event["value"].to_numpy())
+                with open("got.txt", "a") as f:
+                    f.write(f"{int.from_bytes(v[:8], 'little')} {len(v)}\\n")
+    """))
+    (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\n*.sock\n/state/\n")
+    yaml = folder / "dataflow.yml"
+    yaml.write_text(textwrap.dedent("""
+        nodes:
+          - id: send
+            path: send.py
+            deploy: {machine: a}
+            inputs: {tick: dora/timer/millis/20}
+            outputs: [n]
+          - id: relay
+            path: relay.py
+            deploy: {machine: b}
+            inputs: {n: {source: send/n, queue_policy: block}}
+            outputs: [n]
+          - id: sink
+            path: sink.py
+            deploy: {machine: a}
+            inputs: {n: {source: relay/n, queue_policy: block}}
+    """))
+    return yaml
+
+
+def got(folder: Path) -> list[int]:
+    path = folder / "got.txt"
+    rows = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    return [int(r[0]) for r in rows if len(r) == 2 and r[1] == "1008"]
+
+
+def test_delay_loss_and_outage_over_the_emulated_link(net: EmulatedMachines) -> None:
+    t0 = time.monotonic()
+    net.start_coordinator()
+    net.start_daemon("a")
+    net.start_daemon("b")
+    print(f"coordinator and daemons up in {time.monotonic() - t0:.1f} s")
+    out = net.cli("start", str(write_flow(net.tmp)), "--name", "lossy", "--detach")
+    assert out.returncode == 0, out.stderr
+    print(f"started in {time.monotonic() - t0:.1f} s")
+    # Data crosses the link both ways while it loses packets in both directions.
+    wait_for(lambda: len(got(net.tmp)) >= 50, 90, "50 messages through b")
+    wait_for(lambda: min(net.link.stats()["lost"]) > 0, 60, "the emulator to drop packets both ways")
+    stats = net.link.stats()
+    print(f"{time.monotonic() - t0:.1f} s: before the outage: {len(got(net.tmp))} messages; emulator {stats}")
+
+    net.link.set(down=True)
+    try:
+        time.sleep(OUTAGE)
+        during = len(got(net.tmp))
+    finally:
+        net.link.set(down=False)
+    wait_for(lambda: len(got(net.tmp)) > during + 50, 90, "data to resume after the link came back")
+    stats = net.link.stats()
+    print(f"{time.monotonic() - t0:.1f} s: after the outage: {len(got(net.tmp))} messages; emulator {stats}")
+    assert sum(stats["dropped_down"]) > 0  # the outage did drop packets
+
+    numbers = got(net.tmp)
+    first = numbers[0]
+    assert numbers == list(range(first, first + len(numbers))), (
+        "the sink's block input missed or reordered messages: "
+        f"{[(a, b) for a, b in zip(numbers, numbers[1:], strict=False) if b != a + 1][:10]}")
+    nodes = net.nodes("lossy")
+    assert all(s["status"] == "running" for s in nodes.values()), nodes
+    out = net.cli("stop", "lossy")
+    assert out.returncode == 0, out.stderr
