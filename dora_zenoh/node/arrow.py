@@ -7,7 +7,10 @@ So the array is built when the event is, but over the received buffer: the paylo
 copied out of Zenoh once (``ZBytes.to_bytes``; ZBytes exposes no buffer), and the
 array's data buffer is that ``bytes`` object itself (``pa.py_buffer``, no copy). For
 raw bytes that costs ~1 µs per message on a warm CPU (see docs/coming-from-dora.md);
-an Arrow IPC payload is decoded the same way, its buffers pointing into the bytes.
+an Arrow IPC payload is decoded the same way, its buffers pointing into the bytes, and a
+fixed-width array shaped like one received before is rebuilt from where its buffers lay then
+(``_learn_layout``): on a cold CPU, at a few messages per second, the IPC reader was the
+largest part of a relay's receive path.
 
 A node that forwards the value it just received (``send_output("out", event["value"])``)
 still sends Zenoh's own buffer: the node remembers the last array built and its sample.
@@ -31,19 +34,24 @@ _read_schema: Any = None
 # sends the same schema with every message, and parsing it was half the decoding time.
 _schemas: dict[bytes, Any] = {}
 _MAX_SCHEMAS = 64
+# Where the buffers of a fixed-width column lie in a stream, by the stream's bytes up to the
+# batch's body and its length (see _learn_layout).
+_layouts: dict[tuple[bytes, int], tuple[Any, int, list[tuple[int, int] | None]]] = {}
+_is_primitive: Any = None
 _MAX_SCHEMA_BYTES = 1 << 16  # a larger schema message (much custom metadata) is parsed every time
 _CONTINUATION = b"\xff\xff\xff\xff"
 
 
 def _load() -> Any:
     """Import pyarrow on the first value (~170 ms: a node that never reads values never pays it)."""
-    global _pa, _u8, _from_buffers, _py_buffer, _read_message, _read_batch, _read_schema
+    global _pa, _u8, _from_buffers, _py_buffer, _read_message, _read_batch, _read_schema, _is_primitive
     pa = wire.pyarrow()
     if pa is None:
         raise ImportError("event[\"value\"] needs pyarrow, which is installed but fails to import: "
                           "run `python -c 'import pyarrow'` to see why, or uninstall it to get bytes")
     _u8, _from_buffers, _py_buffer = pa.uint8(), pa.Array.from_buffers, pa.py_buffer
     _read_message, _read_batch, _read_schema = pa.ipc.read_message, pa.ipc.read_record_batch, pa.ipc.read_schema
+    _is_primitive = pa.types.is_primitive
     _pa = pa  # last: another thread takes a set _pa to mean that everything is set
     return pa
 
@@ -91,12 +99,19 @@ def value_of(sample: Any) -> tuple[Any, bytes]:
 
 def _known_schema_column(raw: bytes) -> Any:
     """The first column of an Arrow IPC stream's first record batch, decoded against a cached
-    schema (see ``_schemas``); None when the stream is not the plain "schema, record batch"
-    form this handles (dictionaries, another framing, anything that fails), which
-    ``open_stream`` then decodes, or rejects, as always."""
+    schema (see ``_schemas``), or rebuilt from a cached layout (see ``_layouts``); None when
+    the stream is not the plain "schema, record batch" form this handles (dictionaries,
+    another framing, anything that fails), which ``open_stream`` then decodes, or rejects,
+    as always."""
     if raw[:4] != _CONTINUATION or len(raw) < 8:
         return None
     end = 8 + int.from_bytes(raw[4:8], "little")
+    batch = end + 8 + int.from_bytes(raw[end + 4:end + 8], "little")  # where the batch's body starts
+    layout = _layouts.get((raw[:batch], len(raw)))
+    if layout is not None:
+        kind, length, spans = layout
+        whole = _py_buffer(raw)
+        return _from_buffers(kind, length, [None if span is None else whole.slice(*span) for span in spans])
     head = raw[:end]
     try:
         schema = _schemas.get(head)
@@ -106,12 +121,41 @@ def _known_schema_column(raw: bytes) -> Any:
                 if len(_schemas) >= _MAX_SCHEMAS:
                     _schemas.clear()
                 _schemas[head] = schema
-        message = _read_message(_py_buffer(raw).slice(end))
+        whole = _py_buffer(raw)
+        message = _read_message(whole.slice(end))
         if message.type != "record batch":
             return None
-        return _read_batch(message, schema).column(0)
+        column = _read_batch(message, schema).column(0)
     except Exception:
         return None
+    if batch <= _MAX_SCHEMA_BYTES:
+        _learn_layout(raw[:batch], whole, column)
+    return column
+
+
+def _learn_layout(prefix: bytes, whole: Any, column: Any) -> None:
+    """Remember where a fixed-width column's buffers lie in its stream, keyed by every byte
+    before the batch's body (schema, batch metadata: lengths, null count, buffer offsets) and
+    the stream's length. A sender of same-shaped arrays sends that prefix unchanged, and the
+    next such message is rebuilt with one ``from_buffers`` over the received bytes instead of
+    the IPC reader (less than half its cost on a cold CPU: docs/scale-and-logs.md). Any bytes
+    are a valid body for a fixed-width type, so a known layout needs no further checking."""
+    kind = column.type
+    if not _is_primitive(kind) or column.offset != 0:
+        return
+    base, size = whole.address, whole.size
+    spans = []
+    for buf in column.buffers():
+        if buf is None:
+            spans.append(None)
+            continue
+        start = buf.address - base
+        if start < 0 or start + buf.size > size:
+            return
+        spans.append((start, buf.size))
+    if len(_layouts) >= _MAX_SCHEMAS:
+        _layouts.clear()
+    _layouts[(prefix, size)] = (kind, len(column), spans)
 
 
 def timer_value() -> Any:

@@ -55,3 +55,40 @@ def test_streams_it_does_not_handle_are_left_to_open_stream():
         assert arrow._known_schema_column(bad) is None
         with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error, as before the cache
             pa.ipc.open_stream(pa.py_buffer(bad)).read_next_batch()
+
+
+FIXED = [
+    (pa.array([5, 6, 7], type=pa.int64()), pa.array([-1, 0, 2**40], type=pa.int64())),
+    (pa.array([1.5, None, 3.0], type=pa.float32()), pa.array([None, 2.5, -1.0], type=pa.float32())),
+    (pa.array([True, None, False]), pa.array([False, True, None])),
+    (pa.array([1, 2], type=pa.timestamp("us")), pa.array([3, None], type=pa.timestamp("us"))),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), FIXED, ids=lambda a: str(a.type))
+def test_a_known_layout_decodes_each_message_own_values(first, second):
+    """A fixed-width column's buffers are located once; the next same-shaped message is rebuilt
+    from that layout over its own bytes: its own values and nulls, never the first one's."""
+    arrow._load()
+    arrow._layouts.clear()
+    raw1, raw2 = _stream(first), _stream(second)
+    assert arrow._known_schema_column(raw1).equals(first)
+    assert len(arrow._layouts) == 1  # learnt from the first message
+    for raw, array in ((raw2, second), (raw1, first), (raw2, second)):
+        column = arrow._known_schema_column(raw)
+        assert column.type == array.type and column.equals(array)
+        assert column.null_count == array.null_count
+
+
+def test_a_layout_serves_only_streams_of_the_same_prefix_and_length():
+    arrow._load()
+    arrow._layouts.clear()
+    raw = _stream(pa.array([1, 2, 3], type=pa.int64()))
+    arrow._known_schema_column(raw)
+    assert arrow._known_schema_column(raw[:-9]) is None  # cut short: not from the layout, and refused
+    longer = _stream(pa.array([1, 2, 3, 4], type=pa.int64()))
+    assert arrow._known_schema_column(longer).to_pylist() == [1, 2, 3, 4]
+    for variable in (pa.array(["a", "bb"]), pa.array([[1], [2, 3]])):  # not fixed-width: never a layout
+        arrow._layouts.clear()
+        arrow._known_schema_column(_stream(variable))
+        assert not arrow._layouts
