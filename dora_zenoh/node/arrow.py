@@ -83,18 +83,46 @@ def _quiet_load() -> None:
         pass  # the first value says why, in the node's own thread
 
 
-def value_of(sample: Any) -> tuple[Any, bytes]:
-    """The pyarrow array a received sample encodes, and the payload bytes it is built over."""
+def decode(raw: bytes, encoding: Any) -> Any:
+    """The pyarrow array of a payload (raises pyarrow's error for an invalid Arrow stream)."""
     if _pa is None:
         _load()
-    raw = sample.payload.to_bytes()
-    encoding = sample.encoding
     if encoding == _ENC_BYTES or not wire.is_arrow_stream(encoding):
-        return _from_buffers(_u8, len(raw), [None, _py_buffer(raw)]), raw
+        return _from_buffers(_u8, len(raw), [None, _py_buffer(raw)])
     column = _known_schema_column(raw)
     if column is not None:
-        return column, raw
-    return _pa.ipc.open_stream(_py_buffer(raw)).read_next_batch().column(0), raw
+        return column
+    return _pa.ipc.open_stream(_py_buffer(raw)).read_next_batch().column(0)
+
+
+RAW = ("raw",)  # a recipe (see ``recipe``): the payload is raw bytes, a UInt8Array over it
+
+
+def recipe(raw: bytes, encoding: Any) -> Any:
+    """How to build a payload's array later, when it surely decodes (raw bytes, or a fixed-width
+    array of a shape seen before: any bytes are valid then), or None: decode it now, so that a
+    payload that does not decode is dropped before the node sees it. Lets an event build its
+    value only when the node reads it (:func:`build`): a node that never looks at a value (one
+    that counts, or filters on ``event["id"]``) pays no pyarrow at all, which is most of a
+    message's cost on a cold CPU."""
+    if encoding == _ENC_BYTES:
+        return RAW
+    if raw[:4] != _CONTINUATION or len(raw) < 16:
+        return None
+    end = 8 + int.from_bytes(raw[4:8], "little")
+    batch = end + 8 + int.from_bytes(raw[end + 4:end + 8], "little")
+    return _layouts.get((raw[:batch], len(raw)))
+
+
+def build(raw: bytes, how: Any) -> Any:
+    """The array that :func:`recipe` promised."""
+    if _pa is None:
+        _load()
+    whole = _py_buffer(raw)
+    if how is RAW:
+        return _from_buffers(_u8, len(raw), [None, whole])
+    kind, length, spans = how
+    return _from_buffers(kind, length, [None if span is None else whole.slice(*span) for span in spans])
 
 
 def _known_schema_column(raw: bytes) -> Any:
@@ -109,9 +137,7 @@ def _known_schema_column(raw: bytes) -> Any:
     batch = end + 8 + int.from_bytes(raw[end + 4:end + 8], "little")  # where the batch's body starts
     layout = _layouts.get((raw[:batch], len(raw)))
     if layout is not None:
-        kind, length, spans = layout
-        whole = _py_buffer(raw)
-        return _from_buffers(kind, length, [None if span is None else whole.slice(*span) for span in spans])
+        return build(raw, layout)
     head = raw[:end]
     try:
         schema = _schemas.get(head)

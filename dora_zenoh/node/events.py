@@ -8,7 +8,8 @@
 * 2022 scripts unpack it: ``input_id, value = node.next()`` gives the input id and
   the payload as ``bytes``.
 
-The metadata is parsed only when read; the 2022 form never builds an Arrow array.
+The metadata is parsed only when read, and so is the value when that is sure to decode
+(see :func:`attach_value`); the 2022 form never builds an Arrow array.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class Event(dict):
     _node: Any  # the Node that made it, or None (not imported: node.node imports this module)
     # Rarely set, so class-level defaults: an event that never needs them allocates nothing.
     _raw: bytes | None = None
+    _how: Any = None  # an Arrow value not built yet: how to build it (see attach_value)
     _meta: dict | None = None
     error: str | None = None
     timestamp: int | None = None
@@ -69,7 +71,9 @@ class Event(dict):
 
     def __missing__(self, key: str) -> Any:
         kind = dict.__getitem__(self, "type")
-        if key == "value":  # an input's value without pyarrow (bytes), built on first use
+        if key == "value":  # an input's value built on first use (see attach_value), or bytes without pyarrow
+            if self._how is not None:
+                return _build_value(self)
             value = self.raw
             dict.__setitem__(self, "value", value)
             return value
@@ -176,6 +180,33 @@ class Event(dict):
         return f"Event(type={self.type!r}, id={self.id!r})"
 
 
+def attach_value(event: Event, sample: Any, node: Any) -> None:
+    """Give an INPUT event its pyarrow value: decoded now when it might not decode (the node
+    must never get a payload that fails in its hands: it is dropped as malformed instead),
+    else built when first read (raw bytes; a fixed-width array shaped like one decoded before).
+    Raises pyarrow's error for an invalid Arrow stream."""
+    raw = sample.payload.to_bytes()
+    event._raw = raw
+    encoding = sample.encoding
+    how = arrow.recipe(raw, encoding)
+    if how is not None:
+        event._how = how
+        return
+    value = arrow.decode(raw, encoding)
+    dict.__setitem__(event, "value", value)
+    if node is not None:  # sending this very array on sends the sample's buffer (see Node.send_output)
+        node._fwd_value, node._fwd_sample = value, sample
+
+
+def _build_value(event: Event) -> Any:
+    value = arrow.build(event._raw, event._how)
+    dict.__setitem__(event, "value", value)
+    node = event._node
+    if node is not None:
+        node._fwd_value, node._fwd_sample = value, event._sample
+    return value
+
+
 def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,
               error: str | None = None, timestamp: int | None = None) -> Event:
     """An event. An INPUT's value is a pyarrow array with pyarrow installed (built over the
@@ -187,10 +218,7 @@ def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = 
             if sample is None:
                 dict.__setitem__(event, "value", arrow.timer_value())
             else:
-                value, event._raw = arrow.value_of(sample)
-                dict.__setitem__(event, "value", value)
-                if node is not None:
-                    node._fwd_value, node._fwd_sample = value, sample
+                attach_value(event, sample, node)
     else:
         dict.__setitem__(event, "value", None)
     event._sample = sample

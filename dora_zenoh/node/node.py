@@ -39,6 +39,7 @@ from dora_zenoh.node.events import (
     STOP_MANUAL,
     TIMEOUT_ERROR,
     Event,
+    attach_value,
     new_event,
 )
 from dora_zenoh.node.inbox import Inbox
@@ -350,9 +351,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         """``new_event(INPUT, primary id, sample, self)``, in short: it runs per message."""
         event = Event(self._template)
         if self._arrow and not self._legacy:
-            value, event._raw = arrow.value_of(sample)
-            self._fwd_value = event["value"] = value
-            self._fwd_sample = sample
+            attach_value(event, sample, self)  # may build the value only when it is read
         event._sample = sample
         event._node = self
         return event

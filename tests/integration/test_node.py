@@ -425,6 +425,45 @@ def test_arrow_types_round_trip(flow):
                              "floats": ["double", [0.5, 1.5]], "np": ["uint16", [0, 1, 2, 3, 4, 5]]}
 
 
+def test_values_read_late_are_each_events_own(flow):
+    """A value may be built only when first read (see dora_zenoh.node.events.attach_value): events
+    kept and read after later ones arrived, in reverse, each give their own array (same-shaped
+    arrays, so all but the first are rebuilt from a remembered layout), as does dict(event)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [ints, raw]
+          - id: rx
+            path: rx.py
+            inputs:
+              ints: {source: tx/ints, queue_size: 100}
+              raw: {source: tx/raw, queue_size: 100}
+    """)
+    flow.write("tx.py", """
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        for i in range(6):
+            node.send_output("ints", pa.array([i, None, -i], type=pa.int64()))
+            node.send_output("raw", bytes([i, i + 1]))
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        kept = [e for e in Node() if e["type"] == "INPUT"]
+        got = [[e["id"], e["value"].to_pylist(), dict(e)["value"].to_pylist()] for e in reversed(kept)]
+        json.dump(got[::-1], open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    got = flow.result()
+    ints = [[i, None, -i] for i in range(6)]
+    raw = [[i, i + 1] for i in range(6)]
+    assert [g[1] for g in got if g[0] == "ints"] == ints and [g[2] for g in got if g[0] == "ints"] == ints
+    assert [g[1] for g in got if g[0] == "raw"] == raw and [g[2] for g in got if g[0] == "raw"] == raw
+
+
 def test_send_stdout_as(flow):
     flow.write("dataflow.yml", """
         nodes:

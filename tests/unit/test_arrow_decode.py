@@ -92,3 +92,21 @@ def test_a_layout_serves_only_streams_of_the_same_prefix_and_length():
         arrow._layouts.clear()
         arrow._known_schema_column(_stream(variable))
         assert not arrow._layouts
+
+
+def test_a_recipe_is_given_only_for_payloads_that_surely_decode():
+    """An event builds its value when first read only when the payload cannot fail to decode
+    (raw bytes; a fixed-width array of a known layout); anything else is decoded at once, so a
+    payload that does not decode is dropped before the node sees it."""
+    arrow._load()
+    arrow._layouts.clear()
+    assert arrow.build(b"\x01\x02", arrow.recipe(b"\x01\x02", wire.ENC_BYTES)).to_pylist() == [1, 2]
+    first, second = _stream(pa.array([1, 2], type=pa.int64())), _stream(pa.array([3, 4], type=pa.int64()))
+    assert arrow.recipe(first, wire.ENC_ARROW) is None  # not seen yet: decode it now
+    assert arrow.decode(first, wire.ENC_ARROW).to_pylist() == [1, 2]
+    how = arrow.recipe(second, wire.ENC_ARROW)
+    assert how is not None and arrow.build(second, how).to_pylist() == [3, 4]
+    for unsure in (b"not arrow at all", second[:-1], _stream(pa.array(["a"])), b"\xff\xff\xff\xff" + b"\x00" * 4):
+        assert arrow.recipe(unsure, wire.ENC_ARROW) is None
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error: the node drops the message
+        arrow.decode(b"not arrow at all", wire.ENC_ARROW)
