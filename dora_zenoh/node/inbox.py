@@ -79,6 +79,9 @@ class Inbox:
         self._gate = threading.RLock()  # re-entered when a marker reaches a callback input of the same key
         self._alarm = _Alarm(self._ring)
         self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
+        # The attachment's bytes of the sample get() just returned, when it read them (or None):
+        # the node checks them without asking Zenoh for them again.
+        self.attachment: bytes | None = None
         self.spin: Spin | None = None
 
     # -- any thread ------------------------------------------------------------------
@@ -99,6 +102,7 @@ class Inbox:
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
         """The next sample or token, oldest first; raises ``queue.Empty`` after ``timeout`` s."""
+        self.attachment = None
         local = self._local
         if local:
             return local.popleft()
@@ -124,9 +128,12 @@ class Inbox:
             primary = self.primary
             if primary is not None and (last := primary.last_seq) is not None and not self._primary_ended:
                 att = sample.attachment
-                if att is not None and att.to_bytes()[:7] == SEQ_PREFIX:
-                    primary.arrived_next(last)
-                    return sample
+                if att is not None:
+                    raw = att.to_bytes()
+                    if raw[:7] == SEQ_PREFIX:
+                        primary.arrived_next(last)
+                        self.attachment = raw
+                        return sample
         self._take(sample)
         if more is not None:
             self._take(more)

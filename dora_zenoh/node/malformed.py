@@ -38,12 +38,14 @@ class MalformedChecks:
             warn(f"node '{self.node_id}': dropped a malformed message on '{key}': {problem}; it did not come "
                  "from dora-zenoh. Others like it are counted and reported when the node closes")
 
-    def _admit(self, sample: zenoh.Sample) -> bool:
-        """Whether a received message's attachment is one a dora-zenoh sender writes. Costs one
-        regex match per message without metadata; anything else is checked in full."""
-        att = sample.attachment
-        if att is not None:
-            raw = att.to_bytes()
+    def _admit(self, sample: zenoh.Sample, raw: bytes | None = None) -> bool:
+        """Whether a received message's attachment (``raw``: its bytes, when the caller has them)
+        is one a dora-zenoh sender writes. Costs one regex match per message without metadata;
+        anything else is checked in full."""
+        if raw is None:
+            att = sample.attachment
+            raw = att.to_bytes() if att is not None else None
+        if raw is not None:
             if not _PLAIN_ATTACHMENT(raw):
                 problem = wire.check_attachment(raw)[1]
                 if problem is not None:

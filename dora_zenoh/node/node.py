@@ -337,7 +337,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
-                if self._admit(token):
+                if self._admit(token, self._wake.attachment):
                     event = self._event_of(token, self._sample_event, token)
                     if event is not None:
                         return event

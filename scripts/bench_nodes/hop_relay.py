@@ -98,7 +98,7 @@ def dora_split() -> None:
         t1 = _cpu()
         if token.__class__ is not _SAMPLE:
             break
-        node._admit(token)
+        node._admit(token, inbox.attachment)
         t2 = _cpu()
         if novalue:
             event = node._sample_event(token)
