@@ -122,6 +122,9 @@ def build(raw: bytes, how: Any) -> Any:
     if how is RAW:
         return _from_buffers(_u8, len(raw), [None, whole])
     kind, length, spans = how
+    if len(spans) == 2 and spans[0] is None:  # no validity bitmap: the common case, kept short
+        start, size = spans[1]
+        return _from_buffers(kind, length, [None, whole.slice(start, size)])
     return _from_buffers(kind, length, [None if span is None else whole.slice(*span) for span in spans])
 
 

@@ -73,8 +73,12 @@ class Event(dict):
         kind = dict.__getitem__(self, "type")
         if key == "value":  # an input's value built on first use (see attach_value), or bytes without pyarrow
             if self._how is not None:
-                return _build_value(self)
-            value = self.raw
+                value = arrow.build(self._raw, self._how)
+                node = self._node
+                if node is not None:  # see attach_value
+                    node._fwd_value, node._fwd_sample = value, self._sample
+            else:
+                value = self.raw
             dict.__setitem__(self, "value", value)
             return value
         if key == "metadata":
@@ -196,15 +200,6 @@ def attach_value(event: Event, sample: Any, node: Any) -> None:
     dict.__setitem__(event, "value", value)
     if node is not None:  # sending this very array on sends the sample's buffer (see Node.send_output)
         node._fwd_value, node._fwd_sample = value, sample
-
-
-def _build_value(event: Event) -> Any:
-    value = arrow.build(event._raw, event._how)
-    dict.__setitem__(event, "value", value)
-    node = event._node
-    if node is not None:
-        node._fwd_value, node._fwd_sample = value, event._sample
-    return value
 
 
 def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,

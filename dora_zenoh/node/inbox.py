@@ -130,8 +130,11 @@ class Inbox:
                 att = sample.attachment
                 if att is not None:
                     raw = att.to_bytes()
-                    if raw[:7] == SEQ_PREFIX:
-                        primary.arrived_next(last)
+                    if raw[:7] == SEQ_PREFIX:  # primary.arrived_next(last), inlined
+                        primary.last_seq = last + 1
+                        primary.received += 1
+                        if primary.expect is not None:
+                            primary.settle()
                         self.attachment = raw
                         return sample
         self._take(sample)

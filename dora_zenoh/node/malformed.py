@@ -61,8 +61,12 @@ class MalformedChecks:
         except ImportError:
             raise  # pyarrow itself is broken: not the message's fault
         except Exception as exc:  # pyarrow's ArrowInvalid and friends
-            self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
+            self._bad_payload(sample, exc)
             return None
+
+    def _bad_payload(self, sample: zenoh.Sample, exc: Exception) -> None:
+        """Drop a message whose payload does not decode as its encoding says."""
+        self._drop_malformed(str(sample.key_expr), f"payload is not a valid Arrow IPC stream ({exc})")
 
     def _report_malformed(self) -> None:
         """The totals of the malformed messages we dropped (the first of each kind was logged)."""
