@@ -131,3 +131,46 @@ def test_seq_in(raw, seq):
 @pytest.mark.parametrize("raw", [None, b"", b"not json", b"[1, 2]", b'"text"'])
 def test_foreign_attachments_parse_as_empty(raw):
     assert codec.parse_attachment(raw) == {}
+
+
+def _writer_stream(array) -> bytes:
+    batch = pa.record_batch([array], names=["value"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+SAME_SHAPE = [
+    [pa.array([1, 2, 3], type=pa.int64()), pa.array([-7, 0, 2**50], type=pa.int64())],
+    [pa.array([0.5, 1.5]), pa.array([-2.25, 1e300])],
+    [pa.array([1, 2], type=pa.int16()), pa.array([3, 4], type=pa.int16())],
+    [pa.array([1], type=pa.timestamp("ns", tz="UTC")), pa.array([2], type=pa.timestamp("ns", tz="UTC"))],
+]
+
+
+@pytest.mark.parametrize("arrays", SAME_SHAPE, ids=lambda a: str(a[0].type))
+def test_same_shaped_arrays_are_framed_exactly_as_the_ipc_writer_writes_them(arrays):
+    """After the first array of a type and length, the next ones are sent as the remembered
+    frame around their data: byte for byte the writer's stream, with their own values."""
+    codec._frames.clear()
+    for array in arrays + arrays:
+        payload, encoding = codec.encode(array)
+        assert encoding == codec.ENC_ARROW
+        assert bytes(payload) == _writer_stream(array)
+    assert len(codec._frames) == 1
+
+
+def test_arrays_a_frame_does_not_fit_go_through_the_writer():
+    codec._frames.clear()
+    codec.encode(pa.array([1, 2, 3, 4], type=pa.int64()))
+    assert len(codec._frames) == 1
+    for array in (pa.array([1, None, 3, 4], type=pa.int64()),        # nulls: a validity bitmap
+                  pa.array([9, 1, 2, 3, 4], type=pa.int64()).slice(1),  # a slice of a longer array
+                  pa.array([True, False, True, True]),                # bits, not bytes
+                  pa.array(["a", "b", "c", "d"])):                    # variable width
+        payload, _ = codec.encode(array)
+        assert bytes(payload) == _writer_stream(array)
+        got = pa.ipc.open_stream(pa.py_buffer(bytes(payload))).read_next_batch().column(0)
+        assert got.equals(array)
+    assert len(codec._frames) == 1  # none of these taught a frame
