@@ -206,8 +206,10 @@ EXPRESS: Setting[bool] = Setting(
 SHM: Setting[bool] = Setting(
     "DORA_ZENOH_SHM", True, lambda raw: _on_off(raw),
     "`0` turns Zenoh's shared memory off in a process: messages of 3 KiB and more are then copied "
-    "over TCP, and an idle node saves Zenoh's shared-memory housekeeping (~20 wake-ups/s).",
-    fix="set it to 0 (off) or 1 (on)", shown_default="on")
+    "over TCP, and an idle node saves Zenoh's shared-memory housekeeping (~20 wake-ups/s). A link "
+    "uses it only when both ends have it on. The runner turns it off in the nodes of a dataflow of "
+    "more than 32 nodes unless this is set (for all nodes, or in a node's `env:`).",
+    fix="set it to 0 (off) or 1 (on)", shown_default="on (off in dataflows of more than 32 nodes)")
 CPU_LATENCY_US: Setting[int | None] = Setting(
     "DORA_ZENOH_CPU_LATENCY_US", None, _optional_microseconds,
     "Default of `--cpu-latency-us`: hold a PM QoS CPU wake-up latency limit (µs) while a dataflow runs.",

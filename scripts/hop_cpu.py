@@ -47,6 +47,9 @@ def _dataflow(relays: int, period_ms: int, stamps: Path, pause: Path, stop: Path
                  "inputs": {"in": {"source": upstream, "queue_size": 1000}},
                  "env": {**common, "NODE_ID": node_id, "FORWARD": "0" if last else "1", "MODE": mode,
                          "VARIANT": variant}}
+        if "=" in variant:  # a setting for this relay only: dora:DORA_ZENOH_SPIN_US=0
+            key, _, value = variant.partition("=")
+            entry["env"][key] = value
         if not last:
             entry["outputs"] = ["out"]
         flow.append(entry)
@@ -124,12 +127,17 @@ def measure(opts: argparse.Namespace) -> dict:
             runner_cpu = None
             messages = wall * 1000 / opts.period_ms
             per = {k: (_sum_cpu(after[k]) - _sum_cpu(before[k])) / messages * 1e6 for k in procs}
-            threads: dict[str, list[float]] = {}  # relays' threads, µs per message
+            modes = opts.modes.split(",")
+            threads: dict[str, dict[str, list[float]]] = {}  # relays' threads by mode, µs (or wakes) per message
             for k in procs:
                 if k.startswith("n"):
+                    mode = modes[(int(k[1:]) - 1) % len(modes)]
                     for name, t in after[k].items():
+                        if name in ("app", "app wakes", "jemalloc_bg_thd", "jemalloc_bg_thd wakes"):
+                            continue
                         scale = 1 if name.endswith(" wakes") else 1e6
-                        threads.setdefault(name, []).append((t - before[k].get(name, 0.0)) / messages * scale)
+                        threads.setdefault(mode, {}).setdefault(name, []).append(
+                            (t - before[k].get(name, 0.0)) / messages * scale)
             pause.touch()
             time.sleep(1.0)
             before = {k: _cpu(p) for k, p in procs.items()}
@@ -148,7 +156,6 @@ def measure(opts: argparse.Namespace) -> dict:
             if runner.poll() is None:
                 runner.kill()
                 runner.wait()
-        modes = opts.modes.split(",")
         by_mode: dict[str, list[float]] = {}
         for k, v in per.items():
             if k.startswith("n"):
@@ -157,7 +164,8 @@ def measure(opts: argparse.Namespace) -> dict:
         return {"source_us": round(per.get("source", 0), 1), "relay_us": round(statistics.median(relays), 1),
                 "relays_us": {k: round(v, 1) for k, v in per.items() if k.startswith("n")},
                 "by_mode_us": {m: round(statistics.median(v), 1) for m, v in by_mode.items()}, "splits": splits,
-                "relay_threads_us": {n: round(statistics.median(v), 2) for n, v in threads.items()}, "sink_us": round(per.get("sink", 0), 1),
+                "relay_threads": {m: {n: round(statistics.median(v), 2) for n, v in per_mode.items()}
+                                  for m, per_mode in threads.items()}, "sink_us": round(per.get("sink", 0), 1),
                 "idle_pct_per_node": round(statistics.mean(idle.values()), 3), "runner_cpu": runner_cpu,
                 "load": round(os.getloadavg()[0], 1)}
 

@@ -192,8 +192,13 @@ def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
     return session
 
 
-def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
-    """Put dora-zenoh's thread settings for a node process in its environment.
+# A dataflow of more nodes than this gets Zenoh's shared memory only where the user asks for it
+# (see tune_node_env).
+SHM_AUTO_NODES = 32
+
+
+def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1) -> None:
+    """Put dora-zenoh's thread and shared-memory settings for a node process in its environment.
 
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
     ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
@@ -201,9 +206,18 @@ def tune_node_env(env: dict[str, str], blocking_input: bool) -> None:
     slice for the node's thread, which yields to Zenoh's after a send and polls a little
     before it blocks (see :mod:`dora_zenoh.tuning.sched`). A setting the user made (environment,
     or the node's ``env:``) is kept.
+
+    Shared memory: a process whose link has it on at both ends wakes 20 times a second for
+    Zenoh's shared-memory watchdog (~0.12 % of a core; a link with it off at either end costs
+    nothing), which a dataflow of ``nodes`` nodes pays ``nodes`` times while idle. Up to
+    SHM_AUTO_NODES nodes it stays on (zero-copy of large messages); in a larger dataflow it is
+    off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
+    large messages and of its readers).
     """
     if not blocking_input:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
+    if nodes > SHM_AUTO_NODES:
+        env.setdefault(settings.SHM.name, "0")
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):
         env.setdefault(setting.name, setting.node_default or "0")
 

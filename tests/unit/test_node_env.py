@@ -33,3 +33,33 @@ def test_first_start_carries_the_run_uuid_and_dora_rs_variables():
 def test_a_restart_carries_its_count():
     _, cfg = _env(restart=True, restart_count=2)
     assert cfg.restart_count == 2 and not cfg.fresh_start and cfg.dataflow_uuid == RUN
+
+
+def _chain(tmp_path: Path, nodes: int, extra_env: str = "") -> Path:
+    lines = ["nodes:", "  - id: n0", "    path: n.py", "    outputs: [out]"]
+    for i in range(1, nodes):
+        lines += [f"  - id: n{i}", "    path: n.py", f"    inputs: {{in: n{i - 1}/out}}", "    outputs: [out]"]
+    if extra_env:
+        lines += ["    env:", f"      {extra_env}"]
+    (tmp_path / "n.py").write_text("")
+    path = tmp_path / "dataflow.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _shm_of(desc, base: dict[str, str]) -> list[str | None]:
+    return [node_env(base, desc, "flow", node, EP).get(settings.SHM.name) for node in desc.nodes]
+
+
+def test_shared_memory_is_left_on_in_small_dataflows_and_off_in_large_ones_unless_set(tmp_path):
+    """An idle process wakes 20 times a second for each link with shared memory at both ends: a
+    dataflow of more than SHM_AUTO_NODES nodes gets it only where the user asks for it."""
+    from dora_zenoh.wire.zconfig import SHM_AUTO_NODES
+
+    small = load_descriptor(_chain(tmp_path, SHM_AUTO_NODES))
+    assert set(_shm_of(small, {})) == {None}  # the default: on
+    large = load_descriptor(_chain(tmp_path, SHM_AUTO_NODES + 1))
+    assert set(_shm_of(large, {})) == {"0"}
+    assert set(_shm_of(large, {settings.SHM.name: "1"})) == {"1"}  # the user's, for every node
+    one = load_descriptor(_chain(tmp_path, SHM_AUTO_NODES + 1, extra_env=f"{settings.SHM.name}: '1'"))
+    assert _shm_of(one, {})[-1] == "1" and set(_shm_of(one, {})[:-1]) == {"0"}  # the node's own env
