@@ -173,7 +173,7 @@ def _learn_layout(prefix: bytes, whole: Any, column: Any) -> None:
     if not _is_primitive(kind) or column.offset != 0:
         return
     base, size = whole.address, whole.size
-    spans = []
+    spans: list[tuple[int, int] | None] = []
     for buf in column.buffers():
         if buf is None:
             spans.append(None)

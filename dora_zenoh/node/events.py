@@ -73,7 +73,7 @@ class Event(dict):
         kind = dict.__getitem__(self, "type")
         if key == "value":  # an input's value built on first use (see attach_value), or bytes without pyarrow
             if self._how is not None:
-                value = arrow.build(self._raw, self._how)
+                value = arrow.build(self.raw, self._how)
                 node = self._node
                 if node is not None:  # see attach_value
                     node._fwd_value, node._fwd_sample = value, self._sample
