@@ -79,52 +79,5 @@ def dora() -> None:
             _dump(path, count, recv_ns, send_ns)
 
 
-def dora_split() -> None:
-    """dora, with next() taken apart (internals: for profiling only)."""
-    from dora import Node
-
-    node = Node()
-    node._legacy = False
-    novalue = os.environ.get("VARIANT") == "novalue"
-    if novalue:
-        node._arrow = False
-    path = os.path.join(os.environ["STAMP_DIR"], f"{os.environ['NODE_ID']}.split.json")
-    inbox = node._wake
-    acc = {"wait": 0, "admit": 0, "event": 0, "send": 0}
-    count = 0
-    t0 = _cpu()
-    while True:
-        token = inbox.get(None)
-        t1 = _cpu()
-        if token.__class__ is not _SAMPLE:
-            break
-        node._admit(token, inbox.attachment)
-        t2 = _cpu()
-        if novalue:
-            event = node._sample_event(token)
-            value = token.payload
-        else:
-            event = node._sample_event(token)
-            value = event["value"]
-        t3 = _cpu()
-        node.send_output("out", value)
-        t4 = _cpu()
-        acc["wait"] += t1 - t0
-        acc["admit"] += t2 - t1
-        acc["event"] += t3 - t2
-        acc["send"] += t4 - t3
-        t0 = t4
-        count += 1
-        if count % 100 == 0:
-            with open(path + ".tmp", "w") as f:
-                json.dump({"count": count, "recv_ns": t1, "send_ns": 0, **acc}, f)
-            os.replace(path + ".tmp", path)
-
-
 if __name__ == "__main__":
-    if os.environ.get("MODE") == "split":
-        import zenoh
-        _SAMPLE = zenoh.Sample
-        dora_split()
-    else:
-        plain() if os.environ.get("MODE") == "plain" else dora()
+    plain() if os.environ.get("MODE") == "plain" else dora()
