@@ -70,10 +70,10 @@ class Event(dict):
         dict.__setitem__(self, "id", value)
 
     def __missing__(self, key: str) -> Any:
-        kind = dict.__getitem__(self, "type")
         if key == "value":  # an input's value built on first use (see attach_value), or bytes without pyarrow
-            if self._how is not None:
-                value = arrow.build(self.raw, self._how)
+            how = self._how
+            if how is not None:
+                value = arrow.build(self._raw, how)  # type: ignore[arg-type]  # set with _how
                 node = self._node
                 if node is not None:  # see attach_value
                     node._fwd_value, node._fwd_sample = value, self._sample
@@ -85,7 +85,7 @@ class Event(dict):
             return self.metadata
         if key == "kind":
             return "dora"
-        if key == "error" and kind == ERROR:
+        if key == "error" and dict.__getitem__(self, "type") == ERROR:
             return self.error
         raise KeyError(key)
 

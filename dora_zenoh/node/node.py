@@ -427,15 +427,19 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             if data is self._fwd_value:  # forwarding the value just received: Zenoh's own buffer
                 sample = self._fwd_sample
                 payload, encoding = sample.payload, sample.encoding
-                if encoding == wire.ENC_BYTES:
+                if encoding == _ENC_BYTES:
                     encoding = None  # the publisher's default: don't pass (and convert) it again
             else:
                 payload, encoding = wire.encode(data)
-            for pub in (out[0], out[2]) if out[2] is not None else (out[0],):
+            if encoding is None:
+                out[0].put(payload, attachment=att)
+            else:
+                out[0].put(payload, encoding=encoding, attachment=att)
+            if out[2] is not None:  # read with both policies: the block readers' copy
                 if encoding is None:
-                    pub.put(payload, attachment=att)
+                    out[2].put(payload, attachment=att)
                 else:
-                    pub.put(payload, encoding=encoding, attachment=att)
+                    out[2].put(payload, encoding=encoding, attachment=att)
         if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.tuning.sched
             self._yielded_at = now
             _sched_yield()

@@ -71,6 +71,7 @@ def test_a_known_layout_decodes_each_message_own_values(first, second):
     from that layout over its own bytes: its own values and nulls, never the first one's."""
     arrow._load()
     arrow._layouts.clear()
+    arrow._recent = None
     raw1, raw2 = _stream(first), _stream(second)
     assert arrow._known_schema_column(raw1).equals(first)
     assert len(arrow._layouts) == 1  # learnt from the first message
@@ -83,6 +84,7 @@ def test_a_known_layout_decodes_each_message_own_values(first, second):
 def test_a_layout_serves_only_streams_of_the_same_prefix_and_length():
     arrow._load()
     arrow._layouts.clear()
+    arrow._recent = None
     raw = _stream(pa.array([1, 2, 3], type=pa.int64()))
     arrow._known_schema_column(raw)
     assert arrow._known_schema_column(raw[:-9]) is None  # cut short: not from the layout, and refused
@@ -90,6 +92,7 @@ def test_a_layout_serves_only_streams_of_the_same_prefix_and_length():
     assert arrow._known_schema_column(longer).to_pylist() == [1, 2, 3, 4]
     for variable in (pa.array(["a", "bb"]), pa.array([[1], [2, 3]])):  # not fixed-width: never a layout
         arrow._layouts.clear()
+        arrow._recent = None
         arrow._known_schema_column(_stream(variable))
         assert not arrow._layouts
 
@@ -100,6 +103,7 @@ def test_a_recipe_is_given_only_for_payloads_that_surely_decode():
     payload that does not decode is dropped before the node sees it."""
     arrow._load()
     arrow._layouts.clear()
+    arrow._recent = None
     assert arrow.build(b"\x01\x02", arrow.recipe(b"\x01\x02", wire.ENC_BYTES)).to_pylist() == [1, 2]
     first, second = _stream(pa.array([1, 2], type=pa.int64())), _stream(pa.array([3, 4], type=pa.int64()))
     assert arrow.recipe(first, wire.ENC_ARROW) is None  # not seen yet: decode it now
@@ -110,3 +114,20 @@ def test_a_recipe_is_given_only_for_payloads_that_surely_decode():
         assert arrow.recipe(unsure, wire.ENC_ARROW) is None
     with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error: the node drops the message
         arrow.decode(b"not arrow at all", wire.ENC_ARROW)
+
+
+def test_recipes_of_two_shapes_in_turn_build_each_message_own_values():
+    """recipe() tries the last shape first; messages of two shapes in turn (two inputs) still
+    each get their own layout and values."""
+    arrow._load()
+    arrow._layouts.clear()
+    arrow._recent = None
+    ints = [_stream(pa.array([i, i + 1], type=pa.int64())) for i in range(3)]
+    floats = [_stream(pa.array([i / 2], type=pa.float64())) for i in range(3)]
+    arrow.decode(ints[0], wire.ENC_ARROW)
+    arrow.decode(floats[0], wire.ENC_ARROW)
+    for i in (1, 2, 0):
+        for raw, expected in ((ints[i], [i, i + 1]), (floats[i], [i / 2])):
+            how = arrow.recipe(raw, wire.ENC_ARROW)
+            assert how is not None and arrow.build(raw, how).to_pylist() == expected
+    assert arrow.recipe(ints[1], wire.ENC_BYTES) is arrow.RAW  # the encoding decides first
