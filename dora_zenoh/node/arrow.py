@@ -23,6 +23,7 @@ from typing import Any
 from dora_zenoh.wire import codec as wire
 
 _ENC_BYTES = wire.ENC_BYTES
+_ENC_ARROW = wire.ENC_ARROW
 _pa: Any = None
 _u8: Any = None
 _from_buffers: Any = None
@@ -111,6 +112,8 @@ def recipe(raw: bytes, encoding: Any) -> Any:
     global _recent
     if encoding == _ENC_BYTES:
         return RAW
+    if encoding != _ENC_ARROW:  # text, another sender's Arrow with a schema suffix, anything else
+        return None
     recent = _recent
     if recent is not None and len(raw) == recent[4] and raw[:recent[3]] == recent[5]:
         return recent

@@ -131,3 +131,5 @@ def test_recipes_of_two_shapes_in_turn_build_each_message_own_values():
             how = arrow.recipe(raw, wire.ENC_ARROW)
             assert how is not None and arrow.build(raw, how).to_pylist() == expected
     assert arrow.recipe(ints[1], wire.ENC_BYTES) is arrow.RAW  # the encoding decides first
+    assert arrow.recipe(ints[1], wire.ENC_TEXT) is None  # not Arrow: decoded now, as what it is
+    assert arrow.decode(ints[1], wire.ENC_TEXT).type == pa.uint8()
