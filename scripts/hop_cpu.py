@@ -94,14 +94,21 @@ def _cpu(threads: dict[str, float]) -> float:
     return sum(v for k, v in threads.items() if not k.endswith(" wakes"))
 
 
-def _nodes(runner: psutil.Process) -> dict[str, psutil.Process]:
+def _nodes(runner: psutil.Process, stamps: Path) -> dict[str, psutil.Process]:
+    """The node processes by id: the relays' from their pid files, the others from their
+    environment (not known for a node forked from the fork server: /proc shows the zygote's)."""
     out = {}
+    for pid_file in stamps.glob("*.pid"):
+        try:
+            out[pid_file.stem] = psutil.Process(int(pid_file.read_text()))
+        except (psutil.Error, ValueError):
+            continue
     for child in runner.children(recursive=True):
         try:
             node_id = child.environ().get("NODE_ID")
         except psutil.Error:
             continue
-        if node_id:
+        if node_id and node_id not in out:
             out[node_id] = child
     return out
 
@@ -133,7 +140,7 @@ def measure(opts: argparse.Namespace) -> dict:
                     raise SystemExit("the chain never delivered (the runner exited, or 90 s passed)")
                 time.sleep(0.1)
             time.sleep(opts.warmup)
-            procs = _nodes(psutil.Process(runner.pid))
+            procs = _nodes(psutil.Process(runner.pid), stamps)
             before = {k: _threads(p.pid) for k, p in procs.items()}
             t0 = time.monotonic()
             time.sleep(opts.seconds)
@@ -171,9 +178,11 @@ def measure(opts: argparse.Namespace) -> dict:
             threads.setdefault(mode, {}).setdefault(name, []).append((t - before[k].get(name, 0.0)) / messages * scale)
     return {"relay_us": {m: round(statistics.median(v), 1) for m, v in by_mode.items()},
             "relay_threads": {m: {n: round(statistics.median(v), 2) for n, v in t.items()} for m, t in threads.items()},
-            "source_us": round(per.get("source", 0.0), 1), "sink_us": round(per.get("sink", 0.0), 1),
+            "source_us": round(per["source"], 1) if "source" in per else None,
+            "sink_us": round(per["sink"], 1) if "sink" in per else None,
             "nodes_us": {k: round(v, 1) for k, v in per.items()}, "relay_splits_us": splits,
-            "idle_pct_per_node": round(statistics.mean(idle.values()), 3), "messages": round(messages),
+            "idle_pct_per_node": round(statistics.mean(idle.values()), 3) if idle else None,
+            "messages": round(messages),
             "load": round(os.getloadavg()[0], 1)}
 
 

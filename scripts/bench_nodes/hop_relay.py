@@ -80,4 +80,8 @@ def dora() -> None:
 
 
 if __name__ == "__main__":
+    # Our pid, for hop_cpu.py: a node forked from the fork server shows the zygote's environment
+    # in /proc, not its own.
+    with open(os.path.join(os.environ["STAMP_DIR"], f"{os.environ['NODE_ID']}.pid"), "w") as pid_file:
+        pid_file.write(str(os.getpid()))
     plain() if os.environ.get("MODE") == "plain" else dora()
