@@ -72,7 +72,7 @@ def base_env(endpoint: str, secret: Path | None = None) -> dict[str, str]:
     path, unbuffered Python output and the Zenoh endpoint to connect to. ``secret``: a closed
     run's credentials file (:mod:`dora_zenoh.wire.auth`), by path, never its contents: every
     session a node opens presents them (:func:`dora_zenoh.wire.zconfig.peer_config`)."""
-    env = dict(os.environ)
+    env = zconfig.child_environ(os.environ)
     path = [SHIM_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONUNBUFFERED"] = "1"
@@ -187,7 +187,7 @@ class StdoutPublisher:
 def recorder_env(secret: Path | None) -> dict[str, str]:
     """The recorder's environment: ours, plus a closed run's credentials (it is a reader and
     announces a token, so it needs the run's own, not an observer's)."""
-    env = dict(os.environ)
+    env = zconfig.child_environ(os.environ)
     if secret is not None:
         env[settings.SECRET_FILE.name] = str(secret)
     return env

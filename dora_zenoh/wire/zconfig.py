@@ -35,6 +35,7 @@ NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 # there). With Zenoh's 2 receive workers the control socket's queries waited behind those closes:
 # `list` took 10-29 s during a partition (docs/machines.md). Idle workers cost no CPU.
 SUPERVISOR_RUNTIME = "(rx:(worker_threads:24))"
+_SUPERVISOR_RUNTIME_OURS = False  # tune_supervisor_runtime set it (not the user): children do not inherit it
 
 
 def default_endpoint() -> str:
@@ -227,7 +228,20 @@ def tune_supervisor_runtime() -> None:
     unless ZENOH_RUNTIME is set. Zenoh reads it once, when its runtime starts."""
     import os
 
-    os.environ.setdefault(RUNTIME_ENV, SUPERVISOR_RUNTIME)
+    global _SUPERVISOR_RUNTIME_OURS
+    if RUNTIME_ENV not in os.environ:
+        os.environ[RUNTIME_ENV] = SUPERVISOR_RUNTIME
+        _SUPERVISOR_RUNTIME_OURS = True
+
+
+def child_environ(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` for a process this one starts: without the Zenoh runtime that
+    :func:`tune_supervisor_runtime` gave this process (24 receive threads are the supervisor's
+    need; a node gets its own, see :func:`tune_node_env`), with the user's if they set one."""
+    env = dict(environ)
+    if _SUPERVISOR_RUNTIME_OURS and env.get(RUNTIME_ENV) == SUPERVISOR_RUNTIME:
+        del env[RUNTIME_ENV]
+    return env
 
 
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:

@@ -465,3 +465,23 @@ def test_list_counts_a_closed_runs_messages(coord, flow):
     wait_for(lambda: (d := coord.list(flow.name)) and d["nodes"][0]["sent"].get("count", 0) > 0,
              what="a closed run's messages to be counted")
     assert coord("stop", flow.name).returncode == 0
+
+
+def test_nodes_do_not_inherit_the_coordinators_zenoh_runtime(coord, flow):
+    """The coordinator takes 24 Zenoh receive threads for itself (ZENOH_RUNTIME); its nodes get
+    the one-thread runtime a node gets under `run` (they inherited the coordinator's)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: probe
+            path: probe.py
+    """)
+    flow.write("probe.py", """
+        import os
+        from dora import Node
+        Node()
+        open("runtime.txt", "w").write(os.environ.get("ZENOH_RUNTIME", "-"))
+    """)
+    res = coord("start", str(flow.yaml), "--name", flow.name)
+    assert res.returncode == 0, res.stderr
+    runtime = (flow.folder / "runtime.txt").read_text()
+    assert "worker_threads:24" not in runtime and "worker_threads:1" in runtime, runtime
