@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Mapping
 
 import zenoh
 
@@ -234,7 +235,7 @@ def tune_supervisor_runtime() -> None:
         _SUPERVISOR_RUNTIME_OURS = True
 
 
-def child_environ(environ: dict[str, str]) -> dict[str, str]:
+def child_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` for a process this one starts: without the Zenoh runtime that
     :func:`tune_supervisor_runtime` gave this process (24 receive threads are the supervisor's
     need; a node gets its own, see :func:`tune_node_env`), with the user's if they set one."""
