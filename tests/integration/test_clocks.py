@@ -56,13 +56,13 @@ def start_daemon_with_clock(net: Machines, machine: str, shift_s: int) -> subpro
 def write_flow(folder: Path) -> Path:
     """ping (a) -> echo (b) -> sink (a); each records the sender's timestamp minus its own clock."""
     skew_line = ('skew = event["metadata"]["timestamp"].timestamp() - time.time()\n'
-                 '                with open(f"{NAME}-skew.txt", "a") as f:\n'
+                 '                with open(os.path.join(os.environ["OUTDIR"], f"{NAME}-skew.txt"), "a") as f:\n'
                  '                    f.write(f"{skew:.1f}\\n")')
     for name, body in (("ping", 'node.send_output("out", b"x")'),
                        ("echo", skew_line + '\n                node.send_output("out", b"y")'),
                        ("sink", skew_line)):
         (folder / f"{name}.py").write_text(textwrap.dedent(f"""
-            import time
+            import os, time
             from dora import Node
             NAME = {name!r}
             node = Node()
@@ -72,22 +72,25 @@ def write_flow(folder: Path) -> Path:
                 {body}
         """))
     yaml = folder / "dataflow.yml"
-    yaml.write_text(textwrap.dedent("""
+    out = {"OUTDIR": str(folder)}  # b may run from a copy of the folder (docs/machines.md): write here
+    yaml.write_text(textwrap.dedent(f"""
         nodes:
           - id: ping
             path: ping.py
-            deploy: {machine: a}
-            inputs: {tick: dora/timer/millis/200}
+            deploy: {{machine: a}}
+            inputs: {{tick: dora/timer/millis/200}}
             outputs: [out]
           - id: echo
             path: echo.py
-            deploy: {machine: b}
-            inputs: {in: ping/out}
+            deploy: {{machine: b}}
+            inputs: {{in: ping/out}}
             outputs: [out]
+            env: {json.dumps(out)}
           - id: sink
             path: sink.py
-            deploy: {machine: a}
-            inputs: {in: echo/out}
+            deploy: {{machine: a}}
+            inputs: {{in: echo/out}}
+            env: {json.dumps(out)}
     """))
     (folder / ".dora-zenoh-ignore").write_text("*.log\n*-skew.txt\n/state/\n")
     return yaml
