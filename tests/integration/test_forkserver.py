@@ -214,9 +214,9 @@ def test_stop_signals_and_process_trees(flow):
     assert "fork server" not in res.stderr, res.stderr
 
 
-@pytest.mark.timeout(120)
-def test_no_orphans_when_run_is_killed_with_forked_nodes(flow):
-    """SIGKILL the runner: the forked nodes (and their children) and the zygote all go."""
+def start_forked_long_lived(flow) -> tuple[subprocess.Popen, list[int], int]:
+    """`run` of the long-lived flow with the fork server forced on: the runner, the nodes' pids
+    and the zygote's (their parent)."""
     write_long_lived_flow(flow)
     proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint,
                      cwd=flow.folder, env=_env("1"))
@@ -224,6 +224,17 @@ def test_no_orphans_when_run_is_killed_with_forked_nodes(flow):
         pids = long_lived_pids(flow)
         zygote = psutil.Process(pids[0]).ppid()
         assert zygote != proc.pid, "the python node was not forked"
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, pids, zygote
+
+
+@pytest.mark.timeout(120)
+def test_no_orphans_when_run_is_killed_with_forked_nodes(flow):
+    """SIGKILL the runner: the forked nodes (and their children) and the zygote all go."""
+    proc, pids, zygote = start_forked_long_lived(flow)
+    try:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         procs = [psutil.Process(p) for p in [*pids, zygote] if psutil.pid_exists(p)]
@@ -237,13 +248,8 @@ def test_no_orphans_when_run_is_killed_with_forked_nodes(flow):
 def test_a_dying_zygote_takes_its_nodes_and_the_run_says_so(flow):
     """SIGKILL the zygote: its nodes die with it (PR_SET_PDEATHSIG), the run reports them as
     killed and warns once; nothing is left running."""
-    write_long_lived_flow(flow)
-    proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint,
-                     cwd=flow.folder, env=_env("1"))
+    proc, pids, zygote = start_forked_long_lived(flow)
     try:
-        pids = long_lived_pids(flow)
-        zygote = psutil.Process(pids[0]).ppid()
-        assert zygote != proc.pid, "the python node was not forked"
         os.kill(zygote, signal.SIGKILL)
         wait_for(lambda: not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == "zombie",
                  30, "the forked node to die with its zygote")
