@@ -10,10 +10,8 @@ ports, gives every node `deploy: {machine: bench}`, `start --attach`es it (bound
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,23 +19,18 @@ from pathlib import Path
 
 import yaml
 
+from dora_zenoh.supervision.client import coordinator_running
+from dora_zenoh.wire.zconfig import free_tcp_endpoint
+
 MACHINE = "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_daemon(env: dict[str, str], endpoint: str, timeout: float = 60.0) -> bool:
+def wait_for_daemon(endpoint: str, timeout: float = 60.0) -> bool:
     """Until the coordinator at ``endpoint`` lists the daemon (its `info`)."""
-    probe = ("import json\nfrom dora_zenoh.supervision.client import Client\n"
-             f"with Client({endpoint!r}) as c:\n    print(json.dumps(c.call('info')['daemons']))\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
-        if out.returncode == 0 and MACHINE in json.loads(out.stdout or "[]"):
+        info = coordinator_running(endpoint)
+        if info is not None and MACHINE in info.get("daemons", []):
             return True
         time.sleep(0.3)
     return False
@@ -51,7 +44,7 @@ def main() -> int:
     ap.add_argument("file", type=Path)
     opts = ap.parse_args()
     dz = opts.dz.split()
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    endpoint = free_tcp_endpoint()
     env = {**os.environ, "DORA_ZENOH_ENDPOINT": endpoint}
     desc = yaml.safe_load(opts.file.read_text())
     for node in desc["nodes"]:
@@ -65,9 +58,9 @@ def main() -> int:
                                           stderr=subprocess.STDOUT, env=env))
         with open(opts.workdir / "daemon.log", "w") as log:
             procs.append(subprocess.Popen([*dz, "daemon", "--machine-id", MACHINE, "--coordinator", endpoint,
-                                           "--listen", f"tcp/127.0.0.1:{free_port()}"], stdout=log,
+                                           "--listen", free_tcp_endpoint()], stdout=log,
                                           stderr=subprocess.STDOUT, env=env))
-        if not wait_for_daemon(env, endpoint):
+        if not wait_for_daemon(endpoint):
             print("the daemon did not join the coordinator", file=sys.stderr)
             return 1
         start = subprocess.Popen([*dz, "start", str(opts.file), "--name", "bench", "--attach", "--grace", "5s",
