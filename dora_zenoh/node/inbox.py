@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from dora_zenoh.tuning.sched import Spin
 
 MARK = b"@dz"            # attachment of a marker: another source has a token queued
-MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed
+MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed, or a wait lasted DOZE_AFTER
+DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
 _SAMPLE = zenoh.Sample
@@ -78,6 +79,10 @@ class Inbox:
         # Zenoh through this inbox (see dora_zenoh.node.shutdown).
         self._gate = threading.RLock()  # re-entered when a marker reaches a callback input of the same key
         self._alarm = _Alarm(self._ring)
+        self._doze_at = float("inf")     # when the current blocking wait turns into a doze
+        self._dozy = False               # the alarm said the current wait lasted DOZE_AFTER
+        self._bell = threading.Lock()    # what a dozing thread blocks on (see _doze)
+        self.dozes = 0                   # how many times the thread dozed (tests look)
         self.before_wait: Callable[[], bool] = _nothing  # see the module docstring
         # The attachment's bytes of the sample get() just returned, when it read them (or None):
         # the node checks them without asking Zenoh for them again.
@@ -186,7 +191,45 @@ class Inbox:
             item = self.spin.poll(self._try_recv)
             if item is not None:
                 return item
+        if self._dozy:
+            self._dozy = False
+            item = self._doze()
+            if item is not None:
+                return item
+        self._doze_at = doze_at = _monotonic() + DOZE_AFTER
+        self._alarm.arm_doze(doze_at)
         return self._recv()
+
+    def _doze(self) -> Any:
+        """Wait for the next ring item on a Python lock that a callback subscriber on the
+        ring's key releases (see the module docstring); None if the bell rang before the
+        item reached the ring (the caller then takes it with ``recv()``)."""
+        bell = self._bell
+        bell.acquire(False)  # locked: only what arrives from now on releases it
+        self.dozes += 1
+        try:
+            sub = self._session.declare_subscriber(
+                self._key, zenoh.handlers.Callback(self._ring_bell, self._ring_bell, indirect=False))
+        except zenoh.ZError:  # the session is closed: recv() says so
+            return None
+        try:
+            item = self._try_recv()  # what arrived before the bell was declared
+            if item is None:
+                bell.acquire()
+                item = self._try_recv()
+            return item
+        finally:
+            try:
+                sub.undeclare()
+            except zenoh.ZError:
+                pass
+
+    def _ring_bell(self, _sample: Any = None) -> None:
+        """The doze's callback (and its drop: a closed session wakes the thread too)."""
+        try:
+            self._bell.release()
+        except RuntimeError:  # already rung
+            pass
 
     def _take(self, sample: Any) -> None:
         """File one ring item in arrival order: a primary sample, or the token of a marker.
@@ -203,6 +246,8 @@ class Inbox:
                     self._served_early -= 1  # this marker's token went out already
                 elif self._pending:
                     self._local.append(self._token_out(self._pending.popleft()))
+            elif _monotonic() >= self._doze_at:
+                self._dozy = True  # the wait lasted DOZE_AFTER: the next one dozes
             return  # an alarm: the caller looks at the clock
         primary = self.primary
         if primary is not None and not self._primary_ended:
@@ -251,11 +296,13 @@ def _nothing() -> bool:
 
 
 class _Alarm(threading.Thread):
-    """Wakes the node's thread when a ``next(timeout)`` deadline passes.
+    """Wakes the node's thread when a ``next(timeout)`` deadline passes, or when a
+    blocking wait has lasted ``DOZE_AFTER`` (the thread then dozes).
 
     Arming costs the caller two attribute writes; the thread is only notified when a
     deadline comes *earlier* than the one it sleeps towards, so a node calling
-    ``next(timeout=T)`` in a loop does not wake this thread per message.
+    ``next(timeout=T)`` in a loop does not wake this thread per message, and under
+    traffic it wakes about once per ``DOZE_AFTER``.
     """
 
     def __init__(self, ring: Any) -> None:
@@ -263,12 +310,22 @@ class _Alarm(threading.Thread):
         self._fire = ring
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        self._doze: float | None = None
         self._sleeping_until = float("inf")
         self._stopped = False
         self._launched = False
 
     def arm(self, deadline: float) -> None:
+        """Ring at ``deadline`` (a ``next(timeout)``'s)."""
         self._deadline = deadline
+        self._wake_for(deadline)
+
+    def arm_doze(self, at: float) -> None:
+        """Ring at ``at`` unless armed again before (each blocking wait does)."""
+        self._doze = at
+        self._wake_for(at)
+
+    def _wake_for(self, deadline: float) -> None:
         if not self._launched:
             self._launched = True
             self.start()
@@ -280,20 +337,24 @@ class _Alarm(threading.Thread):
         with self._cond:
             while not self._stopped:
                 self._sleeping_until = float("inf")  # awake: arm() must notify (it waits for the lock)
-                deadline = self._deadline
-                if deadline is None:
+                deadline, doze = self._deadline, self._doze
+                soonest = doze if deadline is None else deadline if doze is None else min(deadline, doze)
+                if soonest is None:
                     self._cond.wait()
                     continue
-                left = deadline - time.monotonic()
+                left = soonest - time.monotonic()
                 if left <= 0:
-                    if self._deadline == deadline:
+                    if self._deadline == deadline and deadline is not None and deadline <= soonest:
                         self._deadline = None
+                    if self._doze == doze and doze is not None and doze <= soonest:
+                        self._doze = None
                     self._fire(MARK_ALARM)
                     continue
-                self._sleeping_until = deadline
+                self._sleeping_until = soonest
                 self._cond.wait(left)
 
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import zenoh
 
 from dora_zenoh.wire import zconfig
@@ -187,9 +188,10 @@ def test_next_timeout_returns_the_timeout_error_then_the_message(flow):
     assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
 
 
-def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
+@pytest.mark.parametrize("waiting", [0.5, 2.0], ids=["in-recv", "dozing"])
+def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting):
     """A node run by hand and blocked in Zenoh's recv() still stops on Ctrl-C (zenoh-python
-    looks at Python's signals while it waits)."""
+    looks at Python's signals while it waits), and so does one that dozes (on a Python lock)."""
     flow.write("dataflow.yml", """
         nodes:
           - id: quiet
@@ -217,7 +219,7 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert viewer.stdout is not None
         assert viewer.stdout.readline().strip() == "waiting"
-        time.sleep(0.5)  # it is inside recv() now
+        time.sleep(waiting)  # it is inside recv() (0.5 s) or dozes (2 s: DOZE_AFTER is 1 s)
         viewer.send_signal(signal.SIGINT)
         _, err = viewer.communicate(timeout=20)
         assert "KeyboardInterrupt" in err
@@ -499,3 +501,120 @@ def test_two_inputs_of_one_output_both_get_every_message(flow):
     assert res.returncode == 0, res.stderr
     expected = [str(i) for i in range(30)]
     assert flow.result() == {"got": {"a": expected, "b": expected}, "closed": ["a", "b"]}
+
+
+DOZER = """
+    import json, os, threading, time
+    from dora import Node
+    node = Node()
+    main = threading.get_native_id()
+
+    def switches():  # the node thread's voluntary context switches: one per wake-up from a wait
+        for line in open(f"/proc/self/task/{main}/status"):
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+
+    seen = {}
+    def watch():  # while the node thread waits for the late message
+        time.sleep(1.8)  # past DOZE_AFTER (1 s) and the doze's set-up
+        a = switches()
+        time.sleep(1.0)
+        seen["switches_in_1s"] = switches() - a
+        seen["dozes"] = node._wake.dozes
+    threading.Thread(target=watch, daemon=True).start()
+    t0 = time.monotonic()
+    event = next(node)
+    seen["type"], seen["id"] = event["type"], event.get("id")
+    seen["waited"] = time.monotonic() - t0
+    if os.environ.get("THEN_STOP"):  # a dozing node must also wake for STOP (a marker, not data)
+        seen["then"] = [e["type"] for e in node]
+    json.dump(seen, open("result.json", "w"))
+"""
+
+
+def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow):
+    """A node waiting over DOZE_AFTER stops waking its thread (Zenoh's recv() wakes 10x/s to
+    look for signals: ~2 % of a core at 100 idle nodes) and still gets the next message."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: late
+            path: late.py
+            outputs: [data]
+          - id: dozer
+            path: dozer.py
+            inputs:
+              data: late/data
+    """)
+    flow.write("late.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(4.0)
+        node.send_output("data", b"late")
+    """)
+    flow.write("dozer.py", DOZER)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["type"] == "INPUT" and out["id"] == "data"
+    assert out["dozes"] >= 1
+    assert out["switches_in_1s"] <= 2, out  # polling recv() makes ~10
+
+
+def test_a_dozing_node_wakes_for_stop_and_for_a_timer(flow):
+    """What reaches a node as a marker (a timer tick, STOP) wakes it from a doze too."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            env: {QUIET_FOR: "60"}
+            outputs: [data]
+          - id: dozer
+            path: dozer.py
+            env: {THEN_STOP: "1"}
+            inputs:
+              data: quiet/data
+              tick: dora/timer/secs/3
+    """)
+    flow.write("quiet.py", QUIET)
+    flow.write("dozer.py", DOZER)
+    proc = flow.start()
+    try:
+        time.sleep(6.0)  # the tick came about 3 s in, and the node dozes again after it
+        proc.send_signal(signal.SIGINT)  # the run stops: STOP reaches the dozing node
+        proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    out = flow.result()
+    assert out["type"] == "INPUT" and out["id"] == "tick", out
+    assert out["dozes"] >= 1 and out["switches_in_1s"] <= 2, out
+    assert out["then"][-1] == "STOP", out
+
+
+def test_close_from_another_thread_ends_a_dozing_loop(flow):
+    """``node.close()`` on another thread ends ``for event in node`` of a dozing node too."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: quiet
+            path: quiet.py
+            env: {QUIET_FOR: "8"}
+            outputs: [data]
+          - id: watched
+            path: watched.py
+            inputs:
+              data: quiet/data
+    """)
+    flow.write("quiet.py", QUIET)
+    flow.write("watched.py", """
+        import json, threading
+        from dora import Node
+        node = Node()
+        threading.Timer(2.5, node.close).start()  # DOZE_AFTER is 1 s
+        events = [event["type"] for event in node]
+        json.dump({"events": events, "dozes": node._wake.dozes}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == {"events": [], "dozes": 1}
