@@ -199,6 +199,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         callbacks.append(self._stats_q)
         self._supervisor = SupervisorWatch(self.node_id, cfg.runner, self._request_stop)
         self._live_root = keys.live_root(prefix, self._dataflow) + "/"
+        # Whose tokens matter to us: our sources (their end closes our inputs) and our readers
+        # (the start barrier and the wait at exit). Acting on every node's tokens made each
+        # node ask the runner about each one that exits: N^2 queries at the end of a big run.
+        self._peers = sources | {r for rs in cfg.readers.values() for r in rs}
         callbacks.append(session.liveliness().declare_subscriber(
             self._live_root + "**", zenoh.handlers.Callback(self._on_live, indirect=False), history=True))
         # Announced only now, after every input is subscribed (and pyarrow, which builds every

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
 FACT_PATIENCE = 3.0
+_PER_NODE = frozenset({"node", "exited", "sent"})  # token kinds that name a node (keys.live_root)
 SENT_PATIENCE = 2.0  # seconds a reader waits for an ended source's sent tokens (see _close_counted_remote)
 
 
@@ -42,6 +43,7 @@ class PeerWatch:
     _state: threading.Condition
     _alive: set[str]
     _exited: set[str]
+    _peers: set[str]
     _checking: set[tuple[str, str]]
     _gone_forged: set[str]
     _restartable: set[str | None]
@@ -61,6 +63,8 @@ class PeerWatch:
         what = str(sample.key_expr)[len(self._live_root):]
         put = sample.kind == zenoh.SampleKind.PUT
         kind, _, name = what.partition("/")
+        if kind in _PER_NODE and name.partition("/")[0] not in self._peers:
+            return  # a node we neither read from nor send to (see Node.__init__)
         if kind == "node":
             if put:
                 with self._state:

@@ -385,3 +385,75 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     assert "params" in err and "nested more than" in err and "Arrow" in err, err
     assert "ignored the 'exited/tx' token" in err and "ignored the 'stop' token" in err, err
     assert "ignored a message on 'dora/@dz/eos/" in err, err  # the runner too
+
+
+def test_only_a_nodes_sources_and_readers_ask_about_its_exit(flow):
+    """When a node exits, its readers ask the runner to confirm its `exited` token; nodes
+    that neither read from it nor send to it do not ask (all of them asking made N^2
+    queries at the end of a 100-node chain, and unconfirmed tokens after 3 s). Counted
+    with a plain Zenoh queryable on the runner's facts key, which sees every query."""
+    quiet = "\n".join(f"""
+          - id: q{i}
+            path: quiet.py
+            inputs:
+              tick: dora/timer/secs/60""" for i in range(8))
+    flow.write("dataflow.yml", f"""
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data]
+          - id: rx
+            path: rx.py
+            inputs:
+              data: tx/data
+{quiet}
+    """)
+    flow.write("tx.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        node.send_output("data", b"x")
+    """)
+    flow.write("rx.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT_CLOSED":
+                open("rx_closed", "w").write("")
+                break
+        while not os.path.exists("end"):  # still here when tx's exited token comes
+            time.sleep(0.05)
+    """)
+    flow.write("quiet.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        open(os.environ["DORA_NODE_ID"] + ".up", "w").write("")
+        while not os.path.exists("end"):
+            time.sleep(0.05)
+    """)
+    proc = flow.start()
+    session = zenoh.open(zconfig.peer_config([flow.endpoint], []))
+    asked: list[str] = []
+    try:
+        queryable = session.declare_queryable(  # noqa: F841 (kept declared until the session closes)
+            f"dora/@dz/facts/{flow.name}", zenoh.handlers.Callback(lambda q: asked.append(str(q.selector)),
+                                                                   indirect=False))
+        assert wait_for(lambda: len(list(flow.folder.glob("q*.up"))) == 8, 60, "the quiet nodes")
+        assert wait_for(lambda: list(session.info.peers_zid()), 10, "links")
+        time.sleep(1.0)  # routes to the nodes
+        (flow.folder / "go").write_text("")
+        assert wait_for(lambda: (flow.folder / "rx_closed").exists(), 30, "rx's input closed")
+        time.sleep(4.0)  # FACT_PATIENCE (3 s): any node that asks about tx's exit has asked by now
+        (flow.folder / "end").write_text("")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        session.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert 1 <= len(asked) <= 3, asked  # rx (a retry at most); 8 more if every node asked
