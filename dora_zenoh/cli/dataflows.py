@@ -141,6 +141,28 @@ def _report(row: dict[str, Any]) -> int:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="NAME|ID")
+@click.option("--observer", is_flag=True, help="The read-only credentials (a viewer, a recorder).")
+@endpoint_option
+def join(target: str, observer: bool, endpoint: str | None) -> None:
+    """How a process of yours reaches a running dataflow: the variables to set, for a shell's eval.
+
+    A closed dataflow (`start --secure`, `secure: true`) lives on a network of its own; a dynamic
+    node, a ROS-like script or a plain Zenoh tool needs its endpoint and credentials (the tools of
+    this CLI find them by themselves with -d NAME). `eval "$(dora-zenoh join NAME)"`.
+    """
+    from dora_zenoh import settings
+
+    with _client(endpoint) as client:
+        where = client.call("join", target=target)
+    click.echo(f"export {settings.ENDPOINT.name}={where['endpoint']}")
+    if where.get("closed"):
+        click.echo(f"export {settings.SECRET_FILE.name}={where['observer' if observer else 'credentials']}")
+    else:
+        click.echo(f"# '{target}' is open: its endpoint is the coordinator's, no credentials needed", err=True)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target", metavar="NAME|ID")
 @click.option("--grace", type=Duration(), help="How long nodes get after STOP (default: the dataflow's own).")
 @click.option("--force", is_flag=True, help="Kill every process tree at once instead of sending STOP.")
 @endpoint_option
@@ -285,4 +307,4 @@ def clean(endpoint: str | None) -> None:
     click.echo(f"removed {reply['removed']} ended dataflow(s)")
 
 
-COMMANDS = [start, stop, restart, list_, logs, clean]
+COMMANDS = [start, join, stop, restart, list_, logs, clean]

@@ -32,7 +32,7 @@ def graph(target: str, fmt: str | None, output: Path | None, open_: bool, endpoi
         from dora_zenoh.cli.topic import observer
         from dora_zenoh.introspect.discovery import wait_snapshot
 
-        with observer(endpoint) as session:
+        with observer(endpoint, target) as session:
             snap = wait_snapshot(session.client, target)
         if not any(df == target for df, _ in snap.nodes):
             running = ", ".join(snap.dataflows()) or "none"

@@ -54,7 +54,7 @@ def node() -> None:
 @endpoint_option
 def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:
     """Every node: status, pid, CPU, RSS, messages sent/received, drops."""
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         found = collect(session, dataflow, interval, endpoint)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
@@ -78,7 +78,7 @@ def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | 
 @endpoint_option
 def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:
     """One node: inputs with their sources, outputs with their readers, pid, status, restarts, CPU, RSS, drops."""
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         found = [r for r in collect(session, dataflow, interval, endpoint) if r.id == name]
     if not found:
         raise CliError(f"no running node '{name}'" + (f" in dataflow '{dataflow}'" if dataflow else "")

@@ -48,6 +48,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     import time
 
     from dora_zenoh.record.recorder import keep_freed_memory, open_recorder
+    from dora_zenoh.supervision.client import join
     from dora_zenoh.wire import zconfig
 
     dataflow, topics = split_targets(targets)
@@ -60,6 +61,8 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     early: list[str] = []  # a Ctrl-C while the recorder opens still ends it cleanly
     signal.signal(signal.SIGINT, lambda *_: early.append("interrupted"))
     signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
+    # a closed dataflow: its own network (a reader that acks its sources must be a member)
+    endpoint = join(endpoint, dataflow, member=reader_id is not None)
     rec = open_recorder(path, endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
                         topics=topics, compression=compression, split_size=split_size,
                         split_duration=split_duration, buffer_bytes=buffer_bytes, reader_id=reader_id,

@@ -39,7 +39,7 @@ def top(dataflow: str | None, interval: float, once: bool, as_json: bool, endpoi
     from dora_zenoh.introspect.usage import CpuSampler, Unreachable, rows, supervisor_rows
 
     quiet_interrupt()
-    with observer(endpoint) as session, Unreachable(endpoint, dataflow) as skip:
+    with observer(endpoint, dataflow) as session, Unreachable(endpoint, dataflow) as skip:
         cpu = CpuSampler()
         prev = wait_snapshot(session.client, dataflow, skip=skip)
         cpu.prime([n.pid for n in prev.nodes.values() if n.pid])

@@ -24,12 +24,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @contextmanager
-def observer(endpoint: str | None) -> Iterator[Any]:
-    """The sessions for watching (see ``Observer``); 'nothing runs there' and bad names become ``error: ...``."""
+def observer(endpoint: str | None, dataflow: str | None = None, member: bool = False) -> Iterator[Any]:
+    """The sessions for watching (see ``Observer``); 'nothing runs there' and bad names become ``error: ...``.
+
+    With ``dataflow``, a closed dataflow of the coordinator is reached on its own network
+    (``client.join``; ``member``: with the credentials that may publish)."""
     from dora_zenoh.introspect.discovery import IntrospectError, Observer
+    from dora_zenoh.supervision.client import join
 
     try:
-        session = Observer(endpoint)
+        session = Observer(join(endpoint, dataflow, member))
     except IntrospectError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -72,7 +76,7 @@ def list_(dataflow: str | None, verbose: bool, window: float, as_json: bool, end
     from dora_zenoh.introspect.rate import Meter
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         snap = wait_snapshot(session.client, dataflow)
         topics = snap.topics(dataflow)
         extra: dict[str, dict[str, Any]] = {t.key: {} for t in topics}
@@ -133,7 +137,7 @@ def echo(names: tuple[str, ...], dataflow: str | None, count: int | None, timeou
 
     quiet_interrupt()
     shown = 0
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         topics = _resolve_all(session, names, dataflow)
         watch = Watch(session.peer, [t.key for t in topics])
         until = time.monotonic() + timeout if timeout else None
@@ -165,7 +169,7 @@ def _measure(names: tuple[str, ...], dataflow: str | None, window: float, durati
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
     quiet_interrupt()
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         topics = _resolve_all(session, names, dataflow)
         meters = {t.key: Meter(window=window) for t in topics}
         watch = Watch(session.peer, list(meters))
@@ -251,7 +255,7 @@ def info(name: str, dataflow: str | None, wait: float, as_json: bool, endpoint: 
     from dora_zenoh.introspect import decode
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow) as session:
         (t,) = _resolve_all(session, (name,), dataflow)
         out: dict[str, Any] = {"dataflow": t.dataflow, "topic": t.name, "key": t.key,
                                "publisher": t.node or None, "sent": t.sent,
@@ -306,7 +310,7 @@ def pub(name: str, value: str, dataflow: str | None, arrow_type: str | None, rat
         except ValueError:
             meta[k] = v
     quiet_interrupt()
-    with observer(endpoint) as session:
+    with observer(endpoint, dataflow, member=True) as session:
         (t,) = _resolve_all(session, (name,), dataflow)
         pub_ = publisher(session.peer, t.key, encoding)
         time.sleep(0.3)  # let the subscribers' interest reach us, or the first message has no route

@@ -19,7 +19,7 @@ from dora_zenoh.errors import ControlError, NotAuthorizedError
 from dora_zenoh.security import control
 from dora_zenoh.wire import keys, zconfig
 
-__all__ = ["Client", "ControlError", "NotAuthorizedError", "coordinator_running"]
+__all__ = ["Client", "ControlError", "NotAuthorizedError", "coordinator_running", "join"]
 
 
 class Client:
@@ -87,3 +87,26 @@ def coordinator_running(endpoint: str | None = None, timeout: float = 2.0) -> di
         raise
     except ControlError:
         return None
+
+
+def join(endpoint: str | None, dataflow: str | None, member: bool = False) -> str | None:
+    """The endpoint a tool uses to reach ``dataflow``, and its credentials, when needed.
+
+    A closed dataflow of the coordinator on ``endpoint`` lives on a network of its own:
+    its owner's control socket gives its endpoint and credentials (``observer``, read-only,
+    unless ``member``), which go into ``$DORA_ZENOH_SECRET_FILE`` of this process, where
+    every session it opens takes them from. Anything else (an open dataflow, a ``run``,
+    no coordinator, credentials set already) leaves ``endpoint`` as it was.
+    """
+    if not dataflow or settings.SECRET_FILE.get() or not zconfig.tcp_port_in_use(
+            endpoint or zconfig.default_endpoint()):
+        return endpoint
+    try:
+        with Client(endpoint, connect_timeout=2.0) as client:
+            where = client.call("join", target=dataflow, timeout=5.0)
+    except ControlError:  # no coordinator of ours there, or no such dataflow: nothing to join
+        return endpoint
+    if not where.get("closed"):
+        return endpoint
+    os.environ[settings.SECRET_FILE.name] = where["credentials" if member else "observer"]
+    return str(where["endpoint"])

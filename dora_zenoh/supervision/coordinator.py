@@ -47,7 +47,7 @@ from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
-from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire import auth, keys, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
 
@@ -368,6 +368,16 @@ class Coordinator(MachineWatch):
         row["nodes"] = nodes
         row["log_dir"] = str(entry.run.log_dir)
         return {"dataflow": row}
+
+    def cmd_join(self, target: str) -> dict[str, Any]:
+        """Where a tool reaches a running dataflow: a closed one lives on a network of its own,
+        with its own endpoint and credentials (files only this coordinator's user can read)."""
+        entry = self._find(target, active_only=True)
+        run = entry.run
+        if run.secret is None:
+            return {"closed": False, "endpoint": self.endpoint}
+        return {"closed": True, "endpoint": run.node_endpoint, "credentials": str(run.secret),
+                "observer": str(auth.observer_file(run.secret))}
 
     def cmd_logs(self, target: str, node: str, tail: int | None = None) -> dict[str, Any]:
         entry = self._find(target)

@@ -4,11 +4,13 @@ end-of-stream, exit and stop facts. The same attack on an open dataflow succeeds
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import cli, wait_for
 
 ATTACKER = """
 import json, sys, time, zenoh
@@ -129,3 +131,56 @@ def test_coordinator_starts_a_closed_dataflow(coord, flow):
     assert coord.list(flow.name)["status"] == "succeeded"
     assert (flow.folder / "closed.txt").read_text() == "True"
     assert not list(flow.folder.glob("out/**/credentials"))
+
+
+def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coord, flow):
+    """A closed dataflow on the coordinator lives on a network of its own: `topic echo -d NAME`,
+    `topic pub -d NAME` (a member: its message reaches the node) and `record NAME` reach it
+    with no variable set (the control socket gives them its endpoint and credentials), and
+    `join NAME` prints them for anything else."""
+    flow.write("dataflow.yml", """
+        secure: true
+        nodes:
+          - id: sender
+            path: sender.py
+            outputs: [data]
+          - id: listener
+            path: listener.py
+            inputs:
+              data: sender/data
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("listener.py", """
+        from dora import Node
+        for event in Node():
+            if event["type"] == "INPUT" and not event.raw.decode().isdigit():  # not the sender's
+                open("poked.txt", "w").write(event.raw.decode())
+    """)
+    res = coord("start", "--detach", str(flow.yaml), "--name", flow.name, cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("DORA_ZENOH_SECRET_FILE", "DORA_ZENOH_ENDPOINT")}
+    try:
+        joined = cli("join", flow.name, "--endpoint", coord.endpoint, env=env)
+        assert joined.returncode == 0, joined.stderr
+        lines = dict(line.removeprefix("export ").split("=", 1) for line in joined.stdout.splitlines())
+        assert lines["DORA_ZENOH_ENDPOINT"] != coord.endpoint  # its own network
+        assert Path(lines["DORA_ZENOH_SECRET_FILE"]).name == "credentials"
+        echo = cli("topic", "echo", "sender/data", "-d", flow.name, "--count", "3", "--timeout", "30s",
+                   "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert echo.returncode == 0, echo.stderr
+        assert echo.stdout.count("seq: ") == 3, echo.stdout
+        mcap = flow.folder / "closed.mcap"
+        rec = cli("record", flow.name, "sender/data", "--duration", "2s", "-o", str(mcap),
+                  "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert rec.returncode == 0, rec.stderr
+        info = cli("bag", "info", str(mcap), "--json", env=env)
+        assert info.returncode == 0, info.stderr
+        assert json.loads(info.stdout)["messages"] > 0, info.stdout
+        pub = cli("topic", "pub", "sender/data", "poke", "-d", flow.name, "--endpoint", coord.endpoint,
+                  env=env, timeout=60)
+        assert pub.returncode == 0, pub.stderr
+        assert wait_for(lambda: (flow.folder / "poked.txt").exists(), 30, "the injected message")
+        assert (flow.folder / "poked.txt").read_text() == "poke"
+    finally:
+        (flow.folder / "attacked").write_text("")  # the sender ends
+    assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")

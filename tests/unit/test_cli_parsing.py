@@ -36,7 +36,7 @@ def good_dataflow(folder: Path) -> Path:
 def test_every_command_is_listed():
     res = invoke("--help")
     assert res.exit_code == 0
-    assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "daemon", "start", "stop", "restart",
+    assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "daemon", "start", "join", "stop", "restart",
                              "list", "logs", "clean", "topic", "node", "graph", "top", "build", "certs", "record",
                              "replay", "bag", "foxglove"}
     for name in COMMANDS:
