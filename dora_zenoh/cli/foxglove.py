@@ -26,7 +26,7 @@ def foxglove(dataflow: str | None, port: int, host: str, prefix: str, endpoint: 
     an obvious JSON form also appears as <key>/@json, ready to plot.
     """
     from dora_zenoh.record.foxglove import FoxgloveBridge
-    from dora_zenoh.supervision.client import join
+    from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import zconfig
 
     endpoint = join(endpoint, dataflow)  # a closed dataflow: its own network, read-only

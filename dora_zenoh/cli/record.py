@@ -48,7 +48,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     import time
 
     from dora_zenoh.record.recorder import keep_freed_memory, open_recorder
-    from dora_zenoh.supervision.client import join
+    from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import zconfig
 
     dataflow, topics = split_targets(targets)

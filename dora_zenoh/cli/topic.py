@@ -30,8 +30,11 @@ def observer(endpoint: str | None, dataflow: str | None = None, member: bool = F
     With ``dataflow``, a closed dataflow of the coordinator is reached on its own network
     (``client.join``; ``member``: with the credentials that may publish)."""
     from dora_zenoh.introspect.discovery import IntrospectError, Observer
-    from dora_zenoh.supervision.client import join
+    from dora_zenoh.security.ctl_client import closed_dataflows, join
 
+    if dataflow is None and (closed := closed_dataflows(endpoint)):
+        click.echo(f"note: not shown: closed dataflow(s) {', '.join(closed)}, each on a network of its own "
+                   "(add -d NAME)", err=True)
     try:
         session = Observer(join(endpoint, dataflow, member))
     except IntrospectError as exc:

@@ -49,8 +49,12 @@ def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
             "Node() was not started by dora-zenoh, so it does not know which node it is: start it "
             "with `dora-zenoh run dataflow.yml`, or pass the id of a `path: dynamic` node of a "
             "running dataflow, e.g. Node(\"plot\")")
-    hub = endpoint or zconfig.default_endpoint()
     dataflow = dataflow or settings.DATAFLOW.get()
+    # A closed dataflow of the coordinator lives on a network of its own: its owner's control
+    # socket says where, and hands the credentials (imported here: most nodes never need it).
+    from dora_zenoh.security.ctl_client import join as where
+
+    hub = where(endpoint, dataflow, member=True) or zconfig.default_endpoint()
     prefix = settings.PREFIX.get()
     if inputs is not None or outputs is not None:  # ROS-like: no YAML, no runner, no barrier
         from dora_zenoh.node import adhoc

@@ -543,7 +543,7 @@ class Coordinator(MachineWatch):
                 "restarts": sum(s["restarts"] for s in states),
                 "cpu": round(sum(entry.usage_of(s)[0] for s in states), 1) if entry.active else 0.0,
                 "rss": sum(entry.usage_of(s)[1] for s in states) if entry.active else 0,
-                "summary": entry.summary, "fail_fast": entry.fail_fast}
+                "summary": entry.summary, "fail_fast": entry.fail_fast, "closed": entry.run.secret is not None}
 
     def _sampler(self) -> None:
         """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the

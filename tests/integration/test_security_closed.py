@@ -148,8 +148,21 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
             path: listener.py
             inputs:
               data: sender/data
+          - id: viewer
+            path: dynamic
+            inputs:
+              data: sender/data
     """)
     flow.write("sender.py", SENDER)
+    flow.write("viewer.py", """
+        import sys
+        from dora_zenoh import Node
+        node = Node("viewer", dataflow=sys.argv[1], endpoint=sys.argv[2])
+        for event in node:
+            if event["type"] == "INPUT":
+                open("viewed.txt", "w").write(event.raw.decode())
+                break
+    """)
     flow.write("listener.py", """
         from dora import Node
         for event in Node():
@@ -169,6 +182,8 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
                    "--endpoint", coord.endpoint, env=env, timeout=60)
         assert echo.returncode == 0, echo.stderr
         assert echo.stdout.count("seq: ") == 3, echo.stdout
+        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)  # every dataflow: not this one
+        assert f"not shown: closed dataflow(s) {flow.name}" in listed.stderr, listed.stderr
         mcap = flow.folder / "closed.mcap"
         rec = cli("record", flow.name, "sender/data", "--duration", "2s", "-o", str(mcap),
                   "--endpoint", coord.endpoint, env=env, timeout=60)
@@ -181,6 +196,11 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
         assert pub.returncode == 0, pub.stderr
         assert wait_for(lambda: (flow.folder / "poked.txt").exists(), 30, "the injected message")
         assert (flow.folder / "poked.txt").read_text() == "poke"
+        # a dynamic node started by hand, with no variable set, joins the closed network too
+        viewer = subprocess.run([sys.executable, "viewer.py", flow.name, coord.endpoint], cwd=flow.folder,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert viewer.returncode == 0, viewer.stderr
+        assert (flow.folder / "viewed.txt").read_text().isdigit()
     finally:
         (flow.folder / "attacked").write_text("")  # the sender ends
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
