@@ -254,13 +254,14 @@ INSECURE_NETWORK: Setting[bool] = Setting(
     shown_default="off: refused")
 SECRET_FILE: Setting[str | None] = Setting(
     "DORA_ZENOH_SECRET_FILE", None, _text,
-    "Set by a closed (`--secure`) run for the processes it starts: its credentials file; a tool or dynamic "
-    "node joins a closed dataflow with the path the runner printed (`observer`: read-only).",
+    "Set by a closed run for the processes it starts: its credentials file; a process of yours joins a "
+    "closed dataflow with the path the runner printed or `dora-zenoh join NAME` gives (`observer`: read-only).",
     shown_default="unset: open dataflow")
 SECURE: Setting[bool] = Setting(
     "DORA_ZENOH_SECURE", False, _flag,
-    "Default of `run --secure` / `start --secure`: `1` closes every dataflow to sessions without its credentials.",
-    shown_default="off")
+    "Default of `run --secure/--open` and `start --secure/--open`: `1` closes every dataflow to sessions "
+    "without its credentials, `0` leaves open those whose YAML does not say `secure: true`.",
+    shown_default="unset: the YAML's `secure:`, else open for `run`, closed for `start` on one machine")
 GROUP: Setting[str | None] = Setting(
     "DORA_ZENOH_GROUP", None, _text,
     "Default of `up --group`: a Unix group whose members may also operate the coordinator.",

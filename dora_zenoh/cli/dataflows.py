@@ -51,7 +51,7 @@ from dora_zenoh.supervision.results import ENDED, OK
 @secure_option
 @endpoint_option
 def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Path | None, fail_fast: bool,
-          record_to: Path | None, build_first: bool, cpu_latency_us: int | None, secure: bool,
+          record_to: Path | None, build_first: bool, cpu_latency_us: int | None, secure: bool | None,
           endpoint: str | None) -> None:
     """Validate a dataflow (as `check` does), then start it on the coordinator."""
     desc = load_or_exit(file)  # nothing is sent if the YAML has a problem
@@ -75,7 +75,7 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
         reply = client.call("start", timeout=660, path=str(desc.path), name=wanted, grace=grace,
                             build=build_first or None,
                             log_dir=str(Path(log_dir).resolve()) if log_dir else None,
-                            cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure or None,
+                            cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure,
                             **({"record": str(record_to.resolve())} if record_to is not None else {}))
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)

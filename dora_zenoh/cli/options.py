@@ -60,9 +60,10 @@ def load_or_exit(path: Path) -> Any:
 
 
 secure_option = click.option(
-    "--secure", is_flag=True, envvar=settings.SECURE.name, show_envvar=True,
+    "--secure/--open", default=None, envvar=settings.SECURE.name, show_envvar=True,
     help="Closed dataflow: every Zenoh link needs credentials made for this run, handed to the processes it "
-         "starts; anyone else can neither read, publish nor forge its stop/exit facts (docs/security.md).")
+         "starts; anyone else can neither read, publish nor forge its stop/exit facts (docs/security.md). "
+         "Default: the YAML's `secure:`, else open for `run` and closed for `start` on one machine.")
 
 
 endpoint_option = click.option(

@@ -45,7 +45,7 @@ from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, 
 def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | None, grace: float,
         log_dir: Path | None, log_max_size: int | None, log_max_files: int | None, quiet: bool,
         hot_reload: bool, fail_fast: bool, build_first: bool, record_to: Path | None, record_compression: str,
-        cpu_latency_us: int | None, secure: bool) -> None:
+        cpu_latency_us: int | None, secure: bool | None) -> None:
     """Run a dataflow in the foreground until every node has exited.
 
     Ctrl-C sends STOP to every node; a second Ctrl-C kills them at once.

@@ -80,7 +80,7 @@ def _check(ctx: Context) -> Descriptor | None:
         name=top.name if top is not None else None,
         raw=data,
         nodes=[r for r in resolved if r is not None],
-        secure=bool(top.secure) if top is not None else False,
+        secure=top.secure if top is not None else None,
     )
 
 

@@ -156,7 +156,9 @@ class Descriptor:
     name: str | None
     raw: dict[str, Any]
     nodes: list[ResolvedNode]
-    secure: bool = False  # ``secure: true``: a closed dataflow, as with ``run --secure`` (docs/security.md)
+    # ``secure: true|false``: closed or open whoever starts it; unset, the starter decides (``run``:
+    # open, the coordinator: closed on one machine; docs/security.md)
+    secure: bool | None = None
 
     def node(self, node_id: str) -> ResolvedNode:
         """The node called ``node_id``; ``KeyError`` if there is none."""

@@ -45,7 +45,7 @@ from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
-from dora_zenoh.supervision.run import DataflowRun, RunOptions
+from dora_zenoh.supervision.run import DataflowRun, RunOptions, closed_as_asked
 from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import auth, keys, zconfig
 
@@ -204,7 +204,7 @@ class Coordinator(MachineWatch):
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
                   fail_fast: bool = False, requester: access.Requester | None = None,
-                  secure: bool = False, record: str | None = None, build: bool = False) -> dict[str, Any]:
+                  secure: bool | None = None, record: str | None = None, build: bool = False) -> dict[str, Any]:
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
         if self._down_started:
@@ -236,7 +236,11 @@ class Coordinator(MachineWatch):
                 except PlacementError as exc:
                     raise CommandError(str(exc)) from None
             placed = remote_nodes(desc)
-            if placed and (secure or desc.secure):
+            asked = closed_as_asked(secure, desc)
+            # Closed by default on one machine (its cost is small: docs/security.md); a dataflow
+            # across machines is open on each machine's loopback and mutual TLS between them.
+            closed = asked if asked is not None else not placed
+            if placed and asked:
                 raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
                                    "credentials stay on this machine; use mutual TLS between machines instead "
                                    "(see docs/machines.md)")
@@ -246,7 +250,7 @@ class Coordinator(MachineWatch):
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
                               only=local_nodes(desc) if placed else None, part=bool(placed),
-                              fail_fast=fail_fast, secure=bool(secure), answer_on_hub=False,
+                              fail_fast=fail_fast, secure=closed, answer_on_hub=False,
                               extra_readers=(keys.RECORDER_NODE,) if record else ())
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)

@@ -32,7 +32,7 @@ import zenoh
 from dora_zenoh import settings
 from dora_zenoh.console import warn
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
-from dora_zenoh.errors import NodeStartError
+from dora_zenoh.errors import CommandError, NodeStartError
 from dora_zenoh.node import supervisor
 from dora_zenoh.supervision import forkserver, runinfo
 from dora_zenoh.supervision.logfile import LogLimits
@@ -48,7 +48,19 @@ from dora_zenoh.wire import auth, keys, zconfig
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
-__all__ = ["DataflowRun", "RunOptions"]
+__all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
+
+
+def closed_as_asked(flag: bool | None, desc: Descriptor) -> bool | None:
+    """Closed (True), open (False) or not said (None), from ``--secure/--open`` and the YAML's
+    ``secure:``. A YAML that says ``secure: true`` stays closed: its author asked for it."""
+    if flag is True or desc.secure is True:
+        if flag is False:
+            raise CommandError(f"{desc.path}: the dataflow says `secure: true`; --open cannot open it")
+        return True
+    if flag is False or desc.secure is False:
+        return False
+    return None
 
 
 @dataclass
@@ -78,7 +90,8 @@ class RunOptions:
     # coordinator chose (the runner token is then shared with the other parts: keep the name).
     only: set[str] | None = None
     part: bool = False
-    secure: bool = False  # closed: every link needs the run's own credentials (wire.auth)
+    # closed: every link needs the run's own credentials (wire.auth); None: as the YAML says (else open)
+    secure: bool | None = None
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
     # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
     answer_on_hub: bool = True
@@ -143,7 +156,8 @@ class DataflowRun:
         network and listen on a free port of our own instead. A closed run (``--secure`` or
         ``secure: true``) never joins: it makes its credentials and listens alone."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
-        if self.options.secure or self.desc.secure:  # a network of its own, closed to others
+        closed = bool(closed_as_asked(self.options.secure, self.desc))
+        if closed:  # a network of its own, closed to others
             self.secret = auth.make_secret()
             own = self.endpoint
             if joined:

@@ -204,3 +204,41 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
     finally:
         (flow.folder / "attacked").write_text("")  # the sender ends
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
+
+
+@pytest.mark.parametrize("how", ["default", "open"])
+def test_the_coordinator_closes_a_dataflow_on_one_machine_by_default(coord, flow, how):
+    """`start` without --secure closes a dataflow that runs on one machine: a foreign session
+    without its credentials gets no link, on the coordinator's endpoint or on the run's own,
+    and forges nothing. `start --open` (or `secure: false`) keeps it open: the same attack
+    reaches it (so the test can fail)."""
+    flow.write("dataflow.yml", SENDER_TO_RECEIVER)
+    flow.write("sender.py", SENDER)
+    flow.write("receiver.py", RECORDER)
+    flow.write("attacker.py", ATTACKER)
+    res = coord("start", "--detach", str(flow.yaml), "--name", flow.name, *(["--open"] if how == "open" else []),
+                cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("DORA_ZENOH_SECRET_FILE", "DORA_ZENOH_ENDPOINT")}
+    joined = cli("join", flow.name, "--endpoint", coord.endpoint, env=env)
+    assert joined.returncode == 0, joined.stderr
+    where = dict(line.removeprefix("export ").split("=", 1) for line in joined.stdout.splitlines())
+    attack = subprocess.run([sys.executable, "attacker.py", where["DORA_ZENOH_ENDPOINT"], flow.name, "attacked"],
+                            cwd=flow.folder, capture_output=True, text=True, timeout=60, env=env)
+    assert attack.returncode == 0, attack.stderr
+    assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
+    events = json.loads((flow.folder / "result.json").read_text())
+    data = [e["data"] for e in events if e["type"] == "INPUT"]
+    sent = int((flow.folder / "sent.txt").read_text())
+    row = coord.list(flow.name)
+    if how == "default":
+        assert row["closed"] is True and "DORA_ZENOH_SECRET_FILE" in where
+        assert "linked peers: 0" in attack.stdout, attack.stdout
+        assert data == [str(i) for i in range(sent)]  # every real message, nothing forged
+        assert [e["type"] for e in events if e["type"] != "INPUT"] == ["INPUT_CLOSED", "STOP"]
+        assert row["status"] == "succeeded"
+    else:
+        assert row["closed"] is False and "DORA_ZENOH_SECRET_FILE" not in where
+        assert "linked peers: 0" not in attack.stdout, attack.stdout
+        facts = [e["type"] for e in events if e["type"] != "INPUT"]
+        assert data != [str(i) for i in range(sent)] or facts != ["INPUT_CLOSED", "STOP"], (facts, len(data), sent)

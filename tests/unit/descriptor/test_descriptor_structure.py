@@ -163,9 +163,10 @@ def test_more_node_rules(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(("text", "secure"), [("secure: true\n", True), ("secure: false\n", False), ("", False)])
+@pytest.mark.parametrize(("text", "secure"), [("secure: true\n", True), ("secure: false\n", False), ("", None)])
 def test_top_level_secure_key(tmp_path, text, secure):
-    """``secure: true`` (dora-zenoh's own key) closes the dataflow as ``run --secure`` does."""
+    """``secure: true`` (dora-zenoh's own key) closes the dataflow as ``run --secure`` does,
+    ``secure: false`` opens it; unset, whoever starts it decides (None)."""
     from dora_zenoh.descriptor import load_descriptor
 
     path = write(tmp_path, text + "nodes:\n  - id: a\n    path: dynamic\n")
