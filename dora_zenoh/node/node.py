@@ -165,6 +165,11 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._sent_at_wait = 0
         self._flush_pub = session.declare_publisher(keys.flush_key(prefix, self._dataflow, self.node_id),
                                                     express=True)
+        # An express message moves out its own priority's batch only: replayed outputs (sent at
+        # replay.PRIORITY) get a flush of their own.
+        self._flush_replayed = session.declare_publisher(
+            keys.flush_key(prefix, self._dataflow, self.node_id), express=True,
+            priority=replay.PRIORITY) if replayed and replay.bound() else None
         self._eos_pub = session.declare_publisher(
             keys.eos_key(prefix, self._dataflow, self.node_id),
             congestion_control=zenoh.CongestionControl.BLOCK)
@@ -287,6 +292,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         new = sent - self._sent_at_wait
         if new >= _BURST and not _EXPRESS:
             self._flush_pub.put(b"")
+            if self._flush_replayed is not None:
+                self._flush_replayed.put(b"")
         self._sent_at_wait = sent
         return new > 0
 

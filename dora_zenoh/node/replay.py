@@ -25,6 +25,10 @@ from dora_zenoh.console import warn
 # Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
 # notices a tail it never got once the link is back.
 HEARTBEAT = 0.5
+# A replayed output's priority. Zenoh's heartbeat (and its replies from the cache) go at
+# priority DATA: on the same queue as a BLOCK put waiting for room, a heartbeat stalled Zenoh's
+# sending until it closed the link 5 s later, losing what was queued (docs/machines.md).
+PRIORITY = zenoh.Priority.DATA_HIGH
 
 
 def _setting(setting: settings.Setting[int]) -> int:
@@ -96,7 +100,8 @@ def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
     messages = bound()
     if messages == 0:
         return session.declare_publisher(key, **options)
-    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES), **options)
+    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES),
+                           **{"priority": PRIORITY, **options})
 
 
 class RecoveringSubscriber:
@@ -138,7 +143,9 @@ def miss_message(node: str, input_id: str, source: str, count: int, total: int) 
 
 def ended_message(node: str, input_id: str, source: str, count: int) -> str:
     """The line a reader logs when a sender on another machine ended (for good) with messages that
-    never reached it: sent during a link outage, and its replay cache ended with its process."""
+    never reached it (the reader cannot tell why: a link outage, or a link that Zenoh closed), and
+    its replay cache ended with its process."""
     return (f"node '{node}': input '{input_id}' lost {count} message(s) of {source} that never arrived: its sender "
-            "ended while the link to it was down, and what it kept for replay ended with it (the count is "
-            "its end-of-stream notice's, or its supervisor's); they count in the input's drops")
+            "ended before they reached this node (sent while the link to it was down, or queued on a link that "
+            "Zenoh closed), and what it kept for replay ended with it (the count is its end-of-stream "
+            "notice's, or its supervisor's); they count in the input's drops")

@@ -114,7 +114,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     if extra_readers:
         readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
         cfg = dataclasses.replace(cfg, readers=readers)
-    zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()), nodes=len(desc.nodes))
+    zconfig.tune_node_env(env, any(i.blocks for i in cfg.inputs.values()), nodes=len(desc.nodes),
+                          replayed_output=bool(cfg.replay_outputs))
     env[settings.NODE_CONFIG.name] = cfg.to_json()
     env[settings.NODE_ID.name] = node.id
     dora_config = {"node_id": node.id} if dataflow_uuid is None else {"dataflow_id": dataflow_uuid,

@@ -199,12 +199,15 @@ def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
 SHM_AUTO_NODES = 32
 
 
-def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1) -> None:
+def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, replayed_output: bool = False) -> None:
     """Put dora-zenoh's thread and shared-memory settings for a node process in its environment.
 
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
     ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
-    would stall that one thread, and with it the node's own sends. And a short scheduler
+    would stall that one thread, and with it the node's own sends; and except for a node
+    with a replayed output (``replayed_output``, see :mod:`dora_zenoh.node.replay`): Zenoh's
+    heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
+    the one that sends (and so makes room). And a short scheduler
     slice for the node's thread, which yields to Zenoh's after a send and polls a little
     before it blocks (see :mod:`dora_zenoh.tuning.sched`). A setting the user made (environment,
     or the node's ``env:``) is kept.
@@ -216,7 +219,7 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1) -> 
     off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
     large messages and of its readers).
     """
-    if not blocking_input:
+    if not blocking_input and not replayed_output:
         env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
     if nodes > SHM_AUTO_NODES:
         env.setdefault(settings.SHM.name, "0")
