@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -36,9 +38,40 @@ def start_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> s
                             stderr=subprocess.PIPE, text=True, env=env or os.environ.copy())
 
 
+# Test hubs take ports below the kernel's ephemeral range (32768-60999 here), each xdist worker its
+# own slice: the ports that runs pick for their nodes (and every outgoing connection) come from that
+# range, so another test's node can never take a hub's port between its choice and `run` binding it
+# (a `run` whose endpoint is taken joins the network there: two tests' dataflows were linked once).
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HUB_PORTS = range(max(10000, _ephemeral_low() - 12768), _ephemeral_low())
+
+
+def _hub_port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    size = len(_HUB_PORTS) // max(count, 1)
+    return range(_HUB_PORTS.start + index * size, _HUB_PORTS.start + (index + 1) * size)
+
+
 @pytest.fixture
 def endpoint() -> str:
-    """A free loopback endpoint for this test's hub."""
+    """A free loopback endpoint for this test's hub (see _HUB_PORTS)."""
+    ports = _hub_port_slice()
+    for _ in range(200):
+        port = random.choice(ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return f"tcp/127.0.0.1:{port}"
     return zconfig.free_tcp_endpoint()
 
 
