@@ -24,3 +24,16 @@ def _endpoint(endpoint: str | None) -> str:
     from dora_zenoh.wire import zconfig
 
     return endpoint or zconfig.default_endpoint()
+
+
+def note_closed(endpoint: str | None) -> None:
+    """Say which closed dataflows of the coordinator a tool given no dataflow name will not see
+    (each lives on a network of its own: docs/security.md)."""
+    import click
+
+    from dora_zenoh.security.ctl_client import closed_dataflows
+
+    closed = closed_dataflows(endpoint)
+    if closed:
+        click.echo(f"note: not shown: closed dataflow(s) {', '.join(closed)}, each on a network of its own "
+                   "(name one to see it)", err=True)

@@ -47,6 +47,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     """
     import time
 
+    from dora_zenoh.cli._common import note_closed
     from dora_zenoh.record.recorder import keep_freed_memory, open_recorder
     from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import zconfig
@@ -62,6 +63,8 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     signal.signal(signal.SIGINT, lambda *_: early.append("interrupted"))
     signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
     # a closed dataflow: its own network (a reader that acks its sources must be a member)
+    if dataflow is None:
+        note_closed(endpoint)
     endpoint = join(endpoint, dataflow, member=reader_id is not None)
     rec = open_recorder(path, endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
                         topics=topics, compression=compression, split_size=split_size,

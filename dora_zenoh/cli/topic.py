@@ -29,12 +29,12 @@ def observer(endpoint: str | None, dataflow: str | None = None, member: bool = F
 
     With ``dataflow``, a closed dataflow of the coordinator is reached on its own network
     (``client.join``; ``member``: with the credentials that may publish)."""
+    from dora_zenoh.cli._common import note_closed
     from dora_zenoh.introspect.discovery import IntrospectError, Observer
-    from dora_zenoh.security.ctl_client import closed_dataflows, join
+    from dora_zenoh.security.ctl_client import join
 
-    if dataflow is None and (closed := closed_dataflows(endpoint)):
-        click.echo(f"note: not shown: closed dataflow(s) {', '.join(closed)}, each on a network of its own "
-                   "(add -d NAME)", err=True)
+    if dataflow is None:
+        note_closed(endpoint)
     try:
         session = Observer(join(endpoint, dataflow, member))
     except IntrospectError as exc:
