@@ -195,6 +195,7 @@ class Inbox:
             self._dozy = False
             item = self._doze()
             if item is not None:
+                self._doze_at = float("inf")  # a later alarm (a next(timeout)'s) must not start a doze
                 return item
         self._doze_at = doze_at = _monotonic() + DOZE_AFTER
         self._alarm.arm_doze(doze_at)
