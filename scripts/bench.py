@@ -342,8 +342,13 @@ def node(node_id: str, script: str, inputs: dict | None = None, outputs: list[st
 def latency_dataflow(opts: argparse.Namespace, result: Path, runtime: Runtime) -> list[dict]:
     """ping sends, pong echoes the received value unchanged; each on its --latency-cpus CPU, if given."""
     env = {"RESULT_FILE": result, "SIZES": opts.sizes, "ROUNDS": opts.rounds, "WARMUP": opts.warmup}
-    nodes = [node("ping", "ping.py", {"pong": "pong/pong"}, ["ping", "done"], env),
-             node("pong", "pong.py", {"ping": "ping/ping", "done": "ping/done"}, ["pong"])]
+    ping_in: Any = "pong/pong"
+    pong_in: Any = "ping/ping"
+    if opts.latency_policy != "drop_oldest":  # block: docs/performance.md (a block input's path)
+        ping_in = {"source": ping_in, "queue_policy": opts.latency_policy}
+        pong_in = {"source": pong_in, "queue_policy": opts.latency_policy}
+    nodes = [node("ping", "ping.py", {"pong": ping_in}, ["ping", "done"], env),
+             node("pong", "pong.py", {"ping": pong_in, "done": "ping/done"}, ["pong"])]
     for entry, cpu in zip(nodes, opts.latency_cpus or [], strict=False):
         pin(entry, cpu, runtime)
     return nodes
@@ -1094,6 +1099,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rx-policy", choices=("drop_oldest", "block"), default="drop_oldest",
                     help="throughput receiver's queue_policy (default drop_oldest, as in dora-rs; with block "
                          "nothing may be lost even on a loaded machine)")
+    ap.add_argument("--latency-policy", choices=("drop_oldest", "block"), default="drop_oldest",
+                    help="latency case: ping's and pong's queue_policy (block inputs take a slower path: "
+                         "docs/machines.md, Latency and throughput across machines)")
     ap.add_argument("--busy-ms", type=float, default=10.0, help="busy case: computing time after each send, ms")
     ap.add_argument("--busy-period-ms", type=int, default=20, help="busy case: the sender's timer period, ms")
     ap.add_argument("--busy-count", type=int, help=f"busy case: measured messages (default {FULL['busy_count']})")

@@ -292,6 +292,8 @@ def main() -> int:
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
     ap.add_argument("--mtu", type=int, default=1500, help="MTU of both ends of the link")
+    ap.add_argument("--only", choices=["zenoh-python", "dora-zenoh"],
+                    help="run one runtime only (to compare settings of one, alternating runs)")
     ap.add_argument("--json", help="also write the full report here")
     opts = ap.parse_args()
     if os.geteuid() != 0:
@@ -305,6 +307,9 @@ def main() -> int:
     report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
                     "load_average_before": load_before}
     for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
+        if opts.only and name != opts.only:
+            report[name] = {}
+            continue
         with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
                 Net(link, opts.delay_ms, opts.mtu, Path(tmp)) as net:
             report[name] = fn(net, opts, Path(tmp))

@@ -150,3 +150,27 @@ def test_bench_scale_case_prints_its_table(tmp_path: Path) -> None:
         assert figures["runs"] == 1 and figures["lost"] == 0
         assert figures["tcp_connections"] <= 2 * 6  # 5 edges + 6 hub links (+ slack for the runner's own)
     assert "chain 6" in stdout and "fanout 6" in stdout and "PSS MiB/node" in stdout
+
+
+def test_bench_latency_policy_puts_block_on_both_inputs(tmp_path: Path) -> None:
+    # across machines the bench's readers are block (scripts/bench_machines.py); --latency-policy
+    # block measures that path on one machine (docs/machines.md, Latency and throughput)
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_script", BENCH)
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        del sys.modules[spec.name]
+    opts = argparse.Namespace(sizes="8", rounds=1, warmup=0, latency_cpus=None, latency_policy="block")
+    ping, pong = bench.latency_dataflow(opts, tmp_path / "r.json", None)
+    assert ping["inputs"]["pong"] == {"source": "pong/pong", "queue_policy": "block"}
+    assert pong["inputs"]["ping"] == {"source": "ping/ping", "queue_policy": "block"}
+    assert pong["inputs"]["done"] == "ping/done"
+    opts.latency_policy = "drop_oldest"
+    ping, _ = bench.latency_dataflow(opts, tmp_path / "r.json", None)
+    assert ping["inputs"]["pong"] == "pong/pong"
