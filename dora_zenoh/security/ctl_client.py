@@ -20,7 +20,7 @@ from dora_zenoh.errors import ControlError, NotAuthorizedError
 from dora_zenoh.security import control
 from dora_zenoh.wire import keys, zconfig
 
-__all__ = ["Client", "ControlError", "NotAuthorizedError", "closed_dataflows", "join"]
+__all__ = ["Client", "ControlError", "NotAuthorizedError", "ask", "closed_dataflows", "join"]
 
 
 class Client:
@@ -77,6 +77,22 @@ class Client:
         self.close()
 
 
+def ask(endpoint: str | None, verb: str, timeout: float = 5.0, connect_timeout: float = 2.0,
+        **args: Any) -> dict[str, Any] | None:
+    """The reply of our coordinator on ``endpoint`` to ``verb``, or None when none answers there
+    (nothing listens, no coordinator, or it refused the command). NotAuthorizedError (another
+    user's coordinator) is left to the caller."""
+    if not zconfig.tcp_port_in_use(endpoint or zconfig.default_endpoint()):
+        return None
+    try:
+        with Client(endpoint, connect_timeout=connect_timeout) as client:
+            return client.call(verb, timeout=timeout, **args)
+    except NotAuthorizedError:
+        raise
+    except ControlError:
+        return None
+
+
 def join(endpoint: str | None, dataflow: str | None, member: bool = False) -> str | None:
     """The endpoint a tool uses to reach ``dataflow``, and its credentials, when needed.
 
@@ -86,15 +102,13 @@ def join(endpoint: str | None, dataflow: str | None, member: bool = False) -> st
     every session it opens takes them from. Anything else (an open dataflow, a ``run``,
     no coordinator, credentials set already) leaves ``endpoint`` as it was.
     """
-    if not dataflow or settings.SECRET_FILE.get() or not zconfig.tcp_port_in_use(
-            endpoint or zconfig.default_endpoint()):
+    if not dataflow or settings.SECRET_FILE.get():
         return endpoint
     try:
-        with Client(endpoint, connect_timeout=2.0) as client:
-            where = client.call("join", target=dataflow, timeout=5.0)
-    except ControlError:  # no coordinator of ours there, or no such dataflow: nothing to join
+        where = ask(endpoint, "join", target=dataflow)
+    except NotAuthorizedError:  # another user's coordinator: nothing of ours to join
         return endpoint
-    if not where.get("closed"):
+    if where is None or not where.get("closed"):  # none, no such dataflow, or an open one
         return endpoint
     os.environ[settings.SECRET_FILE.name] = where["credentials" if member else "observer"]
     return str(where["endpoint"])
@@ -103,11 +117,11 @@ def join(endpoint: str | None, dataflow: str | None, member: bool = False) -> st
 def closed_dataflows(endpoint: str | None) -> list[str]:
     """The running closed dataflows of our coordinator on ``endpoint`` (none if there is none):
     a tool that looks at every dataflow of the hub does not see these, and says so."""
-    if settings.SECRET_FILE.get() or not zconfig.tcp_port_in_use(endpoint or zconfig.default_endpoint()):
+    if settings.SECRET_FILE.get():
         return []
     try:
-        with Client(endpoint, connect_timeout=2.0) as client:
-            rows = client.call("list", timeout=5.0).get("dataflows", [])
-    except ControlError:
+        reply = ask(endpoint, "list")
+    except NotAuthorizedError:
         return []
+    rows = reply.get("dataflows", []) if reply is not None else []
     return sorted(r["name"] for r in rows if r.get("closed") and r.get("status") in ("running", "degraded"))
