@@ -339,15 +339,15 @@ class _Alarm(threading.Thread):
             while not self._stopped:
                 self._sleeping_until = float("inf")  # awake: arm() must notify (it waits for the lock)
                 deadline, doze = self._deadline, self._doze
-                soonest = doze if deadline is None else deadline if doze is None else min(deadline, doze)
+                soonest = min((t for t in (deadline, doze) if t is not None), default=None)
                 if soonest is None:
                     self._cond.wait()
                     continue
                 left = soonest - time.monotonic()
-                if left <= 0:
-                    if self._deadline == deadline and deadline is not None and deadline <= soonest:
+                if left <= 0:  # clear the one that rang (unless re-armed meanwhile), then ring
+                    if deadline == soonest and self._deadline == deadline:
                         self._deadline = None
-                    if self._doze == doze and doze is not None and doze <= soonest:
+                    if doze == soonest and self._doze == doze:
                         self._doze = None
                     self._fire(MARK_ALARM)
                     continue
