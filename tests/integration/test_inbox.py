@@ -233,31 +233,46 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting):
             proc.kill()
 
 
-def test_close_from_another_thread_ends_a_waiting_loop(flow):
-    """``node.close()`` on another thread (a watchdog, a GUI) ends ``for event in node``."""
-    flow.write("dataflow.yml", """
+@pytest.mark.parametrize("dozing", [False, True], ids=["in-recv", "dozing"])
+def test_close_from_another_thread_ends_a_waiting_loop(flow, dozing):
+    """``node.close()`` on another thread (a watchdog, a GUI) ends ``for event in node``, whether
+    the node waits in Zenoh's recv() (closed after 0.5 s) or dozes (closed once it does)."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: quiet
             path: quiet.py
-            env: {QUIET_FOR: "3"}
+            env: {{QUIET_FOR: "{8 if dozing else 3}"}}
             outputs: [data]
           - id: watched
             path: watched.py
+            env: {{DOZING: "{int(dozing)}"}}
             inputs:
               data: quiet/data
     """)
     flow.write("quiet.py", QUIET)
     flow.write("watched.py", """
-        import json, threading
+        import json, os, threading, time
         from dora import Node
         node = Node()
-        threading.Timer(0.5, node.close).start()
+        def close_once_dozing():
+            deadline = time.monotonic() + 60
+            while node._wake.dozes == 0 and time.monotonic() < deadline:  # DOZE_AFTER is 1 s
+                time.sleep(0.05)
+            time.sleep(0.2)  # blocked on the bell by now
+            node.close()
+        if os.environ["DOZING"] == "1":
+            threading.Thread(target=close_once_dozing).start()
+        else:
+            threading.Timer(0.5, node.close).start()
         events = [event["type"] for event in node]
-        json.dump(events, open("result.json", "w"))
+        json.dump({"events": events, "dozes": node._wake.dozes}, open("result.json", "w"))
     """)
     res = flow.run()
     assert res.returncode == 0, res.stderr
-    assert flow.result() == []
+    out = flow.result()
+    assert out["events"] == []
+    if dozing:
+        assert out["dozes"] == 1
 
 
 def test_queue_size_one_gives_the_newest_message_despite_timer_wakeups(flow):
@@ -595,35 +610,3 @@ def test_a_dozing_node_wakes_for_stop_and_for_a_timer(flow):
     assert out["dozes"] >= 1, out  # (not the switches: under load the tick can fall in the count)
     assert out["then"][-1] == "STOP", out
 
-
-def test_close_from_another_thread_ends_a_dozing_loop(flow):
-    """``node.close()`` on another thread ends ``for event in node`` of a dozing node too."""
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: quiet
-            path: quiet.py
-            env: {QUIET_FOR: "8"}
-            outputs: [data]
-          - id: watched
-            path: watched.py
-            inputs:
-              data: quiet/data
-    """)
-    flow.write("quiet.py", QUIET)
-    flow.write("watched.py", """
-        import json, threading, time
-        from dora import Node
-        node = Node()
-        def close_once_dozing():
-            deadline = time.monotonic() + 60
-            while node._wake.dozes == 0 and time.monotonic() < deadline:  # DOZE_AFTER is 1 s
-                time.sleep(0.05)
-            time.sleep(0.2)  # blocked on the bell by now
-            node.close()
-        threading.Thread(target=close_once_dozing).start()
-        events = [event["type"] for event in node]
-        json.dump({"events": events, "dozes": node._wake.dozes}, open("result.json", "w"))
-    """)
-    res = flow.run()
-    assert res.returncode == 0, res.stderr
-    assert flow.result() == {"events": [], "dozes": 1}

@@ -133,6 +133,18 @@ def test_coordinator_starts_a_closed_dataflow(coord, flow):
     assert not list(flow.folder.glob("out/**/credentials"))
 
 
+
+def env_of_another_process() -> dict[str, str]:
+    """This environment without the variables `join` would set: a process that knows nothing."""
+    return {k: v for k, v in os.environ.items() if k not in ("DORA_ZENOH_SECRET_FILE", "DORA_ZENOH_ENDPOINT")}
+
+
+def joined(coord, name: str, env: dict[str, str]) -> dict[str, str]:
+    """The variables `dora-zenoh join NAME` prints (its `export` lines)."""
+    res = cli("join", name, "--endpoint", coord.endpoint, env=env)
+    assert res.returncode == 0, res.stderr
+    return dict(line.removeprefix("export ").split("=", 1) for line in res.stdout.splitlines())
+
 def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coord, flow):
     """A closed dataflow on the coordinator lives on a network of its own: `topic echo -d NAME`,
     `topic pub -d NAME` (a member: its message reaches the node) and `record NAME` reach it
@@ -171,11 +183,9 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
     """)
     res = coord("start", "--detach", str(flow.yaml), "--name", flow.name, cwd=flow.folder)
     assert res.returncode == 0, res.stderr
-    env = {k: v for k, v in os.environ.items() if k not in ("DORA_ZENOH_SECRET_FILE", "DORA_ZENOH_ENDPOINT")}
+    env = env_of_another_process()
     try:
-        joined = cli("join", flow.name, "--endpoint", coord.endpoint, env=env)
-        assert joined.returncode == 0, joined.stderr
-        lines = dict(line.removeprefix("export ").split("=", 1) for line in joined.stdout.splitlines())
+        lines = joined(coord, flow.name, env)
         assert lines["DORA_ZENOH_ENDPOINT"] != coord.endpoint  # its own network
         assert Path(lines["DORA_ZENOH_SECRET_FILE"]).name == "credentials"
         echo = cli("topic", "echo", "sender/data", "-d", flow.name, "--count", "3", "--timeout", "30s",
@@ -219,10 +229,8 @@ def test_the_coordinator_closes_a_dataflow_on_one_machine_by_default(coord, flow
     res = coord("start", "--detach", str(flow.yaml), "--name", flow.name, *(["--open"] if how == "open" else []),
                 cwd=flow.folder)
     assert res.returncode == 0, res.stderr
-    env = {k: v for k, v in os.environ.items() if k not in ("DORA_ZENOH_SECRET_FILE", "DORA_ZENOH_ENDPOINT")}
-    joined = cli("join", flow.name, "--endpoint", coord.endpoint, env=env)
-    assert joined.returncode == 0, joined.stderr
-    where = dict(line.removeprefix("export ").split("=", 1) for line in joined.stdout.splitlines())
+    env = env_of_another_process()
+    where = joined(coord, flow.name, env)
     attack = subprocess.run([sys.executable, "attacker.py", where["DORA_ZENOH_ENDPOINT"], flow.name, "attacked"],
                             cwd=flow.folder, capture_output=True, text=True, timeout=60, env=env)
     assert attack.returncode == 0, attack.stderr
