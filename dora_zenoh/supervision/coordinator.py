@@ -237,13 +237,10 @@ class Coordinator(MachineWatch):
                     raise CommandError(str(exc)) from None
             placed = remote_nodes(desc)
             asked = closed_as_asked(secure, desc)
-            # Closed by default on one machine (its cost is small: docs/security.md); a dataflow
-            # across machines is open on each machine's loopback and mutual TLS between them.
+            # Closed by default on one machine (its cost is small: docs/security.md); across machines
+            # mutual TLS already admits only holders of a machine's certificate, and --secure adds
+            # the dataflow's own credentials, which reach the daemons with `spawn` (docs/security.md).
             closed = asked if asked is not None else not placed
-            if placed and asked:
-                raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
-                                   "credentials stay on this machine; use mutual TLS between machines instead "
-                                   "(see docs/machines.md)")
             missing = sorted(set(placed) - set(self.daemons))
             if missing:
                 raise CommandError(self._missing_daemons(missing, placed))
@@ -267,7 +264,7 @@ class Coordinator(MachineWatch):
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
-                                          placement=placement_of(desc) or None)
+                                          placement=placement_of(desc) or None, **self._closed_args(entry))
                 part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
         except Exception as exc:
             for part in entry.remote.values():
@@ -435,7 +432,9 @@ class Coordinator(MachineWatch):
                                          "force": force}).start()
 
     def _supervise(self, entry: Entry) -> None:
-        result = entry.run.wait()
+        # A closed dataflow's other machines link to its network through our part: kept to the end.
+        closed_across = bool(entry.remote) and entry.run.secret is not None
+        result = entry.run.wait(keep_session=closed_across)
         if entry.fail_fast and entry.remote and result.first_failure is not None \
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others
             first = result.first_failure
@@ -443,6 +442,10 @@ class Coordinator(MachineWatch):
         # the other machines' parts (a lost one: until its machine is back, or `stop`)
         while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
+        if closed_across:
+            entry.run.close_session()
+            if entry.run.options.secret is not None:  # an adopted one's, from a daemon
+                auth.discard(entry.run.options.secret)
         for pub in list(entry.log_pubs.values()):
             try:
                 pub.undeclare()

@@ -505,6 +505,81 @@ def test_mutual_tls_between_machines(machines: Machines) -> None:
     assert out.returncode == 0, out.stderr
 
 
+# A session with a valid certificate of the machines' CA but not the dataflow's credentials: it dials
+# every listener of the two machines but the coordinator's and the daemons' hubs (those are the
+# closed dataflow's parts and nodes), then forges data, an end of stream and exit/stop facts.
+INSIDER = """
+import json, sys, time, zenoh
+name, ports = sys.argv[1], sys.argv[2:]
+conf = zenoh.Config()
+conf.insert_json5("mode", '"peer"')
+conf.insert_json5("scouting/multicast/enabled", "false")
+conf.insert_json5("transport/link/tls", json.dumps(json.load(open(sys.argv[0] + ".tls"))))
+conf.insert_json5("connect/endpoints", json.dumps(ports))
+with zenoh.open(conf) as s:
+    time.sleep(3.0)  # its links, if it is let in
+    live = f"dora/@dz/live/{name}"
+    tokens = [s.liveliness().declare_token(f"{live}/stop"), s.liveliness().declare_token(f"{live}/exited/proc")]
+    for i in range(40):
+        s.put(f"dora/{name}/proc/cmd", b"FORGED")
+        s.put(f"dora/@dz/eos/{name}/proc", json.dumps({"node": "proc", "outputs": {"cmd": 0}}))
+        time.sleep(0.05)
+    print("linked peers:", len(list(s.info.peers_zid())), flush=True)
+    time.sleep(2.0)
+"""
+
+
+def listeners(net: Machines, m: str) -> list[str]:
+    """The TLS endpoints listening in machine ``m``'s namespace, but the coordinator's and the daemon's hubs."""
+    out = subprocess.run(["ip", "netns", "exec", net.ns[m], "ss", "-Htln"], capture_output=True, text=True,
+                         timeout=20, check=True).stdout
+    addrs = [line.split()[3] for line in out.splitlines() if line.split()[3].startswith(net.addr[m] + ":")]
+    return [f"tls/{a}" for a in addrs if int(a.rsplit(":", 1)[1]) not in (net.port, 7448)]
+
+
+def test_a_closed_dataflow_across_machines(machines: Machines) -> None:
+    """`start --secure` across machines: the coordinator's credentials reach b's daemon with its
+    `spawn`; data crosses the machines; a holder of a machine certificate without them gets no
+    link to any of the dataflow's listeners, on either machine, and forges nothing; a restarted
+    coordinator adopts it and the owner's tools reach it again."""
+    machines.use_tls()
+    start_flow(machines, "closedx", "--secure")
+    ports = listeners(machines, "a") + listeners(machines, "b")
+    assert len(ports) >= 5, ports  # a's part, sensor, act; b's part, proc (each listens)
+    script = machines.tmp / "insider.py"
+    script.write_text(INSIDER)
+    tls = json.loads(Path(machines.env["DORA_ZENOH_ZENOH_CONFIG"]).read_text())["transport"]["link"]["tls"]
+    (machines.tmp / "insider.py.tls").write_text(json.dumps(tls))
+    attack = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, str(script), "closedx",
+                             *ports], capture_output=True, text=True, timeout=60, env=machines.env)
+    assert attack.returncode == 0, attack.stderr
+    assert "linked peers: 0" in attack.stdout, (attack.stdout, ports)
+    count = len(received(machines.tmp))
+    wait_for(lambda: len(received(machines.tmp)) > count + 5, 60, "data to flow on after the attack")
+    assert {size for _, size in received(machines.tmp)} == {24}  # nothing forged reached act
+    nodes = machines.nodes("closedx")
+    assert {n: (s["machine"], s["status"]) for n, s in nodes.items()} == {
+        "sensor": ("a", "running"), "proc": ("b", "running"), "act": ("a", "running")}, nodes
+    # The owner's tool joins it by name (the credentials of a's part, TLS to its listener).
+    echo = ("topic", "echo", "-d", "closedx", "proc/cmd", "--count", "2", "--format", "json", "--timeout", "30s")
+    out = machines.cli(*echo)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    # A restarted coordinator adopts it and joins its network with the credentials a daemon kept.
+    machines.procs[0].send_signal(signal.SIGKILL)
+    machines.procs[0].wait(10)
+    machines.start_coordinator()
+    wait_for(lambda: set(machines.nodes("closedx")) == {"sensor", "proc", "act"}, 60, "the dataflow's adoption")
+    out = machines.cli(*echo)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    out = machines.cli("stop", "closedx")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: all(s["status"] in ("succeeded", "stopped") for s in machines.nodes("closedx").values()),
+             60, "every node to stop cleanly")
+    assert not list(machines.tmp.glob("state/**/credentials"))
+
+
 def test_a_daemon_with_a_foreign_certificate_does_not_join(machines: Machines) -> None:
     machines.use_tls()
     machines.start_coordinator()
