@@ -223,13 +223,15 @@ class Daemon:
         return desc
 
     def cmd_prepare(self, path: str, name: str, nodes: list[str], files: dict[str, Any] | None = None,
-                    build: bool = False, placement: dict[str, str] | None = None) -> dict[str, Any]:
-        """Before a start: the dataflow's files on this machine, and its nodes' builds run here."""
+                    build: bool = False, placement: dict[str, str] | None = None,
+                    keep: bool = True) -> dict[str, Any]:
+        """Before a start: the dataflow's files on this machine, and its nodes' builds run here.
+        ``keep=False`` (``dora-zenoh build FILE``): no start follows; the build output comes back."""
         with self.lock:
             old = self.parts.get(name)
-            if old is not None and old.status != "ended":
+            if keep and old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
-            if old is not None:  # its tokens would speak for the new run's nodes
+            if keep and old is not None:  # its tokens would speak for the new run's nodes
                 self._forget(old)
             in_use = {p.root for p in self.parts.values() if p.status != "ended" and p.root is not None}
         yaml, tree, fetched = Path(path), None, 0
@@ -263,6 +265,9 @@ class Daemon:
                 skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
                 mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
                 output = run_builds(desc, set(nodes), self.machine, skip, mark)
+        if not keep:
+            return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
+                    "built": sorted(output), "output": output}
         with self.lock:
             self.prepared[name] = (str(yaml), output)
         return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
