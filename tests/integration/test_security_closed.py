@@ -192,8 +192,11 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
                    "--endpoint", coord.endpoint, env=env, timeout=60)
         assert echo.returncode == 0, echo.stderr
         assert echo.stdout.count("seq: ") == 3, echo.stdout
-        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)  # every dataflow: not this one
-        assert f"not shown: closed dataflow(s) {flow.name}" in listed.stderr, listed.stderr
+        # no name, and it is the only dataflow running: the tool joins it, and says so
+        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert f"showing closed dataflow '{flow.name}', the only one running" in listed.stderr, listed.stderr
+        assert "sender/data" in listed.stdout, listed.stdout
         mcap = flow.folder / "closed.mcap"
         rec = cli("record", flow.name, "sender/data", "--duration", "2s", "-o", str(mcap),
                   "--endpoint", coord.endpoint, env=env, timeout=60)
@@ -211,6 +214,11 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
                                 env=env, capture_output=True, text=True, timeout=60)
         assert viewer.returncode == 0, viewer.stderr
         assert (flow.folder / "viewed.txt").read_text().isdigit()
+        # two closed dataflows: a tool given no name shows neither, and names both
+        res = coord("start", "--detach", str(flow.yaml), "--name", flow.name + "-2", cwd=flow.folder)
+        assert res.returncode == 0, res.stderr
+        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert f"not shown: closed dataflow(s) {flow.name}, {flow.name}-2" in listed.stderr, listed.stderr
     finally:
         (flow.folder / "attacked").write_text("")  # the sender ends
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
