@@ -225,10 +225,9 @@ class Coordinator(MachineWatch):
                                    "(a `dora-zenoh run`?): pick another name with --name")
             placed = self._place(desc)
             asked = closed_as_asked(secure, desc)
-            # Closed by default on one machine (its cost is small: docs/security.md); across machines
-            # mutual TLS already admits only holders of a machine's certificate, and --secure adds
-            # the dataflow's own credentials, which reach the daemons with `spawn` (docs/security.md).
-            closed = asked if asked is not None else not placed
+            # Closed by default (its cost is small: docs/security.md); across machines its credentials
+            # reach the daemons with `spawn`, on top of mutual TLS between the machines.
+            closed = asked if asked is not None else True
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
                               only=local_nodes(desc) if placed else None, part=bool(placed),

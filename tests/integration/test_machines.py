@@ -471,7 +471,7 @@ def test_remote_restart_policy_then_fail_fast_stops_every_machine(machines: Mach
 
 
 def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
-    start_flow(machines, "adopt", "--fail-fast")
+    start_flow(machines, "adopt", "--fail-fast", "--open")  # (a closed one: test_a_closed_dataflow_across_machines)
     wait_for(lambda: dataflow_row(machines, "adopt").get("fail_fast") is True, 60, "list to show --fail-fast")
     coordinator, daemon_b = machines.procs[0], machines.procs[2]
     coordinator.send_signal(signal.SIGKILL)
@@ -499,34 +499,13 @@ def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
 
 def test_mutual_tls_between_machines(machines: Machines) -> None:
     machines.use_tls()
-    start_flow(machines, "tls")
+    start_flow(machines, "tls", "--open")  # an open dataflow: the machines' network, mutual TLS alone
     assert {n: s["machine"] for n, s in machines.nodes("tls").items()} == {"sensor": "a", "proc": "b", "act": "a"}
     out = machines.cli("stop", "tls")
     assert out.returncode == 0, out.stderr
 
 
-# A session with a valid certificate of the machines' CA but not the dataflow's credentials: it dials
-# every listener of the two machines but the coordinator's and the daemons' hubs (those are the
-# closed dataflow's parts and nodes), then forges data, an end of stream and exit/stop facts.
-INSIDER = """
-import json, sys, time, zenoh
-name, ports = sys.argv[1], sys.argv[2:]
-conf = zenoh.Config()
-conf.insert_json5("mode", '"peer"')
-conf.insert_json5("scouting/multicast/enabled", "false")
-conf.insert_json5("transport/link/tls", json.dumps(json.load(open(sys.argv[0] + ".tls"))))
-conf.insert_json5("connect/endpoints", json.dumps(ports))
-with zenoh.open(conf) as s:
-    time.sleep(3.0)  # its links, if it is let in
-    live = f"dora/@dz/live/{name}"
-    tokens = [s.liveliness().declare_token(f"{live}/stop"), s.liveliness().declare_token(f"{live}/exited/proc")]
-    for i in range(40):
-        s.put(f"dora/{name}/proc/cmd", b"FORGED")
-        s.put(f"dora/@dz/eos/{name}/proc", json.dumps({"node": "proc", "outputs": {"cmd": 0}}))
-        time.sleep(0.05)
-    print("linked peers:", len(list(s.info.peers_zid())), flush=True)
-    time.sleep(2.0)
-"""
+FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
 
 
 def listeners(net: Machines, m: str) -> list[str]:
@@ -538,20 +517,22 @@ def listeners(net: Machines, m: str) -> list[str]:
 
 
 def test_a_closed_dataflow_across_machines(machines: Machines) -> None:
-    """`start --secure` across machines: the coordinator's credentials reach b's daemon with its
-    `spawn`; data crosses the machines; a holder of a machine certificate without them gets no
+    """`start` closes a dataflow across machines too: the coordinator's credentials reach b's daemon
+    with its `spawn`; data crosses the machines; a holder of a machine certificate without them gets no
     link to any of the dataflow's listeners, on either machine, and forges nothing; a restarted
     coordinator adopts it and the owner's tools reach it again."""
     machines.use_tls()
-    start_flow(machines, "closedx", "--secure")
+    start_flow(machines, "closedx")  # closed by default (`--open` opens it: then the session below links)
     ports = listeners(machines, "a") + listeners(machines, "b")
     assert len(ports) >= 5, ports  # a's part, sensor, act; b's part, proc (each listens)
-    script = machines.tmp / "insider.py"
-    script.write_text(INSIDER)
+    # A session with a valid certificate of the machines' CA but not the dataflow's credentials dials
+    # every listener of both machines but the coordinator's and the daemons' hubs (those are the
+    # closed dataflow's parts and nodes), then forges data, an end of stream and exit/stop facts.
     tls = json.loads(Path(machines.env["DORA_ZENOH_ZENOH_CONFIG"]).read_text())["transport"]["link"]["tls"]
-    (machines.tmp / "insider.py.tls").write_text(json.dumps(tls))
-    attack = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, str(script), "closedx",
-                             *ports], capture_output=True, text=True, timeout=60, env=machines.env)
+    (machines.tmp / "machine-tls.json").write_text(json.dumps(tls))
+    attack = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, str(FORGER), "closedx", "proc",
+                             "cmd", *ports, "--tls", str(machines.tmp / "machine-tls.json"), "--settle", "3"],
+                            capture_output=True, text=True, timeout=60, env=machines.env)
     assert attack.returncode == 0, attack.stderr
     assert "linked peers: 0" in attack.stdout, (attack.stdout, ports)
     count = len(received(machines.tmp))
