@@ -44,7 +44,7 @@ from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import auth, keys, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.contract import node_config, readers_by_output
 
@@ -110,6 +110,7 @@ class DataflowRun:
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
         self.session: zenoh.Session | None = None
+        self._relinker: relink.Relinker | None = None
         self.procs: dict[str, NodeProcess] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
@@ -171,6 +172,8 @@ class DataflowRun:
                 own = "tls/" + own.split("/", 1)[1]
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
+            if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
+                self._relinker = relink.Relinker(self.session, own)
             zconfig.wait_for_peers(self.session, 3.0)
             if not self.options.part:
                 self._unique_name()
@@ -658,6 +661,9 @@ class DataflowRun:
             self._cpu_latency = None
 
     def _close_session(self) -> None:
+        if self._relinker is not None:
+            self._relinker.close()
+            self._relinker = None
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
