@@ -19,11 +19,15 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import zenoh
 
 from dora_zenoh.wire import zconfig
 
+POLL = 0.5  # seconds between looks at the session's links
+FIRST_TRY = 0.2  # seconds after a transport closed before the far listener is tried
 PROBE_TIMEOUT = 1.0  # seconds a TCP dial of the far listener may take before it counts as unreachable
 RETRY_MAX = 1.0  # seconds between tries while the far listener is unreachable (data resumes within this)
 INTRODUCE_WAIT = 3.0  # seconds the introducing session stays open for the two to link
@@ -50,7 +54,10 @@ class Relinker:
     ended: nothing to link to), or :meth:`close`.
 
     ``own_listen``: this session's listener with its real port (a ``:0`` one cannot be told
-    to the far end); without one, nothing is watched.
+    to the far end); without one, nothing is watched. It polls the session's links every
+    POLL seconds on a thread of its own: Zenoh's link and transport event listeners call
+    Python from Zenoh's threads, and with them nodes on the one-thread runtime no longer
+    acted on ``stop`` (killed at the end of the grace period; measured).
     """
 
     def __init__(self, session: zenoh.Session, own_listen: str) -> None:
@@ -58,48 +65,57 @@ class Relinker:
         self._own = own_listen
         self._own_port = port_of(own_listen)
         self._dialed: dict[str, str] = {}  # peer zid -> its listener (a link this session dialed)
-        self._linked: set[str] = set()  # peer zids with an open transport
         self._busy: set[str] = set()  # peer zids being re-linked
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.entities: list = []  # what calls Python back from Zenoh (undeclared by close)
         self.relinked = 0  # how many times a peer was linked again (for tests and logs)
-        if not self._own_port:
-            return
-        info = session.info
-        self.entities.append(info.declare_transport_events_listener(self._on_transport, history=True))
-        self.entities.append(info.declare_link_events_listener(self._on_link, history=True))
+        if self._own_port:
+            self._start(self._watch)
 
-    def _on_link(self, event: zenoh.LinkEvent) -> None:
-        if event.kind != zenoh.SampleKind.PUT:
-            return
-        link = event.link
-        src, dst = str(link.src), str(link.dst)
-        if port_of(src) == self._own_port or port_of(dst) is None or not zconfig.is_network_endpoint(dst):
-            return  # the far end dialed us (it re-links), or a link on this machine
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True, name="dora-zenoh-relink")
         with self._lock:
-            self._dialed[str(link.zid)] = dst
-
-    def _on_transport(self, event: zenoh.TransportEvent) -> None:
-        zid = str(event.transport.zid)
-        with self._lock:
-            if event.kind == zenoh.SampleKind.PUT:
-                self._linked.add(zid)
-                return
-            self._linked.discard(zid)
-            listener = self._dialed.get(zid)
-            if listener is None or zid in self._busy or self._closing.is_set():
-                return
-            self._busy.add(zid)
-            thread = threading.Thread(target=self._relink, args=(zid, listener), daemon=True,
-                                      name="dora-zenoh-relink")
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def _linked(self) -> set[str] | None:
+        """Peer zids this session has a transport with (None once it is closed)."""
+        try:
+            return {str(t.zid) for t in self._session.info.transports()}
+        except zenoh.ZError:
+            return None
+
+    def _watch(self) -> None:
+        while not self._closing.wait(POLL):
+            try:
+                links = self._session.info.links()
+            except zenoh.ZError:  # the session closed
+                return
+            linked = self._linked()
+            if linked is None:
+                return
+            lost = []
+            with self._lock:
+                for link in links:
+                    src, dst = str(link.src), str(link.dst)
+                    if port_of(src) != self._own_port and port_of(dst) is not None \
+                            and zconfig.is_network_endpoint(dst):
+                        self._dialed[str(link.zid)] = dst  # we dialed it: dst is its listener
+                for zid, listener in self._dialed.items():
+                    if zid not in linked and zid not in self._busy:
+                        self._busy.add(zid)
+                        lost.append((zid, listener))
+            for zid, listener in lost:
+                self._start(self._relink, zid, listener)
+
     def _relink(self, zid: str, listener: str) -> None:
         try:
-            while not self._closing.is_set() and not self._is_linked(zid):
+            # a peer that ended closes its listener with its transports: refused below
+            while not self._closing.wait(FIRST_TRY):
+                linked = self._linked()
+                if linked is None or zid in linked:
+                    return
                 reachable = _dial(listener)
                 if reachable is False:  # refused: nothing listens there any more
                     with self._lock:
@@ -113,10 +129,6 @@ class Relinker:
             with self._lock:
                 self._busy.discard(zid)
 
-    def _is_linked(self, zid: str) -> bool:
-        with self._lock:
-            return zid in self._linked
-
     def _introduce(self, zid: str, listener: str) -> bool:
         """A session of its own linked to both listeners (no listener, no auto-connect): each end
         learns the other's address from it. True once this session is linked to ``zid`` again."""
@@ -128,25 +140,24 @@ class Relinker:
             return False
         try:
             deadline = time.monotonic() + INTRODUCE_WAIT
-            while time.monotonic() < deadline and not self._closing.is_set():
-                if self._is_linked(zid):
-                    return True
-                time.sleep(0.02)
-            return self._is_linked(zid)
+            while not self._closing.wait(0.05):
+                linked = self._linked()
+                if linked is None or zid in linked:
+                    return linked is not None
+                if time.monotonic() > deadline:
+                    return False
+            return False
         finally:
             helper.close()
 
     def close(self) -> None:
-        """Stop re-linking (bounded wait for the threads) and undeclare the event listeners."""
+        """Stop re-linking (bounded wait for the threads). Call before closing the session."""
         self._closing.set()
-        for thread in list(self._threads):
-            thread.join(PROBE_TIMEOUT + INTRODUCE_WAIT + 1)
-        for entity in self.entities:
-            try:
-                entity.undeclare()
-            except zenoh.ZError:
-                pass
-        self.entities.clear()
+        deadline = time.monotonic() + PROBE_TIMEOUT + 1
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _dial(endpoint: str) -> bool | None:
