@@ -29,7 +29,7 @@ from dora_zenoh.wire import zconfig
 POLL = 0.5  # seconds between looks at the session's links
 FIRST_TRY = 0.2  # seconds after a transport closed before the far listener is tried
 PROBE_TIMEOUT = 1.0  # seconds a TCP dial of the far listener may take before it counts as unreachable
-RETRY_MAX = 1.0  # seconds between tries while the far listener is unreachable (data resumes within this)
+RETRY_MAX = 0.5  # seconds between tries while the far listener is unreachable
 INTRODUCE_WAIT = 3.0  # seconds the introducing session stays open for the two to link
 
 
