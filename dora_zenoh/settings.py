@@ -268,7 +268,7 @@ SECURE: Setting[bool] = Setting(
     "DORA_ZENOH_SECURE", False, _flag,
     "Default of `run --secure/--open` and `start --secure/--open`: `1` closes every dataflow to sessions "
     "without its credentials, `0` leaves open those whose YAML does not say `secure: true`.",
-    shown_default="unset: the YAML's `secure:`, else open for `run`, closed for `start` on one machine")
+    shown_default="unset: the YAML's `secure:`, else open for `run`, closed for `start`")
 GROUP: Setting[str | None] = Setting(
     "DORA_ZENOH_GROUP", None, _text,
     "Default of `up --group`: a Unix group whose members may also operate the coordinator.",

@@ -174,7 +174,7 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
                                  "transport": {"shared_memory": {"enabled": False}}}))
     coordinator = f"tcp/{net.addr['a']}:{20000 + os.getpid() % 20000}"  # also names the control socket
     env = {**os.environ, "DORA_ZENOH_ZENOH_CONFIG": str(zconf), "DORA_ZENOH_ENDPOINT": coordinator,
-           "DORA_ZENOH_INSECURE_NETWORK": "1"}
+           "DORA_ZENOH_INSECURE_NETWORK": "1", "DORA_ZENOH_SECURE": "0" if opts.open else "1"}
     dz = [sys.executable, "-m", "dora_zenoh"]
     log = work / "dz.log"
     net.popen("a", [*dz, "coordinator", "--endpoint", coordinator], env, log, work)
@@ -294,6 +294,8 @@ def main() -> int:
     ap.add_argument("--mtu", type=int, default=1500, help="MTU of both ends of the link")
     ap.add_argument("--only", choices=["zenoh-python", "dora-zenoh"],
                     help="run one runtime only (to compare settings of one, alternating runs)")
+    ap.add_argument("--open", action="store_true",
+                    help="dora-zenoh's dataflows open (`start --open`); default closed, as `start`'s")
     ap.add_argument("--json", help="also write the full report here")
     opts = ap.parse_args()
     if os.geteuid() != 0:
@@ -305,6 +307,7 @@ def main() -> int:
         return 2
     load_before = os.getloadavg()
     report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
+                    "closed": not opts.open,
                     "load_average_before": load_before}
     for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
         if opts.only and name != opts.only:
@@ -318,7 +321,8 @@ def main() -> int:
     report["load_average_after"] = os.getloadavg()
     how = {"veth": "a veth pair", "netem": f"a veth pair with netem delay {opts.delay_ms:g} ms each way",
            "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
-    print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}; load average {load_before[0]:.1f} before, "
+    print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}, "
+          f"{'open' if opts.open else 'closed'} dataflows; load average {load_before[0]:.1f} before, "
           f"{report['load_average_after'][0]:.1f} after (1 min)")
     print(f"one-way latency p50 / p90 in µs\n{'size':>9}  {'zenoh-python':>20}  {'dora-zenoh':>20}  ratio(p50)")
     for size in opts.sizes.split(","):

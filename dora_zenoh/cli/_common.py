@@ -26,14 +26,21 @@ def _endpoint(endpoint: str | None) -> str:
     return endpoint or zconfig.default_endpoint()
 
 
-def note_closed(endpoint: str | None) -> None:
-    """Say which closed dataflows of the coordinator a tool given no dataflow name will not see
-    (each lives on a network of its own: docs/security.md)."""
+def closed_default(endpoint: str | None) -> str | None:
+    """For a tool given no dataflow name: the coordinator's closed dataflow when it is the only
+    dataflow running (then the tool joins it, and says so); else None, after naming the closed
+    dataflows the tool will not see (each lives on a network of its own: docs/security.md)."""
     import click
 
+    from dora_zenoh.introspect.discovery import hub_dataflows
     from dora_zenoh.security.ctl_client import closed_dataflows
 
     closed = closed_dataflows(endpoint)
-    if closed:
-        click.echo(f"note: not shown: closed dataflow(s) {', '.join(closed)}, each on a network of its own "
-                   "(name one to see it)", err=True)
+    if not closed:
+        return None
+    if len(closed) == 1 and not hub_dataflows(endpoint):
+        click.echo(f"note: showing closed dataflow '{closed[0]}', the only one running", err=True)
+        return closed[0]
+    click.echo(f"note: not shown: closed dataflow(s) {', '.join(closed)}, each on a network of its own "
+               "(name one to see it)", err=True)
+    return None

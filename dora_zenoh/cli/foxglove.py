@@ -25,13 +25,13 @@ def foxglove(dataflow: str | None, port: int, host: str, prefix: str, endpoint: 
     In Foxglove: Open connection, Foxglove WebSocket, ws://127.0.0.1:8765. Arrow data with
     an obvious JSON form also appears as <key>/@json, ready to plot.
     """
-    from dora_zenoh.cli._common import note_closed
+    from dora_zenoh.cli._common import closed_default
     from dora_zenoh.record.foxglove import FoxgloveBridge
     from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import zconfig
 
     if dataflow is None:
-        note_closed(endpoint)
+        dataflow = closed_default(endpoint)
     endpoint = join(endpoint, dataflow)  # a closed dataflow: its own network, read-only
     bridge = FoxgloveBridge(endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
                             host=host, port=port)

@@ -63,7 +63,7 @@ secure_option = click.option(
     "--secure/--open", default=None, envvar=settings.SECURE.name, show_envvar=True,
     help="Closed dataflow: every Zenoh link needs credentials made for this run, handed to the processes it "
          "starts; anyone else can neither read, publish nor forge its stop/exit facts (docs/security.md). "
-         "Default: the YAML's `secure:`, else open for `run` and closed for `start` on one machine.")
+         "Default: the YAML's `secure:`, else open for `run` and closed for `start`.")
 
 
 endpoint_option = click.option(

@@ -47,7 +47,7 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
     """
     import time
 
-    from dora_zenoh.cli._common import note_closed
+    from dora_zenoh.cli._common import closed_default
     from dora_zenoh.record.recorder import keep_freed_memory, open_recorder
     from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import zconfig
@@ -57,14 +57,14 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
         raise CliError("give either TOPIC names or --all, not both")
     if topics and not dataflow and not all(t.startswith(prefix + "/") for t in topics):
         raise CliError("a TOPIC as node/output needs the DATAFLOW first, e.g. `record mydataflow camera/image`")
+    if dataflow is None and not topics:  # the coordinator's closed dataflow, if it is the only one
+        dataflow = closed_default(endpoint)
     path = output or Path(f"{dataflow or prefix}-{time.strftime('%Y%m%d-%H%M%S')}.mcap")
     keep_freed_memory()  # this process records only
     early: list[str] = []  # a Ctrl-C while the recorder opens still ends it cleanly
     signal.signal(signal.SIGINT, lambda *_: early.append("interrupted"))
     signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
     # a closed dataflow: its own network (a reader that acks its sources must be a member)
-    if dataflow is None:
-        note_closed(endpoint)
     endpoint = join(endpoint, dataflow, member=reader_id is not None)
     rec = open_recorder(path, endpoint=endpoint or zconfig.default_endpoint(), prefix=prefix, dataflow=dataflow,
                         topics=topics, compression=compression, split_size=split_size,

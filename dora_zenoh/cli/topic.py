@@ -29,12 +29,12 @@ def observer(endpoint: str | None, dataflow: str | None = None, member: bool = F
 
     With ``dataflow``, a closed dataflow of the coordinator is reached on its own network
     (``client.join``; ``member``: with the credentials that may publish)."""
-    from dora_zenoh.cli._common import note_closed
+    from dora_zenoh.cli._common import closed_default
     from dora_zenoh.introspect.discovery import IntrospectError, Observer
     from dora_zenoh.security.ctl_client import join
 
     if dataflow is None:
-        note_closed(endpoint)
+        dataflow = closed_default(endpoint)
     try:
         session = Observer(join(endpoint, dataflow, member))
     except IntrospectError as exc:

@@ -42,7 +42,7 @@ from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
-from dora_zenoh.wire import keys, relink, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
@@ -67,6 +67,10 @@ class Part:
     # After its nodes ended: their exited tokens and what they sent, kept on the daemon's session
     # (the part's own closed with it) for the other machines' readers (see Daemon._linger).
     lingering: list[Any] = field(default_factory=list, repr=False)
+    # A closed dataflow's: the credentials file written from the coordinator's, and the session on
+    # its network that holds the lingering tokens (the daemon's own is not admitted there).
+    secret: Path | None = None
+    linger_session: zenoh.Session | None = field(default=None, repr=False)
 
     def report(self, usage: dict[Any, tuple[float, int]] | None = None) -> dict[str, Any]:
         """This part for the state report; ``usage``: (CPU %, RSS) by (dataflow, node) id."""
@@ -81,7 +85,7 @@ class Part:
         # placement: where labelled nodes went, so a coordinator that adopts the dataflow knows
         return {"id": self.id, "name": self.run.dataflow, "path": self.path, "status": self.status,
                 "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes,
-                "placement": placement_of(self.run.desc),
+                "placement": placement_of(self.run.desc), "closed": self.secret is not None,
                 "fail_fast": self.run.options.fail_fast}  # a restarted coordinator re-adopts with it
 
 
@@ -173,6 +177,9 @@ class Daemon:
         for part in parts:
             if part.thread is not None:
                 part.thread.join(part.grace + 15)
+        with self.lock:
+            for part in self.parts.values():
+                self._forget(part)
 
     # -- commands ------------------------------------------------------------------------------
     def _on_query(self, query: zenoh.Query) -> None:
@@ -219,13 +226,15 @@ class Daemon:
         return desc
 
     def cmd_prepare(self, path: str, name: str, nodes: list[str], files: dict[str, Any] | None = None,
-                    build: bool = False, placement: dict[str, str] | None = None) -> dict[str, Any]:
-        """Before a start: the dataflow's files on this machine, and its nodes' builds run here."""
+                    build: bool = False, placement: dict[str, str] | None = None,
+                    keep: bool = True) -> dict[str, Any]:
+        """Before a start: the dataflow's files on this machine, and its nodes' builds run here.
+        ``keep=False`` (``dora-zenoh build FILE``): no start follows; the build output comes back."""
         with self.lock:
             old = self.parts.get(name)
-            if old is not None and old.status != "ended":
+            if keep and old is not None and old.status != "ended":
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
-            if old is not None:  # its tokens would speak for the new run's nodes
+            if keep and old is not None:  # its tokens would speak for the new run's nodes
                 self._forget(old)
             in_use = {p.root for p in self.parts.values() if p.status != "ended" and p.root is not None}
         yaml, tree, fetched = Path(path), None, 0
@@ -259,6 +268,9 @@ class Daemon:
                 skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
                 mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
                 output = run_builds(desc, set(nodes), self.machine, skip, mark)
+        if not keep:
+            return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
+                    "built": sorted(output), "output": output}
         with self.lock:
             self.prepared[name] = (str(yaml), output)
         return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
@@ -266,8 +278,10 @@ class Daemon:
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
                   log_dir: str | None = None, fail_fast: bool = False,
-                  restarts: dict[str, int] | None = None, placement: dict[str, str] | None = None
-                  ) -> dict[str, Any]:
+                  restarts: dict[str, int] | None = None, placement: dict[str, str] | None = None,
+                  credentials: str | None = None, peers: list[str] | None = None) -> dict[str, Any]:
+        """Start this machine's nodes of a dataflow. A closed one (``credentials``, the text of
+        its credentials file) gets a network of its own here too, linked to ``peers``."""
         with self.lock:
             local, built = self.prepared.pop(name, (path, {}))
         desc = self._load(local, nodes, placement)  # `path` is the coordinator's: the reports name it
@@ -277,12 +291,14 @@ class Daemon:
                 raise CommandError(f"machine '{self.machine}' already runs dataflow '{name}'")
             if old is not None:
                 self._forget(old)
+            secret = auth.keep_secret(credentials) if credentials is not None else None
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
-                              fail_fast=fail_fast, append_logs=set(built))
+                              fail_fast=fail_fast, append_logs=set(built), secure=secret is not None,
+                              secret=secret, peers=tuple(peers or ()))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
-            part = Part(run, id, path, grace, root=desc.base_dir)
+            part = Part(run, id, path, grace, root=desc.base_dir, secret=secret)
             self.parts[name] = part
         for node, lines in built.items():  # the build's output opens the node's log
             with open(run.logs.path(node), "w", encoding="utf-8") as f:
@@ -292,6 +308,7 @@ class Daemon:
         except Exception as exc:
             with self.lock:
                 self.parts.pop(name, None)
+            self._forget(part)
             raise CommandError(f"machine '{self.machine}': dataflow '{name}' did not start: {exc}") from None
         part.thread = threading.Thread(target=self._supervise, args=(part,), daemon=True,
                                        name=f"dz-{name}")
@@ -318,6 +335,9 @@ class Daemon:
             return
         prefix, name = run.desc.prefix, run.dataflow
         try:
+            if part.secret is not None:  # a closed network admits its own credentials only
+                session = part.linger_session = zenoh.open(zconfig.peer_config(
+                    list(run.options.peers), [], secret=str(part.secret)))
             kept = [session.liveliness().declare_token(keys.sent_token(prefix, name, node, output, int(count)))
                     for node, sent in sorted(run.sent_before.items()) if node in run.results
                     for output, count in sorted(sent.items())]
@@ -329,12 +349,19 @@ class Daemon:
 
     @staticmethod
     def _forget(part: Part) -> None:
+        """What an ended part kept for other machines' readers, and a closed one's credentials."""
         for entity in part.lingering:
             try:
                 entity.undeclare()
             except zenoh.ZError:
                 pass
         part.lingering = []
+        if part.linger_session is not None:
+            part.linger_session.close()
+            part.linger_session = None
+        if part.secret is not None:
+            auth.discard(part.secret)
+            part.secret = None
 
     def cmd_forget(self, name: str) -> dict[str, Any]:
         """The coordinator: the dataflow is over on every machine (no reader left to tell)."""
@@ -360,6 +387,14 @@ class Daemon:
         else:
             part.run.stop(grace)
         return {"machine": self.machine}
+
+    def cmd_credentials(self, name: str) -> dict[str, Any]:
+        """A restarted coordinator adopting a closed dataflow: its credentials, and where this
+        machine's part listens (over the control link only, never in the state reports)."""
+        part = self._part(name)
+        if part.secret is None or part.status == "ended":
+            raise CommandError(f"machine '{self.machine}' runs no closed dataflow '{name}'")
+        return {"credentials": part.secret.read_text(), "endpoint": part.run.node_endpoint}
 
     def cmd_list(self) -> dict[str, Any]:
         return self.state()

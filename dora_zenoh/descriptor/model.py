@@ -157,7 +157,7 @@ class Descriptor:
     raw: dict[str, Any]
     nodes: list[ResolvedNode]
     # ``secure: true|false``: closed or open whoever starts it; unset, the starter decides (``run``:
-    # open, the coordinator: closed on one machine; docs/security.md)
+    # open, the coordinator: closed; docs/security.md)
     secure: bool | None = None
 
     def node(self, node_id: str) -> ResolvedNode:

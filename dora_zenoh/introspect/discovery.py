@@ -48,6 +48,28 @@ def open_observer(endpoint: str | None = None, timeout: float = 3.0) -> zenoh.Se
     return session
 
 
+def hub_dataflows(endpoint: str | None = None, timeout: float = 1.0) -> set[str]:
+    """The dataflows whose runners are on the hub's network (open ones: a closed dataflow's
+    runner is on a network of its own), asked of the hub by a short-lived client."""
+    hub = endpoint or zconfig.default_endpoint()
+    conf = zconfig.peer_config([hub], [])
+    conf.insert_json5("mode", '"client"')
+    try:
+        session = zenoh.open(conf)
+    except zenoh.ZError:
+        return set()
+    try:
+        names = set()
+        for reply in session.liveliness().get(ANY_PREFIX_LIVE, timeout=timeout):
+            if reply.ok is not None:
+                _, parts = _split(str(reply.ok.key_expr), "live")
+                if len(parts) == 2 and parts[1] == "runner":
+                    names.add(parts[0])
+        return names
+    finally:
+        session.close()
+
+
 class Observer:
     """The two sessions a watching tool uses (a context manager that closes both).
 

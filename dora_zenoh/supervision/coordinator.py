@@ -172,7 +172,7 @@ class Coordinator(MachineWatch):
             claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
             who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
             args.pop("requester", None)  # only ever set here
-            if verb == "start":
+            if verb in ("start", "build"):  # the commands that take a path of the requester's
                 args["requester"] = who
             reply: dict[str, Any] = {"ok": True, **handler(**args)}
         except (CommandError, DoraZenohError) as exc:  # messages written for the user
@@ -209,8 +209,6 @@ class Coordinator(MachineWatch):
                   log_dir: str | None = None, cpu_latency_us: int | None = None,
                   fail_fast: bool = False, requester: access.Requester | None = None,
                   secure: bool | None = None, record: str | None = None, build: bool = False) -> dict[str, Any]:
-        from dora_zenoh.descriptor import DescriptorError, load_descriptor
-
         if self._down_started:
             raise CommandError("the coordinator is going down")
         if requester is not None:  # a command from a client (restart re-uses what start checked)
@@ -219,12 +217,7 @@ class Coordinator(MachineWatch):
                 log_dir = str(access.check_writable_dir(log_dir, requester, "--log-dir"))
             else:
                 access.check_writable_dir(str(Path(path).parent / "out"), requester, "the log directory")
-        try:
-            desc = load_descriptor(path)  # validated again: the file may have changed since `check`
-        except DescriptorError as exc:
-            raise CommandError(str(exc)) from None
-        except OSError as exc:
-            raise CommandError(f"cannot read {path}: {exc}") from None
+        desc = self._load(path)
         wanted = sanitize_name(name or desc.name or desc.path.stem)
         with self.lock:
             if any(e.active and e.name == wanted for e in self.entries.values()):
@@ -234,23 +227,11 @@ class Coordinator(MachineWatch):
                     keys.runner_token(desc.prefix, wanted), timeout=0.5)):
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
-            if labelled_nodes(desc):  # `deploy: {labels: ...}`: a machine whose daemon has them, chosen now
-                try:
-                    place(desc, resolve(desc, {m: self.labels.get(m, {}) for m in self.daemons}))
-                except PlacementError as exc:
-                    raise CommandError(str(exc)) from None
-            placed = remote_nodes(desc)
+            placed = self._place(desc)
             asked = closed_as_asked(secure, desc)
-            # Closed by default on one machine (its cost is small: docs/security.md); a dataflow
-            # across machines is open on each machine's loopback and mutual TLS between them.
-            closed = asked if asked is not None else not placed
-            if placed and asked:
-                raise CommandError("a closed dataflow (--secure / secure: true) cannot span machines yet: its "
-                                   "credentials stay on this machine; use mutual TLS between machines instead "
-                                   "(see docs/machines.md)")
-            missing = sorted(set(placed) - set(self.daemons))
-            if missing:
-                raise CommandError(self._missing_daemons(missing, placed))
+            # Closed by default (its cost is small: docs/security.md); across machines its credentials
+            # reach the daemons with `spawn`, on top of mutual TLS between the machines.
+            closed = asked if asked is not None else True
             opts = RunOptions(name=wanted, endpoint=self.endpoint, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, cpu_latency_us=cpu_latency_us,
                               only=local_nodes(desc) if placed else None, part=bool(placed),
@@ -271,7 +252,7 @@ class Coordinator(MachineWatch):
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
-                                          placement=placement_of(desc) or None)
+                                          placement=placement_of(desc) or None, **self._closed_args(entry))
                 part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
         except Exception as exc:
             for part in entry.remote.values():
@@ -293,17 +274,63 @@ class Coordinator(MachineWatch):
                     len(p.nodes) for p in entry.remote.values()), "log_dir": str(run.log_dir),
                 "endpoint": run.node_endpoint, "machines": sorted(entry.remote)}
 
-    def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False) -> None:
+    def cmd_build(self, path: str, name: str | None = None,
+                  requester: access.Requester | None = None) -> dict[str, Any]:
+        """``dora-zenoh build FILE``: the builds of the nodes placed on other machines, run there
+        in the files a start would use (shipped and cached alike); the CLI builds the others
+        itself. Nothing starts. Returns each machine's build output."""
+        if self._down_started:
+            raise CommandError("the coordinator is going down")
+        if requester is not None:
+            path = str(access.check_readable(path, requester, "the dataflow file"))
+        desc = self._load(path)
+        with self.lock:
+            placed = self._place(desc)
+        if not placed:
+            return {"machines": {}}
+        answers = self._prepare_machines(desc, placed, sanitize_name(name or desc.name or desc.path.stem),
+                                         build=True, keep=False)
+        return {"machines": {m: {"nodes": placed[m], "output": a.get("output", {}), "path": a.get("path")}
+                             for m, a in answers.items()}}
+
+    @staticmethod
+    def _load(path: str) -> Any:
+        from dora_zenoh.descriptor import DescriptorError, load_descriptor
+
+        try:
+            return load_descriptor(path)  # validated again: the file may have changed since `check`
+        except DescriptorError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc}") from None
+
+    def _place(self, desc: Any) -> dict[str, list[str]]:
+        """(Under the lock) the nodes of each other machine, labelled ones placed now; CommandError
+        naming a machine without a connected daemon."""
+        if labelled_nodes(desc):  # `deploy: {labels: ...}`: a machine whose daemon has them, chosen now
+            try:
+                place(desc, resolve(desc, {m: self.labels.get(m, {}) for m in self.daemons}))
+            except PlacementError as exc:
+                raise CommandError(str(exc)) from None
+        placed = remote_nodes(desc)
+        missing = sorted(set(placed) - set(self.daemons))
+        if missing:
+            raise CommandError(self._missing_daemons(missing, placed))
+        return placed
+
+    def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
+                          keep: bool = True) -> dict[str, dict[str, Any]]:
         """The dataflow's files on each machine of ``parts`` (shipped when needed) and their builds."""
         if self.session is None:
             raise CommandError("the coordinator is going down")
         if self.ship is None:
             self.ship = ship.Server(self.session)
-        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call)
+        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep)
         for machine, answer in sorted(answers.items()):
             if answer.get("copy"):
                 print(f"[dora-zenoh] dataflow '{name}': machine '{machine}' runs from its copy {answer['path']} "
                       f"({answer.get('fetched_bytes', 0)} bytes fetched)", flush=True)
+        return answers
 
     def _build_here(self, desc: Any, nodes: set[str]) -> None:
         """``start --build``: the builds of the nodes this machine runs, in the YAML's folder."""
@@ -439,7 +466,9 @@ class Coordinator(MachineWatch):
                                          "force": force}).start()
 
     def _supervise(self, entry: Entry) -> None:
-        result = entry.run.wait()
+        # A closed dataflow's other machines link to its network through our part: kept to the end.
+        closed_across = bool(entry.remote) and entry.run.secret is not None
+        result = entry.run.wait(keep_session=closed_across)
         if entry.fail_fast and entry.remote and result.first_failure is not None \
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others
             first = result.first_failure
@@ -447,6 +476,10 @@ class Coordinator(MachineWatch):
         # the other machines' parts (a lost one: until its machine is back, or `stop`)
         while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
+        if closed_across:
+            entry.run.close_session()
+            if entry.run.options.secret is not None:  # an adopted one's, from a daemon
+                auth.discard(entry.run.options.secret)
         for pub in list(entry.log_pubs.values()):
             try:
                 pub.undeclare()

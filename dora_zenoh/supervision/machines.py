@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import zenoh
 
 from dora_zenoh.descriptor.placement import place, placement_of
-from dora_zenoh.errors import CommandError
+from dora_zenoh.errors import CommandError, SecretError
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
-from dora_zenoh.wire import keys
+from dora_zenoh.wire import auth, keys
 
 # A daemon reports twice a second. One silent this long is lost, whatever its token says: other
 # peers pass a token on until their own link to it times out, so the token can outlive a
@@ -48,7 +48,7 @@ class MachineWatch:
 
     if TYPE_CHECKING:
         def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str,
-                              build: bool = False) -> None: ...
+                              build: bool = False, keep: bool = True) -> dict[str, dict[str, Any]]: ...
         def _fail_fast(self, entry: Entry, cause: str) -> None: ...
         def _supervise(self, entry: Entry) -> None: ...
 
@@ -71,6 +71,15 @@ class MachineWatch:
             if quiet:
                 return {}
             raise
+
+    @staticmethod
+    def _closed_args(entry: Entry) -> dict[str, Any]:
+        """For a closed dataflow's ``spawn`` on another machine: its credentials (over the control
+        link, mutual TLS between machines) and where this machine's part listens, to link to."""
+        run = entry.run
+        if run.secret is None or run.session is None:
+            return {}
+        return {"credentials": run.secret.read_text(), "peers": [run.node_endpoint]}
 
     def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
         lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
@@ -223,7 +232,7 @@ class MachineWatch:
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
                               restarts={n: part.restarts(n) + 1 for n in again},
-                              placement=placement_of(desc) or None)
+                              placement=placement_of(desc) or None, **self._closed_args(entry))
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)
@@ -240,6 +249,23 @@ class MachineWatch:
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
+    def _join_adopted(self, machine: str, rep: dict[str, Any]) -> bool:
+        """Whether the dataflow of ``rep`` is adopted already (this machine's part then joins it)."""
+        with self.lock:
+            for entry in self.entries.values():
+                if entry.id == rep["id"]:
+                    if machine not in entry.remote:
+                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
+                    return True
+        return False
+
+    @staticmethod
+    def _drop(run: DataflowRun) -> None:
+        """A run started for nothing (a closed dataflow adopted twice at once): it has no node."""
+        run.wait()
+        if run.options.secret is not None:
+            auth.discard(run.options.secret)
+
     def _remote_part(self, machine: str, rep: dict[str, Any], desc: Any) -> RemotePart:
         """The part of an adopted dataflow that one daemon's report describes."""
         ids = [s["id"] for s in rep["nodes"]]
@@ -249,28 +275,42 @@ class MachineWatch:
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back
         (``list`` shows it, ``stop`` and ``logs`` work). Its nodes on the coordinator's machine died
-        with the earlier coordinator; the other machines' nodes never stopped."""
+        with the earlier coordinator; the other machines' nodes never stopped. A closed one's
+        network is joined again with the credentials the daemon kept (asked over the control link)."""
         from dora_zenoh.descriptor import DescriptorError, load_descriptor
 
-        with self.lock:
-            for entry in self.entries.values():
-                if entry.id == rep["id"]:  # another daemon's report got there first
-                    if machine not in entry.remote:
-                        entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
-                    return
-            try:
-                desc = load_descriptor(rep["path"])
-                place(desc, dict(rep.get("placement") or {}))  # where its labelled nodes went
-            except (DescriptorError, OSError, KeyError, TypeError, ValueError) as exc:
-                print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
-                      f"{exc}", flush=True)
-                return
+        if self._join_adopted(machine, rep):
+            return
+        try:
+            desc = load_descriptor(rep["path"])
+            place(desc, dict(rep.get("placement") or {}))  # where its labelled nodes went
             # The start's options come back from the daemons' reports (each daemon got them with its
             # `spawn`): this coordinator keeps no state of its own, and the daemons are what outlived
             # the old one. The YAML (read again from rep["path"]) gives the restart policies.
-            run = DataflowRun(desc, RunOptions(name=rep["name"], only=set(), part=True, echo=False,
-                                               fail_fast=bool(rep.get("fail_fast"))))
-            run.run_id = rep["id"]
+            opts = RunOptions(name=rep["name"], only=set(), part=True, echo=False, endpoint=self.endpoint,
+                              fail_fast=bool(rep.get("fail_fast")))
+            if rep.get("closed"):
+                answer = self._daemon_call(machine, "credentials", name=rep["name"])
+                opts.secure, opts.peers = True, (str(answer["endpoint"]),)
+                opts.secret = auth.keep_secret(str(answer["credentials"]))
+        except (DescriptorError, OSError, KeyError, TypeError, ValueError, CommandError, SecretError) as exc:
+            print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
+                  f"{exc}", flush=True)
+            return
+        run = DataflowRun(desc, opts)
+        run.run_id = rep["id"]
+        if opts.secret is not None:
+            try:
+                run.start()  # no node of its own: our part of its network, for tools and for vouching
+            except Exception as exc:
+                auth.discard(opts.secret)
+                print(f"[dora-zenoh] cannot join the network of closed dataflow '{rep['name']}' (machine "
+                      f"'{machine}'): {exc}", flush=True)
+                return
+        with self.lock:
+            if self._join_adopted(machine, rep):  # another daemon's report got there first meanwhile
+                self._drop(run)
+                return
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
             entry.remote[machine] = self._remote_part(machine, rep, desc)
             self.entries[entry.id] = entry

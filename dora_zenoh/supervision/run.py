@@ -94,6 +94,11 @@ class RunOptions:
     part: bool = False
     # closed: every link needs the run's own credentials (wire.auth); None: as the YAML says (else open)
     secure: bool | None = None
+    # (A closed part on another machine) the credentials file its daemon wrote from the coordinator's
+    # (kept and removed by the daemon), and the other parts' hubs to link to: a closed network
+    # has no machine hub in common, so the parts dial each other (then gossip links the nodes).
+    secret: Path | None = None
+    peers: tuple[str, ...] = ()
     # `run` answers `list`/`logs` about its dataflow on its hub session (supervision.runinfo);
     # the coordinator's dataflows answer on its owner-only control socket instead, not the hub.
     answer_on_hub: bool = True
@@ -158,21 +163,19 @@ class DataflowRun:
     def _open_hub(self) -> None:
         """Listen on the endpoint; if it is taken (another run, a coordinator), join that
         network and listen on a free port of our own instead. A closed run (``--secure`` or
-        ``secure: true``) never joins: it makes its credentials and listens alone."""
+        ``secure: true``) never joins: it makes its credentials (or, as another machine's part,
+        is given them) and listens alone, linked only to the other parts' hubs."""
         joined = zconfig.tcp_port_in_use(self.endpoint)
         closed = bool(closed_as_asked(self.options.secure, self.desc))
         if closed:  # a network of its own, closed to others
-            self.secret = auth.make_secret()
-            own = self.endpoint
-            if joined:
-                own = zconfig.free_tcp_endpoint(self.endpoint.split("/", 1)[1].rsplit(":", 1)[0])
-            self.session = zenoh.open(zconfig.peer_config([], [own], secret=str(self.secret)))
+            self.secret = self.options.secret or auth.make_secret()
+            own = self._own_endpoint() if joined else self.endpoint
+            self.session = zenoh.open(zconfig.peer_config(list(self.options.peers), [own], secret=str(self.secret)))
             self.node_endpoint = own
+            if self.options.peers:
+                zconfig.wait_for_peers(self.session, 3.0)
         elif joined:
-            proto, _, rest = self.endpoint.partition("/")
-            own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
-            if proto == "tls":  # the nodes' hub follows the machine's (mutual TLS across machines)
-                own = "tls/" + own.split("/", 1)[1]
+            own = self._own_endpoint()
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
             if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
@@ -183,6 +186,13 @@ class DataflowRun:
         else:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
+
+    def _own_endpoint(self) -> str:
+        """A free port on the endpoint's host, in its protocol: the nodes' hub of a machine
+        follows the machine's (mutual TLS across machines)."""
+        proto, _, rest = self.endpoint.partition("/")
+        own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
+        return "tls/" + own.split("/", 1)[1] if proto == "tls" else own
 
     @property
     def hub(self) -> zenoh.Session:
@@ -228,8 +238,8 @@ class DataflowRun:
             if self.options.part:
                 # Another machine's node that ended for good: its supervisor declares its exited
                 # token, and our nodes that read it ask us (facts) before they believe it: we vouch
-                # for it (a multi-machine dataflow trusts its network, mutual TLS; a closed one never
-                # spans machines). Without this, such an input never closed.
+                # for it (a multi-machine dataflow trusts its network: mutual TLS, and a closed one's
+                # credentials on top). Without this, such an input never closed.
                 session.liveliness().declare_subscriber(
                     keys.live_root(prefix, self.dataflow) + "/exited/*",
                     zenoh.handlers.Callback(self._on_remote_exited, indirect=False), history=True)
@@ -640,8 +650,11 @@ class DataflowRun:
         if roots:
             threading.Thread(target=terminate_trees, args=(roots, 3.0), daemon=True).start()
 
-    def wait(self) -> RunResult:
-        """Supervise until every spawned node has exited, then clean up and report."""
+    def wait(self, keep_session: bool = False) -> RunResult:
+        """Supervise until every spawned node has exited, then clean up and report.
+
+        ``keep_session``: the hub session stays open (close it with :meth:`close_session`): the
+        coordinator's part of a closed dataflow is the other machines' way into its network."""
         stop_after = (self._started_at + self.options.stop_after) if self.options.stop_after else None
         grace_done = False
         while len(self.results) < len(self.procs):
@@ -664,11 +677,11 @@ class DataflowRun:
                 self._respawn(proc)
             elif kind == "stop":
                 self._begin_stop()
-        self._finish()
+        self._finish(keep_session)
         return RunResult(self.dataflow, self.run_id, self.log_dir,
                          [self.results[n] for n in self.procs])
 
-    def _finish(self) -> None:
+    def _finish(self, keep_session: bool = False) -> None:
         dropped = self.log_lines_dropped()
         if dropped:
             warn(f"{sum(dropped.values())} log line(s) could not be written to {self.log_dir} "
@@ -680,7 +693,8 @@ class DataflowRun:
                 self._reaper.wait(10)
             except subprocess.TimeoutExpired:
                 self._reaper.kill()
-        self._close_session()
+        if not keep_session:
+            self._close_session()
         self._release_cpu_latency()
 
     def _close_forkserver(self) -> None:
@@ -693,6 +707,10 @@ class DataflowRun:
             self._cpu_latency.release()
             self._cpu_latency = None
 
+    def close_session(self) -> None:
+        """The end of a session kept by ``wait(keep_session=True)`` (and of a closed run's credentials)."""
+        self._close_session()
+
     def _close_session(self) -> None:
         if self._tally_dir is not None:
             shutil.rmtree(self._tally_dir, ignore_errors=True)
@@ -703,5 +721,5 @@ class DataflowRun:
         if self.session is not None:
             session, self.session = self.session, None
             session.close()
-        if self.secret is not None:
+        if self.secret is not None and self.options.secret is None:  # a given one is its giver's
             auth.discard(self.secret)

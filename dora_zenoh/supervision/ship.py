@@ -328,11 +328,12 @@ PREPARE_TIMEOUT = 600.0  # seconds a machine may take to fetch the files and run
 
 
 def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
-                     call: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
+                     call: Callable[..., dict[str, Any]], keep: bool = True) -> dict[str, dict[str, Any]]:
     """Before anything starts: every machine of ``parts`` gets the dataflow's files (the same path or
     a copy) and runs its nodes' builds, all machines at once; ``call(machine, verb, **args)`` is the
     coordinator's command to a daemon. Returns each machine's answer; CommandError naming every
-    machine that failed (then nothing was started anywhere).
+    machine that failed (then nothing was started anywhere). ``keep=False``: a build with no start
+    after it (``dora-zenoh build FILE``); each answer then holds its build output.
 
     A file that changed while it was shipped (the offer found it so) makes a new manifest and
     every machine prepares again (those already done fetch nothing), up to ATTEMPTS times: a
@@ -340,7 +341,7 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
     time (a log) fails it, named, with the ignore file as the fix."""
     changed: set[str] = set()
     for attempt in range(1, ATTEMPTS + 1):
-        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call)
+        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep)
         if not errors:
             return answers
         if not offer.changed:
@@ -357,7 +358,8 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
 
 
 def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
-                  call: Callable[..., dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer]:
+                  call: Callable[..., dict[str, Any]], keep: bool = True
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer]:
     """One round of :func:`prepare_machines` with a fresh manifest: (answers, errors, the offer)."""
     try:
         offer = server.offer(Path(desc.base_dir))
@@ -370,7 +372,7 @@ def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: 
         try:
             answers[machine] = call(machine, "prepare", timeout=PREPARE_TIMEOUT, path=str(desc.path), name=name,
                                     nodes=nodes, files=offer.for_daemon(), build=build or None,
-                                    placement=placement_of(desc) or None)
+                                    placement=placement_of(desc) or None, keep=None if keep else False)
         except DoraZenohError as exc:
             errors[machine] = str(exc)
         except Exception as exc:  # noqa: BLE001 - never a machine neither prepared nor failed

@@ -41,11 +41,21 @@ def make_secret() -> Path:
     ``credentials``: the dataflow's user first, then the observer's (the dictionary
     every session of the dataflow checks); ``observer``: the observer's line alone.
     """
-    folder = Path(tempfile.mkdtemp(prefix="dora-zenoh-secret-"))  # mode 0700
     flow = f"dz-{secrets.token_hex(6)}:{secrets.token_urlsafe(24)}"
     observer = f"{OBSERVER_PREFIX}{secrets.token_hex(6)}:{secrets.token_urlsafe(24)}"
-    _write(folder / "observer", observer + "\n")
-    _write(folder / "credentials", f"{flow}\n{observer}\n")
+    return keep_secret(f"{flow}\n{observer}\n")
+
+
+def keep_secret(text: str) -> Path:
+    """``text`` (a ``credentials`` file's, e.g. the coordinator's for another machine's part)
+    as a ``credentials`` file and its ``observer`` in a new owner-only directory."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if (len(lines) != 2 or any(":" not in line or not line.partition(":")[2] for line in lines)
+            or not lines[1].startswith(OBSERVER_PREFIX)):
+        raise SecretError("expected a closed dataflow's credentials: two lines user:password, the observer's second")
+    folder = Path(tempfile.mkdtemp(prefix="dora-zenoh-secret-"))  # mode 0700
+    _write(folder / "observer", lines[1] + "\n")
+    _write(folder / "credentials", "\n".join(lines) + "\n")
     return folder / "credentials"
 
 

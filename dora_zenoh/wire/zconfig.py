@@ -114,8 +114,10 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
             conf.insert_json5("access_control", json.dumps(acl))
         # Every session of a closed run that dials gossip's peers ranks first: of two such, one
         # dials (greater-zid), and each dials the run's planned nodes, which dial nobody (and
-        # keep a random id, so that they rank below).
-        first_dialer = first_dialer or autoconnect
+        # keep a random id, so that they rank below). So do a machine's part's nodes (one_dialer:
+        # they listen and dial by greater id among themselves): ranked first, a node would wait
+        # for an observer tool, which never listens, to dial it.
+        first_dialer = first_dialer or (autoconnect and not one_dialer)
     if first_dialer:
         conf.insert_json5("id", json.dumps(first_dialer_zid()))
         one_dialer = True

@@ -475,7 +475,7 @@ def test_remote_restart_policy_then_fail_fast_stops_every_machine(machines: Mach
 
 
 def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
-    start_flow(machines, "adopt", "--fail-fast")
+    start_flow(machines, "adopt", "--fail-fast", "--open")  # (a closed one: test_a_closed_dataflow_across_machines)
     wait_for(lambda: dataflow_row(machines, "adopt").get("fail_fast") is True, 60, "list to show --fail-fast")
     coordinator, daemon_b = machines.procs[0], machines.procs[2]
     coordinator.send_signal(signal.SIGKILL)
@@ -503,10 +503,66 @@ def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
 
 def test_mutual_tls_between_machines(machines: Machines) -> None:
     machines.use_tls()
-    start_flow(machines, "tls")
+    start_flow(machines, "tls", "--open")  # an open dataflow: the machines' network, mutual TLS alone
     assert {n: s["machine"] for n, s in machines.nodes("tls").items()} == {"sensor": "a", "proc": "b", "act": "a"}
     out = machines.cli("stop", "tls")
     assert out.returncode == 0, out.stderr
+
+
+FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
+
+
+def listeners(net: Machines, m: str) -> list[str]:
+    """The TLS endpoints listening in machine ``m``'s namespace, but the coordinator's and the daemon's hubs."""
+    out = subprocess.run(["ip", "netns", "exec", net.ns[m], "ss", "-Htln"], capture_output=True, text=True,
+                         timeout=20, check=True).stdout
+    addrs = [line.split()[3] for line in out.splitlines() if line.split()[3].startswith(net.addr[m] + ":")]
+    return [f"tls/{a}" for a in addrs if int(a.rsplit(":", 1)[1]) not in (net.port, 7448)]
+
+
+def test_a_closed_dataflow_across_machines(machines: Machines) -> None:
+    """`start` closes a dataflow across machines too: the coordinator's credentials reach b's daemon
+    with its `spawn`; data crosses the machines; a holder of a machine certificate without them gets no
+    link to any of the dataflow's listeners, on either machine, and forges nothing; a restarted
+    coordinator adopts it and the owner's tools reach it again."""
+    machines.use_tls()
+    start_flow(machines, "closedx")  # closed by default (`--open` opens it: then the session below links)
+    ports = listeners(machines, "a") + listeners(machines, "b")
+    assert len(ports) >= 5, ports  # a's part, sensor, act; b's part, proc (each listens)
+    # A session with a valid certificate of the machines' CA but not the dataflow's credentials dials
+    # every listener of both machines but the coordinator's and the daemons' hubs (those are the
+    # closed dataflow's parts and nodes), then forges data, an end of stream and exit/stop facts.
+    tls = json.loads(Path(machines.env["DORA_ZENOH_ZENOH_CONFIG"]).read_text())["transport"]["link"]["tls"]
+    (machines.tmp / "machine-tls.json").write_text(json.dumps(tls))
+    attack = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, str(FORGER), "closedx", "proc",
+                             "cmd", *ports, "--tls", str(machines.tmp / "machine-tls.json"), "--settle", "3"],
+                            capture_output=True, text=True, timeout=60, env=machines.env)
+    assert attack.returncode == 0, attack.stderr
+    assert "linked peers: 0" in attack.stdout, (attack.stdout, ports)
+    count = len(received(machines.tmp))
+    wait_for(lambda: len(received(machines.tmp)) > count + 5, 60, "data to flow on after the attack")
+    assert {size for _, size in received(machines.tmp)} == {24}  # nothing forged reached act
+    nodes = machines.nodes("closedx")
+    assert {n: (s["machine"], s["status"]) for n, s in nodes.items()} == {
+        "sensor": ("a", "running"), "proc": ("b", "running"), "act": ("a", "running")}, nodes
+    # The owner's tool joins it by name (the credentials of a's part, TLS to its listener).
+    echo = ("topic", "echo", "-d", "closedx", "proc/cmd", "--count", "2", "--format", "json", "--timeout", "30s")
+    out = machines.cli(*echo)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    # A restarted coordinator adopts it and joins its network with the credentials a daemon kept.
+    machines.procs[0].send_signal(signal.SIGKILL)
+    machines.procs[0].wait(10)
+    machines.start_coordinator()
+    wait_for(lambda: set(machines.nodes("closedx")) == {"sensor", "proc", "act"}, 60, "the dataflow's adoption")
+    out = machines.cli(*echo)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    out = machines.cli("stop", "closedx")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: all(s["status"] in ("succeeded", "stopped") for s in machines.nodes("closedx").values()),
+             60, "every node to stop cleanly")
+    assert not list(machines.tmp.glob("state/**/credentials"))
 
 
 def test_a_daemon_with_a_foreign_certificate_does_not_join(machines: Machines) -> None:

@@ -12,31 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, wait_for
 
-ATTACKER = """
-import json, sys, time, zenoh
-endpoint, name, done = sys.argv[1:4]
-conf = zenoh.Config()
-if len(sys.argv) > 4:  # the dataflow's read-only observer credentials
-    user, _, password = open(sys.argv[4]).read().strip().partition(":")
-    conf.insert_json5("transport/auth/usrpwd", json.dumps({"user": user, "password": password}))
-conf.insert_json5("mode", '"peer"')
-conf.insert_json5("scouting/multicast/enabled", "false")
-conf.insert_json5("scouting/delay", "0")
-conf.insert_json5("connect/endpoints", json.dumps([endpoint]))
-received = []
-with zenoh.open(conf) as s:
-    s.declare_subscriber(f"dora/{name}/sender/data", lambda sample: received.append(1))
-    time.sleep(1.0)  # gossip: links to the nodes, if we are let in
-    live = f"dora/@dz/live/{name}"
-    tokens = [s.liveliness().declare_token(f"{live}/stop"), s.liveliness().declare_token(f"{live}/exited/sender")]
-    for i in range(40):
-        s.put(f"dora/{name}/sender/data", b"FORGED")
-        s.put(f"dora/@dz/eos/{name}/sender", json.dumps({"node": "sender", "outputs": {"data": 0}}))
-        time.sleep(0.05)
-    print("linked peers:", len(list(s.info.peers_zid())), "received:", len(received), flush=True)
-    open(done, "w").write("done")
-    time.sleep(0.5)
-"""
+FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
 
 SENDER = """
 import os, time
@@ -82,15 +58,15 @@ def test_foreign_session_cannot_reach_a_closed_dataflow(flow, secure, observer):
     flow.write("dataflow.yml", SENDER_TO_RECEIVER)
     flow.write("sender.py", SENDER)
     flow.write("receiver.py", RECORDER)
-    flow.write("attacker.py", ATTACKER)
     proc = flow.start(*(["--secure"] if secure else []))
     try:
         wait_for(lambda: (flow.folder / "out").exists(), what="the run to start")
         extra = []
         if observer:  # the runner prints where a read-only tool finds its credentials
             line = next((x for x in iter(proc.stderr.readline, "") if "read-only" in x), "")
-            extra = [line.rsplit("DORA_ZENOH_SECRET_FILE=", 1)[1].rstrip(")\n")]
-        attack = subprocess.run([sys.executable, "attacker.py", flow.endpoint, flow.name, "attacked", *extra],
+            extra = ["--credentials", line.rsplit("DORA_ZENOH_SECRET_FILE=", 1)[1].rstrip(")\n")]
+        attack = subprocess.run([sys.executable, str(FORGER), flow.name, "sender", "data", flow.endpoint,
+                                 "--done", "attacked", *extra],
                                 cwd=flow.folder, capture_output=True, text=True, timeout=60)
         assert attack.returncode == 0, attack.stderr
         out, err = proc.communicate(timeout=60)
@@ -192,8 +168,11 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
                    "--endpoint", coord.endpoint, env=env, timeout=60)
         assert echo.returncode == 0, echo.stderr
         assert echo.stdout.count("seq: ") == 3, echo.stdout
-        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)  # every dataflow: not this one
-        assert f"not shown: closed dataflow(s) {flow.name}" in listed.stderr, listed.stderr
+        # no name, and it is the only dataflow running: the tool joins it, and says so
+        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert f"showing closed dataflow '{flow.name}', the only one running" in listed.stderr, listed.stderr
+        assert "sender/data" in listed.stdout, listed.stdout
         mcap = flow.folder / "closed.mcap"
         rec = cli("record", flow.name, "sender/data", "--duration", "2s", "-o", str(mcap),
                   "--endpoint", coord.endpoint, env=env, timeout=60)
@@ -211,6 +190,11 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
                                 env=env, capture_output=True, text=True, timeout=60)
         assert viewer.returncode == 0, viewer.stderr
         assert (flow.folder / "viewed.txt").read_text().isdigit()
+        # two closed dataflows: a tool given no name shows neither, and names both
+        res = coord("start", "--detach", str(flow.yaml), "--name", flow.name + "-2", cwd=flow.folder)
+        assert res.returncode == 0, res.stderr
+        listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert f"not shown: closed dataflow(s) {flow.name}, {flow.name}-2" in listed.stderr, listed.stderr
     finally:
         (flow.folder / "attacked").write_text("")  # the sender ends
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
@@ -225,13 +209,13 @@ def test_the_coordinator_closes_a_dataflow_on_one_machine_by_default(coord, flow
     flow.write("dataflow.yml", SENDER_TO_RECEIVER)
     flow.write("sender.py", SENDER)
     flow.write("receiver.py", RECORDER)
-    flow.write("attacker.py", ATTACKER)
     res = coord("start", "--detach", str(flow.yaml), "--name", flow.name, *(["--open"] if how == "open" else []),
                 cwd=flow.folder)
     assert res.returncode == 0, res.stderr
     env = env_of_another_process()
     where = joined(coord, flow.name, env)
-    attack = subprocess.run([sys.executable, "attacker.py", where["DORA_ZENOH_ENDPOINT"], flow.name, "attacked"],
+    attack = subprocess.run([sys.executable, str(FORGER), flow.name, "sender", "data", where["DORA_ZENOH_ENDPOINT"],
+                             "--done", "attacked"],
                             cwd=flow.folder, capture_output=True, text=True, timeout=60, env=env)
     assert attack.returncode == 0, attack.stderr
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")

@@ -127,3 +127,20 @@ def test_folder_shipped_built_cached_and_checked(net: Machines) -> None:
     listing = net.cli("list", "--json")
     assert '"ship4"' not in listing.stdout
     assert len(received(flow)) == count  # sensor and act never started
+
+    # 5. `dora-zenoh build FILE` builds each node where it runs: proc in b's copy, sensor here
+    only = flow / "only.yml"
+    only.write_text(yaml.read_text().replace("echo building proc here; echo ok > built.txt",
+                                             "echo building proc by build; echo yes > built2.txt").replace(
+        "    inputs: {tick:", "    build: echo sensor built > sensor-built.txt\n    inputs: {tick:"))
+    out = net.cli("build", str(only))
+    assert out.returncode == 0, out.stderr
+    assert "[b] building proc by build" in out.stderr and "building proc on machine 'b'" in out.stderr, out.stderr
+    assert "2 build command(s) succeeded" in out.stderr, out.stderr
+    assert (flow / "sensor-built.txt").exists() and not (flow / "built2.txt").exists()
+    trees = net.tmp / "state" / "dora-zenoh" / "daemon-b" / "files" / "trees"
+    assert [t for t in trees.iterdir() if (t / "built2.txt").exists()], list(trees.iterdir())
+    out = net.cli("build", str(bad))  # its failure names the machine, the node and the output
+    assert out.returncode == 1
+    assert "machine 'b': the build of node 'proc' failed (exit code 3)" in out.stderr, out.stderr
+    assert "no-compiler-found" in out.stderr and "Traceback" not in out.stderr
