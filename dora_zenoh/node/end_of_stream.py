@@ -2,9 +2,13 @@
 
 A closing node publishes how many messages it sent on each output, behind its last
 messages (signed when the run has a secret). A reader closes that input once every one
-of them is in (``InputQueue.finish``), and answers the sender's query that the notice is
-here; the sender waits for those answers before its session closes, since closing a Zenoh
-session is not a flush (see ``EndOfStream._await_readers``).
+of them is in (``InputQueue.finish``), and says that the notice is here with a put on its
+ack key; the sender waits for those acknowledgements before its session closes, since
+closing a Zenoh session is not a flush (see ``EndOfStream._await_readers``).
+
+The readers push their acknowledgements: the sender used to query them, and a query that
+reached a reader as it closed its session stalled the sender's one-thread Zenoh runtime
+for 10 s (its link closed with data unsent, SO_LINGER; docs/design/shutdown.md).
 """
 from __future__ import annotations
 
@@ -31,6 +35,17 @@ if TYPE_CHECKING:
 DROP_READER_WAIT = 1.0
 
 
+def acknowledge(session: zenoh.Session, key: str, zid: str) -> None:
+    """Tell a sender its end-of-stream notice (of session ``zid``) is here, on ``key``
+    (keys.ack_key). From a Zenoh callback: it never waits for room (an ack lost to a full
+    queue costs its sender a wait and a warning, never data)."""
+    try:
+        session.put(key, json.dumps({"zid": zid}).encode(), congestion_control=zenoh.CongestionControl.DROP,
+                    express=True)
+    except zenoh.ZError:  # the session is closing
+        pass
+
+
 class EndOfStream:
     """Mixed into :class:`dora_zenoh.node.node.Node`, which sets up these attributes."""
 
@@ -54,6 +69,12 @@ class EndOfStream:
     def _on_eos(self, sample: zenoh.Sample) -> None:
         key = str(sample.key_expr)
         node = key.rsplit("/", 1)[1]
+        self._on_notice(sample, key, node)
+        zid = self._eos_seen.get(node)
+        if zid is not None:  # after the inputs took it: everything the sender sent is in us
+            acknowledge(self._session, keys.ack_key(self._cfg.prefix, self._dataflow, node, self.node_id), zid)
+
+    def _on_notice(self, sample: zenoh.Sample, key: str, node: str) -> None:
         raw = sample.payload.to_bytes()
         notice, problem = wire.check_eos(raw, node)
         secret = self._cfg.secret
@@ -75,11 +96,23 @@ class EndOfStream:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
 
-    def _on_ack_query(self, query: zenoh.Query) -> None:
-        """A source asks whether its end-of-stream notice is here: the session id in it."""
-        source = str(query.key_expr).split("/")[-2]
-        key = keys.ack_key(self._cfg.prefix, self._dataflow, source, self.node_id)
-        query.reply(key, json.dumps({"zid": self._eos_seen.get(source)}).encode())
+    def _listen_for_acks(self) -> tuple[Any, set[str], threading.Condition]:
+        """Before our notice goes out: the subscriber that collects our readers' acknowledgements
+        of it (the readers that sent one, and a condition notified at each)."""
+        acked: set[str] = set()
+        arrived = threading.Condition()
+        zid = str(self._session.zid())
+
+        def on_ack(sample: zenoh.Sample) -> None:
+            answer, problem = wire.load_json(sample.payload.to_bytes())
+            if problem is None and isinstance(answer, dict) and answer.get("zid") == zid:
+                with arrived:
+                    acked.add(str(sample.key_expr).rsplit("/", 1)[1])
+                    arrived.notify_all()
+
+        sub = self._session.declare_subscriber(keys.ack_key(self._cfg.prefix, self._dataflow, self.node_id, "*"),
+                                               zenoh.handlers.Callback(on_ack, indirect=False))
+        return sub, acked, arrived
 
     def _put_eos(self, notice: dict) -> None:
         """Send an end-of-stream notice, signed so that readers know a process of this run
@@ -88,7 +121,7 @@ class EndOfStream:
         secret = self._cfg.secret
         self._eos_pub.put(body, attachment=wire.sign(secret, body) if secret else None)
 
-    def _await_readers(self, zid: str) -> None:
+    def _await_readers(self, acked: set[str], arrived: threading.Condition) -> None:
         """Before the session closes: wait until every live reader has our end-of-stream
         notice, which travels behind our messages, so that they are all in the reader.
 
@@ -97,6 +130,7 @@ class EndOfStream:
         with the link. Block readers are waited for up to ``$DORA_ZENOH_EXIT_TIMEOUT``
         seconds (default 10), drop_oldest ones up to DROP_READER_WAIT (they must never hold
         their sender back for long); whoever has not confirmed by then is named in a warning.
+        ``acked``/``arrived``: from :meth:`_listen_for_acks`.
         """
         readers = self._cfg.readers
         blockers = self._cfg.block_readers or {}
@@ -109,29 +143,19 @@ class EndOfStream:
         timeout = settings.EXIT_TIMEOUT.default if timeout is None else timeout
         start = time.monotonic()
         limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
-        selector = keys.ack_key(self._cfg.prefix, self._dataflow, self.node_id, "*")
-        acked: set[str] = set()
         late: set[str] = set()
         while True:
             now = time.monotonic()
-            with self._state:
-                waiting = {r for r in limit if r not in acked and r in self._alive and r not in self._exited}
-            late = {r for r in waiting if now >= limit[r]}
-            waiting -= late
-            if not waiting:
-                break
-            try:
-                for reply in self._session.get(selector, timeout=max(0.05, min(1.0, max(limit[r] for r in waiting) - now))):
-                    if reply.ok is None:
-                        continue
-                    answer, problem = wire.load_json(reply.ok.payload.to_bytes())
-                    if problem is None and isinstance(answer, dict) and answer.get("zid") == zid:
-                        acked.add(str(reply.ok.key_expr).rsplit("/", 1)[1])
-            except zenoh.ZError:
-                break
-            if not waiting - acked:
-                break
-            time.sleep(0.005)
+            with self._state:  # (a reader that exited or left is not waited for)
+                waiting = {r for r in limit if r in self._alive and r not in self._exited}
+            with arrived:
+                waiting -= acked
+                late = {r for r in waiting if now >= limit[r]}
+                waiting -= late
+                if not waiting:
+                    break
+                # woken by an ack; a reader that leaves is seen within 50 ms
+                arrived.wait(min(0.05, max(limit[r] for r in waiting) - now))
         if late:
             waited = time.monotonic() - start
             total = sum(sent.values())

@@ -191,10 +191,6 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         for source in sorted(sources):
             callbacks.append(session.declare_subscriber(keys.eos_key(prefix, self._dataflow, source),
                                                         zenoh.handlers.Callback(self._on_eos, indirect=False)))
-            # A node that exits asks us whether its end-of-stream notice is here (see close()).
-            callbacks.append(session.declare_queryable(
-                keys.ack_key(prefix, self._dataflow, source, self.node_id),
-                zenoh.handlers.Callback(self._on_ack_query, indirect=False)))
             # Never read: it is there so that the source's flushes reach us (see _flush).
             self._flush_subs.append(session.declare_subscriber(
                 keys.flush_key(prefix, self._dataflow, source), zenoh.handlers.RingChannel(1)))
@@ -482,8 +478,12 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid}
-            self._put_eos(notice)
-            self._await_readers(zid)
+            acks, acked, arrived = self._listen_for_acks()  # before the notice: no ack can be missed
+            try:
+                self._put_eos(notice)
+                self._await_readers(acked, arrived)
+            finally:
+                acks.undeclare()
             self._report_malformed()
         finally:
             self._wake.close()

@@ -23,6 +23,7 @@ from typing import Any
 
 import zenoh
 
+from dora_zenoh.node.end_of_stream import acknowledge
 from dora_zenoh.record import mapping as m
 from dora_zenoh.record.writer import BagWriter
 from dora_zenoh.wire import keys, zconfig
@@ -173,11 +174,6 @@ class Recorder:
             self._decls.append(session.declare_subscriber(
                 keys.eos_key(self.prefix, self.dataflow, "*"), zenoh.handlers.Callback(self._on_eos, indirect=False)))
             if self.reader_id:  # joins every node's start barrier (see module docstring)
-                # A sender that exits first asks its readers whether its end-of-stream notice is
-                # here (then everything it sent is in us, at least in the FIFO): answer like a node.
-                self._decls.append(session.declare_queryable(
-                    keys.ack_key(self.prefix, self.dataflow, "*", self.reader_id),
-                    zenoh.handlers.Callback(self._on_ack_query, indirect=False)))
                 self._decls.append(session.liveliness().declare_token(
                     keys.node_token(self.prefix, self.dataflow, self.reader_id)))
 
@@ -227,6 +223,11 @@ class Recorder:
             node, outputs = notice["node"], notice["outputs"]
             if isinstance(notice.get("zid"), str):
                 self._eos_zid[node] = notice["zid"]
+                if self.reader_id and self._session is not None:
+                    # A sender that exits first waits for its readers to have its notice (then
+                    # everything it sent is in us, at least in the FIFO): acknowledge like a node.
+                    acknowledge(self._session, keys.ack_key(self.prefix, self.dataflow or "", str(node),
+                                                           self.reader_id), notice["zid"])
             wanted = [zenoh.KeyExpr(e) for e in self.key_exprs()]
             for out, count in outputs.items():
                 key = keys.data_key(self.prefix, self.dataflow or "", f"{node}/{out}")
@@ -234,13 +235,6 @@ class Recorder:
                     self.sent[key] = int(count)
         except (ValueError, KeyError, TypeError, AttributeError, zenoh.ZError):
             return  # not a notice we understand: the quiet period still ends the recording
-
-    def _on_ack_query(self, query: zenoh.Query) -> None:
-        """A sender about to exit asks whether its end-of-stream notice is here (``node.close``):
-        the notice travels behind its messages, so once it is, they are all in our FIFO."""
-        source = str(query.key_expr).split("/")[-2]
-        query.reply(keys.ack_key(self.prefix, self.dataflow or "", source, self.reader_id or ""),
-                    json.dumps({"zid": self._eos_zid.get(source)}).encode())
 
     def _add_cpu(self, stage: str, seconds: float) -> None:
         with self._cpu_lock:

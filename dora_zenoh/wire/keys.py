@@ -65,8 +65,9 @@ def block_key(prefix: str, dataflow: str, source: str) -> str:
 
 
 def ack_key(prefix: str, dataflow: str, node: str, reader: str) -> str:
-    """Queryable of ``reader``: the end-of-stream notice of its source ``node`` it has seen (a
-    node that exits waits until its readers have it: everything it sent is then in them)."""
+    """Where ``reader`` says it has the end-of-stream notice of its source ``node`` (a put of
+    ``{"zid": ...}``, the notice's session id): a node that exits waits until its readers have
+    it, since everything it sent is then in them."""
     return f"{prefix}/{INTERNAL}/ack/{dataflow}/{node}/{reader}"
 
 

@@ -26,6 +26,7 @@ LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 DROP_WAIT_US = 5000  # see peer_config
+KEEP_ALIVE = 2  # keep-alives per lease on an idle link (see peer_config)
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
 # fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
@@ -137,6 +138,11 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         # drops for that reader alone (Zenoh's default, 1 ms, dropped messages of healthy
         # readers on a loaded machine). See docs/guarantees.md for what was measured.
         conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
+        # An idle link sends a keep-alive every lease / KEEP_ALIVE: Zenoh's 4 (every 2.5 s) was a
+        # third to a half of an idle 100-node chain's CPU (docs/scale-and-logs.md). The lease
+        # (10 s: when a silent peer counts as gone) is unchanged; one late keep-alive is still
+        # survived.
+        conf.insert_json5("transport/link/tx/keep_alive", str(KEEP_ALIVE))
     if not _shm_on():  # see settings.SHM: what an idle node costs vs zero-copy of large messages
         conf.insert_json5("transport/shared_memory/enabled", "false")
     conf.insert_json5("scouting/delay", "0")

@@ -20,8 +20,7 @@ BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
 
 
 def test_recorder_acks_end_of_stream_and_names_what_never_arrived(tmp_path):
-    """A ``run --record`` recorder answers a sender's ack query with the session id of its
-    end-of-stream notice (a sender waited 1 s for an answer that never came, then closed with
+    """A ``run --record`` recorder acknowledges a sender's end-of-stream notice with its session id (a sender waited 1 s for an answer that never came, then closed with
     messages in flight); at the end it counts the messages sent that never reached it (a seq gap,
     and the tail the notice announces) apart from its own drops, and writes its figures."""
     import zenoh
@@ -41,16 +40,19 @@ def test_recorder_acks_end_of_stream_and_names_what_never_arrived(tmp_path):
         for seq in (0, 1, 3):  # seq 2 never sent: a gap the recorder did not cause
             pub.put(b"frame %d" % seq, attachment=codec.attachment(seq, time.time_ns(), None))
         notice = {"node": "cam", "outputs": {"image": 5}, "ended": time.time(), "zid": "z-test"}
+        answers: list = []
+        acks = session.declare_subscriber(keys.ack_key("dora", "ackflow", "cam", RECORDER_ID),
+                                          lambda sample: answers.append(json.loads(sample.payload.to_bytes())))
 
         def acked() -> bool:
             # sent again each round: the recorder's notice subscriber may reach this session after
             # its data subscriber did (what the wait above waited for); a repeat changes nothing
             session.put(keys.eos_key("dora", "ackflow", "cam"), json.dumps(notice).encode())
-            replies = session.get(keys.ack_key("dora", "ackflow", "cam", RECORDER_ID), timeout=2.0)
-            answers = [json.loads(r.ok.payload.to_bytes()) for r in replies if r.ok is not None]
+            time.sleep(0.2)
             return {"zid": "z-test"} in answers
 
         wait_for(acked, 30, "the recorder's ack of the end-of-stream notice")
+        acks.undeclare()
         wait_for(lambda: rec.writer.counts.get(key) == 3, 30, "the three messages")
         rec.stop("test")
         result = rec.run()
