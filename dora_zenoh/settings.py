@@ -241,6 +241,12 @@ REPLAY_BYTES: Setting[int] = Setting(
     "Bytes a node keeps per replayed output at most (see `DORA_ZENOH_REPLAY_MESSAGES`): it keeps "
     "fewer messages when the output's first message times that many would be more; 0 sets no bytes limit.",
     fix="set it to a size such as 64MiB or 500kB, or to 0 for no bytes limit", shown_default="`64MiB`")
+SENT_FILE: Setting[str | None] = Setting(
+    "DORA_ZENOH_SENT_FILE", None, _text,
+    "Set by a machine's runner for a node with replayed outputs: a file where the node keeps how many "
+    "messages each of them sent, read by the runner if the node is killed (no end-of-stream notice), "
+    "so that readers on other machines count what never reached them.",
+    shown_default="unset")
 
 # -- security (docs/security.md) ----------------------------------------------------------------
 TLS: Setting[str | None] = Setting(
@@ -321,7 +327,7 @@ REGISTRY: tuple[Setting, ...] = (
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
     EXIT_TIMEOUT,
-    REPLAY_MESSAGES, REPLAY_BYTES,
+    REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, DAEMON_LABELS, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,

@@ -42,7 +42,7 @@ from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
-from dora_zenoh.wire import auth, keys, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
@@ -134,6 +134,8 @@ class Daemon:
             session.close()
             return 1
         self.files = FileCache(self.cache_dir, session)
+        # its links to other machines' peers come back after a short outage (wire.relink)
+        relinker = relink.Relinker(session, self.listen)
         token = session.liveliness().declare_token(keys.daemon_token(self.machine))
         queryable = session.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
                                               zenoh.handlers.Callback(self._on_query, indirect=False))
@@ -148,6 +150,7 @@ class Daemon:
             except zenoh.ZError:
                 pass
         self._stop_all()
+        relinker.close()
         queryable.undeclare()
         token.undeclare()
         session.close()

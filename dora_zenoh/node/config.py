@@ -36,6 +36,9 @@ class Joined:
     cfg: NodeConfig
     session: zenoh.Session
     barrier_timeout: float
+    # Its listener beyond this machine, port included, when it links by gossip: the node then
+    # re-links peers whose transport closed (wire.relink)
+    relink_listen: str | None = None
 
 
 def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
@@ -67,20 +70,30 @@ def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
 def from_runner(raw: str) -> Joined:
     """Source 1: the runner's configuration in the environment."""
     cfg = NodeConfig.from_json(raw, settings.NODE_CONFIG.name)
-    session = open_runner_session(cfg)
+    session, listen = open_runner_session(cfg)
     zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
-    return Joined(cfg, session, cfg.barrier_timeout)
+    relink = listen if listen is not None and zconfig.is_network_endpoint(listen) else None
+    return Joined(cfg, session, cfg.barrier_timeout, relink)
 
 
-def open_runner_session(cfg: NodeConfig) -> zenoh.Session:
+def open_runner_session(cfg: NodeConfig) -> tuple[zenoh.Session, str | None]:
     """The session of a node a runner started: the links of the runner's plan (its own
     listener; the hub and the nodes it reads from, no gossip auto-connect: see
-    ``supervision.topology``), or the hub and gossip when the plan gave it none."""
+    ``supervision.topology``), or the hub and gossip when the plan gave it none; and, in
+    the latter case, its listener with its port."""
     if cfg.listen is not None:
-        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False)
+        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False), None
     # Every peer of a run without a plan auto-connects (a machine's part of a multi-machine
     # dataflow, its daemon, its runner): one side of each pair dials (zconfig.peer_config).
-    return zconfig.open_peer([cfg.endpoint], [zconfig.node_listen_endpoint(cfg.endpoint)], one_dialer=True)
+    # Its port is chosen here, not by Zenoh: re-linking a peer (wire.relink) needs it.
+    for attempt in range(3):
+        listen = zconfig.with_free_port(zconfig.node_listen_endpoint(cfg.endpoint))
+        try:
+            return zconfig.open_peer([cfg.endpoint], [listen], one_dialer=True), listen
+        except zenoh.ZError:
+            if attempt == 2 or listen.endswith(":0"):
+                raise
+    raise AssertionError("unreachable")
 
 
 def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:

@@ -49,7 +49,7 @@ from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys
+from dora_zenoh.wire import keys, relink
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
 from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
@@ -101,6 +101,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     # The last value built and its sample: sending that very array on sends the sample's buffer.
     _fwd_value: Any = None
     _fwd_sample: Any = None
+    _relinker: relink.Relinker | None = None
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
                  endpoint: str | None = None, barrier_timeout: float | None = None,
@@ -110,6 +111,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         joined = sources.join(node_id, dataflow, endpoint, inputs, outputs)  # see dora_zenoh.node.config
         self._cfg: NodeConfig = joined.cfg
         self._session, self._closed = joined.session, False
+        # a peer on another machine whose link closed is linked again (see dora_zenoh.wire.relink)
+        self._relinker = relink.Relinker(joined.session, joined.relink_listen) if joined.relink_listen else None
         self._setup(barrier_timeout if barrier_timeout is not None else joined.barrier_timeout)
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.
@@ -492,6 +495,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         cannot be made sure of is reported (the runner reads the tagged line and reports the
         node as failed), and the process then ends without finalizing."""
         self._left = True
+        if self._relinker is not None:
+            self._relinker.close()
         left = shutdown.undeclare_all(self._callbacks)
         stuck = self._helpers.join()  # they see _left within a poll (see shutdown.replies)
         problems = []

@@ -140,7 +140,7 @@ class PeerWatch:
         impostors: set[str] = set()
         try:
             while time.monotonic() < deadline and not self._closed:
-                for reply in shutdown.replies(self._session.get(selector, timeout=1.0), 1.0, self._leaving):
+                for reply in shutdown.replies(_ask_every_runner(self._session, selector), 1.0, self._leaving):
                     if reply.ok is None:
                         continue
                     if _replier(reply) != runner:
@@ -241,7 +241,7 @@ class PeerWatch:
         """The runner's ``facts`` (see ``_believe``), from the runner's own session only."""
         runner = self._cfg.runner_zid
         try:
-            handler = self._session.get(keys.facts_key(self._cfg.prefix, self._dataflow), timeout=1.0)
+            handler = _ask_every_runner(self._session, keys.facts_key(self._cfg.prefix, self._dataflow))
             for reply in shutdown.replies(handler, 1.0, self._leaving):
                 if reply.ok is not None and _replier(reply) == runner:
                     facts, problem = wire.load_json(reply.ok.payload.to_bytes())
@@ -250,6 +250,17 @@ class PeerWatch:
         except zenoh.ZError:
             pass
         return None
+
+
+def _ask_every_runner(session: zenoh.Session, selector: str) -> Any:
+    """A query of the ``facts`` key that every runner answers, each with its own reply.
+
+    Every machine's part of a dataflow has a runner answering on the same key, and Zenoh's
+    default consolidation keeps one reply per key (the last to arrive): a node then saw only the
+    far machine's runner, took it for an impostor, ignored its own runner's ``stop`` and was
+    killed at the end of the grace period on every ``stop`` across machines.
+    """
+    return session.get(selector, timeout=1.0, consolidation=zenoh.ConsolidationMode.NONE)
 
 
 def _replier(reply: zenoh.Reply) -> str:

@@ -21,6 +21,7 @@ import zenoh.ext as zext
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
+from dora_zenoh.wire.tally import SentTally
 
 # Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
 # notices a tail it never got once the link is back.
@@ -65,14 +66,19 @@ class ReplayPublisher:
     publisher's own: nothing in between on the hot path.
     """
 
-    __slots__ = ("put", "kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain")
+    __slots__ = ("put", "kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain",
+                 "_tally", "_slot", "_sent")
 
-    def __init__(self, session: zenoh.Session, key: str, messages: int, max_bytes: int, **options: Any) -> None:
+    def __init__(self, session: zenoh.Session, key: str, messages: int, max_bytes: int,
+                 tally: SentTally | None = None, **options: Any) -> None:
         self._session, self._key, self._options = session, key, options
         self._messages, self._max_bytes = messages, max_bytes
         self._adv: Any = None
         self.kept = 0  # messages the cache keeps, once the first one was sent
         self._plain = session.declare_publisher(key)
+        # how many were sent, where the runner reads it if this process is killed (wire.tally)
+        self._tally, self._sent = tally, 0
+        self._slot = tally.slot(key.rsplit("/", 1)[1]) if tally is not None else None
         self.put = self._first_put
 
     def _first_put(self, payload: Any, **kw: Any) -> None:
@@ -86,8 +92,13 @@ class ReplayPublisher:
             # zenoh's stub marks sporadic_heartbeat required; at run time it defaults to None (off)
             sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT),  # type: ignore[call-arg]
             **self._options)
-        self.put = self._adv.put
+        self.put = self._adv.put if self._slot is None else self._counted_put
         self.put(payload, **kw)
+
+    def _counted_put(self, payload: Any, **kw: Any) -> None:
+        self._adv.put(payload, **kw)
+        self._sent += 1
+        self._tally.set(self._slot, self._sent)  # type: ignore[union-attr,arg-type]
 
     @property
     def matching_status(self) -> Any:
@@ -100,8 +111,24 @@ def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
     messages = bound()
     if messages == 0:
         return session.declare_publisher(key, **options)
-    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES),
+    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES), tally=_sent_tally(),
                            **{"priority": PRIORITY, **options})
+
+
+_TALLY: list[SentTally | None] = []  # this process's, opened at the first replayed output
+
+
+def _sent_tally() -> SentTally | None:
+    """The file the runner named for this node's sent counts (``$DORA_ZENOH_SENT_FILE``), if any."""
+    if not _TALLY:
+        path = settings.SENT_FILE.get()
+        try:
+            _TALLY.append(SentTally(path) if path else None)
+        except OSError as exc:
+            warn(f"cannot keep the sent counts in {path}: {exc}; if this node is killed while a link is "
+                 "down, its readers on other machines cannot count what it sent")
+            _TALLY.append(None)
+    return _TALLY[0]
 
 
 class RecoveringSubscriber:

@@ -47,7 +47,7 @@ from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.run import DataflowRun, RunOptions, closed_as_asked
 from dora_zenoh.supervision.usage import TreeSampler
-from dora_zenoh.wire import auth, keys, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
 
@@ -111,6 +111,8 @@ class Coordinator(MachineWatch):
             if self.ctl is not None:
                 self.ctl.close()
             return 1
+        # it dials every node: those on other machines are linked again after a short outage
+        relinker = relink.Relinker(self.session, self.endpoint) if zconfig.is_network_endpoint(self.endpoint) else None
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
         self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
@@ -128,6 +130,8 @@ class Coordinator(MachineWatch):
             pass
         if self.ship is not None:
             self.ship.close()
+        if relinker is not None:
+            relinker.close()
         self.session.close()
         self.session = None
         ctl, self.ctl = self.ctl, None

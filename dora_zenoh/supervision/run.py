@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import queue
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -44,9 +46,9 @@ from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import auth, keys, zconfig
+from dora_zenoh.wire import auth, keys, relink, tally, zconfig
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire.contract import node_config, readers_by_output
+from dora_zenoh.wire.contract import node_config, readers_by_output, replay_outputs
 
 __all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
 
@@ -115,6 +117,8 @@ class DataflowRun:
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
         self.session: zenoh.Session | None = None
+        self._relinker: relink.Relinker | None = None
+        self._tally_dir: str | None = None  # (a part) where nodes keep their sent counts (_sent_file)
         self.procs: dict[str, NodeProcess] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
@@ -174,6 +178,8 @@ class DataflowRun:
             own = self._own_endpoint()
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
+            if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
+                self._relinker = relink.Relinker(self.session, own)
             zconfig.wait_for_peers(self.session, 3.0)
             if not self.options.part:
                 self._unique_name()
@@ -288,8 +294,12 @@ class DataflowRun:
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
                        supervised=not self.options.part)
+        sent_file = self._sent_file(node)
+        if sent_file is not None:
+            env[settings.SENT_FILE.name] = sent_file
         log = self.logs.open(node.id, append=restart or node.id in self.options.append_logs)
         proc = start_process(node, self.desc.base_dir, env, log, self._forkserver)
+        proc.sent_file = sent_file
         self.procs[node.id] = proc
         popen = proc.popen
         self._reaper_watch(popen.pid, proc.create_time)
@@ -420,6 +430,9 @@ class DataflowRun:
             return
         if notice.get("partial"):
             return  # one operator of a runtime stopped; the node goes on (its final notice repeats these)
+        proc = self.procs.get(node)
+        if proc is not None:
+            proc.noticed = True  # its count comes with the notice, not from its sent file
         try:
             ended = float(notice.get("ended", time.time()))
         except (TypeError, ValueError, AttributeError):
@@ -447,8 +460,31 @@ class DataflowRun:
                                   dataflow_uuid=self.dataflow_uuid)
                 query.reply(key, cfg.to_json().encode())
 
+    def _sent_file(self, node: ResolvedNode) -> str | None:
+        """(A part of a multi-machine dataflow) where a node with replayed outputs keeps its sent
+        counts, for when it is killed (wire.tally); None for any other node."""
+        if not self.options.part or not replay_outputs(self.desc, node.id):
+            return None
+        if self._tally_dir is None:
+            self._tally_dir = tempfile.mkdtemp(prefix="dora-zenoh-sent-")
+        return str(Path(self._tally_dir) / f"{node.id}.{self.restarts.get(node.id, 0)}")
+
+    def _count_killed(self, proc: NodeProcess) -> None:
+        """A process killed by a signal sent no end-of-stream notice: what it sent is what it left
+        in its sent file, added to its node's total (readers on other machines count with it)."""
+        path, proc.sent_file = proc.sent_file, None
+        if path is None:
+            return
+        code = proc.popen.returncode
+        if not proc.noticed and code is not None and code < 0:
+            sent = self.sent_before.setdefault(proc.node.id, {})
+            for out, count in tally.read(path).items():
+                sent[out] = sent.get(out, 0) + count
+        Path(path).unlink(missing_ok=True)
+
     def _record_exit(self, proc: NodeProcess) -> None:
         node_id = proc.node.id
+        self._count_killed(proc)
         status, detail = exit_outcome(proc.popen.returncode, proc.stop_action, self.options.grace,
                                       proc.supervision_lost, proc.close_failed)
         if self._will_restart(proc.node, status):
@@ -676,6 +712,12 @@ class DataflowRun:
         self._close_session()
 
     def _close_session(self) -> None:
+        if self._tally_dir is not None:
+            shutil.rmtree(self._tally_dir, ignore_errors=True)
+            self._tally_dir = None
+        if self._relinker is not None:
+            self._relinker.close()
+            self._relinker = None
         if self.session is not None:
             session, self.session = self.session, None
             session.close()

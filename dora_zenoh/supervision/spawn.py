@@ -57,6 +57,8 @@ class NodeProcess:
         self.exited_token: Any = None
         self.supervision_lost: str | None = None  # its LOST_TAG line, if it stopped for that
         self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
+        self.sent_file: str | None = None  # where it keeps its sent counts (wire.tally), if anywhere
+        self.noticed = False  # its end-of-stream notice arrived
 
 
 def command_for(node: ResolvedNode) -> list[str]:

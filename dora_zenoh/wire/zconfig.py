@@ -281,6 +281,17 @@ def tcp_port_in_use(endpoint: str) -> bool:
         return s.connect_ex((host.strip("[]"), int(port))) == 0
 
 
+def with_free_port(endpoint: str) -> str:
+    """``endpoint`` with a free port in place of ``:0`` (TCP or TLS; anything else unchanged).
+
+    Another process may take the port before Zenoh binds it: the caller opens again."""
+    proto, _, rest = endpoint.partition("/")
+    host = rest[:-2]
+    if proto not in ("tcp", "tls") or not rest.endswith(":0") or ":" in host:  # (IPv6: left to Zenoh)
+        return endpoint
+    return f"{proto}/" + free_tcp_endpoint(host).split("/", 1)[1]
+
+
 def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
     """An endpoint on a currently free port (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -30,7 +30,7 @@ def plain() -> None:
     from dora_zenoh.wire.contract import NodeConfig
 
     cfg = NodeConfig.from_json(os.environ["DORA_ZENOH_NODE_CONFIG"])
-    session = open_runner_session(cfg)
+    session, _ = open_runner_session(cfg)
     sub = session.declare_subscriber(cfg.inputs["in"].key, zenoh.handlers.RingChannel(1000))
     pub = session.declare_publisher(cfg.outputs["out"], encoding=codec.ENC_BYTES,
                                     congestion_control=zenoh.CongestionControl.DROP)
