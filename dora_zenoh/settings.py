@@ -200,6 +200,11 @@ SPIN_US: Setting[int] = Setting(
     "DORA_ZENOH_SPIN_US", 0, _microseconds,
     "How long (µs) a node that sends polls for its next event before it blocks; 0 blocks at once.",
     fix="set it to e.g. 100, or to 0 to block at once", node_default="100")
+BLOCK_FIFO: Setting[bool] = Setting(
+    "DORA_ZENOH_BLOCK_FIFO", True, lambda raw: _on_off(raw),
+    "`0` feeds `queue_policy: block` inputs through a Python callback on Zenoh's thread (the older "
+    "path) instead of a Zenoh FIFO channel that the node's thread reads.",
+    shown_default="on (FIFO channels)")
 EXPRESS: Setting[bool] = Setting(
     "DORA_ZENOH_EXPRESS", False, _flag,
     "`1` sends every message on its own instead of letting Zenoh batch small ones.",
@@ -319,7 +324,7 @@ REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
     STRICT_OUTPUTS,
-    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
+    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, BLOCK_FIFO, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
     EXIT_TIMEOUT,
     REPLAY_MESSAGES, REPLAY_BYTES,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,

@@ -27,6 +27,11 @@ the inbox first calls ``before_wait`` (nothing, unless the node set it): the nod
 it to push out what it just sent (see ``Node._flush``), and tells whether it sent
 anything since it last waited. If it did, and the node has a ``spin``, the thread polls
 the ring a little while before it blocks (see ``dora_zenoh.tuning.sched.Spin``).
+
+``queue_policy: block`` inputs are read from Zenoh FIFO channels of their own
+(:mod:`dora_zenoh.node.fifo`): the thread takes one message from each whenever it
+looks at the ring (and in its poll), and only while it sleeps does a message of
+theirs ring it, with one marker (``MARK_FIFO``).
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
+from dora_zenoh.node.fifo import Bells, FifoInput
+from dora_zenoh.tuning.sched import sched_yield
 from dora_zenoh.wire.codec import SEQ_PREFIX
 
 if TYPE_CHECKING:
@@ -47,6 +54,8 @@ if TYPE_CHECKING:
 
 MARK = b"@dz"            # attachment of a marker: another source has a token queued
 MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed, or a wait lasted DOZE_AFTER
+MARK_FIFO = b"@dzf"      # a FIFO input's bell: one of its messages came while the thread slept
+BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it reached its FIFO
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
@@ -88,12 +97,31 @@ class Inbox:
         # the node checks them without asking Zenoh for them again.
         self.attachment: bytes | None = None
         self.spin: Spin | None = None
+        self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
+        self._bells: Bells | None = None
+        self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
+        self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
+
+    def add_fifo(self, fifo: FifoInput) -> None:
+        """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
+        self._fifos.append(fifo)
+        self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
+
+    def release_fifos(self) -> None:
+        """The node is closing: let Zenoh threads waiting for room in a FIFO go (any thread)."""
+        for fifo in self._fifos:
+            fifo.release()
+        if self._bells is not None:
+            self._bells.disarm()
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
         """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...)."""
         self._pending.append(token)
         self._ring(MARK)
+
+    def _ring_fifo(self) -> None:
+        self._ring(MARK_FIFO)
 
     def _ring(self, tag: bytes) -> None:
         with self._gate:
@@ -117,7 +145,7 @@ class Inbox:
                 return self._get(None, blocking=False)
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
-        if self._pending:
+        if self._pending or self._fifos:
             return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
         # message of the primary input from a dora-zenoh sender, and nothing else in the
@@ -152,10 +180,26 @@ class Inbox:
         ``drained``: the caller has just emptied the ring into local order."""
         local = self._local
         pending = self._pending
+        fifos = self._fifos
         while True:
             try:
+                polled = False
                 if drained:
                     drained = False
+                elif fifos:  # the ring, else the FIFOs, else the tokens, else wait
+                    sample = self._try_recv()
+                    if sample is not None:
+                        self._take(sample)
+                    elif not (polled := self._poll_fifos()):
+                        if pending:  # its marker is still on its way (or was pushed out of the ring)
+                            self._served_early += 1
+                            return self._token_out(pending.popleft())
+                        if not blocking:
+                            self.before_wait()
+                            raise queue.Empty
+                        polled = True
+                        if (sample := self._wait_fifos()) is not None:
+                            self._take(sample)
                 elif pending or not blocking:
                     sample = self._try_recv()
                     if sample is None:
@@ -169,8 +213,11 @@ class Inbox:
                     self._take(self._wait())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)
+                if fifos and not polled:  # a busy ring must not starve the block inputs
+                    self._poll_fifos()
             except zenoh.ZError as exc:  # the session was closed under us: no more events
                 raise queue.Empty from exc
+            local = self._local
             if local:
                 primary = self.primary
                 if primary is not None:  # else only tokens: nothing arrived to count, nothing to trim
@@ -191,6 +238,57 @@ class Inbox:
             item = self.spin.poll(self._try_recv)
             if item is not None:
                 return item
+        return self._sleep()
+
+    def _poll_fifos(self) -> bool:
+        """Take one message from each FIFO input that has one (in local order, as its queue's
+        token); whether any came."""
+        got = False
+        for fifo in self._fifos:
+            if fifo.poll():
+                self._local.append(fifo.queue)
+                got = True
+        if got:
+            self.fifo_taken += 1
+            self._bell_unanswered = False
+        return got
+
+    def _poll_all(self) -> Any:
+        """The spin's poll with FIFO inputs: a ring item, True if a FIFO gave one, else None."""
+        item = self._try_recv()
+        if item is not None:
+            return item
+        return True if self._poll_fifos() else None
+
+    def _wait_fifos(self) -> Any:
+        """``_wait`` for a node with FIFO inputs: the next ring item, or None once a FIFO
+        gave a message (it is in local order). The bells ring only while the thread sleeps."""
+        if self.before_wait() and self.spin is not None:
+            item = self.spin.poll(self._poll_all)
+            if item is not None:
+                return None if item is True else item
+        if self._bell_unanswered:
+            # A bell rang, and the FIFO was still empty: Zenoh calls the bell and fills the FIFO
+            # in an order of its own, so the message is on its way (bounded wait: a FIFO
+            # released meanwhile never gets it).
+            self._bell_unanswered = False
+            end = _monotonic() + BELL_PATIENCE
+            while _monotonic() < end:
+                if self._poll_fifos():
+                    return None
+                sched_yield()
+        bells = self._bells
+        assert bells is not None
+        bells.arm()
+        try:
+            if self._poll_fifos():  # came before the bells were there
+                return None
+            return self._sleep()
+        finally:
+            bells.disarm()
+
+    def _sleep(self) -> Any:
+        """Block for the next ring item: in ``recv()``, or dozing once a wait lasted DOZE_AFTER."""
         if self._dozy:
             self._dozy = False
             item = self._doze()
@@ -247,6 +345,8 @@ class Inbox:
                     self._served_early -= 1  # this marker's token went out already
                 elif self._pending:
                     self._local.append(self._token_out(self._pending.popleft()))
+            elif raw == MARK_FIFO:
+                self._bell_unanswered = True  # until a FIFO gives a message
             elif _monotonic() >= self._doze_at:
                 self._dozy = True  # the wait lasted DOZE_AFTER: the next one dozes
             return  # an alarm: the caller looks at the clock
@@ -288,6 +388,7 @@ class Inbox:
         other thread is inside Zenoh through this inbox (timers, the alarm, callbacks)."""
         with self._gate:
             self._closed = True
+        self.release_fifos()
         self._alarm.stop()
 
 

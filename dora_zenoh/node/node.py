@@ -30,6 +30,7 @@ from dora_zenoh.node.barrier import StartBarrier
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
 from dora_zenoh.node.config import read_setting as _setting
 from dora_zenoh.node.end_of_stream import EndOfStream
+from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.events import (
     ERROR,
     INPUT,
@@ -222,7 +223,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.
 
         The primary input (the first non-timer ``drop_oldest`` one) is read from the
-        inbox's ring channel by our thread; every other input has a bounded queue fed
+        inbox's ring channel by our thread; a ``block`` input from a FIFO channel by our
+        thread too (see :mod:`dora_zenoh.node.fifo`); every other input has a bounded queue fed
         by a direct Zenoh callback (see :mod:`dora_zenoh.node.inbox`). Returns the source nodes.
         """
         cfg, session = self._cfg, self._session
@@ -249,6 +251,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         timers: list[InputQueue] = []
         sources: set[str] = set()
         self._recovering: list[replay.RecoveringSubscriber] = []
+        # Block inputs from FIFO channels, unless turned off, or the operator runtime feeds its
+        # inputs itself (it overrides _input_callback), or the input is replayed (its advanced
+        # subscriber takes a callback) or shares the ring's key (the markers would fill its FIFO).
+        fifo_ok = settings.BLOCK_FIFO.get() and type(self)._input_callback is Node._input_callback
         for in_id, q in self._inputs.items():
             q.wake = self._wake
             if q.timer_ns:
@@ -259,6 +265,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 raise NodeConfigError(f"input {in_id!r} of node {cfg.node!r} has neither a timer nor a source")
             sources.add(spec.source_node)
             if q is not self._primary:
+                if q.block and fifo_ok and not spec.recover and spec.key != ring_key:
+                    self._wake.add_fifo(FifoInput(session, spec.key, q))
+                    continue
                 callback = self._input_callback(q, spec)
                 if spec.key == ring_key:  # same output as the primary input: the inbox's markers
                     callback = _without_markers(callback)  # reach this subscriber too
@@ -476,6 +485,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
+            self._wake.release_fifos()  # a Zenoh thread waiting for room would hold up the acks below
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid}
