@@ -100,6 +100,8 @@ class Inbox:
         self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
         self._bells: Bells | None = None
         self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
+        self._kick_ready = False         # the thread sleeps in a FIFO: the ring's watcher may kick it
+        self._fifos_released = False
         self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
 
     def add_fifo(self, fifo: FifoInput) -> None:
@@ -109,6 +111,7 @@ class Inbox:
 
     def release_fifos(self) -> None:
         """The node is closing: let Zenoh threads waiting for room in a FIFO go (any thread)."""
+        self._fifos_released = True  # the node's thread sleeps in the ring from now on
         for fifo in self._fifos:
             fifo.release()
         if self._bells is not None:
@@ -277,6 +280,8 @@ class Inbox:
                 if self._poll_fifos():
                     return None
                 sched_yield()
+        if len(self._fifos) == 1 and not self._dozy and not self._fifos_released:
+            return self._sleep_in_fifo(self._fifos[0])
         bells = self._bells
         assert bells is not None
         bells.arm()
@@ -286,6 +291,38 @@ class Inbox:
             return self._sleep()
         finally:
             bells.disarm()
+
+    def _sleep_in_fifo(self, fifo: FifoInput) -> Any:
+        """Block in the one FIFO input's channel (see :mod:`dora_zenoh.node.fifo`): None once
+        it gave a message (in local order) or a kick (the ring has something: the caller looks)."""
+        self._kick_ready = True
+        try:
+            watch = self._session.declare_subscriber(
+                self._key, zenoh.handlers.Callback(self._kick, indirect=False))
+        except zenoh.ZError:  # the session is closing: recv() says so
+            return self._sleep()
+        try:
+            item = self._try_recv()  # what reached the ring before the watcher
+            if item is not None or self._poll_fifos():
+                return item
+            self._doze_at = doze_at = _monotonic() + DOZE_AFTER
+            self._alarm.arm_doze(doze_at)
+            if fifo.wait():
+                self._local.append(fifo.queue)
+                self.fifo_taken += 1
+            return None
+        finally:
+            self._kick_ready = False
+            try:
+                watch.undeclare()
+            except zenoh.ZError:
+                pass
+
+    def _kick(self, _sample: Any) -> None:
+        """The ring's watcher while the thread sleeps in a FIFO: kick it, once per sleep."""
+        if self._kick_ready:
+            self._kick_ready = False
+            self._fifos[0].kick()
 
     def _sleep(self) -> Any:
         """Block for the next ring item: in ``recv()``, or dozing once a wait lasted DOZE_AFTER."""
@@ -386,9 +423,9 @@ class Inbox:
     def close(self) -> None:
         """Stop ringing and the alarm thread (before the session closes). Returns once no
         other thread is inside Zenoh through this inbox (timers, the alarm, callbacks)."""
+        self.release_fifos()  # first: a kick waiting for room in a FIFO may hold the gate
         with self._gate:
             self._closed = True
-        self.release_fifos()
         self._alarm.stop()
 
 

@@ -30,7 +30,6 @@ from dora_zenoh.node.barrier import StartBarrier
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
 from dora_zenoh.node.config import read_setting as _setting
 from dora_zenoh.node.end_of_stream import EndOfStream
-from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.events import (
     ERROR,
     INPUT,
@@ -43,6 +42,7 @@ from dora_zenoh.node.events import (
     attach_value,
     new_event,
 )
+from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
 from dora_zenoh.node.malformed import MalformedChecks
