@@ -187,6 +187,7 @@ class Inbox:
         while True:
             try:
                 polled = False
+                start = len(local)
                 if drained:
                     drained = False
                 elif fifos:  # the ring, else the FIFOs, else the tokens, else wait
@@ -203,6 +204,7 @@ class Inbox:
                         polled = True
                         if (sample := self._wait_fifos()) is not None:
                             self._take(sample)
+                            polled = False
                 elif pending or not blocking:
                     sample = self._try_recv()
                     if sample is None:
@@ -216,8 +218,9 @@ class Inbox:
                     self._take(self._wait())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)
-                if fifos and not polled:  # a busy ring must not starve the block inputs
-                    self._poll_fifos()
+                    polled = False
+                if fifos and not polled:  # the ring gave something
+                    self._fifos_first(start)
             except zenoh.ZError as exc:  # the session was closed under us: no more events
                 raise queue.Empty from exc
             local = self._local
@@ -250,11 +253,33 @@ class Inbox:
         for fifo in self._fifos:
             if fifo.poll():
                 self._local.append(fifo.queue)
+                self.fifo_taken += 1
                 got = True
         if got:
-            self.fifo_taken += 1
             self._bell_unanswered = False
         return got
+
+    def _fifos_first(self, start: int) -> None:
+        """The ring gave items (from ``start`` in local order): what the FIFOs hold goes before
+        them. A sender's message on a block output that it sent before one on another output
+        is in the FIFO by the time the later one is in the ring (one link, in order), so a
+        ``done`` sent after the data never overtakes it. At most a FIFO's size per input: a
+        flood refilling it must not keep the ring waiting."""
+        local = self._local
+        tokens = []
+        for fifo in self._fifos:
+            for _ in range(fifo.queue.size + 1):
+                if not fifo.poll():
+                    break
+                tokens.append(fifo.queue)
+        if tokens:
+            self.fifo_taken += len(tokens)
+            self._bell_unanswered = False
+            if start >= len(local):
+                local.extend(tokens)
+            else:
+                for i, token in enumerate(tokens):
+                    local.insert(start + i, token)
 
     def _poll_all(self) -> Any:
         """The spin's poll with FIFO inputs: a ring item, True if a FIFO gave one, else None."""
