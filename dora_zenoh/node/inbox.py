@@ -305,7 +305,9 @@ class Inbox:
                 if self._poll_fifos():
                     return None
                 sched_yield()
-        if len(self._fifos) == 1 and not self._dozy and not self._fifos_released:
+        if self._fifos_released:  # the node is closing: nothing more comes through the FIFOs
+            return self._sleep()
+        if len(self._fifos) == 1 and not self._dozy:
             return self._sleep_in_fifo(self._fifos[0])
         bells = self._bells
         assert bells is not None
