@@ -552,10 +552,12 @@ DOZER = """
 """
 
 
-def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow):
+@pytest.mark.parametrize("policy", ["drop_oldest", "block"])
+def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow, policy):
     """A node waiting over DOZE_AFTER stops waking its thread (Zenoh's recv() wakes 10x/s to
-    look for signals: ~2 % of a core at 100 idle nodes) and still gets the next message."""
-    flow.write("dataflow.yml", """
+    look for signals: ~2 % of a core at 100 idle nodes) and still gets the next message (a
+    block input's: through its FIFO's bell, dora_zenoh.node.fifo)."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: late
             path: late.py
@@ -563,7 +565,7 @@ def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow):
           - id: dozer
             path: dozer.py
             inputs:
-              data: late/data
+              data: {{source: late/data, queue_policy: {policy}}}
     """)
     flow.write("late.py", """
         import os, time
