@@ -2,6 +2,8 @@
 (dora_zenoh.node.fifo). Real processes, real Zenoh on loopback."""
 from __future__ import annotations
 
+import pytest
+
 TX = """
     from dora import Node
     node = Node()
@@ -35,12 +37,14 @@ RX = """
 """
 
 
-def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of_other_inputs(flow):
+@pytest.mark.parametrize("side", ["drop_oldest", "block"], ids=["one-fifo", "two-fifos"])
+def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of_other_inputs(flow, side):
     """Every message of a block input (queue_size 5, reader behind) is taken by the node's thread
     from the input's FIFO channel - none through a Python callback on Zenoh's thread - in order,
-    none lost; a timer and drop_oldest inputs keep waking the node meanwhile; and the sender's
-    messages on its other outputs, sent after a block message, come after it."""
-    flow.write("dataflow.yml", """
+    none lost; a timer and a drop_oldest input keep waking the node meanwhile; and the sender's
+    messages on a drop_oldest output, sent after a block message, come after it. With two block
+    inputs the node sleeps in the ring, woken by the FIFOs' bells (dora_zenoh.node.fifo)."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
             path: tx.py
@@ -48,8 +52,8 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
           - id: rx
             path: rx.py
             inputs:
-              data: {source: tx/data, queue_size: 5, queue_policy: block}
-              side: {source: tx/side, queue_size: 100}
+              data: {{source: tx/data, queue_size: 5, queue_policy: block}}
+              side: {{source: tx/side, queue_size: 100, queue_policy: {side}}}
               done: tx/done
               tick: dora/timer/millis/10
     """)
@@ -60,10 +64,13 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
     out = flow.result()
     data = [int(v) for i, v in out["seen"] if i == "data"]
     assert data == list(range(300)), data[:20]
-    assert out["fifo_taken"] == 300 and out["data_received"] == 300 and out["dropped"] == 0, out
+    fifo_messages = 300 + (6 if side == "block" else 0)
+    assert out["fifo_taken"] == fifo_messages and out["data_received"] == 300 and out["dropped"] == 0, out
     position = {(i, v): n for n, (i, v) in enumerate(out["seen"])}
-    for i in range(49, 300, 50):  # side i was sent right after data i
-        assert position[("side", str(i))] > position[("data", str(i))], out["seen"]
+    assert [v for i, v in out["seen"] if i == "side"] == [str(i) for i in range(49, 300, 50)]
+    if side == "drop_oldest":  # across two block inputs only each input's own order holds
+        for i in range(49, 300, 50):  # side i was sent right after data i
+            assert position[("side", str(i))] > position[("data", str(i))], out["seen"]
     assert position[("done", "")] > position[("data", "299")]
     assert "data" in out["closed"]
     assert out["ticks"] >= 1
