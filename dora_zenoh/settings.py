@@ -183,8 +183,8 @@ STRICT_OUTPUTS: Setting[bool] = Setting(
 ZENOH_RUNTIME: Setting[str | None] = Setting(
     "ZENOH_RUNTIME", None, _text,
     "Read by Zenoh: its thread pools. The runner gives each node one thread for Zenoh's I/O, except "
-    "a node with a `queue_policy: block` input or with an output that such an input on another machine "
-    "reads; the coordinator and daemons take 24 receive threads "
+    "a node with a `queue_policy: block` input (two receive threads and a send thread) and one with an "
+    "output that such an input on another machine reads (Zenoh's own); the coordinator and daemons take 24 receive threads "
     "(`(rx:(worker_threads:24))`: a link to an unreachable machine blocks one for 10 s when it closes).",
     node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
     shown_default="Zenoh's own")
@@ -200,6 +200,11 @@ SPIN_US: Setting[int] = Setting(
     "DORA_ZENOH_SPIN_US", 0, _microseconds,
     "How long (µs) a node that sends polls for its next event before it blocks; 0 blocks at once.",
     fix="set it to e.g. 100, or to 0 to block at once", node_default="100")
+BLOCK_FIFO: Setting[bool] = Setting(
+    "DORA_ZENOH_BLOCK_FIFO", True, lambda raw: _on_off(raw),
+    "`0` feeds `queue_policy: block` inputs through a Python callback on Zenoh's thread (the older "
+    "path) instead of a Zenoh FIFO channel that the node's thread reads.",
+    shown_default="on (FIFO channels)")
 EXPRESS: Setting[bool] = Setting(
     "DORA_ZENOH_EXPRESS", False, _flag,
     "`1` sends every message on its own instead of letting Zenoh batch small ones.",
@@ -325,7 +330,7 @@ REGISTRY: tuple[Setting, ...] = (
     ENDPOINT, LISTEN, ZENOH_CONFIG, PREFIX, DATAFLOW,
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
     STRICT_OUTPUTS,
-    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
+    ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, BLOCK_FIFO, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
     EXIT_TIMEOUT,
     REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,

@@ -27,6 +27,11 @@ the inbox first calls ``before_wait`` (nothing, unless the node set it): the nod
 it to push out what it just sent (see ``Node._flush``), and tells whether it sent
 anything since it last waited. If it did, and the node has a ``spin``, the thread polls
 the ring a little while before it blocks (see ``dora_zenoh.tuning.sched.Spin``).
+
+``queue_policy: block`` inputs are read from Zenoh FIFO channels of their own
+(:mod:`dora_zenoh.node.fifo`): the thread takes one message from each whenever it
+looks at the ring (and in its poll), and only while it sleeps does a message of
+theirs ring it, with one marker (``MARK_FIFO``).
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
+from dora_zenoh.node.fifo import Bells, FifoInput
+from dora_zenoh.tuning.sched import sched_yield
 from dora_zenoh.wire.codec import SEQ_PREFIX
 
 if TYPE_CHECKING:
@@ -47,6 +54,8 @@ if TYPE_CHECKING:
 
 MARK = b"@dz"            # attachment of a marker: another source has a token queued
 MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed, or a wait lasted DOZE_AFTER
+MARK_FIFO = b"@dzf"      # a FIFO input's bell: one of its messages came while the thread slept
+BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it reached its FIFO
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
@@ -88,12 +97,34 @@ class Inbox:
         # the node checks them without asking Zenoh for them again.
         self.attachment: bytes | None = None
         self.spin: Spin | None = None
+        self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
+        self._bells: Bells | None = None
+        self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
+        self._kick_ready = False         # the thread sleeps in a FIFO: the ring's watcher may kick it
+        self._fifos_released = False
+        self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
+
+    def add_fifo(self, fifo: FifoInput) -> None:
+        """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
+        self._fifos.append(fifo)
+        self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
+
+    def release_fifos(self) -> None:
+        """The node is closing: let Zenoh threads waiting for room in a FIFO go (any thread)."""
+        self._fifos_released = True  # the node's thread sleeps in the ring from now on
+        for fifo in self._fifos:
+            fifo.release()
+        if self._bells is not None:
+            self._bells.disarm()
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
         """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...)."""
         self._pending.append(token)
         self._ring(MARK)
+
+    def _ring_fifo(self) -> None:
+        self._ring(MARK_FIFO)
 
     def _ring(self, tag: bytes) -> None:
         with self._gate:
@@ -117,7 +148,7 @@ class Inbox:
                 return self._get(None, blocking=False)
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
-        if self._pending:
+        if self._pending or self._fifos:
             return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
         # message of the primary input from a dora-zenoh sender, and nothing else in the
@@ -152,10 +183,28 @@ class Inbox:
         ``drained``: the caller has just emptied the ring into local order."""
         local = self._local
         pending = self._pending
+        fifos = self._fifos
         while True:
             try:
+                polled = False
+                start = len(local)
                 if drained:
                     drained = False
+                elif fifos:  # the ring, else the FIFOs, else the tokens, else wait
+                    sample = self._try_recv()
+                    if sample is not None:
+                        self._take(sample)
+                    elif not (polled := self._poll_fifos()):
+                        if pending:  # its marker is still on its way (or was pushed out of the ring)
+                            self._served_early += 1
+                            return self._token_out(pending.popleft())
+                        if not blocking:
+                            self.before_wait()
+                            raise queue.Empty
+                        polled = True
+                        if (sample := self._wait_fifos()) is not None:
+                            self._take(sample)
+                            polled = False
                 elif pending or not blocking:
                     sample = self._try_recv()
                     if sample is None:
@@ -169,8 +218,12 @@ class Inbox:
                     self._take(self._wait())
                 while (sample := self._try_recv()) is not None:  # drain: see the module docstring
                     self._take(sample)
+                    polled = False
+                if fifos and not polled:  # the ring gave something
+                    self._fifos_first(start)
             except zenoh.ZError as exc:  # the session was closed under us: no more events
                 raise queue.Empty from exc
+            local = self._local
             if local:
                 primary = self.primary
                 if primary is not None:  # else only tokens: nothing arrived to count, nothing to trim
@@ -191,6 +244,115 @@ class Inbox:
             item = self.spin.poll(self._try_recv)
             if item is not None:
                 return item
+        return self._sleep()
+
+    def _poll_fifos(self) -> bool:
+        """Take one message from each FIFO input that has one (in local order, as its queue's
+        token); whether any came."""
+        got = False
+        for fifo in self._fifos:
+            if fifo.poll():
+                self._local.append(fifo.queue)
+                self.fifo_taken += 1
+                got = True
+        if got:
+            self._bell_unanswered = False
+        return got
+
+    def _fifos_first(self, start: int) -> None:
+        """The ring gave items (from ``start`` in local order): what the FIFOs hold goes before
+        them. A sender's message on a block output that it sent before one on another output
+        is in the FIFO by the time the later one is in the ring (one link, in order), so a
+        ``done`` sent after the data never overtakes it. At most a FIFO's size per input: a
+        flood refilling it must not keep the ring waiting."""
+        local = self._local
+        tokens = []
+        for fifo in self._fifos:
+            for _ in range(fifo.queue.size + 1):
+                if not fifo.poll():
+                    break
+                tokens.append(fifo.queue)
+        if tokens:
+            self.fifo_taken += len(tokens)
+            self._bell_unanswered = False
+            if start >= len(local):
+                local.extend(tokens)
+            else:
+                for i, token in enumerate(tokens):
+                    local.insert(start + i, token)
+
+    def _poll_all(self) -> Any:
+        """The spin's poll with FIFO inputs: a ring item, True if a FIFO gave one, else None."""
+        item = self._try_recv()
+        if item is not None:
+            return item
+        return True if self._poll_fifos() else None
+
+    def _wait_fifos(self) -> Any:
+        """``_wait`` for a node with FIFO inputs: the next ring item, or None once a FIFO
+        gave a message (it is in local order). The bells ring only while the thread sleeps."""
+        if self.before_wait() and self.spin is not None:
+            item = self.spin.poll(self._poll_all)
+            if item is not None:
+                return None if item is True else item
+        if self._bell_unanswered:
+            # A bell rang, and the FIFO was still empty: Zenoh calls the bell and fills the FIFO
+            # in an order of its own, so the message is on its way (bounded wait: a FIFO
+            # released meanwhile never gets it).
+            self._bell_unanswered = False
+            end = _monotonic() + BELL_PATIENCE
+            while _monotonic() < end:
+                if self._poll_fifos():
+                    return None
+                sched_yield()
+        if self._fifos_released:  # the node is closing: nothing more comes through the FIFOs
+            return self._sleep()
+        if len(self._fifos) == 1 and not self._dozy:
+            return self._sleep_in_fifo(self._fifos[0])
+        bells = self._bells
+        assert bells is not None
+        bells.arm()
+        try:
+            if self._poll_fifos():  # came before the bells were there
+                return None
+            return self._sleep()
+        finally:
+            bells.disarm()
+
+    def _sleep_in_fifo(self, fifo: FifoInput) -> Any:
+        """Block in the one FIFO input's channel (see :mod:`dora_zenoh.node.fifo`): None once
+        it gave a message (in local order) or a kick (the ring has something: the caller looks)."""
+        self._kick_ready = True
+        try:
+            watch = self._session.declare_subscriber(
+                self._key, zenoh.handlers.Callback(self._kick, indirect=False))
+        except zenoh.ZError:  # the session is closing: recv() says so
+            return self._sleep()
+        try:
+            item = self._try_recv()  # what reached the ring before the watcher
+            if item is not None or self._poll_fifos():
+                return item
+            self._doze_at = doze_at = _monotonic() + DOZE_AFTER
+            self._alarm.arm_doze(doze_at)
+            if fifo.wait():
+                self._local.append(fifo.queue)
+                self.fifo_taken += 1
+            return None
+        finally:
+            self._kick_ready = False
+            try:
+                watch.undeclare()
+            except zenoh.ZError:
+                pass
+
+    def _kick(self, _sample: Any) -> None:
+        """The ring's watcher while the thread sleeps in a FIFO: kick it, once per sleep."""
+        if self._kick_ready:
+            self._kick_ready = False
+            self._fifos[0].kick()
+
+    def _sleep(self) -> Any:
+        """Block for the next ring item: in ``recv()``, or dozing once a wait lasted DOZE_AFTER."""
         if self._dozy:
             self._dozy = False
             item = self._doze()
@@ -247,6 +409,8 @@ class Inbox:
                     self._served_early -= 1  # this marker's token went out already
                 elif self._pending:
                     self._local.append(self._token_out(self._pending.popleft()))
+            elif raw == MARK_FIFO:
+                self._bell_unanswered = True  # until a FIFO gives a message
             elif _monotonic() >= self._doze_at:
                 self._dozy = True  # the wait lasted DOZE_AFTER: the next one dozes
             return  # an alarm: the caller looks at the clock
@@ -286,6 +450,7 @@ class Inbox:
     def close(self) -> None:
         """Stop ringing and the alarm thread (before the session closes). Returns once no
         other thread is inside Zenoh through this inbox (timers, the alarm, callbacks)."""
+        self.release_fifos()  # first: a kick waiting for room in a FIFO may hold the gate
         with self._gate:
             self._closed = True
         self._alarm.stop()

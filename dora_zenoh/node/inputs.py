@@ -62,15 +62,7 @@ class InputQueue:
             if self.closed:
                 return
             if item.__class__ is not int:
-                att = item.attachment
-                seq = wire.seq_in(att.to_bytes()) if att is not None else None
-                if self.first_seq is None:
-                    self.first_seq = 0 if seq is None else seq  # where the sender's sequence starts for us
-                if seq is not None:
-                    last = self.last_seq if self.last_seq is not None else self.first_seq - 1
-                    if seq > last + 1:  # lost on the way (the sender's publisher dropped them)
-                        self.count_dropped(seq - last - 1, on_the_way=self.block)
-                    self.last_seq = seq
+                self._count_seq(item)
             items = self.items
             if len(items) >= self.size:
                 if not self.block:
@@ -82,6 +74,40 @@ class InputQueue:
             self.wake.put(self)
             if self.expect is not None:
                 self._close_if_complete()
+
+    def _count_seq(self, sample: Any) -> None:
+        """Follow the sender's sequence numbers: a gap is messages lost on the way."""
+        att = sample.attachment
+        seq = wire.seq_in(att.to_bytes()) if att is not None else None
+        if self.first_seq is None:
+            self.first_seq = 0 if seq is None else seq  # where the sender's sequence starts for us
+        if seq is not None:
+            last = self.last_seq if self.last_seq is not None else self.first_seq - 1
+            if seq > last + 1:  # lost on the way (the sender's publisher dropped them)
+                self.count_dropped(seq - last - 1, on_the_way=self.block)
+            self.last_seq = seq
+
+    def taken(self, sample: Any) -> bool:
+        """A message the node's thread took from this input's FIFO channel (see
+        :mod:`dora_zenoh.node.fifo`): count it and queue it for the token the caller serves.
+        False if the input's INPUT_CLOSED was handed out already (the message is ignored, as
+        ``put`` ignores one after the close). One that arrives after the close was decided
+        but before the node got INPUT_CLOSED goes before it: it was in the FIFO already."""
+        with self.lock:
+            items = self.items
+            if self.closed:
+                if not items or items[-1] is not CLOSED:
+                    return False
+                self._count_seq(sample)
+                items.insert(len(items) - 1, sample)
+                self.received += 1
+                return True
+            self._count_seq(sample)
+            items.append(sample)
+            self.received += 1
+            if self.expect is not None:
+                self._close_if_complete()
+        return True
 
     def arrived(self, raw: bytes) -> None:
         """A message of the primary input came out of the inbox's ring (``raw``: its

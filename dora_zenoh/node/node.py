@@ -42,6 +42,7 @@ from dora_zenoh.node.events import (
     attach_value,
     new_event,
 )
+from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
 from dora_zenoh.node.malformed import MalformedChecks
@@ -221,7 +222,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.
 
         The primary input (the first non-timer ``drop_oldest`` one) is read from the
-        inbox's ring channel by our thread; every other input has a bounded queue fed
+        inbox's ring channel by our thread; a ``block`` input from a FIFO channel by our
+        thread too (see :mod:`dora_zenoh.node.fifo`); every other input has a bounded queue fed
         by a direct Zenoh callback (see :mod:`dora_zenoh.node.inbox`). Returns the source nodes.
         """
         cfg, session = self._cfg, self._session
@@ -248,6 +250,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         timers: list[InputQueue] = []
         sources: set[str] = set()
         self._recovering: list[replay.RecoveringSubscriber] = []
+        # Block inputs from FIFO channels, unless turned off, or the operator runtime feeds its
+        # inputs itself (it overrides _input_callback), or the input is replayed (its advanced
+        # subscriber takes a callback) or shares the ring's key (the markers would fill its FIFO).
+        fifo_ok = settings.BLOCK_FIFO.get() and type(self)._input_callback is Node._input_callback
         for in_id, q in self._inputs.items():
             q.wake = self._wake
             if q.timer_ns:
@@ -258,6 +264,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 raise NodeConfigError(f"input {in_id!r} of node {cfg.node!r} has neither a timer nor a source")
             sources.add(spec.source_node)
             if q is not self._primary:
+                if q.block and fifo_ok and not spec.recover and spec.key != ring_key:
+                    self._wake.add_fifo(FifoInput(session, spec.key, q))
+                    continue
                 callback = self._input_callback(q, spec)
                 if spec.key == ring_key:  # same output as the primary input: the inbox's markers
                     callback = _without_markers(callback)  # reach this subscriber too
@@ -475,6 +484,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
+            self._wake.release_fifos()  # a Zenoh thread waiting for room would hold up the acks below
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid}

@@ -31,6 +31,12 @@ KEEP_ALIVE = 2  # keep-alives per lease on an idle link (see peer_config)
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
 # fewer thread hand-overs per message (measured: see docs/design/zenoh-runtime.md).
 NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
+# A node with a ``queue_policy: block`` input: its input waits for room on a receive thread
+# (in a FIFO channel, or in a callback), so sending must have a thread of its own (on the one
+# thread, a full FIFO held the node's own sends for 5 s: measured), and a second receive worker
+# keeps the node's other links (STOP, other inputs, acknowledgements) moving meanwhile. Three
+# threads instead of Zenoh's five: fewer hand-overs per message (docs/design/zenoh-runtime.md).
+BLOCK_NODE_RUNTIME = "(rx:(worker_threads:2),tx:(worker_threads:1),net:(handover:rx),acc:(handover:rx))"
 # The coordinator's and daemons' runtime: many receive workers. Zenoh closes a TCP/TLS link with
 # SO_LINGER 10 s on one of them, and when the far side is unreachable (a partition) the close
 # blocks that thread for the whole 10 s, once per link to that machine (its daemon and every node
@@ -211,8 +217,9 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     """Put dora-zenoh's thread and shared-memory settings for a node process in its environment.
 
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
-    ``queue_policy: block`` input: its Zenoh callback waits for room in the queue, which
-    would stall that one thread, and with it the node's own sends; and except for a node
+    ``queue_policy: block`` input: its input waits for room on a Zenoh thread, which
+    would stall that one thread, and with it the node's own sends (it gets
+    ``BLOCK_NODE_RUNTIME``, with a send thread of its own); and except for a node
     with a replayed output (``replayed_output``, see :mod:`dora_zenoh.node.replay`): Zenoh's
     heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
     the one that sends (and so makes room). And a short scheduler
@@ -227,8 +234,8 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
     large messages and of its readers).
     """
-    if not blocking_input and not replayed_output:
-        env.setdefault(RUNTIME_ENV, NODE_RUNTIME)
+    if not replayed_output:  # Zenoh's own runtime (see above)
+        env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input else NODE_RUNTIME)
     if nodes > SHM_AUTO_NODES:
         env.setdefault(settings.SHM.name, "0")
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):

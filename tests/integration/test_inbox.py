@@ -188,11 +188,13 @@ def test_next_timeout_returns_the_timeout_error_then_the_message(flow):
     assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
 
 
-@pytest.mark.parametrize("waiting", [0.5, 2.0], ids=["in-recv", "dozing"])
-def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting):
+@pytest.mark.parametrize(("waiting", "policy"), [(0.5, "drop_oldest"), (2.0, "drop_oldest"), (0.5, "block")],
+                         ids=["in-recv", "dozing", "in-fifo"])
+def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting, policy):
     """A node run by hand and blocked in Zenoh's recv() still stops on Ctrl-C (zenoh-python
-    looks at Python's signals while it waits), and so does one that dozes (on a Python lock)."""
-    flow.write("dataflow.yml", """
+    looks at Python's signals while it waits), and so does one that dozes (on a Python lock);
+    with a block input, the first waits in that input's FIFO channel (dora_zenoh.node.fifo)."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: quiet
             path: quiet.py
@@ -200,7 +202,7 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting):
           - id: viewer
             path: dynamic
             inputs:
-              data: quiet/data
+              data: {{source: quiet/data, queue_policy: {policy}}}
     """)
     flow.write("quiet.py", QUIET)
     flow.write("viewer.py", """
@@ -233,10 +235,12 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting):
             proc.kill()
 
 
+@pytest.mark.parametrize("policy", ["drop_oldest", "block"])
 @pytest.mark.parametrize("dozing", [False, True], ids=["in-recv", "dozing"])
-def test_close_from_another_thread_ends_a_waiting_loop(flow, dozing):
+def test_close_from_another_thread_ends_a_waiting_loop(flow, dozing, policy):
     """``node.close()`` on another thread (a watchdog, a GUI) ends ``for event in node``, whether
-    the node waits in Zenoh's recv() (closed after 0.5 s) or dozes (closed once it does)."""
+    the node waits in Zenoh's recv() (closed after 0.5 s; with a block input, in its FIFO
+    channel) or dozes (closed once it does)."""
     flow.write("dataflow.yml", f"""
         nodes:
           - id: quiet
@@ -247,7 +251,7 @@ def test_close_from_another_thread_ends_a_waiting_loop(flow, dozing):
             path: watched.py
             env: {{DOZING: "{int(dozing)}"}}
             inputs:
-              data: quiet/data
+              data: {{source: quiet/data, queue_policy: {policy}}}
     """)
     flow.write("quiet.py", QUIET)
     flow.write("watched.py", """
@@ -548,10 +552,12 @@ DOZER = """
 """
 
 
-def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow):
+@pytest.mark.parametrize("policy", ["drop_oldest", "block"])
+def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow, policy):
     """A node waiting over DOZE_AFTER stops waking its thread (Zenoh's recv() wakes 10x/s to
-    look for signals: ~2 % of a core at 100 idle nodes) and still gets the next message."""
-    flow.write("dataflow.yml", """
+    look for signals: ~2 % of a core at 100 idle nodes) and still gets the next message (a
+    block input's: through its FIFO's bell, dora_zenoh.node.fifo)."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: late
             path: late.py
@@ -559,7 +565,7 @@ def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow):
           - id: dozer
             path: dozer.py
             inputs:
-              data: late/data
+              data: {{source: late/data, queue_policy: {policy}}}
     """)
     flow.write("late.py", """
         import os, time

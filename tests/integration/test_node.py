@@ -538,7 +538,8 @@ def write_probe_flow(flow, probes: str, measure: str, preamble: str = "") -> Non
 
 def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
     """A node runs Zenoh on one thread (no tx/net/acc threads of its own); a node with a
-    `queue_policy: block` input keeps Zenoh's default, and a ZENOH_RUNTIME of the user wins."""
+    `queue_policy: block` input gets a send thread of its own (a full input holds a receive
+    thread), and a ZENOH_RUNTIME of the user wins."""
     write_probe_flow(flow, """
         - id: plain
           path: probe.py
@@ -567,7 +568,8 @@ def test_nodes_get_the_one_thread_zenoh_runtime_unless_they_block(flow):
     plain, blocking, mine = (flow.result(f"{n}.json") for n in ("plain", "blocking", "mine"))
     assert plain["env"] == zconfig.NODE_RUNTIME
     assert "rx" in plain["threads"] and not {"tx", "net", "acc"} & set(plain["threads"])
-    assert blocking["env"] is None and "tx" in blocking["threads"]
+    assert blocking["env"] == zconfig.BLOCK_NODE_RUNTIME and "tx" in blocking["threads"]
+    assert not {"net", "acc"} & set(blocking["threads"])
     assert mine["env"] == "(rx:(worker_threads:2))" and "tx" in mine["threads"]
 
 

@@ -1,0 +1,168 @@
+"""``queue_policy: block`` inputs read from Zenoh FIFO channels, by the node's own thread.
+
+Why: a block input fed by a Python callback costs a GIL hand-over per message on
+Zenoh's thread, a marker to wake the node, and a node polling after a send cannot
+catch it (the callback needs the GIL the polling thread holds). A Zenoh
+``FifoChannel`` is filled in Rust: when it is full, Zenoh's thread waits in Rust for
+room (the back-pressure ``block`` promises, as the callback's wait did), and the
+node's thread takes messages with ``try_recv``, in its poll after a send too, with
+no Python on Zenoh's side (measured: docs/design/inbox.md).
+
+Zenoh's channels cannot be waited on together (one handler per subscriber), so:
+
+- a node with one FIFO input sleeps in that FIFO (``FifoInput.wait``): a block message
+  wakes it from Rust, as a ``drop_oldest`` one wakes a thread asleep in the ring.
+  What would have woken it through the ring (the primary input's data, the markers of
+  timers, STOP, other inputs) reaches, while it sleeps there, a callback subscriber on
+  the ring's key that *kicks* the FIFO once (a session-local delete);
+- a node with several (or one that dozes) sleeps in the ring, and ``Bells`` puts a
+  callback subscriber on each FIFO input's key that wakes it with one marker.
+
+Either watcher exists only while the thread sleeps: a busy node (one that finds a
+message when it looks) runs no Python on Zenoh's threads for a block message.
+Declaring a second subscriber on a key the session already subscribes to stays in
+the session (a few µs, nothing on the wire: docs/design/inbox.md, Dozing).
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import zenoh
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dora_zenoh.node.inputs import InputQueue
+
+
+KICK = b"@dzk"  # attachment of a kick: wakes a thread asleep in the FIFO (never data)
+_DELETE = zenoh.SampleKind.DELETE
+_LOCAL = zenoh.Locality.SESSION_LOCAL
+
+
+class FifoInput:
+    """One block input's FIFO channel subscriber; read only by the node's thread.
+
+    The channel holds ``queue_size`` + 1: the one more is room for a kick (see ``kick``).
+    """
+
+    __slots__ = ("queue", "key", "_session", "_sub", "_try_recv", "_recv")
+
+    def __init__(self, session: zenoh.Session, key: str, queue: InputQueue) -> None:
+        self.queue = queue
+        self.key = key
+        self._session = session
+        self._sub: Any = session.declare_subscriber(key, zenoh.handlers.FifoChannel(queue.size + 1))
+        self._try_recv = self._sub.try_recv
+        self._recv = self._sub.recv
+
+    def poll(self) -> bool:
+        """Take one message if one is there, into the input's queue; whether the node has one
+        more item to serve. ``queue.busy`` says whether the FIFO may hold more (a close for a
+        sender that vanished waits until the node found it empty: see ``close_when_quiet``)."""
+        q = self.queue
+        try:
+            sample = self._try_recv()
+            while sample is not None and sample.kind == _DELETE and _is_kick(sample):
+                sample = self._try_recv()
+        except zenoh.ZError:  # released (the node is closing) or the session closed
+            sample = None
+        if sample is None:
+            q.busy = False
+            return False
+        q.busy = True
+        return q.taken(sample)
+
+    def wait(self) -> bool:
+        """Block (in Rust, GIL released) until a message or a kick comes; whether a message
+        came (it is in the input's queue). Raises zenoh.ZError once the session closed."""
+        sample = self._recv()
+        if sample.kind == _DELETE and _is_kick(sample):
+            return False
+        self.queue.busy = True
+        return self.queue.taken(sample)
+
+    def kick(self) -> None:
+        """Wake a thread in ``wait``: a session-local delete that only this session's subscribers
+        of the key see. It waits in Rust while the channel is full (a race the one slot more
+        makes rare: data filled it after the thread woke), until the node takes one or
+        ``release`` undeclares the subscriber (measured: that lets it go)."""
+        try:
+            self._session.delete(self.key, attachment=KICK, allowed_destination=_LOCAL)
+        except zenoh.ZError:  # the session is closing
+            pass
+
+    def release(self) -> None:
+        """Undeclare the subscriber: a Zenoh thread waiting for room is let go, and nothing more
+        is queued (the node is closing). A full FIFO whose subscriber is still declared makes
+        ``session.close()`` time out (measured), so the node does this before it closes."""
+        sub, self._sub = self._sub, None
+        self._try_recv = _released
+        if sub is None:
+            return
+        for _ in range(100):
+            try:
+                sub.undeclare()
+                return
+            except zenoh.ZError:
+                return
+            except Exception:  # "Already borrowed": the node's thread is in wait(): wake it, again
+                self.kick()
+                time.sleep(0.001)
+
+
+def _released() -> None:
+    """``try_recv`` of a released FIFO: never anything."""
+    return None
+
+
+def _is_kick(sample: Any) -> bool:
+    att = sample.attachment
+    return att is not None and att.to_bytes() == KICK
+
+
+class Bells:
+    """While the node's thread sleeps: a callback subscriber per FIFO key that wakes it once.
+
+    ``ring`` puts a marker on the node's ring (``Inbox._ring``); it is called at most once
+    per ``arm`` (later messages find the node awake). ``rang`` says whether it was.
+    """
+
+    def __init__(self, session: zenoh.Session, keys: list[str], ring: Callable[[], None]) -> None:
+        self._session = session
+        self._keys = sorted(set(keys))
+        self._ring = ring
+        self._subs: list[Any] = []
+        self._armed = False
+        self.rang = False
+        self.rung = 0  # how many times a bell woke the thread (tests look)
+
+    def arm(self) -> None:
+        """Ring on the next message of any FIFO input (the caller then looks at the FIFOs once
+        more: a message that came before this is in them, not rung for)."""
+        self._armed, self.rang = True, False
+        try:
+            for key in self._keys:
+                self._subs.append(self._session.declare_subscriber(
+                    key, zenoh.handlers.Callback(self._on_message, indirect=False)))
+        except zenoh.ZError:  # the session is closing: the ring's recv() says so
+            pass
+
+    def _on_message(self, _sample: Any) -> None:
+        """On Zenoh's thread: wake the node's thread, once."""
+        if self._armed:
+            self._armed = False
+            self.rang = True
+            self.rung += 1
+            self._ring()
+
+    def disarm(self) -> None:
+        """Undeclare the bells (the thread is awake). Safe to call from another thread too."""
+        self._armed = False
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            try:
+                sub.undeclare()
+            except zenoh.ZError:
+                pass
