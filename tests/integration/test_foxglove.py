@@ -34,9 +34,15 @@ async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[t
             break
         except OSError:
             await asyncio.sleep(0.1)
+    deadline = asyncio.get_running_loop().time() + 60  # inside the test's own timeout: its end says what came
     async with ws:
         while min(sum(t == name for t, _ in got) for name in (topic, topic + "/@json")) < wanted:
-            msg = await asyncio.wait_for(ws.recv(), 20)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"{wanted} messages of {topic} and its /@json not in 60 s: channels "
+                                     f"{sorted(c['topic'] for c in channels.values())}, subscribed "
+                                     f"{sorted(subscribed.values())}, got {[t for t, _ in got][-5:]} ({len(got)})")
+            msg = await asyncio.wait_for(ws.recv(), min(20, left))
             if isinstance(msg, str):
                 doc = json.loads(msg)
                 if doc["op"] == "advertise":
