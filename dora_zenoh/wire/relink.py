@@ -16,7 +16,6 @@ Only links beyond this machine are watched: loopback links do not go down.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,12 +39,6 @@ def port_of(endpoint: str) -> int | None:
         return None
     port = rest.rsplit(":", 1)[1].split("#", 1)[0]
     return int(port) if port.isdigit() else None
-
-
-def _host_port(endpoint: str) -> tuple[str, int]:
-    rest = endpoint.partition("/")[2].split("#", 1)[0]
-    host, port = rest.rsplit(":", 1)
-    return host.strip("[]"), int(port)
 
 
 class Relinker:
@@ -116,7 +109,7 @@ class Relinker:
                 linked = self._linked()
                 if linked is None or zid in linked:
                     return
-                reachable = _dial(listener)
+                reachable = zconfig.dial(listener, PROBE_TIMEOUT)
                 if reachable is False:  # refused: nothing listens there any more
                     with self._lock:
                         self._dialed.pop(zid, None)
@@ -158,19 +151,3 @@ class Relinker:
             threads = list(self._threads)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _dial(endpoint: str) -> bool | None:
-    """A plain TCP dial of ``endpoint``: True if it answers, False if refused (nothing listens),
-    None if unreachable (no answer in time, no route)."""
-    try:
-        host, port = _host_port(endpoint)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.settimeout(PROBE_TIMEOUT)
-            s.connect((host, port))
-        return True
-    except ConnectionRefusedError:
-        return False
-    except (OSError, ValueError):
-        return None

@@ -279,13 +279,28 @@ def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:
 
 def tcp_port_in_use(endpoint: str) -> bool:
     """Whether a TCP endpoint ``tcp/HOST:PORT`` (or ``tls/HOST:PORT``, TLS over TCP) already has a listener."""
+    return dial(endpoint, 0.5) is True
+
+
+def dial(endpoint: str, timeout: float) -> bool | None:
+    """A plain TCP dial of ``tcp/HOST:PORT`` or ``tls/HOST:PORT``: True if it answers, False if
+    refused (nothing listens), None if it cannot tell (no answer in time, no route, not such an
+    endpoint). A port that is not a number raises ValueError."""
     proto, _, rest = endpoint.partition("/")
     if proto not in ("tcp", "tls") or ":" not in rest:
+        return None
+    host, port = rest.split("#", 1)[0].rsplit(":", 1)
+    host = host.strip("[]")
+    address = (host, int(port))
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(address)
+        return True
+    except ConnectionRefusedError:
         return False
-    host, port = rest.rsplit(":", 1)
-    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host.strip("[]"), int(port))) == 0
+    except OSError:
+        return None
 
 
 def with_free_port(endpoint: str) -> str:
