@@ -268,13 +268,13 @@ class Daemon:
                 skip = cache.built(tree) if tree is not None and cache is not None and not build else set()
                 mark = (lambda command: cache.mark_built(tree, command)) if tree is not None and cache else None
                 output = run_builds(desc, set(nodes), self.machine, skip, mark)
+        answer = {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
+                  "built": sorted(output)}
         if not keep:
-            return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
-                    "built": sorted(output), "output": output}
+            return {**answer, "output": output}
         with self.lock:
             self.prepared[name] = (str(yaml), output)
-        return {"machine": self.machine, "path": str(yaml), "copy": tree is not None, "fetched_bytes": fetched,
-                "built": sorted(output)}
+        return answer
 
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
                   log_dir: str | None = None, fail_fast: bool = False,
