@@ -48,14 +48,19 @@ def open_observer(endpoint: str | None = None, timeout: float = 3.0) -> zenoh.Se
     return session
 
 
+def _hub_client(hub: str) -> zenoh.Session:
+    """A Zenoh client of the hub: discovery queries are answered by the hub from the
+    declarations it already has (see ``Observer``)."""
+    conf = zconfig.peer_config([hub], [])
+    conf.insert_json5("mode", '"client"')
+    return zenoh.open(conf)
+
+
 def hub_dataflows(endpoint: str | None = None, timeout: float = 1.0) -> set[str]:
     """The dataflows whose runners are on the hub's network (open ones: a closed dataflow's
     runner is on a network of its own), asked of the hub by a short-lived client."""
-    hub = endpoint or zconfig.default_endpoint()
-    conf = zconfig.peer_config([hub], [])
-    conf.insert_json5("mode", '"client"')
     try:
-        session = zenoh.open(conf)
+        session = _hub_client(endpoint or zconfig.default_endpoint())
     except zenoh.ZError:
         return set()
     try:
@@ -84,10 +89,8 @@ class Observer:
     def __init__(self, endpoint: str | None = None, timeout: float = 3.0) -> None:
         self.peer = open_observer(endpoint, timeout)
         hub = endpoint or zconfig.default_endpoint()
-        conf = zconfig.peer_config([hub], [])
-        conf.insert_json5("mode", '"client"')
         try:
-            self.client = zenoh.open(conf)
+            self.client = _hub_client(hub)
         except zenoh.ZError:
             self.peer.close()
             raise IntrospectError(f"could not connect to {hub}") from None
