@@ -45,15 +45,23 @@ class FifoInput:
     """One block input's FIFO channel subscriber; read only by the node's thread.
 
     The channel holds ``queue_size`` + 1: the one more is room for a kick (see ``kick``).
+    ``declare`` makes the subscriber from the channel (default: a plain Zenoh one; a block
+    input from another machine gets dora_zenoh.node.replay's recovering one). A FIFO it fills
+    is ``recovering``: what Zenoh's recovery fetches enters it without a bell ringing (the
+    bells are plain subscribers, which see live samples only), so the inbox never sleeps
+    long without looking at it (``Inbox._wait_fifos``).
     """
 
-    __slots__ = ("queue", "key", "_session", "_sub", "_try_recv", "_recv")
+    __slots__ = ("queue", "key", "recovering", "_session", "_sub", "_try_recv", "_recv")
 
-    def __init__(self, session: zenoh.Session, key: str, queue: InputQueue) -> None:
+    def __init__(self, session: zenoh.Session, key: str, queue: InputQueue,
+                 declare: Callable[[Any], Any] | None = None) -> None:
         self.queue = queue
         self.key = key
         self._session = session
-        self._sub: Any = session.declare_subscriber(key, zenoh.handlers.FifoChannel(queue.size + 1))
+        self.recovering = declare is not None
+        channel = zenoh.handlers.FifoChannel(queue.size + 1)
+        self._sub: Any = declare(channel) if declare else session.declare_subscriber(key, channel)
         self._try_recv = self._sub.try_recv
         self._recv = self._sub.recv
 

@@ -56,6 +56,7 @@ MARK = b"@dz"            # attachment of a marker: another source has a token qu
 MARK_ALARM = b"@dzt"     # a next(timeout) deadline passed, or a wait lasted DOZE_AFTER
 MARK_FIFO = b"@dzf"      # a FIFO input's bell: one of its messages came while the thread slept
 BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it reached its FIFO
+RECOVERY_LOOK = 0.1      # s the thread sleeps in the ring at most while a recovering FIFO may fill
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
@@ -98,6 +99,7 @@ class Inbox:
         self.attachment: bytes | None = None
         self.spin: Spin | None = None
         self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
+        self._recovering = False           # one of them is filled by Zenoh's recovery too (see _wait_fifos)
         self._bells: Bells | None = None
         self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
         self._kick_ready = False         # the thread sleeps in a FIFO: the ring's watcher may kick it
@@ -107,6 +109,7 @@ class Inbox:
     def add_fifo(self, fifo: FifoInput) -> None:
         """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
         self._fifos.append(fifo)
+        self._recovering = self._recovering or fifo.recovering
         self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
 
     def release_fifos(self) -> None:
@@ -307,7 +310,11 @@ class Inbox:
                 sched_yield()
         if self._fifos_released:  # the node is closing: nothing more comes through the FIFOs
             return self._sleep()
-        if len(self._fifos) == 1 and not self._dozy:
+        # What Zenoh's recovery puts in a recovering FIFO rings no bell, and once that FIFO is
+        # full, Zenoh's thread waits for room before it calls any bell: a thread asleep in the
+        # ring would never wake. So it sleeps in a lone recovering FIFO, even past DOZE_AFTER,
+        # and with several FIFOs looks at them every RECOVERY_LOOK.
+        if len(self._fifos) == 1 and (not self._dozy or self._recovering):
             return self._sleep_in_fifo(self._fifos[0])
         bells = self._bells
         assert bells is not None
@@ -315,7 +322,7 @@ class Inbox:
         try:
             if self._poll_fifos():  # came before the bells were there
                 return None
-            return self._sleep()
+            return self._sleep(RECOVERY_LOOK if self._recovering else None)
         finally:
             bells.disarm()
 
@@ -351,16 +358,17 @@ class Inbox:
             self._kick_ready = False
             self._fifos[0].kick()
 
-    def _sleep(self) -> Any:
-        """Block for the next ring item: in ``recv()``, or dozing once a wait lasted DOZE_AFTER."""
+    def _sleep(self, look_within: float | None = None) -> Any:
+        """Block for the next ring item: in ``recv()``, or dozing once a wait lasted DOZE_AFTER.
+        ``look_within``: an alarm ends the wait that soon (the caller looks at its FIFOs; no doze)."""
         if self._dozy:
             self._dozy = False
-            item = self._doze()
+            item = self._doze() if look_within is None else None
             if item is not None:
                 self._doze_at = float("inf")  # a later alarm (a next(timeout)'s) must not start a doze
                 return item
         self._doze_at = doze_at = _monotonic() + DOZE_AFTER
-        self._alarm.arm_doze(doze_at)
+        self._alarm.arm_doze(doze_at if look_within is None else _monotonic() + look_within)
         return self._recv()
 
     def _doze(self) -> Any:

@@ -10,6 +10,7 @@ running dataflow for the configuration of its dynamic node ``id``.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import queue
 import sys
@@ -249,10 +250,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._wake = Inbox(session, ring_key, ring_size, self._primary)
         timers: list[InputQueue] = []
         sources: set[str] = set()
-        self._recovering: list[replay.RecoveringSubscriber] = []
         # Block inputs from FIFO channels, unless turned off, or the operator runtime feeds its
-        # inputs itself (it overrides _input_callback), or the input is replayed (its advanced
-        # subscriber takes a callback) or shares the ring's key (the markers would fill its FIFO).
+        # inputs itself (it overrides _input_callback), or the input shares the ring's key (the
+        # markers would fill its FIFO). One from another machine: its advanced subscriber fills it.
         fifo_ok = settings.BLOCK_FIFO.get() and type(self)._input_callback is Node._input_callback
         for in_id, q in self._inputs.items():
             q.wake = self._wake
@@ -264,17 +264,19 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 raise NodeConfigError(f"input {in_id!r} of node {cfg.node!r} has neither a timer nor a source")
             sources.add(spec.source_node)
             if q is not self._primary:
-                if q.block and fifo_ok and not spec.recover and spec.key != ring_key:
-                    self._wake.add_fifo(FifoInput(session, spec.key, q))
+                recovering = None
+                if spec.recover:  # a block input from another machine: see dora_zenoh.node.replay
+                    recovering = functools.partial(replay.RecoveringSubscriber, session, spec.key,
+                                                   node=cfg.node, input_id=in_id,
+                                                   source=f"{q.source_node}/{q.source_output}")
+                if q.block and fifo_ok and spec.key != ring_key:
+                    self._wake.add_fifo(FifoInput(session, spec.key, q, declare=recovering))
                     continue
                 callback = self._input_callback(q, spec)
                 if spec.key == ring_key:  # same output as the primary input: the inbox's markers
                     callback = _without_markers(callback)  # reach this subscriber too
-                if spec.recover:  # a block input from another machine: see dora_zenoh.node.replay
-                    sub = replay.RecoveringSubscriber(session, spec.key, callback, cfg.node,
-                                                      in_id, f"{q.source_node}/{q.source_output}")
-                    self._recovering.append(sub)
-                    self._callbacks.append(sub)
+                if recovering is not None:
+                    self._callbacks.append(recovering(callback))
                     continue
                 self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
                     callback, indirect=False)))

@@ -134,25 +134,34 @@ def _sent_tally() -> SentTally | None:
 class RecoveringSubscriber:
     """The subscriber of a block input whose source runs on another machine (see the module docstring).
 
-    ``callback`` gets the samples in order, as a plain subscriber's callback would. A miss
-    is logged here with the node, the input and how many; the input counts it as dropped
-    from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
+    ``handler`` gets the samples in order, as a plain subscriber's would: a callback, or a
+    FIFO channel the node's thread reads with ``try_recv``/``recv`` (dora_zenoh.node.fifo;
+    the advanced subscriber fills it in Rust, holding later samples back while it recovers).
+    A miss is logged here with the node, the input and how many; the input counts it as
+    dropped from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
     """
 
-    def __init__(self, session: zenoh.Session, key: str, callback: Any, node: str, input_id: str,
+    def __init__(self, session: zenoh.Session, key: str, handler: Any, node: str, input_id: str,
                  source: str) -> None:
         self.node, self.input_id, self.source = node, input_id, source
         self.missed = 0
+        if callable(handler) and not isinstance(handler, zenoh.handlers.Callback):  # a plain function
+            handler = zenoh.handlers.Callback(handler, indirect=False)
         self._sub = zext.declare_advanced_subscriber(
-            session, key, zenoh.handlers.Callback(callback, indirect=False),
+            session, key, handler,
             # zenoh's stub marks periodic_queries required; at run time it defaults to None (off)
             recovery=zext.RecoveryConfig(heartbeat=True))  # type: ignore[call-arg]
-        self._listener = self._sub.sample_miss_listener(zenoh.handlers.Callback(self._on_miss, indirect=False))
+        self.try_recv, self.recv = self._sub.try_recv, self._sub.recv
+        self._listener: Any = self._sub.sample_miss_listener(
+            zenoh.handlers.Callback(self._on_miss, indirect=False))
 
     def undeclare(self) -> None:
-        """Stop both callbacks (a node's close undeclares every entity that calls Python back:
-        see dora_zenoh.node.shutdown)."""
-        self._listener.undeclare()
+        """Stop both (a node's close undeclares every entity that calls Python back: see
+        dora_zenoh.node.shutdown). Callable again when the subscriber's undeclare raised (a
+        FIFO's ``recv`` holds it: dora_zenoh.node.fifo.FifoInput.release)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.undeclare()
         self._sub.undeclare()
 
     def _on_miss(self, miss: Any) -> None:

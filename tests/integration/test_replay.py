@@ -8,7 +8,9 @@ from the gaps in our sequence numbers.
 """
 from __future__ import annotations
 
+import functools
 import json
+import queue
 import socket
 import threading
 import time
@@ -18,6 +20,8 @@ import pytest
 import zenoh
 
 from dora_zenoh.node import replay
+from dora_zenoh.node.fifo import FifoInput
+from dora_zenoh.node.inbox import DOZE_AFTER, Inbox
 from dora_zenoh.node.inputs import InputQueue, seq_of
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import zconfig
@@ -158,57 +162,129 @@ def _send(pub, first: int, last: int) -> None:
         pub.put(b"x", attachment=wire.attachment(seq, time.time_ns(), None))
 
 
-def _reader(link: Link, kept: int, monkeypatch, max_bytes: str = "0"
-            ) -> tuple[InputQueue, replay.RecoveringSubscriber, object]:
+class Reader:
+    """The reader's block input, fed as a node feeds it: by the advanced subscriber's callback, or
+    from the FIFO channel it fills (dora_zenoh.node.fifo), which ``seqs`` drains as the node's
+    thread would."""
+
+    def __init__(self, link: Link, path: str) -> None:
+        self.q = InputQueue("data", 100000, True, Tokens(), "src", "out")
+        declare = functools.partial(replay.RecoveringSubscriber, link.reader, KEY, node="sink", input_id="data",
+                                    source="src/out")
+        self.fifo = FifoInput(link.reader, KEY, self.q, declare=lambda ch: self._keep(declare(ch))) \
+            if path == "fifo" else None
+        if self.fifo is None:
+            self.sub = declare(self.q.put)
+
+    def _keep(self, sub: replay.RecoveringSubscriber) -> replay.RecoveringSubscriber:
+        self.sub = sub
+        return sub
+
+    def seqs(self) -> list[int]:
+        if self.fifo is not None:
+            while self.fifo.poll():
+                pass
+        return [seq_of(s) for s in list(self.q.items)]
+
+
+@pytest.fixture(params=["callback", "fifo"])
+def path(request) -> str:
+    return request.param
+
+
+def _reader(link: Link, kept: int, monkeypatch, path: str, max_bytes: str = "0") -> tuple[Reader, object]:
     monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", str(kept))
     monkeypatch.setenv("DORA_ZENOH_REPLAY_BYTES", max_bytes)
-    q = InputQueue("data", 100000, True, Tokens(), "src", "out")
-    sub = replay.RecoveringSubscriber(link.reader, KEY, q.put, "sink", "data", "src/out")
+    r = Reader(link, path)
     pub = replay.declare_publisher(link.sender, KEY, congestion_control=zenoh.CongestionControl.BLOCK)
     wait_until(lambda: pub.matching_status.matching, 30, "the reader's subscription")
-    return q, sub, pub
+    return r, pub
 
 
-def _seqs(q: InputQueue) -> list[int]:
-    return [seq_of(s) for s in list(q.items)]
-
-
-def test_a_cut_link_loses_nothing_the_sender_kept(link: Link, monkeypatch) -> None:
-    q, sub, pub = _reader(link, 1000, monkeypatch)
+def test_a_cut_link_loses_nothing_the_sender_kept(link: Link, monkeypatch, path: str) -> None:
+    r, pub = _reader(link, 1000, monkeypatch, path)
     _send(pub, 0, 9)
-    wait_until(lambda: len(q.items) == 10, 30, "the first messages")
+    wait_until(lambda: len(r.seqs()) == 10, 30, "the first messages")
     link.relay.unplug()
     wait_until(lambda: not pub.matching_status.matching, 30, "the sender to see the reader go")
     _send(pub, 10, 59)  # no link: only the sender's cache has them
     link.relay.plug()
     # ...and nothing more: the reader learns of them from the sender's heartbeat alone.
-    wait_until(lambda: len(q.items) >= 60, 60, "the reader to recover the silent tail")
-    assert _seqs(q) == list(range(60))
+    wait_until(lambda: len(r.seqs()) >= 60, 60, "the reader to recover the silent tail")
+    assert r.seqs() == list(range(60))
     _send(pub, 60, 69)
-    wait_until(lambda: len(q.items) >= 70, 30, "live messages again")
-    assert _seqs(q) == list(range(70)) and q.dropped == 0 and sub.missed == 0
+    wait_until(lambda: len(r.seqs()) >= 70, 30, "live messages again")
+    assert r.seqs() == list(range(70)) and r.q.dropped == 0 and r.sub.missed == 0
 
 
 @pytest.mark.parametrize("messages, max_bytes", [(20, "0"), (1000, "20")], ids=["messages", "bytes"])
 def test_past_the_bound_the_gap_is_counted_and_reported(link: Link, monkeypatch, capfd, messages: int,
-                                                        max_bytes: str) -> None:
+                                                        max_bytes: str, path: str) -> None:
     # 20 messages kept either way: 20 by count, or 20 bytes of 1-byte messages
-    q, sub, pub = _reader(link, messages, monkeypatch, max_bytes)
+    r, pub = _reader(link, messages, monkeypatch, path, max_bytes)
     _send(pub, 0, 9)
-    wait_until(lambda: len(q.items) == 10, 30, "the first messages")
+    wait_until(lambda: len(r.seqs()) == 10, 30, "the first messages")
     link.relay.unplug()
     wait_until(lambda: not pub.matching_status.matching, 30, "the sender to see the reader go")
     _send(pub, 10, 109)  # 100 messages while cut off; the sender keeps the last 20
     link.relay.plug()
     assert pub.kept == 20
-    wait_until(lambda: len(q.items) > 10, 60, "the reader to recover what the sender kept")
+    wait_until(lambda: len(r.seqs()) > 10, 60, "the reader to recover what the sender kept")
     _send(pub, 110, 119)
-    wait_until(lambda: _seqs(q)[-1:] == [119], 30, "live messages again")
-    seqs = _seqs(q)
+    wait_until(lambda: r.seqs()[-1:] == [119], 30, "live messages again")
+    seqs = r.seqs()
     assert seqs == sorted(set(seqs)) and seqs[:10] == list(range(10)) and seqs[-10:] == list(range(110, 120))
     gaps = [(a, b) for a, b in zip(seqs, seqs[1:], strict=False) if b != a + 1]
     assert len(gaps) == 1 and 80 <= gaps[0][1] - gaps[0][0] - 1 <= 100, gaps  # the last ~20 came back
     missing = gaps[0][1] - gaps[0][0] - 1
-    assert sub.missed == missing and q.dropped == missing
+    assert r.sub.missed == missing and r.q.dropped == missing
     err = capfd.readouterr().err
     assert f"node 'sink': input 'data' lost {missing} message(s) of src/out that its sender no longer kept" in err
+
+
+@pytest.mark.parametrize("fifos", [1, 2], ids=["one-fifo-dozing", "two-fifos"])
+def test_what_recovery_fetches_wakes_a_node_asleep_in_its_ring(link: Link, monkeypatch, fifos: int) -> None:
+    """A node's thread asleep in its ring (one FIFO input after DOZE_AFTER, or two FIFO inputs)
+    must still take what Zenoh's recovery puts in a recovering FIFO: those samples ring no bell,
+    and once the FIFO is full, Zenoh's thread waits for room before it calls any bell. Before,
+    the node never woke: data never resumed after a 10 s outage (1 run in 6 over the emulated
+    link). Here: a queue of 2 (a FIFO of 3), 100 messages sent while the link is down, none after."""
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", "1000")
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_BYTES", "0")
+    inbox = Inbox(link.reader, "dora/replaytest/@dz/ring", 64, None)
+    q = InputQueue("data", 2, True, inbox, "src", "out")
+    fifo = FifoInput(link.reader, KEY, q, declare=functools.partial(
+        replay.RecoveringSubscriber, link.reader, KEY, node="sink", input_id="data", source="src/out"))
+    inbox.add_fifo(fifo)
+    if fifos == 2:  # a second block input, whose source never sends
+        inbox.add_fifo(FifoInput(link.reader, KEY + "2", InputQueue("other", 2, True, inbox, "src", "out2")))
+    pub = replay.declare_publisher(link.sender, KEY, congestion_control=zenoh.CongestionControl.BLOCK)
+    wait_until(lambda: pub.matching_status.matching, 30, "the reader's subscription")
+    seqs: list[int] = []
+
+    def node_thread() -> None:  # what Node.__next__ does with the inbox's tokens
+        while len(seqs) < 105:
+            try:
+                token = inbox.get()  # no timeout: its alarm would wake the thread
+            except queue.Empty:  # the session closed
+                return
+            if token is q:
+                seqs.append(seq_of(q.take()))
+
+    reader = threading.Thread(target=node_thread, daemon=True)
+    reader.start()
+    try:
+        _send(pub, 0, 4)
+        wait_until(lambda: len(seqs) == 5, 30, "the first messages")
+        time.sleep(DOZE_AFTER + 0.5)  # a wait that long dozes in the ring (a lone plain FIFO's would)
+        link.relay.unplug()
+        wait_until(lambda: not pub.matching_status.matching, 30, "the sender to see the reader go")
+        _send(pub, 5, 104)  # no link: only the sender's cache has them
+        link.relay.plug()
+        wait_until(lambda: len(seqs) == 105, 30, "the node to take what recovery fetched")
+        assert seqs == list(range(105))
+    finally:
+        for _ in range(200):  # on failure: room in the FIFO lets Zenoh's thread go, so the close can end
+            fifo.poll()
+        inbox.close()
+        reader.join(5)
