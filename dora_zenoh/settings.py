@@ -115,6 +115,14 @@ def _size(raw: str) -> int:
         raise ValueError("is not a size in bytes") from None
 
 
+def _rto_cap(raw: str) -> int:
+    """0, or 1000 to 120000 (ms): what Linux accepts for ``TCP_RTO_MAX_MS``."""
+    value = _count(raw)
+    if value and not 1000 <= value <= 120_000:
+        raise ValueError("is not 0 nor from 1000 to 120000")
+    return value
+
+
 def _count(raw: str) -> int:
     """A whole number, 0 or more."""
     try:
@@ -246,6 +254,12 @@ REPLAY_BYTES: Setting[int] = Setting(
     "Bytes a node keeps per replayed output at most (see `DORA_ZENOH_REPLAY_MESSAGES`): it keeps "
     "fewer messages when the output's first message times that many would be more; 0 sets no bytes limit.",
     fix="set it to a size such as 64MiB or 500kB, or to 0 for no bytes limit", shown_default="`64MiB`")
+TCP_RTO_MAX_MS: Setting[int] = Setting(
+    "DORA_ZENOH_TCP_RTO_MAX_MS", 1000, lambda raw: _rto_cap(raw),
+    "The longest wait, in ms, between TCP's retransmissions on a link to another machine (Linux 6.15 or "
+    "later; set by each process on its own links): after an outage, data resumes within about that long "
+    "of the link's return instead of TCP's doubled wait (up to minutes); 0 leaves TCP's own.",
+    fix="set it to a whole number of milliseconds from 1000 to 120000, or 0")
 SENT_FILE: Setting[str | None] = Setting(
     "DORA_ZENOH_SENT_FILE", None, _text,
     "Set by a machine's runner for a node with replayed outputs: a file where the node keeps how many "
@@ -332,7 +346,7 @@ REGISTRY: tuple[Setting, ...] = (
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, BLOCK_FIFO, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
     EXIT_TIMEOUT,
-    REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE,
+    REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE, TCP_RTO_MAX_MS,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, DAEMON_LABELS, INSECURE_TCP,
     LOG_MAX_BYTES, LOG_BACKUPS,

@@ -11,7 +11,9 @@ other's listener) opens a short-lived session to both listeners, which introduce
 each other; Zenoh then links them (the one whose id ranks first dials), and the data, the
 replay of what was missed and the count of what was not, resume.
 
-Only links beyond this machine are watched: loopback links do not go down.
+Only links beyond this machine are watched: loopback links do not go down. The same look at
+the links caps TCP's retransmission back-off on each new one (dora_zenoh.wire.backoff), so that
+a link that outlived an outage carries data again soon after its return.
 """
 from __future__ import annotations
 
@@ -23,13 +25,24 @@ from typing import Any
 
 import zenoh
 
-from dora_zenoh.wire import zconfig
+from dora_zenoh.console import warn
+from dora_zenoh.wire import backoff, zconfig
 
 POLL = 0.5  # seconds between looks at the session's links
 FIRST_TRY = 0.2  # seconds after a transport closed before the far listener is tried
 PROBE_TIMEOUT = 1.0  # seconds a TCP dial of the far listener may take before it counts as unreachable
 RETRY_MAX = 0.5  # seconds between tries while the far listener is unreachable
 INTRODUCE_WAIT = 3.0  # seconds the introducing session stays open for the two to link
+
+
+def _backoff_cap() -> backoff.BackoffCap:
+    """The cap ``$DORA_ZENOH_TCP_RTO_MAX_MS`` asks, TCP's own after a warning when malformed (a bad
+    value must not stop a node)."""
+    try:
+        return backoff.BackoffCap()
+    except ValueError as exc:
+        warn(str(exc))
+        return backoff.BackoffCap(0)
 
 
 def port_of(endpoint: str) -> int | None:
@@ -63,6 +76,7 @@ class Relinker:
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self.relinked = 0  # how many times a peer was linked again (for tests and logs)
+        self.backoff = _backoff_cap()
         if self._own_port:
             self._start(self._watch)
 
@@ -85,6 +99,7 @@ class Relinker:
                 links = self._session.info.links()
             except zenoh.ZError:  # the session closed
                 return
+            self.backoff.cover(links)
             linked = self._linked()
             if linked is None:
                 return

@@ -1,0 +1,140 @@
+"""Cap TCP's retransmission back-off on a session's links to other machines.
+
+While a link is down, TCP doubles the wait between retransmissions (0.2, 0.4, ... 6.4 s
+after 10 s, up to 120 s). A connection that outlives an outage (Zenoh's 10 s lease did
+not end it) sends nothing after the link's return until its next retransmission: data
+resumed 3.9-10 s after a 10 s outage (docs/machines.md). Linux 6.15 lets a socket cap that
+wait (``TCP_RTO_MAX_MS``); Zenoh neither sets it nor hands its sockets out, so the process
+finds them among its own file descriptors: the TCP sockets whose two addresses are those
+of one of the session's links beyond this machine. Loopback links and the user's own
+sockets are left alone. Without the option (another OS, an older kernel), nothing is done.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dora_zenoh import settings
+from dora_zenoh.wire import zconfig
+
+TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h since 6.15; Python names it later
+_FDS = "/proc/self/fd"
+
+Address = tuple[Any, int]  # (ip_address, port)
+
+
+def address_of(endpoint: str) -> Address | None:
+    """``(ip, port)`` of ``tcp/HOST:PORT`` or ``tls/...`` (metadata and config after ``?``/``#``
+    ignored); None for anything else, a host name included."""
+    proto, _, rest = endpoint.partition("/")
+    if proto not in ("tcp", "tls"):
+        return None
+    host, _, port = rest.split("?", 1)[0].split("#", 1)[0].rpartition(":")
+    try:
+        return _ip(host.strip("[]")), int(port)
+    except ValueError:
+        return None
+
+
+def _ip(host: str) -> Any:
+    ip = ipaddress.ip_address(host.split("%", 1)[0])
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip  # a dual-stack socket's v4 peer
+
+
+class BackoffCap:
+    """Caps the back-off of every TCP socket of this process that carries one of the links given
+    to :meth:`cover`, once each. ``ms``: the cap (``$DORA_ZENOH_TCP_RTO_MAX_MS``; 0 leaves TCP's
+    own). ``capped`` counts the sockets capped (tests and logs look); ``beyond_only=False`` covers
+    loopback links too (for tests without a second machine)."""
+
+    def __init__(self, ms: int | None = None, beyond_only: bool = True) -> None:
+        self.ms = settings.TCP_RTO_MAX_MS.get() if ms is None else ms
+        self.beyond_only = beyond_only
+        self.capped = 0
+        self._done: set[tuple[Address, Address]] = set()
+        self._sockets: dict[str, tuple[Address, Address] | None] = {}  # socket inode -> its two addresses
+        self.off = self.ms <= 0 or not os.path.isdir(_FDS)
+
+    def cover(self, links: Iterable[Any]) -> None:
+        """Cap the sockets of the ``links`` (Zenoh's ``session.info.links()``) beyond this machine
+        that are not capped yet; cheap when there are none (no look at the descriptors)."""
+        if self.off:
+            return
+        wanted = set()
+        for link in links:
+            src, dst = str(link.src), str(link.dst)
+            if zconfig.is_network_endpoint(dst) or not self.beyond_only:
+                own, peer = address_of(src), address_of(dst)
+                if own is not None and peer is not None and (own, peer) not in self._done:
+                    wanted.add((own, peer))
+        if wanted:
+            self._cap(wanted)
+
+    def _cap(self, wanted: set[tuple[Address, Address]]) -> None:
+        try:
+            fds = os.listdir(_FDS)
+        except OSError:
+            return
+        known, self._sockets = self._sockets, {}
+        for name in fds:
+            try:
+                inode = os.readlink(f"{_FDS}/{name}")
+            except OSError:  # closed meanwhile
+                continue
+            if not inode.startswith("socket:"):
+                continue
+            pair = known[inode] if inode in known else _addresses(int(name))
+            self._sockets[inode] = pair
+            if pair in wanted and self._set(int(name)):
+                self._done.add(pair)
+
+    def _set(self, fd: int) -> bool:
+        try:
+            with _duplicate(fd) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self.ms)
+        except OSError as exc:
+            if exc.errno in (errno.ENOPROTOOPT, errno.EINVAL):  # a kernel before 6.15, or a cap it refuses
+                self.off = True
+            return False
+        self.capped += 1
+        return True
+
+
+@contextlib.contextmanager
+def _duplicate(fd: int) -> Iterator[socket.socket]:
+    """A socket object on a duplicate of ``fd``: closing it leaves Zenoh's descriptor open."""
+    dup = os.dup(fd)
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        raise
+    with sock:
+        yield sock
+
+
+def _addresses(fd: int) -> tuple[Address, Address] | None:
+    """The local and peer ``(ip, port)`` of a connected TCP socket, else None."""
+    try:
+        with _duplicate(fd) as sock:
+            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+                return None
+            own, peer = sock.getsockname(), sock.getpeername()
+    except OSError:  # not connected (a listener), or closed meanwhile
+        return None
+    return (_ip(own[0]), own[1]), (_ip(peer[0]), peer[1])
+
+
+def supported() -> bool:
+    """Whether this kernel has the cap (Linux 6.15 or later)."""
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, 1000)
+    except OSError:
+        return False
+    return True

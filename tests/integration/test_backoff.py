@@ -1,0 +1,104 @@
+"""dora_zenoh.wire.backoff with real Zenoh sessions: the cap lands on the session's link sockets only.
+
+Two sessions in this process linked over loopback (``beyond_only=False``: no second machine
+needed), and a TCP connection of "the user's" own beside them. Every socket of the Zenoh link
+gets ``TCP_RTO_MAX_MS``; the user's keep TCP's default. Skips on a kernel without the option.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import pytest
+import zenoh
+
+from dora_zenoh.wire import backoff, zconfig
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(not backoff.supported(), reason="the kernel has no TCP_RTO_MAX_MS (Linux 6.15 or later)"),
+]
+
+
+def _session(listen: list[str], connect: list[str]) -> zenoh.Session:
+    conf = zenoh.Config()
+    conf.insert_json5("scouting/multicast/enabled", "false")
+    conf.insert_json5("listen/endpoints", json.dumps(listen))
+    conf.insert_json5("connect/endpoints", json.dumps(connect))
+    return zenoh.open(conf)
+
+
+def _rto_max(fd: int) -> int:
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return sock.getsockopt(socket.IPPROTO_TCP, backoff.TCP_RTO_MAX_MS)
+
+
+def _tcp_fds(port: int) -> list[int]:
+    """This process's TCP sockets with ``port`` at either end."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            with socket.socket(fileno=os.dup(int(name))) as sock:
+                if sock.type == socket.SOCK_STREAM and port in (sock.getsockname()[1], sock.getpeername()[1]):
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
+    endpoint = zconfig.free_tcp_endpoint()
+    port = int(endpoint.rsplit(":", 1)[1])
+    listener = socket.create_server(("127.0.0.1", 0))  # the user's own connection, in the same process
+    user = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    a = _session([endpoint], [])
+    b = _session([], [endpoint])
+    try:
+        deadline = time.monotonic() + 20
+        while len(_tcp_fds(port)) < 2:  # both ends of the link: this process holds both sessions
+            assert time.monotonic() < deadline, "the two sessions did not link"
+            time.sleep(0.05)
+        default = _rto_max(user.fileno())
+        assert default > 1000  # TCP's own (120 s)
+
+        far_only = backoff.BackoffCap(1000)  # the product's setting: links beyond this machine only
+        far_only.cover(b.info.links())
+        assert far_only.capped == 0 and all(_rto_max(fd) == default for fd in _tcp_fds(port))
+
+        cap = backoff.BackoffCap(1500, beyond_only=False)
+        cap.cover(a.info.links())
+        cap.cover(b.info.links())
+        assert cap.capped == 2
+        assert [_rto_max(fd) for fd in _tcp_fds(port)] == [1500, 1500]
+        assert _rto_max(user.fileno()) == default and _rto_max(accepted.fileno()) == default
+        cap.cover(b.info.links())  # once each
+        assert cap.capped == 2
+        # the session still works: the cap touched a duplicate's socket, not Zenoh's descriptor
+        got = []
+        sub = a.declare_subscriber("backoff/test", zenoh.handlers.Callback(lambda s: got.append(s)))
+        deadline = time.monotonic() + 20
+        while not got:
+            assert time.monotonic() < deadline, "no message after the cap"
+            b.put("backoff/test", b"x")
+            time.sleep(0.05)
+        sub.undeclare()
+    finally:
+        b.close()
+        a.close()
+        for sock in (user, accepted, listener):
+            sock.close()
+
+
+@pytest.mark.parametrize("endpoint, expected", [
+    ("tcp/10.1.2.3:7447", ("10.1.2.3", 7447)),
+    ("tls/[fe80::1%veth0]:7447#iface=veth0", ("fe80::1", 7447)),
+    ("tcp/[::ffff:10.0.0.1]:80", ("10.0.0.1", 80)),
+    ("tcp/robot.local:7447", None),
+    ("udp/10.1.2.3:7447", None),
+])
+def test_addresses_of_endpoints(endpoint: str, expected: tuple[str, int] | None) -> None:
+    got = backoff.address_of(endpoint)
+    assert (None if got is None else (str(got[0]), got[1])) == expected
