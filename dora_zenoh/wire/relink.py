@@ -41,7 +41,7 @@ def _backoff_cap() -> backoff.BackoffCap:
     try:
         return backoff.BackoffCap()
     except ValueError as exc:
-        warn(str(exc))
+        warn(f"{exc}; TCP's own back-off is kept")
         return backoff.BackoffCap(0)
 
 
