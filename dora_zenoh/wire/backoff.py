@@ -56,7 +56,7 @@ class BackoffCap:
         self.ms = settings.TCP_RTO_MAX_MS.get() if ms is None else ms
         self.beyond_only = beyond_only
         self.capped = 0
-        self._done: set[tuple[Address, Address]] = set()
+        self._done: set[tuple[str, str]] = set()  # (src, dst) of the links capped: not parsed again
         self._sockets: dict[str, tuple[Address, Address] | None] = {}  # socket inode -> its two addresses
         self.off = self.ms <= 0 or not os.path.isdir(_FDS)
 
@@ -65,17 +65,18 @@ class BackoffCap:
         that are not capped yet; cheap when there are none (no look at the descriptors)."""
         if self.off:
             return
-        wanted = set()
+        wanted: dict[tuple[Address, Address], tuple[str, str]] = {}  # their two addresses -> the link
         for link in links:
-            src, dst = str(link.src), str(link.dst)
-            if zconfig.is_network_endpoint(dst) or not self.beyond_only:
-                own, peer = address_of(src), address_of(dst)
-                if own is not None and peer is not None and (own, peer) not in self._done:
-                    wanted.add((own, peer))
+            key = str(link.src), str(link.dst)
+            if key in self._done or not (zconfig.is_network_endpoint(key[1]) or not self.beyond_only):
+                continue
+            own, peer = address_of(key[0]), address_of(key[1])
+            if own is not None and peer is not None:
+                wanted[own, peer] = key
         if wanted:
             self._cap(wanted)
 
-    def _cap(self, wanted: set[tuple[Address, Address]]) -> None:
+    def _cap(self, wanted: dict[tuple[Address, Address], tuple[str, str]]) -> None:
         try:
             fds = os.listdir(_FDS)
         except OSError:
@@ -91,7 +92,7 @@ class BackoffCap:
             pair = known[inode] if inode in known else _addresses(int(name))
             self._sockets[inode] = pair
             if pair in wanted and self._set(int(name)):
-                self._done.add(pair)
+                self._done.add(wanted[pair])
 
     def _set(self, fd: int) -> bool:
         try:
