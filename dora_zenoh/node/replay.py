@@ -59,15 +59,17 @@ class ReplayPublisher:
     """The publisher of a replayed output, and a plain one on the same key for its matching status.
 
     Zenoh's cache counts messages only. For the bytes bound (``$DORA_ZENOH_REPLAY_BYTES``) the
-    advanced publisher is declared at the first ``put``, with as many messages as that bound
-    holds of the first one (an output's messages are usually alike in size: an image, a scan).
-    Zenoh's advanced publisher has no ``matching_status``, which the start barrier needs; the
-    plain publisher never sends anything. After the first ``put``, ``put`` is the advanced
-    publisher's own: nothing in between on the hot path.
+    advanced publisher is declared at the first ``put`` with as many messages as the bound holds
+    of that one, and declared again, keeping fewer, when a larger message would let the cache
+    outgrow the bound: an output whose first message was small then kept 256 messages of 4 MiB
+    (1 GiB), and every send paid for fresh memory (docs/machines.md). The new cache starts
+    empty: a reader cut off at that moment recovers only what it kept, and the rest is a miss,
+    counted like any other. Zenoh's advanced publisher has no ``matching_status``, which the
+    start barrier needs; the plain publisher never sends anything.
     """
 
-    __slots__ = ("put", "kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain",
-                 "_tally", "_slot", "_sent")
+    __slots__ = ("kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain",
+                 "_largest", "_tally", "_slot", "_sent")
 
     def __init__(self, session: zenoh.Session, key: str, messages: int, max_bytes: int,
                  tally: SentTally | None = None, **options: Any) -> None:
@@ -75,30 +77,39 @@ class ReplayPublisher:
         self._messages, self._max_bytes = messages, max_bytes
         self._adv: Any = None
         self.kept = 0  # messages the cache keeps, once the first one was sent
+        self._largest = -1  # the largest message sent so far; the cache holds kept of them at most
         self._plain = session.declare_publisher(key)
         # how many were sent, where the runner reads it if this process is killed (wire.tally)
         self._tally, self._sent = tally, 0
         self._slot = tally.slot(key.rsplit("/", 1)[1]) if tally is not None else None
-        self.put = self._first_put
 
-    def _first_put(self, payload: Any, **kw: Any) -> None:
+    def put(self, payload: Any, **kw: Any) -> None:
         try:
             size = len(payload)
         except TypeError:  # a payload that does not tell its size: the message bound alone
             size = 0
-        self.kept = kept_for(size, self._messages, self._max_bytes)
+        if size > self._largest:
+            self._fit(size)
+        self._adv.put(payload, **kw)
+        if self._slot is not None:
+            self._sent += 1
+            self._tally.set(self._slot, self._sent)  # type: ignore[union-attr]
+
+    def _fit(self, size: int) -> None:
+        """Declare the advanced publisher (again) if its cache could not hold ``kept`` messages of
+        ``size`` bytes within the bytes bound."""
+        self._largest = size
+        kept = kept_for(size, self._messages, self._max_bytes)
+        if self._adv is not None and kept >= self.kept:
+            return
+        old, self.kept = self._adv, kept
         self._adv = zext.declare_advanced_publisher(
-            self._session, self._key, cache=zext.CacheConfig(self.kept),
+            self._session, self._key, cache=zext.CacheConfig(kept),
             # zenoh's stub marks sporadic_heartbeat required; at run time it defaults to None (off)
             sample_miss_detection=zext.MissDetectionConfig(heartbeat=HEARTBEAT),  # type: ignore[call-arg]
             **self._options)
-        self.put = self._adv.put if self._slot is None else self._counted_put
-        self.put(payload, **kw)
-
-    def _counted_put(self, payload: Any, **kw: Any) -> None:
-        self._adv.put(payload, **kw)
-        self._sent += 1
-        self._tally.set(self._slot, self._sent)  # type: ignore[union-attr,arg-type]
+        if old is not None:
+            old.undeclare()
 
     @property
     def matching_status(self) -> Any:

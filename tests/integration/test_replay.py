@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import zenoh
+import zenoh.ext as zext
 
 from dora_zenoh.node import replay
 from dora_zenoh.node.fifo import FifoInput
@@ -240,6 +241,33 @@ def test_past_the_bound_the_gap_is_counted_and_reported(link: Link, monkeypatch,
     assert r.sub.missed == missing and r.q.dropped == missing
     err = capfd.readouterr().err
     assert f"node 'sink': input 'data' lost {missing} message(s) of src/out that its sender no longer kept" in err
+
+
+def test_larger_messages_shrink_the_cache_to_the_bytes_bound(link: Link, monkeypatch, path: str) -> None:
+    """Zenoh's cache counts messages; the bytes bound was applied to the first message only, so
+    an output whose first message was small kept 256 large ones (1 GiB of 4 MiB messages, and
+    every send 4x slower). Now a larger message declares the cache again with fewer messages,
+    and the reader still gets every message, in order."""
+    r, pub = _reader(link, 1000, monkeypatch, path, max_bytes="1000")
+    seq = 0
+    for size, kept in ((1, 1000), (100, 10), (500, 2), (10, 2)):
+        for _ in range(10):
+            pub.put(b"x" * size, attachment=wire.attachment(seq, time.time_ns(), None))
+            seq += 1
+        assert pub.kept == kept
+    wait_until(lambda: len(r.seqs()) == seq, 30, "every message")
+    assert r.seqs() == list(range(seq)) and r.q.dropped == 0 and r.sub.missed == 0
+    # What the sender keeps now, as a reader that joins late fetches it: within 1000 bytes.
+    got: queue.Queue = queue.Queue()
+    late = zext.declare_advanced_subscriber(link.reader, KEY, lambda s: got.put(len(s.payload)),
+                                            history=zext.HistoryConfig())
+    try:
+        wait_until(lambda: got.qsize() >= 2, 30, "the late reader's history")
+        time.sleep(0.5)  # anything more the history would bring
+        sizes = [got.get_nowait() for _ in range(got.qsize())]
+    finally:
+        late.undeclare()
+    assert sizes == [10, 10], sizes
 
 
 @pytest.mark.parametrize("fifos", [1, 2], ids=["one-fifo-dozing", "two-fifos"])
