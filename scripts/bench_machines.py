@@ -10,7 +10,8 @@ acknowledged, nothing may be lost; dora-zenoh's readers are `queue_policy: block
 runtimes use the same link, plain TCP, and no shared memory (the namespaces share this
 host's /dev/shm, which two real machines would not).
 
-  sudo .venv/bin/python scripts/bench_machines.py --sizes 8,65536,4194304 --rounds 200
+  sudo .venv/bin/python scripts/bench_machines.py --repeat 5 --cpus 0,1     # today's table in docs/machines.md
+  sudo .venv/bin/python scripts/bench_machines.py --zenoh-advanced           # zenoh with dora-zenoh's replay cache
   sudo .venv/bin/python scripts/bench_machines.py --delay-ms 1 --json out.json
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ def ip(*args: str) -> None:
 class Net:
     """Namespaces a and b joined by ``link``: "veth", "netem" (veth + netem delay) or "emu" (linkemu)."""
 
-    def __init__(self, link: str, delay_ms: float, mtu: int, work: Path) -> None:
+    def __init__(self, link: str, delay_ms: float, mtu: int, work: Path, cpus: dict[str, str] | None = None) -> None:
+        self.cpus = cpus or {}  # machine -> CPU list its processes are pinned to (taskset)
         tag = os.getpid() % 100000
         self.ns = {"a": f"dzba{tag}", "b": f"dzbb{tag}"}
         self.dev = {"a": f"dba{tag}", "b": f"dbb{tag}"}
@@ -91,14 +93,19 @@ class Net:
         for m in "ab":
             subprocess.run(["ip", "netns", "del", self.ns[m]], capture_output=True)
 
+    def cmd(self, m: str, argv: list[str]) -> list[str]:
+        """``argv`` run inside machine ``m`` (on its CPUs when pinned: a daemon's nodes inherit them)."""
+        pin = ["taskset", "-c", self.cpus[m]] if m in self.cpus else []
+        return ["ip", "netns", "exec", self.ns[m], *pin, *argv]
+
     def popen(self, m: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.ns[m], *argv], env=env, cwd=cwd,
+        return subprocess.Popen(self.cmd(m, argv), env=env, cwd=cwd,
                                 stdout=open(log, "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
 
     def run(self, m: str, argv: list[str], env: dict[str, str], cwd: Path, timeout: float
             ) -> subprocess.CompletedProcess:
         """Run to completion; past ``timeout`` it is killed and returns 124 (a hung case is an error row)."""
-        cmd = ["ip", "netns", "exec", self.ns[m], *argv]
+        cmd = self.cmd(m, argv)
         try:
             return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -118,14 +125,15 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     env = dict(os.environ)
     report: dict = {"latency": {}, "throughput": {}}
     ready, result, log = work / "ready", work / "floor.json", work / "floor.log"
+    adv = ["--advanced"] if opts.zenoh_advanced else []
     pong = net.popen("b", [sys.executable, str(FLOOR), "pong", "--host", net.addr["b"], "--port", "7555", "--no-shm",
-                           "--ready-file", str(ready), "--max-seconds", "600"], env, log, work)
+                           "--ready-file", str(ready), "--max-seconds", "600", *adv], env, log, work)
     try:
         if not wait_for(ready.exists, 30):
             return {"error": "pong did not start: " + log.read_text()[-1500:]}
         net.run("a", [sys.executable, str(FLOOR), "ping", "--host", net.addr["b"], "--port", "7555", "--no-shm",
                       "--sizes", opts.sizes, "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
-                      "--result", str(result)], env, work, 600)
+                      "--result", str(result), *adv], env, work, 600)
     finally:
         pong.terminate()
         pong.wait(10)
@@ -134,7 +142,7 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
         size, count, window = (int(x) for x in spec.split(":"))
         ready, rx_out, tx_out = work / f"rx{i}.ready", work / f"rx{i}.json", work / f"tx{i}.json"
         common = ["--host", net.addr["b"], "--port", str(7556 + i), "--size", str(size), "--window", str(window),
-                  *(["--advanced"] if opts.zenoh_advanced else [])]
+                  *adv]
         rx = net.popen("b", [sys.executable, str(FLOOD), "rx", *common, "--ready-file", str(ready),
                              "--result", str(rx_out)], env, log, work)
         try:
@@ -249,8 +257,7 @@ def run_flow(net: Net, yml: Path, name: str, result: Path, env: dict[str, str], 
     dz = [sys.executable, "-m", "dora_zenoh"]
     log = work / f"start-{name}.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen(["ip", "netns", "exec", net.ns["a"], *dz, "start", str(yml), "--name", name,
-                                 "--fail-fast"], env=env, cwd=work, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(net.cmd("a", [*dz, "start", str(yml), "--name", name, "--fail-fast"]), env=env, cwd=work, stdout=f, stderr=subprocess.STDOUT)
     note = ""
     if not wait_for(lambda: proc.poll() is not None or result.exists(), timeout):
         note = f"timed out after {timeout:g} s; "
@@ -267,6 +274,68 @@ def run_flow(net: Net, yml: Path, name: str, result: Path, env: dict[str, str], 
                                        note + log.read_text()[-1200:])
 
 
+RUNTIMES = {"zenoh-python": plain_zenoh, "dora-zenoh": dora_zenoh}
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def _spread(xs: list[float], fmt: str) -> str:
+    """The median, and the range when there are several runs."""
+    if not xs:
+        return "error"
+    mid = format(_median(xs), fmt)
+    return mid if len(xs) == 1 else f"{mid} ({format(min(xs), fmt)}-{format(max(xs), fmt)})"
+
+
+def table(runs: list[dict], opts: argparse.Namespace) -> str:
+    """Medians over the runs; a ratio is dora-zenoh's run against the zenoh-python run made with
+    it (slower = above 1), median and range over the runs."""
+    def lat(run: dict, name: str, size: str) -> dict | None:
+        r = run[name].get("latency", {}).get(size)
+        return r if isinstance(r, dict) and "one_way_p50_us" in r else None
+
+    def tput(run: dict, name: str, spec: str) -> dict | None:
+        r = run[name].get("throughput", {}).get(spec)
+        return r if isinstance(r, dict) and r.get("msgs_per_s") else None
+
+    lines = [f"one-way latency p50 / p90 in µs (median of runs)\n{'size':>9}  {'zenoh-python':>20}  "
+             f"{'dora-zenoh':>20}  ratio(p50)"]
+    for size in opts.sizes.split(","):
+        cells = []
+        for name in RUNTIMES:
+            rs = [r for r in (lat(run, name, size) for run in runs) if r]
+            cells.append(f"{_median([r['one_way_p50_us'] for r in rs]):.0f} / "
+                         f"{_median([r['one_way_p90_us'] for r in rs]):.0f}" if rs else "error")
+        ratios = [d["one_way_p50_us"] / z["one_way_p50_us"] for z, d in
+                  ((lat(run, "zenoh-python", size), lat(run, "dora-zenoh", size)) for run in runs) if z and d]
+        lines.append(f"{size:>9}  {cells[0]:>20}  {cells[1]:>20}  {_spread(ratios, '.2f') if ratios else '-'}")
+    if specs(opts):
+        lines.append(f"throughput a -> b in msg/s, acknowledged windows (median of runs; lost in all)\n"
+                     f"{'SIZE:COUNT:WINDOW':>18}  {'zenoh-python':>22}  {'dora-zenoh':>22}  ratio")
+    for spec in specs(opts):
+        cells = []
+        for name in RUNTIMES:
+            rs = [r for r in (tput(run, name, spec) for run in runs) if r]
+            cells.append(f"{_median([r['msgs_per_s'] for r in rs]):.0f}/s ({sum(r['lost'] for r in rs)})"
+                         if rs else "error")
+        ratios = [z["msgs_per_s"] / d["msgs_per_s"] for z, d in
+                  ((tput(run, "zenoh-python", spec), tput(run, "dora-zenoh", spec)) for run in runs) if z and d]
+        lines.append(f"{spec:>18}  {cells[0]:>22}  {cells[1]:>22}  {_spread(ratios, '.2f') if ratios else '-'}")
+    return "\n".join(lines)
+
+
+def errors(r: dict) -> list[str]:
+    """What went wrong in one runtime's run: its own error and each case's."""
+    found = [r.get("error")]
+    for part in ("latency", "throughput"):
+        found += [v.get(k) for v in r.get(part, {}).values() if isinstance(v, dict) for k in ("error", "start")]
+        found += [r.get(part, {}).get("error")]
+    return [f"{e}" for e in found if e]
+
+
 def choose_link(opts: argparse.Namespace) -> str:
     """veth without delay; with one, netem when this kernel has it, else the user-space emulator."""
     if opts.link != "auto":
@@ -281,13 +350,14 @@ def main() -> int:
     ap.add_argument("--sizes", default="8,65536,4194304", help="latency: payload sizes in bytes")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:200:10",
+    ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:1000:10",
                     help="throughput cases SIZE:COUNT:WINDOW, comma separated ('' for none)")
     ap.add_argument("--queue-policy", choices=["block", "drop_oldest"], default="block",
                     help="dora-zenoh's readers (block, as plain zenoh's BLOCK publishers: nothing may be lost; "
                          "across machines the sender then keeps messages for replay after an outage)")
     ap.add_argument("--zenoh-advanced", action="store_true",
-                    help="plain zenoh's flood uses Zenoh's advanced publisher/subscriber, as dora-zenoh's replay")
+                    help="plain zenoh uses Zenoh's advanced publisher (its cache bounded as dora-zenoh's replay "
+                         "cache) and subscriber: what dora-zenoh's block readers across machines cost in Zenoh itself")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
@@ -296,7 +366,12 @@ def main() -> int:
                     help="run one runtime only (to compare settings of one, alternating runs)")
     ap.add_argument("--open", action="store_true",
                     help="dora-zenoh's dataflows open (`start --open`); default closed, as `start`'s")
-    ap.add_argument("--json", help="also write the full report here")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each runtime, taking turns; the table gives medians and the ratios' range")
+    ap.add_argument("--cpus", metavar="A,B",
+                    help="pin machine a's processes to CPU A and b's to B (taskset; A:B for CPU lists), for both runtimes: "
+                         "on a small VM where the scheduler puts ping and pong decides half the latency")
+    ap.add_argument("--json", help="also write the full report here (every run)")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -305,49 +380,36 @@ def main() -> int:
     if link == "veth" and opts.delay_ms:
         print("--link veth adds no delay: use netem or emu", file=sys.stderr)
         return 2
+    cpus = dict(zip("ab", opts.cpus.split(":" if ":" in opts.cpus else ","), strict=True)) if opts.cpus else None
     load_before = os.getloadavg()
-    report: dict = {"link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
+    report: dict = {"cpus": cpus, "link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
                     "closed": not opts.open,
                     "load_average_before": load_before}
-    for name, fn in (("zenoh-python", plain_zenoh), ("dora-zenoh", dora_zenoh)):
-        if opts.only and name != opts.only:
-            report[name] = {}
-            continue
-        with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
-                Net(link, opts.delay_ms, opts.mtu, Path(tmp)) as net:
-            report[name] = fn(net, opts, Path(tmp))
-            if net.emu:
-                report.setdefault("linkemu_counters", {})[name] = net.emu.stats()
+    names = [n for n in RUNTIMES if not opts.only or n == opts.only]
+    runs: list[dict] = []
+    for _ in range(opts.repeat):  # the runtimes take turns, so a drift in machine speed hits both alike
+        run: dict = {n: {} for n in RUNTIMES}
+        for name in names:
+            with tempfile.TemporaryDirectory(prefix="dz-xbench-") as tmp, \
+                    Net(link, opts.delay_ms, opts.mtu, Path(tmp), cpus) as net:
+                run[name] = RUNTIMES[name](net, opts, Path(tmp))
+                if net.emu:
+                    run.setdefault("linkemu_counters", {})[name] = net.emu.stats()
+        runs.append(run)
+    report["runs"] = runs
     report["load_average_after"] = os.getloadavg()
     how = {"veth": "a veth pair", "netem": f"a veth pair with netem delay {opts.delay_ms:g} ms each way",
            "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
     print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}, "
-          f"{'open' if opts.open else 'closed'} dataflows; load average {load_before[0]:.1f} before, "
-          f"{report['load_average_after'][0]:.1f} after (1 min)")
-    print(f"one-way latency p50 / p90 in µs\n{'size':>9}  {'zenoh-python':>20}  {'dora-zenoh':>20}  ratio(p50)")
-    for size in opts.sizes.split(","):
-        z, d = (report[n].get("latency", {}).get(size) for n in ("zenoh-python", "dora-zenoh"))
-        row = [f"{r['one_way_p50_us']:.0f} / {r['one_way_p90_us']:.0f}" if r else "error" for r in (z, d)]
-        ratio = f"{d['one_way_p50_us'] / z['one_way_p50_us']:.2f}x" if z and d else "-"
-        print(f"{size:>9}  {row[0]:>20}  {row[1]:>20}  {ratio}")
-    if specs(opts):
-        print(f"throughput a -> b, acknowledged windows (lost)\n{'SIZE:COUNT:WINDOW':>18}  {'zenoh-python':>24}  "
-              f"{'dora-zenoh':>24}  ratio")
-    for spec in specs(opts):
-        z, d = (report[n].get("throughput", {}).get(spec) for n in ("zenoh-python", "dora-zenoh"))
-        row = [f"{r['msgs_per_s']:.0f}/s {r['MB_per_s']:.1f} MB/s ({r['lost']})" if r and r.get("msgs_per_s")
-               else "error" for r in (z, d)]
-        ok = z and d and z.get("msgs_per_s") and d.get("msgs_per_s")
-        ratio = f"{z['msgs_per_s'] / d['msgs_per_s']:.2f}x" if ok else "-"
-        print(f"{spec:>18}  {row[0]:>24}  {row[1]:>24}  {ratio}")
-    for name in ("zenoh-python", "dora-zenoh"):
-        r = report[name]
-        for part in ("latency", "throughput"):
-            errors = [r.get("error")] + [v.get(k) for v in r.get(part, {}).values() if isinstance(v, dict)
-                                         for k in ("error", "start")]
-            errors += [r.get(part, {}).get("error")]
-            for e in filter(None, errors):
-                print(f"{name} {part}: {e}", file=sys.stderr)
+          f"{'open' if opts.open else 'closed'} dataflows; zenoh-python {'advanced' if opts.zenoh_advanced else 'plain'} "
+          f"publishers/subscribers; load average {load_before[0]:.1f} before, "
+          f"{report['load_average_after'][0]:.1f} after (1 min); {opts.repeat} run(s) of each, taking turns"
+          + (f"; a on CPU {cpus['a']}, b on CPU {cpus['b']}" if cpus else ""))
+    print(table(runs, opts))
+    for run in runs:
+        for name in names:
+            for e in errors(run[name]):
+                print(f"{name}: {e}", file=sys.stderr)
     if opts.json:
         Path(opts.json).write_text(json.dumps(report, indent=1))
     return 0

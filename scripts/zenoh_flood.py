@@ -23,7 +23,7 @@ from pathlib import Path
 
 import zenoh
 import zenoh.ext as zext
-from zenoh_floor import config, wait_matching
+from zenoh_floor import Out, config, wait_matching
 
 
 def rx(args: argparse.Namespace) -> None:
@@ -65,15 +65,9 @@ def tx(args: argparse.Namespace) -> None:
     """Send windows until COUNT or a missing ack; write what was acknowledged and how fast."""
     acks: queue.SimpleQueue = queue.SimpleQueue()
     with zenoh.open(config(args.port, listen=False, host=args.host, shm=False)) as session:
-        if args.advanced:  # as dora-zenoh's replay publisher (dora_zenoh/node/replay.py)
-            pub = zext.declare_advanced_publisher(
-                session, "bench/data", cache=zext.CacheConfig(256), congestion_control=zenoh.CongestionControl.BLOCK,
-                sample_miss_detection=zext.MissDetectionConfig(heartbeat=0.5))
-        else:
-            pub = session.declare_publisher("bench/data", congestion_control=zenoh.CongestionControl.BLOCK)
+        pub = Out(session, "bench/data", args.advanced, express=False)  # as dora-zenoh's outputs (replayed or not)
         sub = session.declare_subscriber("bench/ack", zenoh.handlers.Callback(acks.put, indirect=False))
-        probe = session.declare_publisher("bench/data")  # an advanced publisher has no matching status
-        wait_matching(probe, 30)
+        wait_matching(pub.probe, 30)
         payload = bytes(args.size)
         sent = acknowledged = 0
         missing_ack_after = None

@@ -17,8 +17,10 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import zenoh
+import zenoh.ext as zext
 
 
 def config(port: int, listen: bool, host: str = "127.0.0.1", shm: bool = True) -> zenoh.Config:
@@ -38,15 +40,59 @@ def config(port: int, listen: bool, host: str = "127.0.0.1", shm: bool = True) -
     return conf
 
 
+REPLAY_MESSAGES, REPLAY_BYTES = 256, 64 << 20  # dora-zenoh's defaults (DORA_ZENOH_REPLAY_MESSAGES/_BYTES)
+
+
+class Out:
+    """A BLOCK publisher (express unless told); with ``advanced``, Zenoh's advanced one as dora-zenoh's replay
+    uses it across machines: a cache of 256 messages or 64 MiB, whichever holds fewer of the
+    largest message so far (declared again when a larger one needs a smaller cache), a
+    heartbeat every 0.5 s."""
+
+    def __init__(self, session: zenoh.Session, key: str, advanced: bool, express: bool = True) -> None:
+        self.session, self.key, self.advanced, self.kept, self.largest = session, key, advanced, 0, -1
+        options = {"congestion_control": zenoh.CongestionControl.BLOCK, "express": express}
+        self.options = {**options, "priority": zenoh.Priority.DATA_HIGH} if advanced else options
+        self.pub = None if advanced else session.declare_publisher(key, **options)
+        self.probe = session.declare_publisher(key)  # an advanced publisher has no matching status
+
+    def put(self, payload: bytes) -> None:
+        if self.advanced:
+            self._fit(len(payload))
+        self.pub.put(payload)  # type: ignore[union-attr]
+
+    def _fit(self, size: int) -> None:
+        if size <= self.largest:
+            return
+        self.largest = size
+        kept = max(1, min(REPLAY_MESSAGES, REPLAY_BYTES // max(size, 1)))
+        if self.pub is not None and kept >= self.kept:
+            return
+        old, self.kept = self.pub, kept
+        self.pub = zext.declare_advanced_publisher(
+            self.session, self.key, cache=zext.CacheConfig(kept),
+            sample_miss_detection=zext.MissDetectionConfig(heartbeat=0.5), **self.options)  # type: ignore[call-arg]
+        if old is not None:
+            old.undeclare()
+
+
+def inbound(session: zenoh.Session, key: str, handler: object, advanced: bool) -> object:
+    """A subscriber; with ``advanced``, Zenoh's advanced one recovering by heartbeat, as dora-zenoh's."""
+    if advanced:
+        return zext.declare_advanced_subscriber(session, key, handler,
+                                                recovery=zext.RecoveryConfig(heartbeat=True))  # type: ignore[call-arg]
+    return session.declare_subscriber(key, handler)
+
+
 def pong(args: argparse.Namespace) -> None:
     """Echo each ping as bytes until SIGTERM/SIGINT; the session is always closed (else exit hangs)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with zenoh.open(config(args.port, listen=True, host=args.host, shm=not args.no_shm)) as session:
-        pub = session.declare_publisher(
-            "bench/pong", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
-        sub = session.declare_subscriber("bench/ping", lambda s: pub.put(s.payload.to_bytes()))
+        pub = Out(session, "bench/pong", args.advanced)
+        sub = inbound(session, "bench/ping", zenoh.handlers.Callback(lambda s: pub.put(s.payload.to_bytes()),
+                                                                    indirect=False), args.advanced)
         if args.ready_file:
             Path(args.ready_file).write_text("ready")
         stop.wait(args.max_seconds)
@@ -62,7 +108,7 @@ def wait_matching(pub: zenoh.Publisher, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def measure(pub: zenoh.Publisher, sub: zenoh.Subscriber, size: int, rounds: int, warmup: int) -> dict:
+def measure(pub: Out, sub: Any, size: int, rounds: int, warmup: int) -> dict:
     """Round trips of `size` bytes; one-way figures are half of them; CPU of this process per round trip."""
     payload = bytes(size)
     rtts: list[int] = []
@@ -90,10 +136,9 @@ def ping(args: argparse.Namespace) -> None:
     """Measure every size and write the same JSON shape as bench_nodes/ping.py."""
     sizes = [int(s) for s in args.sizes.split(",")]
     with zenoh.open(config(args.port, listen=False, host=args.host, shm=not args.no_shm)) as session:
-        pub = session.declare_publisher(
-            "bench/ping", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
-        sub = session.declare_subscriber("bench/pong", zenoh.handlers.FifoChannel(16))
-        wait_matching(pub, 10)
+        pub = Out(session, "bench/ping", args.advanced)
+        sub = inbound(session, "bench/pong", zenoh.handlers.FifoChannel(16), args.advanced)
+        wait_matching(pub.probe, 10)
         report = {str(size): measure(pub, sub, size, args.rounds, args.warmup) for size in sizes}
     Path(args.result).write_text(json.dumps(report))
 
@@ -108,6 +153,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="8,1024,65536,1048576,4194304", help="payload sizes in bytes")
     ap.add_argument("--rounds", type=int, default=300, help="measured round trips per size")
     ap.add_argument("--warmup", type=int, default=30, help="unmeasured round trips per size")
+    ap.add_argument("--advanced", action="store_true",
+                    help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
+                         "replay path across machines")
     ap.add_argument("--result", default="zenoh_floor.json", help="ping: where the JSON goes")
     ap.add_argument("--ready-file", help="pong: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600, help="pong: exit after this long anyway")
