@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from dora_zenoh.console import warn
+
 _T = TypeVar("_T")
 
 
@@ -51,6 +53,15 @@ class Setting(Generic[_T]):
             return self.parse(raw)
         except ValueError as exc:
             raise ValueError(f"{self.name}={raw!r} {exc}" + (f": {self.fix}" if self.fix else "")) from None
+
+    def get_or_default(self, then: str = "") -> _T:
+        """:meth:`get`, or ``default`` after a warning naming the fix and ``then`` (what happens
+        instead) when malformed: where a bad tuning value must not stop a node or a run."""
+        try:
+            return self.get()
+        except ValueError as exc:
+            warn(f"{exc}; {then or f'using {self.default}'}")
+            return self.default
 
 
 def _text(raw: str) -> str:

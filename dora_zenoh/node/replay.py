@@ -32,19 +32,9 @@ HEARTBEAT = 0.5
 PRIORITY = zenoh.Priority.DATA_HIGH
 
 
-def _setting(setting: settings.Setting[int]) -> int:
-    """A replay bound from the environment; its default after a warning when malformed (a bad
-    value must not stop the node)."""
-    try:
-        return setting.get()
-    except ValueError as exc:
-        warn(str(exc))
-        return setting.default
-
-
 def bound() -> int:
     """Messages kept per replayed output (``$DORA_ZENOH_REPLAY_MESSAGES``)."""
-    return _setting(settings.REPLAY_MESSAGES)
+    return settings.REPLAY_MESSAGES.get_or_default()  # a bad value must not stop the node
 
 
 def kept_for(size: int, messages: int, max_bytes: int) -> int:
@@ -63,8 +53,8 @@ class ReplayPublisher:
     of that one, and declared again, keeping fewer, when a larger message would let the cache
     outgrow the bound: an output whose first message was small then kept 256 messages of 4 MiB
     (1 GiB), and every send paid for fresh memory (docs/machines.md). The new cache starts
-    empty: a reader cut off at that moment recovers only what it kept, and the rest is a miss,
-    counted like any other. Zenoh's advanced publisher has no ``matching_status``, which the
+    empty: a reader cut off at that moment recovers only what it kept, and the rest counts in
+    its input's drops (the gap in our sequence numbers). Zenoh's advanced publisher has no ``matching_status``, which the
     start barrier needs; the plain publisher never sends anything.
     """
 
@@ -122,7 +112,7 @@ def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
     messages = bound()
     if messages == 0:
         return session.declare_publisher(key, **options)
-    return ReplayPublisher(session, key, messages, _setting(settings.REPLAY_BYTES), tally=_sent_tally(),
+    return ReplayPublisher(session, key, messages, settings.REPLAY_BYTES.get_or_default(), tally=_sent_tally(),
                            **{"priority": PRIORITY, **options})
 
 

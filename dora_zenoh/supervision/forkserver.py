@@ -356,11 +356,7 @@ class ForkServer:
 def for_nodes(nodes: Iterable[Any], env: dict[str, str]) -> ForkServer | None:
     """The run's fork server, per ``DORA_ZENOH_FORKSERVER``: None when it is off, when too few
     of ``nodes`` are Python nodes for ``auto``, or on a system without pidfds."""
-    try:
-        mode = settings.FORKSERVER.get()
-    except ValueError as exc:
-        warn(f"{exc}; using auto")
-        mode = "auto"
+    mode = settings.FORKSERVER.get_or_default()
     python = sum(1 for n in nodes if n.kind in ("python", "runtime"))
     if mode == "0" or python == 0 or (mode == "auto" and python < AUTO_MIN_NODES):
         return None

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO
 
 from dora_zenoh import settings
-from dora_zenoh.console import warn
 
 DEFAULT_MAX_BYTES = settings.LOG_MAX_BYTES.default  # per file
 DEFAULT_BACKUPS = settings.LOG_BACKUPS.default  # rotated files kept besides the current one: 48 MiB per node
@@ -38,13 +37,7 @@ class LogLimits:
     def from_env(cls) -> LogLimits:
         """The limits in ``$DORA_ZENOH_LOG_MAX_BYTES`` / ``$DORA_ZENOH_LOG_BACKUPS``, else the
         defaults (also, after a warning, for a malformed value: logs must not stop a run)."""
-        def read(setting: settings.Setting[int]) -> int:
-            try:
-                return setting.get()
-            except ValueError as exc:
-                warn(f"{exc}; using {setting.default}")
-                return setting.default
-        return cls(read(settings.LOG_MAX_BYTES), read(settings.LOG_BACKUPS))
+        return cls(settings.LOG_MAX_BYTES.get_or_default(), settings.LOG_BACKUPS.get_or_default())
 
 
 class NodeLog:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import zenoh
 
-from dora_zenoh import console, settings
+from dora_zenoh import settings
 from dora_zenoh.wire import tls
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
@@ -162,11 +162,7 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
 
 def _shm_on() -> bool:
     """settings.SHM; a malformed value is named in a warning and shared memory stays on."""
-    try:
-        return settings.SHM.get()
-    except ValueError as exc:
-        console.warn(f"{exc}; shared memory stays on")
-        return True
+    return settings.SHM.get_or_default("shared memory stays on")
 
 
 def first_dialer_zid() -> str:

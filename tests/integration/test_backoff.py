@@ -6,7 +6,6 @@ gets ``TCP_RTO_MAX_MS``; the user's keep TCP's default. Skips on a kernel withou
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -20,14 +19,6 @@ pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(not backoff.supported(), reason="the kernel has no TCP_RTO_MAX_MS (Linux 6.15 or later)"),
 ]
-
-
-def _session(listen: list[str], connect: list[str]) -> zenoh.Session:
-    conf = zenoh.Config()
-    conf.insert_json5("scouting/multicast/enabled", "false")
-    conf.insert_json5("listen/endpoints", json.dumps(listen))
-    conf.insert_json5("connect/endpoints", json.dumps(connect))
-    return zenoh.open(conf)
 
 
 def _rto_max(fd: int) -> int:
@@ -54,11 +45,12 @@ def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # the user's own connection, in the same process
     user = socket.create_connection(listener.getsockname())
     accepted, _ = listener.accept()
-    a = _session([endpoint], [])
-    b = _session([], [endpoint])
+    a = zenoh.open(zconfig.peer_config([], [endpoint]))
+    b = zenoh.open(zconfig.peer_config([endpoint], []))
     try:
         deadline = time.monotonic() + 20
-        while len(_tcp_fds(port)) < 2:  # both ends of the link: this process holds both sessions
+        # both ends of the link (this process holds both sessions), and both sessions know it
+        while len(_tcp_fds(port)) < 2 or not list(a.info.links()) or not list(b.info.links()):
             assert time.monotonic() < deadline, "the two sessions did not link"
             time.sleep(0.05)
         default = _rto_max(user.fileno())

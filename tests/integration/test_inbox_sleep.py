@@ -8,7 +8,6 @@ there for other processes. Before, every wait in a lone block input's FIFO decla
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -27,14 +26,6 @@ RING = "dora/sleeptest/@dz/wake/sink/1"
 KEY = "dora/sleeptest/src/out"
 
 
-def _session(listen: list[str], connect: list[str]) -> zenoh.Session:
-    conf = zenoh.Config()
-    conf.insert_json5("scouting/multicast/enabled", "false")
-    conf.insert_json5("listen/endpoints", json.dumps(listen))
-    conf.insert_json5("connect/endpoints", json.dumps(connect))
-    return zenoh.open(conf)
-
-
 def _until(cond, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -44,8 +35,8 @@ def _until(cond, timeout: float, what: str) -> None:
 
 def test_a_node_asleep_in_its_block_input_declares_nothing_to_other_processes() -> None:
     endpoint = zconfig.free_tcp_endpoint()
-    observer = _session([endpoint], [])
-    node = _session([], [endpoint])
+    observer = zenoh.open(zconfig.peer_config([], [endpoint]))
+    node = zenoh.open(zconfig.peer_config([endpoint], []))
     inbox = Inbox(node, RING, 16, None)  # no primary input: the node's own ring
     q = InputQueue("data", 4, True, inbox, "src", "out")
     fifo = FifoInput(node, KEY, q)

@@ -134,3 +134,19 @@ def test_log_limits_read_sizes_and_counts(monkeypatch):
     monkeypatch.setenv("DORA_ZENOH_LOG_BACKUPS", "-1")
     with pytest.raises(ValueError, match="DORA_ZENOH_LOG_BACKUPS='-1' is negative"):
         settings.LOG_BACKUPS.get()
+
+
+def test_get_or_default_warns_with_the_fix_and_goes_on(monkeypatch, capsys):
+    """Tuning values must not stop a node or a run: a malformed one is named, with its fix and
+    what happens instead, and the default is used; a good one is used as given."""
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", "lots")
+    assert settings.REPLAY_MESSAGES.get_or_default() == 256
+    err = capsys.readouterr().err
+    assert "warning: DORA_ZENOH_REPLAY_MESSAGES='lots' is not" in err and "such as 256" in err
+    assert err.rstrip().endswith("; using 256")
+    monkeypatch.setenv("DORA_ZENOH_SHM", "maybe")
+    assert settings.SHM.get_or_default("shared memory stays on") is True
+    assert capsys.readouterr().err.rstrip().endswith("; shared memory stays on")
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", "12")
+    assert settings.REPLAY_MESSAGES.get_or_default() == 12
+    assert capsys.readouterr().err == ""
