@@ -493,6 +493,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             acks, acked, arrived = self._listen_for_acks()  # before the notice: no ack can be missed
             try:
                 self._put_eos(notice)
+                replay.mark_noticed()  # its runner takes the counts from the notice now
                 self._await_readers(acked, arrived)
             finally:
                 acks.undeclare()

@@ -119,6 +119,12 @@ def declare_publisher(session: zenoh.Session, key: str, **options: Any) -> Any:
 _TALLY: list[SentTally | None] = []  # this process's, opened at the first replayed output
 
 
+def mark_noticed() -> None:
+    """This process's end-of-stream notice went out (see dora_zenoh.wire.tally)."""
+    if _TALLY and _TALLY[0] is not None:
+        _TALLY[0].mark_noticed()
+
+
 def _sent_tally() -> SentTally | None:
     """The file the runner named for this node's sent counts (``$DORA_ZENOH_SENT_FILE``), if any."""
     if not _TALLY:

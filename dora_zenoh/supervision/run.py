@@ -469,14 +469,15 @@ class DataflowRun:
             self._tally_dir = tempfile.mkdtemp(prefix="dora-zenoh-sent-")
         return str(Path(self._tally_dir) / f"{node.id}.{self.restarts.get(node.id, 0)}")
 
-    def _count_killed(self, proc: NodeProcess) -> None:
-        """A process killed by a signal sent no end-of-stream notice: what it sent is what it left
-        in its sent file, added to its node's total (readers on other machines count with it)."""
+    def _count_unnoticed(self, proc: NodeProcess) -> None:
+        """A process that ended without its end-of-stream notice (killed by a signal, a crash,
+        ``os._exit``): what it sent is what it left in its sent file, added to its node's total
+        (readers on other machines count with it). A file marked as noticed: the notice is on
+        its way here, and counts."""
         path, proc.sent_file = proc.sent_file, None
         if path is None:
             return
-        code = proc.popen.returncode
-        if not proc.noticed and code is not None and code < 0:
+        if not proc.noticed and not tally.noticed(path):
             sent = self.sent_before.setdefault(proc.node.id, {})
             for out, count in tally.read(path).items():
                 sent[out] = sent.get(out, 0) + count
@@ -484,7 +485,7 @@ class DataflowRun:
 
     def _record_exit(self, proc: NodeProcess) -> None:
         node_id = proc.node.id
-        self._count_killed(proc)
+        self._count_unnoticed(proc)
         status, detail = exit_outcome(proc.popen.returncode, proc.stop_action, self.options.grace,
                                       proc.supervision_lost, proc.close_failed)
         if self._will_restart(proc.node, status):

@@ -6,7 +6,8 @@ while they send at 20 Hz. `big` keeps 1000 messages for replay, `small` 20: afte
 returns, the sink has every message of `big` in order, and of `small` the messages before
 the outage, the last ones its sender kept, and the ones after, with the gap counted and
 logged. `end` ends during the outage, taking what it kept with it: once the link is back its
-input closes, and what never arrived is counted and logged. The namespace harness is
+input closes, and what never arrived is counted and logged; as for `kill` (SIGKILL: no notice)
+and `exit` (``os._exit``: no notice, no signal), whose counts come from their sent files. The namespace harness is
 test_machines.py's (cleaned up also on failure).
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ def net(machines: Machines) -> Machines:  # noqa: F811 (the fixture imported abo
 
 
 def write_flow(folder: Path) -> Path:
-    for name in ("big", "small", "end", "kill"):
+    for name in ("big", "small", "end", "kill", "exit"):
         (folder / f"send_{name}.py").write_text(textwrap.dedent(f"""
             import os
             import signal
@@ -51,6 +52,8 @@ def write_flow(folder: Path) -> Path:
                         break  # ends during the outage (its notice and replay cache go with it)
                     if "{name}" == "kill" and os.path.exists("end-now.txt"):
                         os.kill(os.getpid(), signal.SIGKILL)  # dies during the outage: no notice at all
+                    if "{name}" == "exit" and os.path.exists("end-now.txt"):
+                        os._exit(0)  # ends during the outage without a notice, and with no signal
         """))
     (folder / "sink.py").write_text(textwrap.dedent("""
         from dora import Node
@@ -91,6 +94,12 @@ def write_flow(folder: Path) -> Path:
             env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
             inputs: {{tick: dora/timer/millis/50}}
             outputs: [n]
+          - id: send_exit
+            path: send_exit.py
+            deploy: {{machine: a}}
+            env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
+            inputs: {{tick: dora/timer/millis/50}}
+            outputs: [n]
           - id: sink
             path: sink.py
             deploy: {{machine: b}}
@@ -99,6 +108,7 @@ def write_flow(folder: Path) -> Path:
               small: {{source: send_small/n, queue_policy: block}}
               end: {{source: send_end/n, queue_policy: block}}
               kill: {{source: send_kill/n, queue_policy: block}}
+              exit: {{source: send_exit/n, queue_policy: block}}
     """))
     # the daemons' logs and state are in this folder too, and change while it is shipped
     (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\n/state/\n")
@@ -186,12 +196,22 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
     lost_kill = re.findall(r"input 'kill' lost (\d+) message\(s\) of send_kill/n that never arrived", logs.stdout)
     assert lost_kill == [str(sent_kill - got_kill)], logs.stdout[-3000:]
 
+    # `exit` ended with os._exit(0) during the outage: no notice and no signal; counted the same way
+    wait_for(lambda: "INPUT_CLOSED exit" in events.read_text(), 60, "input 'exit' to close")
+    sent_exit, got_exit = len(numbers(tmp / "sent-exit.txt")), len(numbers(tmp / "got-exit.txt"))
+    assert got_exit < sent_exit, (got_exit, sent_exit)
+    logs = net.cli("logs", "outage", "sink")
+    assert logs.returncode == 0, logs.stderr
+    lost_exit = re.findall(r"input 'exit' lost (\d+) message\(s\) of send_exit/n that never arrived", logs.stdout)
+    assert lost_exit == [str(sent_exit - got_exit)], logs.stdout[-3000:]
+
     info = net.cli("node", "info", "sink", "-d", "outage", "--json")
     assert info.returncode == 0, info.stderr
     inputs = json.loads(info.stdout)["inputs"]
     assert (inputs["small"]["dropped"], inputs["big"]["dropped"]) == (missing, 0), inputs
     assert inputs["end"]["dropped"] == sent_end - got_end, inputs
     assert inputs["kill"]["dropped"] == sent_kill - got_kill, inputs
+    assert inputs["exit"]["dropped"] == sent_exit - got_exit, inputs
     out = net.cli("stop", "outage")
     # (`stop` reports the dataflow failed: one of its nodes was killed by a signal)
     assert out.returncode == 0 or "'send_kill' on machine 'a' was killed by signal SIGKILL" in out.stdout + out.stderr, (

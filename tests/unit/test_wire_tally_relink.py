@@ -18,6 +18,18 @@ def test_a_node_s_sent_counts_survive_in_its_file(tmp_path: Path) -> None:
     assert tally.read(path) == {"image": 1000, "scan": 7}
 
 
+def test_the_file_says_whether_the_notice_went_out(tmp_path: Path) -> None:
+    """Marked once the node's end-of-stream notice is out (its counts come with it): the runner
+    adds the file's counts only for a process that ended without (SIGKILL, os._exit)."""
+    path = str(tmp_path / "send.0")
+    counts = tally.SentTally(path)
+    counts.set(counts.slot("n"), 5)  # type: ignore[arg-type]
+    assert not tally.noticed(path)
+    counts.mark_noticed()
+    assert tally.noticed(path) and tally.read(path) == {"n": 5}
+    assert not tally.noticed(str(tmp_path / "none"))
+
+
 def test_a_missing_or_foreign_file_reads_as_no_counts(tmp_path: Path) -> None:
     assert tally.read(str(tmp_path / "none")) == {}
     (tmp_path / "junk").write_bytes(b"not json\n" + bytes(100))
