@@ -252,6 +252,12 @@ EXIT_TIMEOUT: Setting[float] = Setting(
     "Seconds a node that exits waits for its `queue_policy: block` readers to receive all it sent "
     "(`drop_oldest` readers: at most 1 s); who has not by then is named in a warning.",
     fix="set it to e.g. 30, or to 0 not to wait", shown_default="`10`")
+STOP_GRACE: Setting[float | None] = Setting(
+    "DORA_ZENOH_STOP_GRACE", None, _seconds,
+    "Set by the runner: the dataflow's grace period after STOP (`--grace` of `run`/`start`). A node that "
+    "got STOP ends its wait for its readers (`DORA_ZENOH_EXIT_TIMEOUT`) a second before that period does, "
+    "and says so, instead of being killed at its end.",
+    shown_default="none")
 
 # -- several machines (docs/machines.md) -------------------------------------------------------
 REPLAY_MESSAGES: Setting[int] = Setting(
@@ -263,7 +269,8 @@ REPLAY_MESSAGES: Setting[int] = Setting(
 REPLAY_BYTES: Setting[int] = Setting(
     "DORA_ZENOH_REPLAY_BYTES", 64 << 20, _size,
     "Bytes a node keeps per replayed output at most (see `DORA_ZENOH_REPLAY_MESSAGES`): it keeps "
-    "fewer messages when the output's first message times that many would be more; 0 sets no bytes limit.",
+    "fewer messages when the output's largest message so far times that many would be more; 0 sets no bytes "
+    "limit.",
     fix="set it to a size such as 64MiB or 500kB, or to 0 for no bytes limit", shown_default="`64MiB`")
 TCP_RTO_MAX_MS: Setting[int] = Setting(
     "DORA_ZENOH_TCP_RTO_MAX_MS", 1000, lambda raw: _rto_cap(raw),
@@ -356,7 +363,7 @@ REGISTRY: tuple[Setting, ...] = (
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, BLOCK_FIFO, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
-    EXIT_TIMEOUT,
+    EXIT_TIMEOUT, STOP_GRACE,
     REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE, TCP_RTO_MAX_MS,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, DAEMON_LABELS, INSECURE_TCP,

@@ -21,7 +21,6 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import warn
-from dora_zenoh.node.config import read_setting as _setting
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 
@@ -33,6 +32,9 @@ if TYPE_CHECKING:
 # `queue_policy: block` readers up to $DORA_ZENOH_EXIT_TIMEOUT seconds (settings.EXIT_TIMEOUT),
 # drop_oldest ones up to DROP_READER_WAIT.
 DROP_READER_WAIT = 1.0
+# After the runner's STOP, the wait ends this long before the dataflow's grace period does
+# ($DORA_ZENOH_STOP_GRACE), so that the node says who it waited for instead of being killed.
+GRACE_MARGIN = 1.0
 
 
 def acknowledge(session: zenoh.Session, key: str, zid: str) -> None:
@@ -62,6 +64,7 @@ class EndOfStream:
     _eos_counts: dict[str, dict[str, dict[str, Any]]]
     _eos_pub: zenoh.Publisher
     _data_inputs: list[InputQueue]
+    _stop_at: float | None
 
     if TYPE_CHECKING:
         def _drop_malformed(self, key: str, problem: str) -> None: ...
@@ -139,9 +142,14 @@ class EndOfStream:
         others = {r for o in sent for r in readers.get(o, ())} - block
         if not block and not others:
             return
-        timeout = _setting(settings.EXIT_TIMEOUT.get)
-        timeout = settings.EXIT_TIMEOUT.default if timeout is None else timeout
+        timeout = settings.EXIT_TIMEOUT.get_or_default()
         start = time.monotonic()
+        by_grace = False
+        grace = settings.STOP_GRACE.get_or_default() if self._stop_at is not None else None
+        if grace is not None and self._stop_at is not None:
+            left = self._stop_at + grace - GRACE_MARGIN - start
+            if left < timeout:
+                timeout, by_grace = max(0.0, left), True
         limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
         late: set[str] = set()
         while True:
@@ -160,5 +168,6 @@ class EndOfStream:
             waited = time.monotonic() - start
             total = sum(sent.values())
             warn(f"node '{self.node_id}': exiting after waiting {waited:.1f} s for {', '.join(sorted(late))} to "
-                 f"receive its {total} message(s); they may miss the last ones (raise {settings.EXIT_TIMEOUT.name} to "
-                 "wait longer for queue_policy: block readers)")
+                 f"receive its {total} message(s); they may miss the last ones ("
+                 + ("the dataflow's grace period after STOP ends: raise --grace of run/start/stop)" if by_grace else
+                    f"raise {settings.EXIT_TIMEOUT.name} to wait longer for queue_policy: block readers)"))

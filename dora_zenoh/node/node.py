@@ -133,6 +133,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         prefix = cfg.prefix
         self._stopped = False
         self._stop_cause = STOP_MANUAL
+        self._stop_at: float | None = None  # when the runner's STOP came (monotonic)
         self._finished = False
         self._state = threading.Condition()
         self._alive: set[str] = set()
@@ -332,6 +333,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 return
             self._stopped = True
             self._stop_cause = cause
+            if cause == STOP_MANUAL:  # the runner's stop: its grace period runs (see _await_readers)
+                self._stop_at = time.monotonic()
             self._state.notify_all()
         self._wake.put(_STOP)
 

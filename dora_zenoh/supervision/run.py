@@ -294,6 +294,8 @@ class DataflowRun:
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
                        supervised=not self.options.part)
+        # the node ends its wait for its readers before the grace period ends (node.end_of_stream)
+        env[settings.STOP_GRACE.name] = f"{self.options.grace:g}"
         sent_file = self._sent_file(node)
         if sent_file is not None:
             env[settings.SENT_FILE.name] = sent_file

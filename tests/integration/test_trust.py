@@ -66,6 +66,10 @@ SENDER = """
         sys.exit(0)
     if os.environ.get("END") == "raise":
         raise RuntimeError("failing after sending")
+    if os.environ.get("END") == "stop":  # on until the dataflow stops
+        for event in node:
+            if event["type"] == "STOP":
+                break
 """
 
 
@@ -212,6 +216,39 @@ def test_exit_timeout_is_bounded_and_reported(flow):
     flow.write("recorder.py", RECORDER)
     _, err = run_with_a_stalled_reader(flow, "rx", "--stop-after", "8s")  # the sender gives up meanwhile
     assert "'tx': exiting after waiting" in err and "for rx" in err, err
+
+
+def test_after_stop_the_exit_wait_ends_before_the_grace_period(flow):
+    """A block reader that never takes its messages, and a `stop` whose grace period (4 s) is
+    shorter than the exit wait (10 s by default): the sender stops waiting a second before the
+    grace period ends and says so, instead of being killed at its end (reported as a failure
+    that names the sender, with no word of whom it waited for)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: sender.py
+            outputs: [data]
+            env: {COUNT: "200", GO: "go", END: "stop"}
+          - id: rx
+            path: recorder.py
+            inputs:
+              data: {source: tx/data, queue_size: 10, queue_policy: block}
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("recorder.py", RECORDER)
+    proc = flow.start("--stop-after", "4s", "--grace", "4s")
+    try:
+        pid = pid_of(flow, "rx")
+        time.sleep(0.5)  # past the start barrier
+        os.kill(pid, signal.SIGSTOP)  # and stopped for good: the run kills it at the end of its grace
+        (flow.folder / "go").write_text("")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "'tx': exiting after waiting" in err and "for rx" in err and "grace period after STOP" in err, err
+    assert "'rx'" in err and "'tx' did not stop within" not in err, err
 
 
 # -- 2. a stalled drop_oldest reader never holds back its sender -----------------------------------
