@@ -54,8 +54,8 @@ class ReplayPublisher:
     outgrow the bound: an output whose first message was small then kept 256 messages of 4 MiB
     (1 GiB), and every send paid for fresh memory (docs/machines.md). The new cache starts
     empty: a reader cut off at that moment recovers only what it kept, and the rest counts in
-    its input's drops (the gap in our sequence numbers). Zenoh's advanced publisher has no ``matching_status``, which the
-    start barrier needs; the plain publisher never sends anything.
+    its input's drops (the gap in our sequence numbers). Zenoh's advanced publisher has no
+    ``matching_status``, which the start barrier needs; the plain publisher never sends anything.
     """
 
     __slots__ = ("kept", "_options", "_session", "_key", "_messages", "_max_bytes", "_adv", "_plain",
