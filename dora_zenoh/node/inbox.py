@@ -59,7 +59,6 @@ BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it r
 RECOVERY_LOOK = 0.1      # s the thread sleeps in the ring at most while a recovering FIFO may fill
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
-_ANY = zenoh.Locality.ANY
 _DELETE = zenoh.SampleKind.DELETE
 _SAMPLE = zenoh.Sample
 _monotonic = time.monotonic
@@ -75,12 +74,7 @@ class Inbox:
     def __init__(self, session: zenoh.Session, key: str, ring_size: int, primary: InputQueue | None) -> None:
         self._session = session
         self._key = key
-        # A ring of its own (no primary input) only carries this session's markers: its
-        # subscribers, and those a sleep declares on it, stay in this process. Declared for any
-        # origin, each of the latter (one per wait) went out to every peer and router, twice.
-        self._ring_origin = _LOCAL if primary is None else _ANY
-        self._sub = session.declare_subscriber(key, zenoh.handlers.RingChannel(ring_size),
-                                               allowed_origin=self._ring_origin)
+        self._sub = session.declare_subscriber(key, zenoh.handlers.RingChannel(ring_size))
         self._recv = self._sub.recv
         self._try_recv = self._sub.try_recv
         self._pending: deque = deque()   # tokens from put(), oldest first
@@ -338,7 +332,7 @@ class Inbox:
         self._kick_ready = True
         try:
             watch = self._session.declare_subscriber(
-                self._key, zenoh.handlers.Callback(self._kick, indirect=False), allowed_origin=self._ring_origin)
+                self._key, zenoh.handlers.Callback(self._kick, indirect=False))
         except zenoh.ZError:  # the session is closing: recv() says so
             return self._sleep()
         try:
@@ -386,8 +380,7 @@ class Inbox:
         self.dozes += 1
         try:
             sub = self._session.declare_subscriber(
-                self._key, zenoh.handlers.Callback(self._ring_bell, self._ring_bell, indirect=False),
-                allowed_origin=self._ring_origin)
+                self._key, zenoh.handlers.Callback(self._ring_bell, self._ring_bell, indirect=False))
         except zenoh.ZError:  # the session is closed: recv() says so
             return None
         try:
