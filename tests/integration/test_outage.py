@@ -67,48 +67,23 @@ def write_flow(folder: Path) -> Path:
                 with open("events.txt", "a") as f:
                     f.write(f"{event['type']} {event.get('id')}\\n")
     """))
+    kept = {"big": 1000, "small": SMALL, "end": 5, "kill": 5, "exit": 5}  # DORA_ZENOH_REPLAY_MESSAGES
+    senders = "".join(f"""
+          - id: send_{name}
+            path: send_{name}.py
+            deploy: {{machine: a}}
+            env: {{DORA_ZENOH_REPLAY_MESSAGES: "{n}"}}
+            inputs: {{tick: dora/timer/millis/50}}
+            outputs: [n]""" for name, n in kept.items())
+    inputs = "".join(f"""
+              {name}: {{source: send_{name}/n, queue_policy: block}}""" for name in kept)
     yaml = folder / "dataflow.yml"
     yaml.write_text(textwrap.dedent(f"""
-        nodes:
-          - id: send_big
-            path: send_big.py
-            deploy: {{machine: a}}
-            env: {{DORA_ZENOH_REPLAY_MESSAGES: "1000"}}
-            inputs: {{tick: dora/timer/millis/50}}
-            outputs: [n]
-          - id: send_small
-            path: send_small.py
-            deploy: {{machine: a}}
-            env: {{DORA_ZENOH_REPLAY_MESSAGES: "{SMALL}"}}
-            inputs: {{tick: dora/timer/millis/50}}
-            outputs: [n]
-          - id: send_end
-            path: send_end.py
-            deploy: {{machine: a}}
-            env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
-            inputs: {{tick: dora/timer/millis/50}}
-            outputs: [n]
-          - id: send_kill
-            path: send_kill.py
-            deploy: {{machine: a}}
-            env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
-            inputs: {{tick: dora/timer/millis/50}}
-            outputs: [n]
-          - id: send_exit
-            path: send_exit.py
-            deploy: {{machine: a}}
-            env: {{DORA_ZENOH_REPLAY_MESSAGES: "5"}}
-            inputs: {{tick: dora/timer/millis/50}}
-            outputs: [n]
+        nodes:{senders}
           - id: sink
             path: sink.py
             deploy: {{machine: b}}
-            inputs:
-              big: {{source: send_big/n, queue_policy: block}}
-              small: {{source: send_small/n, queue_policy: block}}
-              end: {{source: send_end/n, queue_policy: block}}
-              kill: {{source: send_kill/n, queue_policy: block}}
-              exit: {{source: send_exit/n, queue_policy: block}}
+            inputs:{inputs}
     """))
     # the daemons' logs and state are in this folder too, and change while it is shipped
     (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\n/state/\n")
@@ -128,6 +103,22 @@ def numbers(path: Path) -> list[int]:
     if not path.exists():
         return []
     return [int(line) for line in path.read_text().splitlines() if line.strip().isdigit()]
+
+
+def ended_during_the_outage(net: Machines, name: str) -> int:
+    """Input ``name`` of the sink closed, and the messages of ``send_<name>`` that never arrived
+    were logged once, exactly; how many."""
+    tmp = net.tmp
+    events = tmp / "events.txt"
+    wait_for(lambda: events.exists() and f"INPUT_CLOSED {name}" in events.read_text(), 60,
+             f"input '{name}' to close")
+    sent, got = len(numbers(tmp / f"sent-{name}.txt")), len(numbers(tmp / f"got-{name}.txt"))
+    assert got < sent, (name, got, sent)  # (its replay cache kept 5: the outage did lose some)
+    logs = net.cli("logs", "outage", "sink")
+    assert logs.returncode == 0, logs.stderr
+    found = re.findall(rf"input '{name}' lost (\d+) message\(s\) of send_{name}/n that never arrived", logs.stdout)
+    assert found == [str(sent - got)], logs.stdout[-3000:]
+    return sent - got
 
 
 def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines) -> None:
@@ -175,43 +166,18 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
     assert reported == missing, logs.stdout[-3000:]
     assert "input 'big' lost" not in logs.stdout
 
-    # `end` ended during the outage: its input closes once the link is back (its supervisor's word
-    # reaches b), and what never arrived is counted (its sent count, from that supervisor)
-    events = tmp / "events.txt"
-    wait_for(lambda: events.exists() and "INPUT_CLOSED end" in events.read_text(), 60, "input 'end' to close")
-    sent_end, got_end = len(numbers(tmp / "sent-end.txt")), len(numbers(tmp / "got-end.txt"))
-    assert got_end < sent_end, (got_end, sent_end)  # (its replay cache kept 5: the outage did lose some)
-    logs = net.cli("logs", "outage", "sink")
-    assert logs.returncode == 0, logs.stderr
-    lost_end = re.findall(r"input 'end' lost (\d+) message\(s\) of send_end/n that never arrived", logs.stdout)
-    assert lost_end == [str(sent_end - got_end)], logs.stdout[-3000:]
-
-    # `kill` was SIGKILLed during the outage (no notice): its count comes from what it kept in its
-    # sent file (dora_zenoh.wire.tally), which its supervisor read and declared
-    wait_for(lambda: "INPUT_CLOSED kill" in events.read_text(), 60, "input 'kill' to close")
-    sent_kill, got_kill = len(numbers(tmp / "sent-kill.txt")), len(numbers(tmp / "got-kill.txt"))
-    assert got_kill < sent_kill, (got_kill, sent_kill)
-    logs = net.cli("logs", "outage", "sink")
-    assert logs.returncode == 0, logs.stderr
-    lost_kill = re.findall(r"input 'kill' lost (\d+) message\(s\) of send_kill/n that never arrived", logs.stdout)
-    assert lost_kill == [str(sent_kill - got_kill)], logs.stdout[-3000:]
-
-    # `exit` ended with os._exit(0) during the outage: no notice and no signal; counted the same way
-    wait_for(lambda: "INPUT_CLOSED exit" in events.read_text(), 60, "input 'exit' to close")
-    sent_exit, got_exit = len(numbers(tmp / "sent-exit.txt")), len(numbers(tmp / "got-exit.txt"))
-    assert got_exit < sent_exit, (got_exit, sent_exit)
-    logs = net.cli("logs", "outage", "sink")
-    assert logs.returncode == 0, logs.stderr
-    lost_exit = re.findall(r"input 'exit' lost (\d+) message\(s\) of send_exit/n that never arrived", logs.stdout)
-    assert lost_exit == [str(sent_exit - got_exit)], logs.stdout[-3000:]
+    # Senders that ended during the outage: each input closes once the link is back (their
+    # supervisor's word reaches b), and what never arrived is counted and logged. `end` returned
+    # (its count: its end-of-stream notice, through that supervisor); `kill` was SIGKILLed and
+    # `exit` called os._exit(0), without a notice: their counts come from their sent files
+    # (dora_zenoh.wire.tally), which their supervisor read and declared.
+    lost = {name: ended_during_the_outage(net, name) for name in ("end", "kill", "exit")}
 
     info = net.cli("node", "info", "sink", "-d", "outage", "--json")
     assert info.returncode == 0, info.stderr
     inputs = json.loads(info.stdout)["inputs"]
     assert (inputs["small"]["dropped"], inputs["big"]["dropped"]) == (missing, 0), inputs
-    assert inputs["end"]["dropped"] == sent_end - got_end, inputs
-    assert inputs["kill"]["dropped"] == sent_kill - got_kill, inputs
-    assert inputs["exit"]["dropped"] == sent_exit - got_exit, inputs
+    assert all(inputs[name]["dropped"] == n for name, n in lost.items()), (inputs, lost)
     out = net.cli("stop", "outage")
     # (`stop` reports the dataflow failed: one of its nodes was killed by a signal)
     assert out.returncode == 0 or "'send_kill' on machine 'a' was killed by signal SIGKILL" in out.stdout + out.stderr, (

@@ -198,22 +198,28 @@ def test_exit_waits_for_a_stopped_block_reader(flow):
     print("sender:", flow.result("sender.json"))
 
 
-def test_exit_timeout_is_bounded_and_reported(flow):
-    """A block reader that stays stopped: the sender gives up after DORA_ZENOH_EXIT_TIMEOUT and
-    says so, naming the reader."""
-    flow.write("dataflow.yml", """
+def write_sender_and_block_reader(flow, tx_env: str) -> None:
+    """tx (SENDER, with ``tx_env`` as its YAML env's entries) and rx (RECORDER) reading it with
+    ``queue_policy: block`` and a queue of 10."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
             path: sender.py
             outputs: [data]
-            env: {COUNT: "20000", GO: "go", DORA_ZENOH_EXIT_TIMEOUT: "1"}
+            env: {{{tx_env}}}
           - id: rx
             path: recorder.py
             inputs:
-              data: {source: tx/data, queue_size: 10, queue_policy: block}
+              data: {{source: tx/data, queue_size: 10, queue_policy: block}}
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
+
+
+def test_exit_timeout_is_bounded_and_reported(flow):
+    """A block reader that stays stopped: the sender gives up after DORA_ZENOH_EXIT_TIMEOUT and
+    says so, naming the reader."""
+    write_sender_and_block_reader(flow, 'COUNT: "20000", GO: "go", DORA_ZENOH_EXIT_TIMEOUT: "1"')
     _, err = run_with_a_stalled_reader(flow, "rx", "--stop-after", "8s")  # the sender gives up meanwhile
     assert "'tx': exiting after waiting" in err and "for rx" in err, err
 
@@ -223,19 +229,7 @@ def test_after_stop_the_exit_wait_ends_before_the_grace_period(flow):
     shorter than the exit wait (10 s by default): the sender stops waiting a second before the
     grace period ends and says so, instead of being killed at its end (reported as a failure
     that names the sender, with no word of whom it waited for)."""
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: tx
-            path: sender.py
-            outputs: [data]
-            env: {COUNT: "200", GO: "go", END: "stop"}
-          - id: rx
-            path: recorder.py
-            inputs:
-              data: {source: tx/data, queue_size: 10, queue_policy: block}
-    """)
-    flow.write("sender.py", SENDER)
-    flow.write("recorder.py", RECORDER)
+    write_sender_and_block_reader(flow, 'COUNT: "200", GO: "go", END: "stop"')
     proc = flow.start("--stop-after", "4s", "--grace", "4s")
     try:
         pid = pid_of(flow, "rx")
