@@ -373,6 +373,8 @@ def main() -> int:
                          "on a small VM where the scheduler puts ping and pong decides half the latency")
     ap.add_argument("--json", help="also write the full report here (every run)")
     opts = ap.parse_args()
+    if opts.repeat < 1:
+        ap.error(f"--repeat {opts.repeat}: at least 1 run of each runtime")
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -380,7 +382,12 @@ def main() -> int:
     if link == "veth" and opts.delay_ms:
         print("--link veth adds no delay: use netem or emu", file=sys.stderr)
         return 2
-    cpus = dict(zip("ab", opts.cpus.split(":" if ":" in opts.cpus else ","), strict=True)) if opts.cpus else None
+    cpus = None
+    if opts.cpus:
+        parts = opts.cpus.split(":" if ":" in opts.cpus else ",")
+        if len(parts) != 2 or not all(parts):
+            ap.error(f"--cpus {opts.cpus}: give machine a's CPU and b's, e.g. 0,1 (or 0-1:2-3 for CPU lists)")
+        cpus = dict(zip("ab", parts, strict=True))
     load_before = os.getloadavg()
     report: dict = {"cpus": cpus, "link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
                     "closed": not opts.open,
