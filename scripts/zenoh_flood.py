@@ -20,10 +20,10 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import zenoh
-import zenoh.ext as zext
-from zenoh_floor import Out, config, wait_matching
+from zenoh_floor import Out, config, inbound, wait_matching
 
 
 def rx(args: argparse.Namespace) -> None:
@@ -43,9 +43,7 @@ def rx(args: argparse.Namespace) -> None:
                 ack.put(b"\x01")
 
         handler = zenoh.handlers.Callback(on_data, indirect=False)
-        data_sub = (zext.declare_advanced_subscriber(session, "bench/data", handler,
-                                                     recovery=zext.RecoveryConfig(heartbeat=True))
-                    if args.advanced else session.declare_subscriber("bench/data", handler))
+        data_sub: Any = inbound(session, "bench/data", handler, args.advanced)
         if args.advanced:
             def on_miss(miss: object) -> None:
                 state["missed"] = state.get("missed", 0) + miss.nb  # type: ignore[attr-defined]

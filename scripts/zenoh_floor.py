@@ -54,7 +54,8 @@ class Out:
         options = {"congestion_control": zenoh.CongestionControl.BLOCK, "express": express}
         self.options = {**options, "priority": zenoh.Priority.DATA_HIGH} if advanced else options
         self.pub = None if advanced else session.declare_publisher(key, **options)
-        self.probe = session.declare_publisher(key)  # an advanced publisher has no matching status
+        # what the harness waits on: an advanced publisher has no matching status, a plain one has
+        self.probe = session.declare_publisher(key) if advanced else self.pub
 
     def put(self, payload: bytes) -> None:
         if self.advanced:

@@ -145,9 +145,9 @@ class EndOfStream:
         timeout = settings.EXIT_TIMEOUT.get_or_default()
         start = time.monotonic()
         by_grace = False
-        grace = settings.STOP_GRACE.get_or_default() if self._stop_at is not None else None
-        if grace is not None and self._stop_at is not None:
-            left = self._stop_at + grace - GRACE_MARGIN - start
+        if self._stop_at is not None:  # after the runner's STOP: within its grace period
+            grace = settings.STOP_GRACE.get_or_default()
+            left = self._stop_at + grace - GRACE_MARGIN - start if grace is not None else timeout
             if left < timeout:
                 timeout, by_grace = max(0.0, left), True
         limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
