@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
-from dora_zenoh.console import warn
+from dora_zenoh import settings
+from dora_zenoh.console import note, warn
 from dora_zenoh.node import replay, shutdown
+from dora_zenoh.node.end_of_stream import GRACE_MARGIN
 from dora_zenoh.node.events import STOP_MANUAL
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
     from dora_zenoh.node.supervisor import SupervisorWatch
     from dora_zenoh.wire.contract import NodeConfig
 
-# How long a node asks the runner to confirm an `exited`/`stop` token before it ignores it.
+# How long a node asks the runner to confirm an `exited`/`stop` token before it says it ignores
+# it (a `stop` token: asked about until the dataflow's grace period would end, see _confirm).
 FACT_PATIENCE = 3.0
 _PER_NODE = frozenset({"node", "exited", "sent"})  # token kinds that name a node (keys.live_root)
 SENT_PATIENCE = 2.0  # seconds a reader waits for an ended source's sent tokens (see _close_counted_remote)
@@ -121,8 +124,11 @@ class PeerWatch:
         gave us its session id (``runner_zid``), and a query reply names the session that
         sent it (``Reply.replier_id``): the fact is believed when the runner's own
         ``facts`` queryable says so. Asked on a thread of ours (a Zenoh callback must
-        not wait), for up to FACT_PATIENCE seconds; an unconfirmed token is ignored and
-        logged once. A node that no runner started believes tokens as they come.
+        not wait); a token unconfirmed after FACT_PATIENCE seconds is logged as ignored.
+        A ``stop`` token is asked about until the grace period would end: a runner slow to
+        answer (after a link outage, under load: its node was killed at the end of that
+        period) must not cost a graceful stop. A node that no runner started believes
+        tokens as they come.
         """
         runner = self._cfg.runner_zid
         if not runner:
@@ -136,8 +142,19 @@ class PeerWatch:
 
     def _confirm(self, kind: str, name: str, act: Callable[[], None], runner: str) -> None:
         selector = keys.facts_key(self._cfg.prefix, self._dataflow)
-        deadline = time.monotonic() + FACT_PATIENCE
+        start = time.monotonic()
+        # a stop token: one at most in flight; an exited one per name, which another session can forge
+        deadline = start + (max(FACT_PATIENCE, _grace() - GRACE_MARGIN) if kind == "stop" else FACT_PATIENCE)
         impostors: set[str] = set()
+        said = False
+
+        def say() -> None:
+            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
+            more = f"; asking until {deadline - start:g} s" if time.monotonic() < deadline else ""
+            warn(f"node '{self.node_id}': ignored the '{self._what(kind, name)}' token: the runner (session "
+                 f"{runner}) does not confirm it within {FACT_PATIENCE:g} s, so another Zenoh session may have "
+                 f"declared it{extra}{more}")
+
         try:
             while time.monotonic() < deadline and not self._closed:
                 for reply in shutdown.replies(_ask_every_runner(self._session, selector), 1.0, self._leaving):
@@ -149,19 +166,26 @@ class PeerWatch:
                     facts, problem = wire.load_json(reply.ok.payload.to_bytes())
                     if problem is None and isinstance(facts, dict) and (
                             facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
+                        if said:
+                            note(f"node '{self.node_id}': the runner confirmed the '{self._what(kind, name)}' "
+                                 f"token after {time.monotonic() - start:.1f} s: acting on it")
                         act()
                         return
+                if not said and time.monotonic() - start >= FACT_PATIENCE and not self._closed:
+                    said = True
+                    say()
                 time.sleep(0.1)
         except zenoh.ZError:  # our session is closing
             return
         finally:
             with self._state:
                 self._checking.discard((kind, name))
-        if not self._closed:
-            what = "stop" if kind == "stop" else f"exited/{name}"
-            extra = f" (answers from other sessions ignored: {', '.join(sorted(impostors))})" if impostors else ""
-            warn(f"node '{self.node_id}': ignored the '{what}' token: the runner (session {runner}) does not "
-                 f"confirm it within {FACT_PATIENCE:g} s, so another Zenoh session declared it{extra}")
+        if not said and not self._closed:
+            say()
+
+    @staticmethod
+    def _what(kind: str, name: str) -> str:
+        return "stop" if kind == "stop" else f"exited/{name}"
 
     def _close_from(self, node: str, include_stdout: bool) -> None:
         """``node`` is gone: close its inputs once what it sent before has landed.
@@ -250,6 +274,12 @@ class PeerWatch:
         except zenoh.ZError:
             pass
         return None
+
+
+def _grace() -> float:
+    """The dataflow's grace period after STOP, as the runner set it (10 s when unknown)."""
+    grace = settings.STOP_GRACE.get_or_default()
+    return 10.0 if grace is None else grace
 
 
 def _ask_every_runner(session: zenoh.Session, selector: str) -> Any:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -488,3 +491,62 @@ def test_only_a_nodes_sources_and_readers_ask_about_its_exit(flow):
             proc.communicate()
     assert proc.returncode == 0, err
     assert 1 <= len(asked) <= 3, asked  # rx (a retry at most); 8 more if every node asked
+
+
+def test_a_stop_the_runner_confirms_late_still_stops_the_node(tmp_path):
+    """A node believes a `stop` token once its runner confirms it. After a link outage under
+    load, a runner answered too late (more than 3 s): its node ignored the stop and was killed
+    at the end of the grace period (the emulated-link test, 2 of ~100 runs). Here the test's
+    own session is the node's runner: it declares the token and answers the node's questions
+    only after 5 s. The node must still get STOP, within the grace period, and say why it
+    waited."""
+    from dora_zenoh.wire import keys
+    from dora_zenoh.wire.contract import InputConfig, NodeConfig
+
+    endpoint = zconfig.free_tcp_endpoint()
+    runner = zenoh.open(zconfig.peer_config([], [endpoint]))
+    answer_after = time.monotonic() + 1e9  # set once the token is out
+    asked: list[float] = []
+
+    def facts(query: zenoh.Query) -> None:
+        asked.append(time.monotonic())
+        if time.monotonic() >= answer_after:
+            query.reply(keys.facts_key("dora", "latestop"), json.dumps({"stop": True, "exited": []}).encode())
+
+    queryable = runner.declare_queryable(keys.facts_key("dora", "latestop"),  # noqa: F841 (kept declared)
+                                         zenoh.handlers.Callback(facts, indirect=False))
+    cfg = NodeConfig("latestop", "n", "dora", endpoint, supervised=False, runner_zid=str(runner.zid()),
+                     inputs={"tick": InputConfig(timer_ns=50_000_000)})
+    script = tmp_path / "n.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from dora_zenoh import Node
+        node = Node()
+        open("up", "w").write("")
+        for event in node:
+            if event["type"] == "STOP":
+                open("stopped", "w").write(str(time.monotonic()))
+    """))
+    env = {**os.environ, "DORA_ZENOH_NODE_CONFIG": cfg.to_json(), "DORA_ZENOH_STOP_GRACE": "10"}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                            text=True)
+    token = None
+    try:
+        assert wait_for(lambda: (tmp_path / "up").exists() or proc.poll() is not None, 60, "the node")
+        assert proc.poll() is None, proc.communicate()[1]
+        answer_after = time.monotonic() + 5.0
+        token = runner.liveliness().declare_token(f"{keys.live_root('dora', 'latestop')}/stop")
+        assert wait_for(lambda: (tmp_path / "stopped").exists(), 20, "STOP")
+        stopped = float((tmp_path / "stopped").read_text())
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if token is not None:
+            token.undeclare()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        runner.close()
+    assert stopped >= answer_after and asked and min(asked) < answer_after - 3, asked  # asked early, believed late
+    assert "node 'n': ignored the 'stop' token" in err and "asking until 9 s" in err, err
+    assert "node 'n': the runner confirmed the 'stop' token after" in err, err
+    assert proc.returncode == 0, err
