@@ -26,6 +26,7 @@ from dora_zenoh.wire import keys
 
 if TYPE_CHECKING:
     from dora_zenoh.node.inputs import InputQueue
+    from dora_zenoh.node.shutdown import Helpers
     from dora_zenoh.wire.contract import NodeConfig
 
 # A node that exits waits until its readers have its end-of-stream notice (see Node.close):
@@ -65,6 +66,9 @@ class EndOfStream:
     _eos_pub: zenoh.Publisher
     _data_inputs: list[InputQueue]
     _stop_at: float | None
+    _recover_ids: set[str]
+    _helpers: Helpers
+    _closed: bool
 
     if TYPE_CHECKING:
         def _drop_malformed(self, key: str, problem: str) -> None: ...
@@ -72,12 +76,35 @@ class EndOfStream:
     def _on_eos(self, sample: zenoh.Sample) -> None:
         key = str(sample.key_expr)
         node = key.rsplit("/", 1)[1]
-        self._on_notice(sample, key, node)
+        outputs = self._on_notice(sample, key, node)
         zid = self._eos_seen.get(node)
-        if zid is not None:  # after the inputs took it: everything the sender sent is in us
-            acknowledge(self._session, keys.ack_key(self._cfg.prefix, self._dataflow, node, self.node_id), zid)
+        if zid is None:
+            return
+        ack = keys.ack_key(self._cfg.prefix, self._dataflow, node, self.node_id)
+        behind = [(q, count) for q in self._data_inputs
+                  if q.source_node == node and q.id in self._recover_ids and not q.closed
+                  and isinstance(count := outputs.get(q.source_output or ""), int)]
+        if behind:  # on a thread of ours: a Zenoh callback must not wait
+            self._helpers.start(self._ack_once_in, ack, zid, behind, name="dora-zenoh-ack")
+        else:  # after the inputs took it: everything the sender sent is in us
+            acknowledge(self._session, ack, zid)
 
-    def _on_notice(self, sample: zenoh.Sample, key: str, node: str) -> None:
+    def _ack_once_in(self, ack: str, zid: str, behind: list[tuple[InputQueue, int]]) -> None:
+        """Acknowledge a notice from another machine once its inputs here have every message it
+        counts (or counted them lost). A sender's notice can overtake what it sent while the link
+        was down: that is in its replay cache, which ends with its process, and the reader is
+        still recovering it. Acknowledged at once, the sender ended and the rest was lost
+        (docs/design/outage.md). Bounded by the sender's own wait (``$DORA_ZENOH_EXIT_TIMEOUT``),
+        and ended by this node's close (it takes no more messages)."""
+        deadline = time.monotonic() + settings.EXIT_TIMEOUT.get_or_default()
+        while time.monotonic() < deadline and not self._closed:  # closing, this node takes no more
+            if all(q.closed or (q.last_seq is not None and q.last_seq + 1 >= count) for q, count in behind):
+                break
+            time.sleep(0.01)
+        acknowledge(self._session, ack, zid)
+
+    def _on_notice(self, sample: zenoh.Sample, key: str, node: str) -> dict[str, Any]:
+        """Check a notice and close (or count for) the inputs it ends; its counts per output."""
         raw = sample.payload.to_bytes()
         notice, problem = wire.check_eos(raw, node)
         secret = self._cfg.secret
@@ -87,17 +114,18 @@ class EndOfStream:
                 problem = "notice is not signed by a process of this run (another Zenoh session sent it)"
         if problem is not None:
             self._drop_malformed(key, problem)
-            return
+            return {}
         outputs = notice.get("outputs", {})
         if isinstance(notice.get("zid"), str):
             self._eos_seen[node] = notice["zid"]
         if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
             if isinstance(outputs, dict) and not notice.get("partial"):  # (see PeerWatch._close_counted_remote)
                 self._eos_counts.setdefault(node, {})[str(notice.get("zid"))] = outputs
-            return
+            return outputs if isinstance(outputs, dict) else {}
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
+        return outputs if isinstance(outputs, dict) else {}
 
     def _listen_for_acks(self) -> tuple[Any, set[str], threading.Condition]:
         """Before our notice goes out: the subscriber that collects our readers' acknowledgements

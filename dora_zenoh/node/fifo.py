@@ -25,7 +25,9 @@ the session (a few µs, nothing on the wire: docs/design/inbox.md, Dozing).
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import zenoh
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 KICK = b"@dzk"  # attachment of a kick: wakes a thread asleep in the FIFO (never data)
 _DELETE = zenoh.SampleKind.DELETE
 _LOCAL = zenoh.Locality.SESSION_LOCAL
+RELEASE_PATIENCE = 5.0  # s a closing node empties a recovering FIFO while its subscriber is undeclared
 
 
 class FifoInput:
@@ -52,7 +55,7 @@ class FifoInput:
     long without looking at it (``Inbox._wait_fifos``).
     """
 
-    __slots__ = ("queue", "key", "recovering", "_session", "_sub", "_try_recv", "_recv")
+    __slots__ = ("queue", "key", "recovering", "repair", "_session", "_sub", "_try_recv", "_recv")
 
     def __init__(self, session: zenoh.Session, key: str, queue: InputQueue,
                  declare: Callable[[Any], Any] | None = None) -> None:
@@ -64,11 +67,13 @@ class FifoInput:
         self._sub: Any = declare(channel) if declare else session.declare_subscriber(key, channel)
         self._try_recv = self._sub.try_recv
         self._recv = self._sub.recv
+        self.repair = getattr(self._sub, "repair", None)  # see dora_zenoh.node.replay.CacheRepair
 
-    def poll(self) -> bool:
-        """Take one message if one is there, into the input's queue; whether the node has one
-        more item to serve. ``queue.busy`` says whether the FIFO may hold more (a close for a
-        sender that vanished waits until the node found it empty: see ``close_when_quiet``)."""
+    def poll(self) -> int:
+        """Take one message if one is there, into the input's queue; how many more items the
+        node has to serve (more than one when a gap before it was fetched again: ``_serve``).
+        ``queue.busy`` says whether the FIFO may hold more (a close for a sender that vanished
+        waits until the node found it empty: see ``close_when_quiet``)."""
         q = self.queue
         try:
             sample = self._try_recv()
@@ -78,18 +83,45 @@ class FifoInput:
             sample = None
         if sample is None:
             q.busy = False
-            return False
+            return 0
         q.busy = True
-        return q.taken(sample)
+        return q.taken(sample) if self.repair is None else self._serve(sample)
 
-    def wait(self) -> bool:
-        """Block (in Rust, GIL released) until a message or a kick comes; whether a message
-        came (it is in the input's queue). Raises zenoh.ZError once the session closed."""
+    def wait(self) -> int:
+        """Block (in Rust, GIL released) until a message or a kick comes; how many items it
+        queued (see ``poll``). Raises zenoh.ZError once the session closed."""
         sample = self._recv()
         if sample.kind == _DELETE and _is_kick(sample):
-            return False
+            return 0
         self.queue.busy = True
-        return self.queue.taken(sample)
+        return self.queue.taken(sample) if self.repair is None else self._serve(sample)
+
+    def _serve(self, sample: Any) -> int:
+        """Queue ``sample`` of a recovering FIFO, after what its sender's cache still holds of a
+        gap before it (``repair``); what the FIFO receives meanwhile is served after it, the same
+        way. Returns how many items were queued."""
+        q, repair = self.queue, self.repair
+        if q.gap_before(sample) is None:  # the common case, kept short
+            return q.taken(sample)
+        queued = 0
+        later = deque([sample])
+        while later:
+            sample = later.popleft()
+            gap = q.gap_before(sample)
+            if gap is not None:
+                for old in repair.fetch(sample, *gap, meanwhile=lambda: self._take_all(later)):  # type: ignore[union-attr]
+                    queued += q.taken(old)
+            queued += q.taken(sample)
+        return queued
+
+    def _take_all(self, into: deque) -> None:
+        """Move what the FIFO holds now into ``into`` (kicks aside: the thread is awake)."""
+        try:
+            while (sample := self._try_recv()) is not None:
+                if not (sample.kind == _DELETE and _is_kick(sample)):
+                    into.append(sample)
+        except zenoh.ZError:  # released or closed: nothing more will come
+            pass
 
     def kick(self) -> None:
         """Wake a thread in ``wait``: a session-local delete that only this session's subscribers
@@ -104,11 +136,38 @@ class FifoInput:
     def release(self) -> None:
         """Undeclare the subscriber: a Zenoh thread waiting for room is let go, and nothing more
         is queued (the node is closing). A full FIFO whose subscriber is still declared makes
-        ``session.close()`` time out (measured), so the node does this before it closes."""
+        ``session.close()`` time out (measured), so the node does this before it closes.
+
+        A recovering FIFO's undeclare waits for its advanced subscriber's lock, which the Zenoh
+        thread flushing what recovery held keeps while it waits for room in this FIFO: the
+        undeclare runs on a thread of its own while this one empties the FIFO (what comes now
+        is not served: the node is closing). Undeclared from the node's thread alone, a reader
+        that stopped during a burst hung until it was killed (docs/design/outage.md)."""
         sub, self._sub = self._sub, None
-        self._try_recv = _released
+        try_recv, self._try_recv = self._try_recv, _released
         if sub is None:
             return
+        if not self.recovering:
+            self._undeclare(sub)
+            return
+        done = threading.Event()
+
+        def undeclare() -> None:
+            try:
+                self._undeclare(sub)
+            finally:
+                done.set()
+
+        threading.Thread(target=undeclare, name="dora-zenoh-release", daemon=True).start()
+        deadline = time.monotonic() + RELEASE_PATIENCE
+        while not done.wait(0.002) and time.monotonic() < deadline:
+            try:
+                while try_recv() is not None:
+                    pass
+            except Exception:  # closed, or the node's thread is in recv(): the kicks wake it
+                pass
+
+    def _undeclare(self, sub: Any) -> None:
         for _ in range(100):
             try:
                 sub.undeclare()

@@ -254,9 +254,9 @@ class Inbox:
         token); whether any came."""
         got = False
         for fifo in self._fifos:
-            if fifo.poll():
-                self._local.append(fifo.queue)
-                self.fifo_taken += 1
+            if n := fifo.poll():
+                self._local.extend([fifo.queue] * n)
+                self.fifo_taken += n
                 got = True
         if got:
             self._bell_unanswered = False
@@ -272,9 +272,9 @@ class Inbox:
         tokens = []
         for fifo in self._fifos:
             for _ in range(fifo.queue.size + 1):
-                if not fifo.poll():
+                if not (n := fifo.poll()):
                     break
-                tokens.append(fifo.queue)
+                tokens.extend([fifo.queue] * n)
         if tokens:
             self.fifo_taken += len(tokens)
             self._bell_unanswered = False
@@ -341,9 +341,9 @@ class Inbox:
                 return item
             self._doze_at = doze_at = _monotonic() + DOZE_AFTER
             self._alarm.arm_doze(doze_at)
-            if fifo.wait():
-                self._local.append(fifo.queue)
-                self.fifo_taken += 1
+            if n := fifo.wait():
+                self._local.extend([fifo.queue] * n)
+                self.fifo_taken += n
             return None
         finally:
             self._kick_ready = False

@@ -87,6 +87,17 @@ class InputQueue:
                 self.count_dropped(seq - last - 1, on_the_way=self.block)
             self.last_seq = seq
 
+    def gap_before(self, sample: Any) -> tuple[int, int] | None:
+        """(first, count) of the sender's messages missing before ``sample``, if any (as
+        ``_count_seq`` would count them); read by the node's thread before ``taken``."""
+        att = sample.attachment
+        seq = wire.seq_in(att.to_bytes()) if att is not None else None
+        last = self.last_seq if self.last_seq is not None else (
+            self.first_seq - 1 if self.first_seq is not None else None)
+        if seq is None or last is None or seq <= last + 1:
+            return None
+        return last + 1, seq - last - 1
+
     def taken(self, sample: Any) -> bool:
         """A message the node's thread took from this input's FIFO channel (see
         :mod:`dora_zenoh.node.fifo`): count it and queue it for the token the caller serves.

@@ -8,19 +8,25 @@ messages (fewer when ``$DORA_ZENOH_REPLAY_BYTES`` holds fewer) in a cache and an
 last sequence number in a heartbeat; the remote block reader uses Zenoh's advanced
 subscriber, which sees a gap (a jump, or a heartbeat ahead of what it has: a silent tail),
 fetches the missing range from the cache, and delivers in order, holding later messages
-meanwhile. What the cache no longer had is a *miss*: logged here, and counted in the input's
-drops by the gap it leaves in our own sequence numbers (``InputQueue.put``). Why Zenoh's and
-not our own: docs/design/outage.md.
+meanwhile. Zenoh's recovery can give up on a range that the cache still holds (see
+:class:`CacheRepair`), so a reader that reads from a FIFO channel asks the cache once more
+for any gap before it counts it. What the cache no longer had is a *miss*: logged here, and
+counted in the input's drops by the gap it leaves in our own sequence numbers
+(``InputQueue.put``). Why Zenoh's and not our own: docs/design/outage.md.
 """
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import zenoh
 import zenoh.ext as zext
 
 from dora_zenoh import settings
-from dora_zenoh.console import warn
+from dora_zenoh.console import note, warn
+from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.tally import SentTally
 
 # Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
@@ -30,6 +36,11 @@ HEARTBEAT = 0.5
 # priority DATA: on the same queue as a BLOCK put waiting for room, a heartbeat stalled Zenoh's
 # sending until it closed the link 5 s later, losing what was queued (docs/machines.md).
 PRIORITY = zenoh.Priority.DATA_HIGH
+# Seconds a reader asks its sender's cache for a gap before it counts it (see CacheRepair):
+# its node's thread serves nothing else meanwhile.
+REPAIR_PATIENCE = 3.0
+_NONE = zenoh.ConsolidationMode.NONE  # every sample the cache holds: they all have the output's key
+_ANY_KEY = zenoh.ReplyKeyExpr.ANY  # the cache answers on the output's key, not on the one asked
 
 
 def bound() -> int:
@@ -144,15 +155,21 @@ class RecoveringSubscriber:
     ``handler`` gets the samples in order, as a plain subscriber's would: a callback, or a
     FIFO channel the node's thread reads with ``try_recv``/``recv`` (dora_zenoh.node.fifo;
     the advanced subscriber fills it in Rust, holding later samples back while it recovers).
-    A miss is logged here with the node, the input and how many; the input counts it as
+    A FIFO's reader has a :class:`CacheRepair` (``repair``), which asks the cache again for a
+    gap Zenoh reported missed and logs what it still lacks; on a callback (the operator
+    runtime, ``DORA_ZENOH_BLOCK_FIFO=0``), whose Zenoh thread must not wait for a query, a miss
+    is logged here with the node, the input and how many. Either way the input counts it as
     dropped from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
     """
 
     def __init__(self, session: zenoh.Session, key: str, handler: Any, node: str, input_id: str,
                  source: str) -> None:
         self.node, self.input_id, self.source = node, input_id, source
-        self.missed = 0
-        if callable(handler) and not isinstance(handler, zenoh.handlers.Callback):  # a plain function
+        self.missed = 0  # what Zenoh's recovery reported missed
+        self.repair: CacheRepair | None = None
+        if isinstance(handler, zenoh.handlers.FifoChannel):  # the node's thread reads it
+            self.repair = CacheRepair(session, key, node, input_id, source)
+        elif callable(handler) and not isinstance(handler, zenoh.handlers.Callback):  # a plain function
             handler = zenoh.handlers.Callback(handler, indirect=False)
         self._sub = zext.declare_advanced_subscriber(
             session, key, handler,
@@ -173,7 +190,93 @@ class RecoveringSubscriber:
 
     def _on_miss(self, miss: Any) -> None:
         self.missed += miss.nb
-        warn(miss_message(self.node, self.input_id, self.source, miss.nb, self.missed))
+        if self.repair is None:  # else the repair logs what the cache no longer had
+            warn(miss_message(self.node, self.input_id, self.source, miss.nb, self.missed))
+
+
+class CacheRepair:
+    """Asks a sender's replay cache, once more, for the messages missing before one that arrived.
+
+    Zenoh's recovery declares a range missed when its query ends, answered or not, while a
+    later sample waits: a link that Zenoh closes with the query out ends it without replies,
+    and the sender's cache still holds the range (docs/design/outage.md: 165 messages, or one,
+    in the emulated-link test). The reader's thread asks for exactly the gap (by Zenoh's
+    sequence numbers of the sample's source, which step with those in our attachments), again
+    while nothing answers (no route to the cache yet), for up to ``REPAIR_PATIENCE``; what the
+    FIFO receives meanwhile goes to ``meanwhile``, since the Zenoh thread that brings the
+    answer may be waiting for room in that FIFO.
+    """
+
+    def __init__(self, session: zenoh.Session, key: str, node: str, input_id: str, source: str) -> None:
+        self._session, self._key = session, key
+        self.node, self.input_id, self.source = node, input_id, source
+        self.recovered = 0  # messages the cache gave back (tests look)
+        self.lost = 0       # messages the cache no longer had
+
+    def fetch(self, sample: zenoh.Sample, first: int, count: int, meanwhile: Callable[[], None]) -> list:
+        """The messages numbered ``first`` .. ``first + count - 1`` (our sequence numbers) that
+        the cache of ``sample``'s sender still holds, in order; logs what it does not."""
+        found: dict[int, zenoh.Sample] = {}  # seq -> sample, filled on Zenoh's threads
+        info = sample.source_info
+        if info is not None and info.source_sn > 0:
+            sn = info.source_sn
+            # Up to the sample itself, which the cache holds: an answer without it means no answer.
+            sel = (f"{self._key}/@adv/*/{info.source_id.zid}/{info.source_id.eid}/**"
+                   f"?_sn={max(0, sn - count)}..{sn}")
+            answered = threading.Event()
+
+            def keep(reply: Any) -> None:  # on a Zenoh thread
+                got = reply.ok
+                if got is None:
+                    return
+                answered.set()
+                att = got.attachment
+                seq = wire.seq_in(att.to_bytes()) if att is not None else None
+                if seq is not None and first <= seq < first + count:
+                    found[seq] = got
+
+            deadline = time.monotonic() + REPAIR_PATIENCE
+            while True:
+                self._ask(sel, keep, deadline, meanwhile)
+                if answered.is_set() or time.monotonic() >= deadline:
+                    break
+                # No answer: no route to the cache yet (the link's old transport closed as the
+                # gap was declared); the new one comes within a second or so.
+                until = time.monotonic() + 0.1
+                while time.monotonic() < until:
+                    meanwhile()
+                    time.sleep(0.002)
+        got = dict(found)  # a copy: replies after the deadline change nothing here
+        recovered = [got[seq] for seq in sorted(got)]
+        self.recovered += len(recovered)
+        if recovered:
+            note(f"node '{self.node}': input '{self.input_id}' got {len(recovered)} message(s) of {self.source} "
+                 "again from its sender's replay cache after Zenoh's recovery had given up on them")
+        lost = count - len(recovered)
+        if lost:
+            self.lost += lost
+            warn(miss_message(self.node, self.input_id, self.source, lost, self.lost))
+        return recovered
+
+    def _ask(self, sel: str, keep: Callable[[Any], None], deadline: float, meanwhile: Callable[[], None]) -> None:
+        """One query, sent from a thread of its own while this one calls ``meanwhile``: the
+        query can wait for a lock that a Zenoh thread holds while it waits for room in the FIFO
+        (a closing link's queries are finalized under Zenoh's query lock, and finalizing
+        Zenoh's recovery query flushes what it held into the FIFO: py-spy, docs/design/outage.md)."""
+        done = threading.Event()
+        timeout = max(0.1, deadline - time.monotonic())
+
+        def ask() -> None:
+            try:
+                self._session.get(sel, zenoh.handlers.Callback(keep, done.set, indirect=False),
+                                  consolidation=_NONE, accept_replies=_ANY_KEY, timeout=timeout)
+            except zenoh.ZError:  # the session is closing
+                done.set()
+
+        threading.Thread(target=ask, name="dora-zenoh-repair", daemon=True).start()
+        give_up = time.monotonic() + timeout + 1.0
+        while not done.wait(0.002) and time.monotonic() < give_up:
+            meanwhile()
 
 
 def miss_message(node: str, input_id: str, source: str, count: int, total: int) -> str:
