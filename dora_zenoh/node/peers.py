@@ -278,7 +278,7 @@ class PeerWatch:
 
 def _grace() -> float:
     """The dataflow's grace period after STOP, as the runner set it (10 s when unknown)."""
-    grace = settings.STOP_GRACE.get_or_default()
+    grace = settings.STOP_GRACE.get_or_default(then="using 10 s")
     return 10.0 if grace is None else grace
 
 
