@@ -150,33 +150,42 @@ class FifoInput:
         if not self.recovering:
             self._undeclare(sub)
             return
-        done = threading.Event()
-
-        def undeclare() -> None:
-            try:
-                self._undeclare(sub)
-            finally:
-                done.set()
-
-        threading.Thread(target=undeclare, name="dora-zenoh-release", daemon=True).start()
-        deadline = time.monotonic() + RELEASE_PATIENCE
-        while not done.wait(0.002) and time.monotonic() < deadline:
+        def empty() -> None:
             try:
                 while try_recv() is not None:
                     pass
             except Exception:  # closed, or the node's thread is in recv(): the kicks wake it
                 pass
 
-    def _undeclare(self, sub: Any) -> None:
-        for _ in range(100):
-            try:
-                sub.undeclare()
-                return
-            except zenoh.ZError:
-                return
-            except Exception:  # "Already borrowed": the node's thread is in wait(): wake it, again
-                self.kick()
-                time.sleep(0.001)
+        while_emptying(lambda done: self._undeclare(sub, done), empty, RELEASE_PATIENCE, "dora-zenoh-release")
+
+    def _undeclare(self, sub: Any, done: Callable[[], None] | None = None) -> None:
+        try:
+            for _ in range(100):
+                try:
+                    sub.undeclare()
+                    return
+                except zenoh.ZError:
+                    return
+                except Exception:  # "Already borrowed": the node's thread is in wait(): wake it, again
+                    self.kick()
+                    time.sleep(0.001)
+        finally:
+            if done is not None:
+                done()
+
+
+def while_emptying(work: Callable[[Callable[[], None]], None], empty: Callable[[], None], patience: float,
+                   name: str) -> None:
+    """Run ``work(done)`` on a thread of its own, calling ``empty()`` on this one until ``work``
+    calls ``done`` (or ``patience`` seconds passed). For a Zenoh call that may wait for a lock
+    that a Zenoh thread holds while it waits for room in a FIFO only this thread empties
+    (a recovering FIFO's flush: docs/design/outage.md)."""
+    finished = threading.Event()
+    threading.Thread(target=work, args=(finished.set,), name=name, daemon=True).start()
+    deadline = time.monotonic() + patience
+    while not finished.wait(0.002) and time.monotonic() < deadline:
+        empty()
 
 
 def _released() -> None:

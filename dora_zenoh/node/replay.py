@@ -26,6 +26,7 @@ import zenoh.ext as zext
 
 from dora_zenoh import settings
 from dora_zenoh.console import note, warn
+from dora_zenoh.node.fifo import while_emptying
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.tally import SentTally
 
@@ -263,20 +264,16 @@ class CacheRepair:
         query can wait for a lock that a Zenoh thread holds while it waits for room in the FIFO
         (a closing link's queries are finalized under Zenoh's query lock, and finalizing
         Zenoh's recovery query flushes what it held into the FIFO: py-spy, docs/design/outage.md)."""
-        done = threading.Event()
         timeout = max(0.1, deadline - time.monotonic())
 
-        def ask() -> None:
+        def ask(done: Callable[[], None]) -> None:
             try:
-                self._session.get(sel, zenoh.handlers.Callback(keep, done.set, indirect=False),
+                self._session.get(sel, zenoh.handlers.Callback(keep, done, indirect=False),
                                   consolidation=_NONE, accept_replies=_ANY_KEY, timeout=timeout)
             except zenoh.ZError:  # the session is closing
-                done.set()
+                done()
 
-        threading.Thread(target=ask, name="dora-zenoh-repair", daemon=True).start()
-        give_up = time.monotonic() + timeout + 1.0
-        while not done.wait(0.002) and time.monotonic() < give_up:
-            meanwhile()
+        while_emptying(ask, meanwhile, timeout + 1.0, "dora-zenoh-repair")
 
 
 def miss_message(node: str, input_id: str, source: str, count: int, total: int) -> str:
