@@ -121,11 +121,11 @@ class EndOfStream:
         if node in self._restartable:  # its next process counts from 0 again: wait for exited/<node>
             if isinstance(outputs, dict) and not notice.get("partial"):  # (see PeerWatch._close_counted_remote)
                 self._eos_counts.setdefault(node, {})[str(notice.get("zid"))] = outputs
-            return outputs if isinstance(outputs, dict) else {}
+            return outputs
         for q in self._data_inputs:
             if q.source_node == node and q.source_output in outputs:
                 q.finish(outputs[q.source_output])
-        return outputs if isinstance(outputs, dict) else {}
+        return outputs  # wire.check_eos made sure: output ids to counts
 
     def _listen_for_acks(self) -> tuple[Any, set[str], threading.Condition]:
         """Before our notice goes out: the subscriber that collects our readers' acknowledgements

@@ -150,6 +150,7 @@ class FifoInput:
         if not self.recovering:
             self._undeclare(sub)
             return
+
         def empty() -> None:
             try:
                 while try_recv() is not None:
@@ -157,22 +158,22 @@ class FifoInput:
             except Exception:  # closed, or the node's thread is in recv(): the kicks wake it
                 pass
 
-        while_emptying(lambda done: self._undeclare(sub, done), empty, RELEASE_PATIENCE, "dora-zenoh-release")
+        def undeclare(done: Callable[[], None]) -> None:
+            self._undeclare(sub)
+            done()
 
-    def _undeclare(self, sub: Any, done: Callable[[], None] | None = None) -> None:
-        try:
-            for _ in range(100):
-                try:
-                    sub.undeclare()
-                    return
-                except zenoh.ZError:
-                    return
-                except Exception:  # "Already borrowed": the node's thread is in wait(): wake it, again
-                    self.kick()
-                    time.sleep(0.001)
-        finally:
-            if done is not None:
-                done()
+        while_emptying(undeclare, empty, RELEASE_PATIENCE, "dora-zenoh-release")
+
+    def _undeclare(self, sub: Any) -> None:
+        for _ in range(100):
+            try:
+                sub.undeclare()
+                return
+            except zenoh.ZError:
+                return
+            except Exception:  # "Already borrowed": the node's thread is in wait(): wake it, again
+                self.kick()
+                time.sleep(0.001)
 
 
 def while_emptying(work: Callable[[Callable[[], None]], None], empty: Callable[[], None], patience: float,

@@ -76,7 +76,8 @@ class InputQueue:
                 self._close_if_complete()
 
     def _count_seq(self, sample: Any) -> None:
-        """Follow the sender's sequence numbers: a gap is messages lost on the way."""
+        """Follow the sender's sequence numbers: a gap is messages lost on the way (it runs per
+        message: ``sample_seq`` and ``gap_before`` inlined)."""
         att = sample.attachment
         seq = wire.seq_in(att.to_bytes()) if att is not None else None
         if self.first_seq is None:
@@ -90,8 +91,7 @@ class InputQueue:
     def gap_before(self, sample: Any) -> tuple[int, int] | None:
         """(first, count) of the sender's messages missing before ``sample``, if any (as
         ``_count_seq`` would count them); read by the node's thread before ``taken``."""
-        att = sample.attachment
-        seq = wire.seq_in(att.to_bytes()) if att is not None else None
+        seq = sample_seq(sample)
         last = self.last_seq if self.last_seq is not None else (
             self.first_seq - 1 if self.first_seq is not None else None)
         if seq is None or last is None or seq <= last + 1:
@@ -342,9 +342,14 @@ class TimerThread(threading.Thread):
         self._stop_event.set()
 
 
+def sample_seq(sample: Any) -> int | None:
+    """The sequence number in a message's attachment (None for a plain Zenoh publisher's)."""
+    att = sample.attachment
+    return wire.seq_in(att.to_bytes()) if att is not None else None
+
+
 def seq_of(sample: Any) -> int:
     """The sequence number in a message's attachment (0 for a plain Zenoh publisher)."""
-    att = sample.attachment
-    seq = wire.seq_in(att.to_bytes()) if att is not None else None
+    seq = sample_seq(sample)
     return 0 if seq is None else seq
 

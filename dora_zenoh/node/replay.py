@@ -27,7 +27,7 @@ import zenoh.ext as zext
 from dora_zenoh import settings
 from dora_zenoh.console import note, warn
 from dora_zenoh.node.fifo import while_emptying
-from dora_zenoh.wire import codec as wire
+from dora_zenoh.node.inputs import sample_seq
 from dora_zenoh.wire.tally import SentTally
 
 # Seconds between heartbeats of a replayed output (one tiny message each): how soon a reader
@@ -231,8 +231,7 @@ class CacheRepair:
                 if got is None:
                     return
                 answered.set()
-                att = got.attachment
-                seq = wire.seq_in(att.to_bytes()) if att is not None else None
+                seq = sample_seq(got)
                 if seq is not None and first <= seq < first + count:
                     found[seq] = got
 
