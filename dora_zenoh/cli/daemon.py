@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dora_zenoh import settings
+from dora_zenoh import console, settings
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 
@@ -43,6 +43,13 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, label
     except ValueError as exc:
         raise CliError(f"--labels {labels!r}: {exc}") from None
     listen = listen or settings.DAEMON_LISTEN.default
+    if is_network_endpoint(coordinator_endpoint) and not is_network_endpoint(listen):
+        # Its nodes would listen there too: unreachable from the other machines, and open to any
+        # local user, whose links would reach the other machines' daemons through them.
+        raise CliError(f"--listen {listen} is reachable from this machine only, but the coordinator "
+                       f"{coordinator_endpoint} is on the network: give this machine's hub an address the other "
+                       f"machines reach, e.g. --listen {coordinator_endpoint.partition('/')[0]}/ADDRESS:7448 "
+                       "(see docs/machines.md)")
     for what, endpoint in (("--coordinator", coordinator_endpoint), ("--listen", listen)):
         proto = endpoint.partition("/")[0]
         if not is_network_endpoint(endpoint):
@@ -60,6 +67,9 @@ def daemon(machine_id: str, coordinator_endpoint: str, listen: str | None, label
                                "--insecure-tcp on a network you trust")
             # the security layer's opt-out, for this daemon's sessions and its nodes' (it warns once each)
             os.environ[settings.INSECURE_NETWORK.name] = "1"
+            if what == "--coordinator":  # its commands come that way, unauthenticated
+                console.warn(f"daemon '{machine_id}' takes the coordinator's commands over plain {proto}: anyone "
+                             f"who can reach {endpoint} or {listen} can start programs here as this user")
     raise click.exceptions.Exit(serve(machine_id, coordinator_endpoint, listen,
                                       cache_dir.resolve() if cache_dir else None, label_map))
 

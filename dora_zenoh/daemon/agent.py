@@ -37,7 +37,8 @@ import zenoh
 from dora_zenoh import __version__, console
 from dora_zenoh.daemon.builds import run_builds
 from dora_zenoh.daemon.files import FileCache
-from dora_zenoh.errors import CommandError, DoraZenohError, ShipError
+from dora_zenoh.errors import CommandError, DoraZenohError, NotAuthorizedError, ShipError
+from dora_zenoh.security import control
 from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
@@ -105,7 +106,8 @@ class Daemon:
         self._building: dict[str, threading.Lock] = {}  # folder -> held while builds run in it
         self.parts: dict[str, Part] = {}  # by dataflow name
         self.lock = threading.RLock()
-        self.session: zenoh.Session | None = None
+        self.session: zenoh.Session | None = None  # the machine's hub
+        self.control: zenoh.Session | None = None  # on the control socket of a coordinator of this machine
         self._shutdown = threading.Event()
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
 
@@ -122,28 +124,38 @@ class Daemon:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
             return 1
         session = self.session
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._shutdown.set())
         if not zconfig.wait_for_peers(session, LINK_WAIT):
             console.warn(f"daemon '{self.machine}' is not linked to the coordinator at {self.coordinator} after "
                          f"{LINK_WAIT:g} s; still trying. Is it running and reachable from here?"
                          + (" Over TLS, check that both sides' certificates come from the same CA and name "
                             "the addresses used (see docs/machines.md)" if self.coordinator.startswith("tls/")
                             else ""))
-        if list(session.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
+        # Commands, reports and files: over the coordinator's control socket when it is on this
+        # machine (its hub is open to every local user), else over the mutual-TLS hub.
+        machinery = session
+        if not zconfig.is_network_endpoint(self.coordinator):
+            self.control = self._open_control()
+            if self.control is None:
+                session.close()
+                return 0 if self._shutdown.is_set() else 1
+            machinery = self.control
+        if list(machinery.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
             console.error(f"a daemon with machine id '{self.machine}' is already running on this network; "
                           "give each machine its own --machine-id")
-            session.close()
+            self._close_sessions()
             return 1
-        self.files = FileCache(self.cache_dir, session)
+        self.files = FileCache(self.cache_dir, machinery)
         # its links to other machines' peers come back after a short outage (wire.relink)
         relinker = relink.Relinker(session, self.listen)
-        token = session.liveliness().declare_token(keys.daemon_token(self.machine))
-        queryable = session.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
-                                              zenoh.handlers.Callback(self._on_query, indirect=False))
-        state_pub = session.declare_publisher(keys.daemon_state_key(self.machine))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self._shutdown.set())
+        token = machinery.liveliness().declare_token(keys.daemon_token(self.machine))
+        queryable = machinery.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
+                                                zenoh.handlers.Callback(self._on_query, indirect=False))
+        state_pub = machinery.declare_publisher(keys.daemon_state_key(self.machine))
         print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
-              f"coordinator {self.coordinator} (pid {os.getpid()})", flush=True)
+              f"coordinator {self.coordinator}" + (" (commands over its control socket)" if self.control else "")
+              + f" (pid {os.getpid()})", flush=True)
         while not self._shutdown.wait(STATE_PERIOD):
             try:
                 state_pub.put(json.dumps(self.state()))
@@ -153,10 +165,45 @@ class Daemon:
         relinker.close()
         queryable.undeclare()
         token.undeclare()
-        session.close()
-        self.session = None
+        self._close_sessions()
         print(f"[dora-zenoh] daemon '{self.machine}' stopped", flush=True)
         return 0
+
+    def _open_control(self) -> zenoh.Session | None:
+        """A session on the control socket of the coordinator of this machine (None: shutting
+        down, or this user may not reach it). It starts before the coordinator, or without it,
+        as it does on the network: it waits, and says so after LINK_WAIT."""
+        waited, warned = time.monotonic() + LINK_WAIT, False
+        while not self._shutdown.is_set():
+            try:
+                path = control.locate(self.coordinator)
+            except NotAuthorizedError as exc:
+                console.error(f"daemon '{self.machine}' cannot take commands from the coordinator on "
+                              f"{self.coordinator}: a coordinator on this machine commands its daemons only "
+                              f"through its control socket, and {exc.args[0].partition('; nothing was done')[0]}. "
+                              "Run the daemon as that user (or root), or start the coordinator with --group "
+                              "and run the daemon as a member")
+                return None
+            if path.exists():
+                conf = control.session_config(connect=[control.control_endpoint(path)])
+                conf.insert_json5("connect/retry", RECONNECT)  # a restarted coordinator: linked again
+                try:
+                    return zenoh.open(conf)
+                except zenoh.ZError:
+                    pass  # a socket left by a coordinator that is gone, or one still starting
+            if not warned and time.monotonic() > waited:
+                console.warn(f"daemon '{self.machine}': no coordinator answers on {path} (the control socket of "
+                             f"the coordinator on {self.coordinator}) after {LINK_WAIT:g} s; still trying. "
+                             "Is `dora-zenoh up` running, as this user?")
+                warned = True
+            self._shutdown.wait(0.3)
+        return None
+
+    def _close_sessions(self) -> None:
+        for session in (self.control, self.session):
+            if session is not None:
+                session.close()
+        self.control = self.session = None
 
     def state(self) -> dict[str, Any]:
         now = time.time()

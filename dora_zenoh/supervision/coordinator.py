@@ -62,6 +62,7 @@ class Coordinator(MachineWatch):
         self.gid: int | None = None
         self.owner = os.getuid()
         self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
+        self.machinery: zenoh.Session | None = None  # where the daemons are commanded (see serve)
         self.ctl_path: Path | None = None
         self.entries: dict[str, Entry] = {}
         self.lock = threading.RLock()
@@ -116,9 +117,13 @@ class Coordinator(MachineWatch):
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
         self._queryable = self.ctl.declare_queryable(
             keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
-        self._daemon_sub = self.session.liveliness().declare_subscriber(
+        # On a loopback endpoint every daemon is on this machine: it takes commands, reports and
+        # fetches files over the control socket (this user, root, --group), never over the hub,
+        # which any local user can join (a daemon there ran whatever anyone asked: docs/security.md).
+        self.machinery = self.session if zconfig.is_network_endpoint(self.endpoint) else self.ctl
+        self._daemon_sub = self.machinery.liveliness().declare_subscriber(
             keys.daemon_token("*"), zenoh.handlers.Callback(self._on_daemon, indirect=False), history=True)
-        self._state_sub = self.session.declare_subscriber(
+        self._state_sub = self.machinery.declare_subscriber(
             keys.daemon_state_key("*"), zenoh.handlers.Callback(self._on_daemon_state, indirect=False))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._begin_down(None))
@@ -132,6 +137,7 @@ class Coordinator(MachineWatch):
             self.ship.close()
         if relinker is not None:
             relinker.close()
+        self.machinery = None
         self.session.close()
         self.session = None
         ctl, self.ctl = self.ctl, None
@@ -321,10 +327,10 @@ class Coordinator(MachineWatch):
     def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
                           keep: bool = True) -> dict[str, dict[str, Any]]:
         """The dataflow's files on each machine of ``parts`` (shipped when needed) and their builds."""
-        if self.session is None:
+        if self.machinery is None:
             raise CommandError("the coordinator is going down")
         if self.ship is None:
-            self.ship = ship.Server(self.session)
+            self.ship = ship.Server(self.machinery)
         answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep)
         for machine, answer in sorted(answers.items()):
             if answer.get("copy"):

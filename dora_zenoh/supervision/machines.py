@@ -38,6 +38,7 @@ class MachineWatch:
 
     endpoint: str
     session: zenoh.Session | None
+    machinery: zenoh.Session | None  # the daemons' commands, reports and files: the hub, or the control socket
     lock: threading.RLock
     entries: dict[str, Entry]
     daemons: dict[str, float]  # machine id -> when it connected (see _on_daemon)
@@ -56,10 +57,11 @@ class MachineWatch:
                      **args: Any) -> dict[str, Any]:
         """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``)."""
         try:
-            if self.session is None:
+            session = self.machinery
+            if session is None:
                 raise CommandError("the coordinator is going down")
             payload = json.dumps({k: v for k, v in args.items() if v is not None})
-            for reply in self.session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
+            for reply in session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
                 if reply.ok is None:
                     continue
                 answer = json.loads(reply.ok.payload.to_bytes())

@@ -19,6 +19,8 @@ import psutil
 import pytest
 from conftest import ROOT, Coord, cli, wait_for
 
+from dora_zenoh.wire.zconfig import free_tcp_endpoint
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"),
                                 reason="needs root with useradd/runuser to create a second Unix user")
 
@@ -213,3 +215,67 @@ def test_a_group_member_may_operate_only_with_group(endpoint, tmp_path, flow_nam
         assert grp.getgrnam(users.group).gr_mem == [member]
     finally:
         c.teardown()
+
+
+RAW_DAEMON = """
+import json, sys, zenoh
+for endpoint in {endpoints!r}:
+    for mode in ("client", "peer"):
+        conf = zenoh.Config()
+        conf.insert_json5("mode", json.dumps(mode))
+        conf.insert_json5("connect/endpoints", json.dumps([endpoint]))
+        conf.insert_json5("scouting/multicast/enabled", "false")
+        s = zenoh.open(conf)
+        for verb, args in (("list", {{}}), ("spawn", {{"path": "{path}", "name": "pwn", "id": "x", "nodes": ["pwn"]}})):
+            got = [r.ok.payload.to_string() for r in s.get("dora/@dz/daemon/{machine}/ctl/" + verb,
+                                                           payload=json.dumps(args), timeout=3) if r.ok]
+            print(endpoint, mode, verb, json.dumps(got), flush=True)
+        s.close()
+"""
+
+
+def test_a_daemon_of_this_machine_takes_commands_only_from_its_coordinator(coord, tmp_path, flow_name, users):
+    """A daemon on a loopback hub ran whatever any local user asked of it (a `spawn` over its
+    TCP port ran a program as the daemon's user). It now takes commands, and reports, only over
+    the coordinator's control socket; the coordinator's own commands still reach it."""
+    machine = f"m{flow_name[-6:]}"
+    listen = free_tcp_endpoint()
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 (closed at the end)
+    daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", machine,
+                               "--coordinator", coord.endpoint, "--listen", listen,
+                               "--cache-dir", str(tmp_path / "cache")],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_for(lambda: machine in coord.info().get("daemons", []), what="the daemon joining the coordinator")
+        attacker = users.add("d")
+        home = users.home(attacker)
+        marker = home / "pwned.txt"
+        yml = _shell_flow(home, marker, pwd.getpwnam(attacker).pw_uid)
+        res = users.python_c(attacker, RAW_DAEMON.format(endpoints=[listen, coord.endpoint], path=yml,
+                                                         machine=machine), cwd=home)
+        lines = res.stdout.splitlines()
+        assert len(lines) == 8, (res.stdout, res.stderr)  # 2 endpoints x 2 modes x 2 verbs, all asked
+        assert all(line.endswith(" []") for line in lines), res.stdout  # not one answer
+        assert not marker.exists()
+
+        # the coordinator still commands it: a node placed there runs, as the coordinator's user
+        ran = tmp_path / "ran.txt"
+        owner_yml = tmp_path / "placed.yml"
+        owner_yml.write_text(textwrap.dedent(f"""
+            nodes:
+              - id: placed
+                path: shell
+                args: id -u > {ran}
+                deploy: {{machine: {machine}}}
+        """))
+        res = coord("start", str(owner_yml), "--name", flow_name, "--attach", cwd=tmp_path)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert ran.read_text().strip() == str(os.getuid())
+        assert "commands over its control socket" in (tmp_path / "daemon.log").read_text()
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()

@@ -206,3 +206,13 @@ def test_daemon_takes_its_settings_from_the_environment():
     result = invoke("daemon", env=env)
     assert result.exit_code == 1 and "--listen tcp/10.1.2.3:7448 sends the dataflow's data" in result.output
     assert "Missing option" in invoke("daemon", env={"DORA_ZENOH_MACHINE_ID": "robot"}).output
+
+
+def test_a_daemon_of_a_network_coordinator_refuses_a_loopback_hub():
+    # its nodes would be out of the other machines' reach, and open to any local user
+    env = {"DORA_ZENOH_MACHINE_ID": "robot", "DORA_ZENOH_COORDINATOR": "tls/10.1.2.3:7447"}
+    result = invoke("daemon", env=env)  # the default --listen: tcp/127.0.0.1:7448
+    assert result.exit_code == 1, result.output
+    assert ("--listen tcp/127.0.0.1:7448 is reachable from this machine only, but the coordinator "
+            "tls/10.1.2.3:7447 is on the network" in result.output), result.output
+    assert "--listen tls/ADDRESS:7448" in result.output and "Traceback" not in result.output
