@@ -20,11 +20,17 @@ group_option = click.option(
     help="Also let members of this Unix group operate the coordinator (by default only its own user and "
          "root may). Members can then start programs as the coordinator's user: see docs/security.md.")
 
+home_option = click.option(
+    "--machine-id", "home", metavar="ID",
+    help="This machine's id: the nodes without `deploy` run on its daemon (which `up` starts), so they keep "
+         "running if the coordinator dies; without it the coordinator runs them itself.")
+
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
 @group_option
-def coordinator(endpoint: str | None, group: str | None) -> None:
+@home_option
+def coordinator(endpoint: str | None, group: str | None, home: str | None) -> None:
     """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
     from dora_zenoh import console
     from dora_zenoh.supervision.client import coordinator_running
@@ -40,16 +46,19 @@ def coordinator(endpoint: str | None, group: str | None) -> None:
     if info:
         console.note(f"a coordinator is already running on {endpoint} (pid {info['pid']})")
         raise click.exceptions.Exit(1)
-    raise click.exceptions.Exit(serve(endpoint, group))
+    _check_machine_id(home)
+    raise click.exceptions.Exit(serve(endpoint, group, home))
 
 
 @click.command(context_settings=CONTEXT)
 @endpoint_option
 @group_option
+@home_option
 @click.option("--log-file", type=click.Path(path_type=Path),
               help="Where the coordinator's own output goes  [default: ~/.local/state/dora-zenoh/].")
-def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
-    """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint)."""
+def up(endpoint: str | None, group: str | None, home: str | None, log_file: Path | None) -> None:
+    """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint), and with
+    --machine-id this machine's daemon too."""
     from dora_zenoh.supervision.client import coordinator_running as running
     from dora_zenoh.wire import zconfig
 
@@ -60,14 +69,21 @@ def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
             raise CliError(str(exc)) from None
 
     endpoint = _endpoint(endpoint)
+    _check_machine_id(home)
+    log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
     info = coordinator_running(endpoint)
     if info:
         click.echo(f"coordinator already running on {endpoint} (pid {info['pid']})")
+        if home and info.get("home") != home:
+            was = f"with --machine-id '{info['home']}'" if info.get("home") else "without --machine-id"
+            raise CliError(f"it was started {was}, not with --machine-id '{home}': `dora-zenoh down` first "
+                           "to change it")
+        if home:
+            _up_daemon(endpoint, home, log_file)
         return
     if zconfig.tcp_port_in_use(endpoint):
         raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
                        "pick another with --endpoint")
-    log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
     try:
         log = open(log_file, "ab")  # noqa: SIM115 (closed below, once the child holds it)
     except OSError as exc:
@@ -75,7 +91,7 @@ def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
                        "pass --log-file with a file you can write") from None
     with log:
         proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint,
-                                 *(["--group", group] if group else [])],
+                                 *(["--group", group] if group else []), *(["--machine-id", home] if home else [])],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 15
@@ -86,9 +102,73 @@ def up(endpoint: str | None, group: str | None, log_file: Path | None) -> None:
         info = coordinator_running(endpoint, timeout=1.0)
         if info:
             click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
+            if home:
+                _up_daemon(endpoint, home, log_file)
             return
         time.sleep(0.1)
     raise CliError(f"the coordinator (pid {proc.pid}) did not answer within 15 s; see {log_file}")
+
+
+def _free_beside(endpoint: str) -> str:
+    """A free port on the coordinator's own address and protocol (a daemon of a network coordinator
+    must listen where the other machines reach it, with TLS when it uses TLS)."""
+    import socket
+
+    from dora_zenoh.wire import zconfig
+
+    proto, _, rest = endpoint.partition("/")
+    host = rest.rsplit(":", 1)[0]
+    if proto not in ("tcp", "tls") or ":" not in rest:
+        return zconfig.free_tcp_endpoint()
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host.strip("[]"), 0))
+        return f"{proto}/{host}:{s.getsockname()[1]}"
+
+
+def _check_machine_id(home: str | None) -> None:
+    from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
+
+    if home is not None and not MACHINE_ID.match(home):
+        raise CliError(f"--machine-id {home!r}: use letters, digits, '_', '.', '-'")
+
+
+def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
+    """This machine's daemon, unless it is connected already (a coordinator started again: its
+    daemon links back by itself within a second and the coordinator adopts its dataflows)."""
+    from dora_zenoh.supervision.client import coordinator_running
+
+    def connected(wait: float) -> dict | None:
+        deadline = time.monotonic() + wait
+        while True:
+            info = coordinator_running(endpoint, timeout=1.0)
+            if info and home in info.get("daemons", []):
+                return info
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+
+    info = connected(2.0)
+    if info:
+        click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid')})")
+        return
+    log_file = coordinator_log.with_name(f"daemon-{home}-{endpoint.rsplit(':', 1)[-1]}.log")
+    listen = _free_beside(endpoint)  # its hub: only its nodes use it (the CLI joins the coordinator's)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", home,
+                                 "--coordinator", endpoint, "--listen", listen],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text(errors="replace").splitlines()[-5:]
+            raise CliError(f"the daemon of machine '{home}' did not start:\n" + "\n".join(f"    {t}" for t in tail))
+        if connected(0.0):
+            click.echo(f"daemon of machine '{home}' running (pid {proc.pid}); its log: {log_file}")
+            return
+        time.sleep(0.2)
+    raise CliError(f"the daemon of machine '{home}' (pid {proc.pid}) did not join the coordinator within 15 s; "
+                   f"see {log_file}")
 
 
 @click.command(context_settings=CONTEXT)
@@ -117,6 +197,24 @@ def down(endpoint: str | None, grace: float | None) -> None:
         raise CliError(f"the coordinator (pid {pid}) is still stopping its dataflows; "
                        f"`kill {pid}` to force it") from None
     click.echo("coordinator stopped")
+    if reply.get("home_pid"):  # `up --machine-id`'s daemon: its dataflows were stopped above
+        _stop_daemon(reply["home"], reply["home_pid"])
+
+
+def _stop_daemon(home: str, pid: int) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if "daemon" not in proc.cmdline() or home not in proc.cmdline():
+            return  # not that daemon any more (a pid used again)
+        proc.terminate()
+        proc.wait(30)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        raise CliError(f"the daemon of machine '{home}' (pid {pid}) is still stopping; `kill {pid}` to force it") from None
+    click.echo(f"daemon of machine '{home}' stopped")
 
 
 COMMANDS = [up, down, coordinator]

@@ -56,9 +56,12 @@ class Coordinator(MachineWatch):
     """Serves the control plane until ``down`` (or SIGTERM/SIGINT). Other machines' daemons:
     :class:`dora_zenoh.supervision.machines.MachineWatch`."""
 
-    def __init__(self, endpoint: str | None = None, group: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, group: str | None = None, home: str | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
         self.group = group
+        # This machine's id (`up --machine-id`): while its daemon is connected, it runs the nodes
+        # without `deploy`, so that they outlive this process (docs/machines.md, design choices).
+        self.home = home
         self.gid: int | None = None
         self.owner = os.getuid()
         self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
@@ -73,6 +76,7 @@ class Coordinator(MachineWatch):
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
+        self.pids: dict[str, int] = {}  # machine id -> its daemon's pid (its reports; `down` ends this machine's)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
@@ -209,6 +213,7 @@ class Coordinator(MachineWatch):
             running = sum(e.active for e in self.entries.values())
         return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
                 "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons),
+                "home": self.home, "home_pid": self.pids.get(self.home) if self.home else None,
                 "labels": {m: self.labels.get(m, {}) for m in sorted(self.daemons)}}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
@@ -291,7 +296,7 @@ class Coordinator(MachineWatch):
             path = str(access.check_readable(path, requester, "the dataflow file"))
         desc = self._load(path)
         with self.lock:
-            placed = self._place(desc)
+            placed = self._place(desc, home=False)  # the CLI builds the others, in this folder
         if not placed:
             return {"machines": {}}
         answers = self._prepare_machines(desc, placed, sanitize_name(name or desc.name or desc.path.stem),
@@ -310,14 +315,22 @@ class Coordinator(MachineWatch):
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from None
 
-    def _place(self, desc: Any) -> dict[str, list[str]]:
-        """(Under the lock) the nodes of each other machine, labelled ones placed now; CommandError
-        naming a machine without a connected daemon."""
+    def _place(self, desc: Any, home: bool = True) -> dict[str, list[str]]:
+        """(Under the lock) the nodes of each other machine, labelled ones placed now (and, with
+        ``home``, those without ``deploy`` on this machine's daemon); CommandError naming a machine
+        without a connected daemon."""
         if labelled_nodes(desc):  # `deploy: {labels: ...}`: a machine whose daemon has them, chosen now
             try:
                 place(desc, resolve(desc, {m: self.labels.get(m, {}) for m in self.daemons}))
             except PlacementError as exc:
                 raise CommandError(str(exc)) from None
+        if home and self.home is not None:
+            here = [n.id for n in desc.nodes if n.machine is None and not n.labels and n.kind != "dynamic"]
+            if here and self.home in self.daemons:
+                place(desc, dict.fromkeys(here, self.home))
+            elif here:
+                print(f"[dora-zenoh] the daemon of this machine ('{self.home}') is not connected: the coordinator "
+                      f"runs {', '.join(here)} itself (they end with it)", flush=True)
         placed = remote_nodes(desc)
         missing = sorted(set(placed) - set(self.daemons))
         if missing:
@@ -442,7 +455,8 @@ class Coordinator(MachineWatch):
         return {"removed": len(gone)}
 
     def cmd_down(self, grace: float | None = None) -> dict[str, Any]:
-        return {"pid": os.getpid(), "stopping": self._begin_down(grace)}
+        home_pid = self.pids.get(self.home) if self.home else None  # `down` stops it afterwards
+        return {"pid": os.getpid(), "stopping": self._begin_down(grace), "home": self.home, "home_pid": home_pid}
 
     # -- supervision -------------------------------------------------------------------------------
     def _fail_fast(self, entry: Entry, cause: str) -> None:
@@ -604,6 +618,6 @@ class Coordinator(MachineWatch):
                 entry.usage = {node: u for (eid, node), u in usage.items() if eid == entry.id}
 
 
-def main(endpoint: str | None = None, group: str | None = None) -> int:
+def main(endpoint: str | None = None, group: str | None = None, home: str | None = None) -> int:
     """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
-    return Coordinator(endpoint, group).serve()
+    return Coordinator(endpoint, group, home).serve()

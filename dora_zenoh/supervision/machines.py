@@ -43,6 +43,7 @@ class MachineWatch:
     entries: dict[str, Entry]
     daemons: dict[str, float]  # machine id -> when it connected (see _on_daemon)
     labels: dict[str, dict[str, str]]  # machine id -> its daemon's --labels (its reports)
+    pids: dict[str, int]  # machine id -> its daemon's pid (its reports)
     _heard: dict[str, float]  # machine -> monotonic time of its last state report
     _lost_at: dict[str, float]  # machine -> monotonic time it was last lost
     _down_started: bool
@@ -159,6 +160,8 @@ class MachineWatch:
             self._heard[machine] = time.monotonic()
             if isinstance(labels, dict):
                 self.labels[machine] = {str(k): str(v) for k, v in labels.items()}
+            if isinstance(report.get("pid"), int):
+                self.pids[machine] = report["pid"]
             self._maybe_connected(machine)
             if machine not in self.daemons:  # not connected (yet): nothing it says counts
                 return
