@@ -39,6 +39,7 @@ from dora_zenoh.daemon.builds import run_builds
 from dora_zenoh.daemon.files import FileCache
 from dora_zenoh.errors import CommandError, DoraZenohError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
+from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
@@ -345,6 +346,8 @@ class Daemon:
                               secret=secret, peers=tuple(peers or ()))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
+            if self.control is not None:  # lines for `start --attach` and `logs -f` on this machine
+                opts.on_line = LineCast(self.control, name, id, run.line_counts, nodes)
             part = Part(run, id, path, grace, root=desc.base_dir, secret=secret)
             self.parts[name] = part
         for node, lines in built.items():  # the build's output opens the node's log
@@ -365,6 +368,8 @@ class Daemon:
 
     def _supervise(self, part: Part) -> None:
         result = part.run.wait()
+        if isinstance(part.run.options.on_line, LineCast):
+            part.run.options.on_line.close()
         with self.lock:
             part.result, part.ended, part.status = result, time.time(), "ended"
         print(f"[dora-zenoh] dataflow '{part.run.dataflow}' ended on this machine", flush=True)

@@ -43,6 +43,7 @@ from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
 from dora_zenoh.supervision.run import DataflowRun, RunOptions, closed_as_asked
@@ -251,7 +252,9 @@ class Coordinator(MachineWatch):
             run = DataflowRun(desc, opts)
             entry = Entry(run, str(desc.path), grace)
             entry.remote = {m: RemotePart(m, ids, waits=self._restartable(desc, ids)) for m, ids in placed.items()}
-            opts.on_line = lambda node, line, err, shown: self._publish_line(entry, node, line, err, shown)
+            if self.ctl is not None:
+                entry.lines = opts.on_line = LineCast(self.ctl, wanted, entry.id, run.line_counts,
+                                                            [n.id for n in run.local_nodes()])
             self.entries[entry.id] = entry  # reserves the name while it starts
         try:
             # Files and builds first, on every machine: a failure there starts nothing anywhere.
@@ -500,11 +503,8 @@ class Coordinator(MachineWatch):
             entry.run.close_session()
             if entry.run.options.secret is not None:  # an adopted one's, from a daemon
                 auth.discard(entry.run.options.secret)
-        for pub in list(entry.log_pubs.values()):
-            try:
-                pub.undeclare()
-            except zenoh.ZError:
-                pass
+        if entry.lines is not None:
+            entry.lines.close()
         for part in list(entry.remote.values()):  # over everywhere: what daemons kept for readers can go
             threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
                              kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()
@@ -537,7 +537,10 @@ class Coordinator(MachineWatch):
                 if killed:
                     entry.summary += "".join(f"\nnode '{n.id}' {n.detail}" for n in killed)
             else:
-                entry.status, entry.summary = "succeeded", result.summary()
+                elsewhere: dict[str, int] = {}
+                for state in remote:
+                    elsewhere[state["machine"]] = elsewhere.get(state["machine"], 0) + 1
+                entry.status, entry.summary = "succeeded", result.summary(elsewhere)
         print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
         self._publish_done(entry)
 
@@ -548,25 +551,6 @@ class Coordinator(MachineWatch):
                     {"id": entry.id, "name": entry.name, "status": entry.status, "summary": entry.summary}))
             except zenoh.ZError:
                 pass
-
-    def _publish_line(self, entry: Entry, node: str, line: str, is_stderr: bool, shown: str | None) -> None:
-        """One log line for `start --attach` (which prints ``shown``, like `run`) and `logs -f`.
-
-        Only while someone follows that node's lines (a matching subscriber): a node printing
-        10 MB/s cost ~60 % of a core here when every line went onto Zenoh for nobody. A
-        follower that joins late reads the past from the log file (``logs``), then this.
-        """
-        session = self.ctl
-        if session is None:
-            return
-        pub = entry.log_pubs.get(node)
-        if pub is None:  # called under the run's log lock: one publisher per node, made once
-            pub = entry.log_pubs[node] = session.declare_publisher(keys.log_key(entry.name, node))
-        # zenoh's stub says matching_status is a bool; at run time it is a MatchingStatus
-        if not pub.matching_status.matching:  # type: ignore[union-attr]
-            return
-        n = entry.run.line_counts.get(node, 0)
-        pub.put(json.dumps({"id": entry.id, "n": n, "line": line, "shown": shown, "stderr": is_stderr}))
 
     def _sent_counts(self, entry: Entry) -> dict[str, dict[str, int]]:
         """Ask the entry's live nodes how many messages they sent per output (one query). A

@@ -83,7 +83,7 @@ class Entry:
     stop_requested: bool = False
     thread: threading.Thread | None = None
     usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
-    log_pubs: dict[str, Any] = field(default_factory=dict)  # node -> publisher of its log lines
+    lines: Any = field(default=None, repr=False)  # its LineCast (start --attach, logs -f)
     # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
     remote: dict[str, RemotePart] = field(default_factory=dict)
     adopted: bool = False  # started by an earlier coordinator, found running on daemons

@@ -50,10 +50,13 @@ class RunResult:
         failed = sorted((n for n in self.nodes if not n.ok), key=lambda n: n.ended_at)
         return failed[0] if failed else None
 
-    def summary(self) -> str:
+    def summary(self, elsewhere: dict[str, int] | None = None) -> str:
+        """``elsewhere``: nodes that succeeded on other machines (the coordinator's view), by machine."""
         first = self.first_failure
         if first is None:
-            return f"dataflow '{self.dataflow}' finished: {len(self.nodes)} node(s) succeeded (logs: {self.log_dir})"
+            total = len(self.nodes) + sum((elsewhere or {}).values())
+            where = "".join(f", {n} on machine '{m}'" for m, n in sorted((elsewhere or {}).items()))
+            return f"dataflow '{self.dataflow}' finished: {total} node(s) succeeded{where} (logs: {self.log_dir})"
         others = [n.id for n in self.nodes if not n.ok and n is not first]
         lines = [f"dataflow '{self.dataflow}' failed: node '{first.id}' {first.detail}"]
         if others:

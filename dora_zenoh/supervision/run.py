@@ -256,8 +256,10 @@ class DataflowRun:
             # in time is the cause, not one of its victims.
             session.declare_subscriber(keys.eos_key(prefix, self.dataflow, "*"),
                                        zenoh.handlers.Callback(self._on_eos, indirect=False))
-            dynamic = [n for n in self.desc.nodes if n.kind == "dynamic"]
-            if dynamic and not self.options.part:
+            # (the dynamic nodes are the coordinator's machine's: its part answers for them)
+            only = self.options.only
+            dynamic = [n for n in self.desc.nodes if n.kind == "dynamic" and (only is None or n.id in only)]
+            if dynamic:
                 session.declare_queryable(keys.config_key(prefix, self.dataflow, "*"),
                                           zenoh.handlers.Callback(self._on_config_query, indirect=False))
             self._reaper = subprocess.Popen([sys.executable, "-m", "dora_zenoh.supervision.reaper"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -101,3 +103,51 @@ def test_up_with_a_machine_id_runs_the_nodes_on_a_daemon_that_outlives_the_coord
         for pid in (coordinator, daemon, node):
             _kill(pid)
 
+
+
+def test_start_shows_the_lines_of_the_daemons_nodes_and_a_dynamic_node_joins(endpoint, tmp_path, flow_name):
+    """With `up --machine-id`, `start` (attached) prints the lines of the nodes the daemon runs,
+    from the first, and its summary counts them; a dynamic node joins through the coordinator."""
+    machine = "box"
+    (tmp_path / "talk.py").write_text(textwrap.dedent("""
+        import pyarrow as pa
+        from dora import Node
+        node = Node()
+        for i, event in enumerate(node):
+            if event["type"] == "INPUT":
+                node.send_output("n", pa.array([i]))
+                print("sent", i, flush=True)
+                if i >= 40:
+                    break
+    """))
+    yml = tmp_path / "flow.yml"
+    yml.write_text("nodes:\n  - id: talk\n    path: talk.py\n    inputs: {tick: dora/timer/millis/100}\n"
+                   "    outputs: [n]\n  - id: dyn\n    path: dynamic\n    inputs: {n: talk/n}\n")
+    res = cli("up", "--endpoint", endpoint, "--machine-id", machine, "--log-file", str(tmp_path / "c.log"))
+    assert res.returncode == 0, res.stderr
+    info = coordinator_running(endpoint)
+    attach = None
+    try:
+        env = {**os.environ, "DORA_ZENOH_ENDPOINT": endpoint}
+        attach = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "start", str(yml), "--name", flow_name],
+                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(lambda: flow_name in cli("list", "--endpoint", endpoint).stdout, what="the dataflow")
+        dyn = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from dora_zenoh import Node
+            for event in Node("dyn", dataflow={flow_name!r}):
+                if event["type"] == "INPUT":
+                    print("dyn got", event["value"].to_pylist(), flush=True)
+                    break
+        """)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert dyn.returncode == 0 and "dyn got [" in dyn.stdout, dyn.stdout + dyn.stderr
+        out, _ = attach.communicate(timeout=60)
+        assert attach.returncode == 0, out
+        assert "[talk] sent 0\n" in out and "[talk] sent 40\n" in out, out
+        assert f"finished: 1 node(s) succeeded, 1 on machine '{machine}'" in out, out
+    finally:
+        if attach is not None and attach.poll() is None:
+            attach.kill()
+        res = cli("down", "--endpoint", endpoint)
+        for pid in (info["pid"], info["home_pid"]) if info else ():
+            _kill(pid)
+    assert res.returncode == 0 and f"daemon of machine '{machine}' stopped" in res.stdout, res.stdout
