@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -84,29 +85,36 @@ def up(endpoint: str | None, group: str | None, home: str | None, log_file: Path
     if zconfig.tcp_port_in_use(endpoint):
         raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
                        "pick another with --endpoint")
+    _, info = _background(["coordinator", "--endpoint", endpoint, *(["--group", group] if group else []),
+                           *(["--machine-id", home] if home else [])], log_file, "the coordinator",
+                          lambda: coordinator_running(endpoint, timeout=1.0), "did not answer")
+    click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
+    if home:
+        _up_daemon(endpoint, home, log_file)
+
+
+def _background(args: list[str], log_file: Path, what: str, ready: Callable[[], dict | None],
+                late: str) -> tuple[subprocess.Popen, dict]:
+    """``python -m dora_zenoh ARGS`` in a session of its own, its output appended to ``log_file``;
+    returns once ``ready()`` answers (15 s at most), or says why it did not start."""
     try:
         log = open(log_file, "ab")  # noqa: SIM115 (closed below, once the child holds it)
     except OSError as exc:
-        raise CliError(f"cannot write the coordinator's log {log_file} ({exc.strerror}); "
+        raise CliError(f"cannot write {what}'s log {log_file} ({exc.strerror}); "
                        "pass --log-file with a file you can write") from None
     with log:
-        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "coordinator", "--endpoint", endpoint,
-                                 *(["--group", group] if group else []), *(["--machine-id", home] if home else [])],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_file.read_text(errors="replace").splitlines()[-5:]
-            raise CliError("the coordinator did not start:\n" + "\n".join(f"    {t}" for t in tail))
-        info = coordinator_running(endpoint, timeout=1.0)
+            raise CliError(f"{what} did not start:\n" + "\n".join(f"    {t}" for t in tail))
+        info = ready()
         if info:
-            click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
-            if home:
-                _up_daemon(endpoint, home, log_file)
-            return
+            return proc, info
         time.sleep(0.1)
-    raise CliError(f"the coordinator (pid {proc.pid}) did not answer within 15 s; see {log_file}")
+    raise CliError(f"{what} (pid {proc.pid}) {late} within 15 s; see {log_file}")
 
 
 def _free_beside(endpoint: str) -> str:
@@ -153,22 +161,10 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
         return
     log_file = coordinator_log.with_name(f"daemon-{home}-{endpoint.rsplit(':', 1)[-1]}.log")
     listen = _free_beside(endpoint)  # its hub: only its nodes use it (the CLI joins the coordinator's)
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", home,
-                                 "--coordinator", endpoint, "--listen", listen],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace").splitlines()[-5:]
-            raise CliError(f"the daemon of machine '{home}' did not start:\n" + "\n".join(f"    {t}" for t in tail))
-        if connected(0.0):
-            click.echo(f"daemon of machine '{home}' running (pid {proc.pid}); its log: {log_file}")
-            return
-        time.sleep(0.2)
-    raise CliError(f"the daemon of machine '{home}' (pid {proc.pid}) did not join the coordinator within 15 s; "
-                   f"see {log_file}")
+    proc, _ = _background(["daemon", "--machine-id", home, "--coordinator", endpoint, "--listen", listen],
+                          log_file, f"the daemon of machine '{home}'", lambda: connected(0.0),
+                          "did not join the coordinator")
+    click.echo(f"daemon of machine '{home}' running (pid {proc.pid}); its log: {log_file}")
 
 
 @click.command(context_settings=CONTEXT)
