@@ -275,6 +275,8 @@ class Coordinator(MachineWatch):
             run.kill()
             if run.session is not None:
                 threading.Thread(target=run.wait, daemon=True).start()
+            if entry.lines is not None:
+                entry.lines.close()
             with self.lock:
                 self.entries.pop(entry.id, None)
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
