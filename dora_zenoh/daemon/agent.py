@@ -346,8 +346,11 @@ class Daemon:
                               secret=secret, peers=tuple(peers or ()))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
-            if self.control is not None:  # lines for `start --attach` and `logs -f` on this machine
-                opts.on_line = LineCast(self.control, name, id, run.line_counts, nodes)
+            # lines for `start --attach` and `logs -f`: on the control socket of a coordinator of this
+            # machine, else on the machines' network while the coordinator relays them to a follower
+            cast_on = self.control or self.session
+            if cast_on is not None:
+                opts.on_line = LineCast(cast_on, name, id, run.line_counts, nodes)
             part = Part(run, id, path, grace, root=desc.base_dir, secret=secret)
             self.parts[name] = part
         for node, lines in built.items():  # the build's output opens the node's log

@@ -263,6 +263,7 @@ class Coordinator(MachineWatch):
             if build:
                 self._build_here(desc, {n.id for n in run.local_nodes()})
             run.start()
+            self._relay_lines(entry)  # before their nodes start: their first lines are followed too
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
@@ -275,8 +276,9 @@ class Coordinator(MachineWatch):
             run.kill()
             if run.session is not None:
                 threading.Thread(target=run.wait, daemon=True).start()
-            if entry.lines is not None:
-                entry.lines.close()
+            for cast in (entry.lines, entry.relay):
+                if cast is not None:
+                    cast.close()
             with self.lock:
                 self.entries.pop(entry.id, None)
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
@@ -505,8 +507,9 @@ class Coordinator(MachineWatch):
             entry.run.close_session()
             if entry.run.options.secret is not None:  # an adopted one's, from a daemon
                 auth.discard(entry.run.options.secret)
-        if entry.lines is not None:
-            entry.lines.close()
+        for cast in (entry.lines, entry.relay):
+            if cast is not None:
+                cast.close()
         for part in list(entry.remote.values()):  # over everywhere: what daemons kept for readers can go
             threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
                              kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()

@@ -84,6 +84,7 @@ class Entry:
     thread: threading.Thread | None = None
     usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
     lines: Any = field(default=None, repr=False)  # its LineCast (start --attach, logs -f)
+    relay: Any = field(default=None, repr=False)  # its LineRelay: its other machines' lines
     # Several machines: machine id -> its part (see RemotePart); empty for a one-machine dataflow.
     remote: dict[str, RemotePart] = field(default_factory=dict)
     adopted: bool = False  # started by an earlier coordinator, found running on daemons

@@ -19,6 +19,7 @@ import zenoh
 from dora_zenoh.descriptor.placement import place, placement_of
 from dora_zenoh.errors import CommandError, SecretError
 from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.linecast import LineRelay
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.wire import auth, keys
@@ -39,6 +40,7 @@ class MachineWatch:
     endpoint: str
     session: zenoh.Session | None
     machinery: zenoh.Session | None  # the daemons' commands, reports and files: the hub, or the control socket
+    ctl: zenoh.Session | None  # the control socket's session (the CLI's)
     lock: threading.RLock
     entries: dict[str, Entry]
     daemons: dict[str, float]  # machine id -> when it connected (see _on_daemon)
@@ -74,6 +76,15 @@ class MachineWatch:
             if quiet:
                 return {}
             raise
+
+    def _relay_lines(self, entry: Entry) -> None:
+        """`logs -f` and `start` (attached) follow the entry's nodes on other machines too, whose
+        daemons cast their lines on the machines' network (a daemon of this machine casts them on
+        the control socket itself)."""
+        network, ctl = self.machinery, self.ctl
+        placed = [n.id for n in entry.run.desc.nodes if n.machine is not None]
+        if network is not None and ctl is not None and network is not ctl and placed:
+            entry.relay = LineRelay(ctl, network, entry.name, placed)
 
     @staticmethod
     def _closed_args(entry: Entry) -> dict[str, Any]:
@@ -319,6 +330,7 @@ class MachineWatch:
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
             entry.remote[machine] = self._remote_part(machine, rep, desc)
             self.entries[entry.id] = entry
+        self._relay_lines(entry)
         print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",
               flush=True)
         entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}", daemon=True)

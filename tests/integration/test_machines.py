@@ -598,3 +598,39 @@ def test_check_names_the_machines_it_could_not_verify(tmp_path: Path) -> None:
                           zconfig.free_tcp_endpoint()], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "(machines a, b not checked: no coordinator answers)" in out.stdout
+
+
+def test_start_and_logs_follow_the_lines_of_a_node_on_another_machine(machines: Machines) -> None:
+    """`start` (attached) and `logs -f` printed nothing new of a node on another machine (its
+    daemon kept its lines to itself); now the coordinator relays them while someone follows."""
+    (machines.tmp / "talker.py").write_text(textwrap.dedent("""
+        import time
+        from dora import Node
+        node = Node()
+        for i in range(60):
+            print("line", i, flush=True)
+            time.sleep(0.1)
+    """))
+    yaml = machines.tmp / "talk.yml"
+    yaml.write_text("nodes:\n  - id: talker\n    path: talker.py\n    deploy: {machine: b}\n")
+    machines.start_coordinator()
+    machines.start_daemon("b")
+    cmd = ["ip", "netns", "exec", machines.ns["a"], sys.executable, "-m", "dora_zenoh"]
+    attached = subprocess.Popen([*cmd, "start", str(yaml), "--name", "talk"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=machines.env, cwd=machines.tmp)
+    follow = None
+    try:
+        wait_for(lambda: "line 5\n" in machines.cli("logs", "talk", "talker").stdout, 60, "the node's lines")
+        follow = subprocess.Popen([*cmd, "logs", "talk", "talker", "-f"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=machines.env, cwd=machines.tmp)
+        followed, _ = follow.communicate(timeout=90)  # ends with the dataflow
+        out, _ = attached.communicate(timeout=90)
+    finally:
+        for p in (attached, follow):
+            if p is not None and p.poll() is None:
+                p.kill()
+    numbers = [int(line.split()[1]) for line in followed.splitlines() if line.startswith("line ")]
+    assert numbers == list(range(numbers[0], 60)) and numbers[0] <= 5, followed  # the tail, then every new line
+    shown = [int(line.split()[2]) for line in out.splitlines() if line.startswith("[talker] line ")]
+    assert shown and shown[-1] == 59 and shown == sorted(set(shown)), out
+    assert "finished: 1 node(s) succeeded, 1 on machine 'b'" in out, out
