@@ -535,7 +535,10 @@ DOZER = """
 
     seen = {}
     def watch():  # while the node thread waits for the late message
-        time.sleep(1.8)  # past DOZE_AFTER (1 s) and the doze's set-up
+        deadline = time.monotonic() + 30  # past DOZE_AFTER (1 s): the doze has begun (a loaded
+        while node._wake.dozes < 1 and time.monotonic() < deadline:  # machine starts it later)
+            time.sleep(0.05)
+        time.sleep(0.2)  # its set-up done
         a = switches()
         time.sleep(1.0)
         seen["switches_in_1s"] = switches() - a
@@ -582,7 +585,8 @@ def test_a_long_wait_dozes_without_waking_and_still_gets_the_message(flow, polic
     out = flow.result()
     assert out["type"] == "INPUT" and out["id"] == "data"
     assert out["dozes"] >= 1
-    assert out["switches_in_1s"] <= 2, out  # polling recv() makes ~10
+    # polling recv() makes ~10; dozing, 0-2 (3 seen once, in a CI run with other load)
+    assert out["switches_in_1s"] <= 4, out
 
 
 def test_a_dozing_node_wakes_for_stop_and_for_a_timer(flow):

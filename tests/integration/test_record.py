@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -322,10 +323,18 @@ def test_replay_window_and_loop(tmp_path):
         assert got == [b"frame %d" % i for i in range(4, 11)]  # 0.2 s to 0.5 s, both included
 
         got.clear()
-        player = start_cli("replay", str(rec), "--endpoint", hub, "--loop", "--rate", "10")
+        # (PYTHONFAULTHANDLER: if it ever hangs after Ctrl-C again, as in 1 CI run and 1 of 60 runs
+        # four at a time, SIGABRT makes it print every thread's stack, shown by the failure)
+        player = start_cli("replay", str(rec), "--endpoint", hub, "--loop", "--rate", "10",
+                           env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         wait_for(lambda: len(got) >= 45, 60, "more than two rounds")
         player.send_signal(signal.SIGINT)
-        _, err = player.communicate(timeout=30)
+        try:
+            _, err = player.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            player.send_signal(signal.SIGABRT)
+            _, err = player.communicate(timeout=30)
+            raise AssertionError(f"replay --loop did not end within 30 s of SIGINT; its stacks:\n{err}") from None
     assert player.returncode == 0, err
     assert "(interrupted)" in err
     assert got[:40] == [b"frame %d" % i for i in range(20)] * 2
