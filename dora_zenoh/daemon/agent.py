@@ -179,11 +179,11 @@ class Daemon:
             try:
                 path = control.locate(self.coordinator)
             except NotAuthorizedError as exc:
+                why = str(exc).partition("; nothing was done")[0].removeprefix("not authorized: ")
                 console.error(f"daemon '{self.machine}' cannot take commands from the coordinator on "
-                              f"{self.coordinator}: a coordinator on this machine commands its daemons only "
-                              f"through its control socket, and {exc.args[0].partition('; nothing was done')[0]}. "
-                              "Run the daemon as that user (or root), or start the coordinator with --group "
-                              "and run the daemon as a member")
+                              f"{self.coordinator}, which commands a daemon of its own machine only through its "
+                              f"control socket: {why}. Run the daemon as that user (or root), or start the "
+                              "coordinator with --group and run the daemon as a member")
                 return None
             if path.exists():
                 conf = control.session_config(connect=[control.control_endpoint(path)])

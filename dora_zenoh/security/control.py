@@ -193,8 +193,9 @@ def not_authorized_message(endpoint: str, uid: int, gid: int | None) -> str:
     """Who may operate that coordinator, who is asking, and what to do instead."""
     who = user_name(uid)
     group = f", members of group '{_group_name(gid)}'" if gid is not None else ""
+    allowed = f"{who}{group}" + (" and root" if uid != 0 else "")  # (not "root and root")
     return (f"not authorized: the coordinator on {endpoint} runs as {who} and takes commands only from "
-            f"{who}{group} and root, not from {user_name(os.getuid())}; nothing was done. Ask its owner, "
+            f"{allowed}, not from {user_name(os.getuid())}; nothing was done. Ask its owner, "
             "or run your own coordinator on another endpoint (`dora-zenoh up --endpoint tcp/127.0.0.1:PORT`)")
 
 
