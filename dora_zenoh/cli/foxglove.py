@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
 
 import click
 
 from dora_zenoh.cli.options import CONTEXT
+from dora_zenoh.signals import on_signals
 
 
 @click.command(context_settings=CONTEXT)
@@ -37,11 +37,7 @@ def foxglove(dataflow: str | None, port: int, host: str, prefix: str, endpoint: 
                             host=host, port=port)
     done = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    on_signals(lambda _signum: done.set(), signal.SIGINT, signal.SIGTERM)
     click.echo(f"[dora-zenoh] serving {dataflow or prefix + '/**'} for Foxglove on {bridge.url}; Ctrl-C to stop",
                err=True)
     while not done.wait(0.2):

@@ -9,6 +9,7 @@ import click
 
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT, Duration, Size
+from dora_zenoh.signals import on_signals
 
 
 def split_targets(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
@@ -71,11 +72,10 @@ def record(targets: tuple[str, ...], output: Path | None, all_topics: bool, dura
                         split_duration=split_duration, buffer_bytes=buffer_bytes, reader_id=reader_id,
                         foxglove_json=foxglove_json)
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int) -> None:
         rec.stop("interrupted" if signum == signal.SIGINT else "terminated")
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    on_signals(on_signal, signal.SIGINT, signal.SIGTERM)
     if early:
         rec.stop(early[0])
     what = f"dataflow '{dataflow}'" if dataflow else f"every dataflow under '{prefix}/'"

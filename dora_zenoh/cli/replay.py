@@ -74,12 +74,13 @@ def _report(result: Any, stats: bool) -> None:
 
 
 def _on_interrupt(*stops: Any) -> None:
-    def handler(signum: int, frame: Any) -> None:
+    from dora_zenoh.signals import on_signals
+
+    def handler(signum: int) -> None:
         for stop in stops:
             stop()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    on_signals(handler, signal.SIGINT, signal.SIGTERM)
 
 
 def _replay_onto_keys(file: Path, messages: Any, chosen: list, play: dict, name: str | None,

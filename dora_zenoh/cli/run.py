@@ -10,6 +10,7 @@ import click
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, load_or_exit, secure_option
+from dora_zenoh.signals import on_signals
 
 
 @click.command(context_settings=CONTEXT)
@@ -78,7 +79,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
         raise CliError(str(exc)) from None
     interrupts = 0
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int) -> None:
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
@@ -92,8 +93,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
                        "every node had already stopped"), err=True)
             flow.kill(action="interrupted")
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    on_signals(on_signal, signal.SIGINT, signal.SIGTERM)  # on a thread: flow.stop() takes a queue's lock
     try:
         flow.start()
     except Exception as exc:  # a node that cannot start: nothing is left running

@@ -39,6 +39,7 @@ from dora_zenoh.daemon.builds import run_builds
 from dora_zenoh.daemon.files import FileCache
 from dora_zenoh.errors import CommandError, DoraZenohError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
+from dora_zenoh.signals import on_signals
 from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
@@ -125,8 +126,7 @@ class Daemon:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
             return 1
         session = self.session
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self._shutdown.set())
+        on_signals(lambda _signum: self._shutdown.set(), signal.SIGINT, signal.SIGTERM)
         if not zconfig.wait_for_peers(session, LINK_WAIT):
             console.warn(f"daemon '{self.machine}' is not linked to the coordinator at {self.coordinator} after "
                          f"{LINK_WAIT:g} s; still trying. Is it running and reachable from here?"

@@ -41,6 +41,7 @@ from dora_zenoh.descriptor.placement import (
 )
 from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
+from dora_zenoh.signals import on_signals
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.linecast import LineCast
@@ -130,8 +131,7 @@ class Coordinator(MachineWatch):
             keys.daemon_token("*"), zenoh.handlers.Callback(self._on_daemon, indirect=False), history=True)
         self._state_sub = self.machinery.declare_subscriber(
             keys.daemon_state_key("*"), zenoh.handlers.Callback(self._on_daemon_state, indirect=False))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self._begin_down(None))
+        on_signals(lambda _signum: self._begin_down(None), signal.SIGINT, signal.SIGTERM)
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
         who = control.user_name(self.owner) + (f" and group '{self.group}'" if self.group else "")
         print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()}); "

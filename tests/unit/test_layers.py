@@ -1,7 +1,7 @@
 """The package's layers, checked with ``ast``: imports point down only, and no module cycle.
 
 Layers, low to high (a module may import its own layer and those below):
-{errors, console, settings, units} < descriptor < {wire, security} < tuning < node < operators
+{errors, console, settings, signals, units} < descriptor < {wire, security} < tuning < node < operators
 < supervision < {introspect, record, daemon} < cli. ``security`` (control socket, access checks,
 certificates) sits with ``wire``: supervision uses it, and it needs nothing above wire. The
 top-level ``__init__``/``__main__`` and the ``dora`` shim are the public facade over all of them
@@ -17,7 +17,7 @@ import dora_zenoh
 
 PACKAGE = Path(dora_zenoh.__file__).parent
 LAYERS = [
-    {"errors", "console", "settings", "units"},
+    {"errors", "console", "settings", "signals", "units"},
     {"descriptor"},
     {"wire", "security"},
     {"tuning"},
