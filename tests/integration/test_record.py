@@ -323,8 +323,9 @@ def test_replay_window_and_loop(tmp_path):
         assert got == [b"frame %d" % i for i in range(4, 11)]  # 0.2 s to 0.5 s, both included
 
         got.clear()
-        # (PYTHONFAULTHANDLER: if it ever hangs after Ctrl-C again, as in 1 CI run and 1 of 60 runs
-        # four at a time, SIGABRT makes it print every thread's stack, shown by the failure)
+        # It hung after Ctrl-C in 1 CI run and 1 of 60 runs four at a time: its handler's Event.set
+        # waited for the lock its own Event.wait held (dora_zenoh.signals). Should it hang again,
+        # PYTHONFAULTHANDLER and SIGABRT print every thread's stack into the failure.
         player = start_cli("replay", str(rec), "--endpoint", hub, "--loop", "--rate", "10",
                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         wait_for(lambda: len(got) >= 45, 60, "more than two rounds")
