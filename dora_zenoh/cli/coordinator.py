@@ -117,22 +117,6 @@ def _background(args: list[str], log_file: Path, what: str, ready: Callable[[], 
     raise CliError(f"{what} (pid {proc.pid}) {late} within 15 s; see {log_file}")
 
 
-def _free_beside(endpoint: str) -> str:
-    """A free port on the coordinator's own address and protocol (a daemon of a network coordinator
-    must listen where the other machines reach it, with TLS when it uses TLS)."""
-    import socket
-
-    from dora_zenoh.wire import zconfig
-
-    proto, _, rest = endpoint.partition("/")
-    host = rest.rsplit(":", 1)[0]
-    if proto not in ("tcp", "tls") or ":" not in rest:
-        return zconfig.free_tcp_endpoint()
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host.strip("[]"), 0))
-        return f"{proto}/{host}:{s.getsockname()[1]}"
-
-
 def _check_machine_id(home: str | None) -> None:
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
 
@@ -144,6 +128,7 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
     """This machine's daemon, unless it is connected already (a coordinator started again: its
     daemon links back by itself within a second and the coordinator adopts its dataflows)."""
     from dora_zenoh.supervision.client import coordinator_running
+    from dora_zenoh.wire import zconfig
 
     def connected(wait: float) -> dict | None:
         deadline = time.monotonic() + wait
@@ -160,7 +145,8 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
         click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid')})")
         return
     log_file = coordinator_log.with_name(f"daemon-{home}-{endpoint.rsplit(':', 1)[-1]}.log")
-    listen = _free_beside(endpoint)  # its hub: only its nodes use it (the CLI joins the coordinator's)
+    # its hub, beside the coordinator's (same address and TLS): only its nodes use it
+    listen = zconfig.free_endpoint_beside(endpoint)
     proc, _ = _background(["daemon", "--machine-id", home, "--coordinator", endpoint, "--listen", listen],
                           log_file, f"the daemon of machine '{home}'", lambda: connected(0.0),
                           "did not join the coordinator")

@@ -17,9 +17,14 @@ def remote_nodes(desc: Descriptor) -> dict[str, list[str]]:
     return placed
 
 
+def unplaced_nodes(desc: Descriptor) -> list[str]:
+    """Ids of the nodes without ``deploy`` (a machine or labels), dynamic ones aside."""
+    return [n.id for n in desc.nodes if n.machine is None and not n.labels and n.kind != "dynamic"]
+
+
 def local_nodes(desc: Descriptor) -> set[str]:
     """Ids of the nodes the coordinator's machine runs (dynamic ones included)."""
-    return {n.id for n in desc.nodes if (n.machine is None and not n.labels) or n.kind == "dynamic"}
+    return set(unplaced_nodes(desc)) | {n.id for n in desc.nodes if n.kind == "dynamic"}
 
 
 def labelled_nodes(desc: Descriptor) -> dict[str, dict[str, str]]:

@@ -38,6 +38,7 @@ from dora_zenoh.descriptor.placement import (
     placement_of,
     remote_nodes,
     resolve,
+    unplaced_nodes,
 )
 from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
@@ -214,7 +215,7 @@ class Coordinator(MachineWatch):
             running = sum(e.active for e in self.entries.values())
         return {"pid": os.getpid(), "endpoint": self.endpoint, "version": __version__,
                 "uptime": time.time() - self.started, "running": running, "daemons": sorted(self.daemons),
-                "home": self.home, "home_pid": self.pids.get(self.home) if self.home else None,
+                "home": self.home, "home_pid": self._home_pid(),
                 "labels": {m: self.labels.get(m, {}) for m in sorted(self.daemons)}}
 
     def cmd_start(self, path: str, name: str | None = None, grace: float = 10.0,
@@ -332,7 +333,7 @@ class Coordinator(MachineWatch):
             except PlacementError as exc:
                 raise CommandError(str(exc)) from None
         if home and self.home is not None:
-            here = [n.id for n in desc.nodes if n.machine is None and not n.labels and n.kind != "dynamic"]
+            here = unplaced_nodes(desc)
             if here and self.home in self.daemons:
                 place(desc, dict.fromkeys(here, self.home))
             elif here:
@@ -462,8 +463,13 @@ class Coordinator(MachineWatch):
         return {"removed": len(gone)}
 
     def cmd_down(self, grace: float | None = None) -> dict[str, Any]:
-        home_pid = self.pids.get(self.home) if self.home else None  # `down` stops it afterwards
-        return {"pid": os.getpid(), "stopping": self._begin_down(grace), "home": self.home, "home_pid": home_pid}
+        # `down` stops this machine's daemon afterwards
+        return {"pid": os.getpid(), "stopping": self._begin_down(grace), "home": self.home,
+                "home_pid": self._home_pid()}
+
+    def _home_pid(self) -> int | None:
+        """The pid of this machine's daemon (``--machine-id``), from its reports."""
+        return self.pids.get(self.home) if self.home else None
 
     # -- supervision -------------------------------------------------------------------------------
     def _fail_fast(self, entry: Entry, cause: str) -> None:

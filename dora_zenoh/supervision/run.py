@@ -169,13 +169,13 @@ class DataflowRun:
         closed = bool(closed_as_asked(self.options.secure, self.desc))
         if closed:  # a network of its own, closed to others
             self.secret = self.options.secret or auth.make_secret()
-            own = self._own_endpoint() if joined else self.endpoint
+            own = zconfig.free_endpoint_beside(self.endpoint) if joined else self.endpoint
             self.session = zenoh.open(zconfig.peer_config(list(self.options.peers), [own], secret=str(self.secret)))
             self.node_endpoint = own
             if self.options.peers:
                 zconfig.wait_for_peers(self.session, 3.0)
         elif joined:
-            own = self._own_endpoint()
+            own = zconfig.free_endpoint_beside(self.endpoint)
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
             if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
@@ -186,13 +186,6 @@ class DataflowRun:
         else:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
-
-    def _own_endpoint(self) -> str:
-        """A free port on the endpoint's host, in its protocol: the nodes' hub of a machine
-        follows the machine's (mutual TLS across machines)."""
-        proto, _, rest = self.endpoint.partition("/")
-        own = zconfig.free_tcp_endpoint(rest.rsplit(":", 1)[0])
-        return "tls/" + own.split("/", 1)[1] if proto == "tls" else own
 
     @property
     def hub(self) -> zenoh.Session:

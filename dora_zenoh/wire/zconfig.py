@@ -311,10 +311,20 @@ def with_free_port(endpoint: str) -> str:
 
 
 def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
-    """An endpoint on a currently free port (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+    """An endpoint on a currently free port (the kernel picks it); ``host`` may be ``[IPv6]``."""
+    bare = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((bare, 0))
         return f"tcp/{host}:{s.getsockname()[1]}"
+
+
+def free_endpoint_beside(endpoint: str) -> str:
+    """A free port on ``endpoint``'s host, in its protocol (a machine's other hubs follow its
+    address and its TLS); a loopback TCP one for an endpoint that is not TCP or TLS."""
+    proto, _, rest = endpoint.partition("/")
+    if proto not in ("tcp", "tls") or ":" not in rest:
+        return free_tcp_endpoint()
+    return f"{proto}/" + free_tcp_endpoint(rest.rsplit(":", 1)[0]).split("/", 1)[1]
 
 
 def is_network_endpoint(endpoint: str) -> bool:
