@@ -76,6 +76,8 @@ class Coordinator(MachineWatch):
         self.started = time.time()
         self._shutdown = threading.Event()
         self._down_started = False
+        self._answering = 0  # commands being answered: `down`'s own answer must leave before the sessions close
+        self._answered = threading.Condition()
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
@@ -139,6 +141,8 @@ class Coordinator(MachineWatch):
               f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
+        with self._answered:  # bounded: a `start` still starting fails anyway once the sessions close
+            self._answered.wait_for(lambda: self._answering == 0, timeout=10)
         if self.ship is not None:
             self.ship.close()
         if relinker is not None:
@@ -172,7 +176,17 @@ class Coordinator(MachineWatch):
     # -- queries ---------------------------------------------------------------------------------
     def _on_query(self, query: zenoh.Query) -> None:
         # Commands may take seconds (start, restart): never hold a Zenoh thread for that.
-        threading.Thread(target=self._answer, args=(query,), daemon=True).start()
+        with self._answered:
+            self._answering += 1
+        threading.Thread(target=self._answer_counted, args=(query,), daemon=True).start()
+
+    def _answer_counted(self, query: zenoh.Query) -> None:
+        try:
+            self._answer(query)
+        finally:
+            with self._answered:
+                self._answering -= 1
+                self._answered.notify_all()
 
     def _answer(self, query: zenoh.Query) -> None:
         verb = str(query.key_expr).rsplit("/", 1)[1]

@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import psutil
 from conftest import ROOT, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
+
+from dora_zenoh.supervision.client import coordinator_running
 
 FOREVER = textwrap.dedent("""
     import os
@@ -121,6 +124,41 @@ def test_a_second_coordinator_says_which_one_runs(coord):
     assert res.returncode == 1, res.stdout + res.stderr
     assert f"[dora-zenoh] a coordinator is already running on {coord.endpoint} (pid {coord.pid})" in res.stderr
     assert psutil.pid_exists(coord.pid) and coord.info()["pid"] == coord.pid  # the first one is untouched
+
+
+SLOW_ANSWERS = textwrap.dedent("""
+    import sys, time
+    from dora_zenoh.supervision.coordinator import Coordinator
+
+    class SlowToAnswer(Coordinator):  # its answers leave late, as under load (CI, stop 32)
+        def cmd_down(self, grace=None):
+            reply = super().cmd_down(grace)
+            time.sleep(1.0)
+            return reply
+
+    sys.exit(SlowToAnswer(sys.argv[1]).serve())
+""")
+
+
+def test_down_is_answered_before_the_coordinator_closes(endpoint, tmp_path):
+    # `down` with nothing running ends the coordinator at once: it must answer first.
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_ANSWERS)
+    proc = subprocess.Popen([sys.executable, str(script), endpoint], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: coordinator_running(endpoint), what="the coordinator to answer")
+        reaper = threading.Thread(target=proc.wait, daemon=True)  # `down` waits for it to be gone, not a zombie
+        reaper.start()
+        res = cli("down", "--endpoint", endpoint, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert f"stopping 0 dataflow(s), then the coordinator (pid {proc.pid})" in res.stdout
+        reaper.join(30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_coordinator_on_a_port_another_program_holds(endpoint):
