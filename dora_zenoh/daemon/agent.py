@@ -327,9 +327,12 @@ class Daemon:
     def cmd_spawn(self, path: str, name: str, id: str, nodes: list[str], grace: float = 10.0,
                   log_dir: str | None = None, fail_fast: bool = False,
                   restarts: dict[str, int] | None = None, placement: dict[str, str] | None = None,
-                  credentials: str | None = None, peers: list[str] | None = None) -> dict[str, Any]:
+                  credentials: str | None = None, peers: list[str] | None = None,
+                  readers: list[str] | None = None, cpu_latency_us: int | None = None) -> dict[str, Any]:
         """Start this machine's nodes of a dataflow. A closed one (``credentials``, the text of
-        its credentials file) gets a network of its own here too, linked to ``peers``."""
+        its credentials file) gets a network of its own here too, linked to ``peers``.
+        ``readers``: ids that read every output though the YAML does not say so (a recorder);
+        ``cpu_latency_us``: the PM QoS request to hold here while they run."""
         with self.lock:
             local, built = self.prepared.pop(name, (path, {}))
         desc = self._load(local, nodes, placement)  # `path` is the coordinator's: the reports name it
@@ -342,8 +345,8 @@ class Daemon:
             secret = auth.keep_secret(credentials) if credentials is not None else None
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
-                              fail_fast=fail_fast, append_logs=set(built), secure=secret is not None,
-                              secret=secret, peers=tuple(peers or ()))
+                              cpu_latency_us=cpu_latency_us, fail_fast=fail_fast, append_logs=set(built), secure=secret is not None,
+                              secret=secret, peers=tuple(peers or ()), extra_readers=tuple(readers or ()))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             # lines for `start --attach` and `logs -f`: on the control socket of a coordinator of this

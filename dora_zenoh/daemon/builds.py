@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dora_zenoh.descriptor import Descriptor
 from dora_zenoh.errors import CommandError
-from dora_zenoh.supervision.build import build_steps
+from dora_zenoh.supervision.build import build_steps, failure
 
 TAIL = 15  # lines of a failed build's output in the error
 MAX_LINES = 5000  # lines kept per node for its log (a chatty build must not fill the daemon's memory)
@@ -37,18 +37,18 @@ def run_builds(desc: Descriptor, nodes: set[str], machine: str, skip: set[str],
             proc = subprocess.Popen(command, shell=True, cwd=Path(desc.base_dir), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError as exc:
-            raise CommandError(f"machine '{machine}': the build of node '{who}' could not start: {exc}") from None
+            raise CommandError(f"machine '{machine}': the build of '{who}' could not start: {exc}") from None
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            tail.append(line)
+            tail.append(f"[{who}] {line}")  # as the coordinator's own builds show them
             if len(lines) < MAX_LINES:
                 lines.append(line)
         code = proc.wait()
         if code != 0:
             shown = "\n".join(f"  {line}" for line in tail) or "  (no output)"
-            raise CommandError(f"machine '{machine}': the build of node '{who}' failed (exit code {code}): "
-                               f"`{command}` in {desc.base_dir}; nothing was started. Its last lines:\n{shown}")
+            raise CommandError(f"machine '{machine}': {failure(who, code, command, desc.base_dir)}. "
+                               f"Its last lines:\n{shown}")
         lines.append(f"[dora-zenoh] build of {who} succeeded")
         if on_done is not None:
             on_done(command)

@@ -20,6 +20,11 @@ class BuildError(DoraZenohError):
     """A node's build command failed (the message names the node, the command and the exit code)."""
 
 
+def failure(who: str, code: int, command: str, folder: Any) -> str:
+    """The one wording of a failed build, here and on a daemon's machine."""
+    return f"the build of '{who}' failed (exit code {code}): `{command}` in {folder}; nothing was started"
+
+
 def build_steps(desc: Any) -> list[tuple[str, str]]:
     """``(who, command)`` for every node and operator with a ``build:``, in the file's order."""
     steps = []
@@ -48,6 +53,5 @@ def run_builds(desc: Any, echo: Callable[[str], None] | None = None, only: set[s
             out(colour_prefix(line, who) if colour else line)
         code = proc.wait()
         if code != 0:
-            raise BuildError(f"the build of '{who}' failed (exit code {code}): `{command}` in {desc.base_dir}; "
-                             "nothing was started")
+            raise BuildError(failure(who, code, command, desc.base_dir))
     return len(steps)

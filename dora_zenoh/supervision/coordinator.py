@@ -282,7 +282,7 @@ class Coordinator(MachineWatch):
             for part in entry.remote.values():
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
-                                          placement=placement_of(desc) or None, **self._closed_args(entry))
+                                          placement=placement_of(desc) or None, **self._part_args(entry))
                 part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
         except Exception as exc:
             for part in entry.remote.values():
@@ -366,7 +366,9 @@ class Coordinator(MachineWatch):
             raise CommandError("the coordinator is going down")
         if self.ship is None:
             self.ship = ship.Server(self.machinery)
-        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep)
+        # On a loopback endpoint every daemon is on this machine (its commands come over the control socket)
+        beside = frozenset(parts) if self.machinery is self.ctl else frozenset(parts) & {self.home}
+        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep, beside)
         for machine, answer in sorted(answers.items()):
             if answer.get("copy"):
                 print(f"[dora-zenoh] dataflow '{name}': machine '{machine}' runs from its copy {answer['path']} "
@@ -559,8 +561,9 @@ class Coordinator(MachineWatch):
             elif entry.stop_requested:
                 entry.status = "stopped"
                 entry.summary = f"dataflow '{entry.name}' stopped (logs: {result.log_dir})"
-                if killed:
-                    entry.summary += "".join(f"\nnode '{n.id}' {n.detail}" for n in killed)
+                entry.summary += "".join(f"\nnode '{n.id}' {n.detail}" for n in killed)
+                entry.summary += "".join(f"\nnode '{s['id']}' on machine '{s['machine']}' {s['detail']}"
+                                         for s in remote if s["status"] == "killed" and s["detail"])
             else:
                 elsewhere: dict[str, int] = {}
                 for state in remote:

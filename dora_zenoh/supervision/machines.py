@@ -87,13 +87,18 @@ class MachineWatch:
             entry.relay = LineRelay(ctl, network, entry.name, placed)
 
     @staticmethod
-    def _closed_args(entry: Entry) -> dict[str, Any]:
-        """For a closed dataflow's ``spawn`` on another machine: its credentials (over the control
-        link, mutual TLS between machines) and where this machine's part listens, to link to."""
+    def _part_args(entry: Entry) -> dict[str, Any]:
+        """What a ``spawn`` on another machine takes from this machine's part: the readers no
+        YAML names (a `start --record` recorder, which every node's start barrier waits for), the
+        `--cpu-latency-us` request (each machine's CPUs are its own) and, for a closed dataflow, its credentials (over the control link, mutual TLS between
+        machines) and where this part listens, to link to."""
         run = entry.run
-        if run.secret is None or run.session is None:
-            return {}
-        return {"credentials": run.secret.read_text(), "peers": [run.node_endpoint]}
+        args: dict[str, Any] = {"readers": list(run.options.extra_readers)} if run.options.extra_readers else {}
+        if run.options.cpu_latency_us is not None:
+            args["cpu_latency_us"] = run.options.cpu_latency_us
+        if run.secret is not None and run.session is not None:
+            args.update(credentials=run.secret.read_text(), peers=[run.node_endpoint])
+        return args
 
     def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
         lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
@@ -248,7 +253,7 @@ class MachineWatch:
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
                               restarts={n: part.restarts(n) + 1 for n in again},
-                              placement=placement_of(desc) or None, **self._closed_args(entry))
+                              placement=placement_of(desc) or None, **self._part_args(entry))
         except CommandError as exc:
             print(f"[dora-zenoh] could not restart dataflow '{entry.name}' on machine '{machine}': {exc}",
                   flush=True)

@@ -328,12 +328,17 @@ PREPARE_TIMEOUT = 600.0  # seconds a machine may take to fetch the files and run
 
 
 def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
-                     call: Callable[..., dict[str, Any]], keep: bool = True) -> dict[str, dict[str, Any]]:
+                     call: Callable[..., dict[str, Any]], keep: bool = True,
+                     beside: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """Before anything starts: every machine of ``parts`` gets the dataflow's files (the same path or
     a copy) and runs its nodes' builds, all machines at once; ``call(machine, verb, **args)`` is the
     coordinator's command to a daemon. Returns each machine's answer; CommandError naming every
     machine that failed (then nothing was started anywhere). ``keep=False``: a build with no start
     after it (``dora-zenoh build FILE``); each answer then holds its build output.
+
+    ``beside``: daemons on the coordinator's own machine. They run from the folder itself, never
+    from a copy: its files may change all the time (a running node's output) and it is the same
+    folder anyway.
 
     A file that changed while it was shipped (the offer found it so) makes a new manifest and
     every machine prepares again (those already done fetch nothing), up to ATTEMPTS times: a
@@ -341,10 +346,10 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
     time (a log) fails it, named, with the ignore file as the fix."""
     changed: set[str] = set()
     for attempt in range(1, ATTEMPTS + 1):
-        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep)
+        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep, beside)
         if not errors:
             return answers
-        if not offer.changed:
+        if offer is None or not offer.changed:
             raise CommandError("; ".join(errors[m] for m in sorted(errors)))
         changed |= offer.changed
         if attempt < ATTEMPTS:
@@ -358,20 +363,24 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
 
 
 def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
-                  call: Callable[..., dict[str, Any]], keep: bool = True
-                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer]:
-    """One round of :func:`prepare_machines` with a fresh manifest: (answers, errors, the offer)."""
-    try:
-        offer = server.offer(Path(desc.base_dir))
-    except ShipError as exc:
-        raise CommandError(str(exc)) from None
+                  call: Callable[..., dict[str, Any]], keep: bool = True, beside: frozenset[str] = frozenset()
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer | None]:
+    """One round of :func:`prepare_machines` with a fresh manifest: (answers, errors, the offer;
+    None when every machine is ``beside``)."""
+    offer: Offer | None = None
+    if set(parts) - beside:
+        try:
+            offer = server.offer(Path(desc.base_dir))
+        except ShipError as exc:
+            raise CommandError(str(exc)) from None
     answers: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
 
     def one(machine: str, nodes: list[str]) -> None:
+        files = offer.for_daemon() if offer is not None and machine not in beside else None
         try:
             answers[machine] = call(machine, "prepare", timeout=PREPARE_TIMEOUT, path=str(desc.path), name=name,
-                                    nodes=nodes, files=offer.for_daemon(), build=build or None,
+                                    nodes=nodes, files=files, build=build or None,
                                     placement=placement_of(desc) or None, keep=None if keep else False)
         except DoraZenohError as exc:
             errors[machine] = str(exc)
@@ -386,5 +395,6 @@ def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: 
         for t in threads:
             t.join()
     finally:
-        server.withdraw(offer)
+        if offer is not None:
+            server.withdraw(offer)
     return answers, errors, offer

@@ -120,7 +120,7 @@ def test_folder_shipped_built_cached_and_checked(net: Machines) -> None:
     count = len(received(flow))
     out = net.cli("start", str(bad), "--name", "ship4", "--detach")
     assert out.returncode != 0
-    assert "machine 'b': the build of node 'proc' failed (exit code 3)" in out.stderr, out.stderr
+    assert "machine 'b': the build of 'proc' failed (exit code 3)" in out.stderr, out.stderr
     assert "no-compiler-found" in out.stderr and "Traceback" not in out.stderr
     assert fetched(log_b, "ship4") == (1, len(bad.read_bytes()))  # the rest copied from the first copy
     assert net.nodes("ship4") == {}
@@ -142,5 +142,5 @@ def test_folder_shipped_built_cached_and_checked(net: Machines) -> None:
     assert [t for t in trees.iterdir() if (t / "built2.txt").exists()], list(trees.iterdir())
     out = net.cli("build", str(bad))  # its failure names the machine, the node and the output
     assert out.returncode == 1
-    assert "machine 'b': the build of node 'proc' failed (exit code 3)" in out.stderr, out.stderr
+    assert "machine 'b': the build of 'proc' failed (exit code 3)" in out.stderr, out.stderr
     assert "no-compiler-found" in out.stderr and "Traceback" not in out.stderr
