@@ -321,8 +321,9 @@ CONTROL_BASE: Setting[str] = Setting(
 # -- a machine's daemon (several machines) --------------------------------------------------------
 MACHINE_ID: Setting[str | None] = Setting(
     "DORA_ZENOH_MACHINE_ID", None, _text,
-    "Default of `daemon --machine-id`: this machine's id, as `deploy: {machine: ID}` names it.",
-    shown_default="none: `--machine-id` is then required")
+    "This machine's id, as `deploy: {machine: ID}` names it: the default of `daemon --machine-id` and "
+    "of `up --machine-id` (the daemon `up` starts).",
+    shown_default="none: `daemon` then requires `--machine-id`; `up` takes the host's name")
 COORDINATOR: Setting[str | None] = Setting(
     "DORA_ZENOH_COORDINATOR", None, _text,
     "Default of `daemon --coordinator`: the coordinator's endpoint, e.g. `tls/192.168.1.10:7447`.",

@@ -168,14 +168,18 @@ class Coord:
         self.endpoint = endpoint
         self.log_file = log_file
         self.pid: int | None = None
+        self.daemons: list[psutil.Process] = []  # the daemons `up` started (they outlive a killed coordinator)
 
     def __call__(self, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
         return cli(*args, "--endpoint", self.endpoint, timeout=timeout, cwd=cwd)
 
-    def up(self) -> subprocess.CompletedProcess:
-        res = self("up", "--log-file", str(self.log_file))
+    def up(self, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        res = cli("up", "--log-file", str(self.log_file), *extra, "--endpoint", self.endpoint, env=env)
         assert res.returncode == 0, res.stderr
-        self.pid = self.info()["pid"]
+        info = self.info()
+        self.pid = info["pid"]
+        if info.get("home_pid"):
+            self.daemons.append(psutil.Process(info["home_pid"]))
         return res
 
     def info(self) -> dict:
@@ -198,6 +202,9 @@ class Coord:
             pass
         if self.pid and psutil.pid_exists(self.pid):
             os.kill(self.pid, signal.SIGKILL)
+        for daemon in self.daemons:
+            if daemon.is_running():  # (its start time too: not a pid used again)
+                daemon.kill()
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ group_option = click.option(
 
 home_option = click.option(
     "--machine-id", "home", metavar="ID",
-    help="This machine's id: the nodes without `deploy` run on its daemon (which `up` starts), so they keep "
-         "running if the coordinator dies; without it the coordinator runs them itself.")
+    help="This machine's id: the nodes without `deploy` run on its daemon, so they keep running if the "
+         "coordinator dies. `up` starts that daemon, by default with $DORA_ZENOH_MACHINE_ID or the host's "
+         "name; `coordinator` has none unless given one (systemd runs the daemon as a unit of its own).")
 
 
 @click.command(context_settings=CONTEXT)
@@ -55,11 +56,14 @@ def coordinator(endpoint: str | None, group: str | None, home: str | None) -> No
 @endpoint_option
 @group_option
 @home_option
+@click.option("--no-daemon", is_flag=True,
+              help="Only the coordinator: it runs the nodes without `deploy` itself (no extra process), and "
+                   "they end with it.")
 @click.option("--log-file", type=click.Path(path_type=Path),
               help="Where the coordinator's own output goes  [default: ~/.local/state/dora-zenoh/].")
-def up(endpoint: str | None, group: str | None, home: str | None, log_file: Path | None) -> None:
-    """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint), and with
-    --machine-id this machine's daemon too."""
+def up(endpoint: str | None, group: str | None, home: str | None, no_daemon: bool, log_file: Path | None) -> None:
+    """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint) and this
+    machine's daemon, which runs the nodes so that they outlive the coordinator."""
     from dora_zenoh.supervision.client import coordinator_running as running
     from dora_zenoh.wire import zconfig
 
@@ -69,18 +73,22 @@ def up(endpoint: str | None, group: str | None, home: str | None, log_file: Path
         except NotAuthorizedError as exc:  # another user's coordinator
             raise CliError(str(exc)) from None
 
+    if home is not None and no_daemon:
+        raise CliError("--machine-id names the daemon that --no-daemon declines: pick one")
+    asked = home is not None or no_daemon  # else: follow a running coordinator's choice
+    home = None if no_daemon else home or default_machine_id()
     endpoint = _endpoint(endpoint)
     _check_machine_id(home)
     log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
     info = coordinator_running(endpoint)
     if info:
         click.echo(f"coordinator already running on {endpoint} (pid {info['pid']})")
-        if home and info.get("home") != home:
-            was = f"with --machine-id '{info['home']}'" if info.get("home") else "without --machine-id"
-            raise CliError(f"it was started {was}, not with --machine-id '{home}': `dora-zenoh down` first "
-                           "to change it")
-        if home:
-            _up_daemon(endpoint, home, log_file)
+        if asked and info.get("home") != home:
+            was = f"with --machine-id '{info['home']}'" if info.get("home") else "with --no-daemon"
+            now = f"--machine-id '{home}'" if home else "--no-daemon"
+            raise CliError(f"it was started {was}, not {now}: `dora-zenoh down` first to change it")
+        if info.get("home"):
+            _up_daemon(endpoint, info["home"], log_file)
         return
     if zconfig.tcp_port_in_use(endpoint):
         raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
@@ -117,6 +125,18 @@ def _background(args: list[str], log_file: Path, what: str, ready: Callable[[], 
     raise CliError(f"{what} (pid {proc.pid}) {late} within 15 s; see {log_file}")
 
 
+def default_machine_id() -> str:
+    """``up``'s machine id: $DORA_ZENOH_MACHINE_ID (the daemon's own default), else the host's
+    name, which is what a robot's YAML most likely calls it (`deploy: {machine: ...}`)."""
+    import re
+    import socket
+
+    given = settings.MACHINE_ID.get()
+    if given:
+        return given
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).lstrip(".-") or "local"
+
+
 def _check_machine_id(home: str | None) -> None:
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
 
@@ -140,9 +160,13 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
                 return None
             time.sleep(0.1)
 
-    info = connected(2.0)
-    if info:
-        click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid')})")
+    running = _daemon_process(endpoint, home)
+    if running is not None:  # one of an earlier `up`: it links back within a second or so
+        info = connected(5.0)
+        if info is None:
+            raise CliError(f"the daemon of machine '{home}' (pid {running}) runs but did not join the coordinator "
+                           f"within 5 s: see its log, or `kill {running}` and `dora-zenoh up` again")
+        click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid') or running})")
         return
     log_file = coordinator_log.with_name(f"daemon-{home}-{endpoint.rsplit(':', 1)[-1]}.log")
     # its hub, beside the coordinator's (same address and TLS): only its nodes use it
@@ -181,6 +205,22 @@ def down(endpoint: str | None, grace: float | None) -> None:
     click.echo("coordinator stopped")
     if reply.get("home_pid"):  # `up --machine-id`'s daemon: its dataflows were stopped above
         _stop_daemon(reply["home"], reply["home_pid"])
+
+
+def _daemon_process(endpoint: str, home: str) -> int | None:
+    """The pid of a daemon an earlier ``up`` started for this coordinator and machine, if alive."""
+    import os
+
+    import psutil
+
+    wanted = ["daemon", "--machine-id", home, "--coordinator", endpoint]
+    for proc in psutil.process_iter(["uids", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        uids = proc.info["uids"]
+        if uids is not None and uids.real == os.getuid() and "dora_zenoh" in cmd \
+                and cmd[cmd.index("dora_zenoh") + 1:][:len(wanted)] == wanted:
+            return proc.pid
+    return None
 
 
 def _stop_daemon(home: str, pid: int) -> None:

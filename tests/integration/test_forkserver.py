@@ -396,13 +396,11 @@ def test_stop_force_through_the_coordinator_ends_forked_process_trees(flow, tmp_
     """`stop --force` of a dataflow whose Python node was forked (by a coordinator that uses
     the fork server): the node, the child it started and the shell node all go, and so does
     the zygote once its nodes have."""
-    from conftest import Coord, cli
+    from conftest import Coord
 
     write_long_lived_flow(flow)
     coord = Coord(flow.endpoint, tmp_path / "coordinator.log")
-    res = cli("up", "--log-file", str(coord.log_file), "--endpoint", flow.endpoint, env=_env("1"))
-    assert res.returncode == 0, res.stderr
-    coord.pid = coord.info()["pid"]
+    coord.up(env=_env("1"))
     try:
         res = coord("start", str(flow.yaml), "--name", flow.name, "--detach", cwd=flow.folder)
         assert res.returncode == 0, res.stdout + res.stderr

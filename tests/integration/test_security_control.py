@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, Coord, cli, wait_for
+from conftest import ROOT, Coord, wait_for
 
 from dora_zenoh.wire.zconfig import free_tcp_endpoint
 
@@ -175,9 +175,7 @@ def test_a_group_member_may_operate_only_with_group(endpoint, tmp_path, flow_nam
     member = users.add("m", in_group=True)
     stranger = users.add("x")
     c = Coord(endpoint, tmp_path / "coordinator.log")
-    res = cli("up", "--endpoint", endpoint, "--group", users.group, "--log-file", str(c.log_file))
-    assert res.returncode == 0, res.stderr
-    c.pid = c.info()["pid"]
+    c.up("--group", users.group)
     try:
         home = users.home(member)
         marker = home / "ran.txt"

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -90,7 +92,7 @@ def test_up_with_a_machine_id_runs_the_nodes_on_a_daemon_that_outlives_the_coord
         coordinator = coordinator_running(endpoint)["pid"]
         wait_for(lambda: flow_name in dz("list").stdout, what="the dataflow adopted")
         res = cli("up", "--endpoint", endpoint, "--machine-id", "other")
-        assert res.returncode != 0 and "not with --machine-id 'other'" in res.stderr, res.stderr
+        assert res.returncode != 0 and "not --machine-id 'other'" in res.stderr, res.stderr
 
         res = dz("stop", flow_name)
         assert res.returncode == 0, res.stderr
@@ -151,3 +153,43 @@ def test_start_shows_the_lines_of_the_daemons_nodes_and_a_dynamic_node_joins(end
         for pid in (info["pid"], info["home_pid"]) if info else ():
             _kill(pid)
     assert res.returncode == 0 and f"daemon of machine '{machine}' stopped" in res.stdout, res.stdout
+
+
+def test_plain_up_runs_nodes_on_its_daemon_in_the_folder_itself(coord, flow):
+    """Plain `up` starts this machine's daemon (named after the host), which runs the nodes in the
+    dataflow's own folder although a file there keeps changing (a running program's output):
+    it is the same folder, never shipped."""
+    machine = coord.info()["home"]
+    assert machine and coord.daemons, "plain `up` started no daemon"
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: once
+            path: once.py
+    """)
+    flow.write("once.py", """
+        import os
+        from dora import Node
+        Node()
+        open("ran-here.txt", "w").write(str(os.getppid()))
+    """)
+    stop = threading.Event()
+
+    def churn() -> None:  # what a node of another dataflow writing its results looks like
+        n = 0
+        while not stop.is_set():
+            (flow.folder / "results.json").write_text(str(n) * (n % 50))
+            n += 1
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        res = coord("start", str(flow.yaml), "--name", flow.name)
+        assert res.returncode == 0, res.stderr
+    finally:
+        stop.set()
+        writer.join(5)
+    assert "finished: 1 node(s) succeeded" in res.stderr, res.stderr
+    # in this folder (not a copy), a child of the daemon
+    assert int((flow.folder / "ran-here.txt").read_text()) == coord.daemons[0].pid
+    assert "runs from its copy" not in coord.log_file.read_text()

@@ -216,3 +216,28 @@ def test_a_daemon_of_a_network_coordinator_refuses_a_loopback_hub():
     assert ("--listen tcp/127.0.0.1:7448 is reachable from this machine only, but the coordinator "
             "tls/10.1.2.3:7447 is on the network" in result.output), result.output
     assert "--listen tls/ADDRESS:7448" in result.output and "Traceback" not in result.output
+
+
+def test_up_takes_a_machine_id_or_no_daemon_not_both():
+    result = invoke("up", "--machine-id", "robot", "--no-daemon", "--endpoint", "tcp/127.0.0.1:1")
+    assert result.exit_code == 1, result.output
+    assert "--machine-id names the daemon that --no-daemon declines: pick one" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("up", "--endpoint", "tcp/127.0.0.1:1", env={"DORA_ZENOH_MACHINE_ID": "no id!"})
+    assert result.exit_code == 1 and "--machine-id 'no id!': use letters" in result.output, result.output
+
+
+def test_ups_machine_id_is_the_variable_else_the_host_name(monkeypatch):
+    import socket
+
+    from dora_zenoh.cli.coordinator import default_machine_id
+    from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
+
+    monkeypatch.setenv("DORA_ZENOH_MACHINE_ID", "robot")
+    assert default_machine_id() == "robot"
+    monkeypatch.delenv("DORA_ZENOH_MACHINE_ID")
+    assert default_machine_id() == socket.gethostname()  # this host's name is a valid id
+    monkeypatch.setattr(socket, "gethostname", lambda: "robot #2")
+    assert default_machine_id() == "robot--2" and MACHINE_ID.match(default_machine_id())
+    monkeypatch.setattr(socket, "gethostname", lambda: "...")
+    assert default_machine_id() == "local"
