@@ -182,6 +182,11 @@ class Coord:
             self.daemons.append(psutil.Process(info["home_pid"]))
         return res
 
+    def descendants(self) -> list[int]:
+        """Every process the coordinator and `up`'s daemons started (the nodes run on the daemon)."""
+        roots = [psutil.Process(self.pid), *self.daemons]
+        return sorted(c.pid for r in roots if r.is_running() for c in r.children(recursive=True))
+
     def info(self) -> dict:
         from dora_zenoh.supervision.client import coordinator_running
 

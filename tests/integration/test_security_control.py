@@ -145,7 +145,8 @@ def test_other_users_cannot_operate_the_coordinator(coord, tmp_path, flow_name, 
     res = coord("start", str(_owner_flow(tmp_path)), "--name", flow_name, "--detach", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     wait_for(lambda: "ready" in coord("logs", flow_name, "idle").stdout, what="the owner's node")
-    before = sorted(p.pid for p in psutil.Process(coord.pid).children(recursive=True))
+    before = coord.descendants()
+    assert before, "the owner's node is not among them"
 
     for user in (stranger, member):
         home = users.home(user)
@@ -164,7 +165,7 @@ def test_other_users_cannot_operate_the_coordinator(coord, tmp_path, flow_name, 
     assert not Path("/root/dz-attack-logs").exists()
 
     # nothing spawned, the owner's dataflow untouched, the owner's CLI still works
-    assert sorted(p.pid for p in psutil.Process(coord.pid).children(recursive=True)) == before
+    assert coord.descendants() == before
     assert [(r["name"], r["status"]) for r in coord.list()] == [(flow_name, "running")]
     assert coord.info()["pid"] == coord.pid
     res = coord("stop", flow_name)
