@@ -32,7 +32,9 @@ home_option = click.option(
 @endpoint_option
 @group_option
 @home_option
-def coordinator(endpoint: str | None, group: str | None, home: str | None) -> None:
+@click.option("--daemon-log", "home_log", type=click.Path(path_type=Path), hidden=True,
+              help="(`up`'s) start the daemon of --machine-id again, logging here, when its process dies.")
+def coordinator(endpoint: str | None, group: str | None, home: str | None, home_log: Path | None) -> None:
     """Run the coordinator in the foreground (for systemd); `up` starts it in the background."""
     from dora_zenoh import console
     from dora_zenoh.supervision.client import coordinator_running
@@ -49,7 +51,7 @@ def coordinator(endpoint: str | None, group: str | None, home: str | None) -> No
         console.note(f"a coordinator is already running on {endpoint} (pid {info['pid']})")
         raise click.exceptions.Exit(1)
     _check_machine_id(home)
-    raise click.exceptions.Exit(serve(endpoint, group, home))
+    raise click.exceptions.Exit(serve(endpoint, group, home, home_log))
 
 
 @click.command(context_settings=CONTEXT)
@@ -64,6 +66,7 @@ def coordinator(endpoint: str | None, group: str | None, home: str | None) -> No
 def up(endpoint: str | None, group: str | None, home: str | None, no_daemon: bool, log_file: Path | None) -> None:
     """Start the coordinator in the background (it hosts the Zenoh hub on the endpoint) and this
     machine's daemon, which runs the nodes so that they outlive the coordinator."""
+    from dora_zenoh.supervision import home as home_mod
     from dora_zenoh.supervision.client import coordinator_running as running
     from dora_zenoh.wire import zconfig
 
@@ -94,7 +97,8 @@ def up(endpoint: str | None, group: str | None, home: str | None, no_daemon: boo
         raise CliError(f"{endpoint} is in use by another program (a `dora-zenoh run`?); "
                        "pick another with --endpoint")
     _, info = _background(["coordinator", "--endpoint", endpoint, *(["--group", group] if group else []),
-                           *(["--machine-id", home] if home else [])], log_file, "the coordinator",
+                           *(["--machine-id", home, "--daemon-log", str(home_mod.log_path(log_file, home, endpoint))]
+                             if home else [])], log_file, "the coordinator",
                           lambda: coordinator_running(endpoint, timeout=1.0), "did not answer")
     click.echo(f"coordinator running on {endpoint} (pid {info['pid']}); its log: {log_file}")
     if home:
@@ -147,8 +151,8 @@ def _check_machine_id(home: str | None) -> None:
 def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
     """This machine's daemon, unless it is connected already (a coordinator started again: its
     daemon links back by itself within a second and the coordinator adopts its dataflows)."""
+    from dora_zenoh.supervision import home as home_mod
     from dora_zenoh.supervision.client import coordinator_running
-    from dora_zenoh.wire import zconfig
 
     def connected(wait: float) -> dict | None:
         deadline = time.monotonic() + wait
@@ -160,19 +164,16 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
                 return None
             time.sleep(0.1)
 
-    running = _daemon_process(endpoint, home)
-    if running is not None:  # one of an earlier `up`: it links back within a second or so
+    running = home_mod.find(endpoint, home)
+    if running is not None:  # one of an earlier `up` (or the coordinator's): it links back within a second or so
         info = connected(5.0)
         if info is None:
             raise CliError(f"the daemon of machine '{home}' (pid {running}) runs but did not join the coordinator "
                            f"within 5 s: see its log, or `kill {running}` and `dora-zenoh up` again")
         click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid') or running})")
         return
-    log_file = coordinator_log.with_name(f"daemon-{home}-{endpoint.rsplit(':', 1)[-1]}.log")
-    # its hub, beside the coordinator's (same address and TLS): only its nodes use it
-    listen = zconfig.free_endpoint_beside(endpoint)
-    proc, _ = _background(["daemon", "--machine-id", home, "--coordinator", endpoint, "--listen", listen],
-                          log_file, f"the daemon of machine '{home}'", lambda: connected(0.0),
+    log_file = home_mod.log_path(coordinator_log, home, endpoint)
+    proc, _ = _background(home_mod.arguments(home, endpoint), log_file, f"the daemon of machine '{home}'", lambda: connected(0.0),
                           "did not join the coordinator")
     click.echo(f"daemon of machine '{home}' running (pid {proc.pid}); its log: {log_file}")
 
@@ -207,29 +208,15 @@ def down(endpoint: str | None, grace: float | None) -> None:
         _stop_daemon(reply["home"], reply["home_pid"])
 
 
-def _daemon_process(endpoint: str, home: str) -> int | None:
-    """The pid of a daemon an earlier ``up`` started for this coordinator and machine, if alive."""
-    import os
-
-    import psutil
-
-    wanted = ["daemon", "--machine-id", home, "--coordinator", endpoint]
-    for proc in psutil.process_iter(["uids", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        uids = proc.info["uids"]
-        if uids is not None and uids.real == os.getuid() and "dora_zenoh" in cmd \
-                and cmd[cmd.index("dora_zenoh") + 1:][:len(wanted)] == wanted:
-            return proc.pid
-    return None
-
-
 def _stop_daemon(home: str, pid: int) -> None:
     import psutil
 
+    from dora_zenoh.supervision import home as home_mod
+
+    if not home_mod.is_daemon(pid, home):
+        return  # gone, or not that daemon any more (a pid used again)
     try:
         proc = psutil.Process(pid)
-        if "daemon" not in proc.cmdline() or home not in proc.cmdline():
-            return  # not that daemon any more (a pid used again)
         proc.terminate()
         proc.wait(30)
     except psutil.NoSuchProcess:

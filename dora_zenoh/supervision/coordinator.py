@@ -43,6 +43,7 @@ from dora_zenoh.descriptor.placement import (
 from dora_zenoh.errors import CommandError, DoraZenohError, PlacementError
 from dora_zenoh.security import access, control
 from dora_zenoh.signals import on_signals
+from dora_zenoh.supervision import home as home_mod
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.linecast import LineCast
@@ -59,12 +60,16 @@ class Coordinator(MachineWatch):
     """Serves the control plane until ``down`` (or SIGTERM/SIGINT). Other machines' daemons:
     :class:`dora_zenoh.supervision.machines.MachineWatch`."""
 
-    def __init__(self, endpoint: str | None = None, group: str | None = None, home: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, group: str | None = None, home: str | None = None,
+                 home_log: Path | None = None) -> None:
         self.endpoint = endpoint or zconfig.default_endpoint()
         self.group = group
         # This machine's id (`up --machine-id`): while its daemon is connected, it runs the nodes
         # without `deploy`, so that they outlive this process (docs/machines.md, design choices).
         self.home = home
+        # `up`'s daemon: started again when its process dies (supervision.home)
+        self._keeper = (home_mod.Keeper(home, self.endpoint, home_log, lambda: self._down_started)
+                        if home and home_log else None)
         self.gid: int | None = None
         self.owner = os.getuid()
         self.ctl: zenoh.Session | None = None  # the control session (Unix socket only)
@@ -483,6 +488,11 @@ class Coordinator(MachineWatch):
         return {"pid": os.getpid(), "stopping": self._begin_down(grace), "home": self.home,
                 "home_pid": self._home_pid()}
 
+    def _lose(self, machine: str, why: str) -> None:
+        super()._lose(machine, why)
+        if machine == self.home and self._keeper is not None:
+            self._keeper.lost(self._home_pid())
+
     def _home_pid(self) -> int | None:
         """The pid of this machine's daemon (``--machine-id``), from its reports."""
         return self.pids.get(self.home) if self.home else None
@@ -630,6 +640,7 @@ class Coordinator(MachineWatch):
                 entry.usage = {node: u for (eid, node), u in usage.items() if eid == entry.id}
 
 
-def main(endpoint: str | None = None, group: str | None = None, home: str | None = None) -> int:
+def main(endpoint: str | None = None, group: str | None = None, home: str | None = None,
+         home_log: Path | None = None) -> int:
     """``dora-zenoh coordinator``: run in the foreground until ``down`` or SIGTERM."""
-    return Coordinator(endpoint, group, home).serve()
+    return Coordinator(endpoint, group, home, home_log).serve()

@@ -148,14 +148,15 @@ def test_down_is_answered_before_the_coordinator_closes(endpoint, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), endpoint], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: coordinator_running(endpoint), what="the coordinator to answer")
+        wait_for(lambda: proc.poll() is not None or coordinator_running(endpoint), what="the coordinator to answer")
+        assert proc.poll() is None, proc.communicate()[0]
         reaper = threading.Thread(target=proc.wait, daemon=True)  # `down` waits for it to be gone, not a zombie
         reaper.start()
         res = cli("down", "--endpoint", endpoint, timeout=60)
         assert res.returncode == 0, res.stderr
         assert f"stopping 0 dataflow(s), then the coordinator (pid {proc.pid})" in res.stdout
         reaper.join(30)
-        assert proc.returncode == 0
+        assert proc.returncode == 0, proc.stdout.read() if proc.stdout and proc.returncode is not None else ""
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -193,3 +193,39 @@ def test_plain_up_runs_nodes_on_its_daemon_in_the_folder_itself(coord, flow):
     # in this folder (not a copy), a child of the daemon
     assert int((flow.folder / "ran-here.txt").read_text()) == coord.daemons[0].pid
     assert "runs from its copy" not in coord.log_file.read_text()
+
+
+def test_the_coordinator_starts_ups_daemon_again_when_it_dies(coord, flow):
+    """SIGKILL of `up`'s daemon: its nodes end (its reaper), the coordinator starts the daemon
+    again, and the node with `restart_policy: always` runs again, without anyone typing `up`."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: keep
+            path: keep.py
+            inputs: {tick: dora/timer/millis/100}
+            restart_policy: always
+    """)
+    flow.write("keep.py", """
+        import os
+        from dora import Node
+        for event in Node():
+            if event["type"] == "INPUT":
+                open(f"keep-{os.getpid()}.pid", "w").close()
+    """)
+    assert coord("start", str(flow.yaml), "--name", flow.name, "--detach").returncode == 0
+    first = wait_for(lambda: list(flow.folder.glob("keep-*.pid")), what="the node")
+    old = coord.daemons[0]
+    old.kill()
+    old.wait(10)
+    info = wait_for(lambda: (i := coord.info()) and i.get("home_pid") not in (None, old.pid)
+                    and i["daemons"] == [i["home"]] and i, what="a new daemon")
+    coord.daemons.append(psutil.Process(info["home_pid"]))
+    assert coord.daemons[-1].parent().pid == coord.pid  # the coordinator started it
+    wait_for(lambda: set(flow.folder.glob("keep-*.pid")) - set(first), what="the node restarted")
+    log = coord.log_file.read_text()
+    assert f"the daemon of machine '{info['home']}' (pid {old.pid}) is gone: started it again" in log, log
+    row = coord.list(flow.name)
+    assert row["status"] == "running" and row["nodes"][0]["restarts"] == 1, row
+    res = coord("down")
+    assert res.returncode == 0 and f"daemon of machine '{info['home']}' stopped" in res.stdout, res.stdout
+    assert not coord.daemons[-1].is_running()
