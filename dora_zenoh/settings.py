@@ -322,7 +322,7 @@ CONTROL_BASE: Setting[str] = Setting(
 MACHINE_ID: Setting[str | None] = Setting(
     "DORA_ZENOH_MACHINE_ID", None, _text,
     "This machine's id, as `deploy: {machine: ID}` names it: the default of `daemon --machine-id` and "
-    "of `up --machine-id` (the daemon `up` starts).",
+    "of `up --machine-id` (the daemon `up` starts); `run` runs the nodes placed on it.",
     shown_default="none: `daemon` then requires `--machine-id`; `up` takes the host's name")
 COORDINATOR: Setting[str | None] = Setting(
     "DORA_ZENOH_COORDINATOR", None, _text,

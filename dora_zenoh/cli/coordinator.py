@@ -79,7 +79,7 @@ def up(endpoint: str | None, group: str | None, home: str | None, no_daemon: boo
     if home is not None and no_daemon:
         raise CliError("--machine-id names the daemon that --no-daemon declines: pick one")
     asked = home is not None or no_daemon  # else: follow a running coordinator's choice
-    home = None if no_daemon else home or default_machine_id()
+    home = None if no_daemon else home or home_mod.machine_id()
     endpoint = _endpoint(endpoint)
     _check_machine_id(home)
     log_file = log_file or state_dir() / f"coordinator-{endpoint.rsplit(':', 1)[-1]}.log"
@@ -127,18 +127,6 @@ def _background(args: list[str], log_file: Path, what: str, ready: Callable[[], 
             return proc, info
         time.sleep(0.1)
     raise CliError(f"{what} (pid {proc.pid}) {late} within 15 s; see {log_file}")
-
-
-def default_machine_id() -> str:
-    """``up``'s machine id: $DORA_ZENOH_MACHINE_ID (the daemon's own default), else the host's
-    name, which is what a robot's YAML most likely calls it (`deploy: {machine: ...}`)."""
-    import re
-    import socket
-
-    given = settings.MACHINE_ID.get()
-    if given:
-        return given
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).lstrip(".-") or "local"
 
 
 def _check_machine_id(home: str | None) -> None:

@@ -154,9 +154,16 @@ def grace_watch(flow: Any, grace: float) -> None:
 
     threading.Thread(target=watch, daemon=True, name="grace-watch").start()
 def _refuse_other_machines(desc: Any, file: Path) -> None:
-    """`run` has no daemons: a node that `deploy` places on another machine cannot start."""
+    """`run` has no daemons: a node that `deploy` places on another machine cannot start. One
+    placed on this machine (its id as `up` names it) runs here as the others do, so the YAML
+    that `start` runs on this machine's daemon runs under `run` too."""
     from dora_zenoh.descriptor.placement import describe, labelled_nodes, remote_nodes
+    from dora_zenoh.supervision.home import machine_id
 
+    here = machine_id()
+    for node in desc.nodes:
+        if node.machine == here:
+            node.deploy = None
     placed = remote_nodes(desc)
     labelled = labelled_nodes(desc)
     if placed or labelled:

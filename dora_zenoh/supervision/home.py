@@ -26,6 +26,20 @@ MAX_DELAY = 60.0  # a daemon that keeps dying is started at most this often (dou
 STEADY = 30.0  # seconds a started daemon must live for the delay to start over
 
 
+def machine_id() -> str:
+    """This machine's id when none is given: $DORA_ZENOH_MACHINE_ID (the daemon's own default),
+    else the host's name, which is what a robot's YAML most likely calls it in ``deploy``."""
+    import re
+    import socket
+
+    from dora_zenoh import settings
+
+    given = settings.MACHINE_ID.get()
+    if given:
+        return given
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).lstrip(".-") or "local"
+
+
 def arguments(home: str, coordinator: str) -> list[str]:
     """``dora-zenoh``'s arguments for the daemon of machine ``home``, on a free port beside the
     coordinator's endpoint (same address and protocol: its nodes' hub)."""

@@ -589,6 +589,20 @@ def test_run_refuses_nodes_placed_on_other_machines(tmp_path: Path) -> None:
     assert "`dora-zenoh start`" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
+    # on machine 'a' (its id as `up` names it), a's nodes run here; b's are still refused
+    env = {**os.environ, "DORA_ZENOH_MACHINE_ID": "a"}
+    out = subprocess.run([sys.executable, "-m", "dora_zenoh", "run", str(yaml)], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path, env=env)
+    assert out.returncode == 1 and "places nodes on other machines (proc on machine 'b')" in out.stderr, out.stderr
+    yaml.write_text(yaml.read_text().replace("machine: b", "machine: a"))
+    from dora_zenoh.wire import zconfig
+
+    out = subprocess.run([sys.executable, "-m", "dora_zenoh", "run", str(yaml), "--stop-after", "3s",
+                          "--endpoint", zconfig.free_tcp_endpoint()],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "3 node(s)" in out.stderr and received(tmp_path), out.stderr  # data went sensor -> proc -> act
+
 
 def test_check_names_the_machines_it_could_not_verify(tmp_path: Path) -> None:
     from dora_zenoh.wire import zconfig

@@ -230,8 +230,8 @@ def test_up_takes_a_machine_id_or_no_daemon_not_both():
 def test_ups_machine_id_is_the_variable_else_the_host_name(monkeypatch):
     import socket
 
-    from dora_zenoh.cli.coordinator import default_machine_id
     from dora_zenoh.descriptor.rules.deploy import MACHINE_ID
+    from dora_zenoh.supervision.home import machine_id as default_machine_id
 
     monkeypatch.setenv("DORA_ZENOH_MACHINE_ID", "robot")
     assert default_machine_id() == "robot"
