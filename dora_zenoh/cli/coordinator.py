@@ -161,8 +161,8 @@ def _up_daemon(endpoint: str, home: str, coordinator_log: Path) -> None:
         click.echo(f"daemon of machine '{home}' running (pid {info.get('home_pid') or running})")
         return
     log_file = home_mod.log_path(coordinator_log, home, endpoint)
-    proc, _ = _background(home_mod.arguments(home, endpoint), log_file, f"the daemon of machine '{home}'", lambda: connected(0.0),
-                          "did not join the coordinator")
+    proc, _ = _background(home_mod.arguments(home, endpoint), log_file, f"the daemon of machine '{home}'",
+                          lambda: connected(0.0), "did not join the coordinator")
     click.echo(f"daemon of machine '{home}' running (pid {proc.pid}); its log: {log_file}")
 
 

@@ -345,8 +345,9 @@ class Daemon:
             secret = auth.keep_secret(credentials) if credentials is not None else None
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
-                              cpu_latency_us=cpu_latency_us, fail_fast=fail_fast, append_logs=set(built), secure=secret is not None,
-                              secret=secret, peers=tuple(peers or ()), extra_readers=tuple(readers or ()))
+                              cpu_latency_us=cpu_latency_us, fail_fast=fail_fast, append_logs=set(built),
+                              secure=secret is not None, secret=secret, peers=tuple(peers or ()),
+                              extra_readers=tuple(readers or ()))
             run = DataflowRun(desc, opts)
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             # lines for `start --attach` and `logs -f`: on the control socket of a coordinator of this

@@ -90,8 +90,9 @@ class MachineWatch:
     def _part_args(entry: Entry) -> dict[str, Any]:
         """What a ``spawn`` on another machine takes from this machine's part: the readers no
         YAML names (a `start --record` recorder, which every node's start barrier waits for), the
-        `--cpu-latency-us` request (each machine's CPUs are its own) and, for a closed dataflow, its credentials (over the control link, mutual TLS between
-        machines) and where this part listens, to link to."""
+        `--cpu-latency-us` request (each machine's CPUs are its own) and, for a closed dataflow,
+        its credentials (over the control link, mutual TLS between machines) and where this part
+        listens, to link to."""
         run = entry.run
         args: dict[str, Any] = {"readers": list(run.options.extra_readers)} if run.options.extra_readers else {}
         if run.options.cpu_latency_us is not None:
