@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,16 +106,17 @@ def up(endpoint: str | None, group: str | None, home: str | None, no_daemon: boo
 
 def _background(args: list[str], log_file: Path, what: str, ready: Callable[[], dict | None],
                 late: str) -> tuple[subprocess.Popen, dict]:
-    """``python -m dora_zenoh ARGS`` in a session of its own, its output appended to ``log_file``;
-    returns once ``ready()`` answers (15 s at most), or says why it did not start."""
+    """``python -m dora_zenoh ARGS`` detached, its output appended to ``log_file``; returns once
+    ``ready()`` answers (15 s at most), or says why it did not start."""
+    from dora_zenoh.supervision import home as home_mod
+
     try:
         log = open(log_file, "ab")  # noqa: SIM115 (closed below, once the child holds it)
     except OSError as exc:
         raise CliError(f"cannot write {what}'s log {log_file} ({exc.strerror}); "
                        "pass --log-file with a file you can write") from None
     with log:
-        proc = subprocess.Popen([sys.executable, "-m", "dora_zenoh", *args], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        proc = home_mod.detached(args, log)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:

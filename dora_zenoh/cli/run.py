@@ -61,7 +61,7 @@ def run(file: Path, name: str | None, endpoint: str | None, stop_after: float | 
     if log_max_files is not None:
         limits.backups = log_max_files
     desc = load_or_exit(file)
-    _refuse_other_machines(desc, file)
+    _place_here_or_refuse(desc, file)
     if build_first:
         from dora_zenoh.cli.build import build_or_exit
 
@@ -153,7 +153,7 @@ def grace_watch(flow: Any, grace: float) -> None:
             shown = line
 
     threading.Thread(target=watch, daemon=True, name="grace-watch").start()
-def _refuse_other_machines(desc: Any, file: Path) -> None:
+def _place_here_or_refuse(desc: Any, file: Path) -> None:
     """`run` has no daemons: a node that `deploy` places on another machine cannot start. One
     placed on this machine (its id as `up` names it) runs here as the others do, so the YAML
     that `start` runs on this machine's daemon runs under `run` too."""

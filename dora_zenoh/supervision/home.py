@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
 
@@ -52,13 +53,20 @@ def log_path(coordinator_log: Path, home: str, coordinator: str) -> Path:
     return coordinator_log.with_name(f"daemon-{home}-{coordinator.rsplit(':', 1)[-1]}.log")
 
 
+def detached(args: list[str], out: BinaryIO) -> subprocess.Popen:
+    """``python -m dora_zenoh ARGS`` in a session of its own, so that it outlives whoever started
+    it (how `up` starts the coordinator and this daemon, and the coordinator the daemon again),
+    its output into ``out``, without the Zenoh runtime a supervisor gave itself."""
+    return subprocess.Popen([sys.executable, "-m", "dora_zenoh", *args], stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                            env=zconfig.child_environ(os.environ))
+
+
 def start(home: str, coordinator: str, log: Path) -> subprocess.Popen:
-    """Start the daemon in a session of its own (it outlives whoever started it), its output
-    appended to ``log``. OSError if the log cannot be opened or the program not started."""
+    """Start the daemon detached, its output appended to ``log``. OSError if the log cannot be
+    opened or the program not started."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "dora_zenoh", *arguments(home, coordinator)], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                env=zconfig.child_environ(os.environ))
+        return detached(arguments(home, coordinator), out)
 
 
 def is_daemon(pid: int, home: str) -> bool:
