@@ -122,9 +122,15 @@ class Inbox:
 
     # -- any thread ------------------------------------------------------------------
     def put(self, token: Any) -> None:
-        """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...)."""
-        self._pending.append(token)
-        self._ring(MARK)
+        """Queue a token and wake the node's thread (from Zenoh callbacks, timers, ...).
+
+        Token and marker go in together, under the gate: markers claim tokens in ring order,
+        so a timer's token queued between another thread's token and its marker would take
+        that marker's place in arrival order (a side input's message delivered after data
+        that came later: test_inbox -k order_across, once in CI on 3 Dec)."""
+        with self._gate:
+            self._pending.append(token)
+            self._ring(MARK)
 
     def _ring_fifo(self) -> None:
         self._ring(MARK_FIFO)
