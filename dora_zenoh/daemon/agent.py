@@ -40,6 +40,7 @@ from dora_zenoh.daemon.files import FileCache
 from dora_zenoh.errors import CommandError, DoraZenohError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
 from dora_zenoh.signals import on_signals
+from dora_zenoh.supervision.answers import Answers
 from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
@@ -112,6 +113,7 @@ class Daemon:
         self.control: zenoh.Session | None = None  # on the control socket of a coordinator of this machine
         self._shutdown = threading.Event()
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
+        self._answers = Answers(self._answer, "dz-daemon-answer")
 
     def serve(self) -> int:
         zconfig.tune_supervisor_runtime()
@@ -152,7 +154,7 @@ class Daemon:
         relinker = relink.Relinker(session, self.listen)
         token = machinery.liveliness().declare_token(keys.daemon_token(self.machine))
         queryable = machinery.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
-                                                zenoh.handlers.Callback(self._on_query, indirect=False))
+                                                zenoh.handlers.Callback(self._answers.on_query, indirect=False))
         state_pub = machinery.declare_publisher(keys.daemon_state_key(self.machine))
         print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
               f"coordinator {self.coordinator}" + (" (commands over its control socket)" if self.control else "")
@@ -165,6 +167,7 @@ class Daemon:
         self._stop_all()
         relinker.close()
         queryable.undeclare()
+        self._answers.wait(10)  # no query may outlive the sessions (see supervision.answers)
         token.undeclare()
         self._close_sessions()
         print(f"[dora-zenoh] daemon '{self.machine}' stopped", flush=True)
@@ -230,9 +233,6 @@ class Daemon:
                 self._forget(part)
 
     # -- commands ------------------------------------------------------------------------------
-    def _on_query(self, query: zenoh.Query) -> None:
-        threading.Thread(target=self._answer, args=(query,), daemon=True).start()
-
     def _answer(self, query: zenoh.Query) -> None:
         verb = str(query.key_expr).rsplit("/", 1)[1]
         try:

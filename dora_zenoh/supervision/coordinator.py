@@ -45,6 +45,7 @@ from dora_zenoh.security import access, control
 from dora_zenoh.signals import on_signals
 from dora_zenoh.supervision import home as home_mod
 from dora_zenoh.supervision import ship
+from dora_zenoh.supervision.answers import Answers
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.machines import MachineWatch
@@ -81,8 +82,8 @@ class Coordinator(MachineWatch):
         self.started = time.time()
         self._shutdown = threading.Event()
         self._down_started = False
-        self._answering = 0  # commands being answered: `down`'s own answer must leave before the sessions close
-        self._answered = threading.Condition()
+        # commands being answered: `down`'s own answer must leave before the sessions close
+        self._answers = Answers(self._answer, "dz-answer")
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
@@ -130,7 +131,7 @@ class Coordinator(MachineWatch):
         relinker = relink.Relinker(self.session, self.endpoint) if zconfig.is_network_endpoint(self.endpoint) else None
         self._token = self.session.liveliness().declare_token(keys.coordinator_token())
         self._queryable = self.ctl.declare_queryable(
-            keys.ctl_key("*"), zenoh.handlers.Callback(self._on_query, indirect=False))
+            keys.ctl_key("*"), zenoh.handlers.Callback(self._answers.on_query, indirect=False))
         # On a loopback endpoint every daemon is on this machine: it takes commands, reports and
         # fetches files over the control socket (this user, root, --group), never over the hub,
         # which any local user can join (a daemon there ran whatever anyone asked: docs/security.md).
@@ -146,8 +147,8 @@ class Coordinator(MachineWatch):
               f"commands from {who} (and root) on {self.ctl_path}", flush=True)
         while not self._shutdown.wait(0.5):
             pass
-        with self._answered:  # bounded: a `start` still starting fails anyway once the sessions close
-            self._answered.wait_for(lambda: self._answering == 0, timeout=10)
+        self._queryable.undeclare()  # no new command: every query must be gone before the process is
+        self._answers.wait(10)  # bounded: a `start` still starting fails anyway once the sessions close
         if self.ship is not None:
             self.ship.close()
         if relinker is not None:
@@ -179,20 +180,6 @@ class Coordinator(MachineWatch):
         self._shutdown.set()
 
     # -- queries ---------------------------------------------------------------------------------
-    def _on_query(self, query: zenoh.Query) -> None:
-        # Commands may take seconds (start, restart): never hold a Zenoh thread for that.
-        with self._answered:
-            self._answering += 1
-        threading.Thread(target=self._answer_counted, args=(query,), daemon=True).start()
-
-    def _answer_counted(self, query: zenoh.Query) -> None:
-        try:
-            self._answer(query)
-        finally:
-            with self._answered:
-                self._answering -= 1
-                self._answered.notify_all()
-
     def _answer(self, query: zenoh.Query) -> None:
         verb = str(query.key_expr).rsplit("/", 1)[1]
         try:
