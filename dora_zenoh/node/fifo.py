@@ -13,8 +13,9 @@ Zenoh's channels cannot be waited on together (one handler per subscriber), so:
 - a node with one FIFO input sleeps in that FIFO (``FifoInput.wait``): a block message
   wakes it from Rust, as a ``drop_oldest`` one wakes a thread asleep in the ring.
   What would have woken it through the ring (the primary input's data, the markers of
-  timers, STOP, other inputs) reaches, while it sleeps there, a callback subscriber on
-  the ring's key that *kicks* the FIFO once (a session-local delete);
+  timers, STOP, other inputs) *kicks* the FIFO once while it sleeps there (a session-local
+  delete): the inbox's ``_ring`` after a marker, and for the primary input's data (which
+  Zenoh puts in the ring) a callback subscriber on the ring's key, declared for the sleep;
 - a node with several (or one that dozes) sleeps in the ring, and ``Bells`` puts a
   callback subscriber on each FIFO input's key that wakes it with one marker.
 

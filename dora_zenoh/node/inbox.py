@@ -103,6 +103,11 @@ class Inbox:
         self._bells: Bells | None = None
         self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
         self._kick_ready = False         # the thread sleeps in a FIFO: the ring's watcher may kick it
+        # Zenoh puts the primary input's data in the ring itself; without a primary input only
+        # _ring writes there, and kicks a thread asleep in its FIFO itself (see _sleep_in_fifo).
+        self._watch_ring = primary is not None
+        self.watches = 0                 # watchers declared for sleeps in a FIFO (tests look)
+        self.fifo_sleeps = 0             # sleeps in a FIFO (tests look)
         self._fifos_released = False
         self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
 
@@ -142,7 +147,10 @@ class Inbox:
             try:
                 self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
             except Exception:  # the session is closing: nobody is waiting any more
-                pass
+                return
+            if self._kick_ready and not self._watch_ring:  # asleep in its FIFO, with no watcher
+                self._kick_ready = False
+                self._fifos[0].kick()
 
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
@@ -334,13 +342,25 @@ class Inbox:
 
     def _sleep_in_fifo(self, fifo: FifoInput) -> Any:
         """Block in the one FIFO input's channel (see :mod:`dora_zenoh.node.fifo`): None once
-        it gave a message (in local order) or a kick (the ring has something: the caller looks)."""
+        it gave a message (in local order) or a kick (the ring has something: the caller looks).
+
+        What reaches the ring meanwhile must kick the FIFO. A primary input's data gets there from
+        Zenoh: a callback subscriber on the ring's key (the watcher) kicks, declared for this sleep
+        only. Without a primary input every ring item comes from ``_ring``, which kicks itself:
+        no watcher to declare and undeclare per message (docs/machines.md, the block read path).
+        Either way the flag is set before the ring is looked at, and a ringer looks at the flag
+        after its marker is in: one of the two sees the other."""
         self._kick_ready = True
-        try:
-            watch = self._session.declare_subscriber(
-                self._key, zenoh.handlers.Callback(self._kick, indirect=False))
-        except zenoh.ZError:  # the session is closing: recv() says so
-            return self._sleep()
+        self.fifo_sleeps += 1
+        watch = None
+        if self._watch_ring:
+            try:
+                watch = self._session.declare_subscriber(
+                    self._key, zenoh.handlers.Callback(self._kick, indirect=False))
+            except zenoh.ZError:  # the session is closing: recv() says so
+                self._kick_ready = False
+                return self._sleep()
+            self.watches += 1
         try:
             item = self._try_recv()  # what reached the ring before the watcher
             if item is not None or self._poll_fifos():
@@ -353,10 +373,11 @@ class Inbox:
             return None
         finally:
             self._kick_ready = False
-            try:
-                watch.undeclare()
-            except zenoh.ZError:
-                pass
+            if watch is not None:
+                try:
+                    watch.undeclare()
+                except zenoh.ZError:
+                    pass
 
     def _kick(self, _sample: Any) -> None:
         """The ring's watcher while the thread sleeps in a FIFO: kick it, once per sleep."""

@@ -74,3 +74,53 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
     assert position[("done", "")] > position[("data", "299")]
     assert "data" in out["closed"]
     assert out["ticks"] >= 1
+
+
+def test_a_node_reading_only_block_inputs_sleeps_in_its_fifo_without_a_watcher(flow):
+    """A node with no drop_oldest input has nothing in its ring that Zenoh puts there: every
+    item comes from its own timer, alarm and callbacks, which kick the FIFO it sleeps in
+    themselves, so no watcher subscriber is declared per sleep (dora_zenoh.node.inbox). While its
+    sender pauses, a timer tick and a ``next(timeout)`` must still wake it from the FIFO, and the
+    input's close and STOP must end its loop."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data]
+          - id: rx
+            path: rx.py
+            inputs:
+              data: {source: tx/data, queue_size: 5, queue_policy: block}
+              tick: dora/timer/millis/200
+    """)
+    flow.write("tx.py", """
+        import time
+        from dora import Node
+        node = Node()
+        for i in range(200):
+            node.send_output("data", str(i).encode())
+            if i == 99:
+                time.sleep(1.0)  # the reader sleeps in its FIFO meanwhile
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        data, kinds = [], {}
+        while (event := node.next(timeout=0.05)) is not None:
+            kind = event["type"] if event["type"] != "INPUT" else event["id"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "data":
+                data.append(int(bytes(event["value"].to_numpy(zero_copy_only=False)).decode()))
+        wake = node._wake
+        json.dump({"data": data, "kinds": kinds, "watches": wake.watches, "sleeps": wake.fifo_sleeps,
+                   "fifo_taken": wake.fifo_taken}, open("result.json", "w"))
+    """)
+    res = flow.run("--stop-after", "60s")
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["data"] == list(range(200)) and out["fifo_taken"] == 200, out
+    assert out["sleeps"] > 0 and out["watches"] == 0, out
+    kinds = out["kinds"]
+    assert kinds.get("tick", 0) >= 1 and kinds.get("ERROR", 0) >= 1, kinds  # woke from the FIFO
+    assert kinds.get("INPUT_CLOSED", 0) >= 1 and kinds.get("STOP", 0) == 1, kinds
