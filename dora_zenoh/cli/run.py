@@ -153,6 +153,8 @@ def grace_watch(flow: Any, grace: float) -> None:
             shown = line
 
     threading.Thread(target=watch, daemon=True, name="grace-watch").start()
+
+
 def _place_here_or_refuse(desc: Any, file: Path) -> None:
     """`run` has no daemons: a node that `deploy` places on another machine cannot start. One
     placed on this machine (its id as `up` names it) runs here as the others do, so the YAML

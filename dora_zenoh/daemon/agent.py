@@ -37,7 +37,7 @@ import zenoh
 from dora_zenoh import __version__, console
 from dora_zenoh.daemon.builds import run_builds
 from dora_zenoh.daemon.files import FileCache
-from dora_zenoh.errors import CommandError, DoraZenohError, NotAuthorizedError, ShipError
+from dora_zenoh.errors import CommandError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
 from dora_zenoh.signals import on_signals
 from dora_zenoh.supervision.answers import Answers
@@ -113,7 +113,8 @@ class Daemon:
         self.control: zenoh.Session | None = None  # on the control socket of a coordinator of this machine
         self._shutdown = threading.Event()
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
-        self._answers = Answers(self._answer, "dz-daemon-answer")
+        self._answers = Answers(self._command, lambda verb: keys.daemon_ctl_key(self.machine, verb),
+                                "dz-daemon-answer")
 
     def serve(self) -> int:
         zconfig.tune_supervisor_runtime()
@@ -233,22 +234,12 @@ class Daemon:
                 self._forget(part)
 
     # -- commands ------------------------------------------------------------------------------
-    def _answer(self, query: zenoh.Query) -> None:
-        verb = str(query.key_expr).rsplit("/", 1)[1]
-        try:
-            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
-            handler = getattr(self, f"cmd_{verb}", None)
-            if handler is None:
-                raise CommandError(f"unknown daemon command '{verb}'")
-            reply: dict[str, Any] = {"ok": True, **handler(**args)}
-        except DoraZenohError as exc:
-            reply = {"ok": False, "error": str(exc)}
-        except Exception as exc:  # the daemon outlives bad requests
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        try:
-            query.reply(keys.daemon_ctl_key(self.machine, verb), json.dumps(reply))
-        finally:
-            query.drop()
+    def _command(self, verb: str, args: Any, _query: zenoh.Query) -> dict[str, Any]:
+        """One command of the coordinator's (see supervision.answers)."""
+        handler = getattr(self, f"cmd_{verb}", None)
+        if handler is None:
+            raise CommandError(f"unknown daemon command '{verb}'")
+        return handler(**args)
 
     def _load(self, path: str | Path, nodes: list[str], placement: dict[str, str] | None = None) -> Any:
         """The dataflow, with the machines the coordinator chose for its labelled nodes."""

@@ -148,9 +148,8 @@ class Inbox:
                 self._session.delete(self._key, attachment=tag, allowed_destination=_LOCAL)
             except Exception:  # the session is closing: nobody is waiting any more
                 return
-            if self._kick_ready and not self._watch_ring:  # asleep in its FIFO, with no watcher
-                self._kick_ready = False
-                self._fifos[0].kick()
+            if not self._watch_ring:  # a thread asleep in its FIFO has no watcher to kick it
+                self._kick()
 
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
@@ -379,8 +378,9 @@ class Inbox:
                 except zenoh.ZError:
                     pass
 
-    def _kick(self, _sample: Any) -> None:
-        """The ring's watcher while the thread sleeps in a FIFO: kick it, once per sleep."""
+    def _kick(self, _sample: Any = None) -> None:
+        """Kick the thread if it sleeps in its FIFO, once per sleep: the ring's watcher (a Zenoh
+        callback), or ``_ring`` when there is no watcher."""
         if self._kick_ready:
             self._kick_ready = False
             self._fifos[0].kick()

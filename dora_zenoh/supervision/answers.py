@@ -12,25 +12,33 @@ rethrown", docs/design/shutdown.md). Seen: the coordinator ended by SIGABRT afte
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING, Any
 
 import zenoh
+
+from dora_zenoh.errors import DoraZenohError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
 class Answers:
-    """Runs ``answer(query)`` on a thread per query; ``wait`` returns once none is in flight.
+    """Answers each command query on a thread of its own; ``wait`` returns once none is in flight.
 
-    The thread gets the query in a list that it empties, so nothing but ``answer``'s own frame
-    holds it, and it is deallocated before the count goes down: a process that waited here
-    holds no query when it exits.
+    ``command(verb, args, query)`` does the work and returns the reply's fields (``ok`` is added);
+    a DoraZenohError becomes ``{"ok": False, "error": message}``, and anything else too, named
+    by its type: a coordinator or daemon outlives bad requests. The reply goes to
+    ``reply_key(verb)``, JSON, and is the final one. The thread gets the query in a list that it
+    empties, so nothing but ``_answer``'s frame holds it, and it is deallocated before the count
+    goes down: a process that waited here holds no query when it exits.
     """
 
-    def __init__(self, answer: Callable[[zenoh.Query], None], name: str) -> None:
-        self._answer = answer
+    def __init__(self, command: Callable[[str, Any, zenoh.Query], dict[str, Any]],
+                 reply_key: Callable[[str], str], name: str) -> None:
+        self._command = command
+        self._reply_key = reply_key
         self._name = name
         self._in_flight = 0
         self._changed = threading.Condition()
@@ -50,6 +58,20 @@ class Answers:
             with self._changed:
                 self._in_flight -= 1
                 self._changed.notify_all()
+
+    def _answer(self, query: zenoh.Query) -> None:
+        verb = str(query.key_expr).rsplit("/", 1)[1]
+        try:
+            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
+            reply: dict[str, Any] = {"ok": True, **self._command(verb, args, query)}
+        except DoraZenohError as exc:  # messages written for the user
+            reply = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # report, don't die
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            query.reply(self._reply_key(verb), json.dumps(reply))
+        finally:
+            query.drop()  # the final reply: the asker stops waiting now
 
     def wait(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` s) until no answer is in flight; whether none is."""

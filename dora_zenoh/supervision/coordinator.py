@@ -83,7 +83,7 @@ class Coordinator(MachineWatch):
         self._shutdown = threading.Event()
         self._down_started = False
         # commands being answered: `down`'s own answer must leave before the sessions close
-        self._answers = Answers(self._answer, "dz-answer")
+        self._answers = Answers(self._command, keys.ctl_key, "dz-answer")
         self._usage = TreeSampler()
         self.daemons: dict[str, float] = {}  # machine id -> when it connected (see _on_daemon)
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
@@ -180,27 +180,17 @@ class Coordinator(MachineWatch):
         self._shutdown.set()
 
     # -- queries ---------------------------------------------------------------------------------
-    def _answer(self, query: zenoh.Query) -> None:
-        verb = str(query.key_expr).rsplit("/", 1)[1]
-        try:
-            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
-            handler = getattr(self, f"cmd_{verb}", None)
-            if handler is None or not isinstance(args, dict):
-                raise CommandError(f"unknown command '{verb}'")
-            claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
-            who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
-            args.pop("requester", None)  # only ever set here
-            if verb in ("start", "build"):  # the commands that take a path of the requester's
-                args["requester"] = who
-            reply: dict[str, Any] = {"ok": True, **handler(**args)}
-        except (CommandError, DoraZenohError) as exc:  # messages written for the user
-            reply = {"ok": False, "error": str(exc)}
-        except Exception as exc:  # report, don't die: the coordinator outlives bad requests
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        try:
-            query.reply(keys.ctl_key(verb), json.dumps(reply))
-        finally:
-            query.drop()  # the final reply: the asker stops waiting now
+    def _command(self, verb: str, args: Any, query: zenoh.Query) -> dict[str, Any]:
+        """One CLI command (see supervision.answers), from its owner, root or the group only."""
+        handler = getattr(self, f"cmd_{verb}", None)
+        if handler is None or not isinstance(args, dict):
+            raise CommandError(f"unknown command '{verb}'")
+        claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
+        who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
+        args.pop("requester", None)  # only ever set here
+        if verb in ("start", "build"):  # the commands that take a path of the requester's
+            args["requester"] = who
+        return handler(**args)
 
     def _find(self, target: str, active_only: bool = False) -> Entry:
         with self.lock:

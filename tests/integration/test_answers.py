@@ -6,12 +6,14 @@ interpreter began to finalize) is tested as it happened, by test_coordinator -k 
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 import zenoh
 
+from dora_zenoh.errors import CommandError
 from dora_zenoh.supervision.answers import Answers
 from dora_zenoh.wire import zconfig
 
@@ -32,37 +34,43 @@ def test_wait_returns_once_every_answer_is_done_and_a_failed_reply_is_counted_to
     previous_hook = threading.excepthook
     threading.excepthook = lambda args: unhandled.append(args.exc_value)
 
-    def answer(query: zenoh.Query) -> None:
-        verb = str(query.key_expr).rsplit("/", 1)[1]
-        if verb == "ping":  # the asker learns of the queryable through its link: see below
-            query.reply(str(query.key_expr), b"pong")
-        elif verb == "slow":
+    def command(verb: str, args: dict, _query: zenoh.Query) -> dict:
+        if verb == "slow":
             started.set()
             release.wait(10)
-            query.reply(str(query.key_expr), b"done")
-        else:  # a reply that cannot leave (as when the asker left or the session closes)
-            raise zenoh.ZError("the session is closing")
+        elif verb == "refused":
+            raise CommandError("not yours")
+        return {"verb": verb, **args}
+
+    def reply_key(verb: str) -> str:
+        # "broken": a key the query does not ask for, so the reply cannot leave (Zenoh raises
+        # ZError, as when the asker left or the session closes)
+        return "elsewhere/broken" if verb == "broken" else f"test/answers/{verb}"
+
+    def ask(verb: str, timeout: float = 20) -> list[dict]:
+        return [json.loads(r.ok.payload.to_bytes()) for r in asker.get(f"test/answers/{verb}", timeout=timeout)
+                if r.ok is not None]
 
     server, asker = _pair()
-    answers = Answers(answer, "test-answer")
+    answers = Answers(command, reply_key, "test-answer")
     queryable = server.declare_queryable("test/answers/*", zenoh.handlers.Callback(answers.on_query, indirect=False))
     try:
         deadline = time.monotonic() + 10
-        while not [r for r in asker.get("test/answers/ping", timeout=1) if r.ok is not None]:
+        while not ask("ping", timeout=1):  # the asker learns of the queryable through its link
             assert time.monotonic() < deadline, "the asker never reached the queryable"
             time.sleep(0.02)
-        replies: list[bytes] = []
-        asking = threading.Thread(target=lambda: replies.extend(
-            r.ok.payload.to_bytes() for r in asker.get("test/answers/slow", timeout=20) if r.ok is not None))
+        replies: list[dict] = []
+        asking = threading.Thread(target=lambda: replies.extend(ask("slow")))
         asking.start()
         assert started.wait(10), "the slow command never started"
         assert answers.wait(0.2) is False  # one in flight: wait gives up after its timeout
         release.set()
         assert answers.wait(10) is True
         asking.join(20)
-        assert replies == [b"done"]
+        assert replies == [{"ok": True, "verb": "slow"}]
+        assert ask("refused") == [{"ok": False, "error": "not yours"}]
 
-        list(asker.get("test/answers/broken", timeout=5))  # nobody replies: the answer raised
+        assert ask("broken", timeout=5) == []  # nobody replies: the reply could not leave
         assert answers.wait(10) is True
         assert unhandled == [], unhandled  # the ZError was the thread's own business, not a crash
     finally:
