@@ -9,7 +9,9 @@ only). The relays take the kinds of ``--modes`` in turn along the chain:
 - ``plain``: the same hop in plain zenoh-python (``recv()``, ``put()`` of the payload,
   encoding and attachment) on the session a dora-zenoh node opens (same links, same
   one-thread Zenoh runtime), so both kinds run side by side under the same load;
-- ``KIND:VAR=VALUE``: that kind with a setting of its own (an A/B of one setting).
+- ``KIND:VAR=VALUE``: that kind with a setting of its own (an A/B of one setting);
+- ``KIND@POLICY``: that kind with its input on ``queue_policy: POLICY`` (``block`` or
+  ``drop_oldest``, the default), also with a setting (``dora@block:VAR=VALUE``).
 
 After a warm-up, each node process's CPU time (all threads, ns resolution, from
 /proc/PID/task/*/schedstat; voluntary context switches from .../status) is read twice,
@@ -22,6 +24,7 @@ not wall time: a loaded machine inflates it (cold caches), so compare kinds with
 
     python scripts/hop_cpu.py --relays 8 --modes dora,plain --seconds 10
     python scripts/hop_cpu.py --relays 9 --modes plain,dora,dora:DORA_ZENOH_SEND_YIELD_US=0
+    python scripts/hop_cpu.py --relays 8 --modes dora,dora@block
 """
 from __future__ import annotations
 
@@ -54,13 +57,15 @@ def _dataflow(opts: argparse.Namespace, stamps: Path, pause: Path, stop: Path) -
              "env": {**common, "NODE_ID": "source", "PAUSE_FILE": str(pause), "STOP_FILE": str(stop)}}]
     upstream = "source/out"
     for i in range(1, opts.relays + 1):
-        mode, _, setting = modes[(i - 1) % len(modes)].partition(":")
+        kind, _, setting = modes[(i - 1) % len(modes)].partition(":")
+        mode, _, policy = kind.partition("@")
         env = {**common, "NODE_ID": f"n{i}", "MODE": mode}
         if setting:
             key, _, value = setting.partition("=")
             env[key] = value
+        edge = {"source": upstream, "queue_size": 1000, **({"queue_policy": policy} if policy else {})}
         flow.append({"id": f"n{i}", "path": str(NODES / "hop_relay.py"),
-                     "inputs": {"in": {"source": upstream, "queue_size": 1000}}, "outputs": ["out"], "env": env})
+                     "inputs": {"in": edge}, "outputs": ["out"], "env": env})
         upstream = f"n{i}/out"
     flow.append({"id": "sink", "path": str(NODES / "scale_relay.py"),
                  "inputs": {"in": {"source": upstream, "queue_size": 1000}},

@@ -2,6 +2,11 @@
 
 So a message sent right after ``Node()`` is never lost (Zenoh delivers nothing to a
 subscriber that has not joined yet). How long it waits: ``wire.contract.barrier_timeout_for``.
+
+Our own sources may send as soon as we said we are ready (before this wait), so while it
+waits, the thread keeps taking what its ``queue_policy: block`` inputs' FIFOs hold
+(``Inbox.drain_fifos``): a full FIFO can stop the whole session from reading its links,
+the one that brings a reader's token too, and the wait then never ended (docs/design/inbox.md).
 """
 from __future__ import annotations
 
@@ -12,13 +17,17 @@ from typing import TYPE_CHECKING
 from dora_zenoh.console import warn
 
 if TYPE_CHECKING:
+    from dora_zenoh.node.inbox import Inbox
     from dora_zenoh.wire.contract import NodeConfig
+
+DRAIN_EVERY = 0.005  # s between two looks at the FIFOs while waiting
 
 
 class StartBarrier:
     """Mixed into :class:`dora_zenoh.node.node.Node`, which sets up these attributes."""
 
     _cfg: NodeConfig
+    _wake: Inbox
     node_id: str
     _outputs: dict[str, list]
     _state: threading.Condition
@@ -32,13 +41,16 @@ class StartBarrier:
         if not waits_for:
             return
         deadline = time.monotonic() + timeout
-        with self._state:
-            while True:
+        drain = self._wake.drain_fifos if self._wake.has_fifos else None
+        while True:
+            with self._state:
                 missing = [n for n in waits_for if n not in self._alive and n not in self._exited]
                 left = deadline - time.monotonic()
                 if not missing or left <= 0 or self._stopped:
                     break
-                self._state.wait(left)
+                self._state.wait(left if drain is None else min(left, DRAIN_EVERY))
+            if drain is not None:  # not under the lock: Zenoh's threads take it (_on_live)
+                drain()
         if missing and not self._stopped:
             warn(f"node '{self.node_id}': gave up waiting after {timeout:.0f} s for {', '.join(missing)} "
                   "to subscribe; messages sent before they start are lost")
@@ -57,3 +69,5 @@ class StartBarrier:
             while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
                    and not self._stopped):
                 time.sleep(0.002)
+                if drain is not None:
+                    drain()

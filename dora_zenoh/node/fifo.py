@@ -72,30 +72,46 @@ class FifoInput:
 
     def poll(self) -> int:
         """Take one message if one is there, into the input's queue; how many more items the
-        node has to serve (more than one when a gap before it was fetched again: ``_serve``).
-        ``queue.busy`` says whether the FIFO may hold more (a close for a sender that vanished
-        waits until the node found it empty: see ``close_when_quiet``)."""
-        q = self.queue
+        node has to serve (more than one when a gap before it was fetched again: ``_serve``)."""
+        sample = self.take()
+        return 0 if sample is None else self.queue_up(sample)
+
+    def take(self) -> Any:
+        """The next message (kicks aside), or None; not counted yet (``queue_up`` or
+        ``Inbox``'s one-FIFO path does). ``queue.busy`` says whether the FIFO may hold more (a
+        close for a sender that vanished waits until the node found it empty: see
+        ``close_when_quiet``)."""
         try:
             sample = self._try_recv()
             while sample is not None and sample.kind == _DELETE and _is_kick(sample):
                 sample = self._try_recv()
         except zenoh.ZError:  # released (the node is closing) or the session closed
             sample = None
-        if sample is None:
-            q.busy = False
-            return 0
-        q.busy = True
-        return q.taken(sample) if self.repair is None else self._serve(sample)
+        self.queue.busy = sample is not None
+        return sample
 
-    def wait(self) -> int:
-        """Block (in Rust, GIL released) until a message or a kick comes; how many items it
-        queued (see ``poll``). Raises zenoh.ZError once the session closed."""
+    def wait(self) -> Any:
+        """Block (in Rust, GIL released) until a message (returned, not counted yet) or a kick
+        (None) comes. Raises zenoh.ZError once the session closed."""
         sample = self._recv()
         if sample.kind == _DELETE and _is_kick(sample):
-            return 0
+            return None
         self.queue.busy = True
+        return sample
+
+    def queue_up(self, sample: Any) -> int:
+        """Count ``sample`` and queue it for the tokens the node serves; how many items it
+        queued (see ``_serve``)."""
         return self.queue.taken(sample) if self.repair is None else self._serve(sample)
+
+    def hand_out(self, sample: Any) -> bool:
+        """Count ``sample`` as delivered at once, without queueing it (``Inbox``'s one-FIFO
+        path); False, with nothing done, when it must be queued (``queue_up``): a gap before
+        it to fetch again first, or the input closing."""
+        q = self.queue
+        if self.repair is not None and q.gap_before(sample) is not None:
+            return False
+        return q.delivered(sample)
 
     def _serve(self, sample: Any) -> int:
         """Queue ``sample`` of a recovering FIFO, after what its sender's cache still holds of a

@@ -31,7 +31,9 @@ the ring a little while before it blocks (see ``dora_zenoh.tuning.sched.Spin``).
 ``queue_policy: block`` inputs are read from Zenoh FIFO channels of their own
 (:mod:`dora_zenoh.node.fifo`): the thread takes one message from each whenever it
 looks at the ring (and in its poll), and only while it sleeps does a message of
-theirs ring it, with one marker (``MARK_FIFO``).
+theirs ring it, with one marker (``MARK_FIFO``). A node with no primary input and one
+FIFO input gets that input's messages as samples too, taken straight from the FIFO
+(``_solo_get``: docs/design/inbox.md, Keeping the per-message path short).
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ MARK_FIFO = b"@dzf"      # a FIFO input's bell: one of its messages came while t
 BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it reached its FIFO
 RECOVERY_LOOK = 0.1      # s the thread sleeps in the ring at most while a recovering FIFO may fill
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
+DRAIN_BYTES = 64 << 20   # payload bytes drain_fifos queues at most (then the senders are held back)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
 _SAMPLE = zenoh.Sample
@@ -67,8 +70,9 @@ _monotonic = time.monotonic
 class Inbox:
     """The node thread's single wait point (see the module docstring).
 
-    ``get()`` returns either a ``zenoh.Sample`` of the primary input or a token that
-    ``put()`` queued (an ``InputQueue`` with an item, or any other object).
+    ``get()`` returns either a ``zenoh.Sample`` of the primary input (or, without one, of
+    the ``solo`` FIFO input) or a token that ``put()`` queued (an ``InputQueue`` with an
+    item, or any other object).
     """
 
     def __init__(self, session: zenoh.Session, key: str, ring_size: int, primary: InputQueue | None) -> None:
@@ -99,6 +103,9 @@ class Inbox:
         self.attachment: bytes | None = None
         self.spin: Spin | None = None
         self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
+        # The node's one wait is this FIFO input (no primary input): get() hands out its
+        # messages as samples, as the primary input's (see _solo_get).
+        self.solo: FifoInput | None = None
         self._recovering = False           # one of them is filled by Zenoh's recovery too (see _wait_fifos)
         self._bells: Bells | None = None
         self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
@@ -110,12 +117,31 @@ class Inbox:
         self.fifo_sleeps = 0             # sleeps in a FIFO (tests look)
         self._fifos_released = False
         self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
+        self.handed_out = 0              # of those, handed out as samples by _solo_get (tests look)
+        self._drained = 0                # payload bytes drain_fifos queued
+        self.drained = 0                 # messages drain_fifos queued (tests look)
 
     def add_fifo(self, fifo: FifoInput) -> None:
         """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
         self._fifos.append(fifo)
         self._recovering = self._recovering or fifo.recovering
+        self.solo = self._fifos[0] if self.primary is None and len(self._fifos) == 1 else None
         self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
+
+    @property
+    def has_fifos(self) -> bool:
+        return bool(self._fifos)
+
+    def drain_fifos(self) -> None:
+        """Take what the FIFOs hold into their inputs' queues, in local order, while the node's
+        thread waits for something else (the start barrier): a full FIFO can stop the session
+        reading every link (docs/design/inbox.md), so a thread that waits for Zenoh without
+        draining may wait for ever. Up to DRAIN_BYTES of payload in all; past that the FIFOs
+        fill and hold their senders back, as ``block`` says."""
+        for fifo in self._fifos:
+            while self._drained < DRAIN_BYTES and (sample := fifo.take()) is not None:
+                self._drained += len(sample.payload)
+                self.drained += self._queue_up(fifo, sample)
 
     def release_fifos(self) -> None:
         """The node is closing: let Zenoh threads waiting for room in a FIFO go (any thread)."""
@@ -165,6 +191,9 @@ class Inbox:
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
         if self._pending or self._fifos:
+            solo = self.solo
+            if solo is not None and not self._pending:
+                return self._solo_get(solo, deadline)
             return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
         # message of the primary input from a dora-zenoh sender, and nothing else in the
@@ -193,6 +222,68 @@ class Inbox:
         if more is not None:
             self._take(more)
         return self._get(deadline, drained=True)
+
+    def _solo_get(self, fifo: FifoInput, deadline: float | None) -> Any:
+        """``get()`` for a node whose one wait is its one FIFO input: the message itself, as
+        the primary input's short path returns its sample, not a token for it (no queueing
+        and taking back under the input's lock, no token's event: docs/design/inbox.md).
+        Anything else (a ring item, a kick, a gap to fetch again, a close) goes on in the
+        general path. The FIFO is looked at first: the ring holds markers only, and a FIFO
+        message goes before what the ring gave since (see ``_fifos_first``)."""
+        try:
+            sample = fifo.take()
+            if sample is None:
+                sample = self._solo_wait(fifo)
+            if sample is not None:
+                if fifo.hand_out(sample):
+                    self.fifo_taken += 1
+                    self.handed_out += 1
+                    return sample
+                self._queue_up(fifo, sample)
+            return self._get(deadline, drained=True)
+        except zenoh.ZError as exc:  # the session was closed under us: no more events
+            raise queue.Empty from exc
+
+    def _solo_wait(self, fifo: FifoInput) -> Any:
+        """``_wait_fifos`` for the one FIFO: its next message, or None once a ring item is in
+        local order, a kick came, or the general path must wait (a doze, a bell unanswered, the
+        node closing)."""
+        if (self._dozy and not self._recovering) or self._bell_unanswered or self._fifos_released:
+            return None
+        if self.before_wait() and self.spin is not None:
+            item = self.spin.poll(self._solo_poll)
+            if item is not None:
+                return None if item is True else item
+        return self._sleep_in_fifo(fifo)
+
+    def _solo_poll(self) -> Any:
+        """The spin's poll on the one-FIFO path: a FIFO message, True once a ring item was
+        taken, else None."""
+        sample = self.solo.take()  # type: ignore[union-attr]
+        if sample is not None:
+            return sample
+        return True if self._take_ring() else None
+
+    def _take_ring(self) -> bool:
+        """Take a ring item, if there is one, into local order (``_file``)."""
+        item = self._try_recv()
+        if item is None:
+            return False
+        self._file(item)
+        return True
+
+    def _file(self, item: Any) -> None:
+        """A ring item into local order, behind what the FIFOs hold (see ``_fifos_first``)."""
+        start = len(self._local)
+        self._take(item)
+        self._fifos_first(start)
+
+    def _queue_up(self, fifo: FifoInput, sample: Any) -> int:
+        """Count a FIFO message and serve it by its input's tokens, in local order; how many."""
+        if n := fifo.queue_up(sample):
+            self._local.extend([fifo.queue] * n)
+            self.fifo_taken += n
+        return n
 
     def _get(self, deadline: float | None, blocking: bool = True, drained: bool = False) -> Any:
         """``get()`` in general: markers, queued tokens, floods to trim, deadlines.
@@ -267,9 +358,7 @@ class Inbox:
         token); whether any came."""
         got = False
         for fifo in self._fifos:
-            if n := fifo.poll():
-                self._local.extend([fifo.queue] * n)
-                self.fifo_taken += n
+            if (sample := fifo.take()) is not None and self._queue_up(fifo, sample):
                 got = True
         if got:
             self._bell_unanswered = False
@@ -328,7 +417,10 @@ class Inbox:
         # ring would never wake. So it sleeps in a lone recovering FIFO, even past DOZE_AFTER,
         # and with several FIFOs looks at them every RECOVERY_LOOK.
         if len(self._fifos) == 1 and (not self._dozy or self._recovering):
-            return self._sleep_in_fifo(self._fifos[0])
+            fifo = self._fifos[0]
+            if (sample := self._sleep_in_fifo(fifo)) is not None:
+                self._queue_up(fifo, sample)
+            return None
         bells = self._bells
         assert bells is not None
         bells.arm()
@@ -340,8 +432,9 @@ class Inbox:
             bells.disarm()
 
     def _sleep_in_fifo(self, fifo: FifoInput) -> Any:
-        """Block in the one FIFO input's channel (see :mod:`dora_zenoh.node.fifo`): None once
-        it gave a message (in local order) or a kick (the ring has something: the caller looks).
+        """Block in the one FIFO input's channel (see :mod:`dora_zenoh.node.fifo`): its message
+        (not counted yet), or None once a ring item is in local order or a kick came (the ring
+        has something: the caller looks).
 
         What reaches the ring meanwhile must kick the FIFO. A primary input's data gets there from
         Zenoh: a callback subscriber on the ring's key (the watcher) kicks, declared for this sleep
@@ -358,18 +451,18 @@ class Inbox:
                     self._key, zenoh.handlers.Callback(self._kick, indirect=False))
             except zenoh.ZError:  # the session is closing: recv() says so
                 self._kick_ready = False
-                return self._sleep()
+                self._file(self._sleep())
+                return None
             self.watches += 1
         try:
-            item = self._try_recv()  # what reached the ring before the watcher
-            if item is not None or self._poll_fifos():
-                return item
+            if self._take_ring():  # what reached the ring before the watcher (or the flag)
+                return None
+            sample = fifo.take()
+            if sample is not None:
+                return sample
             self._doze_at = doze_at = _monotonic() + DOZE_AFTER
             self._alarm.arm_doze(doze_at)
-            if n := fifo.wait():
-                self._local.extend([fifo.queue] * n)
-                self.fifo_taken += n
-            return None
+            return fifo.wait()
         finally:
             self._kick_ready = False
             if watch is not None:

@@ -120,6 +120,19 @@ class InputQueue:
                 self._close_if_complete()
         return True
 
+    def delivered(self, sample: Any) -> bool:
+        """``taken`` for a message the node's thread hands out at once, not queued (the inbox's
+        one-FIFO path): counted. False, with nothing done, when the input has closed or has
+        items queued: then ``taken`` puts it in order among them."""
+        with self.lock:
+            if self.closed or self.items:
+                return False
+            self._count_seq(sample)
+            self.received += 1
+            if self.expect is not None:
+                self._close_if_complete()  # its INPUT_CLOSED comes after this message
+        return True
+
     def arrived(self, raw: bytes) -> None:
         """A message of the primary input came out of the inbox's ring (``raw``: its
         attachment): count it, and the messages the ring pushed out before it (the gap

@@ -281,6 +281,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     continue
                 self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
                     callback, indirect=False)))
+        if self._wake.solo is not None:  # its messages come out of the inbox as samples too
+            self._template = {"type": INPUT, "id": self._wake.solo.queue.id}
         self._timers = TimerThread(timers) if timers else None
         return sources
 
@@ -360,7 +362,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 token = get(timeout)
             except queue.Empty:
                 return None
-            if token.__class__ is _SAMPLE:  # the primary input's message, straight from Zenoh
+            if token.__class__ is _SAMPLE:  # the primary (or one FIFO) input's message, straight from Zenoh
                 if self._admit(token, self._wake.attachment):
                     try:  # what _event_of does, without its call per message
                         return self._sample_event(token)
