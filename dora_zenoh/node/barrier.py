@@ -7,6 +7,8 @@ Our own sources may send as soon as we said we are ready (before this wait), so 
 waits, the thread keeps taking what its ``queue_policy: block`` inputs' FIFOs hold
 (``Inbox.drain_fifos``): a full FIFO can stop the whole session from reading its links,
 the one that brings a reader's token too, and the wait then never ended (docs/design/inbox.md).
+A block input fed by a callback (which waits for room on Zenoh's thread just the same) takes
+messages beyond its queue_size meanwhile (``InputQueue.early_room``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dora_zenoh.console import warn
 
 if TYPE_CHECKING:
     from dora_zenoh.node.inbox import Inbox
+    from dora_zenoh.node.inputs import InputQueue
     from dora_zenoh.wire.contract import NodeConfig
 
 DRAIN_EVERY = 0.005  # s between two looks at the FIFOs while waiting
@@ -28,6 +31,7 @@ class StartBarrier:
 
     _cfg: NodeConfig
     _wake: Inbox
+    _inputs: dict[str, InputQueue]
     node_id: str
     _outputs: dict[str, list]
     _state: threading.Condition
@@ -38,8 +42,15 @@ class StartBarrier:
     def _barrier(self, readers: dict[str, list[str]], timeout: float) -> None:
         """Return once every reader of our outputs is ready (or has already exited)."""
         waits_for = sorted({r for rs in readers.values() for r in rs})
-        if not waits_for:
-            return
+        try:
+            if waits_for:
+                self._wait_for_readers(readers, waits_for, timeout)
+        finally:  # block inputs hold their senders back from now on
+            for q in self._inputs.values():
+                with q.lock:
+                    q.early_room = 0
+
+    def _wait_for_readers(self, readers: dict[str, list[str]], waits_for: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         drain = self._wake.drain_fifos if self._wake.has_fifos else None
         while True:

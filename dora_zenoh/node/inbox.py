@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import zenoh
 
 from dora_zenoh.node.fifo import Bells, FifoInput
+from dora_zenoh.node.inputs import START_BACKLOG_BYTES
 from dora_zenoh.tuning.sched import sched_yield
 from dora_zenoh.wire.codec import SEQ_PREFIX
 
@@ -60,7 +61,6 @@ MARK_FIFO = b"@dzf"      # a FIFO input's bell: one of its messages came while t
 BELL_PATIENCE = 0.02     # s to poll for the message a bell rang for before it reached its FIFO
 RECOVERY_LOOK = 0.1      # s the thread sleeps in the ring at most while a recovering FIFO may fill
 DOZE_AFTER = 1.0         # s a blocking wait lasts before the thread dozes (see the module docstring)
-DRAIN_BYTES = 64 << 20   # payload bytes drain_fifos queues at most (then the senders are held back)
 _LOCAL = zenoh.Locality.SESSION_LOCAL
 _DELETE = zenoh.SampleKind.DELETE
 _SAMPLE = zenoh.Sample
@@ -136,10 +136,10 @@ class Inbox:
         """Take what the FIFOs hold into their inputs' queues, in local order, while the node's
         thread waits for something else (the start barrier): a full FIFO can stop the session
         reading every link (docs/design/inbox.md), so a thread that waits for Zenoh without
-        draining may wait for ever. Up to DRAIN_BYTES of payload in all; past that the FIFOs
-        fill and hold their senders back, as ``block`` says."""
+        draining may wait for ever. Up to START_BACKLOG_BYTES of payload in all; past that the
+        FIFOs fill and hold their senders back, as ``block`` says."""
         for fifo in self._fifos:
-            while self._drained < DRAIN_BYTES and (sample := fifo.take()) is not None:
+            while self._drained < START_BACKLOG_BYTES and (sample := fifo.take()) is not None:
                 self._drained += len(sample.payload)
                 self.drained += self._queue_up(fifo, sample)
 

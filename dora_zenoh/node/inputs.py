@@ -23,12 +23,15 @@ from dora_zenoh.wire import codec as wire
 CLOSED = object()  # end-of-stream marker placed after an input's last message
 
 
+START_BACKLOG_BYTES = 64 << 20  # payload a block input takes beyond its queue_size while Node() starts
+
+
 class InputQueue:
     """One input's queue. ``put`` runs on Zenoh threads, ``take`` on the node's thread."""
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost")
+                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -54,6 +57,9 @@ class InputQueue:
         self.last_seq: int | None = None   # the last sequence number that reached us
         self.sent_total: int | None = None  # (see hint_sent) what the source's processes sent in all
         self.on_lost: Callable[[int], None] | None = None
+        # Payload bytes a full block input still takes while Node() waits for its readers
+        # (see dora_zenoh.node.barrier); 0 once it returned.
+        self.early_room = 0
 
     def put(self, item: Any) -> None:
         """Queue one message (a Zenoh sample, or a timer tick's time); drop this input's
@@ -68,7 +74,10 @@ class InputQueue:
                 if not self.block:
                     self._drop_oldest_for(item)
                     return
-                self._wait_for_room()
+                if self.early_room > 0 and item.__class__ is not int:
+                    self.early_room -= len(item.payload)  # the node is starting: take it
+                else:
+                    self._wait_for_room()
             items.append(item)
             self.received += 1
             self.wake.put(self)

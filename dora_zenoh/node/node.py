@@ -45,7 +45,7 @@ from dora_zenoh.node.events import (
 )
 from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.inbox import Inbox
-from dora_zenoh.node.inputs import CLOSED, InputQueue, TimerThread
+from dora_zenoh.node.inputs import CLOSED, START_BACKLOG_BYTES, InputQueue, TimerThread
 from dora_zenoh.node.malformed import MalformedChecks
 from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
@@ -236,6 +236,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                            spec.stdout, spec.timer_ns)
             if cfg.fresh_start and not spec.restartable:
                 q.first_seq = 0  # so messages dropped before the first one we read count too
+            if spec.blocks:  # until the start barrier is over (see dora_zenoh.node.barrier)
+                q.early_room = START_BACKLOG_BYTES
             self._inputs[in_id] = q
         self._primary = self._inputs[primary_id] if primary_id else None
         # What every event of the primary input starts from (see _sample_event).

@@ -202,15 +202,18 @@ def test_a_lone_block_input_is_handed_out_as_it_comes_with_both_apis(flow):
     assert last["got"] == [str(i) for i in range(200)] and last["handed_out"] >= 1, last
 
 
-def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow):
+@pytest.mark.parametrize("fifo", ["1", "0"], ids=["fifo", "callback"])
+def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow, fifo):
     """``Node()`` waits for the readers of its outputs (the start barrier) while its own source
     may already send. A block input's FIFO that filled meanwhile could stop the node's Zenoh
     session reading its other links, so a reader's token or subscription came late or never:
     ``rx`` of the test above hung in ``Node()`` and its source's exit timed out (195 of 200
     counted lost), or ``last`` missed rx's first messages, in 2 to 5 runs of 6. Now the waiting
-    thread keeps taking its FIFO into the input's queue (``Inbox.drain_fifos``): here a reader
-    that starts 2 s late, and every message arrives, in order, taken while ``Node()`` waited."""
-    flow.write("dataflow.yml", """
+    thread keeps taking its FIFO into the input's queue (``Inbox.drain_fifos``), and a block
+    input fed by a callback (``DORA_ZENOH_BLOCK_FIFO=0``; it waits on Zenoh's thread the same
+    way) takes more than its queue_size meanwhile (``InputQueue.early_room``): here a reader that
+    starts 2 s late, and every message arrives, in order, taken while ``Node()`` waited."""
+    flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
             path: tx.py
@@ -218,12 +221,13 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow):
           - id: rx
             path: rx.py
             inputs:
-              data: {source: tx/data, queue_size: 2, queue_policy: block}
+              data: {{source: tx/data, queue_size: 2, queue_policy: block}}
             outputs: [echo]
+            env: {{DORA_ZENOH_BLOCK_FIFO: "{fifo}"}}
           - id: late
             path: late.py
             inputs:
-              echo: {source: rx/echo, queue_policy: block}
+              echo: {{source: rx/echo, queue_policy: block}}
     """)
     flow.write("tx.py", """
         from dora import Node
@@ -235,14 +239,15 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow):
         import json
         from dora import Node
         node = Node()
-        drained = node._wake.drained  # taken while Node() waited for late
+        # taken while Node() waited for late
+        early = {"drained": node._wake.drained, "queued": len(node._inputs["data"].items)}
         seen = []
         for event in node:
             if event["type"] == "INPUT":
                 seen.append(int(bytes(event["value"].to_numpy(zero_copy_only=False)).decode()))
                 node.send_output("echo", b"")
-        json.dump({"seen": seen, "drained": drained, "dropped": node._inputs["data"].dropped},
-                  open("result.json", "w"))
+        json.dump({"seen": seen, **early, "dropped": node._inputs["data"].dropped,
+                   "room_left": node._inputs["data"].early_room}, open("result.json", "w"))
     """)
     flow.write("late.py", """
         import time
@@ -255,5 +260,5 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow):
     assert res.returncode == 0, res.stderr
     assert "gave up waiting" not in res.stderr and "exiting after waiting" not in res.stderr, res.stderr
     out = flow.result()
-    assert out["seen"] == list(range(100)) and out["dropped"] == 0, out
-    assert out["drained"] > 0, out
+    assert out["seen"] == list(range(100)) and out["dropped"] == 0 and out["room_left"] == 0, out
+    assert (out["drained"] > 0) if fifo == "1" else (out["queued"] > 2), out
