@@ -81,15 +81,17 @@ def open_runner_session(cfg: NodeConfig) -> tuple[zenoh.Session, str | None]:
     listener; the hub and the nodes it reads from, no gossip auto-connect: see
     ``supervision.topology``), or the hub and gossip when the plan gave it none; and, in
     the latter case, its listener with its port."""
+    hold = not cfg.replay_outputs  # its block readers are all on this machine (zconfig.peer_config)
     if cfg.listen is not None:
-        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False), None
+        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False,
+                                 hold_block=hold), None
     # Every peer of a run without a plan auto-connects (a machine's part of a multi-machine
     # dataflow, its daemon, its runner): one side of each pair dials (zconfig.peer_config).
     # Its port is chosen here, not by Zenoh: re-linking a peer (wire.relink) needs it.
     for attempt in range(3):
         listen = zconfig.with_free_port(zconfig.node_listen_endpoint(cfg.endpoint))
         try:
-            return zconfig.open_peer([cfg.endpoint], [listen], one_dialer=True), listen
+            return zconfig.open_peer([cfg.endpoint], [listen], one_dialer=True, hold_block=hold), listen
         except zenoh.ZError:
             if attempt == 2 or listen.endswith(":0"):
                 raise

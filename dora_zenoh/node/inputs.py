@@ -306,9 +306,12 @@ class InputQueue:
                 if self.on_lost is not None:
                     self.on_lost(missing)
         if self.expect is not None and self._got() < self.expect:
-            self.count_dropped(self.expect - self._got())
+            self.count_dropped(self.expect - self._got(), on_the_way=self.block)
         if self.dropped:
-            warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+            if self.block:  # a block queue never drops: they were lost between the nodes
+                warn(f"input '{self.id}' lost {self.dropped} message(s) in all on the way (queue_policy: block)")
+            else:
+                warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 
     def take(self) -> Any:
         """The oldest queued item; only called after a wake token for this input."""

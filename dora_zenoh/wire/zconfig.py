@@ -26,6 +26,7 @@ LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 DROP_WAIT_US = 5000  # see peer_config
+BLOCK_WAIT_US = 24 * 3600 * 10**6  # see peer_config's hold_block: a day, i.e. as long as the reader lives
 KEEP_ALIVE = 2  # keep-alives per lease on an idle link (see peer_config)
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
@@ -77,7 +78,8 @@ CONNECT_RETRY = "{period_init_ms: 10, period_max_ms: 100, period_increase_factor
 
 
 def peer_config(connect: list[str], listen: list[str], secret: str | None = None,
-                autoconnect: bool = True, one_dialer: bool = False, first_dialer: bool = False) -> zenoh.Config:
+                autoconnect: bool = True, one_dialer: bool = False, first_dialer: bool = False,
+                hold_block: bool = False) -> zenoh.Config:
     """A peer session: explicit endpoints, no multicast, no scouting delay.
 
     ``autoconnect=False``: link only to ``connect``, not to every peer that gossip
@@ -94,6 +96,13 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     (:func:`first_dialer_zid`), so this session dials every peer gossip names, planned
     nodes included, and no peer dials it: the coordinator, which queries every node, and
     every session of a closed run that auto-connects (its tools, its runner).
+
+    ``hold_block``: a ``BLOCK`` put waits for room as long as the reader's link lives, not
+    Zenoh's 5 s (``block/wait_before_close``), after which Zenoh closed the link and the
+    reader lost everything queued and sent until it was linked again: a node busy 12 s in its
+    own code lost 19,887 of 20,000 messages of a ``queue_policy: block`` input (docs/guarantees.md).
+    A reader that is gone still lets go at its link's lease (10 s). For the nodes of one machine;
+    a node whose block readers are on other machines keeps 5 s (its outages: dora_zenoh.node.replay).
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint
@@ -144,6 +153,9 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         # drops for that reader alone (Zenoh's default, 1 ms, dropped messages of healthy
         # readers on a loaded machine). See docs/guarantees.md for what was measured.
         conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
+        if hold_block:
+            conf.insert_json5("transport/link/tx/queue/congestion_control/block/wait_before_close",
+                              str(BLOCK_WAIT_US))
         # An idle link sends a keep-alive every lease / KEEP_ALIVE: Zenoh's 4 (every 2.5 s) was a
         # third to a half of an idle 100-node chain's CPU (docs/scale-and-logs.md). The lease
         # (10 s: when a silent peer counts as gone) is unchanged; one late keep-alive is still
@@ -179,7 +191,7 @@ def first_dialer_zid() -> str:
 
 
 def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
-              one_dialer: bool = False) -> zenoh.Session:
+              one_dialer: bool = False, hold_block: bool = False) -> zenoh.Session:
     """``zenoh.open(peer_config(connect, listen, ...))``, with a TLS failure explained.
 
     Zenoh says only "Unable to connect" when a certificate is refused; this names
@@ -187,7 +199,7 @@ def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
     A peer whose TLS handshake is refused still opens (it retries in the background,
     silently), so with TLS a session that has no link after a moment is checked too.
     """
-    conf = peer_config(connect, listen, autoconnect=autoconnect, one_dialer=one_dialer)
+    conf = peer_config(connect, listen, autoconnect=autoconnect, one_dialer=one_dialer, hold_block=hold_block)
     files = tls.tls_files()
     remote = [e for e in connect if e.startswith("tls/")] if files is not None else []
     try:
