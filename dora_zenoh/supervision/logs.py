@@ -76,7 +76,10 @@ class NodeLogs:
             self.line_counts[node_id] = self.line_counts.get(node_id, 0) + 1
             if display is not None and self.options.echo:
                 out = self.options.out or (sys.stderr if is_stderr else sys.stdout)
-                print(colour_prefix(display, node_id) if use_colour(out) else display, file=out, flush=True)
+                # One write with its newline: print() writes the two apart, and a line the CLI
+                # printed meanwhile (its banner) landed in the middle of a node's line.
+                out.write((colour_prefix(display, node_id) if use_colour(out) else display) + "\n")
+                out.flush()
             if self.options.on_line is not None:
                 try:
                     self.options.on_line(node_id, line, is_stderr, display)

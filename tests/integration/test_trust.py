@@ -210,20 +210,7 @@ def test_a_block_reader_busy_past_zenohs_block_wait_loses_nothing(flow):
     (``block/wait_before_close``) and then closes the link: the reader lost 19,887 of 20,000 (a
     12 s busy spell), reported as drops, and the run said "succeeded". Node sessions of one
     machine now wait as long as the reader's link lives (zconfig.peer_config, hold_block)."""
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: tx
-            path: sender.py
-            outputs: [data]
-            env: {COUNT: "20000", SIZE: "1000"}
-          - id: rx
-            path: recorder.py
-            inputs:
-              data: {source: tx/data, queue_size: 10, queue_policy: block}
-            env: {BUSY_FIRST: "7"}
-    """)
-    flow.write("sender.py", SENDER)
-    flow.write("recorder.py", RECORDER)
+    write_sender_and_block_reader(flow, 'COUNT: "20000", SIZE: "1000"', rx_env='BUSY_FIRST: "7"')
     res = flow.run("--stop-after", "120s", timeout=150)
     assert res.returncode == 0, res.stderr
     assert_all_in_order_then_closed(flow.result("rx.json"), "data", 20000, res.stderr)
@@ -231,9 +218,9 @@ def test_a_block_reader_busy_past_zenohs_block_wait_loses_nothing(flow):
     print("sender:", flow.result("sender.json"))
 
 
-def write_sender_and_block_reader(flow, tx_env: str) -> None:
-    """tx (SENDER, with ``tx_env`` as its YAML env's entries) and rx (RECORDER) reading it with
-    ``queue_policy: block`` and a queue of 10."""
+def write_sender_and_block_reader(flow, tx_env: str, rx_env: str = "") -> None:
+    """tx (SENDER, with ``tx_env`` as its YAML env's entries) and rx (RECORDER, ``rx_env``)
+    reading it with ``queue_policy: block`` and a queue of 10."""
     flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
@@ -244,6 +231,7 @@ def write_sender_and_block_reader(flow, tx_env: str) -> None:
             path: recorder.py
             inputs:
               data: {{source: tx/data, queue_size: 10, queue_policy: block}}
+            env: {{{rx_env}}}
     """)
     flow.write("sender.py", SENDER)
     flow.write("recorder.py", RECORDER)
