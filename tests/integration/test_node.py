@@ -762,7 +762,11 @@ def test_two_runs_of_the_same_dataflow_on_one_endpoint(flow):
     from conftest import start_cli
     args = ("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint)
     first = start_cli(*args, cwd=flow.folder, env=env_a)
-    time.sleep(0.5)
+    # The second must find the endpoint taken: wait for the first's hub (a fixed 0.5 s was not
+    # always enough on a loaded CI machine, and the first was the one renamed).
+    deadline = time.monotonic() + 30
+    while not zconfig.tcp_port_in_use(flow.endpoint) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
     second = start_cli(*args, cwd=flow.folder, env=env_b)
     try:
         out_a = first.communicate(timeout=60)
