@@ -136,7 +136,7 @@ def _attach(client: Any, flow_id: str, events: queue.SimpleQueue) -> int:
 
 def _report(row: dict[str, Any]) -> int:
     click.echo(row.get("summary") or f"dataflow '{row['name']}' {row['status']}", err=True)
-    return 0 if row["status"] in OK else 1
+    return 0 if row["status"] in OK and not row.get("unreached") else 1  # (unreached: a stop not delivered)
 
 
 @click.command(context_settings=CONTEXT)

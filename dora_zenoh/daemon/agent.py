@@ -75,6 +75,7 @@ class Part:
     # its network that holds the lingering tokens (the daemon's own is not admitted there).
     secret: Path | None = None
     linger_session: zenoh.Session | None = field(default=None, repr=False)
+    since: float = field(default_factory=time.monotonic)  # for its uptime (this machine's clock alone)
 
     def report(self, usage: dict[Any, tuple[float, int]] | None = None) -> dict[str, Any]:
         """This part for the state report; ``usage``: (CPU %, RSS) by (dataflow, node) id."""
@@ -90,7 +91,8 @@ class Part:
         return {"id": self.id, "name": self.run.dataflow, "path": self.path, "status": self.status,
                 "grace": self.grace, "log_dir": str(self.run.log_dir), "nodes": nodes,
                 "placement": placement_of(self.run.desc), "closed": self.secret is not None,
-                "fail_fast": self.run.options.fail_fast}  # a restarted coordinator re-adopts with it
+                "fail_fast": self.run.options.fail_fast,  # a restarted coordinator re-adopts with it
+                "uptime": time.monotonic() - self.since}  # (wall clocks may differ between machines)
 
 
 class Daemon:
@@ -336,10 +338,12 @@ class Daemon:
             secret = auth.keep_secret(credentials) if credentials is not None else None
             opts = RunOptions(name=name, endpoint=self.listen, grace=grace, echo=False,
                               log_dir=Path(log_dir) if log_dir else None, only=set(nodes), part=True,
-                              cpu_latency_us=cpu_latency_us, fail_fast=fail_fast, append_logs=set(built),
+                              cpu_latency_us=cpu_latency_us, fail_fast=fail_fast,
+                              # a build's output, or (restarts) the log of the process lost with a daemon
+                              append_logs=set(built) | set(restarts or ()),
                               secure=secret is not None, secret=secret, peers=tuple(peers or ()),
                               extra_readers=tuple(readers or ()))
-            run = DataflowRun(desc, opts)
+            run = DataflowRun(desc, opts, run_id=id)  # the coordinator's: one log folder name everywhere
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             # lines for `start --attach` and `logs -f`: on the control socket of a coordinator of this
             # machine, else on the machines' network while the coordinator relays them to a follower

@@ -23,6 +23,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import settings
+from dora_zenoh.console import warn
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
@@ -521,7 +522,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         stuck = self._helpers.join()  # they see _left within a poll (see shutdown.replies)
         problems = []
         try:
-            self._session.close()
+            wait = self._close_wait()
+            if not shutdown.close_session(self._session, wait):
+                warn(f"node '{self.node_id}': its Zenoh session was still closing after {wait:.1f} s "
+                     "(a link to a peer that does not answer: a partition?); exiting without waiting for it")
         except zenoh.ZError as exc:
             problems.append(f"its Zenoh session did not close cleanly: {exc}")
             if left:  # Zenoh may still call what it could not undeclare
@@ -535,6 +539,15 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             shutdown.hazard("threads inside Zenoh", still=self._helpers.running)
         if problems:
             print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': {'; '.join(problems)}", file=sys.stderr, flush=True)
+
+    def _close_wait(self) -> float:
+        """How long ``_leave`` waits for the session to close: shutdown.CLOSE_WAIT, less once
+        the runner's STOP came, so that the node ends before its grace period does."""
+        wait = shutdown.CLOSE_WAIT
+        grace = settings.STOP_GRACE.get_or_default() if self._stop_at is not None else None
+        if grace is not None and self._stop_at is not None:
+            wait = min(wait, self._stop_at + grace - time.monotonic() - 0.3)
+        return max(0.2, wait)
 
     def _leaving(self) -> bool:
         """Whether close() has begun to leave: a helper's query stops waiting for replies."""

@@ -39,6 +39,12 @@ from typing import Any
 # leaves: more is a wedged thread).
 JOIN_TIMEOUT = 5.0
 POLL_S = 0.005  # how often a helper looks for a query's replies (see replies)
+# How long a closing node waits for Zenoh's session close. It takes milliseconds, but Zenoh
+# gives every TCP link a 10 s SO_LINGER (not configurable in zenoh 1.10), so dropping a link
+# to an unreachable peer (a partition) with bytes unsent blocks close(2) for 10 s: the nodes of
+# the machine still reachable were killed at the grace period's end. The kernel does not linger
+# for a process that exits: it finishes such a link in the background.
+CLOSE_WAIT = 1.0
 
 # What could still call Python from Zenoh, each with a test "is it still so?" (see exit_unless_safe).
 _hazards: list[tuple[str, Callable[[], bool]]] = []
@@ -100,6 +106,31 @@ def replies(handler: Any, timeout: float, stop: Callable[[], bool]) -> Iterator[
         if stop() or time.monotonic() >= deadline:
             return
         time.sleep(POLL_S)
+
+
+def close_session(session: Any, wait: float, node: bool = True) -> bool:
+    """Close ``session``, waiting at most ``wait`` seconds; False if it is still closing then
+    (in a node, recorded as a hazard: the process then ends with os._exit, see
+    :func:`exit_unless_safe`; a supervisor lives on, and sets its own exit code).
+    Raises what ``close`` raised (zenoh.ZError) when it ended in time."""
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            session.close()
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=close, name="dora-zenoh-close", daemon=True)
+    thread.start()
+    thread.join(wait)
+    if thread.is_alive():
+        if node:
+            hazard("session still closing", still=thread.is_alive)
+        return False
+    if failed:
+        raise failed[0]
+    return True
 
 
 def undeclare_all(entities: list[Any]) -> list[str]:

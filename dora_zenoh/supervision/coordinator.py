@@ -273,6 +273,11 @@ class Coordinator(MachineWatch):
             run.kill()
             if run.session is not None:
                 threading.Thread(target=run.wait, daemon=True).start()
+            else:
+                try:  # nothing started: no empty log folder is left behind
+                    run.log_dir.rmdir()
+                except OSError:
+                    pass
             for cast in (entry.lines, entry.relay):
                 if cast is not None:
                     cast.close()
@@ -394,7 +399,11 @@ class Coordinator(MachineWatch):
         threading.Thread(target=proc.wait, name=f"dz-rec-{entry.id}", daemon=True).start()  # reaps it
 
     def cmd_stop(self, target: str, grace: float | None = None, force: bool = False) -> dict[str, Any]:
-        entry = self._find(target, active_only=True)
+        try:
+            entry = self._find(target, active_only=True)
+        except CommandError:
+            self._refuse_pending_stop(target)
+            raise
         self._stop_entry(entry, grace, force)
         return {"id": entry.id, "name": entry.name, "grace": grace if grace is not None else entry.grace}
 
@@ -491,15 +500,13 @@ class Coordinator(MachineWatch):
                 return
             entry.status = "stopping"
             entry.stop_requested = True
+            entry.stop_args = {"grace": grace, "force": force}
         if force:
             threading.Thread(target=entry.run.kill, kwargs={"forced": True}, daemon=True).start()
         else:
             entry.run.stop(grace)
-        for part in entry.remote.values():
-            if not part.done:
-                threading.Thread(target=self._daemon_call, args=(part.machine, "stop"), daemon=True,
-                                 kwargs={"quiet": True, "name": entry.name, "grace": grace,
-                                         "force": force}).start()
+        for part in list(entry.remote.values()):
+            self._stop_part(entry, part)
 
     def _supervise(self, entry: Entry) -> None:
         # A closed dataflow's other machines link to its network through our part: kept to the end.
@@ -519,7 +526,7 @@ class Coordinator(MachineWatch):
         for cast in (entry.lines, entry.relay):
             if cast is not None:
                 cast.close()
-        for part in list(entry.remote.values()):  # over everywhere: what daemons kept for readers can go
+        for part in [p for p in entry.remote.values() if p.machine]:  # over: what daemons kept for readers can go
             threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
                              kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()
         with self.lock:
@@ -534,6 +541,18 @@ class Coordinator(MachineWatch):
                 entry.summary = (f"dataflow '{entry.name}' failed: {entry.fail_fast_cause} (fail-fast: the "
                                  f"dataflow was stopped on every machine)")
                 print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
+                self._publish_done(entry)
+                return
+            unreached = [s for s in lost if s["status"] == "lost" and entry.stop_requested]
+            if unreached and len(unreached) == len(lost) and not crashed and not (killed and not entry.stop_requested):
+                # `stop` during a partition: every machine that answered stopped; the unreachable
+                # ones get the stop when they report again (MachineWatch._on_daemon_state)
+                entry.status = "stopped"
+                entry.summary = (f"dataflow '{entry.name}' stopped (logs: {result.log_dir}) but on unreachable "
+                                 "machines: " + "; ".join(f"node '{s['id']}' on machine '{s['machine']}' "
+                                                          f"{s['detail']}" for s in unreached))
+                print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}, but for "
+                      f"{', '.join(sorted({s['machine'] for s in unreached}))}", flush=True)
                 self._publish_done(entry)
                 return
             if lost and not crashed:
@@ -578,7 +597,11 @@ class Coordinator(MachineWatch):
         # A machine that does not report (a partition) does not answer either: the query would wait
         # its whole timeout for its nodes; those that can answer do so in milliseconds.
         cut_off = any(p.silent for p in entry.remote.values())
-        for reply in session.get(selector, timeout=0.3 if cut_off else 1.0):
+        try:
+            replies = list(session.get(selector, timeout=0.3 if cut_off else 1.0))
+        except zenoh.ZError:  # the run's session closed meanwhile (it ended): no live node to ask
+            return counts
+        for reply in replies:
             if reply.ok is None:
                 continue
             try:
@@ -603,7 +626,9 @@ class Coordinator(MachineWatch):
                 "restarts": sum(s["restarts"] for s in states),
                 "cpu": round(sum(entry.usage_of(s)[0] for s in states), 1) if entry.active else 0.0,
                 "rss": sum(entry.usage_of(s)[1] for s in states) if entry.active else 0,
-                "summary": entry.summary, "fail_fast": entry.fail_fast, "closed": entry.run.secret is not None}
+                "summary": entry.summary, "fail_fast": entry.fail_fast, "closed": entry.run.secret is not None,
+                # nodes a `stop` has not reached yet (their machine is unreachable): `stop` exits 1
+                "unreached": [n for p in entry.remote.values() if p.stop_pending for n in p.nodes]}
 
     def _sampler(self) -> None:
         """CPU% and RSS of every local node's whole process tree, once per SAMPLE_PERIOD (the

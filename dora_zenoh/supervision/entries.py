@@ -29,6 +29,17 @@ class RemotePart:
     waits: bool = False
     heard: float = field(default_factory=time.monotonic)  # monotonic time of its machine's last report
     restart_at: float | None = None  # (respawning) monotonic time its nodes start again
+    # `stop`: asked of this part (stop_wanted), being sent, answered by its daemon. A machine cut
+    # off when it came gets it again at its next report (see MachineWatch._on_daemon_state).
+    why: str | None = None  # (lost) what is known of it, when more than "unreachable"
+    stop_wanted: bool = False
+    stop_sending: bool = False
+    stop_delivered: bool = False
+
+    @property
+    def stop_pending(self) -> bool:
+        """A stop its daemon has not confirmed yet, while the part has not ended."""
+        return self.stop_wanted and not self.stop_delivered and not self.done
 
     @property
     def done(self) -> bool:
@@ -42,9 +53,11 @@ class RemotePart:
 
     def node_states(self) -> list[dict[str, Any]]:
         if self.status == "lost":
+            detail = self.why or "is unreachable (no report from its machine's daemon: the link is down or the daemon died)"
+            if self.stop_pending:
+                detail += "; it gets the stop when its machine reports again"
             return [{"id": n, "pid": None, "status": "lost", "restarts": self.restarts(n), "create_time": None,
-                     "detail": f"its machine '{self.machine}' is unreachable (daemon gone)",
-                     "machine": self.machine} for n in self.nodes]
+                     "detail": detail, "machine": self.machine} for n in self.nodes]
         if self.status == "respawning":  # its machine is back; the restart delay runs (as a local restart)
             left = max(0.0, (self.restart_at or time.monotonic()) - time.monotonic())
             return [{"id": n, "pid": None, "status": "restarting", "restarts": self.restarts(n), "create_time": None,
@@ -81,6 +94,7 @@ class Entry:
     result: RunResult | None = None
     summary: str = ""
     stop_requested: bool = False
+    stop_args: dict[str, Any] = field(default_factory=dict)  # the stop's grace and force, for late machines
     thread: threading.Thread | None = None
     usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (cpu %, rss bytes)
     lines: Any = field(default=None, repr=False)  # its LineCast (start --attach, logs -f)

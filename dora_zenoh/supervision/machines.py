@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
-from dora_zenoh.descriptor.placement import place, placement_of
+from dora_zenoh.descriptor.placement import place, placement_of, remote_nodes, unplaced_nodes
 from dora_zenoh.errors import CommandError, SecretError
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.linecast import LineRelay
@@ -32,6 +32,9 @@ REPORT_SILENCE = 8.0
 # A withdrawn token means lost unless a report arrives within this long (a withdrawal came
 # after the daemon had linked again, once a partition healed).
 TOKEN_GRACE = 1.2
+# How long `stop` waits for a daemon's answer (it answers at once) before it counts the machine
+# as not reached: its next report sends the stop again.
+STOP_ANSWER = 5.0
 
 
 class MachineWatch:
@@ -144,7 +147,7 @@ class MachineWatch:
             for entry in self.entries.values():
                 part = entry.remote.get(machine)
                 if part is not None and not part.done:
-                    part.status = "lost"
+                    part.status, part.why = "lost", None
 
     def _check_silence(self) -> None:
         """A connected daemon that sent no report for REPORT_SILENCE seconds is lost, even if
@@ -172,6 +175,7 @@ class MachineWatch:
             return
         adopt = []
         fail_fast: list[tuple[Entry, str]] = []
+        resend: list[tuple[Entry, RemotePart]] = []
         labels = report.get("labels")
         with self.lock:
             self._heard[machine] = time.monotonic()
@@ -201,6 +205,9 @@ class MachineWatch:
                 part.heard = time.monotonic()
                 if part.status != "ended":
                     part.status = "ended" if rep.get("status") == "ended" else "running"
+                    part.why = None
+                if entry.stop_requested and not part.done:  # a stop that did not reach it yet
+                    resend.append((entry, part))
                 failed = [s for s in part.states if s.get("status") == "failed"]
                 if failed and entry.fail_fast and entry.fail_fast_cause is None and not entry.stop_requested:
                     first = failed[0]
@@ -212,12 +219,59 @@ class MachineWatch:
                        and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
             for entry in respawn:
                 entry.remote[machine].status = "respawning"
+            for entry in self.entries.values():  # stopped while lost, and back without them: nothing to stop
+                for part in entry.remote.values():
+                    if part.machine == machine and part.stop_pending and part.status == "lost" \
+                            and entry.id not in reported:
+                        part.status, part.stop_delivered = "ended", True
+                        part.states = [{"id": n, "pid": None, "status": "lost", "restarts": part.restarts(n),
+                                        "create_time": None, "detail": "ended with its machine's daemon (a new "
+                                        "daemon runs there)"} for n in part.nodes]
         for entry, cause in fail_fast:
             self._fail_fast(entry, cause)
+        for entry, part in resend:
+            self._stop_part(entry, part)
         for rep in adopt:
             threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
         for entry in respawn:
             threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
+
+    def _stop_part(self, entry: Entry, part: RemotePart) -> None:
+        """Send `stop` to a part's daemon (in the background) until it answers: a machine cut off
+        when `stop` came gets it at its next report, and its nodes end instead of running on
+        for good (they would also keep the dataflow's name taken on that machine)."""
+        with self.lock:
+            if part.done or part.stop_sending or part.stop_delivered:
+                return
+            part.stop_wanted = part.stop_sending = True
+        threading.Thread(target=self._send_stop, args=(entry, part), daemon=True).start()
+
+    def _send_stop(self, entry: Entry, part: RemotePart) -> None:
+        try:
+            self._daemon_call(part.machine, "stop", timeout=STOP_ANSWER, name=entry.name, **entry.stop_args)
+            delivered = True
+        except CommandError as exc:
+            delivered = "runs no" in str(exc)  # it has nothing of that name running any more
+        with self.lock:
+            part.stop_sending, part.stop_delivered = False, delivered
+            if delivered and not entry.active:
+                entry.summary += f"\nmachine '{part.machine}' got the stop once it was back"
+        if delivered and not entry.active:
+            print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}): machine '{part.machine}' is back and got "
+                  "the stop", flush=True)
+
+    def _refuse_pending_stop(self, target: str) -> None:
+        """`stop` of a dataflow that ended but for unreachable machines: say so (CommandError)."""
+        with self.lock:
+            entries = [e for e in self.entries.values() if target in (e.id, e.name) and not e.active]
+        for entry in reversed(entries):
+            pending = [p for p in entry.remote.values() if p.stop_pending]
+            if pending:
+                raise CommandError(
+                    f"dataflow '{entry.name}' ({entry.id}) is stopped but for machine(s) "
+                    f"{', '.join(sorted({p.machine for p in pending}))}, unreachable: their nodes "
+                    f"({', '.join(n for p in pending for n in p.nodes)}) get the stop as soon as their "
+                    "daemon reports again")
 
     def _respawn_part(self, entry: Entry, machine: str) -> None:
         """A lost machine's daemon is back: restart the nodes whose ``restart_policy`` allows it
@@ -228,6 +282,7 @@ class MachineWatch:
         if not again:
             with self.lock:
                 part.status, part.waits = "lost", False
+                part.why = f"is gone: machine '{machine}' is back, with a new daemon that does not run it"
             return
         # The same rule as a restart on one machine (supervision.restart): each node's restart_delay,
         # doubled per restart done; the machine's nodes start together, after the longest of them.
@@ -276,7 +331,7 @@ class MachineWatch:
         with self.lock:
             for entry in self.entries.values():
                 if entry.id == rep["id"]:
-                    if machine not in entry.remote:
+                    if machine not in entry.remote or entry.remote[machine].status == "lost":
                         entry.remote[machine] = self._remote_part(machine, rep, entry.run.desc)
                     return True
         return False
@@ -293,6 +348,23 @@ class MachineWatch:
         ids = [s["id"] for s in rep["nodes"]]
         return RemotePart(machine, ids, list(rep["nodes"]), "running", rep.get("log_dir"),
                           waits=self._restartable(desc, ids))
+
+    def _expect_parts(self, entry: Entry, reporter: str) -> None:
+        """An adopted dataflow's nodes that ``reporter``'s report does not hold: those placed on
+        other machines are lost until their daemon reports them (then they join; a daemon that
+        reports without them lost them: their restart policy applies, as for a daemon that came
+        back); those the earlier coordinator ran itself ended with it. None of them vanishes."""
+        desc = entry.run.desc
+        for other, ids in remote_nodes(desc).items():
+            if other != reporter:
+                entry.remote[other] = RemotePart(other, ids, status="lost", waits=self._restartable(desc, ids),
+                                                 why=f"is not reported by machine '{other}' yet (its daemon is "
+                                                     "not connected, or it ran it no more)")
+        gone = [n for n in unplaced_nodes(desc)]
+        if gone:
+            entry.remote[""] = RemotePart("", gone, [
+                {"id": n, "pid": None, "status": "lost", "restarts": 0, "create_time": None,
+                 "detail": "ended with the earlier coordinator, which ran it"} for n in gone], status="ended")
 
     def _adopt(self, machine: str, rep: dict[str, Any]) -> None:
         """A dataflow still running on a daemon that this coordinator did not start: take it back
@@ -319,8 +391,7 @@ class MachineWatch:
             print(f"[dora-zenoh] cannot adopt dataflow '{rep['name']}' running on machine '{machine}': "
                   f"{exc}", flush=True)
             return
-        run = DataflowRun(desc, opts)
-        run.run_id = rep["id"]
+        run = DataflowRun(desc, opts, run_id=rep["id"])  # its log folder is the one the start named
         if opts.secret is not None:
             try:
                 run.start()  # no node of its own: our part of its network, for tools and for vouching
@@ -334,6 +405,11 @@ class MachineWatch:
                 self._drop(run)
                 return
             entry = Entry(run, rep["path"], float(rep.get("grace", 10.0)), adopted=True)
+            self._expect_parts(entry, machine)
+            try:  # its uptime goes on (the daemon's uptime of its part: no wall clock of another machine)
+                entry.started -= max(0.0, float(rep.get("uptime") or 0.0))
+            except (TypeError, ValueError):
+                pass
             entry.remote[machine] = self._remote_part(machine, rep, desc)
             self.entries[entry.id] = entry
         self._relay_lines(entry)

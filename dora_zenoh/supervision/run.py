@@ -35,7 +35,7 @@ from dora_zenoh import settings
 from dora_zenoh.console import warn
 from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import CommandError, NodeStartError
-from dora_zenoh.node import supervisor
+from dora_zenoh.node import shutdown, supervisor
 from dora_zenoh.supervision import forkserver, runinfo
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
@@ -109,10 +109,12 @@ class RunOptions:
 class DataflowRun:
     """One running dataflow. ``start()``, then ``wait()`` (or ``stop()`` from elsewhere)."""
 
-    def __init__(self, desc: Descriptor, options: RunOptions | None = None) -> None:
+    def __init__(self, desc: Descriptor, options: RunOptions | None = None, run_id: str | None = None) -> None:
+        """``run_id``: the coordinator's, for a machine's part of its dataflow (one log folder name
+        on every machine) and for one it adopts; else a new one."""
         self.desc = desc
         self.options = options or RunOptions()
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.dataflow_uuid = str(uuid.uuid4())  # dora-rs's node.dataflow_id(): the same in every node
         self.dataflow = sanitize_name(self.options.name or desc.name or desc.path.stem)
         self.endpoint = self.options.endpoint or zconfig.default_endpoint()
@@ -359,6 +361,7 @@ class DataflowRun:
             self.alive.add(name)
             proc = self.procs.get(name)
             if proc is not None and proc.popen.poll() is None:
+                proc.joined = True
                 self._ended_at.pop(name, None)  # back after a lost link (e.g. we were paused): not ended
         else:
             self.alive.discard(name)
@@ -633,7 +636,7 @@ class DataflowRun:
         time.sleep(settle)
         roots = []
         for p in list(self.procs.values()):
-            if p.node.id not in self.alive and p.popen.poll() is None and p.stop_action is None:
+            if p.node.id not in self.alive and not p.joined and p.popen.poll() is None and p.stop_action is None:
                 p.stop_action = "terminated"
                 roots.append((p.popen.pid, p.create_time))
         if roots:
@@ -718,6 +721,11 @@ class DataflowRun:
             self._relinker = None
         if self.session is not None:
             session, self.session = self.session, None
-            session.close()
+            try:  # bounded: a link to an unreachable machine blocks Zenoh's close for 10 s (shutdown.CLOSE_WAIT)
+                if not shutdown.close_session(session, shutdown.CLOSE_WAIT, node=False):
+                    warn(f"dataflow '{self.dataflow}': its Zenoh session was still closing after "
+                         f"{shutdown.CLOSE_WAIT:g} s (a link to an unreachable machine); going on")
+            except zenoh.ZError as exc:  # "close operation timed out": the run's result stands
+                warn(f"dataflow '{self.dataflow}': its Zenoh session did not close cleanly: {exc}")
         if self.secret is not None and self.options.secret is None:  # a given one is its giver's
             auth.discard(self.secret)

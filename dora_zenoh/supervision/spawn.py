@@ -59,6 +59,9 @@ class NodeProcess:
         self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
         self.sent_file: str | None = None  # where it keeps its sent counts (wire.tally), if anywhere
         self.noticed = False  # its end-of-stream notice arrived
+        # its liveliness token was seen: it uses the node API and hears STOP (its token goes as
+        # it leaves, while its process may still be closing)
+        self.joined = False
 
 
 def command_for(node: ResolvedNode) -> list[str]:

@@ -1,4 +1,5 @@
-"""Cap TCP's retransmission back-off on a session's links to other machines.
+"""Cap TCP's retransmission back-off on a session's links to other machines, and close them
+without Zenoh's 10 s linger.
 
 While a link is down, TCP doubles the wait between retransmissions (0.2, 0.4, ... 6.4 s
 after 10 s, up to 120 s). A connection that outlives an outage (Zenoh's 10 s lease did
@@ -8,6 +9,13 @@ wait (``TCP_RTO_MAX_MS``); Zenoh neither sets it nor hands its sockets out, so t
 finds them among its own file descriptors: the TCP sockets whose two addresses are those
 of one of the session's links beyond this machine. Loopback links and the user's own
 sockets are left alone. Without the option (another OS, an older kernel), nothing is done.
+
+The same sockets get ``SO_LINGER`` off. Zenoh 1.10 gives every TCP link a 10 s linger (not
+configurable), so closing a link to an unreachable machine with bytes unsent blocks ``close``
+for up to 10 s, on whichever Zenoh thread closes it: on a node's one-thread runtime that froze
+all its other links, local ones included (a partition stopped a local reader's data for 7.5 s
+from 7.5 s into it: docs/machines.md). Without linger the kernel still sends what is left, in
+the background, as for any closed TCP socket.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,6 +33,7 @@ from dora_zenoh.wire import zconfig
 
 TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h since 6.15; Python names it later
 _FDS = "/proc/self/fd"
+_NO_LINGER = struct.pack("ii", 0, 0)  # struct linger {l_onoff = 0, l_linger = 0}: close() returns at once
 
 Address = tuple[Any, int]  # (ip_address, port)
 
@@ -48,17 +58,19 @@ def _ip(host: str) -> Any:
 
 class BackoffCap:
     """Caps the back-off of every TCP socket of this process that carries one of the links given
-    to :meth:`cover`, once each. ``ms``: the cap (``$DORA_ZENOH_TCP_RTO_MAX_MS``; 0 leaves TCP's
-    own). ``capped`` counts the sockets capped (tests and logs look); ``beyond_only=False`` covers
-    loopback links too (for tests without a second machine)."""
+    to :meth:`cover`, and turns its linger off, once each. ``ms``: the cap
+    (``$DORA_ZENOH_TCP_RTO_MAX_MS``; 0 leaves TCP's own). ``capped`` / ``unlingered`` count the
+    sockets done (tests and logs look); ``beyond_only=False`` covers loopback links too (for
+    tests without a second machine)."""
 
     def __init__(self, ms: int | None = None, beyond_only: bool = True) -> None:
         self.ms = settings.TCP_RTO_MAX_MS.get() if ms is None else ms
         self.beyond_only = beyond_only
-        self.capped = 0
-        self._done: set[tuple[str, str]] = set()  # (src, dst) of the links capped: not parsed again
+        self.capped = self.unlingered = 0
+        self._done: set[tuple[str, str]] = set()  # (src, dst) of the links done: not parsed again
         self._sockets: dict[str, tuple[Address, Address] | None] = {}  # socket inode -> its two addresses
-        self.off = self.ms <= 0 or not os.path.isdir(_FDS)
+        self.no_cap = self.ms <= 0  # (or the kernel has no TCP_RTO_MAX_MS: found at the first socket)
+        self.off = not os.path.isdir(_FDS)
 
     def cover(self, links: Iterable[Any]) -> None:
         """Cap the sockets of the ``links`` (Zenoh's ``session.info.links()``) beyond this machine
@@ -97,12 +109,18 @@ class BackoffCap:
     def _set(self, fd: int) -> bool:
         try:
             with _duplicate(fd) as sock:
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self.ms)
-        except OSError as exc:
-            if exc.errno in (errno.ENOPROTOOPT, errno.EINVAL):  # a kernel before 6.15, or a cap it refuses
-                self.off = True
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+                self.unlingered += 1
+                if not self.no_cap:
+                    try:
+                        sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, self.ms)
+                        self.capped += 1
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOPROTOOPT, errno.EINVAL):
+                            raise
+                        self.no_cap = True  # a kernel before 6.15, or a cap it refuses
+        except OSError:  # closed meanwhile
             return False
-        self.capped += 1
         return True
 
 

@@ -159,8 +159,14 @@ class Relinker:
             helper.close()
 
     def close(self) -> None:
-        """Stop re-linking (bounded wait for the threads). Call before closing the session."""
+        """Stop re-linking (bounded wait for the threads). Call before closing the session: its
+        links made since the last look get their linger off too (see backoff)."""
         self._closing.set()
+        if self._own_port:
+            try:
+                self.backoff.cover(self._session.info.links())
+            except zenoh.ZError:
+                pass
         deadline = time.monotonic() + PROBE_TIMEOUT + 1
         with self._lock:
             threads = list(self._threads)

@@ -1,4 +1,4 @@
-"""dora_zenoh.wire.backoff with real Zenoh sessions: the cap lands on the session's link sockets only.
+"""dora_zenoh.wire.backoff with real Zenoh sessions: the cap (and linger off) lands on the session's link sockets only.
 
 Two sessions in this process linked over loopback (``beyond_only=False``: no second machine
 needed), and a TCP connection of "the user's" own beside them. Every socket of the Zenoh link
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 
 import pytest
@@ -24,6 +25,11 @@ pytestmark = [
 def _rto_max(fd: int) -> int:
     with socket.socket(fileno=os.dup(fd)) as sock:
         return sock.getsockopt(socket.IPPROTO_TCP, backoff.TCP_RTO_MAX_MS)
+
+
+def _linger(fd: int) -> tuple[int, int]:
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
 
 
 def _tcp_fds(port: int) -> list[int]:
@@ -55,6 +61,7 @@ def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
             time.sleep(0.05)
         default = _rto_max(user.fileno())
         assert default > 1000  # TCP's own (120 s)
+        assert [_linger(fd) for fd in _tcp_fds(port)] == [(1, 10), (1, 10)]  # Zenoh's 10 s linger
 
         far_only = backoff.BackoffCap(1000)  # the product's setting: links beyond this machine only
         far_only.cover(b.info.links())
@@ -63,9 +70,11 @@ def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
         cap = backoff.BackoffCap(1500, beyond_only=False)
         cap.cover(a.info.links())
         cap.cover(b.info.links())
-        assert cap.capped == 2
+        assert cap.capped == 2 and cap.unlingered == 2
         assert [_rto_max(fd) for fd in _tcp_fds(port)] == [1500, 1500]
+        assert [_linger(fd)[0] for fd in _tcp_fds(port)] == [0, 0]  # l_onoff 0: close() no longer waits
         assert _rto_max(user.fileno()) == default and _rto_max(accepted.fileno()) == default
+        assert _linger(user.fileno()) == (0, 0) == _linger(accepted.fileno())  # (never set: untouched)
         cap.cover(b.info.links())  # once each
         assert cap.capped == 2
         # the session still works: the cap touched a duplicate's socket, not Zenoh's descriptor
