@@ -54,6 +54,7 @@ class Event(dict):
     _raw: bytes | None = None
     _how: Any = None  # an Arrow value not built yet: how to build it (see attach_value)
     _meta: dict | None = None
+    _data: bytes | None = None  # (the 2022 API) the value as bytes, decoded when the event was made
     error: str | None = None
     timestamp: int | None = None
 
@@ -103,6 +104,8 @@ class Event(dict):
     @property
     def data(self) -> bytes:
         """The payload as ``bytes``, the 2022 API's value (an Arrow value's data buffer)."""
+        if self._data is not None:
+            return self._data
         if self._sample is None:
             return b""
         return wire.from_arrow_to_bytes(self.raw, self._arrow_stream())
@@ -202,6 +205,14 @@ def attach_value(event: Event, sample: Any, node: Any) -> None:
         node._fwd_value, node._fwd_sample = value, sample
 
 
+def decode_for_2022(event: Event) -> None:
+    """The 2022 API's bytes of an Arrow value, decoded when the event is made: a payload that
+    does not decode raises here, and the node drops it (counted) instead of raising ArrowInvalid
+    inside the user's loop."""
+    if event._arrow_stream():
+        event._data = wire.from_arrow_to_bytes(event.raw, True)
+
+
 def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = None,
               error: str | None = None, timestamp: int | None = None) -> Event:
     """An event. An INPUT's value is a pyarrow array with pyarrow installed (built over the
@@ -218,6 +229,8 @@ def new_event(type: str, id: str | None = None, sample: Any = None, node: Any = 
         dict.__setitem__(event, "value", None)
     event._sample = sample
     event._node = node
+    if sample is not None and node is not None and node._legacy:
+        decode_for_2022(event)
     if error is not None:
         event.error = error
     if timestamp is not None:

@@ -42,6 +42,7 @@ from dora_zenoh.node.events import (
     TIMEOUT_ERROR,
     Event,
     attach_value,
+    decode_for_2022,
     new_event,
 )
 from dora_zenoh.node.fifo import FifoInput
@@ -386,6 +387,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             attach_value(event, sample, self)  # may build the value only when it is read
         event._sample = sample
         event._node = self
+        if self._legacy:
+            decode_for_2022(event)
         return event
 
     def _token_event(self, token: Any) -> Any:

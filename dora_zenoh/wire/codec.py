@@ -160,7 +160,15 @@ def check_attachment(raw: bytes | None) -> tuple[dict, str | None]:
     for name in ("seq", "ts"):
         if name in value and (value[name].__class__ is not int):
             return {}, f"attachment's \"{name}\" is not an integer"
+    if "ts" in value and not 0 <= value["ts"] <= MAX_TS:  # metadata["timestamp"] is a datetime of it
+        return {}, "attachment's \"ts\" is not a time between 1970 and 9999 (ns since the epoch)"
+    dated = value.get("dt")
+    if dated is not None and (dated.__class__ is not list or any(k.__class__ is not str for k in dated)):
+        return {}, "attachment's \"dt\" is not a list of parameter names"
     return value, None
+
+
+MAX_TS = (_dt.datetime(9999, 12, 31, tzinfo=_dt.timezone.utc) - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
 
 
 def load_json(raw: bytes) -> tuple[Any, str | None]:

@@ -363,6 +363,18 @@ FORGERY_FLOW = """
         inputs:
           data: {source: tx/data, queue_size: 100000}
           other: {source: tx/other, queue_size: 10, queue_policy: block}
+      - id: rx22
+        path: reader2022.py
+        inputs:
+          data: {source: tx/data, queue_size: 100000}
+"""
+# The 2022 API (`for input_id, value in node`), which takes every value as bytes.
+READER_2022 = """
+    import json
+    from dora import Node
+    node = Node()
+    got = [value.decode() for input_id, value in node]
+    json.dump(got, open("rx22.json", "w"))
 """
 # Sends 1000 numbered messages on each output at 200 Hz, once the file "go" exists.
 FORGERY_SENDER = """
@@ -385,7 +397,10 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     succeeds; what was dropped or ignored is reported."""
     flow.write("dataflow.yml", FORGERY_FLOW)
     flow.write("sender.py", FORGERY_SENDER)
-    flow.write("recorder.py", RECORDER)
+    # (the recorder reads every message's metadata: forged times and dates raised inside it)
+    flow.write("recorder.py", RECORDER.replace('events.append([kind, event["id"], bytes(',
+                                               'event["metadata"]; events.append([kind, event["id"], bytes('))
+    flow.write("reader2022.py", READER_2022)
     proc = flow.start()
     name = flow.name
     session = zenoh.open(zconfig.peer_config([flow.endpoint], []))
@@ -411,6 +426,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
             put(key, b"x", attachment=b'{"params": ' * 100000)
             put(key, b"not arrow at all", encoding=arrow)
             put(key, b"x", attachment=b'{"seq": "one", "ts": []}')
+            put(key, b"x", attachment=b'{"seq":1,"ts":1,"dt":5,"params":{}}')
+            put(key, b"x", attachment=b'{"seq":1,"ts":1000000000000000000000000}')
         eos = f"dora/@dz/eos/{name}/tx"
         put(eos, json.dumps({"node": "tx", "outputs": {"other": 0}}).encode())
         put(eos, json.dumps({"node": "tx", "outputs": {"data": "many"}}).encode())
@@ -427,7 +444,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "2 node(s) succeeded" in err + out
+    assert "3 node(s) succeeded" in err + out
+    assert json.loads((flow.folder / "rx22.json").read_text()) == [str(i) for i in range(1000)]
     events = flow.result("rx.json")
     assert_all_in_order_then_closed(events, "data", 1000)
     assert_all_in_order_then_closed(events, "other", 1000)

@@ -17,6 +17,12 @@ from dora_zenoh.wire import codec
     (b'{"seq": 1, "ts": 2.5}', '"ts" is not an integer'),
     (b"[1, 2]", "not an object"),
     (b"\xff\xfe", "not valid JSON"),
+    # metadata["timestamp"] and the datetime parameters are made of these (a helper's forgeries, 3 Dec:
+    # each raised inside the node's code: TypeError, unhashable list, OverflowError twice)
+    (b'{"seq":1,"ts":1,"dt":5,"params":{}}', '"dt" is not a list'),
+    (b'{"seq":1,"ts":1,"dt":[[1]],"params":{}}', '"dt" is not a list'),
+    (b'{"seq":1,"ts":1000000000000000000000000}', '"ts" is not a time'),
+    (b'{"seq":1,"ts":-100000000000000000000000}', '"ts" is not a time'),
 ])
 def test_bad_attachments_are_refused_with_the_reason(raw, problem):
     value, why = codec.check_attachment(raw)
