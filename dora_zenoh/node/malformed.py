@@ -31,7 +31,9 @@ class MalformedChecks:
 
     def _drop_malformed(self, key: str, problem: str) -> None:
         """Count a sample we refuse; log the first of each kind per key (with what was wrong)."""
-        what = (key, problem.split(" (")[0])
+        what = (key, wire.problem_kind(problem))
+        if what not in self._malformed and len(self._malformed) >= wire.MAX_KINDS:
+            what = ("(other keys)", "more kinds of malformed message")  # a bounded memory of them
         count = self._malformed.get(what, 0) + 1
         self._malformed[what] = count
         if count == 1:

@@ -410,9 +410,11 @@ class DataflowRun:
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
     def _refuse(self, key: str, problem: str) -> None:
-        """A control message we do not believe: logged once per key and kind of problem."""
-        if (key, problem) not in self._bad_notices:
-            self._bad_notices.add((key, problem))
+        """A control message we do not believe: logged once per key and kind of problem (up to
+        MAX_KINDS of them; more are ignored silently)."""
+        what = (key, wire.problem_kind(problem))
+        if what not in self._bad_notices and len(self._bad_notices) < wire.MAX_KINDS:
+            self._bad_notices.add(what)
             warn(f"ignored a message on '{key}': {problem} (another Zenoh session sent it); "
                  "further ones like it are ignored silently")
 

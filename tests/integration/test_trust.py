@@ -432,6 +432,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
         put(eos, json.dumps({"node": "tx", "outputs": {"other": 0}}).encode())
         put(eos, json.dumps({"node": "tx", "outputs": {"data": "many"}}).encode())
         put(eos, json.dumps({"node": "rx", "outputs": {"data": 0}}).encode())
+        for i in range(50):  # one warning per key and kind, whatever node each claims (was one per notice)
+            put(eos, json.dumps({"node": f"x{i}", "outputs": {"data": 0}}).encode())
         put(eos, b"[" * 100000)
         # Another session declares tx's own token and withdraws it: tx is still there.
         session.liveliness().declare_token(f"dora/@dz/live/{name}/node/tx").undeclare()
@@ -455,6 +457,8 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     assert "params" in err and "nested more than" in err and "Arrow" in err, err
     assert "ignored the 'exited/tx' token" in err and "ignored the 'stop' token" in err, err
     assert "ignored a message on 'dora/@dz/eos/" in err, err  # the runner too
+    # the runner once; each reader its first and its total (51 notices: was a line per notice)
+    assert err.count("notice names node") == 1 + 2 * 2, err
 
 
 def test_only_a_nodes_sources_and_readers_ask_about_its_exit(flow):

@@ -55,3 +55,8 @@ def test_signed_notices():
     assert not codec.signed_by("other", body, signature)
     assert not codec.signed_by("s3cret", body + b" ", signature)
     assert not codec.signed_by("s3cret", body, None)
+
+
+def test_a_problem_s_kind_leaves_out_the_values_it_quotes():
+    a = codec.problem_kind("notice names node 'x0', not 'tx' (its key's)")
+    assert a == codec.problem_kind("notice names node 'x1999', not 'tx'") == "notice names node '…', not '…'"
