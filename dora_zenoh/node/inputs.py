@@ -31,7 +31,7 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room")
+                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room", "reported")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -41,6 +41,7 @@ class InputQueue:
         self.size = max(1, size)
         self.block = block
         self.dropped = 0
+        self.reported = False  # its totals were said (report_closed, or report_at_exit)
         self.closed = False
         self.lock = threading.Lock()
         self.not_full = threading.Condition(self.lock)
@@ -213,10 +214,10 @@ class InputQueue:
         if self.dropped == n:
             if on_the_way:
                 warn(f"input '{self.id}' lost {n} message(s) on the way (a gap in its sender's sequence "
-                     "numbers); the total is reported when the input closes")
+                     "numbers); the total is reported when the input closes or the node ends")
             else:
                 warn(f"input '{self.id}' is full (queue_size={self.size}): dropping its oldest "
-                     "messages; the total is reported when the input closes")
+                     "messages; the total is reported when the input closes or the node ends")
 
     def _wait_for_room(self) -> None:
         """``queue_policy: block``: hold the sender (a Zenoh thread) until the node takes one."""
@@ -307,11 +308,24 @@ class InputQueue:
                     self.on_lost(missing)
         if self.expect is not None and self._got() < self.expect:
             self.count_dropped(self.expect - self._got(), on_the_way=self.block)
+        self.reported = True
         if self.dropped:
             if self.block:  # a block queue never drops: they were lost between the nodes
                 warn(f"input '{self.id}' lost {self.dropped} message(s) in all on the way (queue_policy: block)")
             else:
                 warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+
+    def report_at_exit(self) -> None:
+        """The node ends (STOP, its own choice) before this input closed: what it dropped is
+        still said (its total was only ever said at INPUT_CLOSED)."""
+        if self.reported or not self.dropped:
+            return
+        self.reported = True
+        if self.block:
+            warn(f"input '{self.id}' lost {self.dropped} message(s) on the way before the node ended "
+                 "(queue_policy: block)")
+        else:
+            warn(f"input '{self.id}' dropped {self.dropped} message(s) before the node ended (queue_size={self.size})")
 
     def take(self) -> Any:
         """The oldest queued item; only called after a wake token for this input."""

@@ -497,6 +497,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
+                q.report_at_exit()
             self._wake.release_fifos()  # a Zenoh thread waiting for room would hold up the acks below
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},

@@ -590,3 +590,49 @@ def test_a_stop_the_runner_confirms_late_still_stops_the_node(tmp_path):
     assert "node 'n': ignored the 'stop' token" in err and "asking until 9 s" in err, err
     assert "node 'n': the runner confirmed the 'stop' token after" in err, err
     assert proc.returncode == 0, err
+
+
+def test_a_reader_that_ends_on_stop_still_reports_what_it_dropped(flow):
+    """A drop_oldest reader too slow for its sender, stopped (as by Ctrl-C) before its input
+    closes: its total of dropped messages used to be said only at INPUT_CLOSED, so it was
+    never said (a helper's run: 657 skipped, no total). Now the total comes when it ends, and
+    covers the gaps the reader saw in the values."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - {id: src, path: src.py, inputs: {t: dora/timer/millis/5}, outputs: [o]}
+          - id: slow
+            path: slow.py
+            inputs:
+              x: {source: src/o, queue_size: 2}
+    """)
+    flow.write("src.py", """
+        from dora import Node
+        node = Node()
+        i = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("o", str(i).encode())
+                i += 1
+    """)
+    flow.write("slow.py", """
+        import time
+        from dora import Node
+        node = Node()
+        last, skipped = -1, 0
+        for event in node:
+            if event["type"] == "INPUT":
+                k = int(bytes(event["value"].to_numpy()).decode())
+                skipped += k - last - 1
+                last = k
+                time.sleep(0.05)
+        print(f"skipped {skipped}")
+    """)
+    res = flow.run("--stop-after", "3s", timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = res.stderr + res.stdout
+    skipped = int(out.split("skipped ", 1)[1].split()[0])
+    assert skipped > 0, out
+    line = "input 'x' dropped "
+    assert line in out and "message(s) before the node ended (queue_size=2)" in out, out
+    # every gap is in the total (it may hold a few more: dropped after the last one read, as STOP came)
+    assert int(out.split(line, 1)[1].split()[0]) >= skipped, out
