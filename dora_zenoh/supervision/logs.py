@@ -105,12 +105,18 @@ class NodeLogs:
         return lines, count
 
 
+# The longest line a node's output gives the log at once: more becomes several lines. Output with
+# no newline (a progress bar's "\r", binary) was one line: 200 MB of it made one log file of
+# 200 MB past a 1 MiB rotation limit, and the runner's memory 1.1 GiB (a helper's run, 3 Dec).
+MAX_LINE = 64 * 1024
+
+
 def pump(logs: NodeLogs, proc: NodeProcess, stream: IO[bytes], is_stderr: bool,
          publisher: StdoutPublisher | None) -> None:
     """A pump thread: each line of a node's stdout or stderr to its log (and the echo, shown
     as ``[node] line``), its stderr tail, and its stdout publisher if it has one."""
     node_id = proc.node.id
-    for raw in iter(stream.readline, b""):
+    for raw in iter(lambda: stream.readline(MAX_LINE), b""):  # a line without end is cut into pieces
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if is_stderr:
             proc.stderr_tail.append(line)

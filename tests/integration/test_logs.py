@@ -49,6 +49,32 @@ def test_node_log_rotates_at_its_size_limit(flow, tmp_path, how):
     assert int(older[-1].split()[1]) + 1 == int(current[0].split()[1])
 
 
+def test_output_without_newlines_is_cut_and_rotated_too(flow, tmp_path):
+    """4 MB on stderr with no newline (a progress bar's carriage returns): cut into lines of at
+    most logs.MAX_LINE, so the log rotates at its limit (it was one file of the whole output:
+    200 MB past a 1 MiB limit, and the runner held it all in memory)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: bar
+            path: bar.py
+    """)
+    flow.write("bar.py", """
+        import sys
+        for i in range(40000):
+            sys.stderr.write(f"\\r{i:06d} " + "#" * 93)
+        sys.stderr.flush()
+    """)
+    logs = tmp_path / "logs"
+    res = flow.run("--quiet", "--log-dir", str(logs), "--log-max-size", "200000", "--log-max-files", "2")
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = logs.iterdir()
+    files = sorted(p.name for p in run_dir.iterdir())
+    assert files == ["log_bar.txt", "log_bar.txt.1", "log_bar.txt.2"]
+    for name in files:
+        assert (run_dir / name).stat().st_size <= 200000
+    assert "039999 ####" in (run_dir / "log_bar.txt").read_text()  # the newest output is in the current file
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 1 MiB tmpfs (root only), unmounted afterwards even if the test fails."""
