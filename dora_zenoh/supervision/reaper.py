@@ -14,7 +14,12 @@ import time
 
 import psutil
 
-GRACE_S = 3.0
+# How long nodes get to notice the runner's death by themselves (they see its token go within
+# milliseconds and get STOP), then how long SIGTERM gets before SIGKILL: a dead supervisor's
+# dataflow is stopped within about 2 s (issue 19), also a node that never reads its events (a
+# sending loop: with 3 s each it outlived the runner by 4.1-5.0 s in a helper's runs).
+GRACE_S = 1.0
+KILL_AFTER_S = 0.8
 
 
 def tree(pid: int, create_time: float) -> list[psutil.Process]:
@@ -55,7 +60,7 @@ def main() -> None:
     deadline = time.monotonic() + GRACE_S
     while time.monotonic() < deadline and any(tree(pid, ct) for pid, ct in roots):
         time.sleep(0.1)
-    terminate_trees(roots, GRACE_S)
+    terminate_trees(roots, KILL_AFTER_S)
 
 
 if __name__ == "__main__":
