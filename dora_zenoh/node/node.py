@@ -141,6 +141,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._alive: set[str] = set()
         self._exited: set[str] = set()
         self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
+        self._stop_token = False
         self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
         # What may call Python from Zenoh: undeclared, and joined, before the session closes
         # (see dora_zenoh.node.shutdown).

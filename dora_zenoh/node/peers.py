@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # How long a node asks the runner to confirm an `exited`/`stop` token before it says it ignores
 # it (a `stop` token: asked about until the dataflow's grace period would end, see _confirm).
 FACT_PATIENCE = 3.0
+STOP_TOKEN_POLL = 1.0  # seconds between asks about a stop token still there past the patience
 _PER_NODE = frozenset({"node", "exited", "sent"})  # token kinds that name a node (keys.live_root)
 SENT_PATIENCE = 2.0  # seconds a reader waits for an ended source's sent tokens (see _close_counted_remote)
 
@@ -48,6 +49,7 @@ class PeerWatch:
     _exited: set[str]
     _peers: set[str]
     _checking: set[tuple[str, str]]
+    _stop_token: bool  # a `stop` token is declared (by the runner, or forged)
     _gone_forged: set[str]
     _restartable: set[str | None]
     _helpers: shutdown.Helpers
@@ -83,8 +85,10 @@ class PeerWatch:
                 known[output] = max(known.get(output, 0), int(count))
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
-        elif kind == "stop" and put:
-            self._believe("stop", "", self._request_stop)
+        elif kind == "stop":
+            self._stop_token = put  # (another session's withdrawal of a forged one shows as gone too)
+            if put:
+                self._believe("stop", "", self._request_stop)
         elif kind == "runner" and self._cfg.supervised:
             self._supervisor.token(put)  # stops us if the supervisor died, not if it is paused
 
@@ -145,6 +149,10 @@ class PeerWatch:
         start = time.monotonic()
         # a stop token: one at most in flight; an exited one per name, which another session can forge
         deadline = start + (max(FACT_PATIENCE, _grace() - GRACE_MARGIN) if kind == "stop" else FACT_PATIENCE)
+        # A stop token is asked about, more slowly, for as long as it is there: the runner's own has
+        # the same key, and while a forged one is held Zenoh announces no second one (a forged token
+        # held past the asking made the real stop go unheard: nodes killed at the grace's end).
+        stop_watch = kind == "stop"
         impostors: set[str] = set()
         said = False
 
@@ -156,7 +164,9 @@ class PeerWatch:
                  f"declared it{extra}{more}")
 
         try:
-            while time.monotonic() < deadline and not self._closed:
+            while (time.monotonic() < deadline or (stop_watch and self._stop_token)) and not self._closed:
+                if time.monotonic() >= deadline:
+                    time.sleep(STOP_TOKEN_POLL)  # past the patience: a slower look while it stays
                 for reply in shutdown.replies(_ask_every_runner(self._session, selector), 1.0, self._leaving):
                     if reply.ok is None:
                         continue

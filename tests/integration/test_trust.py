@@ -636,3 +636,46 @@ def test_a_reader_that_ends_on_stop_still_reports_what_it_dropped(flow):
     assert line in out and "message(s) before the node ended (queue_size=2)" in out, out
     # every gap is in the total (it may hold a few more: dropped after the last one read, as STOP came)
     assert int(out.split(line, 1)[1].split()[0]) >= skipped, out
+
+
+def test_a_forged_stop_token_held_long_does_not_hide_the_real_stop(flow):
+    """Another session declares the dataflow's `stop` token and holds it: nodes ignore it (the
+    runner does not confirm it). When the run really stops, later than the nodes' patience, its
+    own token has the same key, which Zenoh does not announce again: nodes used to stop asking
+    after 9 s, never heard the real stop, and were killed at the grace period's end (a helper's
+    run). They now ask, more slowly, while the token stays."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - {id: tx, path: tx.py, inputs: {t: dora/timer/millis/50}, outputs: [o]}
+          - {id: rx, path: rx.py, inputs: {o: tx/o}}
+    """)
+    loop = """
+        from dora import Node
+        node = Node()
+        for event in node:
+            if event["type"] == "INPUT" and event["id"] == "t":
+                node.send_output("o", b"x")
+            elif event["type"] == "STOP":
+                print("got STOP")
+    """
+    flow.write("tx.py", loop)
+    flow.write("rx.py", loop)
+    proc = flow.start("--stop-after", "14s", "--grace", "5s")
+    session = zenoh.open(zconfig.peer_config([flow.endpoint], []))
+    token = None
+    try:
+        wait_for(lambda: list(session.info.peers_zid()), 10, "links")
+        time.sleep(1.0)
+        token = session.liveliness().declare_token(f"dora/@dz/live/{flow.name}/stop")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if token is not None:
+            token.undeclare()
+        session.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "2 node(s) succeeded" in err + out, err
+    assert "ignored the 'stop' token" in err, err
+    assert (err + out).count("got STOP") == 2, err + out  # each ended on STOP, none was killed
