@@ -8,6 +8,7 @@ process tree that is still there. So no process of a dataflow outlives its runne
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -48,6 +49,29 @@ def terminate_trees(roots: list[tuple[int, float]], grace: float) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(alive, timeout=grace)
+
+
+def end_group(pgid: int, grace: float = 1.0) -> bool:
+    """SIGTERM what is left of a process group whose leader (a node, started in a session of its
+    own) exited: the children it left running; SIGKILL what outlives ``grace``. False if nothing
+    was left. (Its pid stays reserved while any process of the group lives: no other group can
+    be hit.)"""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ from dora_zenoh.supervision import forkserver, runinfo
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
-from dora_zenoh.supervision.reaper import terminate_trees
+from dora_zenoh.supervision.reaper import end_group, terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
@@ -351,6 +351,10 @@ class DataflowRun:
 
     def _waiter(self, proc: NodeProcess) -> None:
         proc.popen.wait()
+        if end_group(proc.popen.pid):  # nothing of a node outlives it, not even on a clean stop
+            line = (f"[dora-zenoh] node '{proc.node.id}' left processes of its own running when it exited: "
+                    "stopped them (SIGTERM, SIGKILL after 1 s)")
+            self.logs.write(proc, line, True, line)
         for t in proc.pumps:
             t.join(5)
         self._events.put(("exit", proc))

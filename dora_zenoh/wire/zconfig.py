@@ -26,7 +26,10 @@ LISTEN_ENV = settings.LISTEN.name
 ZENOH_CONFIG_ENV = settings.ZENOH_CONFIG.name
 RUNTIME_ENV = settings.ZENOH_RUNTIME.name
 DROP_WAIT_US = 5000  # see peer_config
-BLOCK_WAIT_US = 24 * 3600 * 10**6  # see peer_config's hold_block: a day, i.e. as long as the reader lives
+# see peer_config's hold_block: past the 10 s lease after which a reader that gives no sign of life
+# counts as gone. Not longer: a put that waits on a link the lease closed is not woken by that
+# close (Zenoh 1.10), so a day (3 Dec) kept a paused reader's sender stuck for good (a helper's run).
+BLOCK_WAIT_US = 15 * 10**6
 KEEP_ALIVE = 2  # keep-alives per lease on an idle link (see peer_config)
 # A node process runs Zenoh's receive, send, link and accept work on one thread (Zenoh's
 # default gives them four runtimes with five worker threads; ``app`` stays as it is):
@@ -97,12 +100,12 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
     nodes included, and no peer dials it: the coordinator, which queries every node, and
     every session of a closed run that auto-connects (its tools, its runner).
 
-    ``hold_block``: a ``BLOCK`` put waits for room as long as the reader's link lives, not
-    Zenoh's 5 s (``block/wait_before_close``), after which Zenoh closed the link and the
-    reader lost everything queued and sent until it was linked again: a node busy 12 s in its
-    own code lost 19,887 of 20,000 messages of a ``queue_policy: block`` input (docs/guarantees.md).
-    A reader that is gone still lets go at its link's lease (10 s). For the nodes of one machine;
-    a node whose block readers are on other machines keeps 5 s (its outages: dora_zenoh.node.replay).
+    ``hold_block``: a ``BLOCK`` put waits for room up to 15 s (BLOCK_WAIT_US), not Zenoh's 5 s
+    (``block/wait_before_close``), after which Zenoh closed the link and the reader lost
+    everything queued and sent until it was linked again: a node busy 12 s in its own code lost
+    19,887 of 20,000 messages of a ``queue_policy: block`` input (docs/guarantees.md). For the
+    nodes of one machine; a node whose block readers are on other machines keeps 5 s (its
+    outages: dora_zenoh.node.replay).
 
     ``$DORA_ZENOH_ZENOH_CONFIG`` may name a JSON5 Zenoh config file used as the
     base (for wider networks); the endpoints are then still set here. An endpoint

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 
+import psutil
 import pytest
 import zenoh
 from conftest import wait_for
@@ -133,3 +134,28 @@ def test_last_resort_exit_keeps_atexit_files_and_status(tmp_path):
             assert (tmp_path / "atexit.txt").read_text() == "ran"
             assert (tmp_path / "buffered.txt").read_text() == "kept"
             assert ("the script failed" in res.stderr) == (how == "raise"), res.stderr[-2000:]
+
+
+def test_processes_a_node_started_end_with_it_on_a_clean_stop(flow):
+    """A node starts a process of its own (a helper, a driver) and ends on STOP without
+    stopping it: the process was left running, reparented to init (a helper's run: only a
+    SIGKILLed runner's reaper ended such processes). The runner now ends what is left of the
+    node's process group when the node exits, and says so in its log."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - {id: worker, path: worker.py, inputs: {t: dora/timer/millis/100}}
+    """)
+    flow.write("worker.py", """
+        import subprocess
+        from dora import Node
+        child = subprocess.Popen(["sleep", "300"])
+        open("child.pid", "w").write(str(child.pid))
+        node = Node()
+        for event in node:
+            pass
+    """)
+    res = flow.run("--stop-after", "2s")
+    assert res.returncode == 0, res.stderr
+    pid = int((flow.folder / "child.pid").read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, "the child outlived its node"
+    assert "node 'worker' left processes of its own running when it exited: stopped them" in res.stderr + res.stdout
