@@ -679,3 +679,56 @@ def test_a_forged_stop_token_held_long_does_not_hide_the_real_stop(flow):
     assert "2 node(s) succeeded" in err + out, err
     assert "ignored the 'stop' token" in err, err
     assert (err + out).count("got STOP") == 2, err + out  # each ended on STOP, none was killed
+
+
+def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_time(flow):
+    """A `queue_policy: block` reader paused (SIGSTOP) 12 s, past Zenoh's 10 s lease: its sender
+    waits for room, then goes on. With the block wait set to a day (3 Dec) the sender stayed
+    stuck in `send_output` for good: a put waiting on a link that its lease closed is not woken
+    (a helper's run, gdb: Session::resolve_put -> EventListener::wait_deadline). Now it waits
+    zconfig.BLOCK_WAIT_US (15 s) at most, and the run ends."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - {id: tx, path: tx.py, outputs: [data]}
+          - id: rx
+            path: rx.py
+            inputs:
+              data: {source: tx/data, queue_policy: block, queue_size: 100}
+    """)
+    flow.write("tx.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        for i in range(3000):  # 6 s at 500 msg/s, without the pause
+            node.send_output("data", str(i).encode().ljust(2048, b"."))
+            time.sleep(0.002)
+        open("tx.done", "w").write(str(i))
+    """)
+    flow.write("rx.py", """
+        import os
+        from dora import Node
+        node = Node()
+        open("rx.pid", "w").write(str(os.getpid()))
+        for event in node:
+            pass
+    """)
+    proc = flow.start()
+    pid_file = flow.folder / "rx.pid"
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "rx to start")
+        pid = int(pid_file.read_text())
+        (flow.folder / "go").write_text("")
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(12.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: (flow.folder / "tx.done").exists(), 60, "the sender to go on after the pause")
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
