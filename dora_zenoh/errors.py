@@ -67,6 +67,11 @@ class LogDirError(DoraZenohError):
     """No directory could be created for a run's logs."""
 
 
+class SettingError(DoraZenohError, ValueError):
+    """An environment variable of dora-zenoh's that cannot be read (``dora_zenoh.settings``):
+    the message names it, its value and the fix. Also a ValueError, as before it had a name."""
+
+
 class UnitError(DoraZenohError, ValueError):
     """A duration or size that cannot be read (``dora_zenoh.units``)."""
 

@@ -68,6 +68,29 @@ def _text(raw: str) -> str:
     return raw
 
 
+_PORTED = ("tcp", "tls", "udp", "quic", "ws")
+
+
+def parse_endpoint(raw: str) -> str:
+    """A Zenoh endpoint as Zenoh reads it (``tcp/HOST:PORT``, ``tls/...``, ``unixsock-stream/PATH``;
+    ``?metadata`` and ``#config`` after it); ValueError saying what is wrong and the form. Checked
+    here: Zenoh's own error is a raw Json5Err, and a bad port a ValueError deep in our code."""
+    proto, slash, rest = raw.partition("/")
+    address = rest.split("?", 1)[0].split("#", 1)[0]
+    if not slash or not proto or not address:
+        raise ValueError("is not an endpoint: write PROTOCOL/ADDRESS, e.g. tcp/127.0.0.1:7447")
+    if proto in _PORTED:
+        host, colon, port = address.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"is not an endpoint: {proto}/ needs HOST:PORT with a port from 0 to 65535, "
+                             f"e.g. {proto}/127.0.0.1:7447")
+    return raw
+
+
+def _endpoint(raw: str) -> str:
+    return parse_endpoint(raw)
+
+
 def _flag(raw: str) -> bool:
     """``1`` means on; any other value off (as it always has)."""
     return raw == "1"
@@ -147,10 +170,10 @@ def _count(raw: str) -> int:
 
 # -- a node's place in the network ----------------------------------------------------------
 ENDPOINT: Setting[str] = Setting(
-    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _text,
+    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _endpoint,
     "The hub endpoint: where `run`/`up` listen, and where dynamic and ROS-like nodes and the CLI connect.")
 LISTEN: Setting[str | None] = Setting(
-    "DORA_ZENOH_LISTEN", None, _text,
+    "DORA_ZENOH_LISTEN", None, _endpoint,
     "Where a node listens for direct links from its peers.",
     shown_default="an ephemeral port on the hub's host")
 ZENOH_CONFIG: Setting[str | None] = Setting(
@@ -325,11 +348,11 @@ MACHINE_ID: Setting[str | None] = Setting(
     "of `up --machine-id` (the daemon `up` starts); `run` runs the nodes placed on it.",
     shown_default="none: `daemon` then requires `--machine-id`; `up` takes the host's name")
 COORDINATOR: Setting[str | None] = Setting(
-    "DORA_ZENOH_COORDINATOR", None, _text,
+    "DORA_ZENOH_COORDINATOR", None, _endpoint,
     "Default of `daemon --coordinator`: the coordinator's endpoint, e.g. `tls/192.168.1.10:7447`.",
     shown_default="none: `--coordinator` is then required")
 DAEMON_LISTEN: Setting[str] = Setting(
-    "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", _text,
+    "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", _endpoint,
     "Default of `daemon --listen`: this machine's hub, on an address the other machines reach.")
 DAEMON_LABELS: Setting[str | None] = Setting(
     "DORA_ZENOH_DAEMON_LABELS", None, _text,

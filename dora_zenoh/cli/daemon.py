@@ -8,15 +8,15 @@ import click
 
 from dora_zenoh import console, settings
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT
+from dora_zenoh.cli.options import CONTEXT, Endpoint
 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--machine-id", required=True, envvar=settings.MACHINE_ID.name, show_envvar=True,
               help="This machine's id, as `deploy: {machine: ID}` names it.")
-@click.option("--coordinator", "coordinator_endpoint", required=True, envvar=settings.COORDINATOR.name,
+@click.option("--coordinator", "coordinator_endpoint", required=True, envvar=settings.COORDINATOR.name, type=Endpoint(),
               show_envvar=True, help="The coordinator's Zenoh endpoint, e.g. tls/192.168.1.10:7447.")
-@click.option("--listen", envvar=settings.DAEMON_LISTEN.name, show_envvar=True,
+@click.option("--listen", envvar=settings.DAEMON_LISTEN.name, show_envvar=True, type=Endpoint(),
               help="This machine's hub endpoint, on an address the other machines reach, "
                    "e.g. tls/192.168.1.20:7448  [default: port 7448 on 127.0.0.1].")
 @click.option("--labels", envvar=settings.DAEMON_LABELS.name, show_envvar=True,

@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from dora_zenoh.cli.options import CONTEXT
+from dora_zenoh.cli.options import CONTEXT, Endpoint
 from dora_zenoh.signals import on_signals
 
 
@@ -17,7 +17,7 @@ from dora_zenoh.signals import on_signals
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to serve on; loopback by default (anyone who reaches it sees every message).")
 @click.option("--prefix", default="dora", show_default=True, help="The key prefix of the dataflow.")
-@click.option("--endpoint", help="Zenoh endpoint of the dataflow's hub  [default: $DORA_ZENOH_ENDPOINT or "
+@click.option("--endpoint", type=Endpoint(), help="Zenoh endpoint of the dataflow's hub  [default: $DORA_ZENOH_ENDPOINT or "
                                  "tcp/127.0.0.1:7447].")
 def foxglove(dataflow: str | None, port: int, host: str, prefix: str, endpoint: str | None) -> None:
     """Serve a dataflow's topics live over the Foxglove WebSocket protocol, until Ctrl-C.

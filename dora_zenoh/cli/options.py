@@ -27,6 +27,18 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class Endpoint(click.ParamType):
+    """A Zenoh endpoint (``tcp/HOST:PORT``...): a bad one is a usage error naming the option."""
+
+    name = "endpoint"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        try:
+            return settings.parse_endpoint(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r} {exc}", param, ctx)
+
+
 class Size(click.ParamType):
     """``4096``, ``500kB``, ``16MiB``, ``1GB``: bytes."""
 
@@ -67,5 +79,5 @@ secure_option = click.option(
 
 
 endpoint_option = click.option(
-    "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
+    "--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True, type=Endpoint(),
     help="The Zenoh endpoint of the coordinator or of a `run` (its hub)  [default: tcp/127.0.0.1:7447].")

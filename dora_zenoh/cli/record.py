@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, Size
+from dora_zenoh.cli.options import CONTEXT, Duration, Endpoint, Size
 from dora_zenoh.signals import on_signals
 
 
@@ -34,7 +34,7 @@ def split_targets(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
               help="Also write a JSON channel (<key>/@json) for Arrow data with an obvious JSON form, "
                    "which Foxglove can plot.")
 @click.option("--prefix", default="dora", show_default=True, help="The key prefix of the dataflow.")
-@click.option("--endpoint", help="Zenoh endpoint of the dataflow's hub  [default: $DORA_ZENOH_ENDPOINT or "
+@click.option("--endpoint", type=Endpoint(), help="Zenoh endpoint of the dataflow's hub  [default: $DORA_ZENOH_ENDPOINT or "
                                  "tcp/127.0.0.1:7447].")
 @click.option("--as-reader", "reader_id", hidden=True,
               help="Announce this node id, so the dataflow's start barrier waits for us (run --record).")

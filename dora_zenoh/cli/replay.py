@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, load_or_exit
+from dora_zenoh.cli.options import CONTEXT, Duration, Endpoint, load_or_exit
 
 
 @click.command(context_settings=CONTEXT)
@@ -25,7 +25,7 @@ from dora_zenoh.cli.options import CONTEXT, Duration, load_or_exit
 @click.option("--end", type=Duration(), help="Stop at E after the recording's start.")
 @click.option("--name", help="Dataflow name to publish to (default: the recorded one; with --dataflow, "
                              "the YAML's).")
-@click.option("--endpoint", help="Zenoh endpoint: of the running dataflow's hub, or with --dataflow the hub "
+@click.option("--endpoint", type=Endpoint(), help="Zenoh endpoint: of the running dataflow's hub, or with --dataflow the hub "
                                  "to listen on  [default: $DORA_ZENOH_ENDPOINT or tcp/127.0.0.1:7447].")
 @click.option("--quiet", "-q", is_flag=True, help="Don't echo node output (with --dataflow).")
 @click.option("--stats", is_flag=True, help="At the end, print the timing in full: how late each message went out "

@@ -9,14 +9,22 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import CliError
-from dora_zenoh.cli.options import CONTEXT, Duration, Size, cpu_latency_option, load_or_exit, secure_option
+from dora_zenoh.cli.options import (
+    CONTEXT,
+    Duration,
+    Endpoint,
+    Size,
+    cpu_latency_option,
+    load_or_exit,
+    secure_option,
+)
 from dora_zenoh.signals import on_signals
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", help="Dataflow name, the key chunk after the prefix (default: the YAML's name or file stem).")
-@click.option("--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True,
+@click.option("--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True, type=Endpoint(),
               help="Zenoh hub endpoint to listen on  [default: tcp/127.0.0.1:7447].")
 @click.option("--stop-after", type=Duration(), help="Stop the dataflow after this long, e.g. 30s.")
 @click.option("--grace", type=Duration(), default="10s", show_default=True,

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import zenoh
 
 from dora_zenoh import settings
+from dora_zenoh.errors import SettingError
 from dora_zenoh.wire import tls
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
@@ -51,8 +52,12 @@ _SUPERVISOR_RUNTIME_OURS = False  # tune_supervisor_runtime set it (not the user
 
 
 def default_endpoint() -> str:
-    """The hub endpoint: ``$DORA_ZENOH_ENDPOINT`` or ``tcp/127.0.0.1:7447``."""
-    return settings.ENDPOINT.get()
+    """The hub endpoint: ``$DORA_ZENOH_ENDPOINT`` or ``tcp/127.0.0.1:7447`` (SettingError, naming
+    the variable and the form, for one that is not an endpoint)."""
+    try:
+        return settings.ENDPOINT.get()
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
 
 
 def node_listen_endpoint(hub: str) -> str:

@@ -241,3 +241,25 @@ def test_ups_machine_id_is_the_variable_else_the_host_name(monkeypatch):
     assert default_machine_id() == "robot--2" and MACHINE_ID.match(default_machine_id())
     monkeypatch.setattr(socket, "gethostname", lambda: "...")
     assert default_machine_id() == "local"
+
+
+@pytest.mark.parametrize("args, env", [
+    (["list"], {"DORA_ZENOH_ENDPOINT": "garbage"}),
+    (["list", "--endpoint", "tcp/127.0.0.1:notaport"], {}),
+    (["daemon", "--machine-id", "m", "--coordinator", "tcp/10.0.0.1"], {}),
+    (["record", "x", "-o", "x.mcap"], {"DORA_ZENOH_ENDPOINT": "garbage"}),
+])
+def test_an_endpoint_that_is_not_one_is_refused_with_its_form(args, env):
+    """Zenoh's own error for these was a raw Json5Err (or a ValueError traceback for a bad port)."""
+    result = invoke(*args, env=env)
+    assert result.exit_code in (1, 2), result.output
+    assert "is not an endpoint" in result.output and "e.g. tcp/127.0.0.1:7447" in result.output, result.output
+    assert "Traceback" not in result.output and "Json5Err" not in result.output
+
+
+@pytest.mark.parametrize("endpoint", ["tcp/127.0.0.1:7447", "tls/[fe80::1%eth0]:7447#iface=eth0",
+                                      "unixsock-stream/tmp/dz.sock", "tcp/robot.local:7447?prio=1"])
+def test_endpoints_zenoh_reads_are_accepted(endpoint):
+    from dora_zenoh import settings
+
+    assert settings.parse_endpoint(endpoint) == endpoint
