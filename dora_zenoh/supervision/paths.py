@@ -11,6 +11,7 @@ import secrets
 import time
 from pathlib import Path
 
+from dora_zenoh.console import warn
 from dora_zenoh.errors import LogDirError
 
 
@@ -57,4 +58,5 @@ def make_log_dir(base: Path, run_id: str) -> Path:
     except OSError as exc:
         raise LogDirError(f"cannot create a log directory for the run in {first} nor in {path.parent} "
                           f"({exc.strerror}); pass --log-dir with a directory you can write to") from None
+    warn(f"cannot create the run's log directory in {first}: its logs go to {path}")  # (it was silent)
     return path

@@ -51,11 +51,12 @@ def test_log_dir_is_base_slash_run_id(tmp_path):
     assert (tmp_path / "out" / "run-1").is_dir()
 
 
-def test_log_dir_falls_back_to_the_state_home(monkeypatch, tmp_path):
+def test_log_dir_falls_back_to_the_state_home(monkeypatch, tmp_path, capsys):
     (tmp_path / "file").write_text("")  # nothing can be created under a regular file
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = make_log_dir(tmp_path / "file" / "out", "run-2")
     assert path == tmp_path / "state" / "dora-zenoh" / "out" / "run-2" and path.is_dir()
+    assert "its logs go to" in capsys.readouterr().err  # said, not silent
 
 
 def test_no_log_dir_anywhere_names_both_places_and_the_fix(monkeypatch, tmp_path):
