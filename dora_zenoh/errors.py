@@ -135,6 +135,7 @@ __all__ = [
     "OperatorLoadError",
     "PlacementError",
     "SecretError",
+    "SettingError",
     "ShipError",
     "TlsSetupError",
     "UndeclaredOutputError",
