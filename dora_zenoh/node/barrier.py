@@ -75,8 +75,8 @@ class StartBarrier:
             live = [r for r in out_readers if r in self._alive and r not in self._exited]
             if out is None or not live:
                 continue
-            # A block reader of an output read with both policies subscribes to its block key.
-            pubs = {out[2] if out[2] is not None and r in blockers.get(out_id, ()) else out[0] for r in live}
+            # A block reader of a split output subscribes to its block key (see Node's _outputs).
+            pubs = {out[4] if out[4] is not None and r in blockers.get(out_id, ()) else out[3] for r in live}
             while (not all(p.matching_status.matching for p in pubs) and time.monotonic() < deadline
                    and not self._stopped):
                 time.sleep(0.002)

@@ -149,11 +149,13 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._helpers = shutdown.Helpers()
         self._left = False  # set when close() starts to leave: helpers stop asking Zenoh
 
-        # Outputs: [publisher, next sequence number, publisher for block readers or None].
-        # Only `queue_policy: block` readers may hold a sender back: an output that none of
-        # them reads is published with congestion control DROP (a stalled reader loses
-        # messages, counted by their seq gaps, and the sender and other readers go on); one
-        # read with both policies is also published on keys.block_key for its block readers.
+        # Outputs: [publisher put first, next sequence number, publisher also put or None, the
+        # data key's publisher, the block key's or None]. Only `queue_policy: block` readers may
+        # hold a sender back: an output that none of them reads is published on its data key
+        # with congestion control DROP (a stalled reader loses messages, counted by their seq
+        # gaps, and the sender and other readers go on); one that a block reader reads is
+        # published on keys.block_key for its block readers (BLOCK), and on its data key (DROP)
+        # only while something subscribes there: a drop_oldest reader, a tool, a plain client.
         self._outputs: dict[str, list] = {}
         block_readers = cfg.block_readers  # None: not from a runner; keep BLOCK
         split = set(cfg.split_outputs)
@@ -165,12 +167,16 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             declare = replay.declare_publisher if out_id in replayed and out_id not in split else _declare
             pub = declare(session, key, encoding=wire.ENC_BYTES, express=_EXPRESS,
                           congestion_control=_BLOCK if blocking else _DROP)
-            blk = None
-            if out_id in split:
-                declare = replay.declare_publisher if out_id in replayed else _declare
-                blk = declare(session, keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
-                              encoding=wire.ENC_BYTES, express=_EXPRESS, congestion_control=_BLOCK)
-            self._outputs[out_id] = [pub, 0, blk]
+            if out_id not in split:
+                self._outputs[out_id] = [pub, 0, None, pub, None]
+                continue
+            declare = replay.declare_publisher if out_id in replayed else _declare
+            blk = declare(session, keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
+                          encoding=wire.ENC_BYTES, express=_EXPRESS, congestion_control=_BLOCK)
+            out = self._outputs[out_id] = [blk, 0, None, pub, blk]
+            self._callbacks.append(pub.declare_matching_listener(zenoh.handlers.Callback(  # (no thread of its own)
+                functools.partial(_follow_matching, out), indirect=False)))
+            _follow_matching(out, pub.matching_status)
         self._sent_at_wait = 0
         self._flush_pub = session.declare_publisher(keys.flush_key(prefix, self._dataflow, self.node_id),
                                                     express=True)
@@ -454,7 +460,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         cls = data.__class__
         if cls is bytes:  # the common case, kept short: it runs per message
             out[0].put(data, attachment=att)
-            if out[2] is not None:  # read with both policies: the block readers' copy
+            if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
                 out[2].put(data, attachment=att)
         else:
             if data is self._fwd_value:  # forwarding the value just received: Zenoh's own buffer
@@ -468,7 +474,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 out[0].put(payload, attachment=att)
             else:
                 out[0].put(payload, encoding=encoding, attachment=att)
-            if out[2] is not None:  # read with both policies: the block readers' copy
+            if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
                 if encoding is None:
                     out[2].put(payload, attachment=att)
                 else:
@@ -570,6 +576,12 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 self.close()
             except Exception:
                 pass
+
+
+def _follow_matching(out: list, status: Any) -> None:
+    """(A Zenoh callback, rare) a split output's data key is put only while it has subscribers:
+    an output read by block readers alone costs one put per message, as before."""
+    out[2] = out[3] if status.matching else None
 
 
 def _declare(session: zenoh.Session, key: str, **options: Any) -> zenoh.Publisher:

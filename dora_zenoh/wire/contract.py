@@ -154,8 +154,8 @@ class NodeConfig:
     Trust (docs/guarantees.md): ``block_readers`` maps an output id to its readers with
     ``queue_policy: block``, the only ones that may hold this node back (None: not known,
     as for a ROS-like node, so every output blocks); an output no block reader reads is
-    published with congestion control DROP. ``split_outputs``: outputs read with both
-    policies, published on ``keys.block_key`` too for their block readers. ``secret``: the
+    published with congestion control DROP. ``split_outputs``: outputs a block reader reads,
+    published on ``keys.block_key`` for their block readers (see :func:`split_output`). ``secret``: the
     run's key that signs end-of-stream notices and stop requests (only in the environment
     of the processes the runner starts; never served over Zenoh). ``runner_zid``: the
     runner's Zenoh session id, the only one whose ``facts`` confirm an exited/stop token.
@@ -352,10 +352,7 @@ def input_config(desc: Descriptor, dataflow: str, inp: ResolvedInput, machine: s
     if inp.source_node is None or inp.source_output is None:  # the descriptor gives every non-timer a source
         raise ValueError(f"input {inp.id!r} has neither a timer nor a source")
     key = keys.data_key(desc.prefix, dataflow, inp.source)
-    # The sender publishes an output on its block key too when its readers (those started
-    # with the dataflow) use both policies; a block reader of such an output reads there.
-    if inp.queue_policy == "block" and {"block", "drop_oldest"} <= output_policies(desc, inp.source_node).get(
-            inp.source_output, set()):
+    if inp.queue_policy == "block" and split_output(desc, inp.source_node, inp.source_output):
         key = keys.block_key(desc.prefix, dataflow, inp.source)  # see keys.block_key
     stdout = (inp.source_node, inp.source_output) in stdout_outputs(desc)
     remote = _machine_of(desc, inp.source_node) != machine
@@ -395,6 +392,17 @@ def _readers(desc: Descriptor, node_id: str) -> list[tuple[str, str, ResolvedInp
         found.extend((other.id, i.source_output, i) for i in all_inputs
                      if i.source_node == node_id and i.source_output)
     return found
+
+
+def split_output(desc: Descriptor, node_id: str, output: str) -> bool:
+    """Whether ``node_id`` publishes ``output`` on its block key for its ``queue_policy: block``
+    readers, and on its data key with congestion control DROP for everyone else (drop_oldest
+    readers, tools, plain Zenoh clients): every output a block reader reads, so that only
+    those readers can hold the sender back. (Before 3 Dec, an output read by block readers
+    alone was BLOCK on its data key: a paused `topic echo` held the sender back.) Not a
+    stdout output: the runner publishes those, on the data key."""
+    return "block" in output_policies(desc, node_id).get(output, set()) and \
+        (node_id, output) not in stdout_outputs(desc)
 
 
 def output_policies(desc: Descriptor, node_id: str) -> dict[str, set[str]]:
@@ -461,7 +469,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         operators=[operator_config(node, op) for op in node.operators] if runtime else [],
         fresh_start=fresh_start,
         block_readers=block_readers_by_output(desc, node.id),
-        split_outputs=sorted(o for o, p in output_policies(desc, node.id).items() if len(p) > 1),
+        split_outputs=sorted(o for o in output_policies(desc, node.id) if split_output(desc, node.id, o)),
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
         dataflow_uuid=dataflow_uuid, restart_count=restart_count, barrier_timeout=barrier_timeout_for(len(desc.nodes)),
         replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs])

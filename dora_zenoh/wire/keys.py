@@ -58,9 +58,9 @@ def eos_key(prefix: str, dataflow: str, node: str) -> str:
 
 
 def block_key(prefix: str, dataflow: str, source: str) -> str:
-    """Second key of an output read with both queue policies: its ``queue_policy: block``
-    readers subscribe here (a publisher that may hold the sender back), its ``drop_oldest``
-    readers and plain clients on the data key (a publisher that never does)."""
+    """The key of an output for its ``queue_policy: block`` readers (a publisher that may hold
+    the sender back); everyone else reads the data key (a publisher that never does):
+    see contract.split_output."""
     return f"{prefix}/{INTERNAL}/blk/{dataflow}/{source}"
 
 

@@ -732,3 +732,52 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_a_paused_tool_on_a_block_read_output_does_not_hold_the_sender(flow):
+    """`topic echo` on an output read by a block reader alone: it gets the messages (the data
+    key is published while it subscribes: Zenoh's matching status), and paused (Ctrl-Z, here
+    SIGSTOP) it no longer holds the sender back. Before, that output's data key was BLOCK: a
+    paused echo held the sender 2.2 s (6 s of pause) or, with the day-long block wait, for good
+    (a helper's run, 3 Dec). Its block reader gets everything, in order. The sender's worst
+    send_output is printed (-s), not asserted."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: sender.py
+            outputs: [data]
+            env: {COUNT: "3000", SIZE: "2048", RATE: "500", GO: "go"}
+          - id: rx
+            path: recorder.py
+            inputs:
+              data: {source: tx/data, queue_size: 100, queue_policy: block}
+    """)
+    flow.write("sender.py", SENDER)
+    flow.write("recorder.py", RECORDER)
+    proc = flow.start()
+    echo_out = flow.folder / "echo.txt"
+    echo = None
+    try:
+        pid_of(flow, "rx")
+        with open(echo_out, "w") as out:
+            echo = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "topic", "echo", "-d", flow.name,
+                                     "tx/data", "--format", "raw", "--endpoint", flow.endpoint],
+                                    stdout=out, stderr=subprocess.STDOUT)
+        time.sleep(2.0)  # linked, subscribed
+        (flow.folder / "go").write_text("")
+        wait_for(lambda: echo_out.stat().st_size > 0, 30, "topic echo to get the block-read output")
+        echo.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: (flow.folder / "sender.json").exists(), 60, "the sender to finish sending")
+            time.sleep(1.0)
+        finally:
+            echo.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        for p in (echo, proc):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert proc.returncode == 0, err
+    assert_all_in_order_then_closed(flow.result("rx.json"), "data", 3000, err)
+    print(f"\nsender's worst send_output with a paused topic echo: {flow.result('sender.json')['worst_send_ms']:.1f} ms")

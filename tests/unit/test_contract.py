@@ -231,11 +231,35 @@ def test_only_block_readers_hold_a_sender_back_and_a_mixed_output_is_split(tmp_p
     tx = by_id["tx"]
     # `plot` is dynamic: it never holds tx back (nor does tx wait for it when it exits).
     assert tx.block_readers == {"o": ["slow"]}
-    assert tx.split_outputs == ["o"]  # read with both policies; `p` by drop_oldest readers only
+    assert tx.split_outputs == ["o"]  # read by a block reader; `p` by drop_oldest readers only
     assert by_id["slow"].inputs["o"].key == "dora/@dz/blk/flow/tx/o"
     assert by_id["lossy"].inputs["o"].key == "dora/flow/tx/o"
     assert by_id["lossy"].inputs["p"].key == "dora/flow/tx/p"
     assert by_id["lossy"].block_readers == {} and by_id["lossy"].split_outputs == []
+
+
+BLOCK_ONLY = """
+nodes:
+  - {id: tx, path: node.py, outputs: [o, log], send_stdout_as: log}
+  - id: rx
+    path: node.py
+    inputs:
+      o: {source: tx/o, queue_policy: block}
+      log: {source: tx/log, queue_policy: block}
+"""
+
+
+def test_an_output_read_by_block_readers_alone_is_split_too(tmp_path):
+    """Its block readers read the block key; the data key (DROP) is for everyone else, tools
+    included: a paused `topic echo` on a data key that was BLOCK held the sender back (3 Dec).
+    The stdout output stays on its data key: the runner publishes it, not the node."""
+    (tmp_path / "node.py").write_text("")
+    (tmp_path / "dataflow.yml").write_text(BLOCK_ONLY)
+    desc = load_descriptor(tmp_path / "dataflow.yml")
+    by_id = {n.id: node_config(desc, "flow", n, EP) for n in desc.nodes}
+    assert by_id["tx"].split_outputs == ["o"]
+    assert by_id["rx"].inputs["o"].key == "dora/@dz/blk/flow/tx/o"
+    assert by_id["rx"].inputs["log"].key == "dora/flow/tx/log"
 
 
 def test_secret_and_runner_zid_round_trip_and_are_left_out_when_unset(tmp_path):
