@@ -390,6 +390,16 @@ FORGERY_SENDER = """
 """
 
 
+def _end_forging(proc: subprocess.Popen, session: zenoh.Session, tokens: list) -> None:
+    """After a forging test, also on failure: its tokens withdrawn, its session closed, the run ended."""
+    for token in tokens:
+        token.undeclare()
+    session.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     """From a plain zenoh-python session on the dataflow's endpoint, while tx sends: bad
     attachments, an invalid Arrow payload, forged end-of-stream notices, forged `exited/tx`
@@ -439,12 +449,7 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
         session.liveliness().declare_token(f"dora/@dz/live/{name}/node/tx").undeclare()
         out, err = proc.communicate(timeout=120)
     finally:
-        for token in tokens:
-            token.undeclare()
-        session.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _end_forging(proc, session, tokens)
     assert proc.returncode == 0, err
     assert "3 node(s) succeeded" in err + out
     assert json.loads((flow.folder / "rx22.json").read_text()) == [str(i) for i in range(1000)]
@@ -662,19 +667,14 @@ def test_a_forged_stop_token_held_long_does_not_hide_the_real_stop(flow):
     flow.write("rx.py", loop)
     proc = flow.start("--stop-after", "14s", "--grace", "5s")
     session = zenoh.open(zconfig.peer_config([flow.endpoint], []))
-    token = None
+    tokens = []
     try:
         wait_for(lambda: list(session.info.peers_zid()), 10, "links")
         time.sleep(1.0)
-        token = session.liveliness().declare_token(f"dora/@dz/live/{flow.name}/stop")
+        tokens.append(session.liveliness().declare_token(f"dora/@dz/live/{flow.name}/stop"))
         out, err = proc.communicate(timeout=120)
     finally:
-        if token is not None:
-            token.undeclare()
-        session.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _end_forging(proc, session, tokens)
     assert proc.returncode == 0, err
     assert "2 node(s) succeeded" in err + out, err
     assert "ignored the 'stop' token" in err, err
