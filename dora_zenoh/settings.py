@@ -87,10 +87,6 @@ def parse_endpoint(raw: str) -> str:
     return raw
 
 
-def _endpoint(raw: str) -> str:
-    return parse_endpoint(raw)
-
-
 def _flag(raw: str) -> bool:
     """``1`` means on; any other value off (as it always has)."""
     return raw == "1"
@@ -170,10 +166,10 @@ def _count(raw: str) -> int:
 
 # -- a node's place in the network ----------------------------------------------------------
 ENDPOINT: Setting[str] = Setting(
-    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", _endpoint,
+    "DORA_ZENOH_ENDPOINT", "tcp/127.0.0.1:7447", parse_endpoint,
     "The hub endpoint: where `run`/`up` listen, and where dynamic and ROS-like nodes and the CLI connect.")
 LISTEN: Setting[str | None] = Setting(
-    "DORA_ZENOH_LISTEN", None, _endpoint,
+    "DORA_ZENOH_LISTEN", None, parse_endpoint,
     "Where a node listens for direct links from its peers.",
     shown_default="an ephemeral port on the hub's host")
 ZENOH_CONFIG: Setting[str | None] = Setting(
@@ -348,11 +344,11 @@ MACHINE_ID: Setting[str | None] = Setting(
     "of `up --machine-id` (the daemon `up` starts); `run` runs the nodes placed on it.",
     shown_default="none: `daemon` then requires `--machine-id`; `up` takes the host's name")
 COORDINATOR: Setting[str | None] = Setting(
-    "DORA_ZENOH_COORDINATOR", None, _endpoint,
+    "DORA_ZENOH_COORDINATOR", None, parse_endpoint,
     "Default of `daemon --coordinator`: the coordinator's endpoint, e.g. `tls/192.168.1.10:7447`.",
     shown_default="none: `--coordinator` is then required")
 DAEMON_LISTEN: Setting[str] = Setting(
-    "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", _endpoint,
+    "DORA_ZENOH_DAEMON_LISTEN", "tcp/127.0.0.1:7448", parse_endpoint,
     "Default of `daemon --listen`: this machine's hub, on an address the other machines reach.")
 DAEMON_LABELS: Setting[str | None] = Setting(
     "DORA_ZENOH_DAEMON_LABELS", None, _text,

@@ -152,6 +152,14 @@ class EndOfStream:
         secret = self._cfg.secret
         self._eos_pub.put(body, attachment=wire.sign(secret, body) if secret else None)
 
+    def _grace_left(self, now: float) -> float | None:
+        """Seconds left, at ``now``, of the grace period the runner gives after its STOP (None
+        before STOP, or when the runner set none): what the node's exit must fit in."""
+        if self._stop_at is None:
+            return None
+        grace = settings.STOP_GRACE.get_or_default()
+        return None if grace is None else self._stop_at + grace - now
+
     def _await_readers(self, acked: set[str], arrived: threading.Condition) -> None:
         """Before the session closes: wait until every live reader has our end-of-stream
         notice, which travels behind our messages, so that they are all in the reader.
@@ -173,11 +181,9 @@ class EndOfStream:
         timeout = settings.EXIT_TIMEOUT.get_or_default()
         start = time.monotonic()
         by_grace = False
-        if self._stop_at is not None:  # after the runner's STOP: within its grace period
-            grace = settings.STOP_GRACE.get_or_default()
-            left = self._stop_at + grace - GRACE_MARGIN - start if grace is not None else timeout
-            if left < timeout:
-                timeout, by_grace = max(0.0, left), True
+        left = self._grace_left(start)  # after the runner's STOP: within its grace period
+        if left is not None and left - GRACE_MARGIN < timeout:
+            timeout, by_grace = max(0.0, left - GRACE_MARGIN), True
         limit = {r: start + (timeout if r in block else min(timeout, DROP_READER_WAIT)) for r in block | others}
         late: set[str] = set()
         while True:

@@ -554,11 +554,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     def _close_wait(self) -> float:
         """How long ``_leave`` waits for the session to close: shutdown.CLOSE_WAIT, less once
         the runner's STOP came, so that the node ends before its grace period does."""
-        wait = shutdown.CLOSE_WAIT
-        grace = settings.STOP_GRACE.get_or_default() if self._stop_at is not None else None
-        if grace is not None and self._stop_at is not None:
-            wait = min(wait, self._stop_at + grace - time.monotonic() - 0.3)
-        return max(0.2, wait)
+        left = self._grace_left(time.monotonic())
+        return max(0.2, shutdown.CLOSE_WAIT if left is None else min(shutdown.CLOSE_WAIT, left - 0.3))
 
     def _leaving(self) -> bool:
         """Whether close() has begun to leave: a helper's query stops waiting for replies."""

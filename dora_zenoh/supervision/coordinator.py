@@ -544,7 +544,7 @@ class Coordinator(MachineWatch):
                 self._publish_done(entry)
                 return
             unreached = [s for s in lost if s["status"] == "lost" and entry.stop_requested]
-            if unreached and len(unreached) == len(lost) and not crashed and not (killed and not entry.stop_requested):
+            if unreached and len(unreached) == len(lost) and not crashed:
                 # `stop` during a partition: every machine that answered stopped; the unreachable
                 # ones get the stop when they report again (MachineWatch._on_daemon_state)
                 entry.status = "stopped"

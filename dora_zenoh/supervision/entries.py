@@ -29,9 +29,9 @@ class RemotePart:
     waits: bool = False
     heard: float = field(default_factory=time.monotonic)  # monotonic time of its machine's last report
     restart_at: float | None = None  # (respawning) monotonic time its nodes start again
+    why: str | None = None  # (lost) what is known of it, when more than "unreachable"
     # `stop`: asked of this part (stop_wanted), being sent, answered by its daemon. A machine cut
     # off when it came gets it again at its next report (see MachineWatch._on_daemon_state).
-    why: str | None = None  # (lost) what is known of it, when more than "unreachable"
     stop_wanted: bool = False
     stop_sending: bool = False
     stop_delivered: bool = False

@@ -360,7 +360,7 @@ class MachineWatch:
                 entry.remote[other] = RemotePart(other, ids, status="lost", waits=self._restartable(desc, ids),
                                                  why=f"is not reported by machine '{other}' yet (its daemon is "
                                                      "not connected, or it ran it no more)")
-        gone = [n for n in unplaced_nodes(desc)]
+        gone = unplaced_nodes(desc)
         if gone:
             entry.remote[""] = RemotePart("", gone, [
                 {"id": n, "pid": None, "status": "lost", "restarts": 0, "create_time": None,
