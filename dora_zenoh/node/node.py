@@ -143,6 +143,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
         self._stop_token = False
         self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
+        self._link_lost: set[str] = set()  # sources whose link closed while they ran
         # What may call Python from Zenoh: undeclared, and joined, before the session closes
         # (see dora_zenoh.node.shutdown).
         self._callbacks: list = []

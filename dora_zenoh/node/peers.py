@@ -51,12 +51,14 @@ class PeerWatch:
     _checking: set[tuple[str, str]]
     _stop_token: bool  # a `stop` token is declared (by the runner, or forged)
     _gone_forged: set[str]
+    _link_lost: set[str]  # sources whose link closed while they ran, until their token is back
     _restartable: set[str | None]
     _helpers: shutdown.Helpers
     _supervisor: SupervisorWatch
     _live_root: str
     _data_inputs: list[InputQueue]
     _eos_counts: dict[str, dict[str, dict[str, Any]]]
+    _eos_seen: dict[str, str]
     _recover_ids: set[str]
     _sent_counts: dict[str, dict[str, int]]
 
@@ -75,6 +77,8 @@ class PeerWatch:
                 with self._state:
                     self._alive.add(name)
                     self._state.notify_all()
+                if self._link_lost:
+                    self._link_back(name)
             else:  # on a thread of ours: a Zenoh callback must not wait for a query
                 self._helpers.start(self._on_node_gone, name, str(sample.key_expr), name="dora-zenoh-gone")
         elif kind == "sent" and put:  # keys.sent_token: sent/<node>/<output>/<count>
@@ -112,8 +116,45 @@ class PeerWatch:
         with self._state:
             self._alive.discard(name)
             self._state.notify_all()
-        if name not in self._restartable:  # gone: after its notice, or crashed
-            self._close_from(name, include_stdout=False)
+        if name in self._restartable or not any(q.source_node == name for q in self._data_inputs):
+            return
+        if name not in self._eos_seen and self._still_running(name):
+            return  # our link to it closed (its lease ran out): its exited token closes its inputs
+        self._close_from(name, include_stdout=False)  # gone: after its notice, or crashed
+
+    def _still_running(self, name: str) -> bool:
+        """Whether the runner says node ``name``'s process still runs although its token is gone here.
+
+        That is a link that closed, not an exit: this process was paused or starved past Zenoh's
+        lease (10 s), and Zenoh dials the source again. Its inputs stay open: closed at the token's
+        loss, they took 10 s more of its data after the link was back and then lost the rest of its
+        stream uncounted (4 Dec: 299-519 of 6,000). What it sent meanwhile is a gap in its sequence
+        numbers, counted when data comes again, and the runner's exited token ends the inputs.
+        """
+        if not self._cfg.runner_zid:
+            return False
+        # Our link to the runner closed too if we were the one paused: it is dialed again at once
+        deadline = time.monotonic() + FACT_PATIENCE
+        while (facts := self._runner_facts()) is None and time.monotonic() < deadline and not self._closed:
+            time.sleep(0.1)
+        running = (facts or {}).get("running")
+        if not isinstance(running, list) or name not in running:
+            return False  # exited, or no answer: close as for a crash
+        with self._state:  # (a crash not reaped yet looks the same: its exited token follows)
+            self._link_lost.add(name)
+            back = name in self._alive
+        if back:  # its token came back while we asked
+            self._link_back(name)
+        return True
+
+    def _link_back(self, name: str) -> None:
+        """Node ``name``'s token is here again after :meth:`_still_running` kept its inputs open."""
+        with self._state:
+            if name not in self._link_lost:
+                return
+            self._link_lost.discard(name)
+        warn(f"node '{self.node_id}': its link to node '{name}' closed while that node ran (was this process "
+             "paused or starved past Zenoh's 10 s lease?) and is back; what it sent meanwhile is counted as lost")
 
     def _on_exited(self, name: str) -> None:
         with self._state:

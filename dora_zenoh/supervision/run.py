@@ -407,9 +407,12 @@ class DataflowRun:
             self._refuse(str(sample.key_expr), "stop request not signed by a node of this run")
 
     def _on_facts_query(self, query: zenoh.Query) -> None:
-        """What this runner stands by: whether the dataflow is stopping, which nodes exited."""
+        """What this runner stands by: whether the dataflow is stopping, which nodes exited, which
+        of its processes still run (a reader whose link to one closed keeps its inputs open)."""
+        procs = dict(self.procs)
         facts = {"stop": self._stopping_at is not None,
                  "exited": sorted({*self.results, *self._stood_in, *self._remote_exited}),
+                 "running": sorted(n for n in procs if n not in self.results and n not in self.pending_restart),
                  "sent": self.sent_before}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -681,12 +682,17 @@ def test_a_forged_stop_token_held_long_does_not_hide_the_real_stop(flow):
     assert (err + out).count("got STOP") == 2, err + out  # each ended on STOP, none was killed
 
 
-def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_time(flow):
+def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_time_then_reads_on(flow):
     """A `queue_policy: block` reader paused (SIGSTOP) 12 s, past Zenoh's 10 s lease: its sender
     waits for room, then goes on. With the block wait set to a day (3 Dec) the sender stayed
     stuck in `send_output` for good: a put waiting on a link that its lease closed is not woken
     (a helper's run, gdb: Session::resolve_put -> EventListener::wait_deadline). Now it waits
-    zconfig.BLOCK_WAIT_US (15 s) at most, and the run ends."""
+    zconfig.BLOCK_WAIT_US (15 s) at most, and the run ends.
+
+    The sender goes on sending after the pause: Zenoh dials it again and the reader reads on to
+    its last message, each message either received or counted lost (the lease's cut). Before
+    (4 Dec), the reader took the sender's lost token for its end, closed the input 10 s later
+    while data flowed again, and the rest of the stream was lost uncounted (299-519 of 6,000)."""
     flow.write("dataflow.yml", """
         nodes:
           - {id: tx, path: tx.py, outputs: [data]}
@@ -701,18 +707,23 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
         node = Node()
         while not os.path.exists("go"):
             time.sleep(0.01)
-        for i in range(3000):  # 6 s at 500 msg/s, without the pause
+        for i in range(8000):  # 16 s at 500 msg/s, without the pause
             node.send_output("data", str(i).encode().ljust(2048, b"."))
             time.sleep(0.002)
         open("tx.done", "w").write(str(i))
     """)
     flow.write("rx.py", """
-        import os
+        import json, os
         from dora import Node
         node = Node()
         open("rx.pid", "w").write(str(os.getpid()))
+        got, last = 0, -1
         for event in node:
-            pass
+            if event["type"] == "INPUT":
+                i = int(bytes(event["value"]).split(b".")[0])
+                assert i > last, (last, i)  # in order
+                got, last = got + 1, i
+        json.dump({"got": got, "last": last}, open("result.json", "w"))
     """)
     proc = flow.start()
     pid_file = flow.folder / "rx.pid"
@@ -727,11 +738,17 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
         finally:
             os.kill(pid, signal.SIGCONT)
         wait_for(lambda: (flow.folder / "tx.done").exists(), 60, "the sender to go on after the pause")
-        proc.communicate(timeout=90)
+        out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    assert proc.returncode == 0, err
+    result = flow.result()
+    lost = re.search(r"input 'data' lost (\d+) message\(s\) in all", err)
+    assert result["last"] == 7999, (result, err)  # the reader read on to the end
+    assert result["got"] + (int(lost.group(1)) if lost else 0) == 8000, (result, err)
+    assert not lost or "its link to node 'tx' closed while that node ran" in err, err
 
 
 def test_a_paused_tool_on_a_block_read_output_does_not_hold_the_sender(flow):
