@@ -342,6 +342,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
 
     def _request_stop(self, cause: str = STOP_MANUAL) -> None:
+        drain: list[InputQueue] = []
         with self._state:
             if self._stopped:
                 return
@@ -349,7 +350,15 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             self._stop_cause = cause
             if cause == STOP_MANUAL:  # the runner's stop: its grace period runs (see _await_readers)
                 self._stop_at = time.monotonic()
+                drain = [q for q in self._data_inputs
+                         if q.block and not q.stdout and not q.closed and q.source_node in self._alive]
             self._state.notify_all()
+        if drain:  # STOP after what the block inputs' sources still send (see EndOfStream._drain_then_stop)
+            self._helpers.start(self._drain_then_stop, drain, self._put_stop, name="dora-zenoh-drain")
+        else:
+            self._put_stop()
+
+    def _put_stop(self) -> None:
         self._wake.put(_STOP)
 
     # -- receiving ---------------------------------------------------------------------
