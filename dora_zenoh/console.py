@@ -5,21 +5,35 @@ Every line starts with ``[dora-zenoh]`` so it stands apart from a node's own out
 from __future__ import annotations
 
 import sys
+from typing import TextIO
+
+
+def say(line: str, stream: TextIO | None = None) -> None:
+    """Print one line (stderr by default); a stream that cannot take it is not our caller's problem.
+
+    A node's stderr is a pipe to its runner: once the runner died, every write raised
+    BrokenPipeError, and the node's own reaction to that death (a line, then STOP) raised
+    before its STOP, so it ran on until the reaper killed it (4 Dec).
+    """
+    try:
+        print(line, file=sys.stderr if stream is None else stream, flush=True)
+    except (OSError, ValueError):  # a closed pipe, a full disk, a closed file
+        pass
 
 
 def warn(message: str) -> None:
     """A problem the process survives (a dropped message, a malformed setting)."""
-    print(f"[dora-zenoh] warning: {message}", file=sys.stderr, flush=True)
+    say(f"[dora-zenoh] warning: {message}")
 
 
 def note(message: str, err: bool = True) -> None:
     """A fact worth a line (a node restarting, an operator stopping)."""
-    print(f"[dora-zenoh] {message}", file=sys.stderr if err else sys.stdout, flush=True)
+    say(f"[dora-zenoh] {message}", sys.stderr if err else sys.stdout)
 
 
 def error(message: str) -> None:
     """A failure the process reports before it exits non-zero."""
-    print(f"[dora-zenoh] error: {message}", file=sys.stderr, flush=True)
+    say(f"[dora-zenoh] error: {message}")
 
 
 # Six colours readable on dark and light terminals (no blue-on-black): red, green, yellow,

@@ -23,7 +23,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import settings
-from dora_zenoh.console import warn
+from dora_zenoh.console import say, warn
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
@@ -559,7 +559,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                             "began to close")
             shutdown.hazard("threads inside Zenoh", still=self._helpers.running)
         if problems:
-            print(f"{CLOSE_FAILED_TAG} node '{self.node_id}': {'; '.join(problems)}", file=sys.stderr, flush=True)
+            say(f"{CLOSE_FAILED_TAG} node '{self.node_id}': {'; '.join(problems)}")
 
     def _close_wait(self) -> float:
         """How long ``_leave`` waits for the session to close: shutdown.CLOSE_WAIT, less once

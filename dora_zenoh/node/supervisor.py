@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable
 
+from dora_zenoh.console import say
 from dora_zenoh.wire.contract import RunnerIdentity
 from dora_zenoh.wire.stderr_tags import LOST_TAG
 
@@ -115,5 +115,5 @@ class SupervisorWatch:
             if self._fired:
                 return
             self._fired = True
-        print(f"{LOST_TAG} node '{self._node_id}' stops: {reason}", file=sys.stderr, flush=True)
+        say(f"{LOST_TAG} node '{self._node_id}' stops: {reason}")
         self._on_lost()

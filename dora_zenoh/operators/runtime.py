@@ -44,7 +44,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import settings
-from dora_zenoh.console import error, note
+from dora_zenoh.console import error, note, say
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.node.api_extras import undeclared_output
 from dora_zenoh.node.events import INPUT, INPUT_CLOSED, STOP, Event, new_event
@@ -295,7 +295,7 @@ class Runtime:
         if exc is not None:
             lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
             for line in "".join(lines).rstrip("\n").split("\n"):
-                print(f"[{op.id}] {line}", file=sys.stderr, flush=True)
+                say(f"[{op.id}] {line}")
         if retire:
             self._retire(op)
         else:
@@ -329,7 +329,7 @@ class Runtime:
                         note(f"node '{self.node_id}': {op.label}: reload failed, the old code keeps running: "
                              f"{describe_exception(exc)}")
                         for line in traceback.format_exception_only(type(exc), exc):
-                            print(f"[{op.id}] {line.rstrip()}", file=sys.stderr, flush=True)
+                            say(f"[{op.id}] {line.rstrip()}")
                         continue
                 note(f"node '{self.node_id}': {op.label} reloaded (state kept)")
 

@@ -25,30 +25,70 @@ KILL_AFTER_S = 0.8
 
 def tree(pid: int, create_time: float) -> list[psutil.Process]:
     """The process and its descendants, if ``pid`` is still the process we started."""
+    root = _same(pid, create_time)
+    if root is None:
+        return []
     try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.01:
-            return []  # the pid was reused by an unrelated process
-        return [proc] + proc.children(recursive=True)
+        return [root] + root.children(recursive=True)
     except psutil.Error:
         return []
 
 
-def terminate_trees(roots: list[tuple[int, float]], grace: float) -> None:
-    """SIGTERM every tree, wait up to ``grace`` seconds, SIGKILL what is left."""
-    procs = [p for pid, ct in roots for p in tree(pid, ct)]
+def _same(pid: int, create_time: float) -> psutil.Process | None:
+    """Process ``pid`` if it is still the one we started (not a reused pid)."""
+    try:
+        proc = psutil.Process(pid)
+        return proc if abs(proc.create_time() - create_time) <= 0.01 else None
+    except psutil.Error:
+        return None
+
+
+def running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie. An orphan's zombie lasts until init reaps it (here every 1-2 s):
+    counted as alive, it made the reaper wait and SIGKILL a node that SIGTERM had ended."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def targets(roots: list[tuple[int, float]]) -> list[psutil.Process]:
+    """Every running process of the roots' trees and of their process groups: each node leads a
+    session of its own, and its children stay in its group after it died (no tree finds them then)."""
+    groups = {pid for pid, _ in roots}
+    found = {p.pid: p for pid, ct in roots for p in tree(pid, ct)}
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid not in found and os.getpgid(proc.pid) in groups:
+                found[proc.pid] = proc
+        except (OSError, psutil.Error):
+            pass
+    return [p for p in found.values() if running(p)]
+
+
+def _signal(procs: list[psutil.Process], sig: int) -> None:
     for p in procs:
         try:
-            p.terminate()
+            p.send_signal(sig)
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
+
+
+def _wait(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds for ``procs`` to end; those still running."""
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in procs if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return alive
+
+
+def terminate_trees(roots: list[tuple[int, float]], grace: float) -> None:
+    """SIGTERM every tree and group, wait up to ``grace`` seconds, SIGKILL what is left."""
+    procs = targets(roots)
+    _signal(procs, signal.SIGTERM)
+    alive = _wait(procs, grace)
+    _signal(alive, signal.SIGKILL)
+    _wait(alive, grace)
 
 
 def end_group(pgid: int, grace: float = 1.0) -> bool:
@@ -81,9 +121,11 @@ def main() -> None:
         parts = line.split()
         if len(parts) == 2:
             roots.append((int(parts[0]), float(parts[1])))
+    # (only the roots are looked at meanwhile: a look at whole trees scans every process, 0.3 s here)
+    nodes = [p for pid, ct in roots if (p := _same(pid, ct)) is not None]
     deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(tree(pid, ct) for pid, ct in roots):
-        time.sleep(0.1)
+    while time.monotonic() < deadline and any(running(p) for p in nodes):
+        time.sleep(0.05)
     terminate_trees(roots, KILL_AFTER_S)
 
 

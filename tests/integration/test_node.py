@@ -1,6 +1,7 @@
 """End-to-end behaviour of nodes under `dora-zenoh run`: real processes, real Zenoh on loopback."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import time
 import psutil
 import pytest
 import zenoh
-from conftest import long_lived_pids, write_long_lived_flow
+from conftest import long_lived_pids, wait_for, write_long_lived_flow
 
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import zconfig
@@ -727,6 +728,53 @@ def test_no_orphans_when_run_is_killed(flow):
         assert not alive, f"left running: {alive}"
     finally:
         proc.kill()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for init, which here reaps every 1-2 s)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def test_a_killed_runners_nodes_stop_themselves_and_leave_no_process(flow):
+    """`run` killed (SIGKILL): a node that reads its events gets STOP (its supervisor is gone) and
+    ends by itself, and the process it started ends too. Before (4 Dec), the node's line about it
+    went to its stderr, a pipe to the dead runner: BrokenPipeError before the STOP, so the node
+    ran on until the reaper killed it; and once the node did end by itself, the reaper looked
+    for its children in its tree, which a dead process no longer has: the child was left."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: py
+            path: py.py
+            inputs: {t: dora/timer/millis/100}
+    """)
+    flow.write("py.py", """
+        import os, subprocess
+        from dora import Node
+        node = Node()
+        child = subprocess.Popen(["sleep", "600"])
+        open("pids", "w").write(f"{os.getpid()} {child.pid}")
+        for event in node:
+            if event["type"] == "STOP":
+                open("stopped", "w").write(event["id"])
+    """)
+    proc = flow.start()
+    pids_file = flow.folder / "pids"
+    try:
+        wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2, 60, "the node to start")
+        pids = [int(p) for p in pids_file.read_text().split()]
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: (flow.folder / "stopped").exists(), 30, "the node's STOP")
+        wait_for(lambda: not [p for p in pids if running(p)], 30, "the node and its child to end")
+    finally:
+        proc.kill()
+        for pid in [int(p) for p in pids_file.read_text().split()] if pids_file.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_two_runs_of_the_same_dataflow_on_one_endpoint(flow):
