@@ -46,7 +46,7 @@ from dora_zenoh.supervision.paths import state_home
 from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
-from dora_zenoh.wire import auth, keys, relink, zconfig
+from dora_zenoh.wire import auth, keys, relink, tls, zconfig
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
@@ -114,6 +114,7 @@ class Daemon:
         self.session: zenoh.Session | None = None  # the machine's hub
         self.control: zenoh.Session | None = None  # on the control socket of a coordinator of this machine
         self._shutdown = threading.Event()
+        self._tls_files: tls.TlsFiles | None = None  # what the machine's hub listens with
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
         self._answers = Answers(self._command, lambda verb: keys.daemon_ctl_key(self.machine, verb),
                                 "dz-daemon-answer")
@@ -126,6 +127,7 @@ class Daemon:
             # Zenoh's default waits up to 4 s between tries: after an outage, data waited for the
             # daemon's link to the coordinator (gossip links the machines' nodes through it).
             conf.insert_json5("connect/retry", RECONNECT)
+            self._tls_files = tls.files_of(conf)
             self.session = zenoh.open(conf)
         except zenoh.ZError as exc:
             console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
@@ -138,6 +140,11 @@ class Daemon:
                          + (" Over TLS, check that both sides' certificates come from the same CA and name "
                             "the addresses used (see docs/machines.md)" if self.coordinator.startswith("tls/")
                             else ""))
+        problem = self._own_certificate_problem()
+        if problem is not None:
+            console.error(f"daemon '{self.machine}': other machines cannot link to it on {self.listen}: {problem}")
+            self._close_sessions()
+            return 1
         # Commands, reports and files: over the coordinator's control socket when it is on this
         # machine (its hub is open to every local user), else over the mutual-TLS hub.
         machinery = session
@@ -147,7 +154,8 @@ class Daemon:
                 session.close()
                 return 0 if self._shutdown.is_set() else 1
             machinery = self.control
-        if list(machinery.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
+        # (a timed-out query's error reply is no daemon: over a slow link it made the daemon exit)
+        if any(r.ok is not None for r in machinery.liveliness().get(keys.daemon_token(self.machine), timeout=0.5)):
             console.error(f"a daemon with machine id '{self.machine}' is already running on this network; "
                           "give each machine its own --machine-id")
             self._close_sessions()
@@ -205,6 +213,19 @@ class Daemon:
                 warned = True
             self._shutdown.wait(0.3)
         return None
+
+    def _own_certificate_problem(self) -> str | None:
+        """What other machines will find wrong with this machine's certificate when they dial its
+        listener (and its nodes', on the same address), checking that it names the address. Only
+        they check that: this daemon dials the coordinator, whose certificate may be fine, so a
+        certificate naming another address joined, showed every node running, and no data
+        crossed (a helper's run, 4 Dec: nothing logged anywhere). So the daemon dials its own
+        listener once, as they will (about 1 s at start)."""
+        _, host, port = tls.host_of(self.listen)
+        if not self.listen.startswith("tls/") or not port or host in ("0.0.0.0", "::"):
+            return None  # (a wildcard listener: which address they dial is not known here)
+        files = self._tls_files
+        return None if files is None else tls.certificate_problem(self.listen, files)
 
     def _close_sessions(self) -> None:
         for session in (self.control, self.session):
@@ -432,8 +453,11 @@ class Daemon:
             raise CommandError(f"machine '{self.machine}' runs no dataflow '{name}'")
         return part
 
-    def cmd_stop(self, name: str, grace: float | None = None, force: bool = False) -> dict[str, Any]:
+    def cmd_stop(self, name: str, grace: float | None = None, force: bool = False,
+                 id: str | None = None) -> dict[str, Any]:  # noqa: A002 - the command's argument name
         part = self._part(name)
+        if id is not None and part.id != id:  # a later start of that name: not the one to stop
+            raise CommandError(f"machine '{self.machine}' runs no dataflow '{name}' with id {id}")
         if part.status == "running":
             part.status = "stopping"
         if force:

@@ -89,6 +89,7 @@ class Coordinator(MachineWatch):
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
         self.pids: dict[str, int] = {}  # machine id -> its daemon's pid (its reports; `down` ends this machine's)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
+        self._abandoned: dict[str, tuple[str, set[str]]] = {}  # failed starts' parts to stop (MachineWatch)
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
 
@@ -262,14 +263,13 @@ class Coordinator(MachineWatch):
             run.start()
             self._relay_lines(entry)  # before their nodes start: their first lines are followed too
             for part in entry.remote.values():
+                part.spawn_asked = True  # (its answer may be lost while the daemon starts it)
                 reply = self._daemon_call(part.machine, "spawn", path=str(desc.path), name=wanted, id=entry.id,
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
                                           placement=placement_of(desc) or None, **self._part_args(entry))
                 part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
         except Exception as exc:
-            for part in entry.remote.values():
-                if part.status == "running":
-                    self._daemon_call(part.machine, "stop", quiet=True, name=wanted, force=True)
+            unreached = self._abandon_parts(entry)
             run.kill()
             if run.session is not None:
                 threading.Thread(target=run.wait, daemon=True).start()
@@ -283,7 +283,9 @@ class Coordinator(MachineWatch):
                     cast.close()
             with self.lock:
                 self.entries.pop(entry.id, None)
-            raise CommandError(f"dataflow '{wanted}' did not start: {exc}") from None
+            later = (f"; machine(s) {', '.join(unreached)} did not answer: what they started of it is stopped "
+                     "when their daemon reports again") if unreached else ""
+            raise CommandError(f"dataflow '{wanted}' did not start: {exc}{later}") from None
         if record:
             self._start_recorder(entry, Path(record))
         entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}",

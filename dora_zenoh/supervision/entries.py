@@ -30,6 +30,7 @@ class RemotePart:
     heard: float = field(default_factory=time.monotonic)  # monotonic time of its machine's last report
     restart_at: float | None = None  # (respawning) monotonic time its nodes start again
     why: str | None = None  # (lost) what is known of it, when more than "unreachable"
+    spawn_asked: bool = False  # `spawn` was sent to its daemon (answered or not: it may run)
     # `stop`: asked of this part (stop_wanted), being sent, answered by its daemon. A machine cut
     # off when it came gets it again at its next report (see MachineWatch._on_daemon_state).
     stop_wanted: bool = False

@@ -50,6 +50,7 @@ class MachineWatch:
     labels: dict[str, dict[str, str]]  # machine id -> its daemon's --labels (its reports)
     pids: dict[str, int]  # machine id -> its daemon's pid (its reports)
     _heard: dict[str, float]  # machine -> monotonic time of its last state report
+    _abandoned: dict[str, tuple[str, set[str]]]  # run id of a failed start -> (name, machines not stopped yet)
     _lost_at: dict[str, float]  # machine -> monotonic time it was last lost
     _down_started: bool
 
@@ -67,6 +68,7 @@ class MachineWatch:
             if session is None:
                 raise CommandError("the coordinator is going down")
             payload = json.dumps({k: v for k, v in args.items() if v is not None})
+            start = time.monotonic()
             for reply in session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
                 if reply.ok is None:
                     continue
@@ -74,6 +76,10 @@ class MachineWatch:
                 if not answer.get("ok"):
                     raise CommandError(answer.get("error", f"machine '{machine}' refused '{verb}'"))
                 return answer
+            waited = time.monotonic() - start
+            if waited < timeout - 1.0:  # Zenoh ended the query early: the link to that machine closed
+                raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}': the link to it "
+                                   f"closed after {waited:.1f} s (is machine '{machine}' reachable?)")
             raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}' within {timeout:g} s")
         except CommandError:
             if quiet:
@@ -174,6 +180,7 @@ class MachineWatch:
         except (ValueError, KeyError, TypeError):
             return
         adopt = []
+        abandoned: list[str] = []
         fail_fast: list[tuple[Entry, str]] = []
         resend: list[tuple[Entry, RemotePart]] = []
         labels = report.get("labels")
@@ -190,7 +197,9 @@ class MachineWatch:
             for rep in parts:
                 entry = by_id.get(rep.get("id"))
                 if entry is None:
-                    if rep.get("status") != "ended" and not self._down_started:
+                    if self._still_abandoned(machine, rep):
+                        abandoned.append(str(rep.get("id")))
+                    elif rep.get("status") != "ended" and not self._down_started:
                         adopt.append(rep)
                     continue
                 part = entry.remote.get(machine)
@@ -231,10 +240,62 @@ class MachineWatch:
             self._fail_fast(entry, cause)
         for entry, part in resend:
             self._stop_part(entry, part)
+        for run_id in abandoned:
+            threading.Thread(target=self._stop_abandoned, args=(machine, run_id), daemon=True).start()
         for rep in adopt:
             threading.Thread(target=self._adopt, args=(machine, rep), daemon=True).start()
         for entry in respawn:
             threading.Thread(target=self._respawn_part, args=(entry, machine), daemon=True).start()
+
+    def _abandon_parts(self, entry: Entry) -> list[str]:
+        """A start that failed: stop its parts on other machines that may have started (a
+        ``spawn`` was sent, answered or not). A machine that does not answer gets the stop at its
+        next report, by run id, and its part is never adopted: the start of a part whose answer
+        was lost in a partition used to run on after the failed start, and was adopted as a
+        dataflow of 1 of 3 nodes (a helper's run, 4 Dec). The machines not reached."""
+        unreached = [p.machine for p in entry.remote.values()
+                     if p.spawn_asked and not self._stop_run(p.machine, entry.name, entry.id)]
+        if unreached:
+            with self.lock:
+                self._abandoned[entry.id] = (entry.name, set(unreached))
+        return unreached
+
+    def _stop_run(self, machine: str, name: str, run_id: str) -> bool:
+        """Stop (force) run ``run_id`` of dataflow ``name`` on a machine; whether it is stopped or
+        not there (a later run of that name is left alone: the daemon checks the id)."""
+        try:
+            self._daemon_call(machine, "stop", timeout=STOP_ANSWER, name=name, id=run_id, force=True)
+            return True
+        except CommandError as exc:
+            return "runs no" in str(exc)
+
+    def _still_abandoned(self, machine: str, rep: dict[str, Any]) -> bool:
+        """(Under the lock) whether a reported part belongs to a failed start still to stop there."""
+        name, machines = self._abandoned.get(str(rep.get("id")), ("", set()))
+        if machine not in machines:
+            return False
+        if rep.get("status") == "ended":
+            self._forget_abandoned(machine, str(rep.get("id")))
+            return False
+        return True
+
+    def _forget_abandoned(self, machine: str, run_id: str) -> None:
+        """(Under the lock) that failed start's part on ``machine`` is stopped."""
+        name, machines = self._abandoned.get(run_id, ("", set()))
+        machines.discard(machine)
+        if not machines:
+            self._abandoned.pop(run_id, None)
+
+    def _stop_abandoned(self, machine: str, run_id: str) -> None:
+        with self.lock:
+            name, machines = self._abandoned.get(run_id, ("", set()))
+            if machine not in machines:
+                return
+        if self._stop_run(machine, name, run_id):
+            with self.lock:
+                self._forget_abandoned(machine, run_id)
+            print(f"[dora-zenoh] machine '{machine}' is back: stopped what it had started of dataflow '{name}' "
+                  f"({run_id}), whose start failed", flush=True)
 
     def _stop_part(self, entry: Entry, part: RemotePart) -> None:
         """Send `stop` to a part's daemon (in the background) until it answers: a machine cut off

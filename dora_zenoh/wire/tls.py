@@ -60,6 +60,21 @@ def tls_files() -> TlsFiles | None:
     return files
 
 
+def files_of(conf: object) -> TlsFiles | None:
+    """The certificate, key and CA a session's Zenoh config (a ``zenoh.Config``) listens with:
+    from ``$DORA_ZENOH_TLS`` or from the user's own Zenoh config file. None when it has none."""
+    import json
+
+    try:
+        link = json.loads(conf.get_json("transport/link/tls"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - no such section, an older zenoh: nothing to check
+        return None
+    paths = [link.get(k) for k in ("listen_certificate", "listen_private_key", "root_ca_certificate")]
+    if not all(isinstance(p, str) and p for p in paths):
+        return None
+    return TlsFiles(*(Path(p) for p in paths))
+
+
 def host_of(endpoint: str) -> tuple[str, str, int | None]:
     """``(protocol, host, port)`` of ``proto/host:port`` (host without brackets)."""
     proto, _, rest = endpoint.partition("/")

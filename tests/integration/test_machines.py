@@ -66,14 +66,15 @@ class Machines:
                     "DORA_ZENOH_INSECURE_NETWORK": "1", "XDG_STATE_HOME": str(tmp / "state")}
         self.proto = "tcp"
 
-    def use_tls(self, name: str = "good") -> None:
-        """Mutual TLS everywhere: a CA and one certificate naming both machines' addresses."""
+    def use_tls(self, name: str = "good") -> dict[str, Path]:
+        """Mutual TLS everywhere: a CA and one certificate naming both machines' addresses (returned)."""
         certs = make_certs(self.tmp / name, [self.addr["a"], self.addr["b"]])
         self.proto = "tls"
         self.coordinator = f"tls/{self.addr['a']}:{self.port}"
         self.env["DORA_ZENOH_ENDPOINT"] = self.coordinator
         self.env.pop("DORA_ZENOH_INSECURE_NETWORK")
         self.env["DORA_ZENOH_ZENOH_CONFIG"] = str(tls_config(self.tmp / f"zenoh-{name}.json5", certs))
+        return certs
 
     def setup(self) -> None:
         for m in "ab":
@@ -158,14 +159,18 @@ class Machines:
         return {n["id"]: n for n in json.loads(out.stdout)["nodes"]}
 
 
-def make_certs(folder: Path, addresses: list[str]) -> dict[str, Path]:
-    """With openssl: a CA, and a key + certificate it signed whose subjectAltNames are ``addresses``."""
+def make_certs(folder: Path, addresses: list[str], ca: dict[str, Path] | None = None) -> dict[str, Path]:
+    """With openssl: a CA (``ca``'s, if given), and a key + certificate it signed whose
+    subjectAltNames are ``addresses``."""
     folder.mkdir()
     f = {k: folder / k for k in ("ca.key", "ca.pem", "m.key", "m.csr", "m.pem", "ext.cnf")}
     run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=30)  # noqa: E731
-    run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(f["ca.key"]))
-    run("req", "-x509", "-new", "-key", str(f["ca.key"]), "-subj", "/CN=dz-test-ca", "-days", "2",
-        "-out", str(f["ca.pem"]))
+    if ca is not None:
+        f["ca.key"], f["ca.pem"] = ca["ca.key"], ca["ca.pem"]
+    else:
+        run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(f["ca.key"]))
+        run("req", "-x509", "-new", "-key", str(f["ca.key"]), "-subj", "/CN=dz-test-ca", "-days", "2",
+            "-out", str(f["ca.pem"]))
     run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(f["m.key"]))
     run("req", "-new", "-key", str(f["m.key"]), "-subj", "/CN=dz-test-machine", "-out", str(f["m.csr"]))
     f["ext.cnf"].write_text("subjectAltName=" + ",".join(f"IP:{a}" for a in addresses) + "\n"
@@ -686,6 +691,22 @@ def test_a_daemon_with_a_foreign_certificate_does_not_join(machines: Machines) -
     log = Path(daemon.stderr.name)  # type: ignore[union-attr]
     wait_for(lambda: "not linked to the coordinator" in log.read_text(), 30, "the daemon to say it has no link")
     assert "check that both sides' certificates come from the same CA" in log.read_text()
+    assert "b" not in machines.daemons()
+
+
+def test_a_daemon_whose_certificate_names_another_address_says_so(machines: Machines) -> None:
+    """b's certificate comes from the right CA but names another address than the one b listens
+    on. b dials the coordinator (whose certificate is right), so it used to join: every node
+    showed running and no data crossed, with nothing in any log (a helper's run, 4 Dec). Now the
+    daemon dials its own listener as the other machines will, and exits naming the problem."""
+    good = machines.use_tls()
+    machines.start_coordinator()
+    wrong = make_certs(machines.tmp / "wrong-address", [f"10.231.{machines.n}.9"], ca=good)
+    machines.env["DORA_ZENOH_ZENOH_CONFIG"] = str(tls_config(machines.tmp / "zenoh-wrong.json5", wrong))
+    daemon = machines.start_daemon("b", wait=False)
+    assert daemon.wait(60) == 1
+    log = Path(daemon.stderr.name).read_text()  # type: ignore[union-attr]
+    assert "other machines cannot link to it on" in log and f"does not name {machines.addr['b']}" in log, log
     assert "b" not in machines.daemons()
 
 
