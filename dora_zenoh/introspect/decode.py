@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dora_zenoh.wire import codec as wire
+
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_CONTINUATION = b"\xff\xff\xff\xff"  # how an Arrow IPC stream message starts
 PREVIEW_BYTES = 16       # bytes shown in a bytes summary
@@ -96,7 +98,7 @@ def decode(payload: bytes | bytearray | memoryview, encoding: str = "", attachme
             out.error = "pyarrow is not installed: shown as bytes (pip install 'dora-zenoh[arrow]')"
             return out
         try:
-            array = pa.ipc.open_stream(pa.py_buffer(raw)).read_next_batch().column(0)
+            array = wire.read_arrow(pa, raw)
         except Exception as exc:  # noqa: BLE001 - a broken payload is shown, not fatal
             out.error = f"not a readable Arrow IPC stream ({exc})"
             return out

@@ -94,8 +94,8 @@ def decode(raw: bytes, encoding: Any) -> Any:
         return _from_buffers(_u8, len(raw), [None, _py_buffer(raw)])
     column = _known_schema_column(raw)
     if column is not None:
-        return column
-    return _pa.ipc.open_stream(_py_buffer(raw)).read_next_batch().column(0)
+        return wire.checked(_pa, column)
+    return wire.read_arrow(_pa, raw)
 
 
 RAW = ("raw",)  # a recipe (see ``recipe``): the payload is raw bytes, a UInt8Array over it

@@ -391,6 +391,23 @@ FORGERY_SENDER = """
 """
 
 
+def arrow_with_a_bad_offset() -> bytes:
+    """An Arrow IPC stream of a string array whose last offset (11) says 100,000,000: framed
+    right, so pyarrow's reader takes it; reading its values runs off the buffer."""
+    import io
+
+    import pyarrow as pa
+
+    sink = io.BytesIO()
+    array = pa.array(["hello", "world!"])
+    with pa.ipc.new_stream(sink, pa.schema([("v", array.type)])) as writer:
+        writer.write_batch(pa.record_batch([array], names=["v"]))
+    raw = bytearray(sink.getvalue())
+    at = raw.rfind((11).to_bytes(4, "little"))
+    raw[at:at + 4] = (100_000_000).to_bytes(4, "little")
+    return bytes(raw)
+
+
 def _end_forging(proc: subprocess.Popen, session: zenoh.Session, tokens: list) -> None:
     """After a forging test, also on failure: its tokens withdrawn, its session closed, the run ended."""
     for token in tokens:
@@ -439,6 +456,10 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
             put(key, b"x", attachment=b'{"seq": "one", "ts": []}')
             put(key, b"x", attachment=b'{"seq":1,"ts":1,"dt":5,"params":{}}')
             put(key, b"x", attachment=b'{"seq":1,"ts":1000000000000000000000000}')
+        # a well-framed Arrow string array with one offset far out of its buffer, on the data
+        # key and on the block readers' key: every node that read the value died of SIGSEGV
+        for key in (f"dora/{name}/tx/data", f"dora/@dz/blk/{name}/tx/other"):
+            put(key, arrow_with_a_bad_offset(), encoding=arrow)
         eos = f"dora/@dz/eos/{name}/tx"
         put(eos, json.dumps({"node": "tx", "outputs": {"other": 0}}).encode())
         put(eos, json.dumps({"node": "tx", "outputs": {"data": "many"}}).encode())

@@ -133,3 +133,25 @@ def test_recipes_of_two_shapes_in_turn_build_each_message_own_values():
     assert arrow.recipe(ints[1], wire.ENC_BYTES) is arrow.RAW  # the encoding decides first
     assert arrow.recipe(ints[1], wire.ENC_TEXT) is None  # not Arrow: decoded now, as what it is
     assert arrow.decode(ints[1], wire.ENC_TEXT).type == pa.uint8()
+
+
+def _bad_offsets() -> bytes:
+    """A string array's stream whose last offset (11) says 100,000,000 (framed right)."""
+    raw = bytearray(_stream(pa.array(["hello", "world!"])))
+    at = raw.rfind((11).to_bytes(4, "little"))
+    raw[at:at + 4] = (100_000_000).to_bytes(4, "little")
+    return bytes(raw)
+
+
+def test_an_array_whose_offsets_run_off_its_buffer_is_refused_not_read():
+    """pyarrow's IPC reader does not check offsets; reading such values crashed nodes and
+    `topic echo` with SIGSEGV. Node decoding (twice: the schema is cached after the first) and
+    the display decoder refuse it."""
+    from dora_zenoh.introspect import decode as dec
+
+    bad = _bad_offsets()
+    for _ in range(2):
+        with pytest.raises(pa.ArrowInvalid, match="offset"):
+            arrow.decode(bad, wire.ENC_ARROW)
+    shown = dec.decode(bad, str(wire.ENC_ARROW))
+    assert shown.kind != "arrow" and "not a readable Arrow IPC stream" in (shown.error or ""), shown
