@@ -151,7 +151,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._left = False  # set when close() starts to leave: helpers stop asking Zenoh
 
         # Outputs: [publisher put first, next sequence number, publisher also put or None, the
-        # data key's publisher, the block key's or None]. Only `queue_policy: block` readers may
+        # data key's publisher, the block key's or None, the lock a send holds]. Only `queue_policy: block` readers may
         # hold a sender back: an output that none of them reads is published on its data key
         # with congestion control DROP (a stalled reader loses messages, counted by their seq
         # gaps, and the sender and other readers go on); one that a block reader reads is
@@ -169,12 +169,12 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             pub = declare(session, key, encoding=wire.ENC_BYTES, express=_EXPRESS,
                           congestion_control=_BLOCK if blocking else _DROP)
             if out_id not in split:
-                self._outputs[out_id] = [pub, 0, None, pub, None]
+                self._outputs[out_id] = [pub, 0, None, pub, None, threading.Lock()]
                 continue
             declare = replay.declare_publisher if out_id in replayed else _declare
             blk = declare(session, keys.block_key(prefix, self._dataflow, f"{self.node_id}/{out_id}"),
                           encoding=wire.ENC_BYTES, express=_EXPRESS, congestion_control=_BLOCK)
-            out = self._outputs[out_id] = [blk, 0, None, pub, blk]
+            out = self._outputs[out_id] = [blk, 0, None, pub, blk, threading.Lock()]
             self._callbacks.append(pub.declare_matching_listener(zenoh.handlers.Callback(  # (no thread of its own)
                 functools.partial(_follow_matching, out), indirect=False)))
             _follow_matching(out, pub.matching_status)
@@ -463,31 +463,30 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         if out is None:
             self._undeclared_output(output_id)  # dora-rs: a warning (once), the message dropped
             return
-        seq = out[1]
-        out[1] = seq + 1
-        now = time_ns()
-        att = _SEQ_TS % (seq, now) if not metadata else wire.attachment(seq, now, metadata)
         cls = data.__class__
         if cls is bytes:  # the common case, kept short: it runs per message
-            out[0].put(data, attachment=att)
-            if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
-                out[2].put(data, attachment=att)
+            payload, encoding = data, None
+        elif data is self._fwd_value:  # forwarding the value just received: Zenoh's own buffer
+            sample = self._fwd_sample
+            payload, encoding = sample.payload, sample.encoding
+            if encoding == _ENC_BYTES:
+                encoding = None  # the publisher's default: don't pass (and convert) it again
         else:
-            if data is self._fwd_value:  # forwarding the value just received: Zenoh's own buffer
-                sample = self._fwd_sample
-                payload, encoding = sample.payload, sample.encoding
-                if encoding == _ENC_BYTES:
-                    encoding = None  # the publisher's default: don't pass (and convert) it again
-            else:
-                payload, encoding = wire.encode(data)
+            payload, encoding = wire.encode(data)
+        # Numbered and put under the output's lock: threads sending on one output put in the
+        # order of their numbers (readers counted every overtaking as a loss: 2,104 of 12,000).
+        with out[5]:
+            seq = out[1]
+            out[1] = seq + 1
+            now = time_ns()
+            att = _SEQ_TS % (seq, now) if not metadata else wire.attachment(seq, now, metadata)
             if encoding is None:
                 out[0].put(payload, attachment=att)
+                if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
+                    out[2].put(payload, attachment=att)
             else:
                 out[0].put(payload, encoding=encoding, attachment=att)
-            if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
-                if encoding is None:
-                    out[2].put(payload, attachment=att)
-                else:
+                if out[2] is not None:
                     out[2].put(payload, encoding=encoding, attachment=att)
         if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.tuning.sched
             self._yielded_at = now
