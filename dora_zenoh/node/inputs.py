@@ -31,7 +31,8 @@ class InputQueue:
 
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
-                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room", "reported")
+                 "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room", "reported",
+                 "unread")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -42,6 +43,7 @@ class InputQueue:
         self.block = block
         self.dropped = 0
         self.reported = False  # its totals were said (report_closed, or report_at_exit)
+        self.unread = 0  # (a block input's FIFO) messages that had arrived when the node ended
         self.closed = False
         self.lock = threading.Lock()
         self.not_full = threading.Condition(self.lock)
@@ -315,9 +317,19 @@ class InputQueue:
             else:
                 warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 
-    def report_at_exit(self) -> None:
+    def report_at_exit(self, sent: int | None = None) -> None:
         """The node ends (STOP, its own choice) before this input closed: what it dropped is
-        still said (its total was only ever said at INPUT_CLOSED)."""
+        still said (its total was only ever said at INPUT_CLOSED), and for a block input what
+        its source sent that it never read (its node ended first: a reader still behind when
+        its STOP came, past the wait for its sources, see EndOfStream._drain_then_stop).
+        ``sent``: the source's count now, if it answered (else only what had arrived counts)."""
+        if self.block and not self.closed:
+            queued = sum(1 for item in self.items if item is not CLOSED)
+            total = sent if sent is not None else self.expect
+            beyond = total - self._got() if total is not None and self.last_seq is not None else self.unread
+            if queued + max(0, beyond):
+                warn(f"input '{self.id}': {queued + max(0, beyond)} message(s) its source sent were not read when "
+                     "the node ended (queue_policy: block)")
         if self.reported or not self.dropped:
             return
         self.reported = True

@@ -341,6 +341,24 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                  "machine": os.uname().nodename}
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
 
+    def _sources_sent(self) -> dict[tuple[str | None, str | None], int]:
+        """At exit, for block inputs still open: how many their sources have sent (their stats,
+        0.5 s at most), so that what never reached this node is counted too."""
+        open_block = {q.source_node for q in self._data_inputs if q.block and not q.closed and not q.stdout}
+        counts: dict[tuple[str | None, str | None], int] = {}
+        for source in sorted(n for n in open_block if n is not None):
+            try:
+                for reply in self._session.get(keys.stats_key(self._cfg.prefix, self._dataflow, source), timeout=0.5):
+                    if reply.ok is not None:
+                        stats, problem = wire.load_json(reply.ok.payload.to_bytes())
+                        sent = stats.get("sent") if problem is None and isinstance(stats, dict) else None
+                        for out, n in (sent or {}).items() if isinstance(sent, dict) else ():
+                            if n.__class__ is int:
+                                counts[(source, out)] = n
+            except zenoh.ZError:
+                break
+        return counts
+
     def _request_stop(self, cause: str = STOP_MANUAL) -> None:
         drain: list[InputQueue] = []
         with self._state:
@@ -513,8 +531,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 self._timers.stop()
             for q in self._inputs.values():
                 q.release()
-                q.report_at_exit()
             self._wake.release_fifos()  # a Zenoh thread waiting for room would hold up the acks below
+            behind = self._sources_sent()
+            for q in self._inputs.values():  # (after the FIFOs: what waited in them counts as unread)
+                q.report_at_exit(behind.get((q.source_node, q.source_output)))
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid}
