@@ -15,6 +15,7 @@ from typing import Any
 
 import zenoh
 
+from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys
 
 
@@ -31,10 +32,15 @@ def serve(run: Any) -> Any:
 
     def answer(query: zenoh.Query) -> None:
         verb = str(query.key_expr).rsplit("/", 1)[-1]
-        try:
-            args = json.loads(query.payload.to_bytes()) if query.payload is not None else {}
-        except ValueError:
-            args = {}
+        # Any local session can ask: arguments that are not what the CLI sends get an error
+        # reply (they raised in this callback: a traceback on run's stderr per query, no reply).
+        args, problem = wire.load_json(query.payload.to_bytes()) if query.payload is not None else ({}, None)
+        tail = args.get("tail") if isinstance(args, dict) else None
+        if problem is not None or not isinstance(args, dict) or not (
+                tail is None or (tail.__class__ is int and tail >= 0)):
+            query.reply(str(query.key_expr), json.dumps({"ok": False, "error": "malformed arguments: expected "
+                                                         "a JSON object, with 'tail' a count of lines"}))
+            return
         if verb == "list":
             states = run.node_states()
             status = "stopping" if run._stopping_at is not None else (
@@ -51,7 +57,7 @@ def serve(run: Any) -> Any:
                 known = ", ".join(n.id for n in run.desc.nodes)
                 reply = {"ok": False, "error": f"dataflow '{run.dataflow}' has no node '{node}' (nodes: {known})"}
             else:
-                lines, count = run.logs.read(node, args.get("tail"))
+                lines, count = run.logs.read(node, tail)
                 reply = {"ok": True, "id": run.run_id, "name": run.dataflow, "lines": lines, "count": count,
                          "active": True, "path": str(run.logs.path(node))}
         else:

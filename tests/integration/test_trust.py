@@ -17,7 +17,7 @@ import time
 
 import pytest
 import zenoh
-from conftest import wait_for
+from conftest import long_lived_pids, wait_for, write_long_lived_flow
 
 from dora_zenoh.wire import zconfig
 
@@ -486,6 +486,33 @@ def test_forged_and_malformed_messages_are_dropped_and_reported(flow):
     assert "ignored a message on 'dora/@dz/eos/" in err, err  # the runner too
     # the runner once; each reader its first and its total (51 notices: was a line per notice)
     assert err.count("notice names node") == 1 + 2 * 2, err
+
+
+def test_malformed_queries_to_the_runner_get_an_error_reply(flow):
+    """`run`'s info queryable (what `list`/`logs` ask) answers any local session: arguments that
+    are not a JSON object with a whole `tail` get an error reply. They raised in its Zenoh
+    callback (a traceback on run's stderr per query, no reply: a helper's run, 4 Dec)."""
+    from dora_zenoh.supervision.runinfo import run_key
+
+    write_long_lived_flow(flow)
+    proc = flow.start()
+    session = zenoh.open(zconfig.peer_config([flow.endpoint], []))
+    try:
+        long_lived_pids(flow)
+        wait_for(lambda: list(session.info.peers_zid()), 10, "links")
+        time.sleep(1.0)  # routes to the runner's queryable
+        key = run_key("dora", flow.name, "logs")
+        for payload in (b"[1,2]", b"5", b'{"node": "py", "tail": "x"}', b'{"node": "py", "tail": 1.5}',
+                        b"1e400", b"[" * 100000):
+            replies = [r for r in session.get(key, payload=payload, timeout=10) if r.ok is not None]
+            assert replies and json.loads(replies[0].ok.payload.to_bytes())["ok"] is False, payload[:20]
+        good = [r for r in session.get(key, payload=b'{"node": "py", "tail": 5}', timeout=10) if r.ok is not None]
+        assert good and json.loads(good[0].ok.payload.to_bytes())["ok"] is True
+    finally:
+        session.close()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "callback" not in err.lower(), err
 
 
 def test_only_a_nodes_sources_and_readers_ask_about_its_exit(flow):
