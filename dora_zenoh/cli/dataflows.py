@@ -72,17 +72,32 @@ def start(file: Path, name: str | None, attach: bool, grace: float, log_dir: Pat
                 subs.append(client.session.declare_subscriber(key, zenoh.handlers.Callback(
                     _queue_as(events, kind), indirect=False)))
         # (up to 10 min more when files are shipped or builds run: supervision.ship.PREPARE_TIMEOUT)
-        reply = client.call("start", timeout=660, path=str(desc.path), name=wanted, grace=grace,
-                            build=build_first or None,
-                            log_dir=str(Path(log_dir).resolve()) if log_dir else None,
-                            cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure,
-                            **({"record": str(record_to.resolve())} if record_to is not None else {}))
+        try:
+            reply = client.call("start", timeout=660, path=str(desc.path), name=wanted, grace=grace,
+                                build=build_first or None,
+                                log_dir=str(Path(log_dir).resolve()) if log_dir else None,
+                                cpu_latency_us=cpu_latency_us, fail_fast=fail_fast or None, secure=secure,
+                                **({"record": str(record_to.resolve())} if record_to is not None else {}))
+        except KeyboardInterrupt:  # Ctrl-C while it starts: it must not run on, unattached
+            _cancel_start(client, wanted)
+            raise click.exceptions.Exit(130) from None
         click.echo(f"[dora-zenoh] dataflow '{reply['name']}' started (id {reply['id']}): {reply['nodes']} "
                    f"node(s); logs in {reply['log_dir']}", err=True)
         if not attach:  # for scripts: ID=$(dora-zenoh start --detach FILE)
             click.echo(reply["id"])
         if attach:
             raise click.exceptions.Exit(_attach(client, reply["id"], events))
+
+
+def _cancel_start(client: Any, name: str) -> None:
+    """Stop (force) a dataflow whose start was interrupted; the coordinator undoes what started."""
+    from dora_zenoh.supervision.client import ControlError
+
+    click.echo(f"\n[dora-zenoh] interrupted: stopping dataflow '{name}', which was starting", err=True)
+    try:
+        client.call("stop", target=name, force=True)
+    except ControlError:
+        pass  # it did not get far enough to have a name: nothing runs
 
 
 def _queue_as(events: queue.SimpleQueue, kind: str) -> Callable[[Any], None]:

@@ -260,6 +260,7 @@ class Coordinator(MachineWatch):
                 self._prepare_machines(desc, {m: p.nodes for m, p in entry.remote.items()}, wanted, build)
             if build:
                 self._build_here(desc, {n.id for n in run.local_nodes()})
+            self._check_not_stopped(entry)
             run.start()
             self._relay_lines(entry)  # before their nodes start: their first lines are followed too
             for part in entry.remote.values():
@@ -268,6 +269,7 @@ class Coordinator(MachineWatch):
                                           nodes=part.nodes, grace=grace, fail_fast=fail_fast or None,
                                           placement=placement_of(desc) or None, **self._part_args(entry))
                 part.status, part.log_dir, part.heard = "running", reply.get("log_dir"), time.monotonic()
+            self._check_not_stopped(entry)
         except Exception as exc:
             unreached = self._abandon_parts(entry)
             run.kill()
@@ -503,12 +505,22 @@ class Coordinator(MachineWatch):
             entry.status = "stopping"
             entry.stop_requested = True
             entry.stop_args = {"grace": grace, "force": force}
+            if entry.thread is None:  # still starting: cmd_start sees it and undoes what it started
+                return
         if force:
             threading.Thread(target=entry.run.kill, kwargs={"forced": True}, daemon=True).start()
         else:
             entry.run.stop(grace)
         for part in list(entry.remote.values()):
             self._stop_part(entry, part)
+
+    @staticmethod
+    def _check_not_stopped(entry: Entry) -> None:
+        """A `stop` that came while the dataflow started (a Ctrl-C on `start`, during a build
+        that takes minutes): it must not start, or must end what started (it ran on, unattached,
+        and its name stayed taken: helpers' runs, 4 Dec)."""
+        if entry.stop_requested:
+            raise CommandError("it was stopped while it started")
 
     def _supervise(self, entry: Entry) -> None:
         # A closed dataflow's other machines link to its network through our part: kept to the end.

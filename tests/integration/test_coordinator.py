@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import psutil
 from conftest import ROOT, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
@@ -243,6 +244,37 @@ def test_ctrl_c_while_attached_stops_the_dataflow(coord, flow):
     assert proc.returncode == 0, out + err
     assert "[waiter] got STOP" in out
     assert coord.status(flow.name) == "stopped"
+
+
+def test_ctrl_c_while_a_start_builds_starts_nothing(coord, flow):
+    """Ctrl-C on `start --build` while the build runs: the start is undone and nothing starts.
+    The CLI used to exit ("Aborted!") while the coordinator went on: the nodes started once the
+    build ended, unattached, and the name stayed taken (helpers' runs, 4 Dec, with `--attach`
+    during start-up too)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: waiter
+            path: waiter.py
+            build: sh build.sh
+    """)
+    flow.write("build.sh", "touch building\nsleep 4\n")
+    flow.write("waiter.py", FOREVER)
+    proc = start_cli("start", str(flow.yaml), "--build", "--name", flow.name, "--endpoint", coord.endpoint,
+                     cwd=flow.folder)
+    try:
+        wait_for(lambda: (flow.folder / "building").exists(), what="the build to run")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "stopping dataflow" in err, err
+    time.sleep(6)  # past the build's end: nothing may start then
+    assert not (flow.folder / "waiter.pid").exists()
+    assert all(d["status"] not in ("running", "starting") for d in coord.list()
+               if d["name"] == flow.name), coord.list()
+    again = coord("start", str(flow.yaml), "--name", flow.name, "--detach", cwd=flow.folder)
+    assert again.returncode == 0, again.stderr  # the name is free
 
 
 def test_two_dataflows_at_once_and_unique_names(coord, flow):
