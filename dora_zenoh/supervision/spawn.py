@@ -26,7 +26,7 @@ from dora_zenoh.errors import NodeStartError
 from dora_zenoh.tuning.affinity import inherited_by_children
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys, zconfig
-from dora_zenoh.wire.contract import node_config
+from dora_zenoh.wire.contract import block_readers_by_output, node_config
 
 if TYPE_CHECKING:
     from dora_zenoh.descriptor import Descriptor, ResolvedNode
@@ -163,9 +163,12 @@ class StdoutPublisher:
         self.secret = secret  # signs the end-of-stream notice, as the node's own would be
         self.node = node
         self.eos_key = keys.eos_key(desc.prefix, dataflow, node.id)
+        # BLOCK only for block readers, as a node's own outputs: a stalled drop_oldest reader held
+        # the node's every print ~5 s (4,987 ms, a helper's runs) through this publisher
+        blocking = bool(block_readers_by_output(desc, node.id).get(node.send_stdout_as or ""))
         self.publisher = session.declare_publisher(
-            keys.data_key(desc.prefix, dataflow, f"{node.id}/{node.send_stdout_as}"),
-            encoding=wire.ENC_TEXT, congestion_control=zenoh.CongestionControl.BLOCK)
+            keys.data_key(desc.prefix, dataflow, f"{node.id}/{node.send_stdout_as}"), encoding=wire.ENC_TEXT,
+            congestion_control=zenoh.CongestionControl.BLOCK if blocking else zenoh.CongestionControl.DROP)
         self.before_first = before_first  # waits (bounded) until every reader is subscribed
         self.seq = 0
 
