@@ -43,10 +43,10 @@ def info(file: Path, as_json: bool) -> None:
     if unconfirmed:
         click.echo(f"note: the end of {unconfirmed} topic(s) is unconfirmed (MISSING END '?'): no end-of-stream "
                    "notice was recorded (the recording stopped first, or the sender crashed)", err=True)
-    lost = sum(t.gaps + t.dropped + t.missing_end for t in b.topics)
+    lost = sum(t.missing for t in b.topics)
     if lost:
-        click.echo(f"warning: {lost} message(s) missing (seq gaps, messages missing at the end, recorder drops)",
-                   err=True)
+        click.echo(f"warning: {lost} message(s) missing (seq gaps and messages missing at the end; the recorder's "
+                   "own drops are among them)", err=True)
 
 
 @bag.command(context_settings=CONTEXT)

@@ -34,6 +34,13 @@ class TopicInfo:
     last_time: int = 0
 
     @property
+    def missing(self) -> int:
+        """Messages its sender numbered that are not in the file. The recorder's own drops are
+        numbered too, so they are among the gaps (or the missing end): adding them counted each
+        twice (a helper's run: 46,852 "missing" for 23,426 dropped)."""
+        return max(self.gaps + self.missing_end, self.dropped)
+
+    @property
     def rate(self) -> float:
         span = (self.last_time - self.first_time) / 1e9
         return (self.count - 1) / span if span > 0 and self.count > 1 else 0.0

@@ -328,13 +328,14 @@ class Recorder:
 
     def unseen(self) -> dict[str, int]:
         """Per key, messages its sender numbered (seq gaps, or after the last one per its
-        end-of-stream notice) that never reached us and that we did not drop ourselves."""
+        end-of-stream notice) that never reached us and that we did not drop ourselves (our
+        drops are gaps in what we wrote too: they were counted twice)."""
         out = dict(self.gaps)
         for key, count in self.sent.items():
             tail = count - (self.last_seq.get(key, -1) + 1)
             if tail > 0:
                 out[key] = out.get(key, 0) + tail
-        return {k: n for k, n in out.items() if n > 0}
+        return {k: n - self.drops.get(k, 0) for k, n in out.items() if n - self.drops.get(k, 0) > 0}
 
     def stats(self) -> RecordStats:
         """The recording's cost so far (complete once its threads have ended: :meth:`finish`)."""

@@ -278,8 +278,13 @@ def test_full_buffer_drops_are_counted_and_written(tmp_path):
         pub = session.declare_publisher("dora/dropflow/big/out", congestion_control=block)
         rec = open_recorder(path, endpoint=hub, prefix="dora", dataflow="dropflow", topics=None, buffer_bytes=100)
         wait_for(lambda: pub.matching_status.matching, 10, "the recorder's subscription")
-        for i in range(50):
+        # #0 and #51 fit in the buffer and are recorded; #1-#50 do not: a gap of 50 in the file
+        pub.put(b"x", attachment=codec.attachment(0, time.time_ns(), None))
+        wait_for(lambda: rec.writer.counts.get("dora/dropflow/big/out"), 30, "#0 written")  # (frees the buffer)
+        for i in range(1, 51):
             pub.put(b"x" * 100, attachment=codec.attachment(i, time.time_ns(), None))
+        pub.put(b"x", attachment=codec.attachment(51, time.time_ns(), None))
+        wait_for(lambda: rec.writer.counts.get("dora/dropflow/big/out") == 2, 30, "#51 written")
         small = session.declare_publisher("dora/dropflow/small/out", congestion_control=block)
         small.put(b"ok", attachment=codec.attachment(0, time.time_ns(), None))
         wait_for(lambda: rec.drops.get("dora/dropflow/big/out") == 50 and rec.writer.counts.get("dora/dropflow/small/out"),
@@ -288,9 +293,14 @@ def test_full_buffer_drops_are_counted_and_written(tmp_path):
         result = rec.run()
     assert result.drops == {"dora/dropflow/big/out": 50}
     assert "DROPPED 50" in result.summary()
+    # the drops are the seq gap #1-#50: not also messages that never reached the recorder
+    assert result.unseen == {} and "never reached" not in result.summary(), result.summary()
     info = bag_info(path)
-    assert info["dora/dropflow/big/out"]["dropped"] == 50 and info["dora/dropflow/big/out"]["count"] == 0
+    assert info["dora/dropflow/big/out"]["dropped"] == 50 and info["dora/dropflow/big/out"]["count"] == 2
+    assert info["dora/dropflow/big/out"]["gaps"] == 50
     assert info["dora/dropflow/small/out"]["count"] == 1
+    res = cli("bag", "info", str(path))
+    assert "warning: 50 message(s) missing" in res.stderr, res.stderr  # (each drop was counted twice: 100)
 
 
 def synthetic_recording(path: Path, count: int = 20, period_ns: int = 50_000_000) -> None:
