@@ -557,7 +557,9 @@ class Coordinator(MachineWatch):
                 print(f"[dora-zenoh] dataflow '{entry.name}' ({entry.id}) {entry.status}", flush=True)
                 self._publish_done(entry)
                 return
-            unreached = [s for s in lost if s["status"] == "lost" and entry.stop_requested]
+            # (a part still lost, not one whose daemon came back without it: those nodes ended with it)
+            cut_off = {p.machine for p in entry.remote.values() if p.status == "lost"}
+            unreached = [s for s in lost if s["status"] == "lost" and s["machine"] in cut_off and entry.stop_requested]
             if unreached and len(unreached) == len(lost) and not crashed:
                 # `stop` during a partition: every machine that answered stopped; the unreachable
                 # ones get the stop when they report again (MachineWatch._on_daemon_state)

@@ -228,14 +228,17 @@ class MachineWatch:
                        and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
             for entry in respawn:
                 entry.remote[machine].status = "respawning"
-            for entry in self.entries.values():  # stopped while lost, and back without them: nothing to stop
+            # Back without them (its daemon died, a new one runs there): its nodes ended with the old
+            # one, for good unless they restart (respawn, above). They used to stay `lost`: the
+            # dataflow stayed degraded, and a later `stop` reported it stopped, exit 0.
+            for entry in self.entries.values():
                 for part in entry.remote.values():
-                    if part.machine == machine and part.stop_pending and part.status == "lost" \
-                            and entry.id not in reported:
-                        part.status, part.stop_delivered = "ended", True
+                    if part.machine == machine and part.status == "lost" and entry.id not in reported \
+                            and entry not in respawn:
+                        part.status, part.stop_delivered = "ended", part.stop_wanted
                         part.states = [{"id": n, "pid": None, "status": "lost", "restarts": part.restarts(n),
-                                        "create_time": None, "detail": "ended with its machine's daemon (a new "
-                                        "daemon runs there)"} for n in part.nodes]
+                                        "create_time": None, "detail": "ended with its machine's daemon, which "
+                                        "died (a new daemon runs there)"} for n in part.nodes]
         for entry, cause in fail_fast:
             self._fail_fast(entry, cause)
         for entry, part in resend:

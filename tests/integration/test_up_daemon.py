@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import cli, wait_for
+from conftest import cli, start_cli, wait_for
 
 from dora_zenoh.supervision.client import coordinator_running
 
@@ -229,3 +229,39 @@ def test_the_coordinator_starts_ups_daemon_again_when_it_dies(coord, flow):
     res = coord("down")
     assert res.returncode == 0 and f"daemon of machine '{info['home']}' stopped" in res.stdout, res.stdout
     assert not coord.daemons[-1].is_running()
+
+
+def test_nodes_that_died_with_ups_daemon_make_the_dataflow_fail(coord, flow):
+    """SIGKILL of `up`'s daemon, its node without a restart policy: once the new daemon reports
+    without it, the dataflow ends `failed`, naming the node and why, and `start --attach` exits 1.
+    It stayed `degraded` with the node `lost` for good, and a later `stop` made it `stopped`
+    (exit 0) (a helper's runs, 4 Dec)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: once
+            path: once.py
+            inputs: {tick: dora/timer/millis/100}
+    """)
+    flow.write("once.py", """
+        import os
+        from dora import Node
+        for event in Node():
+            if event["type"] == "INPUT":
+                open(f"once-{os.getpid()}.pid", "w").close()
+    """)
+    attached = start_cli("start", str(flow.yaml), "--name", flow.name, "--endpoint", coord.endpoint,
+                         cwd=flow.folder)
+    try:
+        wait_for(lambda: list(flow.folder.glob("once-*.pid")), what="the node")
+        old = coord.daemons[0]
+        old.kill()
+        old.wait(10)
+        out, err = attached.communicate(timeout=60)
+    finally:
+        attached.kill()
+    info = coord.info()
+    coord.daemons.append(psutil.Process(info["home_pid"]))
+    assert attached.returncode == 1, out + err
+    row = coord.list(flow.name)
+    assert row["status"] == "failed", row
+    assert "node 'once'" in err and "ended with its machine's daemon, which died" in err, err
