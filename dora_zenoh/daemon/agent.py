@@ -130,7 +130,7 @@ class Daemon:
             self._tls_files = tls.files_of(conf)
             self.session = zenoh.open(conf)
         except zenoh.ZError as exc:
-            console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {exc}")
+            console.error(f"daemon '{self.machine}' cannot listen on {self.listen}: {zconfig.reason(exc)}")
             return 1
         session = self.session
         on_signals(lambda _signum: self._shutdown.set(), signal.SIGINT, signal.SIGTERM)

@@ -53,7 +53,7 @@ from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire import keys, relink
+from dora_zenoh.wire import keys, relink, zconfig
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
 from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
@@ -565,9 +565,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             wait = self._close_wait()
             if not shutdown.close_session(self._session, wait):
                 warn(f"node '{self.node_id}': its Zenoh session was still closing after {wait:.1f} s "
-                     "(a link to a peer that does not answer: a partition?); exiting without waiting for it")
+                     "(a thread of the node still sending, or a link to a peer that does not answer); exiting "
+                     "without waiting for it")
         except zenoh.ZError as exc:
-            problems.append(f"its Zenoh session did not close cleanly: {exc}")
+            problems.append(f"its Zenoh session did not close cleanly: {zconfig.reason(exc)}")
             if left:  # Zenoh may still call what it could not undeclare
                 problems.append(f"could not undeclare {', '.join(left)}")
                 shutdown.hazard("callbacks not undeclared")

@@ -279,6 +279,15 @@ def child_environ(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def reason(exc: BaseException) -> str:
+    """A Zenoh error's message without the Rust source locations it carries ("... at
+    /root/.cargo/git/checkouts/.../tcp.rs:61."), which mean nothing to a user."""
+    import re
+
+    text = re.sub(r"\s+at /\S+?\.rs:\d+\.?", "", str(exc))
+    return text.replace("[", "").replace("]", "").strip()
+
+
 def wait_for_peers(session: zenoh.Session, timeout: float) -> bool:
     """Wait until the session has a link to at least one other peer (bounded).
 

@@ -74,3 +74,25 @@ def test_a_closed_runs_dialers_rank_first_and_its_planned_nodes_do_not():
             assert (zid is not None and zid.endswith("ffffffff")) is first, (autoconnect, zid)
     finally:
         auth.discard(secret)
+
+
+def test_a_zenoh_error_is_told_without_its_rust_source_locations():
+    """A real Zenoh error (a listener on a port that is taken) loses its "at /root/.cargo/...rs:N"
+    parts, which a user cannot act on, and keeps what happened."""
+    import socket
+
+    import zenoh
+
+    from dora_zenoh.wire import zconfig
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp/127.0.0.1:{taken.getsockname()[1]}"
+        try:
+            zenoh.open(zconfig.peer_config([], [endpoint])).close()
+        except zenoh.ZError as exc:
+            told = zconfig.reason(exc)
+        else:
+            raise AssertionError("Zenoh listened on a taken port")
+    assert "Address already in use" in told and ".rs:" not in told and "/root/" not in told, told
