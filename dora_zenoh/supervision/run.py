@@ -144,6 +144,8 @@ class DataflowRun:
         self.restarts: dict[str, int] = {}
         self.pending_restart: dict[str, tuple[NodeProcess, str, str]] = {}
         self.sent_before: dict[str, dict[str, int]] = {}
+        # node -> input -> the last sequence number its last process got (its notice): for its restart
+        self._taken: dict[str, dict[str, int]] = {}
         # Given to every node it spawns (NodeConfig.secret, in their environment, never over
         # Zenoh): control notices signed with it (end of stream, stop requests) come from this
         # run's nodes. Not to be confused with `secret`, a closed run's credentials file.
@@ -290,7 +292,8 @@ class DataflowRun:
                        extra_readers=self.options.extra_readers, runner=self._identity, links=links,
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
-                       supervised=not self.options.part)
+                       supervised=not self.options.part,
+                       resume_seqs=self._taken.get(node.id) if restart else None)
         # the node ends its wait for its readers before the grace period ends (node.end_of_stream)
         env[settings.STOP_GRACE.name] = f"{self.options.grace:g}"
         sent_file = self._sent_file(node)
@@ -454,6 +457,9 @@ class DataflowRun:
                 sent[out] = sent.get(out, 0) + int(count)
         except (ValueError, AttributeError, TypeError):
             pass
+        taken = notice.get("inputs")
+        if isinstance(taken, dict):
+            self._taken[node] = {str(i): n for i, n in taken.items() if n.__class__ is int and n >= 0}
         if node in self.results and node in self._sent_tokens:  # its notice came after its end was recorded
             self._declare_sent(node)
 

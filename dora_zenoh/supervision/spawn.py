@@ -91,7 +91,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
              restart: bool = False, hot_reload: bool = False, secret: str | None = None,
              runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
              runner: RunnerIdentity | None = None, links: Links | None = None,
-             dataflow_uuid: str | None = None, restart_count: int = 0, supervised: bool = True
+             dataflow_uuid: str | None = None, restart_count: int = 0, supervised: bool = True,
+             resume_seqs: dict[str, int] | None = None
              ) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, its node config (JSON), and the
     variables dora-rs sets in every node (``DORA_NODE_ID``, ``DORA_NODE_CONFIG``,
@@ -115,7 +116,7 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
                       secret=secret,
                       runner_zid=runner_zid, runner=runner,
                       listen=links.listen if links else None, upstreams=links.upstreams if links else None,
-                      dataflow_uuid=dataflow_uuid, restart_count=restart_count)
+                      dataflow_uuid=dataflow_uuid, restart_count=restart_count, resume_seqs=resume_seqs)
     if extra_readers:
         readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
         cfg = dataclasses.replace(cfg, readers=readers)

@@ -165,6 +165,9 @@ class NodeConfig:
     ``replay_outputs``: outputs that a ``queue_policy: block`` reader on another machine reads:
     published with Zenoh's advanced publisher, which keeps the last messages for a reader
     to recover after a link outage (see :mod:`dora_zenoh.node.replay`).
+    ``resume_seqs``: (a restarted node) per input, the last sequence number its previous
+    process got (from that process's end-of-stream notice): what its sources sent while it
+    restarted is counted as lost.
     """
 
     dataflow: str
@@ -189,6 +192,7 @@ class NodeConfig:
     dataflow_uuid: str | None = None
     restart_count: int = 0
     replay_outputs: list[str] = field(default_factory=list)
+    resume_seqs: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -220,6 +224,8 @@ class NodeConfig:
             data["upstreams"] = list(self.upstreams)
         if self.replay_outputs:
             data["replay_outputs"] = list(self.replay_outputs)
+        if self.resume_seqs:
+            data["resume_seqs"] = dict(self.resume_seqs)
         return data
 
     def to_json(self) -> str:
@@ -248,7 +254,8 @@ class NodeConfig:
                    f.text("listen", None), f.texts("upstreams"),
                    dataflow_uuid=f.text("dataflow_uuid", None),
                    restart_count=f.whole("restart_count", 0, minimum=0),
-                   replay_outputs=f.ids("replay_outputs"))
+                   replay_outputs=f.ids("replay_outputs"),
+                   resume_seqs={i: n for i, n in f.mapping("resume_seqs").items() if n.__class__ is int and n >= 0})
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
@@ -451,7 +458,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
                 supervised: bool = True, fresh_start: bool = False, secret: str | None = None,
                 runner_zid: str | None = None, runner: RunnerIdentity | None = None,
                 listen: str | None = None, upstreams: list[str] | None = None,
-                dataflow_uuid: str | None = None, restart_count: int = 0) -> NodeConfig:
+                dataflow_uuid: str | None = None, restart_count: int = 0,
+                resume_seqs: dict[str, int] | None = None) -> NodeConfig:
     """Everything node ``node`` needs to join dataflow ``dataflow`` (run ``dataflow_uuid``).
 
     ``secret``: the run's signing secret, only for the processes the runner starts (never
@@ -472,7 +480,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         split_outputs=sorted(o for o in output_policies(desc, node.id) if split_output(desc, node.id, o)),
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
         dataflow_uuid=dataflow_uuid, restart_count=restart_count, barrier_timeout=barrier_timeout_for(len(desc.nodes)),
-        replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs])
+        replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs],
+        resume_seqs=dict(resume_seqs or {}))
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:
