@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
     from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher
 
 LineHook = Callable[[str, str, bool, str | None], None]  # (node id, line, is_stderr, display)
+
+# Lines waiting for the writer thread, all nodes together; past it lines are dropped and counted.
+MAX_PENDING = 20_000
+DRAIN_WAIT = 5.0  # s the end of a run waits for the writer to write what is queued
+_CLOSE = object()  # a queued "close this process's log" (after its last line)
 
 
 class EchoOptions(Protocol):
@@ -45,6 +52,14 @@ class NodeLogs:
         self._lock = threading.Lock()
         self._opened: dict[str, list[NodeLog]] = {}  # per node, one per process (restarts append)
         self._warned = False
+        # The pumps queue lines and a writer thread writes them: a pump that wrote itself waited
+        # for the disk and the terminal, and the node's print with it (a frozen log disk or a
+        # paused reader of run's output held every node's print 7-10 s: a helper's runs, 4 Dec).
+        self._pending: deque = deque()
+        self._ready = threading.Condition()
+        self._busy = False  # the writer thread is writing an item it took
+        self._skipped: dict[str, int] = {}  # lines the queue had no room for, per node
+        self._writer: threading.Thread | None = None
 
     def path(self, node_id: str) -> Path:
         return self.log_dir / f"log_{node_id}.txt"
@@ -63,12 +78,69 @@ class NodeLogs:
             warn(f"{message} (this warning is not repeated for other nodes; the count comes at the end)")
 
     def dropped(self) -> dict[str, int]:
-        """Per node: lines its log could not take (full or read-only disk)."""
-        with self._lock:
-            counts = {n: sum(log.dropped for log in logs) for n, logs in self._opened.items()}
+        """Per node: lines its log could not take (full or read-only disk, or a disk or terminal
+        too slow for the writer's queue)."""
+        # (not under the log lock: a writer stuck on a frozen disk holds it)
+        counts = {n: sum(log.dropped for log in logs) for n, logs in list(self._opened.items())}
+        with self._ready:
+            for n, c in self._skipped.items():
+                counts[n] = counts.get(n, 0) + c
         return {n: c for n, c in counts.items() if c}
 
     def write(self, proc: NodeProcess, line: str, is_stderr: bool, display: str | None) -> None:
+        """Queue one line for a node's log, the echo of ``display`` and ``on_line``; never waits."""
+        self._queue((proc, line, is_stderr, display))
+
+    def close_log(self, proc: NodeProcess) -> None:
+        """Close a process's log once its lines queued so far are written."""
+        proc.log_closing = True
+        self._queue((proc, _CLOSE, False, None))
+
+    def drain(self, timeout: float = DRAIN_WAIT) -> None:
+        """Wait (bounded) until every queued line is written; what is left then is dropped, counted."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while (self._pending or self._busy) and time.monotonic() < deadline:
+                self._ready.wait(0.05)
+            for proc, line, _, _ in self._pending:
+                if line is not _CLOSE:
+                    self._skipped[proc.node.id] = self._skipped.get(proc.node.id, 0) + 1
+            self._pending.clear()
+
+    def _queue(self, item: tuple) -> None:
+        with self._ready:
+            if len(self._pending) >= MAX_PENDING and item[1] is not _CLOSE:
+                node_id = item[0].node.id
+                self._skipped[node_id] = self._skipped.get(node_id, 0) + 1
+                return
+            self._pending.append(item)
+            self._ready.notify_all()
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="dz-log-writer", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        warned = False
+        while True:
+            with self._ready:
+                while not self._pending:
+                    self._busy = False
+                    self._ready.notify_all()  # (drain)
+                    self._ready.wait()
+                proc, line, is_stderr, display = self._pending.popleft()
+                self._busy = True
+                skipped = sum(self._skipped.values())
+            if line is _CLOSE:
+                with self._lock:
+                    proc.log.close()
+                continue
+            if skipped and not warned:
+                warned = True  # (said from here: the pumps must not wait for a terminal either)
+                warn("node output comes faster than the log files or the terminal take it (a stalled disk, a "
+                     "paused reader of this output?): lines are dropped and counted; the total comes at the end")
+            self._write_now(proc, line, is_stderr, display)
+
+    def _write_now(self, proc: NodeProcess, line: str, is_stderr: bool, display: str | None) -> None:
         """Write one line to a node's log, print ``display`` (if echoing), tell ``on_line``."""
         node_id = proc.node.id
         with self._lock:

@@ -511,7 +511,7 @@ class DataflowRun:
             msg = (f"[dora-zenoh] node '{node_id}' {detail}; restarting in {delay:g} s "
                    f"(restart {done + 1}{limit}, restart_policy: {proc.node.restart_policy})")
             self.logs.write(proc, msg, True, msg)
-            proc.log.close()
+            self.logs.close_log(proc)
             # No exited/<node> token: downstream keeps its inputs open across the restart.
             self.pending_restart[node_id] = (proc, status, detail)
             timer = threading.Timer(delay, self._events.put, (("respawn", node_id),))
@@ -533,10 +533,10 @@ class DataflowRun:
         ended_at = min(self._ended_at.get(node_id, time.time()), time.time())
         self.results[node_id] = NodeResult(node_id, code, status, detail, ended_at, list(proc.stderr_tail),
                                            self.restarts.get(node_id, 0))
-        if not proc.log.closed:
+        if not proc.log_closing:
             line = f"[dora-zenoh] node '{node_id}' {detail}"
             self.logs.write(proc, line, True, line if status == "failed" else None)
-            proc.log.close()
+            self.logs.close_log(proc)
         if self.session is not None:
             self._declare_sent(node_id)  # before its exited token: readers count with it when they close
             proc.exited_token = self.session.liveliness().declare_token(
@@ -698,6 +698,7 @@ class DataflowRun:
                          [self.results[n] for n in self.procs])
 
     def _finish(self, keep_session: bool = False) -> None:
+        self.logs.drain()  # what the nodes printed last, before the summary
         dropped = self.log_lines_dropped()
         if dropped:
             warn(f"{sum(dropped.values())} log line(s) could not be written to {self.log_dir} "

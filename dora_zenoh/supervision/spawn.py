@@ -58,6 +58,7 @@ class NodeProcess:
         self.supervision_lost: str | None = None  # its LOST_TAG line, if it stopped for that
         self.close_failed: str | None = None  # its CLOSE_FAILED_TAG line: Zenoh did not close cleanly
         self.sent_file: str | None = None  # where it keeps its sent counts (wire.tally), if anywhere
+        self.log_closing = False  # its log's close is queued after its last lines (NodeLogs.close_log)
         self.noticed = False  # its end-of-stream notice arrived
         # its liveliness token was seen: it uses the node API and hears STOP (its token goes as
         # it leaves, while its process may still be closing)

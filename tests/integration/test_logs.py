@@ -105,3 +105,25 @@ def test_full_log_disk_drops_lines_without_blocking_the_node_or_crashing_run(flo
     assert "Traceback" not in res.stderr
     assert res.stderr.count("cannot write") == 1, res.stderr[-3000:]
     assert "log line(s) could not be written" in res.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_of_runs_output_that_does_not_read_never_blocks_the_node(flow, tmp_path):
+    """`run`'s stdout is a pipe nobody reads (a paused `less`, a stuck log shipper): the node's
+    30,000 lines (~3 MB) still all get printed by the node, which ends; the lines the terminal
+    could not take are dropped and counted. Before, the echo waited for the pipe under the lock
+    every node's pump needs: every node's print blocked (7.5 s for an 8 s pause, a helper's runs)."""
+    from conftest import start_cli, wait_for
+
+    done = tmp_path / "done"
+    chatty_flow(flow, 30000, str(done))
+    proc = start_cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, cwd=flow.folder)
+    try:
+        wait_for(done.exists, 60, "the node to print its every line while nobody reads run's output")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert "lines are dropped and counted" in err and "log line(s) could not be written" in err, err[-3000:]
