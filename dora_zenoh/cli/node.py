@@ -94,6 +94,9 @@ def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoi
     click.echo(f"Status: {r.status}  pid {r.pid or '-'}  machine {r.machine or '-'}  "
                f"restarts {r.restarts if r.restarts is not None else '-'}")
     click.echo(f"CPU: {fmt_cpu(r.cpu)}%  RSS: {fmt_bytes(r.rss or 0)}")
+    if r.status == "lost":  # nothing answers for it: its counters are not known, not zero
+        click.echo("Messages, inputs, outputs: unknown (the node is lost: its machine or its daemon does not answer)")
+        return
     rate = lambda v: f"{v:.1f}/s" if v is not None else "-"  # noqa: E731
     click.echo(f"Messages: sent {r.sent} ({rate(r.out_rate)}), received {r.received} ({rate(r.in_rate)}), "
                f"dropped {r.dropped}")

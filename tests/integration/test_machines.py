@@ -522,6 +522,8 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
           "including one `list` round trip)")
     assert machines.nodes("lost")["sensor"]["status"] == "running"
     assert dataflow_row(machines, "lost").get("status") == "degraded"  # waits for b: proc would restart
+    info = machines.cli("node", "info", "proc", "-d", "lost")  # its counters are unknown, not zero
+    assert info.returncode == 0 and "unknown (the node is lost" in info.stdout, info.stdout + info.stderr
     count = len(received(machines.tmp))
     machines.start_daemon("b")  # its restart_policy (on-failure) applies: a lost machine is a failure
     wait_for(lambda: machines.nodes("lost").get("proc", {}).get("status") == "running", 30, "proc to run again")
