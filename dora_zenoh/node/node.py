@@ -151,12 +151,13 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._left = False  # set when close() starts to leave: helpers stop asking Zenoh
 
         # Outputs: [publisher put first, next sequence number, publisher also put or None, the
-        # data key's publisher, the block key's or None, the lock a send holds]. Only `queue_policy: block` readers may
-        # hold a sender back: an output that none of them reads is published on its data key
-        # with congestion control DROP (a stalled reader loses messages, counted by their seq
-        # gaps, and the sender and other readers go on); one that a block reader reads is
-        # published on keys.block_key for its block readers (BLOCK), and on its data key (DROP)
-        # only while something subscribes there: a drop_oldest reader, a tool, a plain client.
+        # data key's publisher, the block key's or None, the lock a send holds]. Only
+        # `queue_policy: block` readers may hold a sender back: an output that none of them
+        # reads is published on its data key with congestion control DROP (a stalled reader
+        # loses messages, counted by their seq gaps, and the sender and other readers go on);
+        # one that a block reader reads is published on keys.block_key for its block readers
+        # (BLOCK), and on its data key (DROP) only while something subscribes there: a
+        # drop_oldest reader, a tool, a plain client.
         self._outputs: dict[str, list] = {}
         block_readers = cfg.block_readers  # None: not from a runner; keep BLOCK
         split = set(cfg.split_outputs)
@@ -348,7 +349,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     def _sources_sent(self) -> dict[tuple[str | None, str | None], int]:
         """At exit, for block inputs still open: how many their sources have sent (their stats,
         0.5 s at most), so that what never reached this node is counted too."""
-        open_block = {q.source_node for q in self._data_inputs if q.block and not q.closed and not q.stdout}
+        with self._state:  # (a source that is gone would not answer: no wait for it)
+            open_block = {q.source_node for q in self._data_inputs
+                          if q.block and not q.closed and not q.stdout and q.source_node in self._alive}
         counts: dict[tuple[str | None, str | None], int] = {}
         for source in sorted(n for n in open_block if n is not None):
             try:
