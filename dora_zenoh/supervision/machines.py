@@ -257,20 +257,20 @@ class MachineWatch:
         was lost in a partition used to run on after the failed start, and was adopted as a
         dataflow of 1 of 3 nodes (a helper's run, 4 Dec). The machines not reached."""
         unreached = [p.machine for p in entry.remote.values()
-                     if p.spawn_asked and not self._stop_run(p.machine, entry.name, entry.id)]
+                     if p.spawn_asked and not self._stop_run(p.machine, entry.name, id=entry.id, force=True)]
         if unreached:
             with self.lock:
                 self._abandoned[entry.id] = (entry.name, set(unreached))
         return unreached
 
-    def _stop_run(self, machine: str, name: str, run_id: str) -> bool:
-        """Stop (force) run ``run_id`` of dataflow ``name`` on a machine; whether it is stopped or
-        not there (a later run of that name is left alone: the daemon checks the id)."""
+    def _stop_run(self, machine: str, name: str, **args: Any) -> bool:
+        """`stop` dataflow ``name`` on a machine (``args``: the daemon's grace, force, and id: a
+        run id leaves a later run of that name alone); whether it got it or runs no such thing."""
         try:
-            self._daemon_call(machine, "stop", timeout=STOP_ANSWER, name=name, id=run_id, force=True)
+            self._daemon_call(machine, "stop", timeout=STOP_ANSWER, name=name, **args)
             return True
         except CommandError as exc:
-            return "runs no" in str(exc)
+            return "runs no" in str(exc)  # it has nothing of that name (and id) running any more
 
     def _still_abandoned(self, machine: str, rep: dict[str, Any]) -> bool:
         """(Under the lock) whether a reported part belongs to a failed start still to stop there."""
@@ -294,7 +294,7 @@ class MachineWatch:
             name, machines = self._abandoned.get(run_id, ("", set()))
             if machine not in machines:
                 return
-        if self._stop_run(machine, name, run_id):
+        if self._stop_run(machine, name, id=run_id, force=True):
             with self.lock:
                 self._forget_abandoned(machine, run_id)
             print(f"[dora-zenoh] machine '{machine}' is back: stopped what it had started of dataflow '{name}' "
@@ -311,11 +311,7 @@ class MachineWatch:
         threading.Thread(target=self._send_stop, args=(entry, part), daemon=True).start()
 
     def _send_stop(self, entry: Entry, part: RemotePart) -> None:
-        try:
-            self._daemon_call(part.machine, "stop", timeout=STOP_ANSWER, name=entry.name, **entry.stop_args)
-            delivered = True
-        except CommandError as exc:
-            delivered = "runs no" in str(exc)  # it has nothing of that name running any more
+        delivered = self._stop_run(part.machine, entry.name, **entry.stop_args)
         with self.lock:
             part.stop_sending, part.stop_delivered = False, delivered
             if delivered and not entry.active:
