@@ -57,6 +57,11 @@ class CpuLatencyError(DoraZenohError):
 
 
 # -- supervision ----------------------------------------------------------------------------
+class NodeClosedError(DoraZenohError, RuntimeError):
+    """`send_output` on a node after its ``close()`` (or its exit): its Zenoh session is gone,
+    so nothing more can be sent."""
+
+
 class NodeStartError(DoraZenohError, RuntimeError):
     """A node's process could not be started (its command is missing or not executable).
 
@@ -129,6 +134,7 @@ __all__ = [
     "DoraZenohError",
     "InsecureEndpointError",
     "LogDirError",
+    "NodeClosedError",
     "NodeConfigError",
     "NodeStartError",
     "NotAuthorizedError",

@@ -24,7 +24,7 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.console import say, warn
-from dora_zenoh.errors import NodeConfigError
+from dora_zenoh.errors import NodeClosedError, NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
 from dora_zenoh.node.api_extras import NodeExtras
@@ -505,14 +505,21 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             out[1] = seq + 1
             now = time_ns()
             att = _SEQ_TS % (seq, now) if not metadata else wire.attachment(seq, now, metadata)
-            if encoding is None:
-                out[0].put(payload, attachment=att)
-                if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
-                    out[2].put(payload, attachment=att)
-            else:
-                out[0].put(payload, encoding=encoding, attachment=att)
-                if out[2] is not None:
-                    out[2].put(payload, encoding=encoding, attachment=att)
+            try:
+                if encoding is None:
+                    out[0].put(payload, attachment=att)
+                    if out[2] is not None:  # a block-read output with data-key subscribers too: their copy
+                        out[2].put(payload, attachment=att)
+                else:
+                    out[0].put(payload, encoding=encoding, attachment=att)
+                    if out[2] is not None:
+                        out[2].put(payload, encoding=encoding, attachment=att)
+            except zenoh.ZError:
+                out[1] = seq  # not sent
+                if self._closed:  # Zenoh says only "session closed": name the call and the cause
+                    raise NodeClosedError(f"node '{self.node_id}': send_output('{output_id}') after close(): "
+                                          "the node has left the dataflow; send before closing it") from None
+                raise
         if now - self._yielded_at > self._yield_gap:  # let Zenoh's thread send it: see dora_zenoh.tuning.sched
             self._yielded_at = now
             _sched_yield()

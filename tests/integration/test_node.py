@@ -318,6 +318,32 @@ def test_undeclared_output_warns_once_and_drops_unless_strict(flow):
     assert not (flow.folder / "went-on").exists()
 
 
+def test_send_output_after_close_names_the_call(flow):
+    """Zenoh says only "session closed": the node's error names the output and the cause."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: talker
+            path: talker.py
+            outputs: [speech]
+    """)
+    flow.write("talker.py", """
+        from dora import Node
+        from dora_zenoh import NodeClosedError
+        node = Node()
+        node.send_output("speech", b"hi")
+        node.close()
+        try:
+            node.send_output("speech", b"late")
+        except NodeClosedError as e:
+            open("error.txt", "w").write(str(e))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert (flow.folder / "error.txt").read_text() == (
+        "node 'talker': send_output('speech') after close(): the node has left the dataflow; send before "
+        "closing it")
+
+
 def test_log_dir_that_cannot_be_made_is_a_clear_error(flow):
     flow.write("dataflow.yml", """
         nodes:
