@@ -257,7 +257,8 @@ class Coordinator(MachineWatch):
         try:
             # Files and builds first, on every machine: a failure there starts nothing anywhere.
             if entry.remote:
-                self._prepare_machines(desc, {m: p.nodes for m, p in entry.remote.items()}, wanted, build)
+                self._prepare_machines(desc, {m: p.nodes for m, p in entry.remote.items()}, wanted, build,
+                                       entry=entry)
             if build:
                 self._build_here(desc, {n.id for n in run.local_nodes()})
             self._check_not_stopped(entry)
@@ -285,6 +286,8 @@ class Coordinator(MachineWatch):
                     cast.close()
             with self.lock:
                 self.entries.pop(entry.id, None)
+            if entry.shipped is not None and self.ship is not None:
+                self.ship.withdraw(entry.shipped)
             later = (f"; machine(s) {', '.join(unreached)} did not answer: what they started of it is stopped "
                      "when their daemon reports again") if unreached else ""
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}{later}") from None
@@ -351,15 +354,20 @@ class Coordinator(MachineWatch):
         return placed
 
     def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
-                          keep: bool = True) -> dict[str, dict[str, Any]]:
-        """The dataflow's files on each machine of ``parts`` (shipped when needed) and their builds."""
+                          keep: bool = True, entry: Entry | None = None) -> dict[str, dict[str, Any]]:
+        """The dataflow's files on each machine of ``parts`` (shipped when needed) and their builds.
+        With ``entry``: its start's files (kept in ``entry.shipped``; see ship.prepare_machines)."""
         if self.machinery is None:
             raise CommandError("the coordinator is going down")
         if self.ship is None:
             self.ship = ship.Server(self.machinery)
         # On a loopback endpoint every daemon is on this machine (its commands come over the control socket)
         beside = frozenset(parts) if self.machinery is self.ctl else frozenset(parts) & {self.home}
-        answers = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep, beside)
+        pinned = entry.shipped if entry is not None else None
+        answers, offer = ship.prepare_machines(self.ship, desc, parts, name, build, self._daemon_call, keep, beside,
+                                               pinned=pinned, keep_offer=entry is not None)
+        if entry is not None and pinned is None:
+            entry.shipped = offer
         for machine, answer in sorted(answers.items()):
             if answer.get("copy"):
                 print(f"[dora-zenoh] dataflow '{name}': machine '{machine}' runs from its copy {answer['path']} "
@@ -540,6 +548,9 @@ class Coordinator(MachineWatch):
         for cast in (entry.lines, entry.relay):
             if cast is not None:
                 cast.close()
+        if entry.shipped is not None and self.ship is not None:  # no machine restarts from it any more
+            self.ship.withdraw(entry.shipped)
+            entry.shipped = None
         for part in [p for p in entry.remote.values() if p.machine]:  # over: what daemons kept for readers can go
             threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
                              kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()

@@ -106,6 +106,8 @@ class Entry:
     # Fail-fast across machines: the first node (on whichever machine) that failed for good,
     # as "node 'n' on machine 'm' <detail>", once the coordinator stopped every part for it.
     fail_fast_cause: str | None = None
+    # The start's shipped files (ship.Offer), kept for a machine that restarts its nodes later.
+    shipped: Any = field(default=None, repr=False)
 
     @property
     def id(self) -> str:

@@ -18,6 +18,7 @@ import zenoh
 
 from dora_zenoh.descriptor.placement import place, placement_of, remote_nodes, unplaced_nodes
 from dora_zenoh.errors import CommandError, SecretError
+from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
 from dora_zenoh.supervision.linecast import LineRelay
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
@@ -55,8 +56,8 @@ class MachineWatch:
     _down_started: bool
 
     if TYPE_CHECKING:
-        def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str,
-                              build: bool = False, keep: bool = True) -> dict[str, dict[str, Any]]: ...
+        def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
+                              keep: bool = True, entry: Entry | None = None) -> dict[str, dict[str, Any]]: ...
         def _fail_fast(self, entry: Entry, cause: str) -> None: ...
         def _supervise(self, entry: Entry) -> None: ...
 
@@ -365,7 +366,8 @@ class MachineWatch:
                 part.status = "lost"
                 return
         try:
-            self._prepare_machines(entry.run.desc, {machine: again}, entry.name)
+            self._prepare_machines(entry.run.desc, {machine: again}, entry.name, entry=entry)
+            self._say_changed_since_start(entry, machine, again)
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
                               restarts={n: part.restarts(n) + 1 for n in again},
@@ -385,6 +387,16 @@ class MachineWatch:
             part.nodes, part.status, part.heard = again, "running", time.monotonic()
             if gone:  # nodes that stay lost: a part of their own, never reported again
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
+
+    @staticmethod
+    def _say_changed_since_start(entry: Entry, machine: str, nodes: list[str]) -> None:
+        """Say which files a machine's restarted nodes do not run as they are now: they run the
+        start's (ship.prepare_machines, ``pinned``), as the other machines' nodes do."""
+        changed = ship.changed_since(entry.shipped) if entry.shipped is not None else []
+        if changed:
+            print(f"[dora-zenoh] dataflow '{entry.name}': {', '.join(nodes)} on machine '{machine}' run the files "
+                  f"the dataflow started with, as its other nodes do; changed since: {', '.join(changed)} (stop "
+                  "and start the dataflow to run the new ones)", flush=True)
 
     def _join_adopted(self, machine: str, rep: dict[str, Any]) -> bool:
         """Whether the dataflow of ``rep`` is adopted already (this machine's part then joins it)."""

@@ -17,6 +17,9 @@ the manifest's content is refused (the daemon names it) and recorded in the offe
 :func:`prepare_machines` then makes a new manifest and tries again, a bounded number of
 times, before it fails naming the file and the ignore file. The links between the
 coordinator and the daemons are the machines' mutual-TLS links.
+
+A start's offer is kept until the dataflow ends: a machine that restarts its nodes later (its
+daemon came back) gets the files the other machines started with, even if the folder changed.
 """
 from __future__ import annotations
 
@@ -279,10 +282,17 @@ class Server:
             self.offers[offer.token] = offer
         return offer
 
-    def withdraw(self, offer: Offer) -> None:
+    def serve(self, offer: Offer) -> None:
+        """Serve an offer made earlier again (a dataflow's start's, for a restart)."""
+        with self.lock:
+            self.offers[offer.token] = offer
+
+    def withdraw(self, offer: Offer, discard: bool = True) -> None:
+        """Stop serving ``offer``; ``discard=False`` keeps its copies for a later :meth:`serve`."""
         with self.lock:
             self.offers.pop(offer.token, None)
-        offer.discard()
+        if discard:
+            offer.discard()
 
     def close(self) -> None:
         try:
@@ -329,12 +339,14 @@ PREPARE_TIMEOUT = 600.0  # seconds a machine may take to fetch the files and run
 
 def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
                      call: Callable[..., dict[str, Any]], keep: bool = True,
-                     beside: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+                     beside: frozenset[str] = frozenset(), pinned: Offer | None = None,
+                     keep_offer: bool = False) -> tuple[dict[str, dict[str, Any]], Offer | None]:
     """Before anything starts: every machine of ``parts`` gets the dataflow's files (the same path or
     a copy) and runs its nodes' builds, all machines at once; ``call(machine, verb, **args)`` is the
-    coordinator's command to a daemon. Returns each machine's answer; CommandError naming every
-    machine that failed (then nothing was started anywhere). ``keep=False``: a build with no start
-    after it (``dora-zenoh build FILE``); each answer then holds its build output.
+    coordinator's command to a daemon. Returns each machine's answer and the offer shipped (None
+    when every machine is ``beside``); CommandError naming every machine that failed (then nothing
+    was started anywhere). ``keep=False``: a build with no start after it (``dora-zenoh build
+    FILE``); each answer then holds its build output.
 
     ``beside``: daemons on the coordinator's own machine. They run from the folder itself, never
     from a copy: its files may change all the time (a running node's output) and it is the same
@@ -343,12 +355,26 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
     A file that changed while it was shipped (the offer found it so) makes a new manifest and
     every machine prepares again (those already done fetch nothing), up to ATTEMPTS times: a
     file written once during a start (an editor's save) does not fail it; one written all the
-    time (a log) fails it, named, with the ignore file as the fix."""
+    time (a log) fails it, named, with the ignore file as the fix.
+
+    ``keep_offer``: the offer shipped is kept (its small files' content, its copies aside) for
+    ``pinned`` later: a machine that restarts its nodes then gets the files the others started
+    with, not what the folder holds by then (a helper's edit while a daemon was down ran on one
+    machine only, 4 Dec). Release it with ``server.withdraw(offer)``."""
+    if pinned is not None:
+        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep, beside, pinned)
+        if errors:
+            raise CommandError("; ".join(errors[m] for m in sorted(errors)) + (
+                f" ({', '.join(sorted(pinned.changed))} changed on the coordinator's machine since the dataflow "
+                "started, and the other machines run the start's version: stop and start the dataflow to run "
+                "the new one)" if pinned.changed else ""))
+        return answers, offer
     changed: set[str] = set()
     for attempt in range(1, ATTEMPTS + 1):
-        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep, beside)
+        answers, errors, offer = _prepare_once(server, desc, parts, name, build, call, keep, beside,
+                                               keep_offer=keep_offer)
         if not errors:
-            return answers
+            return answers, offer
         if offer is None or not offer.changed:
             raise CommandError("; ".join(errors[m] for m in sorted(errors)))
         changed |= offer.changed
@@ -362,13 +388,28 @@ def prepare_machines(server: Server, desc: Any, parts: dict[str, list[str]], nam
                        ".gitignore); then start the dataflow again")
 
 
+def changed_since(offer: Offer) -> list[str]:
+    """The files of ``offer``'s manifest whose content differs in its folder now (or that are gone):
+    what a machine restarting from that offer does not run (files added since are not shipped)."""
+    try:
+        now, _ = scan(offer.root)
+    except ShipError:
+        return sorted(offer.manifest.files)
+    return sorted(rel for rel, (_, sha, _) in offer.manifest.files.items()
+                  if now.files.get(rel, (0, None, False))[1] != sha)
+
+
 def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: str, build: bool,
-                  call: Callable[..., dict[str, Any]], keep: bool = True, beside: frozenset[str] = frozenset()
+                  call: Callable[..., dict[str, Any]], keep: bool = True, beside: frozenset[str] = frozenset(),
+                  pinned: Offer | None = None, keep_offer: bool = False
                   ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Offer | None]:
-    """One round of :func:`prepare_machines` with a fresh manifest: (answers, errors, the offer;
-    None when every machine is ``beside``)."""
-    offer: Offer | None = None
-    if set(parts) - beside:
+    """One round of :func:`prepare_machines` with a fresh manifest (or ``pinned``): (answers,
+    errors, the offer; None when every machine is ``beside``)."""
+    offer: Offer | None = pinned
+    if pinned is not None:
+        pinned.changed.clear()
+        server.serve(pinned)
+    elif set(parts) - beside:
         try:
             offer = server.offer(Path(desc.base_dir))
         except ShipError as exc:
@@ -395,6 +436,6 @@ def _prepare_once(server: Server, desc: Any, parts: dict[str, list[str]], name: 
         for t in threads:
             t.join()
     finally:
-        if offer is not None:
-            server.withdraw(offer)
+        if offer is not None:  # (a kept one's copies stay: its owner withdraws it at the end)
+            server.withdraw(offer, discard=pinned is None and not (keep_offer and not errors))
     return answers, errors, offer

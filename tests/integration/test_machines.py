@@ -525,6 +525,9 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
     info = machines.cli("node", "info", "proc", "-d", "lost")  # its counters are unknown, not zero
     assert info.returncode == 0 and "unknown (the node is lost" in info.stdout, info.stdout + info.stderr
     count = len(received(machines.tmp))
+    # Edited while b is down: b's restart runs the files the dataflow started with, as a's nodes do.
+    marker = machines.tmp / "edited-proc-ran"
+    (machines.tmp / "proc.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     machines.start_daemon("b")  # its restart_policy (on-failure) applies: a lost machine is a failure
     wait_for(lambda: machines.nodes("lost").get("proc", {}).get("status") == "running", 30, "proc to run again")
     proc = machines.nodes("lost")["proc"]
@@ -535,6 +538,10 @@ def test_daemon_killed_shows_its_nodes_lost_and_a_new_daemon_restarts_them(machi
     assert ("node 'proc' of dataflow 'lost' was lost with machine 'b'; restarting in 2 s (restart 1, "
             "restart_policy: on-failure)") in log, log[-2000:]
     wait_for(lambda: len(received(machines.tmp)) > count + 3, 30, "data through the restarted proc")
+    assert not marker.exists()
+    log = (machines.tmp / "a-coordinator-0.log").read_text()
+    assert ("proc on machine 'b' run the files the dataflow started with, as its other nodes do; changed since: "
+            "proc.py (stop and start the dataflow to run the new ones)") in log, log[-2000:]
 
 
 def test_remote_restart_policy_then_fail_fast_stops_every_machine(machines: Machines) -> None:

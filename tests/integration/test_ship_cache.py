@@ -146,7 +146,7 @@ def test_a_file_changed_while_shipped_gets_a_new_manifest_then_is_named(
             raise CommandError(f"machine '{machine}' did not get the files: {exc}") from None
         return {"path": str(prepared.root), "copy": prepared.copy}
 
-    answers = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call)
+    answers, _ = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call)
     assert (Path(answers["b"]["path"]) / "big.bin").read_bytes() == (root / "big.bin").read_bytes()
 
     rewrites["left"] = ship.ATTEMPTS
@@ -156,3 +156,57 @@ def test_a_file_changed_while_shipped_gets_a_new_manifest_then_is_named(
     assert "big.bin kept changing while the folder" in str(err.value), err.value
     assert str(root / ship.IGNORE_FILE) in str(err.value) and f"({ship.ATTEMPTS} attempts)" in str(err.value)
     assert not server.offers  # every offer withdrawn
+
+
+def test_a_restart_gets_the_files_the_start_shipped_or_a_clear_error(
+        tmp_path: Path, link: tuple[ship.Server, zenoh.Session]) -> None:
+    """A start's offer kept (``keep_offer``) ships its own versions later (``pinned``) though the
+    folder changed: a machine that restarts its nodes runs what the others run. A big file that
+    was neither kept nor copied aside, and changed since, fails that restart, saying why."""
+    from types import SimpleNamespace
+
+    from dora_zenoh.errors import CommandError
+
+    server, session = link
+    root = make_folder(tmp_path / "src")
+    desc = SimpleNamespace(base_dir=root, path=root / "flow.yml", nodes=[])
+    caches = iter(range(10))
+
+    def call(machine: str, verb: str, timeout: float, **args: object) -> dict:
+        cache = FileCache(tmp_path / f"cache{next(caches)}", session)  # a machine with nothing cached
+        files = {**args["files"], "root": str(tmp_path / "absent")}  # type: ignore[dict-item]
+        try:
+            prepared = cache.prepare(files, set())
+        except ShipError as exc:
+            raise CommandError(f"machine '{machine}' did not get the files: {exc}") from None
+        return {"path": str(prepared.root)}
+
+    start_a, start_big = (root / "nodes" / "a.py").read_bytes(), (root / "big.bin").read_bytes()
+    answers, offer = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call, keep_offer=True)
+    assert offer is not None and not server.offers  # kept, not served
+    (root / "nodes" / "a.py").write_text("print('edited')\n")
+    (root / "big.bin").write_bytes(os.urandom(ship.CHUNK + 1))
+    assert ship.changed_since(offer) == ["big.bin", "nodes/a.py"]
+    again, same = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call, pinned=offer)
+    assert same is offer and not server.offers
+    copy = Path(again["b"]["path"])
+    assert (copy / "nodes" / "a.py").read_bytes() == start_a  # kept in memory from the start's scan
+    assert (copy / "big.bin").read_bytes() == start_big  # copied aside when the start shipped it
+    server.withdraw(offer)
+
+    # A start whose machine had the big file already never had it copied aside: once it changes,
+    # a restart cannot get the start's version.
+    def cached(machine: str, verb: str, timeout: float, **args: object) -> dict:
+        prepared = FileCache(tmp_path / "warm", session).prepare({**args["files"], "root": str(root)}, set())
+        return {"path": str(prepared.root)}
+
+    _, offer = ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, cached, keep_offer=True)
+    assert offer is not None
+    (root / "big.bin").write_bytes(os.urandom(ship.CHUNK + 2))
+    with pytest.raises(CommandError) as err:
+        ship.prepare_machines(server, desc, {"b": ["n"]}, "flow", False, call, pinned=offer)
+    assert "big.bin" in str(err.value), err.value
+    assert ("big.bin changed on the coordinator's machine since the dataflow started, and the other machines run "
+            "the start's version: stop and start the dataflow to run the new one") in str(err.value), err.value
+    server.withdraw(offer)
+    assert not server.offers
