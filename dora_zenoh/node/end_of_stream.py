@@ -37,7 +37,7 @@ DROP_READER_WAIT = 1.0
 # After the runner's STOP, the wait ends this long before the dataflow's grace period does
 # ($DORA_ZENOH_STOP_GRACE), so that the node says who it waited for instead of being killed.
 GRACE_MARGIN = 1.0
-# After the runner's STOP, a node's STOP event waits for its block inputs' sources to end, up to
+# After the runner's STOP, a node's STOP event waits for its inputs' sources to end, up to
 # this share of the grace period (less the margin): see EndOfStream._drain_then_stop.
 DRAIN_SHARE = 0.5
 
@@ -166,13 +166,14 @@ class EndOfStream:
 
     def _drain_then_stop(self, inputs: list[InputQueue], put_stop: Callable[[], None]) -> None:
         """The runner's STOP reached every node at about the same time: hand this node its STOP
-        once ``inputs`` (block inputs whose sources were up) have closed, each after the last
-        message its source sent, so that what a source sends between its STOP and its exit
-        reaches its block readers, which end their loop at STOP (dora's rule). Before, they
-        missed it uncounted: 79 readers of an 80-node fan-out got STOP ~2 s before their source
-        and lost its last 18-31 messages (4 Dec). Bounded by DRAIN_SHARE of the grace period: a
-        source that ignores STOP, or a cycle of block inputs, delays the STOP no further; then
-        whatever has not arrived is the reader's to miss, as before."""
+        once ``inputs`` (inputs whose sources were up, of either queue policy) have closed, each
+        after the last message its source sent, so that what a source sends between its STOP
+        and its exit reaches its readers, which end their loop at STOP (dora's rule). Before,
+        they missed it uncounted: 79 block readers of an 80-node fan-out got STOP ~2 s before
+        their source and lost its last 18-31 messages; drop_oldest readers with room in their
+        queues lost 2-3 in a 5-node chain (4 Dec). Bounded by DRAIN_SHARE of the grace period: a
+        source that ignores STOP, or a cycle, delays the STOP no further; then whatever has not
+        been read is counted at exit (InputQueue.report_at_exit)."""
         left = self._grace_left(time.monotonic())
         limit = max(0.0, ((10.0 if left is None else left) - GRACE_MARGIN) * DRAIN_SHARE)
         deadline = time.monotonic() + limit

@@ -570,6 +570,30 @@ class Inbox:
             kept.append(item)
         self._local = kept
 
+    def unread_primary(self) -> int:
+        """At exit: how many of the primary input's messages were taken from the ring and not
+        read; the ring's rest (none once its INPUT_CLOSED is queued), taken out now, is added to
+        its ``unread``."""
+        primary = self.primary
+        if primary is None:
+            return 0
+        local = sum(1 for item in self._local if item.__class__ is _SAMPLE)
+        if self._primary_ended:
+            return local
+        waiting = 0
+        try:
+            for _ in range(self._primary_size + len(self._pending) + 1):  # (a sender still putting: bounded)
+                sample = self._try_recv()
+                if sample is None:
+                    break
+                att = sample.attachment
+                if not (sample.kind == _DELETE and att is not None and att.to_bytes()[:3] == MARK):
+                    waiting += 1
+        except Exception:  # noqa: BLE001 - closed, or the node's thread is in recv(): not counted
+            pass
+        primary.unread += waiting
+        return local
+
     def put_back(self, item: Any) -> None:
         """Make ``item`` the next thing ``get()`` returns (an event taken out only to look
         whether one was there: ``Node.is_empty``, a cancelled ``recv_async``)."""

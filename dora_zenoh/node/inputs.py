@@ -43,7 +43,7 @@ class InputQueue:
         self.block = block
         self.dropped = 0
         self.reported = False  # its totals were said (report_closed, or report_at_exit)
-        self.unread = 0  # (a block input's FIFO) messages that had arrived when the node ended
+        self.unread = 0  # messages that had arrived when the node ended, in a FIFO or the inbox's ring
         self.closed = False
         self.lock = threading.Lock()
         self.not_full = threading.Condition(self.lock)
@@ -317,19 +317,23 @@ class InputQueue:
             else:
                 warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
 
-    def report_at_exit(self, sent: int | None = None) -> None:
+    def report_at_exit(self, sent: int | None = None, queued: int | None = None) -> None:
         """The node ends (STOP, its own choice) before this input closed: what it dropped is
-        still said (its total was only ever said at INPUT_CLOSED), and for a block input what
-        its source sent that it never read (its node ended first: a reader still behind when
-        its STOP came, past the wait for its sources, see EndOfStream._drain_then_stop).
-        ``sent``: the source's count now, if it answered (else only what had arrived counts)."""
-        if self.block and not self.closed:
-            queued = sum(1 for item in self.items if item is not CLOSED)
+        still said (its total was only ever said at INPUT_CLOSED), and what its source sent that
+        it never read (its node ended first: a reader still behind when its STOP came, past the
+        wait for its sources, see EndOfStream._drain_then_stop, or one that chose to end).
+        ``sent``: the source's count now, if it answered (else only what had arrived counts);
+        ``queued``: what the node had taken in and not read, if not this queue's items (the
+        primary input's, in the inbox)."""
+        if not self.reported and self.timer_ns is None and not self.stdout:  # (its INPUT_CLOSED not handed out)
+            if queued is None:
+                queued = sum(1 for item in self.items if item is not CLOSED)
             total = sent if sent is not None else self.expect
             beyond = total - self._got() if total is not None and self.last_seq is not None else self.unread
             if queued + max(0, beyond):
+                policy = "queue_policy: block" if self.block else f"queue_policy: drop_oldest, queue_size={self.size}"
                 warn(f"input '{self.id}': {queued + max(0, beyond)} message(s) its source sent were not read when "
-                     "the node ended (queue_policy: block)")
+                     f"the node ended ({policy})")
         if self.reported or not self.dropped:
             return
         self.reported = True

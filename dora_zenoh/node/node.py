@@ -347,13 +347,13 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
 
     def _sources_sent(self) -> dict[tuple[str | None, str | None], int]:
-        """At exit, for block inputs still open: how many their sources have sent (their stats,
-        0.5 s at most), so that what never reached this node is counted too."""
+        """At exit, for inputs still open: how many their sources have sent (their stats, 0.5 s
+        at most), so that what never reached this node is counted too."""
         with self._state:  # (a source that is gone would not answer: no wait for it)
-            open_block = {q.source_node for q in self._data_inputs
-                          if q.block and not q.closed and not q.stdout and q.source_node in self._alive}
+            open_sources = {q.source_node for q in self._data_inputs
+                          if not q.closed and not q.stdout and q.source_node in self._alive}
         counts: dict[tuple[str | None, str | None], int] = {}
-        for source in sorted(n for n in open_block if n is not None):
+        for source in sorted(n for n in open_sources if n is not None):
             try:
                 for reply in self._session.get(keys.stats_key(self._cfg.prefix, self._dataflow, source), timeout=0.5):
                     if reply.ok is not None:
@@ -376,9 +376,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             if cause == STOP_MANUAL:  # the runner's stop: its grace period runs (see _await_readers)
                 self._stop_at = time.monotonic()
                 drain = [q for q in self._data_inputs
-                         if q.block and not q.stdout and not q.closed and q.source_node in self._alive]
+                         if not q.stdout and not q.closed and q.source_node in self._alive]
             self._state.notify_all()
-        if drain:  # STOP after what the block inputs' sources still send (see EndOfStream._drain_then_stop)
+        if drain:  # STOP after what the inputs' sources still send (see EndOfStream._drain_then_stop)
             self._helpers.start(self._drain_then_stop, drain, self._put_stop, name="dora-zenoh-drain")
         else:
             self._put_stop()
@@ -547,8 +547,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 q.release()
             self._wake.release_fifos()  # a Zenoh thread waiting for room would hold up the acks below
             behind = self._sources_sent()
+            in_inbox = self._wake.unread_primary()  # (the ring's rest counts as the primary input's unread)
             for q in self._inputs.values():  # (after the FIFOs: what waited in them counts as unread)
-                q.report_at_exit(behind.get((q.source_node, q.source_output)))
+                q.report_at_exit(behind.get((q.source_node, q.source_output)),
+                                 in_inbox if q is self._primary else None)
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid,  # inputs: where a restart of this node resumes
