@@ -101,7 +101,9 @@ class BackoffCap:
                 continue
             if not inode.startswith("socket:"):
                 continue
-            pair = known[inode] if inode in known else _addresses(int(name))
+            # (a socket not connected at the last look, a dial in progress, is looked at again:
+            # kept as None, the link it became stayed uncapped and lingering)
+            pair = known.get(inode) or _addresses(int(name))
             self._sockets[inode] = pair
             if pair in wanted and self._set(int(name)):
                 self._done.add(wanted[pair])

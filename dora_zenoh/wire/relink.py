@@ -17,6 +17,7 @@ a link that outlived an outage carries data again soon after its return.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -32,7 +33,7 @@ POLL = 0.5  # seconds between looks at the session's links
 FIRST_TRY = 0.2  # seconds after a transport closed before the far listener is tried
 PROBE_TIMEOUT = 1.0  # seconds a TCP dial of the far listener may take before it counts as unreachable
 RETRY_MAX = 0.5  # seconds between tries while the far listener is unreachable
-INTRODUCE_WAIT = 3.0  # seconds the introducing session stays open for the two to link
+INTRODUCE_WAIT = 1.0  # seconds the introducing session stays open for the two to link (then a new one)
 
 
 def _backoff_cap() -> backoff.BackoffCap:
@@ -124,6 +125,7 @@ class Relinker:
                 linked = self._linked()
                 if linked is None or zid in linked:
                     return
+                tried = time.monotonic()
                 reachable = zconfig.dial(listener, PROBE_TIMEOUT)
                 if reachable is False:  # refused: nothing listens there any more
                     with self._lock:
@@ -132,7 +134,8 @@ class Relinker:
                 if reachable and self._introduce(zid, listener):
                     self.relinked += 1
                     return
-                self._closing.wait(RETRY_MAX)
+                # (a dial that timed out has waited already: the link's return is not missed by more)
+                self._closing.wait(max(0.0, RETRY_MAX - (time.monotonic() - tried)))
         finally:
             with self._lock:
                 self._busy.discard(zid)
@@ -156,6 +159,10 @@ class Relinker:
                     return False
             return False
         finally:
+            # its links to a far end that is unreachable again would hold close() for Zenoh's 10 s
+            # linger, on this thread and the node's runtime (see backoff)
+            with contextlib.suppress(zenoh.ZError):
+                backoff.BackoffCap(self.backoff.ms).cover(helper.info.links())
             helper.close()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import time
+import types
 
 import pytest
 import zenoh
@@ -103,3 +104,38 @@ def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
 def test_addresses_of_endpoints(endpoint: str, expected: tuple[str, int] | None) -> None:
     got = backoff.address_of(endpoint)
     assert (None if got is None else (str(got[0]), got[1])) == expected
+
+
+def test_a_socket_still_dialing_at_one_look_is_capped_once_it_carries_a_link() -> None:
+    """A link dialed during an outage: its socket exists, not connected yet (SYN_SENT), when a look
+    at the descriptors happens; it once stayed "not a TCP link" for good, so the link it became kept
+    TCP's back-off and Zenoh's 10 s linger (a 14 s outage of data after a 10 s one)."""
+    endpoint = zconfig.free_tcp_endpoint()
+    listener = socket.create_server(("127.0.0.1", 0))
+    dialing = socket.socket()
+    dialing.bind(("127.0.0.1", 0))  # a descriptor with an address, no peer yet
+    a = zenoh.open(zconfig.peer_config([], [endpoint]))
+    b = zenoh.open(zconfig.peer_config([endpoint], []))
+    accepted = None
+    try:
+        deadline = time.monotonic() + 20
+        while not list(a.info.links()):
+            assert time.monotonic() < deadline, "the two sessions did not link"
+            time.sleep(0.05)
+        cap = backoff.BackoffCap(1500, beyond_only=False)
+        cap.cover(a.info.links())  # a look at every descriptor: `dialing` among them, unconnected
+        assert cap.capped == 1
+        dialing.connect(listener.getsockname())
+        accepted, _ = listener.accept()
+        own, peer = dialing.getsockname(), dialing.getpeername()
+        # the link the dial became, as session.info.links() names it (src, dst)
+        link = types.SimpleNamespace(src=f"tcp/{own[0]}:{own[1]}", dst=f"tcp/{peer[0]}:{peer[1]}")
+        cap.cover([link])
+        assert cap.capped == 2 and _rto_max(dialing.fileno()) == 1500
+        assert _linger(dialing.fileno())[0] == 0
+    finally:
+        b.close()
+        a.close()
+        for sock in (dialing, listener, accepted):
+            if sock is not None:
+                sock.close()
