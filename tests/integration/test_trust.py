@@ -707,6 +707,25 @@ CHAIN_SOURCE = """
 """
 
 
+
+def counting_reader(pause: float, stop_at: int = 0) -> str:
+    """rx.py: counts its messages (taking ``pause`` s over each) into rx.json; ends its loop by
+    itself after ``stop_at`` of them, if given."""
+    return f"""
+        import json, time
+        from dora import Node
+        node = Node()
+        got = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                got += 1
+                time.sleep({pause})
+                if got == {stop_at}:
+                    break
+        json.dump(got, open("rx.json", "w"))
+    """
+
+
 @pytest.mark.parametrize("policy", ["block", "drop_oldest"])
 def test_a_stopped_chain_hands_every_message_down_before_stop(flow, policy):
     """`--stop-after` (the runner's STOP reaches every node at once) in a chain: each node gets
@@ -857,17 +876,7 @@ def test_a_block_reader_too_slow_to_finish_before_its_stop_counts_what_it_missed
               data: {source: tx/data, queue_policy: block}
     """)
     flow.write("tx.py", CHAIN_SOURCE)
-    flow.write("rx.py", """
-        import json, time
-        from dora import Node
-        node = Node()
-        got = 0
-        for event in node:
-            if event["type"] == "INPUT":
-                got += 1
-                time.sleep(0.005)
-        json.dump(got, open("rx.json", "w"))
-    """)
+    flow.write("rx.py", counting_reader(0.005))
     res = flow.run("--stop-after", "3s", "--grace", "3s", timeout=120)
     assert res.returncode == 0, res.stderr
     sent, got = flow.result("src.json"), flow.result("rx.json")
@@ -898,19 +907,7 @@ def test_a_drop_oldest_reader_that_ends_early_says_what_it_left_unread(flow):
         for event in node:  # up until STOP: its count is asked for when rx ends
             pass
     """)
-    flow.write("rx.py", """
-        import json, time
-        from dora import Node
-        node = Node()
-        got = 0
-        for event in node:
-            if event["type"] == "INPUT":
-                got += 1
-                time.sleep(0.002)
-                if got == 100:
-                    break
-        json.dump(got, open("rx.json", "w"))
-    """)
+    flow.write("rx.py", counting_reader(0.002, stop_at=100))
     res = flow.run("--stop-after", "4s", timeout=120)
     assert flow.result("rx.json") == 100, res.stderr
     assert ("input 'data': 1900 message(s) its source sent were not read when the node ended (queue_policy: "
