@@ -213,6 +213,7 @@ class CacheRepair:
         self.node, self.input_id, self.source = node, input_id, source
         self.recovered = 0  # messages the cache gave back (tests look)
         self.lost = 0       # messages the cache no longer had
+        self.queries = 0    # queries sent to caches (tests look)
 
     def fetch(self, sample: zenoh.Sample, first: int, count: int, meanwhile: Callable[[], None]) -> list:
         """The messages numbered ``first`` .. ``first + count - 1`` (our sequence numbers) that
@@ -222,8 +223,8 @@ class CacheRepair:
         if info is not None and info.source_sn > 0:
             sn = info.source_sn
             # Up to the sample itself, which the cache holds: an answer without it means no answer.
-            sel = (f"{self._key}/@adv/*/{info.source_id.zid}/{info.source_id.eid}/**"
-                   f"?_sn={max(0, sn - count)}..{sn}")
+            prefix = f"{self._key}/@adv/*/{info.source_id.zid}/{info.source_id.eid}/**"
+            sel = f"{prefix}?_sn={max(0, sn - count)}..{sn}"
             answered = threading.Event()
 
             def keep(reply: Any) -> None:  # on a Zenoh thread
@@ -236,12 +237,20 @@ class CacheRepair:
                     found[seq] = got
 
             deadline = time.monotonic() + REPAIR_PATIENCE
+            reachable = False
             while True:
                 self._ask(sel, keep, deadline, meanwhile)
-                if answered.is_set() or time.monotonic() >= deadline:
+                if answered.is_set() or reachable or time.monotonic() >= deadline:
                     break
                 # No answer: no route to the cache yet (the link's old transport closed as the
-                # gap was declared); the new one comes within a second or so.
+                # gap was declared; the new one comes within a second or so), or the cache no
+                # longer holds even the sample (sends since pushed it out: the gap was longer than
+                # the cache). Its newest sample answering tells the second: then one more ask
+                # (the route may have come between the two) and the gap counts at once, not
+                # after REPAIR_PATIENCE (data held 3 s after every long outage).
+                reachable = self._answers(f"{prefix}?_max=1", deadline, meanwhile)
+                if reachable:
+                    continue
                 until = time.monotonic() + 0.1
                 while time.monotonic() < until:
                     meanwhile()
@@ -258,11 +267,23 @@ class CacheRepair:
             warn(miss_message(self.node, self.input_id, self.source, lost, self.lost))
         return recovered
 
+    def _answers(self, sel: str, deadline: float, meanwhile: Callable[[], None]) -> bool:
+        """Whether the sender's cache answers ``sel`` with a sample (it is reachable)."""
+        answered = threading.Event()
+
+        def keep(reply: Any) -> None:  # on a Zenoh thread
+            if reply.ok is not None:
+                answered.set()
+
+        self._ask(sel, keep, deadline, meanwhile)
+        return answered.is_set()
+
     def _ask(self, sel: str, keep: Callable[[Any], None], deadline: float, meanwhile: Callable[[], None]) -> None:
         """One query, sent from a thread of its own while this one calls ``meanwhile``: the
         query can wait for a lock that a Zenoh thread holds while it waits for room in the FIFO
         (a closing link's queries are finalized under Zenoh's query lock, and finalizing
         Zenoh's recovery query flushes what it held into the FIFO: py-spy, docs/design/outage.md)."""
+        self.queries += 1
         timeout = max(0.1, deadline - time.monotonic())
 
         def ask(done: Callable[[], None]) -> None:

@@ -373,6 +373,45 @@ def test_a_gap_recovery_gave_up_on_is_fetched_again_from_the_cache(link: Link, m
     assert "lost" not in err
 
 
+def test_a_gap_longer_than_the_cache_is_counted_without_waiting_for_it(link: Link, monkeypatch, capfd) -> None:
+    """The sender keeps 5 messages; 50 are sent while the link is down, then 20 live ones. The
+    first live message shows the gap, and by the time the reader asks the cache for it, the cache
+    no longer holds even that message: the range asked gets no answer, as when there is no route
+    to the cache yet. It used to ask again and again for REPAIR_PATIENCE (3 s, ~20 queries, the
+    input held meanwhile: data came back 3.3-3.7 s after every long outage, a helper's runs); now
+    the cache's newest message answers a probe, one more ask confirms, and the 50 count at once."""
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", "5")
+    monkeypatch.setenv("DORA_ZENOH_REPLAY_BYTES", "0")
+    q = InputQueue("data", 100000, True, Tokens(), "src", "out")
+    fifo = FifoInput(link.reader, KEY, q, declare=lambda ch: PlainWithRepair(link.reader, ch))
+    pub = replay.declare_publisher(link.sender, KEY, congestion_control=zenoh.CongestionControl.BLOCK)
+    wait_until(lambda: pub.matching_status.matching, 30, "the reader's subscription")
+
+    def seqs() -> list[int]:
+        while fifo.poll():
+            pass
+        return [seq_of(s) for s in list(q.items)]
+
+    try:
+        _send(pub, 0, 9)
+        wait_until(lambda: len(seqs()) == 10, 30, "the first messages")
+        link.relay.unplug()
+        wait_until(lambda: not pub.matching_status.matching, 30, "the sender to see the reader go")
+        _send(pub, 10, 59)  # no link, and more than the cache keeps
+        link.relay.plug()
+        wait_until(lambda: pub.matching_status.matching, 30, "the reader's subscription again")
+        _send(pub, 60, 79)  # live: 60 shows the gap, and the 19 after it push it out of the cache
+        wait_until(lambda: len(seqs()) >= 30, 60, "the live messages")
+    finally:
+        for _ in range(200):  # on failure: room in the FIFO lets Zenoh's thread go, so the close can end
+            fifo.poll()
+        fifo.release()
+    assert seqs() == list(range(10)) + list(range(60, 80))
+    assert fifo.repair.lost == 50 and fifo.repair.recovered == 0
+    assert fifo.repair.queries <= 3, fifo.repair.queries  # the gap, the probe, the gap again
+    assert "lost 50 message(s) of src/out that its sender no longer kept" in capfd.readouterr().err
+
+
 def test_a_notice_from_another_machine_is_acknowledged_once_its_messages_are_taken(tmp_path, monkeypatch) -> None:
     """A reader on another machine acknowledged its source's end-of-stream notice as it came, so
     the source ended, and its replay cache with it, while the reader was still recovering what
