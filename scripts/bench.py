@@ -15,7 +15,8 @@ Cases (select with --cases):
   idle        CPU of node processes waiting for an input that never comes / a slow timer
   scale       a chain (source -> N-2 forwarders -> sink) and a fan-out (source -> N-1 readers) of
               --scale-nodes nodes, source on a --scale-period-ms timer: time to the last node's
-              first message, whether every edge delivered from the first message and lost none,
+              first message, whether every edge delivered from the first message and lost none
+              (and whether the nodes reported every loss: their logs are read),
               CPU at that rate and idle, PSS per node, TCP connections; a clean end (no ZError,
               no panic, runner exit 0)
   record      first the MCAP writer alone (no Zenoh: what one core can write, per compression);
@@ -49,6 +50,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -103,12 +105,15 @@ QUICK = {"sizes": "8,65536", "rounds": 50, "warmup": 5, "repeat": 1,
          "busy_count": 20, "pipeline_count": 100, "record_runs": "8:20000:1,1048576:200:1,1024:1000:1",
          "writer_runs": "8:50000,1048576:100",
          "scale_seconds": 2.0, "scale_nodes": "20"}
-SCALE_KEYS = ("first_s", "start_cpu_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost")
+SCALE_KEYS = ("first_s", "start_cpu_s", "busy_cpu_pct", "idle_cpu_pct", "pss_mib_per_node", "tcp_connections", "end_s", "lost",
+              "reported_lost", "unreported_lost", "exits_that_gave_up")
 SCALE_COLUMNS = [("first_s", "run to last node's 1st msg, s", 2),
                  ("start_cpu_s", "CPU s until then (tree)", 1), ("busy_cpu_pct", "CPU % (msgs flowing)", 0),
                  ("idle_cpu_pct", "CPU % idle", 1), ("pss_mib_per_node", "PSS MiB/node", 1),
                  ("tcp_connections", "TCP conns", 0), ("end_s", "stop to runner exit, s", 1),
-                 ("lost", "msgs lost (all readers)", 0)]
+                 ("lost", "msgs lost (all readers)", 0), ("reported_lost", "drops the nodes reported", 0),
+                 ("unreported_lost", "lost, not reported", 0),
+                 ("exits_that_gave_up", "exits that gave up on a reader", 0)]
 
 # Every process this script starts, so that any exit path can end them (and their trees).
 _LIVE: list[subprocess.Popen] = []
@@ -661,6 +666,28 @@ def scale_dataflow(shape: str, nodes: int, period_ms: int, files: dict[str, Path
     return flow
 
 
+def chain_upto(node_id: str, nodes: int) -> list[str]:
+    """The relays of a scale chain from the source's first reader up to ``node_id``, itself included."""
+    last = nodes - 1 if node_id == "sink" else int(node_id[1:])
+    return [f"n{i}" for i in range(1, min(last, nodes - 2) + 1)] + (["sink"] if node_id == "sink" else [])
+
+
+def reported_drops(logs: dict[Path, str]) -> tuple[list[str], dict[str, int]]:
+    """The lines in which nodes said an input dropped or lost messages, and the total per node
+    (from their log files ``log_<node>.txt``; the source's timer input 'tick' left out: skipped
+    ticks are not messages)."""
+    said: list[str] = []
+    by_node: dict[str, int] = {}
+    for path, text in logs.items():
+        node_id = path.name.split(".txt")[0].removeprefix("log_")
+        for line in text.splitlines():
+            m = re.search(r"input '(?!tick')[^']+' (?:dropped|lost) (\d+) message", line)
+            if m:
+                said.append(f"{node_id}: {line}")
+                by_node[node_id] = by_node.get(node_id, 0) + int(m.group(1))
+    return said, by_node
+
+
 def tree_of(root_pid: int) -> list[psutil.Process]:
     """The runner and every process under it."""
     try:
@@ -728,29 +755,39 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
             error = finish(run, opts.timeout)
             end_s = time.time() - stopped
             # the runner's output and every node log (dora-zenoh's; dora-rs writes its own elsewhere)
-            logs = [run.log, *run.workdir.glob("logs/**/log_*.txt*")]
-            text = "".join(p.read_text(errors="replace") for p in logs if p.exists())
+            node_logs = {p: p.read_text(errors="replace") for p in run.workdir.glob("logs/**/log_*.txt*")}
+            text = "".join([run.log.read_text(errors="replace") if run.log.exists() else "", *node_logs.values()])
         problems = [w for w in ("ZError", "panicked", "Traceback") if w in text]
+        # what the nodes said they dropped or lost (each at its own data input), and exits that gave up
+        # waiting for a reader: a loss the nodes did not report is a defect, a reported one is not
+        said, by_node = reported_drops(node_logs)
+        reported = sum(by_node.values())
+        gave_up = len(re.findall(r"exiting after waiting", text))
         sent = json.loads((files["stamps"] / "source.json").read_text())["sent"] \
             if (files["stamps"] / "source.json").exists() else None
-        lost, late, short = 0, [], []
+        lost, unreported, late, short = 0, 0, [], []
         for p in files["stamps"].glob("*.json"):
             if p.stem == "source" or sent is None:
                 continue
             got = json.loads(p.read_text())
             lost += max(0, sent - got["count"])
+            # what this reader lacks beyond the drops said on its way from the source (a chain's
+            # relays up to it, or the reader itself): a loss nobody reported
+            upstream = [p.stem] if shape == "fanout" else chain_upto(p.stem, nodes)
+            unreported += max(0, sent - got["count"] - sum(by_node.get(n, 0) for n in upstream))
             if got["first_seq"] not in (0, None):
                 late.append(f"{p.stem} first got #{got['first_seq']}")
             if got["count"] != sent:
                 short.append(f"{p.stem}: {got['count']} of {sent}")
-        reported = len(list(files["stamps"].glob("*.json"))) - 1
-        if error or problems or late or sent is None or reported != readers:
+        done = len(list(files["stamps"].glob("*.json"))) - 1
+        if error or problems or late or sent is None or done != readers:
             return {"error": (error or "") + (f" log has {problems}" if problems else "")
-                    + (f" {reported} of {readers} readers reported" if reported != readers else "")
+                    + (f" {done} of {readers} readers reported" if done != readers else "")
                     + (f" edges that missed the first message: {late[:5]}" if late else "")}
         return {"first_s": first_s, "start_cpu_s": start_cpu, "busy_cpu_pct": busy, "idle_cpu_pct": idle, "pss_mib_per_node": pss / procs,
                 "processes": procs, "tcp_connections": tcp, "end_s": end_s, "sent": sent, "lost": lost,
-                "short_readers": short[:10]}
+                "reported_lost": reported, "unreported_lost": unreported, "exits_that_gave_up": gave_up, "short_readers": short[:10],
+                "reported_lines": said[:20]}
 
 
 def scale_table(summary: dict, names: list[str]) -> str:
