@@ -222,7 +222,7 @@ class CacheRepair:
         info = sample.source_info
         if info is not None and info.source_sn > 0:
             sn = info.source_sn
-            # Up to the sample itself, which the cache holds: an answer without it means no answer.
+            # Up to the sample itself: any answer at all means the cache was reached.
             prefix = f"{self._key}/@adv/*/{info.source_id.zid}/{info.source_id.eid}/**"
             sel = f"{prefix}?_sn={max(0, sn - count)}..{sn}"
             answered = threading.Event()
