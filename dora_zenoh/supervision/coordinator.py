@@ -89,7 +89,7 @@ class Coordinator(MachineWatch):
         self.labels: dict[str, dict[str, str]] = {}  # machine id -> its daemon's --labels (its reports)
         self.pids: dict[str, int] = {}  # machine id -> its daemon's pid (its reports; `down` ends this machine's)
         self._heard: dict[str, float] = {}  # machine -> monotonic time of its last state report
-        self._abandoned: dict[str, tuple[str, set[str]]] = {}  # failed starts' parts to stop (MachineWatch)
+        self._abandoned: dict[str, tuple[str, dict[str, bool]]] = {}  # failed starts' parts (MachineWatch)
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
 

@@ -51,7 +51,9 @@ class MachineWatch:
     labels: dict[str, dict[str, str]]  # machine id -> its daemon's --labels (its reports)
     pids: dict[str, int]  # machine id -> its daemon's pid (its reports)
     _heard: dict[str, float]  # machine -> monotonic time of its last state report
-    _abandoned: dict[str, tuple[str, set[str]]]  # run id of a failed start -> (name, machines not stopped yet)
+    # run id of a failed start -> (its name, {machine sent `spawn`: whether it got the stop}), until
+    # each reports that part ended (or no longer reports it): never adopted meanwhile
+    _abandoned: dict[str, tuple[str, dict[str, bool]]]
     _lost_at: dict[str, float]  # machine -> monotonic time it was last lost
     _down_started: bool
 
@@ -198,9 +200,10 @@ class MachineWatch:
             for rep in parts:
                 entry = by_id.get(rep.get("id"))
                 if entry is None:
-                    if self._still_abandoned(machine, rep):
+                    still = self._still_abandoned(machine, rep)
+                    if still == "stop":
                         abandoned.append(str(rep.get("id")))
-                    elif rep.get("status") != "ended" and not self._down_started:
+                    elif still is None and rep.get("status") != "ended" and not self._down_started:
                         adopt.append(rep)
                     continue
                 part = entry.remote.get(machine)
@@ -225,6 +228,8 @@ class MachineWatch:
                                              f"{first.get('detail') or 'failed'}"))
             # A new daemon process for a machine whose part was lost: its nodes died with the old one.
             reported = {rep.get("id") for rep in parts}
+            for run_id in [i for i, (_, sent) in self._abandoned.items() if machine in sent and i not in reported]:
+                self._forget_abandoned(machine, run_id)  # that failed start's part is gone from there
             respawn = [e for e in self.entries.values() if e.active and not e.stop_requested and machine in e.remote
                        and e.remote[machine].status == "lost" and e.remote[machine].waits and e.id not in reported]
             for entry in respawn:
@@ -257,12 +262,12 @@ class MachineWatch:
         next report, by run id, and its part is never adopted: the start of a part whose answer
         was lost in a partition used to run on after the failed start, and was adopted as a
         dataflow of 1 of 3 nodes (a helper's run, 4 Dec). The machines not reached."""
-        unreached = [p.machine for p in entry.remote.values()
-                     if p.spawn_asked and not self._stop_run(p.machine, entry.name, id=entry.id, force=True)]
-        if unreached:
+        sent = {p.machine: self._stop_run(p.machine, entry.name, id=entry.id, force=True)
+                for p in entry.remote.values() if p.spawn_asked}
+        if sent:  # a machine that got the stop still reports its part, stopping, for a while: not adopted
             with self.lock:
-                self._abandoned[entry.id] = (entry.name, set(unreached))
-        return unreached
+                self._abandoned[entry.id] = (entry.name, sent)
+        return [m for m, delivered in sent.items() if not delivered]
 
     def _stop_run(self, machine: str, name: str, **args: Any) -> bool:
         """`stop` dataflow ``name`` on a machine (``args``: the daemon's grace, force, and id: a
@@ -273,31 +278,35 @@ class MachineWatch:
         except CommandError as exc:
             return "runs no" in str(exc)  # it has nothing of that name (and id) running any more
 
-    def _still_abandoned(self, machine: str, rep: dict[str, Any]) -> bool:
-        """(Under the lock) whether a reported part belongs to a failed start still to stop there."""
-        name, machines = self._abandoned.get(str(rep.get("id")), ("", set()))
-        if machine not in machines:
-            return False
+    def _still_abandoned(self, machine: str, rep: dict[str, Any]) -> str | None:
+        """(Under the lock) whether a reported part belongs to a failed start: "stop" (it has not
+        got the stop yet), "stopping" (it has: not to be adopted while it ends), None (it does not,
+        or that part ended)."""
+        run_id = str(rep.get("id"))
+        name, sent = self._abandoned.get(run_id, ("", {}))
+        if machine not in sent:
+            return None
         if rep.get("status") == "ended":
-            self._forget_abandoned(machine, str(rep.get("id")))
-            return False
-        return True
+            self._forget_abandoned(machine, run_id)
+            return None
+        return "stopping" if sent[machine] else "stop"
 
     def _forget_abandoned(self, machine: str, run_id: str) -> None:
-        """(Under the lock) that failed start's part on ``machine`` is stopped."""
-        name, machines = self._abandoned.get(run_id, ("", set()))
-        machines.discard(machine)
-        if not machines:
+        """(Under the lock) that failed start's part on ``machine`` ended."""
+        name, sent = self._abandoned.get(run_id, ("", {}))
+        sent.pop(machine, None)
+        if not sent:
             self._abandoned.pop(run_id, None)
 
     def _stop_abandoned(self, machine: str, run_id: str) -> None:
         with self.lock:
-            name, machines = self._abandoned.get(run_id, ("", set()))
-            if machine not in machines:
+            name, sent = self._abandoned.get(run_id, ("", {}))
+            if sent.get(machine) is not False:
                 return
         if self._stop_run(machine, name, id=run_id, force=True):
             with self.lock:
-                self._forget_abandoned(machine, run_id)
+                if machine in sent:
+                    sent[machine] = True
             print(f"[dora-zenoh] machine '{machine}' is back: stopped what it had started of dataflow '{name}' "
                   f"({run_id}), whose start failed", flush=True)
 
