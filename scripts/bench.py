@@ -668,8 +668,9 @@ def scale_dataflow(shape: str, nodes: int, period_ms: int, files: dict[str, Path
 
 def chain_upto(node_id: str, nodes: int) -> list[str]:
     """The relays of a scale chain from the source's first reader up to ``node_id``, itself included."""
-    last = nodes - 1 if node_id == "sink" else int(node_id[1:])
-    return [f"n{i}" for i in range(1, min(last, nodes - 2) + 1)] + (["sink"] if node_id == "sink" else [])
+    if node_id == "sink":
+        return [f"n{i}" for i in range(1, nodes - 1)] + ["sink"]
+    return [f"n{i}" for i in range(1, int(node_id[1:]) + 1)]
 
 
 def reported_drops(logs: dict[Path, str]) -> tuple[list[str], dict[str, int]]:
@@ -759,10 +760,11 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
             text = "".join([run.log.read_text(errors="replace") if run.log.exists() else "", *node_logs.values()])
         problems = [w for w in ("ZError", "panicked", "Traceback") if w in text]
         # what the nodes said they dropped or lost (each at its own data input), and exits that gave up
-        # waiting for a reader: a loss the nodes did not report is a defect, a reported one is not
+        # waiting for a reader: a loss the nodes did not report is a defect, a reported one is not.
+        # From the node logs only: the runner's output may repeat their lines.
         said, by_node = reported_drops(node_logs)
         reported = sum(by_node.values())
-        gave_up = len(re.findall(r"exiting after waiting", text))
+        gave_up = sum(len(re.findall(r"exiting after waiting", log)) for log in node_logs.values())
         sent = json.loads((files["stamps"] / "source.json").read_text())["sent"] \
             if (files["stamps"] / "source.json").exists() else None
         lost, unreported, late, short = 0, 0, [], []

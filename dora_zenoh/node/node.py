@@ -351,7 +351,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         at most), so that what never reached this node is counted too."""
         with self._state:  # (a source that is gone would not answer: no wait for it)
             open_sources = {q.source_node for q in self._data_inputs
-                          if not q.closed and not q.stdout and q.source_node in self._alive}
+                            if not q.closed and not q.stdout and q.source_node in self._alive}
         counts: dict[tuple[str | None, str | None], int] = {}
         for source in sorted(n for n in open_sources if n is not None):
             try:
