@@ -265,7 +265,14 @@ FORKSERVER: Setting[str] = Setting(
     "least 16 Python nodes (docs/design/forkserver.md).",
     fix="set it to auto, 0 or 1", shown_default="`auto`")
 
-# -- how a node ends -----------------------------------------------------------------------
+# -- how a node starts and ends ---------------------------------------------------------------
+START_TIMEOUT: Setting[float | None] = Setting(
+    "DORA_ZENOH_START_TIMEOUT", None, _seconds,
+    "Seconds a node started with the dataflow waits in `Node()` for the others: for the nodes that read "
+    "its outputs, and for every node its runner started to be ready (as dora-rs does). Who is not "
+    "ready by then is named, and the others go on without it. Read by `run`/`start` and the daemons.",
+    fix="set it to e.g. 120 for nodes that load for minutes before they call Node()",
+    shown_default="30, or 0.5 per node of the dataflow if that is more")
 EXIT_TIMEOUT: Setting[float] = Setting(
     "DORA_ZENOH_EXIT_TIMEOUT", 10.0, _seconds,
     "Seconds a node that exits waits for its `queue_policy: block` readers to receive all it sent "
@@ -383,7 +390,7 @@ REGISTRY: tuple[Setting, ...] = (
     NODE_CONFIG, NODE_ID, DORA_NODE_CONFIG, RUN_PARENT_PID, HOT_RELOAD,
     STRICT_OUTPUTS,
     ZENOH_RUNTIME, NODE_SLICE_US, SEND_YIELD_US, SPIN_US, BLOCK_FIFO, EXPRESS, SHM, CPU_LATENCY_US, FORKSERVER,
-    EXIT_TIMEOUT, STOP_GRACE,
+    START_TIMEOUT, EXIT_TIMEOUT, STOP_GRACE,
     REPLAY_MESSAGES, REPLAY_BYTES, SENT_FILE, TCP_RTO_MAX_MS,
     TLS, INSECURE_NETWORK, SECRET_FILE, SECURE, GROUP, CONTROL, CONTROL_BASE,
     MACHINE_ID, COORDINATOR, DAEMON_LISTEN, DAEMON_LABELS, INSECURE_TCP,

@@ -143,6 +143,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._checking: set[tuple[str, str]] = set()  # tokens being confirmed (see _believe)
         self._stop_token = False
         self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
+        self._gate_open = not cfg.start_gate  # see dora_zenoh.node.barrier
         self._link_lost: set[str] = set()  # sources whose link closed while they ran
         # What may call Python from Zenoh: undeclared, and joined, before the session closes
         # (see dora_zenoh.node.shutdown).
@@ -227,9 +228,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         # input's value, is imported): the token means "ready".
         arrow.wait_preloaded()
         self._token = session.liveliness().declare_token(keys.node_token(prefix, self._dataflow, self.node_id))
-        if self._timers:
-            self._timers.start()
         self._barrier(cfg.readers, barrier_timeout)
+        if self._timers:  # ticking from here, as in dora-rs: not while the dataflow still starts
+            self._timers.start()
 
     def _setup_inputs(self, specs: dict[str, InputConfig], prefix: str) -> set[str]:
         """Queues for every input, the inbox our thread waits on, and the Zenoh subscribers.

@@ -51,6 +51,8 @@ class PeerWatch:
     _checking: set[tuple[str, str]]
     _stop_token: bool  # a `stop` token is declared (by the runner, or forged)
     _gone_forged: set[str]
+    _gate_open: bool  # our runner's start gate (supervision.startgate) is open
+    _stopped: bool
     _link_lost: set[str]  # sources whose link closed while they ran, until their token is back
     _restartable: set[str | None]
     _helpers: shutdown.Helpers
@@ -89,6 +91,8 @@ class PeerWatch:
                 known[output] = max(known.get(output, 0), int(count))
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
+        elif kind == "ready" and put and self._cfg.start_gate and name == self._cfg.runner_zid:
+            self._believe("ready", name, self._gate_opened)
         elif kind == "stop":
             self._stop_token = put  # (another session's withdrawal of a forged one shows as gone too)
             if put:
@@ -163,7 +167,7 @@ class PeerWatch:
         self._close_from(name, include_stdout=True)
 
     def _believe(self, kind: str, name: str, act: Callable[[], None]) -> None:
-        """Act on an ``exited``/``stop`` token once the runner confirms it.
+        """Act on an ``exited``/``stop``/``ready`` token once the runner confirms it.
 
         Any Zenoh session can declare a token; Zenoh does not say whose it is. The runner
         gave us its session id (``runner_zid``), and a query reply names the session that
@@ -190,10 +194,10 @@ class PeerWatch:
         start = time.monotonic()
         # a stop token: one at most in flight; an exited one per name, which another session can forge
         deadline = start + (max(FACT_PATIENCE, _grace() - GRACE_MARGIN) if kind == "stop" else FACT_PATIENCE)
-        # A stop token is asked about, more slowly, for as long as it is there: the runner's own has
-        # the same key, and while a forged one is held Zenoh announces no second one (a forged token
-        # held past the asking made the real stop go unheard: nodes killed at the grace's end).
-        stop_watch = kind == "stop"
+        # A stop token is asked about, more slowly, for as long as it is there, and a ready one until
+        # the start barrier ends: the runner's own has the same key, and while a forged one is held
+        # Zenoh announces no second one (a forged token held past the asking made the real stop go
+        # unheard: nodes killed at the grace's end).
         impostors: set[str] = set()
         said = False
 
@@ -205,7 +209,7 @@ class PeerWatch:
                  f"declared it{extra}{more}")
 
         try:
-            while (time.monotonic() < deadline or (stop_watch and self._stop_token)) and not self._closed:
+            while (time.monotonic() < deadline or self._still_held(kind)) and not self._closed:
                 if time.monotonic() >= deadline:
                     time.sleep(STOP_TOKEN_POLL)  # past the patience: a slower look while it stays
                 for reply in shutdown.replies(_ask_every_runner(self._session, selector), 1.0, self._leaving):
@@ -215,8 +219,7 @@ class PeerWatch:
                         impostors.add(_replier(reply))
                         continue
                     facts, problem = wire.load_json(reply.ok.payload.to_bytes())
-                    if problem is None and isinstance(facts, dict) and (
-                            facts.get("stop") is True if kind == "stop" else name in (facts.get("exited") or ())):
+                    if problem is None and isinstance(facts, dict) and _confirms(facts, kind, name):
                         if said:
                             note(f"node '{self.node_id}': the runner confirmed the '{self._what(kind, name)}' "
                                  f"token after {time.monotonic() - start:.1f} s: acting on it")
@@ -234,9 +237,21 @@ class PeerWatch:
         if not said and not self._closed:
             say()
 
+    def _still_held(self, kind: str) -> bool:
+        """Whether a ``stop`` or ``ready`` token is still worth asking about (see _confirm)."""
+        if kind == "stop":
+            return self._stop_token
+        return kind == "ready" and not self._gate_open and not self._stopped
+
     @staticmethod
     def _what(kind: str, name: str) -> str:
-        return "stop" if kind == "stop" else f"exited/{name}"
+        return "stop" if kind == "stop" else f"{kind}/{name}"
+
+    def _gate_opened(self) -> None:
+        """Our runner says every node it started is ready: the start barrier may end."""
+        with self._state:
+            self._gate_open = True
+            self._state.notify_all()
 
     def _close_from(self, node: str, include_stdout: bool) -> None:
         """``node`` is gone: close its inputs once what it sent before has landed.
@@ -325,6 +340,13 @@ class PeerWatch:
         except zenoh.ZError:
             pass
         return None
+
+
+def _confirms(facts: dict, kind: str, name: str) -> bool:
+    """Whether the runner's facts stand by the ``kind`` token (``stop``, ``ready``, ``exited/name``)."""
+    if kind in ("stop", "ready"):
+        return facts.get(kind) is True
+    return name in (facts.get("exited") or ())
 
 
 def _grace() -> float:

@@ -44,11 +44,12 @@ from dora_zenoh.supervision.reaper import end_group, terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
+from dora_zenoh.supervision.startgate import StartGate, waits_for
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
 from dora_zenoh.wire import auth, keys, relink, tally, zconfig
 from dora_zenoh.wire import codec as wire
-from dora_zenoh.wire.contract import node_config, readers_by_output, replay_outputs
+from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_by_output, replay_outputs
 
 __all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
 
@@ -154,6 +155,7 @@ class DataflowRun:
         self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self._remote_exited: set[str] = set()  # (a part) nodes of other machines whose supervisor says they exited
         self._sent_tokens: dict[str, list[Any]] = {}  # (a part) node -> its sent/<output>/<count> tokens
+        self._gate: StartGate | None = None  # says when every node we started is ready (startgate)
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
         self.line_counts = self.logs.line_counts  # lines written per node log
@@ -229,6 +231,8 @@ class DataflowRun:
                 self._tokens.append(runinfo.serve(self))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
             self._live_nodes = live_nodes  # before the subscriber: its history arrives at once
+            self._gate = StartGate([n.id for n in self.local_nodes() if waits_for(n)],
+                                   self._open_gate, self._gate_late)
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
@@ -266,7 +270,11 @@ class DataflowRun:
                 self._reaper_watch(self._forkserver.proc.pid)
             for node in self.local_nodes():
                 self._spawn(node)
+            settings.START_TIMEOUT.get_or_default(then="using the default")  # said once (barrier_timeout_for)
+            self._gate.arm(barrier_timeout_for(len(self.desc.nodes)))
         except BaseException:
+            if self._gate is not None:
+                self._gate.close()
             self.kill()
             self._close_forkserver()
             self._close_session()
@@ -293,7 +301,7 @@ class DataflowRun:
                        dataflow_uuid=self.dataflow_uuid,
                        restart_count=self.restarts.get(node.id, 0) if restart else 0,
                        supervised=not self.options.part,
-                       resume_seqs=self._taken.get(node.id) if restart else None)
+                       resume_seqs=self._taken.get(node.id) if restart else None, start_gate=True)
         # the node ends its wait for its readers before the grace period ends (node.end_of_stream)
         env[settings.STOP_GRACE.name] = f"{self.options.grace:g}"
         sent_file = self._sent_file(node)
@@ -366,6 +374,8 @@ class DataflowRun:
         name = str(sample.key_expr)[len(self._live_nodes):]
         if sample.kind == zenoh.SampleKind.PUT:
             self.alive.add(name)
+            if self._gate is not None and name in self.procs:
+                self._gate.done(name)
             proc = self.procs.get(name)
             if proc is not None and proc.popen.poll() is None:
                 proc.joined = True
@@ -373,6 +383,29 @@ class DataflowRun:
         else:
             self.alive.discard(name)
             self._ended_at.setdefault(name, time.time())
+
+    def _open_gate(self) -> None:
+        """Every node we started is ready (or ended, or late): declare so (startgate). On a thread
+        of ours: this may be called from a Zenoh callback."""
+        def declare() -> None:
+            session = self.session
+            if session is None:
+                return
+            try:
+                self._tokens.append(session.liveliness().declare_token(
+                    keys.ready_token(self.desc.prefix, self.dataflow, str(session.zid()))))
+            except zenoh.ZError:  # closing
+                pass
+        threading.Thread(target=declare, name="dora-zenoh-gate", daemon=True).start()
+
+    def _gate_late(self, missing: list[str], timeout: float) -> None:
+        """Nodes that did not say they are ready in time no longer hold the others back."""
+        left = [n for n in missing if n not in self.results]
+        if left and self._stopping_at is None:
+            warn(f"dataflow '{self.dataflow}': {', '.join(left)} did not start (no Node() ready) within "
+                 f"{timeout:.0f} s; the other nodes start without waiting for them. A node that needs "
+                 "longer before Node() (loading a model) is fine; one that never calls it holds its "
+                 "writers' start barrier")
 
     def _declare_sent(self, node_id: str) -> None:
         """(A part of a multi-machine dataflow) what a node that ended for good sent per output in
@@ -413,7 +446,7 @@ class DataflowRun:
         """What this runner stands by: whether the dataflow is stopping, which nodes exited, which
         of its processes still run (a reader whose link to one closed keeps its inputs open)."""
         procs = dict(self.procs)
-        facts = {"stop": self._stopping_at is not None,
+        facts = {"stop": self._stopping_at is not None, "ready": self._gate is not None and self._gate.is_open,
                  "exited": sorted({*self.results, *self._stood_in, *self._remote_exited}),
                  "running": sorted(n for n in procs if n not in self.results and n not in self.pending_restart),
                  "sent": self.sent_before}
@@ -533,6 +566,8 @@ class DataflowRun:
         ended_at = min(self._ended_at.get(node_id, time.time()), time.time())
         self.results[node_id] = NodeResult(node_id, code, status, detail, ended_at, list(proc.stderr_tail),
                                            self.restarts.get(node_id, 0))
+        if self._gate is not None:
+            self._gate.done(node_id)
         if not proc.log_closing:
             line = f"[dora-zenoh] node '{node_id}' {detail}"
             self.logs.write(proc, line, True, line if status == "failed" else None)
@@ -729,6 +764,8 @@ class DataflowRun:
         self._close_session()
 
     def _close_session(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
         if self._tally_dir is not None:
             shutil.rmtree(self._tally_dir, ignore_errors=True)
             self._tally_dir = None

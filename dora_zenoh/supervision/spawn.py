@@ -93,7 +93,7 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
              runner_zid: str | None = None, extra_readers: tuple[str, ...] = (),
              runner: RunnerIdentity | None = None, links: Links | None = None,
              dataflow_uuid: str | None = None, restart_count: int = 0, supervised: bool = True,
-             resume_seqs: dict[str, int] | None = None
+             resume_seqs: dict[str, int] | None = None, start_gate: bool = False
              ) -> dict[str, str]:
     """A node's environment: ``base``, the YAML's ``env``, its node config (JSON), and the
     variables dora-rs sets in every node (``DORA_NODE_ID``, ``DORA_NODE_CONFIG``,
@@ -108,6 +108,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
     ``supervised=False``: the node does not stop when the dataflow's runner token goes (one
     machine's part of a multi-machine dataflow: its reaper, not a token, ends it with its
     supervisor; Zenoh withdrew that shared token spuriously after a network partition healed).
+    ``start_gate``: the runner opens a start gate (supervision.startgate) that a node started
+    with the dataflow waits for.
     """
     env = dict(base)
     env.update(node.env)
@@ -117,7 +119,8 @@ def node_env(base: dict[str, str], desc: Descriptor, dataflow: str, node: Resolv
                       secret=secret,
                       runner_zid=runner_zid, runner=runner,
                       listen=links.listen if links else None, upstreams=links.upstreams if links else None,
-                      dataflow_uuid=dataflow_uuid, restart_count=restart_count, resume_seqs=resume_seqs)
+                      dataflow_uuid=dataflow_uuid, restart_count=restart_count, resume_seqs=resume_seqs,
+                      start_gate=start_gate and not restart)
     if extra_readers:
         readers = {o: list(cfg.readers.get(o, [])) + list(extra_readers) for o in cfg.outputs}
         cfg = dataclasses.replace(cfg, readers=readers)

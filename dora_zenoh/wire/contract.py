@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dora_zenoh import settings
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.wire import keys
 
@@ -165,6 +166,8 @@ class NodeConfig:
     ``replay_outputs``: outputs that a ``queue_policy: block`` reader on another machine reads:
     published with Zenoh's advanced publisher, which keeps the last messages for a reader
     to recover after a link outage (see :mod:`dora_zenoh.node.replay`).
+    ``start_gate``: started with the dataflow by the runner ``runner_zid``: ``Node()`` returns once
+    that runner says every node it started is ready (``keys.ready_token``, supervision.startgate).
     ``resume_seqs``: (a restarted node) per input, the last sequence number its previous
     process got (from that process's end-of-stream notice): what its sources sent while it
     restarted is counted as lost.
@@ -193,6 +196,7 @@ class NodeConfig:
     restart_count: int = 0
     replay_outputs: list[str] = field(default_factory=list)
     resume_seqs: dict[str, int] = field(default_factory=dict)
+    start_gate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -226,6 +230,8 @@ class NodeConfig:
             data["replay_outputs"] = list(self.replay_outputs)
         if self.resume_seqs:
             data["resume_seqs"] = dict(self.resume_seqs)
+        if self.start_gate:
+            data["start_gate"] = True
         return data
 
     def to_json(self) -> str:
@@ -255,7 +261,8 @@ class NodeConfig:
                    dataflow_uuid=f.text("dataflow_uuid", None),
                    restart_count=f.whole("restart_count", 0, minimum=0),
                    replay_outputs=f.ids("replay_outputs"),
-                   resume_seqs={i: n for i, n in f.mapping("resume_seqs").items() if n.__class__ is int and n >= 0})
+                   resume_seqs={i: n for i, n in f.mapping("resume_seqs").items() if n.__class__ is int and n >= 0},
+                   start_gate=f.flag("start_gate", False))
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
@@ -450,8 +457,13 @@ def readers_by_output(desc: Descriptor, node_id: str) -> dict[str, list[str]]:
 
 
 def barrier_timeout_for(nodes: int) -> float:
-    """How long the start barrier waits in a dataflow of ``nodes`` nodes (see BARRIER_PER_NODE)."""
-    return max(DEFAULT_BARRIER_TIMEOUT, BARRIER_PER_NODE * nodes)
+    """How long the start barrier waits in a dataflow of ``nodes`` nodes: ``$DORA_ZENOH_START_TIMEOUT``,
+    else the default (see BARRIER_PER_NODE). A malformed value: the default (the runner says so once)."""
+    try:
+        configured = settings.START_TIMEOUT.get()
+    except ValueError:
+        configured = None
+    return configured if configured is not None else max(DEFAULT_BARRIER_TIMEOUT, BARRIER_PER_NODE * nodes)
 
 
 def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: str,
@@ -459,7 +471,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
                 runner_zid: str | None = None, runner: RunnerIdentity | None = None,
                 listen: str | None = None, upstreams: list[str] | None = None,
                 dataflow_uuid: str | None = None, restart_count: int = 0,
-                resume_seqs: dict[str, int] | None = None) -> NodeConfig:
+                resume_seqs: dict[str, int] | None = None, start_gate: bool = False) -> NodeConfig:
     """Everything node ``node`` needs to join dataflow ``dataflow`` (run ``dataflow_uuid``).
 
     ``secret``: the run's signing secret, only for the processes the runner starts (never
@@ -481,7 +493,7 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
         dataflow_uuid=dataflow_uuid, restart_count=restart_count, barrier_timeout=barrier_timeout_for(len(desc.nodes)),
         replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs],
-        resume_seqs=dict(resume_seqs or {}))
+        resume_seqs=dict(resume_seqs or {}), start_gate=start_gate and runner_zid is not None)
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

@@ -21,7 +21,8 @@ def data_key(prefix: str, dataflow: str, source: str) -> str:
 
 
 def live_root(prefix: str, dataflow: str) -> str:
-    """Liveliness tokens of one dataflow: ``node/<id>``, ``exited/<id>``, ``stop``, ``runner``."""
+    """Liveliness tokens of one dataflow: ``node/<id>``, ``exited/<id>``, ``sent/...``, ``ready/<zid>``,
+    ``stop``, ``runner``."""
     return f"{prefix}/{INTERNAL}/live/{dataflow}"
 
 
@@ -40,6 +41,12 @@ def sent_token(prefix: str, dataflow: str, node: str, output: str, count: int) -
     many messages it sent on ``output`` in all, for its readers on other machines that did not
     get its end-of-stream notice (a link outage): a token reaches them once the link is back."""
     return f"{live_root(prefix, dataflow)}/sent/{node}/{output}/{count}"
+
+
+def ready_token(prefix: str, dataflow: str, zid: str) -> str:
+    """Declared by a runner (Zenoh session id ``zid``) once every node it started is ready or
+    has ended: its nodes' ``Node()`` returns then (supervision.startgate)."""
+    return f"{live_root(prefix, dataflow)}/ready/{zid}"
 
 
 def stop_token(prefix: str, dataflow: str) -> str:

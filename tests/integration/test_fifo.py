@@ -212,12 +212,17 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow, fif
     thread keeps taking its FIFO into the input's queue (``Inbox.drain_fifos``), and a block
     input fed by a callback (``DORA_ZENOH_BLOCK_FIFO=0``; it waits on Zenoh's thread the same
     way) takes more than its queue_size meanwhile (``InputQueue.early_room``): here a reader that
-    starts 2 s late, and every message arrives, in order, taken while ``Node()`` waited."""
+    starts 3 s late, and every message arrives, in order, taken while ``Node()`` waited.
+
+    Nodes of one runner start together (its start gate), so the source here is one the gate does
+    not hold: a restarted one (as a source on another machine, or a dynamic one, would be)."""
     flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
             path: tx.py
             outputs: [data]
+            restart_policy: on-failure
+            restart_delay: 0.1
           - id: rx
             path: rx.py
             inputs:
@@ -230,6 +235,9 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow, fif
               echo: {{source: rx/echo, queue_policy: block}}
     """)
     flow.write("tx.py", """
+        import json, os, sys
+        if json.loads(os.environ["DORA_ZENOH_NODE_CONFIG"])["restart_count"] == 0:
+            sys.exit(3)  # fails before Node() once: its restart sends while rx's Node() still waits
         from dora import Node
         node = Node()
         for i in range(100):
@@ -251,7 +259,7 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow, fif
     """)
     flow.write("late.py", """
         import time
-        time.sleep(2.0)  # starts late: rx's Node() waits for it
+        time.sleep(3.0)  # starts late: rx's Node() waits for it
         from dora import Node
         for _ in Node():
             pass
