@@ -47,6 +47,7 @@ from dora_zenoh.supervision import home as home_mod
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.answers import Answers
 from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.keptoffers import KeptOffers
 from dora_zenoh.supervision.linecast import LineCast
 from dora_zenoh.supervision.machines import MachineWatch
 from dora_zenoh.supervision.paths import sanitize_name
@@ -92,6 +93,7 @@ class Coordinator(MachineWatch):
         self._abandoned: dict[str, tuple[str, dict[str, bool]]] = {}  # failed starts' parts (MachineWatch)
         self._lost_at: dict[str, float] = {}  # machine -> monotonic time it was last lost
         self.ship: ship.Server | None = None  # serves dataflow folders to the daemons (made on first use)
+        self.kept = KeptOffers(self.endpoint)  # each dataflow's start offer, also for our successor
 
     # -- life cycle ----------------------------------------------------------------------------
     def serve(self) -> int:
@@ -142,6 +144,7 @@ class Coordinator(MachineWatch):
         self._state_sub = self.machinery.declare_subscriber(
             keys.daemon_state_key("*"), zenoh.handlers.Callback(self._on_daemon_state, indirect=False))
         on_signals(lambda _signum: self._begin_down(None), signal.SIGINT, signal.SIGTERM)
+        self.kept.prune_later(lambda: set(self.entries))  # what an earlier coordinator kept, not adopted
         threading.Thread(target=self._sampler, name="dz-sampler", daemon=True).start()
         who = control.user_name(self.owner) + (f" and group '{self.group}'" if self.group else "")
         print(f"[dora-zenoh] coordinator {__version__} listening on {self.endpoint} (pid {os.getpid()}); "
@@ -286,8 +289,7 @@ class Coordinator(MachineWatch):
                     cast.close()
             with self.lock:
                 self.entries.pop(entry.id, None)
-            if entry.shipped is not None and self.ship is not None:
-                self.ship.withdraw(entry.shipped)
+            self._release_offer(entry)
             later = (f"; machine(s) {', '.join(unreached)} did not answer: what they started of it is stopped "
                      "when their daemon reports again") if unreached else ""
             raise CommandError(f"dataflow '{wanted}' did not start: {exc}{later}") from None
@@ -368,6 +370,8 @@ class Coordinator(MachineWatch):
                                                pinned=pinned, keep_offer=entry is not None)
         if entry is not None and pinned is None:
             entry.shipped = offer
+            if offer is not None:
+                self.kept.keep(entry.id, offer)
         for machine, answer in sorted(answers.items()):
             if answer.get("copy"):
                 print(f"[dora-zenoh] dataflow '{name}': machine '{machine}' runs from its copy {answer['path']} "
@@ -530,6 +534,16 @@ class Coordinator(MachineWatch):
         if entry.stop_requested:
             raise CommandError("it was stopped while it started")
 
+    def _release_offer(self, entry: Entry) -> None:
+        """The dataflow's start offer is over: no longer served, its copies and kept files removed."""
+        offer, entry.shipped = entry.shipped, None
+        if offer is None:
+            return
+        if self.ship is not None:
+            self.ship.withdraw(offer)
+        else:  # taken back at adoption and never served
+            offer.discard()
+
     def _supervise(self, entry: Entry) -> None:
         # A closed dataflow's other machines link to its network through our part: kept to the end.
         closed_across = bool(entry.remote) and entry.run.secret is not None
@@ -548,9 +562,7 @@ class Coordinator(MachineWatch):
         for cast in (entry.lines, entry.relay):
             if cast is not None:
                 cast.close()
-        if entry.shipped is not None and self.ship is not None:  # no machine restarts from it any more
-            self.ship.withdraw(entry.shipped)
-            entry.shipped = None
+        self._release_offer(entry)  # no machine restarts from it any more
         for part in [p for p in entry.remote.values() if p.machine]:  # over: what daemons kept for readers can go
             threading.Thread(target=self._daemon_call, args=(part.machine, "forget"), daemon=True,
                              kwargs={"quiet": True, "timeout": 5.0, "name": entry.name}).start()

@@ -20,6 +20,7 @@ from dora_zenoh.descriptor.placement import place, placement_of, remote_nodes, u
 from dora_zenoh.errors import CommandError, SecretError
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
+from dora_zenoh.supervision.keptoffers import KeptOffers
 from dora_zenoh.supervision.linecast import LineRelay
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
@@ -61,6 +62,7 @@ class MachineWatch:
         def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
                               keep: bool = True, entry: Entry | None = None) -> dict[str, dict[str, Any]]: ...
         def _fail_fast(self, entry: Entry, cause: str) -> None: ...
+        kept: KeptOffers
         def _supervise(self, entry: Entry) -> None: ...
 
     def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
@@ -375,8 +377,9 @@ class MachineWatch:
                 part.status = "lost"
                 return
         try:
+            unknown = entry.shipped is None and entry.adopted  # our predecessor's start, files not kept
             self._prepare_machines(entry.run.desc, {machine: again}, entry.name, entry=entry)
-            self._say_changed_since_start(entry, machine, again)
+            self._say_changed_since_start(entry, machine, again, unknown)
             self._daemon_call(machine, "spawn", path=entry.path, name=entry.name, id=entry.id, nodes=again,
                               grace=entry.grace, fail_fast=entry.run.options.fail_fast or None,
                               restarts={n: part.restarts(n) + 1 for n in again},
@@ -398,9 +401,16 @@ class MachineWatch:
                 entry.remote[f"{machine} (lost)"] = RemotePart(machine, gone, status="lost")
 
     @staticmethod
-    def _say_changed_since_start(entry: Entry, machine: str, nodes: list[str]) -> None:
+    def _say_changed_since_start(entry: Entry, machine: str, nodes: list[str], unknown: bool = False) -> None:
         """Say which files a machine's restarted nodes do not run as they are now: they run the
-        start's (ship.prepare_machines, ``pinned``), as the other machines' nodes do."""
+        start's (ship.prepare_machines, ``pinned``), as the other machines' nodes do. ``unknown``:
+        the start's files were not kept (keptoffers), so they run the folder as it is now."""
+        if unknown and entry.shipped is not None:
+            print(f"[dora-zenoh] dataflow '{entry.name}': {', '.join(nodes)} on machine '{machine}' run the files "
+                  f"as they are now in {entry.shipped.root}: the files the dataflow started with were not kept "
+                  "when this coordinator was started again (if you changed them since, stop and start the "
+                  "dataflow)", flush=True)
+            return
         changed = ship.changed_since(entry.shipped) if entry.shipped is not None else []
         if changed:
             print(f"[dora-zenoh] dataflow '{entry.name}': {', '.join(nodes)} on machine '{machine}' run the files "
@@ -460,8 +470,9 @@ class MachineWatch:
             desc = load_descriptor(rep["path"])
             place(desc, dict(rep.get("placement") or {}))  # where its labelled nodes went
             # The start's options come back from the daemons' reports (each daemon got them with its
-            # `spawn`): this coordinator keeps no state of its own, and the daemons are what outlived
-            # the old one. The YAML (read again from rep["path"]) gives the restart policies.
+            # `spawn`): this coordinator keeps no state of its own (but the start's files: keptoffers),
+            # and the daemons are what outlived the old one. The YAML (read again from rep["path"])
+            # gives the restart policies.
             opts = RunOptions(name=rep["name"], only=set(), part=True, echo=False, endpoint=self.endpoint,
                               fail_fast=bool(rep.get("fail_fast")))
             if rep.get("closed"):
@@ -492,6 +503,7 @@ class MachineWatch:
             except (TypeError, ValueError):
                 pass
             entry.remote[machine] = self._remote_part(machine, rep, desc)
+            entry.shipped = self.kept.take_back(entry.id)  # its start's files, if our predecessor kept them
             self.entries[entry.id] = entry
         self._relay_lines(entry)
         print(f"[dora-zenoh] adopted dataflow '{entry.name}' ({entry.id}) running on machine '{machine}'",

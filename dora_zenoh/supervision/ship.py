@@ -57,6 +57,7 @@ READ_BLOCK = 1 << 20
 KEEP_FILE = 1 << 20  # files up to this size are kept in memory from the scan: served exactly as hashed
 KEEP_TOTAL = 64 << 20  # ... up to this much in all per offer; bigger files are copied aside when asked for
 ATTEMPTS = 3  # manifests made for one start when files keep changing while they are shipped
+OFFER_FILE = "offer.json"  # a kept offer's root and manifest (Offer.keep_in)
 
 
 def sha256_file(path: Path) -> str:
@@ -253,6 +254,24 @@ class Offer:
             self._copies[sha] = copy
             return copy
 
+    def keep_in(self, folder: Path) -> None:
+        """Keep this offer on disk in ``folder`` (created owner-only): its small files' content, the
+        copies aside made so far and from now on, and last (so that a half-kept offer is none) its
+        manifest and root. :func:`restore` serves it again from there (keptoffers); OSError if it
+        cannot be written."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sha, content in self.kept.items():
+            _write_atomic(folder / sha, content)
+        with self._copy_lock:
+            for sha, copy in list(self._copies.items()):
+                target = folder / sha
+                shutil.move(copy, target)
+                self._copies[sha] = target
+            old, self._dir = self._dir, str(folder)
+        if old is not None and old != str(folder):
+            shutil.rmtree(old, ignore_errors=True)
+        _write_atomic(folder / OFFER_FILE, json.dumps({"root": str(self.root), "manifest": self.raw.decode()}).encode())
+
     def discard(self) -> None:
         """Remove the copies made aside (the offer is over)."""
         with self._copy_lock:
@@ -260,6 +279,31 @@ class Offer:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+
+def restore(folder: Path) -> Offer | None:
+    """The offer :meth:`Offer.keep_in` kept in ``folder``, served from its copies there (and from its
+    folder, checked against the manifest, for a big file never copied); None if there is none. What
+    a daemon receives is checked against the manifest there too."""
+    try:
+        data = json.loads((folder / OFFER_FILE).read_bytes())
+        root, manifest = Path(data["root"]), Manifest.from_bytes(data["manifest"].encode())
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    where = {sha: root / rel for rel, (_, sha, _) in sorted(manifest.files.items())}
+    offer = Offer(root, manifest, where)
+    offer._dir = str(folder)
+    for sha in where:
+        if (folder / sha).is_file():
+            offer._copies[sha] = folder / sha
+    return offer
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "wb") as f:
+        f.write(content)
+    os.replace(temp, path)
 
 
 class Server:

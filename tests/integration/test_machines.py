@@ -604,12 +604,18 @@ def test_coordinator_and_a_daemon_killed_the_readopted_dataflow_keeps_every_node
     log_dir = out.stderr.rsplit("logs in ", 1)[1].strip()
     wait_for(lambda: len(received(machines.tmp)) >= 3, 60, "data through b")
     wait_for(lambda: (Path(log_dir) / "log_sensor.txt").exists(), 30, "a's node logs in the folder `start` named")
+    offers = machines.tmp / "state" / "dora-zenoh" / "offers"  # (XDG_STATE_HOME: see Machines)
+    assert [p.name for p in offers.glob("*/*")] == [Path(log_dir).name]  # kept under the run's id
     coordinator = machines.procs[0]
     coordinator.send_signal(signal.SIGKILL)
     coordinator.wait(10)
     daemon_b.send_signal(signal.SIGKILL)  # its reaper ends proc
     daemon_b.wait(10)
     wait_for(lambda: not node_processes(machines, "b", "proc.py"), 30, "proc to end with its daemon")
+    # Edited while both are down: b's restart runs the files the dataflow started with, which the
+    # coordinator kept on disk (supervision.keptoffers); it ran the edit before.
+    marker = machines.tmp / "edited-proc-ran"
+    (machines.tmp / "proc.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     machines.start_coordinator()
     wait_for(lambda: machines.nodes("cd").get("proc", {}).get("status") == "lost", 60, "proc shown lost")
     proc = machines.nodes("cd")["proc"]
@@ -621,8 +627,13 @@ def test_coordinator_and_a_daemon_killed_the_readopted_dataflow_keeps_every_node
     wait_for(lambda: machines.nodes("cd").get("proc", {}).get("status") == "running", 60, "proc to restart on b")
     assert machines.nodes("cd")["proc"]["restarts"] == 1
     wait_for(lambda: len(received(machines.tmp)) > count + 3, 60, "data through the restarted proc")
+    assert not marker.exists()
+    log = "".join(p.read_text() for p in sorted(machines.tmp.glob("a-coordinator-*.log")))
+    assert ("proc on machine 'b' run the files the dataflow started with, as its other nodes do; changed since: "
+            "proc.py") in log, log[-2000:]
     out = machines.cli("stop", "cd")
     assert out.returncode == 0, out.stderr
+    wait_for(lambda: not list(offers.glob("*/*")), 30, "the kept start files to go with the dataflow")
     assert sorted(p.name for p in Path(log_dir).iterdir()) == ["log_act.txt", "log_proc.txt", "log_sensor.txt"]
     assert len([p for p in Path(log_dir).parent.iterdir() if p.is_dir()]) == 1, "a second log folder"
 
