@@ -114,6 +114,7 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
     from dora_zenoh.record.player import Player, StandIn, replace_nodes
     from dora_zenoh.supervision.run import DataflowRun, RunOptions
     from dora_zenoh.wire import keys, zconfig
+    from dora_zenoh.wire.contract import barrier_timeout_for
 
     desc = load_or_exit(yaml)
     ids = {n.id for n in desc.nodes}
@@ -147,6 +148,9 @@ def _replay_in_dataflow(file: Path, yaml: Path, replaced: list[str], messages: A
         if missing:
             click.echo(f"[dora-zenoh] warning: {', '.join(missing)} did not start within 30 s; playing anyway",
                        err=True)
+        # The readers take their inputs only once every node started (the start gate): what is played
+        # before would fill their queues (the runner names any node that is late).
+        flow.wait_started(barrier_timeout_for(len(desc.nodes)))
         player.wait_for_subscribers(5.0)
 
         def stop_when_the_nodes_end() -> None:

@@ -282,6 +282,11 @@ class DataflowRun:
             raise
         self._started_at = time.monotonic()
 
+    def wait_started(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until every node this run started is ready or ended (its
+        start gate, :mod:`.startgate`): from then on its nodes take their inputs. False if not yet."""
+        return self._gate is None or self._gate.opened.wait(timeout)
+
     def local_nodes(self) -> list[ResolvedNode]:
         """The nodes this process spawns: every non-dynamic one, or those of ``options.only``."""
         only = self.options.only
@@ -374,7 +379,7 @@ class DataflowRun:
         name = str(sample.key_expr)[len(self._live_nodes):]
         if sample.kind == zenoh.SampleKind.PUT:
             self.alive.add(name)
-            if self._gate is not None and name in self.procs:
+            if self._gate is not None:  # (its token may come before _spawn has filed its process)
                 self._gate.done(name)
             proc = self.procs.get(name)
             if proc is not None and proc.popen.poll() is None:

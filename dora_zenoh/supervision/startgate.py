@@ -40,6 +40,7 @@ class StartGate:
         self._lock = threading.Lock()
         self._armed = False
         self.is_open = False
+        self.opened = threading.Event()  # set once the gate opened (is_open, then on_open called)
         self._timer: threading.Timer | None = None
 
     def arm(self, timeout: float) -> None:
@@ -73,6 +74,7 @@ class StartGate:
         if self._timer is not None:
             self._timer.cancel()
         self._on_open()
+        self.opened.set()
 
     def _late(self, timeout: float) -> None:
         with self._lock:
@@ -82,3 +84,4 @@ class StartGate:
             missing = sorted(self._missing)
         self._on_late(missing, timeout)
         self._on_open()
+        self.opened.set()

@@ -141,6 +141,49 @@ def test_run_record_then_replay_in_place_of_the_source(flow):
     assert replayed == live  # same values, metadata (params) and order
 
 
+def test_replay_in_place_of_a_source_waits_until_every_node_started(flow):
+    """The nodes take their inputs only once every node started (the runner's start gate): the
+    player waits for that too. Here a node that loads 8 s holds the start, and the transform
+    reads with the default 10-message queue: the replay's 40 messages (0.4 s) filled it before,
+    and most were dropped."""
+    write_pipeline(flow)
+    rec = flow.folder / "rec.mcap"
+    assert flow.run("--record", str(rec), "-q").returncode == 0
+    live = flow.result("sink.json")
+    (flow.folder / "sink.json").unlink()
+    flow.write("slow.py", """
+        import time
+        time.sleep(8)
+        from dora import Node
+        Node()
+    """)
+    replay_yaml = flow.write("replay.yml", """
+        nodes:
+          - id: source
+            path: source.py
+            outputs: [value, label]
+          - id: transform
+            path: transform.py
+            inputs:
+              value: source/value
+            outputs: [out]
+          - id: sink
+            path: sink.py
+            inputs:
+              out:
+                source: transform/out
+                queue_size: 1000
+          - id: slow
+            path: slow.py
+            outputs: [unused]
+    """)
+    res = cli("replay", str(rec), "--dataflow", str(replay_yaml), "--replace", "source", "--name",
+              flow.name + "-r", "--endpoint", flow.endpoint, "-q", cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    assert "dropped" not in res.stderr, res.stderr
+    assert flow.result("sink.json") == live
+
+
 def test_replay_reproduces_bytes_encoding_and_attachment(flow, tmp_path):
     """Onto a running dataflow's keys: a plain Zenoh subscriber receives what was recorded, byte for byte."""
     import zenoh
