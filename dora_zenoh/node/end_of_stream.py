@@ -40,6 +40,11 @@ GRACE_MARGIN = 1.0
 # After the runner's STOP, a node's STOP event waits for its inputs' sources to end, up to
 # this share of the grace period (less the margin): see EndOfStream._drain_then_stop.
 DRAIN_SHARE = 0.5
+# A node still behind on its inputs this long before the grace period ends (or past half of it,
+# if that is later) gets its STOP event next, ahead of what its inputs still hold (see
+# Node._stop_overtakes): a slow reader with a deep queue used to reach STOP only after the
+# period and was killed, and the dataflow failed.
+OVERTAKE_BEFORE_END = 3.0
 
 
 def acknowledge(session: zenoh.Session, key: str, zid: str) -> None:

@@ -84,6 +84,7 @@ class Inbox:
         self._pending: deque = deque()   # tokens from put(), oldest first
         self._local: deque = deque()     # drained from the ring, in arrival order
         self._served_early = 0           # tokens served before their marker was read
+        self.urgent: Any = None          # a token get() hands out before anything else (a late STOP)
         self._arrived: list[bytes] = []  # attachments of the primary samples just drained
         self.primary = primary
         self._primary_ended = False      # the primary input's INPUT_CLOSED is queued
@@ -179,8 +180,12 @@ class Inbox:
 
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
-        """The next sample or token, oldest first; raises ``queue.Empty`` after ``timeout`` s."""
+        """The next sample or token, oldest first (but ``urgent``, once set); raises
+        ``queue.Empty`` after ``timeout`` s."""
         self.attachment = None
+        if self.urgent is not None:
+            token, self.urgent = self.urgent, None
+            return token
         local = self._local
         if local:
             return local.popleft()

@@ -23,7 +23,7 @@ from typing import Any
 import zenoh
 
 from dora_zenoh import settings
-from dora_zenoh.console import say, warn
+from dora_zenoh.console import note, say, warn
 from dora_zenoh.errors import NodeClosedError, NodeConfigError
 from dora_zenoh.node import arrow, replay, shutdown
 from dora_zenoh.node import config as sources
@@ -31,7 +31,7 @@ from dora_zenoh.node.api_extras import NodeExtras
 from dora_zenoh.node.barrier import StartBarrier
 from dora_zenoh.node.compat import caller_unpacks as _caller_unpacks
 from dora_zenoh.node.config import read_setting as _setting
-from dora_zenoh.node.end_of_stream import EndOfStream
+from dora_zenoh.node.end_of_stream import OVERTAKE_BEFORE_END, EndOfStream
 from dora_zenoh.node.events import (
     ERROR,
     INPUT,
@@ -383,6 +383,22 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             self._helpers.start(self._drain_then_stop, drain, self._put_stop, name="dora-zenoh-drain")
         else:
             self._put_stop()
+        left = self._grace_left(time.monotonic()) if cause == STOP_MANUAL else None
+        if left is not None:
+            after = max(left / 2, left - OVERTAKE_BEFORE_END)
+            timer = threading.Timer(after, self._stop_overtakes, (after, left))
+            timer.daemon = True
+            timer.start()
+
+    def _stop_overtakes(self, after: float, grace: float) -> None:
+        """The node is still behind on its inputs late in the grace period after STOP: its STOP
+        event comes next, ahead of what they still hold (counted at its exit as not read), so it
+        ends in time instead of being killed (OVERTAKE_BEFORE_END)."""
+        if self._finished or self._closed:
+            return
+        self._wake.urgent = _STOP
+        note(f"node '{self.node_id}': still behind on its inputs {after:.1f} s after STOP (grace period "
+             f"{grace:.3g} s): STOP comes next, ahead of the messages they still hold (counted when it ends)")
 
     def _put_stop(self) -> None:
         self._wake.put(_STOP)

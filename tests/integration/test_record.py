@@ -157,26 +157,9 @@ def test_replay_in_place_of_a_source_waits_until_every_node_started(flow):
         from dora import Node
         Node()
     """)
-    replay_yaml = flow.write("replay.yml", """
-        nodes:
-          - id: source
-            path: source.py
-            outputs: [value, label]
-          - id: transform
-            path: transform.py
-            inputs:
-              value: source/value
-            outputs: [out]
-          - id: sink
-            path: sink.py
-            inputs:
-              out:
-                source: transform/out
-                queue_size: 1000
-          - id: slow
-            path: slow.py
-            outputs: [unused]
-    """)
+    # the pipeline, with the beacon loading 8 s and the transform's queue at its default (10)
+    replay_yaml = flow.write("replay.yml", PIPELINE.replace("path: beacon.py", "path: slow.py").replace(
+        "source: source/value\n            queue_size: 1000", "source: source/value"))
     res = cli("replay", str(rec), "--dataflow", str(replay_yaml), "--replace", "source", "--name",
               flow.name + "-r", "--endpoint", flow.endpoint, "-q", cwd=flow.folder)
     assert res.returncode == 0, res.stderr

@@ -886,6 +886,33 @@ def test_a_block_reader_too_slow_to_finish_before_its_stop_counts_what_it_missed
     assert got + int(missed.group(1)) == sent, (sent, got, res.stderr)
 
 
+@pytest.mark.parametrize("policy", ["drop_oldest", "block"])
+def test_a_reader_still_behind_late_in_the_grace_period_gets_stop_first(flow, policy):
+    """A slow reader (50 ms per message) with a deep queue (300), its source at 100 Hz: at the
+    runner's STOP it holds more than the grace period (3 s) lets it read. It used to get STOP only
+    after its queue, past the period: killed, and the dataflow failed. Now STOP comes next once
+    half the period has passed with the node still behind: it ends in time, and says how many
+    messages it did not read; they add up exactly to what its source sent."""
+    flow.write("dataflow.yml", f"""
+        nodes:
+          - {{id: tx, path: tx.py, inputs: {{t: dora/timer/millis/10}}, outputs: [data]}}
+          - id: rx
+            path: rx.py
+            inputs:
+              data: {{source: tx/data, queue_size: 300, queue_policy: {policy}}}
+    """)
+    flow.write("tx.py", CHAIN_SOURCE)
+    flow.write("rx.py", counting_reader(0.05))
+    res = flow.run("--stop-after", "3s", "--grace", "3s", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "killed" not in res.stderr and "STOP comes next" in res.stderr, res.stderr
+    sent, got = flow.result("src.json"), flow.result("rx.json")
+    unread = re.search(r"input 'data': (\d+) message\(s\) its source sent were not read", res.stderr)
+    dropped = re.search(r"input 'data' dropped (\d+) message", res.stderr)
+    assert unread, res.stderr
+    assert got + int(unread.group(1)) + (int(dropped.group(1)) if dropped else 0) == sent, (sent, got, res.stderr)
+
+
 def test_a_drop_oldest_reader_that_ends_early_says_what_it_left_unread(flow):
     """A reader ends by its own choice after 100 of the 2,000 messages its source sent at once
     (its queue has room for all: nothing dropped): it says at exit how many its source sent that
