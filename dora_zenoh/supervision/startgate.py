@@ -39,9 +39,12 @@ class StartGate:
         self._on_open, self._on_late = on_open, on_late
         self._lock = threading.Lock()
         self._armed = False
-        self.is_open = False
-        self.opened = threading.Event()  # set once the gate opened (is_open, then on_open called)
+        self.opened = threading.Event()  # set once, as the gate opens (just before on_open)
         self._timer: threading.Timer | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened.is_set()
 
     def arm(self, timeout: float) -> None:
         """Every node is spawned: from now on the gate may open (not before: a node not yet
@@ -68,20 +71,21 @@ class StartGate:
 
     def _maybe_open(self) -> None:
         with self._lock:
-            if not self._armed or self.is_open or self._missing:
+            if not self._armed or self.opened.is_set() or self._missing:
                 return
-            self.is_open = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self._on_open()
-        self.opened.set()
+            self.opened.set()
+        self._open()
 
     def _late(self, timeout: float) -> None:
         with self._lock:
-            if not self._armed or self.is_open:
+            if not self._armed or self.opened.is_set():
                 return
-            self.is_open = True
+            self.opened.set()
             missing = sorted(self._missing)
         self._on_late(missing, timeout)
+        self._open()
+
+    def _open(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self._on_open()
-        self.opened.set()
