@@ -771,6 +771,8 @@ class DataflowRun:
     def _close_session(self) -> None:
         if self._gate is not None:
             self._gate.close()
+        if self._links is not None:
+            self._links.release()
         if self._tally_dir is not None:
             shutil.rmtree(self._tally_dir, ignore_errors=True)
             self._tally_dir = None

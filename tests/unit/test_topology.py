@@ -1,11 +1,16 @@
 """The link plan: one Zenoh link per edge of the graph, plus each node's hub link."""
 from __future__ import annotations
 
+import errno
+import socket
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from dora_zenoh.descriptor import load_descriptor
 from dora_zenoh.supervision.topology import LinkPlan, Links
+from dora_zenoh.wire import zconfig
 
 HUB = "tcp/127.0.0.1:7999"
 
@@ -54,3 +59,32 @@ def test_no_plan_for_a_hub_that_is_not_tcp(tmp_path):
           - {id: b, path: b.py, inputs: {i: a/o}}
     """, hub="unixsock-stream//tmp/dz.sock")
     assert not p.enabled and p.links("b") is None
+
+
+def test_planned_ports_are_held_for_their_nodes_until_released(tmp_path):
+    """Between the plan and a node's listener, another process's bind (or ``bind(0)``, as every
+    runner picks ports) could take a planned port: the plan holds each one, and a node's Zenoh
+    listener can bind it all the same."""
+    p = plan(tmp_path, """
+        nodes:
+          - {id: a, path: a.py, outputs: [o]}
+          - {id: b, path: b.py, inputs: {i: a/o}}
+    """)
+    port = int(p.listen["a"].rsplit(":", 1)[1])
+    try:
+        with socket.socket() as other, pytest.raises(OSError) as taken:
+            other.bind(("127.0.0.1", port))
+        assert taken.value.errno == errno.EADDRINUSE
+        node = zconfig.open_peer([], [p.listen["a"]])
+        try:
+            reader = zconfig.open_peer([p.listen["a"]], [])
+            try:
+                assert zconfig.wait_for_peers(reader, 10.0)
+            finally:
+                reader.close()
+        finally:
+            node.close()
+    finally:
+        p.release()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))  # let go
