@@ -32,7 +32,7 @@ class InputQueue:
     __slots__ = ("id", "items", "size", "block", "dropped", "closed", "lock", "not_full", "wake",
                  "source_node", "source_output", "stdout", "timer_ns", "_stopping", "received",
                  "first_seq", "expect", "busy", "last_seq", "sent_total", "on_lost", "early_room", "reported",
-                 "unread")
+                 "unread", "lost")
 
     def __init__(self, input_id: str, size: int, block: bool, wake: Any,
                  source_node: str | None = None, source_output: str | None = None,
@@ -42,6 +42,7 @@ class InputQueue:
         self.size = max(1, size)
         self.block = block
         self.dropped = 0
+        self.lost = 0  # of ``dropped``: messages that never reached this node (gaps in sequence numbers)
         self.reported = False  # its totals were said (report_closed, or report_at_exit)
         self.unread = 0  # messages that had arrived when the node ended, in a FIFO or the inbox's ring
         self.closed = False
@@ -96,8 +97,8 @@ class InputQueue:
             self.first_seq = 0 if seq is None else seq  # where the sender's sequence starts for us
         if seq is not None:
             last = self.last_seq if self.last_seq is not None else self.first_seq - 1
-            if seq > last + 1:  # lost on the way (the sender's publisher dropped them)
-                self.count_dropped(seq - last - 1, on_the_way=self.block)
+            if seq > last + 1:  # lost on the way (the sender's publisher dropped them; a full
+                self.count_dropped(seq - last - 1, on_the_way=True)  # queue's own drops are counted in put)
             self.last_seq = seq
 
     def gap_before(self, sample: Any) -> tuple[int, int] | None:
@@ -211,8 +212,10 @@ class InputQueue:
 
     def count_dropped(self, n: int, on_the_way: bool = False) -> None:
         """``n`` more messages of this input were dropped; the first drop is logged at once.
-        ``on_the_way``: a block input's gap in sequence numbers (its queue never drops)."""
+        ``on_the_way``: they never reached this node (a gap in sequence numbers, not the queue's drop)."""
         self.dropped += n
+        if on_the_way:
+            self.lost += n
         if self.dropped == n:
             if on_the_way:
                 warn(f"input '{self.id}' lost {n} message(s) on the way (a gap in its sender's sequence "
@@ -308,14 +311,15 @@ class InputQueue:
                 self.dropped += missing
                 if self.on_lost is not None:
                     self.on_lost(missing)
-        if self.expect is not None and self._got() < self.expect:
-            self.count_dropped(self.expect - self._got(), on_the_way=self.block)
+        if self.expect is not None and self._got() < self.expect:  # (promised, never came)
+            self.count_dropped(self.expect - self._got(), on_the_way=True)
         self.reported = True
         if self.dropped:
             if self.block:  # a block queue never drops: they were lost between the nodes
                 warn(f"input '{self.id}' lost {self.dropped} message(s) in all on the way (queue_policy: block)")
             else:
-                warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size})")
+                lost = f"; {self.lost} of them lost on the way, not to a full queue" if self.lost else ""
+                warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size}{lost})")
 
     def report_at_exit(self, sent: int | None = None, queued: int | None = None) -> None:
         """The node ends (STOP, its own choice) before this input closed: what it dropped is

@@ -2,6 +2,8 @@
 dropped, from the sequence numbers in its messages' attachments. Pure logic, no Zenoh."""
 from __future__ import annotations
 
+import queue
+
 from dora_zenoh.node.inputs import InputQueue
 from dora_zenoh.wire import codec as wire
 
@@ -37,3 +39,17 @@ def test_a_plain_publishers_messages_count_one_by_one():
     q = InputQueue("data", 10, False, None)
     q.arrived_all(attachments(None, None, None))
     assert (q.last_seq, q.received, q.dropped) == (None, 3, 0)
+
+
+def test_messages_promised_and_never_come_are_said_to_be_lost_on_the_way(capsys):
+    """The sender's notice says 7, 5 came: the 2 missing never reached the node (its sender's
+    link dropped them), which the report says rather than blaming a queue that had room."""
+    q = InputQueue("data", 10, False, queue.SimpleQueue())
+    q.arrived_all(attachments(*range(5)))
+    q.finish(7)
+    q.report_closed()
+    assert (q.dropped, q.lost) == (2, 2)
+    err = capsys.readouterr().err
+    assert "is full" not in err
+    assert "input 'data' lost 2 message(s) on the way" in err
+    assert "input 'data' dropped 2 message(s) in all (queue_size=10; 2 of them lost on the way" in err
