@@ -231,8 +231,7 @@ class DataflowRun:
                 self._tokens.append(runinfo.serve(self))
             live_nodes = keys.live_root(prefix, self.dataflow) + "/node/"
             self._live_nodes = live_nodes  # before the subscriber: its history arrives at once
-            self._gate = StartGate([n.id for n in self.local_nodes() if waits_for(n)],
-                                   self._open_gate, self._gate_late)
+            self._gate = StartGate(self._gated_nodes(), self._open_gate, self._gate_late)
             session.liveliness().declare_subscriber(
                 live_nodes + "*", zenoh.handlers.Callback(self._on_live, indirect=False), history=True)
             self._live_nodes = live_nodes
@@ -286,6 +285,16 @@ class DataflowRun:
         """Wait (at most ``timeout`` s) until every node this run started is ready or ended (its
         start gate, :mod:`.startgate`): from then on its nodes take their inputs. False if not yet."""
         return self._gate is None or self._gate.opened.wait(timeout)
+
+    def _gated_nodes(self) -> list[str]:
+        """The nodes our start gate waits for: those we start, or, for a machine's part of a
+        multi-machine dataflow, every machine's (their tokens and exited tokens reach us), so
+        that the whole dataflow starts together, as dora-rs's coordinator has every daemon
+        wait. (A part that starts nothing, one the coordinator re-adopts, waits for none.)"""
+        nodes = self.local_nodes()
+        if self.options.part and self.options.only:
+            nodes = [n for n in self.desc.nodes if n.kind != "dynamic"]
+        return [n.id for n in nodes if waits_for(n)]
 
     def local_nodes(self) -> list[ResolvedNode]:
         """The nodes this process spawns: every non-dynamic one, or those of ``options.only``."""
@@ -405,7 +414,9 @@ class DataflowRun:
 
     def _gate_late(self, missing: list[str], timeout: float) -> None:
         """Nodes that did not say they are ready in time no longer hold the others back."""
-        left = [n for n in missing if n not in self.results]
+        only = self.options.only
+        left = [n if only is None or n in only else f"{n} (machine '{self.desc.node(n).machine}')"
+                for n in missing if n not in self.results]
         if left and self._stopping_at is None:
             warn(f"dataflow '{self.dataflow}': {', '.join(left)} did not start (no Node() ready) within "
                  f"{timeout:.0f} s; the other nodes start without waiting for them. A node that needs "
@@ -438,6 +449,8 @@ class DataflowRun:
         if sample.kind == zenoh.SampleKind.PUT and only is not None and name not in only \
                 and any(n.id == name for n in self.desc.nodes):
             self._remote_exited.add(name)
+            if self._gate is not None:  # ended for good before it was ready: not waited for
+                self._gate.done(name)
 
     def _on_stop_request(self, sample: zenoh.Sample) -> None:
         raw = sample.payload.to_bytes()

@@ -9,7 +9,8 @@ gate (``node.barrier``); the runner opens it by declaring one liveliness token, 
 is one token per runner and one fact query per node, not a token per pair of nodes.
 
 A node that has not said it is ready after the barrier's timeout does not hold the others
-any longer: the gate opens, naming it.
+any longer: the gate opens, naming it. A machine's part of a multi-machine dataflow waits for
+the nodes of every machine (``DataflowRun._gated_nodes``): the dataflow starts as one.
 """
 from __future__ import annotations
 

@@ -801,3 +801,91 @@ def test_start_and_logs_follow_the_lines_of_a_node_on_another_machine(machines: 
     shown = [int(line.split()[2]) for line in out.splitlines() if line.startswith("[talker] line ")]
     assert shown and shown[-1] == 59 and shown == sorted(set(shown)), out
     assert "finished: 1 node(s) succeeded, 1 on machine 'b'" in out, out
+
+
+def _write_together(machines: Machines, model_delay: float) -> tuple[Path, Path]:
+    """sensor and act on a, `model` on b, which reads and sends nothing and calls Node() after
+    ``model_delay`` s (a model loading). Returns the YAML and the folder of their results."""
+    out = machines.tmp / "results"
+    out.mkdir()
+    (machines.tmp / "sensor.py").write_text(textwrap.dedent(f"""
+        import json, time
+        from dora import Node
+        node = Node()
+        returned = time.time()
+        sent = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                node.send_output("reading", b"x")
+                sent += 1
+                if sent == 5:
+                    break
+        json.dump({{"returned": returned}}, open({str(out / "sensor.json")!r}, "w"))
+    """))
+    (machines.tmp / "act.py").write_text(textwrap.dedent(f"""
+        import json
+        from dora import Node
+        got = sum(1 for event in Node() if event["type"] == "INPUT")
+        json.dump({{"got": got}}, open({str(out / "act.json")!r}, "w"))
+    """))
+    (machines.tmp / "model.py").write_text(textwrap.dedent(f"""
+        import json, time
+        time.sleep({model_delay})
+        before = time.time()
+        from dora import Node
+        Node()
+        json.dump({{"before": before}}, open({str(out / "model.json")!r}, "w"))
+    """))
+    (machines.tmp / ".dora-zenoh-ignore").write_text("*.log\n/results/\n/state/\n")
+    yaml = machines.tmp / "dataflow.yml"
+    yaml.write_text(textwrap.dedent("""
+        nodes:
+          - id: sensor
+            path: sensor.py
+            deploy: {machine: a}
+            inputs: {tick: dora/timer/millis/10}
+            outputs: [reading]
+          - id: act
+            path: act.py
+            deploy: {machine: a}
+            inputs: {reading: sensor/reading}
+          - id: model
+            path: model.py
+            deploy: {machine: b}
+            outputs: [unused]
+    """))
+    machines.start_coordinator()
+    machines.start_daemon("a")
+    machines.start_daemon("b")
+    return yaml, out
+
+
+def _results(out: Path, nodes: tuple[str, ...]) -> list[dict]:
+    files = [out / f"{n}.json" for n in nodes]
+    wait_for(lambda: all(f.exists() for f in files), 90, f"the results of {', '.join(nodes)}")
+    return [json.loads(f.read_text()) for f in files]
+
+
+def test_nodes_on_every_machine_start_together(machines: Machines) -> None:
+    """The start gate spans the machines, as dora-rs's: the sensor on a leaves ``Node()`` only
+    after `model` on b, which reads and sends it nothing, called its own (3 s late, a model
+    loading), and its timer does not tick meanwhile."""
+    yaml, out = _write_together(machines, 3)
+    res = machines.cli("start", str(yaml), "--name", "together", "--detach")
+    assert res.returncode == 0, res.stderr
+    sensor, act, model = _results(out, ("sensor", "act", "model"))
+    assert sensor["returned"] >= model["before"], (sensor, model)  # (one clock: namespaces share it)
+    assert act["got"] == 5  # no tick dropped, nothing sent before act was ready
+
+
+def test_a_node_late_on_another_machine_is_named_and_not_waited_for(machines: Machines) -> None:
+    """`model` on b takes 60 s before Node(), the start timeout is 3 s: the nodes on a start
+    without it, and a's part names it with its machine."""
+    machines.env["DORA_ZENOH_START_TIMEOUT"] = "3"
+    yaml, out = _write_together(machines, 60)
+    res = machines.cli("start", str(yaml), "--name", "late", "--detach")
+    assert res.returncode == 0, res.stderr
+    sensor, act = _results(out, ("sensor", "act"))
+    assert act["got"] == 5 and not (out / "model.json").exists()
+    logs = "".join(p.read_text(errors="replace") for p in machines.tmp.glob("a-*.log"))
+    assert "model (machine 'b') did not start (no Node() ready) within 3 s" in logs, logs[-3000:]
