@@ -397,6 +397,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         if self._finished or self._closed:
             return
         self._wake.urgent = _STOP
+        if not self._data_inputs:  # (a source that is not reading its events is behind on nothing)
+            return
         note(f"node '{self.node_id}': still behind on its inputs {after:.1f} s after STOP (grace period "
              f"{grace:.3g} s): STOP comes next, ahead of the messages they still hold (counted when it ends)")
 

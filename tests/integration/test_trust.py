@@ -1141,3 +1141,33 @@ def test_a_paused_tool_on_a_block_read_output_does_not_hold_the_sender(flow):
     assert proc.returncode == 0, err
     assert_all_in_order_then_closed(flow.result("rx.json"), "data", 3000, err)
     print(f"\nsender's worst send_output with a paused topic echo: {flow.result('sender.json')['worst_send_ms']:.1f} ms")
+
+
+def test_a_source_busy_after_stop_is_not_said_to_be_behind_on_inputs(flow):
+    """A source with no inputs that goes on sending after the runner's STOP (it does not read its
+    events) holds nothing back: it is not said to be "still behind on its inputs" (it was)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - {id: tx, path: tx.py, outputs: [data]}
+    """)
+    flow.write("tx.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        open("started", "w").close()
+        while not os.path.exists("go-away"):
+            node.send_output("data", b"x")
+            time.sleep(0.05)
+    """)
+    proc = flow.start("--grace", "4s")
+    try:
+        wait_for(lambda: (flow.folder / "started").exists(), what="the source")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(2.6)  # past the note's time (2 s: half the grace period)
+        (flow.folder / "go-away").touch()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "still behind on its inputs" not in err, err
