@@ -78,7 +78,6 @@ def test_foxglove_live_server(flow):
             outputs: [acc]
     """)
     flow.write("imu.py", """
-        import time
         import pyarrow as pa
         from dora import Node
         node = Node()
@@ -86,7 +85,9 @@ def test_foxglove_live_server(flow):
         while True:
             node.send_output("acc", pa.array([float(i), -1.5, 9.81]))
             i += 1
-            time.sleep(0.01)
+            event = node.next(timeout=0.01)  # 100 Hz, and ends at STOP
+            if event is None or event["type"] == "STOP":
+                break
     """)
     run = flow.start("-q")
     port = free_port()

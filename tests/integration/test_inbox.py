@@ -32,7 +32,12 @@ QUIET = """
     import os, time
     from dora import Node
     node = Node()
-    time.sleep(float(os.environ.get("QUIET_FOR", "60")))  # a source that never sends
+    end = time.monotonic() + float(os.environ.get("QUIET_FOR", "60"))
+    until = os.environ.get("QUIET_UNTIL")  # or until this file exists (its reader is done)
+    while time.monotonic() < end:  # a source that never sends, and ends at STOP (not killed at the grace's end)
+        event = node.next(timeout=max(0.01, min(0.1, end - time.monotonic())))
+        if event is None or event["type"] == "STOP" or (until and os.path.exists(until)):
+            break
 """
 
 RECEIVER = """
@@ -245,7 +250,7 @@ def test_close_from_another_thread_ends_a_waiting_loop(flow, dozing, policy):
         nodes:
           - id: quiet
             path: quiet.py
-            env: {{QUIET_FOR: "{8 if dozing else 3}"}}
+            env: {{QUIET_FOR: "60", QUIET_UNTIL: result.json}}
             outputs: [data]
           - id: watched
             path: watched.py

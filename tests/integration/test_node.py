@@ -866,12 +866,13 @@ def test_dynamic_node_joins_running_dataflow(flow):
               data: source/data
     """)
     flow.write("source.py", """
-        import time
         from dora import Node
         node = Node()
         for i in range(200):
             node.send_output("data", str(i).encode())
-            time.sleep(0.05)
+            event = node.next(timeout=0.05)  # 20 Hz, and ends at STOP
+            if event is None or event["type"] == "STOP":
+                break
     """)
     flow.write("plot.py", """
         import json, sys

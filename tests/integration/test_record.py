@@ -197,7 +197,6 @@ def test_record_cli_ctrl_c_leaves_a_valid_file(flow):
             outputs: [tick]
     """)
     flow.write("ticker.py", """
-        import time
         from dora import Node
         node = Node()
         i = 0
@@ -207,7 +206,9 @@ def test_record_cli_ctrl_c_leaves_a_valid_file(flow):
             if i % 20 == 0:
                 open("count.tmp", "w").write(str(i))
                 __import__("os").replace("count.tmp", "count")
-            time.sleep(0.005)
+            event = node.next(timeout=0.005)  # ends at STOP
+            if event is None or event["type"] == "STOP":
+                break
     """)
     run = flow.start("-q")
     out = flow.folder / "ctrlc.mcap"
