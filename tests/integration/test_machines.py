@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_start_gate import OTHER, SINK, SOURCE
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -804,55 +805,33 @@ def test_start_and_logs_follow_the_lines_of_a_node_on_another_machine(machines: 
 
 
 def _write_together(machines: Machines, model_delay: float) -> tuple[Path, Path]:
-    """sensor and act on a, `model` on b, which reads and sends nothing and calls Node() after
-    ``model_delay`` s (a model loading). Returns the YAML and the folder of their results."""
+    """test_start_gate's dataflow on two machines: source and sink on a, `other` on b, which
+    reads and sends nothing and calls Node() after ``model_delay`` s (a model loading). Returns
+    the YAML and the folder of their results."""
     out = machines.tmp / "results"
     out.mkdir()
-    (machines.tmp / "sensor.py").write_text(textwrap.dedent(f"""
-        import json, time
-        from dora import Node
-        node = Node()
-        returned = time.time()
-        sent = 0
-        for event in node:
-            if event["type"] == "INPUT":
-                node.send_output("reading", b"x")
-                sent += 1
-                if sent == 5:
-                    break
-        json.dump({{"returned": returned}}, open({str(out / "sensor.json")!r}, "w"))
-    """))
-    (machines.tmp / "act.py").write_text(textwrap.dedent(f"""
-        import json
-        from dora import Node
-        got = sum(1 for event in Node() if event["type"] == "INPUT")
-        json.dump({{"got": got}}, open({str(out / "act.json")!r}, "w"))
-    """))
-    (machines.tmp / "model.py").write_text(textwrap.dedent(f"""
-        import json, time
-        time.sleep({model_delay})
-        before = time.time()
-        from dora import Node
-        Node()
-        json.dump({{"before": before}}, open({str(out / "model.json")!r}, "w"))
-    """))
-    (machines.tmp / ".dora-zenoh-ignore").write_text("*.log\n/results/\n/state/\n")
+    for name, text in (("source", SOURCE), ("sink", SINK), ("other", OTHER)):
+        (machines.tmp / f"{name}.py").write_text(textwrap.dedent(text))
+    (machines.tmp / ".dora-zenoh-ignore").write_text("*.log\n/results/\n/state/\nrunner_zid\n")
     yaml = machines.tmp / "dataflow.yml"
-    yaml.write_text(textwrap.dedent("""
+    yaml.write_text(textwrap.dedent(f"""
         nodes:
-          - id: sensor
-            path: sensor.py
-            deploy: {machine: a}
-            inputs: {tick: dora/timer/millis/10}
-            outputs: [reading]
-          - id: act
-            path: act.py
-            deploy: {machine: a}
-            inputs: {reading: sensor/reading}
-          - id: model
-            path: model.py
-            deploy: {machine: b}
+          - id: source
+            path: source.py
+            deploy: {{machine: a}}
+            inputs: {{tick: dora/timer/millis/10}}
+            outputs: [out]
+            env: {{OUT: {str(out)!r}}}
+          - id: sink
+            path: sink.py
+            deploy: {{machine: a}}
+            inputs: {{in: source/out}}
+            env: {{OUT: {str(out)!r}}}
+          - id: other
+            path: other.py
+            deploy: {{machine: b}}
             outputs: [unused]
+            env: {{OUT: {str(out)!r}, DELAY: "{model_delay}"}}
     """))
     machines.start_coordinator()
     machines.start_daemon("a")
@@ -867,25 +846,25 @@ def _results(out: Path, nodes: tuple[str, ...]) -> list[dict]:
 
 
 def test_nodes_on_every_machine_start_together(machines: Machines) -> None:
-    """The start gate spans the machines, as dora-rs's: the sensor on a leaves ``Node()`` only
-    after `model` on b, which reads and sends it nothing, called its own (3 s late, a model
+    """The start gate spans the machines, as dora-rs's: the source on a leaves ``Node()`` only
+    after `other` on b, which reads and sends it nothing, called its own (3 s late, a model
     loading), and its timer does not tick meanwhile."""
     yaml, out = _write_together(machines, 3)
     res = machines.cli("start", str(yaml), "--name", "together", "--detach")
     assert res.returncode == 0, res.stderr
-    sensor, act, model = _results(out, ("sensor", "act", "model"))
-    assert sensor["returned"] >= model["before"], (sensor, model)  # (one clock: namespaces share it)
-    assert act["got"] == 5  # no tick dropped, nothing sent before act was ready
+    source, sink, other = _results(out, ("source", "sink", "other"))
+    assert source["returned"] >= other["before"], (source, other)  # (one clock: namespaces share it)
+    assert sink["got"] == 5  # no tick dropped, nothing sent before the sink was ready
 
 
 def test_a_node_late_on_another_machine_is_named_and_not_waited_for(machines: Machines) -> None:
-    """`model` on b takes 60 s before Node(), the start timeout is 3 s: the nodes on a start
+    """`other` on b takes 60 s before Node(), the start timeout is 3 s: the nodes on a start
     without it, and a's part names it with its machine."""
     machines.env["DORA_ZENOH_START_TIMEOUT"] = "3"
     yaml, out = _write_together(machines, 60)
     res = machines.cli("start", str(yaml), "--name", "late", "--detach")
     assert res.returncode == 0, res.stderr
-    sensor, act = _results(out, ("sensor", "act"))
-    assert act["got"] == 5 and not (out / "model.json").exists()
+    _, sink = _results(out, ("source", "sink"))
+    assert sink["got"] == 5 and not (out / "other.json").exists()
     logs = "".join(p.read_text(errors="replace") for p in machines.tmp.glob("a-*.log"))
-    assert "model (machine 'b') did not start (no Node() ready) within 3 s" in logs, logs[-3000:]
+    assert "other (machine 'b') did not start (no Node() ready) within 3 s" in logs, logs[-3000:]

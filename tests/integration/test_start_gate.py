@@ -26,9 +26,9 @@ FLOW = """
         outputs: [unused]
 """
 
-# Sends 5 messages on its first ticks; says when Node() returned.
+# Sends 5 messages on its first ticks; says when Node() returned (in $OUT, else where it runs).
 SOURCE = """
-    import json, time
+    import json, os, time
     from dora import Node
     node = Node()
     returned = time.time()
@@ -39,14 +39,14 @@ SOURCE = """
             sent += 1
             if sent == 5:
                 break
-    json.dump({"returned": returned}, open("source.json", "w"))
+    json.dump({"returned": returned}, open(os.path.join(os.environ.get("OUT", "."), "source.json"), "w"))
 """
 
 SINK = """
-    import json
+    import json, os
     from dora import Node
     got = sum(1 for event in Node() if event["type"] == "INPUT")
-    json.dump({"got": got}, open("sink.json", "w"))
+    json.dump({"got": got}, open(os.path.join(os.environ.get("OUT", "."), "sink.json"), "w"))
 """
 
 # A node unrelated to the others that takes DELAY s before it calls Node() (a model loading).
@@ -60,7 +60,7 @@ OTHER = """
     before = time.time()
     from dora import Node
     Node()
-    json.dump({"before": before}, open("other.json", "w"))
+    json.dump({"before": before}, open(os.path.join(os.environ.get("OUT", "."), "other.json"), "w"))
 """
 
 

@@ -70,11 +70,12 @@ def test_planned_ports_are_held_for_their_nodes_until_released(tmp_path):
           - {id: a, path: a.py, outputs: [o]}
           - {id: b, path: b.py, inputs: {i: a/o}}
     """)
-    port = int(p.listen["a"].rsplit(":", 1)[1])
+    port, unused = (int(p.listen[n].rsplit(":", 1)[1]) for n in "ab")
     try:
-        with socket.socket() as other, pytest.raises(OSError) as taken:
-            other.bind(("127.0.0.1", port))
-        assert taken.value.errno == errno.EADDRINUSE
+        for held in (port, unused):
+            with socket.socket() as other, pytest.raises(OSError) as taken:
+                other.bind(("127.0.0.1", held))
+            assert taken.value.errno == errno.EADDRINUSE
         node = zconfig.open_peer([], [p.listen["a"]])
         try:
             reader = zconfig.open_peer([p.listen["a"]], [])
@@ -86,5 +87,5 @@ def test_planned_ports_are_held_for_their_nodes_until_released(tmp_path):
             node.close()
     finally:
         p.release()
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", port))  # let go
+    with socket.socket() as other:  # let go (b's: a's may be in TIME_WAIT after its link)
+        other.bind(("127.0.0.1", unused))
