@@ -95,9 +95,8 @@ def _reserve_ports(held: ExitStack, host: str, count: int) -> list[int]:
     listening) that ``held`` closes. Zenoh's listener (SO_REUSEADDR too) may bind a held port, and
     nothing else may: neither another process's bind (a port picked by ``bind(0)``, as every
     runner picks its nodes' ports) nor an outgoing connection's. A planned port that was only
-    probed and let go was taken before its node listened: 1 run in 36 of six 24-node dataflows
-    started together, the node failing in ``Node()`` with "Address already in use"; a restarted
-    node would meet the same race."""
+    probed and let go could be taken before its node listened, which then failed in ``Node()``
+    with "Address already in use" (docs/scale-and-logs.md); a restarted node met the same race."""
     bare = host.strip("[]")
     family = socket.AF_INET6 if ":" in bare else socket.AF_INET
     ports = []

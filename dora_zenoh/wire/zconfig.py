@@ -163,9 +163,9 @@ def peer_config(connect: list[str], listen: list[str], secret: str | None = None
         # readers on a loaded machine). See docs/guarantees.md for what was measured.
         conf.insert_json5("transport/link/tx/queue/congestion_control/drop/wait_before_drop", str(DROP_WAIT_US))
         # A put waits (then drops, with DROP) only when the link's queue has no free batch. Zenoh's
-        # 2 for data ran out in a burst while the sender's Zenoh thread was not scheduled: a
-        # relay lost the last 1-2 of 20 messages towards a reader with room (2 runs in 48 of six
-        # 24-node chains on 2 busy cores). Batches are allocated when first used.
+        # 2 for data ran out in a burst while the sender's Zenoh thread waited for a CPU, and a
+        # relay lost its burst's tail towards a reader with room (docs/guarantees.md). Batches are
+        # allocated when first used.
         conf.insert_json5("transport/link/tx/queue/size/data", str(DATA_BATCHES))
         if hold_block:
             conf.insert_json5("transport/link/tx/queue/congestion_control/block/wait_before_close",
