@@ -146,10 +146,11 @@ class InputQueue:
                 self._close_if_complete()  # its INPUT_CLOSED comes after this message
         return True
 
-    def arrived(self, raw: bytes) -> None:
+    def arrived(self, raw: bytes, ring_full: bool = True) -> None:
         """A message of the primary input came out of the inbox's ring (``raw``: its
-        attachment): count it, and the messages the ring pushed out before it (the gap
-        in sequence numbers). The inbox stops calling it once this input's INPUT_CLOSED
+        attachment): count it, and the messages missing before it (the gap in sequence
+        numbers): pushed out of the ring if it may have been full (``ring_full``), else
+        lost on the way. The inbox stops calling it once this input's INPUT_CLOSED
         has taken its place in the stream: it may have closed already, and the messages
         that arrived before the close are still delivered."""
         seq = wire.seq_in(raw)
@@ -158,17 +159,18 @@ class InputQueue:
             if last is None:
                 if self.first_seq is None:
                     self.first_seq = seq
-                elif seq > self.first_seq:  # pushed out of the ring before we read any
-                    self.count_dropped(seq - self.first_seq)
+                elif seq > self.first_seq:  # missing before the first we read
+                    self.count_dropped(seq - self.first_seq, on_the_way=not ring_full)
             elif seq > last + 1:
-                self.count_dropped(seq - last - 1)
+                self.count_dropped(seq - last - 1, on_the_way=not ring_full)
             self.last_seq = seq
             self.received = seq + 1 - (self.first_seq or 0)
         else:  # a plain Zenoh publisher: no sequence numbers
             self.received += 1
 
-    def arrived_all(self, raws: list[bytes]) -> None:
-        """``arrived`` for a batch drained from the inbox's ring, oldest first.
+    def arrived_all(self, raws: list[bytes], ring_full: bool = True) -> None:
+        """``arrived`` for a batch drained from the inbox's ring, oldest first (``ring_full``:
+        whether the ring may have overflowed since it was last seen empty).
 
         The common case costs two parses, not one per message: when the first and the
         last are numbered ``last_seq + 1`` and ``last_seq + n``, the n messages of one
@@ -185,7 +187,7 @@ class InputQueue:
                 self.received = seq + 1 - (self.first_seq or 0)
                 return
         for raw in raws:
-            self.arrived(raw)
+            self.arrived(raw, ring_full)
 
     def arrived_next(self, last_seq: int) -> None:
         """``arrived`` for a message known to be the next in its sender's sequence (see
@@ -318,8 +320,7 @@ class InputQueue:
             if self.block:  # a block queue never drops: they were lost between the nodes
                 warn(f"input '{self.id}' lost {self.dropped} message(s) in all on the way (queue_policy: block)")
             else:
-                lost = f"; {self.lost} of them lost on the way, not to a full queue" if self.lost else ""
-                warn(f"input '{self.id}' dropped {self.dropped} message(s) in all (queue_size={self.size}{lost})")
+                warn(f"input '{self.id}' dropped {self.dropped} message(s) in all ({self._drop_causes()})")
 
     def report_at_exit(self, sent: int | None = None, queued: int | None = None) -> None:
         """The node ends (STOP, its own choice) before this input closed: what it dropped is
@@ -345,7 +346,12 @@ class InputQueue:
             warn(f"input '{self.id}' lost {self.dropped} message(s) on the way before the node ended "
                  "(queue_policy: block)")
         else:
-            warn(f"input '{self.id}' dropped {self.dropped} message(s) before the node ended (queue_size={self.size})")
+            warn(f"input '{self.id}' dropped {self.dropped} message(s) before the node ended ({self._drop_causes()})")
+
+    def _drop_causes(self) -> str:
+        """The queue size behind a drop_oldest input's drops, and how many of them never came."""
+        lost = f"; {self.lost} of them lost on the way, not to a full queue" if self.lost else ""
+        return f"queue_size={self.size}{lost}"
 
     def take(self) -> Any:
         """The oldest queued item; only called after a wake token for this input."""

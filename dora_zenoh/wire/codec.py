@@ -68,6 +68,7 @@ def pyarrow() -> Any:
 
 
 SEQ_PREFIX = b'{"seq":'          # how every attachment of a dora-zenoh sender starts
+SEQ_NEXT = b'{"seq":%d,'         # ... with sequence number %d (a "ts" always follows)
 SEQ_TS = b'{"seq":%d,"ts":%d}'  # the attachment without params (send_output formats it inline)
 
 

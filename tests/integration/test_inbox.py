@@ -423,6 +423,58 @@ def test_drops_are_counted_exactly_between_lock_step_phases(flow):
     assert got[:50] == list(range(50)) and got[-51:] == list(range(249, 300)), got
     assert got == sorted(got) and len(got) < 300
     assert f"input 'data' dropped {300 - len(got)} message(s) in all" in res.stderr
+    assert "on the way" not in res.stderr, res.stderr  # the ring overflowed: nothing was lost before it
+
+
+def test_a_gap_on_the_way_is_not_blamed_on_the_primary_inputs_queue(flow):
+    """Messages that never reached the node (a gap in the sender's sequence numbers, here
+    from a plain session writing as `tx` would) are reported as lost on the way, not as
+    dropped by a full queue: one at a time they go the inbox's short path, which took every
+    message for the next one and counted such a gap, if ever, as the queue's."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: quiet.py
+            env: {QUIET_UNTIL: result.json}
+            outputs: [data]
+          - id: rx
+            path: receiver.py
+            inputs:
+              data: {source: tx/data, queue_size: 100}
+    """)
+    flow.write("quiet.py", QUIET)
+    flow.write("receiver.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = []
+        for event in node:
+            if event["type"] == "INPUT":
+                got.append(int(bytes(event["value"].to_numpy(zero_copy_only=False)).decode()))
+                if len(got) == 8:
+                    break
+        json.dump(got, open("result.json", "w"))
+    """)
+    proc = flow.start()
+    try:
+        with zenoh.open(zconfig.peer_config([flow.endpoint], [])) as session:
+            assert zconfig.wait_for_peers(session, 20)
+            time.sleep(1.0)  # gossip links it to rx
+            for seq in [0, 1, 2, 3, 7, 8, 9, 10]:  # 4, 5 and 6 never leave
+                session.put(f"dora/{flow.name}/tx/data", str(seq).encode(),
+                            attachment=b'{"seq":%d,"ts":%d}' % (seq, time.time_ns()),
+                            congestion_control=zenoh.CongestionControl.BLOCK)
+                time.sleep(0.1)  # each alone in rx's ring
+            out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert flow.result() == [0, 1, 2, 3, 7, 8, 9, 10]
+    assert "input 'data' lost 3 message(s) on the way" in err, err
+    assert "dropped 3 message(s) before the node ended (queue_size=100; 3 of them lost on the way" in err, err
+    assert "is full" not in err, err
 
 
 def test_a_burst_is_flushed_when_its_sender_waits_and_a_single_message_is_not(flow):
