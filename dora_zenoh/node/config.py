@@ -12,6 +12,7 @@ the start barrier waits by default.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,8 +84,21 @@ def open_runner_session(cfg: NodeConfig) -> tuple[zenoh.Session, str | None]:
     the latter case, its listener with its port."""
     hold = not cfg.replay_outputs  # its block readers are all on this machine (zconfig.peer_config)
     if cfg.listen is not None:
-        return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False,
-                                 hold_block=hold), None
+        try:
+            return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [cfg.listen], autoconnect=False,
+                                     hold_block=hold), None
+        except zenoh.ZError as exc:
+            if "listener" not in str(exc):
+                raise
+            # The runner holds the port from plan to end (supervision.topology), but a program
+            # that binds ports it did not pick, with SO_REUSEADDR, can still listen there first.
+            # Its readers dial that port in vain: it dials every node that gossip names instead.
+            why = re.search(r"([^:\[]+) \(os error \d+\)", str(exc))  # Zenoh adds its source paths
+            warn(f"node '{cfg.node}': cannot listen on {cfg.listen}, which the runner chose for it "
+                 f"({why.group(1).strip() if why else exc}): another program took it. It links to "
+                 "the dataflow's nodes itself instead (one link to each)")
+            listen = zconfig.with_free_port(zconfig.node_listen_endpoint(cfg.endpoint))
+            return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [listen], hold_block=hold), None
     # Every peer of a run without a plan auto-connects (a machine's part of a multi-machine
     # dataflow, its daemon, its runner): one side of each pair dials (zconfig.peer_config).
     # Its port is chosen here, not by Zenoh: re-linking a peer (wire.relink) needs it.

@@ -28,7 +28,14 @@ SOURCE = """
 # Forwards (FORWARD=1) or records; at STOP it writes what it got and how many Zenoh peers
 # its session has (the hub, its upstream and its downstream; a full mesh would be ~all).
 RELAY = """
-    import json, os
+    import json, os, socket
+    if os.environ.get("SQUAT") == "1":  # another program listens on the port the runner chose for us
+        listen = json.loads(os.environ["DORA_ZENOH_NODE_CONFIG"])["listen"]
+        host, port = listen.split("/", 1)[1].rsplit(":", 1)
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((host, int(port)))
+        squatter.listen()
     from dora import Node
     node = Node()
     me = os.environ["DORA_NODE_ID"]
@@ -72,8 +79,14 @@ def test_closed_chain_links_one_link_per_edge_too(flow):
     run_chain(flow, 20, "--secure")
 
 
-def run_chain(flow, nodes: int, *run_args: str) -> None:
-    flow.write("dataflow.yml", chain_yaml(nodes))
+def run_chain(flow, nodes: int, *run_args: str, squat: str | None = None) -> None:
+    """Run a chain of ``nodes`` (``squat``: a relay whose planned port another program takes);
+    check every node got every message over one link per edge."""
+    yaml = chain_yaml(nodes)
+    if squat is not None:
+        head, _, tail = yaml.partition(f"  - id: {squat}\n")  # a relay: its env has FORWARD
+        yaml = head + f"  - id: {squat}\n" + tail.replace("FORWARD: '1'\n", "FORWARD: '1'\n      SQUAT: '1'\n", 1)
+    flow.write("dataflow.yml", yaml)
     flow.write("source.py", SOURCE.format(count=COUNT))
     flow.write("relay.py", RELAY.format(count=COUNT))
     proc = flow.start("--quiet", *run_args)
@@ -90,7 +103,19 @@ def run_chain(flow, nodes: int, *run_args: str) -> None:
     for i in range(1, nodes):
         report = json.loads((flow.folder / f"out-n{i}.json").read_text())
         assert report["got"] == expected, f"n{i}"
-        assert 1 <= report["peers"] <= 3, f"n{i} has {report['peers']} Zenoh peers"
+        if f"n{i}" != squat:  # (it links to every node)
+            assert 1 <= report["peers"] <= 3, f"n{i} has {report['peers']} Zenoh peers"
+
+
+def test_a_node_whose_planned_port_another_program_took_links_by_itself(flow):
+    """The runner holds each node's planned port, but a program binding with SO_REUSEADDR can
+    still listen there first: the node's Zenoh listener cannot, and Node() raised Zenoh's
+    error. It now links to the dataflow's nodes itself (its readers dial in vain), says so,
+    and every message still goes through it."""
+    run_chain(flow, 5, squat="n2")
+    log = "".join(p.read_text() for p in flow.folder.glob("out/*/log_n2.txt"))
+    assert "node 'n2': cannot listen on tcp/127.0.0.1:" in log and "(Address already in use)" in log, log
+    assert "Traceback" not in log, log
 
 
 def lease_config(flow) -> dict:
