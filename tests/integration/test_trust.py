@@ -18,6 +18,7 @@ import time
 import pytest
 import zenoh
 from conftest import long_lived_pids, wait_for, write_long_lived_flow
+from freeze import freeze_zenoh_threads, thaw
 
 from dora_zenoh.wire import zconfig
 
@@ -350,6 +351,59 @@ def test_drop_oldest_reader_stalled_past_its_senders_exit_counts_every_loss(flow
     print(f"\nslow reader got {len(got)} of 60000")
     if lost:
         assert f"dropped {lost} message(s) in all" in err, err
+
+
+def test_drop_oldest_readers_that_confirm_one_by_one_are_all_waited_for(flow):
+    """A sender waits for its drop_oldest readers as long as they keep confirming its end of
+    stream: four readers whose Zenoh threads are stopped, let go 0.4 s apart, confirm over
+    ~1.6 s. A fixed second named the last two (a 100-node fan-out's readers, all ending at
+    once on two cores, confirmed over ~2 s: every bench run named dozens that had everything)."""
+    readers = ["r1", "r2", "r3", "r4"]
+    flow.write("dataflow.yml", "nodes:\n  - {id: tx, path: tx.py, outputs: [data]}\n" + "".join(
+        f"  - {{id: {r}, path: rx.py, inputs: {{data: tx/data}}}}\n" for r in readers))
+    flow.write("tx.py", """
+        import os, time
+        from dora import Node
+        node = Node()
+        for i in range(5):
+            node.send_output("data", b"x")
+        deadline = time.monotonic() + 60
+        while not os.path.exists("exit") and time.monotonic() < deadline:
+            node.next(timeout=0.01)
+    """)
+    flow.write("rx.py", """
+        import os
+        from dora import Node
+        node = Node()
+        got = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                got += 1
+                if got == 5:
+                    open(f"{node.node_id}.pid", "w").write(str(os.getpid()))
+            elif event["type"] in ("INPUT_CLOSED", "STOP"):
+                break
+    """)
+    proc = flow.start()
+    frozen: dict[str, list[int]] = {}
+    try:
+        pids = {r: pid_of(flow, r) for r in readers}  # each has the 5 messages
+        for r in readers:
+            frozen[r] = freeze_zenoh_threads(pids[r])
+        (flow.folder / "exit").write_text("")
+        for r in readers:
+            time.sleep(0.4)
+            thaw(frozen.pop(r))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for tids in frozen.values():
+            thaw(tids)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "5 node(s) succeeded" in err, err
+    assert "exiting after waiting" not in err, err
 
 
 # -- 3. nothing from another Zenoh session crashes or misleads a node -------------------------------
