@@ -220,7 +220,7 @@ class Inbox:
                 att = sample.attachment
                 if att is not None:
                     raw = att.to_bytes()
-                    if raw.startswith(SEQ_NEXT % (last + 1)):  # primary.arrived_next(last), inlined
+                    if raw.startswith(SEQ_NEXT % (last + 1)):  # the next: arrived() without a parse
                         primary.last_seq = last + 1
                         primary.received += 1
                         if primary.expect is not None:

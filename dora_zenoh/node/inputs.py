@@ -189,14 +189,6 @@ class InputQueue:
         for raw in raws:
             self.arrived(raw, ring_full)
 
-    def arrived_next(self, last_seq: int) -> None:
-        """``arrived`` for a message known to be the next in its sender's sequence (see
-        ``Inbox.get``, which read ``last_seq``): no attachment to parse, no gap to count."""
-        self.last_seq = last_seq + 1
-        self.received += 1
-        if self.expect is not None:
-            self.settle()
-
     def settle(self) -> None:
         """After a batch of ``arrived`` (and the drops of trimming it): close if the
         sender's end-of-stream notice says this was all."""
