@@ -97,15 +97,20 @@ def open_runner_session(cfg: NodeConfig) -> tuple[zenoh.Session, str | None]:
             warn(f"node '{cfg.node}': cannot listen on {cfg.listen}, which the runner chose for it "
                  f"({why.group(1).strip() if why else exc}): another program took it. It links to "
                  "the dataflow's nodes itself instead (one link to each)")
-            listen = zconfig.with_free_port(zconfig.node_listen_endpoint(cfg.endpoint))
-            return zconfig.open_peer([cfg.endpoint, *cfg.upstreams], [listen], hold_block=hold), None
+            return _open_on_a_free_port(cfg, [cfg.endpoint, *cfg.upstreams], hold_block=hold)[0], None
     # Every peer of a run without a plan auto-connects (a machine's part of a multi-machine
     # dataflow, its daemon, its runner): one side of each pair dials (zconfig.peer_config).
     # Its port is chosen here, not by Zenoh: re-linking a peer (wire.relink) needs it.
+    return _open_on_a_free_port(cfg, [cfg.endpoint], one_dialer=True, hold_block=hold)
+
+
+def _open_on_a_free_port(cfg: NodeConfig, connect: list[str], **options: bool) -> tuple[zenoh.Session, str]:
+    """A peer session dialling ``connect`` and listening on a free port beside the hub, and
+    that listener; another process may take the port before Zenoh binds it: try again."""
     for attempt in range(3):
         listen = zconfig.with_free_port(zconfig.node_listen_endpoint(cfg.endpoint))
         try:
-            return zconfig.open_peer([cfg.endpoint], [listen], one_dialer=True, hold_block=hold), listen
+            return zconfig.open_peer(connect, [listen], **options), listen
         except zenoh.ZError:
             if attempt == 2 or listen.endswith(":0"):
                 raise
