@@ -26,6 +26,7 @@ from dora_zenoh.console import warn
 if TYPE_CHECKING:
     from dora_zenoh.node.inbox import Inbox
     from dora_zenoh.node.inputs import InputQueue
+    from dora_zenoh.node.lockbox import LockInbox
     from dora_zenoh.wire.contract import NodeConfig
 
 DRAIN_EVERY = 0.005  # s between two looks at the FIFOs while waiting
@@ -36,7 +37,7 @@ class StartBarrier:
     """Mixed into :class:`dora_zenoh.node.node.Node`, which sets up these attributes."""
 
     _cfg: NodeConfig
-    _wake: Inbox
+    _wake: Inbox | LockInbox
     _inputs: dict[str, InputQueue]
     node_id: str
     _outputs: dict[str, list]

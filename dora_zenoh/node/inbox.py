@@ -12,8 +12,9 @@ timers, INPUT_CLOSED, STOP, a ``next(timeout)`` deadline) is queued in
 Python and announced by a *marker*: a DELETE sample with attachment ``@dz``, put on
 the primary input's key with ``allowed_destination=SESSION_LOCAL``, so that it only
 enters this session's ring, right behind the data that arrived before it. No other
-process ever sees a marker. A node with no such input waits on a ring of its own
-under the internal key space, which only ever carries markers.
+process ever sees a marker. A node with no such input but FIFO inputs (below) waits on
+a ring of its own under the internal key space, which only ever carries markers; one with
+neither waits on a Python lock instead (:mod:`dora_zenoh.node.lockbox`).
 
 The ring is sized so that markers can never push out data the input's queue_size
 allows: there are never more markers outstanding than queued tokens. A flood of

@@ -48,6 +48,7 @@ from dora_zenoh.node.events import (
 from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, START_BACKLOG_BYTES, InputQueue, TimerThread
+from dora_zenoh.node.lockbox import LockInbox
 from dora_zenoh.node.malformed import MalformedChecks
 from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
@@ -261,22 +262,25 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._arrow = wire.has_pyarrow()
         if self._arrow and specs:
             arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
-        ring_key = specs[primary_id].key if primary_id else None
-        if ring_key is None:
-            ring_key = keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid()))
-        # Room for every marker that can be outstanding (one per queued token, see inbox).
-        ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
-        self._wake = Inbox(session, ring_key, ring_size, self._primary)
-        timers: list[InputQueue] = []
-        sources: set[str] = set()
+        timers = [q for q in self._inputs.values() if q.timer_ns]
         # Block inputs from FIFO channels, unless turned off, or the operator runtime feeds its
         # inputs itself (it overrides _input_callback), or the input shares the ring's key (the
         # markers would fill its FIFO). One from another machine: its advanced subscriber fills it.
         fifo_ok = settings.BLOCK_FIFO.get() and type(self)._input_callback is Node._input_callback
+        ring_key = specs[primary_id].key if primary_id else None
+        if primary_id is None and not (fifo_ok and len(timers) < len(specs)):
+            # nothing to wait for in Zenoh (no primary input, no FIFO): a lock, and our own ticks
+            self._wake = LockInbox(timers)
+        else:
+            if ring_key is None:
+                ring_key = keys.wake_key(prefix, self._dataflow, self.node_id, str(session.info.zid()))
+            # Room for every marker that can be outstanding (one per queued token, see inbox).
+            ring_size = sum(q.size + 1 for q in self._inputs.values()) + 8
+            self._wake = Inbox(session, ring_key, ring_size, self._primary)
+        sources: set[str] = set()
         for in_id, q in self._inputs.items():
             q.wake = self._wake
             if q.timer_ns:
-                timers.append(q)
                 continue
             spec = specs[in_id]
             if spec.key is None or spec.source_node is None:  # InputConfig.from_dict gives every non-timer both
@@ -288,7 +292,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     recovering = functools.partial(replay.RecoveringSubscriber, session, spec.key,
                                                    node=cfg.node, input_id=in_id,
                                                    source=f"{q.source_node}/{q.source_output}")
-                if q.block and fifo_ok and spec.key != ring_key:
+                if q.block and fifo_ok and spec.key != ring_key and isinstance(self._wake, Inbox):
                     self._wake.add_fifo(FifoInput(session, spec.key, q, declare=recovering))
                     continue
                 callback = self._input_callback(q, spec)
@@ -301,7 +305,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     callback, indirect=False)))
         if self._wake.solo is not None:  # its messages come out of the inbox as samples too
             self._template = {"type": INPUT, "id": self._wake.solo.queue.id}
-        self._timers = TimerThread(timers) if timers else None
+        # A LockInbox ticks the timers itself, on our thread (see dora_zenoh.node.lockbox).
+        self._timers: TimerThread | LockInbox | None = None
+        if timers:
+            self._timers = self._wake if isinstance(self._wake, LockInbox) else TimerThread(timers)
         return sources
 
     def _input_callback(self, q: InputQueue, spec: InputConfig) -> Any:
