@@ -193,12 +193,16 @@ def test_next_timeout_returns_the_timeout_error_then_the_message(flow):
     assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
 
 
-@pytest.mark.parametrize(("waiting", "policy"), [(0.5, "drop_oldest"), (2.0, "drop_oldest"), (0.5, "block")],
-                         ids=["in-recv", "dozing", "in-fifo"])
-def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting, policy):
+@pytest.mark.parametrize(("waiting", "source"), [(0.5, "{source: quiet/data, queue_policy: drop_oldest}"),
+                                                 (2.0, "{source: quiet/data, queue_policy: drop_oldest}"),
+                                                 (0.5, "{source: quiet/data, queue_policy: block}"),
+                                                 (0.5, "dora/timer/secs/600")],
+                         ids=["in-recv", "dozing", "in-fifo", "on-timers"])
+def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting, source):
     """A node run by hand and blocked in Zenoh's recv() still stops on Ctrl-C (zenoh-python
     looks at Python's signals while it waits), and so does one that dozes (on a Python lock);
-    with a block input, the first waits in that input's FIFO channel (dora_zenoh.node.fifo)."""
+    with a block input, the first waits in that input's FIFO channel (dora_zenoh.node.fifo);
+    on timers only, on its lock until the next tick (dora_zenoh.node.lockbox)."""
     flow.write("dataflow.yml", f"""
         nodes:
           - id: quiet
@@ -207,14 +211,14 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting, policy):
           - id: viewer
             path: dynamic
             inputs:
-              data: {{source: quiet/data, queue_policy: {policy}}}
+              data: {source}
     """)
     flow.write("quiet.py", QUIET)
     flow.write("viewer.py", """
         import sys
         from dora_zenoh import Node
         node = Node("viewer", dataflow=sys.argv[1], endpoint=sys.argv[2])
-        print("waiting", flush=True)
+        print("waiting in", type(node._wake).__name__, flush=True)
         for event in node:
             pass
     """)
@@ -225,7 +229,7 @@ def test_ctrl_c_interrupts_a_node_waiting_for_input(flow, waiting, policy):
         viewer = subprocess.Popen([sys.executable, "viewer.py", flow.name, flow.endpoint], cwd=flow.folder,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert viewer.stdout is not None
-        assert viewer.stdout.readline().strip() == "waiting"
+        assert viewer.stdout.readline().strip() == "waiting in " + ("LockInbox" if "timer" in source else "Inbox")
         time.sleep(waiting)  # it is inside recv() (0.5 s) or dozes (2 s: DOZE_AFTER is 1 s)
         viewer.send_signal(signal.SIGINT)
         _, err = viewer.communicate(timeout=20)
