@@ -361,7 +361,9 @@ class InputQueue:
 
 
 class TimerThread(threading.Thread):
-    """Generates the ``dora/timer/...`` inputs of one node, drift-free, on one thread.
+    """Generates the ``dora/timer/...`` inputs of one node, drift-free, on one thread: for a
+    node that waits in a Zenoh ring (:mod:`dora_zenoh.node.inbox`), whose thread cannot wait
+    for a deadline too; a node on timers only ticks them itself (:mod:`dora_zenoh.node.lockbox`).
 
     It sleeps on an Event until the next deadline, so an idle node costs nothing.
     """
