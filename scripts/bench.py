@@ -40,6 +40,7 @@ examples:
   python scripts/bench.py --compare --cases latency --cpus 0   # every process on one core
   python scripts/bench.py --compare --cases latency --cpu-latency-us 0  # idle CPUs poll (PM QoS)
   python scripts/bench.py --compare --cases latency --latency-cpus 0,1  # ping on CPU 0, pong on 1
+  python scripts/bench.py --cases scale --scale-pin blocks   # a chain's neighbours on one CPU
 """
 from __future__ import annotations
 
@@ -666,6 +667,14 @@ def scale_dataflow(shape: str, nodes: int, period_ms: int, files: dict[str, Path
     return flow
 
 
+def pin_in_turn(flow: list[dict], how: str, runtime: Runtime) -> None:
+    """Each node of a scale dataflow on one of the benchmark's CPUs (``--scale-pin``): in blocks of
+    consecutive nodes, so a chain's neighbours share a CPU (one wake-up per hop stays on it), or in turn."""
+    cpus = sorted(os.sched_getaffinity(0))
+    for k, entry in enumerate(flow):
+        pin(entry, cpus[k * len(cpus) // len(flow)] if how == "blocks" else cpus[k % len(cpus)], runtime)
+
+
 def chain_upto(node_id: str, nodes: int) -> list[str]:
     """The relays of a scale chain from the source's first reader up to ``node_id``, itself included."""
     if node_id == "sink":
@@ -738,7 +747,10 @@ def run_scale(runtime: Runtime, opts: argparse.Namespace, shape: str, nodes: int
         files = {"stamps": Path(tmp) / "stamps", "pause": Path(tmp) / "pause", "stop": Path(tmp) / "stop"}
         files["stamps"].mkdir()
         readers = nodes - 1
-        with dataflow(runtime, scale_dataflow(shape, nodes, opts.scale_period_ms, files), opts.timeout) as run:
+        flow = scale_dataflow(shape, nodes, opts.scale_period_ms, files)
+        if opts.scale_pin:
+            pin_in_turn(flow, opts.scale_pin, runtime)
+        with dataflow(runtime, flow, opts.timeout) as run:
             firsts = lambda: list(files["stamps"].glob("*.first"))  # noqa: E731
             if not wait_for(lambda: len(firsts()) >= readers, opts.scale_first_timeout, run.proc):
                 return {"error": f"{readers - len(firsts())} of {readers} node(s) got no message within "
@@ -1156,6 +1168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scale-period-ms", type=int, default=20, help="scale case: the source's timer period, ms")
     ap.add_argument("--scale-seconds", type=float,
                     help=f"scale case: each CPU measuring window, s (default {FULL['scale_seconds']})")
+    ap.add_argument("--scale-pin", choices=("blocks", "alternate"),
+                    help="scale case: pin every node to one CPU of the benchmark's: 'blocks' puts the "
+                         "source and the first nodes on the first CPU and so on (a chain's neighbours "
+                         "share one), 'alternate' deals them out in turn (neighbours on different CPUs)")
     ap.add_argument("--scale-first-timeout", type=float, default=120,
                     help="scale case: how long to wait for every node's first message, s")
     ap.add_argument("--idle-seconds", type=float, help=f"idle measuring window (default {FULL['idle_seconds']})")
@@ -1323,7 +1339,8 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                 report["errors"] += errors_of(f"scale {case}", runs)
         out.append(f"scale: source every {opts.scale_period_ms} ms; chain = source -> relays -> sink, fanout = "
                    f"source -> N-1 readers; CPU = whole process tree, % of one core over {opts.scale_seconds:g} s; "
-                   "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
+                   + (f"every node pinned to one CPU ({opts.scale_pin}); " if opts.scale_pin else "")
+                   + "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
     return out
 
 

@@ -156,6 +156,20 @@ def test_bench_latency_policy_puts_block_on_both_inputs(tmp_path: Path) -> None:
     # across machines the bench's readers are block (scripts/bench_machines.py); --latency-policy
     # block measures that path on one machine (docs/machines.md, Latency and throughput)
     import argparse
+
+    bench = load_bench()
+    opts = argparse.Namespace(sizes="8", rounds=1, warmup=0, latency_cpus=None, latency_policy="block")
+    ping, pong = bench.latency_dataflow(opts, tmp_path / "r.json", None)
+    assert ping["inputs"]["pong"] == {"source": "pong/pong", "queue_policy": "block"}
+    assert pong["inputs"]["ping"] == {"source": "ping/ping", "queue_policy": "block"}
+    assert pong["inputs"]["done"] == "ping/done"
+    opts.latency_policy = "drop_oldest"
+    ping, _ = bench.latency_dataflow(opts, tmp_path / "r.json", None)
+    assert ping["inputs"]["pong"] == "pong/pong"
+
+
+def load_bench():
+    """scripts/bench.py as a module, to look at the dataflows it builds."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_script", BENCH)
@@ -166,11 +180,20 @@ def test_bench_latency_policy_puts_block_on_both_inputs(tmp_path: Path) -> None:
         spec.loader.exec_module(bench)
     finally:
         del sys.modules[spec.name]
-    opts = argparse.Namespace(sizes="8", rounds=1, warmup=0, latency_cpus=None, latency_policy="block")
-    ping, pong = bench.latency_dataflow(opts, tmp_path / "r.json", None)
-    assert ping["inputs"]["pong"] == {"source": "pong/pong", "queue_policy": "block"}
-    assert pong["inputs"]["ping"] == {"source": "ping/ping", "queue_policy": "block"}
-    assert pong["inputs"]["done"] == "ping/done"
-    opts.latency_policy = "drop_oldest"
-    ping, _ = bench.latency_dataflow(opts, tmp_path / "r.json", None)
-    assert ping["inputs"]["pong"] == "pong/pong"
+    return bench
+
+
+def test_bench_scale_pin_keeps_a_chains_neighbours_on_one_cpu(tmp_path: Path) -> None:
+    """--scale-pin blocks: the source and the first nodes on the first CPU, the rest on the next
+    (a chain's neighbours share one); alternate: in turn. dora-zenoh's nodes by cpu_affinity."""
+    bench = load_bench()
+    cpus = sorted(os.sched_getaffinity(0))
+    files = {"stamps": tmp_path, "pause": tmp_path / "p", "stop": tmp_path / "s"}
+    runtime = bench.dora_zenoh_runtime("dora-zenoh")
+    flow = bench.scale_dataflow("chain", 6, 20, files)
+    bench.pin_in_turn(flow, "blocks", runtime)
+    assert [e["id"] for e in flow] == ["source", "n1", "n2", "n3", "n4", "sink"]
+    assert [e["cpu_affinity"] for e in flow] == [[cpus[k * len(cpus) // 6]] for k in range(6)]
+    assert flow[0]["cpu_affinity"] == [cpus[0]] and flow[-1]["cpu_affinity"] == [cpus[-1]]
+    bench.pin_in_turn(flow, "alternate", runtime)
+    assert [e["cpu_affinity"] for e in flow] == [[cpus[k % len(cpus)]] for k in range(6)]
