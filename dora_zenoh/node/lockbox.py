@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dora_zenoh.node.inbox import _nothing
+
 if TYPE_CHECKING:
     from dora_zenoh.node.inputs import InputQueue
     from dora_zenoh.tuning.sched import Spin
@@ -160,7 +162,3 @@ class LockInbox:
 
     def unread_primary(self) -> int:
         return 0
-
-
-def _nothing() -> bool:
-    return False

@@ -2,7 +2,10 @@
 (dora_zenoh.node.lockbox), and behaving as the timer thread's ticks do."""
 from __future__ import annotations
 
+import signal
+
 import pytest
+from conftest import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,15 +93,17 @@ def test_ticks_due_while_the_node_was_busy_are_queued_and_the_rest_counted(flow,
     assert out["inbox"] == ("LockInbox" if shape == "timers only" else "Inbox")
     queued = out["queued"]
     assert len(queued) == 3 and queued == sorted(queued), queued
-    assert out["dropped"] >= 20, out
+    # 30 periods passed: at least 26 beyond the 3 queued (29 deadlines after the first tick's), on the
+    # node's own thread; the timer thread (which may itself be starved on a loaded machine) puts fewer
+    assert out["dropped"] >= (26 if shape == "timers only" else 1), out
     log = res.stdout + res.stderr
     assert "input 'tick' is full (queue_size=3): dropping its oldest messages" in log
     assert "input 'tick' dropped" in log and "before the node ended (queue_size=3)" in log
 
 
 def test_a_timer_only_node_waits_with_a_timeout_and_wakes_for_stop(flow):
-    """next(timeout) on a node whose timer is far off times out (dora's timeout error); STOP
-    wakes it at once, and a close from another thread ends its loop."""
+    """next(timeout) on a node whose timer is far off times out (dora's timeout error); the
+    run's stop (Ctrl-C) wakes it with STOP, and a close from another thread ends its loop."""
     flow.write("dataflow.yml", """
         nodes:
           - id: waiter
@@ -115,6 +120,7 @@ def test_a_timer_only_node_waits_with_a_timeout_and_wakes_for_stop(flow):
         from dora import Node
         node = Node()
         first = node.next(timeout=0.2)
+        open("timed-out", "w").close()  # the test stops the run now
         rest = [event["type"] for event in node]
         json.dump({"first": [first["type"], first.get("error")], "rest": rest}, open("waiter.json", "w"))
     """)
@@ -125,8 +131,15 @@ def test_a_timer_only_node_waits_with_a_timeout_and_wakes_for_stop(flow):
         threading.Timer(0.5, node.close).start()
         json.dump([event["type"] for event in node], open("closer.json", "w"))
     """)
-    res = flow.run("--stop-after", "3s")
-    assert res.returncode == 0, res.stderr
+    proc = flow.start("--stop-after", "90s")
+    try:
+        wait_for(lambda: (flow.folder / "timed-out").exists() and (flow.folder / "closer.json").exists(),
+                 60, "the waiter's time-out and the closer's end")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        proc.kill()
     waiter = flow.result("waiter.json")
     assert waiter["first"][0] == "ERROR" and "Timeout" in waiter["first"][1]
     assert waiter["rest"] == ["STOP"]
