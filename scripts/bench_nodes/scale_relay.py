@@ -23,6 +23,8 @@ def main() -> None:
     me = os.environ["NODE_ID"]
     stamps = os.environ["STAMP_DIR"]
     forward = os.environ.get("FORWARD") == "1"
+    with open(os.path.join(stamps, f"{me}.pid"), "w") as f:  # for hop_cpu.py (see scale_source.py)
+        f.write(str(os.getpid()))
     first, stamped, count = None, False, 0
     for event in node:
         if event["type"] == "STOP":

@@ -20,6 +20,9 @@ def main() -> None:
     """Send on every tick until STOP_FILE appears."""
     node = Node()
     pause, stop = os.environ["PAUSE_FILE"], os.environ["STOP_FILE"]
+    # Our pid, for hop_cpu.py: a node forked from the fork server shows the zygote's environment in /proc
+    with open(os.path.join(os.environ["STAMP_DIR"], f"{os.environ['NODE_ID']}.pid"), "w") as f:
+        f.write(str(os.getpid()))
     sent = 0
     for event in node:
         if event["type"] == "STOP":
