@@ -422,6 +422,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         """
         if self._legacy is None:
             self._legacy = _caller_unpacks(sys._getframe(1))
+        if timeout is not None and not timeout <= threading.TIMEOUT_MAX:  # inf, NaN or centuries
+            if timeout != timeout:
+                raise ValueError("next(timeout=nan): the timeout must be a number of seconds (or None)")
+            timeout = None  # no deadline: a wait that long overflows the platform's clock
         event = self._next(timeout)
         if event is None and timeout is not None and not self._finished and not self._legacy:
             return new_event(ERROR, node=self, error=TIMEOUT_ERROR)

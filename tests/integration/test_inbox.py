@@ -193,6 +193,54 @@ def test_next_timeout_returns_the_timeout_error_then_the_message(flow):
     assert all(elapsed >= timeout for timeout, elapsed in out["waited"])  # never returns early
 
 
+@pytest.mark.parametrize("source", ["late/data", "dora/timer/secs/600"], ids=["ring", "on-timers"])
+def test_a_timeout_of_centuries_is_no_timeout_and_nan_is_refused(flow, source):
+    """next(timeout=1e12) or math.inf waits without a deadline (it overflowed the alarm thread's wait:
+    "OverflowError: timestamp out of range" and a traceback, the node's deadlines dead after it);
+    next(timeout=nan) raises ValueError naming it."""
+    flow.write("dataflow.yml", f"""
+        nodes:
+          - id: late
+            path: late.py
+            outputs: [data]
+          - id: waiter
+            path: waiter.py
+            inputs:
+              data: {source}
+    """)
+    flow.write("late.py", """
+        import time
+        from dora import Node
+        node = Node()
+        time.sleep(1.0)
+        node.send_output("data", b"late")
+        for _ in node:  # until the run's stop
+            pass
+    """)
+    flow.write("waiter.py", """
+        import json, math
+        from dora import Node
+        node = Node()
+        try:
+            node.next(timeout=float("nan"))
+            nan = "no error"
+        except ValueError as exc:
+            nan = str(exc)
+        first = node.next(timeout=1e12)   # the message (ring), or STOP (on timers: the run's stop)
+        second = node.next(timeout=math.inf)
+        json.dump({"nan": nan, "events": [e and e["type"] for e in (first, second)]}, open("result.json", "w"))
+    """)
+    res = flow.run("--stop-after", "4s")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    out = flow.result()
+    assert "nan" in out["nan"] and "number of seconds" in out["nan"]
+    if source == "late/data":  # then, at the run's stop, its source's end or STOP itself
+        assert out["events"][0] == "INPUT" and out["events"][1] in ("INPUT_CLOSED", "STOP"), out
+    else:
+        assert out["events"] == ["STOP", None]
+
+
 @pytest.mark.parametrize(("waiting", "source"), [(0.5, "{source: quiet/data, queue_policy: drop_oldest}"),
                                                  (2.0, "{source: quiet/data, queue_policy: drop_oldest}"),
                                                  (0.5, "{source: quiet/data, queue_policy: block}"),
