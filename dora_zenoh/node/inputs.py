@@ -385,7 +385,7 @@ class TimerThread(threading.Thread):
         while heap:
             deadline, i, period, timer = heap[0]
             delay = (deadline - time.monotonic_ns()) / 1e9
-            if delay > 0 and self._stop_event.wait(delay):
+            if delay > 0 and self._stop_event.wait(min(delay, threading.TIMEOUT_MAX)):  # (a period of centuries)
                 return
             if timer.closed:
                 heapq.heappop(heap)

@@ -138,8 +138,8 @@ class LockInbox:
                 self._bell.acquire()
             else:
                 left = (wake_at - _monotonic_ns()) / 1e9
-                if left > 0:
-                    self._bell.acquire(timeout=left)
+                if left > 0:  # (a timer of centuries would overflow the lock's wait)
+                    self._bell.acquire(timeout=min(left, threading.TIMEOUT_MAX))
             if deadline is not None and _monotonic_ns() >= deadline and not pending:
                 self._tick()
                 if not pending:
