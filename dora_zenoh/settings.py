@@ -118,13 +118,17 @@ def _microseconds(raw: str) -> int:
 
 
 def _seconds(raw: str) -> float:
-    """A number of seconds >= 0 (``2.5``)."""
+    """A number of seconds >= 0 (``2.5``), at most ``units.MAX_SECONDS`` (a longer wait overflows)."""
+    from dora_zenoh.units import MAX_SECONDS  # (a base module: no import cycle, and cheap)
+
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not value >= 0:  # also refuses nan
         raise ValueError("is not a number of seconds >= 0")
+    if value > MAX_SECONDS:
+        raise ValueError(f"is more than {MAX_SECONDS:.0f} seconds (about 31 years)")
     return value
 
 

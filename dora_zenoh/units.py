@@ -19,12 +19,18 @@ _BYTES = {"": 1, "b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "tb": 100
           "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
 
 
+MAX_SECONDS = 1e9  # ~31 years: far below what a thread can wait for (threading.TIMEOUT_MAX, ~292 years)
+
+
 def parse_duration(text: str) -> float:
     """``10``, ``10s``, ``500ms``, ``2m``, ``1h`` -> seconds (a plain number is seconds)."""
     m = _DURATION.fullmatch(text)
     if not m:
         raise UnitError(f"'{text}' is not a duration: use e.g. 10s, 500ms, 2m or 1h")
-    return float(m.group(1)) * _SECONDS[m.group(2)]
+    seconds = float(m.group(1)) * _SECONDS[m.group(2)]
+    if seconds > MAX_SECONDS:  # a wait that long overflows the platform's clock
+        raise UnitError(f"'{text}' is too long a duration: at most {MAX_SECONDS:.0f} s (about 31 years)")
+    return seconds
 
 
 def parse_size(text: str) -> int:

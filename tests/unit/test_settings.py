@@ -150,3 +150,12 @@ def test_get_or_default_warns_with_the_fix_and_goes_on(monkeypatch, capsys):
     monkeypatch.setenv("DORA_ZENOH_REPLAY_MESSAGES", "12")
     assert settings.REPLAY_MESSAGES.get_or_default() == 12
     assert capsys.readouterr().err == ""
+
+
+def test_seconds_past_what_a_thread_can_wait_are_refused(monkeypatch):
+    monkeypatch.setenv(settings.EXIT_TIMEOUT.name, "1e12")
+    with pytest.raises(ValueError) as info:
+        settings.EXIT_TIMEOUT.get()
+    assert "DORA_ZENOH_EXIT_TIMEOUT='1e12' is more than 1000000000 seconds" in str(info.value)
+    monkeypatch.setenv(settings.EXIT_TIMEOUT.name, "1e9")
+    assert settings.EXIT_TIMEOUT.get() == 1e9

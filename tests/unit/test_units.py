@@ -62,3 +62,13 @@ def test_bad_sizes_name_the_text_and_the_fix(text):
 def test_fractional_bytes_are_refused():
     with pytest.raises(UnitError, match="'0.5B' is not a whole number of bytes"):
         parse_size("0.5B")
+
+
+@pytest.mark.parametrize("text", ["99999999999999s", "1000000001", "300000h"])
+def test_durations_past_what_a_thread_can_wait_are_refused(text):
+    # `run --stop-after 99999999999999s` crashed the runner with OverflowError (a wait that long
+    # overflows the platform's time_t)
+    with pytest.raises(UnitError) as info:
+        parse_duration(text)
+    assert str(info.value) == f"'{text}' is too long a duration: at most 1000000000 s (about 31 years)"
+    assert parse_duration("1000000000") == 1e9
