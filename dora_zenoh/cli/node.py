@@ -9,7 +9,7 @@ import click
 
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.format import fmt_bytes, table
-from dora_zenoh.cli.options import CONTEXT, endpoint_option
+from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
 from dora_zenoh.cli.topic import dataflow_option, json_option, observer
 
 
@@ -49,7 +49,8 @@ def node() -> None:
 
 @node.command("list", context_settings=CONTEXT)
 @dataflow_option
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds over which rates and CPU are measured.")
+@click.option("--interval", type=Duration(positive=True), default="500ms", show_default=True,
+              help="How long rates and CPU are measured over (e.g. 2s).")
 @json_option
 @endpoint_option
 def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:
@@ -73,7 +74,8 @@ def list_(dataflow: str | None, interval: float, as_json: bool, endpoint: str | 
 @node.command(context_settings=CONTEXT)
 @click.argument("name", metavar="NODE")
 @dataflow_option
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds over which rates and CPU are measured.")
+@click.option("--interval", type=Duration(positive=True), default="500ms", show_default=True,
+              help="How long rates and CPU are measured over (e.g. 2s).")
 @json_option
 @endpoint_option
 def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoint: str | None) -> None:

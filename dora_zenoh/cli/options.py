@@ -14,17 +14,23 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Duration(click.ParamType):
-    """``10s``, ``500ms``, ``2m``, ``1h`` or plain seconds."""
+    """``10s``, ``500ms``, ``2m``, ``1h`` or plain seconds; ``positive``: more than 0."""
 
     name = "duration"
+
+    def __init__(self, positive: bool = False) -> None:
+        self.positive = positive
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, (int, float)):
             return float(value)
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if self.positive and seconds <= 0:
+            self.fail(f"'{value}' is no time at all: give more than 0, e.g. 500ms", param, ctx)
+        return seconds
 
 
 class Endpoint(click.ParamType):

@@ -44,8 +44,8 @@ def replay(file: Path, topics: tuple[str, ...], yaml: Path | None, replaced: tup
     from dora_zenoh.record import reader
     from dora_zenoh.record.player import select, wanted
 
-    if rate <= 0:
-        raise CliError("--rate must be above 0")
+    if not rate > 0:  # (nan too)
+        raise CliError(f"--rate must be a number above 0, not {rate}")
     if replaced and yaml is None:
         raise CliError("--replace needs --dataflow YAML (the dataflow whose nodes the recording replaces)")
     channels = reader.check(file)  # a truncated file fails here, before anything runs

@@ -29,7 +29,7 @@ def _render(found: list[Any]) -> str:
 
 @click.command(context_settings=CONTEXT)
 @dataflow_option
-@click.option("--interval", "-i", type=Duration(), default="1s", show_default=True, help="Refresh period.")
+@click.option("--interval", "-i", type=Duration(positive=True), default="1s", show_default=True, help="Refresh period.")
 @click.option("--once", is_flag=True, help="Measure over one interval, print, and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: the rows as JSON.")
 @endpoint_option

@@ -69,7 +69,7 @@ def topic() -> None:
 @topic.command("list", context_settings=CONTEXT)
 @dataflow_option
 @click.option("-v", "--verbose", is_flag=True, help="Also watch each topic for --window: rate, type, size.")
-@click.option("--window", type=Duration(), default="1s", show_default=True, help="How long -v watches.")
+@click.option("--window", type=Duration(positive=True), default="1s", show_default=True, help="How long -v watches.")
 @json_option
 @endpoint_option
 def list_(dataflow: str | None, verbose: bool, window: float, as_json: bool, endpoint: str | None) -> None:
@@ -212,7 +212,7 @@ def _print_reports(meters: dict[str, Any], now: float, as_json: bool, line: Any,
 _measure_options = [
     click.argument("names", nargs=-1, required=True, metavar="NODE/OUTPUT|KEY..."),
     dataflow_option,
-    click.option("--window", "-w", type=Duration(), default="10s", show_default=True,
+    click.option("--window", "-w", type=Duration(positive=True), default="10s", show_default=True,
                  help="Statistics over the last WINDOW."),
     click.option("--duration", type=Duration(), help="Stop after this long and print the final figures."),
     click.option("--json", "as_json", is_flag=True, help="One JSON object per topic at the end."),

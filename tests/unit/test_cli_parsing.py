@@ -83,6 +83,14 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["run", "x.yml", "--log-max-files", "-1"], "Invalid value for '--log-max-files'"),
     (["check", "x.yml", "--nope"], "--nope"),
     (["frobnicate"], "No such command 'frobnicate'"),
+    # a wait the platform cannot make: OverflowError in the runner before
+    (["run", "x.yml", "--stop-after", "99999999999999s"], "is too long a duration: at most 1000000000 s"),
+    # a measuring window of no time (or less): `time.sleep(-1)`'s ValueError traceback before
+    (["node", "list", "--interval", "-1"], "'-1' is not a duration"),
+    (["node", "info", "n", "--interval", "0"], "'0' is no time at all: give more than 0"),
+    (["top", "--once", "-i", "0ms"], "'0ms' is no time at all"),
+    (["topic", "hz", "n/o", "-w", "0"], "'0' is no time at all"),
+    (["topic", "list", "-v", "--window", "0s"], "'0s' is no time at all"),
 ])
 def test_usage_errors_exit_2(args, message):
     res = invoke(*args)

@@ -29,7 +29,8 @@ def recording(tmp_path):
     (["record", "cam/image"], "needs the DATAFLOW first"),
     (["record", "flow", "cam/image", "--all"], "either TOPIC names or --all"),
     (["replay", "{rec}", "--replace", "cam"], "--replace needs --dataflow"),
-    (["replay", "{rec}", "--rate", "0"], "--rate must be above 0"),
+    (["replay", "{rec}", "--rate", "0"], "--rate must be a number above 0, not 0.0"),
+    (["replay", "{rec}", "--rate", "nan"], "--rate must be a number above 0, not nan"),  # (nan <= 0 is false: it got through)
     (["replay", "{tmp}/missing.mcap"], "no recording at"),
     (["bag", "cat", "{rec}", "nope/out"], "no topic 'nope/out'"),
     (["bag", "info", "{tmp}/missing.mcap"], "no recording at"),
