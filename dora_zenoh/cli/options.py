@@ -8,7 +8,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import ProblemsError
-from dora_zenoh.units import parse_duration, parse_size
+from dora_zenoh.units import MAX_SECONDS, parse_duration, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -31,6 +31,21 @@ class Duration(click.ParamType):
         if self.positive and seconds <= 0:
             self.fail(f"'{value}' is no time at all: give more than 0, e.g. 500ms", param, ctx)
         return seconds
+
+
+class Rate(click.ParamType):
+    """Messages per second: more than 0, and not so few that the wait between two overflows (nor nan)."""
+
+    name = "rate"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            rate = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of messages per second, e.g. 10 or 0.5", param, ctx)
+        if not rate * MAX_SECONDS >= 1:  # nan, 0, negative, or one message in more than ~31 years
+            self.fail(f"{value!r} must be a number of messages per second above 0, e.g. 10 or 0.5", param, ctx)
+        return rate
 
 
 class Endpoint(click.ParamType):

@@ -17,7 +17,7 @@ import click
 
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.format import table
-from dora_zenoh.cli.options import CONTEXT, Duration, endpoint_option
+from dora_zenoh.cli.options import CONTEXT, Duration, Rate, endpoint_option
 
 dataflow_option = click.option("-d", "--dataflow", help="Only this dataflow (its name).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -289,7 +289,7 @@ def info(name: str, dataflow: str | None, wait: float, as_json: bool, endpoint: 
 @dataflow_option
 @click.option("--type", "arrow_type", help="Send VALUE (JSON scalar or list) as an Arrow array of this type "
               "(float64, int32, uint8, string, bool, ...).")
-@click.option("--rate", "-r", type=click.FloatRange(min=0, min_open=True), help="Messages per second.")
+@click.option("--rate", "-r", type=Rate(), help="Messages per second.")
 @click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many messages to send.")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Metadata parameter (repeatable).")

@@ -91,6 +91,11 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["top", "--once", "-i", "0ms"], "'0ms' is no time at all"),
     (["topic", "hz", "n/o", "-w", "0"], "'0' is no time at all"),
     (["topic", "list", "-v", "--window", "0s"], "'0s' is no time at all"),
+    # 1/rate seconds between messages: nan passed click's FloatRange, 1e-300 overflowed the sleep
+    (["topic", "pub", "n/o", "1", "--rate", "nan"], "'nan' must be a number of messages per second above 0"),
+    (["topic", "pub", "n/o", "1", "-r", "1e-300", "-n", "2"], "'1e-300' must be a number of messages per second"),
+    (["topic", "pub", "n/o", "1", "-r", "0"], "'0' must be a number of messages per second above 0"),
+    (["topic", "pub", "n/o", "1", "-r", "fast"], "'fast' is not a number of messages per second"),
 ])
 def test_usage_errors_exit_2(args, message):
     res = invoke(*args)
