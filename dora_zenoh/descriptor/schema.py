@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from pydantic_core import PydanticCustomError
 
 from dora_zenoh.descriptor.cpus import parse_cpu_list
+from dora_zenoh.descriptor.limits import MAX_QUEUE_SIZE
 
 
 def _error(message: str, hint: str | None = None) -> PydanticCustomError:
@@ -109,7 +110,7 @@ class InputSchema(_Schema):
     """The long input form; the short ``name: node/output`` form is turned into it first."""
 
     source: str
-    queue_size: int = Field(10, ge=1)
+    queue_size: int = Field(10, ge=1, le=MAX_QUEUE_SIZE)
     queue_policy: Literal["drop_oldest", "block"] = "drop_oldest"
 
 

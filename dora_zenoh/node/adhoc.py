@@ -15,6 +15,7 @@ from typing import Any
 
 import zenoh
 
+from dora_zenoh.descriptor.limits import MAX_QUEUE_SIZE
 from dora_zenoh.descriptor.timers import PREFIX as TIMER_PREFIX
 from dora_zenoh.descriptor.timers import TimerError, parse_timer
 from dora_zenoh.errors import NodeConfigError
@@ -50,8 +51,9 @@ def _input(node_id: str, in_id: str, spec: Any, prefix: str, dataflow: str) -> I
                               "inputs={\"image\": {\"source\": \"camera/image\", \"queue_size\": 2}}")
     source = str(spec.get("source", ""))
     queue_size = spec.get("queue_size", DEFAULT_QUEUE_SIZE)
-    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-        raise NodeConfigError(f"{where}: queue_size must be a whole number of at least 1, not {queue_size!r}")
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or not 1 <= queue_size <= MAX_QUEUE_SIZE:
+        raise NodeConfigError(f"{where}: queue_size must be a whole number from 1 to {MAX_QUEUE_SIZE}, "
+                              f"not {queue_size!r}")
     policy = spec.get("queue_policy", "drop_oldest")
     if policy not in QUEUE_POLICIES:
         raise NodeConfigError(f"{where}: queue_policy must be one of {', '.join(QUEUE_POLICIES)}, not {policy!r}")

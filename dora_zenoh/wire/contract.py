@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dora_zenoh import settings
+from dora_zenoh.descriptor.limits import MAX_QUEUE_SIZE
 from dora_zenoh.errors import NodeConfigError
 from dora_zenoh.wire import keys
 
@@ -80,7 +81,7 @@ class InputConfig:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> InputConfig:
         f = _Fields(data, where)
-        queue_size = f.whole("queue_size", DEFAULT_QUEUE_SIZE, minimum=1)
+        queue_size = f.whole("queue_size", DEFAULT_QUEUE_SIZE, minimum=1, maximum=MAX_QUEUE_SIZE)
         queue_policy = f.text("queue_policy", "drop_oldest")
         if queue_policy not in QUEUE_POLICIES:
             raise f.error("queue_policy", f"should be one of {', '.join(QUEUE_POLICIES)}, not {queue_policy!r}")
@@ -308,11 +309,14 @@ class _Fields:
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
 
-    def whole(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def whole(self, name: str, default: Any = _MISSING, minimum: int | None = None,
+              maximum: int | None = None) -> Any:
         value = self._get(name, default, lambda v: isinstance(v, int) and not isinstance(v, bool),
                           "a whole number")
         if value is not None and minimum is not None and value < minimum:
             raise self.error(name, f"should be at least {minimum}, not {value}")
+        if value is not None and maximum is not None and value > maximum:
+            raise self.error(name, f"should be at most {maximum}, not {value}")
         return value
 
     def number(self, name: str, default: Any = _MISSING) -> Any:

@@ -82,7 +82,9 @@ def test_ros_like_bad_timer_names_node_input_and_fix(source, words):
 
 @pytest.mark.parametrize(("spec", "words"), [
     ("nodeonly", "is not node/output"),
-    ({"source": "a/b", "queue_size": 0}, "queue_size must be a whole number of at least 1"),
+    ({"source": "a/b", "queue_size": 0}, "queue_size must be a whole number from 1 to 1000000, not 0"),
+    # its ring channel, allocated at once, aborted the process (Rust's "memory allocation ... failed")
+    ({"source": "a/b", "queue_size": 10**15}, "queue_size must be a whole number from 1 to 1000000"),
     ({"source": "a/b", "queue_policy": "drop_newest"}, "queue_policy must be one of drop_oldest, block"),
     (5, "neither a source nor a mapping"),
 ])
@@ -108,6 +110,7 @@ def _broken(change) -> str:
     (lambda d: d.update(supervised="yes"), "'supervised'", "should be true or false"),
     (lambda d: d.update(inputs=[]), "'inputs'", "should be a JSON object"),
     (lambda d: d["inputs"]["i"].update(queue_size=0), "inputs.i: field 'queue_size'", "at least 1"),
+    (lambda d: d["inputs"]["i"].update(queue_size=10**15), "inputs.i: field 'queue_size'", "at most 1000000"),
     (lambda d: d["inputs"]["i"].update(queue_size="10"), "inputs.i: field 'queue_size'", "a whole number"),
     (lambda d: d["inputs"]["i"].update(queue_policy="lossy"), "inputs.i: field 'queue_policy'", "one of"),
     (lambda d: d["inputs"]["i"].pop("key"), "inputs.i: field 'key'", "is missing"),

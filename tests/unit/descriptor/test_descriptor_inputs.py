@@ -150,6 +150,8 @@ def test_operator_source_forms(tmp_path: Path) -> None:
     ("body", "line", "message"),
     [
         ("    queue_size: 0\n", 6, "inputs.x.queue_size should be greater than or equal to 1 (got 0)"),
+        ("    queue_size: 1000000000000000\n", 6,
+         "inputs.x.queue_size should be less than or equal to 1000000 (got 1000000000000000)"),
         ("    queue_size: ten\n", 6, "inputs.x.queue_size should be a valid integer (got 'ten')"),
         (
             "    queue_policy: newest\n",
