@@ -104,7 +104,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     _yield_gap = _NEVER  # send_output's yield (see dora_zenoh.tuning.sched), set from the environment
     _yielded_at = 0
     # The last value built and its sample: sending that very array on sends the sample's buffer.
-    _fwd_value: Any = None
+    # (Not None before the first: send_output(o, None) took Zenoh's buffer of no sample.)
+    _fwd_value: Any = object()
     _fwd_sample: Any = None
     _relinker: relink.Relinker | None = None
 

@@ -1086,3 +1086,34 @@ def test_event_is_a_dict_like_doras(flow):
                    "kind": "dora", "metadata": {"frame": 7}, "meta_item": {"frame": 7}, "value_in": True,
                    "value": "abc", "get_default": "dflt", "missing": "KeyError", "same_event_equal": True,
                    "hashable": True, "timestamp": "datetime UTC"}
+
+
+def test_send_output_of_none_before_any_input_is_an_empty_message(flow):
+    """send_output(o, None) is an empty message, as ``data``'s default b"" is; before any input
+    had arrived it raised AttributeError ('NoneType' object has no attribute 'payload'): None was
+    taken for "the value just received", forwarded from Zenoh's buffer of no sample."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [out]
+          - id: rx
+            path: rx.py
+            inputs:
+              data: tx/out
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        node.send_output("out", None)
+        node.send_output("out", b"after")
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        got = [bytes(e["value"].to_numpy(zero_copy_only=False)).decode() for e in Node() if e["type"] == "INPUT"]
+        json.dump(got, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result() == ["", "after"]
