@@ -533,9 +533,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         # order of their numbers (readers counted every overtaking as a loss: 2,104 of 12,000).
         with out[5]:
             seq = out[1]
-            out[1] = seq + 1
             now = time_ns()
+            # (numbered only once the metadata is known to be sendable: a number skipped is a loss to readers)
             att = _SEQ_TS % (seq, now) if not metadata else wire.attachment(seq, now, metadata)
+            out[1] = seq + 1
             try:
                 if encoding is None:
                     out[0].put(payload, attachment=att)

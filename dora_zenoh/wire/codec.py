@@ -73,14 +73,25 @@ SEQ_TS = b'{"seq":%d,"ts":%d}'  # the attachment without params (send_output for
 
 
 def attachment(seq: int, ts: int, params: dict | None) -> bytes:
-    """The JSON attachment of one message (formatted by hand: this is the hot path)."""
+    """The JSON attachment of one message (formatted by hand: this is the hot path).
+
+    Raises TypeError or ValueError, naming send_output, for parameters that are not a dict or
+    cannot be JSON (a circular one): a reader drops an attachment whose "params" is not an
+    object as not dora-zenoh's, so sending it would lose the message."""
     if params:
+        if not isinstance(params, dict):
+            raise TypeError(f"send_output: metadata must be a dict of parameters, not a {type(params).__qualname__}")
         try:
             return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
         except TypeError:  # a datetime or a numpy scalar: the slow path, see _tagged_params
             plain, dated = _tagged_params(params)
-            return b'{"seq":%d,"ts":%d,"params":%s,"dt":%s}' % (
-                seq, ts, json.dumps(plain, default=str).encode(), json.dumps(dated).encode())
+            try:
+                return b'{"seq":%d,"ts":%d,"params":%s,"dt":%s}' % (
+                    seq, ts, json.dumps(plain, default=str).encode(), json.dumps(dated).encode())
+            except ValueError as exc:
+                raise ValueError(f"send_output: metadata cannot be sent as JSON ({exc})") from None
+        except ValueError as exc:  # a circular one
+            raise ValueError(f"send_output: metadata cannot be sent as JSON ({exc})") from None
     return SEQ_TS % (seq, ts)
 
 

@@ -1117,3 +1117,51 @@ def test_send_output_of_none_before_any_input_is_an_empty_message(flow):
     res = flow.run()
     assert res.returncode == 0, res.stderr
     assert flow.result() == ["", "after"]
+
+
+def test_metadata_that_cannot_be_sent_is_refused_by_the_sender(flow):
+    """send_output's metadata must be a dict JSON can carry: a str was sent as "params", which the
+    reader then dropped as malformed (not dora-zenoh's); a circular dict raised ValueError after the
+    message was numbered, so the reader counted one lost on the way. Now the sender raises, naming
+    send_output, and the reader gets the good message alone, with nothing dropped or lost."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [out]
+          - id: rx
+            path: rx.py
+            inputs:
+              data: tx/out
+    """)
+    flow.write("tx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        circular = {}
+        circular["self"] = circular
+        errors = []
+        for metadata in ("notadict", circular):
+            try:
+                node.send_output("out", b"bad", metadata)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        node.send_output("out", b"good", {"n": 1})
+        json.dump(errors, open("errors.json", "w"))
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        got = [[bytes(e["value"].to_numpy(zero_copy_only=False)).decode(), e["metadata"]["n"]]
+               for e in node if e["type"] == "INPUT"]
+        json.dump({"got": got, "dropped": node._inputs["data"].dropped}, open("result.json", "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert flow.result("errors.json") == [
+        "send_output: metadata must be a dict of parameters, not a str",
+        "send_output: metadata cannot be sent as JSON (Circular reference detected)"]
+    assert flow.result() == {"got": [["good", 1]], "dropped": 0}
+    log = res.stdout + res.stderr
+    assert "malformed" not in log and "lost" not in log
