@@ -1088,10 +1088,8 @@ def test_event_is_a_dict_like_doras(flow):
                    "hashable": True, "timestamp": "datetime UTC"}
 
 
-def test_send_output_of_none_before_any_input_is_an_empty_message(flow):
-    """send_output(o, None) is an empty message, as ``data``'s default b"" is; before any input
-    had arrived it raised AttributeError ('NoneType' object has no attribute 'payload'): None was
-    taken for "the value just received", forwarded from Zenoh's buffer of no sample."""
+def write_tx_to_rx(flow) -> None:
+    """dataflow.yml: node ``tx`` (tx.py) sends on ``out``, node ``rx`` (rx.py) reads it as ``data``."""
     flow.write("dataflow.yml", """
         nodes:
           - id: tx
@@ -1102,6 +1100,13 @@ def test_send_output_of_none_before_any_input_is_an_empty_message(flow):
             inputs:
               data: tx/out
     """)
+
+
+def test_send_output_of_none_before_any_input_is_an_empty_message(flow):
+    """send_output(o, None) is an empty message, as ``data``'s default b"" is; before any input
+    had arrived it raised AttributeError ('NoneType' object has no attribute 'payload'): None was
+    taken for "the value just received", forwarded from Zenoh's buffer of no sample."""
+    write_tx_to_rx(flow)
     flow.write("tx.py", """
         from dora import Node
         node = Node()
@@ -1124,16 +1129,7 @@ def test_metadata_that_cannot_be_sent_is_refused_by_the_sender(flow):
     reader then dropped as malformed (not dora-zenoh's); a circular dict raised ValueError after the
     message was numbered, so the reader counted one lost on the way. Now the sender raises, naming
     send_output, and the reader gets the good message alone, with nothing dropped or lost."""
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: tx
-            path: tx.py
-            outputs: [out]
-          - id: rx
-            path: rx.py
-            inputs:
-              data: tx/out
-    """)
+    write_tx_to_rx(flow)
     flow.write("tx.py", """
         import json
         from dora import Node
