@@ -24,9 +24,9 @@ def split_targets(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="The MCAP file to write  [default: <dataflow>-<time>.mcap].")
 @click.option("--all", "all_topics", is_flag=True, help="Record every topic (the default when no TOPIC is given).")
-@click.option("--duration", type=Duration(), help="Stop after this long, e.g. 30s.")
+@click.option("--duration", type=Duration(positive=True), help="Stop after this long, e.g. 30s.")
 @click.option("--split-size", type=Size(), help="Start a new file after this many bytes, e.g. 100MiB.")
-@click.option("--split-duration", type=Duration(), help="Start a new file after this long, e.g. 60s.")
+@click.option("--split-duration", type=Duration(positive=True), help="Start a new file after this long, e.g. 60s.")
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd", show_default=True)
 @click.option("--buffer", "buffer_bytes", type=Size(), default="512MiB", show_default=True,
               help="Memory for messages the disk has not taken yet; past it, messages are dropped and counted.")

@@ -26,7 +26,7 @@ from dora_zenoh.signals import on_signals
 @click.option("--name", help="Dataflow name, the key chunk after the prefix (default: the YAML's name or file stem).")
 @click.option("--endpoint", envvar=settings.ENDPOINT.name, show_envvar=True, type=Endpoint(),
               help="Zenoh hub endpoint to listen on  [default: tcp/127.0.0.1:7447].")
-@click.option("--stop-after", type=Duration(), help="Stop the dataflow after this long, e.g. 30s.")
+@click.option("--stop-after", type=Duration(positive=True), help="Stop the dataflow after this long, e.g. 30s.")
 @click.option("--grace", type=Duration(), default="10s", show_default=True,
               help="After STOP, how long nodes get before their process trees are terminated.")
 @click.option("--log-dir", type=click.Path(path_type=Path),

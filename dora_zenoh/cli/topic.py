@@ -127,7 +127,8 @@ def list_(dataflow: str | None, verbose: bool, window: float, as_json: bool, end
 @click.argument("names", nargs=-1, required=True, metavar="NODE/OUTPUT|KEY...")
 @dataflow_option
 @click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N messages.")
-@click.option("--timeout", type=Duration(), help="Stop after this long (exit 1 if --count was not reached).")
+@click.option("--timeout", type=Duration(positive=True),
+              help="Stop after this long (exit 1 if --count was not reached).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "raw"]), default="text", show_default=True,
               help="text: decoded with metadata; json: one object per line; raw: the payload bytes.")
 @click.option("--no-arrays", is_flag=True, help="Show arrays as type and length only.")
@@ -214,7 +215,7 @@ _measure_options = [
     dataflow_option,
     click.option("--window", "-w", type=Duration(positive=True), default="10s", show_default=True,
                  help="Statistics over the last WINDOW."),
-    click.option("--duration", type=Duration(), help="Stop after this long and print the final figures."),
+    click.option("--duration", type=Duration(positive=True), help="Stop after this long and print the final figures."),
     click.option("--json", "as_json", is_flag=True, help="One JSON object per topic at the end."),
     endpoint_option,
 ]

@@ -91,6 +91,12 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["top", "--once", "-i", "0ms"], "'0ms' is no time at all"),
     (["topic", "hz", "n/o", "-w", "0"], "'0' is no time at all"),
     (["topic", "list", "-v", "--window", "0s"], "'0s' is no time at all"),
+    # 0 was taken for "no limit" (a falsy value): a run that never stopped, an echo that never timed out
+    (["run", "x.yml", "--stop-after", "0s"], "'0s' is no time at all"),
+    (["topic", "echo", "n/o", "--timeout", "0"], "'0' is no time at all"),
+    (["topic", "bw", "n/o", "--duration", "0ms"], "'0ms' is no time at all"),
+    (["record", "flow", "n/o", "--duration", "0"], "'0' is no time at all"),
+    (["record", "flow", "n/o", "--split-duration", "0s"], "'0s' is no time at all"),
     # 1/rate seconds between messages: nan passed click's FloatRange, 1e-300 overflowed the sleep
     (["topic", "pub", "n/o", "1", "--rate", "nan"], "'nan' must be a number of messages per second above 0"),
     (["topic", "pub", "n/o", "1", "-r", "1e-300", "-n", "2"], "'1e-300' must be a number of messages per second"),
