@@ -8,6 +8,7 @@ import click
 
 from dora_zenoh import settings
 from dora_zenoh.cli.errors import ProblemsError
+from dora_zenoh.tuning.cpulatency import MAX_US
 from dora_zenoh.units import MAX_SECONDS, parse_duration, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -75,7 +76,7 @@ class Size(click.ParamType):
 
 
 cpu_latency_option = click.option(
-    "--cpu-latency-us", type=click.IntRange(min=0), envvar=settings.CPU_LATENCY_US.name, show_envvar=True,
+    "--cpu-latency-us", type=click.IntRange(0, MAX_US), envvar=settings.CPU_LATENCY_US.name, show_envvar=True,
     help="While the dataflow runs, keep idle CPUs able to wake within this many µs (Linux PM QoS, "
          "/dev/cpu_dma_latency; 0: idle CPUs poll). Cuts message latency where waking an idle CPU is "
          "slow (virtual machines, deep C-states), at the cost of power. Needs write access to that file.")

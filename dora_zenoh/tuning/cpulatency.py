@@ -23,6 +23,7 @@ from pathlib import Path
 from dora_zenoh.errors import CpuLatencyError
 
 DEVICE = "/dev/cpu_dma_latency"
+MAX_US = 2**31 - 1  # the request is a signed 32-bit value (struct.pack failed past it, cryptically)
 _CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
 _HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
 
@@ -31,8 +32,8 @@ class CpuLatencyRequest:
     """An open PM QoS request; it holds until :meth:`release` (or until the process ends)."""
 
     def __init__(self, microseconds: int, device: str = DEVICE) -> None:
-        if microseconds < 0:
-            raise CpuLatencyError(f"--cpu-latency-us must be 0 or more microseconds, not {microseconds}")
+        if not 0 <= microseconds <= MAX_US:
+            raise CpuLatencyError(f"--cpu-latency-us must be 0 to {MAX_US} microseconds, not {microseconds}")
         self.microseconds = microseconds
         try:
             self._fd: int | None = os.open(device, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))

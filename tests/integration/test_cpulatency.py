@@ -74,8 +74,11 @@ def test_a_request_that_cannot_be_made_is_a_clear_error(tmp_path):
     missing = str(tmp_path / "cpu_dma_latency")
     with pytest.raises(CpuLatencyError, match="does not have; run without the option"):
         CpuLatencyRequest(5, device=missing)
-    with pytest.raises(CpuLatencyError, match="0 or more"):
+    with pytest.raises(CpuLatencyError, match="must be 0 to 2147483647 microseconds, not -1"):
         CpuLatencyRequest(-1, device=missing)
+    # the request is a signed 32-bit value: struct.pack's "'i' format requires ..." reached the user
+    with pytest.raises(CpuLatencyError, match="must be 0 to 2147483647 microseconds, not 99999999999"):
+        CpuLatencyRequest(99_999_999_999, device=missing)
 
 
 @NEEDS_PM_QOS

@@ -78,6 +78,7 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["run"], "Missing argument 'FILE'"),
     (["run", "x.yml", "--stop-after", "-1s"], "'-1s' is not a duration"),
     (["run", "x.yml", "--cpu-latency-us", "-1"], "Invalid value for '--cpu-latency-us'"),
+    (["run", "x.yml", "--cpu-latency-us", "99999999999"], "is not in the range 0<=x<=2147483647"),
     (["logs", "flow", "node", "--tail", "some"], "Invalid value for '--tail'"),
     (["run", "x.yml", "--log-max-size", "16M"], "'16M' is not a size: use e.g. 4096, 64KiB, 10MiB or 1GB"),
     (["run", "x.yml", "--log-max-files", "-1"], "Invalid value for '--log-max-files'"),
