@@ -125,12 +125,12 @@ class LockInbox:
                 return pending.popleft()
             if self._closed:
                 raise queue.Empty
-            wake_at = next_tick
-            if deadline is not None and (wake_at is None or deadline < wake_at):
-                wake_at = deadline
             if timeout is not None and timeout <= 0:
                 self.before_wait()
                 raise queue.Empty
+            wake_at = next_tick
+            if deadline is not None and (wake_at is None or deadline < wake_at):
+                wake_at = deadline
             if self.before_wait() and self.spin is not None:
                 if self.spin.poll(self._poll) is not None:
                     continue

@@ -82,15 +82,13 @@ def attachment(seq: int, ts: int, params: dict | None) -> bytes:
         if not isinstance(params, dict):
             raise TypeError(f"send_output: metadata must be a dict of parameters, not a {type(params).__qualname__}")
         try:
-            return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
-        except TypeError:  # a datetime or a numpy scalar: the slow path, see _tagged_params
-            plain, dated = _tagged_params(params)
             try:
+                return b'{"seq":%d,"ts":%d,"params":%s}' % (seq, ts, json.dumps(params).encode())
+            except TypeError:  # a datetime or a numpy scalar: the slow path, see _tagged_params
+                plain, dated = _tagged_params(params)
                 return b'{"seq":%d,"ts":%d,"params":%s,"dt":%s}' % (
                     seq, ts, json.dumps(plain, default=str).encode(), json.dumps(dated).encode())
-            except ValueError as exc:
-                raise ValueError(f"send_output: metadata cannot be sent as JSON ({exc})") from None
-        except ValueError as exc:  # a circular one
+        except ValueError as exc:  # a circular one, on either path
             raise ValueError(f"send_output: metadata cannot be sent as JSON ({exc})") from None
     return SEQ_TS % (seq, ts)
 
