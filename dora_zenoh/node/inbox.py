@@ -32,9 +32,9 @@ the ring a little while before it blocks (see ``dora_zenoh.tuning.sched.Spin``).
 ``queue_policy: block`` inputs are read from Zenoh FIFO channels of their own
 (:mod:`dora_zenoh.node.fifo`): the thread takes one message from each whenever it
 looks at the ring (and in its poll), and only while it sleeps does a message of
-theirs ring it, with one marker (``MARK_FIFO``). A node with no primary input and one
-FIFO input gets that input's messages as samples too, taken straight from the FIFO
-(``_solo_get``: docs/design/inbox.md, Keeping the per-message path short).
+theirs ring it, with one marker (``MARK_FIFO``). A node with one FIFO input gets that
+input's messages as samples too, taken straight from the FIFO, with or without a primary
+input (``_one_get``: docs/design/inbox.md, Keeping the per-message path short).
 """
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ _monotonic = time.monotonic
 class Inbox:
     """The node thread's single wait point (see the module docstring).
 
-    ``get()`` returns either a ``zenoh.Sample`` of the primary input (or, without one, of
-    the ``solo`` FIFO input) or a token that ``put()`` queued (an ``InputQueue`` with an
+    ``get()`` returns either a ``zenoh.Sample`` of the primary input or of the one FIFO input
+    (``fifo_sample`` says which) or a token that ``put()`` queued (an ``InputQueue`` with an
     item, or any other object).
     """
 
@@ -110,8 +110,13 @@ class Inbox:
         self.spin: Spin | None = None
         self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
         # The node's one wait is this FIFO input (no primary input): get() hands out its
-        # messages as samples, as the primary input's (see _solo_get).
+        # messages as samples, as the primary input's (see _one_get).
         self.solo: FifoInput | None = None
+        # With a primary input too, that one FIFO input's messages are handed out as samples
+        # whenever the ring is empty (see _one_get); ``fifo_sample`` says get() just did.
+        self.lead: FifoInput | None = None
+        self._one: FifoInput | None = None  # solo or lead (see _one_get)
+        self.fifo_sample = False
         self._recovering = False           # one of them is filled by Zenoh's recovery too (see _wait_fifos)
         self._bells: Bells | None = None
         self._bell_unanswered = False    # a bell rang and its FIFO looked empty (see _wait_fifos)
@@ -123,7 +128,7 @@ class Inbox:
         self.fifo_sleeps = 0             # sleeps in a FIFO (tests look)
         self._fifos_released = False
         self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
-        self.handed_out = 0              # of those, handed out as samples by _solo_get (tests look)
+        self.handed_out = 0              # of those, handed out as samples by _one_get (tests look)
         self._drained = 0                # payload bytes drain_fifos queued
         self.drained = 0                 # messages drain_fifos queued (tests look)
 
@@ -131,7 +136,9 @@ class Inbox:
         """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
         self._fifos.append(fifo)
         self._recovering = self._recovering or fifo.recovering
-        self.solo = self._fifos[0] if self.primary is None and len(self._fifos) == 1 else None
+        self._one = one = self._fifos[0] if len(self._fifos) == 1 else None
+        self.solo = one if self.primary is None else None
+        self.lead = one if self.primary is not None else None
         self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
 
     @property
@@ -188,6 +195,7 @@ class Inbox:
         """The next sample or token, oldest first (but ``urgent``, once set); raises
         ``queue.Empty`` after ``timeout`` s."""
         self.attachment = None
+        self.fifo_sample = False
         if self.urgent is not None:
             token, self.urgent = self.urgent, None
             return token
@@ -201,9 +209,8 @@ class Inbox:
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
         if self._pending or self._fifos:
-            solo = self.solo
-            if solo is not None and not self._pending:
-                return self._solo_get(solo, deadline)
+            if not self._pending and (one := self._one) is not None:
+                return self._one_get(one, deadline)
             return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
         # message of the primary input from a dora-zenoh sender, the next in its sequence
@@ -233,43 +240,65 @@ class Inbox:
             self._take(more)
         return self._get(deadline, drained=True)
 
-    def _solo_get(self, fifo: FifoInput, deadline: float | None) -> Any:
-        """``get()`` for a node whose one wait is its one FIFO input: the message itself, as
-        the primary input's short path returns its sample, not a token for it (no queueing
-        and taking back under the input's lock, no token's event: docs/design/inbox.md).
-        Anything else (a ring item, a kick, a gap to fetch again, a close) goes on in the
-        general path. The FIFO is looked at first: the ring holds markers only, and a FIFO
-        message goes before what the ring gave since (see ``_fifos_first``)."""
+    def _one_get(self, fifo: FifoInput, deadline: float | None) -> Any:
+        """``get()`` for a node with one FIFO input and nothing queued: the message itself, as
+        the primary input's short path returns its sample, not a token for it (no queueing and
+        taking back under the input's lock, no token's event: docs/design/inbox.md), and a
+        sleep in that FIFO when there is nothing (``fifo_sample`` tells the node the sample is
+        the FIFO input's). Anything else (a ring item, a kick, a gap to fetch again, a close)
+        goes on in the general path.
+
+        Without a primary input (``solo``) the FIFO is looked at first: the ring then holds
+        markers only, each behind a token in ``_pending``, and a FIFO message goes before what
+        the ring gave since (see ``_fifos_first``). With one (``lead``), Zenoh puts the primary
+        input's data in the ring itself: the ring is looked at first on every call, so a flood
+        in the FIFO never keeps that input, STOP or a timer waiting, and what it gives goes in
+        local order behind what the FIFO holds (``_file``)."""
         try:
+            if self.lead is not None and (item := self._try_recv()) is not None:
+                self._file(item)
+                return self._get(deadline, drained=True)
             sample = fifo.take()
             if sample is None:
-                sample = self._solo_wait(fifo)
+                sample = self._one_wait(fifo)
             if sample is not None:
-                if fifo.hand_out(sample):
-                    self.fifo_taken += 1
-                    self.handed_out += 1
+                self._bell_unanswered = False
+                if self._hand_out(fifo, sample):
+                    self.fifo_sample = True
                     return sample
                 self._queue_up(fifo, sample)
             return self._get(deadline, drained=True)
         except zenoh.ZError as exc:  # the session was closed under us: no more events
             raise queue.Empty from exc
 
-    def _solo_wait(self, fifo: FifoInput) -> Any:
+    def _hand_out(self, fifo: FifoInput, sample: Any) -> bool:
+        """Whether ``sample``, just taken from ``fifo``, goes to the node as it is (counted, its
+        attachment's bytes kept for the node's check); if not, the caller queues it."""
+        att = sample.attachment
+        raw = att.to_bytes() if att is not None else None
+        if not fifo.hand_out(sample, raw):
+            return False
+        self.fifo_taken += 1
+        self.handed_out += 1
+        self.attachment = raw
+        return True
+
+    def _one_wait(self, fifo: FifoInput) -> Any:
         """``_wait_fifos`` for the one FIFO: its next message, or None once a ring item is in
         local order, a kick came, or the general path must wait (a doze, a bell unanswered, the
         node closing)."""
         if (self._dozy and not self._recovering) or self._bell_unanswered or self._fifos_released:
             return None
         if self.before_wait() and self.spin is not None:
-            item = self.spin.poll(self._solo_poll)
+            item = self.spin.poll(self._one_poll)
             if item is not None:
                 return None if item is True else item
         return self._sleep_in_fifo(fifo)
 
-    def _solo_poll(self) -> Any:
+    def _one_poll(self) -> Any:
         """The spin's poll on the one-FIFO path: a FIFO message, True once a ring item was
         taken, else None."""
-        sample = self.solo.take()  # type: ignore[union-attr]
+        sample = self._one.take()  # type: ignore[union-attr]
         if sample is not None:
             return sample
         return True if self._take_ring() else None

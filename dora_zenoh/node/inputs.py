@@ -133,14 +133,24 @@ class InputQueue:
                 self._close_if_complete()
         return True
 
-    def delivered(self, sample: Any) -> bool:
+    def follows(self, raw: bytes | None) -> bool:
+        """Whether a message's attachment (``raw``) carries the sequence number right after the
+        last one: the common case, told without parsing the attachment."""
+        last = self.last_seq
+        return raw is not None and last is not None and raw.startswith(wire.SEQ_NEXT % (last + 1))
+
+    def delivered(self, sample: Any, raw: bytes | None = None) -> bool:
         """``taken`` for a message the node's thread hands out at once, not queued (the inbox's
         one-FIFO path): counted. False, with nothing done, when the input has closed or has
-        items queued: then ``taken`` puts it in order among them."""
+        items queued: then ``taken`` puts it in order among them. ``raw``: its attachment's
+        bytes, when the caller has them."""
         with self.lock:
             if self.closed or self.items:
                 return False
-            self._count_seq(sample)
+            if self.follows(raw):
+                self.last_seq += 1  # type: ignore[operator]
+            else:
+                self._count_seq(sample)
             self.received += 1
             if self.expect is not None:
                 self._close_if_complete()  # its INPUT_CLOSED comes after this message

@@ -38,6 +38,8 @@ class LockInbox:
 
     primary = None       # no input is read from a ring (see Inbox)
     solo = None
+    lead = None
+    fifo_sample = False
     has_fifos = False
     attachment = None    # (Inbox's: the attachment of a sample get() returned; never one here)
 

@@ -304,8 +304,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     continue
                 self._callbacks.append(session.declare_subscriber(spec.key, zenoh.handlers.Callback(
                     callback, indirect=False)))
-        if self._wake.solo is not None:  # its messages come out of the inbox as samples too
-            self._template = {"type": INPUT, "id": self._wake.solo.queue.id}
+        # The one FIFO input, alone or beside the primary input, whose messages come out of the
+        # inbox as samples too (its fifo_sample says a sample is that input's).
+        one = self._wake.solo or self._wake.lead
+        self._fifo_template = {"type": INPUT, "id": one.queue.id} if one is not None else self._template
         # A LockInbox ticks the timers itself, on our thread (see dora_zenoh.node.lockbox).
         self._timers: TimerThread | LockInbox | None = None
         if timers:
@@ -440,9 +442,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             except queue.Empty:
                 return None
             if token.__class__ is _SAMPLE:  # the primary (or one FIFO) input's message, straight from Zenoh
-                if self._admit(token, self._wake.attachment):
+                wake = self._wake
+                if self._admit(token, wake.attachment):
                     try:  # what _event_of does, without its call per message
-                        return self._sample_event(token)
+                        return self._sample_event(token, self._fifo_template if wake.fifo_sample else self._template)
                     except ImportError:
                         raise
                     except Exception as exc:
@@ -453,9 +456,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 return event
         return None
 
-    def _sample_event(self, sample: zenoh.Sample) -> Event:
-        """``new_event(INPUT, primary id, sample, self)``, in short: it runs per message."""
-        event = Event(self._template)
+    def _sample_event(self, sample: zenoh.Sample, template: dict) -> Event:
+        """``new_event(INPUT, input id, sample, self)``, in short: it runs per message."""
+        event = Event(template)
         if self._arrow and not self._legacy:
             attach_value(event, sample, self)  # may build the value only when it is read
         event._sample = sample

@@ -8,7 +8,7 @@ TX = """
     from dora import Node
     node = Node()
     for i in range(300):
-        node.send_output("data", str(i).encode())
+        node.send_output("data", str(i).encode(), {"i": i} if i % 7 == 0 else None)
         if i % 50 == 49:
             node.send_output("side", str(i).encode())
     node.send_output("done", b"")
@@ -18,7 +18,7 @@ RX = """
     import json, time
     from dora import Node
     node = Node()
-    seen, ticks, closed = [], 0, []
+    seen, ticks, closed, meta = [], 0, [], []
     for event in node:
         if event["type"] == "INPUT_CLOSED":
             closed.append(event["id"])
@@ -28,10 +28,13 @@ RX = """
             ticks += 1
             continue
         seen.append([event["id"], bytes(event["value"].to_numpy(zero_copy_only=False)).decode()])
+        if event["id"] == "data" and event["metadata"].get("i") is not None:
+            meta.append(event["metadata"]["i"])
         if len(seen) < 40:
             time.sleep(0.003)  # behind: the FIFO fills and holds the sender back
     wake = node._wake
     json.dump({"seen": seen, "ticks": ticks, "closed": sorted(closed), "fifo_taken": wake.fifo_taken,
+               "handed_out": wake.handed_out, "meta": meta,
                "data_received": node._inputs["data"].received, "dropped": node._inputs["data"].dropped},
               open("result.json", "w"))
 """
@@ -43,7 +46,9 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
     from the input's FIFO channel - none through a Python callback on Zenoh's thread - in order,
     none lost; a timer and a drop_oldest input keep waking the node meanwhile; and the sender's
     messages on a drop_oldest output, sent after a block message, come after it. With two block
-    inputs the node sleeps in the ring, woken by the FIFOs' bells (dora_zenoh.node.fifo)."""
+    inputs the node sleeps in the ring, woken by the FIFOs' bells (dora_zenoh.node.fifo). With
+    one, beside the primary input, its messages are handed out as the inbox takes them
+    (``Inbox._one_get``), with their metadata, whenever the ring is empty."""
     flow.write("dataflow.yml", f"""
         nodes:
           - id: tx
@@ -66,6 +71,11 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
     assert data == list(range(300)), data[:20]
     fifo_messages = 300 + (6 if side == "block" else 0)
     assert out["fifo_taken"] == fifo_messages and out["data_received"] == 300 and out["dropped"] == 0, out
+    assert out["meta"] == list(range(0, 300, 7)), out["meta"]
+    if side == "drop_oldest":  # handed out straight from the FIFO (the first 40 at least: rx is behind)
+        assert out["handed_out"] >= 40, out["handed_out"]
+    else:  # two FIFOs: each message is queued and served by its token
+        assert out["handed_out"] == 0, out["handed_out"]
     position = {(i, v): n for n, (i, v) in enumerate(out["seen"])}
     assert [v for i, v in out["seen"] if i == "side"] == [str(i) for i in range(49, 300, 50)]
     if side == "drop_oldest":  # across two block inputs only each input's own order holds
@@ -74,6 +84,68 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
     assert position[("done", "")] > position[("data", "299")]
     assert "data" in out["closed"]
     assert out["ticks"] >= 1
+
+
+def test_a_flooded_block_input_never_keeps_the_primary_input_waiting(flow):
+    """A node whose one block input is flooded (it reads slower than its sender sends, so the
+    FIFO is never empty) still gets its ``drop_oldest`` input's messages while the flood lasts:
+    the inbox looks at the ring before every message it hands out from the FIFO
+    (``Inbox._one_get``). Without that look the side messages wait for the flood's end, and
+    the ring keeps only the newest few of them."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data]
+          - id: side
+            path: side.py
+            inputs: {tick: dora/timer/millis/10}
+            outputs: [n]
+          - id: rx
+            path: rx.py
+            inputs:
+              side: {source: side/n, queue_size: 4}
+              data: {source: tx/data, queue_size: 10, queue_policy: block}
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for i in range(4000):
+            node.send_output("data", i.to_bytes(4, "little"))
+    """)
+    flow.write("side.py", """
+        from dora import Node
+        node = Node()
+        for i, event in enumerate(e for e in node if e["type"] == "INPUT"):
+            node.send_output("n", i.to_bytes(4, "little"))
+            if i == 500:  # 5 s: past the flood, however slow the machine
+                break
+    """)
+    flow.write("rx.py", """
+        import json, time
+        from dora import Node
+        node = Node()
+        order, data = [], 0
+        for event in node:
+            if event["type"] == "INPUT_CLOSED" and event["id"] == "data":
+                break
+            if event["type"] != "INPUT":
+                continue
+            if event["id"] == "data":
+                data += 1
+                time.sleep(0.0003)  # slower than tx: its FIFO stays full until tx is done
+            order.append(event["id"])
+        json.dump({"order": order, "data": data, "handed_out": node._wake.handed_out}, open("result.json", "w"))
+    """)
+    res = flow.run("--stop-after", "60s")
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    assert out["data"] == 4000 and out["handed_out"] > 1000, (out["data"], out["handed_out"])
+    order = out["order"]
+    last_data = len(order) - 1 - order[::-1].index("data")
+    during = order[:last_data].count("side")
+    # the flood lasts 4,000 x 0.3 ms = 1.2 s at least: ~120 side messages; the ring holds 4
+    assert during >= 30, f"only {during} side message(s) during the flood"
 
 
 def test_a_node_reading_only_block_inputs_sleeps_in_its_fifo_without_a_watcher(flow):
@@ -128,7 +200,7 @@ def test_a_node_reading_only_block_inputs_sleeps_in_its_fifo_without_a_watcher(f
 
 def test_a_lone_block_input_is_handed_out_as_it_comes_with_both_apis(flow):
     """A node whose one wait is one block input gets its messages as the inbox takes them from
-    the FIFO, with no queueing and taking back (``Inbox._solo_get``): with the right input id,
+    the FIFO, with no queueing and taking back (``Inbox._one_get``): with the right input id,
     value and metadata on today's API, as (id, bytes) on the 2022 one, in order, none lost, and
     INPUT_CLOSED after the last one; a value forwarded on arrives unchanged. (``rx`` may take
     them all while it waits for ``last`` to start: ``last`` and ``old`` have no such wait.)"""
