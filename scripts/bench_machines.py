@@ -126,8 +126,9 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     report: dict = {"latency": {}, "throughput": {}}
     ready, result, log = work / "ready", work / "floor.json", work / "floor.log"
     adv = ["--advanced"] if opts.zenoh_advanced else []
+    reader = ["--reader", opts.zenoh_reader]
     pong = net.popen("b", [sys.executable, str(FLOOR), "pong", "--host", net.addr["b"], "--port", "7555", "--no-shm",
-                           "--ready-file", str(ready), "--max-seconds", "600", *adv], env, log, work)
+                           "--ready-file", str(ready), "--max-seconds", "600", *adv, *reader], env, log, work)
     try:
         if not wait_for(ready.exists, 30):
             return {"error": "pong did not start: " + log.read_text()[-1500:]}
@@ -142,12 +143,12 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
         size, count, window = (int(x) for x in spec.split(":"))
         ready, rx_out, tx_out = work / f"rx{i}.ready", work / f"rx{i}.json", work / f"tx{i}.json"
         common = ["--host", net.addr["b"], "--port", str(7556 + i), "--size", str(size), "--window", str(window),
-                  *adv]
+                  "--count", str(count), *adv]
         rx = net.popen("b", [sys.executable, str(FLOOD), "rx", *common, "--ready-file", str(ready),
-                             "--result", str(rx_out)], env, log, work)
+                             "--result", str(rx_out), *reader], env, log, work)
         try:
             if wait_for(ready.exists, 30):
-                net.run("a", [sys.executable, str(FLOOD), "tx", *common, "--count", str(count), "--result",
+                net.run("a", [sys.executable, str(FLOOD), "tx", *common, "--result",
                               str(tx_out)], env, work, 600)
             wait_for(lambda: rx.poll() is not None, 10)  # noqa: B023 (called here)
         finally:
@@ -358,6 +359,9 @@ def main() -> int:
     ap.add_argument("--zenoh-advanced", action="store_true",
                     help="plain zenoh uses Zenoh's advanced publisher (its cache bounded as dora-zenoh's replay "
                          "cache) and subscriber: what dora-zenoh's block readers across machines cost in Zenoh itself")
+    ap.add_argument("--zenoh-reader", choices=["callback", "thread"], default="callback",
+                    help="zenoh-python's pong and flood receiver run inside Zenoh's callback (the floor of any Python "
+                         "program) or take each sample from a FIFO channel on their own thread, as a dora node does")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
@@ -390,6 +394,7 @@ def main() -> int:
         cpus = dict(zip("ab", parts, strict=True))
     load_before = os.getloadavg()
     report: dict = {"cpus": cpus, "link": link, "delay_ms": opts.delay_ms, "mtu": opts.mtu, "queue_policy": opts.queue_policy,
+                    "zenoh_reader": opts.zenoh_reader,
                     "closed": not opts.open,
                     "load_average_before": load_before}
     names = [n for n in RUNTIMES if not opts.only or n == opts.only]
@@ -409,7 +414,7 @@ def main() -> int:
            "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
     print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}, "
           f"{'open' if opts.open else 'closed'} dataflows; zenoh-python {'advanced' if opts.zenoh_advanced else 'plain'} "
-          f"publishers/subscribers; load average {load_before[0]:.1f} before, "
+          f"publishers/subscribers, readers in a {opts.zenoh_reader}; load average {load_before[0]:.1f} before, "
           f"{report['load_average_after'][0]:.1f} after (1 min); {opts.repeat} run(s) of each, taking turns"
           + (f"; a on CPU {cpus['a']}, b on CPU {cpus['b']}" if cpus else ""))
     print(table(runs, opts))

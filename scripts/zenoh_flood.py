@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import zenoh
-from zenoh_floor import Out, config, inbound, wait_matching
+from zenoh_floor import Out, Stopped, config, inbound, stop_on_signals, wait_matching
 
 
 def rx(args: argparse.Namespace) -> None:
-    """Count and acknowledge until tx says done (or --max-seconds); write the count."""
+    """Count and acknowledge until tx says done (or --max-seconds; --reader thread: until --count); write the count."""
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    if args.reader == "callback":
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
     state = {"received": 0, "wrong_size": 0}
     with zenoh.open(config(args.port, listen=True, host=args.host, shm=False)) as session:
         ack = session.declare_publisher("bench/ack", congestion_control=zenoh.CongestionControl.BLOCK, express=True)
@@ -42,7 +43,9 @@ def rx(args: argparse.Namespace) -> None:
             if state["received"] % args.window == 0:
                 ack.put(b"\x01")
 
-        handler = zenoh.handlers.Callback(on_data, indirect=False)
+        # thread: as a dora node's `for event in node`, a FIFO of the window's size (the bench's queue_size)
+        handler = (zenoh.handlers.FifoChannel(args.window) if args.reader == "thread"
+                   else zenoh.handlers.Callback(on_data, indirect=False))
         data_sub: Any = inbound(session, "bench/data", handler, args.advanced)
         if args.advanced:
             def on_miss(miss: object) -> None:
@@ -53,7 +56,16 @@ def rx(args: argparse.Namespace) -> None:
         subs = [*subs_extra, data_sub,
                 session.declare_subscriber("bench/done", lambda _s: done.set())]
         Path(args.ready_file).write_text("ready")
-        done.wait(args.max_seconds)
+        if args.reader == "thread":
+            stop_on_signals(args.max_seconds)
+            try:
+                while state["received"] < args.count:
+                    on_data(data_sub.recv())
+            except Stopped:
+                pass
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        else:
+            done.wait(args.max_seconds)
         for s in subs:
             s.undeclare()
     Path(args.result).write_text(json.dumps(state))
@@ -104,6 +116,9 @@ def main() -> None:
     ap.add_argument("--advanced", action="store_true",
                     help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
                          "replay path across machines")
+    ap.add_argument("--reader", choices=["callback", "thread"], default="callback",
+                    help="rx: count inside Zenoh's callback (the floor) or from a FIFO channel on its own thread, "
+                         "until --count (a dora node's shape)")
     ap.add_argument("--result", required=True)
     ap.add_argument("--ready-file", help="rx: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,19 +84,47 @@ def inbound(session: zenoh.Session, key: str, handler: object, advanced: bool) -
     return session.declare_subscriber(key, handler)
 
 
+class Stopped(Exception):
+    """Raised by SIGTERM/SIGINT/SIGALRM in a reader that waits in ``recv()`` (Zenoh checks signals there)."""
+
+
+def stop_on_signals(max_seconds: float) -> None:
+    """End the reader's loop on SIGTERM, SIGINT or after ``max_seconds``, whichever comes first."""
+    def stop(*_: object) -> None:
+        raise Stopped
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, stop)
+    signal.setitimer(signal.ITIMER_REAL, max_seconds)
+
+
 def pong(args: argparse.Namespace) -> None:
-    """Echo each ping as bytes until SIGTERM/SIGINT; the session is always closed (else exit hangs)."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    """Echo each ping as bytes until SIGTERM/SIGINT; the session is always closed (else exit hangs).
+
+    ``--reader callback`` echoes inside Zenoh's callback, on Zenoh's receive thread: the floor of
+    any Python program. ``--reader thread`` takes each ping from a FIFO channel on the program's
+    own thread, the shape of a dora node (whose API pulls its events) and of zenoh-python's
+    ``for sample in subscriber`` idiom: one more thread wake-up per message.
+    """
     with zenoh.open(config(args.port, listen=True, host=args.host, shm=not args.no_shm)) as session:
         pub = Out(session, "bench/pong", args.advanced)
-        sub = inbound(session, "bench/ping", zenoh.handlers.Callback(lambda s: pub.put(s.payload.to_bytes()),
-                                                                    indirect=False), args.advanced)
+        if args.reader == "thread":
+            sub = inbound(session, "bench/ping", zenoh.handlers.FifoChannel(16), args.advanced)
+        else:
+            sub = inbound(session, "bench/ping", zenoh.handlers.Callback(lambda s: pub.put(s.payload.to_bytes()),
+                                                                        indirect=False), args.advanced)
         if args.ready_file:
             Path(args.ready_file).write_text("ready")
-        stop.wait(args.max_seconds)
-        sub.undeclare()
+        stop_on_signals(args.max_seconds)
+        try:
+            if args.reader == "thread":
+                while True:
+                    pub.put(sub.recv().payload.to_bytes())  # type: ignore[attr-defined]
+            while True:
+                signal.pause()
+        except Stopped:
+            pass
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sub.undeclare()  # type: ignore[attr-defined]
 
 
 def wait_matching(pub: zenoh.Publisher, timeout: float) -> None:
@@ -157,6 +184,9 @@ def main() -> None:
     ap.add_argument("--advanced", action="store_true",
                     help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
                          "replay path across machines")
+    ap.add_argument("--reader", choices=["callback", "thread"], default="callback",
+                    help="pong: echo inside Zenoh's callback (the floor) or from a FIFO channel on its own thread "
+                         "(a dora node's shape)")
     ap.add_argument("--result", default="zenoh_floor.json", help="ping: where the JSON goes")
     ap.add_argument("--ready-file", help="pong: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600, help="pong: exit after this long anyway")

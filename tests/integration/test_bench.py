@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,58 @@ def test_bench_scale_pin_keeps_a_chains_neighbours_on_one_cpu(tmp_path: Path) ->
     assert flow[0]["cpu_affinity"] == [cpus[0]] and flow[-1]["cpu_affinity"] == [cpus[-1]]
     bench.pin_in_turn(flow, "alternate", runtime)
     assert [e["cpu_affinity"] for e in flow] == [[cpus[k % len(cpus)]] for k in range(6)]
+
+
+SCRIPTS = BENCH.parent
+
+
+def wait_file(path: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Until ``path`` exists (the script's ready file), or fail with what the process said."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path.name} never appeared: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("reader", ["callback", "thread"])
+def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint: str, reader: str) -> None:
+    """bench_machines.py's zenoh-python side (zenoh_floor.py ping-pong, zenoh_flood.py flood) on
+    loopback, with the reader in Zenoh's callback or on its own thread: every round trip and
+    every message arrives, and the thread reader ends at --count (or on SIGTERM)."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    ready = tmp_path / "pong.ready"
+    pong = subprocess.Popen([sys.executable, str(SCRIPTS / "zenoh_floor.py"), "pong", "--port", str(port),
+                             "--reader", reader, "--ready-file", str(ready)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_file(ready, pong)
+        result = tmp_path / "floor.json"
+        subprocess.run([sys.executable, str(SCRIPTS / "zenoh_floor.py"), "ping", "--port", str(port),
+                        "--sizes", "8,70000", "--rounds", "30", "--warmup", "5", "--result", str(result)],
+                       check=True, timeout=60)
+        floor = json.loads(result.read_text())
+        assert {size: figures["rounds"] for size, figures in floor.items()} == {"8": 30, "70000": 30}
+    finally:
+        pong.terminate()
+        assert pong.wait(10) == 0  # SIGTERM ends the reader's loop, and the session closes
+    ready, rx_out, tx_out = tmp_path / "rx.ready", tmp_path / "rx.json", tmp_path / "tx.json"
+    common = ["--port", str(port), "--size", "1000", "--window", "50", "--count", "2000"]
+    rx = subprocess.Popen([sys.executable, str(SCRIPTS / "zenoh_flood.py"), "rx", *common, "--reader", reader,
+                           "--ready-file", str(ready), "--result", str(rx_out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_file(ready, rx)
+        subprocess.run([sys.executable, str(SCRIPTS / "zenoh_flood.py"), "tx", *common, "--result", str(tx_out)],
+                       check=True, timeout=60)
+        if reader == "callback":
+            rx.terminate()  # (it also ends on tx's "done")
+        assert rx.wait(20) == 0
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+    sent = json.loads(tx_out.read_text())
+    assert sent["acknowledged"] == sent["sent"] == 2000 and sent["missing_ack_after"] is None, sent
+    assert json.loads(rx_out.read_text())["received"] == 2000
