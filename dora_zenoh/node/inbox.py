@@ -125,6 +125,12 @@ class Inbox:
         # _ring writes there, and kicks a thread asleep in its FIFO itself (see _sleep_in_fifo).
         self._watch_ring = primary is not None
         self.watches = 0                 # watchers declared for sleeps in a FIFO (tests look)
+        # A watcher kept from sleep to sleep while the primary input is quiet (see _watcher),
+        # and that input's count at the last sleep; the lock keeps release_fifos and the node's
+        # thread from leaving one declared past the close.
+        self._kept_watch: Any = None
+        self._quiet_mark = -1
+        self._watch_lock = threading.Lock()
         self.fifo_sleeps = 0             # sleeps in a FIFO (tests look)
         self._fifos_released = False
         self.fifo_taken = 0              # block messages taken from FIFOs (tests look)
@@ -159,6 +165,7 @@ class Inbox:
     def release_fifos(self) -> None:
         """The node is closing: let Zenoh threads waiting for room in a FIFO go (any thread)."""
         self._fifos_released = True  # the node's thread sleeps in the ring from now on
+        self._drop_kept_watch()
         for fifo in self._fifos:
             fifo.release()
         if self._bells is not None:
@@ -256,6 +263,8 @@ class Inbox:
         local order behind what the FIFO holds (``_file``)."""
         try:
             if self.lead is not None and (item := self._try_recv()) is not None:
+                if self._kept_watch is not None:  # the primary input is not quiet (see _watcher)
+                    self._drop_kept_watch()
                 self._file(item)
                 return self._get(deadline, drained=True)
             sample = fifo.take()
@@ -478,23 +487,21 @@ class Inbox:
         has something: the caller looks).
 
         What reaches the ring meanwhile must kick the FIFO. A primary input's data gets there from
-        Zenoh: a callback subscriber on the ring's key (the watcher) kicks, declared for this sleep
-        only. Without a primary input every ring item comes from ``_ring``, which kicks itself:
-        no watcher to declare and undeclare per message (docs/machines.md, the block read path).
-        Either way the flag is set before the ring is looked at, and a ringer looks at the flag
-        after its marker is in: one of the two sees the other."""
+        Zenoh: a callback subscriber on the ring's key (the watcher) kicks (see ``_watcher``).
+        Without a primary input every ring item comes from ``_ring``, which kicks itself: no
+        watcher at all (docs/machines.md, the block read path). Either way the flag is set
+        before the ring is looked at, and a ringer looks at the flag after its marker is in:
+        one of the two sees the other."""
         self._kick_ready = True
         self.fifo_sleeps += 1
         watch = None
         if self._watch_ring:
             try:
-                watch = self._session.declare_subscriber(
-                    self._key, zenoh.handlers.Callback(self._kick, indirect=False))
+                watch = self._watcher()
             except zenoh.ZError:  # the session is closing: recv() says so
                 self._kick_ready = False
                 self._file(self._sleep())
                 return None
-            self.watches += 1
         try:
             if self._take_ring():  # what reached the ring before the watcher (or the flag)
                 return None
@@ -506,11 +513,39 @@ class Inbox:
             return fifo.wait()
         finally:
             self._kick_ready = False
-            if watch is not None:
-                try:
-                    watch.undeclare()
-                except zenoh.ZError:
-                    pass
+            _undeclare(watch)
+
+    def _watcher(self) -> Any:
+        """The ring's watcher for this sleep: one declared for it (returned: the caller
+        undeclares it after the sleep), or None when the one kept from earlier sleeps serves.
+
+        Declaring and undeclaring a subscriber per sleep costs the node's thread ~10 µs a
+        message on a cold CPU (docs/design/inbox.md), and a watcher kept declared runs Python
+        on Zenoh's thread (the GIL) for every primary message, also while the node is busy.
+        So one is kept while the primary input stays quiet (nothing arrived since the last
+        sleep: a ``done``, a command input), and dropped for per-sleep ones once it is not, or
+        once ``_one_get`` finds something in the ring."""
+        primary = self.primary
+        count = primary.received if primary is not None else 0
+        quiet, self._quiet_mark = count == self._quiet_mark, count
+        if quiet:
+            if self._kept_watch is None:
+                with self._watch_lock:
+                    if not self._fifos_released:
+                        self._kept_watch = self._declare_watch()
+            return None
+        if self._kept_watch is not None:
+            self._drop_kept_watch()
+        return self._declare_watch()
+
+    def _drop_kept_watch(self) -> None:
+        with self._watch_lock:
+            kept, self._kept_watch = self._kept_watch, None
+        _undeclare(kept)
+
+    def _declare_watch(self) -> Any:
+        self.watches += 1
+        return self._session.declare_subscriber(self._key, zenoh.handlers.Callback(self._kick, indirect=False))
 
     def _kick(self, _sample: Any = None) -> None:
         """Kick the thread if it sleeps in its FIFO, once per sleep: the ring's watcher (a Zenoh
@@ -648,6 +683,15 @@ class Inbox:
         with self._gate:
             self._closed = True
         self._alarm.stop()
+
+
+def _undeclare(sub: Any) -> None:
+    """Undeclare a watcher, if any (the session may be closing)."""
+    if sub is not None:
+        try:
+            sub.undeclare()
+        except zenoh.ZError:
+            pass
 
 
 def _nothing() -> bool:

@@ -148,6 +148,60 @@ def test_a_flooded_block_input_never_keeps_the_primary_input_waiting(flow):
     assert during >= 30, f"only {during} side message(s) during the flood"
 
 
+def test_a_quiet_primary_input_keeps_one_watcher_and_still_wakes_a_node_asleep_in_its_fifo(flow):
+    """A node with one block input and a drop_oldest one sleeps in its FIFO; the drop_oldest
+    input's messages wake it through a watcher on the ring's key. While that input is quiet one
+    watcher is kept from sleep to sleep (declaring one per sleep cost ~10 µs a message); once
+    messages come at every sleep, a watcher is declared per sleep again (one kept would run
+    Python on Zenoh's thread for every one of them). Either way a side message sent right after
+    data i wakes the sleeping node before data i+1 arrives, so it is delivered between them."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data, side]
+          - id: rx
+            path: rx.py
+            inputs:
+              side: {source: tx/side, queue_size: 10}
+              data: {source: tx/data, queue_size: 10, queue_policy: block}
+    """)
+    flow.write("tx.py", """
+        import time
+        from dora import Node
+        node = Node()
+        for i in range(200):
+            node.send_output("data", str(i).encode())
+            if i % 50 == 25 or i >= 100:  # quiet, then at every message
+                node.send_output("side", str(i).encode())
+            time.sleep(0.01)
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        node = Node()
+        seen = []
+        for event in node:
+            if event["type"] == "INPUT":
+                seen.append([event["id"], bytes(event["value"].to_numpy(zero_copy_only=False)).decode()])
+        wake = node._wake
+        json.dump({"seen": seen, "watches": wake.watches, "sleeps": wake.fifo_sleeps}, open("result.json", "w"))
+    """)
+    res = flow.run("--stop-after", "60s")
+    assert res.returncode == 0, res.stderr
+    out = flow.result()
+    sides = [i for i in range(200) if i % 50 == 25 or i >= 100]
+    expected = []
+    for i in range(200):
+        expected.append(["data", str(i)])
+        if i in sides:
+            expected.append(["side", str(i)])
+    assert out["seen"] == expected, [x for x, y in zip(out["seen"], expected, strict=False) if x != y][:5]
+    # the first 100 sleeps: a kept watcher (a few declared); the last 100: one per sleep
+    assert out["sleeps"] >= 150, out
+    assert 80 <= out["watches"] <= out["sleeps"] - 60, out
+
+
 def test_a_node_reading_only_block_inputs_sleeps_in_its_fifo_without_a_watcher(flow):
     """A node with no drop_oldest input has nothing in its ring that Zenoh puts there: every
     item comes from its own timer, alarm and callbacks, which kick the FIFO it sleeps in
