@@ -306,6 +306,19 @@ class InputQueue:
         with self.lock:
             self.sent_total, self.on_lost = total, on_lost
 
+    def count_late(self, total: int, on_lost: Callable[[int], None]) -> None:
+        """``hint_sent`` for a count that came after the input was closed: if its INPUT_CLOSED
+        was handed out already, what never arrived is counted and ``on_lost`` told now."""
+        with self.lock:
+            if not self.reported:
+                self.sent_total, self.on_lost = total, on_lost
+                return
+            missing = total - self.received - self.dropped
+            if missing <= 0:
+                return
+            self.dropped += missing
+        on_lost(missing)
+
     def report_closed(self) -> None:
         """The node is handed this input's INPUT_CLOSED, after every message before it: count
         what the sender's final count promised and never came, and report the drops."""

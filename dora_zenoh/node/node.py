@@ -203,6 +203,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._eos_counts: dict[str, dict[str, dict[str, Any]]] = {}
         self._recover_ids = {i for i, spec in cfg.inputs.items() if spec.recover}
         self._sent_counts: dict[str, dict[str, int]] = {}  # source node -> output -> count (sent tokens)
+        self._late_counts: dict[tuple[str, str], InputQueue] = {}
         self._malformed: dict[tuple[str, str], int] = {}  # (key, what was wrong) -> samples dropped
         callbacks = self._callbacks
         for source in sorted(sources):

@@ -63,6 +63,9 @@ class PeerWatch:
     _eos_seen: dict[str, str]
     _recover_ids: set[str]
     _sent_counts: dict[str, dict[str, int]]
+    # (source node, output) -> the input whose source's count came after it was closed (see
+    # _close_counted_remote): counted when the sent token arrives
+    _late_counts: dict[tuple[str, str], InputQueue]
 
     if TYPE_CHECKING:
         def _request_stop(self, cause: str = STOP_MANUAL) -> None: ...
@@ -89,6 +92,10 @@ class PeerWatch:
             if count.isdigit():
                 known = self._sent_counts.setdefault(node, {})
                 known[output] = max(known.get(output, 0), int(count))
+                late = self._late_counts.pop((node, output), None)
+                if late is not None:  # on a thread of ours: it logs
+                    self._helpers.start(late.count_late, known[output], self._lost_logger(late.id, f"{node}/{output}"),
+                                        name="dora-zenoh-count")
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
         elif kind == "ready" and put and self._cfg.start_gate and name == self._cfg.runner_zid:
@@ -300,7 +307,7 @@ class PeerWatch:
         once when the input closes (InputQueue.hint_sent)."""
         try:
             # its supervisor declares the sent tokens just before its exited token: they are here,
-            # or on the way behind it (bounded wait; without them, nothing is counted)
+            # or on the way behind it (bounded wait; later ones are counted when they come: _late_counts)
             deadline = time.monotonic() + SENT_PATIENCE
             while not all(q.source_output in self._sent_counts.get(node, {}) for q in recovering) \
                     and time.monotonic() < deadline and not self._closed:
@@ -317,6 +324,15 @@ class PeerWatch:
                 total = totals.get(q.source_output or "")
                 if total is not None:
                     q.hint_sent(total, self._lost_logger(q.id, f"{node}/{q.source_output}"))
+                    continue
+                # Its count is late (links coming back after an outage): never silent, counted when it comes.
+                self._late_counts[(node, q.source_output or "")] = q
+                warn(f"node '{self.node_id}': input '{q.id}' closes: {node}/{q.source_output} ended on another "
+                     f"machine, and how many it sent has not reached this node within {SENT_PATIENCE:g} s; what "
+                     "never arrived is counted and logged when that count comes")
+                late = self._sent_counts.get(node, {}).get(q.source_output or "")
+                if late is not None and self._late_counts.pop((node, q.source_output or ""), None) is q:
+                    q.count_late(late, self._lost_logger(q.id, f"{node}/{q.source_output}"))  # came meanwhile
         finally:
             for q in closing:
                 q.close_when_quiet(ready=ready)
