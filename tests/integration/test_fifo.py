@@ -153,28 +153,36 @@ def test_a_quiet_primary_input_keeps_one_watcher_and_still_wakes_a_node_asleep_i
     input's messages wake it through a watcher on the ring's key. While that input is quiet one
     watcher is kept from sleep to sleep (declaring one per sleep cost ~10 µs a message); once
     messages come at every sleep, a watcher is declared per sleep again (one kept would run
-    Python on Zenoh's thread for every one of them). Either way a side message sent right after
-    data i wakes the sleeping node before data i+1 arrives, so it is delivered between them."""
+    Python on Zenoh's thread for every one of them). Either way a side message wakes the node
+    asleep in its FIFO: the sender waits for its echo before it sends the next block message, so
+    a side message that does not wake the node is echoed only after a 5 s wait ("late")."""
     flow.write("dataflow.yml", """
         nodes:
           - id: tx
             path: tx.py
+            inputs: {ack: rx/ack}
             outputs: [data, side]
           - id: rx
             path: rx.py
             inputs:
               side: {source: tx/side, queue_size: 10}
               data: {source: tx/data, queue_size: 10, queue_policy: block}
+            outputs: [ack]
     """)
     flow.write("tx.py", """
-        import time
+        import json, time
         from dora import Node
         node = Node()
+        late = []
         for i in range(200):
             node.send_output("data", str(i).encode())
             if i % 50 == 25 or i >= 100:  # quiet, then at every message
                 node.send_output("side", str(i).encode())
-            time.sleep(0.01)
+                event = node.next(timeout=5.0)
+                if event is None or event["type"] != "INPUT":
+                    late.append(i)
+            time.sleep(0.005)
+        json.dump(late, open("late.json", "w"))
     """)
     flow.write("rx.py", """
         import json
@@ -184,11 +192,14 @@ def test_a_quiet_primary_input_keeps_one_watcher_and_still_wakes_a_node_asleep_i
         for event in node:
             if event["type"] == "INPUT":
                 seen.append([event["id"], bytes(event["value"].to_numpy(zero_copy_only=False)).decode()])
+                if event["id"] == "side":
+                    node.send_output("ack", b"")
         wake = node._wake
         json.dump({"seen": seen, "watches": wake.watches, "sleeps": wake.fifo_sleeps}, open("result.json", "w"))
     """)
     res = flow.run("--stop-after", "60s")
     assert res.returncode == 0, res.stderr
+    assert flow.result("late.json") == []
     out = flow.result()
     sides = [i for i in range(200) if i % 50 == 25 or i >= 100]
     expected = []
