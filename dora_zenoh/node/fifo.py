@@ -109,9 +109,10 @@ class FifoInput:
         queueing it (``Inbox``'s one-FIFO paths); False, with nothing done, when it must be
         queued (``queue_up``): a gap before it to fetch again first, or the input closing."""
         q = self.queue
-        if self.repair is not None and not q.follows(raw) and q.gap_before(sample) is not None:
+        follows = q.follows(raw)
+        if self.repair is not None and not follows and q.gap_before(sample) is not None:
             return False
-        return q.delivered(sample, raw)
+        return q.delivered(sample, follows)
 
     def _serve(self, sample: Any) -> int:
         """Queue ``sample`` of a recovering FIFO, after what its sender's cache still holds of a

@@ -593,10 +593,7 @@ class Inbox:
 
     def _ring_bell(self, _sample: Any = None) -> None:
         """The doze's callback (and its drop: a closed session wakes the thread too)."""
-        try:
-            self._bell.release()
-        except RuntimeError:  # already rung
-            pass
+        ring_bell(self._bell)
 
     def _take(self, sample: Any) -> None:
         """File one ring item in arrival order: a primary sample, or the token of a marker.
@@ -683,6 +680,15 @@ class Inbox:
         with self._gate:
             self._closed = True
         self._alarm.stop()
+
+
+def ring_bell(bell: threading.Lock) -> None:
+    """Wake a thread blocked on ``bell`` (a lock it holds and waits to acquire again); once is
+    enough until it is heard (then the lock is released already)."""
+    try:
+        bell.release()
+    except RuntimeError:  # rung already, not yet heard
+        pass
 
 
 def _undeclare(sub: Any) -> None:

@@ -139,15 +139,16 @@ class InputQueue:
         last = self.last_seq
         return raw is not None and last is not None and raw.startswith(wire.SEQ_NEXT % (last + 1))
 
-    def delivered(self, sample: Any, raw: bytes | None = None) -> bool:
+    def delivered(self, sample: Any, follows: bool = False) -> bool:
         """``taken`` for a message the node's thread hands out at once, not queued (the inbox's
         one-FIFO path): counted. False, with nothing done, when the input has closed or has
-        items queued: then ``taken`` puts it in order among them. ``raw``: its attachment's
-        bytes, when the caller has them."""
+        items queued: then ``taken`` puts it in order among them. ``follows``: the caller found
+        it is the next in sequence (``follows``), which then needs no parse. (Only the node's
+        thread moves a FIFO input's ``last_seq``: it still holds.)"""
         with self.lock:
             if self.closed or self.items:
                 return False
-            if self.follows(raw):
+            if follows:
                 self.last_seq += 1  # type: ignore[operator]
             else:
                 self._count_seq(sample)
@@ -310,24 +311,30 @@ class InputQueue:
         """``hint_sent`` for a count that came after the input was closed: if its INPUT_CLOSED
         was handed out already, what never arrived is counted and ``on_lost`` told now."""
         with self.lock:
+            self.sent_total, self.on_lost = total, on_lost
             if not self.reported:
-                self.sent_total, self.on_lost = total, on_lost
                 return
-            missing = total - self.received - self.dropped
-            if missing <= 0:
-                return
-            self.dropped += missing
-        on_lost(missing)
+            missing = self._take_unsent()
+        if missing:
+            on_lost(missing)
+
+    def _take_unsent(self) -> int:
+        """Count as dropped what the sender's total says it sent and neither arrived nor was
+        counted already (a block input whose sender's count is known); how many."""
+        if self.sent_total is None or not self.block:
+            return 0
+        missing = self.sent_total - self.received - self.dropped
+        if missing <= 0:
+            return 0
+        self.dropped += missing
+        return missing
 
     def report_closed(self) -> None:
         """The node is handed this input's INPUT_CLOSED, after every message before it: count
         what the sender's final count promised and never came, and report the drops."""
-        if self.sent_total is not None and self.block:
-            missing = self.sent_total - self.received - self.dropped
-            if missing > 0:
-                self.dropped += missing
-                if self.on_lost is not None:
-                    self.on_lost(missing)
+        missing = self._take_unsent()
+        if missing and self.on_lost is not None:
+            self.on_lost(missing)
         if self.expect is not None and self._got() < self.expect:  # (promised, never came)
             self.count_dropped(self.expect - self._got(), on_the_way=True)
         self.reported = True
@@ -383,6 +390,19 @@ class InputQueue:
             self.not_full.notify_all()
 
 
+def timer_heap(timers: list[InputQueue]) -> list[tuple[int, int, int, InputQueue]]:
+    """The timers' first deadlines, one period from now, as a heap of (next deadline in
+    monotonic ns, tie-breaker, period, queue): what the timer thread and a LockInbox tick from."""
+    now = time.monotonic_ns()
+    heap = []
+    for i, t in enumerate(timers):
+        if t.timer_ns is None:
+            raise ValueError(f"input {t.id!r} is not a timer")
+        heap.append((now + t.timer_ns, i, t.timer_ns, t))
+    heapq.heapify(heap)
+    return heap
+
+
 class TimerThread(threading.Thread):
     """Generates the ``dora/timer/...`` inputs of one node, drift-free, on one thread: for a
     node that waits in a Zenoh ring (:mod:`dora_zenoh.node.inbox`), whose thread cannot wait
@@ -394,14 +414,7 @@ class TimerThread(threading.Thread):
     def __init__(self, timers: list[InputQueue]) -> None:
         super().__init__(name="dora-zenoh-timers", daemon=True)
         self._stop_event = threading.Event()
-        now = time.monotonic_ns()
-        # (next deadline, tie-breaker, period, queue)
-        self._heap: list[tuple[int, int, int, InputQueue]] = []
-        for i, t in enumerate(timers):
-            if t.timer_ns is None:
-                raise ValueError(f"input {t.id!r} is not a timer")
-            self._heap.append((now + t.timer_ns, i, t.timer_ns, t))
-        heapq.heapify(self._heap)
+        self._heap = timer_heap(timers)
 
     def run(self) -> None:
         heap = self._heap

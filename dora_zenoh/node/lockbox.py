@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dora_zenoh.node.inbox import _nothing
+from dora_zenoh.node.inbox import _nothing, ring_bell
+from dora_zenoh.node.inputs import timer_heap
 
 if TYPE_CHECKING:
     from dora_zenoh.node.inputs import InputQueue
@@ -62,10 +63,7 @@ class LockInbox:
     def start(self) -> None:
         """The timers tick from now: each one period from now first (called after the start
         gate, as the timer thread is started then)."""
-        now = _monotonic_ns()
-        self._heap = [(now + q.timer_ns, i, q.timer_ns, q) for i, q in enumerate(self._timers)
-                      if q.timer_ns]
-        heapq.heapify(self._heap)
+        self._heap = timer_heap(self._timers)
 
     def stop(self) -> None:
         """No more ticks (the node is closing)."""
@@ -96,19 +94,13 @@ class LockInbox:
     def put(self, token: Any) -> None:
         """Queue a token and wake the node's thread (from Zenoh callbacks, its own ticks, ...)."""
         self._pending.append(token)
-        self._ring()
-
-    def _ring(self) -> None:
-        try:
-            self._bell.release()
-        except RuntimeError:  # rung already, not yet heard
-            pass
+        ring_bell(self._bell)
 
     def close(self) -> None:
         """No more events: a thread waiting in get() returns (queue.Empty)."""
         self._closed = True
         self._heap = []
-        self._ring()
+        ring_bell(self._bell)
 
     # -- the node's thread -----------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
