@@ -109,13 +109,10 @@ class Inbox:
         self.attachment: bytes | None = None
         self.spin: Spin | None = None
         self._fifos: list[FifoInput] = []  # block inputs read from FIFO channels (see add_fifo)
-        # The node's one wait is this FIFO input (no primary input): get() hands out its
-        # messages as samples, as the primary input's (see _one_get).
-        self.solo: FifoInput | None = None
-        # With a primary input too, that one FIFO input's messages are handed out as samples
-        # whenever the ring is empty (see _one_get); ``fifo_sample`` says get() just did.
-        self.lead: FifoInput | None = None
-        self._one: FifoInput | None = None  # solo or lead (see _one_get)
+        # The node's one FIFO input, with or without a primary input: get() hands out its
+        # messages as samples, as the primary input's (see _one_get); ``fifo_sample`` says
+        # get() just did.
+        self.one: FifoInput | None = None
         self.fifo_sample = False
         self._recovering = False           # one of them is filled by Zenoh's recovery too (see _wait_fifos)
         self._bells: Bells | None = None
@@ -142,9 +139,7 @@ class Inbox:
         """Serve a block input from its FIFO channel (see :mod:`dora_zenoh.node.fifo`)."""
         self._fifos.append(fifo)
         self._recovering = self._recovering or fifo.recovering
-        self._one = one = self._fifos[0] if len(self._fifos) == 1 else None
-        self.solo = one if self.primary is None else None
-        self.lead = one if self.primary is not None else None
+        self.one = self._fifos[0] if len(self._fifos) == 1 else None
         self._bells = Bells(self._session, [f.key for f in self._fifos], self._ring_fifo)
 
     @property
@@ -216,7 +211,7 @@ class Inbox:
             deadline = _monotonic() + timeout
             self._alarm.arm(deadline)
         if self._pending or self._fifos:
-            if not self._pending and (one := self._one) is not None:
+            if not self._pending and (one := self.one) is not None:
                 return self._one_get(one, deadline)
             return self._get(deadline)
         # The common case, kept short (it runs per message, on a just-woken thread): one
@@ -255,14 +250,14 @@ class Inbox:
         the FIFO input's). Anything else (a ring item, a kick, a gap to fetch again, a close)
         goes on in the general path.
 
-        Without a primary input (``solo``) the FIFO is looked at first: the ring then holds
-        markers only, each behind a token in ``_pending``, and a FIFO message goes before what
-        the ring gave since (see ``_fifos_first``). With one (``lead``), Zenoh puts the primary
+        Without a primary input the FIFO is looked at first: the ring then holds markers only,
+        each behind a token in ``_pending``, and a FIFO message goes before what the ring gave
+        since (see ``_fifos_first``). With one, Zenoh puts the primary
         input's data in the ring itself: the ring is looked at first on every call, so a flood
         in the FIFO never keeps that input, STOP or a timer waiting, and what it gives goes in
         local order behind what the FIFO holds (``_file``)."""
         try:
-            if self.lead is not None and (item := self._try_recv()) is not None:
+            if self.primary is not None and (item := self._try_recv()) is not None:
                 if self._kept_watch is not None:  # the primary input is not quiet (see _watcher)
                     self._drop_kept_watch()
                 self._file(item)
@@ -307,7 +302,7 @@ class Inbox:
     def _one_poll(self) -> Any:
         """The spin's poll on the one-FIFO path: a FIFO message, True once a ring item was
         taken, else None."""
-        sample = self._one.take()  # type: ignore[union-attr]
+        sample = self.one.take()  # type: ignore[union-attr]
         if sample is not None:
             return sample
         return True if self._take_ring() else None

@@ -38,8 +38,7 @@ class LockInbox:
     """The node thread's single wait point when nothing reaches it through a Zenoh ring."""
 
     primary = None       # no input is read from a ring (see Inbox)
-    solo = None
-    lead = None
+    one = None           # no FIFO input (see Inbox)
     fifo_sample = False
     has_fifos = False
     attachment = None    # (Inbox's: the attachment of a sample get() returned; never one here)

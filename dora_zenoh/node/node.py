@@ -307,7 +307,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     callback, indirect=False)))
         # The one FIFO input, alone or beside the primary input, whose messages come out of the
         # inbox as samples too (its fifo_sample says a sample is that input's).
-        one = self._wake.solo or self._wake.lead
+        one = self._wake.one
         self._fifo_template = {"type": INPUT, "id": one.queue.id} if one is not None else self._template
         # A LockInbox ticks the timers itself, on our thread (see dora_zenoh.node.lockbox).
         self._timers: TimerThread | LockInbox | None = None
