@@ -302,14 +302,9 @@ class InputQueue:
         """A ``queue_policy: block`` input whose source ran on another machine: its processes sent
         ``total`` messages in all. What neither arrived nor was counted already (a sender that
         ended during a link outage took what it kept for replay with it) is counted, and
-        ``on_lost`` told how many, when the input closes. (A block queue never drops: what
-        arrived is ``received``, what the gaps in sequence numbers lost is ``dropped``.)"""
-        with self.lock:
-            self.sent_total, self.on_lost = total, on_lost
-
-    def count_late(self, total: int, on_lost: Callable[[int], None]) -> None:
-        """``hint_sent`` for a count that came after the input was closed: if its INPUT_CLOSED
-        was handed out already, what never arrived is counted and ``on_lost`` told now."""
+        ``on_lost`` told how many, when the input closes, or at once if its INPUT_CLOSED was
+        handed out already (the count came late). (A block queue never drops: what arrived is
+        ``received``, what the gaps in sequence numbers lost is ``dropped``.)"""
         with self.lock:
             self.sent_total, self.on_lost = total, on_lost
             if not self.reported:

@@ -94,7 +94,7 @@ class PeerWatch:
                 known[output] = max(known.get(output, 0), int(count))
                 late = self._late_counts.pop((node, output), None)
                 if late is not None:  # on a thread of ours: it logs
-                    self._helpers.start(late.count_late, known[output], self._lost_logger(late.id, f"{node}/{output}"),
+                    self._helpers.start(late.hint_sent, known[output], self._lost_logger(late.id, f"{node}/{output}"),
                                         name="dora-zenoh-count")
         elif kind == "exited" and put:
             self._believe("exited", name, lambda: self._on_exited(name))
@@ -304,7 +304,7 @@ class PeerWatch:
         notices, or from its supervisor's ``sent`` tokens when a notice did not reach us (the
         source ended while the link was down; its own machine's supervisor got the notice, and
         a token reaches us once the link is back). What never arrived is counted and logged
-        once when the input closes (InputQueue.hint_sent)."""
+        once when the input closes, or when a late count comes (InputQueue.hint_sent)."""
         try:
             # its supervisor declares the sent tokens just before its exited token: they are here,
             # or on the way behind it (bounded wait; later ones are counted when they come: _late_counts)
@@ -321,18 +321,18 @@ class PeerWatch:
             for out, n in noticed.items():
                 totals[out] = max(totals.get(out, 0), n)
             for q in recovering:
-                total = totals.get(q.source_output or "")
-                if total is not None:
-                    q.hint_sent(total, self._lost_logger(q.id, f"{node}/{q.source_output}"))
-                    continue
-                # Its count is late (links coming back after an outage): never silent, counted when it comes.
-                self._late_counts[(node, q.source_output or "")] = q
-                warn(f"node '{self.node_id}': input '{q.id}' closes: {node}/{q.source_output} ended on another "
-                     f"machine, and how many it sent has not reached this node within {SENT_PATIENCE:g} s; what "
-                     "never arrived is counted and logged when that count comes")
-                late = self._sent_counts.get(node, {}).get(q.source_output or "")
-                if late is not None and self._late_counts.pop((node, q.source_output or ""), None) is q:
-                    q.count_late(late, self._lost_logger(q.id, f"{node}/{q.source_output}"))  # came meanwhile
+                output = q.source_output or ""
+                total = totals.get(output)
+                if total is None:
+                    # Its count is late (links coming back after an outage): never silent, counted when it comes.
+                    self._late_counts[(node, output)] = q
+                    warn(f"node '{self.node_id}': input '{q.id}' closes: {node}/{output} ended on another "
+                         f"machine, and how many it sent has not reached this node within {SENT_PATIENCE:g} s; "
+                         "what never arrived is counted and logged when that count comes")
+                    total = self._sent_counts.get(node, {}).get(output)  # it came meanwhile: ours to count
+                    if total is None or self._late_counts.pop((node, output), None) is not q:
+                        continue
+                q.hint_sent(total, self._lost_logger(q.id, f"{node}/{output}"))
         finally:
             for q in closing:
                 q.close_when_quiet(ready=ready)

@@ -58,21 +58,21 @@ def test_messages_promised_and_never_come_are_said_to_be_lost_on_the_way(capsys)
 def test_a_sent_count_that_comes_after_the_close_is_still_counted_and_said():
     """A block input whose source ended on another machine during an outage: its supervisor's
     count of what it sent may reach the reader only after the input closed. It is counted then,
-    and said (``on_lost``), once; before the close it is what ``hint_sent`` would have given."""
+    and said (``on_lost``), once; before the close it is counted at the close."""
     said: list[int] = []
     late = InputQueue("end", 10, True, queue.SimpleQueue())
     late.arrived_all(attachments(*range(5)))
     late.close()
     late.report_closed()
     assert late.dropped == 0
-    late.count_late(9, said.append)
+    late.hint_sent(9, said.append)
     assert (late.dropped, said) == (4, [4])
-    late.count_late(9, said.append)  # nothing more never arrived: nothing said again
+    late.hint_sent(9, said.append)  # nothing more never arrived: nothing said again
     assert (late.dropped, said) == (4, [4])
 
     early = InputQueue("end", 10, True, queue.SimpleQueue())
     early.arrived_all(attachments(*range(5)))
-    early.count_late(7, said.append)  # not closed yet: counted at its INPUT_CLOSED
+    early.hint_sent(7, said.append)  # not closed yet: counted at its INPUT_CLOSED
     assert said == [4]
     early.close()
     early.report_closed()
