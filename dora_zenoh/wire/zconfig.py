@@ -42,6 +42,8 @@ NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 # thread, a full FIFO held the node's own sends for 5 s: measured), and a second receive worker
 # keeps the node's other links (STOP, other inputs, acknowledgements) moving meanwhile. Three
 # threads instead of Zenoh's five: fewer hand-overs per message (docs/design/zenoh-runtime.md).
+# A node with a replayed output gets it too: its heartbeat and cache replies may wait for room,
+# on a receive worker, never on the thread that sends and so makes room.
 BLOCK_NODE_RUNTIME = "(rx:(worker_threads:2),tx:(worker_threads:1),net:(handover:rx),acc:(handover:rx))"
 # The coordinator's and daemons' runtime: many receive workers. Zenoh closes a TCP/TLS link with
 # SO_LINGER 10 s on one of them, and when the far side is unreachable (a partition) the close
@@ -240,11 +242,12 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
 
     The one-thread Zenoh runtime (``NODE_RUNTIME``), except for a node with a
     ``queue_policy: block`` input: its input waits for room on a Zenoh thread, which
-    would stall that one thread, and with it the node's own sends (it gets
-    ``BLOCK_NODE_RUNTIME``, with a send thread of its own); and except for a node
+    would stall that one thread, and with it the node's own sends; and except for a node
     with a replayed output (``replayed_output``, see :mod:`dora_zenoh.node.replay`): Zenoh's
     heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
-    the one that sends (and so makes room). And a short scheduler
+    the one that sends (and so makes room). Both get ``BLOCK_NODE_RUNTIME``, with a send
+    thread of its own (Zenoh's own five threads cost a replaying node ~10 µs a message:
+    docs/design/zenoh-runtime.md). And a short scheduler
     slice for the node's thread, which yields to Zenoh's after a send and polls a little
     before it blocks (see :mod:`dora_zenoh.tuning.sched`). A setting the user made (environment,
     or the node's ``env:``) is kept.
@@ -256,8 +259,7 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
     large messages and of its readers).
     """
-    if not replayed_output:  # Zenoh's own runtime (see above)
-        env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input else NODE_RUNTIME)
+    env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input or replayed_output else NODE_RUNTIME)
     if nodes > SHM_AUTO_NODES:
         env.setdefault(settings.SHM.name, "0")
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):
