@@ -407,3 +407,44 @@ def test_a_node_waiting_for_a_late_reader_keeps_taking_its_block_input(flow, fif
     out = flow.result()
     assert out["seen"] == list(range(100)) and out["dropped"] == 0 and out["room_left"] == 0, out
     assert (out["drained"] > 0) if fifo == "1" else (out["queued"] > 2), out
+
+
+def test_a_wake_up_that_lands_as_the_thread_goes_to_sleep_in_its_fifo_is_not_lost():
+    """A node asleep in its one FIFO is woken for a token (STOP, a timer, another input) by a
+    kick in that FIFO, sent once the thread has said it sleeps there. A ringer that lands just
+    after the thread's last look at the ring left a kick that the thread's look at the FIFO then
+    swallowed as a stale one: it slept on, that token unserved, until the next block message
+    (none, for a node whose source has stopped). Here the token is put at exactly that point:
+    ``get()`` must return it."""
+    import threading
+
+    import zenoh
+
+    from dora_zenoh.node.fifo import FifoInput
+    from dora_zenoh.node.inbox import Inbox
+    from dora_zenoh.node.inputs import InputQueue
+    from dora_zenoh.wire import zconfig
+
+    with zenoh.open(zconfig.peer_config(connect=[], listen=[])) as session:
+        inbox = Inbox(session, "dora/fifowake/@dz/ring", 64, None)
+        q = InputQueue("data", 2, True, inbox, "src", "out")
+        inbox.add_fifo(FifoInput(session, "dora/fifowake/src/out", q))
+        look, rang = inbox._take_ring, []
+
+        def look_then_ring() -> bool:  # the ringer lands right after the thread's look at the ring
+            found = look()
+            if not rang:
+                rang.append(True)
+                inbox.put("token")
+            return found
+
+        inbox._take_ring = look_then_ring  # type: ignore[method-assign]
+        got: list[object] = []
+        thread = threading.Thread(target=lambda: got.append(inbox.get()), daemon=True)
+        thread.start()
+        thread.join(5)
+        asleep = thread.is_alive()
+        inbox.close()
+    thread.join(5)  # the closed session ends a thread still asleep
+    assert rang, "the thread never went to sleep in its FIFO"
+    assert not asleep and got == ["token"], f"the thread slept on through the wake-up (got {got})"
