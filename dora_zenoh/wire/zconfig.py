@@ -45,6 +45,11 @@ NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 # A node with a replayed output gets it too: its heartbeat and cache replies may wait for room,
 # on a receive worker, never on the thread that sends and so makes room.
 BLOCK_NODE_RUNTIME = "(rx:(worker_threads:2),tx:(worker_threads:1),net:(handover:rx),acc:(handover:rx))"
+# A node with a replayed output: glibc asks the kernel for transparent huge pages for its heap
+# (where THP is "madvise", the default of most distributions; "never": nothing changes). Its
+# replay cache keeps every message sent, so each send copies into memory not touched before,
+# until the cache is full: 2 MiB per page fault instead of 4 KiB (docs/design/zenoh-runtime.md).
+REPLAY_TUNABLES = "glibc.malloc.hugetlb=1"
 # The coordinator's and daemons' runtime: many receive workers. Zenoh closes a TCP/TLS link with
 # SO_LINGER 10 s on one of them, and when the far side is unreachable (a partition) the close
 # blocks that thread for the whole 10 s, once per link to that machine (its daemon and every node
@@ -247,7 +252,9 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
     the one that sends (and so makes room). Both get ``BLOCK_NODE_RUNTIME``, with a send
     thread of its own (Zenoh's own five threads cost a replaying node ~10 µs a message:
-    docs/design/zenoh-runtime.md). And a short scheduler
+    docs/design/zenoh-runtime.md); the latter also gets ``REPLAY_TUNABLES`` (huge pages for
+    the memory its replay cache fills; such a node is not forked from the zygote, since glibc
+    reads them as the process starts). And a short scheduler
     slice for the node's thread, which yields to Zenoh's after a send and polls a little
     before it blocks (see :mod:`dora_zenoh.tuning.sched`). A setting the user made (environment,
     or the node's ``env:``) is kept.
@@ -260,6 +267,8 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     large messages and of its readers).
     """
     env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input or replayed_output else NODE_RUNTIME)
+    if replayed_output:  # its replay cache keeps what it sends: fresh memory per send, faulted in by huge pages
+        env.setdefault(settings.GLIBC_TUNABLES.name, REPLAY_TUNABLES)
     if nodes > SHM_AUTO_NODES:
         env.setdefault(settings.SHM.name, "0")
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):
