@@ -33,6 +33,7 @@ FLOOR = ROOT / "scripts" / "zenoh_floor.py"
 FLOOD = ROOT / "scripts" / "zenoh_flood.py"
 sys.path.insert(0, str(ROOT / "scripts"))
 import linkemu  # noqa: E402 (a script next to this one)
+from zenoh_floor import READERS, READERS_HELP  # noqa: E402 (same)
 
 
 def ip(*args: str) -> None:
@@ -134,7 +135,7 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
             return {"error": "pong did not start: " + log.read_text()[-1500:]}
         net.run("a", [sys.executable, str(FLOOR), "ping", "--host", net.addr["b"], "--port", "7555", "--no-shm",
                       "--sizes", opts.sizes, "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
-                      "--result", str(result), *adv], env, work, 600)
+                      "--result", str(result), *adv, *reader], env, work, 600)
     finally:
         pong.terminate()
         pong.wait(10)
@@ -149,7 +150,7 @@ def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
         try:
             if wait_for(ready.exists, 30):
                 net.run("a", [sys.executable, str(FLOOD), "tx", *common, "--result",
-                              str(tx_out)], env, work, 600)
+                              str(tx_out), *reader], env, work, 600)
             wait_for(lambda: rx.poll() is not None, 10)  # noqa: B023 (called here)
         finally:
             if rx.poll() is None:
@@ -359,9 +360,8 @@ def main() -> int:
     ap.add_argument("--zenoh-advanced", action="store_true",
                     help="plain zenoh uses Zenoh's advanced publisher (its cache bounded as dora-zenoh's replay "
                          "cache) and subscriber: what dora-zenoh's block readers across machines cost in Zenoh itself")
-    ap.add_argument("--zenoh-reader", choices=["callback", "thread"], default="callback",
-                    help="zenoh-python's pong and flood receiver run inside Zenoh's callback (the floor of any Python "
-                         "program) or take each sample from a FIFO channel on their own thread, as a dora node does")
+    ap.add_argument("--zenoh-reader", choices=READERS, default="callback",
+                    help="zenoh-python's pong and flood receiver (and, with events, ping): " + READERS_HELP)
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way delay added on each direction of the link")
     ap.add_argument("--link", choices=["auto", "veth", "netem", "emu"], default="auto",
                     help="auto: veth, or with --delay-ms netem if the kernel has it, else linkemu")
@@ -414,7 +414,7 @@ def main() -> int:
            "emu": f"scripts/linkemu.py, delay {opts.delay_ms:g} ms each way"}[link]
     print(f"link: {how}, MTU {opts.mtu}, no SHM, dora-zenoh readers {opts.queue_policy}, "
           f"{'open' if opts.open else 'closed'} dataflows; zenoh-python {'advanced' if opts.zenoh_advanced else 'plain'} "
-          f"publishers/subscribers, readers in a {opts.zenoh_reader}; load average {load_before[0]:.1f} before, "
+          f"publishers/subscribers, readers: {opts.zenoh_reader}; load average {load_before[0]:.1f} before, "
           f"{report['load_average_after'][0]:.1f} after (1 min); {opts.repeat} run(s) of each, taking turns"
           + (f"; a on CPU {cpus['a']}, b on CPU {cpus['b']}" if cpus else ""))
     print(table(runs, opts))

@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import zenoh
-from zenoh_floor import Out, Stopped, config, inbound, stop_on_signals, wait_matching
+from zenoh_floor import (
+    READERS,
+    READERS_HELP,
+    Events,
+    Out,
+    Stopped,
+    config,
+    inbound,
+    stop_on_signals,
+    wait_matching,
+)
 
 
 def rx(args: argparse.Namespace) -> None:
@@ -44,8 +54,8 @@ def rx(args: argparse.Namespace) -> None:
                 ack.put(b"\x01")
 
         # thread: as a dora node's `for event in node`, a FIFO of the window's size (the bench's queue_size)
-        handler = (zenoh.handlers.FifoChannel(args.window) if args.reader == "thread"
-                   else zenoh.handlers.Callback(on_data, indirect=False))
+        handler = (zenoh.handlers.Callback(on_data, indirect=False) if args.reader == "callback"
+                   else zenoh.handlers.FifoChannel(args.window))
         data_sub: Any = inbound(session, "bench/data", handler, args.advanced)
         if args.advanced:
             def on_miss(miss: object) -> None:
@@ -56,9 +66,11 @@ def rx(args: argparse.Namespace) -> None:
         subs = [*subs_extra, data_sub,
                 session.declare_subscriber("bench/done", lambda _s: done.set())]
         Path(args.ready_file).write_text("ready")
-        if args.reader == "thread":
+        if args.reader != "callback":
             stop_on_signals(args.max_seconds)
             try:
+                if args.reader == "events":
+                    read_events(data_sub, ack, state, args)
                 while state["received"] < args.count:
                     on_data(data_sub.recv())
             except Stopped:
@@ -71,11 +83,34 @@ def rx(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(state))
 
 
+def read_events(sub: Any, ack: Any, state: dict, args: argparse.Namespace) -> None:
+    """``--reader events``: bench_nodes/flood_rx.py's loop over the events a dora node would get
+    (see zenoh_floor.Events); what the sender's numbers say was lost goes in ``state``."""
+    events = Events("data")
+    try:
+        while state["received"] < args.count:
+            event = events.event(sub.recv())
+            if event["type"] == "STOP":
+                break
+            if event["type"] != "INPUT":
+                continue
+            if event["id"] == "done":
+                break
+            state["received"] += 1
+            if len(event["value"]) != args.size:
+                state["wrong_size"] += 1
+            if state["received"] % args.window == 0:
+                ack.put(b"\x01")
+    finally:
+        state["lost"], state["next_seq"] = events.lost, events.next_seq
+
+
 def tx(args: argparse.Namespace) -> None:
     """Send windows until COUNT or a missing ack; write what was acknowledged and how fast."""
     acks: queue.SimpleQueue = queue.SimpleQueue()
     with zenoh.open(config(args.port, listen=False, host=args.host, shm=False)) as session:
-        pub = Out(session, "bench/data", args.advanced, express=False)  # as dora-zenoh's outputs (replayed or not)
+        # as dora-zenoh's outputs (replayed or not); numbered for a reader that counts as they do
+        pub = Out(session, "bench/data", args.advanced, express=False, numbered=args.reader == "events")
         sub = session.declare_subscriber("bench/ack", zenoh.handlers.Callback(acks.put, indirect=False))
         wait_matching(pub.probe, 30)
         payload = bytes(args.size)
@@ -116,9 +151,9 @@ def main() -> None:
     ap.add_argument("--advanced", action="store_true",
                     help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
                          "replay path across machines")
-    ap.add_argument("--reader", choices=["callback", "thread"], default="callback",
-                    help="rx: count inside Zenoh's callback (the floor) or from a FIFO channel on its own thread, "
-                         "until --count (a dora node's shape)")
+    ap.add_argument("--reader", choices=READERS, default="callback",
+                    help="rx's reader, until --count unless callback (tx: numbers its messages for events): "
+                         + READERS_HELP)
     ap.add_argument("--result", required=True)
     ap.add_argument("--ready-file", help="rx: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600)

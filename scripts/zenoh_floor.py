@@ -40,6 +40,42 @@ def config(port: int, listen: bool, host: str = "127.0.0.1", shm: bool = True) -
 
 
 REPLAY_MESSAGES, REPLAY_BYTES = 256, 64 << 20  # dora-zenoh's defaults (DORA_ZENOH_REPLAY_MESSAGES/_BYTES)
+READERS = ["callback", "thread", "events"]
+READERS_HELP = ("callback: inside Zenoh's callback (the floor of any Python program); thread: from a FIFO "
+                "channel on the program's own thread (a dora node's shape); events: the same, building for "
+                "each message what dora's API hands a node (see Events), senders numbering theirs as dora-zenoh's do")
+_SEQ_NEXT = b'{"seq":%d,'
+
+
+class Events:
+    """``--reader events``: the least a runtime offering dora's event API in Python does per message,
+    with no middleware code: the sender's sequence number checked (a gap counted as lost, as
+    dora-zenoh's inputs count it) and a dict event whose value is the payload as a pyarrow
+    ``UInt8Array`` (dora's ``event["value"]``). What dora-zenoh's node thread does beyond this is its own."""
+
+    def __init__(self, input_id: str) -> None:
+        import pyarrow as pa  # only this mode needs it
+        self._id = input_id
+        self._u8, self._from_buffers, self._py_buffer = pa.uint8(), pa.Array.from_buffers, pa.py_buffer
+        self.next_seq = 0
+        self.lost = 0
+
+    def event(self, sample: zenoh.Sample) -> dict:
+        att = sample.attachment
+        raw = att.to_bytes() if att is not None else b""
+        if raw.startswith(_SEQ_NEXT % self.next_seq):
+            self.next_seq += 1
+        else:
+            try:
+                seq = int(json.loads(raw)["seq"])
+            except (ValueError, KeyError, TypeError):  # not numbered: nothing to count by
+                seq = None
+            if seq is not None:
+                self.lost += max(0, seq - self.next_seq)
+                self.next_seq = seq + 1
+        data = sample.payload.to_bytes()
+        return {"type": "INPUT", "id": self._id, "metadata": raw,
+                "value": self._from_buffers(self._u8, len(data), [None, self._py_buffer(data)])}
 
 
 class Out:
@@ -48,18 +84,24 @@ class Out:
     largest message so far (declared again when a larger one needs a smaller cache), a
     heartbeat every 0.5 s."""
 
-    def __init__(self, session: zenoh.Session, key: str, advanced: bool, express: bool = True) -> None:
+    def __init__(self, session: zenoh.Session, key: str, advanced: bool, express: bool = True,
+                 numbered: bool = False) -> None:
         self.session, self.key, self.advanced, self.kept, self.largest = session, key, advanced, 0, -1
+        self.seq = 0 if numbered else None  # numbered: dora-zenoh's attachment on every message (see Events)
         options = {"congestion_control": zenoh.CongestionControl.BLOCK, "express": express}
         self.options = {**options, "priority": zenoh.Priority.DATA_HIGH} if advanced else options
         self.pub = None if advanced else session.declare_publisher(key, **options)
         # what the harness waits on: an advanced publisher has no matching status, a plain one has
         self.probe = session.declare_publisher(key) if advanced else self.pub
 
-    def put(self, payload: bytes) -> None:
+    def put(self, payload: Any) -> None:
         if self.advanced:
             self._fit(len(payload))
-        self.pub.put(payload)  # type: ignore[union-attr]
+        if self.seq is None:
+            self.pub.put(payload)  # type: ignore[union-attr]
+            return
+        self.pub.put(payload, attachment=b'{"seq":%d,"ts":%d}' % (self.seq, time.time_ns()))  # type: ignore[union-attr]
+        self.seq += 1
 
     def _fit(self, size: int) -> None:
         if size <= self.largest:
@@ -105,9 +147,10 @@ def pong(args: argparse.Namespace) -> None:
     own thread, the shape of a dora node (whose API pulls its events) and of zenoh-python's
     ``for sample in subscriber`` idiom: one more thread wake-up per message.
     """
+    events = Events("ping") if args.reader == "events" else None
     with zenoh.open(config(args.port, listen=True, host=args.host, shm=not args.no_shm)) as session:
-        pub = Out(session, "bench/pong", args.advanced)
-        if args.reader == "thread":
+        pub = Out(session, "bench/pong", args.advanced, numbered=events is not None)
+        if args.reader != "callback":
             sub = inbound(session, "bench/ping", zenoh.handlers.FifoChannel(16), args.advanced)
         else:
             sub = inbound(session, "bench/ping", zenoh.handlers.Callback(lambda s: pub.put(s.payload.to_bytes()),
@@ -116,6 +159,11 @@ def pong(args: argparse.Namespace) -> None:
             Path(args.ready_file).write_text("ready")
         stop_on_signals(args.max_seconds)
         try:
+            if events is not None:  # forwards the value it got, as bench_nodes/pong.py does
+                while True:
+                    sample = sub.recv()  # type: ignore[attr-defined]
+                    events.event(sample)
+                    pub.put(sample.payload)
             if args.reader == "thread":
                 while True:
                     pub.put(sub.recv().payload.to_bytes())  # type: ignore[attr-defined]
@@ -136,8 +184,9 @@ def wait_matching(pub: zenoh.Publisher, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def measure(pub: Out, sub: Any, size: int, rounds: int, warmup: int) -> dict:
-    """Round trips of `size` bytes; one-way figures are half of them; CPU of this process per round trip."""
+def measure(pub: Out, sub: Any, size: int, rounds: int, warmup: int, events: Events | None = None) -> dict:
+    """Round trips of `size` bytes; one-way figures are half of them; CPU of this process per round trip.
+    ``events``: each echo becomes an event (see Events), as bench_nodes/ping.py gets it."""
     payload = bytes(size)
     rtts: list[int] = []
     cpu0 = 0
@@ -147,7 +196,7 @@ def measure(pub: Out, sub: Any, size: int, rounds: int, warmup: int) -> dict:
         t0 = time.perf_counter_ns()
         pub.put(payload)
         sample = sub.recv()
-        data = sample.payload.to_bytes()
+        data = sample.payload.to_bytes() if events is None else events.event(sample)["value"]
         t1 = time.perf_counter_ns()
         if len(data) != size:
             raise SystemExit(f"echo of size {size} came back with {len(data)} bytes")
@@ -163,11 +212,12 @@ def measure(pub: Out, sub: Any, size: int, rounds: int, warmup: int) -> dict:
 def ping(args: argparse.Namespace) -> None:
     """Measure every size and write the same JSON shape as bench_nodes/ping.py."""
     sizes = [int(s) for s in args.sizes.split(",")]
+    events = Events("pong") if args.reader == "events" else None
     with zenoh.open(config(args.port, listen=False, host=args.host, shm=not args.no_shm)) as session:
-        pub = Out(session, "bench/ping", args.advanced)
+        pub = Out(session, "bench/ping", args.advanced, numbered=events is not None)
         sub = inbound(session, "bench/pong", zenoh.handlers.FifoChannel(16), args.advanced)
         wait_matching(pub.probe, 10)
-        report = {str(size): measure(pub, sub, size, args.rounds, args.warmup) for size in sizes}
+        report = {str(size): measure(pub, sub, size, args.rounds, args.warmup, events) for size in sizes}
     Path(args.result).write_text(json.dumps(report))
 
 
@@ -184,9 +234,8 @@ def main() -> None:
     ap.add_argument("--advanced", action="store_true",
                     help="Zenoh's advanced publisher (cache, heartbeat) and subscriber (recovery), as dora-zenoh's "
                          "replay path across machines")
-    ap.add_argument("--reader", choices=["callback", "thread"], default="callback",
-                    help="pong: echo inside Zenoh's callback (the floor) or from a FIFO channel on its own thread "
-                         "(a dora node's shape)")
+    ap.add_argument("--reader", choices=READERS, default="callback",
+                    help="pong's reader (ping's too with events): " + READERS_HELP)
     ap.add_argument("--result", default="zenoh_floor.json", help="ping: where the JSON goes")
     ap.add_argument("--ready-file", help="pong: written once it is subscribed")
     ap.add_argument("--max-seconds", type=float, default=600, help="pong: exit after this long anyway")

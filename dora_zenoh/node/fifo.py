@@ -104,16 +104,6 @@ class FifoInput:
         queued (see ``_serve``)."""
         return self.queue.taken(sample) if self.repair is None else self._serve(sample)
 
-    def hand_out(self, sample: Any, raw: bytes | None) -> bool:
-        """Count ``sample`` (``raw``: its attachment's bytes) as delivered at once, without
-        queueing it (``Inbox``'s one-FIFO paths); False, with nothing done, when it must be
-        queued (``queue_up``): a gap before it to fetch again first, or the input closing."""
-        q = self.queue
-        follows = q.follows(raw)
-        if self.repair is not None and not follows and q.gap_before(sample) is not None:
-            return False
-        return q.delivered(sample, follows)
-
     def _serve(self, sample: Any) -> int:
         """Queue ``sample`` of a recovering FIFO, after what its sender's cache still holds of a
         gap before it (``repair``); what the FIFO receives meanwhile is served after it, the same

@@ -267,25 +267,18 @@ class Inbox:
                 sample = self._one_wait(fifo)
             if sample is not None:
                 self._bell_unanswered = False
-                if self._hand_out(fifo, sample):
+                att = sample.attachment  # read once, for the count here and the node's check
+                raw = att.to_bytes() if att is not None else None
+                if fifo.queue.delivered(sample, raw, fifo.repair is not None):
+                    self.fifo_taken += 1
+                    self.handed_out += 1
+                    self.attachment = raw
                     self.fifo_sample = True
                     return sample
                 self._queue_up(fifo, sample)
             return self._get(deadline, drained=True)
         except zenoh.ZError as exc:  # the session was closed under us: no more events
             raise queue.Empty from exc
-
-    def _hand_out(self, fifo: FifoInput, sample: Any) -> bool:
-        """Whether ``sample``, just taken from ``fifo``, goes to the node as it is (counted, its
-        attachment's bytes kept for the node's check); if not, the caller queues it."""
-        att = sample.attachment
-        raw = att.to_bytes() if att is not None else None
-        if not fifo.hand_out(sample, raw):
-            return False
-        self.fifo_taken += 1
-        self.handed_out += 1
-        self.attachment = raw
-        return True
 
     def _one_wait(self, fifo: FifoInput) -> Any:
         """``_wait_fifos`` for the one FIFO: its next message, or None once a ring item is in

@@ -133,23 +133,21 @@ class InputQueue:
                 self._close_if_complete()
         return True
 
-    def follows(self, raw: bytes | None) -> bool:
-        """Whether a message's attachment (``raw``) carries the sequence number right after the
-        last one: the common case, told without parsing the attachment."""
-        last = self.last_seq
-        return raw is not None and last is not None and raw.startswith(wire.SEQ_NEXT % (last + 1))
-
-    def delivered(self, sample: Any, follows: bool = False) -> bool:
+    def delivered(self, sample: Any, raw: bytes | None, repairing: bool = False) -> bool:
         """``taken`` for a message the node's thread hands out at once, not queued (the inbox's
-        one-FIFO path): counted. False, with nothing done, when the input has closed or has
-        items queued: then ``taken`` puts it in order among them. ``follows``: the caller found
-        it is the next in sequence (``follows``), which then needs no parse. (Only the node's
+        one-FIFO path): counted (``raw``: its attachment's bytes; the next in sequence, the common
+        case, needs no parse). False, with nothing done, when it must be queued, where ``taken``
+        puts it in order: the input has closed or has items queued, or (``repairing``: its FIFO's
+        sender keeps a cache) a gap before it is to be fetched again first. (Only the node's
         thread moves a FIFO input's ``last_seq``: it still holds.)"""
         with self.lock:
             if self.closed or self.items:
                 return False
-            if follows:
-                self.last_seq += 1  # type: ignore[operator]
+            last = self.last_seq
+            if raw is not None and last is not None and raw.startswith(wire.SEQ_NEXT % (last + 1)):
+                self.last_seq = last + 1
+            elif repairing and self.gap_before(sample) is not None:
+                return False
             else:
                 self._count_seq(sample)
             self.received += 1

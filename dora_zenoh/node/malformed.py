@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
     from dora_zenoh.node.events import Event
 
-# The attachment every dora-zenoh sender writes when there is no metadata: nothing to check.
-_PLAIN_ATTACHMENT = re.compile(rb'\{"seq":\d{1,19},"ts":\d{1,19}\}').fullmatch
+# The attachment every dora-zenoh sender writes when there is no metadata: nothing to check
+# (the node's per-message path calls it before _admit, which it then skips).
+plain_attachment = re.compile(rb'\{"seq":\d{1,19},"ts":\d{1,19}\}').fullmatch
 
 
 class MalformedChecks:
@@ -48,7 +49,7 @@ class MalformedChecks:
             att = sample.attachment
             raw = att.to_bytes() if att is not None else None
         if raw is not None:
-            if not _PLAIN_ATTACHMENT(raw):
+            if not plain_attachment(raw):
                 problem = wire.check_attachment(raw)[1]
                 if problem is not None:
                     self._drop_malformed(str(sample.key_expr), problem)

@@ -49,7 +49,7 @@ from dora_zenoh.node.fifo import FifoInput
 from dora_zenoh.node.inbox import Inbox
 from dora_zenoh.node.inputs import CLOSED, START_BACKLOG_BYTES, InputQueue, TimerThread
 from dora_zenoh.node.lockbox import LockInbox
-from dora_zenoh.node.malformed import MalformedChecks
+from dora_zenoh.node.malformed import MalformedChecks, plain_attachment
 from dora_zenoh.node.peers import PeerWatch
 from dora_zenoh.node.supervisor import SupervisorWatch
 from dora_zenoh.tuning import sched
@@ -444,7 +444,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                 return None
             if token.__class__ is _SAMPLE:  # the primary (or one FIFO) input's message, straight from Zenoh
                 wake = self._wake
-                if self._admit(token, wake.attachment):
+                raw = wake.attachment
+                if (raw is not None and plain_attachment(raw)) or self._admit(token, raw):
                     try:  # what _event_of does, without its call per message
                         return self._sample_event(token, self._fifo_template if wake.fifo_sample else self._template)
                     except ImportError:

@@ -214,11 +214,12 @@ def wait_file(path: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("reader", ["callback", "thread"])
+@pytest.mark.parametrize("reader", ["callback", "thread", "events"])
 def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint: str, reader: str) -> None:
     """bench_machines.py's zenoh-python side (zenoh_floor.py ping-pong, zenoh_flood.py flood) on
-    loopback, with the reader in Zenoh's callback or on its own thread: every round trip and
-    every message arrives, and the thread reader ends at --count (or on SIGTERM)."""
+    loopback, with the reader in Zenoh's callback, on its own thread, or building dora's events
+    there from numbered messages: every round trip and every message arrives (with events, by
+    their numbers too), and the thread readers end at --count (or on SIGTERM)."""
     port = int(endpoint.rsplit(":", 1)[1])
     ready = tmp_path / "pong.ready"
     pong = subprocess.Popen([sys.executable, str(SCRIPTS / "zenoh_floor.py"), "pong", "--port", str(port),
@@ -228,7 +229,8 @@ def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint
         wait_file(ready, pong)
         result = tmp_path / "floor.json"
         subprocess.run([sys.executable, str(SCRIPTS / "zenoh_floor.py"), "ping", "--port", str(port),
-                        "--sizes", "8,70000", "--rounds", "30", "--warmup", "5", "--result", str(result)],
+                        "--sizes", "8,70000", "--rounds", "30", "--warmup", "5", "--result", str(result),
+                        "--reader", reader],
                        check=True, timeout=60)
         floor = json.loads(result.read_text())
         assert {size: figures["rounds"] for size, figures in floor.items()} == {"8": 30, "70000": 30}
@@ -242,8 +244,8 @@ def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_file(ready, rx)
-        subprocess.run([sys.executable, str(SCRIPTS / "zenoh_flood.py"), "tx", *common, "--result", str(tx_out)],
-                       check=True, timeout=60)
+        subprocess.run([sys.executable, str(SCRIPTS / "zenoh_flood.py"), "tx", *common, "--result", str(tx_out),
+                        "--reader", reader], check=True, timeout=60)
         if reader == "callback":
             rx.terminate()  # (it also ends on tx's "done")
         assert rx.wait(20) == 0
@@ -252,4 +254,7 @@ def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint
             rx.kill()
     sent = json.loads(tx_out.read_text())
     assert sent["acknowledged"] == sent["sent"] == 2000 and sent["missing_ack_after"] is None, sent
-    assert json.loads(rx_out.read_text())["received"] == 2000
+    got = json.loads(rx_out.read_text())
+    assert got["received"] == 2000 and got["wrong_size"] == 0, got
+    if reader == "events":
+        assert got["lost"] == 0 and got["next_seq"] == 2000, got  # every message numbered, none missing
