@@ -840,9 +840,20 @@ def _write_together(machines: Machines, model_delay: float) -> tuple[Path, Path]
 
 
 def _results(out: Path, nodes: tuple[str, ...]) -> list[dict]:
+    """The nodes' results, once each file holds its whole JSON: a node creates its file before it
+    writes it (a read in between got '' once in CI)."""
     files = [out / f"{n}.json" for n in nodes]
-    wait_for(lambda: all(f.exists() for f in files), 90, f"the results of {', '.join(nodes)}")
-    return [json.loads(f.read_text()) for f in files]
+    got: list[dict] = []
+
+    def complete() -> bool:
+        try:
+            got[:] = [json.loads(f.read_text()) for f in files]
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+        return True
+
+    wait_for(complete, 90, f"the results of {', '.join(nodes)}")
+    return got
 
 
 def test_nodes_on_every_machine_start_together(machines: Machines) -> None:
