@@ -56,7 +56,7 @@ class FifoInput:
     long without looking at it (``Inbox._wait_fifos``).
     """
 
-    __slots__ = ("queue", "key", "recovering", "repair", "_session", "_sub", "_try_recv", "_recv")
+    __slots__ = ("queue", "key", "recovering", "repair", "raw", "_session", "_sub", "_try_recv", "_recv")
 
     def __init__(self, session: zenoh.Session, key: str, queue: InputQueue,
                  declare: Callable[[Any], Any] | None = None) -> None:
@@ -69,6 +69,7 @@ class FifoInput:
         self._try_recv = self._sub.try_recv
         self._recv = self._sub.recv
         self.repair = getattr(self._sub, "repair", None)  # see dora_zenoh.node.replay.CacheRepair
+        self.raw: bytes | None = None  # the attachment's bytes of the message take() or wait() just gave
 
     def poll(self) -> int:
         """Take one message if one is there, into the input's queue; how many more items the
@@ -82,19 +83,25 @@ class FifoInput:
         close for a sender that vanished waits until the node found it empty: see
         ``close_when_quiet``)."""
         try:
-            sample = self._try_recv()
-            while sample is not None and sample.kind == _DELETE and _is_kick(sample):
-                sample = self._try_recv()
+            while (sample := self._try_recv()) is not None and self._kick_or_keep(sample):
+                pass
         except zenoh.ZError:  # released (the node is closing) or the session closed
             sample = None
         self.queue.busy = sample is not None
         return sample
 
+    def _kick_or_keep(self, sample: Any) -> bool:
+        """Whether ``sample`` is a kick; if not, its attachment's bytes go in ``raw`` (read once:
+        the inbox counts the message by them and the node checks them)."""
+        att = sample.attachment
+        raw = self.raw = att.to_bytes() if att is not None else None
+        return raw == KICK and sample.kind == _DELETE
+
     def wait(self) -> Any:
         """Block (in Rust, GIL released) until a message (returned, not counted yet) or a kick
         (None) comes. Raises zenoh.ZError once the session closed."""
         sample = self._recv()
-        if sample.kind == _DELETE and _is_kick(sample):
+        if self._kick_or_keep(sample):
             return None
         self.queue.busy = True
         return sample

@@ -267,8 +267,7 @@ class Inbox:
                 sample = self._one_wait(fifo)
             if sample is not None:
                 self._bell_unanswered = False
-                att = sample.attachment  # read once, for the count here and the node's check
-                raw = att.to_bytes() if att is not None else None
+                raw = fifo.raw  # read once by take() or wait(), for the count here and the node's check
                 if fifo.queue.delivered(sample, raw, fifo.repair is not None):
                     self.fifo_taken += 1
                     self.handed_out += 1
