@@ -42,8 +42,6 @@ NODE_RUNTIME: str = settings.ZENOH_RUNTIME.node_default or ""
 # thread, a full FIFO held the node's own sends for 5 s: measured), and a second receive worker
 # keeps the node's other links (STOP, other inputs, acknowledgements) moving meanwhile. Three
 # threads instead of Zenoh's five: fewer hand-overs per message (docs/design/zenoh-runtime.md).
-# A node with a replayed output gets it too: its heartbeat and cache replies may wait for room,
-# on a receive worker, never on the thread that sends and so makes room.
 BLOCK_NODE_RUNTIME = "(rx:(worker_threads:2),tx:(worker_threads:1),net:(handover:rx),acc:(handover:rx))"
 # A node with a replayed output: glibc asks the kernel for transparent huge pages for its heap
 # (where THP is "madvise", the default of most distributions; "never": nothing changes). Its
@@ -250,11 +248,11 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     would stall that one thread, and with it the node's own sends; and except for a node
     with a replayed output (``replayed_output``, see :mod:`dora_zenoh.node.replay`): Zenoh's
     heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
-    the one that sends (and so makes room). Both get ``BLOCK_NODE_RUNTIME``, with a send
-    thread of its own (Zenoh's own five threads cost a replaying node ~10 µs a message:
-    docs/design/zenoh-runtime.md); the latter also gets ``REPLAY_TUNABLES`` (huge pages for
-    the memory its replay cache fills; such a node is not forked from the zygote, since glibc
-    reads them as the process starts). And a short scheduler
+    the one that sends (and so makes room): it keeps Zenoh's own runtime (the three threads
+    of ``BLOCK_NODE_RUNTIME`` were faster but lost data across outages: docs/design/zenoh-runtime.md),
+    and gets ``REPLAY_TUNABLES`` (huge pages for the memory its replay cache fills; such a node
+    is not forked from the zygote, since glibc reads them as the process starts). The former
+    gets ``BLOCK_NODE_RUNTIME``, with a send thread of its own. And a short scheduler
     slice for the node's thread, which yields to Zenoh's after a send and polls a little
     before it blocks (see :mod:`dora_zenoh.tuning.sched`). A setting the user made (environment,
     or the node's ``env:``) is kept.
@@ -266,9 +264,10 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
     large messages and of its readers).
     """
-    env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input or replayed_output else NODE_RUNTIME)
-    if replayed_output:  # its replay cache keeps what it sends: fresh memory per send, faulted in by huge pages
+    if replayed_output:  # Zenoh's own runtime (see above); huge pages for what its replay cache keeps
         env.setdefault(settings.GLIBC_TUNABLES.name, REPLAY_TUNABLES)
+    else:
+        env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input else NODE_RUNTIME)
     if nodes > SHM_AUTO_NODES:
         env.setdefault(settings.SHM.name, "0")
     for setting in (settings.NODE_SLICE_US, settings.SEND_YIELD_US, settings.SPIN_US):

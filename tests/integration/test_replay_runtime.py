@@ -7,7 +7,7 @@ queue lock; the heartbeat then waits for the lock on a Zenoh thread. With the on
 that the runner gives other nodes, that thread is also the one that sends (and so frees room):
 nothing moves until Zenoh gives up on the put after 5 s and closes the link, losing what was
 queued (the cross-machine 1 MiB burst stall of docs/machines.md). So the runner gives such a
-node a send thread of its own (``zconfig.tune_node_env``), and the data its own priority
+node Zenoh's own runtime (``zconfig.tune_node_env``), and the data its own priority
 (``replay.PRIORITY``); since the latter, this test passes on the one thread too, so it guards the
 pair. It runs a sender with the environment the runner gives it: dora-zenoh's replay
 publisher, 1 MiB messages, and a reader
