@@ -234,8 +234,8 @@ GLIBC_TUNABLES: Setting[str | None] = Setting(
     "GLIBC_TUNABLES", None, _text,
     "Read by glibc. The runner gives a node with an output that a `queue_policy: block` input on "
     "another machine reads `glibc.malloc.hugetlb=1`: its replay cache keeps every message sent, so "
-    "each send fills fresh memory, faulted in 2 MiB at a time instead of 4 KiB (64 KiB one way "
-    "across machines 147-150 µs instead of 166-200 in the first 256 messages; the same after).",
+    "each send fills fresh memory until the cache is full, faulted in 2 MiB at a time instead of 4 KiB "
+    "(docs/design/zenoh-runtime.md).",
     shown_default="unset (glibc's defaults)")
 NODE_SLICE_US: Setting[int] = Setting(
     "DORA_ZENOH_NODE_SLICE_US", 0, _microseconds,
