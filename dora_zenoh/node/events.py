@@ -23,7 +23,6 @@ from dora_zenoh.wire import codec as wire
 if TYPE_CHECKING:
     import zenoh
 
-_ENC_BYTES = wire.ENC_BYTES
 INPUT = "INPUT"
 INPUT_CLOSED = "INPUT_CLOSED"
 STOP = "STOP"
@@ -196,7 +195,7 @@ def attach_value(event: Event, sample: Any, node: Any) -> None:
     raw = sample.payload.to_bytes()
     event._raw = raw
     encoding = sample.encoding
-    how = arrow.RAW if encoding == _ENC_BYTES else arrow.recipe(raw, encoding)  # raw bytes: the common case
+    how = arrow.recipe(raw, encoding)
     if how is not None:
         event._how = how
         return
