@@ -37,7 +37,7 @@ from zenoh_floor import (
 
 
 def rx(args: argparse.Namespace) -> None:
-    """Count and acknowledge until tx says done (or --max-seconds; --reader thread: until --count); write the count."""
+    """Count and acknowledge until tx says done (or --max-seconds; --reader thread or events: until --count); write the count."""
     done = threading.Event()
     if args.reader == "callback":
         signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -145,7 +145,9 @@ def pong(args: argparse.Namespace) -> None:
     ``--reader callback`` echoes inside Zenoh's callback, on Zenoh's receive thread: the floor of
     any Python program. ``--reader thread`` takes each ping from a FIFO channel on the program's
     own thread, the shape of a dora node (whose API pulls its events) and of zenoh-python's
-    ``for sample in subscriber`` idiom: one more thread wake-up per message.
+    ``for sample in subscriber`` idiom: one more thread wake-up per message. ``--reader events``
+    does the same, makes each ping the event a dora node gets (:class:`Events`) and forwards
+    its payload, numbered, as bench_nodes/pong.py forwards ``event["value"]``.
     """
     events = Events("ping") if args.reader == "events" else None
     with zenoh.open(config(args.port, listen=True, host=args.host, shm=not args.no_shm)) as session:
