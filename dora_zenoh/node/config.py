@@ -40,6 +40,8 @@ class Joined:
     # Its listener beyond this machine, port included, when it links by gossip: the node then
     # re-links peers whose transport closed (wire.relink)
     relink_listen: str | None = None
+    # Its own listener, port included (links its readers opened arrive there: wire.stranded)
+    listen: str | None = None
 
 
 def join(node_id: str | None, dataflow: str | None, endpoint: str | None,
@@ -74,7 +76,7 @@ def from_runner(raw: str) -> Joined:
     session, listen = open_runner_session(cfg)
     zconfig.wait_for_peers(session, 5.0)  # so the runner hears of us right away
     relink = listen if listen is not None and zconfig.is_network_endpoint(listen) else None
-    return Joined(cfg, session, cfg.barrier_timeout, relink)
+    return Joined(cfg, session, cfg.barrier_timeout, relink, listen or cfg.listen)
 
 
 def open_runner_session(cfg: NodeConfig) -> tuple[zenoh.Session, str | None]:

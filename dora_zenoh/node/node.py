@@ -119,6 +119,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._session, self._closed = joined.session, False
         # a peer on another machine whose link closed is linked again (see dora_zenoh.wire.relink)
         self._relinker = relink.Relinker(joined.session, joined.relink_listen) if joined.relink_listen else None
+        # our listener's port: where a link Zenoh stranded would be (see dora_zenoh.wire.stranded)
+        self._stranded_port = (relink.port_of(joined.listen) or None) if joined.listen else None
         self._setup(barrier_timeout if barrier_timeout is not None else joined.barrier_timeout)
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.
@@ -147,6 +149,11 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         self._gone_forged: set[str] = set()  # nodes reported gone while their token was there
         self._gate_open = not cfg.start_gate  # see dora_zenoh.node.barrier
         self._link_lost: set[str] = set()  # sources whose link closed while they ran
+        # Readers whose put may wait for room (BLOCK): when one links again after its link
+        # closed, a link Zenoh stranded is looked for (see PeerWatch._close_stranded)
+        held = cfg.block_readers.values() if cfg.block_readers is not None else cfg.readers.values()
+        self._held_by = frozenset(r for rs in held for r in rs)
+        self._held_gone: set[str] = set()  # of those, the ones whose token went away
         # What may call Python from Zenoh: undeclared, and joined, before the session closes
         # (see dora_zenoh.node.shutdown).
         self._callbacks: list = []

@@ -1089,7 +1089,9 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
     The sender goes on sending after the pause: Zenoh dials it again and the reader reads on to
     its last message, each message either received or counted lost (the lease's cut). Before
     (4 Dec), the reader took the sender's lost token for its end, closed the input 10 s later
-    while data flowed again, and the rest of the stream was lost uncounted (299-519 of 6,000)."""
+    while data flowed again, and the rest of the stream was lost uncounted (299-519 of 6,000).
+    Before 5 Dec, in 1 run of 9-15, the reader got nothing after the pause: Zenoh stranded the
+    link it dialed back on (dora_zenoh.wire.stranded), which the sender now shuts down."""
     flow.write("dataflow.yml", """
         nodes:
           - {id: tx, path: tx.py, outputs: [data]}
