@@ -14,6 +14,7 @@ listening TCP socket (``/proc/net/tcp``, readable by anyone) is the coordinator'
 """
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import json
@@ -128,6 +129,20 @@ def prepare(endpoint: str, gid: int | None) -> Path:
     elif path.exists():
         raise ControlDirError(f"{path} exists and is not a socket; remove it")
     return path
+
+
+def release(path: Path) -> None:
+    """After the coordinator closed its control session: its socket and the directory
+    :func:`prepare` made for it go (one empty ``ctl-PORT`` directory per endpoint ever used
+    was left behind: 37 after one run of the test suite). The user's directory stays (others'
+    coordinators share it), and so does the folder of a socket path the user chose
+    (``$DORA_ZENOH_CONTROL``)."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_socket():
+            path.unlink()
+    if not settings.CONTROL.get():
+        with contextlib.suppress(OSError):  # not empty (someone put a file there): left as it is
+            path.parent.rmdir()
 
 
 def restrict_socket(path: Path, gid: int | None) -> None:

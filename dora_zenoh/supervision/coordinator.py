@@ -162,6 +162,7 @@ class Coordinator(MachineWatch):
         self.session = None
         ctl, self.ctl = self.ctl, None
         ctl.close()
+        control.release(self.ctl_path)
         print("[dora-zenoh] coordinator stopped", flush=True)
         return 0
 

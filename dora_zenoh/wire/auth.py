@@ -26,6 +26,7 @@ from dora_zenoh import settings
 from dora_zenoh.errors import SecretError
 
 SECRET_ENV = settings.SECRET_FILE.name
+FOLDER_PREFIX = "dora-zenoh-secret-"
 OBSERVER_PREFIX = "obs-"
 
 
@@ -53,10 +54,46 @@ def keep_secret(text: str) -> Path:
     if (len(lines) != 2 or any(":" not in line or not line.partition(":")[2] for line in lines)
             or not lines[1].startswith(OBSERVER_PREFIX)):
         raise SecretError("expected a closed dataflow's credentials: two lines user:password, the observer's second")
-    folder = Path(tempfile.mkdtemp(prefix="dora-zenoh-secret-"))  # mode 0700
+    prune_stale()
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700
+    _write(folder / "owner", f"{os.getpid()} {_created(os.getpid())}\n")
     _write(folder / "observer", lines[1] + "\n")
     _write(folder / "credentials", "\n".join(lines) + "\n")
     return folder / "credentials"
+
+
+def prune_stale() -> int:
+    """Remove this user's credential folders whose process is gone; how many.
+
+    A process that makes one removes it when it ends (:func:`discard`), but not when it is
+    killed (SIGKILL, a crash): one run of the test suite left 9 behind, each with a dead
+    dataflow's password. The ``owner`` file names the process (pid and start time, so that a
+    reused pid does not keep it); a folder without one is left as it is.
+    """
+    pruned = 0
+    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        try:
+            if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            pid, created = (folder / "owner").read_text().split()
+            if _created(int(pid)) == float(created):
+                continue
+        except (OSError, ValueError):  # not ours to judge, or gone meanwhile
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        pruned += 1
+    return pruned
+
+
+def _created(pid: int) -> float | None:
+    """When process ``pid`` started (None if there is none, or only its zombie)."""
+    import psutil  # here: a node never makes credentials, and psutil costs its start-up
+
+    try:
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
+    except psutil.Error:
+        return None
 
 
 def observer_file(secret: Path) -> Path:

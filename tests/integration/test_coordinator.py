@@ -15,7 +15,7 @@ import threading
 import time
 
 import psutil
-from conftest import ROOT, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
+from conftest import ROOT, Coord, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
 
 from dora_zenoh.supervision.client import coordinator_running
 
@@ -573,3 +573,19 @@ def test_nodes_do_not_inherit_the_coordinators_zenoh_runtime(coord, flow):
     assert res.returncode == 0, res.stderr
     runtime = (flow.folder / "runtime.txt").read_text()
     assert "worker_threads:24" not in runtime and "worker_threads:1" in runtime, runtime
+
+
+def test_the_control_directory_goes_with_the_coordinator(endpoint, tmp_path):
+    """`down` leaves no `ctl-PORT` directory behind: one per endpoint ever used piled up in
+    /tmp/dora-zenoh-UID (37 after one run of the test suite, 5 Dec). The user's directory stays."""
+    from dora_zenoh.security import control
+
+    c = Coord(endpoint, tmp_path / "coordinator.log")
+    c.up()
+    path = control.socket_path(endpoint)
+    try:
+        assert path.is_socket()
+    finally:
+        c.teardown()
+    wait_for(lambda: not path.parent.exists(), 20, "the control directory to go")
+    assert path.parent.parent.is_dir()

@@ -154,3 +154,34 @@ def test_control_socket_path_follows_the_hub_port(monkeypatch, tmp_path):
     Path(path.parent).symlink_to(squatted)
     with pytest.raises(control.ControlDirError, match="someone else made it"):
         control.prepare("tcp/127.0.0.1:7447", None)
+
+
+def test_credentials_of_a_killed_process_go_when_new_ones_are_made():
+    """A process that makes credentials and is killed leaves them in /tmp (9 folders after one
+    run of the test suite, each with a dead dataflow's password): the next process that makes
+    some removes them; those of a living process stay."""
+    import signal
+    import subprocess
+    import sys
+
+    maker = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from dora_zenoh.wire import auth\n"
+        "print(auth.make_secret(), flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        theirs = Path(maker.stdout.readline().strip())
+        mine = auth.make_secret()
+        try:
+            assert theirs.exists()  # its process lives
+            maker.send_signal(signal.SIGKILL)
+            maker.wait(10)
+            again = auth.make_secret()
+            assert not theirs.parent.exists() and mine.exists() and again.exists()
+            auth.discard(again)
+        finally:
+            auth.discard(mine)
+    finally:
+        maker.kill()
+        maker.wait(10)
+        maker.stdout.close()
