@@ -14,23 +14,26 @@ transport the session lists has a link (one being closed has none for a while, i
 still open: left alone). Shutting that socket down makes both ends drop the link, and the
 reader dials again (measured: docs/guarantees.md, Slow and stalled readers).
 
-Linux only (the sockets are found in ``/proc/self/fd``); elsewhere nothing is looked at.
+Linux only (the connections are found in ``/proc/self/net/tcp`` and ``/proc/self/fd``); elsewhere
+nothing is looked at.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 
 import zenoh
 
 LOOK_GAP = 1.0  # s between the two looks that must both see a socket stranded (a handshake takes ms)
 ROUNDS = 5  # looks again after a shutdown (see close_stranded)
 _FDS = "/proc/self/fd"
-_ESTABLISHED = 1  # tcp_info.tcpi_state (linux/tcp_states.h)
+_ESTABLISHED = "01"  # the state column of /proc/net/tcp (linux/tcp_states.h)
 
 Address = tuple[str, int]
 
@@ -63,43 +66,66 @@ def _listed(session: zenoh.Session) -> tuple[set[tuple[Address | None, Address |
     return {(locator_address(link.src), locator_address(link.dst)) for link in links}, settled
 
 
-def _connections(port: int) -> Iterator[tuple[socket.socket, Address, Address]]:
-    """This process's established TCP connections whose local port is ``port``, each as a
-    socket on a duplicate of its descriptor (the caller closes it) and its two addresses."""
-    try:
-        names = os.listdir(_FDS)
-    except OSError:  # not Linux
-        return
-    for name in names:
+def _hex_address(text: str) -> Address:
+    """An address as ``/proc/net/tcp`` prints it: hex IP in 32-bit words of the host's order, hex port."""
+    host, port = text.split(":")
+    raw = bytes.fromhex(host)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return _address(str(ipaddress.ip_address(raw)), int(port, 16))
+
+
+def _connections(port: int) -> dict[int, tuple[Address, Address]]:
+    """This process's established TCP connections whose local port is ``port``: descriptor ->
+    (local, far). Read from ``/proc`` without touching the sockets: a socket object made on a
+    user's descriptor could change its blocking mode (``socket.setdefaulttimeout``)."""
+    found: dict[int, tuple[Address, Address]] = {}
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:
-            if not os.readlink(f"{_FDS}/{name}").startswith("socket:"):
-                continue
-            sock = socket.socket(fileno=os.dup(int(name)))
-        except (OSError, ValueError):  # closed meanwhile, or not a socket we can open
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:  # not Linux, or no IPv6
             continue
-        try:
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-                local, far = sock.getsockname(), sock.getpeername()
-                state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-                if local[1] == port and state == _ESTABLISHED:
-                    yield sock, _address(*local[:2]), _address(*far[:2])
-                    continue
-        except OSError:  # a listener, or not connected
-            pass
-        sock.close()
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == _ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found[int(fields[9])] = (_hex_address(fields[1]), _hex_address(fields[2]))
+    if not found:
+        return {}
+    mine: dict[int, tuple[Address, Address]] = {}
+    with suppress(OSError):
+        for name in os.listdir(_FDS):
+            with suppress(OSError, ValueError):  # closed meanwhile
+                link = os.readlink(f"{_FDS}/{name}")
+                if link.startswith("socket:[") and int(link[8:-1]) in found:
+                    mine[int(name)] = found[int(link[8:-1])]
+    return mine
 
 
-def stranded(session: zenoh.Session, port: int) -> dict[tuple[Address, Address], socket.socket]:
+def stranded(session: zenoh.Session, port: int) -> dict[tuple[Address, Address], int]:
     """One look: the established connections on local port ``port`` that ``session`` does not
-    list among its links (empty while a transport of the session is being closed)."""
-    found: dict[tuple[Address, Address], socket.socket] = {}
+    list among its links (none while a transport of the session is being closed), each with
+    its descriptor."""
     listed, settled = _listed(session)
-    for sock, local, far in _connections(port):
-        if settled and (local, far) not in listed:
-            found[(local, far)] = sock
-        else:
-            sock.close()
-    return found
+    if not settled:
+        return {}
+    return {pair: fd for fd, pair in _connections(port).items() if pair not in listed}
+
+
+def _shut(fd: int, pair: tuple[Address, Address]) -> bool:
+    """Shut down the connection on descriptor ``fd`` if it still is ``pair`` (the descriptor may
+    have been closed and reused since the look); whether it was."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return False
+    with socket.socket(fileno=dup) as sock:  # closes the duplicate only
+        try:
+            if (_address(*sock.getsockname()[:2]), _address(*sock.getpeername()[:2])) != pair:
+                return False
+            sock.shutdown(socket.SHUT_RDWR)  # the connection, not just this descriptor
+        except OSError:  # it closed meanwhile
+            return False
+    return True
 
 
 def close_stranded(session: zenoh.Session, port: int, gap: float = LOOK_GAP,
@@ -121,18 +147,10 @@ def close_stranded(session: zenoh.Session, port: int, gap: float = LOOK_GAP,
 
 def _round(session: zenoh.Session, port: int, gap: float, stop: Callable[[], bool]) -> list[str]:
     first = stranded(session, port)
-    for sock in first.values():
-        sock.close()
     if not first or not _wait(gap, stop):
         return []
-    shut = []
-    for pair, sock in stranded(session, port).items():
-        with sock:
-            if pair in first:
-                with suppress(OSError):  # it closed meanwhile
-                    sock.shutdown(socket.SHUT_RDWR)  # the connection, not just this descriptor
-                    shut.append(f"{pair[1][0]}:{pair[1][1]}")
-    return shut
+    return [f"{pair[1][0]}:{pair[1][1]}" for pair, fd in stranded(session, port).items()
+            if pair in first and _shut(fd, pair)]
 
 
 def _wait(seconds: float, stop: Callable[[], bool]) -> bool:

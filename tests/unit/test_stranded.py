@@ -7,6 +7,7 @@ a plain TCP client that never does Zenoh's handshake: Zenoh's side of it is an e
 socket of this process on the listener that no link lists, as a stranded link's is."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -42,10 +43,7 @@ def linked():
 
 def _seen(session: zenoh.Session, port: int) -> list[tuple[str, int]]:
     """One look: the far addresses of the stranded connections."""
-    looked = stranded.stranded(session, port)
-    for sock in looked.values():
-        sock.close()
-    return [far for _local, far in looked]
+    return [far for _local, far in stranded.stranded(session, port)]
 
 
 def _raw_client(session: zenoh.Session, port: int) -> socket.socket:
@@ -108,9 +106,45 @@ def test_a_connection_its_client_closed_is_left_alone(linked):
     assert stranded.close_stranded(server, port, gap=0.2) == []
 
 
+def test_a_socket_of_the_users_own_is_not_touched(linked):
+    """Only /proc is read to find the connections: a socket object made on a user's descriptor
+    would set it non-blocking under socket.setdefaulttimeout()."""
+    server, _client, port = linked
+    user = socket.socket()
+    user.setblocking(True)
+    try:
+        socket.setdefaulttimeout(1.0)
+        try:
+            with _raw_client(server, port):
+                stranded.close_stranded(server, port, gap=0.2)
+        finally:
+            socket.setdefaulttimeout(None)
+        assert os.get_blocking(user.fileno())  # the descriptor's own flag, shared with any duplicate
+    finally:
+        user.close()
+
+
 def test_locators_name_the_addresses_sockets_give():
     assert stranded.locator_address("tcp/127.0.0.1:7447") == ("127.0.0.1", 7447)
     assert stranded.locator_address("tls/[::1]:7447#iface=lo") == ("::1", 7447)
     assert stranded.locator_address("tcp/[::ffff:127.0.0.1]:80") == ("127.0.0.1", 80)
     assert stranded.locator_address("udp/127.0.0.1:7447") is None
     assert stranded.locator_address("unixsock-stream//tmp/x") is None
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_connections_are_read_from_proc_for_both_families(family, host):
+    """/proc/self/net/tcp and tcp6 print addresses in the host's word order: read back right."""
+    with socket.socket(family) as listener:
+        try:
+            listener.bind((host, 0))
+        except OSError:
+            pytest.skip(f"no {host} here")
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection((host, port)) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                found = stranded._connections(port)
+                assert list(found.values()) == [((host, port), client.getsockname()[:2])]
+                assert list(found) == [accepted.fileno()]
