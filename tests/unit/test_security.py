@@ -185,3 +185,42 @@ def test_credentials_of_a_killed_process_go_when_new_ones_are_made():
         maker.kill()
         maker.wait(10)
         maker.stdout.close()
+
+
+def test_a_killed_coordinators_control_directory_goes_when_another_starts(tmp_path, monkeypatch):
+    """A coordinator killed (SIGKILL) leaves its control socket and Zenoh's lock file beside it
+    (118 such directories on the test VM after a day): the next coordinator of the user removes
+    those no process listens on; a live one stays."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv(control.BASE_ENV, str(tmp_path))
+    monkeypatch.delenv("DORA_ZENOH_CONTROL", raising=False)
+    listen = ("import json, sys, time, zenoh\n"
+              "from dora_zenoh.security import control\n"
+              "s = zenoh.open(control.session_config(listen=[control.control_endpoint(sys.argv[1])]))\n"
+              "print('up', flush=True)\n"
+              "time.sleep(60)\n")
+    paths = [control.prepare(f"tcp/127.0.0.1:{port}", None) for port in (1, 2)]
+    procs = [subprocess.Popen([sys.executable, "-c", listen, str(p)], stdout=subprocess.PIPE, text=True)
+             for p in paths]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "up"
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(10)
+        dead, live = paths
+        assert dead.is_socket() and dead.with_name("sock.lock").exists()  # what a kill leaves
+        old = time.time() - 2 * control.STALE_AFTER
+        for p in paths:
+            os.utime(p.with_name("sock.lock"), (old, old))
+        control.prepare("tcp/127.0.0.1:3", None)
+        assert not dead.parent.exists()
+        assert live.is_socket()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
