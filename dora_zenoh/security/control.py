@@ -28,6 +28,7 @@ import zenoh
 
 from dora_zenoh import settings
 from dora_zenoh.errors import ControlDirError, NotAuthorizedError
+from dora_zenoh.wire import proc_tcp
 
 STALE_AFTER = 10.0  # s: a control socket's lock file younger than this is never judged stale
 BASE_ENV = settings.CONTROL_BASE.name  # where the per-user directories go (default /tmp)
@@ -200,16 +201,7 @@ def listener_uid(endpoint: str) -> int | None:
         port = int(rest.rsplit(":", 1)[1])
     except ValueError:
         return None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 7 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return int(fields[7])
-    return None
+    return next((int(fields[7]) for fields in proc_tcp.rows(port, proc_tcp.LISTEN)), None)
 
 
 def locate(endpoint: str) -> Path:

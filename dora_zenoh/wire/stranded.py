@@ -14,7 +14,7 @@ transport the session lists has a link (one being closed has none for a while, i
 still open: left alone). Shutting that socket down makes both ends drop the link, and the
 reader dials again (measured: docs/guarantees.md, Slow and stalled readers).
 
-Linux only (the connections are found in ``/proc/self/net/tcp`` and ``/proc/self/fd``); elsewhere
+Linux only (the connections are found in ``/proc/net/tcp`` and ``/proc/self/fd``); elsewhere
 nothing is looked at.
 """
 from __future__ import annotations
@@ -26,14 +26,14 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from pathlib import Path
 
 import zenoh
+
+from dora_zenoh.wire import proc_tcp
 
 LOOK_GAP = 1.0  # s between the two looks that must both see a socket stranded (a handshake takes ms)
 ROUNDS = 5  # looks again after a shutdown (see close_stranded)
 _FDS = "/proc/self/fd"
-_ESTABLISHED = "01"  # the state column of /proc/net/tcp (linux/tcp_states.h)
 
 Address = tuple[str, int]
 
@@ -79,16 +79,8 @@ def _connections(port: int) -> dict[int, tuple[Address, Address]]:
     """This process's established TCP connections whose local port is ``port``: descriptor ->
     (local, far). Read from ``/proc`` without touching the sockets: a socket object made on a
     user's descriptor could change its blocking mode (``socket.setdefaulttimeout``)."""
-    found: dict[int, tuple[Address, Address]] = {}
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:  # not Linux, or no IPv6
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == _ESTABLISHED and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found[int(fields[9])] = (_hex_address(fields[1]), _hex_address(fields[2]))
+    found = {int(fields[9]): (_hex_address(fields[1]), _hex_address(fields[2]))
+             for fields in proc_tcp.rows(port, proc_tcp.ESTABLISHED)}
     if not found:
         return {}
     mine: dict[int, tuple[Address, Address]] = {}
