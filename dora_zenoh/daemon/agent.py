@@ -414,7 +414,7 @@ class Daemon:
                 session = part.linger_session = zenoh.open(zconfig.peer_config(
                     list(run.options.peers), [], secret=str(part.secret)))
             kept = [session.liveliness().declare_token(keys.sent_token(prefix, name, node, output, int(count)))
-                    for node, sent in sorted(run.sent_before.items()) if node in run.results
+                    for node, sent in sorted(run.sent.all().items()) if node in run.results
                     for output, count in sorted(sent.items())]
             kept += [session.liveliness().declare_token(keys.exited_token(prefix, name, node)) for node in run.results]
         except (zenoh.ZError, ValueError, TypeError):  # going down

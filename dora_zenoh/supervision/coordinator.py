@@ -447,7 +447,7 @@ class Coordinator(MachineWatch):
         nodes = []
         for state in entry.node_states():
             cpu, rss = entry.usage_of(state)
-            counts = dict(entry.run.sent_before.get(state["id"], {}))
+            counts = entry.run.sent.of(state["id"])
             for out, n in sent.get(state["id"], {}).items():
                 counts[out] = counts.get(out, 0) + n
             nodes.append({**state, "cpu": cpu, "rss": rss, "sent": counts})

@@ -10,7 +10,8 @@ this dataflow", "node n has exited", "stop".
 
 This module is the run loop (start, supervise, stop, kill) and those liveliness facts;
 starting one process is :mod:`.spawn`, log files and pumps :mod:`.logs` (rotation: :mod:`.logfile`), the restart
-policy :mod:`.restart`, how nodes and runs end :mod:`.results`, names and dirs :mod:`.paths`.
+policy :mod:`.restart`, how nodes and runs end :mod:`.results`, names and dirs :mod:`.paths`,
+what ended nodes sent :mod:`.sent`.
 """
 from __future__ import annotations
 
@@ -43,11 +44,12 @@ from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import end_group, terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
 from dora_zenoh.supervision.results import NodeResult, RunResult, exit_outcome
+from dora_zenoh.supervision.sent import SentCounts, SentTokens
 from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env, node_env, start_process
 from dora_zenoh.supervision.startgate import StartGate, waits_for
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import auth, keys, relink, tally, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_by_output, replay_outputs
 
@@ -141,10 +143,10 @@ class DataflowRun:
         self._cpu_latency: CpuLatencyRequest | None = None
         # Supervision: restarts done per node, nodes waiting out their restart delay
         # (with how their last process ended), and the messages each node's earlier
-        # processes sent (from their end-of-stream notices).
+        # processes sent (their end-of-stream notices, or their sent files: .sent).
         self.restarts: dict[str, int] = {}
         self.pending_restart: dict[str, tuple[NodeProcess, str, str]] = {}
-        self.sent_before: dict[str, dict[str, int]] = {}
+        self.sent = SentCounts()
         # node -> input -> the last sequence number its last process got (its notice): for its restart
         self._taken: dict[str, dict[str, int]] = {}
         # Given to every node it spawns (NodeConfig.secret, in their environment, never over
@@ -154,7 +156,7 @@ class DataflowRun:
         self._bad_notices: set[tuple[str, str]] = set()
         self._stood_in: dict[str, Any] = {}  # nodes another process played (replay): their exited tokens
         self._remote_exited: set[str] = set()  # (a part) nodes of other machines whose supervisor says they exited
-        self._sent_tokens: dict[str, list[Any]] = {}  # (a part) node -> its sent/<output>/<count> tokens
+        self._sent_tokens: SentTokens | None = None  # (a part) what nodes that ended sent: .sent
         self._gate: StartGate | None = None  # says when every node we started is ready (startgate)
         self.log_dir = make_log_dir(self.options.log_dir or self.desc.base_dir / "out", self.run_id)
         self.logs = NodeLogs(self.log_dir, self.options, self.options.log_limits)
@@ -217,6 +219,8 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
+            if self.options.part:
+                self._sent_tokens = SentTokens(self.hub, self.desc.prefix, self.dataflow, self.sent)
             # One link per edge (supervision.topology) on one machine, closed runs too (their
             # tools and recorder rank first and dial the planned nodes: wire.zconfig). Gossip
             # instead for a machine's part of a multi-machine dataflow (it finds the other
@@ -425,23 +429,10 @@ class DataflowRun:
 
     def _declare_sent(self, node_id: str) -> None:
         """(A part of a multi-machine dataflow) what a node that ended for good sent per output in
-        all (its processes' end-of-stream notices), as liveliness tokens (keys.sent_token): its
-        readers on other machines that missed its notice count what never came with it."""
-        if not self.options.part or self.session is None:
-            return
-        tokens = []
-        for output, count in sorted(self.sent_before.get(node_id, {}).items()):
-            try:
-                tokens.append(self.session.liveliness().declare_token(
-                    keys.sent_token(self.desc.prefix, self.dataflow, node_id, output, int(count))))
-            except (zenoh.ZError, ValueError, TypeError):
-                continue
-        for old in self._sent_tokens.pop(node_id, []):
-            try:
-                old.undeclare()
-            except zenoh.ZError:
-                pass
-        self._sent_tokens[node_id] = tokens
+        all, as liveliness tokens (keys.sent_token): its readers on other machines that missed
+        its notice count what never came with it."""
+        if self._sent_tokens is not None and self.session is not None:
+            self._sent_tokens.declare(node_id)
 
     def _on_remote_exited(self, sample: zenoh.Sample) -> None:
         name = str(sample.key_expr).rsplit("/", 1)[1]
@@ -467,7 +458,7 @@ class DataflowRun:
         facts = {"stop": self._stopping_at is not None, "ready": self._gate is not None and self._gate.is_open,
                  "exited": sorted({*self.results, *self._stood_in, *self._remote_exited}),
                  "running": sorted(n for n in procs if n not in self.results and n not in self.pending_restart),
-                 "sent": self.sent_before}
+                 "sent": self.sent.all()}
         query.reply(keys.facts_key(self.desc.prefix, self.dataflow), json.dumps(facts).encode())
 
     def _refuse(self, key: str, problem: str) -> None:
@@ -493,25 +484,20 @@ class DataflowRun:
             return
         if notice.get("partial"):
             return  # one operator of a runtime stopped; the node goes on (its final notice repeats these)
-        proc = self.procs.get(node)
-        if proc is not None:
-            proc.noticed = True  # its count comes with the notice, not from its sent file
         try:
             ended = float(notice.get("ended", time.time()))
         except (TypeError, ValueError, AttributeError):
             ended = time.time()
         self._ended_at.setdefault(node, ended)
-        try:
-            outputs = notice.get("outputs", {})
-            sent = self.sent_before.setdefault(node, {})
-            for out, count in outputs.items():
-                sent[out] = sent.get(out, 0) + int(count)
-        except (ValueError, AttributeError, TypeError):
-            pass
+        outputs = notice.get("outputs")
+        counts = {str(out): n for out, n in outputs.items() if n.__class__ is int and n >= 0} \
+            if isinstance(outputs, dict) else {}
+        # its count comes with the notice, not from its sent file (unless that was read already)
+        self.sent.notice(node, counts, self.procs.get(node))
         taken = notice.get("inputs")
         if isinstance(taken, dict):
             self._taken[node] = {str(i): n for i, n in taken.items() if n.__class__ is int and n >= 0}
-        if node in self.results and node in self._sent_tokens:  # its notice came after its end was recorded
+        if node in self.results:  # its notice came after its end was recorded (or while it was)
             self._declare_sent(node)
 
     def _on_config_query(self, query: zenoh.Query) -> None:
@@ -536,17 +522,13 @@ class DataflowRun:
         return str(Path(self._tally_dir) / f"{node.id}.{self.restarts.get(node.id, 0)}")
 
     def _count_unnoticed(self, proc: NodeProcess) -> None:
-        """A process that ended without its end-of-stream notice (killed by a signal, a crash,
-        ``os._exit``): what it sent is what it left in its sent file, added to its node's total
-        (readers on other machines count with it). A file marked as noticed: the notice is on
-        its way here, and counts."""
+        """A process whose end-of-stream notice has not come (killed by a signal, a crash,
+        ``os._exit``, or a notice lost or late on the way): what it sent is what it left in
+        its sent file, added to its node's total (readers on other machines count with it)."""
         path, proc.sent_file = proc.sent_file, None
         if path is None:
             return
-        if not proc.noticed and not tally.noticed(path):
-            sent = self.sent_before.setdefault(proc.node.id, {})
-            for out, count in tally.read(path).items():
-                sent[out] = sent.get(out, 0) + count
+        self.sent.ended_without_notice(proc.node.id, path, proc)
         Path(path).unlink(missing_ok=True)
 
     def _record_exit(self, proc: NodeProcess) -> None:

@@ -20,7 +20,7 @@ def test_a_node_s_sent_counts_survive_in_its_file(tmp_path: Path) -> None:
 
 def test_the_file_says_whether_the_notice_went_out(tmp_path: Path) -> None:
     """Marked once the node's end-of-stream notice is out (its counts come with it): the runner
-    adds the file's counts only for a process that ended without (SIGKILL, os._exit)."""
+    counts a marked file only until that notice comes (supervision.sent; test_sent)."""
     path = str(tmp_path / "send.0")
     counts = tally.SentTally(path)
     counts.set(counts.slot("n"), 5)  # type: ignore[arg-type]

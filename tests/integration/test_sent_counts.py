@@ -1,0 +1,95 @@
+"""A sender whose end-of-stream notice never reached its supervisor is still counted.
+
+Two machines on loopback (the coordinator with its daemon, and daemon ``b``): a sender on
+the first, its ``queue_policy: block`` reader on b. The sender's notice goes out and is lost
+on the way (its node drops it: as a link that closes under it, or a supervisor whose Zenoh
+stalled past its lease, would), so the notice reaches nobody. Its supervisor reads the count
+from the node's sent file (``wire.tally``) although the file says the notice went out, and
+declares it; the reader closes its input with that count. Before (5 Dec), the marked file
+was skipped, no count was declared, and the reader waited for one for good (seen once in CI,
+test_outage). Real processes and sessions.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+
+from dora_zenoh.wire.zconfig import free_tcp_endpoint
+
+pytestmark = pytest.mark.timeout(180)
+
+SENT = 30
+
+
+def _flow(folder: Path) -> Path:
+    (folder / "src.py").write_text(textwrap.dedent(f"""
+        from dora import Node
+        node = Node()
+        node._put_eos = lambda notice: None  # its notice is lost on the way (to everyone)
+        i = 0
+        for event in node:
+            if event["type"] == "INPUT":
+                i += 1
+                node.send_output("n", i.to_bytes(8, "little"))
+                if i == {SENT}:
+                    break
+    """))
+    (folder / "sink.py").write_text(textwrap.dedent("""
+        from dora import Node
+        for event in Node():
+            with open("events.txt", "a") as f:
+                f.write(f"{event['type']} {event.get('id')}\\n")
+    """))
+    (folder / ".dora-zenoh-ignore").write_text("*.log\n*.txt\ncache/\n")
+    yml = folder / "flow.yml"
+    yml.write_text(textwrap.dedent("""
+        nodes:
+          - id: src
+            path: src.py
+            inputs: {tick: dora/timer/millis/20}
+            outputs: [n]
+            env: {DORA_ZENOH_EXIT_TIMEOUT: "1"}  # (no reader will confirm a notice it never got)
+          - id: sink
+            path: sink.py
+            deploy: {machine: b}
+            inputs:
+              n: {source: src/n, queue_policy: block}
+    """))
+    return yml
+
+
+def test_a_sender_whose_notice_was_lost_is_counted_from_its_file(coord, tmp_path, flow_name):
+    yml = _flow(tmp_path)
+    log = open(tmp_path / "daemon-b.log", "w")  # noqa: SIM115 (closed at the end)
+    daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", "b",
+                               "--coordinator", coord.endpoint, "--listen", free_tcp_endpoint(),
+                               "--cache-dir", str(tmp_path / "cache")],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_for(lambda: "b" in coord.info().get("daemons", []), what="daemon b joining the coordinator")
+        res = coord("start", str(yml), "--name", flow_name, "--detach", cwd=tmp_path)
+        assert res.returncode == 0, res.stdout + res.stderr
+        events = tmp_path / "events.txt"  # (b runs it here: the same path exists on b)
+        wait_for(lambda: events.exists() and "INPUT_CLOSED n" in events.read_text(), 60, "the sink's input to close")
+        assert events.read_text().count("INPUT n\n") == SENT
+        time.sleep(0.5)  # (a count that came late would be logged now: none must be missing)
+        logs = coord("logs", flow_name, "sink")
+        assert logs.returncode == 0, logs.stderr
+        assert "has not reached this node" not in logs.stdout, logs.stdout
+        assert "src/n that never arrived" not in logs.stdout, logs.stdout  # all 30 came: none lost
+        src = coord("logs", flow_name, "src")
+        assert "Traceback" not in src.stdout, src.stdout
+    finally:
+        coord("stop", flow_name, "--grace", "2s")
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
