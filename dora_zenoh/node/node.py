@@ -272,12 +272,13 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         if self._arrow and specs:
             arrow.preload()  # event values are pyarrow arrays: imported before we say "ready"
         timers = [q for q in self._inputs.values() if q.timer_ns]
-        # Block inputs from FIFO channels, unless turned off, or the operator runtime feeds its
-        # inputs itself (it overrides _input_callback), or the input shares the ring's key (the
+        # Block inputs from FIFO channels, unless turned off, or the input is one the node feeds
+        # itself (_fifo_for: the operator runtime's own outputs), or it shares the ring's key (the
         # markers would fill its FIFO). One from another machine: its advanced subscriber fills it.
-        fifo_ok = settings.BLOCK_FIFO.get() and type(self)._input_callback is Node._input_callback
+        fifo_ok = settings.BLOCK_FIFO.get()
         ring_key = specs[primary_id].key if primary_id else None
-        if primary_id is None and not (fifo_ok and len(timers) < len(specs)):
+        fifo_any = fifo_ok and any(not sp.is_timer and self._fifo_for(sp) for sp in specs.values())
+        if primary_id is None and not fifo_any:
             # nothing to wait for in Zenoh (no primary input, no FIFO): a lock, and our own ticks
             self._wake = LockInbox(timers)
         else:
@@ -301,7 +302,8 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
                     recovering = functools.partial(replay.RecoveringSubscriber, session, spec.key,
                                                    node=cfg.node, input_id=in_id,
                                                    source=f"{q.source_node}/{q.source_output}")
-                if q.block and fifo_ok and spec.key != ring_key and isinstance(self._wake, Inbox):
+                if q.block and fifo_ok and self._fifo_for(spec) and spec.key != ring_key \
+                        and isinstance(self._wake, Inbox):
                     self._wake.add_fifo(FifoInput(session, spec.key, q, declare=recovering))
                     continue
                 callback = self._input_callback(q, spec)
@@ -326,6 +328,10 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         """The Zenoh callback feeding input ``q``; a hook for the operator runtime, which must
         not block on messages it delivers to itself (see ``dora_zenoh.operators.runtime``)."""
         return q.put
+
+    def _fifo_for(self, spec: InputConfig) -> bool:
+        """Whether a ``block`` input may be read from a FIFO channel (a hook: see ``_input_callback``)."""
+        return True
 
     def _flush(self) -> bool:
         """Before the node waits: if it sent a burst since it last waited, send it now.

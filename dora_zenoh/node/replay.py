@@ -157,8 +157,8 @@ class RecoveringSubscriber:
     FIFO channel the node's thread reads with ``try_recv``/``recv`` (dora_zenoh.node.fifo;
     the advanced subscriber fills it in Rust, holding later samples back while it recovers).
     A FIFO's reader has a :class:`CacheRepair` (``repair``), which asks the cache again for a
-    gap Zenoh reported missed and logs what it still lacks; on a callback (the operator
-    runtime, ``DORA_ZENOH_BLOCK_FIFO=0``), whose Zenoh thread must not wait for a query, a miss
+    gap Zenoh reported missed and logs what it still lacks; on a callback
+    (``DORA_ZENOH_BLOCK_FIFO=0``), whose Zenoh thread must not wait for a query, a miss
     is logged here with the node, the input and how many. Either way the input counts it as
     dropped from the gap in sequence numbers when the next message (or its INPUT_CLOSED) arrives.
     """

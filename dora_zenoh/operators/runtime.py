@@ -81,6 +81,13 @@ class RuntimeNode(Node):
     def _legacy(self, value: Any) -> None:
         pass
 
+    def _fifo_for(self, spec: InputConfig) -> bool:
+        # An operator's output read by another operator of this runtime is delivered inside
+        # our own put(): from a FIFO our thread would wait for itself once it is full. The
+        # others read from FIFO channels as any node's do (and so ask the sender's replay
+        # cache again before they count a gap: dora_zenoh.node.replay.CacheRepair).
+        return spec.source_node != self._cfg.node
+
     def _input_callback(self, q: InputQueue, spec: InputConfig) -> Any:
         if spec.source_node != self._cfg.node or not q.block:
             return q.put

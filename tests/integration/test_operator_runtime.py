@@ -322,6 +322,62 @@ def test_operators_in_one_process_pass_messages(flow):
     assert "[rt] [sink] sink got 50 from pid" in res.stdout  # still echoed and logged, tagged
 
 
+def test_an_operator_s_block_input_from_another_node_is_read_from_its_fifo(flow):
+    """The runtime read every `queue_policy: block` input through Zenoh's callback (it must,
+    for what its own operators send each other: delivered inside its own put()). Read so, a
+    block input from another machine counted as lost what Zenoh's recovery gave up on while the
+    sender's cache still held it; from a FIFO channel, as any node's, it asks the cache again
+    (dora_zenoh.node.replay.CacheRepair). Now only the runtime's own outputs come by callback."""
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for i in range(100):
+            node.send_output("data", str(i).encode())
+    """)
+    flow.write("relay.py", """
+        class Operator:
+            def on_event(self, event, send_output):
+                if event["type"] == "INPUT":
+                    send_output("out", event["value"], event["metadata"])
+    """)
+    flow.write("sink.py", """
+        import gc, json
+        class Operator:
+            def __init__(self):
+                self.got = {"data": [], "mine": []}
+            def on_event(self, event, send_output):
+                if event["type"] == "INPUT":
+                    self.got[event["id"]].append(int(bytes(event["value"].to_numpy(zero_copy_only=False)).decode()))
+                elif event["type"] == "STOP":  # (`mine` stays open: its operator runs to the end)
+                    node = next(o for o in gc.get_objects() if type(o).__name__ == "RuntimeNode")
+                    json.dump({**self.got, "fifo_taken": node._wake.fifo_taken}, open("sink.json", "w"))
+    """)
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data]
+          - id: rt
+            operators:
+              - id: relay
+                python: relay.py
+                inputs:
+                  data: {source: tx/data, queue_size: 2, queue_policy: block}
+                outputs: [out]
+              - id: sink
+                python: sink.py
+                inputs:
+                  data: {source: tx/data, queue_size: 2, queue_policy: block}
+                  mine: {source: rt/relay/out, queue_size: 1, queue_policy: block}
+    """)
+    res = flow.run("--stop-after", "8s")
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = flow.result("sink.json")
+    assert got["data"] == list(range(100)) and got["mine"] == list(range(100)), got
+    # both operators' `data` came from FIFOs (one subscription per key and input); `mine` did not
+    assert got["fifo_taken"] == 200, got
+
+
 # -- hot reload --------------------------------------------------------------------------------------
 
 class Output:
