@@ -47,6 +47,7 @@ from dora_zenoh.supervision.results import RunResult
 from dora_zenoh.supervision.run import DataflowRun, RunOptions
 from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import auth, keys, relink, tls, zconfig
+from dora_zenoh.wire.endpoint import parse as parse_endpoint
 
 STATE_PERIOD = 0.5  # seconds between state reports
 LINK_WAIT = 5.0  # seconds to wait for the coordinator's link before saying it is missing
@@ -221,7 +222,7 @@ class Daemon:
         certificate naming another address joined, showed every node running, and no data
         crossed (a helper's run, 4 Dec: nothing logged anywhere). So the daemon dials its own
         listener once, as they will (about 1 s at start)."""
-        _, host, port = tls.host_of(self.listen)
+        _, host, port = parse_endpoint(self.listen)
         if not self.listen.startswith("tls/") or not port or host in ("0.0.0.0", "::"):
             return None  # (a wildcard listener: which address they dial is not known here)
         files = self._tls_files

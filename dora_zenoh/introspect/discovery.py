@@ -23,6 +23,7 @@ import zenoh
 
 from dora_zenoh.errors import DoraZenohError
 from dora_zenoh.wire import keys, zconfig
+from dora_zenoh.wire.endpoint import parse as parse_endpoint
 
 ANY_PREFIX_LIVE = f"**/{keys.INTERNAL}/live/**"
 ANY_PREFIX_STATS = f"**/{keys.INTERNAL}/stats/**"
@@ -40,7 +41,7 @@ def open_observer(endpoint: str | None = None, timeout: float = 3.0) -> zenoh.Se
         raise IntrospectError(f"nothing is running on {hub}: start a dataflow with `dora-zenoh run FILE` "
                               "or a coordinator with `dora-zenoh up` (or pass --endpoint / set "
                               "DORA_ZENOH_ENDPOINT)")
-    host = hub.split("/", 1)[1].rsplit(":", 1)[0] if hub.startswith("tcp/") else "127.0.0.1"
+    host = parse_endpoint(hub).netloc if hub.startswith("tcp/") else "127.0.0.1"
     session = zenoh.open(zconfig.peer_config([hub], [zconfig.free_tcp_endpoint(host)]))
     if not zconfig.wait_for_peers(session, timeout):
         session.close()

@@ -56,6 +56,7 @@ from dora_zenoh.tuning import sched
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire import keys, relink, zconfig
 from dora_zenoh.wire.contract import InputConfig, NodeConfig
+from dora_zenoh.wire.endpoint import parse as parse_endpoint
 from dora_zenoh.wire.stderr_tags import CLOSE_FAILED_TAG
 
 CONFIG_ENV = settings.NODE_CONFIG.name
@@ -120,7 +121,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         # a peer on another machine whose link closed is linked again (see dora_zenoh.wire.relink)
         self._relinker = relink.Relinker(joined.session, joined.relink_listen) if joined.relink_listen else None
         # our listener's port: where a link Zenoh stranded would be (see dora_zenoh.wire.stranded)
-        self._stranded_port = (relink.port_of(joined.listen) or None) if joined.listen else None
+        self._stranded_port = (parse_endpoint(joined.listen).stream_port or None) if joined.listen else None
         self._setup(barrier_timeout if barrier_timeout is not None else joined.barrier_timeout)
         atexit.register(self.close)
         # This thread reads the events: its scheduler settings, see dora_zenoh.tuning.sched.

@@ -29,6 +29,7 @@ import zenoh
 from dora_zenoh import settings
 from dora_zenoh.errors import ControlDirError, NotAuthorizedError
 from dora_zenoh.wire import proc_tcp
+from dora_zenoh.wire.endpoint import parse
 
 STALE_AFTER = 10.0  # s: a control socket's lock file younger than this is never judged stale
 BASE_ENV = settings.CONTROL_BASE.name  # where the per-user directories go (default /tmp)
@@ -194,12 +195,8 @@ def restrict_socket(path: Path, gid: int | None) -> None:
 
 def listener_uid(endpoint: str) -> int | None:
     """The Unix user owning the TCP listening socket of ``tcp|tls/HOST:PORT`` (Linux), else None."""
-    proto, _, rest = endpoint.partition("/")
-    if proto not in ("tcp", "tls") or ":" not in rest:
-        return None
-    try:
-        port = int(rest.rsplit(":", 1)[1])
-    except ValueError:
+    port = parse(endpoint).stream_port
+    if port is None:
         return None
     return next((int(fields[7]) for fields in proc_tcp.rows(port, proc_tcp.LISTEN)), None)
 

@@ -15,6 +15,8 @@ import socket
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, NamedTuple
 
+from dora_zenoh.wire.endpoint import parse as parse_endpoint
+
 if TYPE_CHECKING:
     from dora_zenoh.descriptor import Descriptor, ResolvedNode
 
@@ -80,10 +82,8 @@ def _sources_of(node: ResolvedNode) -> set[str]:
 
 
 def _host_of(hub: str) -> str | None:
-    proto, _, rest = hub.partition("/")
-    if proto != "tcp" or ":" not in rest:
-        return None
-    return rest.rsplit(":", 1)[0].split("#", 1)[0]
+    where = parse_endpoint(hub)
+    return where.netloc if where.proto == "tcp" and where.port is not None else None
 
 
 def _endpoint(host: str, port: int) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from dora_zenoh import settings
 from dora_zenoh.wire import zconfig
+from dora_zenoh.wire.endpoint import parse
 
 TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h since 6.15; Python names it later
 _FDS = "/proc/self/fd"
@@ -41,12 +42,11 @@ Address = tuple[Any, int]  # (ip_address, port)
 def address_of(endpoint: str) -> Address | None:
     """``(ip, port)`` of ``tcp/HOST:PORT`` or ``tls/...`` (metadata and config after ``?``/``#``
     ignored); None for anything else, a host name included."""
-    proto, _, rest = endpoint.partition("/")
-    if proto not in ("tcp", "tls"):
+    where = parse(endpoint)
+    if where.stream_port is None:
         return None
-    host, _, port = rest.split("?", 1)[0].split("#", 1)[0].rpartition(":")
     try:
-        return _ip(host.strip("[]")), int(port)
+        return _ip(where.host), where.stream_port
     except ValueError:
         return None
 

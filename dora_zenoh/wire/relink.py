@@ -28,6 +28,7 @@ import zenoh
 
 from dora_zenoh.console import warn
 from dora_zenoh.wire import backoff, zconfig
+from dora_zenoh.wire.endpoint import parse
 
 POLL = 0.5  # seconds between looks at the session's links
 FIRST_TRY = 0.2  # seconds after a transport closed before the far listener is tried
@@ -46,15 +47,6 @@ def _backoff_cap() -> backoff.BackoffCap:
         return backoff.BackoffCap(0)
 
 
-def port_of(endpoint: str) -> int | None:
-    """The TCP port of ``tcp/HOST:PORT`` or ``tls/HOST:PORT`` (None for anything else)."""
-    proto, _, rest = endpoint.partition("/")
-    if proto not in ("tcp", "tls") or ":" not in rest:
-        return None
-    port = rest.rsplit(":", 1)[1].split("#", 1)[0]
-    return int(port) if port.isdigit() else None
-
-
 class Relinker:
     """Watches the transports ``session`` dialed to peers on other machines; when one closes,
     introduces the two ends again until they are linked, the far listener is gone (its process
@@ -70,7 +62,7 @@ class Relinker:
     def __init__(self, session: zenoh.Session, own_listen: str) -> None:
         self._session = session
         self._own = own_listen
-        self._own_port = port_of(own_listen)
+        self._own_port = parse(own_listen).stream_port
         self._dialed: dict[str, str] = {}  # peer zid -> its listener (a link this session dialed)
         self._busy: set[str] = set()  # peer zids being re-linked
         self._lock = threading.Lock()
@@ -108,7 +100,7 @@ class Relinker:
             with self._lock:
                 for link in links:
                     src, dst = str(link.src), str(link.dst)
-                    if port_of(src) != self._own_port and port_of(dst) is not None \
+                    if parse(src).stream_port != self._own_port and parse(dst).stream_port is not None \
                             and zconfig.is_network_endpoint(dst):
                         self._dialed[str(link.zid)] = dst  # we dialed it: dst is its listener
                 for zid, listener in self._dialed.items():

@@ -30,6 +30,7 @@ from contextlib import suppress
 import zenoh
 
 from dora_zenoh.wire import proc_tcp
+from dora_zenoh.wire.endpoint import parse
 
 LOOK_GAP = 1.0  # s between the two looks that must both see a socket stranded (a handshake takes ms)
 ROUNDS = 5  # looks again after a shutdown (see close_stranded)
@@ -50,11 +51,8 @@ def _address(host: str, port: int) -> Address:
 
 def locator_address(locator: object) -> Address | None:
     """The address of a Zenoh TCP/TLS locator (``tcp/127.0.0.1:7447``, ``tls/[::1]:7447#…``)."""
-    proto, _, rest = str(locator).partition("/")
-    host, sep, port = rest.split("#", 1)[0].split("?", 1)[0].rpartition(":")
-    if proto not in ("tcp", "tls") or not sep or not port.isdigit():
-        return None
-    return _address(host, int(port))
+    where = parse(locator)
+    return None if where.stream_port is None else _address(where.host, where.stream_port)
 
 
 def _listed(session: zenoh.Session) -> tuple[set[tuple[Address | None, Address | None]], bool]:

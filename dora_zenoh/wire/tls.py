@@ -18,10 +18,10 @@ from typing import NamedTuple
 
 from dora_zenoh import settings
 from dora_zenoh.errors import InsecureEndpointError, TlsSetupError
+from dora_zenoh.wire.endpoint import NETWORK_PROTOCOLS, parse
 
 TLS_ENV = settings.TLS.name
 INSECURE_ENV = settings.INSECURE_NETWORK.name
-NETWORK_PROTOCOLS = ("tcp", "udp", "tls", "quic", "ws")
 ENCRYPTED = ("tls", "quic")
 _warned: set[str] = set()
 
@@ -75,22 +75,9 @@ def files_of(conf: object) -> TlsFiles | None:
     return TlsFiles(*(Path(p) for p in paths))
 
 
-def host_of(endpoint: str) -> tuple[str, str, int | None]:
-    """``(protocol, host, port)`` of ``proto/host:port`` (host without brackets)."""
-    proto, _, rest = endpoint.partition("/")
-    rest = rest.split("#", 1)[0].split("?", 1)[0]
-    if proto not in NETWORK_PROTOCOLS or ":" not in rest:
-        return proto, rest, None
-    host, port = rest.rsplit(":", 1)
-    try:
-        return proto, host.strip("[]"), int(port)
-    except ValueError:
-        return proto, host.strip("[]"), None
-
-
 def is_local(endpoint: str) -> bool:
     """Loopback addresses, ``localhost`` and Unix sockets stay on this machine."""
-    proto, host, _ = host_of(endpoint)
+    proto, host, _ = parse(endpoint)
     if proto not in NETWORK_PROTOCOLS:
         return True
     if host == "localhost":
@@ -110,13 +97,13 @@ def check_endpoints(endpoints: list[str], files: TlsFiles | None, own_config: bo
     its own TLS settings), so only plain-text endpoints are refused.
     """
     for endpoint in endpoints:
-        if is_local(endpoint):
-            continue
-        proto = endpoint.partition("/")[0]
-        if proto in ENCRYPTED:
+        proto = parse(endpoint).proto
+        if proto in ENCRYPTED:  # (on loopback too: Zenoh's own error named a missing private key)
             if files is None and not own_config:
                 raise TlsSetupError(f"{endpoint} needs certificates: create them with `dora-zenoh certs` and "
                                     f"set {TLS_ENV}=/path/to/this-machine.pem (see docs/security.md)")
+            continue
+        if is_local(endpoint):
             continue
         if settings.INSECURE_NETWORK.get():
             if endpoint not in _warned:
@@ -126,7 +113,7 @@ def check_endpoints(endpoints: list[str], files: TlsFiles | None, own_config: bo
                 warn(f"{endpoint} is reachable from the network without encryption or authentication "
                      f"({INSECURE_ENV}=1): anyone who can reach it can read and publish on every key")
             continue
-        _, host, port = host_of(endpoint)
+        _, host, port = parse(endpoint)
         raise InsecureEndpointError(
             f"{endpoint} would accept anyone on the network: use tls/{host}:{port} with certificates from "
             f"`dora-zenoh certs` ({TLS_ENV}=...), or set {INSECURE_ENV}=1 to accept plain {proto} "
@@ -157,7 +144,7 @@ def diagnose(endpoint: str, files: TlsFiles, timeout: float = 3.0) -> str:
     """Why a TLS link to ``endpoint`` fails, naming the certificate to check."""
     import ssl
 
-    _, host, port = host_of(endpoint)
+    _, host, port = parse(endpoint)
     if port is None:
         return f"cannot connect to {endpoint}"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -19,6 +19,7 @@ import zenoh
 from dora_zenoh import settings
 from dora_zenoh.errors import SettingError
 from dora_zenoh.wire import tls
+from dora_zenoh.wire.endpoint import parse as parse_endpoint
 
 DEFAULT_ENDPOINT = settings.ENDPOINT.default
 TLS_LINK_WAIT = 2.0  # seconds a TLS peer gets to link before its certificates are checked
@@ -75,10 +76,9 @@ def node_listen_endpoint(hub: str) -> str:
     explicit = settings.LISTEN.get()
     if explicit:
         return explicit
-    proto, _, rest = hub.partition("/")
-    if proto in ("tcp", "udp", "quic", "tls"):
-        host = rest.rsplit(":", 1)[0] if ":" in rest else "127.0.0.1"
-        return f"{proto}/{host}:0"
+    where = parse_endpoint(hub)
+    if where.proto in ("tcp", "udp", "quic", "tls"):
+        return f"{where.proto}/{where.netloc if where.port is not None else '127.0.0.1'}:0"
     return "tcp/127.0.0.1:0"
 
 
@@ -326,13 +326,12 @@ def tcp_port_in_use(endpoint: str) -> bool:
 def dial(endpoint: str, timeout: float) -> bool | None:
     """A plain TCP dial of ``tcp/HOST:PORT`` or ``tls/HOST:PORT``: True if it answers, False if
     refused (nothing listens), None if it cannot tell (no answer in time, no route, not such an
-    endpoint). A port that is not a number raises ValueError."""
-    proto, _, rest = endpoint.partition("/")
-    if proto not in ("tcp", "tls") or ":" not in rest:
+    endpoint, or a port that is not a number)."""
+    where = parse_endpoint(endpoint)
+    if where.stream_port is None:
         return None
-    host, port = rest.split("#", 1)[0].rsplit(":", 1)
-    host = host.strip("[]")
-    address = (host, int(port))
+    host = where.host
+    address = (host, where.stream_port)
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
@@ -366,16 +365,15 @@ def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
 def free_endpoint_beside(endpoint: str) -> str:
     """A free port on ``endpoint``'s host, in its protocol (a machine's other hubs follow its
     address and its TLS); a loopback TCP one for an endpoint that is not TCP or TLS."""
-    proto, _, rest = endpoint.partition("/")
-    if proto not in ("tcp", "tls") or ":" not in rest:
+    where = parse_endpoint(endpoint)
+    if where.stream_port is None:
         return free_tcp_endpoint()
-    return f"{proto}/" + free_tcp_endpoint(rest.rsplit(":", 1)[0]).split("/", 1)[1]
+    return f"{where.proto}/" + free_tcp_endpoint(where.netloc).split("/", 1)[1]
 
 
 def is_network_endpoint(endpoint: str) -> bool:
     """Whether an endpoint reaches beyond this machine (not loopback, not a Unix socket)."""
-    proto, _, rest = endpoint.partition("/")
-    if proto.startswith("unixsock"):
+    if endpoint.startswith("unixsock"):
         return False
-    host = rest.rsplit(":", 1)[0].strip("[]")
+    host = parse_endpoint(endpoint).host
     return not (host.startswith("127.") or host in ("localhost", "::1"))

@@ -16,7 +16,8 @@ import time
 import pytest
 import zenoh
 
-from dora_zenoh.wire import relink, stranded, zconfig
+from dora_zenoh.wire import stranded, zconfig
+from dora_zenoh.wire.endpoint import parse
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sockets are found in /proc/self/fd (Linux)")
 
@@ -35,7 +36,7 @@ def linked():
     client = zenoh.open(zconfig.peer_config([listen], [], autoconnect=False))
     try:
         assert zconfig.wait_for_peers(client, 5.0)
-        yield server, client, relink.port_of(listen)
+        yield server, client, parse(listen).stream_port
     finally:
         client.close()
         server.close()

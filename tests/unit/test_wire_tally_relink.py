@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dora_zenoh.wire import relink, tally, zconfig
+from dora_zenoh.wire import tally, zconfig
+from dora_zenoh.wire.endpoint import parse
 
 
 def test_a_node_s_sent_counts_survive_in_its_file(tmp_path: Path) -> None:
@@ -37,12 +38,14 @@ def test_a_missing_or_foreign_file_reads_as_no_counts(tmp_path: Path) -> None:
 
 
 def test_ports_of_endpoints() -> None:
-    assert relink.port_of("tcp/10.0.0.1:7448") == 7448
-    assert relink.port_of("tls/10.0.0.1:7448") == 7448
-    assert relink.port_of("tcp/[fe80::1]:7448") == 7448
-    assert relink.port_of("unixsock-stream/tmp/x") is None
+    assert parse("tcp/10.0.0.1:7448").stream_port == 7448
+    assert parse("tls/10.0.0.1:7448#iface=eth0").stream_port == 7448
+    assert parse("tcp/[fe80::1]:7448") == ("tcp", "fe80::1", 7448) and parse("tcp/[fe80::1]:7448").netloc == "[fe80::1]"
+    assert parse("udp/10.0.0.1:7448").stream_port is None and parse("udp/10.0.0.1:7448").port == 7448
+    assert parse("unixsock-stream/tmp/x") == ("unixsock-stream", "tmp/x", None)
+    assert parse("tcp/[::1]").port is None and parse("tcp/host:port").port is None
     listen = zconfig.with_free_port("tcp/127.0.0.1:0")
-    assert listen.startswith("tcp/127.0.0.1:") and relink.port_of(listen) not in (None, 0)
+    assert listen.startswith("tcp/127.0.0.1:") and parse(listen).stream_port not in (None, 0)
     assert zconfig.with_free_port("tls/127.0.0.1:0").startswith("tls/127.0.0.1:")
     assert zconfig.with_free_port("tcp/127.0.0.1:7448") == "tcp/127.0.0.1:7448"
     assert zconfig.with_free_port("tcp/[::1]:0") == "tcp/[::1]:0"  # left to Zenoh
