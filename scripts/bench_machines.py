@@ -125,21 +125,24 @@ def wait_for(cond: object, timeout: float) -> bool:
 def plain_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
     env = dict(os.environ)
     report: dict = {"latency": {}, "throughput": {}}
-    ready, result, log = work / "ready", work / "floor.json", work / "floor.log"
+    log = work / "floor.log"
     adv = ["--advanced"] if opts.zenoh_advanced else []
     reader = ["--reader", opts.zenoh_reader]
-    pong = net.popen("b", [sys.executable, str(FLOOR), "pong", "--host", net.addr["b"], "--port", "7555", "--no-shm",
-                           "--ready-file", str(ready), "--max-seconds", "600", *adv, *reader], env, log, work)
-    try:
-        if not wait_for(ready.exists, 30):
-            return {"error": "pong did not start: " + log.read_text()[-1500:]}
-        net.run("a", [sys.executable, str(FLOOR), "ping", "--host", net.addr["b"], "--port", "7555", "--no-shm",
-                      "--sizes", opts.sizes, "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
-                      "--result", str(result), *adv, *reader], env, work, 600)
-    finally:
-        pong.terminate()
-        pong.wait(10)
-    report["latency"] = json.loads(result.read_text()) if result.exists() else {"error": log.read_text()[-1500:]}
+    if sizes(opts):
+        ready, result = work / "ready", work / "floor.json"
+        pong = net.popen("b", [sys.executable, str(FLOOR), "pong", "--host", net.addr["b"], "--port", "7555",
+                               "--no-shm", "--ready-file", str(ready), "--max-seconds", "600", *adv, *reader],
+                         env, log, work)
+        try:
+            if not wait_for(ready.exists, 30):
+                return {"error": "pong did not start: " + log.read_text()[-1500:]}
+            net.run("a", [sys.executable, str(FLOOR), "ping", "--host", net.addr["b"], "--port", "7555", "--no-shm",
+                          "--sizes", opts.sizes, "--rounds", str(opts.rounds), "--warmup", str(opts.warmup),
+                          "--result", str(result), *adv, *reader], env, work, 600)
+        finally:
+            pong.terminate()
+            pong.wait(10)
+        report["latency"] = json.loads(result.read_text()) if result.exists() else {"error": log.read_text()[-1500:]}
     for i, spec in enumerate(specs(opts)):
         size, count, window = (int(x) for x in spec.split(":"))
         ready, rx_out, tx_out = work / f"rx{i}.ready", work / f"rx{i}.json", work / f"tx{i}.json"
@@ -176,6 +179,11 @@ def flood_result(tx_out: Path, rx_out: Path, log: Path) -> dict:
 
 def specs(opts: argparse.Namespace) -> list[str]:
     return [s for s in opts.flood.split(",") if s]
+
+
+def sizes(opts: argparse.Namespace) -> list[str]:
+    """Latency's payload sizes ('' for none: floods only)."""
+    return [s for s in opts.sizes.split(",") if s]
 
 
 def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
@@ -220,9 +228,10 @@ def dora_zenoh(net: Net, opts: argparse.Namespace, work: Path) -> dict:
             inputs: {{ping: {{source: ping/ping, queue_policy: {opts.queue_policy}}}, done: ping/done}}
             outputs: [pong]
     """))
-    out = run_flow(net, work / "dataflow.yml", "xbench", result, env, work)
-    report["latency"] = (json.loads(result.read_text()) if result.exists()
-                         else {"error": out.stderr[-1200:] + log.read_text()[-600:]})
+    if sizes(opts):
+        out = run_flow(net, work / "dataflow.yml", "xbench", result, env, work)
+        report["latency"] = (json.loads(result.read_text()) if result.exists()
+                             else {"error": out.stderr[-1200:] + log.read_text()[-600:]})
     for i, spec in enumerate(specs(opts)):
         size, count, window = (int(x) for x in spec.split(":"))
         tx_out, rx_out = work / f"dztx{i}.json", work / f"dzrx{i}.json"
@@ -304,8 +313,8 @@ def table(runs: list[dict], opts: argparse.Namespace) -> str:
         return r if isinstance(r, dict) and r.get("msgs_per_s") else None
 
     lines = [f"one-way latency p50 / p90 in µs (median of runs)\n{'size':>9}  {'zenoh-python':>20}  "
-             f"{'dora-zenoh':>20}  ratio(p50)"]
-    for size in opts.sizes.split(","):
+             f"{'dora-zenoh':>20}  ratio(p50)"] if sizes(opts) else []
+    for size in sizes(opts):
         cells = []
         for name in RUNTIMES:
             rs = [r for r in (lat(run, name, size) for run in runs) if r]
@@ -349,7 +358,7 @@ def choose_link(opts: argparse.Namespace) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="8,65536,4194304", help="latency: payload sizes in bytes")
+    ap.add_argument("--sizes", default="8,65536,4194304", help="latency: payload sizes in bytes ('' for none)")
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--flood", default="8:20000:100,65536:2000:50,1048576:1000:10",

@@ -573,6 +573,8 @@ class DataflowRun:
             self.logs.write(proc, line, True, line if status == "failed" else None)
             self.logs.close_log(proc)
         if self.session is not None:
+            if self.options.part:
+                self.sent.cover(node_id, replay_outputs(self.desc, node_id))
             self._declare_sent(node_id)  # before its exited token: readers count with it when they close
             proc.exited_token = self.session.liveliness().declare_token(
                 keys.exited_token(self.desc.prefix, self.dataflow, node_id))

@@ -57,6 +57,16 @@ class SentCounts:
             for out, n in outputs.items():
                 totals[out] = totals.get(out, 0) + n
 
+    def cover(self, node: str, outputs: list[str]) -> None:
+        """``node`` ended for good: an output none of its processes counted was never sent on (a
+        process that failed before ``Node()`` opened no file). Its readers must hear 0, not
+        wait for a count that never comes (the bench's ping, failing on a bad argument, left
+        its reader's input saying so)."""
+        with self._lock:
+            totals = self._totals.setdefault(node, {})
+            for out in outputs:
+                totals.setdefault(out, 0)
+
     def ended_without_notice(self, node: str, path: str, proc: Any) -> None:
         """``proc`` ended and its notice has not come (yet): count what its file says. A file
         marked as noticed means the notice is on its way: if it comes, it replaces these counts
