@@ -606,6 +606,9 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid,  # inputs: where a restart of this node resumes
                       "inputs": {q.id: q.last_seq for q in self._data_inputs if q.last_seq is not None}}
+            sent_file = settings.SENT_FILE.get()
+            if sent_file:  # which of the node's processes this is, to its runner (supervision.sent)
+                notice["sent_file"] = sent_file
             acks, acked, arrived = self._listen_for_acks()  # before the notice: no ack can be missed
             try:
                 self._put_eos(notice)

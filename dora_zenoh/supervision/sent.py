@@ -28,9 +28,9 @@ class SentCounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals: dict[str, dict[str, int]] = {}
-        # node -> counts read from files whose notice was out but had not come (oldest first):
-        # the next notice from that node is that process's, and replaces them
-        self._awaited: dict[str, list[dict[str, int]]] = {}
+        # node -> (file, counts) read from files whose notice was out but had not come (oldest
+        # first): that process's notice, if it comes, replaces them
+        self._awaited: dict[str, list[tuple[str, dict[str, int]]]] = {}
 
     def of(self, node: str) -> dict[str, int]:
         """What ``node``'s ended processes sent, per output (a copy)."""
@@ -42,18 +42,20 @@ class SentCounts:
         with self._lock:
             return {node: dict(counts) for node, counts in self._totals.items()}
 
-    def notice(self, node: str, outputs: dict[str, int], proc: Any) -> None:
-        """A process of ``node`` sent its end-of-stream notice with ``outputs``. It is the oldest
-        one counted from its file while its notice was on the way, else ``proc`` (the node's
-        current process, marked ``noticed``: its file will not be counted)."""
+    def notice(self, node: str, outputs: dict[str, int], proc: Any, path: str | None = None) -> None:
+        """A process of ``node`` sent its end-of-stream notice with ``outputs`` (``path``: the sent
+        file it names). If that process was counted from its file, the notice replaces those
+        counts; else it is ``proc``'s (the node's current process, marked ``noticed``: its file
+        will not be counted). A notice naming no file is the oldest awaited one's."""
         with self._lock:
             totals = self._totals.setdefault(node, {})
-            awaited = self._awaited.get(node)
-            if awaited:
-                for out, n in awaited.pop(0).items():
+            awaited = self._awaited.get(node, [])
+            mine = next((i for i, (file, _) in enumerate(awaited) if path is None or file == path), None)
+            if mine is not None:
+                for out, n in awaited.pop(mine)[1].items():
                     totals[out] = totals.get(out, 0) - n
-            elif proc is not None:
-                proc.noticed = True
+            elif proc is not None and (path is None or path == proc.sent_file):
+                proc.noticed = True  # (an older process's, whose file was counted: not this one's)
             for out, n in outputs.items():
                 totals[out] = totals.get(out, 0) + n
 
@@ -80,7 +82,7 @@ class SentCounts:
             for out, n in counts.items():
                 totals[out] = totals.get(out, 0) + n
             if out_there:
-                self._awaited.setdefault(node, []).append(counts)
+                self._awaited.setdefault(node, []).append((path, counts))
 
 
 class SentTokens:

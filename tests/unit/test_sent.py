@@ -45,6 +45,21 @@ def test_a_marked_file_counts_until_its_late_notice_takes_its_place(tmp_path: Pa
     assert sent.of("src") == {"n": 42} and second.noticed
 
 
+def test_a_notice_names_its_process_so_a_lost_one_is_not_taken_for_the_next(tmp_path: Path) -> None:
+    """Process 0's notice went out and was lost: counted from its file (30). Process 1's own
+    notice (12) must not take its place; it names its file."""
+    sent = SentCounts()
+    later = _file(tmp_path, "src.1", 12, marked=False)
+    first, second = SimpleNamespace(noticed=False), SimpleNamespace(noticed=False, sent_file=later)
+    sent.ended_without_notice("src", _file(tmp_path, "src.0", 30, marked=True), first)
+    sent.notice("src", {"n": 12}, second, later)
+    assert second.noticed and sent.of("src") == {"n": 42}
+    sent.ended_without_notice("src", later, second)  # its notice came: its file is not counted
+    assert sent.of("src") == {"n": 42}
+    sent.notice("src", {"n": 30}, None, str(tmp_path / "src.0"))  # the lost one, late after all
+    assert sent.of("src") == {"n": 42}
+
+
 def test_an_unmarked_file_of_a_killed_process_adds_to_what_came_before(tmp_path: Path) -> None:
     sent = SentCounts()
     sent.notice("src", {"n": 5}, SimpleNamespace(noticed=False))
