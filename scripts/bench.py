@@ -19,6 +19,10 @@ Cases (select with --cases):
               (and whether the nodes reported every loss: their logs are read),
               CPU at that rate and idle, PSS per node, TCP connections; a clean end (no ZError,
               no panic, runner exit 0)
+  machines    (not in the default set: needs root) two machines as network namespaces, over a
+              veth pair and over a link with 1 ms delay each way: one-way latency and
+              throughput of dora-zenoh (coordinator, a daemon per machine) against plain
+              zenoh-python on the same link (scripts/bench_machines.py, its table and JSON)
   record      first the MCAP writer alone (no Zenoh: what one core can write, per compression);
               then `run --record` of a paced sender (SIZE bytes at RATE msg/s) whose only reader is
               the recorder: the sender's real rate, what reached the file (count, recorder drops,
@@ -78,6 +82,9 @@ NODES = HERE / "bench_nodes"
 FLOOR = HERE / "zenoh_floor.py"
 PIPE_FLOOR = HERE / "pipe_floor.py"
 CASES = ("latency", "throughput", "busy", "pipeline", "startup", "idle", "record", "scale")
+MACHINES = HERE / "bench_machines.py"
+MACHINE_LINKS = {"veth": ["--link", "veth"], "delay 1 ms": ["--delay-ms", "1"]}  # the issue's two links
+OPT_IN = ("machines",)  # cases `--cases` must name (root, network namespaces)
 DZ, RS, ZENOH = "dora-zenoh", "dora-rs", "zenoh"
 DZ_CLOSED = "dora-zenoh closed"  # --closed: the same runs with `run --secure`
 DZ_DAEMON = "dora-zenoh daemon"  # --daemon: the same runs, every node on a daemon (bench_daemon.py)
@@ -1120,7 +1127,10 @@ def draw_png(path: Path, summary: dict, names: list[str]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Options; unset ones take --quick's or the full run's defaults."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)} (default: all)")
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help=f"comma list of {', '.join(CASES + OPT_IN)} (default: all but {', '.join(OPT_IN)})")
+    ap.add_argument("--machines-args", default="",
+                    help="machines case: more arguments for scripts/bench_machines.py (e.g. '--cpus 0,1 --sizes 8')")
     ap.add_argument("--compare", action="store_true",
                     help="also run dora-rs 1.1.0 (all cases) and plain zenoh (latency floor)")
     ap.add_argument("--quick", action="store_true",
@@ -1196,9 +1206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(opts, key) is None:
             setattr(opts, key, value)
     opts.case_list = [c.strip() for c in opts.cases.split(",") if c.strip()]
-    unknown = set(opts.case_list) - set(CASES)
+    unknown = set(opts.case_list) - set(CASES + OPT_IN)
     if unknown:
-        ap.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
+        ap.error(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES + OPT_IN)}")
     return opts
 
 
@@ -1341,7 +1351,37 @@ def run_cases(opts: argparse.Namespace, runtimes: dict[str, Runtime | str], repo
                    f"source -> N-1 readers; CPU = whole process tree, % of one core over {opts.scale_seconds:g} s; "
                    + (f"every node pinned to one CPU ({opts.scale_pin}); " if opts.scale_pin else "")
                    + "medians over repeats\n" + scale_table(report["scale"]["summary"], names))
+    if "machines" in opts.case_list:
+        out.append(run_machines(opts, report))
     return out
+
+
+def run_machines(opts: argparse.Namespace, report: dict) -> str:
+    """The machines case: scripts/bench_machines.py once per link (--repeat runs each), its
+    reports under ``report["machines"]``, its tables returned; a failed run is an error."""
+    print("machines ...", flush=True)
+    report["machines"] = {}
+    tables = []
+    for label, link in MACHINE_LINKS.items():
+        with tempfile.TemporaryDirectory(prefix="dz-bench-machines-") as tmp:
+            out = Path(tmp) / "machines.json"
+            argv = [sys.executable, str(MACHINES), *link, "--repeat", str(opts.repeat),
+                    *shlex.split(opts.machines_args), "--json", str(out)]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+            except subprocess.TimeoutExpired:
+                report["errors"].append(f"machines {label}: no result within an hour")
+                continue
+            if proc.returncode != 0 or not out.exists():
+                report["errors"].append(f"machines {label}: {(proc.stderr or proc.stdout).strip()[-600:]}")
+                continue
+            report["machines"][label] = json.loads(out.read_text())
+            tables.append(proc.stdout.strip())
+            lost = [f"{spec}: {r['lost']} lost" for run in report["machines"][label]["runs"]
+                    for spec, r in run.get(DZ, {}).get("throughput", {}).items() if r.get("lost")]
+            report["errors"] += [f"machines {label}: {DZ} {what}" for what in lost]
+    return "two machines (network namespaces), dora-zenoh against plain zenoh-python on the same link\n" + \
+        ("\n\n".join(tables) or "no run completed (see FAILED below)")
 
 
 RECORD_LEGEND = """\
@@ -1555,6 +1595,8 @@ def main(argv: list[str] | None = None) -> int:
 def dz_failed(report: dict) -> bool:
     """Whether dora-zenoh itself failed a run or lost a message (other runtimes' failures are reported only)."""
     if any(e.split(" ")[0] in CASES and f" {DZ} repeat" in e for e in report["errors"]):
+        return True
+    if any(e.startswith("machines ") for e in report["errors"]):
         return True
     if any(per[DZ]["lost"] for per in report.get("scale", {}).get("summary", {}).values()):
         return True

@@ -153,6 +153,27 @@ def test_bench_scale_case_prints_its_table(tmp_path: Path) -> None:
     assert "chain 6" in stdout and "fanout 6" in stdout and "PSS MiB/node" in stdout
 
 
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")
+def test_bench_machines_case_compares_both_runtimes_over_both_links(tmp_path: Path) -> None:
+    """bench.py's cross-machine case (issue: "scripts/bench.py gets a cross-machine case (two
+    namespaces, 1 ms netem delay and none)"): scripts/bench_machines.py over each link, both
+    runtimes' figures in the JSON, nothing lost. Small figures: it checks the case, not speed."""
+    report, stdout = run_bench(tmp_path, "--cases", "machines", "--repeat", "1", "--machines-args",
+                               "--sizes 8 --rounds 30 --warmup 5 --flood 8:2000:100", timeout=580)
+    assert report["errors"] == [], report["errors"]
+    assert set(report["machines"]) == {"veth", "delay 1 ms"}
+    for label, machines in report["machines"].items():
+        assert machines["delay_ms"] == (1.0 if label == "delay 1 ms" else 0.0)
+        run = machines["runs"][0]
+        for runtime in ("zenoh-python", "dora-zenoh"):
+            latency = run[runtime]["latency"]["8"]
+            assert 0 < latency["one_way_p50_us"] <= latency["one_way_p90_us"], (label, runtime, latency)
+            flood = run[runtime]["throughput"]["8:2000:100"]
+            assert flood["lost"] == 0 and flood["msgs_per_s"] > 0, (label, runtime, flood)
+    assert stdout.count("link: ") == 2 and "two machines (network namespaces)" in stdout
+
+
 def test_bench_latency_policy_puts_block_on_both_inputs(tmp_path: Path) -> None:
     # across machines the bench's readers are block (scripts/bench_machines.py); --latency-policy
     # block measures that path on one machine (docs/machines.md, Latency and throughput)
