@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -210,6 +212,28 @@ class Coord:
         for daemon in self.daemons:
             if daemon.is_running():  # (its start time too: not a pid used again)
                 daemon.kill()
+
+
+@contextmanager
+def loopback_daemon(coord: Coord, folder: Path, machine: str,
+                    listen: str | None = None) -> Iterator[subprocess.Popen]:
+    """Another machine's daemon on this one's loopback (``listen``, else a free port), joined to
+    ``coord``; its output in ``folder``/daemon-MACHINE.log; stopped after, also on failure."""
+    log = open(folder / f"daemon-{machine}.log", "w")  # noqa: SIM115 (closed below)
+    daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", machine,
+                               "--coordinator", coord.endpoint, "--listen", listen or zconfig.free_tcp_endpoint(),
+                               "--cache-dir", str(folder / "cache")],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        wait_for(lambda: machine in coord.info().get("daemons", []), what=f"daemon {machine} joining the coordinator")
+        yield daemon
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
 
 
 @pytest.fixture

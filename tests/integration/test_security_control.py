@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, Coord, wait_for
+from conftest import ROOT, Coord, loopback_daemon, wait_for
 
 from dora_zenoh.wire.zconfig import free_tcp_endpoint
 
@@ -239,13 +239,7 @@ def test_a_daemon_of_this_machine_takes_commands_only_from_its_coordinator(coord
     the coordinator's control socket; the coordinator's own commands still reach it."""
     machine = f"m{flow_name[-6:]}"
     listen = free_tcp_endpoint()
-    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 (closed at the end)
-    daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", machine,
-                               "--coordinator", coord.endpoint, "--listen", listen,
-                               "--cache-dir", str(tmp_path / "cache")],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        wait_for(lambda: machine in coord.info().get("daemons", []), what="the daemon joining the coordinator")
+    with loopback_daemon(coord, tmp_path, machine, listen):
         attacker = users.add("d")
         home = users.home(attacker)
         marker = home / "pwned.txt"
@@ -270,11 +264,4 @@ def test_a_daemon_of_this_machine_takes_commands_only_from_its_coordinator(coord
         res = coord("start", str(owner_yml), "--name", flow_name, "--attach", cwd=tmp_path)
         assert res.returncode == 0, res.stdout + res.stderr
         assert ran.read_text().strip() == str(os.getuid())
-        assert "commands over its control socket" in (tmp_path / "daemon.log").read_text()
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
+        assert "commands over its control socket" in (tmp_path / f"daemon-{machine}.log").read_text()

@@ -11,16 +11,12 @@ test_outage). Real processes and sessions.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
-
-from dora_zenoh.wire.zconfig import free_tcp_endpoint
+from conftest import loopback_daemon, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -77,31 +73,21 @@ def test_a_sender_whose_notice_never_came_is_counted(coord, tmp_path, flow_name,
     """Counted from its sent file (notice-lost), or as 0 when it failed before ``Node()``: its
     reader waited for a count that never came, saying so (the bench's ping, given no sizes)."""
     yml = _flow(tmp_path, src)
-    log = open(tmp_path / "daemon-b.log", "w")  # noqa: SIM115 (closed at the end)
-    daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", "b",
-                               "--coordinator", coord.endpoint, "--listen", free_tcp_endpoint(),
-                               "--cache-dir", str(tmp_path / "cache")],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        wait_for(lambda: "b" in coord.info().get("daemons", []), what="daemon b joining the coordinator")
+    with loopback_daemon(coord, tmp_path, "b"):
         res = coord("start", str(yml), "--name", flow_name, "--detach", cwd=tmp_path)
         assert res.returncode == 0 or not sent, res.stdout + res.stderr
-        events = tmp_path / "events.txt"  # (b runs it here: the same path exists on b)
-        wait_for(lambda: events.exists() and "INPUT_CLOSED n" in events.read_text(), 60, "the sink's input to close")
-        assert events.read_text().count("INPUT n\n") == sent
-        time.sleep(0.5)  # (a count that came late would be logged now: none must be missing)
-        logs = coord("logs", flow_name, "sink")
-        assert logs.returncode == 0, logs.stderr
-        assert "has not reached this node" not in logs.stdout, logs.stdout
-        assert "src/n that never arrived" not in logs.stdout, logs.stdout  # all came: none lost
-        if sent:
-            out = coord("logs", flow_name, "src")
-            assert "Traceback" not in out.stdout, out.stdout
-    finally:
-        coord("stop", flow_name, "--grace", "2s")
-        daemon.terminate()
         try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
+            events = tmp_path / "events.txt"  # (b runs it here: the same path exists on b)
+            wait_for(lambda: events.exists() and "INPUT_CLOSED n" in events.read_text(), 60,
+                     "the sink's input to close")
+            assert events.read_text().count("INPUT n\n") == sent
+            time.sleep(0.5)  # (a count that came late would be logged now: none must be missing)
+            logs = coord("logs", flow_name, "sink")
+            assert logs.returncode == 0, logs.stderr
+            assert "has not reached this node" not in logs.stdout, logs.stdout
+            assert "src/n that never arrived" not in logs.stdout, logs.stdout  # all came: none lost
+            if sent:
+                out = coord("logs", flow_name, "src")
+                assert "Traceback" not in out.stdout, out.stdout
+        finally:
+            coord("stop", flow_name, "--grace", "2s")
