@@ -602,6 +602,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
             for q in self._inputs.values():  # (after the FIFOs: what waited in them counts as unread)
                 q.report_at_exit(behind.get((q.source_node, q.source_output)),
                                  in_inbox if q is self._primary else None)
+            self._report_late_counts()
             zid = str(self._session.zid())
             notice = {"node": self.node_id, "outputs": {o: v[1] for o, v in self._outputs.items()},
                       "ended": time.time(), "zid": zid,  # inputs: where a restart of this node resumes

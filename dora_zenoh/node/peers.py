@@ -360,6 +360,15 @@ class PeerWatch:
             for q in closing:
                 q.close_when_quiet(ready=ready)
 
+    def _report_late_counts(self) -> None:
+        """At the node's end: inputs whose source's count never came (see _close_counted_remote)
+        are said, with what did arrive, rather than nothing at all."""
+        for (node, output), q in sorted(self._late_counts.items(), key=lambda item: item[0]):
+            if self._late_counts.pop((node, output), None) is q:
+                warn(f"node '{self.node_id}': input '{q.id}': how many messages {node}/{output} sent never reached "
+                     f"this node (its machine's supervisor did not say before this node ended); {q.received} "
+                     "arrived, and whether any were lost is unknown")
+
     def _lost_logger(self, input_id: str, source: str) -> Callable[[int], None]:
         """What an input calls with how many never arrived from a source that ended (logged once)."""
         def log(count: int) -> None:

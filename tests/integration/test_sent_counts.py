@@ -7,16 +7,24 @@ stalled past its lease, would), so the notice reaches nobody. Its supervisor rea
 from the node's sent file (``wire.tally``) although the file says the notice went out, and
 declares it; the reader closes its input with that count. Before (5 Dec), the marked file
 was skipped, no count was declared, and the reader waited for one for good (seen once in CI,
-test_outage). Real processes and sessions.
+test_outage). Also: a sender that failed before ``Node()`` counts as 0, and a reader that ends
+while a count is still awaited says so. Real processes and sessions.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import zenoh
 from conftest import loopback_daemon, wait_for
+
+from dora_zenoh.wire import zconfig
+from dora_zenoh.wire.contract import InputConfig, NodeConfig
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -91,3 +99,32 @@ def test_a_sender_whose_notice_never_came_is_counted(coord, tmp_path, flow_name,
                 assert "Traceback" not in out.stdout, out.stdout
         finally:
             coord("stop", flow_name, "--grace", "2s")
+
+
+def test_a_count_that_never_came_is_said_when_the_reader_ends(tmp_path: Path) -> None:
+    """A reader whose input closed while its source's count was late, and that ended before
+    the count came (its source's machine never said: a machine lost with its supervisor),
+    said nothing about that input at all (the CI run of 5 Dec). It now says what arrived and
+    that whether any were lost is unknown. The late count is put where the input's close
+    leaves it (Node._late_counts): no supervisor here will ever send it."""
+    endpoint = zconfig.free_tcp_endpoint()
+    hub = zenoh.open(zconfig.peer_config([], [endpoint]))
+    cfg = NodeConfig("latecount", "rx", "dora", endpoint, supervised=False, inputs={"in": InputConfig(
+        queue_size=1, queue_policy="block", key="dora/latecount/tx/out", source_node="tx", source_output="out",
+        restartable=True, recover=True)})
+    (tmp_path / "rx.py").write_text(textwrap.dedent("""
+        from dora_zenoh import Node
+        node = Node()
+        q = node._inputs["in"]
+        q.received = 3
+        node._late_counts[("tx", "out")] = q
+        node.close()
+    """))
+    try:
+        res = subprocess.run([sys.executable, "rx.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "DORA_ZENOH_NODE_CONFIG": cfg.to_json()})
+    finally:
+        hub.close()
+    assert res.returncode == 0, res.stderr
+    assert ("input 'in': how many messages tx/out sent never reached this node (its machine's supervisor did "
+            "not say before this node ended); 3 arrived, and whether any were lost is unknown") in res.stderr, res.stderr
