@@ -54,8 +54,8 @@ class SentCounts:
             if mine is not None:
                 for out, n in awaited.pop(mine)[1].items():
                     totals[out] = totals.get(out, 0) - n
-            elif proc is not None and (path is None or path == proc.sent_file):
-                proc.noticed = True  # (an older process's, whose file was counted: not this one's)
+            elif proc is not None and (path is None or path == proc.sent_file):  # (else: an older
+                proc.noticed = True  # process's, whose unmarked file was counted: counted twice)
             for out, n in outputs.items():
                 totals[out] = totals.get(out, 0) + n
 
