@@ -7,7 +7,8 @@ returns, the sink has every message of `big` in order, and of `small` the messag
 the outage, the last ones its sender kept, and the ones after, with the gap counted and
 logged. `end` ends during the outage, taking what it kept with it: once the link is back its
 input closes, and what never arrived is counted and logged; as for `kill` (SIGKILL: no notice)
-and `exit` (``os._exit``: no notice, no signal), whose counts come from their sent files. The namespace harness is
+and `exit` (``os._exit``: no notice, no signal), whose counts come from their sent files. The
+same outage with the reader an operator of a runtime node, too. The namespace harness is
 test_machines.py's (cleaned up also on failure).
 """
 from __future__ import annotations
@@ -182,3 +183,75 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
     # (`stop` reports the dataflow failed: one of its nodes was killed by a signal)
     assert out.returncode == 0 or "'send_kill' on machine 'a' was killed by signal SIGKILL" in out.stdout + out.stderr, (
         out.stdout + out.stderr)
+
+
+def test_an_operator_recovers_what_an_outage_lost_as_a_node_does(net: Machines) -> None:
+    """The same outage with the reader an operator (a runtime node): its block inputs from
+    another machine now read from FIFO channels, as a node's do (they were Zenoh callbacks, which
+    count as lost what Zenoh's recovery gives up on while the sender's cache still holds it):
+    every message of `big` in order, and of `small` the gap its small cache could not cover,
+    counted and logged, under the operator's input ids."""
+    tmp = net.tmp
+    write_flow(tmp)  # the senders' scripts; the dataflow below keeps two of them
+    (tmp / "op.py").write_text(textwrap.dedent("""
+        class Operator:
+            def on_event(self, event, send_output):
+                if event["type"] == "INPUT":
+                    v = int.from_bytes(bytes(event["value"].to_numpy()), "little")
+                    with open(f"got-{event['id']}.txt", "a") as f:
+                        f.write(f"{v}\\n")
+    """))
+    yaml = tmp / "operator.yml"
+    yaml.write_text(textwrap.dedent("""
+        nodes:
+          - id: send_big
+            path: send_big.py
+            deploy: {machine: a}
+            env: {DORA_ZENOH_REPLAY_MESSAGES: "1000"}
+            inputs: {tick: dora/timer/millis/50}
+            outputs: [n]
+          - id: send_small
+            path: send_small.py
+            deploy: {machine: a}
+            env: {DORA_ZENOH_REPLAY_MESSAGES: "20"}
+            inputs: {tick: dora/timer/millis/50}
+            outputs: [n]
+          - id: sink
+            deploy: {machine: b}
+            operators:
+              - id: op
+                python: op.py
+                inputs:
+                  big: {source: send_big/n, queue_policy: block}
+                  small: {source: send_small/n, queue_policy: block}
+    """))
+    net.start_coordinator()
+    net.start_daemon("a")
+    net.start_daemon("b")
+    out = net.cli("start", str(yaml), "--name", "outage-op", "--detach")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: min(len(numbers(tmp / "got-big.txt")), len(numbers(tmp / "got-small.txt"))) >= 5, 60,
+             "data from both senders on b")
+    _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "down")
+    try:
+        time.sleep(OUTAGE / 3)
+        kill_links(net)  # (as in the test above: what is sent meanwhile is lost on the way)
+        time.sleep(OUTAGE * 2 / 3)
+    finally:
+        _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "up")
+    sent_at_up = {n: len(numbers(tmp / f"sent-{n}.txt")) for n in ("big", "small")}
+    wait_for(lambda: all(max(numbers(tmp / f"got-{n}.txt"), default=0) >= sent_at_up[n] + 10 for n in sent_at_up),
+             60, "data to resume after the link came back")
+    big = numbers(tmp / "got-big.txt")
+    assert big == list(range(1, len(big) + 1)), "big: not every message, in order"
+    small = numbers(tmp / "got-small.txt")
+    assert small[0] == 1 and small == sorted(set(small)), "small: out of order or duplicated"
+    missing = sum(b - a - 1 for a, b in zip(small, small[1:], strict=False) if b != a + 1)
+    assert missing, "small: no hole, although its sender kept only 20 of the messages the outage lost"
+    logs = net.cli("logs", "outage-op", "sink")
+    assert logs.returncode == 0, logs.stderr
+    reported = sum(int(n) for n in re.findall(
+        r"input 'op/small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
+    assert reported == missing, logs.stdout[-3000:]
+    assert "input 'op/big' lost" not in logs.stdout
+    net.cli("stop", "outage-op")
