@@ -174,8 +174,11 @@ class PeerWatch:
             if name not in self._link_lost:
                 return
             self._link_lost.discard(name)
-        warn(f"node '{self.node_id}': its link to node '{name}' closed while that node ran (was this process "
-             "paused or starved past Zenoh's 10 s lease?) and is back; what it sent meanwhile is counted as lost")
+        # (The sender's side too: while a put of that node waits for a paused block reader, its Zenoh
+        # sends nothing else, and its other readers' links time out as well: docs/design/zenoh-runtime.md.)
+        warn(f"node '{self.node_id}': its link to node '{name}' closed while that node ran (this process, or "
+             f"'{name}', stalled past Zenoh's 10 s lease: paused, starved, or '{name}' held back by a paused "
+             "queue_policy: block reader) and is back; what it sent meanwhile is counted as lost")
 
     def _close_stranded(self, name: str) -> None:
         """Reader ``name`` linked again after its link closed: if Zenoh kept a link open that it
