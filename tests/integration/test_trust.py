@@ -1091,7 +1091,10 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
     (4 Dec), the reader took the sender's lost token for its end, closed the input 10 s later
     while data flowed again, and the rest of the stream was lost uncounted (299-519 of 6,000).
     Before 5 Dec, in 1 run of 9-15, the reader got nothing after the pause: Zenoh stranded the
-    link it dialed back on (dora_zenoh.wire.stranded), which the sender now shuts down."""
+    link it dialed back on (dora_zenoh.wire.stranded), which the sender now shuts down.
+
+    A `drop_oldest` reader of the same sender, not paused, loses its link too while the sender's
+    Zenoh waits in the put (docs/design/zenoh-runtime.md), and reads on to the end as well."""
     flow.write("dataflow.yml", """
         nodes:
           - {id: tx, path: tx.py, outputs: [data]}
@@ -1099,6 +1102,10 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
             path: rx.py
             inputs:
               data: {source: tx/data, queue_policy: block, queue_size: 100}
+          - id: watch
+            path: watch.py
+            inputs:
+              data: {source: tx/data, queue_size: 10}
     """)
     flow.write("tx.py", """
         import os, time
@@ -1124,6 +1131,15 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
                 got, last = got + 1, i
         json.dump({"got": got, "last": last}, open("result.json", "w"))
     """)
+    flow.write("watch.py", """
+        import json
+        from dora import Node
+        got, last = 0, -1
+        for event in Node():
+            if event["type"] == "INPUT":
+                got, last = got + 1, int(bytes(event["value"]).split(b".")[0])
+        json.dump({"got": got, "last": last}, open("watch.json", "w"))
+    """)
     proc = flow.start()
     pid_file = flow.folder / "rx.pid"
     try:
@@ -1147,7 +1163,11 @@ def test_a_block_reader_paused_past_its_lease_holds_its_sender_for_a_bounded_tim
     lost = re.search(r"input 'data' lost (\d+) message\(s\) in all", err)
     assert result["last"] == 7999, (result, err)  # the reader read on to the end
     assert result["got"] + (int(lost.group(1)) if lost else 0) == 8000, (result, err)
-    assert not lost or "its link to node 'tx' closed while that node ran" in err, err
+    assert not lost or "node 'rx': its link to node 'tx' closed while that node ran" in err, err
+    watch = flow.result("watch.json")
+    dropped = re.search(r"\[watch\] .*input 'data' dropped (\d+) message\(s\) in all", err)
+    assert watch["last"] == 7999, (watch, err)
+    assert watch["got"] + (int(dropped.group(1)) if dropped else 0) == 8000, (watch, err)
 
 
 def test_a_paused_tool_on_a_block_read_output_does_not_hold_the_sender(flow):
