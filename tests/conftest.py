@@ -215,14 +215,15 @@ class Coord:
 
 
 @contextmanager
-def loopback_daemon(coord: Coord, folder: Path, machine: str,
-                    listen: str | None = None) -> Iterator[subprocess.Popen]:
-    """Another machine's daemon on this one's loopback (``listen``, else a free port), joined to
-    ``coord``; its output in ``folder``/daemon-MACHINE.log; stopped after, also on failure."""
+def loopback_daemon(coord: Coord, folder: Path, machine: str, listen: str | None = None,
+                    *extra: str) -> Iterator[subprocess.Popen]:
+    """Another machine's daemon on this one's loopback (``listen``, else a free port; ``extra``:
+    more options), joined to ``coord``; its output in ``folder``/daemon-MACHINE.log; stopped
+    after, also on failure."""
     log = open(folder / f"daemon-{machine}.log", "w")  # noqa: SIM115 (closed below)
     daemon = subprocess.Popen([sys.executable, "-m", "dora_zenoh", "daemon", "--machine-id", machine,
                                "--coordinator", coord.endpoint, "--listen", listen or zconfig.free_tcp_endpoint(),
-                               "--cache-dir", str(folder / "cache")],
+                               "--cache-dir", str(folder / "cache"), *extra],
                               stdout=log, stderr=subprocess.STDOUT, cwd=folder)
     try:
         wait_for(lambda: machine in coord.info().get("daemons", []), what=f"daemon {machine} joining the coordinator")

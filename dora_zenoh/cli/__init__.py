@@ -16,6 +16,7 @@ from dora_zenoh.cli import (
     dataflows,
     foxglove,
     graph,
+    machines,
     node,
     record,
     replay,
@@ -50,7 +51,7 @@ def main() -> None:
 
 
 for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS,
-                 *topic.COMMANDS, *graph.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS,
+                 *topic.COMMANDS, *graph.COMMANDS, *machines.COMMANDS, *node.COMMANDS, *top.COMMANDS, *certs.COMMANDS,
                  *record.COMMANDS, *replay.COMMANDS, *bag.COMMANDS, *foxglove.COMMANDS):
     main.add_command(_command)
 

@@ -57,6 +57,7 @@ class MachineWatch:
     _abandoned: dict[str, tuple[str, dict[str, bool]]]
     _lost_at: dict[str, float]  # machine -> monotonic time it was last lost
     _down_started: bool
+    home: str | None  # this machine's id, when `up` started its daemon
 
     if TYPE_CHECKING:
         def _prepare_machines(self, desc: Any, parts: dict[str, list[str]], name: str, build: bool = False,
@@ -64,6 +65,28 @@ class MachineWatch:
         def _fail_fast(self, entry: Entry, cause: str) -> None: ...
         kept: KeptOffers
         def _supervise(self, entry: Entry) -> None: ...
+
+    def cmd_machines(self) -> dict[str, Any]:
+        """Every machine whose daemon joined this coordinator, connected now or lost: since when,
+        how old its last report is, its daemon's pid and labels, and the running dataflows that
+        have nodes there (``dora-zenoh machines``)."""
+        now, wall = time.monotonic(), time.time()
+        with self.lock:
+            names = sorted(set(self.daemons) | set(self._lost_at))
+            flows: dict[str, list[str]] = {m: [] for m in names}
+            nodes = dict.fromkeys(names, 0)
+            for entry in self.entries.values():
+                for machine, part in entry.remote.items():
+                    if entry.active and machine in nodes and not part.done:
+                        flows[machine].append(entry.name)
+                        nodes[machine] += len(part.nodes)
+            rows = [{"machine": m, "status": "connected" if m in self.daemons else "lost",
+                     "connected_for": round(wall - self.daemons[m], 1) if m in self.daemons else None,
+                     "lost_for": None if m in self.daemons else round(now - self._lost_at[m], 1),
+                     "report_age": round(now - self._heard[m], 1) if m in self._heard else None,
+                     "pid": self.pids.get(m), "labels": dict(self.labels.get(m, {})), "home": m == self.home,
+                     "dataflows": sorted(flows[m]), "nodes": nodes[m]} for m in names]
+        return {"machines": rows}
 
     def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
                      **args: Any) -> dict[str, Any]:

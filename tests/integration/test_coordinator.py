@@ -4,6 +4,7 @@ Every wait is bounded; every coordinator is taken down (then killed) when its te
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,7 +16,16 @@ import threading
 import time
 
 import psutil
-from conftest import ROOT, Coord, cli, long_lived_pids, start_cli, wait_for, write_long_lived_flow
+from conftest import (
+    ROOT,
+    Coord,
+    cli,
+    long_lived_pids,
+    loopback_daemon,
+    start_cli,
+    wait_for,
+    write_long_lived_flow,
+)
 
 from dora_zenoh.supervision.client import coordinator_running
 
@@ -589,3 +599,43 @@ def test_the_control_directory_goes_with_the_coordinator(endpoint, tmp_path):
         c.teardown()
     wait_for(lambda: not path.parent.exists(), 20, "the control directory to go")
     assert path.parent.parent.is_dir()
+
+
+def test_machines_lists_each_daemon_connected_or_lost_with_its_nodes(coord, tmp_path, flow_name):
+    """`dora-zenoh machines`: which daemons joined, this machine's marked, their labels, the
+    running dataflows with nodes there; a daemon killed shows lost (real daemons on loopback)."""
+    (tmp_path / "tick.py").write_text("from dora import Node\nfor event in Node():\n    pass\n")
+    yml = tmp_path / "flow.yml"
+    yml.write_text(textwrap.dedent("""
+        nodes:
+          - id: here
+            path: tick.py
+            inputs: {tick: dora/timer/millis/100}
+          - id: there
+            path: tick.py
+            deploy: {machine: gpu}
+            inputs: {tick: dora/timer/millis/100}
+    """))
+    with loopback_daemon(coord, tmp_path, "gpu", None, "--labels", "gpu=true") as daemon:
+        res = coord("start", str(yml), "--name", flow_name, "--detach", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        try:
+            def rows() -> dict:
+                out = coord("machines", "--json")
+                assert out.returncode == 0, out.stderr
+                return {m["machine"]: m for m in json.loads(out.stdout)}
+
+            wait_for(lambda: rows().get("gpu", {}).get("nodes") == 1, 30, "gpu's node in `machines`")
+            machines = rows()
+            home = next(m for m in machines.values() if m["home"])
+            assert home["status"] == "connected" and home["dataflows"] == [flow_name] and home["nodes"] == 1
+            gpu = machines["gpu"]
+            assert gpu["status"] == "connected" and gpu["labels"] == {"gpu": "true"} and gpu["pid"] == daemon.pid
+            assert gpu["dataflows"] == [flow_name] and not gpu["home"]
+            table = coord("machines")
+            assert table.returncode == 0 and f"{home['machine']} (here)" in table.stdout and "gpu=true" in table.stdout
+            daemon.kill()
+            daemon.wait(10)
+            wait_for(lambda: rows()["gpu"]["status"] == "lost", 30, "the killed daemon shown lost")
+        finally:
+            coord("stop", flow_name, "--grace", "2s")
