@@ -38,7 +38,7 @@ def test_every_command_is_listed():
     assert res.exit_code == 0
     assert set(COMMANDS) == {"check", "run", "up", "down", "coordinator", "daemon", "start", "join", "stop", "restart",
                              "list", "logs", "clean", "topic", "node", "graph", "top", "build", "certs", "record",
-                             "replay", "bag", "foxglove"}
+                             "replay", "bag", "foxglove", "machines"}
     for name in COMMANDS:
         assert f"  {name} " in res.output, name
 
