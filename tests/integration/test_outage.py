@@ -18,6 +18,7 @@ import re
 import subprocess
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -122,12 +123,15 @@ def ended_during_the_outage(net: Machines, name: str) -> int:
     return sent - got
 
 
-def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines) -> None:
+def through_an_outage(net: Machines, yaml: Path, name: str, at_the_cut: Callable[[], object] = lambda: None) -> None:
+    """Start ``yaml`` on machines a and b; once both senders' data reaches b, take the link down
+    for OUTAGE s (its TCP connections killed a third of the way in, then ``at_the_cut``); return
+    once every message sent before the link came back, and some after, reached the sink."""
     tmp = net.tmp
     net.start_coordinator()
     net.start_daemon("a")
     net.start_daemon("b")
-    out = net.cli("start", str(write_flow(tmp)), "--name", "outage", "--detach")
+    out = net.cli("start", str(yaml), "--name", name, "--detach")
     assert out.returncode == 0, out.stderr
     wait_for(lambda: min(len(numbers(tmp / "got-big.txt")), len(numbers(tmp / "got-small.txt"))) >= 5, 60,
              "data from both senders on b")
@@ -138,7 +142,7 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
         # outage would, so that what the sender sends meanwhile really is lost on the way.
         time.sleep(OUTAGE / 3)
         kill_links(net)
-        (tmp / "end-now.txt").write_text("")  # send_end ends now, while the link is down
+        at_the_cut()
         time.sleep(OUTAGE * 2 / 3)
     finally:
         _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "up")
@@ -146,26 +150,36 @@ def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines)
     got_at_up = {n: len(numbers(tmp / f"got-{n}.txt")) for n in ("big", "small")}
     # The outage really cut the sink off (at 20 Hz for 12 s, well over SMALL messages each).
     assert all(sent_at_up[n] - got_at_up[n] > 3 * SMALL for n in sent_at_up), (sent_at_up, got_at_up)
-    # Every message sent before the link came back, and some sent after, reach the sink.
     healed_at = time.monotonic()
     wait_for(lambda: all(max(numbers(tmp / f"got-{n}.txt"), default=0) >= sent_at_up[n] + 10 for n in sent_at_up),
              60, "data to resume after the link came back")
     print(f"caught up {time.monotonic() - healed_at:.1f} s after the link came back (bounded wait)")
 
-    big = numbers(tmp / "got-big.txt")
-    assert big == list(range(1, len(big) + 1)), "big: not every message, in order"
 
-    small = numbers(tmp / "got-small.txt")
+def big_whole_small_counted(net: Machines, name: str, inputs: str = "") -> int:
+    """``big`` got every message in order; ``small`` has a hole (its sender kept 20), as many
+    as the sink's log says it lost, exactly (``inputs``: the prefix of its input ids, an
+    operator's); how many."""
+    big = numbers(net.tmp / "got-big.txt")
+    assert big == list(range(1, len(big) + 1)), "big: not every message, in order"
+    small = numbers(net.tmp / "got-small.txt")
     assert small[0] == 1 and small == sorted(set(small)), "small: out of order or duplicated"
-    gaps = [(a, b) for a, b in zip(small, small[1:], strict=False) if b != a + 1]
-    assert gaps, "small: no hole, although its sender kept only 20 of the messages the outage lost"
-    missing = sum(b - a - 1 for a, b in gaps)
-    logs = net.cli("logs", "outage", "sink")
+    missing = sum(b - a - 1 for a, b in zip(small, small[1:], strict=False) if b != a + 1)
+    assert missing, "small: no hole, although its sender kept only 20 of the messages the outage lost"
+    logs = net.cli("logs", name, "sink")
     assert logs.returncode == 0, logs.stderr
     reported = sum(int(n) for n in re.findall(
-        r"input 'small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
+        rf"input '{inputs}small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
     assert reported == missing, logs.stdout[-3000:]
-    assert "input 'big' lost" not in logs.stdout
+    assert f"input '{inputs}big' lost" not in logs.stdout
+    return missing
+
+
+def test_block_inputs_recover_what_an_outage_lost_up_to_the_bound(net: Machines) -> None:
+    tmp = net.tmp
+    # send_end ends at the cut, while the link is down
+    through_an_outage(net, write_flow(tmp), "outage", at_the_cut=lambda: (tmp / "end-now.txt").write_text(""))
+    missing = big_whole_small_counted(net, "outage")
 
     # Senders that ended during the outage: each input closes once the link is back (their
     # supervisor's word reaches b), and what never arrived is counted and logged. `end` returned
@@ -225,33 +239,6 @@ def test_an_operator_recovers_what_an_outage_lost_as_a_node_does(net: Machines) 
                   big: {source: send_big/n, queue_policy: block}
                   small: {source: send_small/n, queue_policy: block}
     """))
-    net.start_coordinator()
-    net.start_daemon("a")
-    net.start_daemon("b")
-    out = net.cli("start", str(yaml), "--name", "outage-op", "--detach")
-    assert out.returncode == 0, out.stderr
-    wait_for(lambda: min(len(numbers(tmp / "got-big.txt")), len(numbers(tmp / "got-small.txt"))) >= 5, 60,
-             "data from both senders on b")
-    _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "down")
-    try:
-        time.sleep(OUTAGE / 3)
-        kill_links(net)  # (as in the test above: what is sent meanwhile is lost on the way)
-        time.sleep(OUTAGE * 2 / 3)
-    finally:
-        _ip("-n", net.ns["a"], "link", "set", net.dev["a"], "up")
-    sent_at_up = {n: len(numbers(tmp / f"sent-{n}.txt")) for n in ("big", "small")}
-    wait_for(lambda: all(max(numbers(tmp / f"got-{n}.txt"), default=0) >= sent_at_up[n] + 10 for n in sent_at_up),
-             60, "data to resume after the link came back")
-    big = numbers(tmp / "got-big.txt")
-    assert big == list(range(1, len(big) + 1)), "big: not every message, in order"
-    small = numbers(tmp / "got-small.txt")
-    assert small[0] == 1 and small == sorted(set(small)), "small: out of order or duplicated"
-    missing = sum(b - a - 1 for a, b in zip(small, small[1:], strict=False) if b != a + 1)
-    assert missing, "small: no hole, although its sender kept only 20 of the messages the outage lost"
-    logs = net.cli("logs", "outage-op", "sink")
-    assert logs.returncode == 0, logs.stderr
-    reported = sum(int(n) for n in re.findall(
-        r"input 'op/small' lost (\d+) message\(s\) of send_small/n that its sender no longer kept", logs.stdout))
-    assert reported == missing, logs.stdout[-3000:]
-    assert "input 'op/big' lost" not in logs.stdout
+    through_an_outage(net, yaml, "outage-op")
+    big_whole_small_counted(net, "outage-op", inputs="op/")
     net.cli("stop", "outage-op")
