@@ -7,8 +7,10 @@ not end it) sends nothing after the link's return until its next retransmission:
 resumed 3.9-10 s after a 10 s outage (docs/machines.md). Linux 6.15 lets a socket cap that
 wait (``TCP_RTO_MAX_MS``); Zenoh neither sets it nor hands its sockets out, so the process
 finds them among its own file descriptors: the TCP sockets whose two addresses are those
-of one of the session's links beyond this machine. Loopback links and the user's own
-sockets are left alone. Without the option (another OS, an older kernel), nothing is done.
+of one of the session's links beyond this machine, as the kernel lists them
+(:mod:`dora_zenoh.wire.proc_tcp`: before 5 Dec a socket object was made on every descriptor to
+read its addresses, which set a user's blocking socket non-blocking under
+``socket.setdefaulttimeout()``). Loopback links and the user's own sockets are left alone. Without the option (another OS, an older kernel), nothing is done.
 
 The same sockets get ``SO_LINGER`` off. Zenoh 1.10 gives every TCP link a 10 s linger (not
 configurable), so closing a link to an unreachable machine with bytes unsent blocks ``close``
@@ -19,41 +21,20 @@ the background, as for any closed TCP socket.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from dora_zenoh import settings
-from dora_zenoh.wire import zconfig
-from dora_zenoh.wire.endpoint import parse
+from dora_zenoh.wire import proc_tcp, zconfig
 
 TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h since 6.15; Python names it later
-_FDS = "/proc/self/fd"
 _NO_LINGER = struct.pack("ii", 0, 0)  # struct linger {l_onoff = 0, l_linger = 0}: close() returns at once
 
-Address = tuple[Any, int]  # (ip_address, port)
-
-
-def address_of(endpoint: str) -> Address | None:
-    """``(ip, port)`` of ``tcp/HOST:PORT`` or ``tls/...`` (metadata and config after ``?``/``#``
-    ignored); None for anything else, a host name included."""
-    where = parse(endpoint)
-    if where.stream_port is None:
-        return None
-    try:
-        return _ip(where.host), where.stream_port
-    except ValueError:
-        return None
-
-
-def _ip(host: str) -> Any:
-    ip = ipaddress.ip_address(host.split("%", 1)[0])
-    return ip.ipv4_mapped or ip if ip.version == 6 else ip  # a dual-stack socket's v4 peer
+Address = proc_tcp.Address
 
 
 class BackoffCap:
@@ -68,9 +49,8 @@ class BackoffCap:
         self.beyond_only = beyond_only
         self.capped = self.unlingered = 0
         self._done: set[tuple[str, str]] = set()  # (src, dst) of the links done: not parsed again
-        self._sockets: dict[str, tuple[Address, Address] | None] = {}  # socket inode -> its two addresses
         self.no_cap = self.ms <= 0  # (or the kernel has no TCP_RTO_MAX_MS: found at the first socket)
-        self.off = not os.path.isdir(_FDS)
+        self.off = not os.path.isdir(proc_tcp.FDS)
 
     def cover(self, links: Iterable[Any]) -> None:
         """Cap the sockets of the ``links`` (Zenoh's ``session.info.links()``) beyond this machine
@@ -82,35 +62,23 @@ class BackoffCap:
             key = str(link.src), str(link.dst)
             if key in self._done or not (zconfig.is_network_endpoint(key[1]) or not self.beyond_only):
                 continue
-            own, peer = address_of(key[0]), address_of(key[1])
+            own, peer = proc_tcp.address_of(key[0]), proc_tcp.address_of(key[1])
             if own is not None and peer is not None:
                 wanted[own, peer] = key
         if wanted:
             self._cap(wanted)
 
     def _cap(self, wanted: dict[tuple[Address, Address], tuple[str, str]]) -> None:
-        try:
-            fds = os.listdir(_FDS)
-        except OSError:
-            return
-        known, self._sockets = self._sockets, {}
-        for name in fds:
-            try:
-                inode = os.readlink(f"{_FDS}/{name}")
-            except OSError:  # closed meanwhile
-                continue
-            if not inode.startswith("socket:"):
-                continue
-            # (a socket not connected at the last look, a dial in progress, is looked at again:
-            # kept as None, the link it became stayed uncapped and lingering)
-            pair = known.get(inode) or _addresses(int(name))
-            self._sockets[inode] = pair
-            if pair in wanted and self._set(int(name)):
+        # (connected ones only: a dial in progress is looked at again when its link is listed)
+        for fd, pair in proc_tcp.connections().items():
+            if pair in wanted and self._set(fd, pair):
                 self._done.add(wanted[pair])
 
-    def _set(self, fd: int) -> bool:
+    def _set(self, fd: int, pair: tuple[Address, Address]) -> bool:
         try:
-            with _duplicate(fd) as sock:
+            with proc_tcp.duplicate(fd) as sock:
+                if not proc_tcp.same_connection(sock, pair):
+                    return False
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
                 self.unlingered += 1
                 if not self.no_cap:
@@ -124,31 +92,6 @@ class BackoffCap:
         except OSError:  # closed meanwhile
             return False
         return True
-
-
-@contextlib.contextmanager
-def _duplicate(fd: int) -> Iterator[socket.socket]:
-    """A socket object on a duplicate of ``fd``: closing it leaves Zenoh's descriptor open."""
-    dup = os.dup(fd)
-    try:
-        sock = socket.socket(fileno=dup)
-    except OSError:
-        os.close(dup)
-        raise
-    with sock:
-        yield sock
-
-
-def _addresses(fd: int) -> tuple[Address, Address] | None:
-    """The local and peer ``(ip, port)`` of a connected TCP socket, else None."""
-    try:
-        with _duplicate(fd) as sock:
-            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
-                return None
-            own, peer = sock.getsockname(), sock.getpeername()
-    except OSError:  # not connected (a listener), or closed meanwhile
-        return None
-    return (_ip(own[0]), own[1]), (_ip(peer[0]), peer[1])
 
 
 def supported() -> bool:

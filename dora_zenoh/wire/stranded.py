@@ -19,40 +19,18 @@ nothing is looked at.
 """
 from __future__ import annotations
 
-import ipaddress
-import os
 import socket
-import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
 
 import zenoh
 
 from dora_zenoh.wire import proc_tcp
-from dora_zenoh.wire.endpoint import parse
 
 LOOK_GAP = 1.0  # s between the two looks that must both see a socket stranded (a handshake takes ms)
 ROUNDS = 5  # looks again after a shutdown (see close_stranded)
-_FDS = "/proc/self/fd"
 
-Address = tuple[str, int]
-
-
-def _address(host: str, port: int) -> Address:
-    """``(host, port)`` with the host in one spelling (an IPv4-mapped IPv6 address as IPv4)."""
-    with suppress(ValueError):
-        ip = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        host = ip.compressed
-    return host, port
-
-
-def locator_address(locator: object) -> Address | None:
-    """The address of a Zenoh TCP/TLS locator (``tcp/127.0.0.1:7447``, ``tls/[::1]:7447#…``)."""
-    where = parse(locator)
-    return None if where.stream_port is None else _address(where.host, where.stream_port)
+Address = proc_tcp.Address
 
 
 def _listed(session: zenoh.Session) -> tuple[set[tuple[Address | None, Address | None]], bool]:
@@ -61,34 +39,7 @@ def _listed(session: zenoh.Session) -> tuple[set[tuple[Address | None, Address |
     links = list(session.info.links())
     linked = {str(link.zid) for link in links}
     settled = all(str(t.zid) in linked for t in session.info.transports())
-    return {(locator_address(link.src), locator_address(link.dst)) for link in links}, settled
-
-
-def _hex_address(text: str) -> Address:
-    """An address as ``/proc/net/tcp`` prints it: hex IP in 32-bit words of the host's order, hex port."""
-    host, port = text.split(":")
-    raw = bytes.fromhex(host)
-    if sys.byteorder == "little":
-        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    return _address(str(ipaddress.ip_address(raw)), int(port, 16))
-
-
-def _connections(port: int) -> dict[int, tuple[Address, Address]]:
-    """This process's established TCP connections whose local port is ``port``: descriptor ->
-    (local, far). Read from ``/proc`` without touching the sockets: a socket object made on a
-    user's descriptor could change its blocking mode (``socket.setdefaulttimeout``)."""
-    found = {int(fields[9]): (_hex_address(fields[1]), _hex_address(fields[2]))
-             for fields in proc_tcp.rows(port, proc_tcp.ESTABLISHED)}
-    if not found:
-        return {}
-    mine: dict[int, tuple[Address, Address]] = {}
-    with suppress(OSError):
-        for name in os.listdir(_FDS):
-            with suppress(OSError, ValueError):  # closed meanwhile
-                link = os.readlink(f"{_FDS}/{name}")
-                if link.startswith("socket:[") and int(link[8:-1]) in found:
-                    mine[int(name)] = found[int(link[8:-1])]
-    return mine
+    return {(proc_tcp.address_of(link.src), proc_tcp.address_of(link.dst)) for link in links}, settled
 
 
 def stranded(session: zenoh.Session, port: int) -> dict[tuple[Address, Address], int]:
@@ -98,23 +49,19 @@ def stranded(session: zenoh.Session, port: int) -> dict[tuple[Address, Address],
     listed, settled = _listed(session)
     if not settled:
         return {}
-    return {pair: fd for fd, pair in _connections(port).items() if pair not in listed}
+    return {pair: fd for fd, pair in proc_tcp.connections(port).items() if pair not in listed}
 
 
 def _shut(fd: int, pair: tuple[Address, Address]) -> bool:
     """Shut down the connection on descriptor ``fd`` if it still is ``pair`` (the descriptor may
     have been closed and reused since the look); whether it was."""
     try:
-        dup = os.dup(fd)
-    except OSError:
-        return False
-    with socket.socket(fileno=dup) as sock:  # closes the duplicate only
-        try:
-            if (_address(*sock.getsockname()[:2]), _address(*sock.getpeername()[:2])) != pair:
+        with proc_tcp.duplicate(fd) as sock:
+            if not proc_tcp.same_connection(sock, pair):
                 return False
             sock.shutdown(socket.SHUT_RDWR)  # the connection, not just this descriptor
-        except OSError:  # it closed meanwhile
-            return False
+    except OSError:  # it closed meanwhile
+        return False
     return True
 
 

@@ -15,7 +15,7 @@ import types
 import pytest
 import zenoh
 
-from dora_zenoh.wire import backoff, zconfig
+from dora_zenoh.wire import backoff, proc_tcp, zconfig
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -102,7 +102,7 @@ def test_the_cap_lands_on_the_links_sockets_and_nowhere_else() -> None:
     ("udp/10.1.2.3:7447", None),
 ])
 def test_addresses_of_endpoints(endpoint: str, expected: tuple[str, int] | None) -> None:
-    got = backoff.address_of(endpoint)
+    got = proc_tcp.address_of(endpoint)
     assert (None if got is None else (str(got[0]), got[1])) == expected
 
 
@@ -139,3 +139,35 @@ def test_a_socket_still_dialing_at_one_look_is_capped_once_it_carries_a_link() -
         for sock in (dialing, listener, accepted):
             if sock is not None:
                 sock.close()
+
+
+def test_a_users_blocking_socket_stays_blocking() -> None:
+    """The cap looked up every descriptor's addresses through a socket object made on it, which,
+    under ``socket.setdefaulttimeout()``, set the user's blocking socket non-blocking (the flag
+    belongs to the file description every duplicate shares; 5 Dec). The addresses now come from
+    /proc (dora_zenoh.wire.proc_tcp); only the link's own socket is duplicated."""
+    endpoint = zconfig.free_tcp_endpoint()
+    listener = socket.create_server(("127.0.0.1", 0))
+    user = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    user.setblocking(True)
+    a = zenoh.open(zconfig.peer_config([], [endpoint]))
+    b = zenoh.open(zconfig.peer_config([endpoint], []))
+    try:
+        deadline = time.monotonic() + 20
+        while not list(a.info.links()):
+            assert time.monotonic() < deadline, "the two sessions did not link"
+            time.sleep(0.05)
+        socket.setdefaulttimeout(5.0)
+        try:
+            cap = backoff.BackoffCap(1500, beyond_only=False)
+            cap.cover(a.info.links())
+        finally:
+            socket.setdefaulttimeout(None)
+        assert cap.unlingered == 1  # it did act, on the link's socket
+        assert os.get_blocking(user.fileno()) and os.get_blocking(accepted.fileno())
+    finally:
+        b.close()
+        a.close()
+        for sock in (user, accepted, listener):
+            sock.close()

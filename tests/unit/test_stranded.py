@@ -16,7 +16,7 @@ import time
 import pytest
 import zenoh
 
-from dora_zenoh.wire import stranded, zconfig
+from dora_zenoh.wire import proc_tcp, stranded, zconfig
 from dora_zenoh.wire.endpoint import parse
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sockets are found in /proc/self/fd (Linux)")
@@ -126,11 +126,11 @@ def test_a_socket_of_the_users_own_is_not_touched(linked):
 
 
 def test_locators_name_the_addresses_sockets_give():
-    assert stranded.locator_address("tcp/127.0.0.1:7447") == ("127.0.0.1", 7447)
-    assert stranded.locator_address("tls/[::1]:7447#iface=lo") == ("::1", 7447)
-    assert stranded.locator_address("tcp/[::ffff:127.0.0.1]:80") == ("127.0.0.1", 80)
-    assert stranded.locator_address("udp/127.0.0.1:7447") is None
-    assert stranded.locator_address("unixsock-stream//tmp/x") is None
+    assert proc_tcp.address_of("tcp/127.0.0.1:7447") == ("127.0.0.1", 7447)
+    assert proc_tcp.address_of("tls/[::1]:7447#iface=lo") == ("::1", 7447)
+    assert proc_tcp.address_of("tcp/[::ffff:127.0.0.1]:80") == ("127.0.0.1", 80)
+    assert proc_tcp.address_of("udp/127.0.0.1:7447") is None
+    assert proc_tcp.address_of("unixsock-stream//tmp/x") is None
 
 
 @pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
@@ -146,6 +146,6 @@ def test_connections_are_read_from_proc_for_both_families(family, host):
         with socket.create_connection((host, port)) as client:
             accepted, _ = listener.accept()
             with accepted:
-                found = stranded._connections(port)
+                found = proc_tcp.connections(port)
                 assert list(found.values()) == [((host, port), client.getsockname()[:2])]
                 assert list(found) == [accepted.fileno()]
