@@ -489,12 +489,10 @@ class DataflowRun:
         except (TypeError, ValueError, AttributeError):
             ended = time.time()
         self._ended_at.setdefault(node, ended)
-        outputs = notice.get("outputs")
-        counts = {str(out): n for out, n in outputs.items() if n.__class__ is int and n >= 0} \
-            if isinstance(outputs, dict) else {}
-        # its count comes with the notice, not from its sent file (unless that was read already)
+        # its count comes with the notice, not from its sent file (unless that was read already);
+        # wire.check_eos made sure "outputs" maps output ids to counts
         path = notice.get("sent_file")
-        self.sent.notice(node, counts, self.procs.get(node), path if isinstance(path, str) else None)
+        self.sent.notice(node, notice.get("outputs", {}), self.procs.get(node), path if isinstance(path, str) else None)
         taken = notice.get("inputs")
         if isinstance(taken, dict):
             self._taken[node] = {str(i): n for i, n in taken.items() if n.__class__ is int and n >= 0}
