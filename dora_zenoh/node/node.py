@@ -108,6 +108,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     # (Not None before the first: send_output(o, None) took Zenoh's buffer of no sample.)
     _fwd_value: Any = object()
     _fwd_sample: Any = None
+    _values_read = False  # an event's value was read: build the next ones with their events (see attach_value)
     _relinker: relink.Relinker | None = None
 
     def __init__(self, node_id: str | None = None, *, dataflow: str | None = None,
@@ -475,12 +476,14 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
     def _sample_event(self, sample: zenoh.Sample, template: dict) -> Event:
         """``new_event(INPUT, input id, sample, self)``, in short: it runs per message."""
         event = Event(template)
-        if self._arrow and not self._legacy:
-            attach_value(event, sample, self)  # may build the value only when it is read
         event._sample = sample
         event._node = self
-        if self._legacy:
-            decode_for_2022(event)
+        if self._arrow and not self._legacy:
+            attach_value(event, sample, self)  # may build the value only when it is read
+        else:
+            event._raw = event._how = None
+            if self._legacy:
+                decode_for_2022(event)
         return event
 
     def _token_event(self, token: Any) -> Any:

@@ -1088,6 +1088,57 @@ def test_event_is_a_dict_like_doras(flow):
                    "hashable": True, "timestamp": "datetime UTC"}
 
 
+def test_values_are_built_when_read_then_with_their_events(flow):
+    """A node that never reads a value builds no array (a counter, a filter on ``event["id"]``);
+    one that has read a value gets the next ones built with their events (its reads are plain
+    dict lookups), and every value is the bytes sent, in order, on both inputs' paths (a
+    ``drop_oldest`` input from the ring, a ``block`` one from its FIFO)."""
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [a, b]
+          - id: counter
+            path: probe.py
+            inputs: {a: tx/a, b: {source: tx/b, queue_policy: block}}
+            env: {READ_FROM: "99", OUT: counter.json}
+          - id: reader
+            path: probe.py
+            inputs: {a: tx/a, b: {source: tx/b, queue_policy: block}}
+            env: {READ_FROM: "2", OUT: reader.json}
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for i in range(6):
+            node.send_output("a", b"a%d" % i)
+            node.send_output("b", b"b%d" % i)
+    """)
+    flow.write("probe.py", """
+        import json, os
+        from dora import Node
+        node = Node()
+        read_from = int(os.environ["READ_FROM"])
+        seen = []  # [input, value built before this node read it, the value read]
+        for event in node:
+            if event["type"] == "INPUT":
+                built = dict.__contains__(event, "value")
+                read = bytes(event["value"].to_numpy()).decode() if len(seen) >= read_from else None
+                seen.append([event["id"], built, read])
+        json.dump(seen, open(os.environ["OUT"], "w"))
+    """)
+    res = flow.run()
+    assert res.returncode == 0, res.stderr
+    counter = flow.result("counter.json")
+    assert len(counter) == 12 and not any(built for _, built, _ in counter), counter
+    reader = flow.result("reader.json")
+    assert [built for _, built, _ in reader] == [False, False, False] + [True] * 9, reader
+    assert [read is None for _, _, read in reader] == [True, True] + [False] * 10, reader
+    for key in "ab":
+        read = [value for input_id, _, value in reader if input_id == key and value is not None]
+        assert read == [f"{key}{i}" for i in range(6 - len(read), 6)], reader
+
+
 def write_tx_to_rx(flow) -> None:
     """dataflow.yml: node ``tx`` (tx.py) sends on ``out``, node ``rx`` (rx.py) reads it as ``data``."""
     flow.write("dataflow.yml", """
