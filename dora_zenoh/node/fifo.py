@@ -83,8 +83,11 @@ class FifoInput:
         close for a sender that vanished waits until the node found it empty: see
         ``close_when_quiet``)."""
         try:
-            while (sample := self._try_recv()) is not None and self._kick_or_keep(sample):
-                pass
+            while (sample := self._try_recv()) is not None:
+                att = sample.attachment  # _kick_or_keep, inlined: it runs per message
+                raw = self.raw = att.to_bytes() if att is not None else None
+                if raw != KICK or sample.kind != _DELETE:
+                    break
         except zenoh.ZError:  # released (the node is closing) or the session closed
             sample = None
         self.queue.busy = sample is not None

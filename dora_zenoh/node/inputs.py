@@ -20,6 +20,8 @@ from typing import Any
 from dora_zenoh.console import warn
 from dora_zenoh.wire import codec as wire
 
+_SEQ_NEXT = wire.SEQ_NEXT
+
 CLOSED = object()  # end-of-stream marker placed after an input's last message
 
 
@@ -139,12 +141,26 @@ class InputQueue:
         case, needs no parse). False, with nothing done, when it must be queued, where ``taken``
         puts it in order: the input has closed or has items queued, or (``repairing``: its FIFO's
         sender keeps a cache) a gap before it is to be fetched again first. (Only the node's
-        thread moves a FIFO input's ``last_seq``: it still holds.)"""
+        thread moves a FIFO input's ``last_seq``: it still holds.)
+
+        The next in sequence is counted without the lock (~0.15 us a message): only the node's
+        thread writes a FIFO input's ``last_seq`` and ``received``, and a close decided by
+        another thread after the look at ``closed`` puts its INPUT_CLOSED after this message,
+        as one decided under the lock a moment later would."""
+        last = self.last_seq
+        if (raw is not None and last is not None and not self.closed and not self.items
+                and raw.startswith(_SEQ_NEXT % (last + 1))):
+            self.last_seq = last + 1
+            self.received += 1
+            if self.expect is not None:
+                with self.lock:
+                    self._close_if_complete()  # its INPUT_CLOSED comes after this message
+            return True
         with self.lock:
             if self.closed or self.items:
                 return False
             last = self.last_seq
-            if raw is not None and last is not None and raw.startswith(wire.SEQ_NEXT % (last + 1)):
+            if raw is not None and last is not None and raw.startswith(_SEQ_NEXT % (last + 1)):
                 self.last_seq = last + 1
             elif repairing and self.gap_before(sample) is not None:
                 return False
