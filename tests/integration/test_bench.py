@@ -279,3 +279,27 @@ def test_the_zenoh_python_floors_run_with_either_reader(tmp_path: Path, endpoint
     assert got["received"] == 2000 and got["wrong_size"] == 0, got
     if reader == "events":
         assert got["lost"] == 0 and got["next_seq"] == 2000, got  # every message numbered, none missing
+
+
+@pytest.mark.timeout(120)
+def test_rx_path_times_every_stage_and_the_floor(tmp_path: Path, endpoint: str) -> None:
+    """scripts/rx_path.py: each stage of the node's receive path and zenoh-python's floor read
+    every message the sender put in the FIFO (the floor by its sequence numbers too), and the
+    table names each stage; an unknown stage is refused by name."""
+    out = tmp_path / "rx_path.json"
+    port = endpoint.rsplit(":", 1)[1]
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "rx_path.py"), "--count", "3000", "--runs", "1",
+                           "--cpu", "0", "--port", port, "--json", str(out)],
+                          capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    stages = ["inbox", "next", "value", "loop", "floor"]
+    assert sorted(report["runs"]) == sorted(stages)
+    for stage, runs in report["runs"].items():
+        assert [run["messages"] for run in runs] == [3000], stage
+        assert runs[0]["ns_per_msg"] > 0
+    assert report["runs"]["floor"][0]["lost"] == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()[1:]] == stages
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "rx_path.py"), "--stages", "loop,nope"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "unknown stage(s) nope" in bad.stderr
