@@ -195,7 +195,8 @@ class Event(dict):
 def attach_value(event: Event, sample: Any, node: Any) -> None:
     """Give an INPUT event its pyarrow value: decoded now when it might not decode (the node
     must never get a payload that fails in its hands: it is dropped as malformed instead),
-    else built when first read (raw bytes; a fixed-width array shaped like one decoded before).
+    else built when first read (raw bytes; a fixed-width array shaped like one decoded before),
+    or at once for a node that has read a value before.
     Raises pyarrow's error for an invalid Arrow stream."""
     raw = sample.payload.to_bytes()
     event._raw = raw

@@ -257,9 +257,10 @@ class Inbox:
         Without a primary input the FIFO is looked at first: the ring then holds markers only,
         each behind a token in ``_pending``, and a FIFO message goes before what the ring gave
         since (see ``_fifos_first``). With one, Zenoh puts the primary
-        input's data in the ring itself: the ring is looked at first on every call, so a flood
-        in the FIFO never keeps that input, STOP or a timer waiting, and what it gives goes in
-        local order behind what the FIFO holds (``_file``)."""
+        input's data in the ring itself: the ring is looked at first (again after
+        ``RING_LOOK_EVERY`` FIFO messages once it was empty), so a flood in the FIFO never keeps
+        that input or an alarm waiting long (STOP and timers come with a token in ``_pending``,
+        seen at once), and what it gives goes in local order behind what the FIFO holds (``_file``)."""
         try:
             if self.primary is not None:
                 if self._ring_looks_skipped:  # looked at a moment ago (see RING_LOOK_EVERY)
