@@ -89,9 +89,9 @@ def test_a_block_input_comes_from_its_fifo_in_order_and_before_later_messages_of
 def test_a_flooded_block_input_never_keeps_the_primary_input_waiting(flow):
     """A node whose one block input is flooded (it reads slower than its sender sends, so the
     FIFO is never empty) still gets its ``drop_oldest`` input's messages while the flood lasts:
-    the inbox looks at the ring before every message it hands out from the FIFO
-    (``Inbox._one_get``). Without that look the side messages wait for the flood's end, and
-    the ring keeps only the newest few of them."""
+    the inbox looks at the ring before every 8th message it hands out from the FIFO at least
+    (``Inbox._one_get``, ``RING_LOOK_EVERY``). Without that look the side messages wait for the
+    flood's end, and the ring keeps only the newest few of them."""
     flow.write("dataflow.yml", """
         nodes:
           - id: tx
