@@ -238,7 +238,7 @@ class Coordinator(MachineWatch):
                 raise CommandError(f"a dataflow named '{wanted}' is already running: stop it first, "
                                    "or start this one with --name")
             if self.session is not None and list(self.session.liveliness().get(
-                    keys.runner_token(desc.prefix, wanted), timeout=0.5)):
+                    keys.runner_token(desc.prefix, wanted), timeout=keys.NAME_CHECK_TIMEOUT)):
                 raise CommandError(f"a dataflow named '{wanted}' is already running on this network "
                                    "(a `dora-zenoh run`?): pick another name with --name")
             placed = self._place(desc)

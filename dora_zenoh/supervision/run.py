@@ -188,7 +188,10 @@ class DataflowRun:
             self.node_endpoint = own
             if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
                 self._relinker = relink.Relinker(self.session, own)
-            zconfig.wait_for_peers(self.session, 3.0)
+            if not zconfig.wait_for_peers(self.session, 3.0) and not self.options.part:
+                warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there linked "
+                     f"within 3 s (another program on that port, or a machine too loaded to answer): this "
+                     f"dataflow runs on its own at {own}, and its name was not checked against others there")
             if not self.options.part:
                 self._unique_name()
         else:
@@ -207,7 +210,7 @@ class DataflowRun:
         base, n = self.dataflow, 1
         while True:
             token = keys.runner_token(self.desc.prefix, self.dataflow)
-            if not list(self.hub.liveliness().get(token, timeout=0.5)):
+            if not list(self.hub.liveliness().get(token, timeout=keys.NAME_CHECK_TIMEOUT)):
                 return
             n += 1
             self.dataflow = f"{base}-{n}"
@@ -219,6 +222,10 @@ class DataflowRun:
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
+            # The name is ours from here on: say so at once, so that a run started on this
+            # endpoint a moment later sees it taken (_unique_name) however slow this start is
+            prefix, session = self.desc.prefix, self.hub
+            self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             if self.options.part:
                 self._sent_tokens = SentTokens(self.hub, self.desc.prefix, self.dataflow, self.sent)
             # One link per edge (supervision.topology) on one machine, closed runs too (their
@@ -227,8 +234,6 @@ class DataflowRun:
             # machines' listeners) and for nodes whose listener $DORA_ZENOH_LISTEN fixes.
             plan = not (settings.LISTEN.get() or self.options.part)
             self._links = LinkPlan(self.desc, self.node_endpoint) if plan else None
-            prefix, session = self.desc.prefix, self.hub
-            self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             # `list` and `logs` see a `run`'s dataflow too; a part (a daemon's, or one the
             # coordinator adopted) is the coordinator's to answer for, on its control socket
             if self.options.answer_on_hub and not self.options.part:

@@ -54,6 +54,11 @@ def stop_token(prefix: str, dataflow: str) -> str:
     return f"{live_root(prefix, dataflow)}/stop"
 
 
+# How long a check for a dataflow's runner token waits for the peers' answers: an absent token
+# answers at once, a peer on a loaded machine may answer late (0.5 s was too short to rule out).
+NAME_CHECK_TIMEOUT = 3.0
+
+
 def runner_token(prefix: str, dataflow: str) -> str:
     """Declared by whatever supervises the dataflow for as long as it runs."""
     return f"{live_root(prefix, dataflow)}/runner"

@@ -854,6 +854,42 @@ def test_two_runs_of_the_same_dataflow_on_one_endpoint(flow):
     assert f"dataflow '{flow.name}-2'" in out_b[1]
 
 
+def test_an_endpoint_taken_by_another_program_is_said_and_the_run_goes_on_beside_it(flow):
+    """Something that is not Zenoh listens on the endpoint: the run says so (no peer linked) and
+    runs on an endpoint of its own, instead of running there silently."""
+    import socket
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: tx
+            path: tx.py
+            outputs: [data]
+          - id: rx
+            path: rx.py
+            inputs: {data: tx/data}
+    """)
+    flow.write("tx.py", """
+        from dora import Node
+        node = Node()
+        for i in range(5):
+            node.send_output("data", b"%d" % i)
+    """)
+    flow.write("rx.py", """
+        import json
+        from dora import Node
+        got = [bytes(e["value"].to_numpy()).decode() for e in Node() if e["type"] == "INPUT"]
+        json.dump(got, open("result.json", "w"))
+    """)
+    host, port = flow.endpoint.split("/", 1)[1].rsplit(":", 1)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind((host, int(port)))
+        squatter.listen(8)
+        res = flow.run()
+    assert res.returncode == 0, res.stderr
+    assert f"{flow.endpoint} answers, but no Zenoh peer there linked within 3 s" in res.stderr, res.stderr
+    assert flow.result() == [str(i) for i in range(5)]
+
+
 def test_dynamic_node_joins_running_dataflow(flow):
     flow.write("dataflow.yml", """
         nodes:
