@@ -858,20 +858,12 @@ def test_an_endpoint_taken_by_another_program_is_said_and_the_run_goes_on_beside
     """Something that is not Zenoh listens on the endpoint: the run says so (no peer linked) and
     runs on an endpoint of its own, instead of running there silently."""
     import socket
-    flow.write("dataflow.yml", """
-        nodes:
-          - id: tx
-            path: tx.py
-            outputs: [data]
-          - id: rx
-            path: rx.py
-            inputs: {data: tx/data}
-    """)
+    write_tx_to_rx(flow)
     flow.write("tx.py", """
         from dora import Node
         node = Node()
         for i in range(5):
-            node.send_output("data", b"%d" % i)
+            node.send_output("out", b"%d" % i)
     """)
     flow.write("rx.py", """
         import json
