@@ -785,7 +785,7 @@ class DataflowRun:
             try:  # bounded: a link to an unreachable machine blocks Zenoh's close for 10 s (shutdown.CLOSE_WAIT)
                 if not shutdown.close_session(session, shutdown.CLOSE_WAIT, node=False):
                     warn(f"dataflow '{self.dataflow}': its Zenoh session was still closing after "
-                         f"{shutdown.CLOSE_WAIT:g} s (a link to an unreachable machine); going on")
+                         f"{shutdown.CLOSE_WAIT:g} s (a link to a machine or port that does not answer); going on")
             except zenoh.ZError as exc:  # "close operation timed out": the run's result stands
                 warn(f"dataflow '{self.dataflow}': its Zenoh session did not close cleanly: {exc}")
         if self.secret is not None and self.options.secret is None:  # a given one is its giver's
