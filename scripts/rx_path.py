@@ -97,15 +97,9 @@ def read(stage: str, count: int, port: int) -> dict:
 def floor(count: int, port: int) -> dict:
     """zenoh-python alone: the same FIFO filled, each message made the event dora's API hands a node."""
     import zenoh
-    from zenoh_floor import Events
+    from zenoh_floor import Events, config
 
-    def config(role: str) -> zenoh.Config:
-        conf = zenoh.Config()
-        conf.insert_json5("scouting/multicast/enabled", "false")
-        conf.insert_json5(f"{role}/endpoints", json.dumps([f"tcp/127.0.0.1:{port}"]))
-        return conf
-
-    with zenoh.open(config("listen")) as rx, zenoh.open(config("connect")) as tx:
+    with zenoh.open(config(port, listen=True)) as rx, zenoh.open(config(port, listen=False)) as tx:
         sub = rx.declare_subscriber("bench/data", zenoh.handlers.FifoChannel(count + 1))
         pub = tx.declare_publisher("bench/data", congestion_control=zenoh.CongestionControl.BLOCK, express=False)
         time.sleep(0.5)

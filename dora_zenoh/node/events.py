@@ -203,20 +203,14 @@ def attach_value(event: Event, sample: Any, node: Any) -> None:
     encoding = sample.encoding
     # (raw bytes, the common case, need no recipe looked up)
     how = arrow.RAW if encoding == _ENC_BYTES else arrow.recipe(raw, encoding)
-    if how is not None:
-        if node is None or not node._values_read:
-            event._how = how
-            return
-        # A node that has read a value reads the next ones too, as a rule: built now, its read
-        # is a plain dict lookup (the lookup that misses costs ~0.4 us a message).
-        value = arrow.build(raw, how)
-        event._how = None
-        event["value"] = value
-        node._fwd_value, node._fwd_sample = value, sample
+    if how is not None and (node is None or not node._values_read):
+        event._how = how  # built when read (Event.__missing__)
         return
+    # Now: it might not decode, or this node has read a value before and reads the next ones
+    # too, as a rule (the dict lookup that misses costs ~0.4 us a message).
     event._how = None
-    value = arrow.decode(raw, encoding)
-    dict.__setitem__(event, "value", value)
+    value = arrow.build(raw, how) if how is not None else arrow.decode(raw, encoding)
+    event["value"] = value
     if node is not None:  # sending this very array on sends the sample's buffer (see Node.send_output)
         node._fwd_value, node._fwd_sample = value, sample
 

@@ -156,16 +156,12 @@ class InputQueue:
                 with self.lock:
                     self._close_if_complete()  # its INPUT_CLOSED comes after this message
             return True
-        with self.lock:
+        with self.lock:  # not the next in sequence (the look above would have held, as nothing it read changed)
             if self.closed or self.items:
                 return False
-            last = self.last_seq
-            if raw is not None and last is not None and raw.startswith(_SEQ_NEXT % (last + 1)):
-                self.last_seq = last + 1
-            elif repairing and self.gap_before(sample) is not None:
+            if repairing and self.gap_before(sample) is not None:
                 return False
-            else:
-                self._count_seq(sample)
+            self._count_seq(sample)
             self.received += 1
             if self.expect is not None:
                 self._close_if_complete()  # its INPUT_CLOSED comes after this message

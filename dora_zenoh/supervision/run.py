@@ -188,12 +188,14 @@ class DataflowRun:
             self.node_endpoint = own
             if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
                 self._relinker = relink.Relinker(self.session, own)
-            if not zconfig.wait_for_peers(self.session, 3.0) and not self.options.part:
-                warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there linked "
-                     f"within 3 s (another program on that port, or a machine too loaded to answer): this "
-                     f"dataflow runs on its own at {own}, and its name was not checked against others there")
-            if not self.options.part:
-                self._unique_name()
+            linked = zconfig.wait_for_peers(self.session, 3.0)
+            if not self.options.part:  # a run of its own: its name must be free on that network
+                if linked:
+                    self._unique_name()
+                else:
+                    warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there "
+                         f"linked within 3 s (another program on that port, or a machine too loaded to answer): "
+                         f"this dataflow runs on its own at {own}, and its name was not checked against others there")
         else:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
             self.node_endpoint = self.endpoint
