@@ -226,7 +226,8 @@ ZENOH_RUNTIME: Setting[str | None] = Setting(
     "ZENOH_RUNTIME", None, _text,
     "Read by Zenoh: its thread pools. The runner gives each node one thread for Zenoh's I/O, except "
     "a node with a `queue_policy: block` input (two receive threads and a send thread) and one with an "
-    "output that such an input on another machine reads (Zenoh's own); the coordinator and daemons take 24 receive threads "
+    "output that such an input on another machine reads (Zenoh's own threads with one receive thread: "
+    "`(rx:(worker_threads:1))`); the coordinator and daemons take 24 receive threads "
     "(`(rx:(worker_threads:24))`: a link to an unreachable machine blocks one for 10 s when it closes).",
     node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
     shown_default="Zenoh's own")

@@ -49,6 +49,12 @@ BLOCK_NODE_RUNTIME = "(rx:(worker_threads:2),tx:(worker_threads:1),net:(handover
 # replay cache keeps every message sent, so each send copies into memory not touched before,
 # until the cache is full: 2 MiB per page fault instead of 4 KiB (docs/design/zenoh-runtime.md).
 REPLAY_TUNABLES = "glibc.malloc.hugetlb=1"
+# A node with a replayed output: Zenoh's own runtime (its send, link and accept threads; see
+# tune_node_env) but one receive worker, not two: the second woke on every message and is not
+# relied on (the node's thread never waits for Zenoh while a FIFO can fill). 8 B one way 101-105
+# against 101-107 µs, 64 KiB 158-162 against 164-168, receive CPU 20 against 25 µs a round trip
+# (docs/design/zenoh-runtime.md).
+REPLAY_NODE_RUNTIME = "(rx:(worker_threads:1))"
 # The coordinator's and daemons' runtime: many receive workers. Zenoh closes a TCP/TLS link with
 # SO_LINGER 10 s on one of them, and when the far side is unreachable (a partition) the close
 # blocks that thread for the whole 10 s, once per link to that machine (its daemon and every node
@@ -248,8 +254,9 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     would stall that one thread, and with it the node's own sends; and except for a node
     with a replayed output (``replayed_output``, see :mod:`dora_zenoh.node.replay`): Zenoh's
     heartbeat task and cache replies then wait for room on a Zenoh thread, which must not be
-    the one that sends (and so makes room): it keeps Zenoh's own runtime (the three threads
-    of ``BLOCK_NODE_RUNTIME`` were faster but lost data across outages: docs/design/zenoh-runtime.md),
+    the one that sends (and so makes room): it keeps Zenoh's own send, link and accept threads
+    with one receive worker (``REPLAY_NODE_RUNTIME``; the three threads of ``BLOCK_NODE_RUNTIME``
+    were faster but lost data across outages: docs/design/zenoh-runtime.md),
     and gets ``REPLAY_TUNABLES`` (huge pages for the memory its replay cache fills; such a node
     is not forked from the zygote, since glibc reads them as the process starts). The former
     gets ``BLOCK_NODE_RUNTIME``, with a send thread of its own. And a short scheduler
@@ -264,8 +271,9 @@ def tune_node_env(env: dict[str, str], blocking_input: bool, nodes: int = 1, rep
     off unless the user set ``DORA_ZENOH_SHM`` (for all, or in the ``env:`` of a node that sends
     large messages and of its readers).
     """
-    if replayed_output:  # Zenoh's own runtime (see above); huge pages for what its replay cache keeps
+    if replayed_output:  # Zenoh's own threads, one receive worker (see above); huge pages for its replay cache
         env.setdefault(settings.GLIBC_TUNABLES.name, REPLAY_TUNABLES)
+        env.setdefault(RUNTIME_ENV, REPLAY_NODE_RUNTIME)
     else:
         env.setdefault(RUNTIME_ENV, BLOCK_NODE_RUNTIME if blocking_input else NODE_RUNTIME)
     if nodes > SHM_AUTO_NODES:

@@ -100,9 +100,9 @@ def test_runner_puts_node_defaults_in_a_node_environment_but_keeps_the_users():
     blocking: dict[str, str] = {}
     zconfig.tune_node_env(blocking, blocking_input=True)
     assert blocking[settings.ZENOH_RUNTIME.name] == zconfig.BLOCK_NODE_RUNTIME
-    replayed: dict[str, str] = {}  # Zenoh's own: see tests/integration/test_replay_runtime.py
+    replayed: dict[str, str] = {}  # Zenoh's own, one receive worker: see tests/integration/test_replay_runtime.py
     zconfig.tune_node_env(replayed, blocking_input=False, replayed_output=True)
-    assert settings.ZENOH_RUNTIME.name not in replayed
+    assert replayed[settings.ZENOH_RUNTIME.name] == zconfig.REPLAY_NODE_RUNTIME
     assert replayed[settings.GLIBC_TUNABLES.name] == zconfig.REPLAY_TUNABLES  # huge pages for its cache
     assert settings.GLIBC_TUNABLES.name not in env and settings.GLIBC_TUNABLES.name not in blocking
     own = {settings.GLIBC_TUNABLES.name: "glibc.malloc.arena_max=2"}
