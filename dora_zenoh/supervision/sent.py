@@ -28,9 +28,11 @@ class SentCounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals: dict[str, dict[str, int]] = {}
-        # node -> (file, counts) read from files whose notice was out but had not come (oldest
-        # first): that process's notice, if it comes, replaces them
-        self._awaited: dict[str, list[tuple[str, dict[str, int]]]] = {}
+        # node -> (file, counts, marked) read from files of processes whose notice had not come
+        # (oldest first): that process's notice, if it comes after all, replaces them. Marked:
+        # the notice went out; unmarked: the process may have been killed between its notice
+        # and the mark, so a notice naming that file replaces its counts too.
+        self._awaited: dict[str, list[tuple[str, dict[str, int], bool]]] = {}
 
     def of(self, node: str) -> dict[str, int]:
         """What ``node``'s ended processes sent, per output (a copy)."""
@@ -46,16 +48,17 @@ class SentCounts:
         """A process of ``node`` sent its end-of-stream notice with ``outputs`` (``path``: the sent
         file it names). If that process was counted from its file, the notice replaces those
         counts; else it is ``proc``'s (the node's current process, marked ``noticed``: its file
-        will not be counted). A notice naming no file is the oldest awaited one's."""
+        will not be counted). A notice naming no file is the oldest marked awaited one's."""
         with self._lock:
             totals = self._totals.setdefault(node, {})
             awaited = self._awaited.get(node, [])
-            mine = next((i for i, (file, _) in enumerate(awaited) if path is None or file == path), None)
+            mine = next((i for i, (file, _, marked) in enumerate(awaited)
+                         if (file == path if path is not None else marked)), None)
             if mine is not None:
                 for out, n in awaited.pop(mine)[1].items():
                     totals[out] = totals.get(out, 0) - n
-            elif proc is not None and (path is None or path == proc.sent_file):  # (else: an older
-                proc.noticed = True  # process's, whose unmarked file was counted: counted twice)
+            elif proc is not None and (path is None or path == proc.sent_file):
+                proc.noticed = True
             for out, n in outputs.items():
                 totals[out] = totals.get(out, 0) + n
 
@@ -71,8 +74,9 @@ class SentCounts:
 
     def ended_without_notice(self, node: str, path: str, proc: Any) -> None:
         """``proc`` ended and its notice has not come (yet): count what its file says. A file
-        marked as noticed means the notice is on its way: if it comes, it replaces these counts
-        (marked after the notice: a process killed in between is counted twice rather than not at all)."""
+        marked as noticed means the notice is on its way; an unmarked one, that it may be (the
+        mark comes after the notice: a process killed in between). If it comes, it replaces
+        these counts."""
         counts = tally.read(path)
         out_there = tally.noticed(path)
         with self._lock:
@@ -81,8 +85,7 @@ class SentCounts:
             totals = self._totals.setdefault(node, {})
             for out, n in counts.items():
                 totals[out] = totals.get(out, 0) + n
-            if out_there:
-                self._awaited.setdefault(node, []).append((path, counts))
+            self._awaited.setdefault(node, []).append((path, counts, out_there))
 
 
 class SentTokens:

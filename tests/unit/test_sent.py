@@ -68,6 +68,25 @@ def test_an_unmarked_file_of_a_killed_process_adds_to_what_came_before(tmp_path:
     assert sent.all() == {"src": {"n": 12}}
 
 
+def test_a_late_notice_of_an_unmarked_file_replaces_its_count(tmp_path: Path) -> None:
+    """Process 0 sent its notice and was killed before it marked its file: counted from the
+    file (30). Its notice, late, names that file: it takes the file's place (counted twice
+    before: 60, and the readers waited for 30 messages that were never sent). A file-less
+    notice never takes an unmarked file's place."""
+    sent = SentCounts()
+    first = SimpleNamespace(noticed=False)
+    sent.ended_without_notice("src", _file(tmp_path, "src.0", 30, marked=False), first)
+    second = SimpleNamespace(noticed=False, sent_file=str(tmp_path / "src.1"))
+    sent.notice("src", {"n": 30}, second, str(tmp_path / "src.0"))
+    assert sent.of("src") == {"n": 30} and not second.noticed
+    sent.notice("src", {"n": 4}, second, second.sent_file)
+    assert sent.of("src") == {"n": 34} and second.noticed
+    third = SimpleNamespace(noticed=False)
+    sent.ended_without_notice("other", _file(tmp_path, "other.0", 5, marked=False), third)
+    sent.notice("other", {"n": 2}, None)  # no file named: an unmarked file is not the one
+    assert sent.of("other") == {"n": 7}
+
+
 def test_the_last_tokens_declared_say_the_last_counts(tmp_path: Path) -> None:
     """A notice's thread and the run loop declare at the same time: whichever order they run
     in, the tokens left are the latest counts, one per output."""
