@@ -37,11 +37,12 @@ class IntrospectError(DoraZenohError):
 def open_observer(endpoint: str | None = None, timeout: float = 3.0) -> zenoh.Session:
     """A peer session linked to the hub on ``endpoint`` (or an IntrospectError saying nothing runs)."""
     hub = endpoint or zconfig.default_endpoint()
-    if hub.startswith("tcp/") and not zconfig.tcp_port_in_use(hub):
+    ep = parse_endpoint(hub)
+    if ep.proto == "tcp" and not zconfig.tcp_port_in_use(hub):
         raise IntrospectError(f"nothing is running on {hub}: start a dataflow with `dora-zenoh run FILE` "
                               "or a coordinator with `dora-zenoh up` (or pass --endpoint / set "
                               "DORA_ZENOH_ENDPOINT)")
-    host = parse_endpoint(hub).netloc if hub.startswith("tcp/") else "127.0.0.1"
+    host = ep.netloc if ep.proto == "tcp" else "127.0.0.1"
     session = zenoh.open(zconfig.peer_config([hub], [zconfig.free_tcp_endpoint(host)]))
     if not zconfig.wait_for_peers(session, timeout):
         session.close()

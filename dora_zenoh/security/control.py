@@ -42,11 +42,10 @@ def _base() -> Path:
 
 def _slug(endpoint: str) -> str:
     """``7447`` for ``tcp/127.0.0.1:7447``; a short hash for other endpoints."""
-    proto, _, rest = endpoint.partition("/")
-    if proto in ("tcp", "tls") and rest.rsplit(":", 1)[-1].isdigit():
-        host = rest.rsplit(":", 1)[0].strip("[]")
-        port = rest.rsplit(":", 1)[1]
-        return port if host in ("127.0.0.1", "localhost", "::1") else f"{host}-{port}".replace(":", "_")
+    ep = parse(endpoint)
+    if ep.stream_port is not None:
+        port = str(ep.stream_port)
+        return port if ep.host in ("127.0.0.1", "localhost", "::1") else f"{ep.host}-{port}".replace(":", "_")
     return hashlib.sha256(endpoint.encode()).hexdigest()[:12]
 
 
