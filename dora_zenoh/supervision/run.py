@@ -55,6 +55,8 @@ from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_b
 
 __all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
 
+PEER_LINK_WAIT = 3.0  # s a starting run waits for the peers it dials (its parts', or the network it joins) to link
+
 
 def closed_as_asked(flag: bool | None, desc: Descriptor) -> bool | None:
     """Closed (True), open (False) or not said (None), from ``--secure/--open`` and the YAML's
@@ -181,20 +183,20 @@ class DataflowRun:
             self.session = zenoh.open(zconfig.peer_config(list(self.options.peers), [own], secret=str(self.secret)))
             self.node_endpoint = own
             if self.options.peers:
-                zconfig.wait_for_peers(self.session, 3.0)
+                zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
         elif joined:
             own = zconfig.free_endpoint_beside(self.endpoint)
             self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
             self.node_endpoint = own
             if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
                 self._relinker = relink.Relinker(self.session, own)
-            linked = zconfig.wait_for_peers(self.session, 3.0)
+            linked = zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
             if not self.options.part:  # a run of its own: its name must be free on that network
                 if linked:
                     self._unique_name()
                 else:
                     warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there "
-                         f"linked within 3 s (another program on that port, or a machine too loaded to answer): "
+                         f"linked within {PEER_LINK_WAIT:g} s (another program on that port, or a machine too loaded to answer): "
                          f"this dataflow runs on its own at {own}, and its name was not checked against others there")
         else:
             self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
