@@ -228,7 +228,9 @@ ZENOH_RUNTIME: Setting[str | None] = Setting(
     "a node with a `queue_policy: block` input (two receive threads and a send thread) and one with an "
     "output that such an input on another machine reads (Zenoh's own threads with one receive thread: "
     "`(rx:(worker_threads:1))`); the coordinator and daemons take 24 receive threads "
-    "(`(rx:(worker_threads:24))`: a link to an unreachable machine blocks one for 10 s when it closes).",
+    "(`(rx:(worker_threads:24))`: a link to an unreachable machine blocks one for 10 s when it closes). "
+    "A value you set (environment or a node's `env:`) is tried before anything starts: one Zenoh cannot "
+    "read stops `run`/`start` with its parse error, naming the node.",
     node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
     shown_default="Zenoh's own")
 GLIBC_TUNABLES: Setting[str | None] = Setting(

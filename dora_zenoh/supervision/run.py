@@ -16,6 +16,7 @@ what ended nodes sent :mod:`.sent`.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import shutil
@@ -49,7 +50,7 @@ from dora_zenoh.supervision.spawn import NodeProcess, StdoutPublisher, base_env,
 from dora_zenoh.supervision.startgate import StartGate, waits_for
 from dora_zenoh.supervision.topology import LinkPlan
 from dora_zenoh.tuning.cpulatency import CpuLatencyRequest
-from dora_zenoh.wire import auth, keys, relink, zconfig
+from dora_zenoh.wire import auth, keys, relink, zconfig, zruntime
 from dora_zenoh.wire import codec as wire
 from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_by_output, replay_outputs
 
@@ -223,6 +224,7 @@ class DataflowRun:
         """Open the hub, announce the dataflow, and spawn every node. Nothing is left
         running if this raises."""
         try:
+            self._check_runtimes()  # before anything starts: Zenoh panics in a process on a bad one
             if self.options.cpu_latency_us is not None:  # first: if it fails, nothing has started
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
@@ -293,6 +295,16 @@ class DataflowRun:
             self._release_cpu_latency()
             raise
         self._started_at = time.monotonic()
+
+    def _check_runtimes(self) -> None:
+        """A ``ZENOH_RUNTIME`` in this process's environment or a node's ``env:``, tried (zruntime)."""
+        own = os.environ.get(zconfig.RUNTIME_ENV)
+        if own:
+            zruntime.check(own, "the environment")
+        for node in self.local_nodes():
+            value = node.env.get(zconfig.RUNTIME_ENV)
+            if value:
+                zruntime.check(value, f"{self.desc.path}: node '{node.id}' (env:)")
 
     def wait_started(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until every node this run started is ready or ended (its

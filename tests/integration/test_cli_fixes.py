@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 from conftest import Flow, cli, wait_for
@@ -187,3 +188,38 @@ def test_build_runs_each_build_in_the_yaml_folder_and_a_failure_starts_nothing(f
     assert "[bad] compiling" in res.stderr
     assert "the build of 'bad' failed (exit code 4)" in res.stderr and "nothing was started" in res.stderr
     assert "second ran" not in res.stdout
+
+
+def test_a_zenoh_runtime_zenoh_cannot_read_is_named_and_starts_nothing(flow: Flow):
+    """Zenoh panics in a process whose ``ZENOH_RUNTIME`` it cannot parse: the node died with a
+    Rust panic and a traceback in its log, after the nodes before it had started. The runner
+    tries the value first: a clear error naming the node (or the environment), nothing started."""
+    flow.write("dataflow.yml", f"""
+        name: {flow.name}
+        nodes:
+          - id: first
+            path: mark.py
+          - id: tuned
+            path: mark.py
+            env: {{ZENOH_RUNTIME: "(rx:(worker_threads:abc))"}}
+    """)
+    flow.write("mark.py", "from dora import Node\nnode = Node()\nopen('ran.txt', 'a').write('ran\\n')\n")
+    res = flow.run()
+    assert res.returncode != 0
+    assert "node 'tuned' (env:): ZENOH_RUNTIME='(rx:(worker_threads:abc))' is not a runtime Zenoh can read" \
+        in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout and not (flow.folder / "ran.txt").exists()
+    flow.write("dataflow.yml", f"""
+        name: {flow.name}
+        nodes:
+          - id: first
+            path: mark.py
+            env: {{ZENOH_RUNTIME: "(rx:(worker_threads:2))"}}
+    """)
+    env = {**os.environ, "ZENOH_RUNTIME": "(rx:(worker_thread:2))"}
+    res = flow.run(env=env)
+    assert res.returncode != 0 and "the environment: ZENOH_RUNTIME='(rx:(worker_thread:2))'" in res.stderr, res.stderr
+    assert not (flow.folder / "ran.txt").exists()
+    res = flow.run()  # a value Zenoh reads runs
+    assert res.returncode == 0, res.stderr
+    assert (flow.folder / "ran.txt").read_text() == "ran\n"
