@@ -229,8 +229,8 @@ ZENOH_RUNTIME: Setting[str | None] = Setting(
     "output that such an input on another machine reads (Zenoh's own threads with one receive thread: "
     "`(rx:(worker_threads:1))`); the coordinator and daemons take 24 receive threads "
     "(`(rx:(worker_threads:24))`: a link to an unreachable machine blocks one for 10 s when it closes). "
-    "A value you set (environment or a node's `env:`) is tried before anything starts: one Zenoh cannot "
-    "read stops `run`/`start` with its parse error, naming the node.",
+    "A value you set is tried before anything starts: one Zenoh cannot read stops every command (set in "
+    "the environment) or `run`/`start` (in a node's `env:`, naming the node) with Zenoh's parse error.",
     node_default="(rx:(worker_threads:1),tx:(handover:rx),net:(handover:rx),acc:(handover:rx))",
     shown_default="Zenoh's own")
 GLIBC_TUNABLES: Setting[str | None] = Setting(

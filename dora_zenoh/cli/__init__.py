@@ -1,6 +1,7 @@
 """The ``dora-zenoh`` command line (click): one module per verb group, shared options in ``options``."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from dora_zenoh.cli import (
 from dora_zenoh.cli.errors import CliError
 from dora_zenoh.cli.options import CONTEXT
 from dora_zenoh.errors import DoraZenohError
+from dora_zenoh.wire import zconfig, zruntime
 
 
 class _Main(click.Group):
@@ -48,6 +50,9 @@ def main() -> None:
     Every output is published on the Zenoh key {prefix}/{dataflow}/{node}/{output};
     watch them all with any Zenoh subscriber on 'dora/**'.
     """
+    runtime = os.environ.get(zconfig.RUNTIME_ENV)
+    if runtime:  # Zenoh panics on one it cannot read, in the first session a command opens
+        zruntime.check(runtime, "the environment")
 
 
 for _command in (check.check, *build.COMMANDS, run.run, *coordinator.COMMANDS, *daemon.COMMANDS, *dataflows.COMMANDS,

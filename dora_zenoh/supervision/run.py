@@ -16,7 +16,6 @@ what ended nodes sent :mod:`.sent`.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import secrets
 import shutil
@@ -297,10 +296,8 @@ class DataflowRun:
         self._started_at = time.monotonic()
 
     def _check_runtimes(self) -> None:
-        """A ``ZENOH_RUNTIME`` in this process's environment or a node's ``env:``, tried (zruntime)."""
-        own = os.environ.get(zconfig.RUNTIME_ENV)
-        if own:
-            zruntime.check(own, "the environment")
+        """A ``ZENOH_RUNTIME`` in a node's ``env:``, tried (zruntime; the environment's own, every
+        command tries: dora_zenoh.cli)."""
         for node in self.local_nodes():
             value = node.env.get(zconfig.RUNTIME_ENV)
             if value:
