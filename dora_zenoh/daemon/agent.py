@@ -136,6 +136,12 @@ class Daemon:
         session = self.session
         on_signals(lambda _signum: self._shutdown.set(), signal.SIGINT, signal.SIGTERM)
         if not zconfig.wait_for_peers(session, LINK_WAIT):
+            problem = self._coordinator_certificate_problem()
+            if problem is not None:  # no retry will mend it: say what is wrong, as systemd's log shows
+                console.error(f"daemon '{self.machine}' cannot link to the coordinator at {self.coordinator}: "
+                              f"{problem}")
+                self._close_sessions()
+                return 1
             console.warn(f"daemon '{self.machine}' is not linked to the coordinator at {self.coordinator} after "
                          f"{LINK_WAIT:g} s; still trying. Is it running and reachable from here?"
                          + (" Over TLS, check that both sides' certificates come from the same CA and name "
@@ -214,6 +220,15 @@ class Daemon:
                 warned = True
             self._shutdown.wait(0.3)
         return None
+
+    def _coordinator_certificate_problem(self) -> str | None:
+        """What is wrong between this machine's certificates and the coordinator's, found by a
+        handshake of Python's own: Zenoh retries a refused TLS link silently, so a daemon with
+        another CA's certificate only said, after 5 s, that it had no link."""
+        files = self._tls_files
+        if files is None or not self.coordinator.startswith("tls/"):
+            return None
+        return tls.certificate_problem(self.coordinator, files)
 
     def _own_certificate_problem(self) -> str | None:
         """What other machines will find wrong with this machine's certificate when they dial its
