@@ -260,6 +260,10 @@ class Recorder:
     def _write_loop(self) -> None:
         q, writer, last_seq, gaps = self._queue, self.writer, self.last_seq, self.gaps
         hints: dict[str, int] = {}
+        # Before a key's first message: seq -1 for a recorder in the start barrier (`run
+        # --record`: it misses nothing of a sender); else what it gets first, as `bag info` counts
+        # (an attached recorder called the messages sent before it came lost)
+        before_first = -1 if self.reader_id else None
         try:
             while True:
                 try:
@@ -273,8 +277,8 @@ class Recorder:
                 hints[key] = n + 1
                 seq = writer.write(key, payload, enc, att, t, n)
                 if seq is not None:
-                    prev = last_seq.get(key, -1)
-                    if seq > prev + 1:
+                    prev = last_seq.get(key, before_first)
+                    if prev is not None and seq > prev + 1:
                         gaps[key] = gaps.get(key, 0) + seq - prev - 1
                     last_seq[key] = seq
                 self._payload_bytes += len(payload)

@@ -67,6 +67,32 @@ def test_recorder_acks_end_of_stream_and_names_what_never_arrived(tmp_path):
     assert float(figures["process_cpu_s"]) > 0
 
 
+def test_a_recorder_attached_to_a_running_dataflow_counts_from_its_first_message(tmp_path):
+    """`dora-zenoh record` started while the dataflow runs: the messages sent before it came are
+    not lost (its summary called 59 a second of a 30 Hz camera so), a gap after its first one is."""
+    import zenoh
+
+    from dora_zenoh.record.recorder import open_recorder
+    from dora_zenoh.wire import codec, keys, zconfig
+
+    hub = zconfig.free_tcp_endpoint()
+    key = "dora/lateflow/cam/image"
+    with zenoh.open(zconfig.peer_config([], [hub])) as session:
+        pub = session.declare_publisher(key, congestion_control=zenoh.CongestionControl.BLOCK)
+        rec = open_recorder(tmp_path / "late.mcap", endpoint=hub, prefix="dora", dataflow="lateflow", topics=None)
+        wait_for(lambda: pub.matching_status.matching, 20, "the recorder's subscription")
+        for seq in (40, 41, 43):  # 0-39 were sent before the recorder came; 42 never was
+            pub.put(b"frame %d" % seq, attachment=codec.attachment(seq, time.time_ns(), None))
+        wait_for(lambda: rec.writer.counts.get(key) == 3, 30, "the three messages")
+        notice = {"node": "cam", "outputs": {"image": 45}, "ended": time.time(), "zid": "z-late"}
+        session.put(keys.eos_key("dora", "lateflow", "cam"), json.dumps(notice).encode())
+        wait_for(lambda: rec.sent.get(key) == 45, 30, "the end-of-stream notice")
+        rec.stop("test")
+        result = rec.run()
+    assert result.unseen == {key: 2}, result.summary()  # seq 42, and seq 44 (the notice says 45)
+    assert "2 message(s) their senders sent never reached the recorder" in result.summary()
+
+
 def synthetic_recording(path: Path, count: int, period_ns: int) -> None:
     from dora_zenoh.record.writer import BagWriter
     from dora_zenoh.wire import codec
