@@ -249,6 +249,14 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
                       "SENT"], rows))
     if d["status"] in ENDED and d.get("summary"):
         click.echo(d["summary"])
+        return
+    # why a node is lost, failed or shown as last reported (a partition): the table cannot say
+    notes: dict[tuple[str, str], list[str]] = {}
+    for n in d["nodes"]:
+        if n.get("detail"):
+            notes.setdefault((n["status"], n["detail"]), []).append(n["id"])
+    for (status, detail), ids in notes.items():
+        click.echo(f"{', '.join(ids)} ({status}): {detail}")
 
 
 @click.command(context_settings=CONTEXT)

@@ -72,7 +72,7 @@ class RemotePart:
                   for n in self.nodes]
         if self.status == "running" and age > STALE_REPORT:
             for state in states:  # a partition, a stalled machine: say how old this is
-                state["detail"] = (f"as its machine '{self.machine}' reported {age:.0f} s ago (no report since: "
+                state["detail"] = (f"as its machine '{self.machine}' last reported {age:.0f} s ago (no report since: "
                                    "unreachable?)")
         return states
 

@@ -448,6 +448,10 @@ def test_partition_and_heal(machines: Machines) -> None:
             time.sleep(0.5)
         during = len(received(machines.tmp))
         events_down = daemon_events(machines, "b")  # the coordinator's view while the link is down
+        # `list NAME` says why b's node shows as it does (it showed `running` with no word of it)
+        text = machines.cli("list", "heal").stdout
+        assert ("proc (lost): is unreachable" in text
+                or "proc (running): as its machine 'b' last reported" in text), text
     finally:
         _ip("-n", machines.ns["a"], "link", "set", machines.dev["a"], "up")
     healed_at = time.monotonic()
