@@ -19,7 +19,13 @@ def check(file: Path, endpoint: str | None) -> None:
     coordinator answers, also check that a daemon of each machine (or with those labels) is connected
     to it, and say where each labelled node would run."""
     from dora_zenoh.descriptor import DescriptorError, check_file, load_descriptor
-    from dora_zenoh.descriptor.placement import labelled_nodes, remote_nodes, resolve
+    from dora_zenoh.descriptor.placement import (
+        deploy_line,
+        labelled_nodes,
+        machine_hint,
+        remote_nodes,
+        resolve,
+    )
     from dora_zenoh.errors import PlacementError
 
     problems = check_file(file)
@@ -35,11 +41,17 @@ def check(file: Path, endpoint: str | None) -> None:
             what = ", ".join([f"machines {', '.join(sorted(placed))}"] * bool(placed) + ["daemon labels"] * bool(labelled))
             click.echo(f"{file}: ok ({what} not checked: no coordinator answers)")
             return
-        missing = sorted(set(placed) - set(info.get("daemons", [])))
+        connected = list(info.get("daemons", []))
+        missing = sorted(set(placed) - set(connected))
         if missing:
-            raise CliError(f"{file}: no daemon of machine(s) {', '.join(missing)} is connected to the coordinator "
-                           f"(connected: {', '.join(info.get('daemons', [])) or 'none'}); start "
-                           f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator ...` there")
+            lines = []
+            for m in missing:
+                line = deploy_line(file, placed[m][0])
+                lines.append(f"{file}{f':{line}' if line else ''}: node '{placed[m][0]}': no daemon of machine '{m}' "
+                             f"is connected to the coordinator{machine_hint(m, connected)}")
+            raise CliError("\n".join(lines) + f"\n  daemons connected: {', '.join(connected) or 'none'}; start "
+                           f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator ...` on that machine, "
+                           "or place the node on a connected one")
         try:
             chosen = resolve(desc, {m: info.get("labels", {}).get(m, {}) for m in info.get("daemons", [])})
         except PlacementError as exc:

@@ -2,6 +2,11 @@
 against the connected daemons' labels at start; no ``deploy`` means the coordinator's machine."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import yaml
+
 from dora_zenoh.descriptor.model import Descriptor
 from dora_zenoh.errors import PlacementError
 
@@ -82,3 +87,29 @@ def parse_labels(text: str) -> dict[str, str]:
             raise ValueError(f"{item!r} is not a label: use key=value (letters, digits, '_', '.', '-', '/')")
         labels[key.strip()] = value.strip()
     return labels
+
+
+def machine_hint(machine: str, connected: list[str]) -> str:
+    """" (did you mean 'offboard'?)" when a connected daemon's id is close to ``machine``: a
+    misspelt ``deploy: {machine: ...}`` otherwise reads like a machine that is down."""
+    from dora_zenoh.descriptor.context import did_you_mean
+
+    close = did_you_mean(machine, sorted(connected))
+    return f" ({close})" if close else ""
+
+
+def deploy_line(path: str | os.PathLike[str], node_id: str) -> int | None:
+    """The line of ``node_id``'s ``deploy`` machine in the YAML at ``path`` (None if not found)."""
+    from dora_zenoh.descriptor.yaml_lines import load_yaml_with_lines
+
+    try:
+        loaded = load_yaml_with_lines(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    nodes = loaded.data.get("nodes") if isinstance(loaded.data, dict) else None
+    for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+        if isinstance(node, dict) and node.get("id") == node_id:
+            for key in ("deploy", "_unstable_deploy"):
+                if key in node:
+                    return loaded.line_of(("nodes", index, key, "machine"))
+    return None

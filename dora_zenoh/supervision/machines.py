@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import zenoh
 
-from dora_zenoh.descriptor.placement import place, placement_of, remote_nodes, unplaced_nodes
+from dora_zenoh.descriptor.placement import machine_hint, place, placement_of, remote_nodes, unplaced_nodes
 from dora_zenoh.errors import CommandError, SecretError
 from dora_zenoh.supervision import ship
 from dora_zenoh.supervision.entries import Entry, RemotePart
@@ -140,7 +140,7 @@ class MachineWatch:
 
     def _missing_daemons(self, missing: list[str], placed: dict[str, list[str]]) -> str:
         lines = [f"machine '{m}' (nodes {', '.join(placed[m])}) has no daemon connected to this coordinator"
-                 for m in missing]
+                 + machine_hint(m, list(self.daemons)) for m in missing]
         known = ", ".join(sorted(self.daemons)) or "none"
         return ("; ".join(lines) + f" (daemons connected: {known}); on that machine run "
                 f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator {self.endpoint} --listen ...`")

@@ -265,3 +265,26 @@ def test_nodes_that_died_with_ups_daemon_make_the_dataflow_fail(coord, flow):
     row = coord.list(flow.name)
     assert row["status"] == "failed", row
     assert "node 'once'" in err and "ended with its machine's daemon, which died" in err, err
+
+
+def test_a_misspelt_machine_is_named_with_its_line_and_the_daemon_it_resembles(coord, flow):
+    """`deploy: {machine: ...}` with a typo read like a machine that was down: `check` names the
+    line and the connected daemon it resembles, `start` the daemon too, and nothing starts."""
+    machine = coord.info()["home"]
+    typo = machine + "2"  # close to it whatever the host's name (a two-letter one too)
+    flow.write("dataflow.yml", f"""
+        nodes:
+          - id: once
+            path: once.py
+            deploy:
+              machine: {typo}
+    """)
+    flow.write("once.py", "from dora import Node\nNode()\n")
+    res = coord("check", str(flow.yaml))
+    assert res.returncode == 1, res.stdout
+    assert (f"{flow.yaml}:6: node 'once': no daemon of machine '{typo}' is connected to the coordinator "
+            f"(did you mean '{machine}'?)") in res.stderr, res.stderr
+    res = coord("start", str(flow.yaml), "--name", flow.name)
+    assert res.returncode == 1
+    assert f"has no daemon connected to this coordinator (did you mean '{machine}'?)" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (flow.folder / "out").exists()
