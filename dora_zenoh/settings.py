@@ -175,7 +175,8 @@ ENDPOINT: Setting[str] = Setting(
 LISTEN: Setting[str | None] = Setting(
     "DORA_ZENOH_LISTEN", None, parse_endpoint,
     "Where a node listens for direct links from its peers.",
-    shown_default="an ephemeral port on the hub's host")
+    shown_default="an ephemeral port on the hub's host if it is this machine's, else on this "
+                  "machine's address on the route to the hub")
 ZENOH_CONFIG: Setting[str | None] = Setting(
     "DORA_ZENOH_ZENOH_CONFIG", None, _text,
     "A JSON5 Zenoh config file used as the base of every session (TLS, wider networks); "

@@ -121,7 +121,15 @@ def _open_on_a_free_port(cfg: NodeConfig, connect: list[str], **options: bool) -
 
 def from_dataflow(node_id: str, dataflow: str | None, prefix: str, hub: str) -> Joined:
     """Source 2: a ``path: dynamic`` node asks the running dataflow for its configuration."""
-    session = zconfig.open_peer([hub], [zconfig.node_listen_endpoint(hub)])
+    listen = zconfig.node_listen_endpoint(hub)
+    try:
+        session = zconfig.open_peer([hub], [listen])
+    except zenoh.ZError as exc:
+        if "listener" not in str(exc):
+            raise
+        raise NodeConfigError(f"node '{node_id}' cannot listen on {listen}: {zconfig.reason(exc)}; set "
+                              f"{settings.LISTEN.name} to an endpoint of this machine (e.g. tls/ITS_ADDRESS:0)"
+                              ) from None
     try:
         cfg = fetch_dynamic_config(session, node_id, dataflow, prefix, hub)
     except BaseException:
@@ -151,7 +159,11 @@ def fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | N
         raise NodeConfigError(
             f"{where} dynamic node '{node_id}' (asked on {hub}): start the dataflow first "
             f"(`dora-zenoh run dataflow.yml`), and check that the YAML has a node `id: {node_id}` with "
-            f"`path: dynamic`; set {settings.ENDPOINT.name} if it runs on another endpoint")
+            f"`path: dynamic`; set {settings.ENDPOINT.name} if it runs on another endpoint"
+            + ("" if settings.SECRET_FILE.get() else
+               ". A dataflow that a coordinator started is closed unless started with --open: on the "
+               "coordinator's machine, run this after `eval \"$(dora-zenoh join NAME)\"`; from another machine, "
+               "`start --open` it (docs/security.md)"))
     if len(found) > 1:
         names = ", ".join(sorted(c.dataflow for c in found))
         raise NodeConfigError(

@@ -546,8 +546,11 @@ class Coordinator(MachineWatch):
             offer.discard()
 
     def _supervise(self, entry: Entry) -> None:
-        # A closed dataflow's other machines link to its network through our part: kept to the end.
-        closed_across = bool(entry.remote) and entry.run.secret is not None
+        # A closed dataflow's other machines link to its network through our part, and its dynamic
+        # nodes ask our part for their configuration: kept to the end. (An open one's part, with no
+        # node of its own to run, closed at once: its dynamic nodes found no dataflow.)
+        closed_across = bool(entry.remote) and (entry.run.secret is not None
+                                                or any(n.kind == "dynamic" for n in entry.run.desc.nodes))
         result = entry.run.wait(keep_session=closed_across)
         if entry.fail_fast and entry.remote and result.first_failure is not None \
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others

@@ -84,8 +84,33 @@ def node_listen_endpoint(hub: str) -> str:
         return explicit
     where = parse_endpoint(hub)
     if where.proto in ("tcp", "udp", "quic", "tls"):
-        return f"{where.proto}/{where.netloc if where.port is not None else '127.0.0.1'}:0"
+        if where.port is None:
+            return f"{where.proto}/127.0.0.1:0"
+        host = _address_towards(where.host, where.port)
+        return f"{where.proto}/{f'[{host}]' if ':' in host else host}:0"
     return "tcp/127.0.0.1:0"
+
+
+def _address_towards(host: str, port: int) -> str:
+    """``host`` if this machine has that address, else this machine's address on the route to it:
+    a process started by hand on the robot, given the offboard coordinator's endpoint, tried to
+    listen on the coordinator's address (Zenoh: "Can not create a new TCP listener")."""
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except OSError:
+        return host  # a name that does not resolve: Zenoh's own error says so
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((addr[0], 0))
+        return host  # ours (loopback, or this machine's own address)
+    except OSError:
+        pass
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as route:
+            route.connect(addr)  # (UDP: no packet is sent, the kernel picks the route)
+            return str(route.getsockname()[0])
+    except OSError:
+        return host  # no route: Zenoh's own error says so
 
 
 # A node with ``autoconnect=False`` dials its sources' listeners, which may not be up yet:
@@ -229,8 +254,8 @@ def open_peer(connect: list[str], listen: list[str], autoconnect: bool = True,
     remote = [e for e in connect if e.startswith("tls/")] if files is not None else []
     try:
         session = zenoh.open(conf)
-    except zenoh.ZError:
-        if files is None or not remote:
+    except zenoh.ZError as exc:
+        if files is None or not remote or "listener" in str(exc):  # (a listener: not the TLS link)
             raise
         raise tls.TlsSetupError(f"cannot link to {remote[0]} over TLS: {tls.diagnose(remote[0], files)}") from None
     if files is not None and remote and not wait_for_peers(session, TLS_LINK_WAIT):

@@ -683,6 +683,51 @@ def test_one_certificate_per_machine_from_dora_zenoh_certs(machines: Machines) -
     assert out.returncode == 0, out.stderr
 
 
+def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machines) -> None:
+    """The issue's way in before daemons: a script on machine b, given only the coordinator's
+    endpoint, as `Node("viewer")` of an open dataflow. It tried to listen on the coordinator's
+    address (Zenoh: "Can not create a new TCP listener"; DORA_ZENOH_LISTEN by hand was the way
+    out), and the coordinator's part, with no node of its own to run, had closed: no dataflow
+    answered for its dynamic node."""
+    machines.use_certs()
+    machines.start_coordinator()
+    machines.start_daemon("a")
+    (machines.tmp / "tick.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        for i, event in enumerate(node):
+            if event["type"] == "INPUT":
+                node.send_output("n", i.to_bytes(8, "little"))
+    """))
+    yaml = machines.tmp / "dyn.yml"
+    yaml.write_text(textwrap.dedent("""
+        nodes:
+          - id: tick
+            path: tick.py
+            deploy: {machine: a}
+            inputs: {t: dora/timer/millis/50}
+            outputs: [n]
+          - id: viewer
+            path: dynamic
+            inputs: {n: tick/n}
+    """))
+    out = machines.cli("start", str(yaml), "--name", "dynb", "--detach", "--open")
+    assert out.returncode == 0, out.stderr
+    viewer = textwrap.dedent("""
+        from dora_zenoh import Node
+        for event in Node("viewer", dataflow="dynb"):
+            if event["type"] == "INPUT":
+                print("viewer got", int.from_bytes(bytes(event["value"].to_numpy()), "little"), flush=True)
+                break
+    """)
+    env = {k: v for k, v in machines.env_of("b").items() if k != "DORA_ZENOH_LISTEN"}
+    res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", viewer],
+                         capture_output=True, text=True, timeout=90, env=env, cwd=machines.tmp)
+    assert res.returncode == 0 and "viewer got" in res.stdout, res.stdout + res.stderr
+    out = machines.cli("stop", "dynb")
+    assert out.returncode == 0, out.stderr
+
+
 FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
 
 
