@@ -289,7 +289,8 @@ def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: 
 
 
 def resolve(snap: Snapshot, name: str, dataflow: str | None = None) -> Topic:
-    """``NODE/OUTPUT`` (in ``dataflow``, or the one dataflow that has it) or a full key -> its Topic.
+    """``NODE/OUTPUT`` (in ``dataflow``, or the one dataflow that has it), ``DATAFLOW/NODE/OUTPUT``
+    (the key without its prefix) or a full key -> its Topic.
 
     A key that names no running output still resolves (a plain Zenoh publisher's key):
     the caller then watches the key as given.
@@ -304,6 +305,10 @@ def resolve(snap: Snapshot, name: str, dataflow: str | None = None) -> Topic:
     if len(matches) > 1:
         raise IntrospectError(f"'{name}' is an output of several dataflows ("
                               + ", ".join(sorted(t.dataflow for t in matches)) + "): pick one with -d DATAFLOW")
+    # `topic hz robot/camera/image`: taken for a key (of no one), it said only "no messages"
+    named = [t for t in topics if f"{t.dataflow}/{t.name}" == name]
+    if len(named) == 1:
+        return named[0]
     if name.count("/") >= 2:  # a key: watch it even if no dora node publishes it
         return _foreign(name)
     known = ", ".join(t.name for t in topics) or "none"

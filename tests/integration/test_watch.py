@@ -134,6 +134,10 @@ def test_topic_hz_bw_info(running: Flow):
     assert bw["bytes_per_s"] > 0 and 7 <= bw["mean_size"] <= 12  # "hello N"
     text = zcli(running, "topic", "hz", "talker/speed", "--duration", "2s")
     assert "average rate:" in text.stdout and "std dev:" in text.stdout
+    # DATAFLOW/NODE/OUTPUT (the key without its prefix) is that output, not a key of no one's
+    (hz,) = [json.loads(x) for x in zcli(running, "topic", "hz", f"{running.name}/talker/speed", "--duration",
+                                          "2s", "--json").stdout.splitlines()]
+    assert hz["key"] == f"dora/{running.name}/talker/speed" and hz["rate"] > 0, hz
     info = ok_json(zcli(running, "topic", "info", "talker/speed", "--json"))
     assert info["publisher"] == "talker" and info["type"] == "double"
     (sub,) = info["subscribers"]
