@@ -496,8 +496,10 @@ class MachineWatch:
             # `spawn`): this coordinator keeps no state of its own (but the start's files: keptoffers),
             # and the daemons are what outlived the old one. The YAML (read again from rep["path"])
             # gives the restart policies.
-            opts = RunOptions(name=rep["name"], only=set(), part=True, echo=False, endpoint=self.endpoint,
-                              fail_fast=bool(rep.get("fail_fast")))
+            # (its dynamic nodes are the coordinator's machine's: our part answers for them again)
+            dynamic = {n.id for n in desc.nodes if n.kind == "dynamic"}
+            opts = RunOptions(name=rep["name"], only=dynamic, part=True, adopted=True, echo=False,
+                              endpoint=self.endpoint, fail_fast=bool(rep.get("fail_fast")))
             if rep.get("closed"):
                 answer = self._daemon_call(machine, "credentials", name=rep["name"])
                 opts.secure, opts.peers = True, (str(answer["endpoint"]),)
@@ -507,12 +509,13 @@ class MachineWatch:
                   f"{exc}", flush=True)
             return
         run = DataflowRun(desc, opts, run_id=rep["id"])  # its log folder is the one the start named
-        if opts.secret is not None:
+        if opts.secret is not None or dynamic:
             try:
-                run.start()  # no node of its own: our part of its network, for tools and for vouching
+                run.start()  # no node of its own: our part of its network, for tools, vouching, dynamic nodes
             except Exception as exc:
-                auth.discard(opts.secret)
-                print(f"[dora-zenoh] cannot join the network of closed dataflow '{rep['name']}' (machine "
+                if opts.secret is not None:
+                    auth.discard(opts.secret)
+                print(f"[dora-zenoh] cannot join the network of dataflow '{rep['name']}' (machine "
                       f"'{machine}'): {exc}", flush=True)
                 return
         with self.lock:

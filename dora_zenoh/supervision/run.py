@@ -97,6 +97,7 @@ class RunOptions:
     # coordinator chose (the runner token is then shared with the other parts: keep the name).
     only: set[str] | None = None
     part: bool = False
+    adopted: bool = False  # a part a restarted coordinator re-adopts: every node runs already
     # closed: every link needs the run's own credentials (wire.auth); None: as the YAML says (else open)
     secure: bool | None = None
     # (A closed part on another machine) the credentials file its daemon wrote from the coordinator's
@@ -313,6 +314,8 @@ class DataflowRun:
         multi-machine dataflow, every machine's (their tokens and exited tokens reach us), so
         that the whole dataflow starts together, as dora-rs's coordinator has every daemon
         wait. (A part that starts nothing, one the coordinator re-adopts, waits for none.)"""
+        if self.options.adopted:
+            return []
         nodes = self.local_nodes()
         if self.options.part and self.options.only:
             nodes = [n for n in self.desc.nodes if n.kind != "dynamic"]

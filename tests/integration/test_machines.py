@@ -721,9 +721,20 @@ def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machi
                 break
     """)
     env = {k: v for k, v in machines.env_of("b").items() if k != "DORA_ZENOH_LISTEN"}
-    res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", viewer],
-                         capture_output=True, text=True, timeout=90, env=env, cwd=machines.tmp)
-    assert res.returncode == 0 and "viewer got" in res.stdout, res.stdout + res.stderr
+
+    def join_from_b() -> None:
+        res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", viewer],
+                             capture_output=True, text=True, timeout=90, env=env, cwd=machines.tmp)
+        assert res.returncode == 0 and "viewer got" in res.stdout, res.stdout + res.stderr
+
+    join_from_b()
+    # A restarted coordinator re-adopts the dataflow and answers its dynamic nodes again (its
+    # adopted part had nothing to run and answered none)
+    machines.procs[0].send_signal(signal.SIGKILL)
+    machines.procs[0].wait(10)
+    machines.start_coordinator()
+    wait_for(lambda: machines.nodes("dynb").get("tick", {}).get("status") == "running", 60, "the adoption")
+    join_from_b()
     out = machines.cli("stop", "dynb")
     assert out.returncode == 0, out.stderr
 
