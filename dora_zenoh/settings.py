@@ -84,7 +84,26 @@ def parse_endpoint(raw: str) -> str:
         if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"is not an endpoint: {proto}/ needs HOST:PORT with a port from 0 to 65535, "
                              f"e.g. {proto}/127.0.0.1:7447")
+        if host.strip("[]") in ("0.0.0.0", "::"):
+            # Nodes and other machines dial what is listened on (a daemon's nodes died with "the
+            # certificate of 0.0.0.0:59937 does not name 0.0.0.0")
+            tls = ", and TLS checks that the address dialled is named in the certificate" if proto == "tls" else ""
+            raise ValueError(f"is a wildcard address: sessions dial this endpoint too{tls}: give "
+                             f"{_own_addresses(proto, port)}")
     return raw
+
+
+def _own_addresses(proto: str, port: str) -> str:
+    """"one of this machine's addresses (tls/10.0.0.5:7447, ...)", for the message above."""
+    import socket
+
+    import psutil
+
+    found = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+             if a.family in (socket.AF_INET, socket.AF_INET6) and not a.address.startswith(("127.", "::1", "fe80"))]
+    shown = ", ".join(f"{proto}/{f'[{a}]' if ':' in a else a}:{port}" for a in found[:4])
+    return (f"one of this machine's addresses ({shown})" if found else "one of this machine's addresses") + \
+        f", or {proto}/127.0.0.1:{port} for this machine only"
 
 
 def _flag(raw: str) -> bool:

@@ -283,3 +283,16 @@ def test_endpoints_zenoh_reads_are_accepted(endpoint):
     from dora_zenoh import settings
 
     assert settings.parse_endpoint(endpoint) == endpoint
+
+
+@pytest.mark.parametrize("args, env", [
+    (["daemon", "--machine-id", "m", "--coordinator", "tls/10.0.0.1:7447", "--listen", "tls/0.0.0.0:7448"], {}),
+    (["up"], {"DORA_ZENOH_ENDPOINT": "tcp/[::]:7447"}),
+])
+def test_a_wildcard_endpoint_is_refused_with_this_machines_addresses(args, env):
+    """A daemon given `--listen tls/0.0.0.0:7448` started, and its nodes, which dial their hub
+    where it listens, died: "the certificate of 0.0.0.0:59937 does not name 0.0.0.0"."""
+    result = invoke(*args, env=env)
+    assert result.exit_code == 2, result.output
+    assert "is a wildcard address: sessions dial this endpoint too" in result.output, result.output
+    assert "/127.0.0.1:74" in result.output and "Traceback" not in result.output
