@@ -56,6 +56,7 @@ from dora_zenoh.supervision.usage import TreeSampler
 from dora_zenoh.wire import auth, keys, relink, zconfig
 
 SAMPLE_PERIOD = 1.0  # seconds between CPU/RSS samples of every node's process tree
+LOGS_SILENCE = 3.0  # `logs` of a node on a machine that has not reported for this long: unreachable
 
 
 class Coordinator(MachineWatch):
@@ -472,7 +473,8 @@ class Coordinator(MachineWatch):
             raise CommandError(f"dataflow '{entry.name}' has no node '{node}' (nodes: {known})")
         machine = entry.run.desc.node(node).machine
         if machine is not None and machine in entry.remote:
-            reply = self._daemon_call(machine, "logs", name=entry.name, node=node, tail=tail)
+            reply = self._daemon_call(machine, "logs", name=entry.name, node=node, tail=tail,
+                                      silent_after=LOGS_SILENCE)
             return {"id": entry.id, "name": entry.name, "lines": reply["lines"], "count": reply["count"],
                     "active": entry.active, "path": f"{machine}:{reply['path']}"}
         lines, count = entry.run.read_log(node, tail)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import zenoh
@@ -89,15 +90,20 @@ class MachineWatch:
         return {"machines": rows}
 
     def _daemon_call(self, machine: str, verb: str, quiet: bool = False, timeout: float = 30.0,
-                     **args: Any) -> dict[str, Any]:
-        """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``)."""
+                     silent_after: float | None = None, **args: Any) -> dict[str, Any]:
+        """One command to a machine's daemon; CommandError naming the machine (None if ``quiet``).
+
+        ``silent_after``: give up once the machine has not reported for that long (a quick command
+        to a machine cut off a moment ago waited until Zenoh closed the link: `logs`, 8.8 s)."""
         try:
             session = self.machinery
             if session is None:
                 raise CommandError("the coordinator is going down")
             payload = json.dumps({k: v for k, v in args.items() if v is not None})
             start = time.monotonic()
-            for reply in session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout):
+            replies = session.get(keys.daemon_ctl_key(machine, verb), payload=payload, timeout=timeout)
+            for reply in replies if silent_after is None else self._while_heard(replies, machine, verb,
+                                                                                   silent_after, start):
                 if reply.ok is None:
                     continue
                 answer = json.loads(reply.ok.payload.to_bytes())
@@ -113,6 +119,23 @@ class MachineWatch:
             if quiet:
                 return {}
             raise
+
+    def _while_heard(self, replies: Any, machine: str, verb: str, silent_after: float,
+                     start: float) -> Iterator[Any]:
+        """The replies of a query to ``machine``, until it has not reported for ``silent_after`` s."""
+        while True:
+            quiet_for = time.monotonic() - self._heard.get(machine, start)
+            if quiet_for > silent_after:  # (checked first: a query to a machine long gone ends at once)
+                raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}': it has not reported "
+                                   f"for {quiet_for:.1f} s (is machine '{machine}' reachable?)")
+            try:
+                reply = replies.try_recv()
+            except zenoh.ZError:  # the query is over
+                return
+            if reply is not None:
+                yield reply
+            else:
+                time.sleep(0.01)
 
     def _relay_lines(self, entry: Entry) -> None:
         """`logs -f` and `start` (attached) follow the entry's nodes on other machines too, whose

@@ -452,6 +452,10 @@ def test_partition_and_heal(machines: Machines) -> None:
         text = machines.cli("list", "heal").stdout
         assert ("proc (lost): is unreachable" in text
                 or "proc (running): as its machine 'b' last reported" in text), text
+        # `logs` of b's node gives up on a machine that stopped reporting (it waited for Zenoh
+        # to close the link: 8.8 s a moment into a partition)
+        out = machines.cli("logs", "heal", "proc")
+        assert out.returncode == 1 and "did not answer 'logs': it has not reported for" in out.stderr, out.stderr
     finally:
         _ip("-n", machines.ns["a"], "link", "set", machines.dev["a"], "up")
     healed_at = time.monotonic()
