@@ -90,8 +90,11 @@ class FoxgloveBridge:
         ch = self._channels.get(ident)
         if ch is None:
             # The protocol sends schemas as text: the Arrow schema travels base64-encoded.
+            # Raw bytes and text have no schema: an empty one (foxglove-sdk 0.30 refuses None for any
+            # encoding but JSON, and every such message was dropped)
             schema = fg.Schema(name=arrow_schema_name(schema_msg), encoding=m.SCHEMA_ARROW_B64,
-                               data=base64.b64encode(schema_msg)) if schema_msg is not None else None
+                               data=base64.b64encode(schema_msg)) if schema_msg is not None else \
+                fg.Schema(name=encoding.partition(";")[0], encoding="", data=b"")
             ch = fg.Channel(key, schema=schema, message_encoding=encoding, context=self.context)
             self._channels[ident] = ch
         return ch

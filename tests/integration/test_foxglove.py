@@ -26,9 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[tuple[str, bytes]]]:
-    """Subscribe to ``topic`` and ``topic/@json``; return the advertised channels and messages,
-    once ``wanted`` of each have arrived (the two channels may be advertised at different times)."""
+async def read_channels(url: str, topics: list[str], wanted: int) -> tuple[dict, list[tuple[str, bytes]]]:
+    """Subscribe to ``topics``; return the advertised channels and messages, once ``wanted`` of
+    each have arrived (the channels may be advertised at different times)."""
     got: list[tuple[str, bytes]] = []
     channels: dict[int, dict] = {}
     subscribed: dict[int, str] = {}
@@ -40,10 +40,10 @@ async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[t
             await asyncio.sleep(0.1)
     deadline = asyncio.get_running_loop().time() + 60  # inside the test's own timeout: its end says what came
     async with ws:
-        while min(sum(t == name for t, _ in got) for name in (topic, topic + "/@json")) < wanted:
+        while min(sum(t == name for t, _ in got) for name in topics) < wanted:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                raise AssertionError(f"{wanted} messages of {topic} and its /@json not in 60 s: channels "
+                raise AssertionError(f"{wanted} messages of each of {topics} not in 60 s: channels "
                                      f"{sorted(c['topic'] for c in channels.values())}, subscribed "
                                      f"{sorted(subscribed.values())}, got {[t for t, _ in got][-5:]} ({len(got)})")
             msg = await asyncio.wait_for(ws.recv(), min(20, left))
@@ -59,7 +59,7 @@ async def read_channels(url: str, topic: str, wanted: int) -> tuple[dict, list[t
                 elif doc["op"] == "advertise":
                     for ch in doc["channels"]:
                         channels[ch["id"]] = ch
-                        if ch["topic"] in (topic, topic + "/@json") and ch["id"] not in subscribed.values():
+                        if ch["topic"] in topics and ch["id"] not in subscribed.values():
                             sub = len(subscribed) + 1
                             subscribed[sub] = ch["id"]
                             await ws.send(json.dumps({"op": "subscribe",
@@ -75,7 +75,7 @@ def test_foxglove_live_server(flow):
         nodes:
           - id: imu
             path: imu.py
-            outputs: [acc]
+            outputs: [acc, frame, label]
     """)
     flow.write("imu.py", """
         import pyarrow as pa
@@ -84,6 +84,8 @@ def test_foxglove_live_server(flow):
         i = 0
         while True:
             node.send_output("acc", pa.array([float(i), -1.5, 9.81]))
+            node.send_output("frame", bytes([i % 256]) * 16)  # raw bytes: no schema (dropped before 5 Dec)
+            node.send_output("label", f"hello {i}")  # text: no schema either
             i += 1
             event = node.next(timeout=0.01)  # 100 Hz, and ends at STOP
             if event is None or event["type"] == "STOP":
@@ -93,14 +95,21 @@ def test_foxglove_live_server(flow):
     port = free_port()
     server = start_cli("foxglove", "-d", flow.name, "--port", str(port), "--endpoint", flow.endpoint)
     topic = f"dora/{flow.name}/imu/acc"
+    frame, label = f"dora/{flow.name}/imu/frame", f"dora/{flow.name}/imu/label"
     try:
-        channels, got = asyncio.run(read_channels(f"ws://127.0.0.1:{port}", topic, 10))
+        channels, got = asyncio.run(read_channels(f"ws://127.0.0.1:{port}", [topic, topic + "/@json", frame, label],
+                                                  10))
     finally:
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=30)
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=30)
     assert server.returncode == 0, err
+    assert "dropped" not in err, err
+    assert all(len(p) == 16 and len(set(p)) == 1 for t, p in got if t == frame)
+    assert all(p.decode().startswith("hello ") for t, p in got if t == label)
+    (fr,) = [c for c in channels.values() if c["topic"] == frame]
+    assert fr["encoding"] == "application/octet-stream", fr
     raw = next(c for c in channels.values() if c["topic"] == topic)
     assert raw["encoding"] == "application/vnd.apache.arrow.stream" and raw["schemaName"] == "arrow:double"
     as_json = [json.loads(p)["value"] for t, p in got if t.endswith("/@json")]
