@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from dora_zenoh.descriptor.model import Descriptor
 from dora_zenoh.errors import PlacementError
 
@@ -100,6 +98,8 @@ def machine_hint(machine: str, connected: list[str]) -> str:
 
 def deploy_line(path: str | os.PathLike[str], node_id: str) -> int | None:
     """The line of ``node_id``'s ``deploy`` machine in the YAML at ``path`` (None if not found)."""
+    import yaml
+
     from dora_zenoh.descriptor.yaml_lines import load_yaml_with_lines
 
     try:

@@ -551,9 +551,9 @@ class Coordinator(MachineWatch):
         # A closed dataflow's other machines link to its network through our part, and its dynamic
         # nodes ask our part for their configuration: kept to the end. (An open one's part, with no
         # node of its own to run, closed at once: its dynamic nodes found no dataflow.)
-        closed_across = bool(entry.remote) and (entry.run.secret is not None
-                                                or any(n.kind == "dynamic" for n in entry.run.desc.nodes))
-        result = entry.run.wait(keep_session=closed_across)
+        keep_part = bool(entry.remote) and (entry.run.secret is not None
+                                            or any(n.kind == "dynamic" for n in entry.run.desc.nodes))
+        result = entry.run.wait(keep_session=keep_part)
         if entry.fail_fast and entry.remote and result.first_failure is not None \
                 and result.first_failure.status == "failed":  # our own part stopped itself: now the others
             first = result.first_failure
@@ -561,7 +561,7 @@ class Coordinator(MachineWatch):
         # the other machines' parts (a lost one: until its machine is back, or `stop`)
         while not all(p.done or (p.status == "lost" and entry.stop_requested) for p in entry.remote.values()):
             time.sleep(0.1)
-        if closed_across:
+        if keep_part:
             entry.run.close_session()
             if entry.run.options.secret is not None:  # an adopted one's, from a daemon
                 auth.discard(entry.run.options.secret)
