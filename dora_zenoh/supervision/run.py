@@ -40,6 +40,7 @@ from dora_zenoh.node import shutdown, supervisor
 from dora_zenoh.supervision import forkserver, runinfo
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
+from dora_zenoh.supervision.namelock import NameLock
 from dora_zenoh.supervision.paths import make_log_dir, new_run_id, sanitize_name
 from dora_zenoh.supervision.reaper import end_group, terminate_trees
 from dora_zenoh.supervision.restart import RestartRule, next_delay, restarts_after
@@ -127,6 +128,7 @@ class DataflowRun:
         self.session: zenoh.Session | None = None
         self._relinker: relink.Relinker | None = None
         self._tally_dir: str | None = None  # (a part) where nodes keep their sent counts (_sent_file)
+        self._name_lock: NameLock | None = None  # (a `run`) its name on this machine (_unique_name)
         self.procs: dict[str, NodeProcess] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
@@ -186,22 +188,35 @@ class DataflowRun:
             if self.options.peers:
                 zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
         elif joined:
-            own = zconfig.free_endpoint_beside(self.endpoint)
-            self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
-            self.node_endpoint = own
-            if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
-                self._relinker = relink.Relinker(self.session, own)
-            linked = zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
-            if not self.options.part:  # a run of its own: its name must be free on that network
-                if linked:
-                    self._unique_name()
-                else:
-                    warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there "
-                         f"linked within {PEER_LINK_WAIT:g} s (another program on that port, or a machine too loaded to answer): "
-                         f"this dataflow runs on its own at {own}, and its name was not checked against others there")
+            self._join_hub()
         else:
-            self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-            self.node_endpoint = self.endpoint
+            try:
+                self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
+                self.node_endpoint = self.endpoint
+            except zenoh.ZError as exc:
+                if "in use" not in str(exc):
+                    raise
+                # Another run took the endpoint between our look and our listen (two runs
+                # started at once: this one failed with Zenoh's raw error): join it instead.
+                self._join_hub()
+                return
+            self._unique_name(ask_network=False)  # (no other peer yet: only this machine's runs can hold it)
+
+    def _join_hub(self) -> None:
+        """The endpoint is another run's (or a coordinator's): link to it, listen on a free port
+        of our own, and make our name unique on that network."""
+        own = zconfig.free_endpoint_beside(self.endpoint)
+        self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
+        self.node_endpoint = own
+        if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
+            self._relinker = relink.Relinker(self.session, own)
+        linked = zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
+        if not self.options.part:  # a run of its own: its name must be free on that network
+            self._unique_name(ask_network=linked)
+            if not linked:
+                warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there "
+                     f"linked within {PEER_LINK_WAIT:g} s (another program on that port, or a machine too loaded to answer): "
+                     f"this dataflow runs on its own at {own}, and its name was not checked against others there")
 
     @property
     def hub(self) -> zenoh.Session:
@@ -210,13 +225,21 @@ class DataflowRun:
             raise RuntimeError(f"dataflow {self.dataflow!r}: the hub session is not open")
         return self.session
 
-    def _unique_name(self) -> None:
-        """On a shared network, two dataflows may not have the same name: suffix ours."""
+    def _unique_name(self, ask_network: bool = True) -> None:
+        """On a shared network, two dataflows may not have the same name: suffix ours. A `run`
+        of its own also holds its name's lock file (supervision.namelock): the network cannot
+        see a run started at the same moment, which has not declared its name yet."""
         base, n = self.dataflow, 1
+        locks = self.options.answer_on_hub and not self.options.part  # (the coordinator checks its own)
         while True:
-            token = keys.runner_token(self.desc.prefix, self.dataflow)
-            if not list(self.hub.liveliness().get(token, timeout=keys.NAME_CHECK_TIMEOUT)):
-                return
+            lock = NameLock(self.endpoint, self.desc.prefix, self.dataflow) if locks else None
+            if lock is None or lock.take():
+                token = keys.runner_token(self.desc.prefix, self.dataflow)
+                if not ask_network or not list(self.hub.liveliness().get(token, timeout=keys.NAME_CHECK_TIMEOUT)):
+                    self._name_lock = lock
+                    return
+                if lock is not None:
+                    lock.release()
             n += 1
             self.dataflow = f"{base}-{n}"
 
@@ -786,6 +809,9 @@ class DataflowRun:
         self._close_session()
 
     def _close_session(self) -> None:
+        if self._name_lock is not None:
+            self._name_lock.release()
+            self._name_lock = None
         if self._gate is not None:
             self._gate.close()
         if self._links is not None:

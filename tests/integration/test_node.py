@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 import zenoh
-from conftest import long_lived_pids, wait_for, write_long_lived_flow
+from conftest import cli, long_lived_pids, wait_for, write_long_lived_flow
 
 from dora_zenoh.tuning import sched
 from dora_zenoh.wire import zconfig
@@ -1240,3 +1240,28 @@ def test_metadata_that_cannot_be_sent_is_refused_by_the_sender(flow):
     assert flow.result() == {"got": [["good", 1]], "dropped": 0}
     log = res.stdout + res.stderr
     assert "malformed" not in log and "lost" not in log
+
+
+def test_a_run_whose_name_another_run_of_this_machine_holds_takes_the_next(flow):
+    """Two runs of one YAML started at the same moment both kept the name in 3 of 43 tries (each
+    asked the network before the other had declared it) and read each other's messages. A run of
+    this machine holds its name's lock file from the moment it picks it: a run that finds the lock
+    held takes NAME-2, although nothing on the network says the name is taken yet."""
+    from dora_zenoh.supervision.namelock import NameLock
+
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: once
+            path: once.py
+    """)
+    flow.write("once.py", "from dora import Node\nNode()\n")
+    held = NameLock(flow.endpoint, "dora", flow.name)  # what a run starting at this moment holds
+    assert held.take()
+    try:
+        res = cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, cwd=flow.folder)
+    finally:
+        held.release()
+    assert res.returncode == 0, res.stderr
+    assert f"dataflow '{flow.name}-2'" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    again = cli("run", str(flow.yaml), "--name", flow.name, "--endpoint", flow.endpoint, cwd=flow.folder)
+    assert again.returncode == 0 and f"dataflow '{flow.name}' " in again.stderr, again.stderr  # released: its own
