@@ -2,8 +2,8 @@
 machine never keep the same name.
 
 The name check over Zenoh (a liveliness query for the name's runner token) misses a run that
-has not declared its token yet: two `dora-zenoh run` of one YAML started together both kept the
-name in 3 of 43 tries (5 Dec 2026, loaded 2-core machine) and read each other's messages. An
+has not declared its token yet: of two `dora-zenoh run` of one YAML started together, both kept
+the name in 1 of 20 tries (5 Dec 2026, loaded 2-core machine) and read each other's messages. An
 exclusive ``flock`` on a file per (endpoint, prefix, name), in the user's own runtime directory,
 settles it on this machine; the kernel drops the lock when the process ends, however it ends.
 Runs of other users or machines are still told apart by the Zenoh check alone.

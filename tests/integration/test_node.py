@@ -1243,7 +1243,7 @@ def test_metadata_that_cannot_be_sent_is_refused_by_the_sender(flow):
 
 
 def test_a_run_whose_name_another_run_of_this_machine_holds_takes_the_next(flow):
-    """Two runs of one YAML started at the same moment both kept the name in 3 of 43 tries (each
+    """Two runs of one YAML started at the same moment both kept the name in 1 of 20 tries (each
     asked the network before the other had declared it) and read each other's messages. A run of
     this machine holds its name's lock file from the moment it picks it: a run that finds the lock
     held takes NAME-2, although nothing on the network says the name is taken yet."""
