@@ -38,6 +38,7 @@ from dora_zenoh.descriptor import Descriptor, ResolvedNode
 from dora_zenoh.errors import CommandError, NodeStartError
 from dora_zenoh.node import shutdown, supervisor
 from dora_zenoh.supervision import forkserver, runinfo
+from dora_zenoh.supervision.hub import HubRequest, open_hub
 from dora_zenoh.supervision.logfile import LogLimits
 from dora_zenoh.supervision.logs import LineHook, NodeLogs, pump
 from dora_zenoh.supervision.namelock import NameLock
@@ -56,7 +57,6 @@ from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_b
 
 __all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
 
-PEER_LINK_WAIT = 3.0  # s a starting run waits for the peers it dials (its parts', or the network it joins) to link
 
 
 def closed_as_asked(flag: bool | None, desc: Descriptor) -> bool | None:
@@ -128,7 +128,7 @@ class DataflowRun:
         self.session: zenoh.Session | None = None
         self._relinker: relink.Relinker | None = None
         self._tally_dir: str | None = None  # (a part) where nodes keep their sent counts (_sent_file)
-        self._name_lock: NameLock | None = None  # (a `run`) its name on this machine (_unique_name)
+        self._name_lock: NameLock | None = None  # (a `run`) its name on this machine (supervision.hub)
         self.procs: dict[str, NodeProcess] = {}
         self.results: dict[str, NodeResult] = {}
         self.alive: set[str] = set()
@@ -174,49 +174,14 @@ class DataflowRun:
 
     # -- start -----------------------------------------------------------------------
     def _open_hub(self) -> None:
-        """Listen on the endpoint; if it is taken (another run, a coordinator), join that
-        network and listen on a free port of our own instead. A closed run (``--secure`` or
-        ``secure: true``) never joins: it makes its credentials (or, as another machine's part,
-        is given them) and listens alone, linked only to the other parts' hubs."""
-        joined = zconfig.tcp_port_in_use(self.endpoint)
-        closed = bool(closed_as_asked(self.options.secure, self.desc))
-        if closed:  # a network of its own, closed to others
-            self.secret = self.options.secret or auth.make_secret()
-            own = zconfig.free_endpoint_beside(self.endpoint) if joined else self.endpoint
-            self.session = zenoh.open(zconfig.peer_config(list(self.options.peers), [own], secret=str(self.secret)))
-            self.node_endpoint = own
-            if self.options.peers:
-                zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
-        elif joined:
-            self._join_hub()
-        else:
-            try:
-                self.session = zenoh.open(zconfig.peer_config([], [self.endpoint]))
-                self.node_endpoint = self.endpoint
-            except zenoh.ZError as exc:
-                if "in use" not in str(exc):
-                    raise
-                # Another run took the endpoint between our look and our listen (two runs
-                # started at once: this one failed with Zenoh's raw error): join it instead.
-                self._join_hub()
-                return
-            self._unique_name(ask_network=False)  # (no other peer yet: only this machine's runs can hold it)
-
-    def _join_hub(self) -> None:
-        """The endpoint is another run's (or a coordinator's): link to it, listen on a free port
-        of our own, and make our name unique on that network."""
-        own = zconfig.free_endpoint_beside(self.endpoint)
-        self.session = zenoh.open(zconfig.peer_config([self.endpoint], [own], one_dialer=self.options.part))
-        self.node_endpoint = own
-        if self.options.part and zconfig.is_network_endpoint(own):  # see wire.relink
-            self._relinker = relink.Relinker(self.session, own)
-        linked = zconfig.wait_for_peers(self.session, PEER_LINK_WAIT)
-        if not self.options.part:  # a run of its own: its name must be free on that network
-            self._unique_name(ask_network=linked)
-            if not linked:
-                warn(f"dataflow '{self.dataflow}': {self.endpoint} answers, but no Zenoh peer there "
-                     f"linked within {PEER_LINK_WAIT:g} s (another program on that port, or a machine too loaded to answer): "
-                     f"this dataflow runs on its own at {own}, and its name was not checked against others there")
+        """The hub session and the dataflow's name on its network (see supervision.hub)."""
+        opts = self.options
+        hub = open_hub(HubRequest(self.endpoint, self.dataflow, self.desc.prefix,
+                                  closed=bool(closed_as_asked(opts.secure, self.desc)), secret=opts.secret,
+                                  peers=tuple(opts.peers), part=opts.part,
+                                  lock_name=opts.answer_on_hub and not opts.part))  # (the coordinator checks its own)
+        self.session, self.node_endpoint, self.dataflow = hub.session, hub.node_endpoint, hub.name
+        self.secret, self._relinker, self._name_lock = hub.secret, hub.relinker, hub.name_lock
 
     @property
     def hub(self) -> zenoh.Session:
@@ -224,24 +189,6 @@ class DataflowRun:
         if self.session is None:
             raise RuntimeError(f"dataflow {self.dataflow!r}: the hub session is not open")
         return self.session
-
-    def _unique_name(self, ask_network: bool = True) -> None:
-        """On a shared network, two dataflows may not have the same name: suffix ours. A `run`
-        of its own also holds its name's lock file (supervision.namelock): the network cannot
-        see a run started at the same moment, which has not declared its name yet."""
-        base, n = self.dataflow, 1
-        locks = self.options.answer_on_hub and not self.options.part  # (the coordinator checks its own)
-        while True:
-            lock = NameLock(self.endpoint, self.desc.prefix, self.dataflow) if locks else None
-            if lock is None or lock.take():
-                token = keys.runner_token(self.desc.prefix, self.dataflow)
-                if not ask_network or not list(self.hub.liveliness().get(token, timeout=keys.NAME_CHECK_TIMEOUT)):
-                    self._name_lock = lock
-                    return
-                if lock is not None:
-                    lock.release()
-            n += 1
-            self.dataflow = f"{base}-{n}"
 
     def start(self) -> None:
         """Open the hub, announce the dataflow, and spawn every node. Nothing is left
@@ -252,7 +199,7 @@ class DataflowRun:
                 self._cpu_latency = CpuLatencyRequest(self.options.cpu_latency_us)
             self._open_hub()
             # The name is ours from here on: say so at once, so that a run started on this
-            # endpoint a moment later sees it taken (_unique_name) however slow this start is
+            # endpoint a moment later sees it taken (supervision.hub) however slow this start is
             prefix, session = self.desc.prefix, self.hub
             self._tokens.append(session.liveliness().declare_token(keys.runner_token(prefix, self.dataflow)))
             if self.options.part:
