@@ -17,6 +17,7 @@ class Vertex:
     id: str
     label: str
     kind: str  # "node", "operator", "timer", "dynamic"
+    machine: str | None = None  # where `deploy:` places it ("labels k=v" until a start chooses); None: here
 
 
 @dataclass
@@ -44,7 +45,28 @@ class Graph:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "vertices": [vars(v) for v in self.vertices.values()],
-                "edges": [{**vars(e), "label": e.label} for e in self.edges]}
+                "edges": [{**vars(e), "label": e.label, "crosses_machines": self.crosses(e)} for e in self.edges]}
+
+    def machines(self) -> list[str]:
+        """The machines of a dataflow placed on several (nodes without one: "here"), else []."""
+        placed = {v.machine for v in self.vertices.values() if v.kind != "timer"}
+        if placed == {None}:
+            return []
+        return sorted(m or HERE for m in placed)
+
+    def machine_of(self, vid: str) -> str | None:
+        v = self.vertices.get(vid)
+        if v is None or v.kind == "timer" or not self.machines():
+            return None  # (a timer ticks in each of its readers: on their machines)
+        return v.machine or HERE
+
+    def crosses(self, e: Edge) -> bool:
+        """The edge's messages go from one machine to another."""
+        a, b = self.machine_of(e.src), self.machine_of(e.dst)
+        return a is not None and b is not None and a != b
+
+
+HERE = "(coordinator's machine)"  # a node without `deploy` in a dataflow placed on several machines
 
 
 def _timer_label(ns: int) -> str:
@@ -74,12 +96,14 @@ def from_descriptor(desc: Any) -> Graph:
     """Every node, operator and timer of a valid descriptor, edges labelled output → input [queue]."""
     g = Graph(desc.name or desc.path.stem)
     for node in desc.nodes:
+        where = node.machine or (("labels " + ",".join(f"{k}={v}" for k, v in sorted(node.labels.items())))
+                                 if node.labels else None)
         if node.operators:
             for op in node.operators:
                 vid = f"{node.id}/{op.id}"
-                g.vertices[vid] = Vertex(vid, vid, "operator")
+                g.vertices[vid] = Vertex(vid, vid, "operator", where)
         else:
-            g.vertices[node.id] = Vertex(node.id, node.id, "dynamic" if node.kind == "dynamic" else "node")
+            g.vertices[node.id] = Vertex(node.id, node.id, "dynamic" if node.kind == "dynamic" else "node", where)
     for node in desc.nodes:
         if node.operators:
             for op in node.operators:
@@ -97,7 +121,7 @@ def from_snapshot(snap: Any, dataflow: str) -> Graph:
     g = Graph(dataflow)
     nodes = [n for (df, _), n in sorted(snap.nodes.items()) if df == dataflow]
     for n in nodes:
-        g.vertices[n.id] = Vertex(n.id, n.id, "node")
+        g.vertices[n.id] = Vertex(n.id, n.id, "node", n.machine)  # (the host each node reports)
     for n in nodes:
         for in_id, inp in n.inputs.items():
             source = inp.source
@@ -115,15 +139,24 @@ def _mid(vid: str, order: dict[str, int]) -> str:
 
 
 def to_mermaid(g: Graph) -> str:
+    """Placed on several machines: one subgraph per machine; edges between machines dotted."""
     order = {v: i for i, v in enumerate(g.vertices)}
     lines = ["flowchart LR"]
-    for v in g.vertices.values():
+
+    def vertex(v: Vertex, indent: str) -> str:
         text = v.label.replace('"', "'")
         shape = {"timer": f'(["{text}"])', "operator": f'[["{text}"]]', "dynamic": f'[/"{text}"/]'}
-        lines.append(f"  {_mid(v.id, order)}{shape.get(v.kind, f'[{chr(34)}{text}{chr(34)}]')}")
+        return f"{indent}{_mid(v.id, order)}{shape.get(v.kind, f'[{chr(34)}{text}{chr(34)}]')}"
+
+    machines = g.machines()
+    lines += [vertex(v, "  ") for v in g.vertices.values() if g.machine_of(v.id) is None]
+    for i, m in enumerate(machines):
+        lines.append(f'  subgraph m{i}["machine {m.replace(chr(34), chr(39))}"]')
+        lines += [vertex(v, "    ") for v in g.vertices.values() if g.machine_of(v.id) == m]
+        lines.append("  end")
     for e in g.edges:
         label = e.label.replace('"', "'").replace("|", "/")
-        arrow = "==>" if e.policy == "block" else "-->"
+        arrow = "==>" if e.policy == "block" else "-.->" if g.crosses(e) else "-->"
         lines.append(f'  {_mid(e.src, order)} {arrow}|"{label}"| {_mid(e.dst, order)}')
     return "\n".join(lines) + "\n"
 
@@ -136,10 +169,18 @@ def to_dot(g: Graph) -> str:
     lines = [f"digraph {_dq(g.name)} {{", "  rankdir=LR;", '  node [fontname="sans-serif"];',
              '  edge [fontname="sans-serif", fontsize=10];']
     shapes = {"timer": "ellipse", "operator": "component", "dynamic": "parallelogram", "node": "box"}
-    for v in g.vertices.values():
-        lines.append(f"  {_dq(v.id)} [label={_dq(v.label)}, shape={shapes.get(v.kind, 'box')}];")
+
+    def vertex(v: Vertex, indent: str) -> str:
+        return f"{indent}{_dq(v.id)} [label={_dq(v.label)}, shape={shapes.get(v.kind, 'box')}];"
+
+    lines += [vertex(v, "  ") for v in g.vertices.values() if g.machine_of(v.id) is None]
+    for i, m in enumerate(g.machines()):  # (a "cluster" subgraph: Graphviz draws a box around it)
+        lines += [f"  subgraph {_dq(f'cluster_{i}')} {{", f"    label={_dq(f'machine {m}')}; style=dashed;"]
+        lines += [vertex(v, "    ") for v in g.vertices.values() if g.machine_of(v.id) == m]
+        lines.append("  }")
     for e in g.edges:
-        style = ", style=bold" if e.policy == "block" else ""
+        styles = [s for s, on in (("bold", e.policy == "block"), ("dashed", g.crosses(e))) if on]
+        style = f", style={_dq(','.join(styles))}" if styles else ""
         lines.append(f"  {_dq(e.src)} -> {_dq(e.dst)} [label={_dq(e.label)}{style}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -197,6 +238,12 @@ def layout(g: Graph) -> dict[str, tuple[int, int]]:
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 170, 44, 120, 46, 30
 COLORS = {"node": "#dbeafe", "operator": "#dcfce7", "timer": "#fef3c7", "dynamic": "#f3e8ff"}
+# A dataflow on several machines: each machine's boxes get its colour of outline and a second line
+MACHINE_COLORS = ["#b45309", "#0f766e", "#7c3aed", "#be123c", "#1d4ed8", "#4d7c0f"]
+
+
+def machine_colors(g: Graph) -> dict[str, str]:
+    return {m: MACHINE_COLORS[i % len(MACHINE_COLORS)] for i, m in enumerate(g.machines())}
 
 
 def to_svg(g: Graph) -> str:
@@ -243,19 +290,29 @@ def to_svg(g: Graph) -> str:
             low = max(sy, ey) + GAP_Y * 0.8
             d = f"M{sx},{sy} C{sx},{low} {ex},{low} {ex},{ey}"
             lx, ly = (sx + ex) / 2, low - 4
-        dash = "" if e.policy != "block" else ' stroke-width="2.5"'
-        out.append(f'<g class="edge" data-src="{html.escape(e.src)}" data-dst="{html.escape(e.dst)}">'
+        dash = ("" if e.policy != "block" else ' stroke-width="2.5"') + \
+            (' stroke-dasharray="7 4"' if g.crosses(e) else "")
+        out.append(f'<g class="edge{" crosses" if g.crosses(e) else ""}" data-src="{html.escape(e.src)}" '
+                   f'data-dst="{html.escape(e.dst)}">'
                    f'<path id="e{i}" d="{d}" fill="none" stroke="#334155"{dash} marker-end="url(#arrow)"/>'
                    f'<text x="{lx:.0f}" y="{ly:.0f}" text-anchor="middle" font-size="11" fill="#0f172a" '
                    f'paint-order="stroke" stroke="#ffffff" stroke-width="3">{html.escape(e.label)}</text></g>')
+    colors = machine_colors(g)
     for v in g.vertices.values():
         x, y = xy(v.id)
         rx = 22 if v.kind == "timer" else 6
-        out.append(f'<g class="vertex {v.kind}" data-id="{html.escape(v.id)}">'
+        machine = g.machine_of(v.id)
+        stroke = f'stroke="{colors[machine]}" stroke-width="2.5"' if machine else 'stroke="#1e293b"'
+        where = (f'<text class="machine" x="{x + BOX_W / 2:.0f}" y="{y + BOX_H - 8:.0f}" text-anchor="middle" '
+                 f'font-size="10" fill="{colors[machine]}">on {html.escape(machine)}</text>') if machine else ""
+        out.append(f'<g class="vertex {v.kind}" data-id="{html.escape(v.id)}"'
+                   + (f' data-machine="{html.escape(machine)}"' if machine else "") + ">"
                    f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="{rx}" '
-                   f'fill="{COLORS.get(v.kind, "#e5e7eb")}" stroke="#1e293b"/>'
-                   f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 5:.0f}" text-anchor="middle">'
-                   f'{html.escape(v.label)}</text><title>{html.escape(v.kind)} {html.escape(v.id)}</title></g>')
+                   f'fill="{COLORS.get(v.kind, "#e5e7eb")}" {stroke}/>'
+                   f'<text x="{x + BOX_W / 2:.0f}" y="{y + (18 if machine else BOX_H / 2 + 5):.0f}" '
+                   f'text-anchor="middle">{html.escape(v.label)}</text>{where}'
+                   f'<title>{html.escape(v.kind)} {html.escape(v.id)}'
+                   f'{" on machine " + html.escape(machine) if machine else ""}</title></g>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -263,7 +320,8 @@ def to_svg(g: Graph) -> str:
 def to_html(g: Graph) -> str:
     """One file, no network: the SVG, a legend, and the edges as a table for screen readers and grep."""
     def name(v: str) -> str:
-        return html.escape(g.vertices[v].label if v in g.vertices else v)
+        machine = g.machine_of(v)
+        return html.escape((g.vertices[v].label if v in g.vertices else v) + (f" ({machine})" if machine else ""))
 
     rows = "\n".join(f"<tr><td>{name(e.src)}</td><td>{html.escape(e.output)}</td>"
                      f"<td>{name(e.dst)}</td><td>{html.escape(e.input)}</td>"
@@ -271,6 +329,11 @@ def to_html(g: Graph) -> str:
                      f"<td>{html.escape(e.policy or '')}</td></tr>" for e in g.edges)
     legend = " ".join(f'<span style="background:{c};border:1px solid #1e293b;padding:1px 6px;'
                       f'border-radius:4px">{k}</span>' for k, c in COLORS.items())
+    machines = machine_colors(g)
+    if machines:
+        legend += " &nbsp; machines: " + " ".join(
+            f'<span class="machine" style="border:2.5px solid {c};padding:1px 6px;border-radius:4px">'
+            f'{html.escape(m)}</span>' for m, c in machines.items()) + " &nbsp; dashed edge: between machines"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>dataflow {html.escape(g.name)}</title>
 <style>body{{font-family:sans-serif;margin:16px;color:#0f172a;background:#fff}}

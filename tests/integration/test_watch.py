@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,49 @@ def test_graph_html_in_headless_chromium(flow: Flow):
     colours = _png_colours(png.read_bytes())
     assert len(colours) > 20  # boxes, text, edges: not a blank page
     assert (0xDB, 0xEA, 0xFE) in colours  # the node boxes' fill
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_graph_html_of_a_dataflow_on_several_machines_in_headless_chromium(tmp_path: Path):
+    """Each node says its machine, in the machine's colour, and edges between machines are dashed."""
+    for f in ("camera.py", "detector.py", "motors.py"):
+        (tmp_path / f).write_text("")
+    yml = tmp_path / "robot.yml"
+    yml.write_text(textwrap.dedent("""
+        nodes:
+          - id: camera
+            path: camera.py
+            deploy: {machine: robot}
+            inputs: {tick: dora/timer/millis/33}
+            outputs: [image]
+          - id: detector
+            path: detector.py
+            deploy: {machine: offboard}
+            inputs: {image: camera/image}
+            outputs: [boxes]
+          - id: motors
+            path: motors.py
+            deploy: {machine: robot}
+            inputs: {boxes: detector/boxes}
+    """))
+    out = tmp_path / "graph.html"
+    res = cli("graph", str(yml), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([*base, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
+                             capture_output=True, text=True, timeout=90)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count(">on robot</text>") == 2 and dom.stdout.count(">on offboard</text>") == 1
+    assert dom.stdout.count('class="edge crosses"') == 2 and dom.stdout.count('class="edge"') == 1
+    png = tmp_path / "graph.png"
+    with tempfile.TemporaryDirectory() as profile:
+        shot = subprocess.run([*base, f"--user-data-dir={profile}", "--window-size=1100,420",
+                               f"--screenshot={png}", out.as_uri()], capture_output=True, text=True, timeout=90)
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    colours = _png_colours(png.read_bytes())
+    assert (0xB4, 0x53, 0x09) in colours and (0x0F, 0x76, 0x6E) in colours  # the two machines' outlines
 
 
 def _png_colours(data: bytes) -> set[tuple[int, int, int]]:

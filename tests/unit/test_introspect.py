@@ -56,3 +56,52 @@ def test_html_is_self_contained_and_survives_cycles():
     assert "<script" not in page and "https://" not in page and "<link" not in page
     assert page.count('class="edge"') == 4 and "y → y" not in page and "y [1, block]" in page
     assert "z → back [10]" in page
+
+
+PLACED = """
+nodes:
+  - id: camera
+    path: camera.py
+    deploy: {machine: robot}
+    inputs: {tick: dora/timer/millis/33}
+    outputs: [image]
+  - id: detector
+    path: detector.py
+    _unstable_deploy: {machine: offboard}
+    inputs: {image: camera/image}
+    outputs: [boxes]
+  - id: motors
+    path: motors.py
+    deploy: {machine: robot}
+    inputs:
+      boxes: {source: detector/boxes, queue_policy: block}
+  - id: logger
+    path: logger.py
+    inputs: {boxes: detector/boxes}
+"""
+
+
+def test_a_graph_placed_on_several_machines_groups_them(tmp_path):
+    """`graph` of a YAML with `deploy:` showed no machine: each renderer now groups the nodes by
+    machine (those without `deploy` on the coordinator's) and marks the edges between machines."""
+    for f in ("camera.py", "detector.py", "motors.py", "logger.py"):
+        (tmp_path / f).write_text("")
+    (tmp_path / "flow.yml").write_text(PLACED)
+    g = graphs.from_descriptor(load_descriptor(tmp_path / "flow.yml"))
+    assert g.machines() == [graphs.HERE, "offboard", "robot"]
+    assert [e.dst for e in g.edges if g.crosses(e)] == ["detector", "motors", "logger"]
+    mermaid = graphs.to_mermaid(g)
+    robot = mermaid.split('subgraph m2["machine robot"]')[1].split("end")[0]
+    assert '"camera"' in robot and '"motors"' in robot and '"detector"' not in robot
+    assert '-.->|"image [10]"|' in mermaid and '==>|"boxes [10, block]"|' in mermaid
+    assert '(["timer 33 ms"])' in mermaid.split("subgraph")[0]  # a timer ticks where its readers are
+    dot = graphs.to_dot(g)
+    assert 'subgraph "cluster_1" {\n    label="machine offboard"; style=dashed;\n    "detector"' in dot
+    assert '"detector" -> "motors" [label="boxes [10, block]", style="bold,dashed"];' in dot
+    assert [e["crosses_machines"] for e in g.as_dict()["edges"]] == [False, True, True, True]
+    page = graphs.to_html(g)
+    assert page.count('class="edge crosses"') == 3 and 'data-machine="offboard"' in page
+    assert "<td>detector (offboard)</td>" in page
+    one = graphs.from_descriptor(load_descriptor(ROOT / "examples/python-operator/dataflow.yml"))
+    assert one.machines() == [] and "subgraph" not in graphs.to_mermaid(one)  # one machine: as before
+    assert "cluster" not in graphs.to_dot(one) and "data-machine" not in graphs.to_html(one)
