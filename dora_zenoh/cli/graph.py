@@ -31,13 +31,17 @@ def graph(target: str, fmt: str | None, output: Path | None, open_: bool, endpoi
         from dora_zenoh.cli.errors import CliError
         from dora_zenoh.cli.topic import observer
         from dora_zenoh.introspect.discovery import wait_snapshot
+        from dora_zenoh.introspect.usage import supervisor_rows
 
         with observer(endpoint, target) as session:
             snap = wait_snapshot(session.client, target)
+            rows = supervisor_rows(session.client, [target], endpoint).get(target, {})
         if not any(df == target for df, _ in snap.nodes):
             running = ", ".join(snap.dataflows()) or "none"
             raise CliError(f"'{target}' is neither a YAML file nor a running dataflow (running: {running})")
-        g = graphs.from_snapshot(snap, target)
+        # the machine ids `deploy:` names, as the coordinator knows them (else the nodes' hosts)
+        placed = {n: r.get("machine") for n, r in rows.items()}
+        g = graphs.from_snapshot(snap, target, placed if any(placed.values()) else None)
     if fmt is None:
         fmt = "html" if open_ or (output and output.suffix in (".html", ".htm")) else "mermaid"
     text = json.dumps(g.as_dict(), indent=2) + "\n" if fmt == "json" else graphs.RENDERERS[fmt](g)
