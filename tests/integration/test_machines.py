@@ -349,6 +349,13 @@ def test_three_machines_and_a_4mib_message(machines: Machines) -> None:
     nodes = machines.nodes("three")
     assert {n: s["machine"] for n, s in nodes.items()} == {"sensor": "a", "proc": "b", "act": "a"}
     assert all(s["status"] == "running" for s in nodes.values()), nodes
+    # `graph NAME` draws the running dataflow per machine, by the ids `deploy:` names (one host here)
+    out = machines.cli("graph", "three", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    drawn = json.loads(out.stdout)
+    assert {v["id"]: v["machine"] for v in drawn["vertices"] if v["kind"] == "node"} == \
+        {"sensor": "a", "proc": "b", "act": "a"}
+    assert sum(e["crosses_machines"] for e in drawn["edges"]) == 2  # sensor -> proc -> act
     # CPU and RSS of every node, measured by its machine's daemon (a Python node with Zenoh has
     # tens of MiB resident; the coordinator used to show 0 for remote nodes; a first CPU sample is 0.0)
     wait_for(lambda: all(s["rss"] > BIG for s in machines.nodes("three").values()), 30, "every node's RSS")
