@@ -138,6 +138,10 @@ class DataflowRun:
         # notices travel different links, which a loaded machine serves out of order.
         self._ended_at: dict[str, float] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()
+        # Set once wait() no longer reads _events: a stop then acts at once (a part kept only for
+        # its session, the coordinator's with dynamic nodes: they got no STOP, only closed inputs)
+        self._unattended = False
+        self._stop_lock = threading.Lock()
         self._stopping_at: float | None = None
         self._tokens: list[Any] = []
         self._reaper: subprocess.Popen | None = None
@@ -643,7 +647,12 @@ class DataflowRun:
         """
         if grace is not None:
             self.options.grace = grace
-        self._events.put(("stop", None))
+        with self._stop_lock:
+            if not self._unattended:
+                self._events.put(("stop", None))
+                return
+        if self.session is not None:
+            self._begin_stop()
 
     def kill(self, forced: bool = False, action: str | None = None) -> None:
         """Kill every node's process tree now; nothing restarts. Thread-safe.
@@ -720,6 +729,12 @@ class DataflowRun:
                 self._respawn(proc)
             elif kind == "stop":
                 self._begin_stop()
+        if keep_session:
+            with self._stop_lock:
+                self._unattended = True
+                asked = any(kind == "stop" for kind, _ in _drain(self._events))
+            if asked and self.session is not None:
+                self._begin_stop()
         self._finish(keep_session)
         return RunResult(self.dataflow, self.run_id, self.log_dir,
                          [self.results[n] for n in self.procs])
@@ -779,3 +794,13 @@ class DataflowRun:
                 warn(f"dataflow '{self.dataflow}': its Zenoh session did not close cleanly: {exc}")
         if self.secret is not None and self.options.secret is None:  # a given one is its giver's
             auth.discard(self.secret)
+
+
+def _drain(q: queue.SimpleQueue) -> list[Any]:
+    """What is left in ``q``."""
+    items = []
+    while True:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            return items

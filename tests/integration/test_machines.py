@@ -746,8 +746,25 @@ def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machi
     machines.start_coordinator()
     wait_for(lambda: machines.nodes("dynb").get("tick", {}).get("status") == "running", 60, "the adoption")
     join_from_b()
-    out = machines.cli("stop", "dynb")
-    assert out.returncode == 0, out.stderr
+    # ... and `stop` gives it dora's STOP "MANUAL" (it had only its inputs closed, as the
+    # coordinator's part, having no node to run, no longer read its stop requests)
+    staying = textwrap.dedent("""
+        from dora_zenoh import Node
+        for event in Node("viewer", dataflow="dynb"):
+            print(event["type"], event.get("id"), flush=True)
+    """)
+    log = machines.tmp / "viewer.log"
+    with open(log, "w") as f:
+        viewer_proc = subprocess.Popen(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", staying],
+                                       stdout=f, stderr=subprocess.STDOUT, env=env, cwd=machines.tmp)
+    try:
+        wait_for(lambda: "INPUT n" in log.read_text(), 60, "the viewer's first input")
+        out = machines.cli("stop", "dynb")
+        assert out.returncode == 0, out.stderr
+        assert viewer_proc.wait(60) == 0
+    finally:
+        viewer_proc.kill()
+    assert "STOP MANUAL" in log.read_text(), log.read_text()
 
 
 FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
