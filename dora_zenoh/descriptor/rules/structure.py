@@ -104,6 +104,8 @@ def _report(ctx: Context, schema: type[BaseModel], data: Any, at: DataPath, node
                     else "a number"
                 )
                 hint = f"YAML reads this value as {read_as}; put it in quotes"
+            elif kind == "dict_type" and rel and rel[-1] in ("deploy", "_unstable_deploy") and isinstance(got, str):
+                hint = f"a machine is written `{rel[-1]}: {{machine: {got}}}`"
             message = f"{where} {text}"
     ctx.add(message, full, node, hint)
 

@@ -64,6 +64,14 @@ def test_bad_machine_id(tmp_path: Path) -> None:
     assert problem.message == "deploy.machine should be a machine id (letters, digits, '_', '.', '-'), not 'my robot'"
 
 
+@pytest.mark.parametrize("key", ["deploy", "_unstable_deploy"])
+def test_a_machine_written_as_the_whole_deploy_gets_the_form(tmp_path: Path, key: str) -> None:
+    path = write(tmp_path, f"nodes:\n  - id: a\n    path: a.py\n    {key}: robot\n", "a.py")
+    problem = only_problem(path)
+    assert (problem.line, problem.node) == (4, "a")
+    assert problem.hint == f"a machine is written `{key}: {{machine: robot}}`"
+
+
 def test_unknown_deploy_key(tmp_path: Path) -> None:
     path = write(tmp_path, "nodes:\n  - id: a\n    path: a.py\n    deploy: {machin: robot}\n", "a.py")
     assert only_problem(path).message == "deploy has unknown key(s) machin"
