@@ -233,6 +233,16 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _in_chromium(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium (Debian's) with a throwaway profile and no network of its own."""
+    base = [_chromium() or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run([*base, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_graph_html_in_headless_chromium(flow: Flow):
     write_watched(flow)
@@ -241,21 +251,14 @@ def test_graph_html_in_headless_chromium(flow: Flow):
     assert res.returncode == 0, res.stderr
     page = out.read_text()
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
-    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([*base, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
-                             capture_output=True, text=True, timeout=90)
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    dom = _in_chromium("--dump-dom", out.as_uri())
     for vertex in ("talker", "listener", "timer 10 ms"):
         assert f">{vertex}</text>" in dom.stdout
     assert dom.stdout.count('class="edge"') == 4  # tick, speed, text, cmd
     assert "speed [5]" in dom.stdout
     png = flow.folder / "graph.png"
-    with tempfile.TemporaryDirectory() as profile:
-        shot = subprocess.run([*base, f"--user-data-dir={profile}", "--window-size=900,500",
-                               f"--screenshot={png}", out.as_uri()], capture_output=True, text=True, timeout=90)
-    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    _in_chromium("--window-size=900,500", f"--screenshot={png}", out.as_uri())
+    assert png.exists()
     colours = _png_colours(png.read_bytes())
     assert len(colours) > 20  # boxes, text, edges: not a blank page
     assert (0xDB, 0xEA, 0xFE) in colours  # the node boxes' fill
@@ -287,19 +290,12 @@ def test_graph_html_of_a_dataflow_on_several_machines_in_headless_chromium(tmp_p
     out = tmp_path / "graph.html"
     res = cli("graph", str(yml), "-o", str(out))
     assert res.returncode == 0, res.stderr
-    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([*base, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
-                             capture_output=True, text=True, timeout=90)
-    assert dom.returncode == 0, dom.stderr[-2000:]
+    dom = _in_chromium("--dump-dom", out.as_uri())
     assert dom.stdout.count(">on robot</text>") == 2 and dom.stdout.count(">on offboard</text>") == 1
     assert dom.stdout.count('class="edge crosses"') == 2 and dom.stdout.count('class="edge"') == 1
     png = tmp_path / "graph.png"
-    with tempfile.TemporaryDirectory() as profile:
-        shot = subprocess.run([*base, f"--user-data-dir={profile}", "--window-size=1100,420",
-                               f"--screenshot={png}", out.as_uri()], capture_output=True, text=True, timeout=90)
-    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    _in_chromium("--window-size=1100,420", f"--screenshot={png}", out.as_uri())
+    assert png.exists()
     colours = _png_colours(png.read_bytes())
     assert (0xB4, 0x53, 0x09) in colours and (0x0F, 0x76, 0x6E) in colours  # the two machines' outlines
 
