@@ -88,11 +88,16 @@ def _replay_onto_keys(file: Path, messages: Any, chosen: list, play: dict, name:
     import zenoh
 
     from dora_zenoh.record.player import Player
+    from dora_zenoh.security.ctl_client import join
     from dora_zenoh.wire import keys, zconfig
 
     if not chosen:
         raise CliError(f"nothing to replay in {file} (check TOPIC)")
-    hub = endpoint or zconfig.default_endpoint()
+    # A closed dataflow of the coordinator (the default) lives on its own network: the player
+    # joins it as one of its own (it published on the coordinator's, where no node reads)
+    key, source = chosen[0]  # (prefix/dataflow/node/output, node/output)
+    target = name or key[:-len(source) - 1].rsplit("/", 1)[-1]
+    hub = join(endpoint, target, member=True) or zconfig.default_endpoint()
     with zenoh.open(zconfig.peer_config([hub], [zconfig.node_listen_endpoint(hub)])) as session:
         def key_of(key: str, source: str) -> str:
             if not name:

@@ -392,6 +392,46 @@ def test_start_record_on_the_coordinator(flow, coord):
     assert [m.data for m in topics[f"dora/{flow.name}/beacon/ping"]] == [b"ping 0", b"ping 1", b"ping 2"]
 
 
+def test_replay_onto_a_closed_dataflow_of_the_coordinator_reaches_its_node(flow, coord):
+    """A coordinator's dataflow is closed by default: `replay FILE --name NAME` published on the
+    coordinator's network, where none of its nodes reads ("no subscriber yet; playing anyway")."""
+    from dora_zenoh.record.writer import BagWriter
+    from dora_zenoh.wire import codec
+
+    flow.write("dataflow.yml", """
+        nodes:
+          - id: source
+            path: dynamic
+            outputs: [value]
+          - id: sink
+            path: sink.py
+            inputs: {value: source/value}
+    """)
+    flow.write("sink.py", """
+        from dora import Node
+        for event in Node():
+            if event["type"] == "INPUT":
+                with open("got.txt", "a") as f:
+                    f.write(bytes(event["value"].to_numpy()).decode() + "\\n")
+    """)
+    rec = flow.folder / "replay-me.mcap"
+    writer = BagWriter(rec, prefix="dora", dataflow="recorded")
+    t0 = time.time_ns()
+    for i in range(20):
+        writer.write("dora/recorded/source/value", b"frame %d" % i, "application/octet-stream",
+                     codec.attachment(i, t0 + i * 10_000_000, None), t0 + i * 10_000_000)
+    writer.close()
+    res = coord("start", str(flow.yaml), "--name", flow.name, "--detach", cwd=flow.folder)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: coord.status(flow.name) == "running", 60, "the dataflow")
+    res = coord("replay", str(rec), "--name", flow.name, cwd=flow.folder)
+    assert res.returncode == 0 and "no subscriber" not in res.stderr, res.stderr
+    got = flow.folder / "got.txt"
+    wait_for(lambda: got.exists() and len(got.read_text().splitlines()) >= 20, 30, "the replayed frames at the sink")
+    assert got.read_text().splitlines() == [f"frame {i}" for i in range(20)]
+    coord("stop", flow.name)
+
+
 def test_record_everything_for_a_duration(tmp_path):
     """Without a DATAFLOW: every key under the prefix, until --duration; a plain publisher's messages too."""
     import zenoh
