@@ -26,10 +26,11 @@ def _endpoint(endpoint: str | None) -> str:
     return endpoint or zconfig.default_endpoint()
 
 
-def closed_default(endpoint: str | None) -> str | None:
-    """For a tool given no dataflow name: the coordinator's closed dataflow when it is the only
-    dataflow running (then the tool joins it, and says so); else None, after naming the closed
-    dataflows the tool will not see (each lives on a network of its own: docs/security.md)."""
+def closed_default(endpoint: str | None, names: tuple[str, ...] = ()) -> str | None:
+    """For a tool given no dataflow name: the coordinator's closed dataflow that its topic
+    ``names`` name (``robot/camera/image``, or a full key ``dora/robot/camera/image``), or the
+    only dataflow running (then the tool joins it, and says so); else None, after naming the
+    closed dataflows the tool will not see (each lives on a network of its own: docs/security.md)."""
     import click
 
     from dora_zenoh.introspect.discovery import hub_dataflows
@@ -38,6 +39,12 @@ def closed_default(endpoint: str | None) -> str | None:
     closed = closed_dataflows(endpoint)
     if not closed:
         return None
+    named = {part for name in names for part in name.split("/")[:2]
+             if name.count("/") >= 2 and part in closed}
+    if len(named) == 1:
+        (only,) = named
+        click.echo(f"note: showing closed dataflow '{only}', which the topic names", err=True)
+        return only
     if len(closed) == 1 and not hub_dataflows(endpoint):
         click.echo(f"note: showing closed dataflow '{closed[0]}', the only one running", err=True)
         return closed[0]

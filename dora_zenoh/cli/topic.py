@@ -24,7 +24,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @contextmanager
-def observer(endpoint: str | None, dataflow: str | None = None, member: bool = False) -> Iterator[Any]:
+def observer(endpoint: str | None, dataflow: str | None = None, member: bool = False,
+             names: tuple[str, ...] = ()) -> Iterator[Any]:
     """The sessions for watching (see ``Observer``); 'nothing runs there' and bad names become ``error: ...``.
 
     With ``dataflow``, a closed dataflow of the coordinator is reached on its own network
@@ -34,7 +35,7 @@ def observer(endpoint: str | None, dataflow: str | None = None, member: bool = F
     from dora_zenoh.security.ctl_client import join
 
     if dataflow is None:
-        dataflow = closed_default(endpoint)
+        dataflow = closed_default(endpoint, names)
     try:
         session = Observer(join(endpoint, dataflow, member))
     except IntrospectError as exc:
@@ -141,7 +142,7 @@ def echo(names: tuple[str, ...], dataflow: str | None, count: int | None, timeou
 
     quiet_interrupt()
     shown = 0
-    with observer(endpoint, dataflow) as session:
+    with observer(endpoint, dataflow, names=names) as session:
         topics = _resolve_all(session, names, dataflow)
         watch = Watch(session.peer, [t.key for t in topics])
         until = time.monotonic() + timeout if timeout else None
@@ -173,7 +174,7 @@ def _measure(names: tuple[str, ...], dataflow: str | None, window: float, durati
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
     quiet_interrupt()
-    with observer(endpoint, dataflow) as session:
+    with observer(endpoint, dataflow, names=names) as session:
         topics = _resolve_all(session, names, dataflow)
         meters = {t.key: Meter(window=window) for t in topics}
         watch = Watch(session.peer, list(meters))
@@ -259,7 +260,7 @@ def info(name: str, dataflow: str | None, wait: float, as_json: bool, endpoint: 
     from dora_zenoh.introspect import decode
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
-    with observer(endpoint, dataflow) as session:
+    with observer(endpoint, dataflow, names=(name,)) as session:
         (t,) = _resolve_all(session, (name,), dataflow)
         out: dict[str, Any] = {"dataflow": t.dataflow, "topic": t.name, "key": t.key,
                                "publisher": t.node or None, "sent": t.sent,
@@ -314,7 +315,7 @@ def pub(name: str, value: str, dataflow: str | None, arrow_type: str | None, rat
         except ValueError:
             meta[k] = v
     quiet_interrupt()
-    with observer(endpoint, dataflow, member=True) as session:
+    with observer(endpoint, dataflow, member=True, names=(name,)) as session:
         (t,) = _resolve_all(session, (name,), dataflow)
         pub_ = publisher(session.peer, t.key, encoding)
         time.sleep(0.3)  # let the subscribers' interest reach us, or the first message has no route

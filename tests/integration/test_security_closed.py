@@ -195,6 +195,12 @@ def test_the_owners_tools_find_a_closed_dataflow_of_the_coordinator_by_name(coor
         assert res.returncode == 0, res.stderr
         listed = cli("topic", "list", "--endpoint", coord.endpoint, env=env, timeout=60)
         assert f"not shown: closed dataflow(s) {flow.name}, {flow.name}-2" in listed.stderr, listed.stderr
+        # ... but a topic written DATAFLOW/NODE/OUTPUT names its dataflow: the tool joins that one
+        echo = cli("topic", "echo", f"{flow.name}-2/sender/data", "--count", "1", "--timeout", "30s",
+                   "--endpoint", coord.endpoint, env=env, timeout=60)
+        assert echo.returncode == 0, echo.stderr
+        assert f"showing closed dataflow '{flow.name}-2', which the topic names" in echo.stderr, echo.stderr
+        assert f"key: dora/{flow.name}-2/sender/data" in echo.stdout, echo.stdout
     finally:
         (flow.folder / "attacked").write_text("")  # the sender ends
     assert wait_for(lambda: coord.status(flow.name) != "running", 60, "the dataflow's end")
