@@ -198,9 +198,11 @@ def stop(target: str, grace: float | None, force: bool, endpoint: str | None) ->
 @click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="NAME|ID")
 @click.option("--grace", type=Duration(), help="How long nodes get after STOP (default: the dataflow's own).")
+@click.option("--detach", is_flag=True, help="Accepted as `start` takes it: restart always returns once started.")
 @endpoint_option
-def restart(target: str, grace: float | None, endpoint: str | None) -> None:
-    """Stop a dataflow (if running) and start it again from the same YAML, same name."""
+def restart(target: str, grace: float | None, detach: bool, endpoint: str | None) -> None:
+    """Stop a dataflow (if running) and start it again from the same YAML, same name; returns once
+    it has started (`logs -f` follows it)."""
     with _client(endpoint) as client:
         reply = client.call("restart", timeout=(grace or 10) + 90, target=target, grace=grace)
     click.echo(f"[dora-zenoh] dataflow '{reply['name']}' restarted (id {reply['id']}): {reply['nodes']} "

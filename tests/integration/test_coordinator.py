@@ -116,7 +116,7 @@ def test_up_start_list_logs_stop_restart_clean_down(coord, flow):
     assert coord.status(flow.name) == "stopped"
     assert "got STOP" in coord("logs", flow.name, "idle").stdout  # logs survive the nodes
 
-    res = coord("restart", flow.name)
+    res = coord("restart", flow.name, "--detach")  # (as `start` takes it: restart always returns at once)
     assert res.returncode == 0, res.stderr
     rows = coord.list()
     assert sorted(r["status"] for r in rows) == ["running", "stopped"]
