@@ -167,16 +167,39 @@ def echo(names: tuple[str, ...], dataflow: str | None, count: int | None, timeou
         raise CliError(f"only {shown} of {count} message(s) within {timeout:g} s")
 
 
-def _measure(names: tuple[str, ...], dataflow: str | None, window: float, duration: float | None,
+class Window(Duration):
+    """``-w``: a bare number is a count of messages, as in ``ros2 topic hz/bw`` (returned as an
+    int); with a unit, a duration in seconds (a float)."""
+
+    name = "window"
+
+    def __init__(self) -> None:
+        super().__init__(positive=True)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | int:
+        if isinstance(value, str) and value.strip().isdigit():
+            if int(value) < 2:
+                self.fail(f"'{value}' message(s): a rate needs 2 at least", param, ctx)
+            return int(value)
+        return super().convert(value, param, ctx)
+
+
+def _meter(window: float | int) -> Any:
+    """A window of the last N messages (an int) or of the last seconds (a float)."""
+    from dora_zenoh.introspect.rate import Meter
+
+    return Meter(window=float("inf"), max_samples=window) if isinstance(window, int) else Meter(window=window)
+
+
+def _measure(names: tuple[str, ...], dataflow: str | None, window: float | int, duration: float | None,
              as_json: bool, endpoint: str | None, line: Any) -> None:
     from dora_zenoh.introspect import decode
-    from dora_zenoh.introspect.rate import Meter
     from dora_zenoh.introspect.watch import Watch, attachment_bytes
 
     quiet_interrupt()
     with observer(endpoint, dataflow, names=names) as session:
         topics = _resolve_all(session, names, dataflow)
-        meters = {t.key: Meter(window=window) for t in topics}
+        meters = {t.key: _meter(window) for t in topics}
         watch = Watch(session.peer, list(meters))
         start = time.monotonic()
         end = start + duration if duration else None
@@ -214,8 +237,9 @@ def _print_reports(meters: dict[str, Any], now: float, as_json: bool, line: Any,
 _measure_options = [
     click.argument("names", nargs=-1, required=True, metavar="NODE/OUTPUT|KEY..."),
     dataflow_option,
-    click.option("--window", "-w", type=Duration(positive=True), default="10s", show_default=True,
-                 help="Statistics over the last WINDOW."),
+    click.option("--window", "-w", type=Window(), default="10s", show_default=True,
+                 help="Statistics over the last WINDOW: a number of messages (as `ros2 topic hz -w 100`), "
+                      "or a duration with its unit (10s, 500ms)."),
     click.option("--duration", type=Duration(positive=True), help="Stop after this long and print the final figures."),
     click.option("--json", "as_json", is_flag=True, help="One JSON object per topic at the end."),
     endpoint_option,

@@ -90,7 +90,8 @@ def test_bad_grace_is_a_usage_error_naming_the_fix(name, tmp_path):
     (["node", "list", "--interval", "-1"], "'-1' is not a duration"),
     (["node", "info", "n", "--interval", "0"], "'0' is no time at all: give more than 0"),
     (["top", "--once", "-i", "0ms"], "'0ms' is no time at all"),
-    (["topic", "hz", "n/o", "-w", "0"], "'0' is no time at all"),
+    (["topic", "hz", "n/o", "-w", "0"], "'0' message(s): a rate needs 2 at least"),  # (a count, as in ros2)
+    (["topic", "hz", "n/o", "-w", "0s"], "'0s' is no time at all"),
     (["topic", "list", "-v", "--window", "0s"], "'0s' is no time at all"),
     # 0 was taken for "no limit" (a falsy value): a run that never stopped, an echo that never timed out
     (["run", "x.yml", "--stop-after", "0s"], "'0s' is no time at all"),

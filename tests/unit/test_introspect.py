@@ -23,6 +23,18 @@ def test_rate_counts_sent_messages_from_sequence_numbers():
     assert fmt_bw_line(r).startswith("2.75 KB/s from 12 messages")
 
 
+def test_a_window_of_messages_as_ros2_topic_hz_takes_it():
+    """`topic hz -w 5` is the last 5 messages (ros2's meaning), `-w 5s` the last 5 seconds."""
+    from dora_zenoh.cli.topic import Window, _meter
+
+    assert Window().convert("5", None, None) == 5 and Window().convert("5s", None, None) == 5.0
+    by_count, by_time = _meter(5), _meter(5.0)
+    for i in range(100):  # one a second
+        by_count.add(float(i), 10, i)
+        by_time.add(float(i), 10, i)
+    assert by_count.report(99.0).seen == 5 and by_time.report(99.0).seen == 6  # 94..99: 5 s back
+
+
 def test_rate_without_sequence_numbers_and_window():
     m = Meter(window=1.0)
     for i in range(30):
