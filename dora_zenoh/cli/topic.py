@@ -128,6 +128,7 @@ def list_(dataflow: str | None, verbose: bool, window: float, as_json: bool, end
 @click.argument("names", nargs=-1, required=True, metavar="NODE/OUTPUT|KEY...")
 @dataflow_option
 @click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("--once", "count", flag_value=1, help="Stop after one message (`ros2 topic echo --once`; -n 1).")
 @click.option("--timeout", type=Duration(positive=True),
               help="Stop after this long (exit 1 if --count was not reached).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "raw"]), default="text", show_default=True,
@@ -318,6 +319,7 @@ def info(name: str, dataflow: str | None, wait: float, as_json: bool, endpoint: 
 @click.option("--rate", "-r", type=Rate(), help="Messages per second.")
 @click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many messages to send.")
+@click.option("--once", "-1", "count", flag_value=1, help="One message (`ros2 topic pub --once`; the default).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Metadata parameter (repeatable).")
 @endpoint_option
 def pub(name: str, value: str, dataflow: str | None, arrow_type: str | None, rate: float | None, count: int,

@@ -120,10 +120,11 @@ def test_topic_echo_formats(running: Flow):
     assert speeds[0]["type"] == "double" and speeds[0]["value"][1] == 2.5
     assert speeds[0]["params"] == {"frame": "base"} and isinstance(speeds[0]["seq"], int)
     assert texts[0]["value"].startswith("hello ")
-    res = zcli(running, "topic", "echo", f"dora/{running.name}/talker/speed", "-n", "1", "--no-arrays",
-               "--timeout", "30s")
+    res = zcli(running, "topic", "echo", f"dora/{running.name}/talker/speed", "--once", "--no-arrays",
+               "--timeout", "30s")  # (ros2's --once: -n 1)
     assert res.returncode == 0, res.stderr
     assert "<double[2]>" in res.stdout and "seq: " in res.stdout and res.stdout.rstrip().endswith("---")
+    assert res.stdout.count("seq: ") == 1
 
 
 def test_topic_hz_bw_info(running: Flow):
