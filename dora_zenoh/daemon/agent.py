@@ -117,6 +117,7 @@ class Daemon:
         self._shutdown = threading.Event()
         self._tls_files: tls.TlsFiles | None = None  # what the machine's hub listens with
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
+        self._coordinator_seen = False  # its token came once (its comings and goings are logged)
         self._answers = Answers(self._command, lambda verb: keys.daemon_ctl_key(self.machine, verb),
                                 "dz-daemon-answer")
 
@@ -177,12 +178,17 @@ class Daemon:
         print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
               f"coordinator {self.coordinator}" + (" (commands over its control socket)" if self.control else "")
               + f" (pid {os.getpid()})", flush=True)
+        # The coordinator's comings and goings, in this daemon's log (the journal under systemd):
+        # nothing said that it had gone, and its nodes ran on as if nothing had happened.
+        watch = session.liveliness().declare_subscriber(
+            keys.coordinator_token(), zenoh.handlers.Callback(self._on_coordinator, indirect=False), history=True)
         while not self._shutdown.wait(STATE_PERIOD):
             try:
                 state_pub.put(json.dumps(self.state()))
             except zenoh.ZError:
                 pass
         self._stop_all()
+        watch.undeclare()
         relinker.close()
         queryable.undeclare()
         self._answers.wait(10)  # no query may outlive the sessions (see supervision.answers)
@@ -190,6 +196,18 @@ class Daemon:
         self._close_sessions()
         print(f"[dora-zenoh] daemon '{self.machine}' stopped", flush=True)
         return 0
+
+    def _on_coordinator(self, sample: zenoh.Sample) -> None:
+        """(A Zenoh callback) the coordinator's token came or went."""
+        if sample.kind == zenoh.SampleKind.PUT:
+            again = self._coordinator_seen
+            self._coordinator_seen = True
+            print(f"[dora-zenoh] daemon '{self.machine}': " + (
+                f"the coordinator at {self.coordinator} is back; it adopts what runs here" if again
+                else f"linked to the coordinator at {self.coordinator}"), flush=True)
+        elif self._coordinator_seen and not self._shutdown.is_set():
+            print(f"[dora-zenoh] daemon '{self.machine}': lost the coordinator at {self.coordinator} (it stopped, "
+                  "or the link to it is down); this machine's nodes keep running, and it is tried again", flush=True)
 
     def _open_control(self) -> zenoh.Session | None:
         """A session on the control socket of the coordinator of this machine (None: shutting

@@ -620,6 +620,12 @@ def test_coordinator_killed_then_restarted_readopts(machines: Machines) -> None:
              == {"sensor": "running", "act": "running", "proc": "running"}, 60, "b's nodes to be adopted")
     # the start's option, from the daemons' reports (bounded wait: a loaded machine's `list` may not answer)
     wait_for(lambda: dataflow_row(machines, "adopt").get("fail_fast") is True, 60, "the adopted dataflow's fail-fast")
+    # daemon a's log tells the story (it said nothing of the coordinator's death before 5 Dec)
+    log_a = Path(machines.procs[1].stderr.name)  # type: ignore[union-attr]
+    text = log_a.read_text()
+    marks = [text.find(f"daemon 'a': {what} {machines.coordinator}") for what in
+             ("linked to the coordinator at", "lost the coordinator at", "the coordinator at")]
+    assert 0 <= marks[0] < marks[1] < marks[2] and "is back" in text[marks[2]:], text
     out = machines.cli("stop", "adopt")
     assert out.returncode == 0, out.stderr
     wait_for(lambda: all(s["status"] not in ("running", "stopping") for s in machines.nodes("adopt").values()),
