@@ -111,6 +111,9 @@ class MachineWatch:
                     raise CommandError(answer.get("error", f"machine '{machine}' refused '{verb}'"))
                 return answer
             waited = time.monotonic() - start
+            silent = time.monotonic() - self._heard.get(machine, start)
+            if silent_after is not None and silent > silent_after:  # (the query found no route to it)
+                raise _unreported(machine, verb, silent)
             if waited < timeout - 1.0:  # Zenoh ended the query early: the link to that machine closed
                 raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}': the link to it "
                                    f"closed after {waited:.1f} s (is machine '{machine}' reachable?)")
@@ -122,12 +125,13 @@ class MachineWatch:
 
     def _while_heard(self, replies: Any, machine: str, verb: str, silent_after: float,
                      start: float) -> Iterator[Any]:
-        """The replies of a query to ``machine``, until it has not reported for ``silent_after`` s."""
+        """The replies of a query to ``machine``, until it has sent no report for ``silent_after`` s
+        since the query began (a machine whose link has just come back answers before its reports
+        resume: the query gets that long)."""
         while True:
-            quiet_for = time.monotonic() - self._heard.get(machine, start)
-            if quiet_for > silent_after:  # (checked first: a query to a machine long gone ends at once)
-                raise CommandError(f"the daemon of machine '{machine}' did not answer '{verb}': it has not reported "
-                                   f"for {quiet_for:.1f} s (is machine '{machine}' reachable?)")
+            now, heard = time.monotonic(), self._heard.get(machine, start)
+            if now - max(heard, start) > silent_after:
+                raise _unreported(machine, verb, now - heard)
             try:
                 reply = replies.try_recv()
             except zenoh.ZError:  # the query is over
@@ -559,3 +563,8 @@ class MachineWatch:
               flush=True)
         entry.thread = threading.Thread(target=self._supervise, args=(entry,), name=f"dz-{entry.id}", daemon=True)
         entry.thread.start()
+
+
+def _unreported(machine: str, verb: str, silent: float) -> CommandError:
+    return CommandError(f"the daemon of machine '{machine}' did not answer '{verb}': it has not reported for "
+                        f"{silent:.1f} s (is machine '{machine}' reachable?)")
