@@ -207,7 +207,8 @@ class Daemon:
                 else f"linked to the coordinator at {self.coordinator}"), flush=True)
         elif self._coordinator_seen and not self._shutdown.is_set():
             print(f"[dora-zenoh] daemon '{self.machine}': lost the coordinator at {self.coordinator} (it stopped, "
-                  "or the link to it is down); this machine's nodes keep running while the daemon waits for it", flush=True)
+                  "or the link to it is down); this machine's nodes keep running while the daemon waits for it",
+                  flush=True)
 
     def _open_control(self) -> zenoh.Session | None:
         """A session on the control socket of the coordinator of this machine (None: shutting
