@@ -53,7 +53,7 @@ def check(file: Path, endpoint: str | None) -> None:
                            f"`dora-zenoh daemon --machine-id {missing[0]} --coordinator ...` on that machine, "
                            "or place the node on a connected one")
         try:
-            chosen = resolve(desc, {m: info.get("labels", {}).get(m, {}) for m in info.get("daemons", [])})
+            chosen = resolve(desc, {m: info.get("labels", {}).get(m, {}) for m in connected})
         except PlacementError as exc:
             raise CliError(f"{file}: {exc}") from None
         for node, machine in sorted(chosen.items()):

@@ -137,7 +137,7 @@ class Daemon:
         session = self.session
         on_signals(lambda _signum: self._shutdown.set(), signal.SIGINT, signal.SIGTERM)
         if not zconfig.wait_for_peers(session, LINK_WAIT):
-            problem = self._coordinator_certificate_problem()
+            problem = self._certificate_problem(self.coordinator)
             if problem is not None:  # no retry will mend it: say what is wrong, as systemd's log shows
                 console.error(f"daemon '{self.machine}' cannot link to the coordinator at {self.coordinator}: "
                               f"{problem}")
@@ -240,14 +240,14 @@ class Daemon:
             self._shutdown.wait(0.3)
         return None
 
-    def _coordinator_certificate_problem(self) -> str | None:
-        """What is wrong between this machine's certificates and the coordinator's, found by a
-        handshake of Python's own: Zenoh retries a refused TLS link silently, so a daemon with
-        another CA's certificate only said, after 5 s, that it had no link."""
+    def _certificate_problem(self, endpoint: str) -> str | None:
+        """What a TLS handshake of Python's own finds wrong with the certificates on the way to
+        ``endpoint`` (None: nothing, or not TLS). Zenoh retries a refused TLS link silently: a
+        daemon with another CA's certificate only said, after 5 s, that it had no link."""
         files = self._tls_files
-        if files is None or not self.coordinator.startswith("tls/"):
+        if files is None or not endpoint.startswith("tls/"):
             return None
-        return tls.certificate_problem(self.coordinator, files)
+        return tls.certificate_problem(endpoint, files)
 
     def _own_certificate_problem(self) -> str | None:
         """What other machines will find wrong with this machine's certificate when they dial its
@@ -257,10 +257,9 @@ class Daemon:
         crossed (a helper's run, 4 Dec: nothing logged anywhere). So the daemon dials its own
         listener once, as they will (about 1 s at start)."""
         _, host, port = parse_endpoint(self.listen)
-        if not self.listen.startswith("tls/") or not port or host in ("0.0.0.0", "::"):
+        if not port or host in ("0.0.0.0", "::"):
             return None  # (a wildcard listener: which address they dial is not known here)
-        files = self._tls_files
-        return None if files is None else tls.certificate_problem(self.listen, files)
+        return self._certificate_problem(self.listen)
 
     def _close_sessions(self) -> None:
         for session in (self.control, self.session):

@@ -291,9 +291,9 @@ def to_svg(g: Graph) -> str:
             low = max(sy, ey) + GAP_Y * 0.8
             d = f"M{sx},{sy} C{sx},{low} {ex},{low} {ex},{ey}"
             lx, ly = (sx + ex) / 2, low - 4
-        dash = ("" if e.policy != "block" else ' stroke-width="2.5"') + \
-            (' stroke-dasharray="7 4"' if g.crosses(e) else "")
-        out.append(f'<g class="edge{" crosses" if g.crosses(e) else ""}" data-src="{html.escape(e.src)}" '
+        crosses = g.crosses(e)
+        dash = ("" if e.policy != "block" else ' stroke-width="2.5"') + (' stroke-dasharray="7 4"' if crosses else "")
+        out.append(f'<g class="edge{" crosses" if crosses else ""}" data-src="{html.escape(e.src)}" '
                    f'data-dst="{html.escape(e.dst)}">'
                    f'<path id="e{i}" d="{d}" fill="none" stroke="#334155"{dash} marker-end="url(#arrow)"/>'
                    f'<text x="{lx:.0f}" y="{ly:.0f}" text-anchor="middle" font-size="11" fill="#0f172a" '

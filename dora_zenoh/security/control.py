@@ -97,6 +97,17 @@ def group_id(name: str) -> int:
                               f"`groupadd {name}` and add the users who may operate the coordinator") from None
 
 
+def own_directory(made: Path, mode: int) -> None:
+    """Make ``made`` (with ``mode``) unless it exists; ControlDirError unless it is a directory of
+    this user, not a symlink: in a shared /tmp someone else may have made it first."""
+    made.mkdir(mode=mode, parents=True, exist_ok=True)
+    info = made.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ControlDirError(f"{made} is not a directory owned by {user_name(os.getuid())} (owner: "
+                              f"{user_name(info.st_uid)}): someone else made it; remove it, or set "
+                              f"{BASE_ENV} to a directory of yours")
+
+
 def prepare(endpoint: str, gid: int | None) -> Path:
     """Create (or check) the owner-only control directory; the socket path inside it.
 
@@ -108,12 +119,7 @@ def prepare(endpoint: str, gid: int | None) -> Path:
     folder = path.parent
     user_dir = folder.parent if not settings.CONTROL.get() else None
     for made in ([user_dir] if user_dir is not None else []) + [folder]:
-        made.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = made.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-            raise ControlDirError(f"{made} is not a directory owned by {user_name(os.getuid())} (owner: "
-                                  f"{user_name(info.st_uid)}): someone else made it; remove it, or set "
-                                  f"{BASE_ENV} to a directory of yours")
+        own_directory(made, 0o700)
     if user_dir is not None:
         os.chmod(user_dir, 0o711)  # others may pass through to a coordinator's own directory, not list it
     if gid is None:

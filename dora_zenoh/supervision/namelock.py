@@ -13,10 +13,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import stat
-from pathlib import Path
 
-from dora_zenoh.security.control import control_dir
+from dora_zenoh.errors import ControlDirError
+from dora_zenoh.security.control import control_dir, own_directory
 
 
 class NameLock:
@@ -32,9 +31,10 @@ class NameLock:
         A folder we cannot use (not ours: someone else made it) takes nothing and says True:
         the Zenoh check still applies."""
         try:
-            _own_folder(self.path.parent)
+            own_directory(self.path.parent.parent, 0o711)  # (the user's, which a coordinator makes so too)
+            own_directory(self.path.parent, 0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
+        except (OSError, ControlDirError):
             return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -49,12 +49,3 @@ class NameLock:
             fd, self._fd = self._fd, None
             os.close(fd)  # (the file stays: removing it could let two runs lock two different files)
 
-
-def _own_folder(folder: Path) -> None:
-    """Make ``folder`` (and the user's runtime directory above it) ours only; OSError if a path
-    there is not a directory of ours (in a shared /tmp, another user may have made it first)."""
-    for made in (folder.parent, folder):
-        made.mkdir(mode=0o700 if made is folder else 0o711, exist_ok=True)
-        info = made.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-            raise OSError(f"{made} is not a directory of ours")

@@ -58,7 +58,6 @@ from dora_zenoh.wire.contract import barrier_timeout_for, node_config, readers_b
 __all__ = ["DataflowRun", "RunOptions", "closed_as_asked"]
 
 
-
 def closed_as_asked(flag: bool | None, desc: Descriptor) -> bool | None:
     """Closed (True), open (False) or not said (None), from ``--secure/--open`` and the YAML's
     ``secure:``. A YAML that says ``secure: true`` stays closed: its author asked for it."""
