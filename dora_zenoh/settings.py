@@ -376,7 +376,8 @@ CONTROL: Setting[str | None] = Setting(
     shown_default="`{base}/dora-zenoh-{uid}/ctl-{port}/sock`")
 CONTROL_BASE: Setting[str] = Setting(
     "DORA_ZENOH_CONTROL_BASE", "/tmp", _text,
-    "Where the coordinators' per-user control directories (`dora-zenoh-{uid}/`) are made.")
+    "Where the per-user control directories (`dora-zenoh-{uid}/`: the control sockets of coordinators and, "
+    "on other machines, of daemons; the locks of `run` names) are made.")
 
 # -- a machine's daemon (several machines) --------------------------------------------------------
 MACHINE_ID: Setting[str | None] = Setting(

@@ -96,6 +96,8 @@ def list_reply(endpoint: str | None, target: str | None) -> dict[str, Any]:
             return {"dataflow": runs[0]}
         raise CliError(coordinator_error if coordinator_error and "no coordinator" not in coordinator_error
                        else f"no dataflow '{target}' (neither the coordinator nor a `run` knows it)")
+    if reply is None and not runs and coordinator_error and "no coordinator" not in coordinator_error:
+        raise CliError(coordinator_error)  # something answered and refused (a daemon's desk, a timeout)
     rows = list((reply or {}).get("dataflows", []))
     names = {r["name"] for r in rows if r.get("status") not in ("finished", "failed", "stopped")}
     rows += [r for r in runs if r["name"] not in names]

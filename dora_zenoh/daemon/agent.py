@@ -36,6 +36,7 @@ import zenoh
 
 from dora_zenoh import __version__, console
 from dora_zenoh.daemon.builds import run_builds
+from dora_zenoh.daemon.desk import Desk, on_this_machine
 from dora_zenoh.daemon.files import FileCache
 from dora_zenoh.errors import CommandError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
@@ -175,9 +176,17 @@ class Daemon:
         queryable = machinery.declare_queryable(keys.daemon_ctl_key(self.machine, "*"),
                                                 zenoh.handlers.Callback(self._answers.on_query, indirect=False))
         state_pub = machinery.declare_publisher(keys.daemon_state_key(self.machine))
+        # the coordinator's control socket is on its own machine: here, the daemon hands its user
+        # what joins the closed dataflows running here (see daemon.desk)
+        desk = None
+        if zconfig.is_network_endpoint(self.coordinator) and not on_this_machine(self.coordinator):
+            desk = Desk(self.machine, self.coordinator, self._joinable)
+            desk.open()
         print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
               f"coordinator {self.coordinator}" + (" (commands over its control socket)" if self.control else "")
-              + f" (pid {os.getpid()})", flush=True)
+              + f" (pid {os.getpid()})"
+              + (f"; its closed dataflows are joined here through {desk.path}" if desk and desk.path else ""),
+              flush=True)
         # The coordinator's comings and goings, in this daemon's log (the journal under systemd):
         # nothing said that it had gone, and its nodes ran on as if nothing had happened.
         watch = session.liveliness().declare_subscriber(
@@ -187,6 +196,8 @@ class Daemon:
                 state_pub.put(json.dumps(self.state()))
             except zenoh.ZError:
                 pass
+        if desk is not None:
+            desk.close()
         self._stop_all()
         watch.undeclare()
         relinker.close()
@@ -479,6 +490,14 @@ class Daemon:
         if part is not None and part.status == "ended":
             self._forget(part)
         return {"machine": self.machine}
+
+    def _joinable(self, name: str) -> tuple[Path | None, str] | None:
+        """For the desk: a running part of ``name``'s credentials (None: open) and endpoint."""
+        with self.lock:
+            part = self.parts.get(name)
+        if part is None or part.status == "ended":
+            return None
+        return part.secret, part.run.node_endpoint
 
     def _part(self, name: str) -> Part:
         with self.lock:

@@ -161,9 +161,10 @@ def fetch_dynamic_config(session: zenoh.Session, node_id: str, dataflow: str | N
             f"(`dora-zenoh run dataflow.yml`), and check that the YAML has a node `id: {node_id}` with "
             f"`path: dynamic`; set {settings.ENDPOINT.name} if it runs on another endpoint"
             + ("" if settings.SECRET_FILE.get() else
-               ". A dataflow that a coordinator started is closed unless started with --open: on the "
-               "coordinator's machine, run this after `eval \"$(dora-zenoh join NAME)\"`; from another machine, "
-               "`start --open` it (docs/security.md)"))
+               ". A dataflow that a coordinator started is closed unless started with --open: name it "
+               f"(Node(\"{node_id}\", dataflow=NAME) or {settings.DATAFLOW.name}) and run this on the "
+               "coordinator's machine, or on one that runs some of its nodes, as its daemon's user; "
+               "from elsewhere, `start --open` it (docs/security.md)"))
     if len(found) > 1:
         names = ", ".join(sorted(c.dataflow for c in found))
         raise NodeConfigError(

@@ -175,6 +175,24 @@ def _prune_dead(user_dir: Path) -> None:
             os.close(fd)
 
 
+def listening(path: Path) -> bool:
+    """Whether a live session listens on the control socket ``path``: Zenoh holds an flock on
+    ``sock.lock`` while it does (see ``_prune_dead``)."""
+    import fcntl  # here: POSIX only, like the Unix socket itself
+
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # (also lets go of the lock, if taken)
+    return False
+
+
 def release(path: Path) -> None:
     """After the coordinator closed its control session: its socket and the directory
     :func:`prepare` made for it go (one empty ``ctl-PORT`` directory per endpoint ever used

@@ -82,7 +82,9 @@ def ask(endpoint: str | None, verb: str, timeout: float = 5.0, connect_timeout: 
     """The reply of our coordinator on ``endpoint`` to ``verb``, or None when none answers there
     (nothing listens, no coordinator, or it refused the command). NotAuthorizedError (another
     user's coordinator) is left to the caller."""
-    if not zconfig.tcp_port_in_use(endpoint or zconfig.default_endpoint()):
+    where = endpoint or zconfig.default_endpoint()
+    # (on another machine than the coordinator's, its daemon's socket answers `join`: daemon.desk)
+    if not zconfig.tcp_port_in_use(where) and not control.locate(where).exists():
         return None
     try:
         with Client(endpoint, connect_timeout=connect_timeout) as client:

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -66,7 +67,11 @@ class Machines:
         self.env = {**os.environ, "DORA_ZENOH_ZENOH_CONFIG": str(zconf), "DORA_ZENOH_ENDPOINT": self.coordinator,
                     "DORA_ZENOH_INSECURE_NETWORK": "1", "XDG_STATE_HOME": str(tmp / "state")}
         self.proto = "tcp"
-        self.own: dict[str, dict[str, str]] = {"a": {}, "b": {}}  # each machine's own variables
+        # each machine's own variables; b's control sockets (its daemon's, for its user) in a /tmp of
+        # its own, as on another machine (namespaces share this host's file system)
+        # (short: a Unix socket's path has at most 107 bytes)
+        self.b_tmp = Path(tempfile.mkdtemp(prefix="dzb"))
+        self.own: dict[str, dict[str, str]] = {"a": {}, "b": {"DORA_ZENOH_CONTROL_BASE": str(self.b_tmp)}}
 
     def use_certs(self) -> None:
         """Mutual TLS the way docs/machines.md sets it up: `dora-zenoh certs` makes a CA and one
@@ -123,6 +128,7 @@ class Machines:
                 except ProcessLookupError:
                     pass
             subprocess.run(["ip", "netns", "del", self.ns[m]], capture_output=True)
+        shutil.rmtree(self.b_tmp, ignore_errors=True)
         for p in self.procs:
             for f in (p.stdout, p.stderr):
                 if f:
@@ -137,12 +143,12 @@ class Machines:
         self.procs.append(p)
         return p
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """``dora-zenoh ARGS`` on machine a; a command that outlives ``timeout`` (a loaded machine)
+    def cli(self, *args: str, timeout: float = 60, on: str = "a") -> subprocess.CompletedProcess:
+        """``dora-zenoh ARGS`` on machine ``on``; a command that outlives ``timeout`` (a loaded machine)
         is killed and returns 124, so a bounded wait polling it tries again."""
-        cmd = ["ip", "netns", "exec", self.ns["a"], sys.executable, "-m", "dora_zenoh", *args]
+        cmd = ["ip", "netns", "exec", self.ns[on], sys.executable, "-m", "dora_zenoh", *args]
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env_of("a"),
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env_of(on),
                                   cwd=self.tmp)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(cmd, 124, "", f"timed out after {timeout:g} s")
@@ -771,6 +777,62 @@ def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machi
     finally:
         viewer_proc.kill()
     assert "STOP MANUAL" in log.read_text(), log.read_text()
+
+
+def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines: Machines) -> None:
+    """A closed dataflow (`start`'s default) from machine b, as its daemon's user: a dynamic node and
+    `topic echo -d NAME` get its credentials from b's daemon. The coordinator's control socket is on
+    a only: they found no one to ask there, and the only way in was `start --open`."""
+    machines.use_certs()
+    machines.start_coordinator()
+    machines.start_daemon("a")
+    machines.start_daemon("b")
+    (machines.tmp / "tick.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        for i, event in enumerate(node):
+            if event["type"] == "INPUT":
+                node.send_output("n", i.to_bytes(8, "little"))
+    """))
+    yaml = machines.tmp / "closedyn.yml"
+    yaml.write_text(textwrap.dedent("""
+        nodes:
+          - id: tick
+            path: tick.py
+            deploy: {machine: b}
+            inputs: {t: dora/timer/millis/50}
+            outputs: [n]
+          - id: viewer
+            path: dynamic
+            inputs: {n: tick/n}
+    """))
+    out = machines.cli("start", str(yaml), "--name", "cdyn", "--detach")
+    assert out.returncode == 0, out.stderr
+    viewer = textwrap.dedent("""
+        from dora_zenoh import Node
+        for event in Node("viewer", dataflow="cdyn"):
+            if event["type"] == "INPUT":
+                print("viewer got", int.from_bytes(bytes(event["value"].to_numpy()), "little"), flush=True)
+                break
+    """)
+    res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", viewer],
+                         capture_output=True, text=True, timeout=90, env=machines.env_of("b"), cwd=machines.tmp)
+    assert res.returncode == 0 and "viewer got" in res.stdout, res.stdout + res.stderr
+    out = machines.cli("topic", "echo", "-d", "cdyn", "tick/n", "--count", "2", "--format", "json",
+                       "--timeout", "30s", on="b")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2, out.stdout
+    out = machines.cli("join", "cdyn", on="b")
+    assert out.returncode == 0 and "export DORA_ZENOH_SECRET_FILE=" in out.stdout, out.stdout + out.stderr
+    # the daemon answers that, and only for what runs on its machine; the rest is the coordinator's
+    out = machines.cli("join", "elsewhere", on="b")
+    assert out.returncode == 1 and "machine 'b' runs no node of a dataflow 'elsewhere'" in out.stderr, out.stderr
+    out = machines.cli("list", on="b")
+    assert out.returncode == 1, out.stdout
+    assert f"run `dora-zenoh list` on the coordinator's machine ({machines.coordinator})" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    out = machines.cli("stop", "cdyn")
+    assert out.returncode == 0, out.stderr
 
 
 FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
