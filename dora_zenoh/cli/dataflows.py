@@ -226,6 +226,10 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
         rows = [[d["name"], d["id"], d["status"], fmt_duration(d["uptime"]), str(d["nodes"]),
                  fmt_cpu(d["cpu"]), fmt_bytes(d["rss"])] for d in reply["dataflows"]]
         if not rows:
+            if reply.get("machine_only"):
+                click.echo(f"no dataflow runs nodes on machine '{reply['machine_only']}' (`dora-zenoh list` on the "
+                           "coordinator's machine shows them all)")
+                return
             if not reply.get("coordinator", True):
                 from dora_zenoh.cli._common import _endpoint
 
@@ -235,6 +239,9 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
             click.echo("no dataflows (start one with `dora-zenoh start FILE` or `dora-zenoh run FILE`)")
             return
         click.echo(table(["NAME", "ID", "STATUS", "UPTIME", "NODES", "CPU%", "RSS"], rows))
+        if reply.get("machine_only"):  # the answer of this machine's daemon (daemon.desk)
+            click.echo(f"(the dataflows with nodes on machine '{reply['machine_only']}', and its nodes only: "
+                       "`dora-zenoh list` on the coordinator's machine shows them all)")
         return
     d = reply["dataflow"]
     click.echo(f"{d['name']} ({d['id']}): {d['status']}, up {fmt_duration(d['uptime'])}, "
@@ -249,6 +256,9 @@ def list_(target: str | None, as_json: bool, endpoint: str | None) -> None:
                      fmt_bytes(n["rss"]) if n["pid"] else "-", sent])
     click.echo(table(["NODE", *(["MACHINE"] if machines else []), "PID", "STATUS", "RESTARTS", "CPU%", "RSS",
                       "SENT"], rows))
+    if d.get("machine_only"):  # the answer of this machine's daemon (daemon.desk)
+        click.echo(f"(the nodes of machine '{d['machine_only']}' only: `dora-zenoh list {d['name']}` on the "
+                   "coordinator's machine shows the whole dataflow)")
     if d["status"] in ENDED and d.get("summary"):
         click.echo(d["summary"])
         return

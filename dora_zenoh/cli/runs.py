@@ -101,7 +101,8 @@ def list_reply(endpoint: str | None, target: str | None) -> dict[str, Any]:
     rows = list((reply or {}).get("dataflows", []))
     names = {r["name"] for r in rows if r.get("status") not in ("finished", "failed", "stopped")}
     rows += [r for r in runs if r["name"] not in names]
-    return {"dataflows": rows, "coordinator": reply is not None, "endpoint": endpoint}
+    return {"dataflows": rows, "coordinator": reply is not None, "endpoint": endpoint,
+            "machine_only": (reply or {}).get("machine_only")}  # (a daemon's answer: daemon.desk)
 
 
 def run_logs(endpoint: str | None, target: str, node: str, tail: int | None) -> dict[str, Any] | None:

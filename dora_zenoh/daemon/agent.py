@@ -118,7 +118,9 @@ class Daemon:
         self._shutdown = threading.Event()
         self._tls_files: tls.TlsFiles | None = None  # what the machine's hub listens with
         self._usage = TreeSampler()  # CPU/RSS of this machine's nodes, for the reports
+        self._last_usage: dict[Any, tuple[float, int]] = {}
         self._coordinator_seen = False  # its token came once (its comings and goings are logged)
+        self.desk: Desk | None = None  # this machine's control socket, when the coordinator is elsewhere
         self._answers = Answers(self._command, lambda verb: keys.daemon_ctl_key(self.machine, verb),
                                 "dz-daemon-answer")
 
@@ -180,7 +182,8 @@ class Daemon:
         # what joins the closed dataflows running here (see daemon.desk)
         desk = None
         if zconfig.is_network_endpoint(self.coordinator) and not on_this_machine(self.coordinator):
-            desk = Desk(self.machine, self.coordinator, self._joinable)
+            desk = self.desk = Desk(self.machine, self.coordinator, {
+                "join": self.desk_join, "logs": self.desk_logs, "list": self.desk_list})
             desk.open()
         print(f"[dora-zenoh] daemon {__version__} for machine '{self.machine}' listening on {self.listen}, "
               f"coordinator {self.coordinator}" + (" (commands over its control socket)" if self.control else "")
@@ -196,9 +199,9 @@ class Daemon:
                 state_pub.put(json.dumps(self.state()))
             except zenoh.ZError:
                 pass
-        if desk is not None:
-            desk.close()
         self._stop_all()
+        if desk is not None:  # after the parts: their lines are cast on it too
+            desk.close()
         watch.undeclare()
         relinker.close()
         queryable.undeclare()
@@ -286,6 +289,7 @@ class Daemon:
             parts = list(self.parts.values())
             usage = self._usage.sample([{**s, "id": (p.run.dataflow, s["id"])} for p in parts
                                         for s in p.run.node_states()])
+            self._last_usage = usage  # (`list NAME` on this machine: see desk_list)
         return {"machine": self.machine, "pid": os.getpid(), "listen": self.listen, "time": now,
                 "labels": self.labels, "parts": [p.report(usage) for p in parts]}
 
@@ -413,8 +417,9 @@ class Daemon:
             run.restarts.update(restarts or {})  # nodes the coordinator restarts after a lost daemon
             # lines for `start --attach` and `logs -f`: on the control socket of a coordinator of this
             # machine, else on the machines' network while the coordinator relays them to a follower
-            cast_on = self.control or self.session
-            if cast_on is not None:
+            here = self.desk.session if self.desk is not None else None
+            cast_on = [s for s in (self.control or self.session, here) if s is not None]
+            if cast_on:  # (and on this machine's own control socket: `logs -f` here, see daemon.desk)
                 opts.on_line = LineCast(cast_on, name, id, run.line_counts, nodes)
             part = Part(run, id, path, grace, root=desc.base_dir, secret=secret)
             self.parts[name] = part
@@ -491,13 +496,57 @@ class Daemon:
             self._forget(part)
         return {"machine": self.machine}
 
-    def _joinable(self, name: str) -> tuple[Path | None, str] | None:
-        """For the desk: a running part of ``name``'s credentials (None: open) and endpoint."""
+    # -- what the daemon answers on its own machine (daemon.desk) ------------------------------
+    def _here(self, target: str, running: bool = False) -> Part:
+        """The part of dataflow ``target`` (its name or id) on this machine, or CommandError."""
         with self.lock:
-            part = self.parts.get(name)
-        if part is None or part.status == "ended":
-            return None
-        return part.secret, part.run.node_endpoint
+            part = next((p for p in self.parts.values() if target in (p.run.dataflow, p.id)), None)
+        if part is None or (running and part.status == "ended"):
+            raise CommandError(f"machine '{self.machine}' runs no node of a dataflow '{target}': a closed dataflow is "
+                               "joined from the coordinator's machine or from one that runs some of its nodes, "
+                               f"and `dora-zenoh list` on the coordinator's machine ({self.coordinator}) shows "
+                               "every dataflow")
+        return part
+
+    def desk_join(self, target: str) -> dict[str, Any]:
+        """Where this machine's part of ``target`` listens, and its credentials when it is closed."""
+        part = self._here(target, running=True)
+        if part.secret is None:  # open: through the coordinator's hub, as from anywhere
+            return {"closed": False, "endpoint": self.coordinator}
+        return {"closed": True, "endpoint": part.run.node_endpoint, "credentials": str(part.secret),
+                "observer": str(auth.observer_file(part.secret))}
+
+    def desk_logs(self, target: str, node: str, tail: int | None = None) -> dict[str, Any]:
+        """A node of this machine's log, as the coordinator's ``logs`` answers it."""
+        part = self._here(target)
+        if node not in {n.id for n in part.run.local_nodes()}:
+            where = next((n.machine for n in part.run.desc.nodes if n.id == node), "")
+            raise CommandError(f"node '{node}' of dataflow '{part.run.dataflow}' does not run on machine "
+                               f"'{self.machine}'" + (f" but on '{where}'" if where else "")
+                               + f": `dora-zenoh logs` on the coordinator's machine ({self.coordinator}) shows it")
+        lines, count = part.run.read_log(node, tail)
+        return {"id": part.id, "name": part.run.dataflow, "lines": lines, "count": count,
+                "active": part.status != "ended", "path": str(part.run.log_dir / f"log_{node}.txt")}
+
+    def desk_list(self, target: str | None = None) -> dict[str, Any]:
+        """``list [NAME]`` of this machine's parts and nodes (``machine_only`` says so)."""
+        if target is not None:
+            return {"dataflow": self._desk_row(self._here(target), nodes=True), "machine_only": self.machine}
+        with self.lock:
+            parts = list(self.parts.values())
+        return {"dataflows": [self._desk_row(p) for p in parts], "machine_only": self.machine}
+
+    def _desk_row(self, part: Part, nodes: bool = False) -> dict[str, Any]:
+        """A part as a row of the coordinator's ``list`` (with its nodes: of ``list NAME``)."""
+        report = part.report(self._last_usage)  # the last state report's (sampling here would reset its CPU%)
+        states = [{**n, "machine": self.machine, "sent": part.run.sent.of(n["id"])} for n in report["nodes"]]
+        result = part.result
+        row = {"id": part.id, "name": part.run.dataflow, "uptime": report["uptime"],
+               "status": part.status if result is None else ("succeeded" if result.ok else "failed"),
+               "cpu": round(sum(n["cpu"] for n in states), 1), "rss": sum(n["rss"] for n in states),
+               "log_dir": report["log_dir"], "closed": report["closed"], "nodes": len(states),
+               "summary": result.summary() if result is not None else None, "machine_only": self.machine}
+        return {**row, "nodes": states} if nodes else row
 
     def _part(self, name: str) -> Part:
         with self.lock:

@@ -118,11 +118,12 @@ def from_descriptor(desc: Any) -> Graph:
 
 def from_snapshot(snap: Any, dataflow: str, machines: dict[str, str | None] | None = None) -> Graph:
     """A running dataflow as its nodes report it (operators appear inside their runtime node);
-    ``machines``: each node's machine id (the coordinator's), else the host each node reports."""
+    ``machines``: each node's machine id (the coordinator's; None: its own machine), else (a node
+    it does not name: a daemon answers for its machine's nodes only) where each node says it runs."""
     g = Graph(dataflow)
     nodes = [n for (df, _), n in sorted(snap.nodes.items()) if df == dataflow]
     for n in nodes:
-        g.vertices[n.id] = Vertex(n.id, n.id, "node", machines.get(n.id) if machines is not None else n.machine)
+        g.vertices[n.id] = Vertex(n.id, n.id, "node", (machines or {}).get(n.id, n.machine))
     for n in nodes:
         for in_id, inp in n.inputs.items():
             source = inp.source

@@ -22,11 +22,14 @@ from dora_zenoh.wire import keys
 class LineCast:
     """The ``on_line`` hook of one dataflow's run (:class:`~dora_zenoh.supervision.run.RunOptions`)."""
 
-    def __init__(self, session: zenoh.Session, name: str, run_id: str, counts: dict[str, int],
-                 nodes: Iterable[str] = ()) -> None:
-        self.session, self.name, self.id = session, name, run_id
+    def __init__(self, sessions: zenoh.Session | list[zenoh.Session], name: str, run_id: str,
+                 counts: dict[str, int], nodes: Iterable[str] = ()) -> None:
+        # (a daemon casts on the machines' network, and on its own control socket for followers of
+        # this machine: daemon.desk)
+        self.sessions = sessions if isinstance(sessions, list) else [sessions]
+        self.name, self.id = name, run_id
         self.counts = counts  # the run's lines per node so far: a follower skips those it read from the file
-        self._pubs: dict[str, Any] = {}
+        self._pubs: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
         # Declared before the nodes start: a publisher declared at a node's first line did not
@@ -34,29 +37,30 @@ class LineCast:
         for node in nodes:
             self._publisher(node)
 
-    def _publisher(self, node: str) -> Any:
-        pub = self._pubs.get(node)
-        if pub is None:
-            pub = self._pubs[node] = self.session.declare_publisher(keys.log_key(self.name, node))
-        return pub
+    def _publisher(self, node: str) -> list[Any]:
+        pubs = self._pubs.get(node)
+        if pubs is None:
+            pubs = self._pubs[node] = [s.declare_publisher(keys.log_key(self.name, node)) for s in self.sessions]
+        return pubs
 
     def __call__(self, node: str, line: str, is_stderr: bool, shown: str | None) -> None:
         with self._lock:
             if self._closed:
                 return
             try:
-                pub = self._publisher(node)
-                if not pub.matching_status.matching:
-                    return
-                pub.put(json.dumps({"id": self.id, "n": self.counts.get(node, 0), "line": line, "shown": shown,
-                                    "stderr": is_stderr}))
+                message = None
+                for pub in self._publisher(node):
+                    if pub.matching_status.matching:
+                        message = message or json.dumps({"id": self.id, "n": self.counts.get(node, 0), "line": line,
+                                                         "shown": shown, "stderr": is_stderr})
+                        pub.put(message)
             except zenoh.ZError:  # the session is closing: nobody is left to follow
                 self._closed = True
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            pubs, self._pubs = list(self._pubs.values()), {}
+            pubs, self._pubs = [p for ps in self._pubs.values() for p in ps], {}
         for pub in pubs:
             try:
                 pub.undeclare()

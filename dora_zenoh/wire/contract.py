@@ -172,6 +172,8 @@ class NodeConfig:
     ``resume_seqs``: (a restarted node) per input, the last sequence number its previous
     process got (from that process's end-of-stream notice): what its sources sent while it
     restarted is counted as lost.
+    ``machine``: the machine id ``deploy`` placed it on (None: not placed), which it reports as
+    where it runs (tools on any machine then name it as the coordinator does).
     """
 
     dataflow: str
@@ -198,6 +200,7 @@ class NodeConfig:
     replay_outputs: list[str] = field(default_factory=list)
     resume_seqs: dict[str, int] = field(default_factory=dict)
     start_gate: bool = False
+    machine: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -233,6 +236,8 @@ class NodeConfig:
             data["resume_seqs"] = dict(self.resume_seqs)
         if self.start_gate:
             data["start_gate"] = True
+        if self.machine is not None:
+            data["machine"] = self.machine
         return data
 
     def to_json(self) -> str:
@@ -263,7 +268,7 @@ class NodeConfig:
                    restart_count=f.whole("restart_count", 0, minimum=0),
                    replay_outputs=f.ids("replay_outputs"),
                    resume_seqs={i: n for i, n in f.mapping("resume_seqs").items() if n.__class__ is int and n >= 0},
-                   start_gate=f.flag("start_gate", False))
+                   start_gate=f.flag("start_gate", False), machine=f.text("machine", None))
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "node configuration") -> NodeConfig:
@@ -497,7 +502,8 @@ def node_config(desc: Descriptor, dataflow: str, node: ResolvedNode, endpoint: s
         secret=secret, runner_zid=runner_zid, runner=runner, listen=listen, upstreams=list(upstreams or []),
         dataflow_uuid=dataflow_uuid, restart_count=restart_count, barrier_timeout=barrier_timeout_for(len(desc.nodes)),
         replay_outputs=[o for o in replay_outputs(desc, node.id) if o in outputs],
-        resume_seqs=dict(resume_seqs or {}), start_gate=start_gate and runner_zid is not None)
+        resume_seqs=dict(resume_seqs or {}), start_gate=start_gate and runner_zid is not None,
+        machine=node.machine)
 
 
 def operator_config(node: ResolvedNode, op: OperatorSpec) -> OperatorConfig:

@@ -781,8 +781,9 @@ def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machi
 
 def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines: Machines) -> None:
     """A closed dataflow (`start`'s default) from machine b, as its daemon's user: a dynamic node and
-    `topic echo -d NAME` get its credentials from b's daemon. The coordinator's control socket is on
-    a only: they found no one to ask there, and the only way in was `start --open`."""
+    `topic echo -d NAME` get its credentials from b's daemon, and `logs [-f]` and `list NAME` show
+    b's nodes. The coordinator's control socket is on a only: they found no one to ask there
+    ("no coordinator is running"), and the only way in was `start --open`."""
     machines.use_certs()
     machines.start_coordinator()
     machines.start_daemon("a")
@@ -793,6 +794,8 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
         for i, event in enumerate(node):
             if event["type"] == "INPUT":
                 node.send_output("n", i.to_bytes(8, "little"))
+                if i % 10 == 0:
+                    print("tick", i, flush=True)
     """))
     yaml = machines.tmp / "closedyn.yml"
     yaml.write_text(textwrap.dedent("""
@@ -805,7 +808,12 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
           - id: viewer
             path: dynamic
             inputs: {n: tick/n}
+          - id: sink
+            path: sink.py
+            deploy: {machine: a}
+            inputs: {n: tick/n}
     """))
+    (machines.tmp / "sink.py").write_text("from dora import Node\nfor event in Node():\n    pass\n")
     out = machines.cli("start", str(yaml), "--name", "cdyn", "--detach")
     assert out.returncode == 0, out.stderr
     viewer = textwrap.dedent("""
@@ -827,12 +835,46 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
     # the daemon answers that, and only for what runs on its machine; the rest is the coordinator's
     out = machines.cli("join", "elsewhere", on="b")
     assert out.returncode == 1 and "machine 'b' runs no node of a dataflow 'elsewhere'" in out.stderr, out.stderr
-    out = machines.cli("list", on="b")
+    out = machines.cli("stop", "cdyn", on="b")
     assert out.returncode == 1, out.stdout
-    assert f"run `dora-zenoh list` on the coordinator's machine ({machines.coordinator})" in out.stderr, out.stderr
+    assert f"run `dora-zenoh stop` on the coordinator's machine ({machines.coordinator})" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
-    out = machines.cli("stop", "cdyn")
+    out = machines.cli("list", on="b")
     assert out.returncode == 0, out.stderr
+    assert [(row[0], row[2]) for row in map(str.split, out.stdout.splitlines()) if row[:1] == ["cdyn"]] == [
+        ("cdyn", "running")], out.stdout
+    assert "(the dataflows with nodes on machine 'b'" in out.stdout, out.stdout
+    # another machine's node is named by its machine id there too (it reported its host name)
+    out = machines.cli("node", "list", "-d", "cdyn", "--json", on="b")
+    assert out.returncode == 0, out.stderr
+    assert {n["id"]: n["machine"] for n in json.loads(out.stdout)} == {"tick": "b", "sink": "a"}, out.stdout
+    out = machines.cli("graph", "cdyn", "--format", "json", on="b")
+    assert out.returncode == 0, out.stderr
+    placed = {v["id"]: v["machine"] for v in json.loads(out.stdout)["vertices"] if v["kind"] == "node"}
+    assert placed == {"tick": "b", "sink": "a"}, out.stdout  # (sink was drawn on "the coordinator's machine")
+    out = machines.cli("list", "cdyn", on="b")
+    assert out.returncode == 0, out.stderr
+    assert "running" in out.stdout and "(the nodes of machine 'b' only" in out.stdout, out.stdout
+    assert [line.split()[:2] for line in out.stdout.splitlines() if line.startswith("tick")] == [["tick", "b"]]
+    out = machines.cli("logs", "cdyn", "tick", on="b")
+    assert out.returncode == 0 and "tick 0" in out.stdout, out.stdout + out.stderr
+    # `logs -f` there: the lines as they come (cast on b's own control socket), until the dataflow ends
+    seen = len(out.stdout.splitlines())
+    follow_log = machines.tmp / "follow.log"
+    with open(follow_log, "w") as f:
+        follow = subprocess.Popen(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-m", "dora_zenoh",
+                                   "logs", "-f", "cdyn", "tick"], stdout=f, stderr=subprocess.STDOUT,
+                                  env=machines.env_of("b"), cwd=machines.tmp)
+    try:
+        wait_for(lambda: len(follow_log.read_text().splitlines()) > seen + 2, 60, "lines followed on b")
+        out = machines.cli("stop", "cdyn")
+        assert out.returncode == 0, out.stderr
+        assert follow.wait(60) == 0, follow_log.read_text()
+    finally:
+        follow.kill()
+    lines = follow_log.read_text().splitlines()
+    numbers = [int(line.split()[-1]) for line in lines if line.startswith("tick")]
+    assert numbers == list(range(0, 10 * len(numbers), 10)), lines  # in order, none twice, none missed
 
 
 FORGER = Path(__file__).with_name("forger.py")  # a foreign session that forges data and facts
