@@ -149,7 +149,9 @@ def test_bench_scale_case_prints_its_table(tmp_path: Path) -> None:
     for case in ("chain 6", "fanout 6"):
         figures = report["scale"]["summary"][case]["dora-zenoh"]
         assert figures["runs"] == 1 and figures["lost"] == 0
-        assert figures["tcp_connections"] <= 2 * 6  # 5 edges + 6 hub links (+ slack for the runner's own)
+        # 5 edges + 6 hub links (+ slack for the runner's own); once 13 in CI (5 Dec, not seen in 10 runs
+        # here since): the figures of both cases say more next time
+        assert figures["tcp_connections"] <= 2 * 6, (case, report["scale"]["summary"])
     assert "chain 6" in stdout and "fanout 6" in stdout and "PSS MiB/node" in stdout
 
 

@@ -706,6 +706,41 @@ def test_one_certificate_per_machine_from_dora_zenoh_certs(machines: Machines) -
     assert out.returncode == 0, out.stderr
 
 
+def tick_and_viewer(net: Machines, name: str, tick_on: str, more: str = "") -> tuple[Path, str]:
+    """A YAML with a `tick` node on machine ``tick_on`` (a number at 20 Hz, printed every 10th) and a
+    dynamic `viewer` of it (``more``: further nodes' YAML), and the script of that viewer (dataflow
+    ``name``), which prints its first number and ends."""
+    (net.tmp / "tick.py").write_text(textwrap.dedent("""
+        from dora import Node
+        node = Node()
+        for i, event in enumerate(node):
+            if event["type"] == "INPUT":
+                node.send_output("n", i.to_bytes(8, "little"))
+                if i % 10 == 0:
+                    print("tick", i, flush=True)
+    """))
+    yaml = net.tmp / f"{name}.yml"
+    yaml.write_text(textwrap.dedent(f"""
+        nodes:
+          - id: tick
+            path: tick.py
+            deploy: {{machine: {tick_on}}}
+            inputs: {{t: dora/timer/millis/50}}
+            outputs: [n]
+          - id: viewer
+            path: dynamic
+            inputs: {{n: tick/n}}
+    """) + textwrap.indent(textwrap.dedent(more), "  "))
+    viewer = textwrap.dedent(f"""
+        from dora_zenoh import Node
+        for event in Node("viewer", dataflow="{name}"):
+            if event["type"] == "INPUT":
+                print("viewer got", int.from_bytes(bytes(event["value"].to_numpy()), "little"), flush=True)
+                break
+    """)
+    return yaml, viewer
+
+
 def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machines) -> None:
     """The issue's way in before daemons: a script on machine b, given only the coordinator's
     endpoint, as `Node("viewer")` of an open dataflow. It tried to listen on the coordinator's
@@ -715,34 +750,9 @@ def test_a_dynamic_node_started_by_hand_on_another_machine_joins(machines: Machi
     machines.use_certs()
     machines.start_coordinator()
     machines.start_daemon("a")
-    (machines.tmp / "tick.py").write_text(textwrap.dedent("""
-        from dora import Node
-        node = Node()
-        for i, event in enumerate(node):
-            if event["type"] == "INPUT":
-                node.send_output("n", i.to_bytes(8, "little"))
-    """))
-    yaml = machines.tmp / "dyn.yml"
-    yaml.write_text(textwrap.dedent("""
-        nodes:
-          - id: tick
-            path: tick.py
-            deploy: {machine: a}
-            inputs: {t: dora/timer/millis/50}
-            outputs: [n]
-          - id: viewer
-            path: dynamic
-            inputs: {n: tick/n}
-    """))
+    yaml, viewer = tick_and_viewer(machines, "dynb", "a")
     out = machines.cli("start", str(yaml), "--name", "dynb", "--detach", "--open")
     assert out.returncode == 0, out.stderr
-    viewer = textwrap.dedent("""
-        from dora_zenoh import Node
-        for event in Node("viewer", dataflow="dynb"):
-            if event["type"] == "INPUT":
-                print("viewer got", int.from_bytes(bytes(event["value"].to_numpy()), "little"), flush=True)
-                break
-    """)
     env = {k: v for k, v in machines.env_of("b").items() if k != "DORA_ZENOH_LISTEN"}
 
     def join_from_b() -> None:
@@ -788,41 +798,15 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
     machines.start_coordinator()
     machines.start_daemon("a")
     machines.start_daemon("b")
-    (machines.tmp / "tick.py").write_text(textwrap.dedent("""
-        from dora import Node
-        node = Node()
-        for i, event in enumerate(node):
-            if event["type"] == "INPUT":
-                node.send_output("n", i.to_bytes(8, "little"))
-                if i % 10 == 0:
-                    print("tick", i, flush=True)
-    """))
-    yaml = machines.tmp / "closedyn.yml"
-    yaml.write_text(textwrap.dedent("""
-        nodes:
-          - id: tick
-            path: tick.py
-            deploy: {machine: b}
-            inputs: {t: dora/timer/millis/50}
-            outputs: [n]
-          - id: viewer
-            path: dynamic
-            inputs: {n: tick/n}
-          - id: sink
-            path: sink.py
-            deploy: {machine: a}
-            inputs: {n: tick/n}
-    """))
+    yaml, viewer = tick_and_viewer(machines, "cdyn", "b", """
+        - id: sink
+          path: sink.py
+          deploy: {machine: a}
+          inputs: {n: tick/n}
+    """)
     (machines.tmp / "sink.py").write_text("from dora import Node\nfor event in Node():\n    pass\n")
     out = machines.cli("start", str(yaml), "--name", "cdyn", "--detach")
     assert out.returncode == 0, out.stderr
-    viewer = textwrap.dedent("""
-        from dora_zenoh import Node
-        for event in Node("viewer", dataflow="cdyn"):
-            if event["type"] == "INPUT":
-                print("viewer got", int.from_bytes(bytes(event["value"].to_numpy()), "little"), flush=True)
-                break
-    """)
     res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-c", viewer],
                          capture_output=True, text=True, timeout=90, env=machines.env_of("b"), cwd=machines.tmp)
     assert res.returncode == 0 and "viewer got" in res.stdout, res.stdout + res.stderr
