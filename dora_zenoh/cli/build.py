@@ -49,16 +49,22 @@ def build(file: Path, endpoint: str | None) -> None:
 
     Nodes placed on other machines (`deploy`) build there, through the coordinator and their daemons."""
     from dora_zenoh.descriptor.placement import labelled_nodes, remote_nodes
-    from dora_zenoh.supervision.client import coordinator_running
+    from dora_zenoh.supervision.client import coordinator_running, daemon_here
 
     desc = load_or_exit(file)
-    placed = {n for nodes in remote_nodes(desc).values() for n in nodes} | set(labelled_nodes(desc))
+    by_machine = remote_nodes(desc)
+    placed = {n for nodes in by_machine.values() for n in nodes} | set(labelled_nodes(desc))
     count, only = 0, None
     if placed and coordinator_running(endpoint) is not None:
         machines = build_elsewhere(file, endpoint)
         count += sum(line.startswith("[dora-zenoh] building ") for a in machines.values()
                      for lines in a.get("output", {}).values() for line in lines)
         only = {n.id for n in desc.nodes} - placed
+    elif placed and (here := daemon_here(endpoint)) is not None:  # a machine of the coordinator's, not its own
+        only = set(by_machine.get(here, []))
+        click.echo(f"[dora-zenoh] note: this is machine '{here}': this builds its node(s) "
+                   f"({', '.join(sorted(only)) or 'none'}) here; `dora-zenoh build` on the coordinator's machine "
+                   "builds every node on its own machine", err=True)
     elif placed:  # their builds belong on their machines (docs/machines.md)
         click.echo(f"[dora-zenoh] note: {', '.join(sorted(placed))} run(s) on other machines (deploy) and no "
                    "coordinator answers: this builds them here too. With `dora-zenoh up` and the machines' "

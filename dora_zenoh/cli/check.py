@@ -34,12 +34,15 @@ def check(file: Path, endpoint: str | None) -> None:
     desc = load_descriptor(file)
     placed, labelled = remote_nodes(desc), labelled_nodes(desc)
     if placed or labelled:
-        from dora_zenoh.supervision.client import coordinator_running
+        from dora_zenoh.supervision.client import coordinator_running, daemon_here
 
         info = coordinator_running(endpoint)
         if info is None:
             what = ", ".join([f"machines {', '.join(sorted(placed))}"] * bool(placed) + ["daemon labels"] * bool(labelled))
-            click.echo(f"{file}: ok ({what} not checked: no coordinator answers)")
+            here = daemon_here(endpoint)
+            why = (f"on machine '{here}': `dora-zenoh check` on the coordinator's machine checks them" if here
+                   else "no coordinator answers")
+            click.echo(f"{file}: ok ({what} not checked: {why})")
             return
         connected = list(info.get("daemons", []))
         missing = sorted(set(placed) - set(connected))

@@ -95,7 +95,11 @@ def info(name: str, dataflow: str | None, interval: float, as_json: bool, endpoi
     click.echo(f"Node: {r.id}  (dataflow {r.dataflow})")
     click.echo(f"Status: {r.status}  pid {r.pid or '-'}  machine {r.machine or '-'}  "
                f"restarts {r.restarts if r.restarts is not None else '-'}")
-    click.echo(f"CPU: {fmt_cpu(r.cpu)}%  RSS: {fmt_bytes(r.rss or 0)}")
+    if r.measured_elsewhere:  # its machine's daemon measures it, for the coordinator
+        click.echo(f"CPU, RSS: measured on machine '{r.machine}' (`dora-zenoh node info` on the coordinator's "
+                   "machine shows them)")
+    else:
+        click.echo(f"CPU: {fmt_cpu(r.cpu)}%  RSS: {fmt_bytes(r.rss or 0)}")
     if r.status == "lost":  # nothing answers for it: its counters are not known, not zero
         click.echo("Messages, inputs, outputs: unknown (the node is lost: its machine or its daemon does not answer)")
         return

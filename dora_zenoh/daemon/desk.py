@@ -94,6 +94,8 @@ class Desk:
     def _command(self, verb: str, args: Any, query: zenoh.Query) -> dict[str, Any]:
         claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
         access.authorize(claim.get("uid") if isinstance(claim, dict) else None, os.getuid(), None)
+        if verb == "desk":  # what a client asks to tell this machine's daemon from the coordinator
+            return {"machine": self.machine, "coordinator": self.coordinator}
         handler = self._handlers.get(verb)
         if handler is None or not isinstance(args, dict):
             raise CommandError(f"this is the daemon of machine '{self.machine}': it answers `join`, `logs` and "

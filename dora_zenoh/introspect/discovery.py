@@ -135,9 +135,10 @@ class NodeInfo:
     alive: bool = True
     exited: bool = False
     pid: int | None = None
-    machine: str | None = None
+    machine: str | None = None  # its machine id (deploy), else its host name
     sent: dict[str, int] = field(default_factory=dict)
     inputs: dict[str, InputInfo] = field(default_factory=dict)
+    host: str | None = None  # its host name (None: a node of an older dora-zenoh; see machine)
 
     def as_dict(self) -> dict[str, Any]:
         return {"dataflow": self.dataflow, "prefix": self.prefix, "id": self.id, "alive": self.alive,
@@ -236,6 +237,7 @@ def snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float
                      if isinstance(v, int)}
         node.pid = stats.get("pid")
         node.machine = stats.get("machine")
+        node.host = stats.get("host", node.machine)
         for in_id, spec in (stats.get("inputs") or {}).items():
             node.inputs[in_id] = InputInfo(
                 id=in_id, source=spec.get("source"), timer_ns=spec.get("timer_ns"),

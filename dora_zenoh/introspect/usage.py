@@ -39,6 +39,7 @@ class NodeRow:
     restarts: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    measured_elsewhere: bool = False  # CPU and RSS: on another machine, which did not say them here
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -194,12 +195,12 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
         if sup and sup.get("machine"):  # placed by `deploy`: its daemon measured it, on its machine
             machine = sup["machine"]
             c, rss = (sup.get("cpu"), sup.get("rss")) if sup.get("pid") else (None, None)
-        elif n.machine in (None, _HOST):  # psutil only sees this machine's processes
+        elif n.host in (None, _HOST):  # psutil only sees this machine's processes
             c, rss = cpu.sample(pid) if n.alive or sup else (None, None)
         else:
             c, rss = None, None
         row = NodeRow(df, node_id, status, pid, machine, c, rss, sent, received, dropped, queued,
-                      restarts=restarts)
+                      restarts=restarts, measured_elsewhere=c is None and n.host not in (None, _HOST))
         row.inputs = {k: {"source": i.source or (_timer_label(i.timer_ns) if i.timer_ns else None),
                           "queue_size": i.queue_size, "policy": i.policy, "received": i.received,
                           "dropped": i.dropped, "queued": i.queued} for k, i in n.inputs.items()}

@@ -370,7 +370,7 @@ class Node(StartBarrier, PeerWatch, EndOfStream, MalformedChecks, NodeExtras):
         import os  # here, not at the top: this method is all this feature changes in node.py
 
         reply = {"sent": {o: v[1] for o, v in self._outputs.items()}, "inputs": inputs, "pid": os.getpid(),
-                 "machine": self._cfg.machine or os.uname().nodename}
+                 "machine": self._cfg.machine or os.uname().nodename, "host": os.uname().nodename}
         query.reply(keys.stats_key(self._cfg.prefix, self._dataflow, self.node_id), json.dumps(reply))
 
     def _sources_sent(self) -> dict[tuple[str | None, str | None], int]:

@@ -832,6 +832,11 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
     out = machines.cli("node", "list", "-d", "cdyn", "--json", on="b")
     assert out.returncode == 0, out.stderr
     assert {n["id"]: n["machine"] for n in json.loads(out.stdout)} == {"tick": "b", "sink": "a"}, out.stdout
+    out = machines.cli("check", str(yaml), on="b")
+    assert out.returncode == 0, out.stderr
+    assert "not checked: on machine 'b': `dora-zenoh check` on the coordinator's machine" in out.stdout, out.stdout
+    out = machines.cli("build", str(yaml), on="b")
+    assert out.returncode == 0 and "this is machine 'b': this builds its node(s) (tick) here" in out.stderr, out.stderr
     out = machines.cli("graph", "cdyn", "--format", "json", on="b")
     assert out.returncode == 0, out.stderr
     placed = {v["id"]: v["machine"] for v in json.loads(out.stdout)["vertices"] if v["kind"] == "node"}
