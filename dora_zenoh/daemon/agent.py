@@ -36,7 +36,7 @@ import zenoh
 
 from dora_zenoh import __version__, console
 from dora_zenoh.daemon.builds import run_builds
-from dora_zenoh.daemon.desk import Desk, on_this_machine
+from dora_zenoh.daemon.desk import Desk
 from dora_zenoh.daemon.files import FileCache
 from dora_zenoh.errors import CommandError, NotAuthorizedError, ShipError
 from dora_zenoh.security import control
@@ -181,7 +181,7 @@ class Daemon:
         # the coordinator's control socket is on its own machine: here, the daemon hands its user
         # what joins the closed dataflows running here (see daemon.desk)
         desk = None
-        if zconfig.is_network_endpoint(self.coordinator) and not on_this_machine(self.coordinator):
+        if zconfig.is_network_endpoint(self.coordinator) and not zconfig.on_this_machine(self.coordinator):
             desk = self.desk = Desk(self.machine, self.coordinator, {
                 "join": self.desk_join, "logs": self.desk_logs, "list": self.desk_list})
             desk.open()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,6 @@ from dora_zenoh.errors import CommandError, DoraZenohError
 from dora_zenoh.security import access, control
 from dora_zenoh.supervision.answers import Answers
 from dora_zenoh.wire import keys, zconfig
-from dora_zenoh.wire.endpoint import parse as parse_endpoint
-
-
-def on_this_machine(endpoint: str) -> bool:
-    """Whether ``endpoint``'s address is one of this machine's (it can be bound here)."""
-    host = parse_endpoint(endpoint).host.strip("[]")
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-        return True
-    except OSError:
-        return False
 
 
 class Desk:

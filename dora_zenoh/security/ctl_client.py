@@ -45,6 +45,13 @@ class Client:
             time.sleep(0.01)
 
     def _unreachable(self, extra: str = "") -> str:
+        if zconfig.is_network_endpoint(self.endpoint) and not zconfig.on_this_machine(self.endpoint):
+            if not zconfig.tcp_port_in_use(self.endpoint):
+                return (f"no coordinator answers on {self.endpoint}, an address of another machine: is it running "
+                        "there, and reachable from here?")
+            return (f"the coordinator on {self.endpoint} runs on another machine: run its commands there. Here, "
+                    "this machine's daemon answers `join`, `logs` and `list` for the dataflows with nodes on this "
+                    "machine, to the daemon's user and root")
         return (f"no coordinator is running on {self.endpoint}{extra}: start one with `dora-zenoh up` "
                 f"(or pass --endpoint / set {settings.ENDPOINT.name})")
 

@@ -404,6 +404,17 @@ def free_endpoint_beside(endpoint: str) -> str:
     return f"{where.proto}/" + free_tcp_endpoint(where.netloc).split("/", 1)[1]
 
 
+def on_this_machine(endpoint: str) -> bool:
+    """Whether ``endpoint``'s address is one of this machine's (it can be bound here)."""
+    host = parse_endpoint(endpoint).host.strip("[]")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
 def is_network_endpoint(endpoint: str) -> bool:
     """Whether an endpoint reaches beyond this machine (not loopback, not a Unix socket)."""
     if endpoint.startswith("unixsock"):

@@ -823,6 +823,12 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
     assert out.returncode == 1, out.stdout
     assert f"run `dora-zenoh stop` on the coordinator's machine ({machines.coordinator})" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+    # another user of b finds no desk of its own: told where the coordinator is, not that none runs
+    other = {**machines.env_of("b"), "DORA_ZENOH_CONTROL_BASE": str(machines.tmp / "nobody")}
+    res = subprocess.run(["ip", "netns", "exec", machines.ns["b"], sys.executable, "-m", "dora_zenoh", "stop", "cdyn"],
+                         capture_output=True, text=True, timeout=60, env=other, cwd=machines.tmp)
+    assert res.returncode == 1 and f"the coordinator on {machines.coordinator} runs on another machine" in res.stderr, \
+        res.stderr
     out = machines.cli("list", on="b")
     assert out.returncode == 0, out.stderr
     assert [(row[0], row[2]) for row in map(str.split, out.stdout.splitlines()) if row[:1] == ["cdyn"]] == [
