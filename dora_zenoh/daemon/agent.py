@@ -16,6 +16,9 @@ and a healed partition once made Zenoh withdraw that shared token while its hold
 
 No user data passes through the daemon: nodes link to each other directly (gossip).
 
+On a machine other than the coordinator's, the daemon also answers its own user there (``join``,
+``logs``, ``list`` of the dataflows with nodes on the machine: :mod:`.desk`).
+
 Before a start, ``prepare`` gets the dataflow's files onto this machine (the same path, or
 a copy fetched from the coordinator into the daemon's cache: :mod:`.files`) and runs the
 ``build:`` of the nodes placed here (:mod:`.builds`); ``spawn`` then runs them from there.

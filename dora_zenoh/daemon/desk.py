@@ -1,4 +1,4 @@
-"""What a daemon answers on its own machine: ``join``, for its user, when the coordinator is elsewhere.
+"""What a daemon answers its user on its own machine (``join``, ``logs``, ``list``) when the coordinator is elsewhere.
 
 A closed dataflow lives on a network of its own, and a tool or hand-started node joins it with
 the credentials that the coordinator's control socket hands its owner
@@ -14,6 +14,7 @@ no one gains access they did not have.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -89,6 +90,7 @@ class Desk:
                                f"`list` for the dataflows running here; run `dora-zenoh {verb}` on the "
                                f"coordinator's machine ({self.coordinator})")
         try:
-            return handler(**args)
+            inspect.signature(handler).bind(**args)
         except TypeError:  # arguments of another version's CLI
             raise CommandError(f"daemon of machine '{self.machine}': bad arguments for '{verb}'") from None
+        return handler(**args)
