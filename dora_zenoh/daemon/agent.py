@@ -531,8 +531,9 @@ class Daemon:
         return {"id": part.id, "name": part.run.dataflow, "lines": lines, "count": count,
                 "active": part.status != "ended", "path": str(part.run.log_dir / f"log_{node}.txt")}
 
-    def desk_list(self, target: str | None = None) -> dict[str, Any]:
-        """``list [NAME]`` of this machine's parts and nodes (``machine_only`` says so)."""
+    def desk_list(self, target: str | None = None, counts: bool = True) -> dict[str, Any]:
+        """``list [NAME]`` of this machine's parts and nodes (``machine_only`` says so); the nodes'
+        counts are the part's own (``counts`` asks for nothing more here)."""
         if target is not None:
             return {"dataflow": self._desk_row(self._here(target), nodes=True), "machine_only": self.machine}
         with self.lock:

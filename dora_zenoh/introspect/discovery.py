@@ -254,7 +254,7 @@ def _complete(snap: Snapshot, skip: frozenset[tuple[str, str]] = frozenset()) ->
 
 
 UNREACHABLE_WAIT = 0.5  # seconds each query waits when some nodes are known unreachable (see wait_snapshot)
-FIRST_WAIT = 1.0  # seconds each query of wait_snapshot's first try waits (later ones: 3 s)
+FIRST_WAIT = 1.0  # seconds each query of wait_snapshot's first two tries waits (later ones: 3 s)
 
 
 def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: float = 10.0,
@@ -271,9 +271,10 @@ def wait_snapshot(session: zenoh.Session, dataflow: str | None = None, timeout: 
     tries = 0
     while True:
         gone = skip() if skip is not None else frozenset()
-        # the first try waits FIRST_WAIT for a node that does not answer (replies come in ms; a
-        # partition just begun, not known to the coordinator yet, would hold it 3 s per query)
-        wait = UNREACHABLE_WAIT if gone else (FIRST_WAIT if tries == 0 and skip is not None else 3.0)
+        # the first two tries wait FIRST_WAIT for a node that does not answer (replies come in ms; a
+        # partition just begun, not known to the coordinator yet, would hold each 3 s, and by the
+        # third the coordinator has heard nothing from that machine for STALE_REPORT: skipped)
+        wait = UNREACHABLE_WAIT if gone else (FIRST_WAIT if tries < 2 and skip is not None else 3.0)
         tries += 1
         snap = snapshot(session, dataflow, timeout=wait)
         if _complete(snap, gone):

@@ -115,7 +115,7 @@ class Unreachable:
                 if r.get("status") in ("running", "degraded")]
             found: dict[tuple[str, str], dict[str, Any]] = {}
             for name in names:
-                row = self.control.call("list", timeout=self.timeout, target=name)["dataflow"]
+                row = self.control.call("list", timeout=self.timeout, target=name, counts=False)["dataflow"]
                 found |= {(name, n["id"]): n for n in row.get("nodes", []) if _unreachable(n)}
         except Exception:  # noqa: BLE001 - not the coordinator's dataflow, or it did not answer in time
             return frozenset(self.states)
@@ -147,7 +147,7 @@ def coordinator_rows(session: Any, dataflow: str, timeout: float = 1.0,
 
     if control is not None:
         try:
-            row = control.call("list", timeout=timeout, target=dataflow)["dataflow"]
+            row = control.call("list", timeout=timeout, target=dataflow, counts=False)["dataflow"]
             if row.get("status") not in ("finished", "failed", "stopped"):
                 return {n["id"]: n for n in row.get("nodes", [])}
         except Exception:  # noqa: BLE001 - not the coordinator's dataflow: a `run`'s, maybe

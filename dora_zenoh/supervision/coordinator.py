@@ -437,14 +437,17 @@ class Coordinator(MachineWatch):
                               entry.run.options.cpu_latency_us, fail_fast=entry.run.options.fail_fast,
                               secure=entry.run.options.secure)
 
-    def cmd_list(self, target: str | None = None) -> dict[str, Any]:
+    def cmd_list(self, target: str | None = None, counts: bool = True) -> dict[str, Any]:
+        """The dataflows, or one with its nodes; ``counts=False``: without asking the nodes what they
+        sent (a tool that wants the nodes' states only: in a partition's first seconds that query
+        waits for the cut-off nodes)."""
         if target is None:
             with self.lock:
                 entries = list(self.entries.values())
             return {"dataflows": [self._row(e) for e in entries]}
         entry = self._find(target)
         row = self._row(entry)
-        sent = self._sent_counts(entry) if entry.active else {}
+        sent = self._sent_counts(entry) if entry.active and counts else {}
         nodes = []
         for state in entry.node_states():
             cpu, rss = entry.usage_of(state)
