@@ -451,10 +451,10 @@ class Coordinator(MachineWatch):
         nodes = []
         for state in entry.node_states():
             cpu, rss = entry.usage_of(state)
-            counts = entry.run.sent.of(state["id"])
+            node_sent = entry.run.sent.of(state["id"])
             for out, n in sent.get(state["id"], {}).items():
-                counts[out] = counts.get(out, 0) + n
-            nodes.append({**state, "cpu": cpu, "rss": rss, "sent": counts})
+                node_sent[out] = node_sent.get(out, 0) + n
+            nodes.append({**state, "cpu": cpu, "rss": rss, "sent": node_sent})
         row["nodes"] = nodes
         row["log_dir"] = str(entry.run.log_dir)
         return {"dataflow": row}
