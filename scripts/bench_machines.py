@@ -388,6 +388,10 @@ def main() -> int:
     opts = ap.parse_args()
     if opts.repeat < 1:
         ap.error(f"--repeat {opts.repeat}: at least 1 run of each runtime")
+    # a `kill` or a closed terminal ends it as Ctrl-C does: through Net's clean-up (a killed bench
+    # left its namespaces and their processes behind)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
