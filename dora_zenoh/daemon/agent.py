@@ -520,16 +520,10 @@ class Daemon:
                 "observer": str(auth.observer_file(part.secret))}
 
     def desk_logs(self, target: str, node: str, tail: int | None = None) -> dict[str, Any]:
-        """A node of this machine's log, as the coordinator's ``logs`` answers it."""
+        """A node of this machine's log (:meth:`cmd_logs`), as the coordinator's ``logs`` answers it."""
         part = self._here(target)
-        if node not in {n.id for n in part.run.local_nodes()}:
-            where = next((n.machine for n in part.run.desc.nodes if n.id == node), "")
-            raise CommandError(f"node '{node}' of dataflow '{part.run.dataflow}' does not run on machine "
-                               f"'{self.machine}'" + (f" but on '{where}'" if where else "")
-                               + f": `dora-zenoh logs` on the coordinator's machine ({self.coordinator}) shows it")
-        lines, count = part.run.read_log(node, tail)
-        return {"id": part.id, "name": part.run.dataflow, "lines": lines, "count": count,
-                "active": part.status != "ended", "path": str(part.run.log_dir / f"log_{node}.txt")}
+        return {**self.cmd_logs(part.run.dataflow, node, tail), "id": part.id, "name": part.run.dataflow,
+                "active": part.status != "ended"}
 
     def desk_list(self, target: str | None = None, counts: bool = True) -> dict[str, Any]:
         """``list [NAME]`` of this machine's parts and nodes (``machine_only`` says so); the nodes'
@@ -586,7 +580,10 @@ class Daemon:
     def cmd_logs(self, name: str, node: str, tail: int | None = None) -> dict[str, Any]:
         part = self._part(name)
         if node not in {n.id for n in part.run.local_nodes()}:
-            raise CommandError(f"machine '{self.machine}' does not run node '{node}' of '{name}'")
+            where = next((n.machine for n in part.run.desc.nodes if n.id == node), "")
+            raise CommandError(f"node '{node}' of dataflow '{name}' does not run on machine '{self.machine}'"
+                               + (f" but on '{where}'" if where else "")
+                               + f": `dora-zenoh logs` on the coordinator's machine ({self.coordinator}) shows it")
         lines, count = part.run.read_log(node, tail)
         return {"lines": lines, "count": count, "path": str(part.run.log_dir / f"log_{node}.txt")}
 

@@ -15,7 +15,6 @@ no one gains access they did not have.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +79,7 @@ class Desk:
             self._path = None
 
     def _command(self, verb: str, args: Any, query: zenoh.Query) -> dict[str, Any]:
-        claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
-        access.authorize(claim.get("uid") if isinstance(claim, dict) else None, os.getuid(), None)
+        access.requester(query.attachment, os.getuid(), None)
         if verb == "desk":  # what a client asks to tell this machine's daemon from the coordinator
             return {"machine": self.machine, "coordinator": self.coordinator}
         handler = self._handlers.get(verb)

@@ -192,15 +192,16 @@ def rows(snap: Snapshot, cpu: CpuSampler, prev: Snapshot | None = None, dt: floa
                 status = "unknown"
         pid = n.pid or (sup or {}).get("pid")
         machine = n.machine
+        on_this_host = n.host in (None, _HOST)
         if sup and sup.get("machine"):  # placed by `deploy`: its daemon measured it, on its machine
             machine = sup["machine"]
             c, rss = (sup.get("cpu"), sup.get("rss")) if sup.get("pid") else (None, None)
-        elif n.host in (None, _HOST):  # psutil only sees this machine's processes
+        elif on_this_host:  # psutil only sees this machine's processes
             c, rss = cpu.sample(pid) if n.alive or sup else (None, None)
         else:
             c, rss = None, None
         row = NodeRow(df, node_id, status, pid, machine, c, rss, sent, received, dropped, queued,
-                      restarts=restarts, measured_elsewhere=c is None and n.host not in (None, _HOST))
+                      restarts=restarts, measured_elsewhere=c is None and not on_this_host)
         row.inputs = {k: {"source": i.source or (_timer_label(i.timer_ns) if i.timer_ns else None),
                           "queue_size": i.queue_size, "policy": i.policy, "received": i.received,
                           "dropped": i.dropped, "queued": i.queued} for k, i in n.inputs.items()}

@@ -11,11 +11,13 @@ group was already allowed to start programs as the coordinator's user (docs/secu
 """
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dora_zenoh.errors import NotAuthorizedError
 from dora_zenoh.security.control import user_name
@@ -60,6 +62,14 @@ def authorize(claimed: object, owner: int, gid: int | None) -> Requester:
     if claimed not in (0, owner) and gid not in who.gids:
         raise NotAuthorizedError(f"not authorized: {who.name} is not in the coordinator's group; nothing was done")
     return who
+
+
+def requester(attachment: Any, owner: int, gid: int | None) -> Requester:
+    """:func:`authorize` for a control command whose query carries ``attachment`` (the client's
+    ``{"uid": N}`` claim as Zenoh bytes, or None). Raises ValueError for an attachment that is not
+    JSON."""
+    claim = json.loads(attachment.to_bytes()) if attachment is not None else {}
+    return authorize(claim.get("uid") if isinstance(claim, dict) else None, owner, gid)
 
 
 def _allows(info: os.stat_result, who: Requester, bit: int) -> bool:

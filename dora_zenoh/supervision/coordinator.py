@@ -191,8 +191,7 @@ class Coordinator(MachineWatch):
         handler = getattr(self, f"cmd_{verb}", None)
         if handler is None or not isinstance(args, dict):
             raise CommandError(f"unknown command '{verb}'")
-        claim = json.loads(query.attachment.to_bytes()) if query.attachment is not None else {}
-        who = access.authorize(claim.get("uid") if isinstance(claim, dict) else None, self.owner, self.gid)
+        who = access.requester(query.attachment, self.owner, self.gid)
         args.pop("requester", None)  # only ever set here
         if verb in ("start", "build"):  # the commands that take a path of the requester's
             args["requester"] = who

@@ -99,12 +99,8 @@ def _address_towards(host: str, port: int) -> str:
         family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
     except OSError:
         return host  # a name that does not resolve: Zenoh's own error says so
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((addr[0], 0))
+    if _own_address(str(addr[0])):
         return host  # ours (loopback, or this machine's own address)
-    except OSError:
-        pass
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as route:
             route.connect(addr)  # (UDP: no packet is sent, the kernel picks the route)
@@ -405,8 +401,12 @@ def free_endpoint_beside(endpoint: str) -> str:
 
 
 def on_this_machine(endpoint: str) -> bool:
-    """Whether ``endpoint``'s address is one of this machine's (it can be bound here)."""
-    host = parse_endpoint(endpoint).host.strip("[]")
+    """Whether ``endpoint``'s address is one of this machine's."""
+    return _own_address(parse_endpoint(endpoint).host.strip("[]"))
+
+
+def _own_address(host: str) -> bool:
+    """Whether ``host`` (an address, or a name it resolves to) is this machine's: it can be bound here."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
