@@ -580,7 +580,10 @@ class Daemon:
     def cmd_logs(self, name: str, node: str, tail: int | None = None) -> dict[str, Any]:
         part = self._part(name)
         if node not in {n.id for n in part.run.local_nodes()}:
-            where = next((n.machine for n in part.run.desc.nodes if n.id == node), "")
+            known = {n.id: n.machine for n in part.run.desc.nodes}
+            if node not in known:  # (as the coordinator says it)
+                raise CommandError(f"dataflow '{name}' has no node '{node}' (nodes: {', '.join(known)})")
+            where = known[node]
             raise CommandError(f"node '{node}' of dataflow '{name}' does not run on machine '{self.machine}'"
                                + (f" but on '{where}'" if where else "")
                                + f": `dora-zenoh logs` on the coordinator's machine ({self.coordinator}) shows it")

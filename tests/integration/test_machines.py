@@ -853,6 +853,12 @@ def test_a_closed_dataflow_is_joined_on_a_machine_that_runs_some_of_it(machines:
     assert [line.split()[:2] for line in out.stdout.splitlines() if line.startswith("tick")] == [["tick", "b"]]
     out = machines.cli("logs", "cdyn", "tick", on="b")
     assert out.returncode == 0 and "tick 0" in out.stdout, out.stdout + out.stderr
+    out = machines.cli("logs", "cdyn", "sink", on="b")  # a's node: b's daemon says where it runs
+    assert out.returncode == 1 and "node 'sink' of dataflow 'cdyn' does not run on machine 'b' but on 'a'" \
+        in out.stderr, out.stderr
+    out = machines.cli("logs", "cdyn", "nosuch", on="b")
+    assert out.returncode == 1 and "dataflow 'cdyn' has no node 'nosuch' (nodes: tick, viewer, sink)" in out.stderr, \
+        out.stderr
     # `logs -f` there: the lines as they come (cast on b's own control socket), until the dataflow ends
     seen = len(out.stdout.splitlines())
     follow_log = machines.tmp / "follow.log"
